@@ -1,0 +1,170 @@
+# emberd build. Plain GNU make: sources are found by directory, so adding a module is adding a
+# file. Variants: release objects in build/rel (bin/), sanitized objects in build/asan (tests and
+# the daemon the end-to-end tests run), libFuzzer objects in build/fuzz (clang).
+#
+#   make            binaries: bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
+#   make images     guest kernel, initramfs and language packs into $(IMAGES_DIR)
+#   make test       everything `.ci/run` runs: deps, build, images, unit, fuzz smoke, e2e
+#   make run        deps, build, images, then the daemon on 127.0.0.1:7777
+#   make fuzz       each fuzz target for FUZZ_SECONDS
+#   make bench      benchmarks (not part of make test)
+
+VERSION := 0.1.0
+IMAGES_DIR ?= /var/lib/emberd/images
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+CLANG ?= clang
+
+PKG_LIBS := libmicrohttpd jansson libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
+PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' -Isrc $(WARN) -g -pthread \
+	$(PKG_CFLAGS)
+REL_CFLAGS := $(BASE_CFLAGS) -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-omit-frame-pointer -DEMBER_FUZZING
+
+UTIL_SRC := $(wildcard src/util/*.c)
+PROTO_SRC := $(wildcard src/proto/*.c)
+GUEST_SRC := $(wildcard src/guest/*.c)
+HOST_SRC := $(wildcard src/api/*.c src/sandbox/*.c src/vmm/*.c src/client/*.c)
+COMMON_SRC := $(UTIL_SRC) $(PROTO_SRC)
+
+EMBERD_SRC := $(wildcard cmd/emberd/*.c)
+INIT_SRC := $(wildcard cmd/emberd-init/*.c)
+CTL_SRC := $(wildcard cmd/emberctl/*.c)
+VMTOOL_SRC := $(wildcard cmd/ember-vm/*.c)
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,build/asan/tests/%,$(wildcard tests/unit/test_*.c))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+rel = $(patsubst %.c,build/rel/%.o,$(1))
+asan = $(patsubst %.c,build/asan/%.o,$(1))
+fuzz = $(patsubst %.c,build/fuzz/%.o,$(1))
+
+BINARIES := bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
+
+.PHONY: all deps images test unit e2e fuzz fuzz-smoke run bench clean asan-bins help
+.DEFAULT_GOAL := all
+
+all: $(BINARIES)
+
+help:
+	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
+
+build/rel/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -MMD -MP -c $< -o $@
+
+build/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+bin/emberd: $(call rel,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+bin/emberctl: $(call rel,$(CTL_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+bin/ember-vm: $(call rel,$(VMTOOL_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+# The guest's PID 1: static, so the initramfs needs nothing but this file and kernel modules.
+bin/emberd-init: $(call rel,$(INIT_SRC) $(GUEST_SRC) $(COMMON_SRC))
+	@mkdir -p bin
+	$(CC) $(REL_CFLAGS) -static -o $@ $^ -l:libjansson.a
+
+# Sanitized builds of the same programs, for the tests.
+build/asan/bin/emberd: $(call asan,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+build/asan/bin/ember-vm: $(call asan,$(VMTOOL_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+build/asan/bin/emberctl: $(call asan,$(CTL_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+# The guest agent built for the host, to test exec handling without a VM (--agent-only mode).
+build/asan/bin/emberd-init: $(call asan,$(INIT_SRC) $(GUEST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+asan-bins: build/asan/bin/emberd build/asan/bin/ember-vm build/asan/bin/emberctl \
+	build/asan/bin/emberd-init
+
+# Unit tests link every library module (not the entry points) with cmocka, sanitized.
+build/asan/tests/%: tests/unit/%.c $(call asan,$(HOST_SRC) $(GUEST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LDLIBS) -lcmocka
+
+build/fuzz/%: tests/fuzz/%.c $(call fuzz,$(HOST_SRC) $(GUEST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LDLIBS)
+
+deps:
+	scripts/install-deps.sh
+
+images: bin/emberd-init
+	IMAGES_DIR=$(IMAGES_DIR) rootfs/build.sh
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+fuzz-smoke: $(FUZZ_TARGETS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$$(basename $$t); mkdir -p build/fuzz/corpus/$$name; \
+		echo "== $$name ($(FUZZ_SMOKE_SECONDS)s)"; \
+		$$t -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=0 \
+			build/fuzz/corpus/$$name tests/fuzz/seeds/$$name 2>&1 | tail -n 2; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+fuzz: $(FUZZ_TARGETS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$$(basename $$t); mkdir -p build/fuzz/corpus/$$name; \
+		echo "== $$name ($(FUZZ_SECONDS)s)"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$name tests/fuzz/seeds/$$name; \
+	done
+
+e2e: all asan-bins
+	IMAGES_DIR=$(IMAGES_DIR) python3 -m unittest discover -v -s tests/e2e -p 'test_*.py'
+
+# The one command CI and newcomers run: sets up everything, then every test.
+test:
+	scripts/install-deps.sh
+	$(MAKE) all asan-bins $(UNIT_TESTS) $(FUZZ_TARGETS)
+	$(MAKE) images
+	$(MAKE) unit
+	$(MAKE) fuzz-smoke
+	$(MAKE) e2e
+
+run:
+	scripts/serve.sh
+
+bench: all
+	IMAGES_DIR=$(IMAGES_DIR) bench/run.sh
+
+clean:
+	rm -rf build bin
+
+SHELL := /bin/bash
+-include $(shell find build -name '*.d' 2>/dev/null)

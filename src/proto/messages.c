@@ -1,0 +1,425 @@
+/* messages.c - strict JSON encoders/decoders for the control messages. */
+#include "proto/messages.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/frame.h"
+#include "util/hex.h"
+#include "util/jsonutil.h"
+
+#define KIND EMBER_E_PROTOCOL
+
+static char *dump_and_free(json_t *obj, size_t *len, struct ember_error **err)
+{
+	char *text;
+
+	if (obj == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory building a message");
+		return NULL;
+	}
+	text = json_dump_compact(obj, len, err);
+	json_decref(obj);
+	return text;
+}
+
+/* Sandbox ids travel in both directions: keep them to a safe alphabet. */
+static int check_id(const char *id, const char *field, struct ember_error **err)
+{
+	const char *p;
+
+	for (p = id; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-'))
+			return ember_error_set(err, KIND, 0, "field `%s` has a character outside "
+					       "[a-z0-9_-]", field);
+	}
+	return 0;
+}
+
+char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err)
+{
+	char entropy[2 * PROTO_ENTROPY_MAX + 1];
+
+	hex_encode(msg->entropy, msg->entropy_len, entropy);
+	return dump_and_free(json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t)msg->version,
+				       "sandbox_id", msg->sandbox_id, "time_unix_ns",
+				       (json_int_t)msg->time_unix_ns, "entropy", entropy),
+			     len, err);
+}
+
+int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
+		       struct ember_error **err)
+{
+	static const char *const keys[] = { "version", "sandbox_id", "time_unix_ns", "entropy",
+					    NULL };
+	json_t *root = NULL;
+	uint64_t version;
+	int64_t time_ns = 0;
+	const char *id, *entropy;
+	size_t id_len, entropy_len;
+	long n;
+	int ret = -1;
+
+	memset(msg, 0, sizeof(*msg));
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "version", true, 1, UINT32_MAX, &version, KIND, err) < 0 ||
+	    json_get_string(root, "sandbox_id", true, PROTO_ID_MAX, &id, &id_len, KIND, err) < 0 ||
+	    check_id(id, "sandbox_id", err) < 0 ||
+	    json_get_int(root, "time_unix_ns", true, 0, INT64_MAX, &time_ns, KIND, err) < 0 ||
+	    json_get_string(root, "entropy", true, 2 * PROTO_ENTROPY_MAX, &entropy, &entropy_len,
+			    KIND, err) < 0)
+		goto out;
+	n = hex_decode(entropy, entropy_len, msg->entropy, sizeof(msg->entropy));
+	if (n < 0) {
+		ember_error_set(err, KIND, 0, "field `entropy` must be lowercase hex");
+		goto out;
+	}
+	msg->version = (uint32_t)version;
+	memcpy(msg->sandbox_id, id, id_len + 1);
+	msg->time_unix_ns = time_ns;
+	msg->entropy_len = (size_t)n;
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+char *proto_ready_encode(const struct proto_ready *msg, size_t *len, struct ember_error **err)
+{
+	return dump_and_free(json_pack("{s:I, s:s, s:s, s:I}", "version", (json_int_t)msg->version,
+				       "agent", msg->agent, "sandbox_id", msg->sandbox_id,
+				       "uptime_ms", (json_int_t)msg->uptime_ms),
+			     len, err);
+}
+
+int proto_ready_decode(const uint8_t *buf, size_t len, struct proto_ready *msg,
+		       struct ember_error **err)
+{
+	static const char *const keys[] = { "version", "agent", "sandbox_id", "uptime_ms", NULL };
+	json_t *root = NULL;
+	uint64_t version, uptime;
+	const char *agent, *id;
+	size_t agent_len, id_len;
+	int ret = -1;
+
+	memset(msg, 0, sizeof(*msg));
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "version", true, 1, UINT32_MAX, &version, KIND, err) < 0 ||
+	    json_get_string(root, "agent", true, sizeof(msg->agent) - 1, &agent, &agent_len, KIND,
+			    err) < 0 ||
+	    json_get_string(root, "sandbox_id", true, PROTO_ID_MAX, &id, &id_len, KIND, err) < 0 ||
+	    check_id(id, "sandbox_id", err) < 0 ||
+	    json_get_uint(root, "uptime_ms", true, 0, UINT64_MAX >> 1, &uptime, KIND, err) < 0)
+		goto out;
+	msg->version = (uint32_t)version;
+	memcpy(msg->agent, agent, agent_len + 1);
+	memcpy(msg->sandbox_id, id, id_len + 1);
+	msg->uptime_ms = uptime;
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+static json_t *string_array(char *const *items, size_t count)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (arr == NULL)
+		return NULL;
+	for (i = 0; i < count; i++) {
+		if (json_array_append_new(arr, json_string(items[i])) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_error **err)
+{
+	json_t *argv = string_array(msg->argv, msg->argc);
+	json_t *env = string_array(msg->env, msg->envc);
+	json_t *code = json_stringn(msg->code, msg->code_len);
+
+	if (argv == NULL || env == NULL || code == NULL) {
+		json_decref(argv);
+		json_decref(env);
+		json_decref(code);
+		ember_error_set(err, EMBER_E_INVALID, 0,
+				"exec request has a string that is not valid UTF-8");
+		return NULL;
+	}
+	return dump_and_free(json_pack("{s:o, s:o, s:o, s:I, s:I, s:b}", "argv", argv, "env", env,
+				       "code", code, "timeout_ms", (json_int_t)msg->timeout_ms,
+				       "output_limit", (json_int_t)msg->output_limit,
+				       "stdin_follows", msg->stdin_follows),
+			     len, err);
+}
+
+void proto_exec_release(struct proto_exec *msg)
+{
+	size_t i;
+
+	for (i = 0; i < msg->argc; i++)
+		free(msg->argv[i]);
+	for (i = 0; i < msg->envc; i++)
+		free(msg->env[i]);
+	free(msg->code);
+	memset(msg, 0, sizeof(*msg));
+}
+
+/* Copies a JSON array of bounded strings into out[] (NULL-terminated). */
+static int copy_strings(json_t *root, const char *key, size_t max_count, bool need_one,
+			bool env_style, char **out, size_t *count, struct ember_error **err)
+{
+	json_t *arr = json_object_get(root, key);
+	size_t i;
+
+	if (!json_is_array(arr))
+		return ember_error_set(err, KIND, 0, "field `%s` must be an array of strings", key);
+	if (json_array_size(arr) > max_count || (need_one && json_array_size(arr) == 0))
+		return ember_error_set(err, KIND, 0, "field `%s` must have %s%zu entries", key,
+				       need_one ? "1 to " : "at most ", max_count);
+	for (i = 0; i < json_array_size(arr); i++) {
+		json_t *v = json_array_get(arr, i);
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+
+		if (!json_is_string(v) || n > PROTO_STRING_MAX || strlen(s) != n || n == 0)
+			return ember_error_set(err, KIND, 0,
+					       "field `%s` entry %zu must be a non-empty string of "
+					       "at most %u bytes without NUL", key, i,
+					       PROTO_STRING_MAX);
+		if (env_style && (strchr(s, '=') == NULL || s[0] == '='))
+			return ember_error_set(err, KIND, 0, "field `%s` entry %zu is not NAME=value",
+					       key, i);
+		out[i] = strdup(s);
+		if (out[i] == NULL)
+			return ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
+		*count = i + 1;
+	}
+	out[*count] = NULL;
+	return 0;
+}
+
+int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "argv", "env", "code", "timeout_ms", "output_limit",
+					    "stdin_follows", NULL };
+	json_t *root = NULL;
+	uint64_t timeout, limit;
+	const char *code;
+	size_t code_len;
+	bool stdin_follows = false;
+
+	memset(msg, 0, sizeof(*msg));
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    copy_strings(root, "argv", PROTO_ARGV_MAX, true, false, msg->argv, &msg->argc, err) < 0 ||
+	    copy_strings(root, "env", PROTO_ENV_MAX, false, true, msg->env, &msg->envc, err) < 0 ||
+	    json_get_string(root, "code", true, PROTO_CODE_MAX, &code, &code_len, KIND, err) < 0 ||
+	    json_get_uint(root, "timeout_ms", true, 1, PROTO_TIMEOUT_MS_MAX, &timeout, KIND,
+			  err) < 0 ||
+	    json_get_uint(root, "output_limit", true, 0, PROTO_OUTPUT_LIMIT_MAX, &limit, KIND,
+			  err) < 0 ||
+	    json_get_bool(root, "stdin_follows", true, &stdin_follows, KIND, err) < 0)
+		goto fail;
+	msg->code = malloc(code_len + 1);
+	if (msg->code == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
+		goto fail;
+	}
+	memcpy(msg->code, code, code_len + 1);
+	msg->code_len = code_len;
+	msg->timeout_ms = (uint32_t)timeout;
+	msg->output_limit = limit;
+	msg->stdin_follows = stdin_follows;
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	proto_exec_release(msg);
+	return -1;
+}
+
+char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_error **err)
+{
+	return dump_and_free(json_pack("{s:i, s:i, s:b, s:I, s:b, s:b}", "exit_code", msg->exit_code,
+				       "signal", msg->signal, "timed_out", msg->timed_out,
+				       "duration_ms", (json_int_t)msg->duration_ms,
+				       "stdout_truncated", msg->stdout_truncated,
+				       "stderr_truncated", msg->stderr_truncated),
+			     len, err);
+}
+
+int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "exit_code", "signal", "timed_out", "duration_ms",
+					    "stdout_truncated", "stderr_truncated", NULL };
+	json_t *root = NULL;
+	int64_t code, sig;
+	uint64_t duration;
+	int ret = -1;
+
+	memset(msg, 0, sizeof(*msg));
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_int(root, "exit_code", true, -1, 255, &code, KIND, err) < 0 ||
+	    json_get_int(root, "signal", true, 0, 64, &sig, KIND, err) < 0 ||
+	    json_get_bool(root, "timed_out", true, &msg->timed_out, KIND, err) < 0 ||
+	    json_get_uint(root, "duration_ms", true, 0, UINT64_MAX >> 1, &duration, KIND, err) < 0 ||
+	    json_get_bool(root, "stdout_truncated", true, &msg->stdout_truncated, KIND, err) < 0 ||
+	    json_get_bool(root, "stderr_truncated", true, &msg->stderr_truncated, KIND, err) < 0)
+		goto out;
+	msg->exit_code = (int32_t)code;
+	msg->signal = (int32_t)sig;
+	msg->duration_ms = duration;
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+char *proto_error_encode(const char *code, const char *message, size_t *len,
+			 struct ember_error **err)
+{
+	/* Messages may quote hostile input: cut them to what the decoder accepts, keeping UTF-8
+	 * validity by letting jansson reject and falling back to a fixed text. */
+	char cut[sizeof(((struct proto_error_msg *)0)->message)];
+	json_t *msg_str;
+
+	snprintf(cut, sizeof(cut), "%s", message);
+	msg_str = json_string(cut);
+	if (msg_str == NULL)
+		msg_str = json_string("(message was not valid UTF-8)");
+	return dump_and_free(json_pack("{s:s, s:o}", "code", code, "message", msg_str), len, err);
+}
+
+int proto_error_decode(const uint8_t *buf, size_t len, struct proto_error_msg *msg,
+		       struct ember_error **err)
+{
+	static const char *const keys[] = { "code", "message", NULL };
+	json_t *root = NULL;
+	const char *code, *message;
+	size_t code_len, message_len;
+	int ret = -1;
+
+	memset(msg, 0, sizeof(*msg));
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_string(root, "code", true, sizeof(msg->code) - 1, &code, &code_len, KIND,
+			    err) < 0 ||
+	    json_get_string(root, "message", true, sizeof(msg->message) - 1, &message,
+			    &message_len, KIND, err) < 0)
+		goto out;
+	memcpy(msg->code, code, code_len + 1);
+	memcpy(msg->message, message, message_len + 1);
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+char *proto_ps_encode(const struct proto_process *procs, size_t count, size_t *len,
+		      struct ember_error **err)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr != NULL && i < count; i++) {
+		char state[2] = { procs[i].state, '\0' };
+		json_t *comm = json_string(procs[i].comm);
+
+		if (comm == NULL)
+			comm = json_string("?");
+		if (json_array_append_new(arr, json_pack("{s:i, s:i, s:I, s:s, s:o}", "pid",
+							 procs[i].pid, "ppid", procs[i].ppid, "uid",
+							 (json_int_t)procs[i].uid, "state", state,
+							 "comm", comm)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory building a PS reply");
+		return NULL;
+	}
+	return dump_and_free(json_pack("{s:o}", "processes", arr), len, err);
+}
+
+int proto_ps_decode(const uint8_t *buf, size_t len, struct proto_process **procs, size_t *count,
+		    struct ember_error **err)
+{
+	static const char *const keys[] = { "processes", NULL };
+	static const char *const proc_keys[] = { "pid", "ppid", "uid", "state", "comm", NULL };
+	json_t *root = NULL, *arr;
+	struct proto_process *out = NULL;
+	size_t i, n;
+
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0)
+		goto fail;
+	arr = json_object_get(root, "processes");
+	if (!json_is_array(arr) || json_array_size(arr) > PROTO_PS_MAX) {
+		ember_error_set(err, KIND, 0, "field `processes` must be an array of at most %d",
+				PROTO_PS_MAX);
+		goto fail;
+	}
+	n = json_array_size(arr);
+	out = calloc(n + 1, sizeof(*out));
+	if (out == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		json_t *p = json_array_get(arr, i);
+		int64_t pid, ppid;
+		uint64_t uid;
+		const char *state, *comm;
+		size_t state_len, comm_len;
+
+		if (!json_is_object(p)) {
+			ember_error_set(err, KIND, 0, "process %zu is not an object", i);
+			goto fail;
+		}
+		if (json_check_keys(p, proc_keys, KIND, err) < 0 ||
+		    json_get_int(p, "pid", true, 1, INT32_MAX, &pid, KIND, err) < 0 ||
+		    json_get_int(p, "ppid", true, 0, INT32_MAX, &ppid, KIND, err) < 0 ||
+		    json_get_uint(p, "uid", true, 0, UINT32_MAX, &uid, KIND, err) < 0 ||
+		    json_get_string(p, "state", true, 1, &state, &state_len, KIND, err) < 0 ||
+		    json_get_string(p, "comm", true, sizeof(out[i].comm) - 1, &comm, &comm_len, KIND,
+				    err) < 0)
+			goto fail;
+		if (state_len != 1) {
+			ember_error_set(err, KIND, 0, "process %zu has an empty state", i);
+			goto fail;
+		}
+		out[i].pid = (int32_t)pid;
+		out[i].ppid = (int32_t)ppid;
+		out[i].uid = (uint32_t)uid;
+		out[i].state = state[0];
+		memcpy(out[i].comm, comm, comm_len + 1);
+	}
+	json_decref(root);
+	*procs = out;
+	*count = n;
+	return 0;
+fail:
+	free(out);
+	json_decref(root);
+	return -1;
+}

@@ -1,0 +1,107 @@
+/* messages.h - the JSON control messages carried in HELLO/READY/EXEC/EXIT/PS_REPLY/ERROR frames.
+ * Used by the host's agent client and the guest agent; each decoder is strict (types, ranges,
+ * required fields, no unknown fields) because each side treats the other as hostile. */
+#ifndef EMBER_PROTO_MESSAGES_H
+#define EMBER_PROTO_MESSAGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+#define PROTO_ID_MAX 64          /* sandbox ids: "sb_" + hex, well under this */
+#define PROTO_ENTROPY_MAX 64     /* bytes of host entropy per HELLO */
+#define PROTO_ARGV_MAX 16        /* interpreter argv entries */
+#define PROTO_ENV_MAX 64         /* user environment entries */
+#define PROTO_STRING_MAX 4096    /* any one argv/env string */
+#define PROTO_CODE_MAX (256u * 1024u) /* program text per exec */
+#define PROTO_PS_MAX 1024        /* processes in a PS_REPLY */
+/* Bounds a host may ask of the guest per exec (the daemon applies its own, lower defaults). */
+#define PROTO_TIMEOUT_MS_MAX (24u * 3600u * 1000u)
+#define PROTO_OUTPUT_LIMIT_MAX (64u * 1024u * 1024u)
+
+/* HELLO: the host opens every session with this. Time and entropy let a restored clone make
+ * itself unique and correct before it reports ready (see docs/protocol.md). */
+struct proto_hello {
+	uint32_t version;                    /* highest version the host speaks */
+	char sandbox_id[PROTO_ID_MAX + 1];
+	int64_t time_unix_ns;                /* host wall clock; 0 = leave the guest clock alone */
+	uint8_t entropy[PROTO_ENTROPY_MAX];
+	size_t entropy_len;                  /* 0 = none */
+};
+
+/* READY: the guest's answer once it applied the HELLO. */
+struct proto_ready {
+	uint32_t version;                    /* the version both will speak */
+	char agent[64];                      /* agent name and version */
+	char sandbox_id[PROTO_ID_MAX + 1];   /* echoed: proves the identity took */
+	uint64_t uptime_ms;                  /* guest CLOCK_BOOTTIME, for boot-time figures */
+};
+
+/* EXEC: run argv[] followed by the path of a file holding code. */
+struct proto_exec {
+	char *argv[PROTO_ARGV_MAX + 1];      /* NULL-terminated */
+	size_t argc;
+	char *env[PROTO_ENV_MAX + 1];        /* "NAME=value", NULL-terminated */
+	size_t envc;
+	char *code;                          /* NUL-terminated; may not contain NUL */
+	size_t code_len;
+	uint32_t timeout_ms;                 /* >= 1 */
+	uint64_t output_limit;               /* bytes kept per stream, the rest dropped and flagged */
+	bool stdin_follows;                  /* STDIN frames follow, ending with FIN */
+};
+
+struct proto_exit {
+	int32_t exit_code;                   /* -1 when killed by a signal */
+	int32_t signal;                      /* 0 unless killed by a signal */
+	bool timed_out;
+	uint64_t duration_ms;
+	bool stdout_truncated;
+	bool stderr_truncated;
+};
+
+struct proto_error_msg {
+	char code[32];
+	char message[512];
+};
+
+struct proto_process {
+	int32_t pid;
+	int32_t ppid;
+	uint32_t uid;
+	char state;                          /* as in /proc/<pid>/stat: R S D Z T ... */
+	char comm[17];
+};
+
+/* Each encoder returns a malloc'd JSON text (no NUL counted in *len) or NULL with an error. */
+char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err);
+int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
+		       struct ember_error **err);
+
+char *proto_ready_encode(const struct proto_ready *msg, size_t *len, struct ember_error **err);
+int proto_ready_decode(const uint8_t *buf, size_t len, struct proto_ready *msg,
+		       struct ember_error **err);
+
+char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_error **err);
+/* On success msg owns heap strings: release with proto_exec_release(). */
+int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
+		      struct ember_error **err);
+void proto_exec_release(struct proto_exec *msg);
+
+char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_error **err);
+int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
+		      struct ember_error **err);
+
+char *proto_error_encode(const char *code, const char *message, size_t *len,
+			 struct ember_error **err);
+int proto_error_decode(const uint8_t *buf, size_t len, struct proto_error_msg *msg,
+		       struct ember_error **err);
+
+char *proto_ps_encode(const struct proto_process *procs, size_t count, size_t *len,
+		      struct ember_error **err);
+/* *procs is malloc'd (free() it); *count entries. */
+int proto_ps_decode(const uint8_t *buf, size_t len, struct proto_process **procs, size_t *count,
+		    struct ember_error **err);
+
+#endif

@@ -1,0 +1,47 @@
+/* error.h - the one error type of emberd: a kind (what the API reports), an errno and a message.
+ * Used by every fallible function as the last parameter `struct ember_error **err`.
+ * Never logs by itself; callers wrap with context and the API layer maps kinds to HTTP statuses. */
+#ifndef EMBER_UTIL_ERROR_H
+#define EMBER_UTIL_ERROR_H
+
+#include <stdarg.h>
+
+enum ember_error_kind {
+	EMBER_E_INTERNAL = 0,   /* 500: a bug or a host resource failure */
+	EMBER_E_INVALID,        /* 400: bad input from a client */
+	EMBER_E_NOT_FOUND,      /* 404 */
+	EMBER_E_METHOD,         /* 405 */
+	EMBER_E_CONFLICT,       /* 409: wrong state */
+	EMBER_E_TOO_LARGE,      /* 413 */
+	EMBER_E_CAPACITY,       /* 429: a configured limit is reached */
+	EMBER_E_UNAVAILABLE,    /* 503: temporarily unable (e.g. shutting down, boot queue full) */
+	EMBER_E_GUEST,          /* 502: the guest or its VMM failed or misbehaved */
+	EMBER_E_GUEST_TIMEOUT,  /* 504: the guest did not answer in time */
+	EMBER_E_PROTOCOL,       /* a peer broke the wire protocol (reported as 502 by the API) */
+};
+
+struct ember_error {
+	enum ember_error_kind kind;
+	int errno_value;        /* 0 when not an OS error */
+	char message[1024];
+};
+
+/* Records a new error in *err (when err is non-NULL and *err is NULL) and returns -1, so a failure
+ * site reads `return ember_error_set(err, EMBER_E_INVALID, 0, "bad %s", x);`. */
+int ember_error_set(struct ember_error **err, enum ember_error_kind kind, int errno_value,
+		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Same, with errno_value = errno and the strerror text appended. */
+int ember_error_sys(struct ember_error **err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Prefixes context to an existing error ("boot sandbox sb_x: <old message>"); returns -1. */
+int ember_error_wrap(struct ember_error **err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void ember_error_free(struct ember_error **err);
+
+/* A short stable name for a kind ("invalid_argument", ...), used as the API's error code. */
+const char *ember_error_kind_name(enum ember_error_kind kind);
+
+#endif

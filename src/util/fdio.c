@@ -1,0 +1,185 @@
+/* fdio.c - deadline-bounded descriptor I/O. */
+#include "util/fdio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/timeutil.h"
+
+int fd_set_nonblock(int fd, int on)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0)
+		return -1;
+	flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+	return fcntl(fd, F_SETFL, flags);
+}
+
+int fd_set_cloexec(int fd)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags < 0)
+		return -1;
+	return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int fd_wait(int fd, short events, int64_t deadline_ms, struct ember_error **err)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int ret;
+
+	for (;;) {
+		ret = poll(&pfd, 1, time_ms_until(deadline_ms));
+		if (ret > 0)
+			return 1; /* POLLERR/POLLHUP count as ready: the next read/write says why */
+		if (ret == 0)
+			return 0;
+		if (errno != EINTR)
+			return ember_error_sys(err, "poll");
+	}
+}
+
+int fd_writev_all(int fd, struct iovec *iov, int iovcnt, int64_t deadline_ms,
+		  struct ember_error **err)
+{
+	while (iovcnt > 0) {
+		ssize_t n = writev(fd, iov, iovcnt);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				int ready = fd_wait(fd, POLLOUT, deadline_ms, err);
+
+				if (ready < 0)
+					return -1;
+				if (ready == 0)
+					return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+							       "peer stopped reading (write timed out)");
+				continue;
+			}
+			if (errno == EPIPE || errno == ECONNRESET)
+				return ember_error_set(err, EMBER_E_GUEST, errno,
+						       "peer closed the connection");
+			return ember_error_sys(err, "write");
+		}
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int fd_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms,
+		 struct ember_error **err)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+
+	return fd_writev_all(fd, &iov, 1, deadline_ms, err);
+}
+
+int unix_connect(const char *path, struct ember_error **err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+				       "socket path `%s` is longer than %zu bytes", path,
+				       sizeof(addr.sun_path) - 1);
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ember_error_sys(err, "socket");
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return ember_error_sys(err, "connect to `%s`", path);
+	if (fd_set_nonblock(fd, 1) < 0)
+		return ember_error_sys(err, "set `%s` non-blocking", path);
+	return steal_fd(&fd);
+}
+
+int file_read_all(const char *path, size_t max, char **out, size_t *len, struct ember_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	size_t used = 0;
+
+	if (fd < 0)
+		return ember_error_sys(err, "open `%s`", path);
+	buf = malloc(max + 1);
+	if (buf == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory reading `%s`",
+				       path);
+	for (;;) {
+		ssize_t n = read(fd, buf + used, max + 1 - used);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return ember_error_sys(err, "read `%s`", path);
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max)
+			return ember_error_set(err, EMBER_E_TOO_LARGE, EFBIG,
+					       "`%s` is larger than %zu bytes", path, max);
+	}
+	buf[used] = '\0';
+	*out = steal_pointer(&buf);
+	if (len != NULL)
+		*len = used;
+	return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		      struct ember_error **err)
+{
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_free_ char *dircopy = NULL;
+	_cleanup_close_ int fd = -1;
+	_cleanup_close_ int dirfd = -1;
+
+	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) {
+		tmp = NULL;
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return ember_error_sys(err, "create `%s`", tmp);
+	if (fd_write_all(fd, data, len, -1, err) < 0 || fsync(fd) < 0) {
+		ember_error_sys(err, "write `%s`", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		ember_error_sys(err, "rename `%s` to `%s`", tmp, path);
+		unlink(tmp);
+		return -1;
+	}
+	dircopy = strdup(path);
+	if (dircopy != NULL) {
+		dirfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd >= 0)
+			fsync(dirfd); /* make the rename itself durable */
+	}
+	return 0;
+}

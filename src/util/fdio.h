@@ -1,0 +1,37 @@
+/* fdio.h - descriptor helpers with deadlines: every blocking wait in emberd goes through here.
+ * Used by the protocol I/O, the VMM drivers and the daemon; never blocks past a given deadline. */
+#ifndef EMBER_UTIL_FDIO_H
+#define EMBER_UTIL_FDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "util/error.h"
+
+int fd_set_nonblock(int fd, int on);
+int fd_set_cloexec(int fd);
+
+/* Writes every byte of iov[] to a non-blocking fd, polling until deadline_ms (absolute
+ * monotonic ms; <0 = none). EMBER_E_GUEST_TIMEOUT when the deadline passes, EMBER_E_GUEST on
+ * EPIPE/ECONNRESET, else internal. */
+int fd_writev_all(int fd, struct iovec *iov, int iovcnt, int64_t deadline_ms,
+		  struct ember_error **err);
+int fd_write_all(int fd, const void *buf, size_t len, int64_t deadline_ms,
+		 struct ember_error **err);
+
+/* Waits until fd has `events` (POLLIN/POLLOUT); 1 ready, 0 deadline passed, -1 error. */
+int fd_wait(int fd, short events, int64_t deadline_ms, struct ember_error **err);
+
+/* Connects a Unix stream socket to path; the returned fd is non-blocking and close-on-exec. */
+int unix_connect(const char *path, struct ember_error **err);
+
+/* Reads a whole small file (at most max bytes, NUL-terminated) into a new buffer. */
+int file_read_all(const char *path, size_t max, char **out, size_t *len, struct ember_error **err);
+
+/* Writes data to path atomically (temp file in the same directory, fsync, rename, fsync dir). */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		      struct ember_error **err);
+
+#endif
