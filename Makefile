@@ -24,7 +24,7 @@ PKG_LIBS := libmicrohttpd jansson libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' -Isrc $(WARN) -g -pthread \
 	$(PKG_CFLAGS)
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2
@@ -36,7 +36,7 @@ FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined \
 UTIL_SRC := $(wildcard src/util/*.c)
 PROTO_SRC := $(wildcard src/proto/*.c)
 GUEST_SRC := $(wildcard src/guest/*.c)
-HOST_SRC := $(wildcard src/api/*.c src/sandbox/*.c src/vmm/*.c src/client/*.c)
+HOST_SRC := $(wildcard src/api/*.c src/sandbox/*.c src/vmm/*.c src/channel/*.c src/client/*.c)
 COMMON_SRC := $(UTIL_SRC) $(PROTO_SRC)
 
 EMBERD_SRC := $(wildcard cmd/emberd/*.c)

@@ -79,6 +79,15 @@ void ember_error_free(struct ember_error **err)
 	*err = NULL;
 }
 
+int ember_error_propagate(struct ember_error **err, struct ember_error *caught)
+{
+	if (err != NULL && *err == NULL)
+		*err = caught;
+	else
+		free(caught);
+	return -1;
+}
+
 const char *ember_error_kind_name(enum ember_error_kind kind)
 {
 	switch (kind) {

@@ -41,6 +41,9 @@ int ember_error_wrap(struct ember_error **err, const char *fmt, ...)
 
 void ember_error_free(struct ember_error **err);
 
+/* Moves a caught error into err (or frees it when err is NULL or already set); returns -1. */
+int ember_error_propagate(struct ember_error **err, struct ember_error *caught);
+
 /* A short stable name for a kind ("invalid_argument", ...), used as the API's error code. */
 const char *ember_error_kind_name(enum ember_error_kind kind);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <poll.h>
 #include <stdio.h>
@@ -181,5 +182,22 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		if (dirfd >= 0)
 			fsync(dirfd); /* make the rename itself durable */
 	}
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int dir_remove_tree(const char *path, struct ember_error **err)
+{
+	/* FTW_PHYS: never follow a symlink out of the tree; FTW_MOUNT: never cross into a mount. */
+	if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+		return ember_error_sys(err, "remove `%s`", path);
 	return 0;
 }

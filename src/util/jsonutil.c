@@ -1,7 +1,11 @@
 /* jsonutil.c - strict jansson accessors. */
 #include "util/jsonutil.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "util/text.h"
 
 int json_parse_object(const void *buf, size_t len, json_t **out, enum ember_error_kind kind,
 		      struct ember_error **err)
@@ -153,4 +157,27 @@ char *json_dump_compact(json_t *value, size_t *len, struct ember_error **err)
 	if (len != NULL)
 		*len = strlen(text);
 	return text;
+}
+
+int json_set_bytes(json_t *obj, const char *key, const uint8_t *data, size_t len,
+		   struct ember_error **err)
+{
+	char enc_key[64];
+	json_t *value;
+	const char *encoding = "utf-8";
+
+	snprintf(enc_key, sizeof(enc_key), "%s_encoding", key);
+	if (utf8_valid_text(data, len)) {
+		value = json_stringn((const char *)data, len);
+	} else {
+		char *b64 = base64_encode(data, len);
+
+		value = b64 != NULL ? json_string(b64) : NULL;
+		free(b64);
+		encoding = "base64";
+	}
+	if (value == NULL || json_object_set_new(obj, key, value) < 0 ||
+	    json_object_set_new(obj, enc_key, json_string(encoding)) < 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory encoding `%s`", key);
+	return 0;
 }

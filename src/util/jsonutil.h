@@ -35,4 +35,9 @@ int json_get_string(json_t *obj, const char *key, bool required, size_t max_len,
 /* Serialises compactly; returns a malloc'd text (NUL-terminated) and its length. */
 char *json_dump_compact(json_t *value, size_t *len, struct ember_error **err);
 
+/* Stores guest bytes losslessly: obj[key] = the text when it is valid UTF-8 without NUL and
+ * obj[key_encoding] = "utf-8"; otherwise obj[key] = base64 of the bytes and "base64". */
+int json_set_bytes(json_t *obj, const char *key, const uint8_t *data, size_t len,
+		   struct ember_error **err);
+
 #endif

@@ -1,0 +1,655 @@
+/* channel.c - host side of the control channel: handshake, request table, reader thread. */
+#include "channel/channel.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "proto/frame.h"
+#include "proto/io.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/timeutil.h"
+
+enum request_kind { REQ_EXEC, REQ_PS, REQ_PING };
+
+struct request {
+	uint32_t id;
+	enum request_kind kind;
+	bool done;
+	struct ember_error *error;
+	/* exec */
+	struct buf out;
+	struct buf errout;
+	uint64_t limit;
+	bool out_truncated;
+	bool err_truncated;
+	struct proto_exit exit;
+	/* ps */
+	struct proto_process *procs;
+	size_t nprocs;
+	struct request *next;
+};
+
+struct channel {
+	int fd;
+	int wake_fd;             /* eventfd: tells the reader to stop */
+	pthread_t reader;
+	bool reader_started;
+	pthread_mutex_t lock;    /* guards everything below and the request list; never held
+				  * across I/O */
+	pthread_cond_t cond;     /* broadcast whenever a request completes or the channel breaks */
+	pthread_mutex_t write_lock; /* serialises frames on the fd; held across bounded writes */
+	struct request *requests;
+	uint32_t next_id;
+	bool broken;
+	enum ember_error_kind broken_kind;
+	char broken_reason[512];
+	struct proto_decoder dec;
+};
+
+static void fail_all_locked(struct channel *ch)
+{
+	struct request *r;
+
+	for (r = ch->requests; r != NULL; r = r->next) {
+		if (r->done)
+			continue;
+		ember_error_set(&r->error, ch->broken_kind, 0, "%s", ch->broken_reason);
+		r->done = true;
+	}
+	pthread_cond_broadcast(&ch->cond);
+}
+
+static void mark_broken(struct channel *ch, struct ember_error *why)
+{
+	pthread_mutex_lock(&ch->lock);
+	if (!ch->broken) {
+		ch->broken = true;
+		ch->broken_kind = why != NULL ? why->kind : EMBER_E_GUEST;
+		if (ch->broken_kind != EMBER_E_PROTOCOL && ch->broken_kind != EMBER_E_GUEST_TIMEOUT)
+			ch->broken_kind = EMBER_E_GUEST;
+		snprintf(ch->broken_reason, sizeof(ch->broken_reason), "guest channel broken: %s",
+			 why != NULL ? why->message : "unknown reason");
+	}
+	fail_all_locked(ch);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+static struct request *find_locked(struct channel *ch, uint32_t id)
+{
+	struct request *r;
+
+	for (r = ch->requests; r != NULL; r = r->next) {
+		if (r->id == id && !r->done)
+			return r;
+	}
+	return NULL;
+}
+
+static void append_capped(struct buf *b, uint64_t limit, bool *truncated, const uint8_t *data,
+			  size_t n)
+{
+	size_t room = b->len < limit ? (size_t)(limit - b->len) : 0;
+
+	if (n > room) {
+		*truncated = true;
+		n = room;
+	}
+	if (n > 0 && buf_append(b, data, n) < 0)
+		*truncated = true; /* out of memory: report as truncated rather than lie */
+}
+
+/* Applies one frame from the guest. Returns -1 (with err) when the guest broke the protocol. */
+static int dispatch(struct channel *ch, const struct proto_frame *f, struct ember_error **err)
+{
+	const struct proto_header *h = &f->header;
+	struct request *r;
+	int ret = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	r = find_locked(ch, h->id);
+	if (r == NULL) {
+		/* Late frames for a request the host gave up on are dropped; a session frame or
+		 * a host-only type is a violation. */
+		if (h->id == 0 && h->type != PROTO_ERROR)
+			ret = ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected %s frame",
+					      proto_type_name(h->type));
+		if (h->id == 0 && h->type == PROTO_ERROR) {
+			struct proto_error_msg msg;
+
+			if (proto_error_decode(f->payload, h->length, &msg, err) == 0)
+				ret = ember_error_set(err, EMBER_E_PROTOCOL, 0,
+						      "guest ended the session: %s: %s", msg.code,
+						      msg.message);
+			else
+				ret = -1;
+		}
+		goto out;
+	}
+	switch (h->type) {
+	case PROTO_STDOUT:
+	case PROTO_STDERR:
+		if (r->kind != REQ_EXEC)
+			goto unexpected;
+		if (h->type == PROTO_STDOUT)
+			append_capped(&r->out, r->limit, &r->out_truncated, f->payload, h->length);
+		else
+			append_capped(&r->errout, r->limit, &r->err_truncated, f->payload, h->length);
+		break;
+	case PROTO_EXIT:
+		if (r->kind != REQ_EXEC)
+			goto unexpected;
+		if (proto_exit_decode(f->payload, h->length, &r->exit, err) < 0) {
+			ret = ember_error_wrap(err, "EXIT for exec %u", h->id);
+			goto out;
+		}
+		r->done = true;
+		break;
+	case PROTO_PS_REPLY:
+		if (r->kind != REQ_PS)
+			goto unexpected;
+		if (proto_ps_decode(f->payload, h->length, &r->procs, &r->nprocs, err) < 0) {
+			ret = ember_error_wrap(err, "PS_REPLY");
+			goto out;
+		}
+		r->done = true;
+		break;
+	case PROTO_PONG:
+		if (r->kind != REQ_PING)
+			goto unexpected;
+		r->done = true;
+		break;
+	case PROTO_ERROR: {
+		struct proto_error_msg msg;
+
+		if (proto_error_decode(f->payload, h->length, &msg, err) < 0) {
+			ret = ember_error_wrap(err, "ERROR for request %u", h->id);
+			goto out;
+		}
+		ember_error_set(&r->error,
+				strcmp(msg.code, "too_many_execs") == 0 ? EMBER_E_CAPACITY
+									: EMBER_E_GUEST,
+				0, "guest refused the request: %s: %s", msg.code, msg.message);
+		r->done = true;
+		break;
+	}
+	default:
+		goto unexpected;
+	}
+	if (r->done)
+		pthread_cond_broadcast(&ch->cond);
+	goto out;
+unexpected:
+	ret = ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected %s frame for request %u",
+			      proto_type_name(h->type), h->id);
+out:
+	pthread_mutex_unlock(&ch->lock);
+	return ret;
+}
+
+static void *reader_main(void *arg)
+{
+	struct channel *ch = arg;
+	struct ember_error *err = NULL;
+	int64_t partial_since = -1;
+
+	for (;;) {
+		struct pollfd pfds[2] = {
+			{ .fd = ch->fd, .events = POLLIN },
+			{ .fd = ch->wake_fd, .events = POLLIN },
+		};
+		struct proto_frame frame;
+		int timeout = -1, ret;
+
+		while ((ret = proto_decoder_next(&ch->dec, &frame, &err)) == 1) {
+			if (dispatch(ch, &frame, &err) < 0)
+				goto broken;
+		}
+		if (ret < 0)
+			goto broken;
+		if (proto_decoder_pending(&ch->dec) > 0) {
+			if (partial_since < 0)
+				partial_since = time_mono_ms();
+			timeout = time_ms_until(partial_since + CHANNEL_PARTIAL_FRAME_MS);
+		} else {
+			partial_since = -1;
+		}
+		ret = poll(pfds, 2, timeout);
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			ember_error_sys(&err, "poll guest channel");
+			goto broken;
+		}
+		if (pfds[1].revents != 0)
+			break; /* channel_close() */
+		if (ret == 0) {
+			ember_error_set(&err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					"guest sent a partial frame and went quiet for %d ms",
+					CHANNEL_PARTIAL_FRAME_MS);
+			goto broken;
+		}
+		if (proto_fill(ch->fd, &ch->dec, &err) < 0)
+			goto broken;
+	}
+	return NULL;
+broken:
+	mark_broken(ch, err);
+	ember_error_free(&err);
+	return NULL;
+}
+
+static int send_frame(struct channel *ch, uint8_t type, uint8_t flags, uint32_t id,
+		      const void *payload, size_t len, struct ember_error **err)
+{
+	struct ember_error *werr = NULL;
+	int ret;
+
+	pthread_mutex_lock(&ch->write_lock);
+	ret = proto_send(ch->fd, type, flags, id, payload, len,
+			 time_mono_ms() + CHANNEL_WRITE_TIMEOUT_MS, &werr);
+	pthread_mutex_unlock(&ch->write_lock);
+	if (ret < 0) {
+		/* A frame may be half-written: the stream is unusable from here on. */
+		if (werr->kind != EMBER_E_TOO_LARGE)
+			mark_broken(ch, werr);
+		return ember_error_propagate(err, werr);
+	}
+	return 0;
+}
+
+int channel_open(int fd, const char *sandbox_id, int abort_fd, int64_t deadline_ms,
+		 struct channel **out, struct proto_ready *ready, struct ember_error **err)
+{
+	struct channel *ch = calloc(1, sizeof(*ch));
+	struct proto_hello hello = { .version = PROTO_VERSION };
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+
+	if (ch == NULL) {
+		close(fd);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	ch->fd = fd;
+	ch->wake_fd = -1;
+	ch->next_id = 1;
+	proto_decoder_init(&ch->dec);
+	pthread_mutex_init(&ch->lock, NULL);
+	pthread_mutex_init(&ch->write_lock, NULL);
+	pthread_cond_init(&ch->cond, NULL);
+	ch->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ch->wake_fd < 0) {
+		ember_error_sys(err, "eventfd");
+		goto fail;
+	}
+
+	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "%s", sandbox_id);
+	hello.time_unix_ns = time_wall_ns();
+	hello.entropy_len = sizeof(hello.entropy);
+	if (getrandom(hello.entropy, hello.entropy_len, 0) != (ssize_t)hello.entropy_len) {
+		ember_error_sys(err, "getrandom");
+		goto fail;
+	}
+	text = proto_hello_encode(&hello, &len, err);
+	if (text == NULL || proto_send(fd, PROTO_HELLO, 0, 0, text, len, deadline_ms, err) < 0)
+		goto fail;
+
+	for (;;) {
+		struct pollfd pfds[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = abort_fd, .events = POLLIN },
+		};
+		struct proto_frame frame;
+		int ret = proto_decoder_next(&ch->dec, &frame, err);
+
+		if (ret < 0)
+			goto fail;
+		if (ret == 1) {
+			if (frame.header.type == PROTO_READY) {
+				if (proto_ready_decode(frame.payload, frame.header.length, ready,
+						       err) < 0)
+					goto fail;
+				if (ready->version < 1 || ready->version > PROTO_VERSION) {
+					ember_error_set(err, EMBER_E_PROTOCOL, 0,
+							"guest chose protocol version %u", ready->version);
+					goto fail;
+				}
+				if (strcmp(ready->sandbox_id, sandbox_id) != 0) {
+					ember_error_set(err, EMBER_E_PROTOCOL, 0,
+							"guest answered as `%s`", ready->sandbox_id);
+					goto fail;
+				}
+				break;
+			}
+			if (frame.header.type == PROTO_ERROR) {
+				struct proto_error_msg msg;
+
+				if (proto_error_decode(frame.payload, frame.header.length, &msg,
+						       err) == 0)
+					ember_error_set(err, EMBER_E_GUEST, 0,
+							"guest refused the handshake: %s: %s",
+							msg.code, msg.message);
+				goto fail;
+			}
+			ember_error_set(err, EMBER_E_PROTOCOL, 0, "expected READY, got %s",
+					proto_type_name(frame.header.type));
+			goto fail;
+		}
+		ret = poll(pfds, abort_fd >= 0 ? 2 : 1, time_ms_until(deadline_ms));
+		if (ret < 0 && errno != EINTR) {
+			ember_error_sys(err, "poll");
+			goto fail;
+		}
+		if (ret == 0) {
+			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					"guest agent did not answer the handshake in time");
+			goto fail;
+		}
+		if (abort_fd >= 0 && pfds[1].revents != 0) {
+			ember_error_set(err, EMBER_E_GUEST, 0, "the VM exited during boot");
+			goto fail;
+		}
+		if (pfds[0].revents != 0 && proto_fill(fd, &ch->dec, err) < 0)
+			goto fail;
+	}
+
+	if (pthread_create(&ch->reader, NULL, reader_main, ch) != 0) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the channel reader thread");
+		goto fail;
+	}
+	ch->reader_started = true;
+	*out = ch;
+	return 0;
+fail:
+	channel_close(ch);
+	return -1;
+}
+
+static struct request *request_new(struct channel *ch, enum request_kind kind,
+				   struct ember_error **err)
+{
+	struct request *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	r->kind = kind;
+	pthread_mutex_lock(&ch->lock);
+	if (ch->broken) {
+		ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
+		pthread_mutex_unlock(&ch->lock);
+		free(r);
+		return NULL;
+	}
+	do {
+		r->id = ch->next_id++;
+	} while (r->id == 0 || find_locked(ch, r->id) != NULL);
+	r->next = ch->requests;
+	ch->requests = r;
+	pthread_mutex_unlock(&ch->lock);
+	return r;
+}
+
+static void request_free(struct channel *ch, struct request *r)
+{
+	struct request **p;
+
+	pthread_mutex_lock(&ch->lock);
+	for (p = &ch->requests; *p != NULL; p = &(*p)->next) {
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ch->lock);
+	buf_release(&r->out);
+	buf_release(&r->errout);
+	free(r->procs);
+	ember_error_free(&r->error);
+	free(r);
+}
+
+/* Waits until r is done or deadline_ms; true when done. */
+static bool request_wait(struct channel *ch, struct request *r, int64_t deadline_ms)
+{
+	struct timespec ts;
+	bool done;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&ch->lock);
+	while (!r->done) {
+		int64_t left = deadline_ms - time_mono_ms();
+
+		if (left <= 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ch->cond, &ch->lock, &ts);
+	}
+	done = r->done;
+	pthread_mutex_unlock(&ch->lock);
+	return done;
+}
+
+/* Moves a finished request's error (if any) to err. */
+static int request_result(struct request *r, struct ember_error **err)
+{
+	if (r->error != NULL) {
+		struct ember_error *e = r->error;
+
+		r->error = NULL;
+		return ember_error_propagate(err, e);
+	}
+	return 0;
+}
+
+int channel_exec(struct channel *ch, const struct channel_exec_request *req,
+		 struct channel_exec_result *res, struct ember_error **err)
+{
+	struct proto_exec msg = {
+		.argc = req->argc,
+		.envc = req->envc,
+		.code = (char *)req->code,
+		.code_len = req->code_len,
+		.timeout_ms = req->timeout_ms,
+		.output_limit = req->output_limit,
+		.stdin_follows = req->has_stdin,
+	};
+	_cleanup_free_ char *text = NULL;
+	struct request *r;
+	size_t len, off = 0, i;
+	int64_t deadline;
+	int ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	if (req->argc > PROTO_ARGV_MAX || req->envc > PROTO_ENV_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "too many argv or env entries");
+	for (i = 0; i < req->argc; i++)
+		msg.argv[i] = req->argv[i];
+	for (i = 0; i < req->envc; i++)
+		msg.env[i] = req->env[i];
+	text = proto_exec_encode(&msg, &len, err);
+	if (text == NULL)
+		return -1;
+	if (len > PROTO_MAX_PAYLOAD)
+		return ember_error_set(err, EMBER_E_TOO_LARGE, 0,
+				       "the exec request encodes to %zu bytes, over the %u-byte frame "
+				       "limit (shorten code or env)", len, PROTO_MAX_PAYLOAD);
+	r = request_new(ch, REQ_EXEC, err);
+	if (r == NULL)
+		return -1;
+	r->limit = req->output_limit;
+	if (send_frame(ch, PROTO_EXEC, 0, r->id, text, len, err) < 0)
+		goto out;
+	if (req->has_stdin) {
+		do {
+			size_t chunk = req->stdin_len - off;
+			bool last;
+
+			if (chunk > PROTO_MAX_DATA_CHUNK)
+				chunk = PROTO_MAX_DATA_CHUNK;
+			last = off + chunk == req->stdin_len;
+			if (send_frame(ch, PROTO_STDIN, last ? PROTO_FLAG_FIN : 0, r->id,
+				       req->stdin_data + off, chunk, err) < 0)
+				goto out;
+			off += chunk;
+		} while (off < req->stdin_len);
+	}
+
+	deadline = time_mono_ms() + req->timeout_ms + CHANNEL_EXEC_GRACE_MS;
+	if (!request_wait(ch, r, deadline)) {
+		/* The guest should have killed it by now: ask explicitly, then give up. */
+		if (send_frame(ch, PROTO_CANCEL, 0, r->id, NULL, 0, NULL) < 0 ||
+		    !request_wait(ch, r, time_mono_ms() + CHANNEL_CANCEL_GRACE_MS)) {
+			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					"guest did not report the exec's end within %u ms of its "
+					"%u ms timeout", CHANNEL_EXEC_GRACE_MS +
+					CHANNEL_CANCEL_GRACE_MS, req->timeout_ms);
+			goto out;
+		}
+	}
+	if (request_result(r, err) < 0)
+		goto out;
+	if (buf_terminate(&r->out) < 0 || buf_terminate(&r->errout) < 0) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		goto out;
+	}
+	res->exit = r->exit;
+	res->exit.stdout_truncated = r->exit.stdout_truncated || r->out_truncated;
+	res->exit.stderr_truncated = r->exit.stderr_truncated || r->err_truncated;
+	res->stdout_data = r->out.data;
+	res->stdout_len = r->out.len;
+	res->stderr_data = r->errout.data;
+	res->stderr_len = r->errout.len;
+	memset(&r->out, 0, sizeof(r->out));
+	memset(&r->errout, 0, sizeof(r->errout));
+	ret = 0;
+out:
+	request_free(ch, r);
+	return ret;
+}
+
+void channel_exec_result_release(struct channel_exec_result *res)
+{
+	free(res->stdout_data);
+	free(res->stderr_data);
+	memset(res, 0, sizeof(*res));
+}
+
+int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **procs,
+	       size_t *count, struct ember_error **err)
+{
+	struct request *r = request_new(ch, REQ_PS, err);
+	int ret = -1;
+
+	if (r == NULL)
+		return -1;
+	if (send_frame(ch, PROTO_PS, 0, r->id, NULL, 0, err) < 0)
+		goto out;
+	if (!request_wait(ch, r, deadline_ms)) {
+		ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				"guest did not answer PS in time");
+		goto out;
+	}
+	if (request_result(r, err) < 0)
+		goto out;
+	*procs = steal_pointer(&r->procs);
+	*count = r->nprocs;
+	ret = 0;
+out:
+	request_free(ch, r);
+	return ret;
+}
+
+int channel_ping(struct channel *ch, int64_t deadline_ms, struct ember_error **err)
+{
+	struct request *r = request_new(ch, REQ_PING, err);
+	int ret = -1;
+
+	if (r == NULL)
+		return -1;
+	if (send_frame(ch, PROTO_PING, 0, r->id, "ping", 4, err) < 0)
+		goto out;
+	if (!request_wait(ch, r, deadline_ms)) {
+		ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				"guest did not answer PING in time");
+		goto out;
+	}
+	ret = request_result(r, err);
+out:
+	request_free(ch, r);
+	return ret;
+}
+
+bool channel_broken(struct channel *ch, char *reason, size_t reason_size)
+{
+	bool broken;
+
+	pthread_mutex_lock(&ch->lock);
+	broken = ch->broken;
+	if (broken && reason != NULL)
+		snprintf(reason, reason_size, "%s", ch->broken_reason);
+	pthread_mutex_unlock(&ch->lock);
+	return broken;
+}
+
+size_t channel_inflight(struct channel *ch)
+{
+	struct request *r;
+	size_t n = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	for (r = ch->requests; r != NULL; r = r->next)
+		n += !r->done;
+	pthread_mutex_unlock(&ch->lock);
+	return n;
+}
+
+void channel_close(struct channel *ch)
+{
+	struct ember_error closing = { .kind = EMBER_E_GUEST };
+
+	if (ch == NULL)
+		return;
+	if (ch->reader_started) {
+		uint64_t one = 1;
+
+		if (write(ch->wake_fd, &one, sizeof(one)) < 0) {
+			/* eventfd writes only fail on overflow; the reader will still see it */
+		}
+		pthread_join(ch->reader, NULL);
+	}
+	snprintf(closing.message, sizeof(closing.message), "the sandbox is being destroyed");
+	mark_broken(ch, &closing);
+	/* Waiters still referencing requests own them; they see done and free them. Wait until
+	 * every waiter has left before freeing the channel. */
+	pthread_mutex_lock(&ch->lock);
+	while (ch->requests != NULL) {
+		pthread_mutex_unlock(&ch->lock);
+		usleep(1000);
+		pthread_mutex_lock(&ch->lock);
+	}
+	pthread_mutex_unlock(&ch->lock);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	if (ch->wake_fd >= 0)
+		close(ch->wake_fd);
+	proto_decoder_release(&ch->dec);
+	pthread_cond_destroy(&ch->cond);
+	pthread_mutex_destroy(&ch->lock);
+	pthread_mutex_destroy(&ch->write_lock);
+	free(ch);
+}

@@ -1,0 +1,75 @@
+/* channel.h - the host end of the guest control channel: handshake, multiplexed requests, a
+ * reader thread per sandbox. Used by the sandbox manager and ember-vm. Never trusts the guest:
+ * every wait has a deadline, output is capped, and a protocol violation breaks the channel
+ * (all waiters fail) instead of being guessed around. */
+#ifndef EMBER_CHANNEL_CHANNEL_H
+#define EMBER_CHANNEL_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/messages.h"
+#include "util/error.h"
+
+/* How long the host waits beyond an exec's own timeout for its EXIT before cancelling. */
+#define CHANNEL_EXEC_GRACE_MS 5000
+/* After a CANCEL, how long the guest has to report the exit before the host gives up (504). */
+#define CHANNEL_CANCEL_GRACE_MS 3000
+/* A frame that started arriving must finish within this, or the guest is treated as broken. */
+#define CHANNEL_PARTIAL_FRAME_MS 10000
+/* A single write to the guest (a frame of at most 1 MiB) must finish within this. */
+#define CHANNEL_WRITE_TIMEOUT_MS 10000
+
+struct channel;
+
+/* Takes ownership of fd (a connected, non-blocking stream). Sends HELLO (sandbox id, the host
+ * clock, fresh entropy) and waits for READY until deadline_ms. abort_fd (or -1) is polled too: a
+ * readable abort_fd (the VMM's pidfd) fails the wait at once with EMBER_E_GUEST. */
+int channel_open(int fd, const char *sandbox_id, int abort_fd, int64_t deadline_ms,
+		 struct channel **out, struct proto_ready *ready, struct ember_error **err);
+
+struct channel_exec_request {
+	char *const *argv;        /* interpreter argv (the guest appends the code file) */
+	size_t argc;
+	char *const *env;         /* "NAME=value" */
+	size_t envc;
+	const char *code;
+	size_t code_len;
+	const uint8_t *stdin_data;
+	size_t stdin_len;
+	bool has_stdin;
+	uint32_t timeout_ms;
+	uint64_t output_limit;
+};
+
+struct channel_exec_result {
+	uint8_t *stdout_data;     /* malloc'd, NUL-terminated for convenience (not counted) */
+	size_t stdout_len;
+	uint8_t *stderr_data;
+	size_t stderr_len;
+	struct proto_exit exit;
+};
+
+/* Runs one exec to completion. EMBER_E_GUEST_TIMEOUT when the guest does not report the exit
+ * within timeout + grace (+ cancel grace); EMBER_E_GUEST/PROTOCOL when the channel breaks. */
+int channel_exec(struct channel *ch, const struct channel_exec_request *req,
+		 struct channel_exec_result *res, struct ember_error **err);
+void channel_exec_result_release(struct channel_exec_result *res);
+
+/* The guest's process table; *procs is malloc'd. */
+int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **procs,
+	       size_t *count, struct ember_error **err);
+
+int channel_ping(struct channel *ch, int64_t deadline_ms, struct ember_error **err);
+
+/* true once the guest closed the stream or broke the protocol; reason (optional) gets why. */
+bool channel_broken(struct channel *ch, char *reason, size_t reason_size);
+
+/* Number of requests in flight (for tests and /healthz). */
+size_t channel_inflight(struct channel *ch);
+
+/* Stops the reader, fails anything in flight, closes the fd, frees. */
+void channel_close(struct channel *ch);
+
+#endif

@@ -1,0 +1,281 @@
+/* catalog.c - strict parser of packs.json and file checks. */
+#include "sandbox/catalog.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/jsonutil.h"
+
+#define KIND EMBER_E_INVALID
+
+/* Relative, no "..", no leading "/", a sane alphabet: the manifest cannot point outside. */
+static int resolve_path(const char *images_dir, const char *rel, const char *field, char **out,
+			struct ember_error **err)
+{
+	const char *p;
+
+	if (rel[0] == '\0' || rel[0] == '/' || strstr(rel, "..") != NULL)
+		return ember_error_set(err, KIND, 0, "`%s` must be a relative path inside the "
+				       "images directory", field);
+	for (p = rel; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("._-/", *p) != NULL))
+			return ember_error_set(err, KIND, 0, "`%s` has a character outside "
+					       "[A-Za-z0-9._-/]", field);
+	}
+	if (asprintf(out, "%s/%s", images_dir, rel) < 0) {
+		*out = NULL;
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int valid_name(const char *s)
+{
+	const char *p;
+
+	if (s[0] == '\0')
+		return 0;
+	for (p = s; *p != '\0'; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int parse_defaults(json_t *obj, struct pack_defaults *d, struct ember_error **err)
+{
+	static const char *const keys[] = { "exec_timeout_ms", "output_limit_bytes", "memory_mib",
+					    "vcpus", "overlay_mib", NULL };
+	uint64_t timeout, limit, memory, vcpus, overlay;
+
+	if (!json_is_object(obj))
+		return ember_error_set(err, KIND, 0, "field `defaults` must be an object");
+	if (json_check_keys(obj, keys, KIND, err) < 0 ||
+	    json_get_uint(obj, "exec_timeout_ms", true, 1, PROTO_TIMEOUT_MS_MAX, &timeout, KIND,
+			  err) < 0 ||
+	    json_get_uint(obj, "output_limit_bytes", true, 0, PROTO_OUTPUT_LIMIT_MAX, &limit, KIND,
+			  err) < 0 ||
+	    json_get_uint(obj, "memory_mib", true, 64, 65536, &memory, KIND, err) < 0 ||
+	    json_get_uint(obj, "vcpus", true, 1, 64, &vcpus, KIND, err) < 0 ||
+	    json_get_uint(obj, "overlay_mib", true, 1, 65536, &overlay, KIND, err) < 0)
+		return ember_error_wrap(err, "defaults");
+	d->exec_timeout_ms = (uint32_t)timeout;
+	d->output_limit_bytes = limit;
+	d->memory_mib = (uint32_t)memory;
+	d->vcpus = (uint32_t)vcpus;
+	d->overlay_mib = (uint32_t)overlay;
+	return 0;
+}
+
+static int parse_pack(const char *images_dir, json_t *obj, struct pack *p,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "name", "image", "sha256", "interpreter",
+					    "description", "defaults", NULL };
+	const char *name, *image, *sha, *desc;
+	size_t name_len, sha_len, desc_len, i;
+	json_t *interp;
+
+	if (!json_is_object(obj))
+		return ember_error_set(err, KIND, 0, "each pack must be an object");
+	if (json_check_keys(obj, keys, KIND, err) < 0 ||
+	    json_get_string(obj, "name", true, CATALOG_NAME_MAX, &name, &name_len, KIND, err) < 0)
+		return -1;
+	if (!valid_name(name))
+		return ember_error_set(err, KIND, 0, "pack name `%s` must match [a-z0-9_-]+", name);
+	memcpy(p->name, name, name_len + 1);
+	if (json_get_string(obj, "image", true, 255, &image, NULL, KIND, err) < 0 ||
+	    json_get_string(obj, "sha256", true, 64, &sha, &sha_len, KIND, err) < 0 ||
+	    json_get_string(obj, "description", true, sizeof(p->description) - 1, &desc, &desc_len,
+			    KIND, err) < 0 ||
+	    parse_defaults(json_object_get(obj, "defaults"), &p->defaults, err) < 0 ||
+	    resolve_path(images_dir, image, "image", &p->image, err) < 0)
+		return ember_error_wrap(err, "pack `%s`", name);
+	if (sha_len != 64 || strspn(sha, "0123456789abcdef") != 64)
+		return ember_error_set(err, KIND, 0, "pack `%s`: `sha256` must be 64 hex digits",
+				       name);
+	memcpy(p->sha256, sha, 65);
+	memcpy(p->description, desc, desc_len + 1);
+	interp = json_object_get(obj, "interpreter");
+	if (!json_is_array(interp) || json_array_size(interp) == 0 ||
+	    json_array_size(interp) > PROTO_ARGV_MAX)
+		return ember_error_set(err, KIND, 0, "pack `%s`: `interpreter` must be an array of "
+				       "1 to %d strings", name, PROTO_ARGV_MAX);
+	for (i = 0; i < json_array_size(interp); i++) {
+		const char *arg = json_string_value(json_array_get(interp, i));
+
+		if (arg == NULL || arg[0] == '\0' || strlen(arg) > PROTO_STRING_MAX ||
+		    (i == 0 && arg[0] != '/'))
+			return ember_error_set(err, KIND, 0, "pack `%s`: `interpreter[%zu]` must be "
+					       "a non-empty string%s", name, i,
+					       i == 0 ? " with an absolute path" : "");
+		p->interpreter[i] = strdup(arg);
+		if (p->interpreter[i] == NULL)
+			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		p->interpreter_argc = i + 1;
+	}
+	return 0;
+}
+
+int catalog_parse(const char *images_dir, const char *text, size_t len, struct catalog *cat,
+		  struct ember_error **err)
+{
+	static const char *const keys[] = { "version", "kernel", "initramfs", "packs", NULL };
+	static const char *const kernel_keys[] = { "bzimage", "vmlinux", "release", NULL };
+	json_t *root = NULL, *kernel, *packs;
+	const char *bz, *vmlinux, *release, *initramfs;
+	size_t release_len, i, j;
+	uint64_t version;
+
+	memset(cat, 0, sizeof(*cat));
+	if (json_parse_object(text, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "version", true, 1, 1, &version, KIND, err) < 0)
+		goto fail;
+	kernel = json_object_get(root, "kernel");
+	if (!json_is_object(kernel)) {
+		ember_error_set(err, KIND, 0, "field `kernel` must be an object");
+		goto fail;
+	}
+	cat->images_dir = strdup(images_dir);
+	if (cat->images_dir == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (json_check_keys(kernel, kernel_keys, KIND, err) < 0 ||
+	    json_get_string(kernel, "bzimage", true, 255, &bz, NULL, KIND, err) < 0 ||
+	    json_get_string(kernel, "vmlinux", true, 255, &vmlinux, NULL, KIND, err) < 0 ||
+	    json_get_string(kernel, "release", true, sizeof(cat->kernel_release) - 1, &release,
+			    &release_len, KIND, err) < 0 ||
+	    json_get_string(root, "initramfs", true, 255, &initramfs, NULL, KIND, err) < 0 ||
+	    resolve_path(images_dir, bz, "kernel.bzimage", &cat->bzimage, err) < 0 ||
+	    resolve_path(images_dir, vmlinux, "kernel.vmlinux", &cat->vmlinux, err) < 0 ||
+	    resolve_path(images_dir, initramfs, "initramfs", &cat->initramfs, err) < 0)
+		goto fail;
+	memcpy(cat->kernel_release, release, release_len + 1);
+	packs = json_object_get(root, "packs");
+	if (!json_is_array(packs) || json_array_size(packs) == 0 ||
+	    json_array_size(packs) > CATALOG_PACKS_MAX) {
+		ember_error_set(err, KIND, 0, "field `packs` must be an array of 1 to %d packs",
+				CATALOG_PACKS_MAX);
+		goto fail;
+	}
+	cat->packs = calloc(json_array_size(packs), sizeof(*cat->packs));
+	if (cat->packs == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < json_array_size(packs); i++) {
+		cat->count = i + 1;
+		if (parse_pack(images_dir, json_array_get(packs, i), &cat->packs[i], err) < 0)
+			goto fail;
+		for (j = 0; j < i; j++) {
+			if (strcmp(cat->packs[j].name, cat->packs[i].name) == 0) {
+				ember_error_set(err, KIND, 0, "pack `%s` is listed twice",
+						cat->packs[i].name);
+				goto fail;
+			}
+		}
+	}
+	json_decref(root);
+	return 0;
+fail:
+	json_decref(root);
+	catalog_release(cat);
+	return -1;
+}
+
+int catalog_load(const char *images_dir, struct catalog *cat, struct ember_error **err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+
+	if (asprintf(&path, "%s/%s", images_dir, CATALOG_MANIFEST) < 0) {
+		path = NULL;
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	if (file_read_all(path, CATALOG_MANIFEST_MAX, &text, &len, err) < 0)
+		return ember_error_wrap(err, "image catalog (build the images with `make images`, "
+					"or point --images at their directory)");
+	if (catalog_parse(images_dir, text, len, cat, err) < 0)
+		return ember_error_wrap(err, "image catalog `%s`", path);
+	return 0;
+}
+
+static int check_file(const char *path, const char *what, struct ember_error **err)
+{
+	if (access(path, R_OK) != 0)
+		return ember_error_sys(err, "%s `%s` is missing or unreadable (run `make images`)",
+				       what, path);
+	return 0;
+}
+
+int catalog_check_files(const struct catalog *cat, int need_vmlinux, struct ember_error **err)
+{
+	size_t i;
+
+	if (check_file(cat->bzimage, "guest kernel", err) < 0 ||
+	    (need_vmlinux && check_file(cat->vmlinux, "guest kernel (ELF vmlinux)", err) < 0) ||
+	    check_file(cat->initramfs, "initramfs", err) < 0)
+		return -1;
+	for (i = 0; i < cat->count; i++) {
+		char what[80];
+
+		snprintf(what, sizeof(what), "language pack `%s` image", cat->packs[i].name);
+		if (check_file(cat->packs[i].image, what, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+const struct pack *catalog_find(const struct catalog *cat, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cat->count; i++) {
+		if (strcmp(cat->packs[i].name, name) == 0)
+			return &cat->packs[i];
+	}
+	return NULL;
+}
+
+void catalog_names(const struct catalog *cat, char *out, size_t size)
+{
+	size_t i, used = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < cat->count && used < size; i++) {
+		int n = snprintf(out + used, size - used, "%s%s", i > 0 ? ", " : "",
+				 cat->packs[i].name);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+void catalog_release(struct catalog *cat)
+{
+	size_t i, j;
+
+	for (i = 0; i < cat->count; i++) {
+		free(cat->packs[i].image);
+		for (j = 0; j < cat->packs[i].interpreter_argc; j++)
+			free(cat->packs[i].interpreter[j]);
+	}
+	free(cat->packs);
+	free(cat->images_dir);
+	free(cat->bzimage);
+	free(cat->vmlinux);
+	free(cat->initramfs);
+	memset(cat, 0, sizeof(*cat));
+}

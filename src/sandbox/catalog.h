@@ -1,0 +1,60 @@
+/* catalog.h - the image catalog: kernel, initramfs and language packs described by
+ * $IMAGES_DIR/packs.json (written by rootfs/build.sh). Used by the daemon at startup and by
+ * ember-vm. The parser is strict and bounded (fuzzed): a bad manifest stops startup with a
+ * message naming the field, it is never half-loaded. */
+#ifndef EMBER_SANDBOX_CATALOG_H
+#define EMBER_SANDBOX_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/messages.h"
+#include "util/error.h"
+
+#define CATALOG_MANIFEST "packs.json"
+#define CATALOG_MANIFEST_MAX (1024 * 1024)
+#define CATALOG_PACKS_MAX 64
+#define CATALOG_NAME_MAX 32
+
+struct pack_defaults {
+	uint32_t exec_timeout_ms;
+	uint64_t output_limit_bytes;
+	uint32_t memory_mib;
+	uint32_t vcpus;
+	uint32_t overlay_mib;
+};
+
+struct pack {
+	char name[CATALOG_NAME_MAX + 1];
+	char *image;                        /* absolute path */
+	char sha256[65];
+	char description[256];
+	char *interpreter[PROTO_ARGV_MAX + 1];
+	size_t interpreter_argc;
+	struct pack_defaults defaults;
+};
+
+struct catalog {
+	char *images_dir;
+	char *bzimage;                      /* absolute paths */
+	char *vmlinux;
+	char *initramfs;
+	char kernel_release[128];
+	struct pack *packs;
+	size_t count;
+};
+
+/* Parses a manifest text; paths are resolved against images_dir. */
+int catalog_parse(const char *images_dir, const char *text, size_t len, struct catalog *cat,
+		  struct ember_error **err);
+/* Reads $images_dir/packs.json and parses it. */
+int catalog_load(const char *images_dir, struct catalog *cat, struct ember_error **err);
+/* Checks that every file the catalog names exists and is readable; the message names what is
+ * missing and how to build it. need_vmlinux for Firecracker. */
+int catalog_check_files(const struct catalog *cat, int need_vmlinux, struct ember_error **err);
+const struct pack *catalog_find(const struct catalog *cat, const char *name);
+/* "python, shell" into out. */
+void catalog_names(const struct catalog *cat, char *out, size_t size);
+void catalog_release(struct catalog *cat);
+
+#endif

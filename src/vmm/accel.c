@@ -1,0 +1,89 @@
+/* accel.c - KVM usability probe and host TSC frequency. */
+#include "vmm/accel.h"
+
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static bool cpu_has_hw_virt(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[8192];
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "flags", 5) != 0)
+			continue;
+		found = strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL;
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+bool accel_kvm_usable(char *reason, size_t reason_size)
+{
+	int kvm, vm, vcpu;
+	bool ok = false;
+
+	if (!cpu_has_hw_virt()) {
+		snprintf(reason, reason_size, "no vmx/svm CPU flag (a /dev/kvm here would be "
+			 "nested or emulated, far slower than TCG)");
+		return false;
+	}
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0) {
+		snprintf(reason, reason_size, "cannot open /dev/kvm");
+		return false;
+	}
+	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		snprintf(reason, reason_size, "/dev/kvm has an unexpected API version");
+		goto out;
+	}
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		snprintf(reason, reason_size, "KVM_CREATE_VM failed");
+		goto out;
+	}
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0) {
+		snprintf(reason, reason_size, "KVM_CREATE_VCPU failed");
+	} else {
+		close(vcpu);
+		snprintf(reason, reason_size, "hardware virtualization");
+		ok = true;
+	}
+	close(vm);
+out:
+	close(kvm);
+	return ok;
+}
+
+unsigned long accel_host_tsc_khz(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	char line[512];
+	double mhz = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "cpu MHz", 7) == 0) {
+			char *colon = strchr(line, ':');
+
+			if (colon != NULL)
+				mhz = strtod(colon + 1, NULL);
+			break;
+		}
+	}
+	fclose(f);
+	if (mhz < 100 || mhz > 10000)
+		return 0;
+	return (unsigned long)(mhz * 1000.0);
+}

@@ -1,0 +1,58 @@
+/* driver.h - what a VMM driver implements; private to src/vmm (the manager sees only vmm.h).
+ * Used by vmm.c (generic lifecycle) and each driver file (qemu.c, firecracker.c).
+ * A driver's ops never reap or kill the VMM process themselves: vmm.c owns that. */
+#ifndef EMBER_VMM_DRIVER_H
+#define EMBER_VMM_DRIVER_H
+
+#include <limits.h>
+
+#include "vmm/vmm.h"
+
+struct vmm_driver_ops {
+	const char *name;
+	/* Resolves binaries and probes the host; fills drv->description. */
+	int (*init)(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
+		    struct ember_error **err);
+	/* Spawns the VMM for cfg and fills vm->pid/pidfd (via vmm_spawn) and vm->priv. */
+	int (*start)(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		     struct ember_error **err);
+	int (*connect_agent)(struct vmm_instance *vm, int64_t deadline_ms,
+			     struct ember_error **err);
+	/* Asks the VMM to shut down (QMP quit, SendCtrlAltDel); best effort, bounded. */
+	void (*request_stop)(struct vmm_instance *vm, int64_t deadline_ms);
+	/* Removes the files the driver created in run_dir and frees vm->priv. */
+	void (*release)(struct vmm_instance *vm);
+	void (*free_driver)(struct vmm_driver *drv);
+};
+
+struct vmm_driver {
+	const struct vmm_driver_ops *ops;
+	enum vmm_accel accel;          /* resolved: KVM or TCG */
+	char accel_reason[160];
+	char description[320];
+	char vmm_path[PATH_MAX];       /* absolute path of the VMM binary */
+	char jailer_path[PATH_MAX];    /* empty when no jailer */
+	char qemu_path[PATH_MAX];      /* firecracker's fake needs none; qemu driver uses it */
+	unsigned long host_tsc_khz;    /* for the TCG kernel command line */
+	void *priv;
+};
+
+struct vmm_instance {
+	struct vmm_driver *drv;
+	pid_t pid;
+	int pidfd;
+	bool reaped;
+	char sandbox_id[72];
+	char run_dir[PATH_MAX];
+	char console_log[PATH_MAX];
+	void *priv;
+};
+
+/* Shared by drivers: the kernel command line for a boot config and the driver's accelerator. */
+int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_config *cfg, char *out,
+		       size_t size, struct ember_error **err);
+
+extern const struct vmm_driver_ops vmm_qemu_ops;
+extern const struct vmm_driver_ops vmm_firecracker_ops;
+
+#endif

@@ -1,0 +1,226 @@
+/* qemu.c - the QEMU `-M microvm` driver: no NIC, read-only pack drive, agent over a named
+ * virtio-serial port backed by a Unix socket, console to a log file, QMP for shutdown. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/fdio.h"
+#include "util/timeutil.h"
+#include "vmm/driver.h"
+#include "vmm/qmp.h"
+#include "vmm/spawn.h"
+
+#define QEMU_ARGV_MAX 64
+
+struct qemu_vm {
+	char agent_sock[108];
+	char qmp_sock[108];
+	char vmm_log[4096];
+};
+
+static int qemu_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
+		     struct ember_error **err)
+{
+	const char *bin = cfg->qemu_bin != NULL ? cfg->qemu_bin : "qemu-system-x86_64";
+
+	if (vmm_find_binary(bin, drv->vmm_path, err) < 0)
+		return ember_error_wrap(err, "QEMU (install the qemu-system-x86 package)");
+	snprintf(drv->description, sizeof(drv->description), "qemu %s (%s: %s)", drv->vmm_path,
+		 drv->accel == VMM_ACCEL_KVM ? "kvm" : "tcg software emulation", drv->accel_reason);
+	return 0;
+}
+
+struct argv_list {
+	char *items[QEMU_ARGV_MAX + 1];
+	size_t count;
+	bool overflow;
+};
+
+static void argv_add(struct argv_list *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void argv_add(struct argv_list *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	if (a->count >= QEMU_ARGV_MAX) {
+		a->overflow = true;
+		return;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0) {
+		s = NULL;
+		a->overflow = true;
+	}
+	va_end(ap);
+	if (s != NULL)
+		a->items[a->count++] = s;
+}
+
+static void argv_release(struct argv_list *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->count; i++)
+		free(a->items[i]);
+}
+
+/* Socket paths must fit sun_path (108 bytes): fail early with a clear message. */
+static int sock_path(char *out, size_t size, const char *dir, const char *name,
+		     struct ember_error **err)
+{
+	int n = snprintf(out, size, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+				       "socket path `%s/%s` exceeds %zu bytes: use a shorter "
+				       "--run-dir", dir, name, size - 1);
+	unlink(out);
+	return 0;
+}
+
+static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		      struct ember_error **err)
+{
+	struct vmm_driver *drv = vm->drv;
+	struct qemu_vm *q = calloc(1, sizeof(*q));
+	struct argv_list a = { 0 };
+	char cmdline[1024];
+	int ret = -1;
+
+	if (q == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	vm->priv = q;
+	if (sock_path(q->agent_sock, sizeof(q->agent_sock), cfg->run_dir, "agent.sock", err) < 0 ||
+	    sock_path(q->qmp_sock, sizeof(q->qmp_sock), cfg->run_dir, "qmp.sock", err) < 0 ||
+	    vmm_kernel_cmdline(drv, cfg, cmdline, sizeof(cmdline), err) < 0)
+		return -1;
+	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", cfg->run_dir);
+
+	argv_add(&a, "%s", drv->vmm_path);
+	argv_add(&a, "-name");
+	argv_add(&a, "emberd-%s", cfg->sandbox_id);
+	argv_add(&a, "-M");
+	argv_add(&a, "microvm,x-option-roms=off");
+	if (drv->accel == VMM_ACCEL_KVM) {
+		argv_add(&a, "-accel");
+		argv_add(&a, "kvm");
+		argv_add(&a, "-cpu");
+		argv_add(&a, "host");
+	} else {
+		argv_add(&a, "-accel");
+		argv_add(&a, "tcg%s", cfg->vcpus > 1 ? ",thread=multi" : "");
+		argv_add(&a, "-cpu");
+		argv_add(&a, "max");
+	}
+	argv_add(&a, "-m");
+	argv_add(&a, "%u", cfg->memory_mib);
+	argv_add(&a, "-smp");
+	argv_add(&a, "%u", cfg->vcpus);
+	argv_add(&a, "-nodefaults");
+	argv_add(&a, "-no-user-config");
+	argv_add(&a, "-display");
+	argv_add(&a, "none");
+	argv_add(&a, "-no-reboot");
+	/* QEMU's own seccomp filter: no new privileges, no spawning, no resource control. */
+	argv_add(&a, "-sandbox");
+	argv_add(&a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+	argv_add(&a, "-chardev");
+	argv_add(&a, "file,id=console,path=%s", vm->console_log);
+	argv_add(&a, "-serial");
+	argv_add(&a, "chardev:console");
+	argv_add(&a, "-kernel");
+	argv_add(&a, "%s", cfg->kernel_bzimage);
+	argv_add(&a, "-initrd");
+	argv_add(&a, "%s", cfg->initramfs);
+	argv_add(&a, "-append");
+	argv_add(&a, "%s", cmdline);
+	argv_add(&a, "-drive");
+	argv_add(&a, "id=pack,file=%s,format=raw,if=none,readonly=on", cfg->pack_image);
+	argv_add(&a, "-device");
+	argv_add(&a, "virtio-blk-device,drive=pack");
+	argv_add(&a, "-device");
+	argv_add(&a, "virtio-rng-device");
+	argv_add(&a, "-device");
+	argv_add(&a, "virtio-serial-device,max_ports=2");
+	argv_add(&a, "-chardev");
+	argv_add(&a, "socket,id=agent,path=%s,server=on,wait=off", q->agent_sock);
+	argv_add(&a, "-device");
+	argv_add(&a, "virtserialport,chardev=agent,name=org.emberd.agent");
+	argv_add(&a, "-qmp");
+	argv_add(&a, "unix:%s,server=on,wait=off", q->qmp_sock);
+	if (a.overflow) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
+		goto out;
+	}
+	if (vmm_spawn(a.items, q->vmm_log, &vm->pid, &vm->pidfd, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	argv_release(&a);
+	return ret;
+}
+
+/* The chardev socket exists shortly after QEMU starts; a connection made before the guest opens
+ * the port is fine: QEMU holds our bytes until the guest reads them. */
+static int qemu_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
+			      struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+
+	for (;;) {
+		struct ember_error *connect_err = NULL;
+		int fd = unix_connect(q->agent_sock, &connect_err);
+
+		if (fd >= 0)
+			return fd;
+		if ((connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED) ||
+		    time_ms_until(deadline_ms) == 0 || !vmm_alive(vm)) {
+			ember_error_propagate(err, connect_err);
+			return ember_error_wrap(err, "connect to the agent socket%s",
+						vmm_alive(vm) ? "" : " (QEMU exited)");
+		}
+		ember_error_free(&connect_err);
+		usleep(2000);
+	}
+}
+
+static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
+{
+	struct qemu_vm *q = vm->priv;
+	struct qmp *qmp = NULL;
+	int64_t qmp_deadline = time_mono_ms() + 1000;
+
+	if (q == NULL)
+		return;
+	if (qmp_deadline > deadline_ms)
+		qmp_deadline = deadline_ms;
+	/* `quit` ends QEMU at once; nothing in the guest needs to survive. */
+	if (qmp_connect(q->qmp_sock, qmp_deadline, &qmp, NULL) == 0) {
+		qmp_execute(qmp, "quit", NULL, NULL, qmp_deadline, NULL);
+		qmp_close(qmp);
+	}
+}
+
+static void qemu_release(struct vmm_instance *vm)
+{
+	struct qemu_vm *q = vm->priv;
+
+	if (q == NULL)
+		return;
+	unlink(q->agent_sock);
+	unlink(q->qmp_sock);
+	free(q);
+	vm->priv = NULL;
+}
+
+const struct vmm_driver_ops vmm_qemu_ops = {
+	.name = "qemu",
+	.init = qemu_init,
+	.start = qemu_start,
+	.connect_agent = qemu_connect_agent,
+	.request_stop = qemu_request_stop,
+	.release = qemu_release,
+};

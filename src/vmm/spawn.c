@@ -1,0 +1,99 @@
+/* spawn.c - fork/exec of VMM processes with a pidfd. */
+#include "vmm/spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+
+extern char **environ;
+
+static int pidfd_open_compat(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid_out, int *pidfd_out,
+	      struct ember_error **err)
+{
+	_cleanup_close_ int log_fd = -1;
+	_cleanup_close_ int null_fd = -1;
+	int pidfd;
+	pid_t pid;
+
+	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (log_fd < 0)
+		return ember_error_sys(err, "open VMM log `%s`", log_path);
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0)
+		return ember_error_sys(err, "open /dev/null");
+
+	pid = fork();
+	if (pid < 0)
+		return ember_error_sys(err, "fork for `%s`", argv[0]);
+	if (pid == 0) {
+		/* Child: async-signal-safe calls only (the daemon is multi-threaded). */
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setsid();
+		if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+			_exit(126);
+		syscall(SYS_close_range, 3, ~0U, 0);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	pidfd = pidfd_open_compat(pid);
+	if (pidfd < 0) {
+		ember_error_sys(err, "pidfd_open for `%s`", argv[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	*pid_out = pid;
+	*pidfd_out = pidfd;
+	return 0;
+}
+
+int vmm_find_binary(const char *name, char *out, struct ember_error **err)
+{
+	const char *path_env;
+	_cleanup_free_ char *path = NULL;
+	char *dir, *save = NULL;
+
+	if (strchr(name, '/') != NULL) {
+		if (realpath(name, out) == NULL)
+			return ember_error_sys(err, "binary `%s` not found", name);
+		if (access(out, X_OK) != 0)
+			return ember_error_sys(err, "binary `%s` is not executable", out);
+		return 0;
+	}
+	path_env = getenv("PATH");
+	path = strdup(path_env != NULL ? path_env : "/usr/local/bin:/usr/bin:/bin");
+	if (path == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	for (dir = strtok_r(path, ":", &save); dir != NULL; dir = strtok_r(NULL, ":", &save)) {
+		char candidate[PATH_MAX];
+		struct stat st;
+
+		if (snprintf(candidate, sizeof(candidate), "%s/%s", dir, name) >=
+		    (int)sizeof(candidate))
+			continue;
+		if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode) && access(candidate, X_OK) == 0) {
+			if (realpath(candidate, out) == NULL)
+				continue;
+			return 0;
+		}
+	}
+	return ember_error_set(err, EMBER_E_INTERNAL, ENOENT, "`%s` not found on PATH", name);
+}

@@ -1,0 +1,18 @@
+/* spawn.h - starting a VMM process: clean fds, empty signal mask, own session, output to a log.
+ * Used by the drivers; the child gets no fd of the daemon but stdin (/dev/null) and the log.
+ * Never sets PDEATHSIG: VMs outlive a crashed daemon so a restarted one can re-attach. */
+#ifndef EMBER_VMM_SPAWN_H
+#define EMBER_VMM_SPAWN_H
+
+#include <sys/types.h>
+
+#include "util/error.h"
+
+/* argv[0] must be an absolute path. Output (stdout+stderr) is appended to log_path. */
+int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid, int *pidfd,
+	      struct ember_error **err);
+
+/* Resolves a command name against PATH (or checks an explicit path) into out[PATH_MAX]. */
+int vmm_find_binary(const char *name, char *out, struct ember_error **err);
+
+#endif

@@ -1,0 +1,215 @@
+/* vmm.c - driver selection and the lifecycle every driver shares (spawned process, pidfd,
+ * stop-then-kill, reaping). */
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util/timeutil.h"
+#include "vmm/accel.h"
+#include "vmm/driver.h"
+
+/* Tuned for the Debian cloud kernel under emulation, see DESIGN.md §5: without a fixed TSC
+ * frequency the PIT calibration fails at random and the boot hangs. */
+#define CMDLINE_BASE "console=ttyS0 panic=-1 reboot=t quiet"
+
+int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,
+		      struct ember_error **err)
+{
+	const struct vmm_driver_ops *ops;
+	struct vmm_driver *drv;
+
+	if (strcmp(cfg->name, "qemu") == 0)
+		ops = &vmm_qemu_ops;
+	else if (strcmp(cfg->name, "firecracker") == 0)
+		ops = &vmm_firecracker_ops;
+	else
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "unknown VMM `%s` (expected qemu or firecracker)", cfg->name);
+	drv = calloc(1, sizeof(*drv));
+	if (drv == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	drv->ops = ops;
+	drv->host_tsc_khz = accel_host_tsc_khz();
+	switch (cfg->accel) {
+	case VMM_ACCEL_KVM:
+		drv->accel = VMM_ACCEL_KVM;
+		snprintf(drv->accel_reason, sizeof(drv->accel_reason), "requested");
+		break;
+	case VMM_ACCEL_TCG:
+		drv->accel = VMM_ACCEL_TCG;
+		snprintf(drv->accel_reason, sizeof(drv->accel_reason), "requested");
+		break;
+	case VMM_ACCEL_AUTO:
+		drv->accel = accel_kvm_usable(drv->accel_reason, sizeof(drv->accel_reason))
+				     ? VMM_ACCEL_KVM
+				     : VMM_ACCEL_TCG;
+		break;
+	}
+	if (ops->init(drv, cfg, err) < 0) {
+		ember_error_wrap(err, "%s driver", ops->name);
+		vmm_driver_free(drv);
+		return -1;
+	}
+	*out = drv;
+	return 0;
+}
+
+void vmm_driver_free(struct vmm_driver *drv)
+{
+	if (drv == NULL)
+		return;
+	if (drv->ops->free_driver != NULL)
+		drv->ops->free_driver(drv);
+	free(drv);
+}
+
+const char *vmm_driver_name(const struct vmm_driver *drv)
+{
+	return drv->ops->name;
+}
+
+const char *vmm_driver_description(const struct vmm_driver *drv)
+{
+	return drv->description;
+}
+
+const char *vmm_driver_accel_name(const struct vmm_driver *drv)
+{
+	return drv->accel == VMM_ACCEL_KVM ? "kvm" : "tcg";
+}
+
+int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_config *cfg, char *out,
+		       size_t size, struct ember_error **err)
+{
+	char tcg[128] = "";
+	int n;
+
+	if (drv->accel == VMM_ACCEL_TCG)
+		snprintf(tcg, sizeof(tcg), " lpj=2000000 no_timer_check tsc=reliable tsc_early_khz=%lu",
+			 drv->host_tsc_khz != 0 ? drv->host_tsc_khz : 2000000UL);
+	n = snprintf(out, size, "%s%s%s%s", CMDLINE_BASE, tcg,
+		     cfg->cmdline_extra != NULL ? " " : "",
+		     cfg->cmdline_extra != NULL ? cfg->cmdline_extra : "");
+	if (n < 0 || (size_t)n >= size)
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "kernel command line too long");
+	return 0;
+}
+
+int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
+	      struct vmm_instance **out, struct ember_error **err)
+{
+	struct vmm_instance *vm = calloc(1, sizeof(*vm));
+
+	if (vm == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	vm->drv = drv;
+	vm->pid = -1;
+	vm->pidfd = -1;
+	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", cfg->sandbox_id);
+	if (snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", cfg->run_dir) >=
+		    (int)sizeof(vm->run_dir) ||
+	    snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", cfg->run_dir) >=
+		    (int)sizeof(vm->console_log)) {
+		free(vm);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir path too long");
+	}
+	if (drv->ops->start(vm, cfg, err) < 0) {
+		/* The driver may have spawned before failing: make sure nothing is left. */
+		vmm_stop(vm, time_mono_ms() + 2000, NULL);
+		vmm_instance_free(vm);
+		return -1;
+	}
+	*out = vm;
+	return 0;
+}
+
+int vmm_connect_agent(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	return vm->drv->ops->connect_agent(vm, deadline_ms, err);
+}
+
+static void reap(struct vmm_instance *vm)
+{
+	if (vm->reaped || vm->pid <= 0)
+		return;
+	/* Not our child (re-attached after a daemon restart): ECHILD, the pidfd said it exited. */
+	while (waitpid(vm->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	vm->reaped = true;
+}
+
+static bool wait_exit(struct vmm_instance *vm, int64_t deadline_ms)
+{
+	struct pollfd pfd = { .fd = vm->pidfd, .events = POLLIN };
+
+	if (vm->pidfd < 0)
+		return true;
+	for (;;) {
+		int ret = poll(&pfd, 1, time_ms_until(deadline_ms));
+
+		if (ret > 0)
+			return true;
+		if (ret == 0)
+			return false;
+		if (errno != EINTR)
+			return false;
+	}
+}
+
+int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	(void)err;
+	if (vm->pid > 0 && !vm->reaped) {
+		if (vm->drv->ops->request_stop != NULL && vmm_alive(vm))
+			vm->drv->ops->request_stop(vm, deadline_ms);
+		if (!wait_exit(vm, deadline_ms)) {
+			syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+			wait_exit(vm, time_mono_ms() + 5000);
+		}
+		reap(vm);
+	}
+	if (vm->drv->ops->release != NULL)
+		vm->drv->ops->release(vm);
+	return 0;
+}
+
+void vmm_instance_free(struct vmm_instance *vm)
+{
+	if (vm == NULL)
+		return;
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	free(vm);
+}
+
+pid_t vmm_pid(const struct vmm_instance *vm)
+{
+	return vm->pid;
+}
+
+int vmm_exit_fd(const struct vmm_instance *vm)
+{
+	return vm->pidfd;
+}
+
+bool vmm_alive(struct vmm_instance *vm)
+{
+	struct pollfd pfd = { .fd = vm->pidfd, .events = POLLIN };
+
+	if (vm->pidfd < 0 || vm->reaped)
+		return false;
+	return poll(&pfd, 1, 0) == 0;
+}
+
+const char *vmm_console_log(const struct vmm_instance *vm)
+{
+	return vm->console_log;
+}

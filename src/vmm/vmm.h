@@ -1,0 +1,77 @@
+/* vmm.h - the driver interface between the sandbox manager and a VMM (qemu, firecracker).
+ * The manager and tools call only these functions; drivers live behind vmm_driver_ops and are
+ * chosen by name. A driver never blocks past the deadlines it is given and never leaves a process
+ * or file behind after vmm_stop() returns. */
+#ifndef EMBER_VMM_VMM_H
+#define EMBER_VMM_VMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+enum vmm_accel {
+	VMM_ACCEL_AUTO = 0, /* KVM when hardware virtualization really works, else TCG */
+	VMM_ACCEL_KVM,
+	VMM_ACCEL_TCG,
+};
+
+/* Daemon-wide driver settings. */
+struct vmm_driver_config {
+	const char *name;             /* "qemu" or "firecracker" */
+	const char *qemu_bin;         /* default qemu-system-x86_64 (PATH) */
+	const char *firecracker_bin;  /* default firecracker (PATH) */
+	const char *jailer_bin;       /* optional */
+	enum vmm_accel accel;
+};
+
+/* What one VM boots. Paths are absolute; run_dir exists and belongs to this VM alone. */
+struct vmm_boot_config {
+	const char *sandbox_id;
+	const char *run_dir;
+	const char *kernel_bzimage;   /* QEMU loads the bzImage */
+	const char *kernel_vmlinux;   /* Firecracker needs the ELF */
+	const char *initramfs;
+	const char *pack_image;       /* attached read-only as the first virtio-blk device */
+	const char *cmdline_extra;    /* appended to the kernel command line (emberd.* options) */
+	unsigned vcpus;
+	unsigned memory_mib;
+};
+
+struct vmm_driver;
+struct vmm_instance;
+
+/* Creates a driver from its settings (resolves binaries, probes acceleration once). */
+int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,
+		      struct ember_error **err);
+void vmm_driver_free(struct vmm_driver *drv);
+const char *vmm_driver_name(const struct vmm_driver *drv);
+/* One line for logs and /healthz: "qemu (tcg: /dev/kvm has no hardware virtualization)". */
+const char *vmm_driver_description(const struct vmm_driver *drv);
+const char *vmm_driver_accel_name(const struct vmm_driver *drv);
+
+/* Starts the VMM process and returns once it runs (not once the guest booted). */
+int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
+	      struct vmm_instance **out, struct ember_error **err);
+
+/* Opens a byte stream to the guest agent (non-blocking fd). The agent may not be listening yet;
+ * drivers retry until deadline_ms. The caller owns the fd. */
+int vmm_connect_agent(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err);
+
+/* Stops the VM (graceful request, then SIGKILL at the deadline), reaps the process and removes
+ * the files it created in run_dir. Safe to call on a VM that already died. */
+int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err);
+
+/* Frees the handle; the VM must have been stopped. */
+void vmm_instance_free(struct vmm_instance *vm);
+
+pid_t vmm_pid(const struct vmm_instance *vm);
+/* A pidfd that becomes readable when the VMM process exits (owned by the instance). */
+int vmm_exit_fd(const struct vmm_instance *vm);
+/* true while the VMM process exists. */
+bool vmm_alive(struct vmm_instance *vm);
+/* Path of the guest serial console log. */
+const char *vmm_console_log(const struct vmm_instance *vm);
+
+#endif
