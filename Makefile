@@ -24,13 +24,18 @@ PKG_LIBS := libmicrohttpd jansson libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
-BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' -Isrc $(WARN) -g -pthread \
+# snprintf truncation is handled where it matters (return values checked), so gcc's guesses
+# about it are noise; clang does not know the option.
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+GCC_ONLY_WARN := -Wno-format-truncation
+IS_CLANG := $(shell $(CC) --version 2>/dev/null | grep -q clang && echo yes)
+BASE_CFLAGS_NOWARN := -std=c17 -D_GNU_SOURCE -DEMBER_VERSION='"$(VERSION)"' -Isrc -g -pthread \
 	$(PKG_CFLAGS)
+BASE_CFLAGS := $(BASE_CFLAGS_NOWARN) $(WARN) $(if $(IS_CLANG),,$(GCC_ONLY_WARN))
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
-FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=fuzzer-no-link,address,undefined \
+FUZZ_CFLAGS := $(BASE_CFLAGS_NOWARN) $(WARN) -O1 -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-omit-frame-pointer -DEMBER_FUZZING
 
 UTIL_SRC := $(wildcard src/util/*.c)
@@ -61,52 +66,66 @@ all: $(BINARIES)
 help:
 	@sed -n '1,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
+# V=1 shows full command lines.
+Q := $(if $(V),,@)
+
 build/rel/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(REL_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(REL_CFLAGS) -MMD -MP -c $< -o $@
 
 build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CLANG   $@")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
 bin/emberd: $(call rel,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 bin/emberctl: $(call rel,$(CTL_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 bin/ember-vm: $(call rel,$(VMTOOL_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 # The guest's PID 1: static, so the initramfs needs nothing but this file and kernel modules.
 bin/emberd-init: $(call rel,$(INIT_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
-	$(CC) $(REL_CFLAGS) -static -o $@ $^ -l:libjansson.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(REL_CFLAGS) -static -o $@ $^ -l:libjansson.a
 
 # Sanitized builds of the same programs, for the tests.
 build/asan/bin/emberd: $(call asan,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 build/asan/bin/ember-vm: $(call asan,$(VMTOOL_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 build/asan/bin/emberctl: $(call asan,$(CTL_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 # The guest agent built for the host, to test exec handling without a VM (--agent-only mode).
 build/asan/bin/emberd-init: $(call asan,$(INIT_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 asan-bins: build/asan/bin/emberd build/asan/bin/ember-vm build/asan/bin/emberctl \
 	build/asan/bin/emberd-init
@@ -114,11 +133,13 @@ asan-bins: build/asan/bin/emberd build/asan/bin/ember-vm build/asan/bin/emberctl
 # Unit tests link every library module (not the entry points) with cmocka, sanitized.
 build/asan/tests/%: tests/unit/%.c $(call asan,$(HOST_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LDLIBS) -lcmocka
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ASAN_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LDLIBS) -lcmocka
 
 build/fuzz/%: tests/fuzz/%.c $(call fuzz,$(HOST_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LDLIBS)
 
 deps:
 	scripts/install-deps.sh
@@ -167,4 +188,6 @@ clean:
 	rm -rf build bin
 
 SHELL := /bin/bash
+# Keep object files make considers intermediate (pattern-rule chains).
+.SECONDARY:
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,64 @@
+/* libFuzzer target: the first byte picks a message decoder, the rest is its JSON payload. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "proto/messages.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	switch (data[0] % 6) {
+	case 0: {
+		struct proto_hello m;
+
+		proto_hello_decode(data + 1, size - 1, &m, NULL);
+		break;
+	}
+	case 1: {
+		struct proto_ready m;
+
+		proto_ready_decode(data + 1, size - 1, &m, NULL);
+		break;
+	}
+	case 2: {
+		struct proto_exec m;
+
+		if (proto_exec_decode(data + 1, size - 1, &m, NULL) == 0) {
+			/* Re-encoding what was accepted must work and decode to the same. */
+			size_t len;
+			char *text = proto_exec_encode(&m, &len, NULL);
+			struct proto_exec again;
+
+			if (text == NULL || proto_exec_decode((uint8_t *)text, len, &again, NULL) < 0)
+				abort();
+			proto_exec_release(&again);
+			free(text);
+			proto_exec_release(&m);
+		}
+		break;
+	}
+	case 3: {
+		struct proto_exit m;
+
+		proto_exit_decode(data + 1, size - 1, &m, NULL);
+		break;
+	}
+	case 4: {
+		struct proto_error_msg m;
+
+		proto_error_decode(data + 1, size - 1, &m, NULL);
+		break;
+	}
+	default: {
+		struct proto_process *procs = NULL;
+		size_t count;
+
+		if (proto_ps_decode(data + 1, size - 1, &procs, &count, NULL) == 0)
+			free(procs);
+		break;
+	}
+	}
+	return 0;
+}

@@ -1,0 +1,124 @@
+/* Unit tests for the packs.json parser (src/sandbox/catalog.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sandbox/catalog.h"
+
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define DEFAULTS "{\"exec_timeout_ms\":30000,\"output_limit_bytes\":1048576,\"memory_mib\":256," \
+		 "\"vcpus\":1,\"overlay_mib\":128}"
+#define PACK(name, image) \
+	"{\"name\":\"" name "\",\"image\":\"" image "\",\"sha256\":\"" SHA "\"," \
+	"\"interpreter\":[\"/usr/bin/python3\",\"-I\"],\"description\":\"d\",\"defaults\":" \
+	DEFAULTS "}"
+#define MANIFEST(packs) \
+	"{\"version\":1,\"kernel\":{\"bzimage\":\"kernel/vmlinuz\",\"vmlinux\":\"kernel/vmlinux\"," \
+	"\"release\":\"6.1\"},\"initramfs\":\"initramfs.cpio.gz\",\"packs\":[" packs "]}"
+
+static int parse(const char *text, struct catalog *cat, struct ember_error **err)
+{
+	return catalog_parse("/img", text, strlen(text), cat, err);
+}
+
+static void parses_valid_manifest_and_resolves_paths(void **state)
+{
+	struct catalog cat;
+	const struct pack *p;
+	char names[64];
+
+	(void)state;
+	assert_int_equal(parse(MANIFEST(PACK("python", "packs/python.squashfs") ","
+					 PACK("shell", "packs/shell.squashfs")), &cat, NULL), 0);
+	assert_int_equal(cat.count, 2);
+	assert_string_equal(cat.bzimage, "/img/kernel/vmlinuz");
+	assert_string_equal(cat.initramfs, "/img/initramfs.cpio.gz");
+	p = catalog_find(&cat, "shell");
+	assert_non_null(p);
+	assert_string_equal(p->image, "/img/packs/shell.squashfs");
+	assert_int_equal(p->interpreter_argc, 2);
+	assert_string_equal(p->interpreter[1], "-I");
+	assert_null(p->interpreter[2]);
+	assert_int_equal(p->defaults.memory_mib, 256);
+	assert_null(catalog_find(&cat, "ruby"));
+	catalog_names(&cat, names, sizeof(names));
+	assert_string_equal(names, "python, shell");
+	catalog_release(&cat);
+}
+
+static void rejects_paths_outside_images_dir(void **state)
+{
+	struct catalog cat;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(MANIFEST(PACK("python", "../etc/shadow")), &cat, &err), -1);
+	assert_non_null(strstr(err->message, "relative path"));
+	ember_error_free(&err);
+	assert_int_equal(parse(MANIFEST(PACK("python", "/etc/shadow")), &cat, NULL), -1);
+	assert_int_equal(parse(MANIFEST(PACK("python", "a b")), &cat, NULL), -1);
+}
+
+static void rejects_bad_names_duplicates_and_unknown_fields(void **state)
+{
+	struct catalog cat;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(parse(MANIFEST(PACK("Py thon", "p.sq")), &cat, NULL), -1);
+	assert_int_equal(parse(MANIFEST(PACK("python", "a.sq") "," PACK("python", "b.sq")), &cat,
+			       &err), -1);
+	assert_non_null(strstr(err->message, "twice"));
+	ember_error_free(&err);
+	assert_int_equal(parse("{\"version\":1,\"extra\":1}", &cat, &err), -1);
+	assert_non_null(strstr(err->message, "extra"));
+	ember_error_free(&err);
+	assert_int_equal(parse(MANIFEST(""), &cat, NULL), -1);
+	assert_int_equal(parse("{\"version\":2}", &cat, NULL), -1);
+	assert_int_equal(parse("not json", &cat, NULL), -1);
+}
+
+static void rejects_out_of_range_defaults(void **state)
+{
+	struct catalog cat;
+	struct ember_error *err = NULL;
+	const char *text = MANIFEST("{\"name\":\"p\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				    "\"interpreter\":[\"/bin/sh\"],\"description\":\"d\","
+				    "\"defaults\":{\"exec_timeout_ms\":30000,"
+				    "\"output_limit_bytes\":1048576,\"memory_mib\":8,\"vcpus\":1,"
+				    "\"overlay_mib\":128}}");
+
+	(void)state;
+	assert_int_equal(parse(text, &cat, &err), -1);
+	assert_non_null(strstr(err->message, "memory_mib"));
+	ember_error_free(&err);
+}
+
+static void rejects_relative_interpreter(void **state)
+{
+	struct catalog cat;
+	const char *text = MANIFEST("{\"name\":\"p\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				    "\"interpreter\":[\"python3\"],\"description\":\"d\","
+				    "\"defaults\":" DEFAULTS "}");
+
+	(void)state;
+	assert_int_equal(parse(text, &cat, NULL), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_valid_manifest_and_resolves_paths),
+		cmocka_unit_test(rejects_paths_outside_images_dir),
+		cmocka_unit_test(rejects_bad_names_duplicates_and_unknown_fields),
+		cmocka_unit_test(rejects_out_of_range_defaults),
+		cmocka_unit_test(rejects_relative_interpreter),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

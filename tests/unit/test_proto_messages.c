@@ -1,0 +1,190 @@
+/* Unit tests for the JSON control messages (src/proto/messages.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/messages.h"
+
+#define DECODE(fn, text, msg) fn((const uint8_t *)(text), strlen(text), (msg), NULL)
+
+static void hello_roundtrips_with_entropy(void **state)
+{
+	struct proto_hello in = { .version = 1, .time_unix_ns = 1234567890123, .entropy_len = 4,
+				  .entropy = { 0xde, 0xad, 0xbe, 0xef } };
+	struct proto_hello out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_00ff");
+	text = proto_hello_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_string_equal(out.sandbox_id, "sb_00ff");
+	assert_int_equal(out.entropy_len, 4);
+	assert_memory_equal(out.entropy, in.entropy, 4);
+	assert_true(out.time_unix_ns == in.time_unix_ns);
+	free(text);
+}
+
+static void hello_rejects_bad_fields(void **state)
+{
+	struct proto_hello h;
+
+	(void)state;
+	/* unknown key */
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"\",\"x\":1}", &h), -1);
+	/* odd hex, upper case hex */
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"abc\"}", &h), -1);
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"AB\"}", &h), -1);
+	/* id with a path character */
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"../x\","
+				"\"time_unix_ns\":0,\"entropy\":\"\"}", &h), -1);
+	/* version 0, wrong type, duplicate key, trailing garbage, not an object */
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":0,\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"\"}", &h), -1);
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":\"1\",\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"\"}", &h), -1);
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"version\":1,"
+				"\"sandbox_id\":\"a\",\"time_unix_ns\":0,\"entropy\":\"\"}", &h), -1);
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"\"} x", &h), -1);
+	assert_int_equal(DECODE(proto_hello_decode, "[1]", &h), -1);
+	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"a\","
+				"\"time_unix_ns\":0,\"entropy\":\"\"}", &h), 0);
+}
+
+static void exec_roundtrips_and_owns_strings(void **state)
+{
+	char *argv0 = "/usr/bin/python3";
+	char *env0 = "A=b";
+	struct proto_exec in = { .argc = 1, .envc = 1, .code = "print(\"\\u00e9\")\n",
+				 .timeout_ms = 500, .output_limit = 77, .stdin_follows = true };
+	struct proto_exec out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	in.argv[0] = argv0;
+	in.env[0] = env0;
+	in.code_len = strlen(in.code);
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_exec_decode((uint8_t *)text, len, &out, NULL), 0);
+	free(text);
+	assert_int_equal(out.argc, 1);
+	assert_string_equal(out.argv[0], argv0);
+	assert_null(out.argv[1]);
+	assert_string_equal(out.env[0], "A=b");
+	assert_string_equal(out.code, in.code);
+	assert_int_equal(out.timeout_ms, 500);
+	assert_int_equal(out.output_limit, 77);
+	assert_true(out.stdin_follows);
+	proto_exec_release(&out);
+}
+
+static void exec_rejects_bad_requests(void **state)
+{
+	struct proto_exec e;
+
+	(void)state;
+	/* empty argv */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[],\"env\":[],\"code\":\"\","
+				"\"timeout_ms\":1,\"output_limit\":0,\"stdin_follows\":false}", &e),
+			 -1);
+	/* env without '=' */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[\"AB\"],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,"
+				"\"stdin_follows\":false}", &e), -1);
+	/* timeout 0, NUL in code */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":0,\"output_limit\":0,"
+				"\"stdin_follows\":false}", &e), -1);
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"a\\u0000b\",\"timeout_ms\":1,\"output_limit\":0,"
+				"\"stdin_follows\":false}", &e), -1);
+	/* output limit above the protocol maximum */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":99999999999,"
+				"\"stdin_follows\":false}", &e), -1);
+	/* argv entry not a string */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[1],\"env\":[],\"code\":\"\","
+				"\"timeout_ms\":1,\"output_limit\":0,\"stdin_follows\":false}", &e),
+			 -1);
+}
+
+static void exit_and_error_roundtrip(void **state)
+{
+	struct proto_exit in = { .exit_code = -1, .signal = 9, .timed_out = true,
+				 .duration_ms = 5, .stdout_truncated = true };
+	struct proto_exit out;
+	struct proto_error_msg em;
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = proto_exit_encode(&in, &len, NULL);
+	assert_int_equal(proto_exit_decode((uint8_t *)text, len, &out, NULL), 0);
+	free(text);
+	assert_int_equal(out.exit_code, -1);
+	assert_int_equal(out.signal, 9);
+	assert_true(out.timed_out);
+	assert_true(out.stdout_truncated);
+	assert_false(out.stderr_truncated);
+	assert_int_equal(DECODE(proto_exit_decode, "{\"exit_code\":256,\"signal\":0,"
+				"\"timed_out\":false,\"duration_ms\":1,\"stdout_truncated\":false,"
+				"\"stderr_truncated\":false}", &out), -1);
+
+	text = proto_error_encode("too_many_execs", "64 running", &len, NULL);
+	assert_int_equal(proto_error_decode((uint8_t *)text, len, &em, NULL), 0);
+	free(text);
+	assert_string_equal(em.code, "too_many_execs");
+	assert_string_equal(em.message, "64 running");
+}
+
+static void ps_roundtrips_and_rejects_bad_entries(void **state)
+{
+	struct proto_process in[2] = {
+		{ .pid = 1, .ppid = 0, .uid = 0, .state = 'S', .comm = "init" },
+		{ .pid = 42, .ppid = 1, .uid = 1000, .state = 'Z', .comm = "sh" },
+	};
+	struct proto_process *out = NULL;
+	size_t count = 0, len;
+	char *text;
+
+	(void)state;
+	text = proto_ps_encode(in, 2, &len, NULL);
+	assert_int_equal(proto_ps_decode((uint8_t *)text, len, &out, &count, NULL), 0);
+	free(text);
+	assert_int_equal(count, 2);
+	assert_int_equal(out[1].pid, 42);
+	assert_int_equal(out[1].state, 'Z');
+	assert_string_equal(out[1].comm, "sh");
+	free(out);
+	text = "{\"processes\":[{\"pid\":0,\"ppid\":0,\"uid\":0,\"state\":\"S\",\"comm\":\"x\"}]}";
+	assert_int_equal(proto_ps_decode((uint8_t *)text, strlen(text), &out, &count, NULL), -1);
+	text = "{\"processes\":[{\"pid\":1,\"ppid\":0,\"uid\":0,\"state\":\"\",\"comm\":\"x\"}]}";
+	assert_int_equal(proto_ps_decode((uint8_t *)text, strlen(text), &out, &count, NULL), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(hello_roundtrips_with_entropy),
+		cmocka_unit_test(hello_rejects_bad_fields),
+		cmocka_unit_test(exec_roundtrips_and_owns_strings),
+		cmocka_unit_test(exec_rejects_bad_requests),
+		cmocka_unit_test(exit_and_error_roundtrip),
+		cmocka_unit_test(ps_roundtrips_and_rejects_bad_entries),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
