@@ -1,0 +1,304 @@
+/* agent.c - the event loop: signals, reaping, transports and sessions. */
+#include "guest/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guest/channel.h"
+#include "guest/limits.h"
+#include "guest/log.h"
+#include "guest/loop.h"
+#include "guest/session.h"
+
+enum slot { SLOT_PORT, SLOT_VSOCK, SLOT_UNIX, SLOT_FD, SLOT_COUNT };
+
+static const char *const slot_label[SLOT_COUNT] = { "virtio-serial", "vsock", "unix socket",
+						     "channel fd" };
+
+struct agent {
+	const struct guest_agent_config *cfg;
+	struct guest_loop loop;
+	struct guest_session_env env;
+	struct guest_watch signals;
+	struct guest_watch port_timer;  /* (re)open the virtio-serial port */
+	int port_backoff_ms;
+	struct guest_watch vsock_listener;
+	struct guest_watch unix_listener;
+	struct guest_session *sessions[SLOT_COUNT];
+	bool stop;
+};
+
+static void agent_reap(struct agent *a)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		size_t i;
+
+		if (pid <= 0)
+			return; /* 0: children left but none exited; -1/ECHILD: no children */
+		for (i = 0; i < SLOT_COUNT; i++) {
+			struct guest_exec *e;
+
+			if (a->sessions[i] == NULL)
+				continue;
+			e = guest_session_exec_by_pid(a->sessions[i], pid);
+			if (e != NULL) {
+				guest_exec_reaped(e, status);
+				break;
+			}
+		}
+		/* Not an exec's main process: an orphan reparented to us, now reaped. */
+	}
+}
+
+static void signals_ready(struct guest_watch *w, uint32_t events)
+{
+	struct agent *a = guest_container_of(w, struct agent, signals);
+	struct signalfd_siginfo info;
+	bool reap = false;
+
+	(void)events;
+	for (;;) {
+		ssize_t n = read(w->fd, &info, sizeof(info));
+
+		if (n != (ssize_t)sizeof(info))
+			break;
+		if (info.ssi_signo == SIGCHLD) {
+			reap = true;
+		} else if (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM) {
+			guest_log("%s received: shutting down", strsignal((int)info.ssi_signo));
+			a->stop = true;
+		}
+	}
+	/* Signals coalesce: one SIGCHLD may stand for many exits, so reap until nothing is left. */
+	if (reap)
+		agent_reap(a);
+}
+
+static void arm_port_timer(struct agent *a, int ms)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 },
+	};
+
+	if (timerfd_settime(a->port_timer.fd, 0, &its, NULL) < 0)
+		guest_log("arm the port timer: %s", strerror(errno));
+}
+
+static void start_session(struct agent *a, enum slot slot, int fd, enum guest_session_kind kind)
+{
+	struct ember_error *err = NULL;
+
+	if (a->sessions[slot] != NULL) {
+		/* A new connection replaces the old one (the host reconnected). */
+		guest_log("session on %s replaced by a new connection", slot_label[slot]);
+		guest_session_free(a->sessions[slot]);
+		a->sessions[slot] = NULL;
+	}
+	if (guest_session_new(&a->env, fd, kind, slot_label[slot], &a->sessions[slot], &err) < 0)
+		guest_log_error(&err, "start a session");
+}
+
+static void port_timer_ready(struct guest_watch *w, uint32_t events)
+{
+	struct agent *a = guest_container_of(w, struct agent, port_timer);
+	struct ember_error *err = NULL;
+	uint64_t expirations;
+	char path[300];
+	int found, fd;
+
+	(void)events;
+	if (read(w->fd, &expirations, sizeof(expirations)) < 0 || a->sessions[SLOT_PORT] != NULL)
+		return;
+	found = guest_channel_find_port("/sys/class/virtio-ports", "/dev", GUEST_PORT_NAME, path,
+					sizeof(path), &err);
+	if (found <= 0) {
+		if (found < 0)
+			guest_log_error(&err, "look for the virtio-serial port");
+		/* Ports appear asynchronously after the driver loads: back off while absent. */
+		a->port_backoff_ms = a->port_backoff_ms * 2 > GUEST_PORT_RESCAN_MAX_MS ?
+			GUEST_PORT_RESCAN_MAX_MS : a->port_backoff_ms * 2;
+		arm_port_timer(a, a->port_backoff_ms);
+		return;
+	}
+	a->port_backoff_ms = GUEST_PORT_REOPEN_MS;
+	fd = guest_channel_open_port(path, &err);
+	if (fd < 0) {
+		guest_log_error(&err, "open the virtio-serial port");
+		arm_port_timer(a, GUEST_PORT_REOPEN_MS);
+		return;
+	}
+	start_session(a, SLOT_PORT, fd, GUEST_SESSION_PORT);
+}
+
+static void listener_ready(struct agent *a, struct guest_watch *w, enum slot slot)
+{
+	struct ember_error *err = NULL;
+	int fd = guest_channel_accept(w->fd, &err);
+
+	if (fd == -1)
+		guest_log_error(&err, "accept a host connection");
+	if (fd >= 0)
+		start_session(a, slot, fd, GUEST_SESSION_SOCKET);
+}
+
+static void vsock_ready(struct guest_watch *w, uint32_t events)
+{
+	(void)events;
+	listener_ready(guest_container_of(w, struct agent, vsock_listener), w, SLOT_VSOCK);
+}
+
+static void unix_ready(struct guest_watch *w, uint32_t events)
+{
+	(void)events;
+	listener_ready(guest_container_of(w, struct agent, unix_listener), w, SLOT_UNIX);
+}
+
+/* After each batch: free ended sessions (their execs are killed) and schedule what follows. */
+static void agent_after_batch(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < SLOT_COUNT; i++) {
+		if (a->sessions[i] == NULL || !guest_session_ended(a->sessions[i]))
+			continue;
+		guest_session_free(a->sessions[i]);
+		a->sessions[i] = NULL;
+		if (i == SLOT_PORT)
+			arm_port_timer(a, GUEST_PORT_REOPEN_MS); /* wait for the next host */
+		if (i == SLOT_FD)
+			a->stop = true; /* an inherited channel cannot come back */
+	}
+	guest_loop_collect(&a->loop);
+}
+
+static int setup_signals(struct agent *a, struct ember_error **err)
+{
+	sigset_t all, mine;
+	int fd;
+
+	sigfillset(&all);
+	if (sigprocmask(SIG_BLOCK, &all, NULL) < 0)
+		return ember_error_sys(err, "block signals");
+	sigemptyset(&mine);
+	sigaddset(&mine, SIGCHLD);
+	sigaddset(&mine, SIGINT);
+	sigaddset(&mine, SIGTERM);
+	fd = signalfd(-1, &mine, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return ember_error_sys(err, "signalfd");
+	guest_watch_init(&a->signals, fd, signals_ready);
+	return guest_loop_set(&a->loop, &a->signals, EPOLLIN, err);
+}
+
+static int setup_transports(struct agent *a, struct ember_error **err)
+{
+	const struct guest_agent_config *cfg = a->cfg;
+	struct ember_error *verr = NULL;
+	int fd;
+
+	if (cfg->pid1) {
+		fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (fd < 0)
+			return ember_error_sys(err, "timerfd_create");
+		guest_watch_init(&a->port_timer, fd, port_timer_ready);
+		if (guest_loop_set(&a->loop, &a->port_timer, EPOLLIN, err) < 0)
+			return -1;
+		a->port_backoff_ms = 5;
+		arm_port_timer(a, 1); /* look for the port right away, from the loop */
+		fd = guest_channel_listen_vsock(GUEST_VSOCK_PORT, &verr);
+		if (fd < 0) {
+			guest_log("no vsock transport: %s", verr->message);
+			ember_error_free(&verr);
+		} else {
+			guest_watch_init(&a->vsock_listener, fd, vsock_ready);
+			if (guest_loop_set(&a->loop, &a->vsock_listener, EPOLLIN, err) < 0)
+				return -1;
+		}
+	}
+	if (cfg->listen_unix != NULL) {
+		fd = guest_channel_listen_unix(cfg->listen_unix, err);
+		if (fd < 0)
+			return -1;
+		guest_watch_init(&a->unix_listener, fd, unix_ready);
+		if (guest_loop_set(&a->loop, &a->unix_listener, EPOLLIN, err) < 0)
+			return -1;
+	}
+	if (cfg->channel_fd >= 0) {
+		int dup_fd = fcntl(cfg->channel_fd, F_DUPFD_CLOEXEC, 3);
+
+		if (dup_fd < 0)
+			return ember_error_sys(err, "channel fd %d", cfg->channel_fd);
+		close(cfg->channel_fd);
+		if (fcntl(dup_fd, F_SETFL, fcntl(dup_fd, F_GETFL) | O_NONBLOCK) < 0) {
+			close(dup_fd);
+			return ember_error_sys(err, "set channel fd non-blocking");
+		}
+		start_session(a, SLOT_FD, dup_fd, GUEST_SESSION_SOCKET);
+		if (a->sessions[SLOT_FD] == NULL)
+			return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot serve the channel fd");
+	}
+	return 0;
+}
+
+static void agent_release(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < SLOT_COUNT; i++) {
+		guest_session_free(a->sessions[i]);
+		a->sessions[i] = NULL;
+	}
+	guest_loop_close(&a->loop, &a->signals);
+	guest_loop_close(&a->loop, &a->port_timer);
+	guest_loop_close(&a->loop, &a->vsock_listener);
+	guest_loop_close(&a->loop, &a->unix_listener);
+	if (a->cfg->listen_unix != NULL)
+		unlink(a->cfg->listen_unix);
+	guest_loop_release(&a->loop);
+}
+
+int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **err)
+{
+	struct agent a = { .cfg = cfg };
+	int ret = -1;
+
+	guest_watch_init(&a.signals, -1, signals_ready);
+	guest_watch_init(&a.port_timer, -1, port_timer_ready);
+	guest_watch_init(&a.vsock_listener, -1, vsock_ready);
+	guest_watch_init(&a.unix_listener, -1, unix_ready);
+	if (guest_loop_init(&a.loop, err) < 0)
+		return -1;
+	a.env.loop = &a.loop;
+	a.env.exec = cfg->exec;
+	a.env.apply_identity = cfg->pid1;
+	/* Outside a VM, grandchildren whose parents die are reparented to us, not to the host's
+	 * init, so the agent-only mode reaps (and tests) exactly like PID 1 does. */
+	if (!cfg->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		guest_log("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	if (setup_signals(&a, err) < 0 || setup_transports(&a, err) < 0)
+		goto out;
+	guest_log("agent serving (execs as uid %u, gid %u, in %s)", (unsigned)cfg->exec.uid,
+		  (unsigned)cfg->exec.gid, cfg->exec.cwd);
+	while (!a.stop) {
+		if (guest_loop_run_once(&a.loop, -1, err) < 0)
+			goto out;
+		agent_after_batch(&a);
+	}
+	ret = 0;
+out:
+	agent_release(&a);
+	/* Children killed on the way out are reaped here so none is left a zombie. */
+	agent_reap(&a);
+	return ret;
+}

@@ -1,0 +1,481 @@
+/* exec.c - supervision of one exec: output forwarding, stdin, timeout, completion. */
+#include "guest/exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guest/env.h"
+#include "guest/limits.h"
+#include "guest/log.h"
+#include "guest/spawn.h"
+#include "proto/frame.h"
+#include "util/fdio.h"
+#include "util/timeutil.h"
+
+static void exec_maybe_finish(struct guest_exec *e);
+
+static int arm_timer(struct guest_exec *e, uint64_t ms)
+{
+	struct itimerspec its = {
+		.it_value = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 },
+	};
+
+	if (ms == 0)
+		its.it_value.tv_nsec = 1; /* 0 would disarm */
+	return timerfd_settime(e->timer.fd, 0, &its, NULL);
+}
+
+static void kill_group(struct guest_exec *e)
+{
+	/* The group outlives its leader while members remain; once it is empty this is ESRCH. */
+	if (e->pid > 0)
+		kill(-e->pid, SIGKILL);
+}
+
+static void remove_code(struct guest_exec *e)
+{
+	if (e->code_path[0] != '\0' && unlink(e->code_path) < 0 && errno != ENOENT)
+		guest_log("exec %u: remove `%s`: %s", e->id, e->code_path, strerror(errno));
+	if (e->dir[0] != '\0' && rmdir(e->dir) < 0 && errno != ENOENT)
+		guest_log("exec %u: remove `%s`: %s", e->id, e->dir, strerror(errno));
+	e->code_path[0] = '\0';
+	e->dir[0] = '\0';
+}
+
+static void close_stdin(struct guest_exec *e)
+{
+	guest_loop_close(e->loop, &e->stdin_watch);
+	free(e->stdin_buf);
+	e->stdin_buf = NULL;
+	e->stdin_len = 0;
+}
+
+static void close_all(struct guest_exec *e)
+{
+	guest_loop_close(e->loop, &e->out[0].watch);
+	guest_loop_close(e->loop, &e->out[1].watch);
+	guest_loop_close(e->loop, &e->timer);
+	close_stdin(e);
+	e->stdin_open = false;
+}
+
+/* Forwards n bytes read from a stream, keeping at most output_limit per stream. */
+static void deliver(struct guest_exec_stream *s, const uint8_t *buf, size_t n)
+{
+	struct guest_exec *e = s->exec;
+	uint64_t room = e->output_limit - s->kept;
+	size_t keep = (uint64_t)n < room ? n : (size_t)room;
+
+	if (keep > 0) {
+		s->kept += keep;
+		e->ops->emit(e->ctx, s->type, e->id, buf, keep);
+	}
+	if (keep < n)
+		s->truncated = true;
+}
+
+/* One read: bytes read, 0 when nothing is readable now, -1 at EOF (the stream is then closed). */
+static ssize_t read_stream(struct guest_exec_stream *s)
+{
+	uint8_t buf[PROTO_MAX_DATA_CHUNK];
+	ssize_t n;
+
+	do {
+		n = read(s->watch.fd, buf, sizeof(buf));
+	} while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		deliver(s, buf, (size_t)n);
+		return n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	/* EOF, or an error that a pipe read cannot really give: the stream is over either way. */
+	s->eof = true;
+	guest_loop_close(s->exec->loop, &s->watch);
+	return -1;
+}
+
+static void stream_ready(struct guest_watch *w, uint32_t events)
+{
+	struct guest_exec_stream *s = guest_container_of(w, struct guest_exec_stream, watch);
+	struct guest_exec *e = s->exec;
+
+	(void)events;
+	if (e->ops->congested(e->ctx)) {
+		/* Backpressure: the host is behind, so the program blocks on a full pipe. */
+		s->paused = true;
+		if (guest_loop_set(e->loop, w, 0, NULL) < 0)
+			s->paused = false;
+		return;
+	}
+	if (read_stream(s) < 0)
+		exec_maybe_finish(e);
+}
+
+void guest_exec_resume(struct guest_exec *e)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct guest_exec_stream *s = &e->out[i];
+
+		if (s->paused && s->watch.fd >= 0) {
+			struct ember_error *err = NULL;
+
+			if (guest_loop_set(e->loop, &s->watch, EPOLLIN, &err) < 0)
+				guest_log_error(&err, "resume exec output");
+			else
+				s->paused = false;
+		}
+	}
+}
+
+static void stdin_flush(struct guest_exec *e)
+{
+	while (e->stdin_len > 0 && e->stdin_watch.fd >= 0) {
+		ssize_t n = write(e->stdin_watch.fd, e->stdin_buf, e->stdin_len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			/* EPIPE: the program closed its stdin; what it did not read is dropped. */
+			close_stdin(e);
+			return;
+		}
+		memmove(e->stdin_buf, e->stdin_buf + n, e->stdin_len - (size_t)n);
+		e->stdin_len -= (size_t)n;
+	}
+	if (e->stdin_watch.fd < 0)
+		return;
+	if (e->stdin_len == 0 && e->stdin_fin) {
+		close_stdin(e);
+		return;
+	}
+	if (guest_loop_set(e->loop, &e->stdin_watch, e->stdin_len > 0 ? EPOLLOUT : 0, NULL) < 0)
+		close_stdin(e);
+}
+
+static void stdin_ready(struct guest_watch *w, uint32_t events)
+{
+	struct guest_exec *e = guest_container_of(w, struct guest_exec, stdin_watch);
+
+	(void)events;
+	stdin_flush(e);
+}
+
+int guest_exec_stdin(struct guest_exec *e, const uint8_t *data, size_t len, bool fin,
+		     struct ember_error **err)
+{
+	uint8_t *nbuf;
+
+	if (!e->stdin_open)
+		return 0; /* after FIN or without stdin_follows: nothing to feed */
+	if (fin)
+		e->stdin_open = false;
+	if (e->stdin_watch.fd < 0)
+		return 0; /* the program closed its stdin */
+	if (len > 0) {
+		if (e->stdin_len + len > GUEST_STDIN_PENDING_MAX)
+			return ember_error_set(err, EMBER_E_TOO_LARGE, 0,
+					       "more than %u bytes of stdin pending",
+					       GUEST_STDIN_PENDING_MAX);
+		nbuf = realloc(e->stdin_buf, e->stdin_len + len);
+		if (nbuf == NULL)
+			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		memcpy(nbuf + e->stdin_len, data, len);
+		e->stdin_buf = nbuf;
+		e->stdin_len += len;
+	}
+	e->stdin_fin = fin;
+	stdin_flush(e);
+	return 0;
+}
+
+/* After the grace period, take what the pipes already hold (bounded) and stop waiting. */
+static void final_drain(struct guest_exec *e)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct guest_exec_stream *s = &e->out[i];
+		size_t taken = 0;
+
+		while (s->watch.fd >= 0 && taken < GUEST_EXEC_FINAL_DRAIN &&
+		       !e->ops->congested(e->ctx)) {
+			ssize_t n = read_stream(s);
+
+			if (n <= 0)
+				break;
+			taken += (size_t)n;
+		}
+		guest_loop_close(e->loop, &s->watch);
+	}
+}
+
+static void timer_ready(struct guest_watch *w, uint32_t events)
+{
+	struct guest_exec *e = guest_container_of(w, struct guest_exec, timer);
+	uint64_t expirations;
+
+	(void)events;
+	if (read(w->fd, &expirations, sizeof(expirations)) < 0)
+		return; /* EAGAIN: a stale wakeup after re-arming */
+	if (!e->reaped) {
+		guest_log("exec %u: timed out, killing process group %d", e->id, (int)e->pid);
+		e->timed_out = true;
+		kill_group(e);
+		return;
+	}
+	if (e->ops->congested(e->ctx)) {
+		/* The pipes may still hold the program's own output: wait for the host first. */
+		if (arm_timer(e, GUEST_EXEC_GRACE_RECHECK_MS) == 0)
+			return;
+	}
+	e->grace_over = true;
+	final_drain(e);
+	exec_maybe_finish(e);
+}
+
+static void exec_maybe_finish(struct guest_exec *e)
+{
+	struct proto_exit msg = { 0 };
+	struct ember_error *err = NULL;
+	char *json;
+	size_t len;
+
+	if (e->finished || !e->reaped)
+		return;
+	if (!(e->out[0].eof && e->out[1].eof) && !e->grace_over)
+		return;
+	if (WIFSIGNALED(e->wait_status)) {
+		msg.exit_code = -1;
+		msg.signal = WTERMSIG(e->wait_status);
+	} else {
+		msg.exit_code = WEXITSTATUS(e->wait_status);
+	}
+	msg.timed_out = e->timed_out;
+	msg.duration_ms = (uint64_t)(e->end_ms - e->start_ms);
+	msg.stdout_truncated = e->out[0].truncated;
+	msg.stderr_truncated = e->out[1].truncated;
+	close_all(e);
+	remove_code(e);
+	e->finished = true;
+	json = proto_exit_encode(&msg, &len, &err);
+	if (json == NULL) {
+		guest_log_error(&err, "encode EXIT");
+	} else {
+		e->ops->emit(e->ctx, PROTO_EXIT, e->id, json, len);
+		free(json);
+	}
+	e->ops->finished(e->ctx, e);
+}
+
+void guest_exec_reaped(struct guest_exec *e, int wait_status)
+{
+	if (e->reaped)
+		return;
+	e->reaped = true;
+	e->wait_status = wait_status;
+	e->end_ms = time_mono_ms();
+	if (e->timer.fd >= 0 && arm_timer(e, GUEST_EXEC_GRACE_MS) < 0) {
+		guest_log("exec %u: arm grace timer: %s", e->id, strerror(errno));
+		e->grace_over = true;
+	}
+	exec_maybe_finish(e);
+}
+
+void guest_exec_cancel(struct guest_exec *e)
+{
+	if (e->finished)
+		return;
+	e->cancelled = true;
+	kill_group(e);
+}
+
+void guest_exec_discard(struct guest_exec *e)
+{
+	if (!e->finished)
+		kill_group(e);
+	close_all(e);
+	remove_code(e);
+	e->finished = true;
+}
+
+void guest_exec_free(struct guest_exec *e)
+{
+	if (e == NULL)
+		return;
+	close_all(e);
+	free(e);
+}
+
+/* <code_root>/<seq>-XXXXXX (0711, so the sandbox user can open the code but not list or
+ * change anything) holding `code` (0644). */
+static int write_code(struct guest_exec *e, const struct guest_exec_config *cfg, uint64_t seq,
+		      const struct proto_exec *req, struct ember_error **err)
+{
+	int fd;
+
+	if (snprintf(e->dir, sizeof(e->dir), "%s/%llu-XXXXXX", cfg->code_root,
+		     (unsigned long long)seq) >= (int)sizeof(e->dir)) {
+		e->dir[0] = '\0';
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "code path too long");
+	}
+	if (mkdtemp(e->dir) == NULL) {
+		ember_error_sys(err, "create `%s`", e->dir);
+		e->dir[0] = '\0';
+		return -1;
+	}
+	if (chmod(e->dir, 0711) < 0)
+		return ember_error_sys(err, "chmod `%s`", e->dir);
+	snprintf(e->code_path, sizeof(e->code_path), "%s/code", e->dir);
+	fd = open(e->code_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ember_error_sys(err, "create `%s`", e->code_path);
+		e->code_path[0] = '\0';
+		return -1;
+	}
+	if (fchmod(fd, 0644) < 0 || fd_write_all(fd, req->code, req->code_len, -1, err) < 0) {
+		ember_error_sys(err, "write `%s`", e->code_path);
+		close(fd);
+		return -1;
+	}
+	if (close(fd) < 0)
+		return ember_error_sys(err, "close `%s`", e->code_path);
+	return 0;
+}
+
+static int spawn_program(struct guest_exec *e, const struct guest_exec_config *cfg,
+			 const struct proto_exec *req, int child_in, int child_out, int child_err,
+			 struct ember_error **err)
+{
+	char home[PATH_MAX + 8];
+	const char *base[] = {
+		"PATH=" GUEST_BASE_PATH, home, "LANG=C.UTF-8", "USER=sandbox", NULL,
+	};
+	char *argv[PROTO_ARGV_MAX + 2];
+	char **envp = NULL;
+	struct guest_spawn_spec spec = {
+		.argv = argv,
+		.cwd = cfg->cwd,
+		.change_ids = cfg->change_ids,
+		.uid = cfg->uid,
+		.gid = cfg->gid,
+		.stdin_fd = child_in,
+		.stdout_fd = child_out,
+		.stderr_fd = child_err,
+	};
+	size_t i;
+
+	snprintf(home, sizeof(home), "HOME=%s", cfg->home);
+	for (i = 0; i < req->argc; i++)
+		argv[i] = req->argv[i];
+	argv[i++] = e->code_path;
+	argv[i] = NULL;
+	if (guest_env_build(base, (const char *const *)req->env, &envp, err) < 0)
+		return -1;
+	spec.envp = envp;
+	e->start_ms = time_mono_ms();
+	e->pid = guest_spawn(&spec, err);
+	free(envp);
+	return e->pid > 0 ? 0 : -1;
+}
+
+int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
+		     uint32_t id, const struct proto_exec *req, const struct guest_exec_ops *ops,
+		     void *ctx, struct guest_exec **out, struct ember_error **err)
+{
+	struct guest_exec *e = calloc(1, sizeof(*e));
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, in_pipe[2] = { -1, -1 };
+	int ret = -1, i;
+
+	if (e == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	e->loop = loop;
+	e->ops = ops;
+	e->ctx = ctx;
+	e->id = id;
+	e->output_limit = req->output_limit;
+	for (i = 0; i < 2; i++) {
+		e->out[i].exec = e;
+		e->out[i].type = i == 0 ? PROTO_STDOUT : PROTO_STDERR;
+		guest_watch_init(&e->out[i].watch, -1, stream_ready);
+	}
+	guest_watch_init(&e->stdin_watch, -1, stdin_ready);
+	guest_watch_init(&e->timer, -1, timer_ready);
+
+	if (write_code(e, cfg, seq, req, err) < 0)
+		goto fail;
+	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
+		ember_error_sys(err, "pipe");
+		goto fail;
+	}
+	if (req->stdin_follows) {
+		if (pipe2(in_pipe, O_CLOEXEC) < 0) {
+			ember_error_sys(err, "pipe");
+			goto fail;
+		}
+	} else {
+		in_pipe[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (in_pipe[0] < 0) {
+			ember_error_sys(err, "open /dev/null");
+			goto fail;
+		}
+	}
+	e->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (e->timer.fd < 0) {
+		ember_error_sys(err, "timerfd_create");
+		goto fail;
+	}
+	if (fd_set_nonblock(out_pipe[0], 1) < 0 || fd_set_nonblock(err_pipe[0], 1) < 0 ||
+	    (in_pipe[1] >= 0 && fd_set_nonblock(in_pipe[1], 1) < 0)) {
+		ember_error_sys(err, "set pipes non-blocking");
+		goto fail;
+	}
+	if (spawn_program(e, cfg, req, in_pipe[0], out_pipe[1], err_pipe[1], err) < 0)
+		goto fail;
+	/* From here on the program runs: failures below kill it (guest_exec_discard). */
+	e->out[0].watch.fd = out_pipe[0];
+	e->out[1].watch.fd = err_pipe[0];
+	e->stdin_watch.fd = in_pipe[1];
+	out_pipe[0] = err_pipe[0] = in_pipe[1] = -1;
+	e->stdin_open = req->stdin_follows;
+	if (arm_timer(e, req->timeout_ms) < 0) {
+		ember_error_sys(err, "arm the exec timeout");
+		goto fail_running;
+	}
+	if (guest_loop_set(loop, &e->timer, EPOLLIN, err) < 0 ||
+	    guest_loop_set(loop, &e->out[0].watch, EPOLLIN, err) < 0 ||
+	    guest_loop_set(loop, &e->out[1].watch, EPOLLIN, err) < 0)
+		goto fail_running;
+	*out = e;
+	e = NULL;
+	ret = 0;
+	goto out;
+fail_running:
+	guest_exec_discard(e);
+fail:
+	remove_code(e);
+	guest_exec_free(e);
+out:
+	for (i = 0; i < 2; i++) {
+		if (out_pipe[i] >= 0)
+			close(out_pipe[i]);
+		if (err_pipe[i] >= 0)
+			close(err_pipe[i]);
+		if (in_pipe[i] >= 0)
+			close(in_pipe[i]);
+	}
+	return ret;
+}

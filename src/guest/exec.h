@@ -1,0 +1,108 @@
+/* exec.h - one running exec: its code file, pipes, timeout and completion (EXIT).
+ * Created and owned by session.c; told about its main process's death by agent.c's reaper.
+ * Never blocks the loop (all pipe ends non-blocking), never buffers more than its bounds, and
+ * never sends EXIT before the main process was reaped. */
+#ifndef EMBER_GUEST_EXEC_H
+#define EMBER_GUEST_EXEC_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "guest/loop.h"
+#include "proto/messages.h"
+#include "util/error.h"
+
+struct guest_exec;
+
+/* How an exec talks to its session (kept abstract so exec.c knows nothing of sessions). */
+struct guest_exec_ops {
+	/* Queues a frame for the host; -1 when the session cannot take it (it then ends). */
+	int (*emit)(void *ctx, uint8_t type, uint32_t id, const void *payload, size_t len);
+	/* True while the session's outgoing queue is above its high-water mark. */
+	bool (*congested)(void *ctx);
+	/* EXIT is queued and every fd closed: the owner unlinks the exec and frees it (deferred). */
+	void (*finished)(void *ctx, struct guest_exec *exec);
+};
+
+/* Where and as whom execs run; fixed for the agent's lifetime. */
+struct guest_exec_config {
+	const char *code_root; /* per-exec directories (0711, root-owned) are created here */
+	const char *cwd;
+	const char *home;      /* HOME of the base environment */
+	bool change_ids;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct guest_exec_stream {
+	struct guest_watch watch;
+	struct guest_exec *exec;
+	uint8_t type;     /* PROTO_STDOUT or PROTO_STDERR */
+	uint64_t kept;    /* bytes forwarded so far (<= output_limit) */
+	bool truncated;
+	bool eof;
+	bool paused;      /* out of the epoll set while the session is congested */
+};
+
+struct guest_exec {
+	struct guest_exec *next;          /* the owning session's list */
+	struct guest_deferred deferred;
+	struct guest_loop *loop;
+	const struct guest_exec_ops *ops;
+	void *ctx;
+
+	uint32_t id;
+	pid_t pid;                        /* main process = process group id */
+	int64_t start_ms;
+	int64_t end_ms;
+	bool reaped;
+	int wait_status;
+	bool timed_out;
+	bool cancelled;
+	bool grace_over;                  /* 250 ms after reaping passed: stop waiting for EOF */
+	bool finished;
+	uint64_t output_limit;
+
+	struct guest_exec_stream out[2];  /* stdout, stderr */
+	struct guest_watch stdin_watch;   /* our write end; fd -1 when /dev/null or closed */
+	uint8_t *stdin_buf;               /* pending bytes the program has not read yet */
+	size_t stdin_len;
+	bool stdin_fin;                   /* FIN seen: close once stdin_buf is written */
+	bool stdin_open;                  /* STDIN frames are still expected */
+	struct guest_watch timer;         /* timeout, then the post-exit grace period */
+
+	char dir[PATH_MAX];
+	char code_path[PATH_MAX];
+};
+
+/* Writes the code file, spawns argv + [code file] and registers the pipes and the timer.
+ * EMBER_E_GUEST: the program could not be started (ERROR spawn_failed); other kinds: internal. */
+int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
+		     uint32_t id, const struct proto_exec *req, const struct guest_exec_ops *ops,
+		     void *ctx, struct guest_exec **out, struct ember_error **err);
+
+/* Data from a STDIN frame (fin = last one). EMBER_E_TOO_LARGE when more than
+ * GUEST_STDIN_PENDING_MAX would be pending: the caller then discards the exec. Input after FIN,
+ * or after the program closed its stdin, is dropped. */
+int guest_exec_stdin(struct guest_exec *exec, const uint8_t *data, size_t len, bool fin,
+		     struct ember_error **err);
+
+/* CANCEL: SIGKILL to the process group; EXIT follows as usual. */
+void guest_exec_cancel(struct guest_exec *exec);
+
+/* The reaper saw the main process exit. */
+void guest_exec_reaped(struct guest_exec *exec, int wait_status);
+
+/* The session drained below its low-water mark: read the pipes again. */
+void guest_exec_resume(struct guest_exec *exec);
+
+/* Session end or abort: SIGKILL to the group, close everything, remove the code; no EXIT. The
+ * main process, if not yet reaped, is reaped later as an orphan. */
+void guest_exec_discard(struct guest_exec *exec);
+
+void guest_exec_free(struct guest_exec *exec);
+
+#endif

@@ -1,0 +1,68 @@
+/* limits.h - every bound the guest agent enforces on its own, each with the reason for its value.
+ * Included by the src/guest modules; the wire protocol's own bounds live in proto/ instead.
+ * Must never hold state or code: constants only, so a reviewer can audit all limits in one place. */
+#ifndef EMBER_GUEST_LIMITS_H
+#define EMBER_GUEST_LIMITS_H
+
+/* docs/protocol.md: at most 64 execs run at once per guest (not per session). */
+#define GUEST_MAX_EXECS 64u
+
+/* Outgoing queue per session. Above the high-water mark the agent stops reading exec pipes and
+ * the channel (backpressure on both producers); below the low-water mark it resumes. The hard
+ * cap is never reached by a well-behaved loop (one 64 KiB chunk or one 1 MiB PS_REPLY past the
+ * high-water mark at most); hitting it ends the session instead of growing memory. */
+#define GUEST_OUTQ_HIGH_WATER (1024u * 1024u)
+#define GUEST_OUTQ_LOW_WATER (256u * 1024u)
+#define GUEST_OUTQ_MAX (4u * 1024u * 1024u)
+
+/* Stdin the host may have in flight beyond what the program consumed (per exec). */
+#define GUEST_STDIN_PENDING_MAX (1024u * 1024u)
+
+/* docs/protocol.md: an exec ends 250 ms after its main process exited even if something it left
+ * behind still holds a pipe. While the session is congested the grace is re-checked this often. */
+#define GUEST_EXEC_GRACE_MS 250
+#define GUEST_EXEC_GRACE_RECHECK_MS 50
+/* When the grace ends, what is already in the pipes is still read, up to this much per stream:
+ * enough for a full pipe buffer, bounded against a writer that never stops. */
+#define GUEST_EXEC_FINAL_DRAIN (256u * 1024u)
+
+/* Resource limits of every exec. NPROC stops fork bombs (RLIMIT_NPROC counts per uid);
+ * FSIZE keeps one file from eating the whole overlay tmpfs in one go. */
+#define GUEST_RLIMIT_NPROC 512
+#define GUEST_RLIMIT_NOFILE 1024
+#define GUEST_RLIMIT_FSIZE (256ull * 1024 * 1024)
+
+/* modules.dep comes from the image: the trimmed file is < 2 KiB and a full Debian one ~400 KiB
+ * with ~4000 modules. The guest loads a handful; anything near these caps is a broken image. */
+#define GUEST_MODULES_DEP_MAX_BYTES (256u * 1024u)
+#define GUEST_MODULES_DEP_MAX_LINE 4096u
+#define GUEST_MODULES_MAX 256u
+#define GUEST_MODULE_PATH_MAX 255u
+
+/* The pack disk normally appears within ~100 ms of virtio_blk loading; 10 s covers a slow TCG
+ * boot on a loaded host without letting a missing disk hang the VM. */
+#define GUEST_DISK_WAIT_MS 10000
+#define GUEST_DISK_POLL_MS 5
+
+/* Overlay upper layer (tmpfs) size, from emberd.overlay_mib= on the kernel command line. */
+#define GUEST_OVERLAY_MIB_DEFAULT 128u
+#define GUEST_OVERLAY_MIB_MIN 8u
+#define GUEST_OVERLAY_MIB_MAX 65536u
+#define GUEST_SHM_MIB 64u
+
+/* /proc/cmdline is at most a few KiB (COMMAND_LINE_SIZE is 2048 on x86). */
+#define GUEST_CMDLINE_MAX 4096u
+
+/* virtio-serial: reopen the port this long after the host went away (a closed port reports
+ * POLLHUP at once, so reopening immediately would spin). Rescans for a port not yet present
+ * back off up to the maximum. */
+#define GUEST_PORT_REOPEN_MS 30
+#define GUEST_PORT_RESCAN_MAX_MS 1000
+
+/* docs/protocol.md: the Firecracker transport. */
+#define GUEST_VSOCK_PORT 1024u
+
+/* /proc/<pid>/status is ~1.5 KiB; stat is < 1 KiB. */
+#define GUEST_PROC_FILE_MAX 8192u
+
+#endif

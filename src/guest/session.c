@@ -1,0 +1,554 @@
+/* session.c - per-connection protocol handling. */
+#include "guest/session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "guest/identity.h"
+#include "guest/limits.h"
+#include "guest/log.h"
+#include "guest/outq.h"
+#include "guest/ps.h"
+#include "proto/frame.h"
+#include "proto/messages.h"
+
+#ifndef EMBER_VERSION
+#define EMBER_VERSION "0.0.0"
+#endif
+
+/* What a closing socket session still reads to leave the peer a clean EOF instead of a reset
+ * (a Unix socket closed with unread input resets its peer). */
+#define SESSION_CLOSE_DRAIN (64u * 1024u)
+
+enum session_state {
+	SESSION_AWAIT_HELLO,
+	SESSION_READY,
+	SESSION_DRAINING, /* virtio-serial after a session-level error: discard until hangup */
+};
+
+struct guest_session {
+	struct guest_session_env *env;
+	struct guest_watch watch;
+	enum guest_session_kind kind;
+	enum session_state state;
+	bool ended;
+	bool congested;
+	struct proto_decoder dec;
+	struct guest_outq out;
+	struct guest_exec *execs;
+	char label[32];
+};
+
+static void session_update_interest(struct guest_session *s);
+static void session_process_frames(struct guest_session *s);
+
+static void session_end(struct guest_session *s, const char *why)
+{
+	if (!s->ended)
+		guest_log("session on %s ended: %s", s->label, why);
+	s->ended = true;
+}
+
+bool guest_session_ended(const struct guest_session *s)
+{
+	return s->ended;
+}
+
+static void exec_free_deferred(struct guest_deferred *d)
+{
+	guest_exec_free(guest_container_of(d, struct guest_exec, deferred));
+}
+
+static void unlink_exec(struct guest_session *s, struct guest_exec *e)
+{
+	struct guest_exec **pp;
+
+	for (pp = &s->execs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	}
+	s->env->running_execs--;
+	guest_loop_defer_free(s->env->loop, &e->deferred, exec_free_deferred);
+}
+
+static void discard_execs(struct guest_session *s)
+{
+	while (s->execs != NULL) {
+		struct guest_exec *e = s->execs;
+
+		guest_exec_discard(e);
+		unlink_exec(s, e);
+	}
+}
+
+static struct guest_exec *find_exec(struct guest_session *s, uint32_t id)
+{
+	struct guest_exec *e;
+
+	for (e = s->execs; e != NULL; e = e->next) {
+		if (e->id == id)
+			return e;
+	}
+	return NULL;
+}
+
+struct guest_exec *guest_session_exec_by_pid(struct guest_session *s, pid_t pid)
+{
+	struct guest_exec *e;
+
+	for (e = s->execs; e != NULL; e = e->next) {
+		if (e->pid == pid && !e->reaped)
+			return e;
+	}
+	return NULL;
+}
+
+static void session_flush(struct guest_session *s)
+{
+	struct ember_error *err = NULL;
+	struct guest_exec *e;
+
+	if (s->watch.fd < 0)
+		return;
+	if (guest_outq_flush(&s->out, s->watch.fd, &err) < 0) {
+		session_end(s, err->message);
+		ember_error_free(&err);
+		return;
+	}
+	if (s->congested && guest_outq_bytes(&s->out) < GUEST_OUTQ_LOW_WATER) {
+		s->congested = false;
+		for (e = s->execs; e != NULL; e = e->next)
+			guest_exec_resume(e);
+		session_process_frames(s); /* frames held back while congested */
+	}
+}
+
+static int session_emit(struct guest_session *s, uint8_t type, uint32_t id, const void *payload,
+			size_t len)
+{
+	struct ember_error *err = NULL;
+	bool was_empty = guest_outq_bytes(&s->out) == 0;
+
+	if (s->ended)
+		return -1;
+	if (guest_outq_push(&s->out, type, 0, id, payload, len, &err) < 0) {
+		session_end(s, err->message);
+		ember_error_free(&err);
+		return -1;
+	}
+	if (was_empty)
+		session_flush(s); /* the common case: the frame leaves at once */
+	session_update_interest(s);
+	return 0;
+}
+
+static bool session_congested(struct guest_session *s)
+{
+	if (!s->congested && guest_outq_bytes(&s->out) > GUEST_OUTQ_HIGH_WATER)
+		s->congested = true;
+	return s->congested;
+}
+
+static void session_update_interest(struct guest_session *s)
+{
+	struct ember_error *err = NULL;
+	uint32_t want = 0;
+
+	if (s->ended || s->watch.fd < 0)
+		return;
+	if (s->state == SESSION_DRAINING || !session_congested(s))
+		want |= EPOLLIN;
+	if (guest_outq_bytes(&s->out) > 0)
+		want |= EPOLLOUT;
+	if (guest_loop_set(s->env->loop, &s->watch, want, &err) < 0) {
+		session_end(s, err->message);
+		ember_error_free(&err);
+	}
+}
+
+static void send_error(struct guest_session *s, uint32_t id, const char *code, const char *fmt,
+		       ...) __attribute__((format(printf, 4, 5)));
+
+static void send_error(struct guest_session *s, uint32_t id, const char *code, const char *fmt,
+		       ...)
+{
+	struct ember_error *err = NULL;
+	char message[512];
+	va_list ap;
+	size_t len;
+	char *json;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	json = proto_error_encode(code, message, &len, &err);
+	if (json == NULL) {
+		guest_log_error(&err, "encode ERROR");
+		return;
+	}
+	session_emit(s, PROTO_ERROR, id, json, len);
+	free(json);
+}
+
+/* A session-level failure (ERROR with id 0): the guest then ends the session. */
+static void session_fail(struct guest_session *s, const char *code, const char *message)
+{
+	guest_log("session on %s: %s: %s", s->label, code, message);
+	send_error(s, 0, code, "%s", message);
+	discard_execs(s);
+	if (s->kind == GUEST_SESSION_PORT) {
+		/* The host stays connected to a virtio-serial port: ignore it until it leaves. */
+		s->state = SESSION_DRAINING;
+		proto_decoder_release(&s->dec);
+		session_update_interest(s);
+	} else {
+		session_end(s, code);
+	}
+}
+
+/* --- exec callbacks --- */
+
+static int exec_emit(void *ctx, uint8_t type, uint32_t id, const void *payload, size_t len)
+{
+	return session_emit(ctx, type, id, payload, len);
+}
+
+static bool exec_congested(void *ctx)
+{
+	struct guest_session *s = ctx;
+
+	return s->ended || session_congested(s);
+}
+
+static void exec_finished(void *ctx, struct guest_exec *e)
+{
+	unlink_exec(ctx, e);
+}
+
+static const struct guest_exec_ops exec_ops = {
+	.emit = exec_emit,
+	.congested = exec_congested,
+	.finished = exec_finished,
+};
+
+/* --- frame handlers --- */
+
+static void handle_hello(struct guest_session *s, const struct proto_frame *f)
+{
+	struct ember_error *err = NULL;
+	struct proto_hello hello;
+	struct proto_ready ready = { 0 };
+	size_t len;
+	char *json;
+
+	if (s->state != SESSION_AWAIT_HELLO) {
+		session_fail(s, "protocol", "HELLO after the session was ready");
+		return;
+	}
+	if (proto_hello_decode(f->payload, f->header.length, &hello, &err) < 0) {
+		session_fail(s, "bad_request", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	if (s->env->apply_identity && guest_identity_apply(&hello, &err) < 0) {
+		session_fail(s, "internal", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	ready.version = hello.version < PROTO_VERSION ? hello.version : PROTO_VERSION;
+	snprintf(ready.agent, sizeof(ready.agent), "emberd-init %s", EMBER_VERSION);
+	memcpy(ready.sandbox_id, hello.sandbox_id, sizeof(ready.sandbox_id));
+	ready.uptime_ms = guest_uptime_ms();
+	json = proto_ready_encode(&ready, &len, &err);
+	if (json == NULL) {
+		session_fail(s, "internal", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	s->state = SESSION_READY;
+	session_emit(s, PROTO_READY, 0, json, len);
+	free(json);
+	guest_log("session on %s: ready for sandbox %s (version %u)", s->label, hello.sandbox_id,
+		  ready.version);
+}
+
+static void handle_exec(struct guest_session *s, const struct proto_frame *f)
+{
+	struct ember_error *err = NULL;
+	struct proto_exec req;
+	struct guest_exec *e = NULL;
+	uint32_t id = f->header.id;
+
+	if (proto_exec_decode(f->payload, f->header.length, &req, &err) < 0) {
+		send_error(s, id, "bad_request", "%s", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	if (find_exec(s, id) != NULL) {
+		send_error(s, id, "duplicate_id", "exec %u is already running", id);
+	} else if (s->env->running_execs >= GUEST_MAX_EXECS) {
+		send_error(s, id, "too_many_execs", "%u execs already running", GUEST_MAX_EXECS);
+	} else if (guest_exec_start(s->env->loop, &s->env->exec, s->env->next_exec_seq++, id, &req,
+				    &exec_ops, s, &e, &err) < 0) {
+		guest_log("exec %u: %s", id, err->message);
+		send_error(s, id, err->kind == EMBER_E_GUEST ? "spawn_failed" : "internal", "%s",
+			   err->message);
+		ember_error_free(&err);
+	} else {
+		e->next = s->execs;
+		s->execs = e;
+		s->env->running_execs++;
+	}
+	proto_exec_release(&req);
+}
+
+static void handle_stdin(struct guest_session *s, const struct proto_frame *f)
+{
+	struct guest_exec *e = find_exec(s, f->header.id);
+	struct ember_error *err = NULL;
+
+	if (e == NULL) {
+		send_error(s, f->header.id, "unknown_id", "no running exec %u", f->header.id);
+		return;
+	}
+	if (guest_exec_stdin(e, f->payload, f->header.length,
+			     (f->header.flags & PROTO_FLAG_FIN) != 0, &err) < 0) {
+		/* The exec is failed as a whole: ERROR for its id, and no EXIT. */
+		guest_exec_discard(e);
+		unlink_exec(s, e);
+		send_error(s, f->header.id, "bad_request", "%s", err->message);
+		ember_error_free(&err);
+	}
+}
+
+static void handle_cancel(struct guest_session *s, const struct proto_frame *f)
+{
+	struct guest_exec *e = find_exec(s, f->header.id);
+
+	if (e == NULL)
+		send_error(s, f->header.id, "unknown_id", "no running exec %u", f->header.id);
+	else
+		guest_exec_cancel(e);
+}
+
+static void handle_ps(struct guest_session *s, const struct proto_frame *f)
+{
+	struct ember_error *err = NULL;
+	struct proto_process *procs = calloc(PROTO_PS_MAX, sizeof(*procs));
+	size_t count = 0, len;
+	char *json = NULL;
+
+	if (procs == NULL) {
+		send_error(s, f->header.id, "internal", "out of memory");
+		return;
+	}
+	if (guest_ps_list("/proc", procs, PROTO_PS_MAX, &count, &err) < 0 ||
+	    (json = proto_ps_encode(procs, count, &len, &err)) == NULL) {
+		send_error(s, f->header.id, "internal", "%s", err->message);
+		ember_error_free(&err);
+	} else {
+		session_emit(s, PROTO_PS_REPLY, f->header.id, json, len);
+	}
+	free(json);
+	free(procs);
+}
+
+static void handle_frame(struct guest_session *s, const struct proto_frame *f)
+{
+	uint8_t type = f->header.type;
+
+	switch (type) {
+	case PROTO_HELLO:
+		handle_hello(s, f);
+		return;
+	case PROTO_ERROR:
+		/* The host failed something; id 0 means it is ending the session. */
+		guest_log("session on %s: host sent ERROR for id %u", s->label, f->header.id);
+		if (f->header.id == 0)
+			session_end(s, "host reported a session error");
+		return;
+	case PROTO_EXEC:
+	case PROTO_STDIN:
+	case PROTO_CANCEL:
+	case PROTO_PS:
+	case PROTO_PING:
+		break;
+	default:
+		session_fail(s, "protocol", "the host sent a guest-to-host frame type");
+		return;
+	}
+	if (s->state != SESSION_READY) {
+		if (f->header.id == 0)
+			session_fail(s, "not_ready", "HELLO must come first");
+		else
+			send_error(s, f->header.id, "not_ready", "HELLO must come first");
+		return;
+	}
+	if (f->header.id == 0 && type != PROTO_PING && type != PROTO_PS) {
+		session_fail(s, "protocol", "request id 0 is reserved for the session");
+		return;
+	}
+	switch (type) {
+	case PROTO_EXEC:
+		handle_exec(s, f);
+		break;
+	case PROTO_STDIN:
+		handle_stdin(s, f);
+		break;
+	case PROTO_CANCEL:
+		handle_cancel(s, f);
+		break;
+	case PROTO_PS:
+		handle_ps(s, f);
+		break;
+	case PROTO_PING:
+		session_emit(s, PROTO_PONG, f->header.id, f->payload, f->header.length);
+		break;
+	default:
+		break;
+	}
+}
+
+static void session_process_frames(struct guest_session *s)
+{
+	while (!s->ended && s->state != SESSION_DRAINING && !session_congested(s)) {
+		struct ember_error *err = NULL;
+		struct proto_frame frame;
+		int ret = proto_decoder_next(&s->dec, &frame, &err);
+
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			session_fail(s, "protocol", err->message);
+			ember_error_free(&err);
+			break;
+		}
+		handle_frame(s, &frame);
+	}
+}
+
+static void session_discard_input(struct guest_session *s)
+{
+	uint8_t buf[4096];
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		ssize_t n = read(s->watch.fd, buf, sizeof(buf));
+
+		if (n == 0) {
+			session_end(s, "host disconnected");
+			return;
+		}
+		if (n < 0) {
+			if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+				session_end(s, strerror(errno));
+			return;
+		}
+	}
+}
+
+static void session_read(struct guest_session *s)
+{
+	struct ember_error *err = NULL;
+	uint8_t *space;
+	size_t avail;
+	ssize_t n;
+
+	if (s->state == SESSION_DRAINING) {
+		session_discard_input(s);
+		return;
+	}
+	session_process_frames(s);
+	if (s->ended || s->state == SESSION_DRAINING || session_congested(s))
+		return;
+	space = proto_decoder_space(&s->dec, &avail, &err);
+	if (space == NULL) {
+		session_fail(s, "internal", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	do {
+		n = read(s->watch.fd, space, avail);
+	} while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		session_end(s, "host disconnected");
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			session_end(s, strerror(errno));
+		return;
+	}
+	proto_decoder_commit(&s->dec, (size_t)n);
+	session_process_frames(s);
+}
+
+static void session_ready(struct guest_watch *w, uint32_t events)
+{
+	struct guest_session *s = guest_container_of(w, struct guest_session, watch);
+
+	if (events & EPOLLOUT)
+		session_flush(s);
+	if (!s->ended && (events & EPOLLIN))
+		session_read(s);
+	/* Hangup with nothing left to read: the host is gone (a closed virtio-serial port reports
+	 * this at once, and without the check a congested session would spin on it). */
+	if (!s->ended && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN))
+		session_end(s, "host disconnected");
+	session_update_interest(s);
+}
+
+int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_kind kind,
+		      const char *label, struct guest_session **out, struct ember_error **err)
+{
+	struct guest_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		close(fd);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	s->env = env;
+	s->kind = kind;
+	s->state = SESSION_AWAIT_HELLO;
+	snprintf(s->label, sizeof(s->label), "%s", label);
+	proto_decoder_init(&s->dec);
+	guest_outq_init(&s->out, GUEST_OUTQ_MAX);
+	guest_watch_init(&s->watch, fd, session_ready);
+	if (guest_loop_set(env->loop, &s->watch, EPOLLIN, err) < 0) {
+		guest_session_free(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+void guest_session_free(struct guest_session *s)
+{
+	if (s == NULL)
+		return;
+	discard_execs(s);
+	if (s->watch.fd >= 0) {
+		uint8_t buf[4096];
+		size_t drained = 0;
+		ssize_t n;
+
+		/* Last words (an ERROR) go out if the socket takes them now; never wait. */
+		guest_outq_flush(&s->out, s->watch.fd, NULL);
+		if (s->kind == GUEST_SESSION_SOCKET) {
+			while (drained < SESSION_CLOSE_DRAIN &&
+			       (n = read(s->watch.fd, buf, sizeof(buf))) > 0)
+				drained += (size_t)n;
+		}
+	}
+	guest_loop_close(s->env->loop, &s->watch);
+	proto_decoder_release(&s->dec);
+	guest_outq_release(&s->out);
+	free(s);
+}

@@ -1,0 +1,48 @@
+/* session.h - the protocol state machine of one host connection (docs/protocol.md).
+ * Created by agent.c for each transport connection; owns that connection's execs.
+ * Never blocks and never trusts the host: bad frames end the session, never the agent, and a
+ * session's memory is bounded by one decoder frame plus its outgoing queue cap. */
+#ifndef EMBER_GUEST_SESSION_H
+#define EMBER_GUEST_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "guest/exec.h"
+#include "guest/loop.h"
+#include "util/error.h"
+
+/* State shared by every session of the agent (owned by agent.c). */
+struct guest_session_env {
+	struct guest_loop *loop;
+	struct guest_exec_config exec;
+	bool apply_identity;      /* PID 1: HELLO sets the clock and reseeds the RNG */
+	unsigned running_execs;   /* across sessions: the limit is per guest */
+	uint64_t next_exec_seq;   /* names code directories uniquely */
+};
+
+enum guest_session_kind {
+	/* A socket (vsock, Unix) or inherited fd: ending the session closes it. */
+	GUEST_SESSION_SOCKET,
+	/* A virtio-serial port, which the guest cannot disconnect: after a session-level error the
+	 * input is discarded until the host goes away (read() returns 0 / POLLHUP). */
+	GUEST_SESSION_PORT,
+};
+
+struct guest_session;
+
+/* Starts a session on fd (ownership moves in, also on failure). */
+int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_kind kind,
+		      const char *label, struct guest_session **out, struct ember_error **err);
+
+/* True once the session is over; the agent then frees it after the current batch. */
+bool guest_session_ended(const struct guest_session *session);
+
+/* Kills the session's execs (no EXIT), sends what can be sent without blocking, closes fd. */
+void guest_session_free(struct guest_session *session);
+
+/* The reaper's lookup: the exec whose main process is pid, or NULL. */
+struct guest_exec *guest_session_exec_by_pid(struct guest_session *session, pid_t pid);
+
+#endif
