@@ -618,6 +618,14 @@ size_t channel_inflight(struct channel *ch)
 	return n;
 }
 
+void channel_abort(struct channel *ch, const char *reason)
+{
+	struct ember_error why = { .kind = EMBER_E_GUEST };
+
+	snprintf(why.message, sizeof(why.message), "%s", reason);
+	mark_broken(ch, &why);
+}
+
 void channel_close(struct channel *ch)
 {
 	struct ember_error closing = { .kind = EMBER_E_GUEST };

@@ -69,6 +69,10 @@ bool channel_broken(struct channel *ch, char *reason, size_t reason_size);
 /* Number of requests in flight (for tests and /healthz). */
 size_t channel_inflight(struct channel *ch);
 
+/* Fails every request in flight and refuses new ones, without freeing: other threads may
+ * still hold the pointer. channel_close() frees once they are done. */
+void channel_abort(struct channel *ch, const char *reason);
+
 /* Stops the reader, fails anything in flight, closes the fd, frees. */
 void channel_close(struct channel *ch);
 

@@ -1,0 +1,82 @@
+/* encode.c - API response bodies. */
+#include "api/encode.h"
+
+#include "util/jsonutil.h"
+#include "util/timeutil.h"
+
+static json_t *timestamp(int64_t wall_ns)
+{
+	char text[40];
+
+	if (wall_ns <= 0)
+		return json_null();
+	time_format_rfc3339(wall_ns, text, sizeof(text));
+	return json_string(text);
+}
+
+json_t *api_encode_sandbox(const struct sandbox_info *info)
+{
+	json_t *obj = json_pack("{s:s, s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:I, s:I, s:i, s:I}",
+				"id", info->id, "language_pack", info->language_pack, "state",
+				sandbox_state_name(info->state), "created_at",
+				timestamp(info->created_wall_ns), "expires_at",
+				timestamp(info->expires_wall_ns), "vcpus", (int)info->vcpus,
+				"memory_mib", (int)info->memory_mib, "timeout_s",
+				(int)info->timeout_s, "age_ms", (json_int_t)info->age_ms,
+				"execs_run", (json_int_t)info->execs_run, "execs_running",
+				(int)info->execs_running, "boot_ms", (json_int_t)info->boot_ms);
+
+	if (obj == NULL)
+		return NULL;
+	if (info->vmm_pid > 0)
+		json_object_set_new(obj, "vmm_pid", json_integer(info->vmm_pid));
+	else
+		json_object_set_new(obj, "vmm_pid", json_null());
+	if (info->failure[0] != '\0')
+		json_object_set_new(obj, "failure", json_string(info->failure));
+	return obj;
+}
+
+json_t *api_encode_exec_result(const struct channel_exec_result *res)
+{
+	const struct proto_exit *e = &res->exit;
+	json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b}", "exit_code", e->exit_code,
+				"signal", e->signal, "duration_ms", (json_int_t)e->duration_ms,
+				"timed_out", e->timed_out, "truncated",
+				e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
+				e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
+
+	if (obj == NULL ||
+	    json_set_bytes(obj, "stdout", res->stdout_data, res->stdout_len, NULL) < 0 ||
+	    json_set_bytes(obj, "stderr", res->stderr_data, res->stderr_len, NULL) < 0) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+json_t *api_encode_error(const char *code, const char *message)
+{
+	json_t *msg = json_string(message);
+
+	/* Messages may quote client input that is not UTF-8: never fail to report an error. */
+	if (msg == NULL)
+		msg = json_string("(error message was not valid UTF-8)");
+	return json_pack("{s:{s:s, s:o}}", "error", "code", code, "message", msg);
+}
+
+json_t *api_encode_pack(const struct pack *pack)
+{
+	json_t *interp = json_array();
+	size_t i;
+
+	for (i = 0; interp != NULL && i < pack->interpreter_argc; i++)
+		json_array_append_new(interp, json_string(pack->interpreter[i]));
+	return json_pack("{s:s, s:s, s:o, s:s, s:{s:i, s:I, s:i, s:i, s:i}}", "name", pack->name,
+			 "description", pack->description, "interpreter", interp, "sha256",
+			 pack->sha256, "defaults", "exec_timeout_ms",
+			 (int)pack->defaults.exec_timeout_ms, "output_limit_bytes",
+			 (json_int_t)pack->defaults.output_limit_bytes, "memory_mib",
+			 (int)pack->defaults.memory_mib, "vcpus", (int)pack->defaults.vcpus,
+			 "overlay_mib", (int)pack->defaults.overlay_mib);
+}

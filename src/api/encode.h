@@ -1,0 +1,19 @@
+/* encode.h - JSON encodings of API responses (sandbox, exec result, error, packs).
+ * Used by the routes; every function returns a new jansson value or NULL on out-of-memory.
+ * Guest bytes are always encoded losslessly (text or base64, see docs/api.md). */
+#ifndef EMBER_API_ENCODE_H
+#define EMBER_API_ENCODE_H
+
+#include <jansson.h>
+
+#include "channel/channel.h"
+#include "sandbox/catalog.h"
+#include "sandbox/manager.h"
+#include "util/error.h"
+
+json_t *api_encode_sandbox(const struct sandbox_info *info);
+json_t *api_encode_exec_result(const struct channel_exec_result *res);
+json_t *api_encode_error(const char *code, const char *message);
+json_t *api_encode_pack(const struct pack *pack);
+
+#endif

@@ -1,0 +1,179 @@
+/* requests.c - strict API body decoding. */
+#include "api/requests.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox/catalog.h"
+#include "sandbox/manager.h"
+#include "util/jsonutil.h"
+
+#define KIND EMBER_E_INVALID
+
+static bool only_whitespace(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	}
+	return true;
+}
+
+int api_parse_create(const char *body, size_t len, struct api_create_body *out,
+		     struct ember_error **err)
+{
+	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
+					    NULL };
+	json_t *root = NULL;
+	const char *pack;
+	size_t pack_len;
+	uint64_t v;
+	int got, ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (only_whitespace(body, len))
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0)
+		goto out;
+	got = json_get_string(root, "language_pack", false, CATALOG_NAME_MAX, &pack, &pack_len,
+			      KIND, err);
+	if (got < 0)
+		goto out;
+	if (got == 1)
+		memcpy(out->language_pack, pack, pack_len + 1);
+	got = json_get_uint(root, "vcpus", false, 1, 64, &v, KIND, err);
+	if (got < 0)
+		goto out;
+	out->vcpus = got == 1 ? (unsigned)v : 0;
+	got = json_get_uint(root, "memory_mib", false, 64, 65536, &v, KIND, err);
+	if (got < 0)
+		goto out;
+	out->memory_mib = got == 1 ? (unsigned)v : 0;
+	got = json_get_uint(root, "timeout_s", false, 1, 30u * 24 * 3600, &v, KIND, err);
+	if (got < 0)
+		goto out;
+	out->timeout_s = got == 1 ? (unsigned)v : 0;
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+static bool valid_env_name(const char *name)
+{
+	const char *p;
+
+	if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9') ||
+	    strlen(name) > API_ENV_NAME_MAX)
+		return false;
+	for (p = name; *p != '\0'; p++) {
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	}
+	return true;
+}
+
+static int parse_env(json_t *root, struct api_exec_body *out, struct ember_error **err)
+{
+	json_t *env = json_object_get(root, "env"), *value;
+	const char *name;
+
+	if (env == NULL || json_is_null(env))
+		return 0;
+	if (!json_is_object(env))
+		return ember_error_set(err, KIND, 0, "field `env` must be an object of strings");
+	if (json_object_size(env) > PROTO_ENV_MAX)
+		return ember_error_set(err, KIND, 0, "field `env` has more than %d entries",
+				       PROTO_ENV_MAX);
+	json_object_foreach(env, name, value) {
+		const char *s = json_string_value(value);
+		size_t n = json_string_length(value);
+
+		if (!valid_env_name(name))
+			return ember_error_set(err, KIND, 0,
+					       "field `env`: `%.64s` is not a valid variable name "
+					       "([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)", name,
+					       API_ENV_NAME_MAX);
+		if (s == NULL || strlen(s) != n || strlen(name) + 1 + n > PROTO_STRING_MAX)
+			return ember_error_set(err, KIND, 0,
+					       "field `env.%s` must be a string without NUL, at most "
+					       "%d bytes with its name", name, PROTO_STRING_MAX);
+		if (asprintf(&out->env[out->envc], "%s=%s", name, s) < 0) {
+			out->env[out->envc] = NULL;
+			return ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
+		}
+		out->envc++;
+	}
+	return 0;
+}
+
+int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
+		   struct ember_error **err)
+{
+	static const char *const keys[] = { "code", "stdin", "timeout_ms", "env", NULL };
+	uint64_t timeout;
+	int got;
+
+	memset(out, 0, sizeof(*out));
+	if (json_parse_object(body, len, &out->root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(out->root, keys, KIND, err) < 0)
+		goto fail;
+	if (json_get_string(out->root, "code", true, PROTO_CODE_MAX, &out->code, &out->code_len,
+			    KIND, err) < 0) {
+		if (json_is_string(json_object_get(out->root, "code")) && err != NULL &&
+		    *err != NULL && json_string_length(json_object_get(out->root, "code")) >
+					    PROTO_CODE_MAX)
+			(*err)->kind = EMBER_E_TOO_LARGE;
+		goto fail;
+	}
+	got = json_get_string(out->root, "stdin", false, API_STDIN_MAX, &out->stdin_text,
+			      &out->stdin_len, KIND, err);
+	if (got < 0) {
+		if (json_is_string(json_object_get(out->root, "stdin")) && err != NULL &&
+		    *err != NULL && json_string_length(json_object_get(out->root, "stdin")) >
+					    API_STDIN_MAX)
+			(*err)->kind = EMBER_E_TOO_LARGE;
+		goto fail;
+	}
+	out->has_stdin = got == 1;
+	got = json_get_uint(out->root, "timeout_ms", false, 1, PROTO_TIMEOUT_MS_MAX, &timeout,
+			    KIND, err);
+	if (got < 0)
+		goto fail;
+	out->timeout_ms = got == 1 ? (uint32_t)timeout : 0;
+	if (parse_env(out->root, out, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	api_exec_body_release(out);
+	return -1;
+}
+
+void api_exec_body_release(struct api_exec_body *body)
+{
+	size_t i;
+
+	for (i = 0; i < body->envc; i++)
+		free(body->env[i]);
+	json_decref(body->root);
+	memset(body, 0, sizeof(*body));
+}
+
+bool api_valid_sandbox_id(const char *id)
+{
+	size_t i;
+
+	if (strncmp(id, SANDBOX_ID_PREFIX, 3) != 0 || strlen(id) != SANDBOX_ID_LEN)
+		return false;
+	for (i = 3; i < SANDBOX_ID_LEN; i++) {
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	}
+	return true;
+}

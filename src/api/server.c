@@ -1,0 +1,301 @@
+/* server.c - libmicrohttpd glue: listening sockets, bounded body collection, responses. */
+#include "api/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/encode.h"
+#include "api/routes.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+struct api_server {
+	struct MHD_Daemon *tcp;
+	struct MHD_Daemon *unix_daemon;
+	char unix_path[108];
+	unsigned port;
+	size_t max_body;
+	struct api_context *ctx;
+};
+
+struct request_state {
+	struct buf body;
+	bool too_large;
+	int64_t started_us;
+};
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, const struct api_response *r)
+{
+	struct MHD_Response *response;
+	enum MHD_Result ret;
+	char *text = NULL;
+
+	if (r->body != NULL) {
+		text = json_dumps(r->body, JSON_COMPACT);
+		if (text == NULL)
+			return MHD_NO;
+		response = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	} else {
+		response = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	}
+	if (response == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	if (r->body != NULL)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (r->allow != NULL)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, r->allow);
+	ret = MHD_queue_response(conn, r->status, response);
+	MHD_destroy_response(response);
+	return ret;
+}
+
+static enum MHD_Result respond_too_large(struct api_server *s, struct MHD_Connection *conn)
+{
+	struct api_response r = { .status = 413 };
+	char msg[128];
+	enum MHD_Result ret;
+
+	snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", s->max_body);
+	r.body = api_encode_error(ember_error_kind_name(EMBER_E_TOO_LARGE), msg);
+	ret = send_response(conn, &r);
+	json_decref(r.body);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct request_state *st = *con_cls;
+	struct api_response r;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (st == NULL) {
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		st = calloc(1, sizeof(*st));
+		if (st == NULL)
+			return MHD_NO;
+		st->started_us = time_mono_us();
+		*con_cls = st;
+		/* Refuse a declared oversize body before reading a byte of it. */
+		if (cl != NULL && strtoull(cl, NULL, 10) > s->max_body) {
+			st->too_large = true;
+			return respond_too_large(s, conn);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!st->too_large) {
+			if (st->body.len + *upload_data_size > s->max_body) {
+				st->too_large = true;
+				buf_release(&st->body);
+			} else if (buf_append(&st->body, upload_data, *upload_data_size) < 0) {
+				return MHD_NO;
+			}
+		}
+		*upload_data_size = 0; /* consumed (or dropped, when too large) */
+		return MHD_YES;
+	}
+	if (st->too_large)
+		return respond_too_large(s, conn);
+	if (buf_terminate(&st->body) < 0)
+		return MHD_NO;
+	api_route(s->ctx, method, url, (const char *)(st->body.data != NULL ? st->body.data
+									   : (uint8_t *)""),
+		  st->body.len, &r);
+	ret = send_response(conn, &r);
+	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
+		  (time_mono_us() - st->started_us) / 1000, "method=%s path=%.200s status=%u",
+		  method, url, r.status);
+	json_decref(r.body);
+	return ret;
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			      enum MHD_RequestTerminationCode toe)
+{
+	struct request_state *st = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (st == NULL)
+		return;
+	buf_release(&st->body);
+	free(st);
+	*con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_event(LOG_WARN, NULL, "http.server", -1, "%s", msg);
+}
+
+/* Parses "HOST:PORT" / "[V6]:PORT" and binds a listening socket. */
+static int listen_tcp(const char *addr, struct ember_error **err)
+{
+	char host[256];
+	const char *port;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL, *ai;
+	const char *colon = strrchr(addr, ':');
+	size_t host_len;
+	int fd = -1, one = 1, rc;
+
+	if (colon == NULL || colon[1] == '\0')
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "--addr `%s` must be HOST:PORT (e.g. 127.0.0.1:7777)", addr);
+	port = colon + 1;
+	host_len = (size_t)(colon - addr);
+	if (host_len >= 2 && addr[0] == '[' && addr[host_len - 1] == ']') {
+		addr++;
+		host_len -= 2;
+	}
+	if (host_len == 0 || host_len >= sizeof(host))
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr has an empty or long host");
+	memcpy(host, addr, host_len);
+	host[host_len] = '\0';
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr `%s`: %s", host,
+				       gai_strerror(rc));
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return ember_error_sys(err, "listen on %s:%s", host, port);
+	return fd;
+}
+
+static int listen_unix(const char *path, struct ember_error **err)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+	mode_t old;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--unix path is too long");
+	strcpy(sun.sun_path, path);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ember_error_sys(err, "socket");
+	old = umask(0177); /* the socket is created 0600: only the owner may drive sandboxes */
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 128) < 0) {
+		umask(old);
+		ember_error_sys(err, "listen on `%s`", path);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	chmod(path, 0600);
+	return fd;
+}
+
+static struct MHD_Daemon *start_daemon(struct api_server *s, const struct api_server_config *cfg,
+				       int listen_fd)
+{
+	return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+					MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC,
+				0, NULL, NULL, handle, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+				MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+				MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+				MHD_OPTION_END);
+}
+
+int api_server_start(const struct api_server_config *cfg, struct api_context *ctx,
+		     struct api_server **out, struct ember_error **err)
+{
+	struct api_server *s = calloc(1, sizeof(*s));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd;
+
+	if (s == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	s->ctx = ctx;
+	s->max_body = cfg->max_body_bytes;
+	fd = listen_tcp(cfg->addr, err);
+	if (fd < 0)
+		goto fail;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		s->port = ntohs(ss.ss_family == AF_INET6
+					? ((struct sockaddr_in6 *)&ss)->sin6_port
+					: ((struct sockaddr_in *)&ss)->sin_port);
+	s->tcp = start_daemon(s, cfg, fd);
+	if (s->tcp == NULL) {
+		close(fd);
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the HTTP server on %s",
+				cfg->addr);
+		goto fail;
+	}
+	if (cfg->unix_path != NULL) {
+		fd = listen_unix(cfg->unix_path, err);
+		if (fd < 0)
+			goto fail;
+		snprintf(s->unix_path, sizeof(s->unix_path), "%s", cfg->unix_path);
+		s->unix_daemon = start_daemon(s, cfg, fd);
+		if (s->unix_daemon == NULL) {
+			close(fd);
+			ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot serve on `%s`",
+					cfg->unix_path);
+			goto fail;
+		}
+	}
+	*out = s;
+	return 0;
+fail:
+	api_server_stop(s);
+	return -1;
+}
+
+unsigned api_server_port(const struct api_server *server)
+{
+	return server->port;
+}
+
+void api_server_stop(struct api_server *s)
+{
+	if (s == NULL)
+		return;
+	/* MHD_stop_daemon waits for connection threads, so in-flight requests finish first. */
+	if (s->tcp != NULL)
+		MHD_stop_daemon(s->tcp);
+	if (s->unix_daemon != NULL)
+		MHD_stop_daemon(s->unix_daemon);
+	if (s->unix_path[0] != '\0')
+		unlink(s->unix_path);
+	free(s);
+}

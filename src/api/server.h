@@ -1,0 +1,45 @@
+/* server.h - the HTTP/JSON API server (libmicrohttpd, one thread per connection).
+ * Started by the daemon's main; the only place where errors become HTTP statuses and JSON
+ * bodies. Never lets a request body grow past its cap and never dies on bad input. */
+#ifndef EMBER_API_SERVER_H
+#define EMBER_API_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sandbox/catalog.h"
+#include "sandbox/manager.h"
+#include "util/error.h"
+#include "vmm/vmm.h"
+
+struct api_server_config {
+	const char *addr;                /* "HOST:PORT" (IPv4, [IPv6] or name) */
+	const char *unix_path;           /* optional, created mode 0600 */
+	size_t max_body_bytes;           /* beyond: 413 */
+	unsigned max_connections;
+	unsigned connection_timeout_s;   /* idle clients are dropped after this */
+};
+
+/* What the routes need; borrowed for the server's lifetime. */
+struct api_context {
+	struct manager *manager;
+	const struct catalog *catalog;
+	struct vmm_driver *driver;
+	const char *vmm_selection_reason;
+	const char *host_cgroup_status;
+	int64_t started_mono_ms;
+};
+
+struct api_server;
+
+int api_server_start(const struct api_server_config *cfg, struct api_context *ctx,
+		     struct api_server **out, struct ember_error **err);
+/* The TCP port actually bound (useful with port 0). */
+unsigned api_server_port(const struct api_server *server);
+/* Stops accepting, waits for connection threads, frees. */
+void api_server_stop(struct api_server *server);
+
+/* HTTP status for an error kind (exposed for tests). */
+unsigned api_status_for(enum ember_error_kind kind);
+
+#endif

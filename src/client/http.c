@@ -1,0 +1,143 @@
+/* http.c - libcurl-based JSON requests. */
+#include "client/http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/jsonutil.h"
+
+struct http_client {
+	CURL *curl;
+	char base_url[512];
+	char unix_path[108];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int http_client_create(const char *base, struct http_client **out, struct ember_error **err)
+{
+	struct http_client *c;
+
+	pthread_once(&curl_once, curl_init_once);
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (strncmp(base, "unix:", 5) == 0) {
+		if (strlen(base + 5) >= sizeof(c->unix_path) || base[5] == '\0') {
+			free(c);
+			return ember_error_set(err, EMBER_E_INVALID, 0, "bad unix socket path `%s`",
+					       base + 5);
+		}
+		strcpy(c->unix_path, base + 5);
+		snprintf(c->base_url, sizeof(c->base_url), "http://localhost");
+	} else if (strncmp(base, "http://", 7) == 0) {
+		snprintf(c->base_url, sizeof(c->base_url), "%s", base);
+	} else {
+		snprintf(c->base_url, sizeof(c->base_url), "http://%s", base);
+	}
+	c->curl = curl_easy_init();
+	if (c->curl == NULL) {
+		free(c);
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "curl_easy_init failed");
+	}
+	*out = c;
+	return 0;
+}
+
+void http_client_free(struct http_client *c)
+{
+	if (c == NULL)
+		return;
+	curl_easy_cleanup(c->curl);
+	free(c);
+}
+
+struct sink {
+	struct buf body;
+	bool overflow;
+};
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct sink *s = userdata;
+	size_t n = size * nmemb;
+
+	if (s->body.len + n > HTTP_CLIENT_BODY_MAX || buf_append(&s->body, data, n) < 0) {
+		s->overflow = true;
+		return 0; /* aborts the transfer */
+	}
+	return n;
+}
+
+int http_client_request(struct http_client *c, const char *method, const char *path,
+			json_t *body, long timeout_ms, long *status, json_t **reply,
+			struct ember_error **err)
+{
+	struct sink sink = { 0 };
+	struct curl_slist *headers = NULL;
+	char url[1024], *text = NULL;
+	CURLcode rc;
+	int ret = -1;
+
+	if (reply != NULL)
+		*reply = NULL;
+	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
+	if (timeout_ms > 0)
+		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (c->unix_path[0] != '\0')
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+	headers = curl_slist_append(headers, "Accept: application/json");
+	/* No "Expect: 100-continue" round trip for larger bodies. */
+	headers = curl_slist_append(headers, "Expect:");
+	if (body != NULL) {
+		text = json_dumps(body, JSON_COMPACT);
+		if (text == NULL) {
+			ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+			goto out;
+		}
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
+	} else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	rc = curl_easy_perform(c->curl);
+	if (rc != CURLE_OK) {
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s%s", method, url,
+				curl_easy_strerror(rc),
+				sink.overflow ? " (reply too large)" : "");
+		goto out;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (reply != NULL && sink.body.len > 0 &&
+	    json_parse_object(sink.body.data, sink.body.len, reply, EMBER_E_INTERNAL, err) < 0) {
+		ember_error_wrap(err, "%s %s answered %ld with a body that is not a JSON object",
+				 method, url, *status);
+		goto out;
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(headers);
+	free(text);
+	buf_release(&sink.body);
+	return ret;
+}

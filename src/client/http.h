@@ -1,0 +1,27 @@
+/* http.h - a small HTTP/1.1 JSON client on libcurl, over TCP or a Unix socket.
+ * Used by emberctl (against emberd) and the Firecracker driver (against its API socket).
+ * Response bodies are capped; a body that is not JSON is reported, not guessed at. */
+#ifndef EMBER_CLIENT_HTTP_H
+#define EMBER_CLIENT_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "util/error.h"
+
+#define HTTP_CLIENT_BODY_MAX (64u * 1024u * 1024u)
+
+struct http_client;
+
+/* base: "HOST:PORT", "http://HOST:PORT" or "unix:/path/to.sock". */
+int http_client_create(const char *base, struct http_client **out, struct ember_error **err);
+void http_client_free(struct http_client *c);
+
+/* Sends method path with an optional JSON body; *status gets the HTTP status and *reply (may
+ * be NULL) the parsed JSON reply, or NULL when the reply is empty. timeout_ms bounds the whole
+ * request (0 = none). Transport failures are EMBER_E_UNAVAILABLE. */
+int http_client_request(struct http_client *c, const char *method, const char *path,
+			json_t *body, long timeout_ms, long *status, json_t **reply,
+			struct ember_error **err);
+
+#endif

@@ -1,0 +1,704 @@
+/* manager.c - sandbox table, state machine, limits and lifecycle.
+ *
+ * Locking: one mutex guards the table and every sandbox's state fields. It is taken only for
+ * bookkeeping; booting, exec and teardown run outside it. A sandbox stays allocated while
+ * `refs` (requests using its channel) is non-zero: teardown aborts the channel, waits for refs
+ * to drain, and only then frees. */
+#include "sandbox/manager.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/fdio.h"
+#include "util/ids.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#define REAPER_INTERVAL_MS 500
+#define STOP_GRACE_MS 2000
+#define CONSOLE_TAIL_IN_ERRORS 600
+
+struct sandbox {
+	char id[SANDBOX_ID_LEN + 1];
+	const struct pack *pack;
+	enum sandbox_state state;
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned timeout_s;
+	int64_t created_wall_ns;
+	int64_t created_mono_ms;
+	int64_t expires_mono_ms;
+	int64_t boot_ms;
+	uint64_t execs_run;
+	unsigned execs_running;
+	unsigned refs;
+	char run_dir[PATH_MAX];
+	struct vmm_instance *vm;
+	struct channel *ch;
+	char failure[512];
+	struct sandbox *next;
+};
+
+struct manager {
+	struct manager_config cfg;
+	char run_dir[PATH_MAX];
+	const struct catalog *catalog;
+	struct vmm_driver *driver;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;          /* booting/refs/count changes */
+	struct sandbox *list;
+	unsigned count;
+	unsigned booting;
+	bool shutting_down;
+	bool stop_reaper;
+	pthread_t reaper;
+	uint64_t created_total;
+	uint64_t create_failures_total;
+	uint64_t execs_total;
+};
+
+const char *sandbox_state_name(enum sandbox_state state)
+{
+	switch (state) {
+	case SANDBOX_BOOTING: return "booting";
+	case SANDBOX_READY: return "ready";
+	case SANDBOX_DESTROYING: return "destroying";
+	case SANDBOX_FAILED: return "failed";
+	case SANDBOX_GONE: return "gone";
+	}
+	return "unknown";
+}
+
+static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(cond, lock, &ts);
+}
+
+static struct sandbox *find_locked(struct manager *m, const char *id)
+{
+	struct sandbox *sb;
+
+	for (sb = m->list; sb != NULL; sb = sb->next) {
+		if (strcmp(sb->id, id) == 0)
+			return sb;
+	}
+	return NULL;
+}
+
+static void unlink_locked(struct manager *m, struct sandbox *target)
+{
+	struct sandbox **p;
+
+	for (p = &m->list; *p != NULL; p = &(*p)->next) {
+		if (*p == target) {
+			*p = target->next;
+			m->count--;
+			pthread_cond_broadcast(&m->cond);
+			return;
+		}
+	}
+}
+
+static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info)
+{
+	int64_t now = time_mono_ms();
+
+	memset(info, 0, sizeof(*info));
+	memcpy(info->id, sb->id, sizeof(info->id));
+	snprintf(info->language_pack, sizeof(info->language_pack), "%s", sb->pack->name);
+	info->state = sb->state;
+	info->vcpus = sb->vcpus;
+	info->memory_mib = sb->memory_mib;
+	info->timeout_s = sb->timeout_s;
+	info->created_wall_ns = sb->created_wall_ns;
+	info->expires_wall_ns = sb->expires_mono_ms > 0
+					? sb->created_wall_ns +
+						  (sb->expires_mono_ms - sb->created_mono_ms) * 1000000
+					: 0;
+	info->age_ms = now - sb->created_mono_ms;
+	info->execs_run = sb->execs_run;
+	info->execs_running = sb->execs_running;
+	info->boot_ms = sb->boot_ms;
+	snprintf(info->failure, sizeof(info->failure), "%s", sb->failure);
+	/* While booting, vm and ch belong to the booting thread alone. */
+	if (sb->state == SANDBOX_BOOTING)
+		return;
+	info->vmm_pid = sb->vm != NULL ? vmm_pid(sb->vm) : 0;
+	if (sb->vm != NULL)
+		snprintf(info->console_log, sizeof(info->console_log), "%s",
+			 vmm_console_log(sb->vm));
+}
+
+/* Appends the end of the guest console to an error, so boot failures explain themselves. */
+static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
+{
+	char *text = NULL;
+	size_t len;
+
+	if (sb->vm == NULL || err == NULL || *err == NULL)
+		return;
+	if (file_read_all(vmm_console_log(sb->vm), 1 << 20, &text, &len, NULL) == 0 && len > 0) {
+		char *tail = len > CONSOLE_TAIL_IN_ERRORS ? text + len - CONSOLE_TAIL_IN_ERRORS : text;
+		char *p;
+		size_t used = strlen((*err)->message);
+
+		for (p = tail; *p != '\0'; p++) {
+			if (*p == '\r' || *p == '\n' || (unsigned char)*p < 0x20)
+				*p = ' ';
+		}
+		snprintf((*err)->message + used, sizeof((*err)->message) - used,
+			 " (guest console ends: ...%s)", tail);
+	}
+	free(text);
+}
+
+/* Stops everything a sandbox owns; the sandbox must be out of reach of new requests. */
+static void teardown(struct manager *m, struct sandbox *sb)
+{
+	int64_t t0 = time_mono_ms();
+
+	if (sb->ch != NULL)
+		channel_abort(sb->ch, "the sandbox is being destroyed");
+	pthread_mutex_lock(&m->lock);
+	while (sb->refs > 0)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	channel_close(sb->ch);
+	sb->ch = NULL;
+	if (sb->vm != NULL) {
+		vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+		vmm_instance_free(sb->vm);
+		sb->vm = NULL;
+	}
+	if (sb->run_dir[0] != '\0') {
+		struct ember_error *err = NULL;
+
+		if (dir_remove_tree(sb->run_dir, &err) < 0) {
+			log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "%s", err->message);
+			ember_error_free(&err);
+		}
+	}
+	log_event(LOG_INFO, sb->id, "sandbox.destroyed", time_mono_ms() - t0, "VM stopped, files removed");
+}
+
+static void destroy_and_free(struct manager *m, struct sandbox *sb)
+{
+	teardown(m, sb);
+	pthread_mutex_lock(&m->lock);
+	unlink_locked(m, sb);
+	pthread_mutex_unlock(&m->lock);
+	free(sb);
+}
+
+/* Marks sandboxes whose VM died or whose channel broke as failed; collects expired ones. */
+static void *reaper_main(void *arg)
+{
+	struct manager *m = arg;
+
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop_reaper) {
+		struct sandbox *expired[64];
+		size_t n = 0, i;
+		struct sandbox *sb;
+		int64_t now = time_mono_ms();
+
+		for (sb = m->list; sb != NULL; sb = sb->next) {
+			char reason[512];
+
+			if (sb->state == SANDBOX_READY) {
+				if (!vmm_alive(sb->vm)) {
+					sb->state = SANDBOX_FAILED;
+					snprintf(sb->failure, sizeof(sb->failure),
+						 "the VM process exited unexpectedly");
+					log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s",
+						  sb->failure);
+				} else if (channel_broken(sb->ch, reason, sizeof(reason))) {
+					sb->state = SANDBOX_FAILED;
+					snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
+					log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s",
+						  sb->failure);
+				}
+			}
+			if ((sb->state == SANDBOX_READY || sb->state == SANDBOX_FAILED) &&
+			    sb->expires_mono_ms > 0 && now >= sb->expires_mono_ms &&
+			    n < sizeof(expired) / sizeof(expired[0])) {
+				sb->state = SANDBOX_DESTROYING;
+				expired[n++] = sb;
+			}
+		}
+		if (n > 0) {
+			pthread_mutex_unlock(&m->lock);
+			for (i = 0; i < n; i++) {
+				log_event(LOG_INFO, expired[i]->id, "sandbox.expired", -1,
+					  "lifetime of %u s reached", expired[i]->timeout_s);
+				destroy_and_free(m, expired[i]);
+			}
+			pthread_mutex_lock(&m->lock);
+			continue;
+		}
+		cond_wait_ms(&m->cond, &m->lock, REAPER_INTERVAL_MS);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
+		   struct vmm_driver *driver, struct manager **out, struct ember_error **err)
+{
+	struct manager *m = calloc(1, sizeof(*m));
+	pthread_condattr_t attr;
+
+	if (m == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	m->cfg = *cfg;
+	snprintf(m->run_dir, sizeof(m->run_dir), "%s", cfg->run_dir);
+	m->cfg.run_dir = m->run_dir;
+	m->catalog = catalog;
+	m->driver = driver;
+	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST) {
+		ember_error_sys(err, "create run directory `%s`", m->run_dir);
+		free(m);
+		return -1;
+	}
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&m->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(&m->reaper, NULL, reaper_main, m) != 0) {
+		pthread_mutex_destroy(&m->lock);
+		pthread_cond_destroy(&m->cond);
+		free(m);
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
+	}
+	*out = m;
+	return 0;
+}
+
+void manager_shutdown(struct manager *m)
+{
+	pthread_mutex_lock(&m->lock);
+	m->shutting_down = true;
+	pthread_cond_broadcast(&m->cond);
+	/* Boots in progress finish (or hit their deadline) on their own threads. */
+	while (m->booting > 0)
+		pthread_cond_wait(&m->cond, &m->lock);
+	for (;;) {
+		struct sandbox *sb;
+
+		for (sb = m->list; sb != NULL; sb = sb->next) {
+			if (sb->state != SANDBOX_DESTROYING)
+				break;
+		}
+		if (sb == NULL)
+			break;
+		sb->state = SANDBOX_DESTROYING;
+		pthread_mutex_unlock(&m->lock);
+		destroy_and_free(m, sb);
+		pthread_mutex_lock(&m->lock);
+	}
+	/* DELETEs and expiries running on other threads finish their own teardown. */
+	while (m->count > 0)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void manager_free(struct manager *m)
+{
+	if (m == NULL)
+		return;
+	manager_shutdown(m);
+	pthread_mutex_lock(&m->lock);
+	m->stop_reaper = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	pthread_join(m->reaper, NULL);
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->cond);
+	free(m);
+}
+
+static int validate_create(struct manager *m, const struct sandbox_create_request *req,
+			   const struct pack **pack_out, unsigned *vcpus, unsigned *memory,
+			   unsigned *timeout_s, struct ember_error **err)
+{
+	const char *name = req->language_pack != NULL ? req->language_pack : "python";
+	const struct pack *pack = catalog_find(m->catalog, name);
+
+	if (pack == NULL) {
+		char names[512];
+
+		catalog_names(m->catalog, names, sizeof(names));
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "unknown language_pack `%.64s`; available packs: %s", name,
+				       names);
+	}
+	*vcpus = req->vcpus != 0 ? req->vcpus : pack->defaults.vcpus;
+	*memory = req->memory_mib != 0 ? req->memory_mib : pack->defaults.memory_mib;
+	*timeout_s = req->timeout_s != 0 ? req->timeout_s : m->cfg.default_timeout_s;
+	if (*vcpus > m->cfg.max_vcpus)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `vcpus` must be between 1 and %u (daemon limit)",
+				       m->cfg.max_vcpus);
+	if (*memory < 64 || *memory > m->cfg.max_memory_mib)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `memory_mib` must be between 64 and %u (daemon limit)",
+				       m->cfg.max_memory_mib);
+	if (*timeout_s > m->cfg.max_timeout_s)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `timeout_s` must be between 1 and %u (daemon limit)",
+				       m->cfg.max_timeout_s);
+	*pack_out = pack;
+	return 0;
+}
+
+/* Admits a new sandbox into the table (state booting) or says why not. */
+static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err)
+{
+	int64_t deadline = time_mono_ms() + m->cfg.boot_timeout_ms;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->shutting_down)
+		goto unavailable;
+	if (m->count >= m->cfg.max_sandboxes) {
+		pthread_mutex_unlock(&m->lock);
+		return ember_error_set(err, EMBER_E_CAPACITY, 0,
+				       "the daemon already runs its maximum of %u sandboxes "
+				       "(--max-sandboxes); delete one first",
+				       m->cfg.max_sandboxes);
+	}
+	/* Count the sandbox now, so concurrent creates cannot overshoot max_sandboxes while this
+	 * one queues for a boot slot. */
+	sb->next = m->list;
+	m->list = sb;
+	m->count++;
+	while (m->booting >= m->cfg.max_concurrent_boots && !m->shutting_down &&
+	       time_mono_ms() < deadline)
+		cond_wait_ms(&m->cond, &m->lock, deadline - time_mono_ms());
+	if (m->shutting_down || m->booting >= m->cfg.max_concurrent_boots) {
+		unlink_locked(m, sb);
+		if (!m->shutting_down) {
+			pthread_mutex_unlock(&m->lock);
+			return ember_error_set(err, EMBER_E_UNAVAILABLE, 0,
+					       "%u sandboxes are already booting "
+					       "(--max-concurrent-boots) and none finished in %u ms; "
+					       "retry later", m->cfg.max_concurrent_boots,
+					       m->cfg.boot_timeout_ms);
+		}
+		goto unavailable;
+	}
+	m->booting++;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+unavailable:
+	pthread_mutex_unlock(&m->lock);
+	return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the daemon is shutting down");
+}
+
+static int boot(struct manager *m, struct sandbox *sb, struct ember_error **err)
+{
+	const struct catalog *cat = m->catalog;
+	struct vmm_boot_config bcfg = { 0 };
+	struct proto_ready ready;
+	char cmdline_extra[128];
+	int64_t deadline = time_mono_ms() + m->cfg.boot_timeout_ms;
+	int fd;
+
+	if (snprintf(sb->run_dir, sizeof(sb->run_dir), "%s/%s", m->run_dir, sb->id) >=
+	    (int)sizeof(sb->run_dir))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
+	if (mkdir(sb->run_dir, 0700) < 0) {
+		sb->run_dir[0] = '\0';
+		return ember_error_sys(err, "create sandbox directory");
+	}
+	snprintf(cmdline_extra, sizeof(cmdline_extra), "emberd.overlay_mib=%u",
+		 sb->pack->defaults.overlay_mib);
+	bcfg.sandbox_id = sb->id;
+	bcfg.run_dir = sb->run_dir;
+	bcfg.kernel_bzimage = cat->bzimage;
+	bcfg.kernel_vmlinux = cat->vmlinux;
+	bcfg.initramfs = cat->initramfs;
+	bcfg.pack_image = sb->pack->image;
+	bcfg.cmdline_extra = cmdline_extra;
+	bcfg.vcpus = sb->vcpus;
+	bcfg.memory_mib = sb->memory_mib;
+	if (vmm_start(m->driver, &bcfg, &sb->vm, err) < 0)
+		return -1;
+	fd = vmm_connect_agent(sb->vm, deadline, err);
+	if (fd < 0)
+		return -1;
+	return channel_open(fd, sb->id, vmm_exit_fd(sb->vm), deadline, &sb->ch, &ready, err);
+}
+
+int manager_create_sandbox(struct manager *m, const struct sandbox_create_request *req,
+			   struct sandbox_info *info, struct ember_error **err)
+{
+	struct sandbox *sb;
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	sb = calloc(1, sizeof(*sb));
+	if (sb == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (validate_create(m, req, &sb->pack, &sb->vcpus, &sb->memory_mib, &sb->timeout_s,
+			    err) < 0 ||
+	    id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), err) < 0) {
+		free(sb);
+		return -1;
+	}
+	sb->state = SANDBOX_BOOTING;
+	sb->created_wall_ns = time_wall_ns();
+	sb->created_mono_ms = t0;
+	if (admit(m, sb, err) < 0) {
+		free(sb);
+		return -1;
+	}
+	log_event(LOG_INFO, sb->id, "sandbox.booting", -1, "pack=%s vcpus=%u memory_mib=%u",
+		  sb->pack->name, sb->vcpus, sb->memory_mib);
+
+	ret = boot(m, sb, err);
+	if (ret < 0) {
+		wrap_with_console_tail(sb, err);
+		ember_error_wrap(err, "boot sandbox");
+		log_event(LOG_ERROR, sb->id, "sandbox.boot_failed", time_mono_ms() - t0, "%s",
+			  err != NULL && *err != NULL ? (*err)->message : "");
+		teardown(m, sb);
+	}
+
+	pthread_mutex_lock(&m->lock);
+	m->booting--;
+	pthread_cond_broadcast(&m->cond);
+	if (ret < 0) {
+		m->create_failures_total++;
+		unlink_locked(m, sb);
+		pthread_mutex_unlock(&m->lock);
+		free(sb);
+		/* A guest that never answered is a gateway timeout; the rest is a guest failure. */
+		if (err != NULL && *err != NULL && (*err)->kind == EMBER_E_PROTOCOL)
+			(*err)->kind = EMBER_E_GUEST;
+		return -1;
+	}
+	sb->state = SANDBOX_READY;
+	sb->boot_ms = time_mono_ms() - t0;
+	sb->expires_mono_ms = time_mono_ms() + (int64_t)sb->timeout_s * 1000;
+	m->created_total++;
+	fill_info_locked(sb, info);
+	pthread_mutex_unlock(&m->lock);
+	log_event(LOG_INFO, sb->id, "sandbox.ready", info->boot_ms, "vmm_pid=%d",
+		  (int)info->vmm_pid);
+	return 0;
+}
+
+int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
+		struct ember_error **err)
+{
+	struct sandbox *sb;
+
+	pthread_mutex_lock(&m->lock);
+	sb = find_locked(m, id);
+	if (sb != NULL)
+		fill_info_locked(sb, info);
+	pthread_mutex_unlock(&m->lock);
+	if (sb == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	return 0;
+}
+
+int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
+		 struct ember_error **err)
+{
+	struct sandbox *sb;
+	size_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	*infos = calloc(m->count + 1, sizeof(**infos));
+	if (*infos == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	for (sb = m->list; sb != NULL; sb = sb->next)
+		fill_info_locked(sb, &(*infos)[n++]);
+	pthread_mutex_unlock(&m->lock);
+	*count = n;
+	return 0;
+}
+
+/* Takes a reference on a ready sandbox for a channel request, or says why it cannot. */
+static struct sandbox *acquire_ready(struct manager *m, const char *id, struct ember_error **err)
+{
+	struct sandbox *sb;
+
+	pthread_mutex_lock(&m->lock);
+	sb = find_locked(m, id);
+	if (sb == NULL) {
+		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	} else if (sb->state == SANDBOX_FAILED) {
+		ember_error_set(err, EMBER_E_GUEST, 0, "sandbox `%s` has failed: %s", sb->id,
+				sb->failure);
+		sb = NULL;
+	} else if (sb->state != SANDBOX_READY) {
+		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", sb->id,
+				sandbox_state_name(sb->state));
+		sb = NULL;
+	} else {
+		sb->refs++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return sb;
+}
+
+/* Drops a reference; after a failed request, decides whether the sandbox itself failed. */
+static void release_after(struct manager *m, struct sandbox *sb, struct ember_error **err,
+			  bool failed)
+{
+	char reason[512];
+
+	pthread_mutex_lock(&m->lock);
+	if (failed && err != NULL && *err != NULL) {
+		if (sb->state == SANDBOX_DESTROYING) {
+			(*err)->kind = EMBER_E_CONFLICT;
+			snprintf((*err)->message, sizeof((*err)->message),
+				 "sandbox `%s` was destroyed while the request ran", sb->id);
+		} else if (sb->state == SANDBOX_READY &&
+			   (channel_broken(sb->ch, reason, sizeof(reason)) || !vmm_alive(sb->vm))) {
+			sb->state = SANDBOX_FAILED;
+			snprintf(sb->failure, sizeof(sb->failure), "%s",
+				 vmm_alive(sb->vm) ? reason : "the VM process exited unexpectedly");
+			log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
+			if ((*err)->kind == EMBER_E_PROTOCOL)
+				(*err)->kind = EMBER_E_GUEST;
+		}
+	}
+	sb->refs--;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
+		 struct channel_exec_result *res, struct ember_error **err)
+{
+	struct channel_exec_request creq = { 0 };
+	struct sandbox *sb;
+	int64_t t0 = time_mono_ms();
+	uint32_t timeout;
+	int ret;
+
+	sb = acquire_ready(m, id, err);
+	if (sb == NULL)
+		return -1;
+	timeout = req->timeout_ms != 0 ? req->timeout_ms : sb->pack->defaults.exec_timeout_ms;
+	if (timeout > m->cfg.max_exec_timeout_ms) {
+		release_after(m, sb, err, false);
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `timeout_ms` must be between 1 and %u (daemon limit)",
+				       m->cfg.max_exec_timeout_ms);
+	}
+	creq.argv = sb->pack->interpreter;
+	creq.argc = sb->pack->interpreter_argc;
+	creq.env = req->env;
+	creq.envc = req->envc;
+	creq.code = req->code;
+	creq.code_len = req->code_len;
+	creq.stdin_data = req->stdin_data;
+	creq.stdin_len = req->stdin_len;
+	creq.has_stdin = req->has_stdin;
+	creq.timeout_ms = timeout;
+	creq.output_limit = sb->pack->defaults.output_limit_bytes < m->cfg.max_output_bytes
+				    ? sb->pack->defaults.output_limit_bytes
+				    : m->cfg.max_output_bytes;
+
+	pthread_mutex_lock(&m->lock);
+	sb->execs_running++;
+	pthread_mutex_unlock(&m->lock);
+	ret = channel_exec(sb->ch, &creq, res, err);
+	pthread_mutex_lock(&m->lock);
+	sb->execs_running--;
+	if (ret == 0) {
+		sb->execs_run++;
+		m->execs_total++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	release_after(m, sb, err, ret < 0);
+	if (ret == 0)
+		log_event(LOG_INFO, id, "sandbox.exec", time_mono_ms() - t0,
+			  "exit_code=%d signal=%d timed_out=%d", res->exit.exit_code,
+			  res->exit.signal, res->exit.timed_out);
+	else
+		log_event(LOG_WARN, id, "sandbox.exec_failed", time_mono_ms() - t0, "%s",
+			  err != NULL && *err != NULL ? (*err)->message : "");
+	return ret;
+}
+
+int manager_ps(struct manager *m, const char *id, struct proto_process **procs, size_t *count,
+	       struct ember_error **err)
+{
+	struct sandbox *sb = acquire_ready(m, id, err);
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	ret = channel_ps(sb->ch, time_mono_ms() + 10000, procs, count, err);
+	release_after(m, sb, err, ret < 0);
+	return ret;
+}
+
+int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
+{
+	struct sandbox *sb;
+
+	pthread_mutex_lock(&m->lock);
+	sb = find_locked(m, id);
+	if (sb == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	}
+	if (sb->state == SANDBOX_BOOTING || sb->state == SANDBOX_DESTROYING) {
+		enum sandbox_state state = sb->state;
+
+		pthread_mutex_unlock(&m->lock);
+		return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", id,
+				       state == SANDBOX_BOOTING ? "still booting"
+								: "already being destroyed");
+	}
+	sb->state = SANDBOX_DESTROYING;
+	pthread_mutex_unlock(&m->lock);
+	destroy_and_free(m, sb);
+	return 0;
+}
+
+void manager_stats(struct manager *m, struct manager_stats *stats)
+{
+	struct sandbox *sb;
+
+	memset(stats, 0, sizeof(*stats));
+	pthread_mutex_lock(&m->lock);
+	for (sb = m->list; sb != NULL; sb = sb->next) {
+		stats->total++;
+		switch (sb->state) {
+		case SANDBOX_BOOTING: stats->booting++; break;
+		case SANDBOX_READY: stats->ready++; break;
+		case SANDBOX_FAILED: stats->failed++; break;
+		case SANDBOX_DESTROYING: stats->destroying++; break;
+		case SANDBOX_GONE: break;
+		}
+	}
+	stats->created_total = m->created_total;
+	stats->create_failures_total = m->create_failures_total;
+	stats->execs_total = m->execs_total;
+	pthread_mutex_unlock(&m->lock);
+}

@@ -1,0 +1,122 @@
+/* manager.h - the sandbox manager: the table of sandboxes, their states and limits, and the
+ * lifecycle (boot, exec, destroy, expiry). Called by the API layer and the daemon's main.
+ * Talks to VMMs only through vmm.h and to guests only through channel.h, and never holds its
+ * table lock across I/O to a guest or a VMM. */
+#ifndef EMBER_SANDBOX_MANAGER_H
+#define EMBER_SANDBOX_MANAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "channel/channel.h"
+#include "sandbox/catalog.h"
+#include "util/error.h"
+#include "vmm/vmm.h"
+
+#define SANDBOX_ID_PREFIX "sb_"
+#define SANDBOX_ID_LEN (3 + 32)
+
+enum sandbox_state {
+	SANDBOX_BOOTING,
+	SANDBOX_READY,
+	SANDBOX_DESTROYING,
+	SANDBOX_FAILED,   /* the guest or VMM died or broke the protocol; only DELETE helps */
+	SANDBOX_GONE,     /* only seen in snapshots taken while a sandbox is being removed */
+};
+
+const char *sandbox_state_name(enum sandbox_state state);
+
+/* Daemon limits (see docs/operations.md for defaults and why). */
+struct manager_config {
+	const char *run_dir;              /* per-sandbox directories are made below it */
+	unsigned max_sandboxes;           /* beyond: 429 */
+	unsigned max_concurrent_boots;    /* beyond: create waits up to boot_timeout_ms, then 503 */
+	unsigned max_vcpus;
+	unsigned max_memory_mib;
+	unsigned default_timeout_s;       /* sandbox lifetime when the request has none */
+	unsigned max_timeout_s;
+	unsigned boot_timeout_ms;
+	unsigned max_exec_timeout_ms;
+	uint64_t max_output_bytes;        /* per stream per exec */
+};
+
+struct sandbox_create_request {
+	const char *language_pack;        /* NULL: "python" */
+	unsigned vcpus;                   /* 0: pack default */
+	unsigned memory_mib;              /* 0: pack default */
+	unsigned timeout_s;               /* 0: config default */
+};
+
+/* A consistent copy of one sandbox's public state (no pointers into the table). */
+struct sandbox_info {
+	char id[SANDBOX_ID_LEN + 1];
+	char language_pack[CATALOG_NAME_MAX + 1];
+	enum sandbox_state state;
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned timeout_s;
+	int64_t created_wall_ns;
+	int64_t expires_wall_ns;
+	int64_t age_ms;
+	uint64_t execs_run;
+	unsigned execs_running;
+	pid_t vmm_pid;
+	int64_t boot_ms;
+	char failure[512];
+	char console_log[4096];
+};
+
+struct sandbox_exec_request {
+	const char *code;
+	size_t code_len;
+	const uint8_t *stdin_data;
+	size_t stdin_len;
+	bool has_stdin;
+	uint32_t timeout_ms;              /* 0: pack default */
+	char *const *env;                 /* "NAME=value" */
+	size_t envc;
+};
+
+struct manager_stats {
+	unsigned total;
+	unsigned booting;
+	unsigned ready;
+	unsigned failed;
+	unsigned destroying;
+	uint64_t created_total;
+	uint64_t create_failures_total;
+	uint64_t execs_total;
+};
+
+struct manager;
+
+/* The manager borrows catalog and driver (they outlive it). Starts the expiry thread. */
+int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
+		   struct vmm_driver *driver, struct manager **out, struct ember_error **err);
+/* Refuses new creates (503), waits for boots in progress, destroys every sandbox (in-flight
+ * requests on them fail with 409). The manager stays usable for reads. */
+void manager_shutdown(struct manager *m);
+/* manager_shutdown() if not done yet, stops the expiry thread, frees. No request may still be
+ * running (stop the API server first). */
+void manager_free(struct manager *m);
+
+/* Boots a sandbox; returns once the guest agent answered (or fails, leaving nothing behind). */
+int manager_create_sandbox(struct manager *m, const struct sandbox_create_request *req,
+			   struct sandbox_info *info, struct ember_error **err);
+int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
+		struct ember_error **err);
+/* A snapshot of all sandboxes; *infos is malloc'd. */
+int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
+		 struct ember_error **err);
+int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
+		 struct channel_exec_result *res, struct ember_error **err);
+/* Returns once the VM process is gone and its files are removed. */
+int manager_destroy(struct manager *m, const char *id, struct ember_error **err);
+/* The guest process table (tests, debugging). */
+int manager_ps(struct manager *m, const char *id, struct proto_process **procs, size_t *count,
+	       struct ember_error **err);
+void manager_stats(struct manager *m, struct manager_stats *stats);
+
+#endif

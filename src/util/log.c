@@ -1,0 +1,55 @@
+/* log.c - logfmt event lines. */
+#include "util/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/timeutil.h"
+
+/* Written once before any thread starts, read-only afterwards: no lock needed. */
+static enum log_level min_level = LOG_INFO;
+
+void log_set_level(enum log_level level)
+{
+	min_level = level;
+}
+
+static const char *level_name(enum log_level level)
+{
+	switch (level) {
+	case LOG_DEBUG: return "debug";
+	case LOG_INFO: return "info";
+	case LOG_WARN: return "warn";
+	case LOG_ERROR: return "error";
+	}
+	return "info";
+}
+
+void log_event(enum log_level level, const char *sandbox_id, const char *event,
+	       int64_t duration_ms, const char *fmt, ...)
+{
+	char ts[40], msg[1024], line[1400], *p;
+	char dur[32] = "";
+	va_list ap;
+
+	if (level < min_level)
+		return;
+	time_format_rfc3339(time_wall_ns(), ts, sizeof(ts));
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Keep one event on one line and the quoting unambiguous. */
+	for (p = msg; *p != '\0'; p++) {
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+		else if (*p == '"')
+			*p = '\'';
+	}
+	if (duration_ms >= 0)
+		snprintf(dur, sizeof(dur), " duration_ms=%lld", (long long)duration_ms);
+	snprintf(line, sizeof(line), "ts=%s level=%s event=%s%s%s%s msg=\"%s\"\n", ts,
+		 level_name(level), event, sandbox_id != NULL ? " sandbox=" : "",
+		 sandbox_id != NULL ? sandbox_id : "", dur, msg);
+	fputs(line, stderr);
+}
