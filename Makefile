@@ -170,9 +170,11 @@ e2e: all asan-bins
 	IMAGES_DIR=$(IMAGES_DIR) python3 -m unittest discover -v -s tests/e2e -p 'test_*.py'
 
 # The one command CI and newcomers run: sets up everything, then every test.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 test:
 	scripts/install-deps.sh
-	$(MAKE) all asan-bins $(UNIT_TESTS) $(FUZZ_TARGETS)
+	$(MAKE) -j$(NPROC) all asan-bins $(UNIT_TESTS) $(FUZZ_TARGETS)
 	$(MAKE) images
 	$(MAKE) unit
 	$(MAKE) fuzz-smoke

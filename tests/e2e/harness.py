@@ -1,0 +1,175 @@
+"""Shared helpers for the end-to-end tests: paths, a daemon under test, HTTP calls, leak checks.
+
+The daemon runs from build/asan/bin (ASan/UBSan) on a private port and a private run directory;
+stop() checks it exits 0 on SIGTERM, left no VM process or runtime file, and printed no
+sanitizer report.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+IMAGES_DIR = os.environ.get("IMAGES_DIR", "/var/lib/emberd/images")
+ASAN_BIN = os.path.join(REPO, "build", "asan", "bin")
+BIN = os.path.join(REPO, "bin")
+
+
+def sanitizer_problems(text):
+    return [line for line in text.splitlines()
+            if "ERROR: AddressSanitizer" in line or "runtime error:" in line
+            or "ERROR: LeakSanitizer" in line]
+
+
+def require_images():
+    manifest = os.path.join(IMAGES_DIR, "packs.json")
+    if not os.path.exists(manifest):
+        raise RuntimeError(f"no images in {IMAGES_DIR}: run `make images` first "
+                           "(or set IMAGES_DIR)")
+
+
+def processes_mentioning(text):
+    """PIDs whose command line contains text (used to find leaked VMM processes)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(pid))
+    return found
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+class Daemon:
+    """emberd on 127.0.0.1:<ephemeral port> with a private run directory."""
+
+    def __init__(self, *extra_args, binary=None, env=None):
+        require_images()
+        self.binary = binary or os.path.join(ASAN_BIN, "emberd")
+        if not os.path.exists(self.binary):
+            raise RuntimeError(f"{self.binary} is missing: run `make asan-bins`")
+        # Short path: QEMU's Unix sockets live below it and sun_path holds 107 bytes.
+        self.tmp = tempfile.mkdtemp(prefix="emt.", dir="/tmp")
+        self.run_dir = os.path.join(self.tmp, "run")
+        self.log_path = os.path.join(self.tmp, "emberd.log")
+        self.args = [self.binary, "--addr", "127.0.0.1:0", "--images", IMAGES_DIR,
+                     "--run-dir", self.run_dir, *extra_args]
+        self.env = dict(os.environ)
+        self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if env:
+            self.env.update(env)
+        self.proc = None
+        self.port = None
+        self.start()
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log, env=self.env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            m = re.search(r"\(port (\d+)\)", self.read_log())
+            if m:
+                self.port = int(m.group(1))
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("emberd exited at startup:\n" + self.read_log())
+            time.sleep(0.05)
+        raise RuntimeError("emberd did not start listening:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None, raw=None, timeout=300, headers=None):
+        """Returns (status, parsed JSON or None, raw bytes)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = raw if raw is not None else (json.dumps(body).encode()
+                                                if body is not None else None)
+            hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            parsed = json.loads(payload) if payload else None
+            return resp.status, parsed, payload
+        finally:
+            conn.close()
+
+    def create(self, **fields):
+        status, body, _ = self.request("POST", "/sandboxes", fields)
+        if status != 201:
+            raise AssertionError(f"create failed: {status} {body}")
+        return body
+
+    def exec(self, sandbox_id, code, **fields):
+        fields["code"] = code
+        return self.request("POST", f"/sandboxes/{sandbox_id}/exec", fields)
+
+    def delete(self, sandbox_id):
+        return self.request("DELETE", f"/sandboxes/{sandbox_id}")[0]
+
+    def vmm_pids(self):
+        return processes_mentioning(self.run_dir)
+
+    def runtime_entries(self):
+        return os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else []
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self, check=True):
+        """SIGTERM, then the checks that make every test a leak test."""
+        problems = []
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                code = "timeout"
+            if code != 0:
+                problems.append(f"emberd exited with {code} on SIGTERM")
+        self.log.close()
+        leaked = [p for p in self.vmm_pids() if pid_alive(p)]
+        if leaked:
+            problems.append(f"VMM processes left running: {leaked}")
+            for p in leaked:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+        if self.runtime_entries():
+            problems.append(f"runtime files left behind: {self.runtime_entries()}")
+        log = self.read_log()
+        problems += sanitizer_problems(log)
+        if check and problems:
+            raise AssertionError("; ".join(problems) + "\n--- emberd log ---\n" + log[-6000:])
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return problems
