@@ -52,6 +52,12 @@ struct vmm_instance {
 int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_config *cfg, char *out,
 		       size_t size, struct ember_error **err);
 
+/* Creates a driver from explicit ops: how vmm_driver_create() picks a real driver, and how unit
+ * tests plug in a fake one (production code never passes its own ops). */
+int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
+			       const struct vmm_driver_config *cfg, struct vmm_driver **out,
+			       struct ember_error **err);
+
 extern const struct vmm_driver_ops vmm_qemu_ops;
 extern const struct vmm_driver_ops vmm_firecracker_ops;
 

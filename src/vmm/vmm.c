@@ -23,17 +23,20 @@
 int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,
 		      struct ember_error **err)
 {
-	const struct vmm_driver_ops *ops;
-	struct vmm_driver *drv;
-
 	if (strcmp(cfg->name, "qemu") == 0)
-		ops = &vmm_qemu_ops;
-	else if (strcmp(cfg->name, "firecracker") == 0)
-		ops = &vmm_firecracker_ops;
-	else
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "unknown VMM `%s` (expected qemu or firecracker)", cfg->name);
-	drv = calloc(1, sizeof(*drv));
+		return vmm_driver_create_with_ops(&vmm_qemu_ops, cfg, out, err);
+	if (strcmp(cfg->name, "firecracker") == 0)
+		return vmm_driver_create_with_ops(&vmm_firecracker_ops, cfg, out, err);
+	return ember_error_set(err, EMBER_E_INVALID, 0,
+			       "unknown VMM `%s` (expected qemu or firecracker)", cfg->name);
+}
+
+int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
+			       const struct vmm_driver_config *cfg, struct vmm_driver **out,
+			       struct ember_error **err)
+{
+	struct vmm_driver *drv = calloc(1, sizeof(*drv));
+
 	if (drv == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	drv->ops = ops;

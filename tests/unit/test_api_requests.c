@@ -1,0 +1,151 @@
+/* Unit tests for API request decoding (src/api/requests.c) and error status mapping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/requests.h"
+#include "api/server.h"
+
+#define PARSE_CREATE(text, out, err) api_parse_create(text, strlen(text), out, err)
+#define PARSE_EXEC(text, out, err) api_parse_exec(text, strlen(text), out, err)
+
+static void create_accepts_empty_body_and_full_body(void **state)
+{
+	struct api_create_body b;
+
+	(void)state;
+	assert_int_equal(PARSE_CREATE("", &b, NULL), 0);
+	assert_string_equal(b.language_pack, "");
+	assert_int_equal(b.vcpus, 0);
+	assert_int_equal(PARSE_CREATE("  \n", &b, NULL), 0);
+	assert_int_equal(PARSE_CREATE("{\"language_pack\":\"shell\",\"vcpus\":2,\"memory_mib\":512,"
+				      "\"timeout_s\":60}", &b, NULL), 0);
+	assert_string_equal(b.language_pack, "shell");
+	assert_int_equal(b.vcpus, 2);
+	assert_int_equal(b.memory_mib, 512);
+	assert_int_equal(b.timeout_s, 60);
+}
+
+static void create_rejects_bad_fields_naming_them(void **state)
+{
+	static const struct {
+		const char *body;
+		const char *field;
+	} cases[] = {
+		{ "{\"vcpus\":0}", "vcpus" },
+		{ "{\"vcpus\":1.5}", "vcpus" },
+		{ "{\"vcpus\":\"1\"}", "vcpus" },
+		{ "{\"memory_mib\":99999999999999}", "memory_mib" },
+		{ "{\"timeout_s\":-1}", "timeout_s" },
+		{ "{\"language_pack\":5}", "language_pack" },
+		{ "{\"language_pack\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "language_pack" },
+		{ "{\"shape\":\"big\"}", "shape" },
+		{ "{\"vcpus\":1,\"vcpus\":2}", "JSON" },
+		{ "[]", "object" },
+		{ "{", "JSON" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_create_body b;
+		struct ember_error *err = NULL;
+
+		assert_int_equal(PARSE_CREATE(cases[i].body, &b, &err), -1);
+		assert_non_null(err);
+		assert_int_equal(err->kind, EMBER_E_INVALID);
+		if (strstr(err->message, cases[i].field) == NULL)
+			fail_msg("case %zu: `%s` does not name `%s`", i, err->message,
+				 cases[i].field);
+		ember_error_free(&err);
+	}
+}
+
+static void exec_decodes_code_stdin_timeout_and_env(void **state)
+{
+	struct api_exec_body b;
+
+	(void)state;
+	assert_int_equal(PARSE_EXEC("{\"code\":\"print(1)\",\"stdin\":\"in\",\"timeout_ms\":50,"
+				    "\"env\":{\"A\":\"1\",\"_b2\":\"x=y\"}}", &b, NULL), 0);
+	assert_string_equal(b.code, "print(1)");
+	assert_true(b.has_stdin);
+	assert_int_equal(b.stdin_len, 2);
+	assert_int_equal(b.timeout_ms, 50);
+	assert_int_equal(b.envc, 2);
+	assert_string_equal(b.env[0], "A=1");
+	assert_string_equal(b.env[1], "_b2=x=y");
+	api_exec_body_release(&b);
+	assert_int_equal(PARSE_EXEC("{\"code\":\"\"}", &b, NULL), 0);
+	assert_false(b.has_stdin);
+	assert_int_equal(b.timeout_ms, 0);
+	api_exec_body_release(&b);
+}
+
+static void exec_rejects_bad_env_and_oversized_code(void **state)
+{
+	struct api_exec_body b;
+	struct ember_error *err = NULL;
+	size_t n = 300 * 1024;
+	char *big = malloc(n + 32);
+
+	(void)state;
+	assert_int_equal(PARSE_EXEC("{\"code\":\"x\",\"env\":{\"A-B\":\"1\"}}", &b, NULL), -1);
+	assert_int_equal(PARSE_EXEC("{\"code\":\"x\",\"env\":{\"A\":1}}", &b, NULL), -1);
+	assert_int_equal(PARSE_EXEC("{\"code\":\"x\",\"env\":{\"A\":\"a\\u0000b\"}}", &b, NULL), -1);
+	assert_int_equal(PARSE_EXEC("{\"code\":\"x\",\"timeout_ms\":0}", &b, NULL), -1);
+	assert_int_equal(PARSE_EXEC("{\"stdin\":\"x\"}", &b, NULL), -1);
+	strcpy(big, "{\"code\":\"");
+	memset(big + 9, 'a', n);
+	strcpy(big + 9 + n, "\"}");
+	assert_int_equal(PARSE_EXEC(big, &b, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_TOO_LARGE);
+	ember_error_free(&err);
+	free(big);
+}
+
+static void sandbox_id_shape_is_exact(void **state)
+{
+	(void)state;
+	assert_true(api_valid_sandbox_id("sb_0123456789abcdef0123456789abcdef"));
+	assert_false(api_valid_sandbox_id("sb_0123456789abcdef0123456789abcde"));
+	assert_false(api_valid_sandbox_id("sb_0123456789ABCDEF0123456789abcdef"));
+	assert_false(api_valid_sandbox_id("sb_../../../../../../../../etc/pass"));
+	assert_false(api_valid_sandbox_id("xx_0123456789abcdef0123456789abcdef"));
+	assert_false(api_valid_sandbox_id(""));
+}
+
+static void error_kinds_map_to_statuses(void **state)
+{
+	(void)state;
+	assert_int_equal(api_status_for(EMBER_E_INVALID), 400);
+	assert_int_equal(api_status_for(EMBER_E_NOT_FOUND), 404);
+	assert_int_equal(api_status_for(EMBER_E_METHOD), 405);
+	assert_int_equal(api_status_for(EMBER_E_CONFLICT), 409);
+	assert_int_equal(api_status_for(EMBER_E_TOO_LARGE), 413);
+	assert_int_equal(api_status_for(EMBER_E_CAPACITY), 429);
+	assert_int_equal(api_status_for(EMBER_E_INTERNAL), 500);
+	assert_int_equal(api_status_for(EMBER_E_GUEST), 502);
+	assert_int_equal(api_status_for(EMBER_E_PROTOCOL), 502);
+	assert_int_equal(api_status_for(EMBER_E_UNAVAILABLE), 503);
+	assert_int_equal(api_status_for(EMBER_E_GUEST_TIMEOUT), 504);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(create_accepts_empty_body_and_full_body),
+		cmocka_unit_test(create_rejects_bad_fields_naming_them),
+		cmocka_unit_test(exec_decodes_code_stdin_timeout_and_env),
+		cmocka_unit_test(exec_rejects_bad_env_and_oversized_code),
+		cmocka_unit_test(sandbox_id_shape_is_exact),
+		cmocka_unit_test(error_kinds_map_to_statuses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

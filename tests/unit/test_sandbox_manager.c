@@ -1,0 +1,581 @@
+/* Unit tests for the sandbox manager's state machine and limits (src/sandbox/manager.c), with a
+ * fake VMM driver: the "VMM process" is a real `sleep` child (so pidfds, kills and reaping are
+ * real) and the "guest agent" is a thread speaking the real protocol on a socketpair. The code
+ * of an exec tells the fake agent how to behave: "echo:TEXT", "hang", "die" (close the channel),
+ * "garbage" (send bytes that are not a frame), "slow:MS". */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proto/frame.h"
+#include "proto/io.h"
+#include "proto/messages.h"
+#include "sandbox/manager.h"
+#include "util/fdio.h"
+#include "util/timeutil.h"
+#include "vmm/driver.h"
+#include "vmm/spawn.h"
+
+/* ---- fake agent ---------------------------------------------------------------------------- */
+
+struct fake_vm {
+	int host_fd;
+	int agent_fd;
+	pthread_t agent;
+	bool agent_started;
+	bool answer_hello;
+};
+
+static bool g_answer_hello = true;
+
+/* Takes ownership of text (a NUL-terminated JSON document). */
+static void agent_send_json(int fd, uint8_t type, uint32_t id, char *text)
+{
+	proto_send(fd, type, 0, id, text, strlen(text), time_mono_ms() + 5000, NULL);
+	free(text);
+}
+
+static void *fake_agent_main(void *arg)
+{
+	struct fake_vm *fv = arg;
+	struct proto_decoder dec;
+	struct proto_frame f;
+
+	proto_decoder_init(&dec);
+	while (proto_recv(fv->agent_fd, &dec, &f, -1, NULL) == 1) {
+		size_t len;
+
+		if (f.header.type == PROTO_HELLO) {
+			struct proto_hello hello;
+			struct proto_ready ready = { .version = 1, .uptime_ms = 5 };
+
+			if (!fv->answer_hello)
+				continue;
+			assert_int_equal(proto_hello_decode(f.payload, f.header.length, &hello, NULL), 0);
+			assert_int_equal(hello.entropy_len, PROTO_ENTROPY_MAX);
+			strcpy(ready.agent, "fake");
+			strcpy(ready.sandbox_id, hello.sandbox_id);
+			agent_send_json(fv->agent_fd, PROTO_READY, 0,
+					proto_ready_encode(&ready, &len, NULL));
+		} else if (f.header.type == PROTO_EXEC) {
+			struct proto_exec ex;
+			struct proto_exit out = { 0 };
+			uint32_t id = f.header.id;
+
+			assert_int_equal(proto_exec_decode(f.payload, f.header.length, &ex, NULL), 0);
+			if (strncmp(ex.code, "echo:", 5) == 0) {
+				proto_send(fv->agent_fd, PROTO_STDOUT, 0, id, ex.code + 5,
+					   strlen(ex.code + 5), time_mono_ms() + 5000, NULL);
+			} else if (strcmp(ex.code, "hang") == 0) {
+				proto_exec_release(&ex);
+				continue;
+			} else if (strcmp(ex.code, "die") == 0) {
+				proto_exec_release(&ex);
+				break;
+			} else if (strcmp(ex.code, "garbage") == 0) {
+				fd_write_all(fv->agent_fd, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+					     12, time_mono_ms() + 1000, NULL);
+				proto_exec_release(&ex);
+				continue;
+			} else if (strncmp(ex.code, "slow:", 5) == 0) {
+				usleep((useconds_t)atoi(ex.code + 5) * 1000);
+			}
+			proto_exec_release(&ex);
+			agent_send_json(fv->agent_fd, PROTO_EXIT, id,
+					proto_exit_encode(&out, &len, NULL));
+		} else if (f.header.type == PROTO_PS) {
+			struct proto_process p = { .pid = 1, .state = 'S', .comm = "init" };
+
+			agent_send_json(fv->agent_fd, PROTO_PS_REPLY, f.header.id,
+					proto_ps_encode(&p, 1, &len, NULL));
+		}
+	}
+	proto_decoder_release(&dec);
+	close(fv->agent_fd);
+	return NULL;
+}
+
+static int fake_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
+		     struct ember_error **err)
+{
+	(void)cfg;
+	(void)err;
+	snprintf(drv->description, sizeof(drv->description), "fake");
+	return 0;
+}
+
+static int fake_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		      struct ember_error **err)
+{
+	struct fake_vm *fv = calloc(1, sizeof(*fv));
+	char log[512];
+	char *argv[] = { "/bin/sleep", "1000", NULL };
+	int sv[2];
+
+	assert_non_null(fv);
+	vm->priv = fv;
+	fv->answer_hello = g_answer_hello;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return ember_error_sys(err, "socketpair");
+	fd_set_nonblock(sv[0], 1);
+	fd_set_nonblock(sv[1], 1);
+	fv->host_fd = sv[0];
+	fv->agent_fd = sv[1];
+	snprintf(log, sizeof(log), "%s/vmm.log", cfg->run_dir);
+	if (vmm_spawn(argv, log, &vm->pid, &vm->pidfd, err) < 0)
+		return -1;
+	fv->agent_started = pthread_create(&fv->agent, NULL, fake_agent_main, fv) == 0;
+	return 0;
+}
+
+static int fake_connect(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	struct fake_vm *fv = vm->priv;
+	int fd = fv->host_fd;
+
+	(void)deadline_ms;
+	(void)err;
+	fv->host_fd = -1;
+	return fd;
+}
+
+static void fake_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
+{
+	(void)deadline_ms;
+	kill(vm->pid, SIGTERM);
+}
+
+static void fake_release(struct vmm_instance *vm)
+{
+	struct fake_vm *fv = vm->priv;
+
+	if (fv == NULL)
+		return;
+	if (fv->host_fd >= 0)
+		close(fv->host_fd);
+	/* The host end is closed by now (channel_close), so the agent thread sees EOF. */
+	if (fv->agent_started)
+		pthread_join(fv->agent, NULL);
+	free(fv);
+	vm->priv = NULL;
+}
+
+static const struct vmm_driver_ops fake_ops = {
+	.name = "fake",
+	.init = fake_init,
+	.start = fake_start,
+	.connect_agent = fake_connect,
+	.request_stop = fake_request_stop,
+	.release = fake_release,
+};
+
+/* ---- fixture ------------------------------------------------------------------------------- */
+
+struct fixture {
+	char run_dir[64];
+	struct catalog cat;
+	struct vmm_driver *drv;
+	struct manager *m;
+};
+
+#define SHA "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+static const char manifest[] =
+	"{\"version\":1,\"kernel\":{\"bzimage\":\"k\",\"vmlinux\":\"v\",\"release\":\"r\"},"
+	"\"initramfs\":\"i\",\"packs\":[{\"name\":\"python\",\"image\":\"p.sq\",\"sha256\":\"" SHA
+	"\",\"interpreter\":[\"/usr/bin/python3\"],\"description\":\"d\",\"defaults\":"
+	"{\"exec_timeout_ms\":2000,\"output_limit_bytes\":1024,\"memory_mib\":256,\"vcpus\":1,"
+	"\"overlay_mib\":64}}]}";
+
+static struct fixture *make_fixture(unsigned max_sandboxes, unsigned boot_timeout_ms)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct vmm_driver_config dcfg = { .name = "fake", .accel = VMM_ACCEL_TCG };
+	struct manager_config mcfg = {
+		.max_sandboxes = max_sandboxes, .max_concurrent_boots = 4, .max_vcpus = 2,
+		.max_memory_mib = 1024, .default_timeout_s = 600, .max_timeout_s = 3600,
+		.boot_timeout_ms = boot_timeout_ms, .max_exec_timeout_ms = 60000,
+		.max_output_bytes = 1 << 20,
+	};
+
+	assert_non_null(fx);
+	strcpy(fx->run_dir, "/tmp/emu.XXXXXX");
+	assert_non_null(mkdtemp(fx->run_dir));
+	mcfg.run_dir = fx->run_dir;
+	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &fx->cat, NULL), 0);
+	assert_int_equal(vmm_driver_create_with_ops(&fake_ops, &dcfg, &fx->drv, NULL), 0);
+	assert_int_equal(manager_create(&mcfg, &fx->cat, fx->drv, &fx->m, NULL), 0);
+	return fx;
+}
+
+static void free_fixture(struct fixture *fx)
+{
+	struct stat st;
+
+	manager_free(fx->m);
+	vmm_driver_free(fx->drv);
+	catalog_release(&fx->cat);
+	/* Every sandbox directory is gone: only the (empty) run dir remains. */
+	assert_int_equal(rmdir(fx->run_dir), 0);
+	assert_int_not_equal(stat(fx->run_dir, &st), 0);
+	free(fx);
+	g_answer_hello = true;
+}
+
+static void create_one(struct fixture *fx, struct sandbox_info *info)
+{
+	struct sandbox_create_request req = { 0 };
+	struct ember_error *err = NULL;
+
+	if (manager_create_sandbox(fx->m, &req, info, &err) < 0)
+		fail_msg("create failed: %s", err->message);
+	assert_int_equal(info->state, SANDBOX_READY);
+}
+
+static int exec_code(struct fixture *fx, const char *id, const char *code,
+		     struct channel_exec_result *res, struct ember_error **err)
+{
+	struct sandbox_exec_request req = { .code = code, .code_len = strlen(code) };
+
+	return manager_exec(fx->m, id, &req, res, err);
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+static void create_exec_delete_cycle(void **state)
+{
+	struct fixture *fx = make_fixture(4, 5000);
+	struct sandbox_info info, got;
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+	char dir[128];
+	struct stat st;
+
+	(void)state;
+	create_one(fx, &info);
+	assert_int_equal(strncmp(info.id, "sb_", 3), 0);
+	assert_int_equal(strlen(info.id), SANDBOX_ID_LEN);
+	assert_string_equal(info.language_pack, "python");
+	assert_int_equal(info.vcpus, 1);
+	assert_int_equal(info.memory_mib, 256);
+	assert_true(info.vmm_pid > 0);
+	snprintf(dir, sizeof(dir), "%s/%s", fx->run_dir, info.id);
+	assert_int_equal(stat(dir, &st), 0);
+
+	assert_int_equal(exec_code(fx, info.id, "echo:hello", &res, NULL), 0);
+	assert_int_equal(res.stdout_len, 5);
+	assert_memory_equal(res.stdout_data, "hello", 5);
+	channel_exec_result_release(&res);
+	assert_int_equal(manager_get(fx->m, info.id, &got, NULL), 0);
+	assert_int_equal(got.execs_run, 1);
+
+	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
+	assert_int_not_equal(stat(dir, &st), 0);
+	assert_int_not_equal(kill(info.vmm_pid, 0), 0);
+	assert_int_equal(manager_destroy(fx->m, info.id, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_NOT_FOUND);
+	ember_error_free(&err);
+	assert_int_equal(exec_code(fx, info.id, "echo:x", &res, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_NOT_FOUND);
+	ember_error_free(&err);
+	free_fixture(fx);
+}
+
+static void create_validates_pack_and_limits(void **state)
+{
+	struct fixture *fx = make_fixture(4, 5000);
+	struct sandbox_create_request req = { .language_pack = "ruby" };
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(manager_create_sandbox(fx->m, &req, &info, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_INVALID);
+	assert_non_null(strstr(err->message, "python"));
+	ember_error_free(&err);
+	req.language_pack = NULL;
+	req.vcpus = 3;
+	assert_int_equal(manager_create_sandbox(fx->m, &req, &info, &err), -1);
+	assert_non_null(strstr(err->message, "vcpus"));
+	ember_error_free(&err);
+	req.vcpus = 0;
+	req.memory_mib = 4096;
+	assert_int_equal(manager_create_sandbox(fx->m, &req, &info, &err), -1);
+	assert_non_null(strstr(err->message, "memory_mib"));
+	ember_error_free(&err);
+	free_fixture(fx);
+}
+
+static void max_sandboxes_gives_capacity_error(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_create_request req = { 0 };
+	struct sandbox_info a, b, c;
+	struct ember_error *err = NULL;
+	struct manager_stats st;
+
+	(void)state;
+	create_one(fx, &a);
+	create_one(fx, &b);
+	assert_int_equal(manager_create_sandbox(fx->m, &req, &c, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_CAPACITY);
+	ember_error_free(&err);
+	manager_stats(fx->m, &st);
+	assert_int_equal(st.total, 2);
+	assert_int_equal(st.ready, 2);
+	assert_int_equal(manager_destroy(fx->m, a.id, NULL), 0);
+	create_one(fx, &c);
+	free_fixture(fx); /* destroys b and c */
+}
+
+static void boot_timeout_leaves_nothing(void **state)
+{
+	struct fixture *fx;
+	struct sandbox_create_request req = { 0 };
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	struct manager_stats st;
+
+	(void)state;
+	g_answer_hello = false;
+	fx = make_fixture(2, 300);
+	assert_int_equal(manager_create_sandbox(fx->m, &req, &info, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST_TIMEOUT);
+	ember_error_free(&err);
+	manager_stats(fx->m, &st);
+	assert_int_equal(st.total, 0);
+	assert_int_equal(st.create_failures_total, 1);
+	free_fixture(fx); /* asserts the run dir is empty */
+}
+
+static void guest_closing_channel_fails_sandbox(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_info info, got;
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	create_one(fx, &info);
+	assert_int_equal(exec_code(fx, info.id, "die", &res, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST);
+	ember_error_free(&err);
+	assert_int_equal(manager_get(fx->m, info.id, &got, NULL), 0);
+	assert_int_equal(got.state, SANDBOX_FAILED);
+	assert_true(strlen(got.failure) > 0);
+	assert_int_equal(exec_code(fx, info.id, "echo:x", &res, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST);
+	ember_error_free(&err);
+	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
+	free_fixture(fx);
+}
+
+static void garbage_from_guest_fails_sandbox(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_info info, got;
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	create_one(fx, &info);
+	assert_int_equal(exec_code(fx, info.id, "garbage", &res, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST);
+	ember_error_free(&err);
+	assert_int_equal(manager_get(fx->m, info.id, &got, NULL), 0);
+	assert_int_equal(got.state, SANDBOX_FAILED);
+	free_fixture(fx); /* a failed sandbox is still cleaned up at shutdown */
+}
+
+static void vmm_death_is_noticed(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_info info, got;
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+	int64_t deadline;
+
+	(void)state;
+	create_one(fx, &info);
+	kill(info.vmm_pid, SIGKILL);
+	deadline = time_mono_ms() + 5000;
+	do {
+		usleep(50000);
+		assert_int_equal(manager_get(fx->m, info.id, &got, NULL), 0);
+	} while (got.state != SANDBOX_FAILED && time_mono_ms() < deadline);
+	assert_int_equal(got.state, SANDBOX_FAILED);
+	assert_non_null(strstr(got.failure, "exited"));
+	assert_int_equal(exec_code(fx, info.id, "echo:x", &res, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST);
+	ember_error_free(&err);
+	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
+	free_fixture(fx);
+}
+
+static void hung_guest_times_out_exec(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_info info;
+	struct sandbox_exec_request req = { .code = "hang", .code_len = 4, .timeout_ms = 100 };
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+	int64_t t0 = time_mono_ms();
+
+	(void)state;
+	create_one(fx, &info);
+	assert_int_equal(manager_exec(fx->m, info.id, &req, &res, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST_TIMEOUT);
+	ember_error_free(&err);
+	/* timeout + grace + cancel grace, not forever */
+	assert_true(time_mono_ms() - t0 < 100 + CHANNEL_EXEC_GRACE_MS + CHANNEL_CANCEL_GRACE_MS +
+					       2000);
+	free_fixture(fx);
+}
+
+struct exec_arg {
+	struct fixture *fx;
+	char id[SANDBOX_ID_LEN + 1];
+	int ret;
+	enum ember_error_kind kind;
+};
+
+static void *exec_thread(void *p)
+{
+	struct exec_arg *a = p;
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+
+	a->ret = exec_code(a->fx, a->id, "hang", &res, &err);
+	a->kind = err != NULL ? err->kind : EMBER_E_INTERNAL;
+	ember_error_free(&err);
+	if (a->ret == 0)
+		channel_exec_result_release(&res);
+	return NULL;
+}
+
+static void delete_during_exec_gives_conflict(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct exec_arg a = { .fx = fx };
+	struct sandbox_info info;
+	pthread_t t;
+	int64_t t0;
+
+	(void)state;
+	create_one(fx, &info);
+	strcpy(a.id, info.id);
+	pthread_create(&t, NULL, exec_thread, &a);
+	usleep(200000);
+	t0 = time_mono_ms();
+	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
+	assert_true(time_mono_ms() - t0 < 3000); /* did not wait for the hung exec's timeout */
+	pthread_join(t, NULL);
+	assert_int_equal(a.ret, -1);
+	assert_int_equal(a.kind, EMBER_E_CONFLICT);
+	free_fixture(fx);
+}
+
+static void expired_sandbox_is_destroyed(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_create_request req = { .timeout_s = 1 };
+	struct sandbox_info info, got;
+	struct ember_error *err = NULL;
+	int64_t deadline = time_mono_ms() + 5000;
+
+	(void)state;
+	assert_int_equal(manager_create_sandbox(fx->m, &req, &info, NULL), 0);
+	assert_int_equal(info.timeout_s, 1);
+	while (manager_get(fx->m, info.id, &got, &err) == 0 && time_mono_ms() < deadline)
+		usleep(100000);
+	assert_non_null(err);
+	assert_int_equal(err->kind, EMBER_E_NOT_FOUND);
+	ember_error_free(&err);
+	assert_int_not_equal(kill(info.vmm_pid, 0), 0);
+	free_fixture(fx);
+}
+
+struct cycle_arg {
+	struct fixture *fx;
+	int failures;
+};
+
+static void *cycle_thread(void *p)
+{
+	struct cycle_arg *a = p;
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		struct sandbox_create_request req = { 0 };
+		struct sandbox_info info;
+		struct channel_exec_result res;
+
+		if (manager_create_sandbox(a->fx->m, &req, &info, NULL) < 0) {
+			a->failures++;
+			continue;
+		}
+		if (exec_code(a->fx, info.id, "echo:ok", &res, NULL) < 0 || res.stdout_len != 2)
+			a->failures++;
+		else
+			channel_exec_result_release(&res);
+		if (manager_destroy(a->fx->m, info.id, NULL) < 0)
+			a->failures++;
+	}
+	return NULL;
+}
+
+static void concurrent_cycles_all_succeed(void **state)
+{
+	struct fixture *fx = make_fixture(8, 5000);
+	struct cycle_arg args[6];
+	pthread_t threads[6];
+	struct manager_stats st;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 6; i++) {
+		args[i] = (struct cycle_arg){ .fx = fx };
+		pthread_create(&threads[i], NULL, cycle_thread, &args[i]);
+	}
+	for (i = 0; i < 6; i++) {
+		pthread_join(threads[i], NULL);
+		assert_int_equal(args[i].failures, 0);
+	}
+	manager_stats(fx->m, &st);
+	assert_int_equal(st.total, 0);
+	assert_int_equal(st.created_total, 30);
+	assert_int_equal(st.execs_total, 30);
+	free_fixture(fx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(create_exec_delete_cycle),
+		cmocka_unit_test(create_validates_pack_and_limits),
+		cmocka_unit_test(max_sandboxes_gives_capacity_error),
+		cmocka_unit_test(boot_timeout_leaves_nothing),
+		cmocka_unit_test(guest_closing_channel_fails_sandbox),
+		cmocka_unit_test(garbage_from_guest_fails_sandbox),
+		cmocka_unit_test(vmm_death_is_noticed),
+		cmocka_unit_test(hung_guest_times_out_exec),
+		cmocka_unit_test(delete_during_exec_gives_conflict),
+		cmocka_unit_test(expired_sandbox_is_destroyed),
+		cmocka_unit_test(concurrent_cycles_all_succeed),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
