@@ -24,7 +24,8 @@ Environment:
                   /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian)
   DEBIAN_SUITE    Debian suite for the packs (default bookworm)
   PACKS           space- or comma-separated packs to (re)build (default: every rootfs/packs/*/)
-  FORCE=1         rebuild every selected artifact even when its stamp says it is up to date
+  FORCE=1         rebuild even when the stamps say up to date: everything, or with PACKS set
+                  only those packs (kernel and initramfs are then rebuilt only if stale)
   KERNEL_PACKAGE  Debian kernel metapackage (default linux-image-cloud-amd64)
   SOURCE_DATE_EPOCH  timestamp stored for every file in the images (default 1704067200)
 
@@ -107,11 +108,12 @@ run_step() {
 # output, then the inputs themselves as comments. An artifact is up to date when the key matches
 # and every output still hashes to what the stamp recorded.
 
-# stamp_reason STAMP KEY OUTPUT...: prints why a rebuild is needed, or nothing when up to date.
+# stamp_reason FORCED STAMP KEY OUTPUT...: prints why a rebuild is needed, or nothing when up to
+# date. FORCED is 1 when FORCE=1 applies to this artifact.
 stamp_reason() {
-	local stamp=$1 key=$2 out
-	shift 2
-	if [ "$FORCE" = 1 ]; then echo "FORCE=1"; return; fi
+	local forced=$1 stamp=$2 key=$3 out
+	shift 3
+	if [ "$forced" = 1 ]; then echo "FORCE=1"; return; fi
 	if [ ! -f "$stamp" ]; then echo "not built yet"; return; fi
 	if ! grep -qxF "key=$key" "$stamp"; then echo "inputs changed"; return; fi
 	for out; do
@@ -130,6 +132,7 @@ write_stamp() {
 	{
 		echo "key=$key"
 		for out; do echo "sha256 $(sha_of "$IMAGES_DIR/$out") $out"; done
+		# shellcheck disable=SC2001 # prefix every line
 		sed 's/^/# /' <<<"$inputs"
 	} >"$stamp.tmp.$$"
 	mv -f "$stamp.tmp.$$" "$stamp"
@@ -349,6 +352,7 @@ extract_vmlinux() {
 		# Header and payload disagree: do what scripts/extract-vmlinux does, try every LZ4 magic.
 		echo "payload at $off starts with $(hex_at "$in" "$off" 4), scanning for the LZ4 magic"
 		local o
+		# shellcheck disable=SC2013 # offsets are single words
 		for o in $(grep -obUaP '\x02\x21\x4c\x18' "$in" | cut -d: -f1); do
 			tail -c +$((o + 1)) "$in" | lz4 -dc >"$out" 2>/dev/null || true
 			if check_vmlinux "$out" 2>/dev/null; then break; fi
@@ -376,8 +380,9 @@ build_kernel() {
 
 check_init_bin() {
 	[ -f "$INIT_BIN" ] || die "init binary $INIT_BIN not found: run \`make bin/emberd-init\` or set INIT_BIN to a static x86-64 executable"
-	[ "$(hex_at "$INIT_BIN" 0 4)" = 7f454c46 ] && [ "$(hex_at "$INIT_BIN" 18 2)" = 3e00 ] ||
+	if [ "$(hex_at "$INIT_BIN" 0 4)" != 7f454c46 ] || [ "$(hex_at "$INIT_BIN" 18 2)" != 3e00 ]; then
 		die "$INIT_BIN is not an x86-64 ELF executable"
+	fi
 	if readelf -lW "$INIT_BIN" | grep -q 'Requesting program interpreter'; then
 		die "$INIT_BIN is dynamically linked; the initramfs has no libc, link it with -static"
 	fi
@@ -427,7 +432,9 @@ mmdebstrap_pack() {
 	[ -z "$includes" ] || args+=(--include="$includes")
 	# Hooks get the chroot as $1 with /proc, /sys and /dev/shm mounted. Paths travel in the
 	# environment so no quoting of them ends up in a shell string.
+	# shellcheck disable=SC2016
 	args+=(--customize-hook='"$EMBER_PREPARE_ROOT" "$1"')
+	# shellcheck disable=SC2016
 	if [ -x "$dir/customize.sh" ]; then args+=(--customize-hook='"$EMBER_PACK_CUSTOMIZE" "$1"'); fi
 	EMBER_PREPARE_ROOT=$ROOTFS_DIR/common/prepare-root.sh EMBER_PACK_CUSTOMIZE=$dir/customize.sh \
 		mmdebstrap "${args[@]}" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
@@ -438,6 +445,7 @@ finish_pack() {
 	"$ROOTFS_DIR/common/finish-root.sh" "$root"
 	interp=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0])' "${PACK_INTERP[$name]}")
 	# Resolve inside the root (its symlinks are relative to it), with the root's own shell.
+	# shellcheck disable=SC2016
 	chroot "$root" /bin/sh -c 'test -f "$1" && test -x "$1"' sh "$interp" ||
 		{ echo "interpreter $interp (rootfs/packs/$name/pack.json) is not an executable file in the image" >&2; return 1; }
 	echo "$interp ok, $(du -sh "$root" | cut -f1) unpacked" >"$WORK/step.note"
@@ -455,6 +463,19 @@ squash_pack() {
 }
 
 size_of() { du -h --apparent-size "$1" | cut -f1; }
+
+# Inputs and keys of the kernel and initramfs stamps, for the kernel resolved in KPKG/KVER.
+shared_keys() {
+	local build_sha
+	build_sha=$(sha_of "$ROOTFS_DIR/build.sh")
+	KERNEL_INPUTS=$(printf 'recipe=kernel-v1\nbuild.sh=%s\npackage=%s=%s\n' "$build_sha" "$KPKG" "$KVER")
+	KERNEL_KEY=$(sha256sum <<<"$KERNEL_INPUTS" | cut -d' ' -f1)
+	INITRD_INPUTS=$(printf 'recipe=initramfs-v1\nbuild.sh=%s\nmodules.py=%s\nmodules.list=%s\ninit=%s\npackage=%s=%s\nsource_date_epoch=%s\n' \
+		"$build_sha" "$(sha_of "$ROOTFS_DIR/lib/modules.py")" \
+		"$(sha_of "$ROOTFS_DIR/initramfs/modules.list")" "$(sha_of "$INIT_BIN")" \
+		"$KPKG" "$KVER" "$SOURCE_DATE_EPOCH")
+	INITRD_KEY=$(sha256sum <<<"$INITRD_INPUTS" | cut -d' ' -f1)
+}
 
 # ---------------------------------------------------------------------------------------------
 
@@ -478,32 +499,32 @@ main() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 
-	local t_start=$EPOCHREALTIME built=() skipped=() reason key inputs name
+	local t_start=$EPOCHREALTIME built=() skipped=() key inputs name
 	discover_packs
 	log "into $IMAGES_DIR (mirror $DEBIAN_MIRROR, suite $DEBIAN_SUITE, packs: ${SELECTED_PACKS[*]})"
 
-	# Kernel: vmlinuz, vmlinux, release. apt-cache only reads local lists: no network unless the
-	# kernel or the initramfs must be rebuilt.
+	# Kernel (vmlinuz, vmlinux, release) and initramfs. apt-cache only reads local lists: no
+	# network unless one of them must be rebuilt.
 	kernel_resolve || die "apt-cache cannot resolve $KERNEL_PACKAGE: run \`apt-get update\` (needs Debian 12 with the main component)"
-	local kernel_outputs=(kernel/vmlinuz kernel/vmlinux kernel/release)
-	inputs=$(printf 'recipe=kernel-v1\nbuild.sh=%s\npackage=%s=%s\n' \
-		"$(sha_of "$ROOTFS_DIR/build.sh")" "$KPKG" "$KVER")
-	key=$(sha256sum <<<"$inputs" | cut -d' ' -f1)
-	reason=$(stamp_reason "$IMAGES_DIR/kernel/kernel.stamp" "$key" "${kernel_outputs[@]}")
-
 	check_init_bin
-	local initrd_inputs initrd_key initrd_reason
-	initrd_inputs=$(printf 'recipe=initramfs-v1\nbuild.sh=%s\nmodules.py=%s\nmodules.list=%s\ninit=%s\npackage=%s=%s\nsource_date_epoch=%s\n' \
-		"$(sha_of "$ROOTFS_DIR/build.sh")" "$(sha_of "$ROOTFS_DIR/lib/modules.py")" \
-		"$(sha_of "$ROOTFS_DIR/initramfs/modules.list")" "$(sha_of "$INIT_BIN")" \
-		"$KPKG" "$KVER" "$SOURCE_DATE_EPOCH")
-	initrd_key=$(sha256sum <<<"$initrd_inputs" | cut -d' ' -f1)
-	initrd_reason=$(stamp_reason "$IMAGES_DIR/initramfs.cpio.gz.stamp" "$initrd_key" initramfs.cpio.gz)
+	local kernel_outputs=(kernel/vmlinuz kernel/vmlinux kernel/release) reason initrd_reason
+	# With PACKS set, FORCE=1 is about those packs: the shared artifacts rebuild only if stale.
+	local force_shared=0
+	if [ "$FORCE" = 1 ] && [ -z "$PACKS" ]; then force_shared=1; fi
+	shared_keys
+	reason=$(stamp_reason $force_shared "$IMAGES_DIR/kernel/kernel.stamp" "$KERNEL_KEY" "${kernel_outputs[@]}")
+	initrd_reason=$(stamp_reason $force_shared "$IMAGES_DIR/initramfs.cpio.gz.stamp" "$INITRD_KEY" initramfs.cpio.gz)
 
 	if [ -n "$reason" ] || [ -n "$initrd_reason" ]; then
 		STEP_LOG=$IMAGES_DIR/logs/kernel.log
 		: >"$STEP_LOG"
+		local resolved=$KPKG=$KVER
 		fetch_kernel
+		if [ "$KPKG=$KVER" != "$resolved" ]; then # apt-get update found a newer kernel
+			shared_keys
+			reason="kernel changed to $KPKG $KVER"
+			initrd_reason=$reason
+		fi
 		run_step "kernel: dpkg-deb -x + depmod $KREL" \
 			"check that $KDEB is a valid kernel package (delete it to re-download)" unpack_kernel
 	fi
@@ -512,7 +533,7 @@ main() {
 		run_step "kernel: vmlinuz + vmlinux (LZ4) + release" \
 			"the kernel's compression or boot header changed; see extract_vmlinux in rootfs/build.sh" \
 			build_kernel
-		write_stamp "$IMAGES_DIR/kernel/kernel.stamp" "$key" "$inputs" "${kernel_outputs[@]}"
+		write_stamp "$IMAGES_DIR/kernel/kernel.stamp" "$KERNEL_KEY" "$KERNEL_INPUTS" "${kernel_outputs[@]}"
 		built+=(kernel)
 	else
 		log "kernel: up to date, skipped ($KREL)"
@@ -527,7 +548,7 @@ main() {
 			"check rootfs/initramfs/modules.list against the kernel's modules (see the log)" \
 			build_initramfs
 		sed -n 's/^\([0-9]* modules: .*\)/[images]   \1/p' "$STEP_LOG"
-		write_stamp "$IMAGES_DIR/initramfs.cpio.gz.stamp" "$initrd_key" "$initrd_inputs" initramfs.cpio.gz
+		write_stamp "$IMAGES_DIR/initramfs.cpio.gz.stamp" "$INITRD_KEY" "$INITRD_INPUTS" initramfs.cpio.gz
 		built+=(initramfs)
 	else
 		log "initramfs: up to date, skipped"
@@ -538,7 +559,7 @@ main() {
 		local out=packs/$name.squashfs stamp=$IMAGES_DIR/packs/$name.squashfs.stamp root=$WORK/pack-$name
 		inputs=$(pack_inputs "$name")
 		key=$(sha256sum <<<"$inputs" | cut -d' ' -f1)
-		reason=$(stamp_reason "$stamp" "$key" "$out")
+		reason=$(stamp_reason "$FORCE" "$stamp" "$key" "$out")
 		if [ -z "$reason" ]; then
 			log "$name pack: up to date, skipped ($out, $(size_of "$IMAGES_DIR/$out"))"
 			skipped+=("$name")

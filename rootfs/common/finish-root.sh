@@ -6,7 +6,7 @@
 set -eu
 root=$1
 case $root in /*) ;; *) echo "finish-root: ROOT must be absolute" >&2; exit 1 ;; esac
-[ -d "$root/etc" ] && [ "$root" != / ] || { echo "finish-root: $root is not a root tree" >&2; exit 1; }
+if [ ! -d "$root/etc" ] || [ "$root" = / ]; then echo "finish-root: $root is not a root tree" >&2; exit 1; fi
 
 printf 'emberd\n' >"$root/etc/hostname"
 cat >"$root/etc/hosts" <<'HOSTS'
