@@ -17,9 +17,14 @@ import harness  # noqa: E402
 
 
 class ApiTest(unittest.TestCase):
+    # Subclasses run the same suite against another driver by overriding this.
+    daemon_args = ("--vmm", "qemu")
+    expected_driver = "qemu"
+
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon("--max-sandboxes", "8", "--max-body-bytes", "2097152")
+        cls.d = harness.Daemon("--max-sandboxes", "8", "--max-body-bytes", "2097152",
+                               *cls.daemon_args)
 
     @classmethod
     def tearDownClass(cls):
@@ -183,7 +188,7 @@ class ApiTest(unittest.TestCase):
         status, body, _ = self.d.request("GET", "/healthz")
         self.assertEqual(status, 200)
         self.assertEqual(body["status"], "ok")
-        self.assertEqual(body["vmm"]["driver"], "qemu")
+        self.assertEqual(body["vmm"]["driver"], self.expected_driver)
         self.assertIn(body["vmm"]["accel"], ("kvm", "tcg"))
         status, body, _ = self.d.request("GET", "/packs")
         self.assertEqual(status, 200)
