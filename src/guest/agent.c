@@ -2,12 +2,14 @@
 #include "guest/agent.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 #include "guest/log.h"
 #include "guest/loop.h"
 #include "guest/session.h"
+#include "util/timeutil.h"
 
 enum slot { SLOT_PORT, SLOT_VSOCK, SLOT_UNIX, SLOT_FD, SLOT_COUNT };
 
@@ -30,7 +33,8 @@ struct agent {
 	struct guest_session_env env;
 	struct guest_watch signals;
 	struct guest_watch port_timer;  /* (re)open the virtio-serial port */
-	int port_backoff_ms;
+	int64_t started_ms;
+	bool port_seen;
 	struct guest_watch vsock_listener;
 	struct guest_watch unix_listener;
 	struct guest_session *sessions[SLOT_COUNT];
@@ -125,13 +129,14 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 	if (found <= 0) {
 		if (found < 0)
 			guest_log_error(&err, "look for the virtio-serial port");
-		/* Ports appear asynchronously after the driver loads: back off while absent. */
-		a->port_backoff_ms = a->port_backoff_ms * 2 > GUEST_PORT_RESCAN_MAX_MS ?
-			GUEST_PORT_RESCAN_MAX_MS : a->port_backoff_ms * 2;
-		arm_port_timer(a, a->port_backoff_ms);
+		arm_port_timer(a, time_mono_ms() - a->started_ms < GUEST_PORT_RESCAN_FAST_FOR_MS ?
+				       GUEST_PORT_RESCAN_MS : GUEST_PORT_RESCAN_SLOW_MS);
 		return;
 	}
-	a->port_backoff_ms = GUEST_PORT_REOPEN_MS;
+	if (!a->port_seen) {
+		guest_log("virtio-serial port %s is %s", GUEST_PORT_NAME, path);
+		a->port_seen = true;
+	}
 	fd = guest_channel_open_port(path, &err);
 	if (fd < 0) {
 		guest_log_error(&err, "open the virtio-serial port");
@@ -182,6 +187,20 @@ static void agent_after_batch(struct agent *a)
 	guest_loop_collect(&a->loop);
 }
 
+/* jansson seeds its hash function from /dev/urandom when it builds its first object. Before
+ * the kernel CRNG is initialised (PID 1 at boot: HELLO brings the entropy) that read blocks
+ * while the kernel gathers jitter entropy, about a second under TCG, delaying READY. Seed it
+ * without blocking instead; the seed only guards against hash flooding by the host, which can
+ * stop the VM anyway. */
+static void seed_json_hash(void)
+{
+	uint32_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), GRND_INSECURE) != (ssize_t)sizeof(seed))
+		seed = (uint32_t)time_mono_us() ^ ((uint32_t)getpid() << 16);
+	json_object_seed(seed != 0 ? seed : 1);
+}
+
 static int setup_signals(struct agent *a, struct ember_error **err)
 {
 	sigset_t all, mine;
@@ -214,7 +233,6 @@ static int setup_transports(struct agent *a, struct ember_error **err)
 		guest_watch_init(&a->port_timer, fd, port_timer_ready);
 		if (guest_loop_set(&a->loop, &a->port_timer, EPOLLIN, err) < 0)
 			return -1;
-		a->port_backoff_ms = 5;
 		arm_port_timer(a, 1); /* look for the port right away, from the loop */
 		fd = guest_channel_listen_vsock(GUEST_VSOCK_PORT, &verr);
 		if (fd < 0) {
@@ -282,6 +300,8 @@ int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **e
 	a.env.loop = &a.loop;
 	a.env.exec = cfg->exec;
 	a.env.apply_identity = cfg->pid1;
+	a.started_ms = time_mono_ms();
+	seed_json_hash();
 	/* Outside a VM, grandchildren whose parents die are reparented to us, not to the host's
 	 * init, so the agent-only mode reaps (and tests) exactly like PID 1 does. */
 	if (!cfg->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)

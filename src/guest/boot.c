@@ -26,6 +26,7 @@
 #include "guest/modules.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/timeutil.h"
 
 #define PACK_DEVICE "/dev/vda"
 #define NEW_ROOT "/newroot"
@@ -104,16 +105,15 @@ static void load_modules(void)
 static int wait_for_disk(struct ember_error **err)
 {
 	struct timespec step = { .tv_sec = 0, .tv_nsec = GUEST_DISK_POLL_MS * 1000000L };
-	int waited = 0;
+	int64_t deadline = time_mono_ms() + GUEST_DISK_WAIT_MS;
 	struct stat st;
 
 	while (stat(PACK_DEVICE, &st) < 0 || !S_ISBLK(st.st_mode)) {
-		if (waited >= GUEST_DISK_WAIT_MS)
+		if (time_mono_ms() > deadline)
 			return ember_error_set(err, EMBER_E_INTERNAL, ENODEV,
 					       "the pack disk %s did not appear within %d ms",
 					       PACK_DEVICE, GUEST_DISK_WAIT_MS);
 		nanosleep(&step, NULL);
-		waited += GUEST_DISK_POLL_MS;
 	}
 	return 0;
 }

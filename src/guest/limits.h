@@ -54,10 +54,14 @@
 #define GUEST_CMDLINE_MAX 4096u
 
 /* virtio-serial: reopen the port this long after the host went away (a closed port reports
- * POLLHUP at once, so reopening immediately would spin). Rescans for a port not yet present
- * back off up to the maximum. */
+ * POLLHUP at once, so reopening immediately would spin). A port not yet present (ports are
+ * added asynchronously after the driver loads) is looked for every RESCAN ms during the first
+ * RESCAN_FAST_FOR ms of the agent (the host waits on it for READY), then every RESCAN_SLOW ms
+ * (a Firecracker guest has no port at all; a readdir per second costs nothing). */
 #define GUEST_PORT_REOPEN_MS 30
-#define GUEST_PORT_RESCAN_MAX_MS 1000
+#define GUEST_PORT_RESCAN_MS 10
+#define GUEST_PORT_RESCAN_FAST_FOR_MS 10000
+#define GUEST_PORT_RESCAN_SLOW_MS 1000
 
 /* docs/protocol.md: the Firecracker transport. */
 #define GUEST_VSOCK_PORT 1024u

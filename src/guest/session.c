@@ -38,6 +38,7 @@ struct guest_session {
 	enum session_state state;
 	bool ended;
 	bool congested;
+	bool heard;        /* the host sent something: worth a log line when it ends */
 	struct proto_decoder dec;
 	struct guest_outq out;
 	struct guest_exec *execs;
@@ -49,7 +50,8 @@ static void session_process_frames(struct guest_session *s);
 
 static void session_end(struct guest_session *s, const char *why)
 {
-	if (!s->ended)
+	/* A virtio-serial port with no host attached "ends" every few ms: only log real ones. */
+	if (!s->ended && s->heard)
 		guest_log("session on %s ended: %s", s->label, why);
 	s->ended = true;
 }
@@ -486,6 +488,7 @@ static void session_read(struct guest_session *s)
 			session_end(s, strerror(errno));
 		return;
 	}
+	s->heard = true;
 	proto_decoder_commit(&s->dec, (size_t)n);
 	session_process_frames(s);
 }
