@@ -33,6 +33,7 @@ enum session_state {
 
 struct guest_session {
 	struct guest_session_env *env;
+	struct guest_deferred deferred;
 	struct guest_watch watch;
 	enum guest_session_kind kind;
 	enum session_state state;
@@ -532,6 +533,11 @@ int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_
 	return 0;
 }
 
+static void session_free_deferred(struct guest_deferred *d)
+{
+	free(guest_container_of(d, struct guest_session, deferred));
+}
+
 void guest_session_free(struct guest_session *s)
 {
 	if (s == NULL)
@@ -553,5 +559,7 @@ void guest_session_free(struct guest_session *s)
 	guest_loop_close(s->env->loop, &s->watch);
 	proto_decoder_release(&s->dec);
 	guest_outq_release(&s->out);
-	free(s);
+	/* A session may be replaced from another watch's handler while an event for its own fd is
+	 * still in the current batch: the memory stays until the batch is over. */
+	guest_loop_defer_free(s->env->loop, &s->deferred, session_free_deferred);
 }

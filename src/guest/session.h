@@ -39,7 +39,8 @@ int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_
 /* True once the session is over; the agent then frees it after the current batch. */
 bool guest_session_ended(const struct guest_session *session);
 
-/* Kills the session's execs (no EXIT), sends what can be sent without blocking, closes fd. */
+/* Kills the session's execs (no EXIT), sends what can be sent without blocking, closes fd;
+ * the memory itself is freed after the current batch (guest_loop_collect). */
 void guest_session_free(struct guest_session *session);
 
 /* The reaper's lookup: the exec whose main process is pid, or NULL. */

@@ -182,16 +182,28 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(bytes(r.stdout), b"done\n")
 
     def test_exec_runs_as_exec_uid_in_own_session_with_base_env(self):
-        code = ("id -u; id -g; echo \"$HOME|$LANG|$USER|$PATH|$FOO\"; "
-                "ps -o pid=,pgid=,sid= -p $$ 2>/dev/null | awk '{print ($1==$2 && $2==$3)}' "
-                "|| echo 1; pwd")
+        code = "id -u; id -g; id -G; echo \"$HOME|$LANG|$USER|$PATH|$FOO\"; pwd"
         r = self.connect().exec(code, argv=SH, env=["FOO=bar", "LANG=C"])
         self.assertExit(r, 0)
         lines = bytes(r.stdout).decode().splitlines()
         self.assertEqual(lines[0], str(NOBODY))
         self.assertEqual(lines[1], str(NOBODY))
-        self.assertEqual(lines[2], f"{self.tmp}|C|sandbox|/usr/local/bin:/usr/bin:/bin|bar")
-        self.assertEqual(lines[-1], self.tmp)
+        self.assertEqual(lines[2], str(NOBODY))  # no supplementary groups left from root
+        self.assertEqual(lines[3], f"{self.tmp}|C|sandbox|/usr/local/bin:/usr/bin:/bin|bar")
+        self.assertEqual(lines[4], self.tmp)
+
+    def test_exec_leads_its_own_session_and_cannot_regain_root(self):
+        code = ("import os\n"
+                "print(os.getpid() == os.getpgid(0) == os.getsid(0))\n"
+                "print(os.getresuid(), os.getresgid())\n"
+                "try:\n    os.setuid(0)\n    print('root!')\nexcept PermissionError:\n"
+                "    print('denied')\n"
+                "print(open('/proc/self/status').read().split('NoNewPrivs:')[1].split()[0])\n")
+        r = self.connect().exec(code, argv=PY)
+        self.assertExit(r, 0)
+        self.assertEqual(bytes(r.stdout).decode().splitlines(), [
+            "True", f"({NOBODY}, {NOBODY}, {NOBODY}) ({NOBODY}, {NOBODY}, {NOBODY})", "denied",
+            "1"])
 
     def test_exec_gets_rlimits_and_no_inherited_fds(self):
         code = ("import os, resource\n"
@@ -388,6 +400,17 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(len(me), 1)
         self.assertEqual(me[0]["uid"], 0)
         self.assertLessEqual(len(procs), 1024)
+
+    def test_version_and_help(self):
+        out = subprocess.run([AGENT, "--version"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0)
+        self.assertRegex(out.stdout, r"^emberd-init \d+\.\d+\.\d+\n$")
+        out = subprocess.run([AGENT, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0)
+        self.assertIn("--agent-only", out.stdout)
+        out = subprocess.run([AGENT], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 2)  # not PID 1 and no --agent-only: refuse
+        self.assertIn("not PID 1", out.stderr)
 
     # --- hostile input ---
 
