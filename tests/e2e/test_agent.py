@@ -401,6 +401,35 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(me[0]["uid"], 0)
         self.assertLessEqual(len(procs), 1024)
 
+    def test_agent_does_not_leak_fds(self):
+        def agent_fds():
+            return len(os.listdir(f"/proc/{self.agent.pid}/fd"))
+
+        c = self.connect()
+        self.assertExit(c.exec("echo warm", argv=SH), 0)
+        before = agent_fds()
+        for _ in range(3):
+            self.assertExit(c.exec("cat", argv=SH, stdin=b"abc"), 0)
+            self.assertIsNotNone(c.exec("x", argv=["/nonexistent"]).error)
+            self.assertExit(c.exec("sleep 5 & echo bg", argv=SH), 0)
+            frame_id = c.start_exec("sleep 10", argv=SH)
+            c.cancel(frame_id)
+            self.assertExit(c.wait_exec(frame_id), -1)
+            c.send(ep.EXEC, c.alloc_id(), b"{bad")
+        c.ping()
+        self.assertEqual(agent_fds(), before)
+        # Sessions that end (EOF, protocol error) give their fds back too.
+        for _ in range(3):
+            self.connect(hello=False).close()
+            bad = self.connect()
+            bad.send_raw(bytes(12))
+            bad.wait_closed()
+        c = self.connect()
+        deadline = time.monotonic() + 5
+        while agent_fds() != before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(agent_fds(), before)
+
     def test_version_and_help(self):
         out = subprocess.run([AGENT, "--version"], capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0)
