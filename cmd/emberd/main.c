@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ struct options {
 	const char *jailer_bin;
 	enum vmm_accel accel;
 	enum log_level log_level;
+	bool keep_sandboxes;
 };
 
 static void usage(FILE *out)
@@ -62,6 +64,11 @@ static void usage(FILE *out)
 		"  --max-body-bytes N           request body (default 4194304; beyond: 413)\n"
 		"  --max-connections N          (default 256)\n"
 		"  --connection-timeout-s N     idle client timeout (default 30)\n"
+		"Restarts:\n"
+		"  --keep-sandboxes             on SIGTERM/SIGINT leave VMs running for the next\n"
+		"                               daemon to re-attach (default: destroy them). A daemon\n"
+		"                               always re-attaches live sandboxes it finds in --run-dir\n"
+		"                               at startup and removes dead ones.\n"
 		"Other:\n"
 		"  --log-level debug|info|warn|error   (default info; logs are logfmt on stderr)\n"
 		"  --help, --version\n");
@@ -89,7 +96,7 @@ enum {
 	OPT_FC_BIN, OPT_JAILER, OPT_MAX_SANDBOXES, OPT_MAX_BOOTS, OPT_MAX_VCPUS, OPT_MAX_MEMORY,
 	OPT_DEFAULT_TIMEOUT, OPT_MAX_TIMEOUT, OPT_BOOT_TIMEOUT, OPT_MAX_EXEC_TIMEOUT,
 	OPT_MAX_OUTPUT, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_CONN_TIMEOUT, OPT_LOG_LEVEL,
-	OPT_HELP, OPT_VERSION,
+	OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -117,6 +124,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
 		{ "connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT },
 		{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+		{ "keep-sandboxes", no_argument, NULL, OPT_KEEP_SANDBOXES },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ 0 },
@@ -190,6 +198,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 						"or error\n");
 				return -1;
 			}
+			break;
+		case OPT_KEEP_SANDBOXES:
+			o->keep_sandboxes = true;
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -295,6 +306,16 @@ int main(int argc, char **argv)
 			  "(TCG); isolation holds, boots take seconds instead of milliseconds");
 	if (manager_create(&o.manager, &cat, driver, &manager, &err) < 0)
 		goto fail;
+	{
+		struct manager_recovery rec;
+		int64_t t0 = time_mono_ms();
+
+		manager_recover(manager, &rec);
+		if (rec.reattached + rec.cleaned + rec.strays > 0)
+			log_event(LOG_INFO, NULL, "daemon.recovered", time_mono_ms() - t0,
+				  "re-attached %u sandboxes, cleaned %u, killed %u stray VMMs",
+				  rec.reattached, rec.cleaned, rec.strays);
+	}
 	ctx.manager = manager;
 	ctx.catalog = &cat;
 	ctx.driver = driver;
@@ -310,10 +331,11 @@ int main(int argc, char **argv)
 
 	while (sigwait(&signals, &sig) == 0 && sig == SIGHUP)
 		log_event(LOG_INFO, NULL, "daemon.sighup", -1, "ignored (no reloadable config)");
-	log_event(LOG_INFO, NULL, "daemon.stopping", -1, "signal %d: destroying sandboxes", sig);
+	log_event(LOG_INFO, NULL, "daemon.stopping", -1, "signal %d: %s sandboxes", sig,
+		  o.keep_sandboxes ? "leaving running" : "destroying");
 	/* Sandboxes first, so requests blocked on guests end; then the server waits for its
 	 * connection threads; only then is the manager freed. */
-	manager_shutdown(manager);
+	manager_shutdown(manager, o.keep_sandboxes);
 	api_server_stop(server);
 	manager_free(manager);
 	vmm_driver_free(driver);

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sandbox/record.h"
 #include "util/fdio.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -275,6 +277,12 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		free(m);
 		return -1;
 	}
+	/* Absolute, so VMM command lines name it the same way whatever the daemon's cwd was. */
+	if (realpath(cfg->run_dir, m->run_dir) == NULL) {
+		ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
+		free(m);
+		return -1;
+	}
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -290,7 +298,28 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	return 0;
 }
 
-void manager_shutdown(struct manager *m)
+/* Lets go of a sandbox without stopping its VM (its record stays for a later daemon). */
+static void detach_and_free(struct manager *m, struct sandbox *sb)
+{
+	if (sb->ch != NULL)
+		channel_abort(sb->ch, "the daemon is exiting");
+	pthread_mutex_lock(&m->lock);
+	while (sb->refs > 0)
+		pthread_cond_wait(&m->cond, &m->lock);
+	pthread_mutex_unlock(&m->lock);
+	channel_close(sb->ch);
+	sb->ch = NULL;
+	log_event(LOG_INFO, sb->id, "sandbox.detached", -1, "left running (vmm_pid=%d)",
+		  sb->vm != NULL ? (int)vmm_pid(sb->vm) : 0);
+	vmm_detach(sb->vm);
+	sb->vm = NULL;
+	pthread_mutex_lock(&m->lock);
+	unlink_locked(m, sb);
+	pthread_mutex_unlock(&m->lock);
+	free(sb);
+}
+
+void manager_shutdown(struct manager *m, bool keep_vms)
 {
 	pthread_mutex_lock(&m->lock);
 	m->shutting_down = true;
@@ -300,6 +329,7 @@ void manager_shutdown(struct manager *m)
 		pthread_cond_wait(&m->cond, &m->lock);
 	for (;;) {
 		struct sandbox *sb;
+		bool keep;
 
 		for (sb = m->list; sb != NULL; sb = sb->next) {
 			if (sb->state != SANDBOX_DESTROYING)
@@ -307,9 +337,14 @@ void manager_shutdown(struct manager *m)
 		}
 		if (sb == NULL)
 			break;
+		/* Failed sandboxes are not worth keeping: nothing could re-attach to them. */
+		keep = keep_vms && sb->state == SANDBOX_READY;
 		sb->state = SANDBOX_DESTROYING;
 		pthread_mutex_unlock(&m->lock);
-		destroy_and_free(m, sb);
+		if (keep)
+			detach_and_free(m, sb);
+		else
+			destroy_and_free(m, sb);
 		pthread_mutex_lock(&m->lock);
 	}
 	/* DELETEs and expiries running on other threads finish their own teardown. */
@@ -322,7 +357,7 @@ void manager_free(struct manager *m)
 {
 	if (m == NULL)
 		return;
-	manager_shutdown(m);
+	manager_shutdown(m, false);
 	pthread_mutex_lock(&m->lock);
 	m->stop_reaper = true;
 	pthread_cond_broadcast(&m->cond);
@@ -408,6 +443,33 @@ static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err
 unavailable:
 	pthread_mutex_unlock(&m->lock);
 	return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the daemon is shutting down");
+}
+
+/* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
+ * but does not survive a daemon crash, so a failure is logged rather than fatal. */
+static void save_record(struct sandbox *sb)
+{
+	struct sandbox_record rec = { 0 };
+	struct ember_error *err = NULL;
+
+	snprintf(rec.id, sizeof(rec.id), "%s", sb->id);
+	snprintf(rec.language_pack, sizeof(rec.language_pack), "%s", sb->pack->name);
+	snprintf(rec.vmm, sizeof(rec.vmm), "%s", vmm_driver_name(vmm_instance_driver(sb->vm)));
+	rec.vcpus = sb->vcpus;
+	rec.memory_mib = sb->memory_mib;
+	rec.timeout_s = sb->timeout_s;
+	rec.created_wall_ns = sb->created_wall_ns;
+	rec.expires_wall_ns = sb->created_wall_ns +
+			      (sb->expires_mono_ms - sb->created_mono_ms) * 1000000;
+	rec.boot_ms = sb->boot_ms;
+	rec.pid = vmm_pid(sb->vm);
+	rec.pid_start_ticks = vmm_start_ticks(sb->vm);
+	if (rec.pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, &rec, &err) < 0) {
+		log_event(LOG_WARN, sb->id, "sandbox.record_failed", -1,
+			  "cannot write the re-attach record: %s",
+			  err != NULL ? err->message : "VMM start time unknown");
+		ember_error_free(&err);
+	}
 }
 
 static int boot(struct manager *m, struct sandbox *sb, struct ember_error **err)
@@ -499,6 +561,7 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	m->created_total++;
 	fill_info_locked(sb, info);
 	pthread_mutex_unlock(&m->lock);
+	save_record(sb);
 	log_event(LOG_INFO, sb->id, "sandbox.ready", info->boot_ms, "vmm_pid=%d",
 		  (int)info->vmm_pid);
 	return 0;
@@ -701,4 +764,114 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	stats->create_failures_total = m->create_failures_total;
 	stats->execs_total = m->execs_total;
 	pthread_mutex_unlock(&m->lock);
+}
+
+/* Takes over one sandbox directory left by an earlier daemon, or explains why not. */
+static int recover_one(struct manager *m, const char *id, const char *dir, struct sandbox **out,
+		       struct ember_error **err)
+{
+	struct sandbox_record rec;
+	struct sandbox *sb;
+	struct proto_ready ready;
+	int64_t now_wall = time_wall_ns(), now_mono = time_mono_ms();
+	int fd;
+
+	if (sandbox_record_load(dir, &rec, err) < 0)
+		return ember_error_wrap(err, "no usable record");
+	if (strcmp(rec.id, id) != 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "record names another sandbox");
+	if (strcmp(rec.vmm, vmm_driver_name(m->driver)) != 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "started by the %s driver, this daemon runs %s", rec.vmm,
+				       vmm_driver_name(m->driver));
+	if (rec.expires_wall_ns <= now_wall)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "its lifetime ended");
+	sb = calloc(1, sizeof(*sb));
+	if (sb == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	sb->pack = catalog_find(m->catalog, rec.language_pack);
+	if (sb->pack == NULL) {
+		free(sb);
+		return ember_error_set(err, EMBER_E_INVALID, 0, "pack `%s` is no longer installed",
+				       rec.language_pack);
+	}
+	snprintf(sb->id, sizeof(sb->id), "%s", id);
+	snprintf(sb->run_dir, sizeof(sb->run_dir), "%s", dir);
+	sb->vcpus = rec.vcpus;
+	sb->memory_mib = rec.memory_mib;
+	sb->timeout_s = rec.timeout_s;
+	sb->boot_ms = rec.boot_ms;
+	sb->created_wall_ns = rec.created_wall_ns;
+	sb->created_mono_ms = now_mono - (now_wall - rec.created_wall_ns) / 1000000;
+	sb->expires_mono_ms = now_mono + (rec.expires_wall_ns - now_wall) / 1000000;
+	if (vmm_attach(m->driver, id, dir, rec.pid, rec.pid_start_ticks, &sb->vm, err) < 0)
+		goto fail;
+	/* A fresh HELLO starts a new session: the guest ends whatever the old one left running. */
+	fd = vmm_connect_agent(sb->vm, time_mono_ms() + 10000, err);
+	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(sb->vm), time_mono_ms() + 10000, &sb->ch,
+				   &ready, err) < 0)
+		goto fail;
+	sb->state = SANDBOX_READY;
+	*out = sb;
+	return 0;
+fail:
+	if (sb->vm != NULL) {
+		vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+		vmm_instance_free(sb->vm);
+	}
+	free(sb);
+	return -1;
+}
+
+struct pid_list {
+	pid_t pids[1024];
+	size_t count;
+};
+void manager_recover(struct manager *m, struct manager_recovery *out)
+{
+	struct pid_list keep = { .count = 0 };
+	DIR *dir = opendir(m->run_dir);
+	struct dirent *de;
+
+	memset(out, 0, sizeof(*out));
+	while (dir != NULL && (de = readdir(dir)) != NULL) {
+		char path[PATH_MAX];
+		struct sandbox *sb = NULL;
+		struct ember_error *err = NULL;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", m->run_dir, de->d_name);
+		if (strncmp(de->d_name, SANDBOX_ID_PREFIX, strlen(SANDBOX_ID_PREFIX)) != 0 ||
+		    strlen(de->d_name) != SANDBOX_ID_LEN) {
+			log_event(LOG_WARN, NULL, "recover.unknown_entry", -1,
+				  "leaving `%s` alone: not a sandbox directory", path);
+			continue;
+		}
+		if (recover_one(m, de->d_name, path, &sb, &err) < 0) {
+			log_event(LOG_INFO, de->d_name, "recover.cleaned", -1, "%s; removed",
+				  err != NULL ? err->message : "not recoverable");
+			ember_error_free(&err);
+			/* Whatever still runs for it is killed with the strays below. */
+			dir_remove_tree(path, NULL);
+			out->cleaned++;
+			continue;
+		}
+		pthread_mutex_lock(&m->lock);
+		sb->next = m->list;
+		m->list = sb;
+		m->count++;
+		pthread_mutex_unlock(&m->lock);
+		if (keep.count < sizeof(keep.pids) / sizeof(keep.pids[0]))
+			keep.pids[keep.count++] = vmm_pid(sb->vm);
+		out->reattached++;
+		log_event(LOG_INFO, sb->id, "recover.reattached", -1, "vmm_pid=%d pack=%s",
+			  (int)vmm_pid(sb->vm), sb->pack->name);
+	}
+	if (dir != NULL)
+		closedir(dir);
+	out->strays = vmm_kill_strays(m->run_dir, keep.pids, keep.count);
+	if (out->strays > 0)
+		log_event(LOG_WARN, NULL, "recover.strays", -1,
+			  "killed %u VMM processes that had no sandbox record", out->strays);
 }

@@ -95,11 +95,22 @@ struct manager;
 /* The manager borrows catalog and driver (they outlive it). Starts the expiry thread. */
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
 		   struct vmm_driver *driver, struct manager **out, struct ember_error **err);
-/* Refuses new creates (503), waits for boots in progress, destroys every sandbox (in-flight
- * requests on them fail with 409). The manager stays usable for reads. */
-void manager_shutdown(struct manager *m);
-/* manager_shutdown() if not done yet, stops the expiry thread, frees. No request may still be
- * running (stop the API server first). */
+/* Refuses new creates (503), waits for boots in progress, then destroys every sandbox (in-flight
+ * requests on them fail with 409) or, with keep_vms, lets go of them and leaves their VMs and
+ * records for a later daemon to re-attach. The manager stays usable for reads. */
+void manager_shutdown(struct manager *m, bool keep_vms);
+
+struct manager_recovery {
+	unsigned reattached;   /* live sandboxes taken over from an earlier daemon */
+	unsigned cleaned;      /* dead or unusable sandbox directories removed */
+	unsigned strays;       /* VMM processes without a usable record, killed */
+};
+
+/* At startup, before serving: re-attaches every sandbox an earlier daemon left in the run
+ * directory whose VM still runs and answers, and removes everything else there. */
+void manager_recover(struct manager *m, struct manager_recovery *out);
+/* manager_shutdown(m, false) if not done yet, stops the expiry thread, frees. No request may
+ * still be running (stop the API server first). */
 void manager_free(struct manager *m);
 
 /* Boots a sandbox; returns once the guest agent answered (or fails, leaving nothing behind). */

@@ -22,6 +22,11 @@ struct vmm_driver_ops {
 	void (*request_stop)(struct vmm_instance *vm, int64_t deadline_ms);
 	/* Removes the files the driver created in run_dir and frees vm->priv. */
 	void (*release)(struct vmm_instance *vm);
+	/* Rebuilds vm->priv for a VMM started by an earlier daemon (pid and run_dir are set).
+	 * NULL: the driver cannot re-attach. */
+	int (*attach)(struct vmm_instance *vm, struct ember_error **err);
+	/* Frees vm->priv without touching the VM or its files. NULL: free(vm->priv). */
+	void (*detach)(struct vmm_instance *vm);
 	void (*free_driver)(struct vmm_driver *drv);
 };
 
@@ -41,6 +46,7 @@ struct vmm_instance {
 	struct vmm_driver *drv;
 	pid_t pid;
 	int pidfd;
+	uint64_t start_ticks;
 	bool reaped;
 	char sandbox_id[72];
 	char run_dir[PATH_MAX];

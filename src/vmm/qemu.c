@@ -204,6 +204,19 @@ static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 	}
 }
 
+static int qemu_attach(struct vmm_instance *vm, struct ember_error **err)
+{
+	struct qemu_vm *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	vm->priv = q;
+	snprintf(q->agent_sock, sizeof(q->agent_sock), "%s/agent.sock", vm->run_dir);
+	snprintf(q->qmp_sock, sizeof(q->qmp_sock), "%s/qmp.sock", vm->run_dir);
+	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", vm->run_dir);
+	return 0;
+}
+
 static void qemu_release(struct vmm_instance *vm)
 {
 	struct qemu_vm *q = vm->priv;
@@ -223,4 +236,5 @@ const struct vmm_driver_ops vmm_qemu_ops = {
 	.connect_agent = qemu_connect_agent,
 	.request_stop = qemu_request_stop,
 	.release = qemu_release,
+	.attach = qemu_attach,
 };

@@ -15,6 +15,7 @@
 #include "util/timeutil.h"
 #include "vmm/accel.h"
 #include "vmm/driver.h"
+#include "vmm/proc.h"
 
 /* Tuned for the Debian cloud kernel under emulation, see DESIGN.md §5: without a fixed TSC
  * frequency the PIT calibration fails at random and the boot hangs. */
@@ -130,8 +131,100 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 		vmm_instance_free(vm);
 		return -1;
 	}
+	if (proc_start_ticks(vm->pid, &vm->start_ticks) < 0)
+		vm->start_ticks = 0; /* it died already: the boot will notice */
 	*out = vm;
 	return 0;
+}
+
+int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_dir, pid_t pid,
+	       uint64_t start_ticks, struct vmm_instance **out, struct ember_error **err)
+{
+	struct vmm_instance *vm;
+	uint64_t ticks;
+
+	if (drv->ops->attach == NULL)
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0,
+				       "the %s driver cannot re-attach to running VMs",
+				       drv->ops->name);
+	if (proc_start_ticks(pid, &ticks) < 0)
+		return ember_error_set(err, EMBER_E_GUEST, ESRCH, "VMM process %d is gone",
+				       (int)pid);
+	if (ticks != start_ticks)
+		return ember_error_set(err, EMBER_E_GUEST, ESRCH,
+				       "pid %d now belongs to another process", (int)pid);
+	vm = calloc(1, sizeof(*vm));
+	if (vm == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	vm->drv = drv;
+	vm->pid = pid;
+	vm->start_ticks = start_ticks;
+	/* Not our child: the pidfd is how we learn it exited; waitpid() will say ECHILD. */
+	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", sandbox_id);
+	snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", run_dir);
+	snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", run_dir);
+	if (vm->pidfd < 0) {
+		ember_error_sys(err, "pidfd_open(%d)", (int)pid);
+		free(vm);
+		return -1;
+	}
+	/* Re-check after opening the pidfd: the pid cannot be recycled while we hold it. */
+	if (proc_start_ticks(pid, &ticks) < 0 || ticks != start_ticks ||
+	    drv->ops->attach(vm, err) < 0) {
+		ember_error_set(err, EMBER_E_GUEST, ESRCH, "VMM process %d changed while attaching",
+				(int)pid);
+		vmm_instance_free(vm);
+		return -1;
+	}
+	*out = vm;
+	return 0;
+}
+
+void vmm_detach(struct vmm_instance *vm)
+{
+	if (vm == NULL)
+		return;
+	if (vm->drv->ops->detach != NULL)
+		vm->drv->ops->detach(vm);
+	else
+		free(vm->priv);
+	vm->priv = NULL;
+	vmm_instance_free(vm);
+}
+
+uint64_t vmm_start_ticks(const struct vmm_instance *vm)
+{
+	return vm->start_ticks;
+}
+
+struct stray_ctx {
+	const pid_t *keep;
+	size_t nkeep;
+	unsigned killed;
+};
+
+static void kill_stray(pid_t pid, void *arg)
+{
+	struct stray_ctx *ctx = arg;
+	size_t i;
+
+	for (i = 0; i < ctx->nkeep; i++) {
+		if (ctx->keep[i] == pid)
+			return;
+	}
+	if (kill(pid, SIGKILL) == 0)
+		ctx->killed++;
+}
+
+unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep)
+{
+	struct stray_ctx ctx = { .keep = keep, .nkeep = nkeep };
+	char needle[4200];
+
+	snprintf(needle, sizeof(needle), "%s/sb_", run_dir);
+	proc_for_each_mentioning(needle, kill_stray, &ctx);
+	return ctx.killed;
 }
 
 int vmm_connect_agent(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
@@ -196,6 +289,11 @@ void vmm_instance_free(struct vmm_instance *vm)
 pid_t vmm_pid(const struct vmm_instance *vm)
 {
 	return vm->pid;
+}
+
+struct vmm_driver *vmm_instance_driver(const struct vmm_instance *vm)
+{
+	return vm->drv;
 }
 
 int vmm_exit_fd(const struct vmm_instance *vm)

@@ -66,7 +66,25 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 /* Frees the handle; the VM must have been stopped. */
 void vmm_instance_free(struct vmm_instance *vm);
 
+/* Re-attaches to a VMM process a previous daemon started for sandbox_id in run_dir. Fails when
+ * the process is gone, its start time differs from start_ticks (the PID was reused), or the
+ * driver cannot re-attach. */
+int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_dir, pid_t pid,
+	       uint64_t start_ticks, struct vmm_instance **out, struct ember_error **err);
+
+/* Lets go of a running VM without stopping it or removing its files, and frees the handle
+ * (daemon exit with --keep-sandboxes: a later daemon re-attaches). */
+void vmm_detach(struct vmm_instance *vm);
+
+/* Start time of the VMM process (/proc/<pid>/stat starttime), for the on-disk record. */
+uint64_t vmm_start_ticks(const struct vmm_instance *vm);
+
+/* SIGKILLs every process whose command line names a sandbox directory under run_dir
+ * ("<run_dir>/sb_"), except the pids in keep[]: VMMs a crashed daemon left without a record. */
+unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep);
+
 pid_t vmm_pid(const struct vmm_instance *vm);
+struct vmm_driver *vmm_instance_driver(const struct vmm_instance *vm);
 /* A pidfd that becomes readable when the VMM process exits (owned by the instance). */
 int vmm_exit_fd(const struct vmm_instance *vm);
 /* true while the VMM process exists. */

@@ -61,15 +61,17 @@ def pid_alive(pid):
 class Daemon:
     """emberd on 127.0.0.1:<ephemeral port> with a private run directory."""
 
-    def __init__(self, *extra_args, binary=None, env=None):
+    def __init__(self, *extra_args, binary=None, env=None, reuse=None):
+        """reuse: a stopped Daemon whose run directory (and log) this one takes over."""
         require_images()
         self.binary = binary or os.path.join(ASAN_BIN, "emberd")
         if not os.path.exists(self.binary):
             raise RuntimeError(f"{self.binary} is missing: run `make asan-bins`")
         # Short path: QEMU's Unix sockets live below it and sun_path holds 107 bytes.
-        self.tmp = tempfile.mkdtemp(prefix="emt.", dir="/tmp")
+        self.tmp = reuse.tmp if reuse else tempfile.mkdtemp(prefix="emt.", dir="/tmp")
         self.run_dir = os.path.join(self.tmp, "run")
         self.log_path = os.path.join(self.tmp, "emberd.log")
+        self.log_offset = os.path.getsize(self.log_path) if reuse else 0
         self.args = [self.binary, "--addr", "127.0.0.1:0", "--images", IMAGES_DIR,
                      "--run-dir", self.run_dir, *extra_args]
         self.env = dict(os.environ)
@@ -85,9 +87,9 @@ class Daemon:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, env=self.env)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            m = re.search(r"\(port (\d+)\)", self.read_log())
+            m = re.search(r"\(port (\d+)\)", self.read_log()[self.log_offset:])
             if m:
                 self.port = int(m.group(1))
                 return
@@ -134,14 +136,25 @@ class Daemon:
         return self.request("DELETE", f"/sandboxes/{sandbox_id}")[0]
 
     def vmm_pids(self):
-        return processes_mentioning(self.run_dir)
+        """Processes that name a sandbox directory: VMMs (the daemon itself names only the
+        run directory)."""
+        return processes_mentioning(os.path.join(self.run_dir, "sb_"))
 
     def runtime_entries(self):
         return os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else []
 
     def kill9(self):
+        """SIGKILL, as a crash would; VMs keep running for the next daemon."""
         self.proc.kill()
         self.proc.wait()
+        self.log.close()
+
+    def sigterm(self, timeout=60):
+        """SIGTERM without the leak checks; returns the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
 
     def stop(self, check=True):
         """SIGTERM, then the checks that make every test a leak test."""
@@ -156,7 +169,8 @@ class Daemon:
                 code = "timeout"
             if code != 0:
                 problems.append(f"emberd exited with {code} on SIGTERM")
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         leaked = [p for p in self.vmm_pids() if pid_alive(p)]
         if leaked:
             problems.append(f"VMM processes left running: {leaked}")

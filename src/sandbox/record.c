@@ -1,0 +1,121 @@
+/* record.c - sandbox.json encode/parse/save/load. */
+#include "sandbox/record.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/jsonutil.h"
+
+#define KIND EMBER_E_INVALID
+
+char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
+			    struct ember_error **err)
+{
+	json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:I}",
+				"version", SANDBOX_RECORD_VERSION, "id", rec->id, "language_pack",
+				rec->language_pack, "vmm", rec->vmm, "vcpus", (int)rec->vcpus,
+				"memory_mib", (int)rec->memory_mib, "timeout_s",
+				(int)rec->timeout_s, "created_wall_ns",
+				(json_int_t)rec->created_wall_ns, "expires_wall_ns",
+				(json_int_t)rec->expires_wall_ns, "boot_ms",
+				(json_int_t)rec->boot_ms, "pid", (int)rec->pid, "pid_start_ticks",
+				(json_int_t)rec->pid_start_ticks);
+	char *text;
+
+	if (obj == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		return NULL;
+	}
+	text = json_dump_compact(obj, len, err);
+	json_decref(obj);
+	return text;
+}
+
+static int copy_string(json_t *root, const char *key, char *out, size_t size,
+		       struct ember_error **err)
+{
+	const char *s;
+	size_t n;
+
+	if (json_get_string(root, key, true, size - 1, &s, &n, KIND, err) < 0)
+		return -1;
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
+int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *rec,
+			 struct ember_error **err)
+{
+	static const char *const keys[] = { "version", "id", "language_pack", "vmm", "vcpus",
+					    "memory_mib", "timeout_s", "created_wall_ns",
+					    "expires_wall_ns", "boot_ms", "pid", "pid_start_ticks",
+					    NULL };
+	json_t *root = NULL;
+	uint64_t version, vcpus, memory, timeout, pid, ticks;
+	int64_t created, expires, boot_ms;
+	int ret = -1;
+
+	memset(rec, 0, sizeof(*rec));
+	if (json_parse_object(text, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "version", true, SANDBOX_RECORD_VERSION, SANDBOX_RECORD_VERSION,
+			  &version, KIND, err) < 0 ||
+	    copy_string(root, "id", rec->id, sizeof(rec->id), err) < 0 ||
+	    copy_string(root, "language_pack", rec->language_pack, sizeof(rec->language_pack),
+			err) < 0 ||
+	    copy_string(root, "vmm", rec->vmm, sizeof(rec->vmm), err) < 0 ||
+	    json_get_uint(root, "vcpus", true, 1, 64, &vcpus, KIND, err) < 0 ||
+	    json_get_uint(root, "memory_mib", true, 64, 65536, &memory, KIND, err) < 0 ||
+	    json_get_uint(root, "timeout_s", true, 1, 30u * 86400, &timeout, KIND, err) < 0 ||
+	    json_get_int(root, "created_wall_ns", true, 0, INT64_MAX, &created, KIND, err) < 0 ||
+	    json_get_int(root, "expires_wall_ns", true, 0, INT64_MAX, &expires, KIND, err) < 0 ||
+	    json_get_int(root, "boot_ms", true, 0, INT64_MAX, &boot_ms, KIND, err) < 0 ||
+	    json_get_uint(root, "pid", true, 2, 0x3fffffff, &pid, KIND, err) < 0 ||
+	    json_get_uint(root, "pid_start_ticks", true, 1, UINT64_MAX >> 1, &ticks, KIND,
+			  err) < 0)
+		goto out;
+	rec->vcpus = (unsigned)vcpus;
+	rec->memory_mib = (unsigned)memory;
+	rec->timeout_s = (unsigned)timeout;
+	rec->created_wall_ns = created;
+	rec->expires_wall_ns = expires;
+	rec->boot_ms = boot_ms;
+	rec->pid = (pid_t)pid;
+	rec->pid_start_ticks = ticks;
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+int sandbox_record_save(const char *dir, const struct sandbox_record *rec,
+			struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[4200];
+	size_t len;
+
+	text = sandbox_record_encode(rec, &len, err);
+	if (text == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, SANDBOX_RECORD_FILE);
+	return file_write_atomic(path, text, len, 0600, err);
+}
+
+int sandbox_record_load(const char *dir, struct sandbox_record *rec, struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[4200];
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, SANDBOX_RECORD_FILE);
+	if (file_read_all(path, SANDBOX_RECORD_MAX, &text, &len, err) < 0)
+		return -1;
+	return sandbox_record_parse(text, len, rec, err);
+}

@@ -1,0 +1,43 @@
+/* record.h - the on-disk record of a live sandbox (<run-dir>/<id>/sandbox.json), which lets a
+ * restarted daemon re-attach to VMs that outlived it. Written by the manager with an atomic
+ * rename once a sandbox is ready; read back at startup. The parser is strict and bounded
+ * (fuzzed): a record that does not parse is a dead sandbox, never a guess. */
+#ifndef EMBER_SANDBOX_RECORD_H
+#define EMBER_SANDBOX_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sandbox/catalog.h"
+#include "util/error.h"
+
+#define SANDBOX_RECORD_FILE "sandbox.json"
+#define SANDBOX_RECORD_MAX 4096
+#define SANDBOX_RECORD_VERSION 1
+
+struct sandbox_record {
+	char id[64];
+	char language_pack[CATALOG_NAME_MAX + 1];
+	char vmm[16];                 /* driver name: a record is only re-attached by the same */
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned timeout_s;
+	int64_t created_wall_ns;
+	int64_t expires_wall_ns;
+	int64_t boot_ms;
+	pid_t pid;
+	uint64_t pid_start_ticks;     /* /proc/<pid>/stat starttime: guards against PID reuse */
+};
+
+/* JSON text of rec (malloc'd). */
+char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
+			    struct ember_error **err);
+int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *rec,
+			 struct ember_error **err);
+/* Atomic write (temp file, fsync, rename, fsync of the directory). */
+int sandbox_record_save(const char *dir, const struct sandbox_record *rec,
+			struct ember_error **err);
+int sandbox_record_load(const char *dir, struct sandbox_record *rec, struct ember_error **err);
+
+#endif

@@ -1,0 +1,92 @@
+/* proc.c - /proc readers. */
+#include "vmm/proc.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+
+#define CMDLINE_MAX (64 * 1024)
+
+int proc_start_ticks(pid_t pid, uint64_t *ticks)
+{
+	char path[64], buf[2048], *p;
+	_cleanup_close_ int fd = -1;
+	ssize_t n;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* comm may contain spaces and parentheses: fields restart after the last ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL || p[1] != ' ')
+		return -1;
+	p += 2;
+	if (*p == 'Z' || *p == 'X')
+		return -1;
+	for (field = 3; field < 22 && p != NULL; field++) {
+		p = strchr(p, ' ');
+		if (p != NULL)
+			p++;
+	}
+	if (p == NULL)
+		return -1;
+	*ticks = strtoull(p, NULL, 10);
+	return *ticks > 0 ? 0 : -1;
+}
+
+static bool cmdline_contains(pid_t pid, const char *needle)
+{
+	char path[64];
+	_cleanup_free_ char *buf = malloc(CMDLINE_MAX + 1);
+	_cleanup_close_ int fd = -1;
+	size_t used = 0, i;
+	ssize_t n;
+
+	if (buf == NULL)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	while (used < CMDLINE_MAX && (n = read(fd, buf + used, CMDLINE_MAX - used)) > 0)
+		used += (size_t)n;
+	for (i = 0; i < used; i++) {
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	}
+	buf[used] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+int proc_for_each_mentioning(const char *needle, void (*fn)(pid_t pid, void *arg), void *arg)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *de;
+	pid_t self = getpid();
+
+	if (dir == NULL)
+		return -1;
+	while ((de = readdir(dir)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end != '\0' || pid <= 1 || pid == self)
+			continue;
+		if (cmdline_contains((pid_t)pid, needle))
+			fn((pid_t)pid, arg);
+	}
+	closedir(dir);
+	return 0;
+}
