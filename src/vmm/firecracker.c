@@ -1,15 +1,391 @@
-/* firecracker.c - placeholder until the Firecracker driver lands: selecting it fails clearly. */
+/* firecracker.c - the Firecracker driver: spawns `firecracker --api-sock` (optionally under the
+ * jailer), configures the VM over its HTTP API once the socket appears, and reaches the agent
+ * through the hybrid vsock (`CONNECT 1024`). Contract and real-host setup: docs/firecracker.md.
+ *
+ * vmm_start() only spawns; the configuration (which needs the boot deadline) happens at the
+ * start of connect_agent: wait for the API socket, PUT machine-config, boot-source, drives/pack,
+ * vsock, entropy, then InstanceStart. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/timeutil.h"
 #include "vmm/driver.h"
+#include "vmm/fc_api.h"
+#include "vmm/fc_jail.h"
+#include "vmm/fc_vsock.h"
+#include "vmm/spawn.h"
+
+/* The agent's vsock port (docs/protocol.md, "Transports"); emberd-init listens on it. */
+#define FC_AGENT_VSOCK_PORT 1024u
+/* The lowest CID a guest may have (0-2 are reserved for the hypervisor, local and host). */
+#define FC_GUEST_CID 3
+/* How often to look for the API socket: Firecracker creates it within milliseconds. */
+#define FC_SOCKET_POLL_MS 5
+/* Pause between vsock attempts while the agent is not listening yet: each attempt costs the
+ * guest a refused connection request, and the agent needs ~1 s (KVM) to ~3 s (TCG) to boot. */
+#define FC_VSOCK_RETRY_MS 10
+/* How long SendCtrlAltDel may take to be answered during teardown. */
+#define FC_STOP_REQUEST_MS 1000
+#define FC_ARGV_MAX 32
+
+struct fc_driver {
+	bool jailed;
+	struct fc_jail_settings jail;
+};
+
+struct fc_vm {
+	char id[FC_ID_MAX + 1];
+	/* Host paths of the sockets Firecracker creates. */
+	char api_sock[108];
+	char vsock_sock[108];
+	/* The paths as Firecracker sees them (inside the chroot when jailed). */
+	char kernel[PATH_MAX];
+	char initramfs[PATH_MAX];
+	char pack[PATH_MAX];
+	char vsock_uds[PATH_MAX];
+	char cmdline[1024];
+	unsigned vcpus;
+	unsigned memory_mib;
+	bool configured;  /* every PUT and InstanceStart succeeded */
+	bool jailed;
+	struct fc_jail jail;
+};
 
 static int fc_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
 		   struct ember_error **err)
 {
-	(void)drv;
-	(void)cfg;
-	return ember_error_set(err, EMBER_E_INVALID, 0, "the firecracker driver is not built yet");
+	const char *bin = cfg->firecracker_bin != NULL ? cfg->firecracker_bin : "firecracker";
+	struct fc_driver *fcd;
+	char jailer[PATH_MAX + 96] = "";
+	const char *exec_name;
+
+	if (vmm_find_binary(bin, drv->vmm_path, err) < 0)
+		return ember_error_wrap(err, "Firecracker (a release binary, see docs/firecracker.md)");
+	fcd = calloc(1, sizeof(*fcd));
+	if (fcd == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	drv->priv = fcd;
+	if (cfg->jailer_bin != NULL) {
+		if (vmm_find_binary(cfg->jailer_bin, drv->jailer_path, err) < 0)
+			return ember_error_wrap(err, "jailer");
+		/* The jailer refuses an --exec-file whose name lacks "firecracker". */
+		exec_name = strrchr(drv->vmm_path, '/');
+		exec_name = exec_name != NULL ? exec_name + 1 : drv->vmm_path;
+		if (strstr(exec_name, "firecracker") == NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "the jailer only runs a binary whose name contains "
+					       "`firecracker` (got `%s`)", drv->vmm_path);
+		if (fc_jail_settings_load(&fcd->jail, err) < 0)
+			return -1;
+		fcd->jailed = true;
+		snprintf(jailer, sizeof(jailer), ", jailer %s (uid %u, gid %u, chroot base %s)",
+			 drv->jailer_path, (unsigned)fcd->jail.uid, (unsigned)fcd->jail.gid,
+			 fcd->jail.chroot_base);
+	}
+	if (drv->accel == VMM_ACCEL_KVM)
+		snprintf(drv->description, sizeof(drv->description), "firecracker %s (kvm: %s)%s",
+			 drv->vmm_path, drv->accel_reason, jailer);
+	else
+		/* Firecracker itself always needs KVM; only a test double boots guests here. */
+		snprintf(drv->description, sizeof(drv->description),
+			 "firecracker %s (KVM unusable: %s; guests get the TCG command line)%s",
+			 drv->vmm_path, drv->accel_reason, jailer);
+	return 0;
+}
+
+static void fc_free_driver(struct vmm_driver *drv)
+{
+	free(drv->priv);
+	drv->priv = NULL;
+}
+
+/* Socket paths must fit sun_path (108 bytes): fail early with a clear message. */
+static int sock_path(char *out, size_t size, const char *dir, const char *name,
+		     struct ember_error **err)
+{
+	int n = snprintf(out, size, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+				       "socket path `%s/%s` exceeds %zu bytes: use a shorter "
+				       "--run-dir", dir, name, size - 1);
+	return 0;
+}
+
+static int copy_path(char *out, size_t size, const char *path, struct ember_error **err)
+{
+	if (snprintf(out, size, "%s", path) >= (int)size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "path `%s` too long",
+				       path);
+	return 0;
+}
+
+/* Lays out the jail and links the boot files into it; the API then names them from inside. */
+static int prepare_jail(struct fc_vm *f, const struct fc_driver *fcd, const char *exec_file,
+			const struct vmm_boot_config *cfg, struct ember_error **err)
+{
+	f->jailed = true;
+	if (fc_jail_prepare(&f->jail, &fcd->jail, exec_file, cfg->sandbox_id, err) < 0 ||
+	    fc_jail_link(&f->jail, cfg->kernel_vmlinux, "vmlinux", f->kernel, sizeof(f->kernel),
+			 err) < 0 ||
+	    fc_jail_link(&f->jail, cfg->initramfs, "initramfs", f->initramfs,
+			 sizeof(f->initramfs), err) < 0 ||
+	    fc_jail_link(&f->jail, cfg->pack_image, "pack", f->pack, sizeof(f->pack), err) < 0 ||
+	    fc_jail_host_path(&f->jail, "fc.sock", f->api_sock, sizeof(f->api_sock), err) < 0 ||
+	    fc_jail_host_path(&f->jail, "v.sock", f->vsock_sock, sizeof(f->vsock_sock), err) < 0)
+		return -1;
+	snprintf(f->vsock_uds, sizeof(f->vsock_uds), "/v.sock");
+	return 0;
+}
+
+static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		    struct ember_error **err)
+{
+	struct vmm_driver *drv = vm->drv;
+	const struct fc_driver *fcd = drv->priv;
+	struct fc_vm *f = calloc(1, sizeof(*f));
+	char *argv[FC_ARGV_MAX + 1] = { 0 };
+	char uid[16], gid[16], memory_max[48], vmm_log[PATH_MAX];
+	size_t argc = 0;
+
+	if (f == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	vm->priv = f;
+	f->vcpus = cfg->vcpus;
+	f->memory_mib = cfg->memory_mib;
+	if (fc_instance_id(cfg->sandbox_id, f->id, sizeof(f->id), err) < 0 ||
+	    vmm_kernel_cmdline(drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
+		return -1;
+	/* Firecracker writes the guest's serial console to its stdout: the log is the console. */
+	if (snprintf(vmm_log, sizeof(vmm_log), "%s/vmm.log", cfg->run_dir) >= (int)sizeof(vmm_log))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
+	snprintf(vm->console_log, sizeof(vm->console_log), "%s", vmm_log);
+
+	if (fcd->jailed) {
+		if (prepare_jail(f, fcd, drv->vmm_path, cfg, err) < 0)
+			return -1;
+	} else if (sock_path(f->api_sock, sizeof(f->api_sock), cfg->run_dir, "fc.sock", err) < 0 ||
+		   sock_path(f->vsock_sock, sizeof(f->vsock_sock), cfg->run_dir, "v.sock", err) < 0 ||
+		   copy_path(f->kernel, sizeof(f->kernel), cfg->kernel_vmlinux, err) < 0 ||
+		   copy_path(f->initramfs, sizeof(f->initramfs), cfg->initramfs, err) < 0 ||
+		   copy_path(f->pack, sizeof(f->pack), cfg->pack_image, err) < 0 ||
+		   copy_path(f->vsock_uds, sizeof(f->vsock_uds), f->vsock_sock, err) < 0) {
+		return -1;
+	}
+	/* Firecracker refuses to bind over an existing path. */
+	unlink(f->api_sock);
+	unlink(f->vsock_sock);
+
+	if (fcd->jailed) {
+		snprintf(uid, sizeof(uid), "%u", (unsigned)fcd->jail.uid);
+		snprintf(gid, sizeof(gid), "%u", (unsigned)fcd->jail.gid);
+		/* Guest memory plus room for Firecracker itself and the page cache of its reads. */
+		snprintf(memory_max, sizeof(memory_max), "memory.max=%llu",
+			 ((unsigned long long)cfg->memory_mib + 64ull) << 20);
+		argv[argc++] = drv->jailer_path;
+		argv[argc++] = "--id";
+		argv[argc++] = f->jail.id;
+		argv[argc++] = "--exec-file";
+		argv[argc++] = drv->vmm_path;
+		argv[argc++] = "--uid";
+		argv[argc++] = uid;
+		argv[argc++] = "--gid";
+		argv[argc++] = gid;
+		argv[argc++] = "--chroot-base-dir";
+		argv[argc++] = (char *)fcd->jail.chroot_base;
+		argv[argc++] = "--cgroup-version";
+		argv[argc++] = "2";
+		argv[argc++] = "--cgroup";
+		argv[argc++] = memory_max;
+		argv[argc++] = "--";
+		/* The jailer passes --id itself; the socket path is inside the chroot. */
+		argv[argc++] = "--api-sock";
+		argv[argc++] = "/fc.sock";
+	} else {
+		argv[argc++] = drv->vmm_path;
+		argv[argc++] = "--api-sock";
+		argv[argc++] = f->api_sock;
+		argv[argc++] = "--id";
+		argv[argc++] = f->id;
+	}
+	argv[argc] = NULL;
+	return vmm_spawn(argv, vmm_log, &vm->pid, &vm->pidfd, err);
+}
+
+/* The socket appears once Firecracker is listening; a process that dies first fails at once. */
+static int wait_api_socket(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	int64_t t0 = time_mono_ms();
+
+	for (;;) {
+		struct ember_error *connect_err = NULL;
+		int fd = unix_connect(f->api_sock, &connect_err);
+
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+		if (connect_err == NULL ||
+		    (connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED)) {
+			ember_error_propagate(err, connect_err);
+			return ember_error_wrap(err, "firecracker API socket");
+		}
+		ember_error_free(&connect_err);
+		if (!vmm_alive(vm))
+			return ember_error_set(err, EMBER_E_GUEST, 0,
+					       "firecracker exited before creating its API socket "
+					       "`%s`", f->api_sock);
+		if (time_ms_until(deadline_ms) == 0)
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "firecracker did not create its API socket `%s` "
+					       "within %lld ms", f->api_sock,
+					       (long long)(time_mono_ms() - t0));
+		usleep(FC_SOCKET_POLL_MS * 1000);
+	}
+}
+
+/* Each PUT, in the order Firecracker's own guides use; bodies carry only what we decide. */
+static int configure(struct vmm_instance *vm, struct fc_api *api, int64_t deadline_ms,
+		     struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	struct {
+		const char *path;
+		json_t *body;
+	} steps[] = {
+		{ "/machine-config", json_pack("{s:I,s:I}", "vcpu_count", (json_int_t)f->vcpus,
+					       "mem_size_mib", (json_int_t)f->memory_mib) },
+		{ "/boot-source", json_pack("{s:s,s:s,s:s}", "kernel_image_path", f->kernel,
+					    "initrd_path", f->initramfs, "boot_args", f->cmdline) },
+		{ "/drives/pack", json_pack("{s:s,s:s,s:b,s:b}", "drive_id", "pack", "path_on_host",
+					    f->pack, "is_root_device", 0, "is_read_only", 1) },
+		{ "/vsock", json_pack("{s:i,s:s}", "guest_cid", FC_GUEST_CID, "uds_path",
+				      f->vsock_uds) },
+		/* virtio-rng: without it the guest's first python start waits ~1 s for entropy. */
+		{ "/entropy", json_object() },
+		{ "/actions", json_pack("{s:s}", "action_type", "InstanceStart") },
+	};
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < ARRAY_SIZE(steps); i++) {
+		if (ret == 0 && steps[i].body == NULL)
+			ret = ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		if (ret == 0 && fc_api_put(api, steps[i].path, steps[i].body, deadline_ms, err) < 0) {
+			if (!vmm_alive(vm))
+				ember_error_wrap(err, "firecracker exited");
+			ret = -1;
+		}
+		json_decref(steps[i].body);
+	}
+	return ret;
+}
+
+static int connect_vsock(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+
+	for (;;) {
+		struct ember_error *connect_err = NULL;
+		int fd = unix_connect(f->vsock_sock, &connect_err);
+
+		if (fd >= 0) {
+			int ret = fc_vsock_handshake(fd, FC_AGENT_VSOCK_PORT, deadline_ms, err);
+
+			if (ret == FC_VSOCK_CONNECTED)
+				return fd;
+			close(fd);
+			if (ret < 0)
+				return ember_error_wrap(err, "firecracker vsock `%s`", f->vsock_sock);
+		} else if (connect_err == NULL || (connect_err->errno_value != ENOENT &&
+						   connect_err->errno_value != ECONNREFUSED)) {
+			ember_error_propagate(err, connect_err);
+			return ember_error_wrap(err, "firecracker vsock");
+		}
+		ember_error_free(&connect_err);
+		if (!vmm_alive(vm))
+			return ember_error_set(err, EMBER_E_GUEST, 0,
+					       "firecracker exited before the guest agent listened "
+					       "on vsock port %u", FC_AGENT_VSOCK_PORT);
+		if (time_ms_until(deadline_ms) == 0)
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "the guest agent did not listen on vsock port %u "
+					       "before the boot deadline", FC_AGENT_VSOCK_PORT);
+		usleep(FC_VSOCK_RETRY_MS * 1000);
+	}
+}
+
+static int fc_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
+			    struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+
+	if (!f->configured) {
+		struct fc_api *api = NULL;
+		int ret;
+
+		if (wait_api_socket(vm, deadline_ms, err) < 0 ||
+		    fc_api_open(f->api_sock, &api, err) < 0)
+			return -1;
+		ret = configure(vm, api, deadline_ms, err);
+		/* Teardown opens its own connection; no idle one stays open meanwhile. */
+		fc_api_close(api);
+		if (ret < 0)
+			return -1;
+		f->configured = true;
+	}
+	return connect_vsock(vm, deadline_ms, err);
+}
+
+/* Ctrl-Alt-Del reaches emberd-init as SIGINT; it stops cleanly and reboots, which ends
+ * Firecracker. Before InstanceStart there is nothing to ask: vmm.c kills at the deadline. */
+static void fc_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
+{
+	struct fc_vm *f = vm->priv;
+	struct fc_api *api = NULL;
+	json_t *body;
+	int64_t deadline = time_mono_ms() + FC_STOP_REQUEST_MS;
+
+	if (f == NULL || !f->configured)
+		return;
+	if (deadline > deadline_ms)
+		deadline = deadline_ms;
+	body = json_pack("{s:s}", "action_type", "SendCtrlAltDel");
+	if (body != NULL && fc_api_open(f->api_sock, &api, NULL) == 0)
+		fc_api_put(api, "/actions", body, deadline, NULL);
+	fc_api_close(api);
+	json_decref(body);
+}
+
+static void fc_release(struct vmm_instance *vm)
+{
+	struct fc_vm *f = vm->priv;
+
+	if (f == NULL)
+		return;
+	if (f->api_sock[0] != '\0')
+		unlink(f->api_sock);
+	if (f->vsock_sock[0] != '\0')
+		unlink(f->vsock_sock);
+	if (f->jailed)
+		fc_jail_cleanup(&f->jail);
+	free(f);
+	vm->priv = NULL;
 }
 
 const struct vmm_driver_ops vmm_firecracker_ops = {
 	.name = "firecracker",
 	.init = fc_init,
+	.start = fc_start,
+	.connect_agent = fc_connect_agent,
+	.request_stop = fc_request_stop,
+	.release = fc_release,
+	.free_driver = fc_free_driver,
 };

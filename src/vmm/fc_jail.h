@@ -1,0 +1,57 @@
+/* fc_jail.h - running Firecracker under its jailer: the jail's layout on the host, the files the
+ * VM needs hard-linked into it, and the cleanup the jailer leaves to its caller.
+ * Used by firecracker.c. Never deletes anything outside <chroot base>/<exec name>/<id> and the
+ * VM's own cgroup directory. */
+#ifndef EMBER_VMM_FC_JAIL_H
+#define EMBER_VMM_FC_JAIL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/error.h"
+
+/* Firecracker's and the jailer's --id: 1 to 64 characters from [A-Za-z0-9-]. */
+#define FC_ID_MAX 64
+
+/* Daemon-wide jailer settings, from the environment (docs/firecracker.md): EMBERD_JAILER_UID,
+ * EMBERD_JAILER_GID (default 65534 each) and EMBERD_JAILER_CHROOT_BASE (default /srv/jailer). */
+struct fc_jail_settings {
+	uid_t uid;
+	gid_t gid;
+	char chroot_base[PATH_MAX];
+	char cgroup2_root[PATH_MAX]; /* where cgroup v2 is mounted; empty when it is not */
+};
+
+int fc_jail_settings_load(struct fc_jail_settings *s, struct ember_error **err);
+
+/* A sandbox id ("sb_<hex>") as a Firecracker/jailer id ("sb-<hex>"). */
+int fc_instance_id(const char *sandbox_id, char *out, size_t size, struct ember_error **err);
+
+/* One VM's jail. */
+struct fc_jail {
+	char id[FC_ID_MAX + 1];
+	char instance_dir[PATH_MAX]; /* <chroot base>/<exec name>/<id>: all of it is ours */
+	char root[PATH_MAX];         /* <instance_dir>/root: the jailed Firecracker's "/" */
+	char cgroup_dir[PATH_MAX];   /* <cgroup2 root>/<exec name>/<id>, or empty */
+};
+
+/* Computes the layout for exec_file and sandbox_id and creates root (the jailer chowns it to
+ * uid:gid; it leaves an existing directory in place). */
+int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const char *exec_file,
+		    const char *sandbox_id, struct ember_error **err);
+
+/* Hard-links host_path to <root>/<name> (the same filesystem is required: the jailed process
+ * sees nothing outside root) and gives the path as the jailed Firecracker sees it: "/<name>". */
+int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *name,
+		 char *jail_path, size_t size, struct ember_error **err);
+
+/* Host path of "/<name>" inside the jail (sockets Firecracker creates there). */
+int fc_jail_host_path(const struct fc_jail *j, const char *name, char *out, size_t size,
+		      struct ember_error **err);
+
+/* Removes instance_dir (the chroot with its links, device nodes and the copied binary) and the
+ * cgroup directory. Best effort; the VMM process must be gone. */
+void fc_jail_cleanup(const struct fc_jail *j);
+
+#endif
