@@ -291,7 +291,7 @@ void api_route(struct api_context *ctx, const char *method, const char *path, co
 			{ method_not_allowed(resp, method, "GET"); return; }
 		{ route_packs(ctx, resp); return; }
 	}
-	if (strcmp(path, "/sandboxes") == 0 || strcmp(path, "/sandboxes/") == 0) {
+	if (strcmp(path, "/sandboxes") == 0) {
 		if (strcmp(method, "POST") == 0)
 			{ route_create(ctx, body, body_len, resp); return; }
 		if (strcmp(method, "GET") == 0)

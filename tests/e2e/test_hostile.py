@@ -1,0 +1,248 @@
+"""Hostile guest code and hostile API clients. Each case must leave the daemon responsive and
+the sandbox either usable or cleanly failed; the daemon's shutdown at the end is leak-checked.
+"""
+
+import concurrent.futures
+import json
+import os
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+
+
+class HostileGuestTest(unittest.TestCase):
+    """One python sandbox takes every attack in turn; after each it must still work."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon()
+        cls.sb = cls.d.create(language_pack="python")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            status = cls.d.delete(cls.sb["id"])
+            assert status == 204, status
+        finally:
+            cls.d.stop()
+
+    def run_code(self, code, **fields):
+        return self.d.exec(self.sb["id"], code, **fields)
+
+    def assert_usable(self):
+        status, res, _ = self.run_code("print('usable')")
+        self.assertEqual(status, 200, res)
+        self.assertEqual(res["stdout"], "usable\n")
+        status, health, _ = self.d.request("GET", "/healthz")
+        self.assertEqual(status, 200)
+
+    def test_fork_bomb_is_contained(self):
+        status, res, _ = self.run_code(FORK_BOMB, timeout_ms=3000)
+        self.assertEqual(status, 200, res)
+        self.assertTrue(res["timed_out"])
+        self.assert_usable()
+        # the whole process group is gone
+        status, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes")
+        self.assertEqual([p for p in body["processes"] if p["uid"] == 1000], [])
+
+    def test_memory_hog_is_killed_not_the_agent(self):
+        status, res, _ = self.run_code("x = []\nwhile True:\n    x.append(' ' * (1 << 20))",
+                                       timeout_ms=30000)
+        self.assertEqual(status, 200, res)
+        self.assertNotEqual(res["exit_code"], 0)
+        self.assertFalse(res["timed_out"], res)
+        self.assert_usable()
+
+    def test_filling_the_writable_layer_fails_with_enospc(self):
+        code = ("import errno\n"
+                "try:\n"
+                "    with open('/tmp/fill', 'wb') as f:\n"
+                "        while True:\n"
+                "            f.write(b'x' * (1 << 20))\n"
+                "except OSError as e:\n"
+                "    print(errno.errorcode[e.errno])\n")
+        status, res, _ = self.run_code(code, timeout_ms=60000)
+        self.assertEqual(status, 200, res)
+        self.assertIn(res["stdout"].strip(), ("ENOSPC", "EFBIG"))
+        status, res, _ = self.run_code("import os; os.remove('/tmp/fill'); print('freed')")
+        self.assertEqual(res["stdout"], "freed\n")
+        self.assert_usable()
+
+    def test_huge_output_is_capped(self):
+        status, res, _ = self.run_code(
+            "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * (1 << 20))",
+            timeout_ms=120000)
+        self.assertEqual(status, 200, res)
+        self.assertTrue(res["stdout_truncated"])
+        self.assertTrue(res["truncated"])
+        self.assertEqual(len(res["stdout"]), 1 << 20)
+        self.assert_usable()
+
+    def test_fifty_concurrent_busy_loops(self):
+        def busy(_):
+            return self.run_code("while True: pass", timeout_ms=2000)
+
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(busy, range(50)))
+        for status, res, _ in results:
+            self.assertEqual(status, 200, res)
+            self.assertTrue(res["timed_out"])
+        self.assertLess(time.monotonic() - t0, 120)
+        self.assert_usable()
+
+    def test_no_host_files_and_no_network(self):
+        code = ("import os, socket\n"
+                "print(sorted(os.listdir('/sys/class/net')))\n"
+                "print(open('/etc/hostname').read().strip())\n"
+                "print(os.path.exists('/work'), os.path.exists('/var/lib/emberd'))\n"
+                "s = socket.socket()\n"
+                "s.settimeout(2)\n"
+                "try:\n"
+                "    s.connect(('10.0.2.2', 80))\n"
+                "    print('connected')\n"
+                "except OSError as e:\n"
+                "    print('refused', e.errno)\n")
+        status, res, _ = self.run_code(code)
+        self.assertEqual(status, 200, res)
+        lines = res["stdout"].splitlines()
+        self.assertEqual(lines[0], "['lo']")
+        self.assertEqual(lines[1], "emberd")
+        self.assertEqual(lines[2], "False False")
+        self.assertTrue(lines[3].startswith("refused"), lines)
+        # loopback itself works
+        status, res, _ = self.run_code(
+            "import socket\nl = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n"
+            "c = socket.create_connection(l.getsockname()); a, _ = l.accept()\n"
+            "c.sendall(b'ping'); print(a.recv(4).decode())")
+        self.assertEqual(res["stdout"], "ping\n")
+
+    def test_cannot_kill_pid1_or_become_root(self):
+        code = ("import os, signal\n"
+                "for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):\n"
+                "    try:\n"
+                "        os.kill(1, sig)\n"
+                "        print('killed')\n"
+                "    except PermissionError:\n"
+                "        print('denied')\n"
+                "try:\n"
+                "    os.setuid(0)\n"
+                "    print('root')\n"
+                "except PermissionError:\n"
+                "    print('denied')\n"
+                "try:\n"
+                "    open('/dev/vda', 'rb')\n"
+                "    print('disk')\n"
+                "except OSError:\n"
+                "    print('denied')\n")
+        status, res, _ = self.run_code(code)
+        self.assertEqual(status, 200, res)
+        self.assertEqual(res["stdout"].split(), ["denied"] * 5)
+        self.assert_usable()
+
+
+class ApiAbuseTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon("--max-connections", "512")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def expect(self, method, path, status, body=None, raw=None):
+        got, reply, payload = self.d.request(method, path, body=body, raw=raw)
+        self.assertEqual(got, status, (method, path, payload[:300]))
+        if status != 204:
+            self.assertIn("error", reply)
+            self.assertIsInstance(reply["error"]["code"], str)
+            self.assertIsInstance(reply["error"]["message"], str)
+        return reply
+
+    def test_malformed_and_wrongly_typed_bodies(self):
+        for raw in [b"{", b"null", b"\"str\"", b"[]", b"{\"language_pack\":}", b"\xff\xfe",
+                    b"{\"a\":1}{\"b\":2}", b"{\"language_pack\":\"python\"" + b" " * 10,
+                    b'{"vcpus": 1e400}', b'{"vcpus": 99999999999999999999999}',
+                    b'{"vcpus": -1}', b'{"memory_mib": 1.5}', b'{"timeout_s": true}',
+                    b'{"language_pack": ["python"]}', b'{"language_pack": "\\u0000"}']:
+            self.expect("POST", "/sandboxes", 400, raw=raw)
+
+    def test_path_traversal_and_odd_ids(self):
+        for path in ["/sandboxes/../../etc/passwd", "/sandboxes/sb_%2e%2e%2f%2e%2e",
+                     "/sandboxes/" + "a" * 5000, "/sandboxes/sb_" + "g" * 32,
+                     "/sandboxes/SB_" + "0" * 32, "/sandboxes//exec", "/sandboxes/%00"]:
+            got, _, _ = self.d.request("GET", path)
+            self.assertIn(got, (400, 404, 414), path)
+            got, _, _ = self.d.request("POST", path + "/exec", {"code": "1"})
+            self.assertIn(got, (400, 404, 414), path)
+
+    def test_unknown_routes_and_methods(self):
+        self.expect("GET", "/", 404)
+        self.expect("GET", "/v2/sandboxes", 404)
+        self.expect("PATCH", "/sandboxes", 405)
+        self.expect("POST", "/healthz", 405)
+        self.expect("PUT", "/packs", 405)
+        self.expect("GET", "/sandboxes/sb_" + "0" * 32 + "/exec", 405)
+        self.expect("POST", "/sandboxes/sb_" + "0" * 32, 405)
+        self.expect("GET", "/sandboxes/sb_" + "0" * 32 + "/nothing", 404)
+
+    def test_one_megabyte_bodies(self):
+        big = json.dumps({"code": "x" * (1 << 20)}).encode()
+        self.expect("POST", "/sandboxes/sb_" + "0" * 32 + "/exec", 413, raw=big)
+        self.expect("POST", "/sandboxes", 400, raw=b"{" + b" " * (1 << 20) + b"}x")
+        # A declared 8 MiB body is refused before the client sends it.
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
+        try:
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
+            self.assertIn(b" 413 ", s.recv(4096).split(b"\r\n")[0])
+        finally:
+            s.close()
+
+    def test_two_hundred_simultaneous_connections(self):
+        def hit(_):
+            return self.d.request("GET", "/healthz", timeout=60)[0]
+
+        socks = []
+        try:
+            # 200 idle connections held open, then 200 requests on top of them.
+            for _ in range(200):
+                socks.append(socket.create_connection(("127.0.0.1", self.d.port), timeout=10))
+            with concurrent.futures.ThreadPoolExecutor(200) as pool:
+                statuses = list(pool.map(hit, range(200)))
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual(statuses, [200] * 200)
+
+    def test_slow_client_is_dropped_and_others_are_served(self):
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        try:
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            got, _, _ = self.d.request("GET", "/healthz")
+            self.assertEqual(got, 200)
+        finally:
+            s.close()
+
+
+class ShortTimeoutTest(unittest.TestCase):
+    def test_idle_connection_is_closed_after_the_connection_timeout(self):
+        d = harness.Daemon("--connection-timeout-s", "1")
+        try:
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            t0 = time.monotonic()
+            self.assertEqual(s.recv(100), b"")  # the daemon hung up on the stalled upload
+            self.assertLess(time.monotonic() - t0, 8)
+            s.close()
+        finally:
+            d.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
