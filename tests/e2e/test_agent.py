@@ -497,3 +497,33 @@ class AgentTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ChannelFdTest(unittest.TestCase):
+    """--channel-fd: the agent serves an inherited connected fd and exits cleanly when it closes."""
+
+    def test_serves_inherited_fd_and_exits_when_it_closes(self):
+        if not os.path.exists(AGENT):
+            self.fail(f"{AGENT} is missing: run `make build/asan/bin/emberd-init`")
+        tmp = tempfile.mkdtemp(prefix="emberd-agent-fd.")
+        os.chmod(tmp, 0o755)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            agent = subprocess.Popen(
+                [AGENT, "--agent-only", "--channel-fd", str(theirs.fileno()), "--work-dir", tmp],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE)
+            theirs.close()
+            ours.settimeout(30)
+            c = ep.Client(ours, timeout=30)
+            c.hello()
+            r = c.exec("echo via-fd; id -u", argv=SH)
+            self.assertEqual(r.exit["exit_code"], 0, r)
+            self.assertEqual(bytes(r.stdout), f"via-fd\n{os.getuid()}\n".encode())
+            c.close()
+            _, err = agent.communicate(timeout=30)
+            self.assertEqual(agent.returncode, 0, err.decode(errors="replace"))
+            self.assertEqual(sanitizer_problems(err.decode(errors="replace")), [])
+        finally:
+            ours.close()
+            shutil.rmtree(tmp, ignore_errors=True)
