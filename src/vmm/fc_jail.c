@@ -119,8 +119,8 @@ static int make_dirs(const char *path, mode_t mode, struct ember_error **err)
 	return 0;
 }
 
-int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const char *exec_file,
-		    const char *sandbox_id, struct ember_error **err)
+int fc_jail_layout(struct fc_jail *j, const struct fc_jail_settings *s, const char *exec_file,
+		   const char *sandbox_id, struct ember_error **err)
 {
 	const char *exec_name = strrchr(exec_file, '/');
 
@@ -138,6 +138,14 @@ int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const c
 		j->instance_dir[0] = '\0';
 		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "jail path too long");
 	}
+	return 0;
+}
+
+int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const char *exec_file,
+		    const char *sandbox_id, struct ember_error **err)
+{
+	if (fc_jail_layout(j, s, exec_file, sandbox_id, err) < 0)
+		return -1;
 	if (make_dirs(j->root, 0700, err) < 0)
 		return ember_error_wrap(err, "jail for %s", sandbox_id);
 	return 0;

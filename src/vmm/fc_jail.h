@@ -36,8 +36,12 @@ struct fc_jail {
 	char cgroup_dir[PATH_MAX];   /* <cgroup2 root>/<exec name>/<id>, or empty */
 };
 
-/* Computes the layout for exec_file and sandbox_id and creates root (the jailer chowns it to
- * uid:gid; it leaves an existing directory in place). */
+/* Computes the layout for exec_file and sandbox_id (no I/O). */
+int fc_jail_layout(struct fc_jail *j, const struct fc_jail_settings *s, const char *exec_file,
+		   const char *sandbox_id, struct ember_error **err);
+
+/* fc_jail_layout(), then creates root (the jailer chowns it to uid:gid; it leaves an existing
+ * directory in place). */
 int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const char *exec_file,
 		    const char *sandbox_id, struct ember_error **err);
 

@@ -126,21 +126,54 @@ static int copy_path(char *out, size_t size, const char *path, struct ember_erro
 	return 0;
 }
 
-/* Lays out the jail and links the boot files into it; the API then names them from inside. */
-static int prepare_jail(struct fc_vm *f, const struct fc_driver *fcd, const char *exec_file,
-			const struct vmm_boot_config *cfg, struct ember_error **err)
+/* The sockets' host paths and the console log; with cfg (a new VM, not a re-attach) also the
+ * paths Firecracker is told and, when jailed, the jail with the boot files linked into it. */
+static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vmm_boot_config *cfg,
+		       struct ember_error **err)
 {
+	const struct fc_driver *fcd = vm->drv->priv;
+	const char *exec_file = vm->drv->vmm_path;
+
+	if (fc_instance_id(vm->sandbox_id, f->id, sizeof(f->id), err) < 0)
+		return -1;
+	/* Firecracker writes the guest's serial console to its stdout: the log is the console. */
+	if (snprintf(vm->console_log, sizeof(vm->console_log), "%s/vmm.log", vm->run_dir) >=
+	    (int)sizeof(vm->console_log))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
+
+	if (!fcd->jailed) {
+		if (sock_path(f->api_sock, sizeof(f->api_sock), vm->run_dir, "fc.sock", err) < 0 ||
+		    sock_path(f->vsock_sock, sizeof(f->vsock_sock), vm->run_dir, "v.sock", err) < 0)
+			return -1;
+		if (cfg == NULL)
+			return 0;
+		if (copy_path(f->kernel, sizeof(f->kernel), cfg->kernel_vmlinux, err) < 0 ||
+		    copy_path(f->initramfs, sizeof(f->initramfs), cfg->initramfs, err) < 0 ||
+		    copy_path(f->pack, sizeof(f->pack), cfg->pack_image, err) < 0)
+			return -1;
+		return copy_path(f->vsock_uds, sizeof(f->vsock_uds), f->vsock_sock, err);
+	}
+
+	/* Jailed: Firecracker sees only the chroot, so every path it is told is inside it. */
 	f->jailed = true;
-	if (fc_jail_prepare(&f->jail, &fcd->jail, exec_file, cfg->sandbox_id, err) < 0 ||
-	    fc_jail_link(&f->jail, cfg->kernel_vmlinux, "vmlinux", f->kernel, sizeof(f->kernel),
-			 err) < 0 ||
-	    fc_jail_link(&f->jail, cfg->initramfs, "initramfs", f->initramfs,
-			 sizeof(f->initramfs), err) < 0 ||
-	    fc_jail_link(&f->jail, cfg->pack_image, "pack", f->pack, sizeof(f->pack), err) < 0 ||
-	    fc_jail_host_path(&f->jail, "fc.sock", f->api_sock, sizeof(f->api_sock), err) < 0 ||
+	if (cfg == NULL) {
+		if (fc_jail_layout(&f->jail, &fcd->jail, exec_file, vm->sandbox_id, err) < 0)
+			return -1;
+	} else if (fc_jail_prepare(&f->jail, &fcd->jail, exec_file, vm->sandbox_id, err) < 0) {
+		return -1;
+	}
+	if (fc_jail_host_path(&f->jail, "fc.sock", f->api_sock, sizeof(f->api_sock), err) < 0 ||
 	    fc_jail_host_path(&f->jail, "v.sock", f->vsock_sock, sizeof(f->vsock_sock), err) < 0)
 		return -1;
+	if (cfg == NULL)
+		return 0;
 	snprintf(f->vsock_uds, sizeof(f->vsock_uds), "/v.sock");
+	if (fc_jail_link(&f->jail, cfg->kernel_vmlinux, "vmlinux", f->kernel, sizeof(f->kernel),
+			 err) < 0 ||
+	    fc_jail_link(&f->jail, cfg->initramfs, "initramfs", f->initramfs, sizeof(f->initramfs),
+			 err) < 0 ||
+	    fc_jail_link(&f->jail, cfg->pack_image, "pack", f->pack, sizeof(f->pack), err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -151,7 +184,7 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 	const struct fc_driver *fcd = drv->priv;
 	struct fc_vm *f = calloc(1, sizeof(*f));
 	char *argv[FC_ARGV_MAX + 1] = { 0 };
-	char uid[16], gid[16], memory_max[48], vmm_log[PATH_MAX];
+	char uid[16], gid[16], memory_max[48];
 	size_t argc = 0;
 
 	if (f == NULL)
@@ -159,25 +192,9 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 	vm->priv = f;
 	f->vcpus = cfg->vcpus;
 	f->memory_mib = cfg->memory_mib;
-	if (fc_instance_id(cfg->sandbox_id, f->id, sizeof(f->id), err) < 0 ||
+	if (setup_paths(vm, f, cfg, err) < 0 ||
 	    vmm_kernel_cmdline(drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
 		return -1;
-	/* Firecracker writes the guest's serial console to its stdout: the log is the console. */
-	if (snprintf(vmm_log, sizeof(vmm_log), "%s/vmm.log", cfg->run_dir) >= (int)sizeof(vmm_log))
-		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
-	snprintf(vm->console_log, sizeof(vm->console_log), "%s", vmm_log);
-
-	if (fcd->jailed) {
-		if (prepare_jail(f, fcd, drv->vmm_path, cfg, err) < 0)
-			return -1;
-	} else if (sock_path(f->api_sock, sizeof(f->api_sock), cfg->run_dir, "fc.sock", err) < 0 ||
-		   sock_path(f->vsock_sock, sizeof(f->vsock_sock), cfg->run_dir, "v.sock", err) < 0 ||
-		   copy_path(f->kernel, sizeof(f->kernel), cfg->kernel_vmlinux, err) < 0 ||
-		   copy_path(f->initramfs, sizeof(f->initramfs), cfg->initramfs, err) < 0 ||
-		   copy_path(f->pack, sizeof(f->pack), cfg->pack_image, err) < 0 ||
-		   copy_path(f->vsock_uds, sizeof(f->vsock_uds), f->vsock_sock, err) < 0) {
-		return -1;
-	}
 	/* Firecracker refuses to bind over an existing path. */
 	unlink(f->api_sock);
 	unlink(f->vsock_sock);
@@ -215,7 +232,7 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		argv[argc++] = f->id;
 	}
 	argv[argc] = NULL;
-	return vmm_spawn(argv, vmm_log, &vm->pid, &vm->pidfd, err);
+	return vmm_spawn(argv, vm->console_log, &vm->pid, &vm->pidfd, err);
 }
 
 /* The socket appears once Firecracker is listening; a process that dies first fails at once. */
@@ -364,6 +381,20 @@ static void fc_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 	json_decref(body);
 }
 
+/* A VM an earlier daemon configured and left running: only the paths need rebuilding. */
+static int fc_attach(struct vmm_instance *vm, struct ember_error **err)
+{
+	struct fc_vm *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	vm->priv = f;
+	if (setup_paths(vm, f, NULL, err) < 0)
+		return -1;
+	f->configured = true;
+	return 0;
+}
+
 static void fc_release(struct vmm_instance *vm)
 {
 	struct fc_vm *f = vm->priv;
@@ -387,5 +418,6 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.connect_agent = fc_connect_agent,
 	.request_stop = fc_request_stop,
 	.release = fc_release,
+	.attach = fc_attach,
 	.free_driver = fc_free_driver,
 };
