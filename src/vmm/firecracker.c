@@ -388,9 +388,12 @@ static int fc_attach(struct vmm_instance *vm, struct ember_error **err)
 
 	if (f == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	vm->priv = f;
-	if (setup_paths(vm, f, NULL, err) < 0)
+	/* vmm_attach() frees only the instance when this fails: nothing may stay allocated. */
+	if (setup_paths(vm, f, NULL, err) < 0) {
+		free(f);
 		return -1;
+	}
+	vm->priv = f;
 	f->configured = true;
 	return 0;
 }
