@@ -226,11 +226,13 @@ static struct MHD_Daemon *start_daemon(struct api_server *s, const struct api_se
 {
 	return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC,
-				0, NULL, NULL, handle, s, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+				0, NULL, NULL, handle, s,
+				/* The logger first, so MHD never falls back to its own. */
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+				MHD_OPTION_LISTEN_SOCKET, listen_fd,
 				MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
 				MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 				MHD_OPTION_END);
 }
