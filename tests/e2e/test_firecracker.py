@@ -82,6 +82,18 @@ class FirecrackerApiTest(test_api.ApiTest):
     daemon_args = FC_ARGS
     expected_driver = "firecracker"
 
+    def test_oversized_body_is_413(self):
+        # No VM involved. harness.request() can lose a race with the server's early 413: the
+        # daemon answers and closes while the client still sends the 3 MiB body, and the client
+        # sees EPIPE instead of reading the answer (seen with either driver; the fix belongs in
+        # harness.request). Retry only that client-side failure, never a wrong answer.
+        for attempt in range(3):
+            try:
+                return super().test_oversized_body_is_413()
+            except (BrokenPipeError, ConnectionResetError):
+                if attempt == 2:
+                    raise
+
 
 class FirecrackerConfigTest(unittest.TestCase):
     @classmethod
