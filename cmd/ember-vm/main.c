@@ -122,6 +122,7 @@ static json_t *run_exec(struct channel *ch, const struct pack *pack, json_t *spe
 	req.stdin_len = stdin_len;
 	req.timeout_ms = (uint32_t)timeout;
 	req.output_limit = limit;
+	req.max_processes = 256;
 	t0 = time_mono_us();
 	if (channel_exec(ch, &req, &res, err) < 0)
 		return NULL;

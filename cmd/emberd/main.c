@@ -61,6 +61,9 @@ static void usage(FILE *out)
 		"  --boot-timeout-ms N          create fails after this (default 60000)\n"
 		"  --max-exec-timeout-ms N      (default 600000)\n"
 		"  --max-output-bytes N         per stream per exec (default 16777216)\n"
+		"  --max-processes N            processes the sandbox user may have in the guest\n"
+		"                               (RLIMIT_NPROC; default 256: stops fork bombs)\n"
+		"  --max-overlay-mib N          writable layer a create may ask for (default 2048)\n"
 		"  --max-body-bytes N           request body (default 4194304; beyond: 413)\n"
 		"  --max-connections N          (default 256)\n"
 		"  --connection-timeout-s N     idle client timeout (default 30)\n"
@@ -96,7 +99,7 @@ enum {
 	OPT_FC_BIN, OPT_JAILER, OPT_MAX_SANDBOXES, OPT_MAX_BOOTS, OPT_MAX_VCPUS, OPT_MAX_MEMORY,
 	OPT_DEFAULT_TIMEOUT, OPT_MAX_TIMEOUT, OPT_BOOT_TIMEOUT, OPT_MAX_EXEC_TIMEOUT,
 	OPT_MAX_OUTPUT, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_CONN_TIMEOUT, OPT_LOG_LEVEL,
-	OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
+	OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -120,6 +123,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "boot-timeout-ms", required_argument, NULL, OPT_BOOT_TIMEOUT },
 		{ "max-exec-timeout-ms", required_argument, NULL, OPT_MAX_EXEC_TIMEOUT },
 		{ "max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT },
+		{ "max-processes", required_argument, NULL, OPT_MAX_PROCESSES },
+		{ "max-overlay-mib", required_argument, NULL, OPT_MAX_OVERLAY },
 		{ "max-body-bytes", required_argument, NULL, OPT_MAX_BODY },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
 		{ "connection-timeout-s", required_argument, NULL, OPT_CONN_TIMEOUT },
@@ -179,6 +184,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		    "--max-exec-timeout-ms")
 		NUM(OPT_MAX_OUTPUT, o->manager.max_output_bytes, 0, 64ull << 20,
 		    "--max-output-bytes")
+		NUM(OPT_MAX_PROCESSES, o->manager.max_processes, 8, 65536, "--max-processes")
+		NUM(OPT_MAX_OVERLAY, o->manager.max_overlay_mib, 8, 65536, "--max-overlay-mib")
 		NUM(OPT_MAX_BODY, o->api.max_body_bytes, 1024, 64ull << 20, "--max-body-bytes")
 		NUM(OPT_MAX_CONNECTIONS, o->api.max_connections, 1, 10000, "--max-connections")
 		NUM(OPT_CONN_TIMEOUT, o->api.connection_timeout_s, 1, 3600,
@@ -260,7 +267,8 @@ int main(int argc, char **argv)
 			     .max_concurrent_boots = 4, .max_vcpus = 4, .max_memory_mib = 2048,
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,
-			     .max_output_bytes = 16u << 20 },
+			     .max_output_bytes = 16u << 20, .max_processes = 256,
+			     .max_overlay_mib = 2048 },
 		.images_dir = getenv("IMAGES_DIR") != NULL ? getenv("IMAGES_DIR")
 							   : "/var/lib/emberd/images",
 		.vmm = "auto",

@@ -26,7 +26,7 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 		     struct ember_error **err)
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
-					    NULL };
+					    "overlay_mib", NULL };
 	json_t *root = NULL;
 	const char *pack;
 	size_t pack_len;
@@ -57,6 +57,10 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 	if (got < 0)
 		goto out;
 	out->timeout_s = got == 1 ? (unsigned)v : 0;
+	got = json_get_uint(root, "overlay_mib", false, 8, 65536, &v, KIND, err);
+	if (got < 0)
+		goto out;
+	out->overlay_mib = got == 1 ? (unsigned)v : 0;
 	ret = 0;
 out:
 	json_decref(root);
@@ -115,7 +119,8 @@ static int parse_env(json_t *root, struct api_exec_body *out, struct ember_error
 int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 		   struct ember_error **err)
 {
-	static const char *const keys[] = { "code", "stdin", "timeout_ms", "env", NULL };
+	static const char *const keys[] = { "code", "stdin", "timeout_ms", "env",
+					    "max_output_bytes", NULL };
 	uint64_t timeout;
 	int got;
 
@@ -147,6 +152,11 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 	if (got < 0)
 		goto fail;
 	out->timeout_ms = got == 1 ? (uint32_t)timeout : 0;
+	got = json_get_uint(out->root, "max_output_bytes", false, 0, PROTO_OUTPUT_LIMIT_MAX,
+			    &out->max_output_bytes, KIND, err);
+	if (got < 0)
+		goto fail;
+	out->has_max_output = got == 1;
 	if (parse_env(out->root, out, err) < 0)
 		goto fail;
 	return 0;

@@ -20,6 +20,7 @@ struct api_create_body {
 	unsigned vcpus;           /* 0 when absent */
 	unsigned memory_mib;
 	unsigned timeout_s;
+	unsigned overlay_mib;
 };
 
 struct api_exec_body {
@@ -32,6 +33,8 @@ struct api_exec_body {
 	uint32_t timeout_ms;      /* 0 when absent */
 	char *env[PROTO_ENV_MAX + 1]; /* malloc'd "NAME=value" */
 	size_t envc;
+	bool has_max_output;
+	uint64_t max_output_bytes;
 };
 
 /* An empty body means all defaults. */

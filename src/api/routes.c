@@ -114,6 +114,7 @@ static void route_create(struct api_context *ctx, const char *body, size_t len,
 	req.vcpus = parsed.vcpus;
 	req.memory_mib = parsed.memory_mib;
 	req.timeout_s = parsed.timeout_s;
+	req.overlay_mib = parsed.overlay_mib;
 	if (manager_create_sandbox(ctx->manager, &req, &info, &err) < 0)
 		{ respond_err(resp, &err); return; }
 	respond_json(resp, 201, api_encode_sandbox(&info));
@@ -173,6 +174,8 @@ static void route_exec(struct api_context *ctx, const char *id, const char *body
 	req.timeout_ms = parsed.timeout_ms;
 	req.env = parsed.env;
 	req.envc = parsed.envc;
+	req.has_max_output = parsed.has_max_output;
+	req.max_output_bytes = parsed.max_output_bytes;
 	if (manager_exec(ctx->manager, id, &req, &res, &err) < 0) {
 		api_exec_body_release(&parsed);
 		{ respond_err(resp, &err); return; }

@@ -466,6 +466,7 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		.code_len = req->code_len,
 		.timeout_ms = req->timeout_ms,
 		.output_limit = req->output_limit,
+		.max_processes = req->max_processes,
 		.stdin_follows = req->has_stdin,
 	};
 	_cleanup_free_ char *text = NULL;

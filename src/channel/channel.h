@@ -41,6 +41,7 @@ struct channel_exec_request {
 	bool has_stdin;
 	uint32_t timeout_ms;
 	uint64_t output_limit;
+	uint32_t max_processes;
 };
 
 struct channel_exec_result {

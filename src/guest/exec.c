@@ -375,6 +375,7 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 		.stdin_fd = child_in,
 		.stdout_fd = child_out,
 		.stderr_fd = child_err,
+		.max_processes = req->max_processes,
 	};
 	size_t i;
 

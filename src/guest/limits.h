@@ -26,9 +26,8 @@
  * enough for a full pipe buffer, bounded against a writer that never stops. */
 #define GUEST_EXEC_FINAL_DRAIN (256u * 1024u)
 
-/* Resource limits of every exec. NPROC stops fork bombs (RLIMIT_NPROC counts per uid);
- * FSIZE keeps one file from eating the whole overlay tmpfs in one go. */
-#define GUEST_RLIMIT_NPROC 512
+/* Resource limits of every exec (RLIMIT_NPROC, which stops fork bombs, comes from the host in
+ * each EXEC as max_processes). FSIZE keeps one file from eating the whole overlay tmpfs. */
 #define GUEST_RLIMIT_NOFILE 1024
 #define GUEST_RLIMIT_FSIZE (256ull * 1024 * 1024)
 

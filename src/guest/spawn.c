@@ -77,13 +77,13 @@ static int cloexec_all(void)
 	return 0;
 }
 
-static int set_limits(void)
+static int set_limits(rlim_t max_processes)
 {
-	static const struct {
+	const struct {
 		int resource;
 		rlim_t value;
 	} limits[] = {
-		{ RLIMIT_NPROC, GUEST_RLIMIT_NPROC },
+		{ RLIMIT_NPROC, max_processes },
 		{ RLIMIT_NOFILE, GUEST_RLIMIT_NOFILE },
 		{ RLIMIT_CORE, 0 },
 		{ RLIMIT_FSIZE, GUEST_RLIMIT_FSIZE },
@@ -158,7 +158,7 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 		child_fail(report, STEP_STDIO);
 	if (cloexec_all() < 0)
 		child_fail(report, STEP_FDS);
-	if (set_limits() < 0)
+	if (set_limits(spec->max_processes) < 0)
 		child_fail(report, STEP_RLIMIT);
 	set_oom_score();
 	if (chdir(spec->cwd) < 0)

@@ -6,6 +6,7 @@
 #define EMBER_GUEST_SPAWN_H
 
 #include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -20,6 +21,7 @@ struct guest_spawn_spec {
 	int stdin_fd;       /* become the child's 0, 1, 2 */
 	int stdout_fd;
 	int stderr_fd;
+	rlim_t max_processes; /* RLIMIT_NPROC of the uid (counts every process it owns) */
 };
 
 /* The directories an interpreter name without a slash is looked up in. */

@@ -157,9 +157,10 @@ char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_
 				"exec request has a string that is not valid UTF-8");
 		return NULL;
 	}
-	return dump_and_free(json_pack("{s:o, s:o, s:o, s:I, s:I, s:b}", "argv", argv, "env", env,
-				       "code", code, "timeout_ms", (json_int_t)msg->timeout_ms,
+	return dump_and_free(json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:b}", "argv", argv, "env",
+				       env, "code", code, "timeout_ms", (json_int_t)msg->timeout_ms,
 				       "output_limit", (json_int_t)msg->output_limit,
+				       "max_processes", (json_int_t)msg->max_processes,
 				       "stdin_follows", msg->stdin_follows),
 			     len, err);
 }
@@ -214,9 +215,9 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 		      struct ember_error **err)
 {
 	static const char *const keys[] = { "argv", "env", "code", "timeout_ms", "output_limit",
-					    "stdin_follows", NULL };
+					    "max_processes", "stdin_follows", NULL };
 	json_t *root = NULL;
-	uint64_t timeout, limit;
+	uint64_t timeout, limit, nproc;
 	const char *code;
 	size_t code_len;
 	bool stdin_follows = false;
@@ -232,6 +233,8 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 			  err) < 0 ||
 	    json_get_uint(root, "output_limit", true, 0, PROTO_OUTPUT_LIMIT_MAX, &limit, KIND,
 			  err) < 0 ||
+	    json_get_uint(root, "max_processes", true, 1, PROTO_MAX_PROCESSES_MAX, &nproc, KIND,
+			  err) < 0 ||
 	    json_get_bool(root, "stdin_follows", true, &stdin_follows, KIND, err) < 0)
 		goto fail;
 	msg->code = malloc(code_len + 1);
@@ -243,6 +246,7 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 	msg->code_len = code_len;
 	msg->timeout_ms = (uint32_t)timeout;
 	msg->output_limit = limit;
+	msg->max_processes = (uint32_t)nproc;
 	msg->stdin_follows = stdin_follows;
 	json_decref(root);
 	return 0;

@@ -20,6 +20,7 @@
 /* Bounds a host may ask of the guest per exec (the daemon applies its own, lower defaults). */
 #define PROTO_TIMEOUT_MS_MAX (24u * 3600u * 1000u)
 #define PROTO_OUTPUT_LIMIT_MAX (64u * 1024u * 1024u)
+#define PROTO_MAX_PROCESSES_MAX 65536u
 
 /* HELLO: the host opens every session with this. Time and entropy let a restored clone make
  * itself unique and correct before it reports ready (see docs/protocol.md). */
@@ -49,6 +50,7 @@ struct proto_exec {
 	size_t code_len;
 	uint32_t timeout_ms;                 /* >= 1 */
 	uint64_t output_limit;               /* bytes kept per stream, the rest dropped and flagged */
+	uint32_t max_processes;              /* RLIMIT_NPROC of the sandbox user (>= 1) */
 	bool stdin_follows;                  /* STDIN frames follow, ending with FIN */
 };
 

@@ -33,6 +33,7 @@ struct sandbox {
 	unsigned vcpus;
 	unsigned memory_mib;
 	unsigned timeout_s;
+	unsigned overlay_mib;
 	int64_t created_wall_ns;
 	int64_t created_mono_ms;
 	int64_t expires_mono_ms;
@@ -127,6 +128,7 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 	info->vcpus = sb->vcpus;
 	info->memory_mib = sb->memory_mib;
 	info->timeout_s = sb->timeout_s;
+	info->overlay_mib = sb->overlay_mib;
 	info->created_wall_ns = sb->created_wall_ns;
 	info->expires_wall_ns = sb->expires_mono_ms > 0
 					? sb->created_wall_ns +
@@ -369,8 +371,7 @@ void manager_free(struct manager *m)
 }
 
 static int validate_create(struct manager *m, const struct sandbox_create_request *req,
-			   const struct pack **pack_out, unsigned *vcpus, unsigned *memory,
-			   unsigned *timeout_s, struct ember_error **err)
+			   struct sandbox *sb, struct ember_error **err)
 {
 	const char *name = req->language_pack != NULL ? req->language_pack : "python";
 	const struct pack *pack = catalog_find(m->catalog, name);
@@ -383,22 +384,31 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 				       "unknown language_pack `%.64s`; available packs: %s", name,
 				       names);
 	}
-	*vcpus = req->vcpus != 0 ? req->vcpus : pack->defaults.vcpus;
-	*memory = req->memory_mib != 0 ? req->memory_mib : pack->defaults.memory_mib;
-	*timeout_s = req->timeout_s != 0 ? req->timeout_s : m->cfg.default_timeout_s;
-	if (*vcpus > m->cfg.max_vcpus)
+	sb->vcpus = req->vcpus != 0 ? req->vcpus : pack->defaults.vcpus;
+	sb->memory_mib = req->memory_mib != 0 ? req->memory_mib : pack->defaults.memory_mib;
+	sb->timeout_s = req->timeout_s != 0 ? req->timeout_s : m->cfg.default_timeout_s;
+	sb->overlay_mib = req->overlay_mib != 0 ? req->overlay_mib : pack->defaults.overlay_mib;
+	if (sb->vcpus > m->cfg.max_vcpus)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "field `vcpus` must be between 1 and %u (daemon limit)",
 				       m->cfg.max_vcpus);
-	if (*memory < 64 || *memory > m->cfg.max_memory_mib)
+	if (sb->memory_mib < 64 || sb->memory_mib > m->cfg.max_memory_mib)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "field `memory_mib` must be between 64 and %u (daemon limit)",
 				       m->cfg.max_memory_mib);
-	if (*timeout_s > m->cfg.max_timeout_s)
+	if (sb->timeout_s > m->cfg.max_timeout_s)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "field `timeout_s` must be between 1 and %u (daemon limit)",
 				       m->cfg.max_timeout_s);
-	*pack_out = pack;
+	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
+	if (sb->overlay_mib < 8 || sb->overlay_mib > m->cfg.max_overlay_mib ||
+	    sb->overlay_mib > sb->memory_mib)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `overlay_mib` must be between 8 and %u (the smaller of "
+				       "--max-overlay-mib and memory_mib)",
+				       m->cfg.max_overlay_mib < sb->memory_mib ? m->cfg.max_overlay_mib
+									       : sb->memory_mib);
+	sb->pack = pack;
 	return 0;
 }
 
@@ -458,6 +468,7 @@ static void save_record(struct sandbox *sb)
 	rec.vcpus = sb->vcpus;
 	rec.memory_mib = sb->memory_mib;
 	rec.timeout_s = sb->timeout_s;
+	rec.overlay_mib = sb->overlay_mib;
 	rec.created_wall_ns = sb->created_wall_ns;
 	rec.expires_wall_ns = sb->created_wall_ns +
 			      (sb->expires_mono_ms - sb->created_mono_ms) * 1000000;
@@ -488,8 +499,7 @@ static int boot(struct manager *m, struct sandbox *sb, struct ember_error **err)
 		sb->run_dir[0] = '\0';
 		return ember_error_sys(err, "create sandbox directory");
 	}
-	snprintf(cmdline_extra, sizeof(cmdline_extra), "emberd.overlay_mib=%u",
-		 sb->pack->defaults.overlay_mib);
+	snprintf(cmdline_extra, sizeof(cmdline_extra), "emberd.overlay_mib=%u", sb->overlay_mib);
 	bcfg.sandbox_id = sb->id;
 	bcfg.run_dir = sb->run_dir;
 	bcfg.kernel_bzimage = cat->bzimage;
@@ -517,8 +527,7 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	sb = calloc(1, sizeof(*sb));
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	if (validate_create(m, req, &sb->pack, &sb->vcpus, &sb->memory_mib, &sb->timeout_s,
-			    err) < 0 ||
+	if (validate_create(m, req, sb, err) < 0 ||
 	    id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), err) < 0) {
 		free(sb);
 		return -1;
@@ -681,9 +690,19 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 	creq.stdin_len = req->stdin_len;
 	creq.has_stdin = req->has_stdin;
 	creq.timeout_ms = timeout;
-	creq.output_limit = sb->pack->defaults.output_limit_bytes < m->cfg.max_output_bytes
-				    ? sb->pack->defaults.output_limit_bytes
-				    : m->cfg.max_output_bytes;
+	creq.output_limit = req->has_max_output ? req->max_output_bytes
+						: sb->pack->defaults.output_limit_bytes;
+	if (creq.output_limit > m->cfg.max_output_bytes) {
+		if (req->has_max_output) {
+			release_after(m, sb, err, false);
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "field `max_output_bytes` must be at most %llu "
+					       "(--max-output-bytes)",
+					       (unsigned long long)m->cfg.max_output_bytes);
+		}
+		creq.output_limit = m->cfg.max_output_bytes;
+	}
+	creq.max_processes = m->cfg.max_processes;
 
 	pthread_mutex_lock(&m->lock);
 	sb->execs_running++;
@@ -800,6 +819,7 @@ static int recover_one(struct manager *m, const char *id, const char *dir, struc
 	sb->vcpus = rec.vcpus;
 	sb->memory_mib = rec.memory_mib;
 	sb->timeout_s = rec.timeout_s;
+	sb->overlay_mib = rec.overlay_mib;
 	sb->boot_ms = rec.boot_ms;
 	sb->created_wall_ns = rec.created_wall_ns;
 	sb->created_mono_ms = now_mono - (now_wall - rec.created_wall_ns) / 1000000;

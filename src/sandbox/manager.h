@@ -40,6 +40,8 @@ struct manager_config {
 	unsigned boot_timeout_ms;
 	unsigned max_exec_timeout_ms;
 	uint64_t max_output_bytes;        /* per stream per exec */
+	unsigned max_processes;           /* RLIMIT_NPROC of the guest's sandbox user */
+	unsigned max_overlay_mib;         /* writable layer (guest tmpfs) a create may ask for */
 };
 
 struct sandbox_create_request {
@@ -47,6 +49,7 @@ struct sandbox_create_request {
 	unsigned vcpus;                   /* 0: pack default */
 	unsigned memory_mib;              /* 0: pack default */
 	unsigned timeout_s;               /* 0: config default */
+	unsigned overlay_mib;             /* 0: pack default */
 };
 
 /* A consistent copy of one sandbox's public state (no pointers into the table). */
@@ -57,6 +60,7 @@ struct sandbox_info {
 	unsigned vcpus;
 	unsigned memory_mib;
 	unsigned timeout_s;
+	unsigned overlay_mib;
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
 	int64_t age_ms;
@@ -77,6 +81,8 @@ struct sandbox_exec_request {
 	uint32_t timeout_ms;              /* 0: pack default */
 	char *const *env;                 /* "NAME=value" */
 	size_t envc;
+	bool has_max_output;
+	uint64_t max_output_bytes;        /* per stream, when has_max_output */
 };
 
 struct manager_stats {

@@ -16,11 +16,13 @@
 char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 			    struct ember_error **err)
 {
-	json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:i, s:I}",
+	json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:i, "
+				"s:I}",
 				"version", SANDBOX_RECORD_VERSION, "id", rec->id, "language_pack",
 				rec->language_pack, "vmm", rec->vmm, "vcpus", (int)rec->vcpus,
 				"memory_mib", (int)rec->memory_mib, "timeout_s",
-				(int)rec->timeout_s, "created_wall_ns",
+				(int)rec->timeout_s, "overlay_mib", (int)rec->overlay_mib,
+				"created_wall_ns",
 				(json_int_t)rec->created_wall_ns, "expires_wall_ns",
 				(json_int_t)rec->expires_wall_ns, "boot_ms",
 				(json_int_t)rec->boot_ms, "pid", (int)rec->pid, "pid_start_ticks",
@@ -52,11 +54,11 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 			 struct ember_error **err)
 {
 	static const char *const keys[] = { "version", "id", "language_pack", "vmm", "vcpus",
-					    "memory_mib", "timeout_s", "created_wall_ns",
+					    "memory_mib", "timeout_s", "overlay_mib", "created_wall_ns",
 					    "expires_wall_ns", "boot_ms", "pid", "pid_start_ticks",
 					    NULL };
 	json_t *root = NULL;
-	uint64_t version, vcpus, memory, timeout, pid, ticks;
+	uint64_t version, vcpus, memory, timeout, overlay, pid, ticks;
 	int64_t created, expires, boot_ms;
 	int ret = -1;
 
@@ -73,6 +75,7 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	    json_get_uint(root, "vcpus", true, 1, 64, &vcpus, KIND, err) < 0 ||
 	    json_get_uint(root, "memory_mib", true, 64, 65536, &memory, KIND, err) < 0 ||
 	    json_get_uint(root, "timeout_s", true, 1, 30u * 86400, &timeout, KIND, err) < 0 ||
+	    json_get_uint(root, "overlay_mib", true, 1, 65536, &overlay, KIND, err) < 0 ||
 	    json_get_int(root, "created_wall_ns", true, 0, INT64_MAX, &created, KIND, err) < 0 ||
 	    json_get_int(root, "expires_wall_ns", true, 0, INT64_MAX, &expires, KIND, err) < 0 ||
 	    json_get_int(root, "boot_ms", true, 0, INT64_MAX, &boot_ms, KIND, err) < 0 ||
@@ -83,6 +86,7 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	rec->vcpus = (unsigned)vcpus;
 	rec->memory_mib = (unsigned)memory;
 	rec->timeout_s = (unsigned)timeout;
+	rec->overlay_mib = (unsigned)overlay;
 	rec->created_wall_ns = created;
 	rec->expires_wall_ns = expires;
 	rec->boot_ms = boot_ms;

@@ -23,6 +23,7 @@ struct sandbox_record {
 	unsigned vcpus;
 	unsigned memory_mib;
 	unsigned timeout_s;
+	unsigned overlay_mib;
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
 	int64_t boot_ms;

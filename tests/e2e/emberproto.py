@@ -248,12 +248,13 @@ class Client:
         return f.json()["processes"]
 
     def start_exec(self, code, argv=("/usr/bin/python3",), env=(), timeout_ms=30000,
-                   output_limit=1 << 20, stdin=None, frame_id=None):
+                   output_limit=1 << 20, stdin=None, frame_id=None, max_processes=256):
         """Sends EXEC (and all of stdin, when given); returns the exec id."""
         frame_id = self.alloc_id() if frame_id is None else frame_id
         msg = {
             "argv": list(argv), "env": list(env), "code": code, "timeout_ms": timeout_ms,
-            "output_limit": output_limit, "stdin_follows": stdin is not None,
+            "output_limit": output_limit, "max_processes": max_processes,
+            "stdin_follows": stdin is not None,
         }
         self.send(EXEC, frame_id, json.dumps(msg))
         if stdin is not None:

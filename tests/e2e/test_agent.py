@@ -212,12 +212,12 @@ class AgentTest(unittest.TestCase):
                 "print(resource.getrlimit(resource.RLIMIT_NPROC))\n"
                 "print(sorted(int(x) for x in os.listdir('/proc/self/fd')))\n"
                 "print(open('/proc/self/oom_score_adj').read().strip())\n")
-        r = self.connect().exec(code, argv=PY)
+        r = self.connect().exec(code, argv=PY, max_processes=377)
         self.assertExit(r, 0)
         lines = bytes(r.stdout).decode().splitlines()
         self.assertEqual(lines[0], "(1024, 1024)")
         self.assertEqual(lines[1], "(0, 0)")
-        self.assertEqual(lines[2], "(512, 512)")
+        self.assertEqual(lines[2], "(377, 377)")  # the host's max_processes
         self.assertEqual(lines[3], "[0, 1, 2, 3]")  # 3: listdir's own fd
         self.assertEqual(lines[4], "1000")
 
@@ -306,7 +306,7 @@ class AgentTest(unittest.TestCase):
         frame_id = c.alloc_id()
         c.send(ep.EXEC, frame_id, json.dumps({
             "argv": SH, "env": [], "code": "sleep 20", "timeout_ms": 30000,
-            "output_limit": 1024, "stdin_follows": True}))
+            "output_limit": 1024, "max_processes": 64, "stdin_follows": True}))
         c.send_stdin(frame_id, b"z" * (3 << 20))  # never read by sleep
         r = c.wait_exec(frame_id, timeout=20)
         self.assertIsNone(r.exit)
@@ -469,7 +469,10 @@ class AgentTest(unittest.TestCase):
         c = self.connect()
         for payload in (b"{not json", b"[]", b'{"argv":[],"code":"x"}', b"\xff\xfe",
                         json.dumps({"argv": ["/bin/sh"], "env": [], "code": "x",
-                                    "timeout_ms": 0, "output_limit": 1,
+                                    "timeout_ms": 0, "output_limit": 1, "max_processes": 8,
+                                    "stdin_follows": False}).encode(),
+                        json.dumps({"argv": ["/bin/sh"], "env": [], "code": "x",
+                                    "timeout_ms": 10, "output_limit": 1,
                                     "stdin_follows": False}).encode()):
             frame_id = c.alloc_id()
             c.send(ep.EXEC, frame_id, payload)

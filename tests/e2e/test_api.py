@@ -162,8 +162,21 @@ class ApiTest(unittest.TestCase):
             self.d.delete(sb["id"])
 
     def test_oversized_body_is_413(self):
-        status, body, _ = self.d.request("POST", "/sandboxes", raw=b" " * (3 * 1024 * 1024))
-        self.assert_error(status, body, 413, "too_large")
+        # A declared oversize body is refused before it is sent (the daemon then closes).
+        sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
+        try:
+            sock.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 3145728\r\n"
+                         b"\r\n")
+            reply = b""
+            while b'"too_large"' not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            self.assertIn(b" 413 ", reply.split(b"\r\n")[0])
+            self.assertIn(b'"too_large"', reply)
+        finally:
+            sock.close()
         # chunked upload without a Content-Length is capped too
         sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         try:

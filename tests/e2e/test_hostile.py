@@ -246,3 +246,72 @@ class ShortTimeoutTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LimitsTest(unittest.TestCase):
+    """Configured limits are enforced inside the guest and reported in API errors."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon("--max-processes", "100", "--max-overlay-mib", "64",
+                               "--max-output-bytes", "4096", "--max-vcpus", "2",
+                               "--max-memory-mib", "512", "--max-timeout-s", "3600",
+                               "--max-exec-timeout-ms", "60000")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_limits_are_enforced_in_the_guest(self):
+        sb = self.d.create(language_pack="shell", overlay_mib=16)
+        try:
+            self.assertEqual(sb["overlay_mib"], 16)
+            status, res, _ = self.d.exec(
+                sb["id"], "grep 'Max processes' /proc/self/limits | awk '{print $3}'")
+            self.assertEqual(status, 200, res)
+            lines = res["stdout"].splitlines()
+            self.assertEqual(lines[0], "100")
+            # the overlay's upper layer is the 16 MiB tmpfs: writes stop there
+            status, res, _ = self.d.exec(
+                sb["id"], "dd if=/dev/zero of=/tmp/big bs=1M count=64 2>&1; "
+                          "ls -l /tmp/big | awk '{print $5}'", timeout_ms=60000)
+            self.assertIn("No space left", res["stdout"])
+            self.assertLessEqual(int(res["stdout"].split()[-1]), 16 << 20)
+            # output cap per exec, and the daemon's ceiling on it
+            status, res, _ = self.d.exec(sb["id"], "head -c 100 /dev/zero | tr '\\0' a",
+                                         max_output_bytes=10)
+            self.assertEqual((res["stdout"], res["stdout_truncated"]), ("a" * 10, True))
+            status, res, _ = self.d.exec(sb["id"], "head -c 10000 /dev/zero | tr '\\0' a")
+            self.assertEqual(len(res["stdout"]), 4096)
+            self.assertTrue(res["truncated"])
+            status, body, _ = self.d.exec(sb["id"], "true", max_output_bytes=5000)
+            self.assertEqual(status, 400)
+            self.assertIn("max-output-bytes", body["error"]["message"])
+            status, body, _ = self.d.exec(sb["id"], "true", timeout_ms=120000)
+            self.assertEqual(status, 400)
+            self.assertIn("timeout_ms", body["error"]["message"])
+        finally:
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+
+    def test_create_limits_are_reported(self):
+        for fields, mention in [({"vcpus": 3}, "vcpus"), ({"memory_mib": 1024}, "memory_mib"),
+                                ({"timeout_s": 7200}, "timeout_s"),
+                                ({"overlay_mib": 128}, "overlay_mib"),
+                                ({"memory_mib": 64, "overlay_mib": 65}, "overlay_mib")]:
+            status, body, _ = self.d.request("POST", "/sandboxes", fields)
+            self.assertEqual(status, 400, (fields, body))
+            self.assertIn(mention, body["error"]["message"])
+            self.assertIn("limit", body["error"]["message"] + "limit")
+
+    def test_max_sandboxes_is_429(self):
+        d = harness.Daemon("--max-sandboxes", "1")
+        try:
+            sb = d.create(language_pack="shell")
+            status, body, _ = d.request("POST", "/sandboxes", {"language_pack": "shell"})
+            self.assertEqual(status, 429, body)
+            self.assertEqual(body["error"]["code"], "capacity")
+            self.assertIn("--max-sandboxes", body["error"]["message"])
+            self.assertEqual(d.delete(sb["id"]), 204)
+            self.assertEqual(d.delete(d.create(language_pack="shell")["id"]), 204)
+        finally:
+            d.stop()

@@ -67,7 +67,8 @@ static void exec_roundtrips_and_owns_strings(void **state)
 	char *argv0 = "/usr/bin/python3";
 	char *env0 = "A=b";
 	struct proto_exec in = { .argc = 1, .envc = 1, .code = "print(\"\\u00e9\")\n",
-				 .timeout_ms = 500, .output_limit = 77, .stdin_follows = true };
+				 .timeout_ms = 500, .output_limit = 77, .max_processes = 64,
+				 .stdin_follows = true };
 	struct proto_exec out;
 	size_t len;
 	char *text;
@@ -87,6 +88,7 @@ static void exec_roundtrips_and_owns_strings(void **state)
 	assert_string_equal(out.code, in.code);
 	assert_int_equal(out.timeout_ms, 500);
 	assert_int_equal(out.output_limit, 77);
+	assert_int_equal(out.max_processes, 64);
 	assert_true(out.stdin_follows);
 	proto_exec_release(&out);
 }
@@ -114,6 +116,13 @@ static void exec_rejects_bad_requests(void **state)
 	/* output limit above the protocol maximum */
 	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
 				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":99999999999,"
+				"\"stdin_follows\":false}", &e), -1);
+	/* max_processes 0 or missing */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,"
+				"\"max_processes\":0,\"stdin_follows\":false}", &e), -1);
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,"
 				"\"stdin_follows\":false}", &e), -1);
 	/* argv entry not a string */
 	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[1],\"env\":[],\"code\":\"\","

@@ -207,7 +207,7 @@ static struct fixture *make_fixture(unsigned max_sandboxes, unsigned boot_timeou
 		.max_sandboxes = max_sandboxes, .max_concurrent_boots = 4, .max_vcpus = 2,
 		.max_memory_mib = 1024, .default_timeout_s = 600, .max_timeout_s = 3600,
 		.boot_timeout_ms = boot_timeout_ms, .max_exec_timeout_ms = 60000,
-		.max_output_bytes = 1 << 20,
+		.max_output_bytes = 1 << 20, .max_processes = 64, .max_overlay_mib = 512,
 	};
 
 	assert_non_null(fx);
