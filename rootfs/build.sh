@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds everything a guest boots from into $IMAGES_DIR: kernel, initramfs, one squashfs per
-# language pack and the packs.json manifest the daemon reads. Called by `make images`; see --help
+# Builds everything a guest boots from into $IMAGES_DIR: kernels (emberd's minimal one and Debian's
+# stock fallback), initramfs, one squashfs per language pack and the packs.json manifest the
+# daemon reads. Called by `make images`; see --help
 # and docs/images.md. Never installs packages on the host and never writes inside the git tree.
 set -euo pipefail
 umask 022
@@ -13,7 +14,7 @@ usage() {
 	cat <<'EOF'
 Usage: rootfs/build.sh            (as root; normally via `make images`)
 
-Builds the guest kernel, initramfs and language-pack images emberd boots, plus the manifest
+Builds the guest kernels, initramfs and language-pack images emberd boots, plus the manifest
 packs.json. Each artifact is rebuilt only when its inputs changed (see docs/images.md).
 
 Environment:
@@ -26,17 +27,27 @@ Environment:
   PACKS           space- or comma-separated packs to (re)build (default: every rootfs/packs/*/)
   FORCE=1         rebuild even when the stamps say up to date: everything, or with PACKS set
                   only those packs (kernel and initramfs are then rebuilt only if stale)
-  KERNEL_PACKAGE  Debian kernel metapackage (default linux-image-cloud-amd64)
+  KERNEL          which kernel packs.json points at: `minimal` (default: emberd's own kernel,
+                  built from KERNEL_SOURCE_PACKAGE with rootfs/kernel/minimal.config; ~8 min on 2
+                  cores the first time) or `stock` (Debian's kernel; the minimal one is then
+                  neither built nor needed). The stock kernel is built either way.
+  KERNEL_PACKAGE  Debian kernel metapackage of the stock kernel (default linux-image-cloud-amd64)
+  KERNEL_SOURCE_PACKAGE  Debian kernel source of the minimal kernel (default linux-source-6.1)
+  KERNEL_JOBS     parallel jobs for the kernel build (default: nproc)
   SOURCE_DATE_EPOCH  timestamp stored for every file in the images (default 1704067200)
 
 Outputs, relative to IMAGES_DIR:
-  kernel/vmlinuz       bzImage (QEMU)          kernel/vmlinux   uncompressed ELF (Firecracker)
-  kernel/release       the kernel's `uname -r`
+  kernel/minimal/bzImage  minimal kernel (QEMU)  kernel/minimal/vmlinux  its ELF (PVH entry)
+  kernel/minimal/release  its `uname -r`         kernel/minimal/config   its full .config
+  kernel/vmlinuz       stock bzImage (QEMU)    kernel/vmlinux   uncompressed ELF (Firecracker)
+  kernel/release       the stock kernel's `uname -r`
   initramfs.cpio.gz    /init (INIT_BIN) + the modules in rootfs/initramfs/modules.list and their
                        dependencies, with a trimmed modules.dep
   packs/<name>.squashfs  one read-only root per rootfs/packs/<name>/
   packs.json           the manifest (format in docs/images.md)
-  cache/               the downloaded kernel .deb      logs/   one log per artifact, last build
+  cache/               the downloaded .debs, the unpacked kernel source (kernel-src/) and the
+                       kernel's build tree (kernel-build/, incremental)
+  logs/                one log per artifact, last build
   *.stamp              what each artifact was built from; delete one (or FORCE=1) to rebuild it
 EOF
 }
@@ -52,7 +63,9 @@ INIT_BIN=${INIT_BIN:-$REPO_DIR/bin/emberd-init}
 DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 PACKS=${PACKS:-}
 FORCE=${FORCE:-0}
+KERNEL=${KERNEL:-minimal}
 KERNEL_PACKAGE=${KERNEL_PACKAGE:-linux-image-cloud-amd64}
+KERNEL_SOURCE_PACKAGE=${KERNEL_SOURCE_PACKAGE:-linux-source-6.1}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
 
 MERGED_USR_HOOK=/usr/share/mmdebstrap/hooks/merged-usr
@@ -183,6 +196,18 @@ preflight() {
 	done
 	[ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]}; run scripts/install-deps.sh"
 	[ -d "$MERGED_USR_HOOK" ] || die "$MERGED_USR_HOOK is missing: mmdebstrap >= 1.0 is needed (scripts/install-deps.sh)"
+	case $KERNEL in
+	minimal)
+		for tool in make gcc ld bison flex bc perl xz tar; do
+			command -v "$tool" >/dev/null || missing+=("$tool")
+		done
+		# objtool (built with the kernel) links against libelf.
+		[ -f /usr/include/gelf.h ] || missing+=("libelf-dev (/usr/include/gelf.h)")
+		[ ${#missing[@]} -eq 0 ] || die "missing tools to build the minimal kernel: ${missing[*]}; install them (apt-get install bc bison flex libelf-dev; scripts/install-deps.sh lists them), or use the stock kernel: KERNEL=stock"
+		;;
+	stock) ;;
+	*) die "KERNEL must be \`minimal\` or \`stock\`, got \`$KERNEL\`" ;;
+	esac
 
 	case $IMAGES_DIR in /*) ;; *) die "IMAGES_DIR must be an absolute path, got \`$IMAGES_DIR\`" ;; esac
 	local real
@@ -255,9 +280,16 @@ remove_tree() {
 	rm -rf --one-file-system -- "$dir"
 }
 
+# find_temporaries EXPR...: our `*.tmp.*` files (NUL-separated), never looking inside the kernel's
+# trees in cache/ (their file names are the kernel's business; no -delete: it disables -prune).
+find_temporaries() {
+	find "$IMAGES_DIR" -maxdepth 3 \( -path "$IMAGES_DIR/cache/kernel-src" -o \
+		-path "$IMAGES_DIR/cache/kernel-build" \) -prune -o -type f -name '*.tmp.*' "$@" -print0
+}
+
 cleanup() {
 	[ -n "${WORK:-}" ] && remove_tree "$WORK"
-	find "$IMAGES_DIR" -maxdepth 2 -name '*.tmp.*' -newer "$LOCK_FILE" -delete 2>/dev/null || true
+	find_temporaries -newer "$LOCK_FILE" 2>/dev/null | xargs -0 -r rm -f -- || true
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -275,29 +307,35 @@ kernel_resolve() {
 	KDEB=$IMAGES_DIR/cache/${KPKG}_${KVER//:/%3a}_amd64.deb
 }
 
-deb_is_good() {
-	[ -f "$KDEB" ] && { [ -z "$KSHA" ] || [ "$(sha_of "$KDEB")" = "$KSHA" ]; }
+deb_is_good() { # DEB SHA256 (empty when apt's index has none)
+	[ -f "$1" ] && { [ -z "$2" ] || [ "$(sha_of "$1")" = "$2" ]; }
 }
 
-download_kernel_deb() {
-	local dl
+# download_deb PKG VERSION SHA256 DEST: `apt-get download` (nothing is installed), checked
+# against apt's index, moved into place atomically.
+download_deb() {
+	local pkg=$1 ver=$2 sha=$3 dest=$4 dl
 	dl=$(mktemp -d "$IMAGES_DIR/cache/.download.XXXXXX")
 	# apt drops privileges to _apt for downloads; give it a directory it may write.
 	if id _apt >/dev/null 2>&1; then chown _apt "$dl"; fi
-	(cd "$dl" && apt-get download -q "$KPKG=$KVER")
+	(cd "$dl" && apt-get download -q "$pkg=$ver")
 	local got=("$dl"/*.deb)
 	[ -f "${got[0]}" ] || { echo "apt-get download produced no .deb" >&2; return 1; }
-	mv -f "${got[0]}" "$KDEB.tmp.$$"
+	mv -f "${got[0]}" "$dest.tmp.$$"
 	rm -rf "$dl"
-	[ -z "$KSHA" ] || [ "$(sha_of "$KDEB.tmp.$$")" = "$KSHA" ] || { echo "sha256 of the download does not match apt's index" >&2; return 1; }
-	mv -f "$KDEB.tmp.$$" "$KDEB"
+	[ -z "$sha" ] || [ "$(sha_of "$dest.tmp.$$")" = "$sha" ] || { echo "sha256 of the download does not match apt's index" >&2; return 1; }
+	mv -f "$dest.tmp.$$" "$dest"
+}
+
+download_kernel_deb() {
+	download_deb "$KPKG" "$KVER" "$KSHA" "$KDEB"
 	# Older kernels are never needed again.
 	find "$IMAGES_DIR/cache" -maxdepth 1 -name 'linux-image-*.deb' ! -name "$(basename "$KDEB")" -delete
 }
 
 # Makes sure $KDEB is present and intact; refreshes apt's lists once if the mirror moved on.
 fetch_kernel() {
-	if deb_is_good; then
+	if deb_is_good "$KDEB" "$KSHA"; then
 		log "kernel: $KPKG $KVER cached (cache/$(basename "$KDEB"))"
 		return
 	fi
@@ -405,6 +443,131 @@ build_initramfs() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Minimal kernel: built from Debian's kernel source package with rootfs/kernel/minimal.config.
+# cache/kernel-src holds the unpacked source (never built in), cache/kernel-build the out-of-tree
+# build; both are caches: deleting them costs a full rebuild, nothing else.
+
+MINIMAL_OUTPUTS=(kernel/minimal/bzImage kernel/minimal/vmlinux kernel/minimal/release
+	kernel/minimal/config)
+
+# The source package's candidate version, from local apt lists (no network).
+source_resolve() {
+	SVER=$(apt-cache policy "$KERNEL_SOURCE_PACKAGE" 2>/dev/null | awk '$1 == "Candidate:" { print $2; exit }')
+	[ -n "$SVER" ] && [ "$SVER" != "(none)" ] || return 1
+	SSHA=$(apt-cache show "$KERNEL_SOURCE_PACKAGE=$SVER" 2>/dev/null | awk '$1 == "SHA256:" { print $2; exit }')
+	SDEB=$IMAGES_DIR/cache/${KERNEL_SOURCE_PACKAGE}_${SVER//:/%3a}_all.deb
+	KSRC_ROOT=$IMAGES_DIR/cache/kernel-src
+	KBUILD_DIR=$IMAGES_DIR/cache/kernel-build
+}
+
+minimal_keys() {
+	MINIMAL_INPUTS=$(printf 'recipe=minimal-kernel-v1\nbuild-kernel.sh=%s\nminimal.config=%s\nkconfig.py=%s\nsource=%s=%s\ncc=%s\nld=%s\nsource_date_epoch=%s\n' \
+		"$(sha_of "$ROOTFS_DIR/kernel/build-kernel.sh")" "$(sha_of "$ROOTFS_DIR/kernel/minimal.config")" \
+		"$(sha_of "$ROOTFS_DIR/lib/kconfig.py")" "$KERNEL_SOURCE_PACKAGE" "$SVER" \
+		"$(gcc --version | head -n 1)" "$(ld --version | head -n 1)" "$SOURCE_DATE_EPOCH")
+	MINIMAL_KEY=$(sha256sum <<<"$MINIMAL_INPUTS" | cut -d' ' -f1)
+}
+
+fetch_source() {
+	if deb_is_good "$SDEB" "$SSHA"; then
+		log "minimal kernel: $KERNEL_SOURCE_PACKAGE $SVER cached (cache/$(basename "$SDEB"))"
+		return
+	fi
+	local t0=$EPOCHREALTIME
+	if ! download_deb "$KERNEL_SOURCE_PACKAGE" "$SVER" "$SSHA" "$SDEB" >>"$STEP_LOG" 2>&1; then
+		log "minimal kernel: download failed, refreshing apt lists and retrying"
+		apt-get update -qq >>"$STEP_LOG" 2>&1 || true
+		source_resolve || die "apt-cache cannot resolve $KERNEL_SOURCE_PACKAGE after apt-get update; see $STEP_LOG"
+		download_deb "$KERNEL_SOURCE_PACKAGE" "$SVER" "$SSHA" "$SDEB" >>"$STEP_LOG" 2>&1 ||
+			die "downloading $KERNEL_SOURCE_PACKAGE=$SVER failed; see $STEP_LOG (network? apt sources?)"
+	fi
+	find "$IMAGES_DIR/cache" -maxdepth 1 -name "${KERNEL_SOURCE_PACKAGE}_*.deb" ! -name "$(basename "$SDEB")" -delete
+	log "minimal kernel: apt-get download $KERNEL_SOURCE_PACKAGE $SVER, $(size_of "$SDEB") ($(elapsed "$t0")s)"
+}
+
+# The .deb holds usr/src/linux-source-X.Y.tar.xz; unpack that into cache/kernel-src. The marker,
+# written last, says which package the tree came from; anything else there is a partial unpack.
+source_marker() { echo "$KERNEL_SOURCE_PACKAGE=$SVER $(sha_of "$SDEB")"; }
+
+source_is_unpacked() {
+	[ -f "$KSRC_ROOT/.emberd-source" ] && [ "$(cat "$KSRC_ROOT/.emberd-source")" = "$1" ] &&
+		[ -n "$(source_tree)" ]
+}
+
+source_tree() { # the unpacked tree's top directory, or nothing
+	local d
+	for d in "$KSRC_ROOT"/linux-source-*/; do
+		if [ -f "$d/Makefile" ] && [ -f "$d/Kconfig" ]; then echo "${d%/}"; return; fi
+	done
+}
+
+unpack_source() {
+	local marker=$1 tarball
+	remove_tree "$KSRC_ROOT"
+	# Objects built from another source are worthless.
+	remove_tree "$KBUILD_DIR"
+	mkdir -p "$KSRC_ROOT"
+	tarball=$(dpkg-deb -c "$SDEB" | awk '{ print $NF }' | grep -E '^\./usr/src/linux-source-[0-9.]+\.tar\.xz$' | head -n 1)
+	[ -n "$tarball" ] || { echo "$SDEB holds no usr/src/linux-source-*.tar.xz" >&2; return 1; }
+	dpkg-deb --fsys-tarfile "$SDEB" | tar -xO "$tarball" | tar -xJ -C "$KSRC_ROOT" --no-same-owner
+	[ -n "$(source_tree)" ] || { echo "$tarball did not unpack to a kernel tree" >&2; return 1; }
+	echo "$marker" >"$KSRC_ROOT/.emberd-source"
+	echo "$(basename "$(source_tree)"), $(du -sh "$KSRC_ROOT" | cut -f1)" >"$WORK/step.note"
+}
+
+build_minimal_kernel() {
+	local out=$WORK/minimal-kernel
+	EMBER_PROGRESS_FD=$PROGRESS_FD "$ROOTFS_DIR/kernel/build-kernel.sh" "$(source_tree)" \
+		"$KBUILD_DIR" "$ROOTFS_DIR/kernel/minimal.config" "$out"
+	echo "$(cat "$out/release"), bzImage $(size_of "$out/bzImage"), vmlinux $(size_of "$out/vmlinux")" >"$WORK/step.note"
+}
+
+install_minimal_kernel() {
+	local dir=$IMAGES_DIR/kernel/minimal out=$WORK/minimal-kernel f
+	mkdir -p "$dir"
+	for f in bzImage vmlinux release config; do
+		cp "$out/$f" "$dir/.$f.tmp.$$"
+		chmod 0644 "$dir/.$f.tmp.$$"
+	done
+	# Stamp first, outputs after: an interruption leaves no stamp, so the next run rebuilds.
+	rm -f "$dir/kernel.stamp"
+	for f in bzImage vmlinux release config; do mv -f "$dir/.$f.tmp.$$" "$dir/$f"; done
+}
+
+# build_minimal FORCED: the minimal kernel step of main(), skipped when its stamp is current.
+build_minimal() {
+	local forced=$1 reason resolved marker
+	source_resolve || die "apt-cache cannot resolve $KERNEL_SOURCE_PACKAGE: run \`apt-get update\` (or use the stock kernel: KERNEL=stock)"
+	minimal_keys
+	reason=$(stamp_reason "$forced" "$IMAGES_DIR/kernel/minimal/kernel.stamp" "$MINIMAL_KEY" "${MINIMAL_OUTPUTS[@]}")
+	if [ -z "$reason" ]; then
+		log "minimal kernel: up to date, skipped ($(cat "$IMAGES_DIR/kernel/minimal/release"))"
+		skipped+=(minimal-kernel)
+		return
+	fi
+	log "minimal kernel: rebuilding ($reason)"
+	STEP_LOG=$IMAGES_DIR/logs/kernel-minimal.log
+	: >"$STEP_LOG"
+	resolved=$SVER
+	fetch_source
+	if [ "$SVER" != "$resolved" ]; then minimal_keys; fi # apt-get update found a newer source
+	marker=$(source_marker)
+	if source_is_unpacked "$marker"; then
+		log "minimal kernel: source already unpacked (cache/kernel-src/$(basename "$(source_tree)"))"
+	else
+		run_step "minimal kernel: unpack $KERNEL_SOURCE_PACKAGE $SVER" \
+			"disk full under $IMAGES_DIR/cache? (the tree takes ~1.5 GB); delete $SDEB to re-download it" \
+			unpack_source "$marker"
+	fi
+	run_step "minimal kernel: configure + make bzImage (-j${KERNEL_JOBS:-$(nproc)})" \
+		"a \`kconfig.py: CONFIG_…\` line means an option of rootfs/kernel/minimal.config did not take (missing dependency or typo); otherwise see the log. KERNEL=stock skips this kernel" \
+		build_minimal_kernel
+	install_minimal_kernel
+	write_stamp "$IMAGES_DIR/kernel/minimal/kernel.stamp" "$MINIMAL_KEY" "$MINIMAL_INPUTS" "${MINIMAL_OUTPUTS[@]}"
+	built+=(minimal-kernel)
+}
+
+# ---------------------------------------------------------------------------------------------
 # Packs
 
 pack_inputs() {
@@ -491,8 +654,12 @@ main() {
 	touch "$LOCK_FILE"
 	# Leftovers of a build that was killed: we hold the lock, so nobody else owns them.
 	local stale
-	for stale in "$IMAGES_DIR"/.work.*; do [ ! -e "$stale" ] || remove_tree "$stale"; done
-	find "$IMAGES_DIR" -maxdepth 2 -name '*.tmp.*' ! -newer "$LOCK_FILE" -delete
+	for stale in "$IMAGES_DIR"/.work.* "$IMAGES_DIR"/cache/.download.*; do
+		[ ! -e "$stale" ] || remove_tree "$stale"
+	done
+	find_temporaries ! -newer "$LOCK_FILE" | xargs -0 -r rm -f --
+	# Progress lines of long steps (the kernel build) go here: run_step sends stdout to the log.
+	exec {PROGRESS_FD}>&1
 	WORK=$(mktemp -d "$IMAGES_DIR/.work.XXXXXX")
 	KROOT=$WORK/kernel-root
 	trap cleanup EXIT
@@ -555,6 +722,12 @@ main() {
 		skipped+=(initramfs)
 	fi
 
+	if [ "$KERNEL" = minimal ]; then
+		build_minimal "$force_shared"
+	else
+		log "minimal kernel: not built (KERNEL=stock)"
+	fi
+
 	for name in "${SELECTED_PACKS[@]}"; do
 		local out=packs/$name.squashfs stamp=$IMAGES_DIR/packs/$name.squashfs.stamp root=$WORK/pack-$name
 		inputs=$(pack_inputs "$name")
@@ -596,10 +769,13 @@ main() {
 		fi
 		manifest_args+=("$name=$sha")
 	done
+	# The kernel: the minimal one unless KERNEL=stock (the stock one is always there as fallback).
+	local kdir=kernel bzimage=kernel/vmlinuz
+	if [ "$KERNEL" = minimal ]; then kdir=kernel/minimal bzimage=kernel/minimal/bzImage; fi
 	result=$(python3 "$ROOTFS_DIR/lib/manifest.py" write "$IMAGES_DIR/packs.json" \
-		"$(cat "$IMAGES_DIR/kernel/release")" "${manifest_args[@]}") ||
+		"$bzimage" "$kdir/vmlinux" "$(cat "$IMAGES_DIR/$kdir/release")" "${manifest_args[@]}") ||
 		die "writing packs.json failed (see above)"
-	log "packs.json: $result (${#manifest_args[@]} packs)"
+	log "packs.json: $result (${#manifest_args[@]} packs, kernel $bzimage, $(cat "$IMAGES_DIR/$kdir/release"))"
 
 	log "done in $(elapsed "$t_start")s; built: ${built[*]:-nothing}; skipped (up to date): ${skipped[*]:-nothing}"
 }

@@ -2,7 +2,9 @@
 """Validates pack definitions (rootfs/packs/<name>/pack.json) and writes the packs.json manifest.
 Called by rootfs/build.sh only:
   manifest.py check PACK_DIR            validate; print the interpreter argv as one JSON line
-  manifest.py write OUT RELEASE NAME=SHA256 ...   merge pack.json files with built-image facts
+  manifest.py write OUT BZIMAGE VMLINUX RELEASE NAME=SHA256 ...
+                                        merge pack.json files with built-image facts; BZIMAGE and
+                                        VMLINUX are the kernel's paths relative to OUT's directory
 Never reads or hashes images itself: the caller vouches for the hashes it passes."""
 
 import json
@@ -107,7 +109,16 @@ def cmd_check(pack_dir):
     print(json.dumps(pack["interpreter"]))
 
 
-def cmd_write(out, release, pack_args, packs_root):
+def check_relative(what, path):
+    if (not re.fullmatch(r"[A-Za-z0-9._/-]{1,255}", path) or path.startswith("/")
+            or any(part in ("", ".", "..") for part in path.split("/"))):
+        raise PackError(f"bad {what} path `{path}` (want a plain path relative to IMAGES_DIR)")
+
+
+def cmd_write(out, kernel, pack_args, packs_root):
+    bzimage, vmlinux, release = kernel
+    check_relative("bzImage", bzimage)
+    check_relative("vmlinux", vmlinux)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}", release):
         raise PackError(f"bad kernel release `{release}`")
     packs = []
@@ -129,7 +140,7 @@ def cmd_write(out, release, pack_args, packs_root):
     packs.sort(key=lambda p: p["name"])
     manifest = {
         "version": MANIFEST_VERSION,
-        "kernel": {"bzimage": "kernel/vmlinuz", "vmlinux": "kernel/vmlinux", "release": release},
+        "kernel": {"bzimage": bzimage, "vmlinux": vmlinux, "release": release},
         "initramfs": "initramfs.cpio.gz",
         "packs": packs,
     }
@@ -154,11 +165,12 @@ def main(argv):
     try:
         if len(argv) == 3 and argv[1] == "check":
             cmd_check(argv[2])
-        elif len(argv) >= 4 and argv[1] == "write":
+        elif len(argv) >= 6 and argv[1] == "write":
             packs_root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packs")
-            cmd_write(argv[2], argv[3], argv[4:], os.path.normpath(packs_root))
+            cmd_write(argv[2], argv[3:6], argv[6:], os.path.normpath(packs_root))
         else:
-            raise PackError("usage: manifest.py check PACK_DIR | write OUT RELEASE NAME=SHA256...")
+            raise PackError("usage: manifest.py check PACK_DIR | "
+                            "write OUT BZIMAGE VMLINUX RELEASE NAME=SHA256...")
     except PackError as e:
         print(f"manifest.py: {e}", file=sys.stderr)
         return 1

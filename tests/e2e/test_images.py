@@ -1,5 +1,6 @@
-"""Checks the artifacts `make images` (rootfs/build.sh) put in IMAGES_DIR: the manifest, the kernel,
+"""Checks the artifacts `make images` (rootfs/build.sh) put in IMAGES_DIR: the manifest, the kernels,
 the initramfs and every pack image. Read-only: never builds or changes anything.
+(tests/e2e/test_kernel.py checks the minimal kernel's config and boots both kernels.)
 Run: IMAGES_DIR=... python3 -m unittest discover -s tests/e2e -p 'test_images.py'"""
 
 import gzip
@@ -23,6 +24,26 @@ NO_IMAGES = (f"no images in IMAGES_DIR={IMAGES_DIR} ({MANIFEST} is missing): "
 DEFAULT_KEYS = ["exec_timeout_ms", "output_limit_bytes", "memory_mib", "vcpus", "overlay_mib"]
 PACK_KEYS = ["name", "image", "sha256", "interpreter", "description", "defaults"]
 EXPECTED_INTERPRETERS = {"python": ["/usr/bin/python3"], "shell": ["/bin/sh"]}
+# packs.json names one of these two kernels: emberd's minimal one (default) or Debian's stock one.
+KERNELS = {
+    "minimal": {"bzimage": "kernel/minimal/bzImage", "vmlinux": "kernel/minimal/vmlinux",
+                "release_file": "kernel/minimal/release", "release": r"^\d+\.\d+\.\d+-emberd$"},
+    "stock": {"bzimage": "kernel/vmlinuz", "vmlinux": "kernel/vmlinux",
+              "release_file": "kernel/release", "release": r"^\d+\.\d+\.\d+-\d+-cloud-amd64$"},
+}
+
+
+def selected_kernel(manifest):
+    """(name, facts) of the kernel packs.json points at, or (None, None)."""
+    for name, facts in KERNELS.items():
+        if manifest["kernel"]["bzimage"] == facts["bzimage"]:
+            return name, facts
+    return None, None
+
+
+def stock_release():
+    with open(os.path.join(IMAGES_DIR, "kernel", "release"), encoding="utf-8") as f:
+        return f.read().strip()
 
 
 def sha256_file(path):
@@ -113,9 +134,10 @@ class ManifestTest(ImagesTestCase):
         self.assertEqual(list(m), ["version", "kernel", "initramfs", "packs"])
         self.assertEqual(m["version"], 1)
         self.assertEqual(list(m["kernel"]), ["bzimage", "vmlinux", "release"])
-        self.assertEqual(m["kernel"]["bzimage"], "kernel/vmlinuz")
-        self.assertEqual(m["kernel"]["vmlinux"], "kernel/vmlinux")
-        self.assertRegex(m["kernel"]["release"], r"^\d+\.\d+\.\d+-\d+-cloud-amd64$")
+        name, facts = selected_kernel(m)
+        self.assertIsNotNone(name, f"packs.json names an unknown kernel: {m['kernel']}")
+        self.assertEqual(m["kernel"]["vmlinux"], facts["vmlinux"])
+        self.assertRegex(m["kernel"]["release"], facts["release"])
         self.assertEqual(m["initramfs"], "initramfs.cpio.gz")
         self.assertIsInstance(m["packs"], list)
         for pack in m["packs"]:
@@ -156,8 +178,14 @@ class ManifestTest(ImagesTestCase):
 
 class KernelTest(ImagesTestCase):
     def test_release_file_matches_manifest(self):
-        with open(os.path.join(IMAGES_DIR, "kernel", "release"), encoding="utf-8") as f:
+        _, facts = selected_kernel(self.manifest)
+        with open(self.path(facts["release_file"]), encoding="utf-8") as f:
             self.assertEqual(f.read().strip(), self.manifest["kernel"]["release"])
+
+    def test_stock_kernel_is_always_there_as_the_fallback(self):
+        for rel in ("kernel/vmlinuz", "kernel/vmlinux", "kernel/release", "kernel/kernel.stamp"):
+            self.path(rel)
+        self.assertRegex(stock_release(), KERNELS["stock"]["release"])
 
     def test_bzimage_has_a_boot_header(self):
         with open(self.path(self.manifest["kernel"]["bzimage"]), "rb") as f:
@@ -176,7 +204,8 @@ class KernelTest(ImagesTestCase):
         if shutil.which("readelf"):
             out = subprocess.run(["readelf", "-h", path], capture_output=True, text=True, check=True)
             self.assertIn("X86-64", out.stdout)
-        self.assertGreater(os.path.getsize(path), os.path.getsize(self.path("kernel/vmlinuz")),
+        self.assertGreater(os.path.getsize(path),
+                           os.path.getsize(self.path(self.manifest["kernel"]["bzimage"])),
                            "vmlinux should be the decompressed kernel, larger than the bzImage")
 
 
@@ -185,7 +214,9 @@ class InitramfsTest(ImagesTestCase):
         super().setUp()
         with gzip.open(self.path(self.manifest["initramfs"])) as f:
             self.entries = read_cpio_newc(f.read())
-        self.release = self.manifest["kernel"]["release"]
+        # The modules are the stock kernel's, whichever kernel packs.json selects: the minimal
+        # kernel has none, and emberd-init skips loading when its release has no modules.dep.
+        self.release = stock_release()
         self.moddir = f"lib/modules/{self.release}"
 
     def modules_dep(self):
