@@ -27,6 +27,7 @@ struct options {
 	const char *qemu_bin;
 	const char *firecracker_bin;
 	const char *jailer_bin;
+	const char *cgroup_root;
 	enum vmm_accel accel;
 	enum log_level log_level;
 	bool keep_sandboxes;
@@ -51,6 +52,8 @@ static void usage(FILE *out)
 		"  --qemu-bin PATH              default qemu-system-x86_64 on PATH\n"
 		"  --firecracker-bin PATH       default firecracker on PATH\n"
 		"  --jailer PATH                run firecracker under this jailer\n"
+		"  --cgroup-root PATH           cgroup v2 mount for per-VMM memory/cpu/pids limits\n"
+		"                               (default /sys/fs/cgroup; `none` disables them)\n"
 		"Limits:\n"
 		"  --max-sandboxes N            (default 16; beyond: 429)\n"
 		"  --max-concurrent-boots N     (default 4; more creates queue, then 503)\n"
@@ -99,7 +102,7 @@ enum {
 	OPT_FC_BIN, OPT_JAILER, OPT_MAX_SANDBOXES, OPT_MAX_BOOTS, OPT_MAX_VCPUS, OPT_MAX_MEMORY,
 	OPT_DEFAULT_TIMEOUT, OPT_MAX_TIMEOUT, OPT_BOOT_TIMEOUT, OPT_MAX_EXEC_TIMEOUT,
 	OPT_MAX_OUTPUT, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_CONN_TIMEOUT, OPT_LOG_LEVEL,
-	OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
+	OPT_CGROUP_ROOT, OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -114,6 +117,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "qemu-bin", required_argument, NULL, OPT_QEMU_BIN },
 		{ "firecracker-bin", required_argument, NULL, OPT_FC_BIN },
 		{ "jailer", required_argument, NULL, OPT_JAILER },
+		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		{ "max-sandboxes", required_argument, NULL, OPT_MAX_SANDBOXES },
 		{ "max-concurrent-boots", required_argument, NULL, OPT_MAX_BOOTS },
 		{ "max-vcpus", required_argument, NULL, OPT_MAX_VCPUS },
@@ -166,6 +170,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_QEMU_BIN: o->qemu_bin = optarg; break;
 		case OPT_FC_BIN: o->firecracker_bin = optarg; break;
 		case OPT_JAILER: o->jailer_bin = optarg; break;
+		case OPT_CGROUP_ROOT: o->cgroup_root = optarg; break;
 #define NUM(opt, field, min, max, flag) \
 	case opt: \
 		if (parse_num(optarg, min, max, flag, &v) < 0) \
@@ -303,11 +308,13 @@ int main(int argc, char **argv)
 	dcfg.firecracker_bin = o.firecracker_bin;
 	dcfg.jailer_bin = o.jailer_bin;
 	dcfg.accel = o.accel;
+	dcfg.cgroup_root = o.cgroup_root;
 	if (catalog_check_files(&cat, strcmp(dcfg.name, "firecracker") == 0, &err) < 0 ||
 	    vmm_driver_create(&dcfg, &driver, &err) < 0)
 		goto fail;
 	log_event(LOG_INFO, NULL, "daemon.vmm", -1, "%s; %s", vmm_driver_description(driver),
 		  vmm_reason);
+	log_event(LOG_INFO, NULL, "daemon.cgroups", -1, "%s", vmm_driver_cgroup_status(driver));
 	if (strcmp(vmm_driver_accel_name(driver), "tcg") == 0)
 		log_event(LOG_WARN, NULL, "daemon.accel", -1,
 			  "no usable hardware virtualization: guests run under software emulation "
@@ -328,7 +335,6 @@ int main(int argc, char **argv)
 	ctx.catalog = &cat;
 	ctx.driver = driver;
 	ctx.vmm_selection_reason = vmm_reason;
-	ctx.host_cgroup_status = "not configured";
 	ctx.started_mono_ms = time_mono_ms();
 	if (api_server_start(&o.api, &ctx, &server, &err) < 0)
 		goto fail;

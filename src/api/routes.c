@@ -86,8 +86,7 @@ static void route_healthz(struct api_context *ctx, struct api_response *resp)
 			       (int)st.destroying, "created_total", (json_int_t)st.created_total,
 			       "create_failures_total", (json_int_t)st.create_failures_total,
 			       "execs_total", (json_int_t)st.execs_total, "host_cgroups",
-			       ctx->host_cgroup_status != NULL ? ctx->host_cgroup_status
-							       : "unknown"));
+			       vmm_driver_cgroup_status(ctx->driver)));
 }
 
 static void route_packs(struct api_context *ctx, struct api_response *resp)

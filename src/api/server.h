@@ -26,7 +26,6 @@ struct api_context {
 	const struct catalog *catalog;
 	struct vmm_driver *driver;
 	const char *vmm_selection_reason;
-	const char *host_cgroup_status;
 	int64_t started_mono_ms;
 };
 

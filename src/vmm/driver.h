@@ -39,6 +39,9 @@ struct vmm_driver {
 	char jailer_path[PATH_MAX];    /* empty when no jailer */
 	char qemu_path[PATH_MAX];      /* firecracker's fake needs none; qemu driver uses it */
 	unsigned long host_tsc_khz;    /* for the TCG kernel command line */
+	bool cgroups;                  /* per-VMM cgroup v2 limits in use */
+	char cgroup_root[PATH_MAX];
+	char cgroup_status[320];
 	void *priv;
 };
 
@@ -48,6 +51,8 @@ struct vmm_instance {
 	int pidfd;
 	uint64_t start_ticks;
 	bool reaped;
+	bool in_cgroup;                /* a host cgroup was made for this VM: remove it at stop */
+	bool attached;                 /* started by an earlier daemon */
 	char sandbox_id[72];
 	char run_dir[PATH_MAX];
 	char console_log[PATH_MAX];

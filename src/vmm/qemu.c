@@ -110,8 +110,10 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 		argv_add(&a, "-cpu");
 		argv_add(&a, "host");
 	} else {
+		/* A bounded translation cache (default: up to 1 GiB) keeps the VMM inside its host
+		 * cgroup's memory.max (guest RAM + CGROUP_VMM_OVERHEAD_MIB). */
 		argv_add(&a, "-accel");
-		argv_add(&a, "tcg%s", cfg->vcpus > 1 ? ",thread=multi" : "");
+		argv_add(&a, "tcg,tb-size=128%s", cfg->vcpus > 1 ? ",thread=multi" : "");
 		argv_add(&a, "-cpu");
 		argv_add(&a, "max");
 	}

@@ -14,6 +14,7 @@
 
 #include "util/timeutil.h"
 #include "vmm/accel.h"
+#include "vmm/cgroup.h"
 #include "vmm/driver.h"
 #include "vmm/proc.h"
 
@@ -57,6 +58,14 @@ int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 				     : VMM_ACCEL_TCG;
 		break;
 	}
+	if (cfg->cgroup_root != NULL && strcmp(cfg->cgroup_root, "none") == 0) {
+		snprintf(drv->cgroup_status, sizeof(drv->cgroup_status), "disabled (--cgroup-root none)");
+	} else {
+		snprintf(drv->cgroup_root, sizeof(drv->cgroup_root), "%s",
+			 cfg->cgroup_root != NULL ? cfg->cgroup_root : "/sys/fs/cgroup");
+		drv->cgroups = cgroup_probe(drv->cgroup_root, drv->cgroup_status,
+					    sizeof(drv->cgroup_status));
+	}
 	if (ops->init(drv, cfg, err) < 0) {
 		ember_error_wrap(err, "%s driver", ops->name);
 		vmm_driver_free(drv);
@@ -85,6 +94,11 @@ const char *vmm_driver_description(const struct vmm_driver *drv)
 	return drv->description;
 }
 
+const char *vmm_driver_cgroup_status(const struct vmm_driver *drv)
+{
+	return drv->cgroup_status;
+}
+
 const char *vmm_driver_accel_name(const struct vmm_driver *drv)
 {
 	return drv->accel == VMM_ACCEL_KVM ? "kvm" : "tcg";
@@ -104,6 +118,33 @@ int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_confi
 		     cfg->cmdline_extra != NULL ? cfg->cmdline_extra : "");
 	if (n < 0 || (size_t)n >= size)
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "kernel command line too long");
+	return 0;
+}
+
+/* Moves the freshly spawned VMM into its own cgroup. The VMM runs unconstrained only for the
+ * moment between fork and this write; it spawns no children of its own (QEMU runs with
+ * -sandbox spawn=deny), so migrating the one process is enough. */
+static int join_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		       struct ember_error **err)
+{
+	struct cgroup_limits limits = {
+		.memory_bytes = ((uint64_t)cfg->memory_mib + CGROUP_VMM_OVERHEAD_MIB) << 20,
+		.vcpus = cfg->vcpus,
+		.pids = CGROUP_VMM_PIDS_MAX,
+	};
+	char pid[32];
+	int fd, n;
+
+	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, &fd, err) < 0)
+		return -1;
+	vm->in_cgroup = true;
+	n = snprintf(pid, sizeof(pid), "%d", (int)vm->pid);
+	if (write(fd, pid, (size_t)n) != n) {
+		ember_error_sys(err, "move VMM %d into its cgroup", (int)vm->pid);
+		close(fd);
+		return -1;
+	}
+	close(fd);
 	return 0;
 }
 
@@ -133,6 +174,12 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 	}
 	if (proc_start_ticks(vm->pid, &vm->start_ticks) < 0)
 		vm->start_ticks = 0; /* it died already: the boot will notice */
+	/* Under a jailer, the jailer places the VMM in its own cgroup. */
+	if (drv->cgroups && drv->jailer_path[0] == '\0' && join_cgroup(vm, cfg, err) < 0) {
+		vmm_stop(vm, time_mono_ms() + 2000, NULL);
+		vmm_instance_free(vm);
+		return -1;
+	}
 	*out = vm;
 	return 0;
 }
@@ -159,6 +206,7 @@ int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_d
 	vm->drv = drv;
 	vm->pid = pid;
 	vm->start_ticks = start_ticks;
+	vm->attached = true;
 	/* Not our child: the pidfd is how we learn it exited; waitpid() will say ECHILD. */
 	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", sandbox_id);
@@ -274,6 +322,10 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 	}
 	if (vm->drv->ops->release != NULL)
 		vm->drv->ops->release(vm);
+	if (vm->in_cgroup || (vm->drv->cgroups && vm->attached)) {
+		cgroup_remove(vm->drv->cgroup_root, vm->sandbox_id);
+		vm->in_cgroup = false;
+	}
 	return 0;
 }
 

@@ -24,6 +24,8 @@ struct vmm_driver_config {
 	const char *firecracker_bin;  /* default firecracker (PATH) */
 	const char *jailer_bin;       /* optional */
 	enum vmm_accel accel;
+	const char *cgroup_root;      /* cgroup v2 mount for per-VMM limits; NULL: /sys/fs/cgroup,
+				       * "none": do not use host cgroups */
 };
 
 /* What one VM boots. Paths are absolute; run_dir exists and belongs to this VM alone. */
@@ -50,6 +52,8 @@ const char *vmm_driver_name(const struct vmm_driver *drv);
 /* One line for logs and /healthz: "qemu (tcg: /dev/kvm has no hardware virtualization)". */
 const char *vmm_driver_description(const struct vmm_driver *drv);
 const char *vmm_driver_accel_name(const struct vmm_driver *drv);
+/* Whether VMM processes get host-side cgroup limits, and why (for logs and /healthz). */
+const char *vmm_driver_cgroup_status(const struct vmm_driver *drv);
 
 /* Starts the VMM process and returns once it runs (not once the guest booted). */
 int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,

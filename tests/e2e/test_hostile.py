@@ -315,3 +315,53 @@ class LimitsTest(unittest.TestCase):
             self.assertEqual(d.delete(d.create(language_pack="shell")["id"]), 204)
         finally:
             d.stop()
+
+
+class HostCgroupTest(unittest.TestCase):
+    """Host-side limits. This CI host mounts cgroup v1 (v2 has no controllers), so enforcement
+    itself cannot be observed here; these tests pin what the daemon writes, against a stand-in
+    cgroup tree, and that /healthz says when host cgroups are unavailable."""
+
+    def test_healthz_reports_unavailable_cgroups(self):
+        d = harness.Daemon("--cgroup-root", "/nonexistent-cgroup")
+        try:
+            status, health, _ = d.request("GET", "/healthz")
+            self.assertTrue(health["host_cgroups"].startswith("unavailable"), health)
+            self.assertEqual(d.delete(d.create(language_pack="shell")["id"]), 204)
+        finally:
+            d.stop()
+
+    def test_each_vmm_gets_its_own_limited_cgroup(self):
+        import tempfile
+        root = tempfile.mkdtemp(prefix="cgroot.")
+        with open(os.path.join(root, "cgroup.controllers"), "w") as f:
+            f.write("cpuset cpu io memory hugetlb pids rdma misc\n")
+        open(os.path.join(root, "cgroup.subtree_control"), "w").close()
+        os.makedirs(os.path.join(root, "emberd"))
+        open(os.path.join(root, "emberd", "cgroup.subtree_control"), "w").close()
+        d = harness.Daemon("--cgroup-root", root)
+        try:
+            status, health, _ = d.request("GET", "/healthz")
+            self.assertTrue(health["host_cgroups"].startswith("cgroup v2"), health)
+            with open(os.path.join(root, "emberd", "cgroup.subtree_control")) as f:
+                self.assertEqual(f.read(), "+memory +cpu +pids")
+            sb_dir_before = set(os.listdir(os.path.join(root, "emberd")))
+            sb = d.create(language_pack="shell", memory_mib=128, vcpus=1)
+            cg = os.path.join(root, "emberd", sb["id"])
+            self.assertEqual(set(os.listdir(os.path.join(root, "emberd"))) - sb_dir_before,
+                             {sb["id"]})
+
+            def read(name):
+                with open(os.path.join(cg, name)) as f:
+                    return f.read()
+
+            self.assertEqual(read("memory.max"), str((128 + 256) << 20))
+            self.assertEqual(read("cpu.max"), "100000 100000")
+            self.assertEqual(read("pids.max"), "128")
+            self.assertEqual(read("cgroup.procs"), str(sb["vmm_pid"]))
+            self.assertEqual(d.delete(sb["id"]), 204)
+            self.assertFalse(os.path.exists(cg))
+        finally:
+            d.stop()
+            import shutil
+            shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,140 @@
+/* cgroup.c - per-VMM cgroup v2 directories and their limits. */
+#include "vmm/cgroup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "util/cleanup.h"
+#include "util/fdio.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+#define CGROUP_DIR "emberd"
+#define CPU_PERIOD_US 100000
+
+static int write_file(const char *dir, const char *name, const char *value,
+		      struct ember_error **err)
+{
+	char path[PATH_MAX];
+	_cleanup_close_ int fd = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	/* O_CREAT|O_TRUNC is what `echo x > file` does: harmless on cgroupfs (the files exist),
+	 * and it lets a plain directory stand in for cgroupfs in tests. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return ember_error_sys(err, "open `%s`", path);
+	if (write(fd, value, strlen(value)) != (ssize_t)strlen(value))
+		return ember_error_sys(err, "write `%s` to `%s`", value, path);
+	return 0;
+}
+
+static bool has_controllers(const char *path)
+{
+	char *text = NULL;
+	bool ok;
+
+	if (file_read_all(path, 4096, &text, NULL, NULL) < 0)
+		return false;
+	ok = strstr(text, "memory") != NULL && strstr(text, "cpu") != NULL &&
+	     strstr(text, "pids") != NULL;
+	free(text);
+	return ok;
+}
+
+bool cgroup_probe(const char *root, char *status, size_t status_size)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	struct ember_error *err = NULL;
+
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", root);
+	if (access(path, R_OK) != 0) {
+		snprintf(status, status_size, "unavailable: %s is not a cgroup v2 mount (cgroup v1 "
+			 "or hybrid host); VMMs run without host-side limits", root);
+		return false;
+	}
+	if (!has_controllers(path)) {
+		snprintf(status, status_size, "unavailable: %s lacks the memory, cpu or pids "
+			 "controller (bound to cgroup v1?)", root);
+		return false;
+	}
+	snprintf(dir, sizeof(dir), "%s/%s", root, CGROUP_DIR);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(status, status_size, "unavailable: cannot create %s: %s", dir,
+			 strerror(errno));
+		return false;
+	}
+	/* Enable the controllers for our subtree; already-enabled is fine (the write of an
+	 * enabled controller succeeds). */
+	if (write_file(root, "cgroup.subtree_control", "+memory +cpu +pids", &err) < 0 ||
+	    write_file(dir, "cgroup.subtree_control", "+memory +cpu +pids", &err) < 0) {
+		snprintf(status, status_size, "unavailable: %s", err->message);
+		ember_error_free(&err);
+		return false;
+	}
+	snprintf(status, status_size, "cgroup v2: each VMM in %s/<sandbox> with memory.max, "
+		 "cpu.max and pids.max", dir);
+	return true;
+}
+
+int cgroup_create(const char *root, const char *id, const struct cgroup_limits *limits,
+		  int *procs_fd, struct ember_error **err)
+{
+	char dir[PATH_MAX], path[PATH_MAX], value[64];
+
+	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return ember_error_sys(err, "create cgroup `%s`", dir);
+	snprintf(value, sizeof(value), "%llu", (unsigned long long)limits->memory_bytes);
+	if (write_file(dir, "memory.max", value, err) < 0)
+		goto fail;
+	/* The guest's RAM must not be swapped out behind its back; the host's swap policy for
+	 * the rest of the VMM is the host's business, so only memory.max is set. */
+	snprintf(value, sizeof(value), "%u %u", limits->vcpus * CPU_PERIOD_US, CPU_PERIOD_US);
+	if (write_file(dir, "cpu.max", value, err) < 0)
+		goto fail;
+	snprintf(value, sizeof(value), "%u", limits->pids);
+	if (write_file(dir, "pids.max", value, err) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	*procs_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (*procs_fd < 0) {
+		ember_error_sys(err, "open `%s`", path);
+		goto fail;
+	}
+	return 0;
+fail:
+	cgroup_remove(root, id);
+	return ember_error_wrap(err, "host cgroup for %s", id);
+}
+
+void cgroup_remove(const char *root, const char *id)
+{
+	char dir[PATH_MAX];
+	struct statfs sf;
+	int attempt;
+
+	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
+	if (statfs(dir, &sf) == 0 && sf.f_type != CGROUP2_SUPER_MAGIC) {
+		/* Not a real cgroupfs (a test's stand-in directory): its "control files" are plain
+		 * files that rmdir would refuse. */
+		dir_remove_tree(dir, NULL);
+		return;
+	}
+	/* A killed VMM leaves its cgroup populated for a moment after we reaped it. */
+	for (attempt = 0; attempt < 50; attempt++) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return;
+		if (errno != EBUSY)
+			return;
+		usleep(10000);
+	}
+}

@@ -1,0 +1,40 @@
+/* cgroup.h - host-side resource limits for VMM processes: one cgroup v2 per sandbox under
+ * <root>/emberd/<id> with memory.max, cpu.max and pids.max. Used by vmm.c around spawn and stop.
+ * Never touches cgroups outside <root>/emberd, and never fails a boot on a host without
+ * cgroup v2: the probe says so once and /healthz reports it. */
+#ifndef EMBER_VMM_CGROUP_H
+#define EMBER_VMM_CGROUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/error.h"
+
+/* What the VMM process may use beyond the guest's RAM: QEMU's own heap, the TCG translation
+ * cache (bounded with tb-size), device buffers. Measured idle RSS is ~60 MiB above guest RAM
+ * actually touched; the margin absorbs bursts without letting a VMM eat the host. */
+#define CGROUP_VMM_OVERHEAD_MIB 256
+/* Threads of one VMM (vCPUs, I/O, RCU, the event loop) plus short-lived helpers. */
+#define CGROUP_VMM_PIDS_MAX 128
+
+struct cgroup_limits {
+	uint64_t memory_bytes;
+	unsigned vcpus;          /* cpu.max = vcpus * period */
+	unsigned pids;
+};
+
+/* Checks that root is a cgroup v2 mount with the memory, cpu and pids controllers and prepares
+ * <root>/emberd with them enabled. Returns true when usable; status describes the outcome for
+ * logs and /healthz either way. */
+bool cgroup_probe(const char *root, char *status, size_t status_size);
+
+/* Creates <root>/emberd/<id>, applies limits, returns an fd on its cgroup.procs (a spawned
+ * child writes "0" there to join before exec). */
+int cgroup_create(const char *root, const char *id, const struct cgroup_limits *limits,
+		  int *procs_fd, struct ember_error **err);
+
+/* Removes <root>/emberd/<id> once its processes are gone (bounded retries). */
+void cgroup_remove(const char *root, const char *id);
+
+#endif
