@@ -2,7 +2,8 @@
  * fake VMM driver: the "VMM process" is a real `sleep` child (so pidfds, kills and reaping are
  * real) and the "guest agent" is a thread speaking the real protocol on a socketpair. The code
  * of an exec tells the fake agent how to behave: "echo:TEXT", "hang", "die" (close the channel),
- * "garbage" (send bytes that are not a frame), "slow:MS". */
+ * "garbage" (send bytes that are not a frame), "partial" (half a frame, then silence),
+ * "slow:MS". */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,6 +89,12 @@ static void *fake_agent_main(void *arg)
 			} else if (strcmp(ex.code, "garbage") == 0) {
 				fd_write_all(fv->agent_fd, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
 					     12, time_mono_ms() + 1000, NULL);
+				proto_exec_release(&ex);
+				continue;
+			} else if (strcmp(ex.code, "partial") == 0) {
+				/* half a header, then silence: the host must not wait forever */
+				fd_write_all(fv->agent_fd, "\0\0\0\4\0\0", 6, time_mono_ms() + 1000,
+					     NULL);
 				proto_exec_release(&ex);
 				continue;
 			} else if (strncmp(ex.code, "slow:", 5) == 0) {
@@ -399,6 +406,28 @@ static void garbage_from_guest_fails_sandbox(void **state)
 	free_fixture(fx); /* a failed sandbox is still cleaned up at shutdown */
 }
 
+static void half_sent_frame_fails_sandbox_after_deadline(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_info info, got;
+	struct sandbox_exec_request req = { .code = "partial", .code_len = 7, .timeout_ms = 60000 };
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+	int64_t t0 = time_mono_ms();
+
+	(void)state;
+	create_one(fx, &info);
+	assert_int_equal(manager_exec(fx->m, info.id, &req, &res, &err), -1);
+	/* not the exec's 60 s: the partial-frame deadline ended it */
+	assert_true(time_mono_ms() - t0 < CHANNEL_PARTIAL_FRAME_MS + 3000);
+	assert_true(time_mono_ms() - t0 >= CHANNEL_PARTIAL_FRAME_MS - 100);
+	assert_non_null(strstr(err->message, "partial frame"));
+	ember_error_free(&err);
+	assert_int_equal(manager_get(fx->m, info.id, &got, NULL), 0);
+	assert_int_equal(got.state, SANDBOX_FAILED);
+	free_fixture(fx);
+}
+
 static void vmm_death_is_noticed(void **state)
 {
 	struct fixture *fx = make_fixture(2, 5000);
@@ -569,6 +598,7 @@ int main(void)
 		cmocka_unit_test(boot_timeout_leaves_nothing),
 		cmocka_unit_test(guest_closing_channel_fails_sandbox),
 		cmocka_unit_test(garbage_from_guest_fails_sandbox),
+		cmocka_unit_test(half_sent_frame_fails_sandbox_after_deadline),
 		cmocka_unit_test(vmm_death_is_noticed),
 		cmocka_unit_test(hung_guest_times_out_exec),
 		cmocka_unit_test(delete_during_exec_gives_conflict),
