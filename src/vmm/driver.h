@@ -27,6 +27,12 @@ struct vmm_driver_ops {
 	int (*attach)(struct vmm_instance *vm, struct ember_error **err);
 	/* Frees vm->priv without touching the VM or its files. NULL: free(vm->priv). */
 	void (*detach)(struct vmm_instance *vm);
+	/* Snapshots (NULL: unsupported). snapshot pauses and writes device state; restore loads
+	 * the state given to a VM started with cfg->restore_state and resumes it. */
+	int (*snapshot)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+			struct ember_error **err);
+	int (*restore)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		       struct ember_error **err);
 	void (*free_driver)(struct vmm_driver *drv);
 };
 

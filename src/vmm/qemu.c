@@ -1,10 +1,15 @@
 /* qemu.c - the QEMU `-M microvm` driver: no NIC, read-only pack drive, agent over a named
  * virtio-serial port backed by a Unix socket, console to a log file, QMP for shutdown. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "util/fdio.h"
@@ -18,6 +23,7 @@
 struct qemu_vm {
 	char agent_sock[108];
 	char qmp_sock[108];
+	char mig_sock[108];   /* device state streams through here (no exec: URIs: -sandbox) */
 	char vmm_log[4096];
 };
 
@@ -95,6 +101,7 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	vm->priv = q;
 	if (sock_path(q->agent_sock, sizeof(q->agent_sock), cfg->run_dir, "agent.sock", err) < 0 ||
 	    sock_path(q->qmp_sock, sizeof(q->qmp_sock), cfg->run_dir, "qmp.sock", err) < 0 ||
+	    sock_path(q->mig_sock, sizeof(q->mig_sock), cfg->run_dir, "mig.sock", err) < 0 ||
 	    vmm_kernel_cmdline(drv, cfg, cmdline, sizeof(cmdline), err) < 0)
 		return -1;
 	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", cfg->run_dir);
@@ -102,8 +109,17 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	argv_add(&a, "%s", drv->vmm_path);
 	argv_add(&a, "-name");
 	argv_add(&a, "emberd-%s", cfg->sandbox_id);
+	/* A template's RAM is a shared file; a clone maps the same file privately (copy-on-write),
+	 * so it starts with the template's memory without copying it. Clones must be started with
+	 * the template's exact device configuration (docs/snapshots.md). */
+	if (cfg->memory_file != NULL) {
+		argv_add(&a, "-object");
+		argv_add(&a, "memory-backend-file,id=ram0,mem-path=%s,size=%uM,share=%s",
+			 cfg->memory_file, cfg->memory_mib, cfg->memory_shared ? "on" : "off");
+	}
 	argv_add(&a, "-M");
-	argv_add(&a, "microvm,x-option-roms=off");
+	argv_add(&a, "microvm,x-option-roms=off%s",
+		 cfg->memory_file != NULL ? ",memory-backend=ram0" : "");
 	if (drv->accel == VMM_ACCEL_KVM) {
 		argv_add(&a, "-accel");
 		argv_add(&a, "kvm");
@@ -153,6 +169,11 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	argv_add(&a, "virtserialport,chardev=agent,name=org.emberd.agent");
 	argv_add(&a, "-qmp");
 	argv_add(&a, "unix:%s,server=on,wait=off", q->qmp_sock);
+	if (cfg->restore_state != NULL) {
+		argv_add(&a, "-S");
+		argv_add(&a, "-incoming");
+		argv_add(&a, "defer");
+	}
 	if (a.overflow) {
 		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
 		goto out;
@@ -189,6 +210,224 @@ static int qemu_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
 	}
 }
 
+/* Device state only: with x-ignore-shared, RAM in a shared file is not part of the stream. */
+static int set_ignore_shared(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
+{
+	json_t *args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
+				 "x-ignore-shared", "state", 1);
+	int ret = qmp_execute(qmp, "migrate-set-capabilities", args, NULL, deadline_ms, err);
+
+	json_decref(args);
+	return ret;
+}
+
+/* Polls query-migrate until it reports completed (1) or failed (-1). An empty answer means
+ * the migration has not started yet (QEMU 7.2 answers {} then). */
+static int wait_migration(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
+{
+	for (;;) {
+		json_t *info = NULL;
+		const char *status;
+
+		if (qmp_execute(qmp, "query-migrate", NULL, &info, deadline_ms, err) < 0)
+			return -1;
+		status = json_string_value(json_object_get(info, "status"));
+		if (status != NULL && strcmp(status, "completed") == 0) {
+			json_decref(info);
+			return 0;
+		}
+		if (status != NULL && (strcmp(status, "failed") == 0 ||
+				       strcmp(status, "cancelled") == 0)) {
+			const char *desc = json_string_value(json_object_get(info, "error-desc"));
+
+			ember_error_set(err, EMBER_E_GUEST, 0, "migration %s: %s", status,
+					desc != NULL ? desc : "no description");
+			json_decref(info);
+			return -1;
+		}
+		json_decref(info);
+		if (time_ms_until(deadline_ms) == 0)
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "migration did not complete in time");
+		usleep(1000);
+	}
+}
+
+static int listen_unix_socket(const char *path, struct ember_error **err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return ember_error_sys(err, "socket");
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
+		ember_error_sys(err, "listen on `%s`", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Reads fd to EOF into path (atomically: temp file + rename). */
+static int stream_to_file(int fd, const char *path, int64_t deadline_ms, struct ember_error **err)
+{
+	char tmp[PATH_MAX + 8], buf[65536];
+	int out, ret = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.part", path);
+	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		return ember_error_sys(err, "create `%s`", tmp);
+	for (;;) {
+		ssize_t n;
+		int ready = fd_wait(fd, POLLIN, deadline_ms, err);
+
+		if (ready < 0)
+			goto out;
+		if (ready == 0) {
+			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					"device state did not arrive in time");
+			goto out;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			ember_error_sys(err, "read device state");
+			goto out;
+		}
+		if (fd_write_all(out, buf, (size_t)n, deadline_ms, err) < 0)
+			goto out;
+	}
+	if (fsync(out) < 0 || rename(tmp, path) < 0) {
+		ember_error_sys(err, "save `%s`", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	close(out);
+	if (ret < 0)
+		unlink(tmp);
+	return ret;
+}
+
+static int qemu_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+			 struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	struct qmp *qmp = NULL;
+	json_t *args = NULL;
+	int listen_fd = -1, conn = -1, ret = -1;
+
+	if (qmp_connect(q->qmp_sock, deadline_ms, &qmp, err) < 0)
+		return ember_error_wrap(err, "snapshot");
+	listen_fd = listen_unix_socket(q->mig_sock, err);
+	if (listen_fd < 0 || qmp_execute(qmp, "stop", NULL, NULL, deadline_ms, err) < 0 ||
+	    set_ignore_shared(qmp, deadline_ms, err) < 0)
+		goto out;
+	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
+	if (qmp_execute(qmp, "migrate", args, NULL, deadline_ms, err) < 0)
+		goto out;
+	if (fd_wait(listen_fd, POLLIN, deadline_ms, err) <= 0) {
+		ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				"QEMU did not connect to send its state");
+		goto out;
+	}
+	conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (conn < 0) {
+		ember_error_sys(err, "accept the migration stream");
+		goto out;
+	}
+	if (stream_to_file(conn, state_path, deadline_ms, err) < 0 ||
+	    wait_migration(qmp, deadline_ms, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret < 0)
+		ember_error_wrap(err, "snapshot");
+	json_decref(args);
+	if (conn >= 0)
+		close(conn);
+	if (listen_fd >= 0)
+		close(listen_fd);
+	unlink(q->mig_sock);
+	qmp_close(qmp);
+	return ret;
+}
+
+static int qemu_restore(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+			struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	struct qmp *qmp = NULL;
+	json_t *args = NULL, *status = NULL;
+	char *state = NULL;
+	size_t state_len;
+	int conn = -1, ret = -1;
+
+	if (file_read_all(state_path, 64u << 20, &state, &state_len, err) < 0 ||
+	    qmp_connect(q->qmp_sock, deadline_ms, &qmp, err) < 0 ||
+	    set_ignore_shared(qmp, deadline_ms, err) < 0)
+		goto out;
+	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
+	if (qmp_execute(qmp, "migrate-incoming", args, NULL, deadline_ms, err) < 0)
+		goto out;
+	for (;;) {
+		struct ember_error *cerr = NULL;
+
+		conn = unix_connect(q->mig_sock, &cerr);
+		if (conn >= 0)
+			break;
+		if (time_ms_until(deadline_ms) == 0 || !vmm_alive(vm)) {
+			ember_error_propagate(err, cerr);
+			goto out;
+		}
+		ember_error_free(&cerr);
+		usleep(1000);
+	}
+	if (fd_write_all(conn, state, state_len, deadline_ms, err) < 0)
+		goto out;
+	close(conn);
+	conn = -1;
+	/* `cont` before the load completed is accepted and leaves the VM paused forever; and
+	 * query-migrate may say completed while the machine is still "inmigrate". */
+	if (wait_migration(qmp, deadline_ms, err) < 0)
+		goto out;
+	for (;;) {
+		const char *run_state;
+
+		if (qmp_execute(qmp, "query-status", NULL, &status, deadline_ms, err) < 0)
+			goto out;
+		run_state = json_string_value(json_object_get(status, "status"));
+		if (run_state != NULL && strcmp(run_state, "inmigrate") != 0)
+			break;
+		json_decref(status);
+		status = NULL;
+		if (time_ms_until(deadline_ms) == 0) {
+			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					"the clone stayed in `inmigrate`");
+			goto out;
+		}
+		usleep(1000);
+	}
+	if (qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	json_decref(args);
+	json_decref(status);
+	free(state);
+	if (conn >= 0)
+		close(conn);
+	unlink(q->mig_sock);
+	qmp_close(qmp);
+	return ret;
+}
+
 static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 {
 	struct qemu_vm *q = vm->priv;
@@ -215,6 +454,7 @@ static int qemu_attach(struct vmm_instance *vm, struct ember_error **err)
 	vm->priv = q;
 	snprintf(q->agent_sock, sizeof(q->agent_sock), "%s/agent.sock", vm->run_dir);
 	snprintf(q->qmp_sock, sizeof(q->qmp_sock), "%s/qmp.sock", vm->run_dir);
+	snprintf(q->mig_sock, sizeof(q->mig_sock), "%s/mig.sock", vm->run_dir);
 	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", vm->run_dir);
 	return 0;
 }
@@ -227,6 +467,7 @@ static void qemu_release(struct vmm_instance *vm)
 		return;
 	unlink(q->agent_sock);
 	unlink(q->qmp_sock);
+	unlink(q->mig_sock);
 	free(q);
 	vm->priv = NULL;
 }
@@ -239,4 +480,6 @@ const struct vmm_driver_ops vmm_qemu_ops = {
 	.request_stop = qemu_request_stop,
 	.release = qemu_release,
 	.attach = qemu_attach,
+	.snapshot = qemu_snapshot,
+	.restore = qemu_restore,
 };

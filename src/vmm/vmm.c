@@ -180,6 +180,17 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 		vmm_instance_free(vm);
 		return -1;
 	}
+	if (cfg->restore_state != NULL &&
+	    (drv->ops->restore == NULL ||
+	     drv->ops->restore(vm, cfg->restore_state, cfg->deadline_ms, err) < 0)) {
+		if (drv->ops->restore == NULL)
+			ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot restore",
+					drv->ops->name);
+		ember_error_wrap(err, "restore from `%s`", cfg->restore_state);
+		vmm_stop(vm, time_mono_ms() + 2000, NULL);
+		vmm_instance_free(vm);
+		return -1;
+	}
 	*out = vm;
 	return 0;
 }
@@ -273,6 +284,20 @@ unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep)
 	snprintf(needle, sizeof(needle), "%s/sb_", run_dir);
 	proc_for_each_mentioning(needle, kill_stray, &ctx);
 	return ctx.killed;
+}
+
+int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		 struct ember_error **err)
+{
+	if (vm->drv->ops->snapshot == NULL)
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot snapshot",
+				       vm->drv->ops->name);
+	return vm->drv->ops->snapshot(vm, state_path, deadline_ms, err);
+}
+
+bool vmm_driver_can_snapshot(const struct vmm_driver *drv)
+{
+	return drv->ops->snapshot != NULL && drv->ops->restore != NULL;
 }
 
 int vmm_connect_agent(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)

@@ -39,6 +39,13 @@ struct vmm_boot_config {
 	const char *cmdline_extra;    /* appended to the kernel command line (emberd.* options) */
 	unsigned vcpus;
 	unsigned memory_mib;
+	/* Snapshots (docs/snapshots.md). memory_file backs guest RAM with a file: shared for a
+	 * template (its RAM *is* the file), private copy-on-write for a clone. restore_state makes
+	 * vmm_start() load that device state and resume instead of booting the kernel. */
+	const char *memory_file;
+	bool memory_shared;
+	const char *restore_state;
+	int64_t deadline_ms;          /* bounds a restore; <0: none */
 };
 
 struct vmm_driver;
@@ -58,6 +65,14 @@ const char *vmm_driver_cgroup_status(const struct vmm_driver *drv);
 /* Starts the VMM process and returns once it runs (not once the guest booted). */
 int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 	      struct vmm_instance **out, struct ember_error **err);
+
+/* Pauses a template VM (started with a shared memory_file) and writes its device state to
+ * state_path atomically; guest RAM stays in the memory file. The VM stays paused: stop it next.
+ * EMBER_E_UNAVAILABLE when the driver has no snapshots. */
+int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		 struct ember_error **err);
+/* Whether the driver can snapshot and restore. */
+bool vmm_driver_can_snapshot(const struct vmm_driver *drv);
 
 /* Opens a byte stream to the guest agent (non-blocking fd). The agent may not be listening yet;
  * drivers retry until deadline_ms. The caller owns the fd. */
