@@ -20,7 +20,7 @@ CC := gcc
 endif
 CLANG ?= clang
 
-PKG_LIBS := libmicrohttpd jansson libcurl
+PKG_LIBS := libmicrohttpd jansson libcurl libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential clang libclang-rt-14-dev pkg-config
-	libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
+	libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
 	qemu-system-x86 mmdebstrap squashfs-tools cpio kmod lz4 zstd
 	python3 curl bubblewrap ca-certificates
 )

@@ -70,6 +70,11 @@ static void usage(FILE *out)
 		"  --max-body-bytes N           request body (default 4194304; beyond: 413)\n"
 		"  --max-connections N          (default 256)\n"
 		"  --connection-timeout-s N     idle client timeout (default 30)\n"
+		"Fast create (docs/snapshots.md):\n"
+		"  --pool-size N                ready clones kept per pack (default 1; 0 disables)\n"
+		"  --prewarm                    build every pack's template at startup (default:\n"
+		"                               on first use, or when the pool needs one)\n"
+		"  --no-snapshots               always boot cold (no templates, no clones, no pool)\n"
 		"Restarts:\n"
 		"  --keep-sandboxes             on SIGTERM/SIGINT leave VMs running for the next\n"
 		"                               daemon to re-attach (default: destroy them). A daemon\n"
@@ -102,7 +107,7 @@ enum {
 	OPT_FC_BIN, OPT_JAILER, OPT_MAX_SANDBOXES, OPT_MAX_BOOTS, OPT_MAX_VCPUS, OPT_MAX_MEMORY,
 	OPT_DEFAULT_TIMEOUT, OPT_MAX_TIMEOUT, OPT_BOOT_TIMEOUT, OPT_MAX_EXEC_TIMEOUT,
 	OPT_MAX_OUTPUT, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_CONN_TIMEOUT, OPT_LOG_LEVEL,
-	OPT_CGROUP_ROOT, OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
+	OPT_POOL_SIZE, OPT_PREWARM, OPT_NO_SNAPSHOTS, OPT_CGROUP_ROOT, OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -118,6 +123,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "firecracker-bin", required_argument, NULL, OPT_FC_BIN },
 		{ "jailer", required_argument, NULL, OPT_JAILER },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+		{ "pool-size", required_argument, NULL, OPT_POOL_SIZE },
+		{ "prewarm", no_argument, NULL, OPT_PREWARM },
+		{ "no-snapshots", no_argument, NULL, OPT_NO_SNAPSHOTS },
 		{ "max-sandboxes", required_argument, NULL, OPT_MAX_SANDBOXES },
 		{ "max-concurrent-boots", required_argument, NULL, OPT_MAX_BOOTS },
 		{ "max-vcpus", required_argument, NULL, OPT_MAX_VCPUS },
@@ -171,6 +179,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_FC_BIN: o->firecracker_bin = optarg; break;
 		case OPT_JAILER: o->jailer_bin = optarg; break;
 		case OPT_CGROUP_ROOT: o->cgroup_root = optarg; break;
+		case OPT_PREWARM: o->manager.prewarm = true; break;
+		case OPT_NO_SNAPSHOTS: o->manager.snapshots = false; break;
 #define NUM(opt, field, min, max, flag) \
 	case opt: \
 		if (parse_num(optarg, min, max, flag, &v) < 0) \
@@ -189,6 +199,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		    "--max-exec-timeout-ms")
 		NUM(OPT_MAX_OUTPUT, o->manager.max_output_bytes, 0, 64ull << 20,
 		    "--max-output-bytes")
+		NUM(OPT_POOL_SIZE, o->manager.pool_size, 0, 64, "--pool-size")
 		NUM(OPT_MAX_PROCESSES, o->manager.max_processes, 8, 65536, "--max-processes")
 		NUM(OPT_MAX_OVERLAY, o->manager.max_overlay_mib, 8, 65536, "--max-overlay-mib")
 		NUM(OPT_MAX_BODY, o->api.max_body_bytes, 1024, 64ull << 20, "--max-body-bytes")
@@ -273,7 +284,7 @@ int main(int argc, char **argv)
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,
 			     .max_output_bytes = 16u << 20, .max_processes = 256,
-			     .max_overlay_mib = 2048 },
+			     .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1 },
 		.images_dir = getenv("IMAGES_DIR") != NULL ? getenv("IMAGES_DIR")
 							   : "/var/lib/emberd/images",
 		.vmm = "auto",

@@ -29,6 +29,7 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 	if (obj == NULL)
 		return NULL;
 	json_object_set_new(obj, "overlay_mib", json_integer(info->overlay_mib));
+	json_object_set_new(obj, "boot_mode", json_string(info->boot_mode));
 	if (info->vmm_pid > 0)
 		json_object_set_new(obj, "vmm_pid", json_integer(info->vmm_pid));
 	else

@@ -70,23 +70,28 @@ static void method_not_allowed(struct api_response *resp, const char *method, co
 static void route_healthz(struct api_context *ctx, struct api_response *resp)
 {
 	struct manager_stats st;
+	json_t *body;
 
 	manager_stats(ctx->manager, &st);
-	respond_json(resp, 200,
-		     json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, "
-			       "s:I, s:I, s:I}, s:s}",
-			       "status", "ok", "version", EMBER_VERSION, "uptime_s",
-			       (json_int_t)((time_mono_ms() - ctx->started_mono_ms) / 1000), "vmm",
-			       "driver", vmm_driver_name(ctx->driver), "accel",
-			       vmm_driver_accel_name(ctx->driver), "description",
-			       vmm_driver_description(ctx->driver), "selected_because",
-			       ctx->vmm_selection_reason != NULL ? ctx->vmm_selection_reason : "",
-			       "sandboxes", "total", (int)st.total, "booting", (int)st.booting,
-			       "ready", (int)st.ready, "failed", (int)st.failed, "destroying",
-			       (int)st.destroying, "created_total", (json_int_t)st.created_total,
-			       "create_failures_total", (json_int_t)st.create_failures_total,
-			       "execs_total", (json_int_t)st.execs_total, "host_cgroups",
-			       vmm_driver_cgroup_status(ctx->driver)));
+	body = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, "
+			 "s:I, s:I, s:I}, s:s, s:{s:b, s:i, s:i, s:i}, s:{s:i, s:I}}",
+			 "status", "ok", "version", EMBER_VERSION, "uptime_s",
+			 (json_int_t)((time_mono_ms() - ctx->started_mono_ms) / 1000), "vmm",
+			 "driver", vmm_driver_name(ctx->driver), "accel",
+			 vmm_driver_accel_name(ctx->driver), "description",
+			 vmm_driver_description(ctx->driver), "selected_because",
+			 ctx->vmm_selection_reason != NULL ? ctx->vmm_selection_reason : "",
+			 "sandboxes", "total", (int)st.total, "booting", (int)st.booting, "ready",
+			 (int)st.ready, "failed", (int)st.failed, "destroying", (int)st.destroying,
+			 "created_total", (json_int_t)st.created_total, "create_failures_total",
+			 (json_int_t)st.create_failures_total, "execs_total",
+			 (json_int_t)st.execs_total, "host_cgroups",
+			 vmm_driver_cgroup_status(ctx->driver), "templates", "enabled",
+			 st.snapshots, "ready", (int)st.templates_ready, "building",
+			 (int)st.templates_building, "failed", (int)st.templates_failed, "pool",
+			 "ready", (int)st.pool_ready, "handouts_total",
+			 (json_int_t)st.pool_handouts_total);
+	respond_json(resp, 200, body);
 }
 
 static void route_packs(struct api_context *ctx, struct api_response *resp)

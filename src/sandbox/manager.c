@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sandbox/record.h"
+#include "sandbox/template.h"
 #include "util/fdio.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -44,6 +45,8 @@ struct sandbox {
 	char run_dir[PATH_MAX];
 	struct vmm_instance *vm;
 	struct channel *ch;
+	struct template *tpl;         /* the template a clone maps (reference held) */
+	const char *boot_mode;        /* "cold", "clone", "pool" */
 	char failure[512];
 	struct sandbox *next;
 };
@@ -61,6 +64,14 @@ struct manager {
 	bool shutting_down;
 	bool stop_reaper;
 	pthread_t reaper;
+	struct template_store *templates; /* NULL: no snapshots (disabled or unsupported) */
+	struct sandbox *pool;             /* ready clones waiting to be handed out */
+	unsigned pool_count;
+	unsigned pool_filling;
+	pthread_t pool_thread;
+	bool pool_started;
+	uint64_t pool_handouts_total;
+	bool keep_templates;
 	uint64_t created_total;
 	uint64_t create_failures_total;
 	uint64_t execs_total;
@@ -138,6 +149,7 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 	info->execs_run = sb->execs_run;
 	info->execs_running = sb->execs_running;
 	info->boot_ms = sb->boot_ms;
+	info->boot_mode = sb->boot_mode != NULL ? sb->boot_mode : "cold";
 	snprintf(info->failure, sizeof(info->failure), "%s", sb->failure);
 	/* While booting, vm and ch belong to the booting thread alone. */
 	if (sb->state == SANDBOX_BOOTING)
@@ -189,6 +201,8 @@ static void teardown(struct manager *m, struct sandbox *sb)
 		vmm_instance_free(sb->vm);
 		sb->vm = NULL;
 	}
+	template_release(sb->tpl);
+	sb->tpl = NULL;
 	if (sb->run_dir[0] != '\0') {
 		struct ember_error *err = NULL;
 
@@ -216,8 +230,8 @@ static void *reaper_main(void *arg)
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->stop_reaper) {
-		struct sandbox *expired[64];
-		size_t n = 0, i;
+		struct sandbox *expired[64], *dead[16];
+		size_t n = 0, n_dead = 0, i;
 		struct sandbox *sb;
 		int64_t now = time_mono_ms();
 
@@ -245,12 +259,32 @@ static void *reaper_main(void *arg)
 				expired[n++] = sb;
 			}
 		}
-		if (n > 0) {
+		/* A pooled clone that died is dropped; the filler replaces it. */
+		{
+			struct sandbox **p = &m->pool;
+
+			while (*p != NULL && n_dead < sizeof(dead) / sizeof(dead[0])) {
+				if (!vmm_alive((*p)->vm) || channel_broken((*p)->ch, NULL, 0)) {
+					dead[n_dead++] = *p;
+					*p = (*p)->next;
+					m->pool_count--;
+				} else {
+					p = &(*p)->next;
+				}
+			}
+		}
+		if (n > 0 || n_dead > 0) {
 			pthread_mutex_unlock(&m->lock);
 			for (i = 0; i < n; i++) {
 				log_event(LOG_INFO, expired[i]->id, "sandbox.expired", -1,
 					  "lifetime of %u s reached", expired[i]->timeout_s);
 				destroy_and_free(m, expired[i]);
+			}
+			for (i = 0; i < n_dead; i++) {
+				log_event(LOG_WARN, dead[i]->id, "pool.dropped", -1,
+					  "a pooled clone died before it was handed out");
+				teardown(m, dead[i]);
+				free(dead[i]);
 			}
 			pthread_mutex_lock(&m->lock);
 			continue;
@@ -259,6 +293,141 @@ static void *reaper_main(void *arg)
 	}
 	pthread_mutex_unlock(&m->lock);
 	return NULL;
+}
+
+static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err);
+
+static bool is_default_shape(const struct sandbox *sb)
+{
+	return sb->vcpus == sb->pack->defaults.vcpus &&
+	       sb->memory_mib == sb->pack->defaults.memory_mib &&
+	       sb->overlay_mib == sb->pack->defaults.overlay_mib;
+}
+
+static unsigned pooled_for(struct manager *m, const struct pack *pack)
+{
+	struct sandbox *sb;
+	unsigned n = 0;
+
+	for (sb = m->pool; sb != NULL; sb = sb->next)
+		n += sb->pack == pack;
+	return n;
+}
+
+/* The pack that most needs a pooled clone, or NULL when every pool is full. */
+static const struct pack *pool_wanted_locked(struct manager *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->catalog->count; i++) {
+		const struct pack *pack = &m->catalog->packs[i];
+
+		if (pooled_for(m, pack) < m->cfg.pool_size)
+			return pack;
+	}
+	return NULL;
+}
+
+/* Restores one clone for the pool (default shape, fresh id and identity via its HELLO). */
+static struct sandbox *pool_fill_one(struct manager *m, const struct pack *pack)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	struct ember_error *err = NULL;
+
+	if (sb == NULL)
+		return NULL;
+	sb->pack = pack;
+	sb->vcpus = pack->defaults.vcpus;
+	sb->memory_mib = pack->defaults.memory_mib;
+	sb->overlay_mib = pack->defaults.overlay_mib;
+	sb->state = SANDBOX_BOOTING;
+	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
+	    boot(m, sb, true, &err) == 0) {
+		sb->boot_mode = "pool";
+		return sb;
+	}
+	if (err != NULL && err->kind != EMBER_E_UNAVAILABLE)
+		log_event(LOG_WARN, sb->id, "pool.fill_failed", -1, "%s", err->message);
+	ember_error_free(&err);
+	teardown(m, sb);
+	free(sb);
+	return NULL;
+}
+
+/* Keeps each pack's pool at its size, one restore at a time and only with a boot slot free,
+ * so refills never hold up a client's create for long. */
+static void *pool_main(void *arg)
+{
+	struct manager *m = arg;
+
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop_reaper && !m->shutting_down) {
+		const struct pack *pack = pool_wanted_locked(m);
+		struct sandbox *sb;
+
+		if (pack == NULL || m->booting >= m->cfg.max_concurrent_boots) {
+			cond_wait_ms(&m->cond, &m->lock, 500);
+			continue;
+		}
+		m->booting++;
+		m->pool_filling++;
+		pthread_mutex_unlock(&m->lock);
+		sb = pool_fill_one(m, pack);
+		pthread_mutex_lock(&m->lock);
+		m->booting--;
+		m->pool_filling--;
+		pthread_cond_broadcast(&m->cond);
+		if (sb != NULL) {
+			sb->next = m->pool;
+			m->pool = sb;
+			m->pool_count++;
+		} else {
+			/* No template yet (its build was just started) or a failure: try later. */
+			cond_wait_ms(&m->cond, &m->lock, 500);
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* Hands out a pooled clone matching sb's pack and default shape, or returns NULL. The caller's
+ * validated request (sb) supplies the lifetime. */
+static struct sandbox *pool_take(struct manager *m, const struct sandbox *want)
+{
+	struct sandbox **p, *sb = NULL;
+
+	if (m->cfg.pool_size == 0 || !is_default_shape(want))
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	if (!m->shutting_down && m->count < m->cfg.max_sandboxes) {
+		for (p = &m->pool; *p != NULL; p = &(*p)->next) {
+			if ((*p)->pack == want->pack && vmm_alive((*p)->vm) &&
+			    !channel_broken((*p)->ch, NULL, 0)) {
+				sb = *p;
+				*p = sb->next;
+				m->pool_count--;
+				break;
+			}
+		}
+	}
+	if (sb != NULL) {
+		int64_t now = time_mono_ms();
+
+		sb->state = SANDBOX_READY;
+		sb->timeout_s = want->timeout_s;
+		sb->created_wall_ns = time_wall_ns();
+		sb->created_mono_ms = now;
+		sb->expires_mono_ms = now + (int64_t)sb->timeout_s * 1000;
+		sb->boot_ms = 0;
+		sb->next = m->list;
+		m->list = sb;
+		m->count++;
+		m->created_total++;
+		m->pool_handouts_total++;
+		pthread_cond_broadcast(&m->cond); /* the filler refills */
+	}
+	pthread_mutex_unlock(&m->lock);
+	return sb;
 }
 
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
@@ -290,11 +459,40 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&m->cond, &attr);
 	pthread_condattr_destroy(&attr);
+	if (cfg->snapshots && vmm_driver_can_snapshot(driver)) {
+		char dir[PATH_MAX];
+		struct ember_error *terr = NULL;
+
+		snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
+		if (template_store_create(dir, catalog, driver, cfg->boot_timeout_ms, &m->templates,
+					  &terr) < 0) {
+			log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
+				  terr->message);
+			ember_error_free(&terr);
+		}
+	}
 	if (pthread_create(&m->reaper, NULL, reaper_main, m) != 0) {
+		template_store_free(m->templates, true);
 		pthread_mutex_destroy(&m->lock);
 		pthread_cond_destroy(&m->cond);
 		free(m);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
+	}
+	if (m->templates != NULL) {
+		size_t i;
+
+		for (i = 0; cfg->prewarm && i < catalog->count; i++) {
+			struct template_shape shape = {
+				.pack = &catalog->packs[i],
+				.vcpus = catalog->packs[i].defaults.vcpus,
+				.memory_mib = catalog->packs[i].defaults.memory_mib,
+				.overlay_mib = catalog->packs[i].defaults.overlay_mib,
+			};
+
+			template_prewarm(m->templates, &shape);
+		}
+		if (cfg->pool_size > 0)
+			m->pool_started = pthread_create(&m->pool_thread, NULL, pool_main, m) == 0;
 	}
 	*out = m;
 	return 0;
@@ -323,9 +521,26 @@ static void detach_and_free(struct manager *m, struct sandbox *sb)
 
 void manager_shutdown(struct manager *m, bool keep_vms)
 {
+	struct sandbox *pooled;
+
 	pthread_mutex_lock(&m->lock);
 	m->shutting_down = true;
 	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	if (m->pool_started) {
+		pthread_join(m->pool_thread, NULL);
+		m->pool_started = false;
+	}
+	pthread_mutex_lock(&m->lock);
+	/* Pooled clones were never handed out: nothing to keep. */
+	while ((pooled = m->pool) != NULL) {
+		m->pool = pooled->next;
+		m->pool_count--;
+		pthread_mutex_unlock(&m->lock);
+		teardown(m, pooled);
+		free(pooled);
+		pthread_mutex_lock(&m->lock);
+	}
 	/* Boots in progress finish (or hit their deadline) on their own threads. */
 	while (m->booting > 0)
 		pthread_cond_wait(&m->cond, &m->lock);
@@ -341,6 +556,7 @@ void manager_shutdown(struct manager *m, bool keep_vms)
 			break;
 		/* Failed sandboxes are not worth keeping: nothing could re-attach to them. */
 		keep = keep_vms && sb->state == SANDBOX_READY;
+		m->keep_templates = m->keep_templates || keep_vms;
 		sb->state = SANDBOX_DESTROYING;
 		pthread_mutex_unlock(&m->lock);
 		if (keep)
@@ -365,6 +581,9 @@ void manager_free(struct manager *m)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->reaper, NULL);
+	/* Templates are a cache of this daemon's; a daemon leaving VMs for re-attach
+	 * (keep_templates) also leaves the templates, which the next one reuses. */
+	template_store_free(m->templates, !m->keep_templates);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
@@ -483,14 +702,33 @@ static void save_record(struct sandbox *sb)
 	}
 }
 
-static int boot(struct manager *m, struct sandbox *sb, struct ember_error **err)
+static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
+			     struct ember_error **err)
 {
-	const struct catalog *cat = m->catalog;
-	struct vmm_boot_config bcfg = { 0 };
 	struct proto_ready ready;
-	char cmdline_extra[128];
-	int64_t deadline = time_mono_ms() + m->cfg.boot_timeout_ms;
 	int fd;
+
+	if (vmm_start(m->driver, bcfg, &sb->vm, err) < 0)
+		return -1;
+	fd = vmm_connect_agent(sb->vm, bcfg->deadline_ms, err);
+	if (fd < 0)
+		return -1;
+	/* For a clone this HELLO is where it stops being the template: its own id, the host's
+	 * clock and fresh entropy, applied before READY (docs/snapshots.md). */
+	return channel_open(fd, sb->id, vmm_exit_fd(sb->vm), bcfg->deadline_ms, &sb->ch, &ready,
+			    err);
+}
+
+/* Starts the VM: restored from its shape's template when there is one (a clone), else booted
+ * cold, which also gets the template built in the background for the next create. With
+ * clone_only (pool fills) there is no cold fallback. */
+static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err)
+{
+	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
+					.memory_mib = sb->memory_mib,
+					.overlay_mib = sb->overlay_mib };
+	struct vmm_boot_config bcfg = { 0 };
+	char cmdline_extra[128];
 
 	if (snprintf(sb->run_dir, sizeof(sb->run_dir), "%s/%s", m->run_dir, sb->id) >=
 	    (int)sizeof(sb->run_dir))
@@ -499,22 +737,41 @@ static int boot(struct manager *m, struct sandbox *sb, struct ember_error **err)
 		sb->run_dir[0] = '\0';
 		return ember_error_sys(err, "create sandbox directory");
 	}
-	snprintf(cmdline_extra, sizeof(cmdline_extra), "emberd.overlay_mib=%u", sb->overlay_mib);
+	template_boot_config(&shape, m->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
 	bcfg.sandbox_id = sb->id;
 	bcfg.run_dir = sb->run_dir;
-	bcfg.kernel_bzimage = cat->bzimage;
-	bcfg.kernel_vmlinux = cat->vmlinux;
-	bcfg.initramfs = cat->initramfs;
-	bcfg.pack_image = sb->pack->image;
-	bcfg.cmdline_extra = cmdline_extra;
-	bcfg.vcpus = sb->vcpus;
-	bcfg.memory_mib = sb->memory_mib;
-	if (vmm_start(m->driver, &bcfg, &sb->vm, err) < 0)
-		return -1;
-	fd = vmm_connect_agent(sb->vm, deadline, err);
-	if (fd < 0)
-		return -1;
-	return channel_open(fd, sb->id, vmm_exit_fd(sb->vm), deadline, &sb->ch, &ready, err);
+	bcfg.deadline_ms = time_mono_ms() + m->cfg.boot_timeout_ms;
+	sb->tpl = m->templates != NULL ? template_acquire(m->templates, &shape) : NULL;
+	if (sb->tpl != NULL) {
+		struct ember_error *clone_err = NULL;
+
+		bcfg.memory_file = template_memory_path(sb->tpl);
+		bcfg.memory_shared = false;
+		bcfg.restore_state = template_state_path(sb->tpl);
+		sb->boot_mode = "clone";
+		if (start_and_connect(m, sb, &bcfg, &clone_err) == 0)
+			return 0;
+		/* A template that does not restore is not trusted again; boot cold instead. */
+		log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; booting cold",
+			  clone_err->message);
+		ember_error_free(&clone_err);
+		template_discard(sb->tpl);
+		template_release(sb->tpl);
+		sb->tpl = NULL;
+		channel_close(sb->ch);
+		sb->ch = NULL;
+		if (sb->vm != NULL) {
+			vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+			vmm_instance_free(sb->vm);
+			sb->vm = NULL;
+		}
+		bcfg.memory_file = NULL;
+		bcfg.restore_state = NULL;
+	}
+	if (clone_only)
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");
+	sb->boot_mode = "cold";
+	return start_and_connect(m, sb, &bcfg, err);
 }
 
 int manager_create_sandbox(struct manager *m, const struct sandbox_create_request *req,
@@ -532,6 +789,20 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 		free(sb);
 		return -1;
 	}
+	{
+		struct sandbox *pooled = pool_take(m, sb);
+
+		if (pooled != NULL) {
+			free(sb);
+			pthread_mutex_lock(&m->lock);
+			fill_info_locked(pooled, info);
+			pthread_mutex_unlock(&m->lock);
+			save_record(pooled);
+			log_event(LOG_INFO, pooled->id, "sandbox.ready", time_mono_ms() - t0,
+				  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
+			return 0;
+		}
+	}
 	sb->state = SANDBOX_BOOTING;
 	sb->created_wall_ns = time_wall_ns();
 	sb->created_mono_ms = t0;
@@ -542,7 +813,7 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	log_event(LOG_INFO, sb->id, "sandbox.booting", -1, "pack=%s vcpus=%u memory_mib=%u",
 		  sb->pack->name, sb->vcpus, sb->memory_mib);
 
-	ret = boot(m, sb, err);
+	ret = boot(m, sb, false, err);
 	if (ret < 0) {
 		wrap_with_console_tail(sb, err);
 		ember_error_wrap(err, "boot sandbox");
@@ -779,10 +1050,21 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		case SANDBOX_GONE: break;
 		}
 	}
+	stats->pool_ready = m->pool_count;
+	stats->pool_handouts_total = m->pool_handouts_total;
 	stats->created_total = m->created_total;
 	stats->create_failures_total = m->create_failures_total;
 	stats->execs_total = m->execs_total;
 	pthread_mutex_unlock(&m->lock);
+	stats->snapshots = m->templates != NULL;
+	if (m->templates != NULL) {
+		struct template_stats ts;
+
+		template_store_stats(m->templates, &ts);
+		stats->templates_ready = ts.ready;
+		stats->templates_building = ts.building;
+		stats->templates_failed = ts.failed;
+	}
 }
 
 /* Takes over one sandbox directory left by an earlier daemon, or explains why not. */
@@ -859,7 +1141,7 @@ void manager_recover(struct manager *m, struct manager_recovery *out)
 		struct sandbox *sb = NULL;
 		struct ember_error *err = NULL;
 
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "templates") == 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", m->run_dir, de->d_name);
 		if (strncmp(de->d_name, SANDBOX_ID_PREFIX, strlen(SANDBOX_ID_PREFIX)) != 0 ||

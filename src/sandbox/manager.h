@@ -42,6 +42,9 @@ struct manager_config {
 	uint64_t max_output_bytes;        /* per stream per exec */
 	unsigned max_processes;           /* RLIMIT_NPROC of the guest's sandbox user */
 	unsigned max_overlay_mib;         /* writable layer (guest tmpfs) a create may ask for */
+	bool snapshots;                   /* restore clones from templates when the driver can */
+	unsigned pool_size;               /* ready clones kept per pack (default shape); 0: none */
+	bool prewarm;                     /* build every pack's template at startup */
 };
 
 struct sandbox_create_request {
@@ -68,6 +71,7 @@ struct sandbox_info {
 	unsigned execs_running;
 	pid_t vmm_pid;
 	int64_t boot_ms;
+	const char *boot_mode;            /* "cold", "clone" or "pool" */
 	char failure[512];
 	char console_log[4096];
 };
@@ -94,6 +98,12 @@ struct manager_stats {
 	uint64_t created_total;
 	uint64_t create_failures_total;
 	uint64_t execs_total;
+	unsigned pool_ready;              /* pooled clones waiting, all packs */
+	uint64_t pool_handouts_total;
+	bool snapshots;                   /* templates in use */
+	unsigned templates_ready;
+	unsigned templates_building;
+	unsigned templates_failed;
 };
 
 struct manager;

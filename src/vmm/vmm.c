@@ -89,6 +89,11 @@ const char *vmm_driver_name(const struct vmm_driver *drv)
 	return drv->ops->name;
 }
 
+const char *vmm_driver_binary(const struct vmm_driver *drv)
+{
+	return drv->vmm_path;
+}
+
 const char *vmm_driver_description(const struct vmm_driver *drv)
 {
 	return drv->description;

@@ -56,6 +56,8 @@ int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **o
 		      struct ember_error **err);
 void vmm_driver_free(struct vmm_driver *drv);
 const char *vmm_driver_name(const struct vmm_driver *drv);
+/* Absolute path of the VMM binary (fingerprinted into template keys). */
+const char *vmm_driver_binary(const struct vmm_driver *drv);
 /* One line for logs and /healthz: "qemu (tcg: /dev/kvm has no hardware virtualization)". */
 const char *vmm_driver_description(const struct vmm_driver *drv);
 const char *vmm_driver_accel_name(const struct vmm_driver *drv);

@@ -1,0 +1,369 @@
+/* template.c - template store: keys, background builds, references, cleanup.
+ *
+ * A template directory <dir>/<key>/ holds `memory` (the guest RAM the template VM ran on, a
+ * shared file) and `state` (its device state). It is built in <dir>/<key>.building/ and renamed
+ * into place when complete, so a directory named by a bare key is always whole. */
+#include "sandbox/template.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "channel/channel.h"
+#include "sandbox/digest.h"
+#include "util/fdio.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+
+/* A failed build is not retried for this long: a broken image must not become a boot loop. */
+#define TEMPLATE_RETRY_MS 60000
+/* After the host hangs up, the agent notices and goes idle within a few ms; snapshot after. */
+#define TEMPLATE_QUIESCE_MS 100
+
+enum template_status { TEMPLATE_ABSENT, TEMPLATE_BUILDING, TEMPLATE_READY, TEMPLATE_FAILED };
+
+struct template {
+	struct template_store *store;
+	char key[TEMPLATE_KEY_LEN + 1];
+	char dir[PATH_MAX];
+	char memory[PATH_MAX];
+	char state[PATH_MAX];
+	struct template_shape shape;
+	enum template_status status;
+	int64_t failed_at_ms;
+	unsigned refs;
+	bool discarded;
+	struct template *next;
+};
+
+struct template_store {
+	char dir[PATH_MAX];
+	const struct catalog *catalog;
+	struct vmm_driver *driver;
+	unsigned boot_timeout_ms;
+	char base_digest[DIGEST_HEX_LEN + 1]; /* kernel, initramfs, VMM binary, driver, accel */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct template *list;
+	unsigned builds_running;
+	bool closing;
+};
+
+void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,
+			  struct vmm_boot_config *cfg, char *cmdline_extra, size_t size)
+{
+	snprintf(cmdline_extra, size, "emberd.overlay_mib=%u", shape->overlay_mib);
+	cfg->kernel_bzimage = catalog->bzimage;
+	cfg->kernel_vmlinux = catalog->vmlinux;
+	cfg->initramfs = catalog->initramfs;
+	cfg->pack_image = shape->pack->image;
+	cfg->cmdline_extra = cmdline_extra;
+	cfg->vcpus = shape->vcpus;
+	cfg->memory_mib = shape->memory_mib;
+}
+
+static void shape_key(const struct template_store *st, const struct template_shape *shape,
+		      char key[TEMPLATE_KEY_LEN + 1])
+{
+	char text[1024];
+	int n = snprintf(text, sizeof(text), "v1|%s|%s|%s|%u|%u|%u", st->base_digest,
+			 shape->pack->name, shape->pack->sha256, shape->vcpus, shape->memory_mib,
+			 shape->overlay_mib);
+
+	digest_buffer(text, (size_t)n, key);
+}
+
+int template_store_create(const char *dir, const struct catalog *catalog,
+			  struct vmm_driver *driver, unsigned boot_timeout_ms,
+			  struct template_store **out, struct ember_error **err)
+{
+	struct template_store *st = calloc(1, sizeof(*st));
+	char kernel[DIGEST_HEX_LEN + 1], initramfs[DIGEST_HEX_LEN + 1], vmm[DIGEST_HEX_LEN + 1];
+	char text[1024];
+	DIR *d;
+	struct dirent *de;
+	int n;
+
+	if (st == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	snprintf(st->dir, sizeof(st->dir), "%s", dir);
+	st->catalog = catalog;
+	st->driver = driver;
+	st->boot_timeout_ms = boot_timeout_ms;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		ember_error_sys(err, "create template directory `%s`", dir);
+		free(st);
+		return -1;
+	}
+	/* Content, not names or times: a rebuilt kernel or a QEMU upgrade is a new template. */
+	if (digest_file(strcmp(vmm_driver_name(driver), "firecracker") == 0 ? catalog->vmlinux
+									     : catalog->bzimage,
+			kernel, err) < 0 ||
+	    digest_file(catalog->initramfs, initramfs, err) < 0 ||
+	    digest_file(vmm_driver_binary(driver), vmm, err) < 0) {
+		free(st);
+		return ember_error_wrap(err, "fingerprint template inputs");
+	}
+	n = snprintf(text, sizeof(text), "%s|%s|%s|%s|%s", kernel, initramfs, vmm,
+		     vmm_driver_name(driver), vmm_driver_accel_name(driver));
+	digest_buffer(text, (size_t)n, st->base_digest);
+	/* Unfinished builds of a crashed daemon are garbage; finished templates are reused. */
+	d = opendir(dir);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (strlen(de->d_name) != TEMPLATE_KEY_LEN)
+			dir_remove_tree(path, NULL);
+	}
+	if (d != NULL)
+		closedir(d);
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	*out = st;
+	return 0;
+}
+
+void template_store_free(struct template_store *st, bool remove_files)
+{
+	struct template *t;
+
+	if (st == NULL)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->closing = true;
+	while (st->builds_running > 0)
+		pthread_cond_wait(&st->cond, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+	while ((t = st->list) != NULL) {
+		st->list = t->next;
+		free(t);
+	}
+	if (remove_files)
+		dir_remove_tree(st->dir, NULL);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	free(st);
+}
+
+/* Boots the template VM, lets its channel go quiet, snapshots it. Runs without the lock. */
+static int build(struct template *t, struct ember_error **err)
+{
+	struct template_store *st = t->store;
+	struct vmm_boot_config bcfg = { 0 };
+	struct vmm_instance *vm = NULL;
+	struct channel *ch = NULL;
+	struct proto_ready ready;
+	char tmp[PATH_MAX], run[PATH_MAX], memory[PATH_MAX], state[PATH_MAX], id[40];
+	char cmdline_extra[128];
+	int64_t deadline = time_mono_ms() + st->boot_timeout_ms;
+	int fd, ret = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s/%s.building", st->dir, t->key);
+	/* The template VM's sockets live in a short directory: sun_path holds 107 bytes. */
+	snprintf(run, sizeof(run), "%s/run-%.16s", st->dir, t->key);
+	snprintf(memory, sizeof(memory), "%s/memory", tmp);
+	snprintf(state, sizeof(state), "%s/state", tmp);
+	snprintf(id, sizeof(id), "tpl_%.24s", t->key);
+	dir_remove_tree(tmp, NULL);
+	dir_remove_tree(run, NULL);
+	if (mkdir(tmp, 0700) < 0 || mkdir(run, 0700) < 0)
+		return ember_error_sys(err, "create `%s`", run);
+	template_boot_config(&t->shape, st->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
+	bcfg.sandbox_id = id;
+	bcfg.run_dir = run;
+	bcfg.memory_file = memory;
+	bcfg.memory_shared = true;
+	bcfg.deadline_ms = deadline;
+	if (vmm_start(st->driver, &bcfg, &vm, err) < 0)
+		goto out;
+	fd = vmm_connect_agent(vm, deadline, err);
+	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline, &ch, &ready, err) < 0)
+		goto out;
+	/* No session may be open in the snapshot: whatever is in flight would reach every clone. */
+	channel_close(ch);
+	ch = NULL;
+	usleep(TEMPLATE_QUIESCE_MS * 1000);
+	if (vmm_snapshot(vm, state, deadline, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	channel_close(ch);
+	if (vm != NULL) {
+		vmm_stop(vm, time_mono_ms() + 3000, NULL);
+		vmm_instance_free(vm);
+	}
+	dir_remove_tree(run, NULL);
+	if (ret == 0 && rename(tmp, t->dir) < 0)
+		ret = ember_error_sys(err, "install template `%s`", t->dir);
+	if (ret < 0)
+		dir_remove_tree(tmp, NULL);
+	return ret;
+}
+
+static void *build_main(void *arg)
+{
+	struct template *t = arg;
+	struct template_store *st = t->store;
+	struct ember_error *err = NULL;
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	log_event(LOG_INFO, NULL, "template.building", -1, "pack=%s vcpus=%u memory_mib=%u key=%.16s",
+		  t->shape.pack->name, t->shape.vcpus, t->shape.memory_mib, t->key);
+	ret = build(t, &err);
+	pthread_mutex_lock(&st->lock);
+	if (ret == 0) {
+		t->status = TEMPLATE_READY;
+		log_event(LOG_INFO, NULL, "template.ready", time_mono_ms() - t0, "pack=%s key=%.16s",
+			  t->shape.pack->name, t->key);
+	} else {
+		t->status = TEMPLATE_FAILED;
+		t->failed_at_ms = time_mono_ms();
+		log_event(LOG_WARN, NULL, "template.failed", time_mono_ms() - t0,
+			  "pack=%s: %s (clones fall back to cold boots; retry in %d s)",
+			  t->shape.pack->name, err != NULL ? err->message : "", TEMPLATE_RETRY_MS / 1000);
+	}
+	ember_error_free(&err);
+	st->builds_running--;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+static struct template *find_locked(struct template_store *st, const char *key)
+{
+	struct template *t;
+
+	for (t = st->list; t != NULL; t = t->next) {
+		if (strcmp(t->key, key) == 0 && !t->discarded)
+			return t;
+	}
+	return NULL;
+}
+
+/* Finds or creates the entry for shape; starts a build when needed. Called with the lock. */
+static struct template *lookup_locked(struct template_store *st, const struct template_shape *shape,
+				      bool start_build)
+{
+	char key[TEMPLATE_KEY_LEN + 1];
+	struct template *t;
+	pthread_t thread;
+
+	shape_key(st, shape, key);
+	t = find_locked(st, key);
+	if (t == NULL) {
+		t = calloc(1, sizeof(*t));
+		if (t == NULL)
+			return NULL;
+		t->store = st;
+		t->shape = *shape;
+		memcpy(t->key, key, sizeof(key));
+		snprintf(t->dir, sizeof(t->dir), "%s/%s", st->dir, key);
+		snprintf(t->memory, sizeof(t->memory), "%s/memory", t->dir);
+		snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
+		/* A finished template from an earlier daemon: same key, same content. */
+		t->status = access(t->state, R_OK) == 0 && access(t->memory, R_OK) == 0
+				    ? TEMPLATE_READY
+				    : TEMPLATE_ABSENT;
+		t->next = st->list;
+		st->list = t;
+	}
+	if (start_build && !st->closing &&
+	    (t->status == TEMPLATE_ABSENT ||
+	     (t->status == TEMPLATE_FAILED && time_mono_ms() - t->failed_at_ms >= TEMPLATE_RETRY_MS))) {
+		t->status = TEMPLATE_BUILDING;
+		st->builds_running++;
+		if (pthread_create(&thread, NULL, build_main, t) != 0) {
+			t->status = TEMPLATE_FAILED;
+			t->failed_at_ms = time_mono_ms();
+			st->builds_running--;
+		} else {
+			pthread_detach(thread);
+		}
+	}
+	return t;
+}
+
+struct template *template_acquire(struct template_store *st, const struct template_shape *shape)
+{
+	struct template *t;
+
+	pthread_mutex_lock(&st->lock);
+	t = lookup_locked(st, shape, true);
+	if (t != NULL && t->status == TEMPLATE_READY)
+		t->refs++;
+	else
+		t = NULL;
+	pthread_mutex_unlock(&st->lock);
+	return t;
+}
+
+void template_prewarm(struct template_store *st, const struct template_shape *shape)
+{
+	pthread_mutex_lock(&st->lock);
+	lookup_locked(st, shape, true);
+	pthread_mutex_unlock(&st->lock);
+}
+
+void template_release(struct template *t)
+{
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->store->lock);
+	t->refs--;
+	pthread_mutex_unlock(&t->store->lock);
+}
+
+void template_discard(struct template *t)
+{
+	pthread_mutex_lock(&t->store->lock);
+	if (!t->discarded) {
+		/* Clones running on it keep their mappings; the next create rebuilds under the same
+		 * key into a fresh directory. */
+		t->discarded = true;
+		dir_remove_tree(t->dir, NULL);
+		log_event(LOG_WARN, NULL, "template.discarded", -1, "key=%.16s", t->key);
+	}
+	pthread_mutex_unlock(&t->store->lock);
+}
+
+const char *template_memory_path(const struct template *t)
+{
+	return t->memory;
+}
+
+const char *template_state_path(const struct template *t)
+{
+	return t->state;
+}
+
+const char *template_key(const struct template *t)
+{
+	return t->key;
+}
+
+void template_store_stats(struct template_store *st, struct template_stats *stats)
+{
+	struct template *t;
+
+	memset(stats, 0, sizeof(*stats));
+	pthread_mutex_lock(&st->lock);
+	for (t = st->list; t != NULL; t = t->next) {
+		if (t->discarded)
+			continue;
+		stats->ready += t->status == TEMPLATE_READY;
+		stats->building += t->status == TEMPLATE_BUILDING;
+		stats->failed += t->status == TEMPLATE_FAILED;
+		stats->clones_live += t->refs;
+	}
+	pthread_mutex_unlock(&st->lock);
+}

@@ -1,0 +1,62 @@
+/* template.h - VM templates for fast create: one booted-then-snapshotted VM per boot shape,
+ * keyed by the content of everything that shapes the VM (pack, kernel, initramfs, VMM binary,
+ * driver, accelerator, vCPUs, memory, writable layer). Used by the sandbox manager: clones are
+ * restored from a template's files instead of booting. A template's files never change once
+ * made: a different input gives a different key and a new directory. See docs/snapshots.md. */
+#ifndef EMBER_SANDBOX_TEMPLATE_H
+#define EMBER_SANDBOX_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sandbox/catalog.h"
+#include "util/error.h"
+#include "vmm/vmm.h"
+
+#define TEMPLATE_KEY_LEN 64 /* hex sha256 */
+
+struct template_shape {
+	const struct pack *pack;
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned overlay_mib;
+};
+
+struct template_store;
+struct template;
+
+/* dir: where template directories live (created; leftovers of unfinished builds removed).
+ * Hashes the kernel, initramfs and VMM binary once. boot_timeout_ms bounds a template boot. */
+int template_store_create(const char *dir, const struct catalog *catalog,
+			  struct vmm_driver *driver, unsigned boot_timeout_ms,
+			  struct template_store **out, struct ember_error **err);
+/* Waits for builds in progress; with remove_files, deletes every template directory (clones
+ * still running keep their mappings: an unlinked file lives on while mapped). */
+void template_store_free(struct template_store *store, bool remove_files);
+
+/* A ready template for shape with a reference taken, or NULL when there is none yet; then a
+ * background build is started (unless one runs, or the last one failed less than a minute ago). */
+struct template *template_acquire(struct template_store *store, const struct template_shape *shape);
+void template_release(struct template *t);
+/* Starts a background build for shape if no template exists (--prewarm). */
+void template_prewarm(struct template_store *store, const struct template_shape *shape);
+/* Marks a template unusable (a clone failed to restore from it); it is rebuilt on next use. */
+void template_discard(struct template *t);
+
+const char *template_memory_path(const struct template *t);
+const char *template_state_path(const struct template *t);
+const char *template_key(const struct template *t);
+
+/* Fills the boot configuration fields shared by a template and its clones. */
+void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,
+			  struct vmm_boot_config *cfg, char *cmdline_extra, size_t size);
+
+struct template_stats {
+	unsigned ready;
+	unsigned building;
+	unsigned failed;
+	unsigned clones_live;   /* references held */
+};
+void template_store_stats(struct template_store *store, struct template_stats *stats);
+
+#endif
