@@ -108,4 +108,5 @@ main() {
 	echo "release $release, bzImage $(du -h --apparent-size "$OUT/bzImage" | cut -f1), vmlinux $(du -h --apparent-size "$OUT/vmlinux" | cut -f1)"
 }
 
-main
+# One line: bash reads a script as it runs it, so an edit during a build cannot run half a file.
+main; exit
