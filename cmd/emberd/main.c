@@ -342,6 +342,7 @@ int main(int argc, char **argv)
 				  "re-attached %u sandboxes, cleaned %u, killed %u stray VMMs",
 				  rec.reattached, rec.cleaned, rec.strays);
 	}
+	manager_start_background(manager);
 	ctx.manager = manager;
 	ctx.catalog = &cat;
 	ctx.driver = driver;

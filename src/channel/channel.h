@@ -13,9 +13,9 @@
 #include "util/error.h"
 
 /* How long the host waits beyond an exec's own timeout for its EXIT before cancelling. */
-#define CHANNEL_EXEC_GRACE_MS 5000
+#define CHANNEL_EXEC_GRACE_MS 10000
 /* After a CANCEL, how long the guest has to report the exit before the host gives up (504). */
-#define CHANNEL_CANCEL_GRACE_MS 3000
+#define CHANNEL_CANCEL_GRACE_MS 5000
 /* A frame that started arriving must finish within this, or the guest is treated as broken. */
 #define CHANNEL_PARTIAL_FRAME_MS 10000
 /* A single write to the guest (a frame of at most 1 MiB) must finish within this. */

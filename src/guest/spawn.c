@@ -161,6 +161,9 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 	if (set_limits(spec->max_processes) < 0)
 		child_fail(report, STEP_RLIMIT);
 	set_oom_score();
+	/* The agent (nice 0) must win the CPU against any number of busy user programs, or it
+	 * cannot enforce their timeouts in time; an unprivileged program cannot undo this. */
+	setpriority(PRIO_PROCESS, 0, GUEST_EXEC_NICE);
 	if (chdir(spec->cwd) < 0)
 		child_fail(report, STEP_CWD);
 	if (spec->change_ids) {

@@ -328,19 +328,30 @@ static const struct pack *pool_wanted_locked(struct manager *m)
 	return NULL;
 }
 
-/* Restores one clone for the pool (default shape, fresh id and identity via its HELLO). */
+/* Restores one clone for the pool (default shape, fresh id and identity via its HELLO).
+ * Returns NULL without side effects while the pack's template is not ready yet. */
 static struct sandbox *pool_fill_one(struct manager *m, const struct pack *pack)
 {
-	struct sandbox *sb = calloc(1, sizeof(*sb));
+	struct template_shape shape = { .pack = pack, .vcpus = pack->defaults.vcpus,
+					.memory_mib = pack->defaults.memory_mib,
+					.overlay_mib = pack->defaults.overlay_mib };
+	struct template *tpl = template_acquire(m->templates, &shape);
+	struct sandbox *sb;
 	struct ember_error *err = NULL;
 
-	if (sb == NULL)
+	if (tpl == NULL)
+		return NULL; /* template_acquire started its build */
+	sb = calloc(1, sizeof(*sb));
+	if (sb == NULL) {
+		template_release(tpl);
 		return NULL;
+	}
 	sb->pack = pack;
-	sb->vcpus = pack->defaults.vcpus;
-	sb->memory_mib = pack->defaults.memory_mib;
-	sb->overlay_mib = pack->defaults.overlay_mib;
+	sb->vcpus = shape.vcpus;
+	sb->memory_mib = shape.memory_mib;
+	sb->overlay_mib = shape.overlay_mib;
 	sb->state = SANDBOX_BOOTING;
+	sb->tpl = tpl;
 	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
 	    boot(m, sb, true, &err) == 0) {
 		sb->boot_mode = "pool";
@@ -478,10 +489,18 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		free(m);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
 	}
+	*out = m;
+	return 0;
+}
+
+void manager_start_background(struct manager *m)
+{
+	const struct catalog *catalog = m->catalog;
+
 	if (m->templates != NULL) {
 		size_t i;
 
-		for (i = 0; cfg->prewarm && i < catalog->count; i++) {
+		for (i = 0; m->cfg.prewarm && i < catalog->count; i++) {
 			struct template_shape shape = {
 				.pack = &catalog->packs[i],
 				.vcpus = catalog->packs[i].defaults.vcpus,
@@ -491,11 +510,9 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 
 			template_prewarm(m->templates, &shape);
 		}
-		if (cfg->pool_size > 0)
+		if (m->cfg.pool_size > 0 && !m->pool_started)
 			m->pool_started = pthread_create(&m->pool_thread, NULL, pool_main, m) == 0;
 	}
-	*out = m;
-	return 0;
 }
 
 /* Lets go of a sandbox without stopping its VM (its record stays for a later daemon). */
@@ -741,7 +758,9 @@ static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct e
 	bcfg.sandbox_id = sb->id;
 	bcfg.run_dir = sb->run_dir;
 	bcfg.deadline_ms = time_mono_ms() + m->cfg.boot_timeout_ms;
-	sb->tpl = m->templates != NULL ? template_acquire(m->templates, &shape) : NULL;
+	/* A pool fill comes with its template already acquired. */
+	if (sb->tpl == NULL && m->templates != NULL)
+		sb->tpl = template_acquire(m->templates, &shape);
 	if (sb->tpl != NULL) {
 		struct ember_error *clone_err = NULL;
 

@@ -122,6 +122,9 @@ struct manager_recovery {
 	unsigned strays;       /* VMM processes without a usable record, killed */
 };
 
+/* After manager_recover(): starts template prewarming and the warm-pool filler. */
+void manager_start_background(struct manager *m);
+
 /* At startup, before serving: re-attaches every sandbox an earlier daemon left in the run
  * directory whose VM still runs and answers, and removes everything else there. */
 void manager_recover(struct manager *m, struct manager_recovery *out);

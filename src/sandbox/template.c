@@ -38,8 +38,19 @@ struct template {
 	enum template_status status;
 	int64_t failed_at_ms;
 	unsigned refs;
-	bool discarded;
+	bool discarded;   /* unusable: removed from disk, kept in memory while clones use it */
+	bool superseded;  /* its pack image changed: removed once its last clone is gone */
 	struct template *next;
+};
+
+/* What a pack image was when it was last hashed: a changed file is hashed again. */
+struct pack_fingerprint {
+	const struct pack *pack;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	char digest[DIGEST_HEX_LEN + 1];
 };
 
 struct template_store {
@@ -53,6 +64,7 @@ struct template_store {
 	struct template *list;
 	unsigned builds_running;
 	bool closing;
+	struct pack_fingerprint *packs; /* one per catalog pack */
 };
 
 void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,
@@ -68,15 +80,71 @@ void template_boot_config(const struct template_shape *shape, const struct catal
 	cfg->memory_mib = shape->memory_mib;
 }
 
-static void shape_key(const struct template_store *st, const struct template_shape *shape,
+/* The pack image's content hash, recomputed when the file changed (a rebuilt image is renamed
+ * into place, so it has a new inode). Called with the lock held: hashing a pack takes ~0.1 s
+ * and happens once per image change. */
+static const char *pack_digest(struct template_store *st, const struct pack *pack)
+{
+	struct pack_fingerprint *fp = &st->packs[pack - st->catalog->packs];
+	struct stat sb;
+
+	if (stat(pack->image, &sb) < 0)
+		return fp->digest[0] != '\0' ? fp->digest : pack->sha256;
+	if (fp->digest[0] == '\0' || sb.st_dev != fp->dev || sb.st_ino != fp->ino ||
+	    sb.st_size != fp->size || sb.st_mtim.tv_sec != fp->mtime.tv_sec ||
+	    sb.st_mtim.tv_nsec != fp->mtime.tv_nsec) {
+		struct ember_error *err = NULL;
+
+		if (digest_file(pack->image, fp->digest, &err) < 0) {
+			log_event(LOG_WARN, NULL, "template.fingerprint", -1, "%s", err->message);
+			ember_error_free(&err);
+			return pack->sha256;
+		}
+		fp->dev = sb.st_dev;
+		fp->ino = sb.st_ino;
+		fp->size = sb.st_size;
+		fp->mtime = sb.st_mtim;
+	}
+	return fp->digest;
+}
+
+static void shape_key(struct template_store *st, const struct template_shape *shape,
 		      char key[TEMPLATE_KEY_LEN + 1])
 {
 	char text[1024];
 	int n = snprintf(text, sizeof(text), "v1|%s|%s|%s|%u|%u|%u", st->base_digest,
-			 shape->pack->name, shape->pack->sha256, shape->vcpus, shape->memory_mib,
-			 shape->overlay_mib);
+			 shape->pack->name, pack_digest(st, shape->pack), shape->vcpus,
+			 shape->memory_mib, shape->overlay_mib);
 
 	digest_buffer(text, (size_t)n, key);
+}
+
+static bool same_shape(const struct template_shape *a, const struct template_shape *b)
+{
+	return a->pack == b->pack && a->vcpus == b->vcpus && a->memory_mib == b->memory_mib &&
+	       a->overlay_mib == b->overlay_mib;
+}
+
+/* Removes a superseded template's files and entry once no clone uses it. Lock held. */
+static void collect_locked(struct template_store *st)
+{
+	struct template **p = &st->list;
+
+	while (*p != NULL) {
+		struct template *t = *p;
+
+		if ((t->superseded || t->discarded) && t->refs == 0 &&
+		    t->status != TEMPLATE_BUILDING) {
+			if (t->superseded && !t->discarded)
+				dir_remove_tree(t->dir, NULL);
+			log_event(LOG_INFO, NULL, "template.removed", -1, "key=%.16s (%s)", t->key,
+				  t->superseded ? "superseded" : "discarded");
+			*p = t->next;
+			free(t);
+			continue;
+		}
+		p = &t->next;
+	}
 }
 
 int template_store_create(const char *dir, const struct catalog *catalog,
@@ -126,6 +194,11 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 	}
 	if (d != NULL)
 		closedir(d);
+	st->packs = calloc(catalog->count, sizeof(*st->packs));
+	if (st->packs == NULL) {
+		free(st);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	*out = st;
@@ -149,6 +222,7 @@ void template_store_free(struct template_store *st, bool remove_files)
 	}
 	if (remove_files)
 		dir_remove_tree(st->dir, NULL);
+	free(st->packs);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	free(st);
@@ -244,7 +318,7 @@ static struct template *find_locked(struct template_store *st, const char *key)
 	struct template *t;
 
 	for (t = st->list; t != NULL; t = t->next) {
-		if (strcmp(t->key, key) == 0 && !t->discarded)
+		if (strcmp(t->key, key) == 0 && !t->discarded && !t->superseded)
 			return t;
 	}
 	return NULL;
@@ -261,6 +335,19 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 	shape_key(st, shape, key);
 	t = find_locked(st, key);
 	if (t == NULL) {
+		struct template *old;
+
+		/* Same shape, other key: its inputs changed (a rebuilt pack image). New clones
+		 * use the new template; the old one goes when its last clone does. */
+		for (old = st->list; old != NULL; old = old->next) {
+			if (same_shape(&old->shape, shape) && !old->superseded && !old->discarded) {
+				old->superseded = true;
+				log_event(LOG_INFO, NULL, "template.superseded", -1,
+					  "pack=%s key=%.16s: inputs changed", shape->pack->name,
+					  old->key);
+			}
+		}
+		collect_locked(st);
 		t = calloc(1, sizeof(*t));
 		if (t == NULL)
 			return NULL;
@@ -316,11 +403,15 @@ void template_prewarm(struct template_store *st, const struct template_shape *sh
 
 void template_release(struct template *t)
 {
+	struct template_store *st;
+
 	if (t == NULL)
 		return;
-	pthread_mutex_lock(&t->store->lock);
+	st = t->store;
+	pthread_mutex_lock(&st->lock);
 	t->refs--;
-	pthread_mutex_unlock(&t->store->lock);
+	collect_locked(st);
+	pthread_mutex_unlock(&st->lock);
 }
 
 void template_discard(struct template *t)
@@ -358,7 +449,7 @@ void template_store_stats(struct template_store *st, struct template_stats *stat
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&st->lock);
 	for (t = st->list; t != NULL; t = t->next) {
-		if (t->discarded)
+		if (t->discarded || t->superseded)
 			continue;
 		stats->ready += t->status == TEMPLATE_READY;
 		stats->building += t->status == TEMPLATE_BUILDING;

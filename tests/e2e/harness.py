@@ -72,8 +72,11 @@ class Daemon:
         self.run_dir = os.path.join(self.tmp, "run")
         self.log_path = os.path.join(self.tmp, "emberd.log")
         self.log_offset = os.path.getsize(self.log_path) if reuse else 0
+        # Warm pools fill in the background and compete for the CPU with the test itself, so
+        # they are off unless a test asks (a later --pool-size wins).
         self.args = [self.binary, "--addr", "127.0.0.1:0", "--images", IMAGES_DIR,
-                     "--run-dir", self.run_dir, *extra_args]
+                     "--run-dir", self.run_dir, "--pool-size", "0", *extra_args]
+        self.keep_templates = "--keep-sandboxes" in extra_args
         self.env = dict(os.environ)
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
@@ -141,7 +144,10 @@ class Daemon:
         return processes_mentioning(os.path.join(self.run_dir, "sb_"))
 
     def runtime_entries(self):
-        return os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else []
+        """Sandbox directories (the template cache, a directory of its own, is not one)."""
+        if not os.path.isdir(self.run_dir):
+            return []
+        return [e for e in os.listdir(self.run_dir) if e != "templates"]
 
     def kill9(self):
         """SIGKILL, as a crash would; VMs keep running for the next daemon."""
@@ -179,7 +185,10 @@ class Daemon:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
                     pass
-        if self.runtime_entries():
+        left = os.listdir(self.run_dir) if os.path.isdir(self.run_dir) else []
+        if left and not self.keep_templates:
+            problems.append(f"runtime files left behind: {left}")
+        elif self.runtime_entries():
             problems.append(f"runtime files left behind: {self.runtime_entries()}")
         log = self.read_log()
         problems += sanitizer_problems(log)

@@ -159,15 +159,19 @@ class BootFailureTest(unittest.TestCase):
 
     def test_boot_deadline_leaves_nothing_behind(self):
         # No VM reaches its agent within 50 ms, even with KVM.
-        before = set(os.listdir("/tmp"))
-        proc = subprocess.run([EMBER_VM, "--images", harness.IMAGES_DIR, "--boot-timeout-ms",
-                               "50"], input='{"steps":[]}', capture_output=True, text=True,
-                              timeout=120)
-        self.assertEqual(proc.returncode, 1)
-        self.assertIn("did not answer", proc.stderr)
-        leftovers = [d for d in set(os.listdir("/tmp")) - before if d.startswith("ember-vm.")]
-        self.assertEqual(leftovers, [])
-        self.assertEqual(harness.processes_mentioning("/tmp/ember-vm."), [])
+        import tempfile
+        base = tempfile.mkdtemp(prefix="evb.")
+        try:
+            proc = subprocess.run([EMBER_VM, "--images", harness.IMAGES_DIR,
+                                   "--boot-timeout-ms", "50", "--run-base", base],
+                                  input='{"steps":[]}', capture_output=True, text=True,
+                                  timeout=120)
+            self.assertEqual(proc.returncode, 1)
+            self.assertIn("did not answer", proc.stderr)
+            self.assertEqual(os.listdir(base), [])
+            self.assertEqual(harness.processes_mentioning(base), [])
+        finally:
+            os.rmdir(base)
 
 
 if __name__ == "__main__":
