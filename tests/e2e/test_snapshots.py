@@ -1,0 +1,231 @@
+"""Fast create: templates, copy-on-write clones, clone identity, the warm pool, template rebuilds.
+Runs against the QEMU driver (TCG here); test_firecracker.py covers the Firecracker half.
+"""
+
+import concurrent.futures
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_api  # noqa: E402  (a module import: discovery must not collect ApiTest twice)
+
+
+def wait_health(d, predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    health = None
+    while time.monotonic() < deadline:
+        status, health, _ = d.request("GET", "/healthz")
+        if status == 200 and predicate(health):
+            return health
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: {health}")
+
+
+IDENTITY = "import os, time, uuid; print(os.urandom(16).hex(), uuid.uuid4(), time.time())"
+
+
+class CloneTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon("--prewarm")
+        try:
+            wait_health(cls.d, lambda h: h["templates"]["ready"] >= 2, 180, "both templates")
+        except Exception:
+            cls.d.stop(check=False)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def clone(self, pack="python"):
+        sb = self.d.create(language_pack=pack)
+        self.assertEqual(sb["boot_mode"], "clone", sb)
+        return sb
+
+    def test_clone_answers_exec(self):
+        for pack, code, out in [("python", "print(6*7)", "42\n"), ("shell", "echo hi", "hi\n")]:
+            sb = self.clone(pack)
+            try:
+                status, res, _ = self.d.exec(sb["id"], code)
+                self.assertEqual((status, res["stdout"], res["exit_code"]), (200, out, 0))
+            finally:
+                self.assertEqual(self.d.delete(sb["id"]), 204)
+
+    def test_clones_are_isolated_from_each_other_and_the_template(self):
+        a, b = self.clone(), self.clone()
+        try:
+            status, res, _ = self.d.exec(a["id"], "open('/tmp/mark', 'w').write('a'); "
+                                                  "open('/home/sandbox/mark', 'w').write('a'); "
+                                                  "print('written')")
+            self.assertEqual(res["stdout"], "written\n")
+            check = ("import os; print(os.path.exists('/tmp/mark'), "
+                     "os.path.exists('/home/sandbox/mark'))")
+            status, res, _ = self.d.exec(b["id"], check)
+            self.assertEqual(res["stdout"], "False False\n")
+            c = self.clone()  # made after the write: the template never saw it
+            try:
+                status, res, _ = self.d.exec(c["id"], check)
+                self.assertEqual(res["stdout"], "False False\n")
+            finally:
+                self.d.delete(c["id"])
+            status, res, _ = self.d.exec(a["id"], check)
+            self.assertEqual(res["stdout"], "True True\n")
+        finally:
+            self.d.delete(a["id"])
+            self.d.delete(b["id"])
+
+    def test_two_clones_have_their_own_identity_and_the_host_clock(self):
+        seen = []
+        for _ in range(2):
+            sb = self.clone()
+            try:
+                t0 = time.time()
+                status, res, _ = self.d.exec(sb["id"], IDENTITY)
+                t1 = time.time()
+                rand, uid, guest_time = res["stdout"].split()
+                # the guest read its clock between t0 and t1 (host time): allow 1 s either way
+                self.assertGreater(float(guest_time), t0 - 1.0)
+                self.assertLess(float(guest_time), t1 + 1.0)
+                seen.append((rand, uid))
+            finally:
+                self.d.delete(sb["id"])
+        self.assertNotEqual(seen[0][0], seen[1][0], "clones share their RNG")
+        self.assertNotEqual(seen[0][1], seen[1][1], "clones share uuid4 state")
+
+    def test_other_shapes_get_their_own_template(self):
+        first = self.d.create(language_pack="shell", memory_mib=192)
+        self.d.delete(first["id"])
+        self.assertEqual(first["boot_mode"], "cold")
+        wait_health(self.d, lambda h: h["templates"]["ready"] >= 3, 180, "the new template")
+        again = self.d.create(language_pack="shell", memory_mib=192)
+        try:
+            self.assertEqual(again["boot_mode"], "clone")
+            self.assertEqual(again["memory_mib"], 192)
+            status, res, _ = self.d.exec(again["id"], "grep MemTotal /proc/meminfo")
+            self.assertEqual(status, 200)
+        finally:
+            self.d.delete(again["id"])
+
+
+class PoolTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon("--pool-size", "2", "--prewarm")
+        try:
+            wait_health(cls.d, lambda h: h["pool"]["ready"] >= 4, 240, "full pools")
+        except Exception:
+            cls.d.stop(check=False)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_pool_hands_out_fresh_sandboxes_and_refills(self):
+        wait_health(self.d, lambda h: h["pool"]["ready"] >= 4, 120, "full pools")
+        taken = [self.d.create(language_pack="python") for _ in range(2)]
+        try:
+            for sb in taken:
+                self.assertEqual(sb["boot_mode"], "pool")
+                self.assertEqual(sb["state"], "ready")
+            health = self.d.request("GET", "/healthz")[1]
+            self.assertGreaterEqual(health["pool"]["handouts_total"], 2)
+            outs = []
+            for sb in taken:
+                status, res, _ = self.d.exec(sb["id"], IDENTITY + "; import os; "
+                                             "print(os.listdir('/tmp'))")
+                self.assertEqual(status, 200, res)
+                outs.append(res["stdout"].split("\n")[0].split()[0])
+                self.assertEqual(res["stdout"].split("\n")[1], "[]")  # clean overlay
+            self.assertNotEqual(outs[0], outs[1])
+            wait_health(self.d, lambda h: h["pool"]["ready"] >= 4, 120, "the pool to refill")
+        finally:
+            for sb in taken:
+                self.assertEqual(self.d.delete(sb["id"]), 204)
+
+    def test_concurrent_pooled_creates(self):
+        wait_health(self.d, lambda h: h["pool"]["ready"] >= 4, 120, "full pools")
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            made = list(pool.map(lambda p: self.d.create(language_pack=p),
+                                 ["python", "python", "shell", "shell"]))
+        try:
+            self.assertEqual({sb["boot_mode"] for sb in made}, {"pool"})
+            self.assertEqual(len({sb["id"] for sb in made}), 4)
+        finally:
+            for sb in made:
+                self.d.delete(sb["id"])
+
+
+class PooledApiTest(test_api.ApiTest):
+    """The whole HTTP suite again with the warm pool on (most creates come from the pool)."""
+    daemon_args = ("--vmm", "qemu", "--pool-size", "2", "--prewarm")
+
+
+class TemplateRebuildTest(unittest.TestCase):
+    def test_a_changed_pack_image_gets_a_new_template(self):
+        harness.require_images()
+        images = tempfile.mkdtemp(prefix="img.", dir="/tmp")
+        try:
+            # A private images directory whose python pack we may replace.
+            for entry in os.listdir(harness.IMAGES_DIR):
+                src = os.path.join(harness.IMAGES_DIR, entry)
+                if entry in ("packs", "packs.json"):
+                    continue
+                os.symlink(src, os.path.join(images, entry))
+            os.mkdir(os.path.join(images, "packs"))
+            for entry in os.listdir(os.path.join(harness.IMAGES_DIR, "packs")):
+                src = os.path.join(harness.IMAGES_DIR, "packs", entry)
+                dst = os.path.join(images, "packs", entry)
+                if entry == "python.squashfs":
+                    shutil.copyfile(src, dst)
+                else:
+                    os.symlink(src, dst)
+            shutil.copyfile(os.path.join(harness.IMAGES_DIR, "packs.json"),
+                            os.path.join(images, "packs.json"))
+            env = {"IMAGES_DIR": images}
+            d = harness.Daemon("--images", images, "--prewarm", env=env)
+            try:
+                tdir = os.path.join(d.run_dir, "templates")
+                wait_health(d, lambda h: h["templates"]["ready"] >= 2, 180, "templates")
+                before = set(os.listdir(tdir))
+                old = d.create(language_pack="python")
+                self.assertEqual(old["boot_mode"], "clone")
+                # Rebuild the image the way the pipeline does: a new file renamed into place.
+                # (squashfs ignores bytes after its end: the content hash changes, the fs not.)
+                image = os.path.join(images, "packs", "python.squashfs")
+                shutil.copyfile(image, image + ".new")
+                with open(image + ".new", "ab") as f:
+                    f.write(b"\0" * 4096)
+                os.rename(image + ".new", image)
+                fresh = d.create(language_pack="python")
+                self.assertEqual(fresh["boot_mode"], "cold")  # the old template is not used
+                wait_health(d, lambda h: h["templates"]["ready"] >= 2 and
+                            h["templates"]["building"] == 0, 180, "the new template")
+                after = set(os.listdir(tdir))
+                self.assertEqual(len(after - before), 1, (before, after))
+                # the old template stays while its clone lives, and goes with the last one
+                self.assertTrue(before <= after)
+                status, res, _ = d.exec(old["id"], "print('old clone fine')")
+                self.assertEqual(res["stdout"], "old clone fine\n")
+                self.assertEqual(d.delete(old["id"]), 204)
+                self.assertEqual(d.delete(fresh["id"]), 204)
+                python_old = [k for k in before if k not in os.listdir(tdir)]
+                self.assertEqual(len(python_old), 1, os.listdir(tdir))
+                newer = d.create(language_pack="python")
+                self.assertEqual(newer["boot_mode"], "clone")
+                d.delete(newer["id"])
+            finally:
+                d.stop()
+        finally:
+            shutil.rmtree(images, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
