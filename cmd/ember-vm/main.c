@@ -12,8 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/encode.h"
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
+#include "sandbox/template.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/ids.h"
@@ -149,22 +151,14 @@ static json_t *run_exec(struct channel *ch, const struct pack *pack, json_t *spe
 static json_t *run_ps(struct channel *ch, struct ember_error **err)
 {
 	struct proto_process *procs = NULL;
-	size_t count = 0, i;
-	json_t *arr;
+	size_t count = 0;
+	json_t *out;
 
 	if (channel_ps(ch, time_mono_ms() + 10000, &procs, &count, err) < 0)
 		return NULL;
-	arr = json_array();
-	for (i = 0; arr != NULL && i < count; i++) {
-		char state[2] = { procs[i].state, '\0' };
-
-		json_array_append_new(arr, json_pack("{s:i, s:i, s:I, s:s, s:s}", "pid", procs[i].pid,
-						     "ppid", procs[i].ppid, "uid",
-						     (json_int_t)procs[i].uid, "state", state,
-						     "comm", procs[i].comm));
-	}
+	out = api_encode_processes(procs, count);
 	free(procs);
-	return json_pack("{s:o}", "processes", arr);
+	return out;
 }
 
 static json_t *run_step(struct channel *ch, const struct pack *pack, json_t *step)
@@ -211,43 +205,20 @@ static int boot_vm(struct vmm_driver *drv, struct vmm_boot_config *bcfg, const c
 	return 0;
 }
 
-/* Boots a template VM with its RAM in dir/memory, waits for its agent, lets the channel go
- * quiet and snapshots the device state into dir/state. */
+/* Makes dir/memory + dir/state from a freshly booted VM (the daemon's template step). */
 static int make_template(struct vmm_driver *drv, const struct vmm_boot_config *base,
 			 const char *dir, int64_t deadline, struct ember_error **err)
 {
-	struct vmm_boot_config bcfg = *base;
-	struct vmm_instance *vm = NULL;
-	struct channel *ch = NULL;
-	struct proto_ready ready;
 	char memory[PATH_MAX], state[PATH_MAX], run_dir[PATH_MAX];
-	int ret = -1;
+	int ret;
 
 	snprintf(memory, sizeof(memory), "%s/memory", dir);
 	snprintf(state, sizeof(state), "%s/state", dir);
 	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
 	if (mkdir(run_dir, 0700) < 0 && errno != EEXIST)
 		return ember_error_sys(err, "create `%s`", run_dir);
-	bcfg.run_dir = run_dir;
-	bcfg.sandbox_id = "tpl_ember_vm";
-	bcfg.memory_file = memory;
-	bcfg.memory_shared = true;
-	bcfg.restore_state = NULL;
-	if (boot_vm(drv, &bcfg, bcfg.sandbox_id, deadline, &vm, &ch, &ready, err) < 0)
-		goto out;
-	/* No session may be open in the snapshot: whatever is in flight would reach every clone. */
-	channel_close(ch);
-	ch = NULL;
-	usleep(100 * 1000);
-	if (vmm_snapshot(vm, state, deadline, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	channel_close(ch);
-	if (vm != NULL) {
-		vmm_stop(vm, time_mono_ms() + 3000, NULL);
-		vmm_instance_free(vm);
-	}
+	ret = template_snapshot_vm(drv, base, run_dir, "tpl_ember_vm", memory, state, deadline,
+				   err);
 	dir_remove_tree(run_dir, NULL);
 	return ret;
 }
@@ -316,13 +287,7 @@ int main(int argc, char **argv)
 		case 'k': opt.keep_dir = true; break;
 		case 't': opt.template_dir = optarg; break;
 		case 'a':
-			if (strcmp(optarg, "auto") == 0)
-				opt.accel = VMM_ACCEL_AUTO;
-			else if (strcmp(optarg, "kvm") == 0)
-				opt.accel = VMM_ACCEL_KVM;
-			else if (strcmp(optarg, "tcg") == 0)
-				opt.accel = VMM_ACCEL_TCG;
-			else
+			if (vmm_parse_accel(optarg, &opt.accel) < 0)
 				goto bad_usage;
 			break;
 		case 'c':

@@ -164,13 +164,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->vmm = optarg;
 			break;
 		case OPT_ACCEL:
-			if (strcmp(optarg, "auto") == 0)
-				o->accel = VMM_ACCEL_AUTO;
-			else if (strcmp(optarg, "kvm") == 0)
-				o->accel = VMM_ACCEL_KVM;
-			else if (strcmp(optarg, "tcg") == 0)
-				o->accel = VMM_ACCEL_TCG;
-			else {
+			if (vmm_parse_accel(optarg, &o->accel) < 0) {
 				fprintf(stderr, "emberd: --accel must be auto, kvm or tcg\n");
 				return -1;
 			}

@@ -67,6 +67,22 @@ json_t *api_encode_error(const char *code, const char *message)
 	return json_pack("{s:{s:s, s:o}}", "error", "code", code, "message", msg);
 }
 
+json_t *api_encode_processes(const struct proto_process *procs, size_t count)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr != NULL && i < count; i++) {
+		char state[2] = { procs[i].state, '\0' };
+
+		json_array_append_new(arr, json_pack("{s:i, s:i, s:I, s:s, s:s}", "pid", procs[i].pid,
+						     "ppid", procs[i].ppid, "uid",
+						     (json_int_t)procs[i].uid, "state", state,
+						     "comm", procs[i].comm));
+	}
+	return arr != NULL ? json_pack("{s:o}", "processes", arr) : NULL;
+}
+
 json_t *api_encode_pack(const struct pack *pack)
 {
 	json_t *interp = json_array();

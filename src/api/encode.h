@@ -15,5 +15,7 @@ json_t *api_encode_sandbox(const struct sandbox_info *info);
 json_t *api_encode_exec_result(const struct channel_exec_result *res);
 json_t *api_encode_error(const char *code, const char *message);
 json_t *api_encode_pack(const struct pack *pack);
+/* {"processes": [{pid, ppid, uid, state, comm}, ...]} */
+json_t *api_encode_processes(const struct proto_process *procs, size_t count);
 
 #endif

@@ -217,22 +217,16 @@ static void route_processes(struct api_context *ctx, const char *id, struct api_
 {
 	struct proto_process *procs = NULL;
 	struct ember_error *err = NULL;
-	size_t count = 0, i;
-	json_t *arr;
+	size_t count = 0;
+	json_t *body;
 
-	if (manager_ps(ctx->manager, id, &procs, &count, &err) < 0)
-		{ respond_err(resp, &err); return; }
-	arr = json_array();
-	for (i = 0; arr != NULL && i < count; i++) {
-		char state[2] = { procs[i].state, '\0' };
-
-		json_array_append_new(arr, json_pack("{s:i, s:i, s:I, s:s, s:s}", "pid", procs[i].pid,
-						     "ppid", procs[i].ppid, "uid",
-						     (json_int_t)procs[i].uid, "state", state,
-						     "comm", procs[i].comm));
+	if (manager_ps(ctx->manager, id, &procs, &count, &err) < 0) {
+		respond_err(resp, &err);
+		return;
 	}
+	body = api_encode_processes(procs, count);
 	free(procs);
-	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "processes", arr) : NULL);
+	respond_json(resp, 200, body);
 }
 
 static void not_found(struct api_response *resp, const char *what)

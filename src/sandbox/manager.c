@@ -183,6 +183,18 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 	free(text);
 }
 
+/* Closes the channel and stops the VM of a sandbox nobody else uses (no refs). */
+static void stop_vm(struct sandbox *sb)
+{
+	channel_close(sb->ch);
+	sb->ch = NULL;
+	if (sb->vm != NULL) {
+		vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+		vmm_instance_free(sb->vm);
+		sb->vm = NULL;
+	}
+}
+
 /* Stops everything a sandbox owns; the sandbox must be out of reach of new requests. */
 static void teardown(struct manager *m, struct sandbox *sb)
 {
@@ -194,13 +206,7 @@ static void teardown(struct manager *m, struct sandbox *sb)
 	while (sb->refs > 0)
 		pthread_cond_wait(&m->cond, &m->lock);
 	pthread_mutex_unlock(&m->lock);
-	channel_close(sb->ch);
-	sb->ch = NULL;
-	if (sb->vm != NULL) {
-		vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
-		vmm_instance_free(sb->vm);
-		sb->vm = NULL;
-	}
+	stop_vm(sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
 	if (sb->run_dir[0] != '\0') {
@@ -777,13 +783,7 @@ static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct e
 		template_discard(sb->tpl);
 		template_release(sb->tpl);
 		sb->tpl = NULL;
-		channel_close(sb->ch);
-		sb->ch = NULL;
-		if (sb->vm != NULL) {
-			vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
-			vmm_instance_free(sb->vm);
-			sb->vm = NULL;
-		}
+		stop_vm(sb);
 		bcfg.memory_file = NULL;
 		bcfg.restore_state = NULL;
 	}
@@ -1136,10 +1136,7 @@ static int recover_one(struct manager *m, const char *id, const char *dir, struc
 	*out = sb;
 	return 0;
 fail:
-	if (sb->vm != NULL) {
-		vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
-		vmm_instance_free(sb->vm);
-	}
+	stop_vm(sb);
 	free(sb);
 	return -1;
 }

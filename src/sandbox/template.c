@@ -228,18 +228,51 @@ void template_store_free(struct template_store *st, bool remove_files)
 	free(st);
 }
 
-/* Boots the template VM, lets its channel go quiet, snapshots it. Runs without the lock. */
+int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
+			const char *run_dir, const char *id, const char *memory_path,
+			const char *state_path, int64_t deadline_ms, struct ember_error **err)
+{
+	struct vmm_boot_config bcfg = *base;
+	struct vmm_instance *vm = NULL;
+	struct channel *ch = NULL;
+	struct proto_ready ready;
+	int fd, ret = -1;
+
+	bcfg.sandbox_id = id;
+	bcfg.run_dir = run_dir;
+	bcfg.memory_file = memory_path;
+	bcfg.memory_shared = true;
+	bcfg.restore_state = NULL;
+	bcfg.deadline_ms = deadline_ms;
+	if (vmm_start(driver, &bcfg, &vm, err) < 0)
+		goto out;
+	fd = vmm_connect_agent(vm, deadline_ms, err);
+	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0)
+		goto out;
+	/* No session may be open in the snapshot: whatever is in flight would reach every clone. */
+	channel_close(ch);
+	ch = NULL;
+	usleep(TEMPLATE_QUIESCE_MS * 1000);
+	if (vmm_snapshot(vm, state_path, deadline_ms, err) < 0)
+		goto out;
+	ret = 0;
+out:
+	channel_close(ch);
+	if (vm != NULL) {
+		vmm_stop(vm, time_mono_ms() + 3000, NULL);
+		vmm_instance_free(vm);
+	}
+	return ret;
+}
+
+/* Builds t's files in a scratch directory and renames it into place. Runs without the lock. */
 static int build(struct template *t, struct ember_error **err)
 {
 	struct template_store *st = t->store;
 	struct vmm_boot_config bcfg = { 0 };
-	struct vmm_instance *vm = NULL;
-	struct channel *ch = NULL;
-	struct proto_ready ready;
 	char tmp[PATH_MAX], run[PATH_MAX], memory[PATH_MAX], state[PATH_MAX], id[40];
 	char cmdline_extra[128];
-	int64_t deadline = time_mono_ms() + st->boot_timeout_ms;
-	int fd, ret = -1;
+	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s/%s.building", st->dir, t->key);
 	/* The template VM's sockets live in a short directory: sun_path holds 107 bytes. */
@@ -252,29 +285,8 @@ static int build(struct template *t, struct ember_error **err)
 	if (mkdir(tmp, 0700) < 0 || mkdir(run, 0700) < 0)
 		return ember_error_sys(err, "create `%s`", run);
 	template_boot_config(&t->shape, st->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
-	bcfg.sandbox_id = id;
-	bcfg.run_dir = run;
-	bcfg.memory_file = memory;
-	bcfg.memory_shared = true;
-	bcfg.deadline_ms = deadline;
-	if (vmm_start(st->driver, &bcfg, &vm, err) < 0)
-		goto out;
-	fd = vmm_connect_agent(vm, deadline, err);
-	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline, &ch, &ready, err) < 0)
-		goto out;
-	/* No session may be open in the snapshot: whatever is in flight would reach every clone. */
-	channel_close(ch);
-	ch = NULL;
-	usleep(TEMPLATE_QUIESCE_MS * 1000);
-	if (vmm_snapshot(vm, state, deadline, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	channel_close(ch);
-	if (vm != NULL) {
-		vmm_stop(vm, time_mono_ms() + 3000, NULL);
-		vmm_instance_free(vm);
-	}
+	ret = template_snapshot_vm(st->driver, &bcfg, run, id, memory, state,
+				   time_mono_ms() + st->boot_timeout_ms, err);
 	dir_remove_tree(run, NULL);
 	if (ret == 0 && rename(tmp, t->dir) < 0)
 		ret = ember_error_sys(err, "install template `%s`", t->dir);

@@ -22,6 +22,19 @@
  * frequency the PIT calibration fails at random and the boot hangs. */
 #define CMDLINE_BASE "console=ttyS0 panic=-1 reboot=t quiet"
 
+int vmm_parse_accel(const char *text, enum vmm_accel *out)
+{
+	if (strcmp(text, "auto") == 0)
+		*out = VMM_ACCEL_AUTO;
+	else if (strcmp(text, "kvm") == 0)
+		*out = VMM_ACCEL_KVM;
+	else if (strcmp(text, "tcg") == 0)
+		*out = VMM_ACCEL_TCG;
+	else
+		return -1;
+	return 0;
+}
+
 int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,
 		      struct ember_error **err)
 {

@@ -51,6 +51,9 @@ struct vmm_boot_config {
 struct vmm_driver;
 struct vmm_instance;
 
+/* Parses "auto", "kvm" or "tcg"; -1 for anything else. */
+int vmm_parse_accel(const char *text, enum vmm_accel *out);
+
 /* Creates a driver from its settings (resolves binaries, probes acceleration once). */
 int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,
 		      struct ember_error **err);
