@@ -26,7 +26,9 @@ VARIANTS = {
     "minimal-pvh": ("kernel/minimal/vmlinux", "kernel/minimal/release"),
 }
 BASELINE = "stock"
-SCRIPT = {"steps": [{"exec": {"code": "print(6*7)"}}]}
+# The first exec prints 42: `print(6*7)` for python, a shell expression for any other pack.
+CODE = {"python": "print(6*7)"}
+SHELL_CODE = "echo $((6*7))"
 
 
 def make_images(images, tmp, name):
@@ -47,8 +49,9 @@ def make_images(images, tmp, name):
 
 
 def boot_once(ember_vm, images, pack):
+    script = {"steps": [{"exec": {"code": CODE.get(pack, SHELL_CODE)}}]}
     proc = subprocess.run([ember_vm, "--images", images, "--pack", pack],
-                          input=json.dumps(SCRIPT), capture_output=True, text=True, timeout=300)
+                          input=json.dumps(script), capture_output=True, text=True, timeout=300)
     m = re.search(r"ready in (\d+) ms \(guest uptime (\d+) ms\)", proc.stderr)
     if proc.returncode != 0 or not m:
         raise RuntimeError(f"ember-vm failed on {images}:\n{proc.stderr[-3000:]}")
