@@ -1,0 +1,21 @@
+#!/bin/sh
+# `make bench`: the fast-create benchmark (bench/fastcreate.py) against the release build in bin/.
+# Prints one Markdown report on stdout (progress on stderr) and saves it as
+# bench/results/<YYYY-MM-DD>.md. Arguments (or $BENCH_ARGS) go to bench/fastcreate.py.
+set -eu
+cd "$(dirname "$0")/.."
+IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
+if [ ! -f "$IMAGES_DIR/packs.json" ]; then
+	echo "bench: no packs.json in $IMAGES_DIR: run \`make images\` first (or set IMAGES_DIR)" >&2
+	exit 1
+fi
+for f in bin/emberd bin/ember-vm; do
+	if [ ! -x "$f" ]; then
+		echo "bench: $f is missing: run \`make\`" >&2
+		exit 1
+	fi
+done
+# Debian's python3 (the one the guests' pack has too); any python3 >= 3.8 will do.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
+exec "$PYTHON" bench/fastcreate.py --images "$IMAGES_DIR" ${BENCH_ARGS:-} "$@"
