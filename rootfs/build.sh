@@ -28,7 +28,7 @@ Environment:
   FORCE=1         rebuild even when the stamps say up to date: everything, or with PACKS set
                   only those packs (kernel and initramfs are then rebuilt only if stale)
   KERNEL          which kernel packs.json points at: `minimal` (default: emberd's own kernel,
-                  built from KERNEL_SOURCE_PACKAGE with rootfs/kernel/minimal.config; ~8 min on 2
+                  built from KERNEL_SOURCE_PACKAGE with rootfs/kernel/minimal.config; 5-12 min on 2
                   cores the first time) or `stock` (Debian's kernel; the minimal one is then
                   neither built nor needed). The stock kernel is built either way.
   KERNEL_PACKAGE  Debian kernel metapackage of the stock kernel (default linux-image-cloud-amd64)
