@@ -100,9 +100,13 @@ class Client:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         t0 = time.perf_counter_ns()
-        self.conn.request(method, path, body=data, headers=headers)
-        resp = self.conn.getresponse()
-        payload = resp.read()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+            payload = resp.read()
+        except BaseException:
+            self.conn.close()  # half a request on it: the next call starts a new one
+            raise
         ms = (time.perf_counter_ns() - t0) / 1e6
         self.last_used = time.monotonic()
         if resp.will_close:
@@ -324,36 +328,35 @@ class Bench:
         """--pss-vms sandboxes of one boot mode: the same warm-up exec, timed execs round-robin,
         then PSS of each VMM while idle; deleted (timed) at the end."""
         boxes = []
-        try:
-            for _ in range(self.args.pss_vms):
-                body, _ = self.create(d, mode)
-                boxes.append(body)
+        for _ in range(self.args.pss_vms):
+            body, _ = self.create(d, mode)
+            boxes.append(body)
+        for b in boxes:
+            self.exec(d, b["id"])  # warm-up
+        for _ in range(self.args.execs_per_vm):
             for b in boxes:
-                self.exec(d, b["id"])  # warm-up
-            for _ in range(self.args.execs_per_vm):
-                for b in boxes:
-                    body, ms = self.exec(d, b["id"])
-                    self.add(f"exec_{tag}", ms)
-                    self.add(f"exec_{tag}_guest", body.get("duration_ms", 0))
-            time.sleep(self.args.settle_s)
-            for b in boxes:
-                pid = b["vmm_pid"]
-                with open(f"/proc/{pid}/comm") as f:
-                    comm = f.read().strip()
-                m = pss_kib(pid)
-                self.add(f"pss_{tag}", m["Pss"] / 1024)
-                self.add(f"rss_{tag}", m["Rss"] / 1024)
-                self.add(f"private_{tag}",
-                         (m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)) / 1024)
-                for part, kib in pss_breakdown_kib(pid, b["memory_mib"]).items():
-                    self.add(f"pss_{tag}_{part}", kib / 1024)
-                self.info["vmm_comm"] = comm
-            log(f"[{d.name}] PSS per idle {tag} VM (MiB): "
-                + ", ".join(f"{v:.0f}" for v in self.samples[f"pss_{tag}"]))
-        finally:
-            while boxes:
-                b = boxes.pop()
-                self.add(f"delete_{tag}", self.delete(d, b["id"]))
+                body, ms = self.exec(d, b["id"])
+                self.add(f"exec_{tag}", ms)
+                self.add(f"exec_{tag}_guest", body.get("duration_ms", 0))
+        time.sleep(self.args.settle_s)
+        for b in boxes:
+            pid = b["vmm_pid"]
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            m = pss_kib(pid)
+            self.add(f"pss_{tag}", m["Pss"] / 1024)
+            self.add(f"rss_{tag}", m["Rss"] / 1024)
+            self.add(f"private_{tag}",
+                     (m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)) / 1024)
+            for part, kib in pss_breakdown_kib(pid, b["memory_mib"]).items():
+                self.add(f"pss_{tag}_{part}", kib / 1024)
+            self.info["vmm_comm"] = comm
+        log(f"[{d.name}] PSS per idle {tag} VM (MiB): "
+            + ", ".join(f"{v:.0f}" for v in self.samples[f"pss_{tag}"]))
+        # Not in a finally: after an error the daemon's SIGTERM destroys what is left.
+        while boxes:
+            b = boxes.pop()
+            self.add(f"delete_{tag}", self.delete(d, b["id"]))
 
     # ---- phases ----
     def phase_cold(self):
