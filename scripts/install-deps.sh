@@ -7,6 +7,7 @@ PACKAGES=(
 	build-essential clang libclang-rt-14-dev pkg-config
 	libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
 	qemu-system-x86 mmdebstrap squashfs-tools cpio kmod lz4 zstd
+	bc bison flex libelf-dev xz-utils perl
 	python3 curl bubblewrap ca-certificates
 )
 

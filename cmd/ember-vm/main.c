@@ -207,7 +207,8 @@ static int boot_vm(struct vmm_driver *drv, struct vmm_boot_config *bcfg, const c
 
 /* Makes dir/memory + dir/state from a freshly booted VM (the daemon's template step). */
 static int make_template(struct vmm_driver *drv, const struct vmm_boot_config *base,
-			 const char *dir, int64_t deadline, struct ember_error **err)
+			 const struct pack *pack, const char *dir, int64_t deadline,
+			 struct ember_error **err)
 {
 	char memory[PATH_MAX], state[PATH_MAX], run_dir[PATH_MAX];
 	int ret;
@@ -217,8 +218,8 @@ static int make_template(struct vmm_driver *drv, const struct vmm_boot_config *b
 	snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
 	if (mkdir(run_dir, 0700) < 0 && errno != EEXIST)
 		return ember_error_sys(err, "create `%s`", run_dir);
-	ret = template_snapshot_vm(drv, base, run_dir, "tpl_ember_vm", memory, state, deadline,
-				   err);
+	ret = template_snapshot_vm(drv, base, pack, run_dir, "tpl_ember_vm", memory, state,
+				   deadline, err);
 	dir_remove_tree(run_dir, NULL);
 	return ret;
 }
@@ -368,8 +369,8 @@ int main(int argc, char **argv)
 		snprintf(template_memory, sizeof(template_memory), "%s/memory", opt.template_dir);
 		if (access(state, R_OK) != 0) {
 			t0 = time_mono_ms();
-			if (make_template(drv, &bcfg, opt.template_dir, t0 + opt.boot_timeout_ms,
-					  &err) < 0)
+			if (make_template(drv, &bcfg, pack, opt.template_dir,
+					  t0 + opt.boot_timeout_ms, &err) < 0)
 				goto fail;
 			template_ms = time_mono_ms() - t0;
 			fprintf(stderr, "ember-vm: template made in %lld ms\n", (long long)template_ms);

@@ -91,6 +91,17 @@ static void route_healthz(struct api_context *ctx, struct api_response *resp)
 			 (int)st.templates_building, "failed", (int)st.templates_failed, "pool",
 			 "ready", (int)st.pool_ready, "handouts_total",
 			 (json_int_t)st.pool_handouts_total);
+	if (body != NULL) {
+		json_t *by_pack = json_object();
+		size_t i;
+
+		for (i = 0; by_pack != NULL && i < ctx->catalog->count; i++)
+			json_object_set_new(by_pack, ctx->catalog->packs[i].name,
+					    json_integer(st.pool_ready_by_pack[i]));
+		json_object_set_new(json_object_get(body, "pool"), "ready_by_pack", by_pack);
+		json_object_set_new(json_object_get(body, "pool"), "size_per_pack",
+				    json_integer(st.pool_size));
+	}
 	respond_json(resp, 200, body);
 }
 

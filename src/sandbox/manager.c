@@ -1070,6 +1070,9 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		}
 	}
 	stats->pool_ready = m->pool_count;
+	stats->pool_size = m->cfg.pool_size;
+	for (sb = m->pool; sb != NULL; sb = sb->next)
+		stats->pool_ready_by_pack[sb->pack - m->catalog->packs]++;
 	stats->pool_handouts_total = m->pool_handouts_total;
 	stats->created_total = m->created_total;
 	stats->create_failures_total = m->create_failures_total;

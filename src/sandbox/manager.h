@@ -99,6 +99,8 @@ struct manager_stats {
 	uint64_t create_failures_total;
 	uint64_t execs_total;
 	unsigned pool_ready;              /* pooled clones waiting, all packs */
+	unsigned pool_ready_by_pack[CATALOG_PACKS_MAX]; /* in catalog order */
+	unsigned pool_size;               /* target per pack */
 	uint64_t pool_handouts_total;
 	bool snapshots;                   /* templates in use */
 	unsigned templates_ready;

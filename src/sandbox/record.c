@@ -109,7 +109,10 @@ int sandbox_record_save(const char *dir, const struct sandbox_record *rec,
 	if (text == NULL)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s", dir, SANDBOX_RECORD_FILE);
-	return file_write_atomic(path, text, len, 0600, err);
+	/* Atomic (a crashed daemon leaves the old record or the new one, never half of one) but not
+	 * durable: a record describes running processes, which a host crash ends anyway, and two
+	 * fsyncs would cost a pooled create several milliseconds. */
+	return file_write_atomic(path, text, len, 0600, false, err);
 }
 
 int sandbox_record_load(const char *dir, struct sandbox_record *rec, struct ember_error **err)

@@ -228,9 +228,31 @@ void template_store_free(struct template_store *st, bool remove_files)
 	free(st);
 }
 
+/* Runs the interpreter once on an empty program, so the files it loads at startup are in the
+ * guest's page cache when the snapshot is taken: every clone then starts its first program from
+ * memory the clones share, instead of reading the pack image again into memory of its own. */
+static int warm_up(struct channel *ch, const struct pack *pack, struct ember_error **err)
+{
+	struct channel_exec_request req = {
+		.argv = pack->interpreter,
+		.argc = pack->interpreter_argc,
+		.code = "",
+		.timeout_ms = 30000,
+		.output_limit = 0,
+		.max_processes = 64,
+	};
+	struct channel_exec_result res;
+
+	if (channel_exec(ch, &req, &res, err) < 0)
+		return ember_error_wrap(err, "warm-up run");
+	channel_exec_result_release(&res);
+	return 0;
+}
+
 int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
-			const char *run_dir, const char *id, const char *memory_path,
-			const char *state_path, int64_t deadline_ms, struct ember_error **err)
+			 const struct pack *pack, const char *run_dir, const char *id,
+			 const char *memory_path, const char *state_path, int64_t deadline_ms,
+			 struct ember_error **err)
 {
 	struct vmm_boot_config bcfg = *base;
 	struct vmm_instance *vm = NULL;
@@ -247,7 +269,8 @@ int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config
 	if (vmm_start(driver, &bcfg, &vm, err) < 0)
 		goto out;
 	fd = vmm_connect_agent(vm, deadline_ms, err);
-	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0)
+	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0 ||
+	    (pack != NULL && warm_up(ch, pack, err) < 0))
 		goto out;
 	/* No session may be open in the snapshot: whatever is in flight would reach every clone. */
 	channel_close(ch);
@@ -285,7 +308,7 @@ static int build(struct template *t, struct ember_error **err)
 	if (mkdir(tmp, 0700) < 0 || mkdir(run, 0700) < 0)
 		return ember_error_sys(err, "create `%s`", run);
 	template_boot_config(&t->shape, st->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
-	ret = template_snapshot_vm(st->driver, &bcfg, run, id, memory, state,
+	ret = template_snapshot_vm(st->driver, &bcfg, t->shape.pack, run, id, memory, state,
 				   time_mono_ms() + st->boot_timeout_ms, err);
 	dir_remove_tree(run, NULL);
 	if (ret == 0 && rename(tmp, t->dir) < 0)

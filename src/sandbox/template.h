@@ -49,11 +49,13 @@ const char *template_state_path(const struct template *t);
 const char *template_key(const struct template *t);
 
 /* The snapshot step itself, for the store and for tools: boots a VM per base with its RAM in
- * memory_path (shared), waits for its agent, closes the channel, lets the agent go idle, writes
- * the device state to state_path, and stops the VM. run_dir holds the VM's sockets. */
+ * memory_path (shared), waits for its agent, runs pack's interpreter once (warming the guest's
+ * page cache for every clone; pack may be NULL), closes the channel, lets the agent go idle,
+ * writes the device state to state_path, and stops the VM. run_dir holds the VM's sockets. */
 int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
-			 const char *run_dir, const char *id, const char *memory_path,
-			 const char *state_path, int64_t deadline_ms, struct ember_error **err);
+			 const struct pack *pack, const char *run_dir, const char *id,
+			 const char *memory_path, const char *state_path, int64_t deadline_ms,
+			 struct ember_error **err);
 
 /* Fills the boot configuration fields shared by a template and its clones. */
 void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,

@@ -151,7 +151,7 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, struct 
 	return 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable,
 		      struct ember_error **err)
 {
 	_cleanup_free_ char *tmp = NULL;
@@ -166,7 +166,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return ember_error_sys(err, "create `%s`", tmp);
-	if (fd_write_all(fd, data, len, -1, err) < 0 || fsync(fd) < 0) {
+	if (fd_write_all(fd, data, len, -1, err) < 0 || (durable && fsync(fd) < 0)) {
 		ember_error_sys(err, "write `%s`", tmp);
 		unlink(tmp);
 		return -1;
@@ -176,7 +176,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 		unlink(tmp);
 		return -1;
 	}
-	dircopy = strdup(path);
+	dircopy = durable ? strdup(path) : NULL;
 	if (dircopy != NULL) {
 		dirfd = open(dirname(dircopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dirfd >= 0)

@@ -3,6 +3,7 @@
 #ifndef EMBER_UTIL_FDIO_H
 #define EMBER_UTIL_FDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,8 +31,10 @@ int unix_connect(const char *path, struct ember_error **err);
 /* Reads a whole small file (at most max bytes, NUL-terminated) into a new buffer. */
 int file_read_all(const char *path, size_t max, char **out, size_t *len, struct ember_error **err);
 
-/* Writes data to path atomically (temp file in the same directory, fsync, rename, fsync dir). */
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+/* Writes data to path atomically (temp file in the same directory, rename): readers see the old
+ * or the new content, never a mix, even if the writer dies. With durable, also fsyncs the file
+ * and the directory so the new content survives a power loss. */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable,
 		      struct ember_error **err);
 
 /* Removes a directory tree without following symlinks or crossing mounts; missing is fine. */
