@@ -1,13 +1,17 @@
-/* fc_api.c - PUT requests to Firecracker's API socket over src/client/http.c. */
+/* fc_api.c - PUT and PATCH requests to Firecracker's API socket over src/client/http.c. */
 #include "vmm/fc_api.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client/http.h"
 #include "util/timeutil.h"
+
+/* How early libcurl may end a request bounded by the deadline, in our clock's terms. */
+#define FC_API_TIMER_SLACK_MS 5
 
 struct fc_api {
 	struct http_client *http;
@@ -51,8 +55,8 @@ static void sanitize(const char *in, char *out, size_t size)
 		memcpy(out + size - 4, "...", 4);
 }
 
-int fc_api_put(struct fc_api *api, const char *path, json_t *body, int64_t deadline_ms,
-	       struct ember_error **err)
+int fc_api_request(struct fc_api *api, const char *method, const char *path, json_t *body,
+		   int64_t deadline_ms, struct ember_error **err)
 {
 	char fault[FC_API_FAULT_MAX + 1];
 	json_t *reply = NULL, *message;
@@ -61,15 +65,18 @@ int fc_api_put(struct fc_api *api, const char *path, json_t *body, int64_t deadl
 
 	if (left == 0)
 		return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-				       "firecracker PUT %s: the boot deadline passed", path);
-	if (http_client_request(api->http, "PUT", path, body, left < 0 ? 0 : left, &status, &reply,
-				err) < 0) {
+				       "firecracker %s %s: the deadline passed", method, path);
+	if (http_client_request(api->http, method, path, body, left < 0 ? 0 : left, &status,
+				&reply, err) < 0) {
 		/* The client reports transport failures as "unavailable" (503), which is about the
-		 * daemon; here it is the VMM that failed, or was too slow. */
+		 * daemon; here it is the VMM that failed, or was too slow. libcurl's timer may fire
+		 * a millisecond before our clock reaches the deadline: that is still the timeout. */
+		bool timed_out = deadline_ms >= 0 &&
+				 time_ms_until(deadline_ms) <= FC_API_TIMER_SLACK_MS;
+
 		if (err != NULL && *err != NULL)
-			(*err)->kind = time_ms_until(deadline_ms) == 0 ? EMBER_E_GUEST_TIMEOUT
-								       : EMBER_E_GUEST;
-		return ember_error_wrap(err, "firecracker PUT %s", path);
+			(*err)->kind = timed_out ? EMBER_E_GUEST_TIMEOUT : EMBER_E_GUEST;
+		return ember_error_wrap(err, "firecracker %s %s", method, path);
 	}
 	if (status >= 200 && status < 300) {
 		json_decref(reply);
@@ -81,5 +88,11 @@ int fc_api_put(struct fc_api *api, const char *path, json_t *body, int64_t deadl
 	else
 		snprintf(fault, sizeof(fault), "HTTP %ld without a fault_message", status);
 	json_decref(reply);
-	return ember_error_set(err, EMBER_E_GUEST, 0, "firecracker PUT %s: %s", path, fault);
+	return ember_error_set(err, EMBER_E_GUEST, 0, "firecracker %s %s: %s", method, path, fault);
+}
+
+int fc_api_put(struct fc_api *api, const char *path, json_t *body, int64_t deadline_ms,
+	       struct ember_error **err)
+{
+	return fc_api_request(api, "PUT", path, body, deadline_ms, err);
 }

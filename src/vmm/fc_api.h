@@ -1,5 +1,5 @@
-/* fc_api.h - Firecracker's HTTP API on its Unix socket, as the driver uses it: PUT a JSON body,
- * succeed on 2xx, otherwise fail with Firecracker's own `fault_message`.
+/* fc_api.h - Firecracker's HTTP API on its Unix socket, as the driver uses it: PUT or PATCH a
+ * JSON body, succeed on 2xx, otherwise fail with Firecracker's own `fault_message`.
  * Used by firecracker.c. Never waits past the deadline it is given and never retries a request:
  * a PUT Firecracker refused is reported, not guessed around. */
 #ifndef EMBER_VMM_FC_API_H
@@ -19,9 +19,14 @@ struct fc_api;
 int fc_api_open(const char *sock_path, struct fc_api **out, struct ember_error **err);
 void fc_api_close(struct fc_api *api);
 
-/* PUT path with body (borrowed). A non-2xx answer is EMBER_E_GUEST
- * "firecracker PUT <path>: <fault_message>" ("HTTP <status>" without one); a deadline that
- * passes is EMBER_E_GUEST_TIMEOUT; a connection that fails or breaks is EMBER_E_GUEST. */
+/* Sends method ("PUT" or "PATCH") on path with body (borrowed). A non-2xx answer is
+ * EMBER_E_GUEST "firecracker <method> <path>: <fault_message>" ("HTTP <status>" without one); a
+ * deadline that passes is EMBER_E_GUEST_TIMEOUT; a connection that fails or breaks is
+ * EMBER_E_GUEST. */
+int fc_api_request(struct fc_api *api, const char *method, const char *path, json_t *body,
+		   int64_t deadline_ms, struct ember_error **err);
+
+/* fc_api_request() with "PUT". */
 int fc_api_put(struct fc_api *api, const char *path, json_t *body, int64_t deadline_ms,
 	       struct ember_error **err);
 

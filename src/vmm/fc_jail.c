@@ -185,6 +185,28 @@ int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *nam
 	return 0;
 }
 
+int fc_jail_take(const struct fc_jail *j, const char *name, const char *host_path,
+		 struct ember_error **err)
+{
+	char source[PATH_MAX];
+
+	if (fc_jail_host_path(j, name, source, sizeof(source), err) < 0)
+		return -1;
+	if (rename(source, host_path) < 0) {
+		if (errno == EXDEV)
+			return ember_error_set(err, EMBER_E_INTERNAL, EXDEV,
+					       "move `%s` out of the jail to `%s`: different "
+					       "filesystems; put the run directory and "
+					       "EMBERD_JAILER_CHROOT_BASE on one filesystem",
+					       source, host_path);
+		return ember_error_sys(err, "move `%s` out of the jail to `%s`", source, host_path);
+	}
+	/* The jailed uid created it; every jail shares that uid by default. */
+	if (chown(host_path, geteuid(), getegid()) < 0 || chmod(host_path, 0644) < 0)
+		return ember_error_sys(err, "take ownership of `%s`", host_path);
+	return 0;
+}
+
 void fc_jail_cleanup(const struct fc_jail *j)
 {
 	if (j->instance_dir[0] != '\0')

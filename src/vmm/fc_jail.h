@@ -50,6 +50,13 @@ int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const c
 int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *name,
 		 char *jail_path, size_t size, struct ember_error **err);
 
+/* Moves "/<name>", a file the jailed Firecracker wrote (a snapshot), out of the jail to
+ * host_path (rename: the same filesystem is required, as for fc_jail_link) and makes it the
+ * daemon's and read-only for everyone else: clones of every jail open it, and no jailed process
+ * may change it. */
+int fc_jail_take(const struct fc_jail *j, const char *name, const char *host_path,
+		 struct ember_error **err);
+
 /* Host path of "/<name>" inside the jail (sockets Firecracker creates there). */
 int fc_jail_host_path(const struct fc_jail *j, const char *name, char *out, size_t size,
 		      struct ember_error **err);

@@ -1,10 +1,18 @@
 /* firecracker.c - the Firecracker driver: spawns `firecracker --api-sock` (optionally under the
- * jailer), configures the VM over its HTTP API once the socket appears, and reaches the agent
- * through the hybrid vsock (`CONNECT 1024`). Contract and real-host setup: docs/firecracker.md.
+ * jailer), configures the VM over its HTTP API once the socket appears, reaches the agent
+ * through the hybrid vsock (`CONNECT 1024`), and snapshots templates and restores clones.
+ * Contract and real-host setup: docs/firecracker.md.
  *
- * vmm_start() only spawns; the configuration (which needs the boot deadline) happens at the
- * start of connect_agent: wait for the API socket, PUT machine-config, boot-source, drives/pack,
- * vsock, entropy, then InstanceStart. */
+ * A booted VM: vmm_start() only spawns; the configuration (which needs the boot deadline)
+ * happens at the start of connect_agent: wait for the API socket, PUT machine-config,
+ * boot-source, drives/pack, vsock, entropy, then InstanceStart.
+ * A clone: vmm_start() spawns, then restore loads the snapshot and resumes (Firecracker refuses
+ * a load after any configuration); connect_agent only connects.
+ *
+ * Snapshots record the paths Firecracker was given. Every VM therefore runs with its own
+ * directory as its working directory (the jail's "/" under the jailer) and gets the vsock
+ * socket as the same relative name there: a clone binds its own socket where the template's
+ * was, whichever directory it runs in. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -33,6 +41,11 @@
 /* How long SendCtrlAltDel may take to be answered during teardown. */
 #define FC_STOP_REQUEST_MS 1000
 #define FC_ARGV_MAX 32
+/* The vsock socket, relative to the VM's working directory (see the top of this file). */
+#define FC_VSOCK_NAME "v.sock"
+/* A snapshot's files inside a jail: a template writes them there, a clone reads links. */
+#define FC_JAIL_MEMORY "memory"
+#define FC_JAIL_STATE "state"
 
 struct fc_driver {
 	bool jailed;
@@ -49,10 +62,15 @@ struct fc_vm {
 	char initramfs[PATH_MAX];
 	char pack[PATH_MAX];
 	char vsock_uds[PATH_MAX];
+	char restore_state[PATH_MAX];   /* a clone's snapshot files */
+	char restore_memory[PATH_MAX];
+	/* Host path a template's snapshot puts guest RAM in (cfg->memory_file; empty: none). */
+	char memory_file[PATH_MAX];
 	char cmdline[1024];
 	unsigned vcpus;
 	unsigned memory_mib;
-	bool configured;  /* every PUT and InstanceStart succeeded */
+	bool configured;  /* every PUT and InstanceStart succeeded, or the snapshot loaded */
+	bool paused;      /* PATCH /vm Paused succeeded (a template being snapshotted) */
 	bool jailed;
 	struct fc_jail jail;
 };
@@ -126,8 +144,18 @@ static int copy_path(char *out, size_t size, const char *path, struct ember_erro
 	return 0;
 }
 
+/* How Firecracker is told about host_path: as it is, or hard-linked into the jail as
+ * "/<jail_name>". */
+static int vm_path(struct fc_vm *f, const char *host_path, const char *jail_name, char *out,
+		   size_t size, struct ember_error **err)
+{
+	if (f->jailed)
+		return fc_jail_link(&f->jail, host_path, jail_name, out, size, err);
+	return copy_path(out, size, host_path, err);
+}
+
 /* The sockets' host paths and the console log; with cfg (a new VM, not a re-attach) also the
- * paths Firecracker is told and, when jailed, the jail with the boot files linked into it. */
+ * paths Firecracker is told and, when jailed, the jail with the files linked into it. */
 static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vmm_boot_config *cfg,
 		       struct ember_error **err)
 {
@@ -143,36 +171,46 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 
 	if (!fcd->jailed) {
 		if (sock_path(f->api_sock, sizeof(f->api_sock), vm->run_dir, "fc.sock", err) < 0 ||
-		    sock_path(f->vsock_sock, sizeof(f->vsock_sock), vm->run_dir, "v.sock", err) < 0)
+		    sock_path(f->vsock_sock, sizeof(f->vsock_sock), vm->run_dir, FC_VSOCK_NAME,
+			      err) < 0)
 			return -1;
-		if (cfg == NULL)
-			return 0;
-		if (copy_path(f->kernel, sizeof(f->kernel), cfg->kernel_vmlinux, err) < 0 ||
-		    copy_path(f->initramfs, sizeof(f->initramfs), cfg->initramfs, err) < 0 ||
-		    copy_path(f->pack, sizeof(f->pack), cfg->pack_image, err) < 0)
+	} else {
+		/* Jailed: Firecracker sees only the chroot, so every path it is told is inside it. */
+		f->jailed = true;
+		if (cfg == NULL) {
+			if (fc_jail_layout(&f->jail, &fcd->jail, exec_file, vm->sandbox_id, err) < 0)
+				return -1;
+		} else if (fc_jail_prepare(&f->jail, &fcd->jail, exec_file, vm->sandbox_id,
+					   err) < 0) {
 			return -1;
-		return copy_path(f->vsock_uds, sizeof(f->vsock_uds), f->vsock_sock, err);
+		}
+		if (fc_jail_host_path(&f->jail, "fc.sock", f->api_sock, sizeof(f->api_sock),
+				      err) < 0 ||
+		    fc_jail_host_path(&f->jail, FC_VSOCK_NAME, f->vsock_sock, sizeof(f->vsock_sock),
+				      err) < 0)
+			return -1;
 	}
-
-	/* Jailed: Firecracker sees only the chroot, so every path it is told is inside it. */
-	f->jailed = true;
-	if (cfg == NULL) {
-		if (fc_jail_layout(&f->jail, &fcd->jail, exec_file, vm->sandbox_id, err) < 0)
-			return -1;
-	} else if (fc_jail_prepare(&f->jail, &fcd->jail, exec_file, vm->sandbox_id, err) < 0) {
-		return -1;
-	}
-	if (fc_jail_host_path(&f->jail, "fc.sock", f->api_sock, sizeof(f->api_sock), err) < 0 ||
-	    fc_jail_host_path(&f->jail, "v.sock", f->vsock_sock, sizeof(f->vsock_sock), err) < 0)
-		return -1;
 	if (cfg == NULL)
 		return 0;
-	snprintf(f->vsock_uds, sizeof(f->vsock_uds), "/v.sock");
-	if (fc_jail_link(&f->jail, cfg->kernel_vmlinux, "vmlinux", f->kernel, sizeof(f->kernel),
-			 err) < 0 ||
-	    fc_jail_link(&f->jail, cfg->initramfs, "initramfs", f->initramfs, sizeof(f->initramfs),
-			 err) < 0 ||
-	    fc_jail_link(&f->jail, cfg->pack_image, "pack", f->pack, sizeof(f->pack), err) < 0)
+	/* Relative to the working directory (the VM's directory), or in the jail's "/". */
+	snprintf(f->vsock_uds, sizeof(f->vsock_uds), "%s%s", f->jailed ? "/" : "", FC_VSOCK_NAME);
+	if (vm_path(f, cfg->pack_image, "pack", f->pack, sizeof(f->pack), err) < 0)
+		return -1;
+	if (cfg->restore_state != NULL) {
+		/* A clone reopens what the snapshot names (the pack, at the template's path) and
+		 * reads the snapshot's two files; the kernel was the template's business. */
+		if (vm_path(f, cfg->restore_state, FC_JAIL_STATE, f->restore_state,
+			    sizeof(f->restore_state), err) < 0 ||
+		    vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
+			    sizeof(f->restore_memory), err) < 0)
+			return -1;
+		return 0;
+	}
+	if (cfg->memory_file != NULL &&
+	    copy_path(f->memory_file, sizeof(f->memory_file), cfg->memory_file, err) < 0)
+		return -1;
+	if (vm_path(f, cfg->kernel_vmlinux, "vmlinux", f->kernel, sizeof(f->kernel), err) < 0 ||
+	    vm_path(f, cfg->initramfs, "initramfs", f->initramfs, sizeof(f->initramfs), err) < 0)
 		return -1;
 	return 0;
 }
@@ -192,6 +230,9 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 	vm->priv = f;
 	f->vcpus = cfg->vcpus;
 	f->memory_mib = cfg->memory_mib;
+	if (cfg->restore_state != NULL && cfg->memory_file == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
+				       "a Firecracker restore needs the snapshot's memory file");
 	if (setup_paths(vm, f, cfg, err) < 0 ||
 	    vmm_kernel_cmdline(drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
 		return -1;
@@ -232,7 +273,9 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		argv[argc++] = f->id;
 	}
 	argv[argc] = NULL;
-	return vmm_spawn(argv, vm->console_log, &vm->pid, &vm->pidfd, err);
+	/* The jailer makes the jail's root the working directory itself. */
+	return vmm_spawn_in(argv, fcd->jailed ? NULL : vm->run_dir, vm->console_log, &vm->pid,
+			    &vm->pidfd, err);
 }
 
 /* The socket appears once Firecracker is listening; a process that dies first fails at once. */
@@ -361,23 +404,125 @@ static int fc_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
 	return connect_vsock(vm, deadline_ms, err);
 }
 
+/* A clone: load the template's snapshot into this fresh Firecracker and resume it. The snapshot
+ * brings the whole configuration (machine, drives at the template's paths, vsock at the same
+ * relative socket name); Firecracker refuses a load after any of it was configured. On
+ * resume the vsock device resets its transport: the agent's listening socket survives, and
+ * connect_agent's CONNECT retries reach it. state_path was linked or copied at start as
+ * f->restore_state. */
+static int fc_restore(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		      struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	struct fc_api *api = NULL;
+	json_t *body = NULL;
+	int ret = -1;
+
+	(void)state_path;
+	if (wait_api_socket(vm, deadline_ms, err) < 0 || fc_api_open(f->api_sock, &api, err) < 0)
+		return -1;
+	body = json_pack("{s:s,s:{s:s,s:s},s:b}", "snapshot_path", f->restore_state,
+			 "mem_backend", "backend_type", "File", "backend_path", f->restore_memory,
+			 "resume_vm", 1);
+	if (body == NULL)
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	else if (fc_api_put(api, "/snapshot/load", body, deadline_ms, err) < 0)
+		/* Firecracker ends itself after a failed load: say so if it already has. */
+		ember_error_wrap(err, "%s", vmm_alive(vm) ? "restore" : "firecracker exited");
+	else
+		ret = 0;
+	json_decref(body);
+	fc_api_close(api);
+	if (ret == 0)
+		f->configured = true;
+	return ret;
+}
+
+/* A template: pause, then a full snapshot. Firecracker writes guest RAM to the memory file (a
+ * copy: the template could even run on) and its device state to the state file. Unjailed it
+ * writes both where they belong, the state through a temporary name; jailed it can only write
+ * inside the jail, and the files are moved out (same filesystem) and made read-only. */
+static int fc_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		       struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	char fc_state[PATH_MAX], fc_memory[PATH_MAX];
+	struct fc_api *api = NULL;
+	json_t *pause = NULL, *create = NULL;
+	int ret = -1;
+
+	if (f->memory_file[0] == '\0')
+		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
+				       "snapshot: the VM was started without a memory file");
+	if (f->jailed) {
+		snprintf(fc_state, sizeof(fc_state), "/%s", FC_JAIL_STATE);
+		snprintf(fc_memory, sizeof(fc_memory), "/%s", FC_JAIL_MEMORY);
+	} else {
+		if (snprintf(fc_state, sizeof(fc_state), "%s.part", state_path) >=
+		    (int)sizeof(fc_state))
+			return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+					       "snapshot: path `%s` too long", state_path);
+		snprintf(fc_memory, sizeof(fc_memory), "%s", f->memory_file);
+	}
+	if (fc_api_open(f->api_sock, &api, err) < 0)
+		return ember_error_wrap(err, "snapshot");
+	pause = json_pack("{s:s}", "state", "Paused");
+	create = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", fc_state,
+			   "mem_file_path", fc_memory);
+	if (pause == NULL || create == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		goto out;
+	}
+	if (fc_api_request(api, "PATCH", "/vm", pause, deadline_ms, err) < 0)
+		goto out;
+	f->paused = true;
+	if (fc_api_put(api, "/snapshot/create", create, deadline_ms, err) < 0)
+		goto out;
+	if (f->jailed) {
+		if (fc_jail_take(&f->jail, FC_JAIL_MEMORY, f->memory_file, err) < 0 ||
+		    fc_jail_take(&f->jail, FC_JAIL_STATE, state_path, err) < 0)
+			goto out;
+	} else if (rename(fc_state, state_path) < 0) {
+		ember_error_sys(err, "rename `%s` to `%s`", fc_state, state_path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0) {
+		if (!f->jailed)
+			unlink(fc_state);
+		ember_error_wrap(err, "snapshot%s", vmm_alive(vm) ? "" : " (firecracker exited)");
+	}
+	json_decref(pause);
+	json_decref(create);
+	fc_api_close(api);
+	return ret;
+}
+
 /* Ctrl-Alt-Del reaches emberd-init as SIGINT; it stops cleanly and reboots, which ends
- * Firecracker. Before InstanceStart there is nothing to ask: vmm.c kills at the deadline. */
+ * Firecracker. Before InstanceStart there is nothing to ask: vmm.c kills at the deadline.
+ * A paused guest (a template after its snapshot) would never see the keys and cost the whole
+ * stop grace, so it is resumed first: harmless, its snapshot is a copy and it only shuts down. */
 static void fc_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 {
 	struct fc_vm *f = vm->priv;
 	struct fc_api *api = NULL;
-	json_t *body;
+	json_t *resume, *body;
 	int64_t deadline = time_mono_ms() + FC_STOP_REQUEST_MS;
 
 	if (f == NULL || !f->configured)
 		return;
 	if (deadline > deadline_ms)
 		deadline = deadline_ms;
+	resume = json_pack("{s:s}", "state", "Resumed");
 	body = json_pack("{s:s}", "action_type", "SendCtrlAltDel");
-	if (body != NULL && fc_api_open(f->api_sock, &api, NULL) == 0)
+	if (resume != NULL && body != NULL && fc_api_open(f->api_sock, &api, NULL) == 0) {
+		if (f->paused && fc_api_request(api, "PATCH", "/vm", resume, deadline, NULL) == 0)
+			f->paused = false;
 		fc_api_put(api, "/actions", body, deadline, NULL);
+	}
 	fc_api_close(api);
+	json_decref(resume);
 	json_decref(body);
 }
 
@@ -422,5 +567,7 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.request_stop = fc_request_stop,
 	.release = fc_release,
 	.attach = fc_attach,
+	.snapshot = fc_snapshot,
+	.restore = fc_restore,
 	.free_driver = fc_free_driver,
 };

@@ -25,6 +25,12 @@ static int pidfd_open_compat(pid_t pid)
 int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid_out, int *pidfd_out,
 	      struct ember_error **err)
 {
+	return vmm_spawn_in(argv, NULL, log_path, pid_out, pidfd_out, err);
+}
+
+int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_t *pid_out,
+		 int *pidfd_out, struct ember_error **err)
+{
 	_cleanup_close_ int log_fd = -1;
 	_cleanup_close_ int null_fd = -1;
 	int pidfd;
@@ -48,6 +54,8 @@ int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid_out, int *pid
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
 		if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+			_exit(126);
+		if (cwd != NULL && chdir(cwd) < 0)
 			_exit(126);
 		syscall(SYS_close_range, 3, ~0U, 0);
 		execve(argv[0], argv, environ);

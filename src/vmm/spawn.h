@@ -12,6 +12,11 @@
 int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid, int *pidfd,
 	      struct ember_error **err);
 
+/* vmm_spawn() with the child's working directory set to cwd (an existing directory; NULL: the
+ * daemon's). Firecracker resolves the relative paths a snapshot records against it. */
+int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_t *pid,
+		 int *pidfd, struct ember_error **err);
+
 /* Resolves a command name against PATH (or checks an explicit path) into out[PATH_MAX]. */
 int vmm_find_binary(const char *name, char *out, struct ember_error **err);
 

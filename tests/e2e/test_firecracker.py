@@ -3,19 +3,29 @@ cannot run here: no hardware virtualization). The fake serves Firecracker's real
 socket, validates every request like Firecracker, boots the guest with QEMU under TCG and
 emulates the hybrid vsock (docs/firecracker.md says what this does and does not prove).
 
-- FirecrackerApiTest: the whole HTTP API suite (test_api.ApiTest) with --vmm firecracker.
+- FirecrackerApiTest: the whole HTTP API suite (test_api.ApiTest) with --vmm firecracker,
+  cold boots only (--no-snapshots).
+- FirecrackerCloneApiTest, FirecrackerPooledApiTest: the same suite on clones (templates
+  prebuilt) and with the warm pool on.
 - FirecrackerConfigTest: the exact configuration the driver sends, and SendCtrlAltDel on delete,
   read back from the fake's request log.
+- FirecrackerSnapshotTest: the API sequences of a template (PATCH /vm, /snapshot/create) and of
+  a clone (/snapshot/load, nothing else), clone identity, clock and isolation, and the fake's
+  strict snapshot rules exercised directly on a template's files.
 - FirecrackerFaultTest: a firecracker that never creates its socket, refuses a PUT, dies
-  mid-boot or answers the vsock handshake with garbage: clean, prompt failures, nothing leaked.
+  mid-boot or answers the vsock handshake with garbage: clean, prompt failures, nothing leaked;
+  a refused /snapshot/load falls back to a cold boot.
 - FirecrackerSelectionTest: --vmm auto never picks the fake without hardware virtualization.
 - FirecrackerRestartTest: a restarted daemon re-attaches to a running Firecracker.
-- FirecrackerJailerTest: --jailer with tests/fakes/jailer (chroot layout, hard links, cleanup).
+- FirecrackerJailerTest: --jailer with tests/fakes/jailer (chroot layout, hard links, cleanup),
+  for a cold boot and for a template with its clones.
 """
 
+import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +40,8 @@ FAKES = os.path.join(harness.REPO, "tests", "fakes")
 FAKE_FC = os.path.join(FAKES, "firecracker")
 FAKE_JAILER = os.path.join(FAKES, "jailer")
 FC_ARGS = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC)
+COLD = ("--no-snapshots",)  # tests of the boot path itself: no template builds alongside
+IDENTITY = "import os, time, uuid; print(os.urandom(16).hex(), uuid.uuid4(), time.time())"
 
 
 def read_log(path):
@@ -77,9 +89,91 @@ def wait_until(predicate, timeout):
     return predicate()
 
 
+def wait_health(d, predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    health = None
+    while time.monotonic() < deadline:
+        status, health, _ = d.request("GET", "/healthz")
+        if status == 200 and predicate(health):
+            return health
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: {health}")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=120):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+class DirectFake:
+    """tests/fakes/firecracker started by a test itself (no daemon) in its own directory, driven
+    over its API socket."""
+
+    def __init__(self, workdir, log):
+        self.dir = workdir
+        self.sock = os.path.join(workdir, "fc.sock")
+        with open(os.path.join(workdir, "vmm.log"), "ab") as out:
+            self.proc = subprocess.Popen([FAKE_FC, "--api-sock", self.sock, "--id", "direct"],
+                                         cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, FAKE_FC_LOG=log))
+        if not wait_until(lambda: os.path.exists(self.sock), 20):
+            self.stop()
+            raise AssertionError("the fake did not create its API socket")
+
+    def request(self, method, path, body=None):
+        conn = UnixHTTPConnection(self.sock)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            conn.request(method, path, body=data,
+                         headers={"Content-Type": "application/json"} if data else {})
+            resp = conn.getresponse()
+            payload = resp.read()
+            return resp.status, json.loads(payload) if payload else None
+        finally:
+            conn.close()
+
+    def fault(self, method, path, body=None):
+        """The fault_message of a request that must fail with 400."""
+        status, reply = self.request(method, path, body)
+        if status != 400 or "fault_message" not in (reply or {}):
+            raise AssertionError(f"{method} {path} {body}: expected 400, got {status} {reply}")
+        return reply["fault_message"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def template_dirs(d):
+    """Finished templates of a daemon: {pack image: directory}."""
+    tdir = os.path.join(d.run_dir, "templates")
+    found = {}
+    for key in os.listdir(tdir):
+        path = os.path.join(tdir, key)
+        if len(key) != 64 or not os.path.isfile(os.path.join(path, "state")):
+            continue
+        with open(os.path.join(path, "state"), "rb") as f:
+            f.readline()
+            header = json.loads(f.readline())
+        found[header["drives"][0]["path_on_host"]] = path
+    return found
+
+
 class FirecrackerApiTest(test_api.ApiTest):
-    """Every test of the HTTP API suite, with the Firecracker driver."""
-    daemon_args = FC_ARGS
+    """Every test of the HTTP API suite, with the Firecracker driver, booting cold."""
+    daemon_args = FC_ARGS + COLD
     expected_driver = "firecracker"
 
     def test_oversized_body_is_413(self):
@@ -95,12 +189,68 @@ class FirecrackerApiTest(test_api.ApiTest):
                     raise
 
 
+class FirecrackerCloneApiTest(FirecrackerApiTest):
+    """The whole suite on clones: both templates are built first (--prewarm), so every create
+    of a default shape is a /snapshot/load into a fresh fake."""
+    daemon_args = FC_ARGS + ("--prewarm",)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            wait_health(cls.d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+        except Exception:
+            cls.d.stop(check=False)
+            raise
+
+    def test_creates_are_clones(self):
+        for pack, code in (("python", "print('clone')"), ("shell", "echo clone")):
+            sb = self.d.create(language_pack=pack)
+            try:
+                status, info, _ = self.d.request("GET", f"/sandboxes/{sb['id']}")
+                self.assertEqual((status, info["boot_mode"]), (200, "clone"), info)
+                status, res, _ = self.d.exec(sb["id"], code)
+                self.assertEqual((status, res["stdout"]), (200, "clone\n"), res)
+            finally:
+                self.assertEqual(self.d.delete(sb["id"]), 204)
+
+
+class FirecrackerPooledApiTest(FirecrackerApiTest):
+    """The whole suite with the warm pool on: most creates take a pooled clone."""
+    daemon_args = FC_ARGS + ("--pool-size", "2", "--prewarm")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            wait_health(cls.d, lambda h: h["pool"]["ready"] >= 4, 180, "full pools")
+        except Exception:
+            cls.d.stop(check=False)
+            raise
+
+    def test_creates_come_from_the_pool(self):
+        wait_health(self.d, lambda h: h["pool"]["ready"] >= 2, 120, "pooled sandboxes")
+        t0 = time.monotonic()
+        sb = self.d.create(language_pack="shell")
+        took = time.monotonic() - t0
+        try:
+            status, info, _ = self.d.request("GET", f"/sandboxes/{sb['id']}")
+            self.assertEqual((status, info["boot_mode"]), (200, "pool"), info)
+            self.assertLess(took, 1.0)
+            status, res, _ = self.d.exec(sb["id"], "echo pooled")
+            self.assertEqual((status, res["stdout"]), (200, "pooled\n"), res)
+            health = self.d.request("GET", "/healthz")[1]
+            self.assertGreaterEqual(health["pool"]["handouts_total"], 1)
+        finally:
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+
+
 class FirecrackerConfigTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emfc.", dir="/tmp")
         cls.log = os.path.join(cls.tmp, "requests.jsonl")
-        cls.d = harness.Daemon(*FC_ARGS, env={"FAKE_FC_LOG": cls.log})
+        cls.d = harness.Daemon(*FC_ARGS, *COLD, env={"FAKE_FC_LOG": cls.log})
 
     @classmethod
     def tearDownClass(cls):
@@ -138,8 +288,9 @@ class FirecrackerConfigTest(unittest.TestCase):
                               manifest_path("packs", "shell", "image"))
             self.assertEqual(drive, {"drive_id": "pack", "is_root_device": False,
                                      "is_read_only": True})
-            self.assertEqual(body["/vsock"], {"guest_cid": 3,
-                                              "uds_path": os.path.join(run, "v.sock")})
+            # Relative: Firecracker runs in the sandbox directory (what makes clones work).
+            self.assertEqual(body["/vsock"], {"guest_cid": 3, "uds_path": "v.sock"})
+            self.assertEqual(os.readlink(f"/proc/{sb['vmm_pid']}/cwd"), run)
             self.assertEqual(body["/entropy"], {})
             self.assertEqual(body["/actions"], {"action_type": "InstanceStart"})
             self.assertEqual(reqs[0]["api_sock"], os.path.join(run, "fc.sock"))
@@ -176,12 +327,226 @@ class FirecrackerConfigTest(unittest.TestCase):
             self.assertEqual(self.d.delete(sb["id"]), 204)
 
 
+class FirecrackerSnapshotTest(unittest.TestCase):
+    """Templates and clones through the fake's snapshot API, read back from its request log."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emfs.", dir="/tmp")
+        cls.log = os.path.join(cls.tmp, "requests.jsonl")
+        cls.d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_LOG": cls.log})
+        try:
+            wait_health(cls.d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+        except Exception:
+            cls.d.stop(check=False)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def clone(self, pack="python"):
+        sb = self.d.create(language_pack=pack)
+        self.assertEqual(sb["boot_mode"], "clone", sb)
+        return sb
+
+    def test_template_and_clone_api_sequences(self):
+        tdir = os.path.join(self.d.run_dir, "templates")
+        templates = [e for e in read_log(self.log)
+                     if "method" in e and e["api_sock"].startswith(tdir + "/run-")]
+        self.assertEqual(len({e["pid"] for e in templates}), 2)
+        for pid in {e["pid"] for e in templates}:
+            reqs = [e for e in templates if e["pid"] == pid]
+            self.assertEqual([(r["method"], r["path"]) for r in reqs], [
+                ("PUT", "/machine-config"), ("PUT", "/boot-source"), ("PUT", "/drives/pack"),
+                ("PUT", "/vsock"), ("PUT", "/entropy"), ("PUT", "/actions"),
+                ("PATCH", "/vm"), ("PUT", "/snapshot/create"),
+                # stopping the paused template: resume it so it sees Ctrl-Alt-Del
+                ("PATCH", "/vm"), ("PUT", "/actions")])
+            self.assertTrue(all(r["status"] == 204 for r in reqs), reqs)
+            self.assertEqual(reqs[6]["body"], {"state": "Paused"})
+            create = reqs[7]["body"]
+            building = os.path.dirname(create["mem_file_path"])
+            self.assertRegex(building, "^" + tdir + "/[0-9a-f]{64}\\.building$")
+            self.assertEqual(create, {"snapshot_type": "Full",
+                                      "snapshot_path": building + "/state.part",
+                                      "mem_file_path": building + "/memory"})
+            self.assertEqual(reqs[8]["body"], {"state": "Resumed"})
+            self.assertEqual(reqs[9]["body"], {"action_type": "SendCtrlAltDel"})
+            # the template's files were renamed into place, whole
+            key_dir = building[:-len(".building")]
+            self.assertEqual(sorted(os.listdir(key_dir)), ["memory", "state"])
+
+        sb = self.clone("shell")
+        sid, run = sb["id"], os.path.join(self.d.run_dir, sb["id"])
+        try:
+            key_dir = template_dirs(self.d)[manifest_path("packs", "shell", "image")]
+            reqs = api_requests(read_log(self.log), sid)
+            # a fresh Firecracker gets the load and nothing else: no boot-source, no drives
+            self.assertEqual([(r["method"], r["path"], r["status"]) for r in reqs],
+                             [("PUT", "/snapshot/load", 204)])
+            self.assertEqual(reqs[0]["body"], {
+                "snapshot_path": key_dir + "/state",
+                "mem_backend": {"backend_type": "File", "backend_path": key_dir + "/memory"},
+                "resume_vm": True})
+            # the snapshot's relative vsock socket, bound in this clone's own directory
+            self.assertEqual(os.readlink(f"/proc/{sb['vmm_pid']}/cwd"), run)
+            self.assertTrue(os.path.exists(os.path.join(run, "v.sock")))
+            vsock = [e for e in read_log(self.log) if "vsock" in e and sid in e["api_sock"]]
+            self.assertEqual(vsock[-1]["vsock"], "CONNECT 1024\n")
+            self.assertRegex(vsock[-1]["result"], r"^OK \d+$")
+            status, res, _ = self.d.exec(sid, "echo restored")
+            self.assertEqual((status, res["stdout"]), (200, "restored\n"), res)
+        finally:
+            self.assertEqual(self.d.delete(sid), 204)
+        reqs = api_requests(read_log(self.log), sid)
+        self.assertEqual([(r["method"], r["path"], r["body"]) for r in reqs[1:]],
+                         [("PUT", "/actions", {"action_type": "SendCtrlAltDel"})])
+        self.assertFalse(os.path.exists(run))
+        self.assertTrue(wait_until(lambda: not fake_qemus(sid), 5))
+
+    def test_two_clones_have_their_own_identity_and_the_host_clock(self):
+        seen = []
+        for _ in range(2):
+            sb = self.clone()
+            try:
+                t0 = time.time()
+                status, res, _ = self.d.exec(sb["id"], IDENTITY)
+                t1 = time.time()
+                self.assertEqual(status, 200, res)
+                rand, uid, guest_time = res["stdout"].split()
+                # the guest read its clock between t0 and t1 (host time): 1 s either way
+                self.assertGreater(float(guest_time), t0 - 1.0)
+                self.assertLess(float(guest_time), t1 + 1.0)
+                seen.append((rand, uid))
+            finally:
+                self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assertNotEqual(seen[0][0], seen[1][0], "clones share their RNG")
+        self.assertNotEqual(seen[0][1], seen[1][1], "clones share uuid4 state")
+
+    def test_a_write_in_one_clone_is_invisible_to_another_and_the_template(self):
+        memory = os.path.join(template_dirs(self.d)[manifest_path("packs", "python", "image")],
+                              "memory")
+        before = os.stat(memory)
+        a, b = self.clone(), self.clone()
+        try:
+            status, res, _ = self.d.exec(a["id"], "open('/tmp/mark', 'w').write('a'); "
+                                                  "open('/home/sandbox/mark', 'w').write('a'); "
+                                                  "print('written')")
+            self.assertEqual(res["stdout"], "written\n", res)
+            check = ("import os; print(os.path.exists('/tmp/mark'), "
+                     "os.path.exists('/home/sandbox/mark'))")
+            status, res, _ = self.d.exec(b["id"], check)
+            self.assertEqual(res["stdout"], "False False\n")
+            c = self.clone()  # made after the write: the template never saw it
+            try:
+                status, res, _ = self.d.exec(c["id"], check)
+                self.assertEqual(res["stdout"], "False False\n")
+            finally:
+                self.assertEqual(self.d.delete(c["id"]), 204)
+            status, res, _ = self.d.exec(a["id"], check)
+            self.assertEqual(res["stdout"], "True True\n")
+        finally:
+            self.assertEqual(self.d.delete(a["id"]), 204)
+            self.assertEqual(self.d.delete(b["id"]), 204)
+        # clones map the template's memory privately: the file was never written
+        after = os.stat(memory)
+        self.assertEqual((after.st_ino, after.st_size, after.st_mtime_ns),
+                         (before.st_ino, before.st_size, before.st_mtime_ns))
+
+    def test_the_fake_enforces_the_load_rules_on_a_real_template(self):
+        key_dir = template_dirs(self.d)[manifest_path("packs", "shell", "image")]
+        work = tempfile.mkdtemp(prefix="emfd.", dir=self.tmp)
+        log = os.path.join(work, "requests.jsonl")
+        load = {"snapshot_path": key_dir + "/state",
+                "mem_backend": {"backend_type": "File", "backend_path": key_dir + "/memory"},
+                "resume_vm": False}
+        fc = DirectFake(work, log)
+        try:
+            self.assertEqual(fc.request("PUT", "/snapshot/load", load), (204, None))
+            self.assertEqual(fc.request("GET", "/")[1]["state"], "Paused")
+            # the vsock socket the snapshot names, relative: in this process's directory
+            self.assertTrue(os.path.exists(os.path.join(work, "v.sock")))
+            after_start = "not supported after starting the microVM"
+            self.assertIn(after_start, fc.fault("PUT", "/actions",
+                                                {"action_type": "InstanceStart"}))
+            self.assertIn(after_start, fc.fault("PUT", "/boot-source",
+                                                {"kernel_image_path": "/vmlinux"}))
+            self.assertIn(after_start, fc.fault("PUT", "/snapshot/load", load))
+            self.assertEqual(fc.request("PATCH", "/vm", {"state": "Resumed"}), (204, None))
+            self.assertEqual(fc.request("GET", "/")[1]["state"], "Running")
+            self.assertEqual(fc.fault("PUT", "/snapshot/create",
+                                      {"snapshot_path": work + "/s", "mem_file_path": work + "/m"}),
+                             "Create snapshot error: Cannot save the microVM state: Operation "
+                             "not allowed: save/restore unavailable while running")
+            self.assertEqual(fc.request("PUT", "/actions", {"action_type": "SendCtrlAltDel"}),
+                             (204, None))
+            self.assertEqual(fc.proc.wait(timeout=10), 0)
+        finally:
+            fc.stop()
+
+    def test_the_fake_validates_snapshot_requests_like_firecracker(self):
+        work = tempfile.mkdtemp(prefix="emfd.", dir=self.tmp)
+        log = os.path.join(work, "requests.jsonl")
+        mem = {"backend_type": "File", "backend_path": work + "/memory"}
+        fc = DirectFake(work, log)
+        try:
+            before_start = "not supported before starting the microVM"
+            self.assertIn(before_start, fc.fault("PATCH", "/vm", {"state": "Paused"}))
+            self.assertIn(before_start, fc.fault("PUT", "/snapshot/create", {
+                "snapshot_path": work + "/s", "mem_file_path": work + "/m"}))
+            self.assertIn("unknown variant `Stopped`, expected one of `Paused`, `Resumed`",
+                          fc.fault("PATCH", "/vm", {"state": "Stopped"}))
+            self.assertIn("missing field `mem_file_path`",
+                          fc.fault("PUT", "/snapshot/create", {"snapshot_path": "s"}))
+            self.assertIn("missing field: either `mem_backend` or `mem_file_path` is required",
+                          fc.fault("PUT", "/snapshot/load", {"snapshot_path": "s"}))
+            self.assertIn("too many fields: either `mem_backend` or `mem_file_path` "
+                          "exclusively is required",
+                          fc.fault("PUT", "/snapshot/load", {"snapshot_path": "s",
+                                                             "mem_file_path": "m",
+                                                             "mem_backend": mem}))
+            self.assertIn("unknown field `vsock_override`",
+                          fc.fault("PUT", "/snapshot/load", {
+                              "snapshot_path": "s", "mem_backend": mem,
+                              "vsock_override": {"uds_path": "x"}}))
+            self.assertIn("missing field `backend_path`",
+                          fc.fault("PUT", "/snapshot/load", {
+                              "snapshot_path": "s", "mem_backend": {"backend_type": "File"}}))
+            self.assertIn("invalid type: integer `5`, expected a string",
+                          fc.fault("PUT", "/snapshot/load", {"snapshot_path": 5,
+                                                             "mem_backend": mem}))
+            # any boot resource configured first rules a load out (and the process lives on)
+            self.assertEqual(fc.request("PUT", "/machine-config",
+                                        {"vcpu_count": 1, "mem_size_mib": 128}), (204, None))
+            self.assertEqual(fc.fault("PUT", "/snapshot/load", {"snapshot_path": "s",
+                                                                "mem_backend": mem}),
+                             "Load microVM snapshot error: Loading a microVM snapshot not "
+                             "allowed after configuring boot-specific resources.")
+            self.assertEqual(fc.request("GET", "/")[1]["state"], "Not started")
+        finally:
+            fc.stop()
+        # A load that fails midway ends the process, as Firecracker's does.
+        fc = DirectFake(work, log)
+        try:
+            fault = fc.fault("PUT", "/snapshot/load", {"snapshot_path": work + "/missing",
+                                                       "mem_backend": mem})
+            self.assertTrue(fault.startswith("Load microVM snapshot error: Failed to restore "
+                                             "from snapshot: "), fault)
+            self.assertIn("No such file or directory", fault)
+            self.assertNotEqual(fc.proc.wait(timeout=10), 0)
+        finally:
+            fc.stop()
+
+
 class FirecrackerFaultTest(unittest.TestCase):
     """One daemon per fault (the fault is chosen by the environment the VMM inherits)."""
     BOOT_TIMEOUT_MS = 6000
 
     def run_fault(self, env, expected_status, mentions, max_seconds):
-        d = harness.Daemon(*FC_ARGS, "--boot-timeout-ms", str(self.BOOT_TIMEOUT_MS), env=env)
+        d = harness.Daemon(*FC_ARGS, *COLD, "--boot-timeout-ms", str(self.BOOT_TIMEOUT_MS),
+                           env=env)
         try:
             qemus_before = fake_qemus()
             t0 = time.monotonic()
@@ -221,6 +586,22 @@ class FirecrackerFaultTest(unittest.TestCase):
                        ["firecracker exited before the guest agent listened on vsock port "
                         "1024"], 5)
 
+    def test_refused_snapshot_load_falls_back_to_a_cold_boot(self):
+        d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_FAULT": "/snapshot/load"})
+        try:
+            wait_health(d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            sb = d.create(language_pack="shell")
+            try:
+                self.assertEqual(sb["boot_mode"], "cold")
+                self.assertIn("firecracker PUT /snapshot/load: fake firecracker: injected fault",
+                              d.read_log())
+                status, res, _ = d.exec(sb["id"], "echo cold")
+                self.assertEqual((status, res["stdout"]), (200, "cold\n"), res)
+            finally:
+                self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
     def test_vsock_handshake_garbage(self):
         self.run_fault({"FAKE_FC_VSOCK_GARBAGE": "1"}, 502,
                        ["firecracker vsock", "answer to `CONNECT 1024` is not `OK <port>`",
@@ -257,7 +638,7 @@ class FirecrackerRestartTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="emfc.", dir="/tmp")
         self.addCleanup(shutil.rmtree, tmp, True)
         log = os.path.join(tmp, "requests.jsonl")
-        d1 = harness.Daemon(*FC_ARGS, env={"FAKE_FC_LOG": log})
+        d1 = harness.Daemon(*FC_ARGS, *COLD, env={"FAKE_FC_LOG": log})
         try:
             sb = d1.create(language_pack="shell")
             status, body, _ = d1.exec(sb["id"], "echo kept > /tmp/marker")
@@ -266,7 +647,7 @@ class FirecrackerRestartTest(unittest.TestCase):
             d1.stop(check=False)
             raise
         d1.kill9()  # its vsock stream ends; the guest ends that session
-        d2 = harness.Daemon(*FC_ARGS, reuse=d1, env={"FAKE_FC_LOG": log})
+        d2 = harness.Daemon(*FC_ARGS, *COLD, reuse=d1, env={"FAKE_FC_LOG": log})
         try:
             status, body, _ = d2.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual((status, body["state"], body["vmm_pid"]),
@@ -293,7 +674,7 @@ class FirecrackerJailerTest(unittest.TestCase):
         if os.stat(base).st_dev != os.stat(harness.IMAGES_DIR).st_dev:
             self.skipTest("hard links need the jail and the images on one filesystem")
         log = os.path.join(base, "requests.jsonl")
-        d = harness.Daemon(*FC_ARGS, "--jailer", FAKE_JAILER,
+        d = harness.Daemon(*FC_ARGS, *COLD, "--jailer", FAKE_JAILER,
                            env={"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
                                 "EMBERD_JAILER_GID": "4322", "FAKE_FC_LOG": log})
         try:
@@ -337,6 +718,75 @@ class FirecrackerJailerTest(unittest.TestCase):
                 self.assertFalse(os.path.exists(os.path.join(parent, jail_id)))
         finally:
             d.stop()
+
+    def test_jailed_template_and_clones_share_its_files_through_hard_links(self):
+        base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
+        self.addCleanup(shutil.rmtree, base, True)
+        if os.stat(base).st_dev != os.stat(harness.IMAGES_DIR).st_dev:
+            self.skipTest("hard links need the jail and the images on one filesystem")
+        log = os.path.join(base, "requests.jsonl")
+        d = harness.Daemon(*FC_ARGS, "--jailer", FAKE_JAILER, "--prewarm",
+                           env={"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
+                                "EMBERD_JAILER_GID": "4322", "FAKE_FC_LOG": log})
+        jails = os.path.join(base, "firecracker")
+        try:
+            wait_health(d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            # Jailed templates snapshot inside their jail; the files were moved out, made the
+            # daemon's and read-only for the jailed uid, and the template jails are gone.
+            creates = [e["body"] for e in read_log(log) if e.get("path") == "/snapshot/create"]
+            self.assertEqual(creates, 2 * [{"snapshot_type": "Full", "snapshot_path": "/state",
+                                            "mem_file_path": "/memory"}])
+            tdir = os.path.join(d.run_dir, "templates")
+            keys = [k for k in os.listdir(tdir) if len(k) == 64]
+            self.assertEqual(len(keys), 2, os.listdir(tdir))
+            for key in keys:
+                for name in ("memory", "state"):
+                    st = os.stat(os.path.join(tdir, key, name))
+                    self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777),
+                                     (os.geteuid(), os.getegid(), 0o644), name)
+            self.assertTrue(wait_until(
+                lambda: not [j for j in os.listdir(jails) if j.startswith("tpl-")], 5))
+
+            made = [d.create(language_pack="shell") for _ in range(2)]
+            try:
+                for sb in made:
+                    self.assertEqual(sb["boot_mode"], "clone", sb)
+                    root = os.path.join(jails, sb["id"].replace("_", "-"), "root")
+                    loads = [e for e in read_log(log) if e.get("path") == "/snapshot/load"
+                             and e["api_sock"] == os.path.join(root, "fc.sock")]
+                    self.assertEqual(loads[0]["body"], {
+                        "snapshot_path": "/state",
+                        "mem_backend": {"backend_type": "File", "backend_path": "/memory"},
+                        "resume_vm": True})
+                    state = os.path.join(root, "state")
+                    key_dir = os.path.dirname(next(
+                        os.path.join(tdir, k, "state") for k in keys
+                        if os.path.samefile(os.path.join(tdir, k, "state"), state)))
+                    self.assertTrue(os.path.samefile(os.path.join(root, "memory"),
+                                                     os.path.join(key_dir, "memory")))
+                    self.assertTrue(os.path.samefile(os.path.join(root, "pack"),
+                                                     manifest_path("packs", "shell", "image")))
+                    # what a clone needs and no more: the template loaded the kernel
+                    self.assertFalse(os.path.exists(os.path.join(root, "vmlinux")))
+                    self.assertTrue(os.path.exists(os.path.join(root, "v.sock")))
+                    status, res, _ = d.exec(sb["id"], "echo jailed clone")
+                    self.assertEqual((status, res["stdout"]), (200, "jailed clone\n"), res)
+            finally:
+                for sb in made:
+                    self.assertEqual(d.delete(sb["id"]), 204)
+            self.assertEqual(os.listdir(jails), [])
+            for key in keys:  # the clones' jails held links only
+                self.assertEqual(sorted(os.listdir(os.path.join(tdir, key))),
+                                 ["memory", "state"])
+        finally:
+            d.stop()
+            cgroup2 = cgroup2_root()
+            parent = os.path.join(cgroup2, "firecracker") if cgroup2 else None
+            if parent and os.path.isdir(parent):
+                try:
+                    os.rmdir(parent)  # the fake jailer's parent cgroup, when it made one
+                except OSError:
+                    pass
 
 
 if __name__ == "__main__":
