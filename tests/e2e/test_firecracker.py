@@ -189,7 +189,23 @@ class FirecrackerApiTest(test_api.ApiTest):
                     raise
 
 
-class FirecrackerCloneApiTest(FirecrackerApiTest):
+class CloneConsoleMixin:
+    def test_list_and_console(self):
+        # A clone's console holds what its guest printed since the restore, where the agent's
+        # "session ... ready" line reaches the serial port just after READY, so possibly a
+        # moment after the create returned: wait for it instead of racing it.
+        sb = self.d.create(language_pack="shell")
+        try:
+            status, body, _ = self.d.request("GET", "/sandboxes")
+            self.assertEqual(status, 200)
+            self.assertIn(sb["id"], [s["id"] for s in body["sandboxes"]])
+            self.assertTrue(wait_until(lambda: "emberd-init" in self.d.request(
+                "GET", f"/sandboxes/{sb['id']}/console")[1]["console"], 5))
+        finally:
+            self.d.delete(sb["id"])
+
+
+class FirecrackerCloneApiTest(CloneConsoleMixin, FirecrackerApiTest):
     """The whole suite on clones: both templates are built first (--prewarm), so every create
     of a default shape is a /snapshot/load into a fresh fake."""
     daemon_args = FC_ARGS + ("--prewarm",)
@@ -215,7 +231,7 @@ class FirecrackerCloneApiTest(FirecrackerApiTest):
                 self.assertEqual(self.d.delete(sb["id"]), 204)
 
 
-class FirecrackerPooledApiTest(FirecrackerApiTest):
+class FirecrackerPooledApiTest(CloneConsoleMixin, FirecrackerApiTest):
     """The whole suite with the warm pool on: most creates take a pooled clone."""
     daemon_args = FC_ARGS + ("--pool-size", "2", "--prewarm")
 
