@@ -149,12 +149,16 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	argv_add(&a, "file,id=console,path=%s", vm->console_log);
 	argv_add(&a, "-serial");
 	argv_add(&a, "chardev:console");
-	argv_add(&a, "-kernel");
-	argv_add(&a, "%s", cfg->kernel_bzimage);
-	argv_add(&a, "-initrd");
-	argv_add(&a, "%s", cfg->initramfs);
-	argv_add(&a, "-append");
-	argv_add(&a, "%s", cmdline);
+	/* A clone resumes a running kernel: loading (and keeping in QEMU's memory) the kernel and
+	 * initramfs again would only cost startup time and memory. */
+	if (cfg->restore_state == NULL) {
+		argv_add(&a, "-kernel");
+		argv_add(&a, "%s", cfg->kernel_bzimage);
+		argv_add(&a, "-initrd");
+		argv_add(&a, "%s", cfg->initramfs);
+		argv_add(&a, "-append");
+		argv_add(&a, "%s", cmdline);
+	}
 	argv_add(&a, "-drive");
 	argv_add(&a, "id=pack,file=%s,format=raw,if=none,readonly=on", cfg->pack_image);
 	argv_add(&a, "-device");
