@@ -426,11 +426,11 @@ static int fc_restore(struct vmm_instance *vm, const char *state_path, int64_t d
 			 "resume_vm", 1);
 	if (body == NULL)
 		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	else if (fc_api_put(api, "/snapshot/load", body, deadline_ms, err) < 0)
-		/* Firecracker ends itself after a failed load: say so if it already has. */
-		ember_error_wrap(err, "%s", vmm_alive(vm) ? "restore" : "firecracker exited");
-	else
+	else if (fc_api_put(api, "/snapshot/load", body, deadline_ms, err) == 0)
 		ret = 0;
+	else if (!vmm_alive(vm))
+		/* Firecracker ends itself after a failed load: say so if it already has. */
+		ember_error_wrap(err, "firecracker exited");
 	json_decref(body);
 	fc_api_close(api);
 	if (ret == 0)

@@ -1,7 +1,8 @@
 /* Unit tests for the Firecracker API client (src/vmm/fc_api.c) and the jail helpers
  * (src/vmm/fc_jail.c). A thread plays Firecracker on a Unix socket with one canned answer per
  * test: a 204 passes, a 400's fault_message becomes the error (sanitized and bounded), odd
- * answers, silence and a missing socket fail with the right kind. */
+ * answers, silence and a missing socket fail with the right kind; PATCH goes out as PATCH.
+ * Snapshot files leave a jail by rename, owned by the caller and read-only to others. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -128,6 +130,40 @@ static void put_succeeds_on_204_and_sends_the_json_body(void **state)
 	assert_non_null(strstr(f.request, "PUT /machine-config HTTP/1.1\r\n"));
 	assert_non_null(strstr(f.request, "Content-Type: application/json\r\n"));
 	assert_non_null(strstr(f.request, "\r\n\r\n{\"vcpu_count\":2,\"mem_size_mib\":256}"));
+}
+
+static void patch_goes_out_as_patch_and_names_its_method_in_errors(void **state)
+{
+	struct ember_error *err = NULL;
+	struct fc_api *api = NULL;
+	static const char fault[] =
+		"{\"fault_message\":\"The requested operation is not supported before starting.\"}";
+	static char answer[256];
+	struct fake_fc f;
+	json_t *body = json_pack("{s:s}", "state", "Paused");
+
+	(void)state;
+	fake_fc_start(&f, "HTTP/1.1 204 No Content\r\n\r\n");
+	assert_int_equal(fc_api_open(f.sock, &api, &err), 0);
+	assert_int_equal(fc_api_request(api, "PATCH", "/vm", body, time_mono_ms() + 5000, &err), 0);
+	fc_api_close(api);
+	fake_fc_stop(&f);
+	assert_non_null(strstr(f.request, "PATCH /vm HTTP/1.1\r\n"));
+	assert_non_null(strstr(f.request, "\r\n\r\n{\"state\":\"Paused\"}"));
+
+	snprintf(answer, sizeof(answer), "HTTP/1.1 400 Bad Request\r\nContent-Length: %zu\r\n\r\n%s",
+		 strlen(fault), fault);
+	fake_fc_start(&f, answer);
+	assert_int_equal(fc_api_open(f.sock, &api, &err), 0);
+	assert_int_equal(fc_api_request(api, "PATCH", "/vm", body, time_mono_ms() + 5000, &err),
+			 -1);
+	fc_api_close(api);
+	fake_fc_stop(&f);
+	assert_int_equal(err->kind, EMBER_E_GUEST);
+	assert_string_equal(err->message, "firecracker PATCH /vm: The requested operation is not "
+					  "supported before starting.");
+	ember_error_free(&err);
+	json_decref(body);
 }
 
 static void put_surfaces_the_fault_message(void **state)
@@ -267,6 +303,45 @@ static void jail_layout_follows_the_jailer(void **state)
 	ember_error_free(&err);
 }
 
+static void jail_take_moves_a_snapshot_file_out_read_only(void **state)
+{
+	struct fc_jail_settings s = { .uid = 123, .gid = 100 };
+	struct ember_error *err = NULL;
+	char dir[64], file[256], out[256];
+	struct fc_jail j;
+	struct stat st;
+	FILE *fp;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/fcjail.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(s.chroot_base, sizeof(s.chroot_base), "%s", dir);
+	assert_int_equal(fc_jail_prepare(&j, &s, "/usr/bin/firecracker", "tpl_42", &err), 0);
+	/* What a jailed Firecracker leaves after /snapshot/create: a file it owns, mode 0600. */
+	assert_int_equal(fc_jail_host_path(&j, "state", file, sizeof(file), &err), 0);
+	fp = fopen(file, "w");
+	assert_non_null(fp);
+	fputs("device state", fp);
+	fclose(fp);
+	assert_int_equal(chmod(file, 0600), 0);
+	snprintf(out, sizeof(out), "%s/state", dir);
+	assert_int_equal(fc_jail_take(&j, "state", out, &err), 0);
+	assert_int_equal(access(file, F_OK), -1);
+	assert_int_equal(stat(out, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_int_equal(st.st_size, 12);
+	/* Nothing to take: the error names the jail path. */
+	assert_int_equal(fc_jail_take(&j, "memory", out, &err), -1);
+	assert_mentions(err, "/root/memory");
+	ember_error_free(&err);
+	unlink(out);
+	fc_jail_cleanup(&j);
+	snprintf(file, sizeof(file), "%s/firecracker", dir);
+	rmdir(file);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void jail_settings_come_from_the_environment_strictly(void **state)
 {
 	struct fc_jail_settings s;
@@ -306,6 +381,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(put_succeeds_on_204_and_sends_the_json_body),
+		cmocka_unit_test(patch_goes_out_as_patch_and_names_its_method_in_errors),
 		cmocka_unit_test(put_surfaces_the_fault_message),
 		cmocka_unit_test(put_bounds_a_huge_fault_message),
 		cmocka_unit_test(put_fails_as_guest_error_on_odd_answers),
@@ -313,6 +389,7 @@ int main(void)
 		cmocka_unit_test(put_on_a_missing_socket_is_a_guest_error),
 		cmocka_unit_test(instance_id_maps_sandbox_ids_and_rejects_the_rest),
 		cmocka_unit_test(jail_layout_follows_the_jailer),
+		cmocka_unit_test(jail_take_moves_a_snapshot_file_out_read_only),
 		cmocka_unit_test(jail_settings_come_from_the_environment_strictly),
 	};
 
