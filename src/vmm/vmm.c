@@ -301,6 +301,9 @@ unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep)
 
 	snprintf(needle, sizeof(needle), "%s/sb_", run_dir);
 	proc_for_each_mentioning(needle, kill_stray, &ctx);
+	/* A template VM being built when the daemon died: its template is rebuilt anyway. */
+	snprintf(needle, sizeof(needle), "%s/templates/", run_dir);
+	proc_for_each_mentioning(needle, kill_stray, &ctx);
 	return ctx.killed;
 }
 

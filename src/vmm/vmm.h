@@ -104,7 +104,8 @@ void vmm_detach(struct vmm_instance *vm);
 uint64_t vmm_start_ticks(const struct vmm_instance *vm);
 
 /* SIGKILLs every process whose command line names a sandbox directory under run_dir
- * ("<run_dir>/sb_"), except the pids in keep[]: VMMs a crashed daemon left without a record. */
+ * ("<run_dir>/sb_") or a template VM's ("<run_dir>/templates/"), except the pids in keep[]:
+ * VMMs a crashed daemon left without a record. */
 unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep);
 
 pid_t vmm_pid(const struct vmm_instance *vm);

@@ -252,8 +252,15 @@ class ApiTest(unittest.TestCase):
             status, body, _ = self.d.request("GET", "/sandboxes")
             self.assertEqual(status, 200)
             self.assertIn(sb["id"], [s["id"] for s in body["sandboxes"]])
-            status, body, _ = self.d.request("GET", f"/sandboxes/{sb['id']}/console")
-            self.assertEqual(status, 200)
+            # A clone's console starts empty at the restore; the agent logs its session right
+            # after answering READY, so the line may land a moment after the create returned.
+            deadline = time.monotonic() + 5
+            while True:
+                status, body, _ = self.d.request("GET", f"/sandboxes/{sb['id']}/console")
+                self.assertEqual(status, 200)
+                if "emberd-init" in body["console"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
             self.assertIn("emberd-init", body["console"])
         finally:
             self.d.delete(sb["id"])
