@@ -46,6 +46,7 @@ struct sandbox {
 	struct vmm_instance *vm;
 	struct channel *ch;
 	struct template *tpl;         /* the template a clone maps (reference held) */
+	bool record_pending;          /* handed out from the pool: the filler writes the record */
 	const char *boot_mode;        /* "cold", "clone", "pool" */
 	char failure[512];
 	struct sandbox *next;
@@ -373,14 +374,43 @@ static struct sandbox *pool_fill_one(struct manager *m, const struct pack *pack)
 
 /* Keeps each pack's pool at its size, one restore at a time and only with a boot slot free,
  * so refills never hold up a client's create for long. */
+static void save_record(struct sandbox *sb);
+
+/* Writes the records of sandboxes just handed out of the pool (each holds a reference until
+ * its record is on disk), so a pooled create never waits for file I/O. Lock held. */
+static void write_pending_records_locked(struct manager *m)
+{
+	struct sandbox *sb;
+
+	for (;;) {
+		for (sb = m->list; sb != NULL; sb = sb->next) {
+			if (sb->record_pending)
+				break;
+		}
+		if (sb == NULL)
+			return;
+		sb->record_pending = false;
+		pthread_mutex_unlock(&m->lock);
+		save_record(sb);
+		pthread_mutex_lock(&m->lock);
+		sb->refs--;
+		pthread_cond_broadcast(&m->cond);
+	}
+}
+
 static void *pool_main(void *arg)
 {
 	struct manager *m = arg;
 
 	pthread_mutex_lock(&m->lock);
-	while (!m->stop_reaper && !m->shutting_down) {
-		const struct pack *pack = pool_wanted_locked(m);
+	for (;;) {
+		const struct pack *pack;
 		struct sandbox *sb;
+
+		write_pending_records_locked(m);
+		if (m->stop_reaper || m->shutting_down)
+			break;
+		pack = pool_wanted_locked(m);
 
 		if (pack == NULL || m->booting >= m->cfg.max_concurrent_boots) {
 			cond_wait_ms(&m->cond, &m->lock, 500);
@@ -407,9 +437,10 @@ static void *pool_main(void *arg)
 	return NULL;
 }
 
-/* Hands out a pooled clone matching sb's pack and default shape, or returns NULL. The caller's
- * validated request (sb) supplies the lifetime. */
-static struct sandbox *pool_take(struct manager *m, const struct sandbox *want)
+/* Hands out a pooled clone matching sb's pack and default shape (filling info while it is
+ * certainly alive), or returns NULL. The caller's validated request (sb) supplies the lifetime. */
+static struct sandbox *pool_take(struct manager *m, const struct sandbox *want,
+				 struct sandbox_info *info)
 {
 	struct sandbox **p, *sb = NULL;
 
@@ -441,7 +472,10 @@ static struct sandbox *pool_take(struct manager *m, const struct sandbox *want)
 		m->count++;
 		m->created_total++;
 		m->pool_handouts_total++;
-		pthread_cond_broadcast(&m->cond); /* the filler refills */
+		sb->record_pending = true;
+		sb->refs++; /* until the filler wrote its record */
+		fill_info_locked(sb, info);
+		pthread_cond_broadcast(&m->cond); /* the filler refills and writes the record */
 	}
 	pthread_mutex_unlock(&m->lock);
 	return sb;
@@ -809,15 +843,9 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 		return -1;
 	}
 	{
-		struct sandbox *pooled = pool_take(m, sb);
-
-		if (pooled != NULL) {
+		if (pool_take(m, sb, info) != NULL) {
 			free(sb);
-			pthread_mutex_lock(&m->lock);
-			fill_info_locked(pooled, info);
-			pthread_mutex_unlock(&m->lock);
-			save_record(pooled);
-			log_event(LOG_INFO, pooled->id, "sandbox.ready", time_mono_ms() - t0,
+			log_event(LOG_INFO, info->id, "sandbox.ready", time_mono_ms() - t0,
 				  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
 			return 0;
 		}

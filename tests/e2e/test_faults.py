@@ -158,6 +158,27 @@ class RestartTest(unittest.TestCase):
                 stray.kill()
             d2.stop()  # destroys the re-attached VM and checks nothing leaked
 
+    def test_pooled_sandbox_is_recorded_and_reattached(self):
+        d1 = harness.Daemon("--pool-size", "1", "--prewarm")
+        try:
+            wait_for(lambda: d1.request("GET", "/healthz")[1]["pool"]["ready_by_pack"]
+                     ["shell"] >= 1, 120, "a pooled shell sandbox")
+            sb = d1.create(language_pack="shell")
+            self.assertEqual(sb["boot_mode"], "pool")
+            # the record is written off the request path, right after the handout
+            record = os.path.join(d1.run_dir, sb["id"], "sandbox.json")
+            wait_for(lambda: os.path.exists(record), 10, "the record")
+        except Exception:
+            d1.stop(check=False)
+            raise
+        d1.kill9()
+        d2 = harness.Daemon(reuse=d1)
+        try:
+            status, body, _ = d2.exec(sb["id"], "echo still here")
+            self.assertEqual((status, body["stdout"]), (200, "still here\n"))
+        finally:
+            d2.stop()
+
     def test_sigterm_with_keep_sandboxes_leaves_vms_for_the_next_daemon(self):
         d1 = harness.Daemon("--keep-sandboxes")
         try:
