@@ -125,6 +125,17 @@ class Daemon:
         finally:
             conn.close()
 
+    def wait_health(self, predicate, timeout, what):
+        """Polls /healthz until predicate(health) holds; returns that health document."""
+        deadline = time.monotonic() + timeout
+        health = None
+        while time.monotonic() < deadline:
+            status, health, _ = self.request("GET", "/healthz")
+            if status == 200 and predicate(health):
+                return health
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}: {health}")
+
     def create(self, **fields):
         status, body, _ = self.request("POST", "/sandboxes", fields)
         if status != 201:

@@ -89,15 +89,6 @@ def wait_until(predicate, timeout):
     return predicate()
 
 
-def wait_health(d, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    health = None
-    while time.monotonic() < deadline:
-        status, health, _ = d.request("GET", "/healthz")
-        if status == 200 and predicate(health):
-            return health
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: {health}")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -214,7 +205,7 @@ class FirecrackerCloneApiTest(CloneConsoleMixin, FirecrackerApiTest):
     def setUpClass(cls):
         super().setUpClass()
         try:
-            wait_health(cls.d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            cls.d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
         except Exception:
             cls.d.stop(check=False)
             raise
@@ -239,13 +230,13 @@ class FirecrackerPooledApiTest(CloneConsoleMixin, FirecrackerApiTest):
     def setUpClass(cls):
         super().setUpClass()
         try:
-            wait_health(cls.d, lambda h: h["pool"]["ready"] >= 4, 180, "full pools")
+            cls.d.wait_health(lambda h: h["pool"]["ready"] >= 4, 180, "full pools")
         except Exception:
             cls.d.stop(check=False)
             raise
 
     def test_creates_come_from_the_pool(self):
-        wait_health(self.d, lambda h: h["pool"]["ready"] >= 2, 120, "pooled sandboxes")
+        self.d.wait_health(lambda h: h["pool"]["ready"] >= 2, 120, "pooled sandboxes")
         t0 = time.monotonic()
         sb = self.d.create(language_pack="shell")
         took = time.monotonic() - t0
@@ -352,7 +343,7 @@ class FirecrackerSnapshotTest(unittest.TestCase):
         cls.log = os.path.join(cls.tmp, "requests.jsonl")
         cls.d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_LOG": cls.log})
         try:
-            wait_health(cls.d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            cls.d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
         except Exception:
             cls.d.stop(check=False)
             raise
@@ -605,7 +596,7 @@ class FirecrackerFaultTest(unittest.TestCase):
     def test_refused_snapshot_load_falls_back_to_a_cold_boot(self):
         d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_FAULT": "/snapshot/load"})
         try:
-            wait_health(d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
             sb = d.create(language_pack="shell")
             try:
                 self.assertEqual(sb["boot_mode"], "cold")
@@ -746,7 +737,7 @@ class FirecrackerJailerTest(unittest.TestCase):
                                 "EMBERD_JAILER_GID": "4322", "FAKE_FC_LOG": log})
         jails = os.path.join(base, "firecracker")
         try:
-            wait_health(d, lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
             # Jailed templates snapshot inside their jail; the files were moved out, made the
             # daemon's and read-only for the jailed uid, and the template jails are gone.
             creates = [e["body"] for e in read_log(log) if e.get("path") == "/snapshot/create"]

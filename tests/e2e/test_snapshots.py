@@ -16,15 +16,6 @@ import harness  # noqa: E402
 import test_api  # noqa: E402  (a module import: discovery must not collect ApiTest twice)
 
 
-def wait_health(d, predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    health = None
-    while time.monotonic() < deadline:
-        status, health, _ = d.request("GET", "/healthz")
-        if status == 200 and predicate(health):
-            return health
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}: {health}")
 
 
 IDENTITY = "import os, time, uuid; print(os.urandom(16).hex(), uuid.uuid4(), time.time())"
@@ -35,7 +26,7 @@ class CloneTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = harness.Daemon("--prewarm")
         try:
-            wait_health(cls.d, lambda h: h["templates"]["ready"] >= 2, 180, "both templates")
+            cls.d.wait_health(lambda h: h["templates"]["ready"] >= 2, 180, "both templates")
         except Exception:
             cls.d.stop(check=False)
             raise
@@ -103,7 +94,7 @@ class CloneTest(unittest.TestCase):
         first = self.d.create(language_pack="shell", memory_mib=192)
         self.d.delete(first["id"])
         self.assertEqual(first["boot_mode"], "cold")
-        wait_health(self.d, lambda h: h["templates"]["ready"] >= 3, 180, "the new template")
+        self.d.wait_health(lambda h: h["templates"]["ready"] >= 3, 180, "the new template")
         again = self.d.create(language_pack="shell", memory_mib=192)
         try:
             self.assertEqual(again["boot_mode"], "clone")
@@ -119,7 +110,7 @@ class PoolTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = harness.Daemon("--pool-size", "2", "--prewarm")
         try:
-            wait_health(cls.d, lambda h: h["pool"]["ready"] >= 4, 240, "full pools")
+            cls.d.wait_health(lambda h: h["pool"]["ready"] >= 4, 240, "full pools")
         except Exception:
             cls.d.stop(check=False)
             raise
@@ -129,7 +120,7 @@ class PoolTest(unittest.TestCase):
         cls.d.stop()
 
     def test_pool_hands_out_fresh_sandboxes_and_refills(self):
-        wait_health(self.d, lambda h: h["pool"]["ready"] >= 4, 120, "full pools")
+        self.d.wait_health(lambda h: h["pool"]["ready"] >= 4, 120, "full pools")
         taken = [self.d.create(language_pack="python") for _ in range(2)]
         try:
             for sb in taken:
@@ -145,13 +136,13 @@ class PoolTest(unittest.TestCase):
                 outs.append(res["stdout"].split("\n")[0].split()[0])
                 self.assertEqual(res["stdout"].split("\n")[1], "[]")  # clean overlay
             self.assertNotEqual(outs[0], outs[1])
-            wait_health(self.d, lambda h: h["pool"]["ready"] >= 4, 120, "the pool to refill")
+            self.d.wait_health(lambda h: h["pool"]["ready"] >= 4, 120, "the pool to refill")
         finally:
             for sb in taken:
                 self.assertEqual(self.d.delete(sb["id"]), 204)
 
     def test_concurrent_pooled_creates(self):
-        wait_health(self.d, lambda h: h["pool"]["ready"] >= 4, 120, "full pools")
+        self.d.wait_health(lambda h: h["pool"]["ready"] >= 4, 120, "full pools")
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             made = list(pool.map(lambda p: self.d.create(language_pack=p),
                                  ["python", "python", "shell", "shell"]))
@@ -193,7 +184,7 @@ class TemplateRebuildTest(unittest.TestCase):
             d = harness.Daemon("--images", images, "--prewarm", env=env)
             try:
                 tdir = os.path.join(d.run_dir, "templates")
-                wait_health(d, lambda h: h["templates"]["ready"] >= 2, 180, "templates")
+                d.wait_health(lambda h: h["templates"]["ready"] >= 2, 180, "templates")
                 before = set(os.listdir(tdir))
                 old = d.create(language_pack="python")
                 self.assertEqual(old["boot_mode"], "clone")
@@ -206,7 +197,7 @@ class TemplateRebuildTest(unittest.TestCase):
                 os.rename(image + ".new", image)
                 fresh = d.create(language_pack="python")
                 self.assertEqual(fresh["boot_mode"], "cold")  # the old template is not used
-                wait_health(d, lambda h: h["templates"]["ready"] >= 2 and
+                d.wait_health(lambda h: h["templates"]["ready"] >= 2 and
                             h["templates"]["building"] == 0, 180, "the new template")
                 after = set(os.listdir(tdir))
                 self.assertEqual(len(after - before), 1, (before, after))
