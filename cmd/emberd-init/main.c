@@ -14,6 +14,7 @@
 
 #include "guest/agent.h"
 #include "guest/boot.h"
+#include "guest/cgroup.h"
 #include "guest/log.h"
 
 #ifndef EMBER_VERSION
@@ -98,6 +99,8 @@ static void __attribute__((noreturn)) run_pid1(unsigned uid, unsigned gid)
 		guest_log_error(&err, "boot failed");
 		guest_power_off();
 	}
+	if (guest_cgroup_setup(GUEST_CGROUP_ROOT))
+		cfg.exec.cgroup_root = GUEST_CGROUP_ROOT;
 	ensure_std_fds();
 	guest_log("boot done, starting the agent");
 	if (guest_agent_run(&cfg, &err) < 0)

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest/cgroup.h"
 #include "guest/channel.h"
 #include "guest/limits.h"
 #include "guest/log.h"
@@ -49,7 +50,7 @@ static void agent_reap(struct agent *a)
 		size_t i;
 
 		if (pid <= 0)
-			return; /* 0: children left but none exited; -1/ECHILD: no children */
+			break; /* 0: children left but none exited; -1/ECHILD: no children */
 		for (i = 0; i < SLOT_COUNT; i++) {
 			struct guest_exec *e;
 
@@ -63,6 +64,9 @@ static void agent_reap(struct agent *a)
 		}
 		/* Not an exec's main process: an orphan reparented to us, now reaped. */
 	}
+	/* Exec cgroups whose last process just went are empty now: remove them. */
+	if (a->cfg->exec.cgroup_root != NULL)
+		guest_cgroup_sweep(a->cfg->exec.cgroup_root);
 }
 
 static void signals_ready(struct guest_watch *w, uint32_t events)

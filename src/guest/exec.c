@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "guest/cgroup.h"
 #include "guest/env.h"
 #include "guest/limits.h"
 #include "guest/log.h"
@@ -36,9 +37,11 @@ static int arm_timer(struct guest_exec *e, uint64_t ms)
 
 static void kill_group(struct guest_exec *e)
 {
-	/* The group outlives its leader while members remain; once it is empty this is ESRCH. */
+	/* The group outlives its leader while members remain; once it is empty this is ESRCH.
+	 * The cgroup also holds what left the group with setsid(). */
 	if (e->pid > 0)
 		kill(-e->pid, SIGKILL);
+	guest_cgroup_kill(e->cgroup);
 }
 
 static void remove_code(struct guest_exec *e)
@@ -376,6 +379,7 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 		.stdout_fd = child_out,
 		.stderr_fd = child_err,
 		.max_processes = req->max_processes,
+		.cgroup_procs_fd = -1,
 	};
 	size_t i;
 
@@ -387,8 +391,23 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 	if (guest_env_build(base, (const char *const *)req->env, &envp, err) < 0)
 		return -1;
 	spec.envp = envp;
+	if (cfg->cgroup_root != NULL) {
+		char name[64];
+
+		/* pids.max makes the process limit per exec; RLIMIT_NPROC still bounds the user. */
+		snprintf(name, sizeof(name), "%s", strrchr(e->dir, '/') != NULL
+						    ? strrchr(e->dir, '/') + 1 : "exec");
+		if (guest_cgroup_create(cfg->cgroup_root, name, req->max_processes, e->cgroup,
+					sizeof(e->cgroup), &spec.cgroup_procs_fd, err) < 0) {
+			e->cgroup[0] = '\0';
+			free(envp);
+			return -1;
+		}
+	}
 	e->start_ms = time_mono_ms();
 	e->pid = guest_spawn(&spec, err);
+	if (spec.cgroup_procs_fd >= 0)
+		close(spec.cgroup_procs_fd);
 	free(envp);
 	return e->pid > 0 ? 0 : -1;
 }

@@ -35,6 +35,7 @@ struct guest_exec_config {
 	bool change_ids;
 	uid_t uid;
 	gid_t gid;
+	const char *cgroup_root; /* per-exec cgroups are made here; NULL: process groups only */
 };
 
 struct guest_exec_stream {
@@ -76,6 +77,7 @@ struct guest_exec {
 
 	char dir[PATH_MAX];
 	char code_path[PATH_MAX];
+	char cgroup[PATH_MAX];            /* "" when the exec has no cgroup of its own */
 };
 
 /* Writes the code file, spawns argv + [code file] and registers the pipes and the timer.

@@ -21,7 +21,7 @@
 
 enum spawn_step {
 	STEP_SIGNALS = 1, STEP_SETSID, STEP_STDIO, STEP_FDS, STEP_RLIMIT, STEP_CWD,
-	STEP_GROUPS, STEP_GID, STEP_UID, STEP_VERIFY, STEP_NO_NEW_PRIVS, STEP_EXEC,
+	STEP_GROUPS, STEP_GID, STEP_UID, STEP_VERIFY, STEP_NO_NEW_PRIVS, STEP_EXEC, STEP_CGROUP,
 };
 
 static const char *step_name(int step)
@@ -29,6 +29,7 @@ static const char *step_name(int step)
 	switch (step) {
 	case STEP_SIGNALS: return "reset signals";
 	case STEP_SETSID: return "setsid";
+	case STEP_CGROUP: return "join the exec's cgroup";
 	case STEP_STDIO: return "set up stdin/stdout/stderr";
 	case STEP_FDS: return "close inherited descriptors";
 	case STEP_RLIMIT: return "set resource limits";
@@ -153,6 +154,9 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 		child_fail(report, STEP_SIGNALS);
 	if (setsid() < 0)
 		child_fail(report, STEP_SETSID);
+	/* Join before running anything of the user's: every descendant is then in the cgroup. */
+	if (spec->cgroup_procs_fd >= 0 && write(spec->cgroup_procs_fd, "0", 1) != 1)
+		child_fail(report, STEP_CGROUP);
 	if (dup2(spec->stdin_fd, 0) < 0 || dup2(spec->stdout_fd, 1) < 0 ||
 	    dup2(spec->stderr_fd, 2) < 0)
 		child_fail(report, STEP_STDIO);

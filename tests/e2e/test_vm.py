@@ -146,6 +146,29 @@ class ShellVmTest(unittest.TestCase):
         self.assertFalse(harness.pid_alive(out["vmm_pid"]))
 
 
+class ExecCgroupTest(unittest.TestCase):
+    """Each exec has a cgroup of its own in the guest: its timeout kills what escaped the process
+    group with setsid(), and pids.max bounds the exec's processes."""
+
+    def test_timeout_kills_setsid_escapees_and_pids_are_per_exec(self):
+        find_sleep = ("sleep 0.5; for p in /proc/[0-9]*; do "
+                      "[ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && echo $p; done; echo done")
+        out, _ = run_vm([
+            exec_step("cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)/pids.max"),
+            exec_step("setsid sleep 1000 & sleep 1000", timeout_ms=1500),
+            exec_step(find_sleep),
+            exec_step("i=0; while [ $i -lt 300 ]; do sleep 5 & i=$((i+1)); done 2>&1 | "
+                      "tail -1; echo spawned", timeout_ms=20000),
+        ], "shell")
+        r = out["results"]
+        self.assertEqual(r[0]["stdout"], "256\n")  # ember-vm's max_processes
+        self.assertTrue(r[1]["timed_out"])
+        self.assertEqual(r[2]["stdout"], "done\n", "a setsid() escapee survived the timeout")
+        # 300 background sleeps hit the exec's pids.max (256) before the user's RLIMIT_NPROC
+        self.assertIn("spawned", r[3]["stdout"])
+        self.assertIn("fork", r[3]["stdout"].lower() + r[3]["stderr"].lower())
+
+
 class BootFailureTest(unittest.TestCase):
     def test_unknown_pack_and_missing_images_fail_cleanly(self):
         proc = subprocess.run([EMBER_VM, "--images", harness.IMAGES_DIR, "--pack", "nope"],
