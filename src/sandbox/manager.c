@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sandbox/manager_internal.h"
 #include "sandbox/record.h"
 #include "sandbox/template.h"
 #include "util/fdio.h"
@@ -24,59 +24,8 @@
 #include "util/timeutil.h"
 
 #define REAPER_INTERVAL_MS 500
-#define STOP_GRACE_MS 2000
 #define CONSOLE_TAIL_IN_ERRORS 600
 
-struct sandbox {
-	char id[SANDBOX_ID_LEN + 1];
-	const struct pack *pack;
-	enum sandbox_state state;
-	unsigned vcpus;
-	unsigned memory_mib;
-	unsigned timeout_s;
-	unsigned overlay_mib;
-	int64_t created_wall_ns;
-	int64_t created_mono_ms;
-	int64_t expires_mono_ms;
-	int64_t boot_ms;
-	uint64_t execs_run;
-	unsigned execs_running;
-	unsigned refs;
-	char run_dir[PATH_MAX];
-	struct vmm_instance *vm;
-	struct channel *ch;
-	struct template *tpl;         /* the template a clone maps (reference held) */
-	bool record_pending;          /* handed out from the pool: the filler writes the record */
-	const char *boot_mode;        /* "cold", "clone", "pool" */
-	char failure[512];
-	struct sandbox *next;
-};
-
-struct manager {
-	struct manager_config cfg;
-	char run_dir[PATH_MAX];
-	const struct catalog *catalog;
-	struct vmm_driver *driver;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;          /* booting/refs/count changes */
-	struct sandbox *list;
-	unsigned count;
-	unsigned booting;
-	bool shutting_down;
-	bool stop_reaper;
-	pthread_t reaper;
-	struct template_store *templates; /* NULL: no snapshots (disabled or unsupported) */
-	struct sandbox *pool;             /* ready clones waiting to be handed out */
-	unsigned pool_count;
-	unsigned pool_filling;
-	pthread_t pool_thread;
-	bool pool_started;
-	uint64_t pool_handouts_total;
-	bool keep_templates;
-	uint64_t created_total;
-	uint64_t create_failures_total;
-	uint64_t execs_total;
-};
 
 const char *sandbox_state_name(enum sandbox_state state)
 {
@@ -90,7 +39,7 @@ const char *sandbox_state_name(enum sandbox_state state)
 	return "unknown";
 }
 
-static void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
+void manager_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
 {
 	struct timespec ts;
 
@@ -129,7 +78,7 @@ static void unlink_locked(struct manager *m, struct sandbox *target)
 	}
 }
 
-static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info)
+void manager_fill_info_locked(const struct sandbox *sb, struct sandbox_info *info)
 {
 	int64_t now = time_mono_ms();
 
@@ -185,7 +134,7 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 }
 
 /* Closes the channel and stops the VM of a sandbox nobody else uses (no refs). */
-static void stop_vm(struct sandbox *sb)
+void manager_stop_vm(struct sandbox *sb)
 {
 	channel_close(sb->ch);
 	sb->ch = NULL;
@@ -197,7 +146,7 @@ static void stop_vm(struct sandbox *sb)
 }
 
 /* Stops everything a sandbox owns; the sandbox must be out of reach of new requests. */
-static void teardown(struct manager *m, struct sandbox *sb)
+void manager_teardown(struct manager *m, struct sandbox *sb)
 {
 	int64_t t0 = time_mono_ms();
 
@@ -207,7 +156,7 @@ static void teardown(struct manager *m, struct sandbox *sb)
 	while (sb->refs > 0)
 		pthread_cond_wait(&m->cond, &m->lock);
 	pthread_mutex_unlock(&m->lock);
-	stop_vm(sb);
+	manager_stop_vm(sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
 	if (sb->run_dir[0] != '\0') {
@@ -223,7 +172,7 @@ static void teardown(struct manager *m, struct sandbox *sb)
 
 static void destroy_and_free(struct manager *m, struct sandbox *sb)
 {
-	teardown(m, sb);
+	manager_teardown(m, sb);
 	pthread_mutex_lock(&m->lock);
 	unlink_locked(m, sb);
 	pthread_mutex_unlock(&m->lock);
@@ -290,196 +239,18 @@ static void *reaper_main(void *arg)
 			for (i = 0; i < n_dead; i++) {
 				log_event(LOG_WARN, dead[i]->id, "pool.dropped", -1,
 					  "a pooled clone died before it was handed out");
-				teardown(m, dead[i]);
+				manager_teardown(m, dead[i]);
 				free(dead[i]);
 			}
 			pthread_mutex_lock(&m->lock);
 			continue;
 		}
-		cond_wait_ms(&m->cond, &m->lock, REAPER_INTERVAL_MS);
+		manager_cond_wait_ms(&m->cond, &m->lock, REAPER_INTERVAL_MS);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return NULL;
 }
 
-static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err);
-
-static bool is_default_shape(const struct sandbox *sb)
-{
-	return sb->vcpus == sb->pack->defaults.vcpus &&
-	       sb->memory_mib == sb->pack->defaults.memory_mib &&
-	       sb->overlay_mib == sb->pack->defaults.overlay_mib;
-}
-
-static unsigned pooled_for(struct manager *m, const struct pack *pack)
-{
-	struct sandbox *sb;
-	unsigned n = 0;
-
-	for (sb = m->pool; sb != NULL; sb = sb->next)
-		n += sb->pack == pack;
-	return n;
-}
-
-/* The pack that most needs a pooled clone, or NULL when every pool is full. */
-static const struct pack *pool_wanted_locked(struct manager *m)
-{
-	size_t i;
-
-	for (i = 0; i < m->catalog->count; i++) {
-		const struct pack *pack = &m->catalog->packs[i];
-
-		if (pooled_for(m, pack) < m->cfg.pool_size)
-			return pack;
-	}
-	return NULL;
-}
-
-/* Restores one clone for the pool (default shape, fresh id and identity via its HELLO).
- * Returns NULL without side effects while the pack's template is not ready yet. */
-static struct sandbox *pool_fill_one(struct manager *m, const struct pack *pack)
-{
-	struct template_shape shape = { .pack = pack, .vcpus = pack->defaults.vcpus,
-					.memory_mib = pack->defaults.memory_mib,
-					.overlay_mib = pack->defaults.overlay_mib };
-	struct template *tpl = template_acquire(m->templates, &shape);
-	struct sandbox *sb;
-	struct ember_error *err = NULL;
-
-	if (tpl == NULL)
-		return NULL; /* template_acquire started its build */
-	sb = calloc(1, sizeof(*sb));
-	if (sb == NULL) {
-		template_release(tpl);
-		return NULL;
-	}
-	sb->pack = pack;
-	sb->vcpus = shape.vcpus;
-	sb->memory_mib = shape.memory_mib;
-	sb->overlay_mib = shape.overlay_mib;
-	sb->state = SANDBOX_BOOTING;
-	sb->tpl = tpl;
-	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
-	    boot(m, sb, true, &err) == 0) {
-		sb->boot_mode = "pool";
-		return sb;
-	}
-	if (err != NULL && err->kind != EMBER_E_UNAVAILABLE)
-		log_event(LOG_WARN, sb->id, "pool.fill_failed", -1, "%s", err->message);
-	ember_error_free(&err);
-	teardown(m, sb);
-	free(sb);
-	return NULL;
-}
-
-/* Keeps each pack's pool at its size, one restore at a time and only with a boot slot free,
- * so refills never hold up a client's create for long. */
-static void save_record(struct sandbox *sb);
-
-/* Writes the records of sandboxes just handed out of the pool (each holds a reference until
- * its record is on disk), so a pooled create never waits for file I/O. Lock held. */
-static void write_pending_records_locked(struct manager *m)
-{
-	struct sandbox *sb;
-
-	for (;;) {
-		for (sb = m->list; sb != NULL; sb = sb->next) {
-			if (sb->record_pending)
-				break;
-		}
-		if (sb == NULL)
-			return;
-		sb->record_pending = false;
-		pthread_mutex_unlock(&m->lock);
-		save_record(sb);
-		pthread_mutex_lock(&m->lock);
-		sb->refs--;
-		pthread_cond_broadcast(&m->cond);
-	}
-}
-
-static void *pool_main(void *arg)
-{
-	struct manager *m = arg;
-
-	pthread_mutex_lock(&m->lock);
-	for (;;) {
-		const struct pack *pack;
-		struct sandbox *sb;
-
-		write_pending_records_locked(m);
-		if (m->stop_reaper || m->shutting_down)
-			break;
-		pack = pool_wanted_locked(m);
-
-		if (pack == NULL || m->booting >= m->cfg.max_concurrent_boots) {
-			cond_wait_ms(&m->cond, &m->lock, 500);
-			continue;
-		}
-		m->booting++;
-		m->pool_filling++;
-		pthread_mutex_unlock(&m->lock);
-		sb = pool_fill_one(m, pack);
-		pthread_mutex_lock(&m->lock);
-		m->booting--;
-		m->pool_filling--;
-		pthread_cond_broadcast(&m->cond);
-		if (sb != NULL) {
-			sb->next = m->pool;
-			m->pool = sb;
-			m->pool_count++;
-		} else {
-			/* No template yet (its build was just started) or a failure: try later. */
-			cond_wait_ms(&m->cond, &m->lock, 500);
-		}
-	}
-	pthread_mutex_unlock(&m->lock);
-	return NULL;
-}
-
-/* Hands out a pooled clone matching sb's pack and default shape (filling info while it is
- * certainly alive), or returns NULL. The caller's validated request (sb) supplies the lifetime. */
-static struct sandbox *pool_take(struct manager *m, const struct sandbox *want,
-				 struct sandbox_info *info)
-{
-	struct sandbox **p, *sb = NULL;
-
-	if (m->cfg.pool_size == 0 || !is_default_shape(want))
-		return NULL;
-	pthread_mutex_lock(&m->lock);
-	if (!m->shutting_down && m->count < m->cfg.max_sandboxes) {
-		for (p = &m->pool; *p != NULL; p = &(*p)->next) {
-			if ((*p)->pack == want->pack && vmm_alive((*p)->vm) &&
-			    !channel_broken((*p)->ch, NULL, 0)) {
-				sb = *p;
-				*p = sb->next;
-				m->pool_count--;
-				break;
-			}
-		}
-	}
-	if (sb != NULL) {
-		int64_t now = time_mono_ms();
-
-		sb->state = SANDBOX_READY;
-		sb->timeout_s = want->timeout_s;
-		sb->created_wall_ns = time_wall_ns();
-		sb->created_mono_ms = now;
-		sb->expires_mono_ms = now + (int64_t)sb->timeout_s * 1000;
-		sb->boot_ms = 0;
-		sb->next = m->list;
-		m->list = sb;
-		m->count++;
-		m->created_total++;
-		m->pool_handouts_total++;
-		sb->record_pending = true;
-		sb->refs++; /* until the filler wrote its record */
-		fill_info_locked(sb, info);
-		pthread_cond_broadcast(&m->cond); /* the filler refills and writes the record */
-	}
-	pthread_mutex_unlock(&m->lock);
-	return sb;
-}
 
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
 		   struct vmm_driver *driver, struct manager **out, struct ember_error **err)
@@ -551,7 +322,7 @@ void manager_start_background(struct manager *m)
 			template_prewarm(m->templates, &shape);
 		}
 		if (m->cfg.pool_size > 0 && !m->pool_started)
-			m->pool_started = pthread_create(&m->pool_thread, NULL, pool_main, m) == 0;
+			m->pool_started = pthread_create(&m->pool_thread, NULL, manager_pool_main, m) == 0;
 	}
 }
 
@@ -594,7 +365,7 @@ void manager_shutdown(struct manager *m, bool keep_vms)
 		m->pool = pooled->next;
 		m->pool_count--;
 		pthread_mutex_unlock(&m->lock);
-		teardown(m, pooled);
+		manager_teardown(m, pooled);
 		free(pooled);
 		pthread_mutex_lock(&m->lock);
 	}
@@ -710,7 +481,7 @@ static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err
 	m->count++;
 	while (m->booting >= m->cfg.max_concurrent_boots && !m->shutting_down &&
 	       time_mono_ms() < deadline)
-		cond_wait_ms(&m->cond, &m->lock, deadline - time_mono_ms());
+		manager_cond_wait_ms(&m->cond, &m->lock, deadline - time_mono_ms());
 	if (m->shutting_down || m->booting >= m->cfg.max_concurrent_boots) {
 		unlink_locked(m, sb);
 		if (!m->shutting_down) {
@@ -733,7 +504,7 @@ unavailable:
 
 /* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
  * but does not survive a daemon crash, so a failure is logged rather than fatal. */
-static void save_record(struct sandbox *sb)
+void manager_save_record(struct sandbox *sb)
 {
 	struct sandbox_record rec = { 0 };
 	struct ember_error *err = NULL;
@@ -779,7 +550,7 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 /* Starts the VM: restored from its shape's template when there is one (a clone), else booted
  * cold, which also gets the template built in the background for the next create. With
  * clone_only (pool fills) there is no cold fallback. */
-static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err)
+int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err)
 {
 	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
 					.memory_mib = sb->memory_mib,
@@ -817,7 +588,7 @@ static int boot(struct manager *m, struct sandbox *sb, bool clone_only, struct e
 		template_discard(sb->tpl);
 		template_release(sb->tpl);
 		sb->tpl = NULL;
-		stop_vm(sb);
+		manager_stop_vm(sb);
 		bcfg.memory_file = NULL;
 		bcfg.restore_state = NULL;
 	}
@@ -843,7 +614,7 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 		return -1;
 	}
 	{
-		if (pool_take(m, sb, info) != NULL) {
+		if (manager_pool_take(m, sb, info) != NULL) {
 			free(sb);
 			log_event(LOG_INFO, info->id, "sandbox.ready", time_mono_ms() - t0,
 				  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
@@ -860,13 +631,13 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	log_event(LOG_INFO, sb->id, "sandbox.booting", -1, "pack=%s vcpus=%u memory_mib=%u",
 		  sb->pack->name, sb->vcpus, sb->memory_mib);
 
-	ret = boot(m, sb, false, err);
+	ret = manager_boot(m, sb, false, err);
 	if (ret < 0) {
 		wrap_with_console_tail(sb, err);
 		ember_error_wrap(err, "boot sandbox");
 		log_event(LOG_ERROR, sb->id, "sandbox.boot_failed", time_mono_ms() - t0, "%s",
 			  err != NULL && *err != NULL ? (*err)->message : "");
-		teardown(m, sb);
+		manager_teardown(m, sb);
 	}
 
 	pthread_mutex_lock(&m->lock);
@@ -886,9 +657,9 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	sb->boot_ms = time_mono_ms() - t0;
 	sb->expires_mono_ms = time_mono_ms() + (int64_t)sb->timeout_s * 1000;
 	m->created_total++;
-	fill_info_locked(sb, info);
+	manager_fill_info_locked(sb, info);
 	pthread_mutex_unlock(&m->lock);
-	save_record(sb);
+	manager_save_record(sb);
 	log_event(LOG_INFO, sb->id, "sandbox.ready", info->boot_ms, "vmm_pid=%d",
 		  (int)info->vmm_pid);
 	return 0;
@@ -902,7 +673,7 @@ int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 	pthread_mutex_lock(&m->lock);
 	sb = find_locked(m, id);
 	if (sb != NULL)
-		fill_info_locked(sb, info);
+		manager_fill_info_locked(sb, info);
 	pthread_mutex_unlock(&m->lock);
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
@@ -922,7 +693,7 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	}
 	for (sb = m->list; sb != NULL; sb = sb->next)
-		fill_info_locked(sb, &(*infos)[n++]);
+		manager_fill_info_locked(sb, &(*infos)[n++]);
 	pthread_mutex_unlock(&m->lock);
 	*count = n;
 	return 0;
@@ -1115,112 +886,4 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		stats->templates_building = ts.building;
 		stats->templates_failed = ts.failed;
 	}
-}
-
-/* Takes over one sandbox directory left by an earlier daemon, or explains why not. */
-static int recover_one(struct manager *m, const char *id, const char *dir, struct sandbox **out,
-		       struct ember_error **err)
-{
-	struct sandbox_record rec;
-	struct sandbox *sb;
-	struct proto_ready ready;
-	int64_t now_wall = time_wall_ns(), now_mono = time_mono_ms();
-	int fd;
-
-	if (sandbox_record_load(dir, &rec, err) < 0)
-		return ember_error_wrap(err, "no usable record");
-	if (strcmp(rec.id, id) != 0)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "record names another sandbox");
-	if (strcmp(rec.vmm, vmm_driver_name(m->driver)) != 0)
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "started by the %s driver, this daemon runs %s", rec.vmm,
-				       vmm_driver_name(m->driver));
-	if (rec.expires_wall_ns <= now_wall)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "its lifetime ended");
-	sb = calloc(1, sizeof(*sb));
-	if (sb == NULL)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	sb->pack = catalog_find(m->catalog, rec.language_pack);
-	if (sb->pack == NULL) {
-		free(sb);
-		return ember_error_set(err, EMBER_E_INVALID, 0, "pack `%s` is no longer installed",
-				       rec.language_pack);
-	}
-	snprintf(sb->id, sizeof(sb->id), "%s", id);
-	snprintf(sb->run_dir, sizeof(sb->run_dir), "%s", dir);
-	sb->vcpus = rec.vcpus;
-	sb->memory_mib = rec.memory_mib;
-	sb->timeout_s = rec.timeout_s;
-	sb->overlay_mib = rec.overlay_mib;
-	sb->boot_ms = rec.boot_ms;
-	sb->created_wall_ns = rec.created_wall_ns;
-	sb->created_mono_ms = now_mono - (now_wall - rec.created_wall_ns) / 1000000;
-	sb->expires_mono_ms = now_mono + (rec.expires_wall_ns - now_wall) / 1000000;
-	if (vmm_attach(m->driver, id, dir, rec.pid, rec.pid_start_ticks, &sb->vm, err) < 0)
-		goto fail;
-	/* A fresh HELLO starts a new session: the guest ends whatever the old one left running. */
-	fd = vmm_connect_agent(sb->vm, time_mono_ms() + 10000, err);
-	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(sb->vm), time_mono_ms() + 10000, &sb->ch,
-				   &ready, err) < 0)
-		goto fail;
-	sb->state = SANDBOX_READY;
-	*out = sb;
-	return 0;
-fail:
-	stop_vm(sb);
-	free(sb);
-	return -1;
-}
-
-struct pid_list {
-	pid_t pids[1024];
-	size_t count;
-};
-void manager_recover(struct manager *m, struct manager_recovery *out)
-{
-	struct pid_list keep = { .count = 0 };
-	DIR *dir = opendir(m->run_dir);
-	struct dirent *de;
-
-	memset(out, 0, sizeof(*out));
-	while (dir != NULL && (de = readdir(dir)) != NULL) {
-		char path[PATH_MAX];
-		struct sandbox *sb = NULL;
-		struct ember_error *err = NULL;
-
-		if (de->d_name[0] == '.' || strcmp(de->d_name, "templates") == 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", m->run_dir, de->d_name);
-		if (strncmp(de->d_name, SANDBOX_ID_PREFIX, strlen(SANDBOX_ID_PREFIX)) != 0 ||
-		    strlen(de->d_name) != SANDBOX_ID_LEN) {
-			log_event(LOG_WARN, NULL, "recover.unknown_entry", -1,
-				  "leaving `%s` alone: not a sandbox directory", path);
-			continue;
-		}
-		if (recover_one(m, de->d_name, path, &sb, &err) < 0) {
-			log_event(LOG_INFO, de->d_name, "recover.cleaned", -1, "%s; removed",
-				  err != NULL ? err->message : "not recoverable");
-			ember_error_free(&err);
-			/* Whatever still runs for it is killed with the strays below. */
-			dir_remove_tree(path, NULL);
-			out->cleaned++;
-			continue;
-		}
-		pthread_mutex_lock(&m->lock);
-		sb->next = m->list;
-		m->list = sb;
-		m->count++;
-		pthread_mutex_unlock(&m->lock);
-		if (keep.count < sizeof(keep.pids) / sizeof(keep.pids[0]))
-			keep.pids[keep.count++] = vmm_pid(sb->vm);
-		out->reattached++;
-		log_event(LOG_INFO, sb->id, "recover.reattached", -1, "vmm_pid=%d pack=%s",
-			  (int)vmm_pid(sb->vm), sb->pack->name);
-	}
-	if (dir != NULL)
-		closedir(dir);
-	out->strays = vmm_kill_strays(m->run_dir, keep.pids, keep.count);
-	if (out->strays > 0)
-		log_event(LOG_WARN, NULL, "recover.strays", -1,
-			  "killed %u VMM processes that had no sandbox record", out->strays);
 }
