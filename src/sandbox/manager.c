@@ -578,6 +578,7 @@ int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct 
 		bcfg.memory_file = template_memory_path(sb->tpl);
 		bcfg.memory_shared = false;
 		bcfg.restore_state = template_state_path(sb->tpl);
+		bcfg.pack_image = template_pack_image(sb->tpl);
 		sb->boot_mode = "clone";
 		if (start_and_connect(m, sb, &bcfg, &clone_err) == 0)
 			return 0;
@@ -591,6 +592,7 @@ int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct 
 		manager_stop_vm(sb);
 		bcfg.memory_file = NULL;
 		bcfg.restore_state = NULL;
+		bcfg.pack_image = sb->pack->image;
 	}
 	if (clone_only)
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");

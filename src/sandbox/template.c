@@ -31,9 +31,11 @@ enum template_status { TEMPLATE_ABSENT, TEMPLATE_BUILDING, TEMPLATE_READY, TEMPL
 struct template {
 	struct template_store *store;
 	char key[TEMPLATE_KEY_LEN + 1];
+	char pack_digest[DIGEST_HEX_LEN + 1]; /* of the pack image this key was made for */
 	char dir[PATH_MAX];
 	char memory[PATH_MAX];
 	char state[PATH_MAX];
+	char pack_image[PATH_MAX];            /* <key>.pack: its own link to (or copy of) it */
 	struct template_shape shape;
 	enum template_status status;
 	int64_t failed_at_ms;
@@ -109,13 +111,14 @@ static const char *pack_digest(struct template_store *st, const struct pack *pac
 }
 
 static void shape_key(struct template_store *st, const struct template_shape *shape,
-		      char key[TEMPLATE_KEY_LEN + 1])
+		      char pack_hash[DIGEST_HEX_LEN + 1], char key[TEMPLATE_KEY_LEN + 1])
 {
 	char text[1024];
-	int n = snprintf(text, sizeof(text), "v1|%s|%s|%s|%u|%u|%u", st->base_digest,
-			 shape->pack->name, pack_digest(st, shape->pack), shape->vcpus,
-			 shape->memory_mib, shape->overlay_mib);
+	int n;
 
+	snprintf(pack_hash, DIGEST_HEX_LEN + 1, "%s", pack_digest(st, shape->pack));
+	n = snprintf(text, sizeof(text), "v1|%s|%s|%s|%u|%u|%u", st->base_digest, shape->pack->name,
+		     pack_hash, shape->vcpus, shape->memory_mib, shape->overlay_mib);
 	digest_buffer(text, (size_t)n, key);
 }
 
@@ -123,6 +126,16 @@ static bool same_shape(const struct template_shape *a, const struct template_sha
 {
 	return a->pack == b->pack && a->vcpus == b->vcpus && a->memory_mib == b->memory_mib &&
 	       a->overlay_mib == b->overlay_mib;
+}
+
+/* Its directory and its pinned pack image, which lies beside the directory so that the path
+ * a Firecracker snapshot names stays valid when the finished build is renamed into place. */
+static void remove_files(const struct template *t)
+{
+	dir_remove_tree(t->dir, NULL);
+	if (unlink(t->pack_image) < 0 && errno != ENOENT)
+		log_event(LOG_WARN, NULL, "template.cleanup", -1, "remove %s: %s", t->pack_image,
+			  strerror(errno));
 }
 
 /* Removes a superseded template's files and entry once no clone uses it. Lock held. */
@@ -136,7 +149,7 @@ static void collect_locked(struct template_store *st)
 		if ((t->superseded || t->discarded) && t->refs == 0 &&
 		    t->status != TEMPLATE_BUILDING) {
 			if (t->superseded && !t->discarded)
-				dir_remove_tree(t->dir, NULL);
+				remove_files(t);
 			log_event(LOG_INFO, NULL, "template.removed", -1, "key=%.16s (%s)", t->key,
 				  t->superseded ? "superseded" : "discarded");
 			*p = t->next;
@@ -145,6 +158,12 @@ static void collect_locked(struct template_store *st)
 		}
 		p = &t->next;
 	}
+}
+
+static bool is_pinned_pack_name(const char *name)
+{
+	return strlen(name) == TEMPLATE_KEY_LEN + 5 &&
+	       strcmp(name + TEMPLATE_KEY_LEN, ".pack") == 0;
 }
 
 int template_store_create(const char *dir, const struct catalog *catalog,
@@ -189,8 +208,17 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (strlen(de->d_name) != TEMPLATE_KEY_LEN)
-			dir_remove_tree(path, NULL);
+		if (strlen(de->d_name) == TEMPLATE_KEY_LEN)
+			continue;
+		if (is_pinned_pack_name(de->d_name)) {
+			char tdir[PATH_MAX];
+
+			/* keep it while its template does */
+			snprintf(tdir, sizeof(tdir), "%s/%.*s", dir, TEMPLATE_KEY_LEN, de->d_name);
+			if (access(tdir, F_OK) == 0)
+				continue;
+		}
+		dir_remove_tree(path, NULL);
 	}
 	if (d != NULL)
 		closedir(d);
@@ -294,7 +322,7 @@ static int build(struct template *t, struct ember_error **err)
 	struct template_store *st = t->store;
 	struct vmm_boot_config bcfg = { 0 };
 	char tmp[PATH_MAX], run[PATH_MAX], memory[PATH_MAX], state[PATH_MAX], id[40];
-	char cmdline_extra[128];
+	char cmdline_extra[128], pinned_digest[DIGEST_HEX_LEN + 1];
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s/%s.building", st->dir, t->key);
@@ -305,16 +333,37 @@ static int build(struct template *t, struct ember_error **err)
 	snprintf(id, sizeof(id), "tpl_%.24s", t->key);
 	dir_remove_tree(tmp, NULL);
 	dir_remove_tree(run, NULL);
-	if (mkdir(tmp, 0700) < 0 || mkdir(run, 0700) < 0)
-		return ember_error_sys(err, "create `%s`", run);
+	ret = -1;
+	if (mkdir(tmp, 0700) < 0 || mkdir(run, 0700) < 0) {
+		ember_error_sys(err, "create `%s`", run);
+		goto out;
+	}
+	/* The template and all its clones use this pinned image, never the catalog path: an image
+	 * rebuilt meanwhile (renamed into place) cannot pair new disk content with old memory. */
+	if (unlink(t->pack_image) < 0 && errno != ENOENT) {
+		ember_error_sys(err, "remove `%s`", t->pack_image);
+		goto out;
+	}
+	if (file_link_or_copy(t->shape.pack->image, t->pack_image, err) < 0 ||
+	    digest_file(t->pack_image, pinned_digest, err) < 0)
+		goto out;
+	if (strcmp(pinned_digest, t->pack_digest) != 0) {
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0,
+				"the pack image changed while its template was being made");
+		goto out;
+	}
 	template_boot_config(&t->shape, st->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
+	bcfg.pack_image = t->pack_image;
 	ret = template_snapshot_vm(st->driver, &bcfg, t->shape.pack, run, id, memory, state,
 				   time_mono_ms() + st->boot_timeout_ms, err);
-	dir_remove_tree(run, NULL);
 	if (ret == 0 && rename(tmp, t->dir) < 0)
 		ret = ember_error_sys(err, "install template `%s`", t->dir);
-	if (ret < 0)
+out:
+	dir_remove_tree(run, NULL);
+	if (ret < 0) {
 		dir_remove_tree(tmp, NULL);
+		unlink(t->pack_image);
+	}
 	return ret;
 }
 
@@ -363,11 +412,11 @@ static struct template *find_locked(struct template_store *st, const char *key)
 static struct template *lookup_locked(struct template_store *st, const struct template_shape *shape,
 				      bool start_build)
 {
-	char key[TEMPLATE_KEY_LEN + 1];
+	char key[TEMPLATE_KEY_LEN + 1], pack_hash[DIGEST_HEX_LEN + 1];
 	struct template *t;
 	pthread_t thread;
 
-	shape_key(st, shape, key);
+	shape_key(st, shape, pack_hash, key);
 	t = find_locked(st, key);
 	if (t == NULL) {
 		struct template *old;
@@ -389,11 +438,14 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 		t->store = st;
 		t->shape = *shape;
 		memcpy(t->key, key, sizeof(key));
+		memcpy(t->pack_digest, pack_hash, sizeof(pack_hash));
 		snprintf(t->dir, sizeof(t->dir), "%s/%s", st->dir, key);
 		snprintf(t->memory, sizeof(t->memory), "%s/memory", t->dir);
 		snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
+		snprintf(t->pack_image, sizeof(t->pack_image), "%s.pack", t->dir);
 		/* A finished template from an earlier daemon: same key, same content. */
-		t->status = access(t->state, R_OK) == 0 && access(t->memory, R_OK) == 0
+		t->status = access(t->state, R_OK) == 0 && access(t->memory, R_OK) == 0 &&
+				    access(t->pack_image, R_OK) == 0
 				    ? TEMPLATE_READY
 				    : TEMPLATE_ABSENT;
 		t->next = st->list;
@@ -456,7 +508,7 @@ void template_discard(struct template *t)
 		/* Clones running on it keep their mappings; the next create rebuilds under the same
 		 * key into a fresh directory. */
 		t->discarded = true;
-		dir_remove_tree(t->dir, NULL);
+		remove_files(t);
 		log_event(LOG_WARN, NULL, "template.discarded", -1, "key=%.16s", t->key);
 	}
 	pthread_mutex_unlock(&t->store->lock);
@@ -470,6 +522,11 @@ const char *template_memory_path(const struct template *t)
 const char *template_state_path(const struct template *t)
 {
 	return t->state;
+}
+
+const char *template_pack_image(const struct template *t)
+{
+	return t->pack_image;
 }
 
 const char *template_key(const struct template *t)

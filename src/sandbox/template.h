@@ -47,6 +47,8 @@ void template_discard(struct template *t);
 const char *template_memory_path(const struct template *t);
 const char *template_state_path(const struct template *t);
 const char *template_key(const struct template *t);
+/* The template's pinned pack image: clones must attach this one, not the catalog's path. */
+const char *template_pack_image(const struct template *t);
 
 /* The snapshot step itself, for the store and for tools: boots a VM per base with its RAM in
  * memory_path (shared), waits for its agent, runs pack's interpreter once (warming the guest's

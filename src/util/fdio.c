@@ -185,6 +185,36 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	return 0;
 }
 
+int file_link_or_copy(const char *src, const char *dst, struct ember_error **err)
+{
+	_cleanup_close_ int in = -1;
+	_cleanup_close_ int out = -1;
+
+	if (link(src, dst) == 0)
+		return 0;
+	if (errno != EXDEV && errno != EPERM)
+		return ember_error_sys(err, "link `%s` to `%s`", dst, src);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ember_error_sys(err, "open `%s`", src);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0)
+		return ember_error_sys(err, "create `%s`", dst);
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ember_error_sys(err, "copy `%s` to `%s`", src, dst);
+			unlink(dst);
+			return -1;
+		}
+	}
+}
+
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
 	(void)st;

@@ -37,6 +37,9 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, struct 
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable,
 		      struct ember_error **err);
 
+/* Makes dst a hard link to src, or (across filesystems) a copy of it; dst must not exist. */
+int file_link_or_copy(const char *src, const char *dst, struct ember_error **err);
+
 /* Removes a directory tree without following symlinks or crossing mounts; missing is fine. */
 int dir_remove_tree(const char *path, struct ember_error **err);
 

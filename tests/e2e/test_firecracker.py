@@ -21,6 +21,7 @@ emulates the hybrid vsock (docs/firecracker.md says what this does and does not 
   for a cold boot and for a template with its clones.
 """
 
+import filecmp
 import http.client
 import json
 import os
@@ -158,7 +159,13 @@ def template_dirs(d):
         with open(os.path.join(path, "state"), "rb") as f:
             f.readline()
             header = json.loads(f.readline())
-        found[header["drives"][0]["path_on_host"]] = path
+        drive = header["drives"][0]["path_on_host"]
+        # the snapshot names the template's pinned copy of the pack, never the catalog path
+        assert drive == path + ".pack", (drive, path)
+        for pack in ("python", "shell"):
+            image = manifest_path("packs", pack, "image")
+            if filecmp.cmp(drive, image, shallow=False):
+                found[image] = path
     return found
 
 
