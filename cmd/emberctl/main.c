@@ -236,6 +236,9 @@ static int cmd_exec(struct ctl *c, int argc, char **argv)
 		write_bytes_field(stderr, reply, "stderr");
 		if (json_is_true(json_object_get(reply, "timed_out")))
 			fprintf(stderr, "emberctl: exec timed out\n");
+		if (json_is_true(json_object_get(reply, "oom_killed")))
+			fprintf(stderr, "emberctl: the sandbox ran out of memory: its OOM killer "
+					"ended a process of this exec\n");
 		if (json_is_true(json_object_get(reply, "truncated")))
 			fprintf(stderr, "emberctl: output was truncated\n");
 		ret = (int)json_integer_value(json_object_get(reply, "exit_code"));

@@ -42,9 +42,10 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 json_t *api_encode_exec_result(const struct channel_exec_result *res)
 {
 	const struct proto_exit *e = &res->exit;
-	json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b}", "exit_code", e->exit_code,
-				"signal", e->signal, "duration_ms", (json_int_t)e->duration_ms,
-				"timed_out", e->timed_out, "truncated",
+	json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
+				e->exit_code, "signal", e->signal, "duration_ms",
+				(json_int_t)e->duration_ms, "timed_out", e->timed_out,
+				"oom_killed", e->oom_killed, "truncated",
 				e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
 				e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
 

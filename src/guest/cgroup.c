@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "guest/log.h"
@@ -25,6 +26,23 @@ static int write_text(const char *dir, const char *file, const char *text)
 	if (fd < 0)
 		return -1;
 	return write(fd, text, len) == (ssize_t)len ? 0 : -1;
+}
+
+static void set_memory_limit(const char *root)
+{
+	struct sysinfo si;
+	unsigned long long total, reserve;
+	char value[32];
+
+	if (sysinfo(&si) < 0)
+		return;
+	total = (unsigned long long)si.totalram * si.mem_unit;
+	reserve = total / 8 > GUEST_CGROUP_RESERVE_MIN ? total / 8 : GUEST_CGROUP_RESERVE_MIN;
+	if (reserve * 2 > total)
+		return; /* too small a guest to split */
+	snprintf(value, sizeof(value), "%llu", total - reserve);
+	if (write_text(root, "memory.max", value) < 0)
+		guest_log("set memory.max of %s: %s", root, strerror(errno));
 }
 
 bool guest_cgroup_setup(const char *root)
@@ -49,6 +67,19 @@ bool guest_cgroup_setup(const char *root)
 		rmdir(root);
 		return false;
 	}
+	/* memory: every exec's memory.events says whether the OOM killer hit it, and all execs
+	 * together stay below the guest's RAM minus a reserve. Without that limit a program that
+	 * fills RAM makes the kernel evict the page cache that everything (the agent too) keeps
+	 * faulting back in: under emulation that thrash outlasts any timeout. Against the limit
+	 * the execs' own cgroup is reclaimed and, when nothing is left, the OOM killer ends one
+	 * of its processes within seconds. Optional: without it OOM kills are not reported. */
+	if (write_text(parent, "cgroup.subtree_control", "+memory") < 0 ||
+	    write_text(root, "cgroup.subtree_control", "+memory") < 0) {
+		guest_log("no per-exec memory accounting (%s): OOM kills are not reported",
+			  strerror(errno));
+		return true;
+	}
+	set_memory_limit(root);
 	return true;
 }
 
@@ -98,6 +129,27 @@ void guest_cgroup_kill(const char *path)
 			kill(pid, SIGKILL);
 	}
 	fclose(f);
+}
+
+unsigned long guest_cgroup_oom_kills(const char *path)
+{
+	char events[PATH_MAX], key[32];
+	unsigned long value, kills = 0;
+	FILE *f;
+
+	if (path[0] == '\0')
+		return 0;
+	snprintf(events, sizeof(events), "%s/memory.events", path);
+	f = fopen(events, "re");
+	if (f == NULL)
+		return 0;
+	/* "<key> <count>" lines, written by the kernel */
+	while (fscanf(f, "%31s %lu", key, &value) == 2) {
+		if (strcmp(key, "oom_kill") == 0)
+			kills = value;
+	}
+	fclose(f);
+	return kills;
 }
 
 void guest_cgroup_sweep(const char *root)

@@ -15,7 +15,11 @@
 /* Where exec cgroups live in the guest (cgroup2 is mounted on /sys/fs/cgroup at boot). */
 #define GUEST_CGROUP_ROOT "/sys/fs/cgroup/execs"
 
-/* Creates root with the pids controller enabled for its children. false (and a logged reason)
+/* RAM kept out of the execs' reach (at least this, or 1/8 of the guest's RAM): for the agent,
+ * the kernel, and the page cache they need to keep running. */
+#define GUEST_CGROUP_RESERVE_MIN (32ULL << 20)
+
+/* Creates root with the pids (and, when available, memory) controller enabled for its children. false (and a logged reason)
  * when cgroups cannot be used. */
 bool guest_cgroup_setup(const char *root);
 
@@ -26,6 +30,10 @@ int guest_cgroup_create(const char *root, const char *name, uint32_t max_pids, c
 
 /* Kills every process in the cgroup (cgroup.kill; per-pid SIGKILL on kernels without it). */
 void guest_cgroup_kill(const char *path);
+
+/* How many of the cgroup's processes the OOM killer ended (memory.events oom_kill); 0 without
+ * the memory controller. */
+unsigned long guest_cgroup_oom_kills(const char *path);
 
 /* Removes every child cgroup of root that has no process left (finished execs, and execs whose
  * background processes have now exited). Cheap: one readdir. */

@@ -268,6 +268,7 @@ static void exec_maybe_finish(struct guest_exec *e)
 		msg.exit_code = WEXITSTATUS(e->wait_status);
 	}
 	msg.timed_out = e->timed_out;
+	msg.oom_killed = e->oom_killed;
 	msg.duration_ms = (uint64_t)(e->end_ms - e->start_ms);
 	msg.stdout_truncated = e->out[0].truncated;
 	msg.stderr_truncated = e->out[1].truncated;
@@ -290,6 +291,9 @@ void guest_exec_reaped(struct guest_exec *e, int wait_status)
 		return;
 	e->reaped = true;
 	e->wait_status = wait_status;
+	/* Now, before the sweep after this reap removes the cgroup. A kill of a background
+	 * process counts too: it was this exec's memory. */
+	e->oom_killed = guest_cgroup_oom_kills(e->cgroup) > 0;
 	e->end_ms = time_mono_ms();
 	if (e->timer.fd >= 0 && arm_timer(e, GUEST_EXEC_GRACE_MS) < 0) {
 		guest_log("exec %u: arm grace timer: %s", e->id, strerror(errno));

@@ -62,6 +62,7 @@ struct guest_exec {
 	bool reaped;
 	int wait_status;
 	bool timed_out;
+	bool oom_killed;
 	bool cancelled;
 	bool grace_over;                  /* 250 ms after reaping passed: stop waiting for EOF */
 	bool finished;

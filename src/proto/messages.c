@@ -258,8 +258,9 @@ fail:
 
 char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_error **err)
 {
-	return dump_and_free(json_pack("{s:i, s:i, s:b, s:I, s:b, s:b}", "exit_code", msg->exit_code,
-				       "signal", msg->signal, "timed_out", msg->timed_out,
+	return dump_and_free(json_pack("{s:i, s:i, s:b, s:b, s:I, s:b, s:b}", "exit_code",
+				       msg->exit_code, "signal", msg->signal, "timed_out",
+				       msg->timed_out, "oom_killed", msg->oom_killed,
 				       "duration_ms", (json_int_t)msg->duration_ms,
 				       "stdout_truncated", msg->stdout_truncated,
 				       "stderr_truncated", msg->stderr_truncated),
@@ -269,8 +270,9 @@ char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_
 int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 		      struct ember_error **err)
 {
-	static const char *const keys[] = { "exit_code", "signal", "timed_out", "duration_ms",
-					    "stdout_truncated", "stderr_truncated", NULL };
+	static const char *const keys[] = { "exit_code",        "signal",     "timed_out",
+					    "oom_killed",       "duration_ms", "stdout_truncated",
+					    "stderr_truncated", NULL };
 	json_t *root = NULL;
 	int64_t code, sig;
 	uint64_t duration;
@@ -283,6 +285,8 @@ int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 	    json_get_int(root, "exit_code", true, -1, 255, &code, KIND, err) < 0 ||
 	    json_get_int(root, "signal", true, 0, 64, &sig, KIND, err) < 0 ||
 	    json_get_bool(root, "timed_out", true, &msg->timed_out, KIND, err) < 0 ||
+	    /* optional: agents before it never sent it */
+	    json_get_bool(root, "oom_killed", false, &msg->oom_killed, KIND, err) < 0 ||
 	    json_get_uint(root, "duration_ms", true, 0, UINT64_MAX >> 1, &duration, KIND, err) < 0 ||
 	    json_get_bool(root, "stdout_truncated", true, &msg->stdout_truncated, KIND, err) < 0 ||
 	    json_get_bool(root, "stderr_truncated", true, &msg->stderr_truncated, KIND, err) < 0)

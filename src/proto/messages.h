@@ -58,6 +58,7 @@ struct proto_exit {
 	int32_t exit_code;                   /* -1 when killed by a signal */
 	int32_t signal;                      /* 0 unless killed by a signal */
 	bool timed_out;
+	bool oom_killed;                     /* the guest's OOM killer ended one of its processes */
 	uint64_t duration_ms;
 	bool stdout_truncated;
 	bool stderr_truncated;

@@ -133,7 +133,7 @@ static void exec_rejects_bad_requests(void **state)
 static void exit_and_error_roundtrip(void **state)
 {
 	struct proto_exit in = { .exit_code = -1, .signal = 9, .timed_out = true,
-				 .duration_ms = 5, .stdout_truncated = true };
+				 .oom_killed = true, .duration_ms = 5, .stdout_truncated = true };
 	struct proto_exit out;
 	struct proto_error_msg em;
 	size_t len;
@@ -146,8 +146,18 @@ static void exit_and_error_roundtrip(void **state)
 	assert_int_equal(out.exit_code, -1);
 	assert_int_equal(out.signal, 9);
 	assert_true(out.timed_out);
+	assert_true(out.oom_killed);
 	assert_true(out.stdout_truncated);
 	assert_false(out.stderr_truncated);
+	/* oom_killed is optional (older agents) and, when present, a boolean */
+	out.oom_killed = true;
+	assert_int_equal(DECODE(proto_exit_decode, "{\"exit_code\":0,\"signal\":0,"
+				"\"timed_out\":false,\"duration_ms\":1,\"stdout_truncated\":false,"
+				"\"stderr_truncated\":false}", &out), 0);
+	assert_false(out.oom_killed);
+	assert_int_equal(DECODE(proto_exit_decode, "{\"exit_code\":0,\"signal\":0,"
+				"\"timed_out\":false,\"oom_killed\":1,\"duration_ms\":1,"
+				"\"stdout_truncated\":false,\"stderr_truncated\":false}", &out), -1);
 	assert_int_equal(DECODE(proto_exit_decode, "{\"exit_code\":256,\"signal\":0,"
 				"\"timed_out\":false,\"duration_ms\":1,\"stdout_truncated\":false,"
 				"\"stderr_truncated\":false}", &out), -1);
