@@ -244,13 +244,11 @@ class FirecrackerPooledApiTest(CloneConsoleMixin, FirecrackerApiTest):
 
     def test_creates_come_from_the_pool(self):
         self.d.wait_health(lambda h: h["pool"]["ready"] >= 2, 120, "pooled sandboxes")
-        t0 = time.monotonic()
         sb = self.d.create(language_pack="shell")
-        took = time.monotonic() - t0
         try:
+            # how fast a handout is, is for bench/ to measure; here: that it was one
             status, info, _ = self.d.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual((status, info["boot_mode"]), (200, "pool"), info)
-            self.assertLess(took, 1.0)
             status, res, _ = self.d.exec(sb["id"], "echo pooled")
             self.assertEqual((status, res["stdout"]), (200, "pooled\n"), res)
             health = self.d.request("GET", "/healthz")[1]
