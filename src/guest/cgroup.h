@@ -19,8 +19,8 @@
  * the kernel, and the page cache they need to keep running. */
 #define GUEST_CGROUP_RESERVE_MIN (32ULL << 20)
 
-/* Creates root with the pids (and, when available, memory) controller enabled for its children. false (and a logged reason)
- * when cgroups cannot be used. */
+/* Creates root with the pids (and, when available, memory) controller enabled for its
+ * children. false (and a logged reason) when cgroups cannot be used. */
 bool guest_cgroup_setup(const char *root);
 
 /* Creates <root>/<name> with pids.max = max_pids; *procs_fd is an O_WRONLY fd on its
