@@ -98,8 +98,10 @@ void manager_recover(struct manager *m, struct manager_recovery *out)
 			log_event(LOG_INFO, de->d_name, "recover.cleaned", -1, "%s; removed",
 				  err != NULL ? err->message : "not recoverable");
 			ember_error_free(&err);
-			/* Whatever still runs for it is killed with the strays below. */
+			/* Whatever still runs for it is killed with the strays below, or here when
+			 * its command line does not name the directory (a jailed VMM). */
 			dir_remove_tree(path, NULL);
+			out->strays += vmm_driver_cleanup_stray(m->driver, de->d_name);
 			out->cleaned++;
 			continue;
 		}
@@ -116,7 +118,7 @@ void manager_recover(struct manager *m, struct manager_recovery *out)
 	}
 	if (dir != NULL)
 		closedir(dir);
-	out->strays = vmm_kill_strays(m->run_dir, keep.pids, keep.count);
+	out->strays += vmm_kill_strays(m->run_dir, keep.pids, keep.count);
 	if (out->strays > 0)
 		log_event(LOG_WARN, NULL, "recover.strays", -1,
 			  "killed %u VMM processes that had no sandbox record", out->strays);

@@ -166,6 +166,12 @@ static bool is_pinned_pack_name(const char *name)
 	       strcmp(name + TEMPLATE_KEY_LEN, ".pack") == 0;
 }
 
+static bool is_building_name(const char *name)
+{
+	return strlen(name) == TEMPLATE_KEY_LEN + 9 &&
+	       strcmp(name + TEMPLATE_KEY_LEN, ".building") == 0;
+}
+
 int template_store_create(const char *dir, const struct catalog *catalog,
 			  struct vmm_driver *driver, unsigned boot_timeout_ms,
 			  struct template_store **out, struct ember_error **err)
@@ -217,6 +223,18 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 			snprintf(tdir, sizeof(tdir), "%s/%.*s", dir, TEMPLATE_KEY_LEN, de->d_name);
 			if (access(tdir, F_OK) == 0)
 				continue;
+		}
+		if (is_building_name(de->d_name)) {
+			char id[40];
+			unsigned killed;
+
+			/* Its template VM, when the driver keeps it where the later run-directory
+			 * sweep cannot see it (a jailed Firecracker). */
+			snprintf(id, sizeof(id), "tpl_%.24s", de->d_name);
+			killed = vmm_driver_cleanup_stray(driver, id);
+			if (killed > 0)
+				log_event(LOG_WARN, NULL, "template.stray", -1,
+					  "killed the VMM of an unfinished template build (%s)", id);
 		}
 		dir_remove_tree(path, NULL);
 	}

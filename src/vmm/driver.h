@@ -34,6 +34,10 @@ struct vmm_driver_ops {
 	int (*restore)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		       struct ember_error **err);
 	void (*free_driver)(struct vmm_driver *drv);
+	/* After a restart, for a VM of an earlier daemon that is not re-attached: kills what the
+	 * run-directory sweep cannot find and removes what the driver keeps elsewhere (a jail).
+	 * Returns how many processes it killed. NULL: nothing outside the run directory. */
+	unsigned (*cleanup_stray)(struct vmm_driver *drv, const char *sandbox_id);
 };
 
 struct vmm_driver {

@@ -15,6 +15,7 @@
  * was, whichever directory it runs in. */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "vmm/fc_api.h"
 #include "vmm/fc_jail.h"
 #include "vmm/fc_vsock.h"
+#include "vmm/proc.h"
 #include "vmm/spawn.h"
 
 /* The agent's vsock port (docs/protocol.md, "Transports"); emberd-init listens on it. */
@@ -559,6 +561,78 @@ static void fc_release(struct vmm_instance *vm)
 	vm->priv = NULL;
 }
 
+struct stray_kill {
+	pid_t pids[64];
+	size_t count;
+};
+
+static void kill_jailed(pid_t pid, void *arg)
+{
+	struct stray_kill *k = arg;
+
+	if (kill(pid, SIGKILL) == 0 && k->count < sizeof(k->pids) / sizeof(k->pids[0]))
+		k->pids[k->count++] = pid;
+}
+
+static void kill_cgroup_members(const char *cgroup_dir, struct stray_kill *k)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup_dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fscanf(f, "%d", &pid) == 1) {
+		if (pid > 1 && pid != getpid())
+			kill_jailed(pid, k);
+	}
+	fclose(f);
+}
+
+/* A jailed Firecracker's command line names only its jail id (`--id <id>` from the jailer;
+ * paths are inside the chroot), so the run-directory sweep misses it: find it by that id. */
+static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
+{
+	const struct fc_driver *fcd = drv->priv;
+	struct ember_error *err = NULL;
+	struct stray_kill k = { .count = 0 };
+	struct fc_jail j;
+	char needle[2][FC_ID_MAX + 16];
+	int64_t deadline;
+	size_t i, vmms;
+
+	if (!fcd->jailed)
+		return 0;
+	if (fc_jail_layout(&j, &fcd->jail, drv->vmm_path, sandbox_id, &err) < 0) {
+		ember_error_free(&err);
+		return 0;
+	}
+	snprintf(needle[0], sizeof(needle[0]), "--id %s ", j.id);
+	snprintf(needle[1], sizeof(needle[1]), "--id=%s ", j.id);
+	for (i = 0; i < 2; i++)
+		proc_for_each_mentioning(needle[i], kill_jailed, &k);
+	vmms = k.count;
+	/* and whatever else is in its cgroup (the jailer puts the VMM there; children inherit) */
+	if (j.cgroup_dir[0] != '\0')
+		kill_cgroup_members(j.cgroup_dir, &k);
+	/* Not our children: wait (bounded) until they are gone. The cgroup stays busy until
+	 * their zombies are reaped too (by init), so its removal is retried. */
+	deadline = time_mono_ms() + 2000;
+	for (i = 0; i < k.count; i++) {
+		uint64_t ticks;
+
+		while (proc_start_ticks(k.pids[i], &ticks) == 0 && time_mono_ms() < deadline)
+			usleep(10000);
+	}
+	while (j.cgroup_dir[0] != '\0' && rmdir(j.cgroup_dir) < 0 && errno == EBUSY &&
+	       time_mono_ms() < deadline)
+		usleep(10000);
+	fc_jail_cleanup(&j);
+	return (unsigned)vmms;
+}
+
 const struct vmm_driver_ops vmm_firecracker_ops = {
 	.name = "firecracker",
 	.init = fc_init,
@@ -570,4 +644,5 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.snapshot = fc_snapshot,
 	.restore = fc_restore,
 	.free_driver = fc_free_driver,
+	.cleanup_stray = fc_cleanup_stray,
 };

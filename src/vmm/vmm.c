@@ -307,6 +307,11 @@ unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep)
 	return ctx.killed;
 }
 
+unsigned vmm_driver_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
+{
+	return drv->ops->cleanup_stray != NULL ? drv->ops->cleanup_stray(drv, sandbox_id) : 0;
+}
+
 int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		 struct ember_error **err)
 {

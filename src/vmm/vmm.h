@@ -108,6 +108,11 @@ uint64_t vmm_start_ticks(const struct vmm_instance *vm);
  * VMMs a crashed daemon left without a record. */
 unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep);
 
+/* For a sandbox (or template VM) id of an earlier daemon that was not re-attached: what the
+ * driver keeps outside the run directory, i.e. a jailed Firecracker (whose command line names
+ * only its jail) and the jail itself. Returns the number of processes killed. */
+unsigned vmm_driver_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id);
+
 pid_t vmm_pid(const struct vmm_instance *vm);
 struct vmm_driver *vmm_instance_driver(const struct vmm_instance *vm);
 /* A pidfd that becomes readable when the VMM process exits (owned by the instance). */
