@@ -23,6 +23,7 @@
 
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "vmm/driver.h"
 #include "vmm/fc_api.h"
@@ -40,6 +41,10 @@
 /* Pause between vsock attempts while the agent is not listening yet: each attempt costs the
  * guest a refused connection request, and the agent needs ~1 s (KVM) to ~3 s (TCG) to boot. */
 #define FC_VSOCK_RETRY_MS 10
+/* One CONNECT waits at most this long for its answer, then a new connection is tried: a
+ * Firecracker answers or closes at once, so a silent one is a stuck attempt, not a slow
+ * guest, and must not use up the whole boot deadline. */
+#define FC_VSOCK_ATTEMPT_MS 2000
 /* How long SendCtrlAltDel may take to be answered during teardown. */
 #define FC_STOP_REQUEST_MS 1000
 #define FC_ARGV_MAX 32
@@ -359,13 +364,26 @@ static int connect_vsock(struct vmm_instance *vm, int64_t deadline_ms, struct em
 		int fd = unix_connect(f->vsock_sock, &connect_err);
 
 		if (fd >= 0) {
-			int ret = fc_vsock_handshake(fd, FC_AGENT_VSOCK_PORT, deadline_ms, err);
+			int64_t attempt_ms = time_mono_ms() + FC_VSOCK_ATTEMPT_MS;
+			struct ember_error *hs_err = NULL;
+			int ret = fc_vsock_handshake(fd, FC_AGENT_VSOCK_PORT,
+						     attempt_ms < deadline_ms ? attempt_ms : deadline_ms,
+						     &hs_err);
 
 			if (ret == FC_VSOCK_CONNECTED)
 				return fd;
 			close(fd);
-			if (ret < 0)
+			if (ret < 0 && hs_err != NULL && hs_err->kind == EMBER_E_GUEST_TIMEOUT &&
+			    time_ms_until(deadline_ms) > 0) {
+				log_event(LOG_WARN, vm->sandbox_id, "firecracker.vsock", -1,
+					  "%s; trying a new connection", hs_err->message);
+				ember_error_free(&hs_err);
+				continue;
+			}
+			if (ret < 0) {
+				ember_error_propagate(err, hs_err);
 				return ember_error_wrap(err, "firecracker vsock `%s`", f->vsock_sock);
+			}
 		} else if (connect_err == NULL || (connect_err->errno_value != ENOENT &&
 						   connect_err->errno_value != ECONNREFUSED)) {
 			ember_error_propagate(err, connect_err);

@@ -624,6 +624,27 @@ class FirecrackerFaultTest(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_a_silent_vsock_attempt_is_retried_not_waited_out(self):
+        # A CONNECT nobody answers (nor closes) costs one attempt (2 s), not the boot deadline.
+        log = os.path.join(tempfile.mkdtemp(prefix="emfl.", dir="/tmp"), "requests.jsonl")
+        self.addCleanup(shutil.rmtree, os.path.dirname(log), True)
+        d = harness.Daemon(*FC_ARGS, *COLD, "--boot-timeout-ms", str(self.BOOT_TIMEOUT_MS),
+                           env={"FAKE_FC_VSOCK_SILENT_FIRST": "1", "FAKE_FC_LOG": log})
+        try:
+            sb = d.create(language_pack="shell")
+            try:
+                status, res, _ = d.exec(sb["id"], "echo answered")
+                self.assertEqual((status, res["stdout"]), (200, "answered\n"), res)
+                self.assertIn("no answer to `CONNECT 1024` before the deadline; trying a new "
+                              "connection", d.read_log())
+                results = [e["result"] for e in read_log(log) if "vsock" in e]
+                self.assertEqual(results[0], "held unanswered until the client hung up")
+                self.assertRegex(results[-1], r"^OK \d+$")
+            finally:
+                self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
     def test_vsock_handshake_garbage(self):
         self.run_fault({"FAKE_FC_VSOCK_GARBAGE": "1"}, 502,
                        ["firecracker vsock", "answer to `CONNECT 1024` is not `OK <port>`",
