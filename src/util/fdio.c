@@ -185,15 +185,23 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	return 0;
 }
 
+#define COPY_CHUNK (1 << 20)
+
 int file_link_or_copy(const char *src, const char *dst, struct ember_error **err)
 {
 	_cleanup_close_ int in = -1;
 	_cleanup_close_ int out = -1;
+	_cleanup_free_ char *buf = NULL;
 
 	if (link(src, dst) == 0)
 		return 0;
 	if (errno != EXDEV && errno != EPERM)
 		return ember_error_sys(err, "link `%s` to `%s`", dst, src);
+	/* A plain copy: copy_file_range refuses some cross-filesystem pairs (EXDEV) depending on
+	 * the kernel, and this runs once per template. */
+	buf = malloc(COPY_CHUNK);
+	if (buf == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return ember_error_sys(err, "open `%s`", src);
@@ -201,16 +209,17 @@ int file_link_or_copy(const char *src, const char *dst, struct ember_error **err
 	if (out < 0)
 		return ember_error_sys(err, "create `%s`", dst);
 	for (;;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		ssize_t n = read(in, buf, COPY_CHUNK);
 
 		if (n == 0)
 			return 0;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ember_error_sys(err, "copy `%s` to `%s`", src, dst);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ember_error_sys(err, "read `%s`", src);
+		if (n < 0 || fd_write_all(out, buf, (size_t)n, -1, err) < 0) {
 			unlink(dst);
-			return -1;
+			return ember_error_wrap(err, "copy `%s` to `%s`", src, dst);
 		}
 	}
 }
