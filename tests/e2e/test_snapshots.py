@@ -226,5 +226,39 @@ class TemplateRebuildTest(unittest.TestCase):
             shutil.rmtree(images, ignore_errors=True)
 
 
+class RunDirOnAnotherFilesystemTest(unittest.TestCase):
+    def test_templates_copy_the_pack_when_it_cannot_be_linked(self):
+        # The default layout: --run-dir on a tmpfs (/run), images on disk. The pinned pack
+        # cannot be a hard link there; it is a copy, and clones work from it.
+        run = tempfile.mkdtemp(prefix="emr.", dir="/dev/shm")
+        self.addCleanup(shutil.rmtree, run, True)
+        image = os.path.join(harness.IMAGES_DIR, "packs", "shell.squashfs")
+        self.assertNotEqual(os.stat(run).st_dev, os.stat(image).st_dev)
+        d = harness.Daemon("--run-dir", os.path.join(run, "r"))
+        try:
+            first = d.create(language_pack="shell")  # cold; starts the template build
+            d.wait_health(lambda h: h["templates"]["ready"] >= 1, 180, "the shell template")
+            sb = d.create(language_pack="shell")
+            try:
+                self.assertEqual(sb["boot_mode"], "clone", sb)
+                status, res, _ = d.exec(sb["id"], "echo from a copy")
+                self.assertEqual((status, res["stdout"]), (200, "from a copy\n"), res)
+                tdir = os.path.join(run, "r", "templates")
+                pinned = [os.path.join(tdir, e) for e in os.listdir(tdir) if e.endswith(".pack")]
+                self.assertEqual(len(pinned), 1, os.listdir(tdir))
+                st = os.stat(pinned[0])
+                self.assertEqual((st.st_nlink, st.st_size), (1, os.stat(image).st_size))
+                with open(pinned[0], "rb") as a, open(image, "rb") as b:
+                    self.assertTrue(a.read() == b.read())
+            finally:
+                self.assertEqual(d.delete(sb["id"]), 204)
+                self.assertEqual(d.delete(first["id"]), 204)
+        finally:
+            d.stop()
+        # a clean shutdown removes the templates, pinned copy included
+        self.assertEqual(os.listdir(os.path.join(run, "r")) if os.path.isdir(
+            os.path.join(run, "r")) else [], [])
+
+
 if __name__ == "__main__":
     unittest.main()
