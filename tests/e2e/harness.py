@@ -136,6 +136,15 @@ class Daemon:
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}: {health}")
 
+    def wait_health_or_stop(self, predicate, timeout, what):
+        """wait_health for a class fixture: when the wait fails the daemon is stopped (without
+        the leak checks) before the error propagates, since tearDownClass will not run."""
+        try:
+            return self.wait_health(predicate, timeout, what)
+        except Exception:
+            self.stop(check=False)
+            raise
+
     def create(self, **fields):
         status, body, _ = self.request("POST", "/sandboxes", fields)
         if status != 201:

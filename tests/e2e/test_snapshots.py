@@ -25,11 +25,7 @@ class CloneTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.d = harness.Daemon("--prewarm")
-        try:
-            cls.d.wait_health(lambda h: h["templates"]["ready"] >= 2, 180, "both templates")
-        except Exception:
-            cls.d.stop(check=False)
-            raise
+        cls.d.wait_health_or_stop(lambda h: h["templates"]["ready"] >= 2, 180, "both templates")
 
     @classmethod
     def tearDownClass(cls):
@@ -115,11 +111,7 @@ class PoolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.d = harness.Daemon("--pool-size", "2", "--prewarm")
-        try:
-            cls.d.wait_health(lambda h: h["pool"]["ready"] >= 4, 240, "full pools")
-        except Exception:
-            cls.d.stop(check=False)
-            raise
+        cls.d.wait_health_or_stop(lambda h: h["pool"]["ready"] >= 4, 240, "full pools")
 
     @classmethod
     def tearDownClass(cls):
