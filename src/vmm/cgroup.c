@@ -12,6 +12,7 @@
 
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/timeutil.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -120,7 +121,6 @@ void cgroup_remove(const char *root, const char *id)
 {
 	char dir[PATH_MAX];
 	struct statfs sf;
-	int attempt;
 
 	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
 	if (statfs(dir, &sf) == 0 && sf.f_type != CGROUP2_SUPER_MAGIC) {
@@ -130,11 +130,30 @@ void cgroup_remove(const char *root, const char *id)
 		return;
 	}
 	/* A killed VMM leaves its cgroup populated for a moment after we reaped it. */
-	for (attempt = 0; attempt < 50; attempt++) {
-		if (rmdir(dir) == 0 || errno == ENOENT)
-			return;
-		if (errno != EBUSY)
-			return;
+	cgroup_rmdir_wait(dir, 500);
+}
+
+void cgroup_rmdir_wait(const char *dir, int64_t timeout_ms)
+{
+	int64_t deadline = time_mono_ms() + timeout_ms;
+
+	while (rmdir(dir) < 0 && errno == EBUSY && time_mono_ms() < deadline)
 		usleep(10000);
+}
+
+void cgroup_for_each_member(const char *dir, void (*fn)(pid_t pid, void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int pid;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return;
+	while (fscanf(f, "%d", &pid) == 1) {
+		if (pid > 1 && pid != getpid())
+			fn((pid_t)pid, arg);
 	}
+	fclose(f);
 }

@@ -1,13 +1,15 @@
 /* cgroup.h - host-side resource limits for VMM processes: one cgroup v2 per sandbox under
- * <root>/emberd/<id> with memory.max, cpu.max and pids.max. Used by vmm.c around spawn and stop.
- * Never touches cgroups outside <root>/emberd, and never fails a boot on a host without
- * cgroup v2: the probe says so once and /healthz reports it. */
+ * <root>/emberd/<id> with memory.max, cpu.max and pids.max. Used by vmm.c around spawn and stop,
+ * and by the Firecracker driver to clear a jail's cgroup after a crash (the two helpers below).
+ * cgroup_create/remove never touch cgroups outside <root>/emberd, and never fail a boot on a
+ * host without cgroup v2: the probe says so once and /healthz reports it. */
 #ifndef EMBER_VMM_CGROUP_H
 #define EMBER_VMM_CGROUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util/error.h"
 
@@ -36,5 +38,12 @@ int cgroup_create(const char *root, const char *id, const struct cgroup_limits *
 
 /* Removes <root>/emberd/<id> once its processes are gone (bounded retries). */
 void cgroup_remove(const char *root, const char *id);
+
+/* rmdir of any cgroup directory, retried while the kernel says EBUSY (a killed process stays
+ * in its cgroup until it is reaped) for at most timeout_ms. */
+void cgroup_rmdir_wait(const char *dir, int64_t timeout_ms);
+
+/* Calls fn for every process listed in <dir>/cgroup.procs, except PID 1 and this process. */
+void cgroup_for_each_member(const char *dir, void (*fn)(pid_t pid, void *arg), void *arg);
 
 #endif

@@ -25,6 +25,7 @@
 #include "util/fdio.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "vmm/cgroup.h"
 #include "vmm/driver.h"
 #include "vmm/fc_api.h"
 #include "vmm/fc_jail.h"
@@ -592,23 +593,6 @@ static void kill_jailed(pid_t pid, void *arg)
 		k->pids[k->count++] = pid;
 }
 
-static void kill_cgroup_members(const char *cgroup_dir, struct stray_kill *k)
-{
-	char path[PATH_MAX];
-	FILE *f;
-	int pid;
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup_dir);
-	f = fopen(path, "re");
-	if (f == NULL)
-		return;
-	while (fscanf(f, "%d", &pid) == 1) {
-		if (pid > 1 && pid != getpid())
-			kill_jailed(pid, k);
-	}
-	fclose(f);
-}
-
 /* A jailed Firecracker's command line names only its jail id (`--id <id>` from the jailer;
  * paths are inside the chroot), so the run-directory sweep misses it: find it by that id. */
 static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
@@ -634,7 +618,7 @@ static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
 	vmms = k.count;
 	/* and whatever else is in its cgroup (the jailer puts the VMM there; children inherit) */
 	if (j.cgroup_dir[0] != '\0')
-		kill_cgroup_members(j.cgroup_dir, &k);
+		cgroup_for_each_member(j.cgroup_dir, kill_jailed, &k);
 	/* Not our children: wait (bounded) until they are gone. The cgroup stays busy until
 	 * their zombies are reaped too (by init), so its removal is retried. */
 	deadline = time_mono_ms() + 2000;
@@ -644,9 +628,8 @@ static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
 		while (proc_start_ticks(k.pids[i], &ticks) == 0 && time_mono_ms() < deadline)
 			usleep(10000);
 	}
-	while (j.cgroup_dir[0] != '\0' && rmdir(j.cgroup_dir) < 0 && errno == EBUSY &&
-	       time_mono_ms() < deadline)
-		usleep(10000);
+	if (j.cgroup_dir[0] != '\0')
+		cgroup_rmdir_wait(j.cgroup_dir, time_ms_until(deadline));
 	fc_jail_cleanup(&j);
 	return (unsigned)vmms;
 }
