@@ -117,6 +117,15 @@ class Client:
         self.conn.close()
 
 
+def sigkill(pids):
+    """SIGKILL each of pids that still exists."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def processes_mentioning(text, exclude=()):
     found = []
     for pid in os.listdir("/proc"):
@@ -235,11 +244,7 @@ class Daemon:
         left = processes_mentioning(self.run_dir + "/")
         if left:
             problems.append(f"VMM processes left by emberd ({self.name}): {left}")
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            sigkill(left)
         return problems
 
 
@@ -790,11 +795,7 @@ class Bench:
                 left = processes_mentioning(t + "/", exclude=(os.getpid(),))
                 if left:
                     errors.append(f"processes left behind: {left}")
-                    for pid in left:
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except OSError:
-                            pass
+                    sigkill(left)
             foreign1 = self.foreign_vmms(tmp_dirs)
             for t in tmp_dirs:
                 shutil.rmtree(t, ignore_errors=True)
