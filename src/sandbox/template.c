@@ -160,16 +160,11 @@ static void collect_locked(struct template_store *st)
 	}
 }
 
-static bool is_pinned_pack_name(const char *name)
+/* "<key><suffix>": a template's pinned pack (".pack") or unfinished build (".building"). */
+static bool is_key_with_suffix(const char *name, const char *suffix)
 {
-	return strlen(name) == TEMPLATE_KEY_LEN + 5 &&
-	       strcmp(name + TEMPLATE_KEY_LEN, ".pack") == 0;
-}
-
-static bool is_building_name(const char *name)
-{
-	return strlen(name) == TEMPLATE_KEY_LEN + 9 &&
-	       strcmp(name + TEMPLATE_KEY_LEN, ".building") == 0;
+	return strlen(name) == TEMPLATE_KEY_LEN + strlen(suffix) &&
+	       strcmp(name + TEMPLATE_KEY_LEN, suffix) == 0;
 }
 
 int template_store_create(const char *dir, const struct catalog *catalog,
@@ -216,7 +211,7 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (strlen(de->d_name) == TEMPLATE_KEY_LEN)
 			continue;
-		if (is_pinned_pack_name(de->d_name)) {
+		if (is_key_with_suffix(de->d_name, ".pack")) {
 			char tdir[PATH_MAX];
 
 			/* keep it while its template does */
@@ -224,7 +219,7 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 			if (access(tdir, F_OK) == 0)
 				continue;
 		}
-		if (is_building_name(de->d_name)) {
+		if (is_key_with_suffix(de->d_name, ".building")) {
 			char id[40];
 			unsigned killed;
 
