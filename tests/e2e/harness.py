@@ -58,6 +58,32 @@ def pid_alive(pid):
         return False
 
 
+def assert_clones_isolated(test, d, clone):
+    """Writes to /tmp and $HOME in one clone (made by clone()) are invisible to a second clone
+    made before the write and to a third made after it (the template never saw them)."""
+    a, b = clone(), clone()
+    try:
+        status, res, _ = d.exec(a["id"], "open('/tmp/mark', 'w').write('a'); "
+                                         "open('/home/sandbox/mark', 'w').write('a'); "
+                                         "print('written')")
+        test.assertEqual(res["stdout"], "written\n", res)
+        check = ("import os; print(os.path.exists('/tmp/mark'), "
+                 "os.path.exists('/home/sandbox/mark'))")
+        status, res, _ = d.exec(b["id"], check)
+        test.assertEqual(res["stdout"], "False False\n")
+        c = clone()  # made after the write: the template never saw it
+        try:
+            status, res, _ = d.exec(c["id"], check)
+            test.assertEqual(res["stdout"], "False False\n")
+        finally:
+            test.assertEqual(d.delete(c["id"]), 204)
+        status, res, _ = d.exec(a["id"], check)
+        test.assertEqual(res["stdout"], "True True\n")
+    finally:
+        test.assertEqual(d.delete(a["id"]), 204)
+        test.assertEqual(d.delete(b["id"]), 204)
+
+
 class Daemon:
     """emberd on 127.0.0.1:<ephemeral port> with a private run directory."""
 

@@ -423,27 +423,7 @@ class FirecrackerSnapshotTest(unittest.TestCase):
         memory = os.path.join(template_dirs(self.d)[manifest_path("packs", "python", "image")],
                               "memory")
         before = os.stat(memory)
-        a, b = self.clone(), self.clone()
-        try:
-            status, res, _ = self.d.exec(a["id"], "open('/tmp/mark', 'w').write('a'); "
-                                                  "open('/home/sandbox/mark', 'w').write('a'); "
-                                                  "print('written')")
-            self.assertEqual(res["stdout"], "written\n", res)
-            check = ("import os; print(os.path.exists('/tmp/mark'), "
-                     "os.path.exists('/home/sandbox/mark'))")
-            status, res, _ = self.d.exec(b["id"], check)
-            self.assertEqual(res["stdout"], "False False\n")
-            c = self.clone()  # made after the write: the template never saw it
-            try:
-                status, res, _ = self.d.exec(c["id"], check)
-                self.assertEqual(res["stdout"], "False False\n")
-            finally:
-                self.assertEqual(self.d.delete(c["id"]), 204)
-            status, res, _ = self.d.exec(a["id"], check)
-            self.assertEqual(res["stdout"], "True True\n")
-        finally:
-            self.assertEqual(self.d.delete(a["id"]), 204)
-            self.assertEqual(self.d.delete(b["id"]), 204)
+        harness.assert_clones_isolated(self, self.d, self.clone)
         # clones map the template's memory privately: the file was never written
         after = os.stat(memory)
         self.assertEqual((after.st_ino, after.st_size, after.st_mtime_ns),
@@ -683,15 +663,21 @@ class FirecrackerRestartTest(unittest.TestCase):
 
 
 class FirecrackerJailerTest(unittest.TestCase):
-    def test_jailed_vm_boots_from_hard_links_and_its_jail_is_removed(self):
+    def jail_base(self):
+        """A chroot base for the fake jailer, removed after the test, and the environment that
+        points the daemon at it (jailed uid 4321, gid 4322)."""
         base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
         self.addCleanup(shutil.rmtree, base, True)
         if os.stat(base).st_dev != os.stat(harness.IMAGES_DIR).st_dev:
             self.skipTest("hard links need the jail and the images on one filesystem")
+        return base, {"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
+                      "EMBERD_JAILER_GID": "4322"}
+
+    def test_jailed_vm_boots_from_hard_links_and_its_jail_is_removed(self):
+        base, env = self.jail_base()
         log = os.path.join(base, "requests.jsonl")
         d = harness.Daemon(*FC_ARGS, *COLD, "--jailer", FAKE_JAILER,
-                           env={"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
-                                "EMBERD_JAILER_GID": "4322", "FAKE_FC_LOG": log})
+                           env={**env, "FAKE_FC_LOG": log})
         try:
             status, health, _ = d.request("GET", "/healthz")
             self.assertIn("jailer", health["vmm"]["description"])
@@ -735,14 +721,10 @@ class FirecrackerJailerTest(unittest.TestCase):
             d.stop()
 
     def test_jailed_template_and_clones_share_its_files_through_hard_links(self):
-        base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
-        self.addCleanup(shutil.rmtree, base, True)
-        if os.stat(base).st_dev != os.stat(harness.IMAGES_DIR).st_dev:
-            self.skipTest("hard links need the jail and the images on one filesystem")
+        base, env = self.jail_base()
         log = os.path.join(base, "requests.jsonl")
         d = harness.Daemon(*FC_ARGS, "--jailer", FAKE_JAILER, "--prewarm",
-                           env={"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
-                                "EMBERD_JAILER_GID": "4322", "FAKE_FC_LOG": log})
+                           env={**env, "FAKE_FC_LOG": log})
         jails = os.path.join(base, "firecracker")
         try:
             d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
@@ -804,13 +786,8 @@ class FirecrackerJailerTest(unittest.TestCase):
                     pass
 
     def test_a_restarted_daemon_kills_a_jailed_vmm_it_cannot_reattach(self):
-        base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
-        self.addCleanup(shutil.rmtree, base, True)
-        if os.stat(base).st_dev != os.stat(harness.IMAGES_DIR).st_dev:
-            self.skipTest("hard links need the jail and the images on one filesystem")
+        base, env = self.jail_base()
         args = (*FC_ARGS, *COLD, "--jailer", FAKE_JAILER)
-        env = {"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
-               "EMBERD_JAILER_GID": "4322"}
         d1 = harness.Daemon(*args, env=env)
         try:
             kept = d1.create(language_pack="shell", memory_mib=128)
