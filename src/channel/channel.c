@@ -473,6 +473,7 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 	struct request *r;
 	size_t len, off = 0, i;
 	int64_t deadline;
+	bool cancelled = false;
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -513,6 +514,7 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 	deadline = time_mono_ms() + req->timeout_ms + CHANNEL_EXEC_GRACE_MS;
 	if (!request_wait(ch, r, deadline)) {
 		/* The guest should have killed it by now: ask explicitly, then give up. */
+		cancelled = true;
 		if (send_frame(ch, PROTO_CANCEL, 0, r->id, NULL, 0, NULL) < 0 ||
 		    !request_wait(ch, r, time_mono_ms() + CHANNEL_CANCEL_GRACE_MS)) {
 			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
@@ -529,6 +531,11 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		goto out;
 	}
 	res->exit = r->exit;
+	/* Our CANCEL killed it: the guest only saw a cancel, but for the caller the exec ran out
+	 * of time (its start in the guest came too late, or its own timer did not fire). */
+	res->cancelled = cancelled;
+	if (cancelled && r->exit.signal != 0)
+		res->exit.timed_out = true;
 	res->exit.stdout_truncated = r->exit.stdout_truncated || r->out_truncated;
 	res->exit.stderr_truncated = r->exit.stderr_truncated || r->err_truncated;
 	res->stdout_data = r->out.data;

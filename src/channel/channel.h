@@ -12,7 +12,9 @@
 #include "proto/messages.h"
 #include "util/error.h"
 
-/* How long the host waits beyond an exec's own timeout for its EXIT before cancelling. */
+/* How long the host waits beyond an exec's own timeout for its EXIT before cancelling. The
+ * guest's timer starts when the program starts; this covers the frame's way there and a guest
+ * too busy to start it at once. A result that comes after the CANCEL is reported timed out. */
 #define CHANNEL_EXEC_GRACE_MS 10000
 /* After a CANCEL, how long the guest has to report the exit before the host gives up (504). */
 #define CHANNEL_CANCEL_GRACE_MS 5000
@@ -50,6 +52,7 @@ struct channel_exec_result {
 	uint8_t *stderr_data;
 	size_t stderr_len;
 	struct proto_exit exit;
+	bool cancelled;           /* the host cancelled it at its deadline (then timed_out) */
 };
 
 /* Runs one exec to completion. EMBER_E_GUEST_TIMEOUT when the guest does not report the exit

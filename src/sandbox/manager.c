@@ -808,9 +808,11 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 	pthread_mutex_unlock(&m->lock);
 	release_after(m, sb, err, ret < 0);
 	if (ret == 0)
-		log_event(LOG_INFO, id, "sandbox.exec", time_mono_ms() - t0,
-			  "exit_code=%d signal=%d timed_out=%d", res->exit.exit_code,
-			  res->exit.signal, res->exit.timed_out);
+		log_event(res->cancelled ? LOG_WARN : LOG_INFO, id, "sandbox.exec",
+			  time_mono_ms() - t0, "exit_code=%d signal=%d timed_out=%d%s",
+			  res->exit.exit_code, res->exit.signal, res->exit.timed_out,
+			  res->cancelled ? " cancelled=1 (no exit report within the grace after "
+					   "its timeout)" : "");
 	else
 		log_event(LOG_WARN, id, "sandbox.exec_failed", time_mono_ms() - t0, "%s",
 			  err != NULL && *err != NULL ? (*err)->message : "");

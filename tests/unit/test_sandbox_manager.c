@@ -3,7 +3,8 @@
  * real) and the "guest agent" is a thread speaking the real protocol on a socketpair. The code
  * of an exec tells the fake agent how to behave: "echo:TEXT", "hang", "die" (close the channel),
  * "garbage" (send bytes that are not a frame), "partial" (half a frame, then silence),
- * "slow:MS". */
+ * "slow:MS", "wait-cancel" (silence until the host's CANCEL, then an exit by SIGKILL as the
+ * guest reports a cancelled exec: not timed out). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,10 +55,20 @@ static void *fake_agent_main(void *arg)
 	struct fake_vm *fv = arg;
 	struct proto_decoder dec;
 	struct proto_frame f;
+	uint32_t cancel_id = 0;
 
 	proto_decoder_init(&dec);
 	while (proto_recv(fv->agent_fd, &dec, &f, -1, NULL) == 1) {
 		size_t len;
+
+		if (f.header.type == PROTO_CANCEL && f.header.id == cancel_id) {
+			struct proto_exit out = { .exit_code = -1, .signal = SIGKILL };
+
+			agent_send_json(fv->agent_fd, PROTO_EXIT, cancel_id,
+					proto_exit_encode(&out, &len, NULL));
+			cancel_id = 0;
+			continue;
+		}
 
 		if (f.header.type == PROTO_HELLO) {
 			struct proto_hello hello;
@@ -80,6 +91,10 @@ static void *fake_agent_main(void *arg)
 			if (strncmp(ex.code, "echo:", 5) == 0) {
 				proto_send(fv->agent_fd, PROTO_STDOUT, 0, id, ex.code + 5,
 					   strlen(ex.code + 5), time_mono_ms() + 5000, NULL);
+			} else if (strcmp(ex.code, "wait-cancel") == 0) {
+				cancel_id = id;
+				proto_exec_release(&ex);
+				continue;
 			} else if (strcmp(ex.code, "hang") == 0) {
 				proto_exec_release(&ex);
 				continue;
@@ -473,6 +488,34 @@ static void hung_guest_times_out_exec(void **state)
 	free_fixture(fx);
 }
 
+static void exec_cancelled_at_the_host_deadline_is_timed_out(void **state)
+{
+	struct fixture *fx = make_fixture(2, 5000);
+	struct sandbox_info info;
+	struct sandbox_exec_request req = { .code = "wait-cancel", .code_len = 11,
+					    .timeout_ms = 100 };
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+	int64_t t0 = time_mono_ms(), took;
+
+	(void)state;
+	create_one(fx, &info);
+	assert_int_equal(manager_exec(fx->m, info.id, &req, &res, &err), 0);
+	took = time_mono_ms() - t0;
+	/* the guest said "killed" only; the daemon knows why: the timeout had passed */
+	assert_true(res.cancelled);
+	assert_true(res.exit.timed_out);
+	assert_int_equal(res.exit.signal, SIGKILL);
+	assert_true(took >= 100 + CHANNEL_EXEC_GRACE_MS && took < 100 + CHANNEL_EXEC_GRACE_MS +
+								 CHANNEL_CANCEL_GRACE_MS);
+	channel_exec_result_release(&res);
+	/* the channel is still good */
+	assert_int_equal(exec_code(fx, info.id, "echo:ok", &res, NULL), 0);
+	assert_false(res.cancelled || res.exit.timed_out);
+	channel_exec_result_release(&res);
+	free_fixture(fx);
+}
+
 struct exec_arg {
 	struct fixture *fx;
 	char id[SANDBOX_ID_LEN + 1];
@@ -601,6 +644,7 @@ int main(void)
 		cmocka_unit_test(half_sent_frame_fails_sandbox_after_deadline),
 		cmocka_unit_test(vmm_death_is_noticed),
 		cmocka_unit_test(hung_guest_times_out_exec),
+		cmocka_unit_test(exec_cancelled_at_the_host_deadline_is_timed_out),
 		cmocka_unit_test(delete_during_exec_gives_conflict),
 		cmocka_unit_test(expired_sandbox_is_destroyed),
 		cmocka_unit_test(concurrent_cycles_all_succeed),
