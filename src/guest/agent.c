@@ -42,6 +42,18 @@ struct agent {
 	bool stop;
 };
 
+static bool cgroup_awaits_reap(const char *path, void *ctx)
+{
+	struct agent *a = ctx;
+	size_t i;
+
+	for (i = 0; i < SLOT_COUNT; i++) {
+		if (a->sessions[i] != NULL && guest_session_owns_unreaped_cgroup(a->sessions[i], path))
+			return true;
+	}
+	return false;
+}
+
 static void agent_reap(struct agent *a)
 {
 	for (;;) {
@@ -66,7 +78,7 @@ static void agent_reap(struct agent *a)
 	}
 	/* Exec cgroups whose last process just went are empty now: remove them. */
 	if (a->cfg->exec.cgroup_root != NULL)
-		guest_cgroup_sweep(a->cfg->exec.cgroup_root);
+		guest_cgroup_sweep(a->cfg->exec.cgroup_root, cgroup_awaits_reap, a);
 }
 
 static void signals_ready(struct guest_watch *w, uint32_t events)

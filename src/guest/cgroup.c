@@ -152,7 +152,7 @@ unsigned long guest_cgroup_oom_kills(const char *path)
 	return kills;
 }
 
-void guest_cgroup_sweep(const char *root)
+void guest_cgroup_sweep(const char *root, bool (*keep)(const char *path, void *ctx), void *ctx)
 {
 	DIR *dir = opendir(root);
 	struct dirent *de;
@@ -165,6 +165,8 @@ void guest_cgroup_sweep(const char *root)
 		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+		if (keep != NULL && keep(path, ctx))
+			continue;
 		rmdir(path); /* EBUSY while populated: tried again after the next reap */
 	}
 	closedir(dir);

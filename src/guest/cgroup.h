@@ -36,7 +36,9 @@ void guest_cgroup_kill(const char *path);
 unsigned long guest_cgroup_oom_kills(const char *path);
 
 /* Removes every child cgroup of root that has no process left (finished execs, and execs whose
- * background processes have now exited). Cheap: one readdir. */
-void guest_cgroup_sweep(const char *root);
+ * background processes have now exited), except those keep(path, ctx) claims: a cgroup is empty
+ * as soon as its last process exits, before the agent reaps it and reads its memory.events.
+ * Cheap: one readdir. */
+void guest_cgroup_sweep(const char *root, bool (*keep)(const char *path, void *ctx), void *ctx);
 
 #endif

@@ -113,6 +113,17 @@ struct guest_exec *guest_session_exec_by_pid(struct guest_session *s, pid_t pid)
 	return NULL;
 }
 
+bool guest_session_owns_unreaped_cgroup(struct guest_session *s, const char *path)
+{
+	struct guest_exec *e;
+
+	for (e = s->execs; e != NULL; e = e->next) {
+		if (!e->reaped && strcmp(e->cgroup, path) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void session_flush(struct guest_session *s)
 {
 	struct ember_error *err = NULL;

@@ -46,4 +46,8 @@ void guest_session_free(struct guest_session *session);
 /* The reaper's lookup: the exec whose main process is pid, or NULL. */
 struct guest_exec *guest_session_exec_by_pid(struct guest_session *session, pid_t pid);
 
+/* true while the exec that owns the cgroup at path has not been reaped: the sweep must leave
+ * its (possibly already empty) cgroup until its memory.events has been read. */
+bool guest_session_owns_unreaped_cgroup(struct guest_session *session, const char *path);
+
 #endif
