@@ -165,9 +165,6 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 	if (set_limits(spec->max_processes) < 0)
 		child_fail(report, STEP_RLIMIT);
 	set_oom_score();
-	/* The agent (nice 0) must win the CPU against any number of busy user programs, or it
-	 * cannot enforce their timeouts in time; an unprivileged program cannot undo this. */
-	setpriority(PRIO_PROCESS, 0, GUEST_EXEC_NICE);
 	if (chdir(spec->cwd) < 0)
 		child_fail(report, STEP_CWD);
 	if (spec->change_ids) {
@@ -187,6 +184,11 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(report, STEP_NO_NEW_PRIVS);
+	/* The agent (nice 0) must win the CPU against any number of busy user programs, or it
+	 * cannot enforce their timeouts in time; an unprivileged program cannot undo this. Only
+	 * now, right before execve: the agent waits for this child to get there, and at the
+	 * programs' priority, among 50 busy loops, that wait took seconds per exec. */
+	setpriority(PRIO_PROCESS, 0, GUEST_EXEC_NICE);
 	exec_program(spec);
 	child_fail(report, STEP_EXEC);
 }

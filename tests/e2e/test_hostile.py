@@ -178,10 +178,17 @@ class HostileGuestTest(unittest.TestCase):
                 "    open('/dev/vda', 'rb')\n"
                 "    print('disk')\n"
                 "except OSError:\n"
+                "    print('denied')\n"
+                "print(os.nice(0))\n"
+                "try:\n"
+                "    os.setpriority(os.PRIO_PROCESS, 0, 0)\n"
+                "    print('reniced')\n"
+                "except PermissionError:\n"
                 "    print('denied')\n")
         status, res, _ = self.run_code(code)
         self.assertEqual(status, 200, res)
-        self.assertEqual(res["stdout"].split(), ["denied"] * 5)
+        # user code runs at nice 19 so that the agent keeps the CPU it needs, and stays there
+        self.assertEqual(res["stdout"].split(), ["denied"] * 5 + ["19", "denied"])
         self.assert_usable()
 
 
