@@ -28,6 +28,7 @@ struct options {
 	const char *firecracker_bin;
 	const char *jailer_bin;
 	const char *cgroup_root;
+	const char *kernel_args;
 	enum vmm_accel accel;
 	enum log_level log_level;
 	bool keep_sandboxes;
@@ -54,6 +55,8 @@ static void usage(FILE *out)
 		"  --jailer PATH                run firecracker under this jailer\n"
 		"  --cgroup-root PATH           cgroup v2 mount for per-VMM memory/cpu/pids limits\n"
 		"                               (default /sys/fs/cgroup; `none` disables them)\n"
+		"  --kernel-args \"ARGS\"         extra guest kernel arguments, for debugging\n"
+		"                               (e.g. \"loglevel=7\"; not init=, rdinit=, emberd.*)\n"
 		"Limits:\n"
 		"  --max-sandboxes N            (default 16; beyond: 429)\n"
 		"  --max-concurrent-boots N     (default 4; more creates queue, then 503)\n"
@@ -107,7 +110,7 @@ enum {
 	OPT_FC_BIN, OPT_JAILER, OPT_MAX_SANDBOXES, OPT_MAX_BOOTS, OPT_MAX_VCPUS, OPT_MAX_MEMORY,
 	OPT_DEFAULT_TIMEOUT, OPT_MAX_TIMEOUT, OPT_BOOT_TIMEOUT, OPT_MAX_EXEC_TIMEOUT,
 	OPT_MAX_OUTPUT, OPT_MAX_BODY, OPT_MAX_CONNECTIONS, OPT_CONN_TIMEOUT, OPT_LOG_LEVEL,
-	OPT_POOL_SIZE, OPT_PREWARM, OPT_NO_SNAPSHOTS, OPT_CGROUP_ROOT, OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_HELP, OPT_VERSION,
+	OPT_POOL_SIZE, OPT_PREWARM, OPT_NO_SNAPSHOTS, OPT_CGROUP_ROOT, OPT_MAX_PROCESSES, OPT_MAX_OVERLAY, OPT_KEEP_SANDBOXES, OPT_KERNEL_ARGS, OPT_HELP, OPT_VERSION,
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -123,6 +126,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "firecracker-bin", required_argument, NULL, OPT_FC_BIN },
 		{ "jailer", required_argument, NULL, OPT_JAILER },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+		{ "kernel-args", required_argument, NULL, OPT_KERNEL_ARGS },
 		{ "pool-size", required_argument, NULL, OPT_POOL_SIZE },
 		{ "prewarm", no_argument, NULL, OPT_PREWARM },
 		{ "no-snapshots", no_argument, NULL, OPT_NO_SNAPSHOTS },
@@ -173,6 +177,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case OPT_FC_BIN: o->firecracker_bin = optarg; break;
 		case OPT_JAILER: o->jailer_bin = optarg; break;
 		case OPT_CGROUP_ROOT: o->cgroup_root = optarg; break;
+		case OPT_KERNEL_ARGS: {
+			struct ember_error *err = NULL;
+
+			if (vmm_check_kernel_args(optarg, &err) < 0) {
+				fprintf(stderr, "emberd: %s\n", err->message);
+				ember_error_free(&err);
+				return -1;
+			}
+			o->kernel_args = optarg;
+			break;
+		}
 		case OPT_PREWARM: o->manager.prewarm = true; break;
 		case OPT_NO_SNAPSHOTS: o->manager.snapshots = false; break;
 #define NUM(opt, field, min, max, flag) \
@@ -314,6 +329,7 @@ int main(int argc, char **argv)
 	dcfg.jailer_bin = o.jailer_bin;
 	dcfg.accel = o.accel;
 	dcfg.cgroup_root = o.cgroup_root;
+	dcfg.kernel_args = o.kernel_args;
 	if (catalog_check_files(&cat, strcmp(dcfg.name, "firecracker") == 0, &err) < 0 ||
 	    vmm_driver_create(&dcfg, &driver, &err) < 0)
 		goto fail;

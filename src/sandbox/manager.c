@@ -133,6 +133,31 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 	free(text);
 }
 
+/* Why a VM process that should be running is gone: a guest kernel panic (with `panic=-1
+ * reboot=t` the VM resets and the VMM exits) leaves its line on the console; say so. */
+static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
+{
+	static const char marker[] = "Kernel panic - not syncing: ";
+	char *text = NULL, *line, *p;
+	size_t len;
+
+	snprintf(out, size, "the VM process exited unexpectedly");
+	if (sb->vm == NULL ||
+	    file_read_all(vmm_console_log(sb->vm), 1 << 20, &text, &len, NULL) < 0)
+		return;
+	line = strstr(text, marker);
+	if (line != NULL) {
+		line += sizeof(marker) - 1;
+		for (p = line; *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+				*p = '?';
+		}
+		*p = '\0';
+		snprintf(out, size, "the VM process exited after a guest kernel panic (%s)", line);
+	}
+	free(text);
+}
+
 /* Closes the channel and stops the VM of a sandbox nobody else uses (no refs). */
 void manager_stop_vm(struct sandbox *sb)
 {
@@ -197,8 +222,7 @@ static void *reaper_main(void *arg)
 			if (sb->state == SANDBOX_READY) {
 				if (!vmm_alive(sb->vm)) {
 					sb->state = SANDBOX_FAILED;
-					snprintf(sb->failure, sizeof(sb->failure),
-						 "the VM process exited unexpectedly");
+					describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
 					log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s",
 						  sb->failure);
 				} else if (channel_broken(sb->ch, reason, sizeof(reason))) {
@@ -740,8 +764,10 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 		} else if (sb->state == SANDBOX_READY &&
 			   (channel_broken(sb->ch, reason, sizeof(reason)) || !vmm_alive(sb->vm))) {
 			sb->state = SANDBOX_FAILED;
-			snprintf(sb->failure, sizeof(sb->failure), "%s",
-				 vmm_alive(sb->vm) ? reason : "the VM process exited unexpectedly");
+			if (vmm_alive(sb->vm))
+				snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
+			else
+				describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
 			log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
 			if ((*err)->kind == EMBER_E_PROTOCOL)
 				(*err)->kind = EMBER_E_GUEST;

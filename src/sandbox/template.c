@@ -198,8 +198,9 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 		free(st);
 		return ember_error_wrap(err, "fingerprint template inputs");
 	}
-	n = snprintf(text, sizeof(text), "%s|%s|%s|%s|%s", kernel, initramfs, vmm,
-		     vmm_driver_name(driver), vmm_driver_accel_name(driver));
+	n = snprintf(text, sizeof(text), "%s|%s|%s|%s|%s|%s", kernel, initramfs, vmm,
+		     vmm_driver_name(driver), vmm_driver_accel_name(driver),
+		     vmm_driver_kernel_args(driver));
 	digest_buffer(text, (size_t)n, st->base_digest);
 	/* Unfinished builds of a crashed daemon are garbage; finished templates are reused. */
 	d = opendir(dir);

@@ -49,6 +49,7 @@ struct vmm_driver {
 	char jailer_path[PATH_MAX];    /* empty when no jailer */
 	char qemu_path[PATH_MAX];      /* firecracker's fake needs none; qemu driver uses it */
 	unsigned long host_tsc_khz;    /* for the TCG kernel command line */
+	char kernel_args[VMM_KERNEL_ARGS_MAX + 1]; /* --kernel-args, validated; may be empty */
 	bool cgroups;                  /* per-VMM cgroup v2 limits in use */
 	char cgroup_root[PATH_MAX];
 	char cgroup_status[320];

@@ -2,6 +2,7 @@
  * stop-then-kill, reaping). */
 #include "vmm/vmm.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -56,6 +57,12 @@ int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	drv->ops = ops;
 	drv->host_tsc_khz = accel_host_tsc_khz();
+	if (cfg->kernel_args != NULL && vmm_check_kernel_args(cfg->kernel_args, err) < 0) {
+		free(drv);
+		return -1;
+	}
+	snprintf(drv->kernel_args, sizeof(drv->kernel_args), "%s",
+		 cfg->kernel_args != NULL ? cfg->kernel_args : "");
 	switch (cfg->accel) {
 	case VMM_ACCEL_KVM:
 		drv->accel = VMM_ACCEL_KVM;
@@ -122,6 +129,34 @@ const char *vmm_driver_accel_name(const struct vmm_driver *drv)
 	return drv->accel == VMM_ACCEL_KVM ? "kvm" : "tcg";
 }
 
+int vmm_check_kernel_args(const char *args, struct ember_error **err)
+{
+	const char *p;
+
+	if (strlen(args) > VMM_KERNEL_ARGS_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "--kernel-args is longer than %d bytes", VMM_KERNEL_ARGS_MAX);
+	/* Plain words only: no quotes (the kernel would parse them, Firecracker's JSON too), no
+	 * control characters, and nothing that reaches the guest agent's own options. */
+	for (p = args; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && strchr(" _-.,=:/+", *p) == NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "--kernel-args may hold only letters, digits, "
+					       "spaces and _-.,=:/+ (found `%c`)", *p);
+	}
+	if (strstr(args, "emberd.") != NULL || strstr(args, "init=") != NULL ||
+	    strstr(args, "rdinit=") != NULL)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "--kernel-args must not set init=, rdinit= or emberd.* "
+				       "(the daemon owns them)");
+	return 0;
+}
+
+const char *vmm_driver_kernel_args(const struct vmm_driver *drv)
+{
+	return drv->kernel_args;
+}
+
 int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_config *cfg, char *out,
 		       size_t size, struct ember_error **err)
 {
@@ -131,7 +166,10 @@ int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_confi
 	if (drv->accel == VMM_ACCEL_TCG)
 		snprintf(tcg, sizeof(tcg), " lpj=2000000 no_timer_check tsc=reliable tsc_early_khz=%lu",
 			 drv->host_tsc_khz != 0 ? drv->host_tsc_khz : 2000000UL);
-	n = snprintf(out, size, "%s%s%s%s", CMDLINE_BASE, tcg,
+	/* The operator's arguments come after ours (the kernel takes the last of a repeated
+	 * one) and before emberd.*, which they may not set. */
+	n = snprintf(out, size, "%s%s%s%s%s%s", CMDLINE_BASE, tcg,
+		     drv->kernel_args[0] != '\0' ? " " : "", drv->kernel_args,
 		     cfg->cmdline_extra != NULL ? " " : "",
 		     cfg->cmdline_extra != NULL ? cfg->cmdline_extra : "");
 	if (n < 0 || (size_t)n >= size)

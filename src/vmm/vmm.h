@@ -26,7 +26,12 @@ struct vmm_driver_config {
 	enum vmm_accel accel;
 	const char *cgroup_root;      /* cgroup v2 mount for per-VMM limits; NULL: /sys/fs/cgroup,
 				       * "none": do not use host cgroups */
+	const char *kernel_args;      /* operator's extra guest kernel arguments, or NULL */
 };
+
+/* Longest --kernel-args accepted: the whole command line must stay well under the kernel's
+ * 2048-byte limit (COMMAND_LINE_SIZE) and Firecracker's. */
+#define VMM_KERNEL_ARGS_MAX 512
 
 /* What one VM boots. Paths are absolute; run_dir exists and belongs to this VM alone. */
 struct vmm_boot_config {
@@ -66,6 +71,13 @@ const char *vmm_driver_description(const struct vmm_driver *drv);
 const char *vmm_driver_accel_name(const struct vmm_driver *drv);
 /* Whether VMM processes get host-side cgroup limits, and why (for logs and /healthz). */
 const char *vmm_driver_cgroup_status(const struct vmm_driver *drv);
+
+/* The validated --kernel-args ("" when none): part of what makes a template (a snapshot keeps
+ * the kernel that booted with them). */
+const char *vmm_driver_kernel_args(const struct vmm_driver *drv);
+
+/* Refuses what --kernel-args must not hold (EMBER_E_INVALID, naming the problem). */
+int vmm_check_kernel_args(const char *args, struct ember_error **err);
 
 /* Starts the VMM process and returns once it runs (not once the guest booted). */
 int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,

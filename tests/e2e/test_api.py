@@ -325,7 +325,9 @@ class StartupTest(unittest.TestCase):
     def test_bad_flag_values_are_rejected(self):
         emberd = os.path.join(harness.ASAN_BIN, "emberd")
         for args in (["--max-sandboxes", "0"], ["--vmm", "xen"], ["--addr", "nohost"],
-                     ["--max-sandboxes", "-1"]):
+                     ["--max-sandboxes", "-1"], ["--kernel-args", "init=/bin/sh"],
+                     ["--kernel-args", "emberd.overlay_mib=1"], ["--kernel-args", "a\"b"],
+                     ["--kernel-args", "x" * 513]):
             proc = subprocess.run([emberd, "--images", harness.IMAGES_DIR, *args],
                                   capture_output=True, text=True, timeout=60)
             self.assertNotEqual(proc.returncode, 0, args)

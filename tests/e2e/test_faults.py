@@ -25,12 +25,30 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def qmp(path, *commands):
+    """Runs QMP commands on a VM's monitor socket; returns their replies."""
+    import json
+    import socket
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        f = s.makefile("rwb")
+        f.readline()  # greeting
+        replies = []
+        for cmd in ({"execute": "qmp_capabilities"}, *commands):
+            f.write(json.dumps(cmd).encode() + b"\n")
+            f.flush()
+            replies.append(json.loads(f.readline()))
+        return replies[1:]
+
+
 class GuestFaultTest(unittest.TestCase):
-    """One daemon; each test makes its own sandboxes."""
+    """One daemon; each test makes its own sandboxes. Its guests panic on an NMI that no
+    device raised (--kernel-args), so a test can make one panic from outside."""
 
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon()
+        cls.d = harness.Daemon("--kernel-args", "sysctl.kernel.panic_on_unrecovered_nmi=1")
 
     @classmethod
     def tearDownClass(cls):
@@ -50,6 +68,26 @@ class GuestFaultTest(unittest.TestCase):
         status, body, _ = self.d.exec(victim["id"], "echo hi")
         self.assertEqual(status, 502, body)
         self.assertEqual(body["error"]["code"], "guest_failed")
+        status, body, _ = self.d.exec(bystander["id"], "echo fine")
+        self.assertEqual((status, body["stdout"]), (200, "fine\n"))
+        self.assertEqual(self.d.delete(victim["id"]), 204)
+        self.assertNotIn(victim["id"], self.d.runtime_entries())
+        self.assertEqual(self.d.delete(bystander["id"]), 204)
+
+    def test_guest_kernel_panic_fails_the_sandbox_only(self):
+        victim = self.d.create(language_pack="shell")
+        bystander = self.d.create(language_pack="shell")
+        # A real panic of the guest kernel: an NMI it cannot explain, with the sysctl above
+        self.assertEqual(qmp(os.path.join(self.d.run_dir, victim["id"], "qmp.sock"),
+                             {"execute": "inject-nmi"}), [{"return": {}}])
+        wait_for(lambda: self.state(victim["id"]) == "failed", 20, "state failed")
+        status, body, _ = self.d.request("GET", f"/sandboxes/{victim['id']}")
+        self.assertIn("guest kernel panic (NMI: Not continuing)", body["failure"])
+        status, body, _ = self.d.exec(victim["id"], "echo hi")
+        self.assertEqual(status, 502, body)
+        self.assertEqual(body["error"]["code"], "guest_failed")
+        self.assertIn("kernel panic", body["error"]["message"])
+        self.assertFalse(harness.pid_alive(victim["vmm_pid"]))
         status, body, _ = self.d.exec(bystander["id"], "echo fine")
         self.assertEqual((status, body["stdout"]), (200, "fine\n"))
         self.assertEqual(self.d.delete(victim["id"]), 204)
