@@ -820,6 +820,43 @@ class FirecrackerJailerTest(unittest.TestCase):
         finally:
             d2.stop()
 
+    def test_a_restarted_daemon_kills_the_jailed_vmm_of_an_unfinished_template_build(self):
+        base, env = self.jail_base()
+        jails = os.path.join(base, "firecracker")
+        tdir = None
+        d1 = harness.Daemon(*FC_ARGS, "--jailer", FAKE_JAILER, "--prewarm", env=env)
+        try:
+            tdir = os.path.join(d1.run_dir, "templates")
+
+            def building_vm():
+                """The jail id of a template VM whose build is under way, once its VM runs."""
+                if not any(n.endswith(".building") for n in os.listdir(tdir)):
+                    return None
+                for jail in os.listdir(jails) if os.path.isdir(jails) else []:
+                    if jail.startswith("tpl-") and fake_qemus(jail.replace("-", "_")):
+                        return jail
+                return None
+
+            self.assertTrue(wait_until(building_vm, 60), "no template build under way")
+            jail = building_vm()
+        except Exception:
+            d1.stop(check=False)
+            raise
+        d1.kill9()
+        # The daemon died mid-build: its template VM runs on, jailed, under no record at all.
+        tpl_id = jail.replace("-", "_")
+        self.assertTrue(fake_qemus(tpl_id))
+        # No --prewarm: the restarted daemon must not build that same template (same jail)
+        d2 = harness.Daemon(*FC_ARGS, "--jailer", FAKE_JAILER, env=env, reuse=d1)
+        try:
+            self.assertIn("killed the VMM of an unfinished template build", d2.read_log())
+            self.assertTrue(wait_until(lambda: not fake_qemus(tpl_id), 5))
+            self.assertFalse(os.path.exists(os.path.join(jails, jail)), os.listdir(jails))
+            self.assertFalse(harness.processes_mentioning(os.path.join(jails, jail)))
+            self.assertEqual([n for n in os.listdir(tdir) if n.endswith(".building")], [])
+        finally:
+            d2.stop()
+
 
 if __name__ == "__main__":
     unittest.main()
