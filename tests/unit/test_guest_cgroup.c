@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "guest/cgroup.h"
 
 static char root[] = "/tmp/test_guest_cgroup.XXXXXX";
@@ -54,16 +56,13 @@ static bool keep_named(const char *path, void *ctx)
 static int setup(void **state)
 {
 	(void)state;
-	return mkdtemp(root) == NULL ? -1 : 0;
+	return tmpdir_setup(root);
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_teardown(root);
 }
 
 static void sweep_removes_empty_keeps_claimed_and_populated(void **state)

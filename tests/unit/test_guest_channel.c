@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "guest/channel.h"
 #include "util/fdio.h"
 
@@ -36,16 +38,13 @@ static void add_port(const char *dev, const char *name)
 static int setup(void **state)
 {
 	(void)state;
-	return mkdtemp(root) == NULL ? -1 : 0;
+	return tmpdir_setup(root);
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_teardown(root);
 }
 
 static void port_is_found_by_name_among_others(void **state)
