@@ -18,18 +18,16 @@
 
 #include "guest/cgroup.h"
 
-static char root[] = "/tmp/test_guest_cgroup.XXXXXX";
-
 static void make_dir(const char *name, bool populated)
 {
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/%s", root, name);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir_path, name);
 	assert_int_equal(mkdir(path, 0755), 0);
 	if (populated) {
 		FILE *f;
 
-		snprintf(path, sizeof(path), "%s/%s/cgroup.procs", root, name);
+		snprintf(path, sizeof(path), "%s/%s/cgroup.procs", tmpdir_path, name);
 		f = fopen(path, "w");
 		assert_non_null(f);
 		fclose(f);
@@ -41,7 +39,7 @@ static bool exists(const char *name)
 	char path[256];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", root, name);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir_path, name);
 	return stat(path, &st) == 0;
 }
 
@@ -53,18 +51,6 @@ static bool keep_named(const char *path, void *ctx)
 	return slash != NULL && strcmp(slash + 1, ctx) == 0;
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	return tmpdir_setup(root);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return tmpdir_teardown(root);
-}
-
 static void sweep_removes_empty_keeps_claimed_and_populated(void **state)
 {
 	(void)state;
@@ -72,14 +58,14 @@ static void sweep_removes_empty_keeps_claimed_and_populated(void **state)
 	make_dir("2-exited-not-reaped", false);
 	make_dir("3-background-left", true);
 	make_dir("4-done", false);
-	guest_cgroup_sweep(root, keep_named, "2-exited-not-reaped");
+	guest_cgroup_sweep(tmpdir_path, keep_named, "2-exited-not-reaped");
 	assert_false(exists("1-done"));
 	assert_false(exists("4-done"));
 	/* empty, but its exec's memory.events is still to be read */
 	assert_true(exists("2-exited-not-reaped"));
 	assert_true(exists("3-background-left"));
 	/* once reaped (no longer claimed), the next sweep takes it */
-	guest_cgroup_sweep(root, NULL, NULL);
+	guest_cgroup_sweep(tmpdir_path, NULL, NULL);
 	assert_false(exists("2-exited-not-reaped"));
 	assert_true(exists("3-background-left"));
 }
@@ -87,7 +73,7 @@ static void sweep_removes_empty_keeps_claimed_and_populated(void **state)
 static void sweep_of_a_missing_root_does_nothing(void **state)
 {
 	(void)state;
-	guest_cgroup_sweep("/nonexistent/cgroup/root", NULL, NULL);
+	guest_cgroup_sweep("/nonexistent/cgroup/tmpdir_path", NULL, NULL);
 }
 
 int main(void)
@@ -97,5 +83,5 @@ int main(void)
 		cmocka_unit_test(sweep_of_a_missing_root_does_nothing),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
 }

@@ -17,34 +17,20 @@
 #include "guest/channel.h"
 #include "util/fdio.h"
 
-static char root[] = "/tmp/test_guest_channel.XXXXXX";
-
 static void add_port(const char *dev, const char *name)
 {
 	char path[256];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", root, dev);
+	snprintf(path, sizeof(path), "%s/%s", tmpdir_path, dev);
 	assert_int_equal(mkdir(path, 0755), 0);
 	if (name == NULL)
 		return;
-	snprintf(path, sizeof(path), "%s/%s/name", root, dev);
+	snprintf(path, sizeof(path), "%s/%s/name", tmpdir_path, dev);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(name, f);
 	fclose(f);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	return tmpdir_setup(root);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return tmpdir_teardown(root);
 }
 
 static void port_is_found_by_name_among_others(void **state)
@@ -56,7 +42,7 @@ static void port_is_found_by_name_among_others(void **state)
 	add_port("vport0p1", "org.other\n");
 	add_port("vport0p2", NULL); /* no name file */
 	add_port("vport0p3", "org.emberd.agent\n");
-	assert_int_equal(guest_channel_find_port(root, "/dev", GUEST_PORT_NAME, out, sizeof(out),
+	assert_int_equal(guest_channel_find_port(tmpdir_path, "/dev", GUEST_PORT_NAME, out, sizeof(out),
 						 NULL), 1);
 	assert_string_equal(out, "/dev/vport0p3");
 }
@@ -68,7 +54,7 @@ static void prefix_of_the_name_does_not_match(void **state)
 	(void)state;
 	add_port("vport1p1", "org.emberd.agent.extra\n");
 	add_port("vport1p2", "org.emberd.agen");
-	assert_int_equal(guest_channel_find_port(root, "/dev", "org.emberd.agent2", out,
+	assert_int_equal(guest_channel_find_port(tmpdir_path, "/dev", "org.emberd.agent2", out,
 						 sizeof(out), NULL), 0);
 }
 
@@ -87,7 +73,7 @@ static void unix_listener_accepts_and_replaces_stale_socket(void **state)
 	int lfd, cfd, afd;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/agent.sock", root);
+	snprintf(path, sizeof(path), "%s/agent.sock", tmpdir_path);
 	lfd = guest_channel_listen_unix(path, NULL);
 	assert_true(lfd >= 0);
 	close(lfd); /* leaves a stale socket file behind */
@@ -114,5 +100,6 @@ int main(void)
 		cmocka_unit_test(unix_listener_accepts_and_replaces_stale_socket),
 	};
 
-	return cmocka_run_group_tests_name("guest_channel", tests, setup, teardown);
+	return cmocka_run_group_tests_name("guest_channel", tests, tmpdir_group_setup,
+					   tmpdir_group_teardown);
 }

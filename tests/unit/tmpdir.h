@@ -1,22 +1,26 @@
-/* tmpdir.h - a scratch directory per unit-test group: made by the group's setup, removed with
- * everything in it by its teardown. */
+/* tmpdir.h - a scratch directory for a unit-test binary: made by the group setup, removed with
+ * everything in it by the group teardown. Pass tmpdir_group_setup/teardown to
+ * cmocka_run_group_tests; tests use tmpdir_path. */
 #ifndef EMBER_TESTS_UNIT_TMPDIR_H
 #define EMBER_TESTS_UNIT_TMPDIR_H
 
 #include <stdio.h>
 #include <stdlib.h>
 
-/* path: a mkdtemp template ("/tmp/name.XXXXXX"), filled in by the setup. */
-static inline int tmpdir_setup(char *path)
+static char tmpdir_path[] = "/tmp/emberd-unit.XXXXXX";
+
+static inline int tmpdir_group_setup(void **state)
 {
-	return mkdtemp(path) == NULL ? -1 : 0;
+	(void)state;
+	return mkdtemp(tmpdir_path) == NULL ? -1 : 0;
 }
 
-static inline int tmpdir_teardown(const char *path)
+static inline int tmpdir_group_teardown(void **state)
 {
 	char cmd[256];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir_path);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
