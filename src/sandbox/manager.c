@@ -769,9 +769,11 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 			else
 				describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
 			log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
-			if ((*err)->kind == EMBER_E_PROTOCOL)
-				(*err)->kind = EMBER_E_GUEST;
 		}
+		/* Whoever marked it failed (this request or, racing it, the reaper): the guest
+		 * failed, whatever the channel said on the way. */
+		if (sb->state == SANDBOX_FAILED && (*err)->kind == EMBER_E_PROTOCOL)
+			(*err)->kind = EMBER_E_GUEST;
 	}
 	sb->refs--;
 	pthread_cond_broadcast(&m->cond);
