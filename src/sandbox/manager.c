@@ -25,6 +25,10 @@
 
 #define REAPER_INTERVAL_MS 500
 #define CONSOLE_TAIL_IN_ERRORS 600
+/* A clone is ready in ~50 ms (TCG, idle host) and a few seconds under heavy load. One that is
+ * not ready in this long is abandoned, and the create boots cold in what is left of its boot
+ * deadline instead of finding none left. */
+#define CLONE_DEADLINE_MS 10000
 
 
 const char *sandbox_state_name(enum sandbox_state state)
@@ -598,22 +602,32 @@ int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct 
 		sb->tpl = template_acquire(m->templates, &shape);
 	if (sb->tpl != NULL) {
 		struct ember_error *clone_err = NULL;
+		int64_t boot_deadline = bcfg.deadline_ms;
 
 		bcfg.memory_file = template_memory_path(sb->tpl);
 		bcfg.memory_shared = false;
 		bcfg.restore_state = template_state_path(sb->tpl);
 		bcfg.pack_image = template_pack_image(sb->tpl);
+		if (time_mono_ms() + CLONE_DEADLINE_MS < bcfg.deadline_ms)
+			bcfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
 		sb->boot_mode = "clone";
 		if (start_and_connect(m, sb, &bcfg, &clone_err) == 0)
 			return 0;
-		/* A template that does not restore is not trusted again; boot cold instead. */
-		log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; booting cold",
-			  clone_err->message);
-		ember_error_free(&clone_err);
+		bcfg.deadline_ms = boot_deadline;
+		/* A template that does not restore is not trusted again; boot cold instead. The
+		 * clone's console says how far its guest got. */
+		wrap_with_console_tail(sb, &clone_err);
+		log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; %s",
+			  clone_err->message, clone_only ? "no cold boot (pool fill)"
+			  : time_ms_until(boot_deadline) > 0 ? "booting cold"
+							     : "no time left to boot cold");
 		template_discard(sb->tpl);
 		template_release(sb->tpl);
 		sb->tpl = NULL;
 		manager_stop_vm(sb);
+		if (clone_only || time_ms_until(boot_deadline) == 0)
+			return ember_error_propagate(err, clone_err);
+		ember_error_free(&clone_err);
 		bcfg.memory_file = NULL;
 		bcfg.restore_state = NULL;
 		bcfg.pack_image = sb->pack->image;

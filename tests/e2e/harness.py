@@ -174,7 +174,11 @@ class Daemon:
     def create(self, **fields):
         status, body, _ = self.request("POST", "/sandboxes", fields)
         if status != 201:
-            raise AssertionError(f"create failed: {status} {body}")
+            # what the daemon had to say about it (e.g. a clone that failed before a cold boot)
+            warnings = [line for line in self.read_log().splitlines()
+                        if "level=warn" in line or "level=error" in line][-8:]
+            raise AssertionError(f"create failed: {status} {body}\ndaemon warnings:\n" +
+                                 "\n".join(warnings))
         return body
 
     def exec(self, sandbox_id, code, **fields):

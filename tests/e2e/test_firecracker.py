@@ -576,6 +576,25 @@ class FirecrackerFaultTest(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_a_hung_clone_is_abandoned_in_time_to_boot_cold(self):
+        # The clone's VMM never answers its snapshot load. Were the clone given the whole boot
+        # deadline, the cold boot after it would have no time left.
+        d = harness.Daemon(*FC_ARGS, "--prewarm", "--boot-timeout-ms", "20000",
+                           env={"FAKE_FC_HANG": "/snapshot/load"})
+        try:
+            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            sb = d.create(language_pack="shell")
+            try:
+                self.assertEqual(sb["boot_mode"], "cold")
+                self.assertIn("booting cold", "".join(
+                    line for line in d.read_log().splitlines() if "clone_failed" in line))
+                status, res, _ = d.exec(sb["id"], "echo cold")
+                self.assertEqual((status, res["stdout"]), (200, "cold\n"), res)
+            finally:
+                self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
     def test_a_silent_vsock_attempt_is_retried_not_waited_out(self):
         # A CONNECT nobody answers (nor closes) costs one attempt (2 s), not the boot deadline.
         log = os.path.join(tempfile.mkdtemp(prefix="emfl.", dir="/tmp"), "requests.jsonl")
