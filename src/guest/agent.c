@@ -2,8 +2,9 @@
 #include "guest/agent.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct agent {
 	struct guest_session_env env;
 	struct guest_watch signals;
 	struct guest_watch port_timer;  /* (re)open the virtio-serial port */
+	int port_fd;                    /* the port, kept open while no host is attached */
 	int64_t started_ms;
 	bool port_seen;
 	struct guest_watch vsock_listener;
@@ -140,6 +142,19 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 	(void)events;
 	if (read(w->fd, &expirations, sizeof(expirations)) < 0 || a->sessions[SLOT_PORT] != NULL)
 		return;
+	if (a->port_fd >= 0) {
+		struct pollfd pfd = { .fd = a->port_fd, .events = POLLIN };
+
+		/* POLLHUP while no host is attached to the port; the next one clears it. */
+		if (poll(&pfd, 1, 0) >= 0 && (pfd.revents & POLLHUP) != 0) {
+			arm_port_timer(a, GUEST_PORT_REOPEN_MS);
+			return;
+		}
+		fd = a->port_fd;
+		a->port_fd = -1;
+		start_session(a, SLOT_PORT, fd, GUEST_SESSION_PORT);
+		return;
+	}
 	found = guest_channel_find_port("/sys/class/virtio-ports", "/dev", GUEST_PORT_NAME, path,
 					sizeof(path), &err);
 	if (found <= 0) {
@@ -193,6 +208,8 @@ static void agent_after_batch(struct agent *a)
 	for (i = 0; i < SLOT_COUNT; i++) {
 		if (a->sessions[i] == NULL || !guest_session_ended(a->sessions[i]))
 			continue;
+		if (i == SLOT_PORT)
+			a->port_fd = guest_session_take_fd(a->sessions[i]);
 		guest_session_free(a->sessions[i]);
 		a->sessions[i] = NULL;
 		if (i == SLOT_PORT)
@@ -295,6 +312,9 @@ static void agent_release(struct agent *a)
 	}
 	guest_loop_close(&a->loop, &a->signals);
 	guest_loop_close(&a->loop, &a->port_timer);
+	if (a->port_fd >= 0)
+		close(a->port_fd);
+	a->port_fd = -1;
 	guest_loop_close(&a->loop, &a->vsock_listener);
 	guest_loop_close(&a->loop, &a->unix_listener);
 	if (a->cfg->listen_unix != NULL)
@@ -304,7 +324,7 @@ static void agent_release(struct agent *a)
 
 int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **err)
 {
-	struct agent a = { .cfg = cfg };
+	struct agent a = { .cfg = cfg, .port_fd = -1 };
 	int ret = -1;
 
 	guest_watch_init(&a.signals, -1, signals_ready);

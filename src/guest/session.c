@@ -262,6 +262,17 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 	size_t len;
 	char *json;
 
+	if (s->state == SESSION_READY && s->kind == GUEST_SESSION_PORT) {
+		/* A virtio-serial port outlives its hosts, and a HELLO in a ready session comes from
+		 * a new one whose predecessor left unnoticed: a clone restored from a snapshot taken
+		 * before the agent saw the template's host go. Start over for the new host. */
+		guest_log("session on %s: a new host said HELLO; starting over", s->label);
+		discard_execs(s);
+		guest_outq_release(&s->out);
+		guest_outq_init(&s->out, GUEST_OUTQ_MAX);
+		s->congested = false;
+		s->state = SESSION_AWAIT_HELLO;
+	}
 	if (s->state != SESSION_AWAIT_HELLO) {
 		session_fail(s, "protocol", "HELLO after the session was ready");
 		return;
@@ -547,6 +558,16 @@ int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_
 static void session_free_deferred(struct guest_deferred *d)
 {
 	free(guest_container_of(d, struct guest_session, deferred));
+}
+
+int guest_session_take_fd(struct guest_session *s)
+{
+	int fd = s->watch.fd;
+
+	guest_loop_set(s->env->loop, &s->watch, 0, NULL);
+	s->watch.fd = -1;
+	s->watch.events = 0;
+	return fd;
 }
 
 void guest_session_free(struct guest_session *s)

@@ -43,6 +43,11 @@ bool guest_session_ended(const struct guest_session *session);
  * the memory itself is freed after the current batch (guest_loop_collect). */
 void guest_session_free(struct guest_session *session);
 
+/* Detaches the session's fd (out of the loop, not closed) and returns it: the agent keeps a
+ * virtio-serial port open between hosts, since closing it drops whatever the guest kernel has
+ * already received for it, which may be the next host's HELLO. */
+int guest_session_take_fd(struct guest_session *session);
+
 /* The reaper's lookup: the exec whose main process is pid, or NULL. */
 struct guest_exec *guest_session_exec_by_pid(struct guest_session *session, pid_t pid);
 

@@ -1,0 +1,166 @@
+/* Unit tests for the guest's per-connection protocol state machine (src/guest/session.c): the
+ * host end is one side of a socketpair, the agent's loop runs in this thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tmpdir.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "guest/loop.h"
+#include "guest/session.h"
+#include "proto/frame.h"
+#include "proto/io.h"
+#include "proto/messages.h"
+#include "util/timeutil.h"
+
+struct fixture {
+	struct guest_loop loop;
+	struct guest_session_env env;
+	struct guest_session *session;
+	int host_fd;
+	struct proto_decoder dec;
+};
+
+static struct fixture *start(enum guest_session_kind kind)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	int sv[2];
+
+	assert_non_null(fx);
+	assert_int_equal(guest_loop_init(&fx->loop, NULL), 0);
+	fx->env.loop = &fx->loop;
+	fx->env.exec.code_root = tmpdir_path;
+	fx->env.exec.cwd = tmpdir_path;
+	fx->env.exec.home = tmpdir_path;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	fx->host_fd = sv[0];
+	assert_int_equal(guest_session_new(&fx->env, sv[1], kind, "test", &fx->session, NULL), 0);
+	proto_decoder_init(&fx->dec);
+	return fx;
+}
+
+static void stop(struct fixture *fx)
+{
+	if (fx->session != NULL)
+		guest_session_free(fx->session);
+	guest_loop_collect(&fx->loop);
+	guest_loop_release(&fx->loop);
+	proto_decoder_release(&fx->dec);
+	close(fx->host_fd);
+	free(fx);
+}
+
+static void send_hello(struct fixture *fx, const char *sandbox_id)
+{
+	struct proto_hello hello = { .version = PROTO_VERSION };
+	size_t len;
+	char *json;
+
+	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "%s", sandbox_id);
+	json = proto_hello_encode(&hello, &len, NULL);
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_HELLO, 0, 0, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+}
+
+/* Runs the agent's loop until the host end has a whole frame. */
+static void next_frame(struct fixture *fx, struct proto_frame *f)
+{
+	int64_t deadline = time_mono_ms() + 5000;
+
+	for (;;) {
+		int ret = proto_decoder_next(&fx->dec, f, NULL);
+
+		assert_true(ret >= 0);
+		if (ret == 1)
+			return;
+		assert_true(time_mono_ms() < deadline);
+		assert_int_equal(guest_loop_run_once(&fx->loop, 10, NULL), 0);
+		proto_fill(fx->host_fd, &fx->dec, NULL);
+	}
+}
+
+static void expect_ready(struct fixture *fx, const char *sandbox_id)
+{
+	struct proto_frame f;
+	struct proto_ready ready;
+
+	next_frame(fx, &f);
+	assert_int_equal(f.header.type, PROTO_READY);
+	assert_int_equal(proto_ready_decode(f.payload, f.header.length, &ready, NULL), 0);
+	assert_string_equal(ready.sandbox_id, sandbox_id);
+}
+
+static void hello_on_a_ready_port_session_starts_over(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+
+	(void)state;
+	send_hello(fx, "sb_template");
+	expect_ready(fx, "sb_template");
+	/* The template's host left, the agent never saw it go (the snapshot came first), and
+	 * a clone's host now says HELLO on the same port: it gets its READY. */
+	send_hello(fx, "sb_clone");
+	expect_ready(fx, "sb_clone");
+	assert_false(guest_session_ended(fx->session));
+	stop(fx);
+}
+
+static void hello_twice_on_a_socket_is_a_protocol_error(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	struct proto_frame f;
+	struct proto_error_msg msg;
+
+	(void)state;
+	send_hello(fx, "sb_one");
+	expect_ready(fx, "sb_one");
+	send_hello(fx, "sb_two");
+	next_frame(fx, &f);
+	assert_int_equal(f.header.type, PROTO_ERROR);
+	assert_int_equal(proto_error_decode(f.payload, f.header.length, &msg, NULL), 0);
+	assert_string_equal(msg.code, "protocol");
+	stop(fx);
+}
+
+static void a_taken_fd_outlives_its_session_with_its_unread_input(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+	char buf[8];
+	int fd;
+
+	(void)state;
+	fd = guest_session_take_fd(fx->session);
+	assert_true(fd >= 0);
+	/* bytes the next host sent before the agent looked again: closing would lose them */
+	assert_int_equal(write(fx->host_fd, "HELLO", 5), 5);
+	guest_session_free(fx->session);
+	fx->session = NULL;
+	guest_loop_collect(&fx->loop);
+	assert_true(fcntl(fd, F_GETFD) >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 5);
+	assert_memory_equal(buf, "HELLO", 5);
+	close(fd);
+	stop(fx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(hello_on_a_ready_port_session_starts_over),
+		cmocka_unit_test(hello_twice_on_a_socket_is_a_protocol_error),
+		cmocka_unit_test(a_taken_fd_outlives_its_session_with_its_unread_input),
+	};
+
+	return cmocka_run_group_tests_name("guest_session", tests, tmpdir_group_setup,
+					   tmpdir_group_teardown);
+}
