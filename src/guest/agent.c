@@ -153,6 +153,8 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 		fd = a->port_fd;
 		a->port_fd = -1;
 		start_session(a, SLOT_PORT, fd, GUEST_SESSION_PORT);
+		if (a->sessions[SLOT_PORT] == NULL)
+			arm_port_timer(a, GUEST_PORT_REOPEN_MS); /* it closed fd: open it anew */
 		return;
 	}
 	found = guest_channel_find_port("/sys/class/virtio-ports", "/dev", GUEST_PORT_NAME, path,
@@ -175,6 +177,8 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 		return;
 	}
 	start_session(a, SLOT_PORT, fd, GUEST_SESSION_PORT);
+	if (a->sessions[SLOT_PORT] == NULL)
+		arm_port_timer(a, GUEST_PORT_REOPEN_MS);
 }
 
 static void listener_ready(struct agent *a, struct guest_watch *w, enum slot slot)
