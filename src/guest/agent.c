@@ -1,6 +1,7 @@
 /* agent.c - the event loop: signals, reaping, transports and sessions. */
 #include "guest/agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -38,6 +39,7 @@ struct agent {
 	int port_fd;                    /* the port, kept open while no host is attached */
 	int64_t started_ms;
 	bool port_seen;
+	bool port_late_logged;
 	struct guest_watch vsock_listener;
 	struct guest_watch unix_listener;
 	struct guest_session *sessions[SLOT_COUNT];
@@ -131,6 +133,36 @@ static void start_session(struct agent *a, enum slot slot, int fd, enum guest_se
 		guest_log_error(&err, "start a session");
 }
 
+/* Once, when the port is late: what the kernel has instead, for the console. */
+static void log_missing_port(void)
+{
+	DIR *dir = opendir("/sys/class/virtio-ports");
+	char seen[512] = "";
+	struct dirent *de;
+	size_t used = 0;
+
+	while (dir != NULL && (de = readdir(dir)) != NULL && used < sizeof(seen) - 1) {
+		char path[300], name[64] = "";
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name", de->d_name);
+		f = fopen(path, "re");
+		if (f != NULL) {
+			if (fgets(name, sizeof(name), f) != NULL)
+				name[strcspn(name, "\n")] = '\0';
+			fclose(f);
+		}
+		used += (size_t)snprintf(seen + used, sizeof(seen) - used, " %s(%s)", de->d_name,
+					 name);
+	}
+	guest_log("no virtio-serial port named %s yet; /sys/class/virtio-ports:%s", GUEST_PORT_NAME,
+		  dir == NULL ? " missing" : used == 0 ? " empty" : seen);
+	if (dir != NULL)
+		closedir(dir);
+}
+
 static void port_timer_ready(struct guest_watch *w, uint32_t events)
 {
 	struct agent *a = guest_container_of(w, struct agent, port_timer);
@@ -162,6 +194,10 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 	if (found <= 0) {
 		if (found < 0)
 			guest_log_error(&err, "look for the virtio-serial port");
+		if (!a->port_late_logged && time_mono_ms() - a->started_ms > GUEST_PORT_LATE_MS) {
+			log_missing_port();
+			a->port_late_logged = true;
+		}
 		arm_port_timer(a, time_mono_ms() - a->started_ms < GUEST_PORT_RESCAN_FAST_FOR_MS ?
 				       GUEST_PORT_RESCAN_MS : GUEST_PORT_RESCAN_SLOW_MS);
 		return;

@@ -68,6 +68,8 @@
 #define GUEST_PORT_RESCAN_MS 10
 #define GUEST_PORT_RESCAN_FAST_FOR_MS 10000
 #define GUEST_PORT_RESCAN_SLOW_MS 1000
+/* No port this long after the agent started: say on the console what there is instead. */
+#define GUEST_PORT_LATE_MS 3000
 
 /* docs/protocol.md: the Firecracker transport. */
 #define GUEST_VSOCK_PORT 1024u
