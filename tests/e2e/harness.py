@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
 import time
@@ -25,6 +26,18 @@ def sanitizer_problems(text):
     return [line for line in text.splitlines()
             if "ERROR: AddressSanitizer" in line or "runtime error:" in line
             or "ERROR: LeakSanitizer" in line]
+
+
+def wedged_fake_guest(body):
+    """True for the boot failure a guest under the fake Firecracker sometimes has on this TCG
+    host (about 1 create in 60 when five boot at once): its agent was serving, then the vCPU
+    halted with interrupts on and never woke (the fake's console line says HLT=1), so no
+    CONNECT was answered. Nothing the daemon or the guest code does: neither a virtio interrupt
+    nor QMP stop/cont wakes it. Real Firecracker runs on KVM only."""
+    message = body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
+    return ("no answer to `CONNECT 1024` before the deadline" in message
+            and "agent serving" in message and "HLT=1" in message
+            and "fake-firecracker: agent port still closed" in message)
 
 
 def require_images():
@@ -173,6 +186,11 @@ class Daemon:
 
     def create(self, **fields):
         status, body, _ = self.request("POST", "/sandboxes", fields)
+        if status == 504 and wedged_fake_guest(body):
+            # A known emulator fault, not the daemon's (see wedged_fake_guest): once more.
+            print(f"\nharness: fake Firecracker guest wedged under TCG, creating again: {body}",
+                  file=sys.stderr)
+            status, body, _ = self.request("POST", "/sandboxes", fields)
         if status != 201:
             # what the daemon had to say about it (e.g. a clone that failed before a cold boot)
             warnings = [line for line in self.read_log().splitlines()
