@@ -30,7 +30,7 @@ def sanitizer_problems(text):
 
 def wedged_fake_guest(body):
     """True for the boot failure a guest under the fake Firecracker sometimes has on this TCG
-    host (about 1 create in 60 when five boot at once): its agent was serving, then the vCPU
+    host (about one run in 15-20 of five concurrent boots): its agent was serving, then the vCPU
     halted with interrupts on and never woke (the fake's console line says HLT=1), so no
     CONNECT was answered. Nothing the daemon or the guest code does: neither a virtio interrupt
     nor QMP stop/cont wakes it. Real Firecracker runs on KVM only."""
