@@ -32,8 +32,9 @@ def wedged_fake_guest(body):
     """True for the boot failure a guest under the fake Firecracker sometimes has on this TCG
     host (about one run in 15-20 of five concurrent boots): its agent was serving, then the vCPU
     halted with interrupts on and never woke (the fake's console line says HLT=1), so no
-    CONNECT was answered. Nothing the daemon or the guest code does: neither a virtio interrupt
-    nor QMP stop/cont wakes it. Real Firecracker runs on KVM only."""
+    CONNECT was answered. Its kernel had disabled the LAPIC timer after a calibration skewed by
+    host load ("APIC frequency too slow"), leaving it no clock event that reaches the CPU on a
+    microvm. Not the daemon's doing; real Firecracker runs on KVM only."""
     message = body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
     return ("no answer to `CONNECT 1024` before the deadline" in message
             and "agent serving" in message and "HLT=1" in message
