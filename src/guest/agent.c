@@ -163,13 +163,43 @@ static void log_missing_port(void)
 		closedir(dir);
 }
 
+/* Looks for the port and opens it; -1 (the timer re-armed) when that cannot be done now. */
+static int open_port(struct agent *a)
+{
+	struct ember_error *err = NULL;
+	char path[300];
+	int found, fd;
+
+	found = guest_channel_find_port("/sys/class/virtio-ports", "/dev", GUEST_PORT_NAME, path,
+					sizeof(path), &err);
+	if (found <= 0) {
+		if (found < 0)
+			guest_log_error(&err, "look for the virtio-serial port");
+		if (!a->port_late_logged && time_mono_ms() - a->started_ms > GUEST_PORT_LATE_MS) {
+			log_missing_port();
+			a->port_late_logged = true;
+		}
+		arm_port_timer(a, time_mono_ms() - a->started_ms < GUEST_PORT_RESCAN_FAST_FOR_MS ?
+				       GUEST_PORT_RESCAN_MS : GUEST_PORT_RESCAN_SLOW_MS);
+		return -1;
+	}
+	if (!a->port_seen) {
+		guest_log("virtio-serial port %s is %s", GUEST_PORT_NAME, path);
+		a->port_seen = true;
+	}
+	fd = guest_channel_open_port(path, &err);
+	if (fd < 0) {
+		guest_log_error(&err, "open the virtio-serial port");
+		arm_port_timer(a, GUEST_PORT_REOPEN_MS);
+	}
+	return fd;
+}
+
 static void port_timer_ready(struct guest_watch *w, uint32_t events)
 {
 	struct agent *a = guest_container_of(w, struct agent, port_timer);
-	struct ember_error *err = NULL;
 	uint64_t expirations;
-	char path[300];
-	int found, fd;
+	int fd;
 
 	(void)events;
 	if (read(w->fd, &expirations, sizeof(expirations)) < 0 || a->sessions[SLOT_PORT] != NULL)
@@ -184,37 +214,14 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 		}
 		fd = a->port_fd;
 		a->port_fd = -1;
-		start_session(a, SLOT_PORT, fd, GUEST_SESSION_PORT);
-		if (a->sessions[SLOT_PORT] == NULL)
-			arm_port_timer(a, GUEST_PORT_REOPEN_MS); /* it closed fd: open it anew */
-		return;
-	}
-	found = guest_channel_find_port("/sys/class/virtio-ports", "/dev", GUEST_PORT_NAME, path,
-					sizeof(path), &err);
-	if (found <= 0) {
-		if (found < 0)
-			guest_log_error(&err, "look for the virtio-serial port");
-		if (!a->port_late_logged && time_mono_ms() - a->started_ms > GUEST_PORT_LATE_MS) {
-			log_missing_port();
-			a->port_late_logged = true;
-		}
-		arm_port_timer(a, time_mono_ms() - a->started_ms < GUEST_PORT_RESCAN_FAST_FOR_MS ?
-				       GUEST_PORT_RESCAN_MS : GUEST_PORT_RESCAN_SLOW_MS);
-		return;
-	}
-	if (!a->port_seen) {
-		guest_log("virtio-serial port %s is %s", GUEST_PORT_NAME, path);
-		a->port_seen = true;
-	}
-	fd = guest_channel_open_port(path, &err);
-	if (fd < 0) {
-		guest_log_error(&err, "open the virtio-serial port");
-		arm_port_timer(a, GUEST_PORT_REOPEN_MS);
-		return;
+	} else {
+		fd = open_port(a);
+		if (fd < 0)
+			return;
 	}
 	start_session(a, SLOT_PORT, fd, GUEST_SESSION_PORT);
 	if (a->sessions[SLOT_PORT] == NULL)
-		arm_port_timer(a, GUEST_PORT_REOPEN_MS);
+		arm_port_timer(a, GUEST_PORT_REOPEN_MS); /* it closed fd: open the port anew */
 }
 
 static void listener_ready(struct agent *a, struct guest_watch *w, enum slot slot)

@@ -203,18 +203,17 @@ static int qemu_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
 
 		if (fd >= 0)
 			return fd;
-		if ((connect_err->errno_value == ENOENT || connect_err->errno_value == ECONNREFUSED) &&
-		    time_ms_until(deadline_ms) == 0 && vmm_alive(vm)) {
+		if ((connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED) ||
+		    !vmm_alive(vm)) {
+			ember_error_propagate(err, connect_err);
+			return ember_error_wrap(err, "connect to the agent socket%s",
+						vmm_alive(vm) ? "" : " (QEMU exited)");
+		}
+		if (time_ms_until(deadline_ms) == 0) {
 			ember_error_free(&connect_err);
 			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
 					       "QEMU did not open the agent socket before the "
 					       "boot deadline");
-		}
-		if ((connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED) ||
-		    time_ms_until(deadline_ms) == 0 || !vmm_alive(vm)) {
-			ember_error_propagate(err, connect_err);
-			return ember_error_wrap(err, "connect to the agent socket%s",
-						vmm_alive(vm) ? "" : " (QEMU exited)");
 		}
 		ember_error_free(&connect_err);
 		usleep(2000);

@@ -144,8 +144,7 @@ int vmm_check_kernel_args(const char *args, struct ember_error **err)
 					       "--kernel-args may hold only letters, digits, "
 					       "spaces and _-.,=:/+ (found `%c`)", *p);
 	}
-	if (strstr(args, "emberd.") != NULL || strstr(args, "init=") != NULL ||
-	    strstr(args, "rdinit=") != NULL)
+	if (strstr(args, "emberd.") != NULL || strstr(args, "init=") != NULL) /* rdinit= too */
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "--kernel-args must not set init=, rdinit= or emberd.* "
 				       "(the daemon owns them)");
