@@ -560,33 +560,16 @@ class FirecrackerFaultTest(unittest.TestCase):
                        ["firecracker exited before the guest agent listened on vsock port "
                         "1024"], 5)
 
-    def test_refused_snapshot_load_falls_back_to_a_cold_boot(self):
-        d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_FAULT": "/snapshot/load"})
+    def assert_clone_falls_back_cold(self, env, logged, *args):
+        """With both templates built under env, a create's clone fails, the create boots cold
+        and works, and the daemon's log says `logged` about it."""
+        d = harness.Daemon(*FC_ARGS, "--prewarm", *args, env=env)
         try:
             d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
             sb = d.create(language_pack="shell")
             try:
                 self.assertEqual(sb["boot_mode"], "cold")
-                self.assertIn("firecracker PUT /snapshot/load: fake firecracker: injected fault",
-                              d.read_log())
-                status, res, _ = d.exec(sb["id"], "echo cold")
-                self.assertEqual((status, res["stdout"]), (200, "cold\n"), res)
-            finally:
-                self.assertEqual(d.delete(sb["id"]), 204)
-        finally:
-            d.stop()
-
-    def test_a_hung_clone_is_abandoned_in_time_to_boot_cold(self):
-        # The clone's VMM never answers its snapshot load. Were the clone given the whole boot
-        # deadline, the cold boot after it would have no time left.
-        d = harness.Daemon(*FC_ARGS, "--prewarm", "--boot-timeout-ms", "20000",
-                           env={"FAKE_FC_HANG": "/snapshot/load"})
-        try:
-            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
-            sb = d.create(language_pack="shell")
-            try:
-                self.assertEqual(sb["boot_mode"], "cold")
-                self.assertIn("booting cold", "".join(
+                self.assertIn(logged, "".join(
                     line for line in d.read_log().splitlines() if "clone_failed" in line))
                 status, res, _ = d.exec(sb["id"], "echo cold")
                 self.assertEqual((status, res["stdout"]), (200, "cold\n"), res)
@@ -594,6 +577,17 @@ class FirecrackerFaultTest(unittest.TestCase):
                 self.assertEqual(d.delete(sb["id"]), 204)
         finally:
             d.stop()
+
+    def test_refused_snapshot_load_falls_back_to_a_cold_boot(self):
+        self.assert_clone_falls_back_cold(
+            {"FAKE_FC_FAULT": "/snapshot/load"},
+            "firecracker PUT /snapshot/load: fake firecracker: injected fault")
+
+    def test_a_hung_clone_is_abandoned_in_time_to_boot_cold(self):
+        # The clone's VMM never answers its snapshot load. Were the clone given the whole boot
+        # deadline, the cold boot after it would have no time left.
+        self.assert_clone_falls_back_cold({"FAKE_FC_HANG": "/snapshot/load"}, "booting cold",
+                                          "--boot-timeout-ms", "20000")
 
     def test_a_silent_vsock_attempt_is_retried_not_waited_out(self):
         # A CONNECT nobody answers (nor closes) costs one attempt (2 s), not the boot deadline.
