@@ -3,9 +3,11 @@ Every daemon here is checked on the way out for leaked VMs, leftover files and s
 """
 
 import concurrent.futures
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +29,6 @@ def wait_for(predicate, timeout, what):
 
 def qmp(path, *commands):
     """Runs QMP commands on a VM's monitor socket; returns their replies."""
-    import json
-    import socket
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
         s.connect(path)
