@@ -32,7 +32,9 @@ static inline void *steal_pointer_impl(void *pp)
 	*p = NULL;
 	return v;
 }
-#define steal_pointer(pp) steal_pointer_impl(pp)
+/* Typed like bubblewrap's: the dead `0 ?` branch makes the result have *pp's type, so stealing
+ * a `char **` into a `struct x *` does not compile. */
+#define steal_pointer(pp) (0 ? (*(pp)) : (steal_pointer_impl)(pp))
 
 static inline int steal_fd(int *fd)
 {

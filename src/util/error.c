@@ -2,9 +2,23 @@
 #include "util/error.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* What a failure site records when it cannot allocate its error: shared, read-only, never freed
+ * (ember_error_free and ember_error_wrap know it), so a failed call always leaves an error. */
+static struct ember_error out_of_memory = {
+	.kind = EMBER_E_INTERNAL,
+	.errno_value = ENOMEM,
+	.message = "out of memory (while recording an error)",
+};
+
+bool ember_error_is_static(const struct ember_error *e)
+{
+	return e == &out_of_memory;
+}
 
 static int error_vset(struct ember_error **err, enum ember_error_kind kind, int errno_value,
 		      const char *fmt, va_list ap)
@@ -14,8 +28,10 @@ static int error_vset(struct ember_error **err, enum ember_error_kind kind, int 
 	if (err == NULL || *err != NULL)
 		return -1; /* first failure wins: it is the root cause */
 	e = calloc(1, sizeof(*e));
-	if (e == NULL)
-		return -1; /* out of memory while failing: callers still see -1 */
+	if (e == NULL) {
+		*err = &out_of_memory;
+		return -1;
+	}
 	e->kind = kind;
 	e->errno_value = errno_value;
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
@@ -59,7 +75,7 @@ int ember_error_wrap(struct ember_error **err, const char *fmt, ...)
 	char old[sizeof(((struct ember_error *)0)->message)];
 	va_list ap;
 
-	if (err == NULL || *err == NULL)
+	if (err == NULL || *err == NULL || ember_error_is_static(*err))
 		return -1;
 	va_start(ap, fmt);
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
@@ -75,7 +91,8 @@ void ember_error_free(struct ember_error **err)
 {
 	if (err == NULL)
 		return;
-	free(*err);
+	if (!ember_error_is_static(*err))
+		free(*err);
 	*err = NULL;
 }
 
@@ -84,7 +101,7 @@ int ember_error_propagate(struct ember_error **err, struct ember_error *caught)
 	if (err != NULL && *err == NULL)
 		*err = caught;
 	else
-		free(caught);
+		ember_error_free(&caught);
 	return -1;
 }
 

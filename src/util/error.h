@@ -5,6 +5,7 @@
 #define EMBER_UTIL_ERROR_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum ember_error_kind {
 	EMBER_E_INTERNAL = 0,   /* 500: a bug or a host resource failure */
@@ -39,7 +40,13 @@ int ember_error_sys(struct ember_error **err, const char *fmt, ...)
 int ember_error_wrap(struct ember_error **err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Frees *err and sets it to NULL. The shared out-of-memory error is left alone. */
 void ember_error_free(struct ember_error **err);
+
+/* Whether e is the shared, read-only out-of-memory error that a failure site records when it
+ * cannot allocate one (so `err->message` is always readable after a failed call). Never freed,
+ * never rewritten by ember_error_wrap. */
+bool ember_error_is_static(const struct ember_error *e);
 
 /* Moves a caught error into err (or frees it when err is NULL or already set); returns -1. */
 int ember_error_propagate(struct ember_error **err, struct ember_error *caught);

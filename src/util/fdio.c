@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 int fd_set_nonblock(int fd, int on)
@@ -115,6 +116,38 @@ int unix_connect(const char *path, struct ember_error **err)
 	if (fd_set_nonblock(fd, 1) < 0)
 		return ember_error_sys(err, "set `%s` non-blocking", path);
 	return steal_fd(&fd);
+}
+
+int unix_connect_until(const char *path, int64_t deadline_ms, bool (*alive)(void *ctx), void *ctx,
+		       struct ember_error **err)
+{
+	unsigned pause_ms = 1;
+
+	for (;;) {
+		struct ember_error *connect_err = NULL;
+		int fd = unix_connect(path, &connect_err);
+
+		if (fd >= 0)
+			return fd;
+		if (connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED)
+			return ember_error_propagate(err, connect_err);
+		ember_error_free(&connect_err);
+		if (alive != NULL && !alive(ctx))
+			return ember_error_set(err, EMBER_E_GUEST, 0,
+					       "the process that serves `%s` exited", path);
+		if (time_ms_until(deadline_ms) == 0)
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "`%s` accepted no connection before the deadline",
+					       path);
+		/* A socket file that does not exist yet has no event to wait on: back off from
+		 * 1 ms (a restore connects within a few ms) to 10 ms, never past the deadline. */
+		sleep_ms(deadline_ms < 0 ? pause_ms
+					 : (unsigned)(time_ms_until(deadline_ms) < (int)pause_ms
+							      ? time_ms_until(deadline_ms)
+							      : (int)pause_ms));
+		if (pause_ms < 10)
+			pause_ms *= 2;
+	}
 }
 
 int file_read_all(const char *path, size_t max, char **out, size_t *len, struct ember_error **err)

@@ -28,6 +28,13 @@ int fd_wait(int fd, short events, int64_t deadline_ms, struct ember_error **err)
 /* Connects a Unix stream socket to path; the returned fd is non-blocking and close-on-exec. */
 int unix_connect(const char *path, struct ember_error **err);
 
+/* unix_connect(), retried while the socket does not exist yet or refuses (its server is still
+ * starting), until deadline_ms or until alive(ctx) says the server process is gone (alive may
+ * be NULL). The one connect-retry loop of emberd. Errors: EMBER_E_GUEST_TIMEOUT (ETIMEDOUT) at
+ * the deadline, EMBER_E_GUEST when alive() said no, else what connect() said. */
+int unix_connect_until(const char *path, int64_t deadline_ms, bool (*alive)(void *ctx), void *ctx,
+		       struct ember_error **err);
+
 /* Reads a whole small file (at most max bytes, NUL-terminated) into a new buffer. */
 int file_read_all(const char *path, size_t max, char **out, size_t *len, struct ember_error **err);
 

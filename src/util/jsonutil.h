@@ -11,6 +11,13 @@
 
 #include "util/error.h"
 
+static inline void cleanup_jsonp(json_t **v)
+{
+	json_decref(*v); /* NULL-safe */
+}
+/* Releases a jansson value at the end of its scope; hand ownership on with steal_pointer(). */
+#define _cleanup_json_ __attribute__((cleanup(cleanup_jsonp)))
+
 /* Parses exactly len bytes as one JSON object (duplicate keys rejected). */
 int json_parse_object(const void *buf, size_t len, json_t **out, enum ember_error_kind kind,
 		      struct ember_error **err);
