@@ -9,12 +9,14 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proto/frame.h"
 #include "proto/io.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 enum request_kind { REQ_EXEC, REQ_PS, REQ_PING };
@@ -44,7 +46,8 @@ struct channel {
 	bool reader_started;
 	pthread_mutex_t lock;    /* guards everything below and the request list; never held
 				  * across I/O */
-	pthread_cond_t cond;     /* broadcast whenever a request completes or the channel breaks */
+	pthread_cond_t cond;     /* monotonic; broadcast whenever a request completes or leaves
+				  * the list, or the channel breaks */
 	pthread_mutex_t write_lock; /* serialises frames on the fd; held across bounded writes */
 	struct request *requests;
 	uint32_t next_id;
@@ -77,9 +80,24 @@ static void mark_broken(struct channel *ch, struct ember_error *why)
 			ch->broken_kind = EMBER_E_GUEST;
 		snprintf(ch->broken_reason, sizeof(ch->broken_reason), "guest channel broken: %s",
 			 why != NULL ? why->message : "unknown reason");
+		/* Nothing more goes either way: a writer blocked on a guest that stopped reading
+		 * wakes with EPIPE now instead of at its write deadline. */
+		shutdown(ch->fd, SHUT_RDWR);
 	}
 	fail_all_locked(ch);
 	pthread_mutex_unlock(&ch->lock);
+}
+
+/* -1 with the channel's reason in err once it is broken, else 0. */
+static int fail_if_broken(struct channel *ch, struct ember_error **err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	if (ch->broken)
+		ret = ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
+	pthread_mutex_unlock(&ch->lock);
+	return ret;
 }
 
 static struct request *find_locked(struct channel *ch, uint32_t id)
@@ -106,90 +124,117 @@ static void append_capped(struct buf *b, uint64_t limit, bool *truncated, const 
 		*truncated = true; /* out of memory: report as truncated rather than lie */
 }
 
+/* A frame for no request in flight (lock held). Late frames for a request the host gave up on
+ * are dropped; a session frame is a violation, and a session ERROR ends the session. */
+static int apply_unmatched(const struct proto_frame *f, struct ember_error **err)
+{
+	const struct proto_header *h = &f->header;
+	struct proto_error_msg msg;
+
+	if (h->id != 0)
+		return 0;
+	if (h->type != PROTO_ERROR)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected %s frame",
+				       proto_type_name(h->type));
+	if (proto_error_decode(f->payload, h->length, &msg, err) < 0)
+		return -1;
+	return ember_error_set(err, EMBER_E_PROTOCOL, 0, "guest ended the session: %s: %s",
+			       msg.code, msg.message);
+}
+
+static int apply_output(struct request *r, const struct proto_frame *f)
+{
+	if (f->header.type == PROTO_STDOUT)
+		append_capped(&r->out, r->limit, &r->out_truncated, f->payload, f->header.length);
+	else
+		append_capped(&r->errout, r->limit, &r->err_truncated, f->payload,
+			      f->header.length);
+	return 0;
+}
+
+static int apply_exit(struct request *r, const struct proto_frame *f, struct ember_error **err)
+{
+	if (proto_exit_decode(f->payload, f->header.length, &r->exit, err) < 0)
+		return ember_error_wrap(err, "EXIT for exec %u", f->header.id);
+	r->done = true;
+	return 0;
+}
+
+static int apply_ps_reply(struct request *r, const struct proto_frame *f, struct ember_error **err)
+{
+	if (proto_ps_decode(f->payload, f->header.length, &r->procs, &r->nprocs, err) < 0)
+		return ember_error_wrap(err, "PS_REPLY");
+	r->done = true;
+	return 0;
+}
+
+static int apply_pong(struct request *r)
+{
+	r->done = true;
+	return 0;
+}
+
+/* The guest refused one request: that request fails, the channel stays up. */
+static int apply_error(struct request *r, const struct proto_frame *f, struct ember_error **err)
+{
+	struct proto_error_msg msg;
+
+	if (proto_error_decode(f->payload, f->header.length, &msg, err) < 0)
+		return ember_error_wrap(err, "ERROR for request %u", f->header.id);
+	ember_error_set(&r->error,
+			strcmp(msg.code, "too_many_execs") == 0 ? EMBER_E_CAPACITY : EMBER_E_GUEST,
+			0, "guest refused the request: %s: %s", msg.code, msg.message);
+	r->done = true;
+	return 0;
+}
+
+/* Applies a frame to its request (lock held); a frame type the request does not expect is a
+ * violation. */
+static int apply_to_request(struct request *r, const struct proto_frame *f,
+			    struct ember_error **err)
+{
+	switch (f->header.type) {
+	case PROTO_STDOUT:
+	case PROTO_STDERR:
+		if (r->kind == REQ_EXEC)
+			return apply_output(r, f);
+		break;
+	case PROTO_EXIT:
+		if (r->kind == REQ_EXEC)
+			return apply_exit(r, f, err);
+		break;
+	case PROTO_PS_REPLY:
+		if (r->kind == REQ_PS)
+			return apply_ps_reply(r, f, err);
+		break;
+	case PROTO_PONG:
+		if (r->kind == REQ_PING)
+			return apply_pong(r);
+		break;
+	case PROTO_ERROR:
+		return apply_error(r, f, err);
+	default:
+		break;
+	}
+	return ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected %s frame for request %u",
+			       proto_type_name(f->header.type), f->header.id);
+}
+
 /* Applies one frame from the guest. Returns -1 (with err) when the guest broke the protocol. */
 static int dispatch(struct channel *ch, const struct proto_frame *f, struct ember_error **err)
 {
-	const struct proto_header *h = &f->header;
 	struct request *r;
-	int ret = 0;
+	int ret;
 
 	pthread_mutex_lock(&ch->lock);
-	r = find_locked(ch, h->id);
+	r = find_locked(ch, f->header.id);
 	if (r == NULL) {
-		/* Late frames for a request the host gave up on are dropped; a session frame or
-		 * a host-only type is a violation. */
-		if (h->id == 0 && h->type != PROTO_ERROR)
-			ret = ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected %s frame",
-					      proto_type_name(h->type));
-		if (h->id == 0 && h->type == PROTO_ERROR) {
-			struct proto_error_msg msg;
-
-			if (proto_error_decode(f->payload, h->length, &msg, err) == 0)
-				ret = ember_error_set(err, EMBER_E_PROTOCOL, 0,
-						      "guest ended the session: %s: %s", msg.code,
-						      msg.message);
-			else
-				ret = -1;
-		}
-		goto out;
+		ret = apply_unmatched(f, err);
+	} else {
+		ret = apply_to_request(r, f, err);
+		if (ret == 0 && r->done)
+			pthread_cond_broadcast(&ch->cond);
 	}
-	switch (h->type) {
-	case PROTO_STDOUT:
-	case PROTO_STDERR:
-		if (r->kind != REQ_EXEC)
-			goto unexpected;
-		if (h->type == PROTO_STDOUT)
-			append_capped(&r->out, r->limit, &r->out_truncated, f->payload, h->length);
-		else
-			append_capped(&r->errout, r->limit, &r->err_truncated, f->payload, h->length);
-		break;
-	case PROTO_EXIT:
-		if (r->kind != REQ_EXEC)
-			goto unexpected;
-		if (proto_exit_decode(f->payload, h->length, &r->exit, err) < 0) {
-			ret = ember_error_wrap(err, "EXIT for exec %u", h->id);
-			goto out;
-		}
-		r->done = true;
-		break;
-	case PROTO_PS_REPLY:
-		if (r->kind != REQ_PS)
-			goto unexpected;
-		if (proto_ps_decode(f->payload, h->length, &r->procs, &r->nprocs, err) < 0) {
-			ret = ember_error_wrap(err, "PS_REPLY");
-			goto out;
-		}
-		r->done = true;
-		break;
-	case PROTO_PONG:
-		if (r->kind != REQ_PING)
-			goto unexpected;
-		r->done = true;
-		break;
-	case PROTO_ERROR: {
-		struct proto_error_msg msg;
-
-		if (proto_error_decode(f->payload, h->length, &msg, err) < 0) {
-			ret = ember_error_wrap(err, "ERROR for request %u", h->id);
-			goto out;
-		}
-		ember_error_set(&r->error,
-				strcmp(msg.code, "too_many_execs") == 0 ? EMBER_E_CAPACITY
-									: EMBER_E_GUEST,
-				0, "guest refused the request: %s: %s", msg.code, msg.message);
-		r->done = true;
-		break;
-	}
-	default:
-		goto unexpected;
-	}
-	if (r->done)
-		pthread_cond_broadcast(&ch->cond);
-	goto out;
-unexpected:
-	ret = ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected %s frame for request %u",
-			      proto_type_name(h->type), h->id);
-out:
 	pthread_mutex_unlock(&ch->lock);
 	return ret;
 }
@@ -252,6 +297,9 @@ static int send_frame(struct channel *ch, uint8_t type, uint8_t flags, uint32_t 
 	struct ember_error *werr = NULL;
 	int ret;
 
+	/* No write to a stream that is known dead (it would wait out its deadline for nothing). */
+	if (fail_if_broken(ch, err) < 0)
+		return -1;
 	pthread_mutex_lock(&ch->write_lock);
 	ret = proto_send(ch->fd, type, flags, id, payload, len,
 			 time_mono_ms() + CHANNEL_WRITE_TIMEOUT_MS, &werr);
@@ -265,101 +313,117 @@ static int send_frame(struct channel *ch, uint8_t type, uint8_t flags, uint32_t 
 	return 0;
 }
 
-int channel_open(int fd, const char *sandbox_id, int abort_fd, int64_t deadline_ms,
-		 struct channel **out, struct proto_ready *ready, struct ember_error **err)
+/* A channel with its locks and wake fd, not yet talking to anyone; owns fd from here on. */
+static struct channel *channel_alloc(int fd, struct ember_error **err)
 {
 	struct channel *ch = calloc(1, sizeof(*ch));
-	struct proto_hello hello = { .version = PROTO_VERSION };
-	_cleanup_free_ char *text = NULL;
-	size_t len;
 
 	if (ch == NULL) {
 		close(fd);
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		return NULL;
 	}
 	ch->fd = fd;
-	ch->wake_fd = -1;
 	ch->next_id = 1;
 	proto_decoder_init(&ch->dec);
 	pthread_mutex_init(&ch->lock, NULL);
 	pthread_mutex_init(&ch->write_lock, NULL);
-	pthread_cond_init(&ch->cond, NULL);
+	cond_init_monotonic(&ch->cond);
 	ch->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (ch->wake_fd < 0) {
 		ember_error_sys(err, "eventfd");
-		goto fail;
+		channel_close(ch);
+		return NULL;
 	}
+	return ch;
+}
+
+/* HELLO: who the guest is, the host's clock, and fresh entropy (a clone must not replay the
+ * template's RNG state). */
+static int send_hello(struct channel *ch, const char *sandbox_id, int64_t deadline_ms,
+		      struct ember_error **err)
+{
+	struct proto_hello hello = { .version = PROTO_VERSION };
+	_cleanup_free_ char *text = NULL;
+	size_t len;
 
 	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "%s", sandbox_id);
 	hello.time_unix_ns = time_wall_ns();
 	hello.entropy_len = sizeof(hello.entropy);
-	if (getrandom(hello.entropy, hello.entropy_len, 0) != (ssize_t)hello.entropy_len) {
-		ember_error_sys(err, "getrandom");
-		goto fail;
-	}
+	if (getrandom(hello.entropy, hello.entropy_len, 0) != (ssize_t)hello.entropy_len)
+		return ember_error_sys(err, "getrandom");
 	text = proto_hello_encode(&hello, &len, err);
-	if (text == NULL || proto_send(fd, PROTO_HELLO, 0, 0, text, len, deadline_ms, err) < 0)
-		goto fail;
+	if (text == NULL)
+		return -1;
+	return proto_send(ch->fd, PROTO_HELLO, 0, 0, text, len, deadline_ms, err);
+}
 
+/* The one frame the handshake accepts: READY for this sandbox in a version we speak. */
+static int check_handshake_frame(const struct proto_frame *f, const char *sandbox_id,
+				 struct proto_ready *ready, struct ember_error **err)
+{
+	struct proto_error_msg msg;
+
+	if (f->header.type == PROTO_ERROR) {
+		if (proto_error_decode(f->payload, f->header.length, &msg, err) < 0)
+			return -1;
+		return ember_error_set(err, EMBER_E_GUEST, 0, "guest refused the handshake: %s: %s",
+				       msg.code, msg.message);
+	}
+	if (f->header.type != PROTO_READY)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "expected READY, got %s",
+				       proto_type_name(f->header.type));
+	if (proto_ready_decode(f->payload, f->header.length, ready, err) < 0)
+		return -1;
+	if (ready->version < 1 || ready->version > PROTO_VERSION)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "guest chose protocol version %u",
+				       ready->version);
+	if (strcmp(ready->sandbox_id, sandbox_id) != 0)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "guest answered as `%s`",
+				       ready->sandbox_id);
+	return 0;
+}
+
+/* Reads until the first whole frame and checks it is the READY we want; fails at the deadline
+ * or as soon as abort_fd (the VMM's pidfd) says the VM is gone. */
+static int await_ready(struct channel *ch, const char *sandbox_id, int abort_fd,
+		       int64_t deadline_ms, struct proto_ready *ready, struct ember_error **err)
+{
 	for (;;) {
 		struct pollfd pfds[2] = {
-			{ .fd = fd, .events = POLLIN },
+			{ .fd = ch->fd, .events = POLLIN },
 			{ .fd = abort_fd, .events = POLLIN },
 		};
 		struct proto_frame frame;
 		int ret = proto_decoder_next(&ch->dec, &frame, err);
 
 		if (ret < 0)
-			goto fail;
-		if (ret == 1) {
-			if (frame.header.type == PROTO_READY) {
-				if (proto_ready_decode(frame.payload, frame.header.length, ready,
-						       err) < 0)
-					goto fail;
-				if (ready->version < 1 || ready->version > PROTO_VERSION) {
-					ember_error_set(err, EMBER_E_PROTOCOL, 0,
-							"guest chose protocol version %u", ready->version);
-					goto fail;
-				}
-				if (strcmp(ready->sandbox_id, sandbox_id) != 0) {
-					ember_error_set(err, EMBER_E_PROTOCOL, 0,
-							"guest answered as `%s`", ready->sandbox_id);
-					goto fail;
-				}
-				break;
-			}
-			if (frame.header.type == PROTO_ERROR) {
-				struct proto_error_msg msg;
-
-				if (proto_error_decode(frame.payload, frame.header.length, &msg,
-						       err) == 0)
-					ember_error_set(err, EMBER_E_GUEST, 0,
-							"guest refused the handshake: %s: %s",
-							msg.code, msg.message);
-				goto fail;
-			}
-			ember_error_set(err, EMBER_E_PROTOCOL, 0, "expected READY, got %s",
-					proto_type_name(frame.header.type));
-			goto fail;
-		}
+			return -1;
+		if (ret == 1)
+			return check_handshake_frame(&frame, sandbox_id, ready, err);
 		ret = poll(pfds, abort_fd >= 0 ? 2 : 1, time_ms_until(deadline_ms));
-		if (ret < 0 && errno != EINTR) {
-			ember_error_sys(err, "poll");
-			goto fail;
-		}
-		if (ret == 0) {
-			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-					"guest agent did not answer the handshake in time");
-			goto fail;
-		}
-		if (abort_fd >= 0 && pfds[1].revents != 0) {
-			ember_error_set(err, EMBER_E_GUEST, 0, "the VM exited during boot");
-			goto fail;
-		}
-		if (pfds[0].revents != 0 && proto_fill(fd, &ch->dec, err) < 0)
-			goto fail;
+		if (ret < 0 && errno != EINTR)
+			return ember_error_sys(err, "poll");
+		if (ret == 0)
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "guest agent did not answer the handshake in time");
+		if (abort_fd >= 0 && pfds[1].revents != 0)
+			return ember_error_set(err, EMBER_E_GUEST, 0, "the VM exited during boot");
+		if (pfds[0].revents != 0 && proto_fill(ch->fd, &ch->dec, err) < 0)
+			return -1;
 	}
+}
 
+int channel_open(int fd, const char *sandbox_id, int abort_fd, int64_t deadline_ms,
+		 struct channel **out, struct proto_ready *ready, struct ember_error **err)
+{
+	struct channel *ch = channel_alloc(fd, err);
+
+	if (ch == NULL)
+		return -1;
+	if (send_hello(ch, sandbox_id, deadline_ms, err) < 0 ||
+	    await_ready(ch, sandbox_id, abort_fd, deadline_ms, ready, err) < 0)
+		goto fail;
 	if (pthread_create(&ch->reader, NULL, reader_main, ch) != 0) {
 		ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the channel reader thread");
 		goto fail;
@@ -383,7 +447,7 @@ static struct request *request_new(struct channel *ch, enum request_kind kind,
 	}
 	r->kind = kind;
 	pthread_mutex_lock(&ch->lock);
-	if (ch->broken) {
+	if (ch->broken) { /* checked under the same lock as the insert: no request after a break */
 		ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
 		pthread_mutex_unlock(&ch->lock);
 		free(r);
@@ -409,6 +473,7 @@ static void request_free(struct channel *ch, struct request *r)
 			break;
 		}
 	}
+	pthread_cond_broadcast(&ch->cond); /* channel_close() waits for the list to empty */
 	pthread_mutex_unlock(&ch->lock);
 	buf_release(&r->out);
 	buf_release(&r->errout);
@@ -420,25 +485,11 @@ static void request_free(struct channel *ch, struct request *r)
 /* Waits until r is done or deadline_ms; true when done. */
 static bool request_wait(struct channel *ch, struct request *r, int64_t deadline_ms)
 {
-	struct timespec ts;
 	bool done;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	pthread_mutex_lock(&ch->lock);
-	while (!r->done) {
-		int64_t left = deadline_ms - time_mono_ms();
-
-		if (left <= 0)
-			break;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&ch->cond, &ch->lock, &ts);
-	}
+	while (!r->done && cond_wait_until(&ch->cond, &ch->lock, deadline_ms))
+		;
 	done = r->done;
 	pthread_mutex_unlock(&ch->lock);
 	return done;
@@ -456,8 +507,9 @@ static int request_result(struct request *r, struct ember_error **err)
 	return 0;
 }
 
-int channel_exec(struct channel *ch, const struct channel_exec_request *req,
-		 struct channel_exec_result *res, struct ember_error **err)
+/* The EXEC message for req, encoded; EMBER_E_TOO_LARGE when it does not fit one frame. */
+static char *encode_exec(const struct channel_exec_request *req, size_t *len,
+			 struct ember_error **err)
 {
 	struct proto_exec msg = {
 		.argc = req->argc,
@@ -470,66 +522,71 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		.stdin_follows = req->has_stdin,
 	};
 	_cleanup_free_ char *text = NULL;
-	struct request *r;
-	size_t len, off = 0, i;
-	int64_t deadline;
-	bool cancelled = false;
-	int ret = -1;
+	size_t i;
 
-	memset(res, 0, sizeof(*res));
-	if (req->argc > PROTO_ARGV_MAX || req->envc > PROTO_ENV_MAX)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "too many argv or env entries");
+	if (req->argc > PROTO_ARGV_MAX || req->envc > PROTO_ENV_MAX) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "too many argv or env entries");
+		return NULL;
+	}
 	for (i = 0; i < req->argc; i++)
 		msg.argv[i] = req->argv[i];
 	for (i = 0; i < req->envc; i++)
 		msg.env[i] = req->env[i];
-	text = proto_exec_encode(&msg, &len, err);
-	if (text == NULL)
-		return -1;
-	if (len > PROTO_MAX_PAYLOAD)
-		return ember_error_set(err, EMBER_E_TOO_LARGE, 0,
-				       "the exec request encodes to %zu bytes, over the %u-byte frame "
-				       "limit (shorten code or env)", len, PROTO_MAX_PAYLOAD);
-	r = request_new(ch, REQ_EXEC, err);
-	if (r == NULL)
-		return -1;
-	r->limit = req->output_limit;
-	if (send_frame(ch, PROTO_EXEC, 0, r->id, text, len, err) < 0)
-		goto out;
-	if (req->has_stdin) {
-		do {
-			size_t chunk = req->stdin_len - off;
-			bool last;
-
-			if (chunk > PROTO_MAX_DATA_CHUNK)
-				chunk = PROTO_MAX_DATA_CHUNK;
-			last = off + chunk == req->stdin_len;
-			if (send_frame(ch, PROTO_STDIN, last ? PROTO_FLAG_FIN : 0, r->id,
-				       req->stdin_data + off, chunk, err) < 0)
-				goto out;
-			off += chunk;
-		} while (off < req->stdin_len);
+	text = proto_exec_encode(&msg, len, err);
+	if (text != NULL && *len > PROTO_MAX_PAYLOAD) {
+		ember_error_set(err, EMBER_E_TOO_LARGE, 0,
+				"the exec request encodes to %zu bytes, over the %u-byte frame limit "
+				"(shorten code or env)", *len, PROTO_MAX_PAYLOAD);
+		return NULL;
 	}
+	return steal_pointer(&text);
+}
 
-	deadline = time_mono_ms() + req->timeout_ms + CHANNEL_EXEC_GRACE_MS;
-	if (!request_wait(ch, r, deadline)) {
-		/* The guest should have killed it by now: ask explicitly, then give up. */
-		cancelled = true;
-		if (send_frame(ch, PROTO_CANCEL, 0, r->id, NULL, 0, NULL) < 0 ||
-		    !request_wait(ch, r, time_mono_ms() + CHANNEL_CANCEL_GRACE_MS)) {
-			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-					"guest did not report the exec's end within %u ms of its "
-					"%u ms timeout", CHANNEL_EXEC_GRACE_MS +
-					CHANNEL_CANCEL_GRACE_MS, req->timeout_ms);
-			goto out;
-		}
-	}
+/* All of stdin as STDIN frames of at most a chunk each, the last one with FIN. */
+static int send_stdin(struct channel *ch, uint32_t id, const uint8_t *data, size_t len,
+		      struct ember_error **err)
+{
+	size_t off = 0;
+
+	do {
+		size_t chunk = len - off < PROTO_MAX_DATA_CHUNK ? len - off : PROTO_MAX_DATA_CHUNK;
+		bool last = off + chunk == len;
+
+		if (send_frame(ch, PROTO_STDIN, last ? PROTO_FLAG_FIN : 0, id, data + off, chunk,
+			       err) < 0)
+			return -1;
+		off += chunk;
+	} while (off < len);
+	return 0;
+}
+
+/* Waits for the exec's EXIT until its timeout plus grace; past that, CANCELs it and waits a
+ * little more. *cancelled says whether the CANCEL was needed. */
+static int await_exit(struct channel *ch, struct request *r, uint32_t timeout_ms,
+		      bool *cancelled, struct ember_error **err)
+{
+	*cancelled = false;
+	if (request_wait(ch, r, time_mono_ms() + timeout_ms + CHANNEL_EXEC_GRACE_MS))
+		return 0;
+	/* The guest should have killed it by now: ask explicitly, then give up. */
+	*cancelled = true;
+	if (send_frame(ch, PROTO_CANCEL, 0, r->id, NULL, 0, NULL) == 0 &&
+	    request_wait(ch, r, time_mono_ms() + CHANNEL_CANCEL_GRACE_MS))
+		return 0;
+	return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+			       "guest did not report the exec's end within %u ms of its %u ms "
+			       "timeout", CHANNEL_EXEC_GRACE_MS + CHANNEL_CANCEL_GRACE_MS,
+			       timeout_ms);
+}
+
+/* Moves a finished exec's output and exit into res. */
+static int take_exec_result(struct request *r, bool cancelled, struct channel_exec_result *res,
+			    struct ember_error **err)
+{
 	if (request_result(r, err) < 0)
-		goto out;
-	if (buf_terminate(&r->out) < 0 || buf_terminate(&r->errout) < 0) {
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-		goto out;
-	}
+		return -1;
+	if (buf_terminate(&r->out) < 0 || buf_terminate(&r->errout) < 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	res->exit = r->exit;
 	/* Our CANCEL killed it: the guest only saw a cancel, but for the caller the exec ran out
 	 * of time (its start in the guest came too late, or its own timer did not fire). */
@@ -544,8 +601,30 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 	res->stderr_len = r->errout.len;
 	memset(&r->out, 0, sizeof(r->out));
 	memset(&r->errout, 0, sizeof(r->errout));
-	ret = 0;
-out:
+	return 0;
+}
+
+int channel_exec(struct channel *ch, const struct channel_exec_request *req,
+		 struct channel_exec_result *res, struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	struct request *r;
+	bool cancelled;
+	size_t len;
+	int ret = -1;
+
+	memset(res, 0, sizeof(*res));
+	text = encode_exec(req, &len, err);
+	if (text == NULL)
+		return -1;
+	r = request_new(ch, REQ_EXEC, err);
+	if (r == NULL)
+		return -1;
+	r->limit = req->output_limit;
+	if (send_frame(ch, PROTO_EXEC, 0, r->id, text, len, err) == 0 &&
+	    (!req->has_stdin || send_stdin(ch, r->id, req->stdin_data, req->stdin_len, err) == 0) &&
+	    await_exit(ch, r, req->timeout_ms, &cancelled, err) == 0)
+		ret = take_exec_result(r, cancelled, res, err);
 	request_free(ch, r);
 	return ret;
 }
@@ -653,11 +732,8 @@ void channel_close(struct channel *ch)
 	/* Waiters still referencing requests own them; they see done and free them. Wait until
 	 * every waiter has left before freeing the channel. */
 	pthread_mutex_lock(&ch->lock);
-	while (ch->requests != NULL) {
-		pthread_mutex_unlock(&ch->lock);
-		usleep(1000);
-		pthread_mutex_lock(&ch->lock);
-	}
+	while (ch->requests != NULL)
+		cond_wait_until(&ch->cond, &ch->lock, -1);
 	pthread_mutex_unlock(&ch->lock);
 	if (ch->fd >= 0)
 		close(ch->fd);
