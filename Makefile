@@ -7,6 +7,8 @@
 #   make test       everything `.ci/run` runs: deps, build, images, unit, fuzz smoke, e2e
 #   make run        deps, build, images, then the daemon on 127.0.0.1:7777
 #   make fuzz       each fuzz target for FUZZ_SECONDS
+#   make lint       source rules a compiler cannot check (scripts/lint.sh)
+#   make tsan       ThreadSanitizer build of the host programs and unit tests, and the unit run
 #   make bench      benchmarks (not part of make test)
 
 VERSION := 0.1.0
@@ -35,6 +37,8 @@ BASE_CFLAGS := $(BASE_CFLAGS_NOWARN) $(WARN) $(if $(IS_CLANG),,$(GCC_ONLY_WARN))
 REL_CFLAGS := $(BASE_CFLAGS) -O2 -fstack-protector-strong -D_FORTIFY_SOURCE=2
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
+# ThreadSanitizer for the threaded host code (daemon, channel, manager, pool, templates).
+TSAN_CFLAGS := $(BASE_CFLAGS) -O1 -fsanitize=thread -fno-omit-frame-pointer
 FUZZ_CFLAGS := $(BASE_CFLAGS_NOWARN) $(WARN) -O1 -fsanitize=fuzzer-no-link,address,undefined \
 	-fno-omit-frame-pointer -DEMBER_FUZZING
 
@@ -50,15 +54,20 @@ CTL_SRC := $(wildcard cmd/emberctl/*.c)
 VMTOOL_SRC := $(wildcard cmd/ember-vm/*.c)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,build/asan/tests/%,$(wildcard tests/unit/test_*.c))
+# Under TSan: the unit tests of the host modules (the guest's are single-threaded and fork).
+TSAN_UNIT_TESTS := $(patsubst tests/unit/%.c,build/tsan/tests/%,\
+	$(filter-out tests/unit/test_guest_%.c,$(wildcard tests/unit/test_*.c)))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
 rel = $(patsubst %.c,build/rel/%.o,$(1))
 asan = $(patsubst %.c,build/asan/%.o,$(1))
 fuzz = $(patsubst %.c,build/fuzz/%.o,$(1))
+tsan = $(patsubst %.c,build/tsan/%.o,$(1))
 
 BINARIES := bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
 
-.PHONY: all deps images test unit e2e fuzz fuzz-smoke run bench clean asan-bins help
+.PHONY: all deps images test unit e2e fuzz fuzz-smoke run bench clean asan-bins help lint \
+	tsan tsan-bins tsan-unit
 .DEFAULT_GOAL := all
 
 all: $(BINARIES)
@@ -78,6 +87,11 @@ build/asan/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+
+build/tsan/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TSAN    $@")
+	$(Q)$(CC) $(TSAN_CFLAGS) -MMD -MP -c $< -o $@
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -127,6 +141,27 @@ build/asan/bin/emberd-init: $(call asan,$(INIT_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ASAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
+# The daemon under ThreadSanitizer, for the concurrent end-to-end test (tests/e2e/test_tsan.py).
+build/tsan/bin/emberd: $(call tsan,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(TSAN_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+
+build/tsan/tests/%: tests/unit/%.c $(call tsan,$(HOST_SRC) $(GUEST_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(TSAN_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LDLIBS) -lcmocka
+
+tsan-bins: build/tsan/bin/emberd
+
+# halt_on_error: a race fails the run instead of scrolling past.
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+
+tsan-unit: $(TSAN_UNIT_TESTS)
+	@set -e; for t in $(TSAN_UNIT_TESTS); do echo "== $$t (tsan)"; $(TSAN_ENV) $$t; done
+
+tsan: tsan-bins tsan-unit
+
 asan-bins: build/asan/bin/emberd build/asan/bin/ember-vm build/asan/bin/emberctl \
 	build/asan/bin/emberd-init
 
@@ -166,7 +201,10 @@ fuzz: $(FUZZ_TARGETS)
 		$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$name tests/fuzz/seeds/$$name; \
 	done
 
-e2e: all asan-bins
+lint:
+	scripts/lint.sh
+
+e2e: all asan-bins tsan-bins
 	IMAGES_DIR=$(IMAGES_DIR) python3 -m unittest discover -v -s tests/e2e -p 'test_*.py'
 
 # The one command CI and newcomers run: sets up everything, then every test.
@@ -174,9 +212,11 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 test:
 	scripts/install-deps.sh
-	$(MAKE) -j$(NPROC) all asan-bins $(UNIT_TESTS) $(FUZZ_TARGETS)
+	$(MAKE) lint
+	$(MAKE) -j$(NPROC) all asan-bins tsan-bins $(UNIT_TESTS) $(TSAN_UNIT_TESTS) $(FUZZ_TARGETS)
 	$(MAKE) images
 	$(MAKE) unit
+	$(MAKE) tsan-unit
 	$(MAKE) fuzz-smoke
 	$(MAKE) e2e
 

@@ -26,6 +26,7 @@
 #include "guest/modules.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 #define PACK_DEVICE "/dev/vda"
@@ -104,7 +105,6 @@ static void load_modules(void)
 
 static int wait_for_disk(struct ember_error **err)
 {
-	struct timespec step = { .tv_sec = 0, .tv_nsec = GUEST_DISK_POLL_MS * 1000000L };
 	int64_t deadline = time_mono_ms() + GUEST_DISK_WAIT_MS;
 	struct stat st;
 
@@ -113,7 +113,7 @@ static int wait_for_disk(struct ember_error **err)
 			return ember_error_set(err, EMBER_E_INTERNAL, ENODEV,
 					       "the pack disk %s did not appear within %d ms",
 					       PACK_DEVICE, GUEST_DISK_WAIT_MS);
-		nanosleep(&step, NULL);
+		sleep_ms(GUEST_DISK_POLL_MS); /* no udev: nothing to wait on but the node */
 	}
 	return 0;
 }
