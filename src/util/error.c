@@ -20,6 +20,13 @@ bool ember_error_is_static(const struct ember_error *e)
 	return e == &out_of_memory;
 }
 
+int ember_error_oom(struct ember_error **err)
+{
+	if (err != NULL && *err == NULL)
+		*err = &out_of_memory;
+	return -1;
+}
+
 static int error_vset(struct ember_error **err, enum ember_error_kind kind, int errno_value,
 		      const char *fmt, va_list ap)
 {

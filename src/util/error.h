@@ -40,6 +40,10 @@ int ember_error_sys(struct ember_error **err, const char *fmt, ...)
 int ember_error_wrap(struct ember_error **err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Records the shared out-of-memory error (no allocation, so it cannot fail itself); returns -1.
+ * For failure sites whose own allocation failed. */
+int ember_error_oom(struct ember_error **err);
+
 /* Frees *err and sets it to NULL. The shared out-of-memory error is left alone. */
 void ember_error_free(struct ember_error **err);
 
