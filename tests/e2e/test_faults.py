@@ -205,7 +205,7 @@ class RestartTest(unittest.TestCase):
         d1 = harness.Daemon("--pool-size", "1", "--prewarm")
         try:
             wait_for(lambda: d1.request("GET", "/healthz")[1]["pool"]["ready_by_pack"]
-                     ["shell"] >= 1, 120, "a pooled shell sandbox")
+                     ["shell"] >= 1, 300, "a pooled shell sandbox")
             sb = d1.create(language_pack="shell")
             self.assertEqual(sb["boot_mode"], "pool")
             # the record is written off the request path, right after the handout

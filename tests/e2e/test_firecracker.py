@@ -207,7 +207,7 @@ class FirecrackerCloneApiTest(FirecrackerApiTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.d.wait_health_or_stop(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+        cls.d.wait_health_or_stop(lambda h: h["templates"]["ready"] >= 2, 300, "both templates")
 
     def test_creates_are_clones(self):
         for pack, code in (("python", "print('clone')"), ("shell", "echo clone")):
@@ -229,10 +229,10 @@ class FirecrackerPooledApiTest(FirecrackerApiTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.d.wait_health_or_stop(lambda h: h["pool"]["ready"] >= 4, 180, "full pools")
+        cls.d.wait_health_or_stop(lambda h: h["pool"]["ready"] >= 4, 300, "full pools")
 
     def test_creates_come_from_the_pool(self):
-        self.d.wait_health(lambda h: h["pool"]["ready"] >= 2, 120, "pooled sandboxes")
+        self.d.wait_health(lambda h: h["pool"]["ready"] >= 2, 300, "pooled sandboxes")
         sb = self.d.create(language_pack="shell")
         try:
             # how fast a handout is, is for bench/ to measure; here: that it was one
@@ -336,7 +336,7 @@ class FirecrackerSnapshotTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="emfs.", dir="/tmp")
         cls.log = os.path.join(cls.tmp, "requests.jsonl")
         cls.d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_LOG": cls.log})
-        cls.d.wait_health_or_stop(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+        cls.d.wait_health_or_stop(lambda h: h["templates"]["ready"] >= 2, 300, "both templates")
 
     @classmethod
     def tearDownClass(cls):
@@ -576,7 +576,7 @@ class FirecrackerFaultTest(unittest.TestCase):
         and works, and the daemon's log says `logged` about it."""
         d = harness.Daemon(*FC_ARGS, "--prewarm", *args, env=env)
         try:
-            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 300, "both templates")
             sb = d.create(language_pack="shell")
             try:
                 self.assertEqual(sb["boot_mode"], "cold")
@@ -752,7 +752,7 @@ class FirecrackerJailerTest(unittest.TestCase):
                            env={**env, "FAKE_FC_LOG": log})
         jails = os.path.join(base, "firecracker")
         try:
-            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 120, "both templates")
+            d.wait_health(lambda h: h["templates"]["ready"] >= 2, 300, "both templates")
             # Jailed templates snapshot inside their jail; the files were moved out, made the
             # daemon's and read-only for the jailed uid, and the template jails are gone.
             creates = [e["body"] for e in read_log(log) if e.get("path") == "/snapshot/create"]
