@@ -204,6 +204,22 @@ class Daemon:
         fields["code"] = code
         return self.request("POST", f"/sandboxes/{sandbox_id}/exec", fields)
 
+    def wait_guest_process(self, sandbox_id, comm, timeout=120):
+        """Polls the guest's process table until a process of the sandbox user (uid 1000) named
+        comm runs: an exec has really started, however slowly this machine got it there."""
+        deadline = time.monotonic() + timeout
+        procs = None
+        while time.monotonic() < deadline:
+            status, body, _ = self.request("GET", f"/sandboxes/{sandbox_id}/processes")
+            if status == 200:
+                procs = body["processes"]
+                found = [p for p in procs if p["comm"] == comm and p["uid"] == 1000]
+                if found:
+                    return found[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no `{comm}` of uid 1000 in {sandbox_id} after {timeout} s: "
+                             f"{procs}")
+
     def delete(self, sandbox_id):
         return self.request("DELETE", f"/sandboxes/{sandbox_id}")[0]
 

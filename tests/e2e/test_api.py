@@ -88,12 +88,13 @@ class ApiTest(unittest.TestCase):
     def test_timeout_kills_and_sandbox_stays_usable(self):
         sb = self.d.create()
         try:
-            t0 = time.monotonic()
             status, res, _ = self.d.exec(sb["id"], "while True: pass", timeout_ms=1500)
             self.assertEqual(status, 200, res)
             self.assertTrue(res["timed_out"])
             self.assertEqual(res["signal"], 9)
-            self.assertLess(time.monotonic() - t0, 15)
+            # The guest's own clock from spawn to reap: the 1.5 s timer and the kill, not the
+            # host's load on the request's way (a wrong timer, 30 s or 1500 s, is far above).
+            self.assertLess(res["duration_ms"], 15000, res)
             status, res, _ = self.d.exec(sb["id"], "print('alive')")
             self.assertEqual(res["stdout"], "alive\n")
         finally:
@@ -239,10 +240,10 @@ class ApiTest(unittest.TestCase):
     def test_exec_during_delete_fails_cleanly(self):
         sb = self.d.create(language_pack="shell")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            fut = pool.submit(self.d.exec, sb["id"], "sleep 30")
-            time.sleep(1.0)
+            fut = pool.submit(self.d.exec, sb["id"], "sleep 1000")
+            self.d.wait_guest_process(sb["id"], "sleep")  # the exec runs: the delete is mid-exec
             self.assertEqual(self.d.delete(sb["id"]), 204)
-            status, body, _ = fut.result(timeout=30)
+            status, body, _ = fut.result(timeout=120)
         self.assert_error(status, body, 409, "conflict")
         self.assert_gone(sb)
 
@@ -254,7 +255,7 @@ class ApiTest(unittest.TestCase):
             self.assertIn(sb["id"], [s["id"] for s in body["sandboxes"]])
             # A clone's console starts empty at the restore; the agent logs its session right
             # after answering READY, so the line may land a moment after the create returned.
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60
             while True:
                 status, body, _ = self.d.request("GET", f"/sandboxes/{sb['id']}/console")
                 self.assertEqual(status, 200)

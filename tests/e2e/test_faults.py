@@ -64,7 +64,7 @@ class GuestFaultTest(unittest.TestCase):
         victim = self.d.create(language_pack="shell")
         bystander = self.d.create(language_pack="shell")
         end_victim(victim)
-        wait_for(lambda: self.state(victim["id"]) == "failed", 20, "state failed")
+        wait_for(lambda: self.state(victim["id"]) == "failed", 60, "state failed")
         status, body, _ = self.d.request("GET", f"/sandboxes/{victim['id']}")
         self.assertIn(failure, body["failure"])
         self.assertFalse(harness.pid_alive(victim["vmm_pid"]))
@@ -94,12 +94,12 @@ class GuestFaultTest(unittest.TestCase):
     def test_exec_when_vmm_dies_mid_exec_is_502(self):
         sb = self.d.create(language_pack="shell")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            fut = pool.submit(self.d.exec, sb["id"], "sleep 20")
-            time.sleep(1.0)
+            fut = pool.submit(self.d.exec, sb["id"], "sleep 1000")
+            self.d.wait_guest_process(sb["id"], "sleep")  # really mid-exec
             os.kill(sb["vmm_pid"], signal.SIGKILL)
-            status, body, _ = fut.result(timeout=30)
+            status, body, _ = fut.result(timeout=120)
         self.assertEqual(status, 502, body)
-        wait_for(lambda: self.state(sb["id"]) == "failed", 10, "state failed")
+        wait_for(lambda: self.state(sb["id"]) == "failed", 60, "state failed")
         self.assertEqual(self.d.delete(sb["id"]), 204)
 
     def test_hung_guest_gives_504_while_daemon_stays_responsive(self):
@@ -110,29 +110,35 @@ class GuestFaultTest(unittest.TestCase):
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 t0 = time.monotonic()
                 fut = pool.submit(self.d.exec, hung["id"], "echo never", timeout_ms=500)
-                time.sleep(0.5)
-                # While that exec waits on a frozen guest, everything else answers at once.
+                wait_for(lambda: self.d.request("GET", f"/sandboxes/{hung['id']}")[1]
+                         ["execs_running"] == 1, 60, "the exec to reach the hung guest")
+                # While that exec waits on a frozen guest (its answer is due ~15 s on, by the
+                # daemon's own deadlines: timeout, the 10 s grace, the 5 s after the cancel),
+                # everything else is answered: no lock is held across guest I/O.
                 for _ in range(3):
-                    t1 = time.monotonic()
                     status, _, _ = self.d.request("GET", "/healthz")
                     self.assertEqual(status, 200)
                     status, _, _ = self.d.request("GET", f"/sandboxes/{hung['id']}")
                     self.assertEqual(status, 200)
-                    self.assertLess(time.monotonic() - t1, 1.0)
+                self.assertFalse(fut.done(), "the other requests waited for the hung exec")
                 status, body, _ = self.d.exec(other["id"], "echo ok")
                 self.assertEqual(body["stdout"], "ok\n")
-                status, body, _ = fut.result(timeout=60)
+                status, body, _ = fut.result(timeout=120)
                 elapsed = time.monotonic() - t0
             self.assertEqual(status, 504, body)
             self.assertEqual(body["error"]["code"], "guest_timeout")
-            self.assertLess(elapsed, 20)
+            # The daemon's deadlines (~15.5 s), not the client's 300 s: an exec to a frozen
+            # guest does end, with room for a loaded host.
+            self.assertLess(elapsed, 90)
         finally:
             os.kill(hung["vmm_pid"], signal.SIGCONT)
         # A frozen VMM is still destroyed promptly (QMP does not answer: SIGKILL after grace).
         os.kill(hung["vmm_pid"], signal.SIGSTOP)
         t0 = time.monotonic()
         self.assertEqual(self.d.delete(hung["id"]), 204)
-        self.assertLess(time.monotonic() - t0, 10)
+        # QMP's timeout, then SIGKILL after the 2 s stop grace: bounded, not hung (a loaded
+        # host gets room).
+        self.assertLess(time.monotonic() - t0, 60)
         self.assertFalse(harness.pid_alive(hung["vmm_pid"]))
         self.assertEqual(self.d.delete(other["id"]), 204)
 
@@ -145,7 +151,9 @@ class BootDeadlineTest(unittest.TestCase):
             status, body, _ = d.request("POST", "/sandboxes", {})
             self.assertEqual(status, 504, body)
             self.assertEqual(body["error"]["code"], "guest_timeout")
-            self.assertLess(time.monotonic() - t0, 10)
+            # Failed at the 300 ms deadline and torn down, not left to the client's 300 s
+            # (room for a loaded host: the teardown's QMP and stop grace).
+            self.assertLess(time.monotonic() - t0, 60)
             self.assertEqual(d.runtime_entries(), [])
             self.assertEqual([p for p in d.vmm_pids() if harness.pid_alive(p)], [])
             status, health, _ = d.request("GET", "/healthz")
@@ -182,7 +190,7 @@ class RestartTest(unittest.TestCase):
             status, body, _ = d2.exec(live["id"], "cat /tmp/marker")
             self.assertEqual((status, body["stdout"]), (200, "kept\n"))
             self.assertNotIn(dead["id"], d2.runtime_entries())
-            self.assertEqual(stray.wait(timeout=10), -signal.SIGKILL)
+            self.assertEqual(stray.wait(timeout=60), -signal.SIGKILL)
             log = d2.read_log()
             # The stray, plus a template VM if one was being built when the daemon died.
             m = re.search(r"re-attached 1 sandboxes, cleaned 1, killed (\d+) stray", log)
@@ -197,12 +205,12 @@ class RestartTest(unittest.TestCase):
         d1 = harness.Daemon("--pool-size", "1", "--prewarm")
         try:
             wait_for(lambda: d1.request("GET", "/healthz")[1]["pool"]["ready_by_pack"]
-                     ["shell"] >= 1, 120, "a pooled shell sandbox")
+                     ["shell"] >= 1, 300, "a pooled shell sandbox")
             sb = d1.create(language_pack="shell")
             self.assertEqual(sb["boot_mode"], "pool")
             # the record is written off the request path, right after the handout
             record = os.path.join(d1.run_dir, sb["id"], "sandbox.json")
-            wait_for(lambda: os.path.exists(record), 10, "the record")
+            wait_for(lambda: os.path.exists(record), 60, "the record")
         except Exception:
             d1.stop(check=False)
             raise
@@ -236,12 +244,16 @@ class RestartTest(unittest.TestCase):
         d = harness.Daemon()
         sb = d.create(language_pack="shell")
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            fut = pool.submit(d.exec, sb["id"], "sleep 60")
-            time.sleep(1.0)
-            t0 = time.monotonic()
-            d.stop()  # asserts exit 0, no VM, no files, no sanitizer report
-            self.assertLess(time.monotonic() - t0, 15)
-            status, body, _ = fut.result(timeout=30)
+            fut = pool.submit(d.exec, sb["id"], "sleep 1000")
+            try:
+                d.wait_guest_process(sb["id"], "sleep")  # the request is in flight
+            except Exception:
+                d.stop(check=False)
+                raise
+            # Asserts exit 0 within its 60 s SIGTERM wait (so it did not wait for the 1000 s
+            # exec), no VM, no files, no sanitizer report.
+            d.stop()
+            status, body, _ = fut.result(timeout=120)
         self.assertEqual(status, 409, body)
         self.assertFalse(harness.pid_alive(sb["vmm_pid"]))
 

@@ -54,9 +54,18 @@ class HostileGuestTest(unittest.TestCase):
         self.assertEqual(status, 200, res)
         self.assertTrue(res["timed_out"])
         self.assert_usable()
-        # the whole process group is gone
-        status, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes")
-        self.assertEqual([p for p in body["processes"] if p["uid"] == 1000], [])
+        # The whole process group is gone: killed at the timeout, each gone once the guest has
+        # run its exit and PID 1 reaped it, on whatever schedule this machine allows. A bomb
+        # process the kill missed would go on forking for the whole wait.
+        deadline = time.monotonic() + 120
+        while True:
+            status, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes")
+            self.assertEqual(status, 200, body)
+            left = [p for p in body["processes"] if p["uid"] == 1000]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(left, [])
 
     def test_memory_hog_is_killed_not_the_agent(self):
         # One allocation far beyond guest RAM is refused outright...
@@ -70,7 +79,9 @@ class HostileGuestTest(unittest.TestCase):
         # says so. The pages are touched in one system call (MADV_POPULATE_WRITE): a Python
         # loop that touches them would keep faulting its own code back in and could thrash
         # for a long time under emulation before the kernel gives up.
-        status, res, _ = self.run_code(HOG, timeout_ms=60000)
+        # Generous timeouts (below the harness's 300 s HTTP wait): a slow TCG host's page
+        # faults are not what this checks.
+        status, res, _ = self.run_code(HOG, timeout_ms=240000)
         self.assertEqual(status, 200, res)
         self.assertEqual((res["exit_code"], res["signal"], res["timed_out"], res["oom_killed"]),
                          (-1, 9, False, True), res)
@@ -84,7 +95,7 @@ class HostileGuestTest(unittest.TestCase):
                 "    os._exit(0)\n"
                 "_, status = os.waitpid(pid, 0)\n"
                 "print('child killed by', os.WTERMSIG(status))\n")
-        status, res, _ = self.run_code(code, timeout_ms=60000)
+        status, res, _ = self.run_code(code, timeout_ms=240000)
         self.assertEqual(status, 200, res)
         self.assertEqual((res["stdout"], res["exit_code"], res["timed_out"], res["oom_killed"]),
                          ("child killed by 9\n", 0, False, True), res)
@@ -98,7 +109,7 @@ class HostileGuestTest(unittest.TestCase):
                 "            f.write(b'x' * (1 << 20))\n"
                 "except OSError as e:\n"
                 "    print(errno.errorcode[e.errno])\n")
-        status, res, _ = self.run_code(code, timeout_ms=60000)
+        status, res, _ = self.run_code(code, timeout_ms=240000)
         self.assertEqual(status, 200, res)
         self.assertIn(res["stdout"].strip(), ("ENOSPC", "EFBIG"))
         status, res, _ = self.run_code("import os; os.remove('/tmp/fill'); print('freed')")
@@ -108,7 +119,7 @@ class HostileGuestTest(unittest.TestCase):
     def test_huge_output_is_capped(self):
         status, res, _ = self.run_code(
             "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * (1 << 20))",
-            timeout_ms=120000)
+            timeout_ms=240000)
         self.assertEqual(status, 200, res)
         self.assertTrue(res["stdout_truncated"])
         self.assertTrue(res["truncated"])
@@ -132,7 +143,10 @@ class HostileGuestTest(unittest.TestCase):
                             (res, [line for line in self.d.read_log().splitlines()
                                    if "sandbox.exec" in line and "level=warn" in line]))
             self.assertEqual(res["signal"], 9, res)
-        self.assertLess(time.monotonic() - t0, 120)
+        # Each loop ends by the daemon's deadlines (2 s, then its 10 s grace and 5 s after a
+        # cancel), so the batch ends, not at the client's 300 s timeout; the bound leaves room
+        # for 50 interpreters starting in one emulated vCPU on a loaded host.
+        self.assertLess(time.monotonic() - t0, 240)
         self.assert_usable()
 
     def test_no_host_files_and_no_network(self):
@@ -257,7 +271,7 @@ class ApiAbuseTest(unittest.TestCase):
         try:
             # 200 idle connections held open, then 200 requests on top of them.
             for _ in range(200):
-                socks.append(socket.create_connection(("127.0.0.1", self.d.port), timeout=10))
+                socks.append(socket.create_connection(("127.0.0.1", self.d.port), timeout=60))
             with concurrent.futures.ThreadPoolExecutor(200) as pool:
                 statuses = list(pool.map(hit, range(200)))
         finally:
@@ -266,7 +280,7 @@ class ApiAbuseTest(unittest.TestCase):
         self.assertEqual(statuses, [200] * 200)
 
     def test_slow_client_is_dropped_and_others_are_served(self):
-        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+        s = socket.create_connection(("127.0.0.1", self.d.port), timeout=60)
         try:
             s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
             got, _, _ = self.d.request("GET", "/healthz")
@@ -279,11 +293,12 @@ class ShortTimeoutTest(unittest.TestCase):
     def test_idle_connection_is_closed_after_the_connection_timeout(self):
         d = harness.Daemon("--connection-timeout-s", "1")
         try:
-            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=60)
             s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
             t0 = time.monotonic()
             self.assertEqual(s.recv(100), b"")  # the daemon hung up on the stalled upload
-            self.assertLess(time.monotonic() - t0, 8)
+            # The configured 1 s, not the 30 s default, with room for a loaded host.
+            self.assertLess(time.monotonic() - t0, 20)
             s.close()
         finally:
             d.stop()

@@ -218,7 +218,7 @@ class KernelBootTest(unittest.TestCase):
     def test_minimal_kernel_runs_python_with_everything_the_guest_needs(self):
         out, _, console = run_vm(self.minimal_images(), [
             exec_step("print(6*7)"),
-            exec_step(GUEST_CHECKS),
+            exec_step(GUEST_CHECKS, timeout_ms=120000),  # many imports in a cold TCG guest
             exec_step("while True: pass", timeout_ms=1500),
             exec_step("print('after timeout')"),
         ])
