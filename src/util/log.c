@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/text.h"
 #include "util/timeutil.h"
 
 /* Written once before any thread starts, read-only afterwards: no lock needed. */
@@ -29,7 +30,7 @@ static const char *level_name(enum log_level level)
 void log_event(enum log_level level, const char *sandbox_id, const char *event,
 	       int64_t duration_ms, const char *fmt, ...)
 {
-	char ts[40], msg[1024], line[1400], *p;
+	char ts[40], msg[1024], escaped[4 * sizeof(msg)], line[sizeof(escaped) + 256];
 	char dur[32] = "";
 	va_list ap;
 
@@ -39,17 +40,13 @@ void log_event(enum log_level level, const char *sandbox_id, const char *event,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* Keep one event on one line and the quoting unambiguous. */
-	for (p = msg; *p != '\0'; p++) {
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-		else if (*p == '"')
-			*p = '\'';
-	}
+	/* One event on one line, unambiguous quoting, and nothing a terminal acts on: messages
+	 * carry guest text (ERROR frames, console lines) and client input (URLs). */
+	text_escape_log(msg, escaped, sizeof(escaped));
 	if (duration_ms >= 0)
 		snprintf(dur, sizeof(dur), " duration_ms=%lld", (long long)duration_ms);
 	snprintf(line, sizeof(line), "ts=%s level=%s event=%s%s%s%s msg=\"%s\"\n", ts,
 		 level_name(level), event, sandbox_id != NULL ? " sandbox=" : "",
-		 sandbox_id != NULL ? sandbox_id : "", dur, msg);
+		 sandbox_id != NULL ? sandbox_id : "", dur, escaped);
 	fputs(line, stderr);
 }

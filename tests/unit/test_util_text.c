@@ -26,6 +26,37 @@ static void utf8_accepts_text_and_rejects_invalid_sequences(void **state)
 	assert_true(utf8_valid_text((const uint8_t *)"", 0));
 }
 
+static void log_escape_neutralises_controls_and_keeps_text(void **state)
+{
+	char out[256];
+
+	(void)state;
+	text_escape_log("a\x1b[2J\\b\"c\r\nd \xc3\xa9", out, sizeof(out));
+	assert_string_equal(out, "a\\x1b[2J\\\\b\\\"c\\x0d\\x0ad \xc3\xa9");
+	/* U+2028, a C1 control (U+009B, CSI) and bytes of invalid or split UTF-8 */
+	text_escape_log("x\xe2\x80\xa8y\xc2\x9bz\xff\xe2\x82", out, sizeof(out));
+	assert_string_equal(out, "x\\xe2\\x80\\xa8y\\xc2\\x9bz\\xff\\xe2\\x82");
+	/* A full buffer ends before a whole escape, never inside one. */
+	assert_int_equal(text_escape_log("ab\x01", out, 6), 2);
+	assert_string_equal(out, "ab");
+}
+
+static void utf8_truncate_cuts_at_a_character_boundary(void **state)
+{
+	char s[] = "ab\xe2\x82\xac\xe2\x82\xac";
+	char *lossy;
+
+	(void)state;
+	assert_int_equal(utf8_truncate(s, 6), 5); /* the second euro sign would not fit whole */
+	assert_string_equal(s, "ab\xe2\x82\xac");
+	assert_int_equal(utf8_truncate(s, 4), 2);
+	assert_true(utf8_valid_text((const uint8_t *)s, strlen(s)));
+	lossy = utf8_lossy("ok\xe2\x82 \xff!", 7);
+	assert_string_equal(lossy, "ok\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd!");
+	assert_true(utf8_valid_text((const uint8_t *)lossy, strlen(lossy)));
+	free(lossy);
+}
+
 static void base64_roundtrips_all_lengths(void **state)
 {
 	uint8_t data[64];
@@ -98,6 +129,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(utf8_accepts_text_and_rejects_invalid_sequences),
 		cmocka_unit_test(base64_roundtrips_all_lengths),
+		cmocka_unit_test(log_escape_neutralises_controls_and_keeps_text),
+		cmocka_unit_test(utf8_truncate_cuts_at_a_character_boundary),
 		cmocka_unit_test(base64_rejects_malformed),
 		cmocka_unit_test(hex_decode_is_strict),
 		cmocka_unit_test(json_set_bytes_uses_base64_for_binary),
