@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,54 @@ int unix_connect_until(const char *path, int64_t deadline_ms, bool (*alive)(void
 		if (pause_ms < 10)
 			pause_ms *= 2;
 	}
+}
+
+static int check_trusted_component(const char *path, const char *what, bool is_target,
+				   struct ember_error **err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return ember_error_set(err, EMBER_E_INVALID, errno, "%s: `%s`: %s", what, path,
+				       strerror(errno));
+	if (S_ISLNK(st.st_mode))
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "%s `%s` is a symlink: give the real directory", what, path);
+	if (!S_ISDIR(st.st_mode))
+		return ember_error_set(err, EMBER_E_INVALID, ENOTDIR, "%s: `%s` is not a directory",
+				       what, path);
+	if (st.st_uid != 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "%s: `%s` is owned by uid %u, not root: another user could "
+				       "change what the daemon runs", what, path, (unsigned)st.st_uid);
+	if ((st.st_mode & 022) != 0 && (is_target || (st.st_mode & S_ISVTX) == 0))
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "%s: `%s` is writable by group or others (mode %04o): "
+				       "chmod go-w it", what, path, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+int dir_check_trusted(const char *path, const char *what, struct ember_error **err)
+{
+	char resolved[PATH_MAX];
+	char *slash;
+
+	if (check_trusted_component(path, what, true, err) < 0)
+		return -1;
+	if (realpath(path, resolved) == NULL)
+		return ember_error_set(err, EMBER_E_INVALID, errno, "%s: resolve `%s`: %s", what,
+				       path, strerror(errno));
+	/* Every directory above it, from the nearest up to / (resolved, so no symlink is left). */
+	while ((slash = strrchr(resolved, '/')) != NULL) {
+		if (slash == resolved) {
+			resolved[1] = '\0';
+			return check_trusted_component(resolved, what, false, err);
+		}
+		*slash = '\0';
+		if (check_trusted_component(resolved, what, false, err) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int file_read_all(const char *path, size_t max, char **out, size_t *len, struct ember_error **err)

@@ -1,5 +1,6 @@
 /* Unit tests for file_link_or_copy (src/util/fdio.c): a hard link on one filesystem, a byte-exact
- * copy across filesystems (where link() says EXDEV), and no half-made file on failure. */
+ * copy across filesystems (where link() says EXDEV), and no half-made file on failure; and for
+ * dir_check_trusted (what the root daemon accepts as its run and images directories). */
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,12 +132,64 @@ static void a_missing_source_leaves_nothing(void **state)
 	free(dir);
 }
 
+static void check_trusted(const char *path, const char *mentions)
+{
+	struct ember_error *err = NULL;
+	int ret = dir_check_trusted(path, "--run-dir", &err);
+
+	if (mentions == NULL) {
+		if (ret != 0)
+			fail_msg("`%s` refused: %s", path, err->message);
+		return;
+	}
+	assert_int_equal(ret, -1);
+	assert_int_equal(err->kind, EMBER_E_INVALID);
+	assert_non_null(strstr(err->message, "--run-dir"));
+	if (strstr(err->message, mentions) == NULL)
+		fail_msg("`%s`: expected `%s` in: %s", path, mentions, err->message);
+	ember_error_free(&err);
+}
+
+static void trusted_dirs_are_root_owned_unwritable_and_real(void **state)
+{
+	char *top = make_dir("/tmp"); /* 0700 under sticky /tmp: trusted */
+	char sub[PATH_MAX], deeper[PATH_MAX], link[PATH_MAX];
+
+	(void)state;
+	check_trusted(top, NULL);
+	snprintf(sub, sizeof(sub), "%s/open", top);
+	snprintf(deeper, sizeof(deeper), "%s/open/run", top);
+	snprintf(link, sizeof(link), "%s/link", top);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	assert_int_equal(mkdir(deeper, 0700), 0);
+	check_trusted(deeper, NULL);
+	assert_int_equal(chmod(sub, 0777), 0); /* a writable parent lets others swap `run` */
+	check_trusted(deeper, "writable by group or others");
+	check_trusted(sub, "mode 0777");
+	assert_int_equal(chmod(sub, 01777), 0); /* sticky parent: fine; the dir itself: not */
+	check_trusted(deeper, NULL);
+	check_trusted(sub, "writable by group or others");
+	assert_int_equal(chmod(sub, 0755), 0);
+	assert_int_equal(chown(deeper, 1000, 1000), 0);
+	check_trusted(deeper, "owned by uid 1000");
+	assert_int_equal(chown(deeper, 0, 0), 0);
+	assert_int_equal(symlink(deeper, link), 0);
+	check_trusted(link, "is a symlink");
+	check_trusted("/nonexistent-emberd-dir", "No such file");
+	unlink(link);
+	rmdir(deeper);
+	rmdir(sub);
+	rmdir(top);
+	free(top);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(same_filesystem_is_a_hard_link),
 		cmocka_unit_test(across_filesystems_is_an_exact_copy),
 		cmocka_unit_test(a_missing_source_leaves_nothing),
+		cmocka_unit_test(trusted_dirs_are_root_owned_unwritable_and_real),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
