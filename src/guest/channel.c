@@ -113,8 +113,22 @@ int guest_channel_listen_unix(const char *path, struct ember_error **err)
 int guest_channel_accept(int listen_fd, struct ember_error **err)
 {
 	for (;;) {
-		int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int fd = accept4(listen_fd, (struct sockaddr *)&peer, &peer_len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		/* Over vsock only the host (CID 2) may be the host: a connection from another
+		 * CID (a sibling VM on a shared transport) is dropped before it is read. */
+		if (fd >= 0 && peer.ss_family == AF_VSOCK &&
+		    ((struct sockaddr_vm *)&peer)->svm_cid != VMADDR_CID_HOST) {
+			close(fd);
+			return ember_error_set(err, EMBER_E_PROTOCOL, EACCES,
+					       "refused a vsock connection from CID %u (only the "
+					       "host, CID %u, is served)",
+					       ((struct sockaddr_vm *)&peer)->svm_cid,
+					       (unsigned)VMADDR_CID_HOST);
+		}
 		if (fd >= 0)
 			return fd;
 		if (errno == EINTR)

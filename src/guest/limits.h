@@ -71,8 +71,10 @@
 /* No port this long after the agent started: say on the console what there is instead. */
 #define GUEST_PORT_LATE_MS 3000
 
-/* docs/protocol.md: the Firecracker transport. */
-#define GUEST_VSOCK_PORT 1024u
+/* docs/protocol.md: the Firecracker transport. A privileged port (< 1024): binding it needs
+ * CAP_NET_BIND_SERVICE, so code running as the sandbox user cannot listen in the agent's place
+ * (e.g. after making the agent's listener fail). */
+#define GUEST_VSOCK_PORT 52u
 
 /* /proc/<pid>/status is ~1.5 KiB; stat is < 1 KiB. */
 #define GUEST_PROC_FILE_MAX 8192u

@@ -34,7 +34,7 @@
 #include "vmm/spawn.h"
 
 /* The agent's vsock port (docs/protocol.md, "Transports"); emberd-init listens on it. */
-#define FC_AGENT_VSOCK_PORT 1024u
+#define FC_AGENT_VSOCK_PORT 52u
 /* The lowest CID a guest may have (0-2 are reserved for the hypervisor, local and host). */
 #define FC_GUEST_CID 3
 /* How often to look for the API socket: Firecracker creates it within milliseconds. */

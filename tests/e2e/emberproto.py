@@ -2,7 +2,7 @@
 
 Speaks docs/protocol.md (version 1) over any connected stream socket: the agent's Unix socket
 in agent-only mode, QEMU's virtio-serial chardev socket, or a Firecracker vsock after the
-`CONNECT 1024` preamble (see connect_firecracker_vsock). Used by the end-to-end tests; it
+`CONNECT 52` preamble (see connect_firecracker_vsock). Used by the end-to-end tests; it
 validates what it receives as strictly as the host daemon should.
 """
 
@@ -103,7 +103,7 @@ class ExecResult:
                 f"stderr={bytes(self.stderr[:200])!r})")
 
 
-def connect_firecracker_vsock(uds_path, port=1024, timeout=10.0):
+def connect_firecracker_vsock(uds_path, port=52, timeout=10.0):
     """Connects through Firecracker's hybrid vsock Unix socket (`CONNECT <port>` / `OK <n>`)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)

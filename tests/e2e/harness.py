@@ -36,7 +36,7 @@ def wedged_fake_guest(body):
     host load ("APIC frequency too slow"), leaving it no clock event that reaches the CPU on a
     microvm. Not the daemon's doing; real Firecracker runs on KVM only."""
     message = body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
-    return ("no answer to `CONNECT 1024` before the deadline" in message
+    return ("no answer to `CONNECT 52` before the deadline" in message
             and "agent serving" in message and "HLT=1" in message
             and "fake-firecracker: agent port still closed" in message)
 

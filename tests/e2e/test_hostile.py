@@ -175,6 +175,14 @@ class HostileGuestTest(unittest.TestCase):
             "c.sendall(b'ping'); print(a.recv(4).decode())")
         self.assertEqual(res["stdout"], "ping\n")
 
+    def test_no_user_namespaces_for_the_sandbox_user(self):
+        status, res, _ = self.run_code(
+            "import ctypes\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(libc.unshare(0x10000000), ctypes.get_errno() != 0)\n")  # CLONE_NEWUSER
+        self.assertEqual(status, 200, res)
+        self.assertEqual(res["stdout"], "-1 True\n")
+
     def test_cannot_kill_pid1_or_become_root(self):
         code = ("import os, signal\n"
                 "for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):\n"

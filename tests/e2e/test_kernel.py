@@ -194,6 +194,16 @@ class ManifestSelectionTest(unittest.TestCase):
         self.assertEqual(manifest["kernel"], want)
 
 
+# What a sandbox user gets from unshare(CLONE_NEWUSER), and the sysctl that decides it.
+USERNS_CHECK = (
+    "import ctypes, errno, os\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "p = '/proc/sys/user/max_user_namespaces'\n"
+    "m = open(p).read().strip() if os.path.exists(p) else 'absent'\n"
+    "r = libc.unshare(0x10000000)\n"
+    "print(f'max={m} unshare={r} errno={errno.errorcode.get(ctypes.get_errno(), 0)}')\n")
+
+
 class KernelBootTest(unittest.TestCase):
     def setUp(self):
         harness.require_images()
@@ -263,8 +273,11 @@ class KernelBootTest(unittest.TestCase):
                                     self.stock_release)
         out, _, console = run_vm(images, [
             exec_step("import os, socket; socket.socket(socket.AF_VSOCK); "
-                      "print(6*7, os.uname().release)")])
+                      "print(6*7, os.uname().release)"),
+            exec_step(USERNS_CHECK)])
         self.assertEqual(out["results"][0]["stdout"], f"42 {self.stock_release}\n")
+        # This kernel has user namespaces; the agent turns them off for the sandbox user.
+        self.assertEqual(out["results"][1]["stdout"], "max=0 unshare=-1 errno=ENOSPC\n")
         self.assertRegex(console, r"loaded [1-9]\d* kernel module\(s\) from /lib/modules/"
                          + re.escape(self.stock_release))
         out, _, _ = run_vm(images, [exec_step("uname -r")], pack="shell")
