@@ -213,10 +213,7 @@ static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
 		if (resp.status != cases[i].status || strcmp(text, cases[i].body) != 0)
 			fail_msg("case %zu %s %s: got %u %s", i, cases[i].method, cases[i].path,
 				 resp.status, text);
-		if (cases[i].allow == NULL)
-			assert_null(resp.allow);
-		else
-			assert_string_equal(resp.allow, cases[i].allow);
+		assert_string_equal(resp.allow, cases[i].allow != NULL ? cases[i].allow : "");
 		free(text);
 		json_decref(resp.body);
 	}
