@@ -1,6 +1,7 @@
-/* encode.c - API response bodies. */
+/* encode.c - API response bodies: field names and shapes as docs/api.md gives them. */
 #include "api/encode.h"
 
+#include "util/cleanup.h"
 #include "util/jsonutil.h"
 #include "util/timeutil.h"
 
@@ -42,7 +43,7 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 json_t *api_encode_exec_result(const struct channel_exec_result *res)
 {
 	const struct proto_exit *e = &res->exit;
-	json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
+	_cleanup_json_ json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
 				e->exit_code, "signal", e->signal, "duration_ms",
 				(json_int_t)e->duration_ms, "timed_out", e->timed_out,
 				"oom_killed", e->oom_killed, "truncated",
@@ -51,11 +52,9 @@ json_t *api_encode_exec_result(const struct channel_exec_result *res)
 
 	if (obj == NULL ||
 	    json_set_bytes(obj, "stdout", res->stdout_data, res->stdout_len, NULL) < 0 ||
-	    json_set_bytes(obj, "stderr", res->stderr_data, res->stderr_len, NULL) < 0) {
-		json_decref(obj);
+	    json_set_bytes(obj, "stderr", res->stderr_data, res->stderr_len, NULL) < 0)
 		return NULL;
-	}
-	return obj;
+	return steal_pointer(&obj);
 }
 
 json_t *api_encode_error(const char *code, const char *message)

@@ -1,6 +1,6 @@
-/* encode.h - JSON encodings of API responses (sandbox, exec result, error, packs).
- * Used by the routes; every function returns a new jansson value or NULL on out-of-memory.
- * Guest bytes are always encoded losslessly (text or base64, see docs/api.md). */
+/* encode.h - JSON encodings of API responses (sandbox, exec result, error, packs, processes).
+ * Used by the routes (and ember-vm for processes); each returns a new jansson value, or NULL on
+ * out-of-memory. Never loses or replaces a guest byte: text or base64, see docs/api.md. */
 #ifndef EMBER_API_ENCODE_H
 #define EMBER_API_ENCODE_H
 

@@ -7,6 +7,7 @@
 
 #include "sandbox/catalog.h"
 #include "sandbox/manager.h"
+#include "util/cleanup.h"
 #include "util/jsonutil.h"
 
 #define KIND EMBER_E_INVALID
@@ -22,49 +23,47 @@ static bool only_whitespace(const char *s, size_t len)
 	return true;
 }
 
+/* One optional unsigned field of the create body: 0 when absent. */
+static int get_optional_uint(json_t *root, const char *key, uint64_t min, uint64_t max,
+			     unsigned *out, struct ember_error **err)
+{
+	uint64_t v;
+	int got = json_get_uint(root, key, false, min, max, &v, KIND, err);
+
+	if (got < 0)
+		return -1;
+	*out = got == 1 ? (unsigned)v : 0;
+	return 0;
+}
+
 int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 		     struct ember_error **err)
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
 					    "overlay_mib", NULL };
-	json_t *root = NULL;
+	_cleanup_json_ json_t *root = NULL;
 	const char *pack;
 	size_t pack_len;
-	uint64_t v;
-	int got, ret = -1;
+	int got;
 
 	memset(out, 0, sizeof(*out));
 	if (only_whitespace(body, len))
 		return 0;
 	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
 	    json_check_keys(root, keys, KIND, err) < 0)
-		goto out;
+		return -1;
 	got = json_get_string(root, "language_pack", false, CATALOG_NAME_MAX, &pack, &pack_len,
 			      KIND, err);
 	if (got < 0)
-		goto out;
+		return -1;
 	if (got == 1)
 		memcpy(out->language_pack, pack, pack_len + 1);
-	got = json_get_uint(root, "vcpus", false, 1, 64, &v, KIND, err);
-	if (got < 0)
-		goto out;
-	out->vcpus = got == 1 ? (unsigned)v : 0;
-	got = json_get_uint(root, "memory_mib", false, 64, 65536, &v, KIND, err);
-	if (got < 0)
-		goto out;
-	out->memory_mib = got == 1 ? (unsigned)v : 0;
-	got = json_get_uint(root, "timeout_s", false, 1, 30u * 24 * 3600, &v, KIND, err);
-	if (got < 0)
-		goto out;
-	out->timeout_s = got == 1 ? (unsigned)v : 0;
-	got = json_get_uint(root, "overlay_mib", false, 8, 65536, &v, KIND, err);
-	if (got < 0)
-		goto out;
-	out->overlay_mib = got == 1 ? (unsigned)v : 0;
-	ret = 0;
-out:
-	json_decref(root);
-	return ret;
+	if (get_optional_uint(root, "vcpus", 1, 64, &out->vcpus, err) < 0 ||
+	    get_optional_uint(root, "memory_mib", 64, 65536, &out->memory_mib, err) < 0 ||
+	    get_optional_uint(root, "timeout_s", 1, 30u * 24 * 3600, &out->timeout_s, err) < 0 ||
+	    get_optional_uint(root, "overlay_mib", 8, 65536, &out->overlay_mib, err) < 0)
+		return -1;
+	return 0;
 }
 
 static bool valid_env_name(const char *name)

@@ -43,6 +43,8 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 		   struct ember_error **err);
 void api_exec_body_release(struct api_exec_body *body);
+/* Releases a body at the end of its scope (a zeroed or failed-to-parse body is fine). */
+#define _cleanup_exec_body_ __attribute__((cleanup(api_exec_body_release)))
 
 /* true when id has the exact shape of a sandbox id ("sb_" + 32 lowercase hex). */
 bool api_valid_sandbox_id(const char *id);

@@ -1,17 +1,53 @@
-/* routes.c - API v1 handlers. See docs/api.md for the contract. */
+/* routes.c - API v1: the route table and one small handler per row. See docs/api.md for the
+ * contract. Matching walks the table once per request: O(rows), nine of them. */
 #include "api/routes.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/encode.h"
 #include "api/requests.h"
+#include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/jsonutil.h"
 #include "util/timeutil.h"
 
 #define CONSOLE_TAIL_BYTES (16 * 1024)
+#define CONSOLE_READ_MAX (8u << 20)
+
+#define _cleanup_exec_result_ __attribute__((cleanup(channel_exec_result_release)))
+
+/* What a handler gets: the request, with the `{id}` segment already checked for shape. */
+struct api_request {
+	const char *method;
+	const char *id;       /* NULL when the pattern has no {id} */
+	const char *body;
+	size_t body_len;
+};
+
+typedef void api_handler(struct api_context *ctx, const struct api_request *req,
+			 struct api_response *resp);
+
+struct route {
+	const char *method;
+	const char *pattern;  /* segments; "{id}" matches any one segment, a sandbox id */
+	api_handler *handler;
+};
+
+/* The {id} segment of a path, as the matcher saw it. */
+struct path_id {
+	bool present;
+	bool too_long;
+	char text[SANDBOX_ID_LEN + 1];
+};
+
+enum match {
+	MATCH_NONE,      /* not this pattern */
+	MATCH_UNDER_ID,  /* got past the pattern's {id}, then differs: that id's unknown route */
+	MATCH_FULL,
+};
 
 unsigned api_status_for(enum ember_error_kind kind)
 {
@@ -40,6 +76,7 @@ void api_response_error(struct api_response *resp, const struct ember_error *err
 				      err != NULL ? err->message : "out of memory");
 }
 
+/* Takes body; a NULL body (an encoder ran out of memory) becomes a 500. */
 static void respond_json(struct api_response *resp, unsigned status, json_t *body)
 {
 	if (body == NULL) {
@@ -56,22 +93,21 @@ static void respond_err(struct api_response *resp, struct ember_error **err)
 	ember_error_free(err);
 }
 
-static void method_not_allowed(struct api_response *resp, const char *method, const char *allow)
+static void respond_not_found(struct api_response *resp, const char *what)
 {
-	char msg[128];
-
-	snprintf(msg, sizeof(msg), "method %.16s is not allowed here (allowed: %s)", method,
-		 allow);
-	resp->status = 405;
-	resp->allow = allow;
-	resp->body = api_encode_error(ember_error_kind_name(EMBER_E_METHOD), msg);
+	resp->status = 404;
+	resp->body = api_encode_error(ember_error_kind_name(EMBER_E_NOT_FOUND), what);
 }
 
-static void route_healthz(struct api_context *ctx, struct api_response *resp)
+static void handle_healthz(struct api_context *ctx, const struct api_request *req,
+			   struct api_response *resp)
 {
 	struct manager_stats st;
-	json_t *body;
+	_cleanup_json_ json_t *body = NULL;
+	json_t *by_pack, *pool;
+	size_t i;
 
+	(void)req;
 	manager_stats(ctx->manager, &st);
 	body = json_pack("{s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:i, s:i, s:i, s:i, s:i, "
 			 "s:I, s:I, s:I}, s:s, s:{s:b, s:i, s:i, s:i}, s:{s:i, s:I}}",
@@ -92,225 +128,305 @@ static void route_healthz(struct api_context *ctx, struct api_response *resp)
 			 "ready", (int)st.pool_ready, "handouts_total",
 			 (json_int_t)st.pool_handouts_total);
 	if (body != NULL) {
-		json_t *by_pack = json_object();
-		size_t i;
-
+		pool = json_object_get(body, "pool");
+		by_pack = json_object();
 		for (i = 0; by_pack != NULL && i < ctx->catalog->count; i++)
 			json_object_set_new(by_pack, ctx->catalog->packs[i].name,
 					    json_integer(st.pool_ready_by_pack[i]));
-		json_object_set_new(json_object_get(body, "pool"), "ready_by_pack", by_pack);
-		json_object_set_new(json_object_get(body, "pool"), "size_per_pack",
-				    json_integer(st.pool_size));
+		json_object_set_new(pool, "ready_by_pack", by_pack);
+		json_object_set_new(pool, "size_per_pack", json_integer(st.pool_size));
 	}
-	respond_json(resp, 200, body);
+	respond_json(resp, 200, steal_pointer(&body));
 }
 
-static void route_packs(struct api_context *ctx, struct api_response *resp)
+static void handle_packs(struct api_context *ctx, const struct api_request *req,
+			 struct api_response *resp)
 {
 	json_t *arr = json_array();
 	size_t i;
 
+	(void)req;
 	for (i = 0; arr != NULL && i < ctx->catalog->count; i++)
 		json_array_append_new(arr, api_encode_pack(&ctx->catalog->packs[i]));
+	/* "o" takes arr, also when json_pack fails. */
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "packs", arr) : NULL);
 }
 
-static void route_create(struct api_context *ctx, const char *body, size_t len,
-			 struct api_response *resp)
+static void handle_list(struct api_context *ctx, const struct api_request *req,
+			struct api_response *resp)
 {
-	struct api_create_body parsed;
-	struct sandbox_create_request req = { 0 };
-	struct sandbox_info info;
-	struct ember_error *err = NULL;
-
-	if (api_parse_create(body, len, &parsed, &err) < 0)
-		{ respond_err(resp, &err); return; }
-	req.language_pack = parsed.language_pack[0] != '\0' ? parsed.language_pack : NULL;
-	req.vcpus = parsed.vcpus;
-	req.memory_mib = parsed.memory_mib;
-	req.timeout_s = parsed.timeout_s;
-	req.overlay_mib = parsed.overlay_mib;
-	if (manager_create_sandbox(ctx->manager, &req, &info, &err) < 0)
-		{ respond_err(resp, &err); return; }
-	respond_json(resp, 201, api_encode_sandbox(&info));
-}
-
-static void route_list(struct api_context *ctx, struct api_response *resp)
-{
-	struct sandbox_info *infos = NULL;
+	_cleanup_free_ struct sandbox_info *infos = NULL;
 	struct ember_error *err = NULL;
 	size_t count = 0, i;
 	json_t *arr;
 
-	if (manager_list(ctx->manager, &infos, &count, &err) < 0)
-		{ respond_err(resp, &err); return; }
+	(void)req;
+	if (manager_list(ctx->manager, &infos, &count, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
 	arr = json_array();
 	for (i = 0; arr != NULL && i < count; i++)
 		json_array_append_new(arr, api_encode_sandbox(&infos[i]));
-	free(infos);
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "sandboxes", arr) : NULL);
 }
 
-static void route_get(struct api_context *ctx, const char *id, struct api_response *resp)
+static void handle_create(struct api_context *ctx, const struct api_request *req,
+			  struct api_response *resp)
+{
+	struct api_create_body parsed;
+	struct sandbox_create_request create = { 0 };
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+
+	if (api_parse_create(req->body, req->body_len, &parsed, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	create.language_pack = parsed.language_pack[0] != '\0' ? parsed.language_pack : NULL;
+	create.vcpus = parsed.vcpus;
+	create.memory_mib = parsed.memory_mib;
+	create.timeout_s = parsed.timeout_s;
+	create.overlay_mib = parsed.overlay_mib;
+	if (manager_create_sandbox(ctx->manager, &create, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, api_encode_sandbox(&info));
+}
+
+static void handle_get(struct api_context *ctx, const struct api_request *req,
+		       struct api_response *resp)
 {
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
 
-	if (manager_get(ctx->manager, id, &info, &err) < 0)
-		{ respond_err(resp, &err); return; }
+	if (manager_get(ctx->manager, req->id, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
 	respond_json(resp, 200, api_encode_sandbox(&info));
 }
 
-static void route_delete(struct api_context *ctx, const char *id, struct api_response *resp)
+static void handle_delete(struct api_context *ctx, const struct api_request *req,
+			  struct api_response *resp)
 {
 	struct ember_error *err = NULL;
 
-	if (manager_destroy(ctx->manager, id, &err) < 0)
-		{ respond_err(resp, &err); return; }
+	if (manager_destroy(ctx->manager, req->id, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
 	resp->status = 204;
 	resp->body = NULL;
 }
 
-static void route_exec(struct api_context *ctx, const char *id, const char *body, size_t len,
-		       struct api_response *resp)
+/* The manager's view of a decoded exec body; borrows every pointer from parsed. */
+static void exec_request_from_body(const struct api_exec_body *parsed,
+				   struct sandbox_exec_request *out)
 {
-	struct api_exec_body parsed;
-	struct sandbox_exec_request req = { 0 };
-	struct channel_exec_result res;
-	struct ember_error *err = NULL;
-
-	if (api_parse_exec(body, len, &parsed, &err) < 0)
-		{ respond_err(resp, &err); return; }
-	req.code = parsed.code;
-	req.code_len = parsed.code_len;
-	req.has_stdin = parsed.has_stdin;
-	req.stdin_data = (const uint8_t *)parsed.stdin_text;
-	req.stdin_len = parsed.stdin_len;
-	req.timeout_ms = parsed.timeout_ms;
-	req.env = parsed.env;
-	req.envc = parsed.envc;
-	req.has_max_output = parsed.has_max_output;
-	req.max_output_bytes = parsed.max_output_bytes;
-	if (manager_exec(ctx->manager, id, &req, &res, &err) < 0) {
-		api_exec_body_release(&parsed);
-		{ respond_err(resp, &err); return; }
-	}
-	api_exec_body_release(&parsed);
-	respond_json(resp, 200, api_encode_exec_result(&res));
-	channel_exec_result_release(&res);
+	memset(out, 0, sizeof(*out));
+	out->code = parsed->code;
+	out->code_len = parsed->code_len;
+	out->has_stdin = parsed->has_stdin;
+	out->stdin_data = (const uint8_t *)parsed->stdin_text;
+	out->stdin_len = parsed->stdin_len;
+	out->timeout_ms = parsed->timeout_ms;
+	out->env = parsed->env;
+	out->envc = parsed->envc;
+	out->has_max_output = parsed->has_max_output;
+	out->max_output_bytes = parsed->max_output_bytes;
 }
 
-static void route_console(struct api_context *ctx, const char *id, struct api_response *resp)
+static void handle_exec(struct api_context *ctx, const struct api_request *req,
+			struct api_response *resp)
+{
+	_cleanup_exec_body_ struct api_exec_body parsed = { 0 };
+	_cleanup_exec_result_ struct channel_exec_result res = { 0 };
+	struct sandbox_exec_request exec;
+	struct ember_error *err = NULL;
+
+	if (api_parse_exec(req->body, req->body_len, &parsed, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	exec_request_from_body(&parsed, &exec);
+	if (manager_exec(ctx->manager, req->id, &exec, &res, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, api_encode_exec_result(&res));
+}
+
+static void handle_console(struct api_context *ctx, const struct api_request *req,
+			   struct api_response *resp)
 {
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
-	char *text = NULL;
-	size_t len = 0;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0, start;
 	json_t *obj;
 
-	if (manager_get(ctx->manager, id, &info, &err) < 0)
-		{ respond_err(resp, &err); return; }
+	if (manager_get(ctx->manager, req->id, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	/* A console that cannot be read is reported empty: the sandbox itself is fine. */
 	if (info.console_log[0] != '\0')
-		file_read_all(info.console_log, 8u << 20, &text, &len, NULL);
+		file_read_all(info.console_log, CONSOLE_READ_MAX, &text, &len, NULL);
+	start = len > CONSOLE_TAIL_BYTES ? len - CONSOLE_TAIL_BYTES : 0;
 	obj = json_object();
 	if (obj != NULL) {
-		size_t start = len > CONSOLE_TAIL_BYTES ? len - CONSOLE_TAIL_BYTES : 0;
-
 		json_set_bytes(obj, "console", (const uint8_t *)(text != NULL ? text + start : ""),
 			       len - start, NULL);
 		json_object_set_new(obj, "truncated", json_boolean(start > 0));
 	}
-	free(text);
 	respond_json(resp, 200, obj);
 }
 
-static void route_processes(struct api_context *ctx, const char *id, struct api_response *resp)
+static void handle_processes(struct api_context *ctx, const struct api_request *req,
+			     struct api_response *resp)
 {
-	struct proto_process *procs = NULL;
+	_cleanup_free_ struct proto_process *procs = NULL;
 	struct ember_error *err = NULL;
 	size_t count = 0;
-	json_t *body;
 
-	if (manager_ps(ctx->manager, id, &procs, &count, &err) < 0) {
+	if (manager_ps(ctx->manager, req->id, &procs, &count, &err) < 0) {
 		respond_err(resp, &err);
 		return;
 	}
-	body = api_encode_processes(procs, count);
-	free(procs);
-	respond_json(resp, 200, body);
+	respond_json(resp, 200, api_encode_processes(procs, count));
 }
 
-static void not_found(struct api_response *resp, const char *what)
+/* Adding a route is adding a row. Rows sharing a pattern list their methods in the order the
+ * Allow header gives them. */
+static const struct route routes[] = {
+	{ "GET", "/healthz", handle_healthz },
+	{ "GET", "/packs", handle_packs },
+	{ "GET", "/sandboxes", handle_list },
+	{ "POST", "/sandboxes", handle_create },
+	{ "GET", "/sandboxes/{id}", handle_get },
+	{ "DELETE", "/sandboxes/{id}", handle_delete },
+	{ "POST", "/sandboxes/{id}/exec", handle_exec },
+	{ "GET", "/sandboxes/{id}/console", handle_console },
+	{ "GET", "/sandboxes/{id}/processes", handle_processes },
+};
+
+static void capture_id(struct path_id *id, const char *segment, size_t len)
 {
-	resp->status = 404;
-	resp->body = api_encode_error(ember_error_kind_name(EMBER_E_NOT_FOUND), what);
+	id->present = true;
+	id->too_long = len > SANDBOX_ID_LEN;
+	if (id->too_long)
+		len = 0;
+	memcpy(id->text, segment, len);
+	id->text[len] = '\0';
 }
 
-static void route_sandbox(struct api_context *ctx, const char *method, const char *rest,
-			  const char *body, size_t len, struct api_response *resp)
+/* Walks pattern and path one '/'-segment at a time. */
+static enum match match_pattern(const char *pattern, const char *path, struct path_id *id)
 {
-	char id[SANDBOX_ID_LEN + 1];
-	const char *slash = strchr(rest, '/');
-	size_t id_len = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
-	const char *sub = slash != NULL ? slash + 1 : NULL;
+	bool under_id = false;
+
+	memset(id, 0, sizeof(*id));
+	while (*pattern == '/' && *path == '/') {
+		size_t plen = strcspn(++pattern, "/");
+		size_t slen = strcspn(++path, "/");
+
+		if (plen == 4 && strncmp(pattern, "{id}", 4) == 0) {
+			capture_id(id, path, slen);
+			under_id = true;
+		} else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+			break;
+		}
+		pattern += plen;
+		path += slen;
+	}
+	if (*pattern == '\0' && *path == '\0')
+		return MATCH_FULL;
+	return under_id ? MATCH_UNDER_ID : MATCH_NONE;
+}
+
+/* Ids are checked for shape before anything else (even the method): nothing odd reaches the
+ * manager. Returns true when it answered. */
+static bool reject_bad_id(const struct path_id *id, struct api_response *resp)
+{
 	char msg[128];
 
-	if (id_len > SANDBOX_ID_LEN) {
-		not_found(resp, "no such sandbox");
-		return;
+	if (!id->present)
+		return false;
+	if (id->too_long) {
+		respond_not_found(resp, "no such sandbox");
+		return true;
 	}
-	memcpy(id, rest, id_len);
-	id[id_len] = '\0';
-	/* Ids are checked for shape before anything else: nothing odd reaches the manager. */
-	if (!api_valid_sandbox_id(id)) {
-		snprintf(msg, sizeof(msg), "no sandbox `%s`", id);
-		not_found(resp, msg);
-		return;
+	if (api_valid_sandbox_id(id->text))
+		return false;
+	snprintf(msg, sizeof(msg), "no sandbox `%s`", id->text);
+	respond_not_found(resp, msg);
+	return true;
+}
+
+/* 405, with the methods of every row that has pattern, in table order. */
+static void respond_method_not_allowed(struct api_response *resp, const char *method,
+				       const char *pattern)
+{
+	char msg[128];
+	size_t i, used = 0;
+
+	for (i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (strcmp(routes[i].pattern, pattern) == 0)
+			used += (size_t)snprintf(resp->allow + used, sizeof(resp->allow) - used,
+						 "%s%s", used > 0 ? ", " : "", routes[i].method);
 	}
-	if (sub == NULL) {
-		if (strcmp(method, "GET") == 0)
-			{ route_get(ctx, id, resp); return; }
-		if (strcmp(method, "DELETE") == 0)
-			{ route_delete(ctx, id, resp); return; }
-		{ method_not_allowed(resp, method, "GET, DELETE"); return; }
+	snprintf(msg, sizeof(msg), "method %.16s is not allowed here (allowed: %s)", method,
+		 resp->allow);
+	resp->status = 405;
+	resp->body = api_encode_error(ember_error_kind_name(EMBER_E_METHOD), msg);
+}
+
+/* A path no pattern matches: under a sandbox id, that id is checked first. */
+static void respond_no_route(const char *path, struct api_response *resp)
+{
+	struct path_id id;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(routes); i++) {
+		if (match_pattern(routes[i].pattern, path, &id) == MATCH_UNDER_ID) {
+			if (!reject_bad_id(&id, resp))
+				respond_not_found(resp, "unknown route");
+			return;
+		}
 	}
-	if (strcmp(sub, "exec") == 0) {
-		if (strcmp(method, "POST") == 0)
-			{ route_exec(ctx, id, body, len, resp); return; }
-		{ method_not_allowed(resp, method, "POST"); return; }
-	}
-	if (strcmp(sub, "console") == 0 || strcmp(sub, "processes") == 0) {
-		if (strcmp(method, "GET") != 0)
-			{ method_not_allowed(resp, method, "GET"); return; }
-		if (sub[0] == 'c')
-			{ route_console(ctx, id, resp); return; }
-		{ route_processes(ctx, id, resp); return; }
-	}
-	not_found(resp, "unknown route");
+	respond_not_found(resp, "unknown route (see docs/api.md)");
 }
 
 void api_route(struct api_context *ctx, const char *method, const char *path, const char *body,
 	       size_t body_len, struct api_response *resp)
 {
+	const struct route *row, *end = routes + ARRAY_SIZE(routes);
+	struct api_request req = { .method = method, .body = body, .body_len = body_len };
+	struct path_id id;
+	const char *pattern;
+
 	memset(resp, 0, sizeof(*resp));
-	if (strcmp(path, "/healthz") == 0) {
-		if (strcmp(method, "GET") != 0)
-			{ method_not_allowed(resp, method, "GET"); return; }
-		{ route_healthz(ctx, resp); return; }
+	/* The first row whose pattern matches decides the pattern (so a literal segment that
+	 * would also match an {id} must come first); its method picks among the rows sharing it. */
+	for (row = routes; row < end; row++) {
+		if (match_pattern(row->pattern, path, &id) == MATCH_FULL)
+			break;
 	}
-	if (strcmp(path, "/packs") == 0) {
-		if (strcmp(method, "GET") != 0)
-			{ method_not_allowed(resp, method, "GET"); return; }
-		{ route_packs(ctx, resp); return; }
+	if (row == end) {
+		respond_no_route(path, resp);
+		return;
 	}
-	if (strcmp(path, "/sandboxes") == 0) {
-		if (strcmp(method, "POST") == 0)
-			{ route_create(ctx, body, body_len, resp); return; }
-		if (strcmp(method, "GET") == 0)
-			{ route_list(ctx, resp); return; }
-		{ method_not_allowed(resp, method, "GET, POST"); return; }
+	if (reject_bad_id(&id, resp))
+		return;
+	req.id = id.present ? id.text : NULL;
+	pattern = row->pattern;
+	for (; row < end; row++) {
+		if (strcmp(row->pattern, pattern) == 0 && strcmp(row->method, method) == 0) {
+			row->handler(ctx, &req, resp);
+			return;
+		}
 	}
-	if (strncmp(path, "/sandboxes/", 11) == 0)
-		{ route_sandbox(ctx, method, path + 11, body, body_len, resp); return; }
-	not_found(resp, "unknown route (see docs/api.md)");
+	respond_method_not_allowed(resp, method, pattern);
 }

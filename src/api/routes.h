@@ -1,6 +1,7 @@
-/* routes.h - API v1 routing: (method, path, body) -> (status, JSON body).
- * Called by server.c for every complete request; independent of the HTTP library so it can be
- * tested directly. Always produces a response: failures become JSON errors here. */
+/* routes.h - API v1 routing: one table of {method, pattern, handler} rows turns (method, path,
+ * body) into (status, JSON body). Called by server.c for every complete request; independent of
+ * the HTTP library so it can be tested directly. Always produces a response (failures become
+ * JSON errors here) and never lets a malformed sandbox id reach the manager. */
 #ifndef EMBER_API_ROUTES_H
 #define EMBER_API_ROUTES_H
 
@@ -9,11 +10,13 @@
 
 #include "api/server.h"
 
+/* Room for every method of one pattern, ", "-joined ("GET, POST, PUT, PATCH, DELETE" fits). */
+#define API_ALLOW_MAX 64
+
 struct api_response {
 	unsigned status;
-	json_t *body;        /* NULL for 204 */
-	const char *allow;   /* Allow header for 405, else NULL */
-	const char *sandbox_id; /* for logs, may be NULL (points into static or path storage) */
+	json_t *body;               /* NULL for 204 */
+	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 };
 
 void api_route(struct api_context *ctx, const char *method, const char *path, const char *body,
@@ -21,5 +24,13 @@ void api_route(struct api_context *ctx, const char *method, const char *path, co
 
 /* Fills resp with the JSON error for err (and frees nothing). */
 void api_response_error(struct api_response *resp, const struct ember_error *err);
+
+/* Drops the body; for `_cleanup_response_` on a response that was routed. */
+static inline void api_response_release(struct api_response *resp)
+{
+	json_decref(resp->body);
+	resp->body = NULL;
+}
+#define _cleanup_response_ __attribute__((cleanup(api_response_release)))
 
 #endif

@@ -1,4 +1,5 @@
-/* server.c - libmicrohttpd glue: listening sockets, bounded body collection, responses. */
+/* server.c - libmicrohttpd glue: listening sockets, bounded body collection, responses.
+ * Routing and every status/body decision live in routes.c; this file only moves bytes. */
 #include "api/server.h"
 
 #include <arpa/inet.h>
@@ -54,7 +55,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct a
 	}
 	if (r->body != NULL)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (r->allow != NULL)
+	if (r->allow[0] != '\0')
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, r->allow);
 	ret = MHD_queue_response(conn, r->status, response);
 	MHD_destroy_response(response);
@@ -63,55 +64,57 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct a
 
 static enum MHD_Result respond_too_large(struct api_server *s, struct MHD_Connection *conn)
 {
-	struct api_response r = { .status = 413 };
+	_cleanup_response_ struct api_response r = { .status = 413 };
 	char msg[128];
-	enum MHD_Result ret;
 
 	snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", s->max_body);
 	r.body = api_encode_error(ember_error_kind_name(EMBER_E_TOO_LARGE), msg);
-	ret = send_response(conn, &r);
-	json_decref(r.body);
-	return ret;
+	return send_response(conn, &r);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **con_cls)
+/* The first call for a request: its state, and a declared oversize body refused unread. */
+static enum MHD_Result begin_request(struct api_server *s, struct MHD_Connection *conn,
+				     void **con_cls)
 {
-	struct api_server *s = cls;
-	struct request_state *st = *con_cls;
-	struct api_response r;
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	struct request_state *st = calloc(1, sizeof(*st));
+
+	if (st == NULL)
+		return MHD_NO;
+	st->started_us = time_mono_us();
+	*con_cls = st;
+	if (cl != NULL && strtoull(cl, NULL, 10) > s->max_body) {
+		st->too_large = true;
+		return respond_too_large(s, conn);
+	}
+	return MHD_YES;
+}
+
+/* A chunk of body: kept up to the cap, then dropped (the 413 goes out at the end). */
+static enum MHD_Result collect_body(struct api_server *s, struct request_state *st,
+				    const char *data, size_t *size)
+{
+	if (!st->too_large) {
+		if (st->body.len + *size > s->max_body) {
+			st->too_large = true;
+			buf_release(&st->body);
+		} else if (buf_append(&st->body, data, *size) < 0) {
+			return MHD_NO;
+		}
+	}
+	*size = 0; /* consumed (or dropped, when too large) */
+	return MHD_YES;
+}
+
+/* The whole body is in: route it, answer and log. */
+static enum MHD_Result finish_request(struct api_server *s, struct request_state *st,
+				      struct MHD_Connection *conn, const char *method,
+				      const char *url)
+{
+	_cleanup_response_ struct api_response r = { 0 };
 	enum MHD_Result ret;
 
-	(void)version;
-	if (st == NULL) {
-		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-
-		st = calloc(1, sizeof(*st));
-		if (st == NULL)
-			return MHD_NO;
-		st->started_us = time_mono_us();
-		*con_cls = st;
-		/* Refuse a declared oversize body before reading a byte of it. */
-		if (cl != NULL && strtoull(cl, NULL, 10) > s->max_body) {
-			st->too_large = true;
-			return respond_too_large(s, conn);
-		}
-		return MHD_YES;
-	}
-	if (*upload_data_size > 0) {
-		if (!st->too_large) {
-			if (st->body.len + *upload_data_size > s->max_body) {
-				st->too_large = true;
-				buf_release(&st->body);
-			} else if (buf_append(&st->body, upload_data, *upload_data_size) < 0) {
-				return MHD_NO;
-			}
-		}
-		*upload_data_size = 0; /* consumed (or dropped, when too large) */
-		return MHD_YES;
-	}
 	if (st->too_large)
 		return respond_too_large(s, conn);
 	if (buf_terminate(&st->body) < 0)
@@ -123,8 +126,22 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
 		  (time_mono_us() - st->started_us) / 1000, "method=%s path=%.200s status=%u",
 		  method, url, r.status);
-	json_decref(r.body);
 	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **con_cls)
+{
+	struct api_server *s = cls;
+	struct request_state *st = *con_cls;
+
+	(void)version;
+	if (st == NULL)
+		return begin_request(s, conn, con_cls);
+	if (*upload_data_size > 0)
+		return collect_body(s, st, upload_data, upload_data_size);
+	return finish_request(s, st, conn, method, url);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -1,4 +1,5 @@
-/* http.c - libcurl-based JSON requests. */
+/* http.c - libcurl-based JSON requests: one reused easy handle per client (not thread-safe:
+ * one client per thread). */
 #include "client/http.h"
 
 #include <curl/curl.h>
@@ -79,6 +80,41 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* The request's options on the reused handle; *text (the serialised body) and *headers must
+ * outlive the transfer and are the caller's to free. */
+static int prepare_request(struct http_client *c, const char *method, const char *url,
+			   json_t *body, long timeout_ms, struct sink *sink, char **text,
+			   struct curl_slist **headers, struct ember_error **err)
+{
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, sink);
+	if (timeout_ms > 0)
+		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (c->unix_path[0] != '\0')
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
+	*headers = curl_slist_append(*headers, "Accept: application/json");
+	/* No "Expect: 100-continue" round trip for larger bodies. */
+	*headers = curl_slist_append(*headers, "Expect:");
+	if (body != NULL) {
+		*text = json_dumps(body, JSON_COMPACT);
+		if (*text == NULL)
+			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		*headers = curl_slist_append(*headers, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, *text);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(*text));
+	} else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, *headers);
+	return 0;
+}
+
 int http_client_request(struct http_client *c, const char *method, const char *path,
 			json_t *body, long timeout_ms, long *status, json_t **reply,
 			struct ember_error **err)
@@ -92,34 +128,8 @@ int http_client_request(struct http_client *c, const char *method, const char *p
 	if (reply != NULL)
 		*reply = NULL;
 	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
-	curl_easy_reset(c->curl);
-	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &sink);
-	if (timeout_ms > 0)
-		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-	if (c->unix_path[0] != '\0')
-		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-	headers = curl_slist_append(headers, "Accept: application/json");
-	/* No "Expect: 100-continue" round trip for larger bodies. */
-	headers = curl_slist_append(headers, "Expect:");
-	if (body != NULL) {
-		text = json_dumps(body, JSON_COMPACT);
-		if (text == NULL) {
-			ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-			goto out;
-		}
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(text));
-	} else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, 0L);
-	}
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	if (prepare_request(c, method, url, body, timeout_ms, &sink, &text, &headers, err) < 0)
+		goto out;
 	rc = curl_easy_perform(c->curl);
 	if (rc != CURLE_OK) {
 		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s%s", method, url,

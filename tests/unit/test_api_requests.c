@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "api/requests.h"
+#include "api/routes.h"
 #include "api/server.h"
 
 #define PARSE_CREATE(text, out, err) api_parse_create(text, strlen(text), out, err)
@@ -136,6 +137,88 @@ static void error_kinds_map_to_statuses(void **state)
 	assert_int_equal(api_status_for(EMBER_E_GUEST_TIMEOUT), 504);
 }
 
+#define VALID_ID "sb_0123456789abcdef0123456789abcdef"
+
+/* Routes answered before any handler runs (no manager needed): 404s and 405s, byte for byte. */
+static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
+{
+	static const struct {
+		const char *method, *path;
+		unsigned status;
+		const char *allow, *body;
+	} cases[] = {
+		{ "GET", "/", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"unknown route (see docs/api.md)\"}}" },
+		{ "GET", "/healthz/", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"unknown route (see docs/api.md)\"}}" },
+		{ "GET", "/sandboxesX", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"unknown route (see docs/api.md)\"}}" },
+		{ "POST", "/healthz", 405, "GET",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method POST is not "
+		  "allowed here (allowed: GET)\"}}" },
+		{ "DELETE", "/packs", 405, "GET",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method DELETE is not "
+		  "allowed here (allowed: GET)\"}}" },
+		{ "PUT", "/sandboxes", 405, "GET, POST",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method PUT is not "
+		  "allowed here (allowed: GET, POST)\"}}" },
+		{ "PATCH", "/sandboxes/" VALID_ID, 405, "GET, DELETE",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method PATCH is not "
+		  "allowed here (allowed: GET, DELETE)\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/exec", 405, "POST",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method GET is not "
+		  "allowed here (allowed: POST)\"}}" },
+		{ "POST", "/sandboxes/" VALID_ID "/console", 405, "GET",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method POST is not "
+		  "allowed here (allowed: GET)\"}}" },
+		{ "DELETE", "/sandboxes/" VALID_ID "/processes", 405, "GET",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method DELETE is not "
+		  "allowed here (allowed: GET)\"}}" },
+		{ "AVERYLONGMETHODNAMEXX", "/healthz", 405, "GET",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method AVERYLONGMETHODN "
+		  "is not allowed here (allowed: GET)\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/nope", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"unknown route\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"unknown route\"}}" },
+		{ "POST", "/sandboxes/" VALID_ID "/exec/more", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"unknown route\"}}" },
+		{ "GET", "/sandboxes/bad", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no sandbox `bad`\"}}" },
+		{ "PATCH", "/sandboxes/bad", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no sandbox `bad`\"}}" },
+		{ "GET", "/sandboxes/bad/exec", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no sandbox `bad`\"}}" },
+		{ "GET", "/sandboxes/bad/nope/more", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no sandbox `bad`\"}}" },
+		{ "GET", "/sandboxes/", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no sandbox ``\"}}" },
+		{ "POST", "/sandboxes//exec", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no sandbox ``\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "0", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no such sandbox\"}}" },
+		{ "POST", "/sandboxes/" VALID_ID "0/exec", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no such sandbox\"}}" },
+	};
+	struct api_context ctx = { 0 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_response resp;
+		char *text;
+
+		api_route(&ctx, cases[i].method, cases[i].path, "", 0, &resp);
+		text = json_dumps(resp.body, JSON_COMPACT);
+		if (resp.status != cases[i].status || strcmp(text, cases[i].body) != 0)
+			fail_msg("case %zu %s %s: got %u %s", i, cases[i].method, cases[i].path,
+				 resp.status, text);
+		assert_string_equal(resp.allow, cases[i].allow != NULL ? cases[i].allow : "");
+		free(text);
+		json_decref(resp.body);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +228,7 @@ int main(void)
 		cmocka_unit_test(exec_rejects_bad_env_and_oversized_code),
 		cmocka_unit_test(sandbox_id_shape_is_exact),
 		cmocka_unit_test(error_kinds_map_to_statuses),
+		cmocka_unit_test(route_answers_unknown_paths_and_wrong_methods_exactly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
