@@ -62,6 +62,9 @@ unsigned api_status_for(enum ember_error_kind kind)
 	case EMBER_E_GUEST: return 502;
 	case EMBER_E_PROTOCOL: return 502;
 	case EMBER_E_GUEST_TIMEOUT: return 504;
+	case EMBER_E_UNAUTHORIZED: return 401;
+	case EMBER_E_FORBIDDEN: return 403;
+	case EMBER_E_MISDIRECTED: return 421;
 	case EMBER_E_INTERNAL: break;
 	}
 	return 500;

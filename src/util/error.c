@@ -125,6 +125,9 @@ const char *ember_error_kind_name(enum ember_error_kind kind)
 	case EMBER_E_GUEST: return "guest_failed";
 	case EMBER_E_GUEST_TIMEOUT: return "guest_timeout";
 	case EMBER_E_PROTOCOL: return "guest_protocol";
+	case EMBER_E_UNAUTHORIZED: return "unauthorized";
+	case EMBER_E_FORBIDDEN: return "forbidden";
+	case EMBER_E_MISDIRECTED: return "misdirected_request";
 	case EMBER_E_INTERNAL: break;
 	}
 	return "internal";

@@ -19,6 +19,9 @@ enum ember_error_kind {
 	EMBER_E_GUEST,          /* 502: the guest or its VMM failed or misbehaved */
 	EMBER_E_GUEST_TIMEOUT,  /* 504: the guest did not answer in time */
 	EMBER_E_PROTOCOL,       /* a peer broke the wire protocol (reported as 502 by the API) */
+	EMBER_E_UNAUTHORIZED,   /* 401: no or a wrong bearer token */
+	EMBER_E_FORBIDDEN,      /* 403: a request the API refuses to serve (cross-origin) */
+	EMBER_E_MISDIRECTED,    /* 421: a Host header that does not name this daemon */
 };
 
 struct ember_error {
