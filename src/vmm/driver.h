@@ -1,6 +1,8 @@
 /* driver.h - what a VMM driver implements; private to src/vmm (the manager sees only vmm.h).
  * Used by vmm.c (generic lifecycle) and each driver file (qemu.c, firecracker.c).
- * A driver's ops never reap or kill the VMM process themselves: vmm.c owns that. */
+ * A driver's ops never reap or kill the VMM process themselves: vmm.c owns that. And vmm.c never
+ * names what is one driver's business (a jailer, QMP, a socket): that stays in drv->priv and
+ * vm->priv, and vmm.c asks through an op. */
 #ifndef EMBER_VMM_DRIVER_H
 #define EMBER_VMM_DRIVER_H
 
