@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
+
 static bool cpu_has_hw_virt(void)
 {
 	FILE *f = fopen("/proc/cpuinfo", "re");
@@ -29,8 +31,9 @@ static bool cpu_has_hw_virt(void)
 
 bool accel_kvm_usable(char *reason, size_t reason_size)
 {
-	int kvm, vm, vcpu;
-	bool ok = false;
+	_cleanup_close_ int kvm = -1;
+	_cleanup_close_ int vm = -1;
+	_cleanup_close_ int vcpu = -1;
 
 	if (!cpu_has_hw_virt()) {
 		snprintf(reason, reason_size, "no vmx/svm CPU flag (a /dev/kvm here would be "
@@ -44,25 +47,20 @@ bool accel_kvm_usable(char *reason, size_t reason_size)
 	}
 	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
 		snprintf(reason, reason_size, "/dev/kvm has an unexpected API version");
-		goto out;
+		return false;
 	}
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0) {
 		snprintf(reason, reason_size, "KVM_CREATE_VM failed");
-		goto out;
+		return false;
 	}
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0) {
 		snprintf(reason, reason_size, "KVM_CREATE_VCPU failed");
-	} else {
-		close(vcpu);
-		snprintf(reason, reason_size, "hardware virtualization");
-		ok = true;
+		return false;
 	}
-	close(vm);
-out:
-	close(kvm);
-	return ok;
+	snprintf(reason, reason_size, "hardware virtualization");
+	return true;
 }
 
 unsigned long accel_host_tsc_khz(void)

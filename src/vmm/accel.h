@@ -1,6 +1,7 @@
 /* accel.h - deciding whether KVM is really usable or QEMU must emulate (TCG).
- * Used once at driver creation. A /dev/kvm that exists is not enough: nested "PVM" hosts expose
- * one without VMX/SVM, on which a stock guest runs ~1000x slower than TCG would suggest. */
+ * Used once at driver creation (vmm.c). Never trusts a /dev/kvm that merely exists: nested "PVM"
+ * hosts expose one without VMX/SVM, on which a stock guest runs ~1000x slower than TCG would
+ * suggest; and never keeps the probe VM or any fd once it has answered. */
 #ifndef EMBER_VMM_ACCEL_H
 #define EMBER_VMM_ACCEL_H
 

@@ -12,6 +12,7 @@
 
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -20,6 +21,8 @@
 
 #define CGROUP_DIR "emberd"
 #define CPU_PERIOD_US 100000
+/* Pause between rmdir attempts on a cgroup that is still busy. */
+#define RMDIR_RETRY_MS 10
 
 static int write_file(const char *dir, const char *name, const char *value,
 		      struct ember_error **err)
@@ -40,15 +43,12 @@ static int write_file(const char *dir, const char *name, const char *value,
 
 static bool has_controllers(const char *path)
 {
-	char *text = NULL;
-	bool ok;
+	_cleanup_free_ char *text = NULL;
 
 	if (file_read_all(path, 4096, &text, NULL, NULL) < 0)
 		return false;
-	ok = strstr(text, "memory") != NULL && strstr(text, "cpu") != NULL &&
-	     strstr(text, "pids") != NULL;
-	free(text);
-	return ok;
+	return strstr(text, "memory") != NULL && strstr(text, "cpu") != NULL &&
+	       strstr(text, "pids") != NULL;
 }
 
 bool cgroup_probe(const char *root, char *status, size_t status_size)
@@ -137,8 +137,10 @@ void cgroup_rmdir_wait(const char *dir, int64_t timeout_ms)
 {
 	int64_t deadline = time_mono_ms() + timeout_ms;
 
+	/* EBUSY lasts until the kernel has finished with the cgroup's last (already reaped)
+	 * process; nothing signals that moment to the remover, so it polls, briefly. */
 	while (rmdir(dir) < 0 && errno == EBUSY && time_mono_ms() < deadline)
-		usleep(10000);
+		sleep_ms(RMDIR_RETRY_MS);
 }
 
 void cgroup_for_each_member(const char *dir, void (*fn)(pid_t pid, void *arg), void *arg)

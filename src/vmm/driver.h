@@ -1,6 +1,8 @@
 /* driver.h - what a VMM driver implements; private to src/vmm (the manager sees only vmm.h).
  * Used by vmm.c (generic lifecycle) and each driver file (qemu.c, firecracker.c).
- * A driver's ops never reap or kill the VMM process themselves: vmm.c owns that. */
+ * A driver's ops never reap or kill the VMM process themselves: vmm.c owns that. And vmm.c never
+ * names what is one driver's business (a jailer, QMP, a socket): that stays in drv->priv and
+ * vm->priv, and vmm.c asks through an op. */
 #ifndef EMBER_VMM_DRIVER_H
 #define EMBER_VMM_DRIVER_H
 
@@ -38,6 +40,9 @@ struct vmm_driver_ops {
 	 * run-directory sweep cannot find and removes what the driver keeps elsewhere (a jail).
 	 * Returns how many processes it killed. NULL: nothing outside the run directory. */
 	unsigned (*cleanup_stray)(struct vmm_driver *drv, const char *sandbox_id);
+	/* Whether the driver places its VMM in a host cgroup by its own means (a jailer does, with
+	 * its own limits). NULL or false: vmm.c makes one per VM when host cgroups are in use. */
+	bool (*own_cgroup)(const struct vmm_driver *drv);
 };
 
 struct vmm_driver {
@@ -46,14 +51,12 @@ struct vmm_driver {
 	char accel_reason[160];
 	char description[320];
 	char vmm_path[PATH_MAX];       /* absolute path of the VMM binary */
-	char jailer_path[PATH_MAX];    /* empty when no jailer */
-	char qemu_path[PATH_MAX];      /* firecracker's fake needs none; qemu driver uses it */
 	unsigned long host_tsc_khz;    /* for the TCG kernel command line */
 	char kernel_args[VMM_KERNEL_ARGS_MAX + 1]; /* --kernel-args, validated; may be empty */
 	bool cgroups;                  /* per-VMM cgroup v2 limits in use */
 	char cgroup_root[PATH_MAX];
 	char cgroup_status[320];
-	void *priv;
+	void *priv;                    /* the driver's own settings (a jailer, its paths) */
 };
 
 struct vmm_instance {
@@ -73,6 +76,13 @@ struct vmm_instance {
 /* Shared by drivers: the kernel command line for a boot config and the driver's accelerator. */
 int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_config *cfg, char *out,
 		       size_t size, struct ember_error **err);
+
+/* vmm_alive() for callbacks that take a void *ctx (unix_connect_until): ctx is the instance. */
+bool vmm_alive_ctx(void *vm);
+
+/* Waits on the VMM's pidfd until the process exits (true; also when there is no pidfd) or
+ * deadline_ms passes (false). Never reaps: vmm.c does that in vmm_stop(). */
+bool vmm_wait_exit(struct vmm_instance *vm, int64_t deadline_ms);
 
 /* Creates a driver from explicit ops: how vmm_driver_create() picks a real driver, and how unit
  * tests plug in a fake one (production code never passes its own ops). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "client/http.h"
+#include "util/jsonutil.h"
 #include "util/timeutil.h"
 
 /* How early libcurl may end a request bounded by the deadline, in our clock's terms. */
@@ -59,7 +60,8 @@ int fc_api_request(struct fc_api *api, const char *method, const char *path, jso
 		   int64_t deadline_ms, struct ember_error **err)
 {
 	char fault[FC_API_FAULT_MAX + 1];
-	json_t *reply = NULL, *message;
+	_cleanup_json_ json_t *reply = NULL;
+	json_t *message;
 	int left = time_ms_until(deadline_ms);
 	long status = 0;
 
@@ -78,16 +80,13 @@ int fc_api_request(struct fc_api *api, const char *method, const char *path, jso
 			(*err)->kind = timed_out ? EMBER_E_GUEST_TIMEOUT : EMBER_E_GUEST;
 		return ember_error_wrap(err, "firecracker %s %s", method, path);
 	}
-	if (status >= 200 && status < 300) {
-		json_decref(reply);
+	if (status >= 200 && status < 300)
 		return 0;
-	}
 	message = json_object_get(reply, "fault_message");
 	if (json_is_string(message))
 		sanitize(json_string_value(message), fault, sizeof(fault));
 	else
 		snprintf(fault, sizeof(fault), "HTTP %ld without a fault_message", status);
-	json_decref(reply);
 	return ember_error_set(err, EMBER_E_GUEST, 0, "firecracker %s %s: %s", method, path, fault);
 }
 

@@ -19,6 +19,13 @@ struct fc_api;
 int fc_api_open(const char *sock_path, struct fc_api **out, struct ember_error **err);
 void fc_api_close(struct fc_api *api);
 
+static inline void fc_api_closep(struct fc_api **api)
+{
+	fc_api_close(*api);
+}
+/* Closes an API connection at the end of its scope (NULL-safe). */
+#define _cleanup_fc_api_ __attribute__((cleanup(fc_api_closep)))
+
 /* Sends method ("PUT" or "PATCH") on path with body (borrowed). A non-2xx answer is
  * EMBER_E_GUEST "firecracker <method> <path>: <fault_message>" ("HTTP <status>" without one); a
  * deadline that passes is EMBER_E_GUEST_TIMEOUT; a connection that fails or breaks is

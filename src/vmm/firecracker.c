@@ -15,14 +15,17 @@
  * was, whichever directory it runs in. */
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/jsonutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "vmm/cgroup.h"
@@ -37,8 +40,6 @@
 #define FC_AGENT_VSOCK_PORT 52u
 /* The lowest CID a guest may have (0-2 are reserved for the hypervisor, local and host). */
 #define FC_GUEST_CID 3
-/* How often to look for the API socket: Firecracker creates it within milliseconds. */
-#define FC_SOCKET_POLL_MS 5
 /* Pause between vsock attempts while the agent is not listening yet: each attempt costs the
  * guest a refused connection request, and the agent needs ~1 s (KVM) to ~3 s (TCG) to boot. */
 #define FC_VSOCK_RETRY_MS 10
@@ -48,6 +49,10 @@
 #define FC_VSOCK_ATTEMPT_MS 2000
 /* How long SendCtrlAltDel may take to be answered during teardown. */
 #define FC_STOP_REQUEST_MS 1000
+/* How long a sweep after a restart waits for the stray processes it killed to exit. */
+#define FC_STRAY_EXIT_MS 2000
+/* At most this many stray processes of one jail are waited for (a VMM has a handful). */
+#define FC_STRAY_MAX 64
 #define FC_ARGV_MAX 32
 /* The vsock socket, relative to the VM's working directory (see the top of this file). */
 #define FC_VSOCK_NAME "v.sock"
@@ -55,8 +60,10 @@
 #define FC_JAIL_MEMORY "memory"
 #define FC_JAIL_STATE "state"
 
+/* drv->priv: the driver's settings. Only this file knows there is a jailer. */
 struct fc_driver {
 	bool jailed;
+	char jailer_path[PATH_MAX];    /* absolute; empty when not jailed */
 	struct fc_jail_settings jail;
 };
 
@@ -83,13 +90,35 @@ struct fc_vm {
 	struct fc_jail jail;
 };
 
+/* Resolves the jailer and its settings; fills jailer[] for the driver's description. */
+static int init_jailer(const struct vmm_driver *drv, struct fc_driver *fcd, const char *jailer_bin,
+		       char *jailer, size_t size, struct ember_error **err)
+{
+	const char *exec_name;
+
+	if (vmm_find_binary(jailer_bin, fcd->jailer_path, err) < 0)
+		return ember_error_wrap(err, "jailer");
+	/* The jailer refuses an --exec-file whose name lacks "firecracker". */
+	exec_name = strrchr(drv->vmm_path, '/');
+	exec_name = exec_name != NULL ? exec_name + 1 : drv->vmm_path;
+	if (strstr(exec_name, "firecracker") == NULL)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "the jailer only runs a binary whose name contains "
+				       "`firecracker` (got `%s`)", drv->vmm_path);
+	if (fc_jail_settings_load(&fcd->jail, err) < 0)
+		return -1;
+	fcd->jailed = true;
+	snprintf(jailer, size, ", jailer %s (uid %u, gid %u, chroot base %s)", fcd->jailer_path,
+		 (unsigned)fcd->jail.uid, (unsigned)fcd->jail.gid, fcd->jail.chroot_base);
+	return 0;
+}
+
 static int fc_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
 		   struct ember_error **err)
 {
 	const char *bin = cfg->firecracker_bin != NULL ? cfg->firecracker_bin : "firecracker";
 	struct fc_driver *fcd;
 	char jailer[PATH_MAX + 96] = "";
-	const char *exec_name;
 
 	if (vmm_find_binary(bin, drv->vmm_path, err) < 0)
 		return ember_error_wrap(err, "Firecracker (a release binary, see docs/firecracker.md)");
@@ -97,23 +126,9 @@ static int fc_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
 	if (fcd == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	drv->priv = fcd;
-	if (cfg->jailer_bin != NULL) {
-		if (vmm_find_binary(cfg->jailer_bin, drv->jailer_path, err) < 0)
-			return ember_error_wrap(err, "jailer");
-		/* The jailer refuses an --exec-file whose name lacks "firecracker". */
-		exec_name = strrchr(drv->vmm_path, '/');
-		exec_name = exec_name != NULL ? exec_name + 1 : drv->vmm_path;
-		if (strstr(exec_name, "firecracker") == NULL)
-			return ember_error_set(err, EMBER_E_INVALID, 0,
-					       "the jailer only runs a binary whose name contains "
-					       "`firecracker` (got `%s`)", drv->vmm_path);
-		if (fc_jail_settings_load(&fcd->jail, err) < 0)
-			return -1;
-		fcd->jailed = true;
-		snprintf(jailer, sizeof(jailer), ", jailer %s (uid %u, gid %u, chroot base %s)",
-			 drv->jailer_path, (unsigned)fcd->jail.uid, (unsigned)fcd->jail.gid,
-			 fcd->jail.chroot_base);
-	}
+	if (cfg->jailer_bin != NULL &&
+	    init_jailer(drv, fcd, cfg->jailer_bin, jailer, sizeof(jailer), err) < 0)
+		return -1;
 	if (drv->accel == VMM_ACCEL_KVM)
 		snprintf(drv->description, sizeof(drv->description), "firecracker %s (kvm: %s)%s",
 			 drv->vmm_path, drv->accel_reason, jailer);
@@ -129,6 +144,14 @@ static void fc_free_driver(struct vmm_driver *drv)
 {
 	free(drv->priv);
 	drv->priv = NULL;
+}
+
+/* The jailer puts Firecracker in a cgroup of its own, with the limits fc_start() passes. */
+static bool fc_own_cgroup(const struct vmm_driver *drv)
+{
+	const struct fc_driver *fcd = drv->priv;
+
+	return fcd != NULL && fcd->jailed;
 }
 
 /* Socket paths must fit sun_path (108 bytes): fail early with a clear message. */
@@ -223,15 +246,11 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 	return 0;
 }
 
-static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
-		    struct ember_error **err)
+/* The VM's state: its size, paths and command line; stale sockets removed. Nothing runs yet. */
+static int fc_prepare(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		      struct ember_error **err)
 {
-	struct vmm_driver *drv = vm->drv;
-	const struct fc_driver *fcd = drv->priv;
 	struct fc_vm *f = calloc(1, sizeof(*f));
-	char *argv[FC_ARGV_MAX + 1] = { 0 };
-	char uid[16], gid[16], memory_max[48];
-	size_t argc = 0;
 
 	if (f == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -242,47 +261,84 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
 				       "a Firecracker restore needs the snapshot's memory file");
 	if (setup_paths(vm, f, cfg, err) < 0 ||
-	    vmm_kernel_cmdline(drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
+	    vmm_kernel_cmdline(vm->drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
 		return -1;
 	/* Firecracker refuses to bind over an existing path. */
 	unlink(f->api_sock);
 	unlink(f->vsock_sock);
+	return 0;
+}
 
-	if (fcd->jailed) {
-		snprintf(uid, sizeof(uid), "%u", (unsigned)fcd->jail.uid);
-		snprintf(gid, sizeof(gid), "%u", (unsigned)fcd->jail.gid);
-		/* Guest memory plus room for Firecracker itself and the page cache of its reads. */
-		snprintf(memory_max, sizeof(memory_max), "memory.max=%llu",
-			 ((unsigned long long)cfg->memory_mib + 64ull) << 20);
-		argv[argc++] = drv->jailer_path;
-		argv[argc++] = "--id";
-		argv[argc++] = f->jail.id;
-		argv[argc++] = "--exec-file";
-		argv[argc++] = drv->vmm_path;
-		argv[argc++] = "--uid";
-		argv[argc++] = uid;
-		argv[argc++] = "--gid";
-		argv[argc++] = gid;
-		argv[argc++] = "--chroot-base-dir";
-		argv[argc++] = (char *)fcd->jail.chroot_base;
-		argv[argc++] = "--cgroup-version";
-		argv[argc++] = "2";
-		argv[argc++] = "--cgroup";
-		argv[argc++] = memory_max;
-		argv[argc++] = "--";
-		/* The jailer passes --id itself; the socket path is inside the chroot. */
-		argv[argc++] = "--api-sock";
-		argv[argc++] = "/fc.sock";
-	} else {
-		argv[argc++] = drv->vmm_path;
-		argv[argc++] = "--api-sock";
-		argv[argc++] = f->api_sock;
-		argv[argc++] = "--id";
-		argv[argc++] = f->id;
-	}
-	argv[argc] = NULL;
+/* A command line and the strings it points to that are not borrowed from elsewhere. */
+struct fc_argv {
+	char *items[FC_ARGV_MAX + 1];
+	size_t count;
+	char uid[16], gid[16], memory_max[48];
+};
+
+static void fc_argv_add(struct fc_argv *a, const char *arg)
+{
+	if (a->count < FC_ARGV_MAX)
+		a->items[a->count++] = (char *)arg;
+}
+
+/* The jailer runs Firecracker chrooted as uid:gid in a cgroup with memory.max. */
+static void fc_argv_jailed(struct fc_argv *a, const struct vmm_instance *vm,
+			   const struct fc_driver *fcd, unsigned memory_mib)
+{
+	const struct fc_vm *f = vm->priv;
+
+	snprintf(a->uid, sizeof(a->uid), "%u", (unsigned)fcd->jail.uid);
+	snprintf(a->gid, sizeof(a->gid), "%u", (unsigned)fcd->jail.gid);
+	/* Guest memory plus room for Firecracker itself and the page cache of its reads. */
+	snprintf(a->memory_max, sizeof(a->memory_max), "memory.max=%llu",
+		 ((unsigned long long)memory_mib + 64ull) << 20);
+	fc_argv_add(a, fcd->jailer_path);
+	fc_argv_add(a, "--id");
+	fc_argv_add(a, f->jail.id);
+	fc_argv_add(a, "--exec-file");
+	fc_argv_add(a, vm->drv->vmm_path);
+	fc_argv_add(a, "--uid");
+	fc_argv_add(a, a->uid);
+	fc_argv_add(a, "--gid");
+	fc_argv_add(a, a->gid);
+	fc_argv_add(a, "--chroot-base-dir");
+	fc_argv_add(a, fcd->jail.chroot_base);
+	fc_argv_add(a, "--cgroup-version");
+	fc_argv_add(a, "2");
+	fc_argv_add(a, "--cgroup");
+	fc_argv_add(a, a->memory_max);
+	fc_argv_add(a, "--");
+	/* The jailer passes --id itself; the socket path is inside the chroot. */
+	fc_argv_add(a, "--api-sock");
+	fc_argv_add(a, "/fc.sock");
+}
+
+static void fc_argv_plain(struct fc_argv *a, const struct vmm_instance *vm)
+{
+	const struct fc_vm *f = vm->priv;
+
+	fc_argv_add(a, vm->drv->vmm_path);
+	fc_argv_add(a, "--api-sock");
+	fc_argv_add(a, f->api_sock);
+	fc_argv_add(a, "--id");
+	fc_argv_add(a, f->id);
+}
+
+static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		    struct ember_error **err)
+{
+	const struct fc_driver *fcd = vm->drv->priv;
+	struct fc_argv a = { .count = 0 };
+
+	if (fc_prepare(vm, cfg, err) < 0)
+		return -1;
+	if (fcd->jailed)
+		fc_argv_jailed(&a, vm, fcd, cfg->memory_mib);
+	else
+		fc_argv_plain(&a, vm);
 	/* The jailer makes the jail's root the working directory itself. */
-	return vmm_spawn_in(argv, fcd->jailed ? NULL : vm->run_dir, vm->console_log, &vm->pid,
+	return vmm_spawn_in(a.items, fcd->jailed ? NULL : vm->run_dir, vm->console_log, &vm->pid,
 			    &vm->pidfd, err);
 }
 
@@ -290,33 +346,27 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 static int wait_api_socket(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
 {
 	struct fc_vm *f = vm->priv;
+	struct ember_error *connect_err = NULL;
 	int64_t t0 = time_mono_ms();
+	_cleanup_close_ int fd = unix_connect_until(f->api_sock, deadline_ms, vmm_alive_ctx, vm,
+						    &connect_err);
 
-	for (;;) {
-		struct ember_error *connect_err = NULL;
-		int fd = unix_connect(f->api_sock, &connect_err);
-
-		if (fd >= 0) {
-			close(fd);
-			return 0;
-		}
-		if (connect_err == NULL ||
-		    (connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED)) {
-			ember_error_propagate(err, connect_err);
-			return ember_error_wrap(err, "firecracker API socket");
-		}
+	if (fd >= 0)
+		return 0;
+	if (connect_err->kind == EMBER_E_GUEST_TIMEOUT) {
 		ember_error_free(&connect_err);
-		if (!vmm_alive(vm))
-			return ember_error_set(err, EMBER_E_GUEST, 0,
-					       "firecracker exited before creating its API socket "
-					       "`%s`", f->api_sock);
-		if (time_ms_until(deadline_ms) == 0)
-			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-					       "firecracker did not create its API socket `%s` "
-					       "within %lld ms", f->api_sock,
-					       (long long)(time_mono_ms() - t0));
-		usleep(FC_SOCKET_POLL_MS * 1000);
+		return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				       "firecracker did not create its API socket `%s` within %lld ms",
+				       f->api_sock, (long long)(time_mono_ms() - t0));
 	}
+	if (!vmm_alive(vm)) {
+		ember_error_free(&connect_err);
+		return ember_error_set(err, EMBER_E_GUEST, 0,
+				       "firecracker exited before creating its API socket `%s`",
+				       f->api_sock);
+	}
+	ember_error_propagate(err, connect_err);
+	return ember_error_wrap(err, "firecracker API socket");
 }
 
 /* Each PUT, in the order Firecracker's own guides use; bodies carry only what we decide. */
@@ -356,51 +406,105 @@ static int configure(struct vmm_instance *vm, struct fc_api *api, int64_t deadli
 	return ret;
 }
 
-static int connect_vsock(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+static int vsock_exited(struct ember_error **err)
+{
+	return ember_error_set(err, EMBER_E_GUEST, 0,
+			       "firecracker exited before the guest agent listened on vsock port %u",
+			       FC_AGENT_VSOCK_PORT);
+}
+
+static int vsock_timed_out(struct ember_error **err)
+{
+	return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+			       "the guest agent did not listen on vsock port %u before the boot "
+			       "deadline", FC_AGENT_VSOCK_PORT);
+}
+
+/* What try_vsock() found besides a connection. */
+enum vsock_attempt {
+	VSOCK_LISTENING = 1,  /* *fd carries the agent's stream */
+	VSOCK_REFUSED = 0,    /* nothing listens on the port yet: pause, then try again */
+	VSOCK_ABANDONED = 2,  /* CONNECT got no answer within FC_VSOCK_ATTEMPT_MS: try again now */
+};
+
+/* One connection to the vsock socket (retried while Firecracker has not created it) and one
+ * `CONNECT` on it. Returns an enum vsock_attempt, or -1. */
+static int try_vsock(struct vmm_instance *vm, int64_t deadline_ms, int *fd_out,
+		     struct ember_error **err)
 {
 	struct fc_vm *f = vm->priv;
+	struct ember_error *caught = NULL;
+	_cleanup_close_ int fd = unix_connect_until(f->vsock_sock, deadline_ms, vmm_alive_ctx, vm,
+						    &caught);
+	int64_t attempt_ms = time_mono_ms() + FC_VSOCK_ATTEMPT_MS;
+	int ret;
 
-	for (;;) {
-		struct ember_error *connect_err = NULL;
-		int fd = unix_connect(f->vsock_sock, &connect_err);
-
-		if (fd >= 0) {
-			int64_t attempt_ms = time_mono_ms() + FC_VSOCK_ATTEMPT_MS;
-			struct ember_error *hs_err = NULL;
-			int ret = fc_vsock_handshake(fd, FC_AGENT_VSOCK_PORT,
-						     attempt_ms < deadline_ms ? attempt_ms : deadline_ms,
-						     &hs_err);
-
-			if (ret == FC_VSOCK_CONNECTED)
-				return fd;
-			close(fd);
-			if (ret < 0 && hs_err != NULL && hs_err->kind == EMBER_E_GUEST_TIMEOUT &&
-			    time_ms_until(deadline_ms) > 0) {
-				log_event(LOG_WARN, vm->sandbox_id, "firecracker.vsock", -1,
-					  "%s; trying a new connection", hs_err->message);
-				ember_error_free(&hs_err);
-				continue;
-			}
-			if (ret < 0) {
-				ember_error_propagate(err, hs_err);
-				return ember_error_wrap(err, "firecracker vsock `%s`", f->vsock_sock);
-			}
-		} else if (connect_err == NULL || (connect_err->errno_value != ENOENT &&
-						   connect_err->errno_value != ECONNREFUSED)) {
-			ember_error_propagate(err, connect_err);
-			return ember_error_wrap(err, "firecracker vsock");
-		}
-		ember_error_free(&connect_err);
-		if (!vmm_alive(vm))
-			return ember_error_set(err, EMBER_E_GUEST, 0,
-					       "firecracker exited before the guest agent listened "
-					       "on vsock port %u", FC_AGENT_VSOCK_PORT);
-		if (time_ms_until(deadline_ms) == 0)
-			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-					       "the guest agent did not listen on vsock port %u "
-					       "before the boot deadline", FC_AGENT_VSOCK_PORT);
-		usleep(FC_VSOCK_RETRY_MS * 1000);
+	if (fd < 0 && (caught->kind == EMBER_E_GUEST_TIMEOUT || !vmm_alive(vm))) {
+		ret = caught->kind == EMBER_E_GUEST_TIMEOUT ? vsock_timed_out(err) : vsock_exited(err);
+		ember_error_free(&caught);
+		return ret;
 	}
+	if (fd < 0) {
+		ember_error_propagate(err, caught);
+		return ember_error_wrap(err, "firecracker vsock");
+	}
+	ret = fc_vsock_handshake(fd, FC_AGENT_VSOCK_PORT,
+				 attempt_ms < deadline_ms || deadline_ms < 0 ? attempt_ms : deadline_ms,
+				 &caught);
+	if (ret == FC_VSOCK_CONNECTED) {
+		*fd_out = steal_fd(&fd);
+		return VSOCK_LISTENING;
+	}
+	if (ret == FC_VSOCK_REFUSED)
+		return VSOCK_REFUSED;
+	if (caught->kind == EMBER_E_GUEST_TIMEOUT && time_ms_until(deadline_ms) != 0) {
+		log_event(LOG_WARN, vm->sandbox_id, "firecracker.vsock", -1,
+			  "%s; trying a new connection", caught->message);
+		ember_error_free(&caught);
+		return VSOCK_ABANDONED;
+	}
+	ember_error_propagate(err, caught);
+	return ember_error_wrap(err, "firecracker vsock `%s`", f->vsock_sock);
+}
+
+static int connect_vsock(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	for (;;) {
+		int fd = -1, ret = try_vsock(vm, deadline_ms, &fd, err);
+		int64_t pause_until;
+
+		if (ret < 0)
+			return -1;
+		if (ret == VSOCK_LISTENING)
+			return fd;
+		if (ret == VSOCK_ABANDONED)
+			continue;
+		if (!vmm_alive(vm))
+			return vsock_exited(err);
+		if (time_ms_until(deadline_ms) == 0)
+			return vsock_timed_out(err);
+		/* No event says when the agent starts listening, so pause between attempts; the
+		 * pause waits on the pidfd, so a Firecracker that dies meanwhile ends it at once. */
+		pause_until = time_mono_ms() + FC_VSOCK_RETRY_MS;
+		if (deadline_ms >= 0 && deadline_ms < pause_until)
+			pause_until = deadline_ms;
+		if (vmm_wait_exit(vm, pause_until))
+			return vsock_exited(err);
+	}
+}
+
+/* Waits for the API socket, configures the VM and starts it. */
+static int boot_vm(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	/* Closed on return: teardown opens its own connection; no idle one stays open meanwhile. */
+	_cleanup_fc_api_ struct fc_api *api = NULL;
+
+	if (wait_api_socket(vm, deadline_ms, err) < 0 || fc_api_open(f->api_sock, &api, err) < 0 ||
+	    configure(vm, api, deadline_ms, err) < 0)
+		return -1;
+	f->configured = true;
+	return 0;
 }
 
 static int fc_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
@@ -408,20 +512,8 @@ static int fc_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
 {
 	struct fc_vm *f = vm->priv;
 
-	if (!f->configured) {
-		struct fc_api *api = NULL;
-		int ret;
-
-		if (wait_api_socket(vm, deadline_ms, err) < 0 ||
-		    fc_api_open(f->api_sock, &api, err) < 0)
-			return -1;
-		ret = configure(vm, api, deadline_ms, err);
-		/* Teardown opens its own connection; no idle one stays open meanwhile. */
-		fc_api_close(api);
-		if (ret < 0)
-			return -1;
-		f->configured = true;
-	}
+	if (!f->configured && boot_vm(vm, deadline_ms, err) < 0)
+		return -1;
 	return connect_vsock(vm, deadline_ms, err);
 }
 
@@ -435,9 +527,8 @@ static int fc_restore(struct vmm_instance *vm, const char *state_path, int64_t d
 		      struct ember_error **err)
 {
 	struct fc_vm *f = vm->priv;
-	struct fc_api *api = NULL;
-	json_t *body = NULL;
-	int ret = -1;
+	_cleanup_fc_api_ struct fc_api *api = NULL;
+	_cleanup_json_ json_t *body = NULL;
 
 	(void)state_path;
 	if (wait_api_socket(vm, deadline_ms, err) < 0 || fc_api_open(f->api_sock, &api, err) < 0)
@@ -446,17 +537,61 @@ static int fc_restore(struct vmm_instance *vm, const char *state_path, int64_t d
 			 "mem_backend", "backend_type", "File", "backend_path", f->restore_memory,
 			 "resume_vm", 1);
 	if (body == NULL)
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	else if (fc_api_put(api, "/snapshot/load", body, deadline_ms, err) == 0)
-		ret = 0;
-	else if (!vmm_alive(vm))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (fc_api_put(api, "/snapshot/load", body, deadline_ms, err) < 0)
 		/* Firecracker ends itself after a failed load: say so if it already has. */
-		ember_error_wrap(err, "firecracker exited");
-	json_decref(body);
-	fc_api_close(api);
-	if (ret == 0)
-		f->configured = true;
-	return ret;
+		return vmm_alive(vm) ? -1 : ember_error_wrap(err, "firecracker exited");
+	f->configured = true;
+	return 0;
+}
+
+/* A template: pause, then a full snapshot. Firecracker writes guest RAM to the memory file (a
+ * copy: the template could even run on) and its device state to the state file. Unjailed it
+ * writes both where they belong, the state through a temporary name; jailed it can only write
+ * inside the jail, and the files are moved out (same filesystem) and made read-only. */
+static int fc_snapshot_paths(const struct fc_vm *f, const char *state_path, char *fc_state,
+			     char *fc_memory, size_t size, struct ember_error **err)
+{
+	if (f->jailed) {
+		snprintf(fc_state, size, "/%s", FC_JAIL_STATE);
+		snprintf(fc_memory, size, "/%s", FC_JAIL_MEMORY);
+		return 0;
+	}
+	if (snprintf(fc_state, size, "%s.part", state_path) >= (int)size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+				       "snapshot: path `%s` too long", state_path);
+	snprintf(fc_memory, size, "%s", f->memory_file);
+	return 0;
+}
+
+/* Pause, snapshot to fc_state and fc_memory (as Firecracker sees them), move into place. */
+static int take_snapshot(struct vmm_instance *vm, const char *fc_state, const char *fc_memory,
+			 const char *state_path, int64_t deadline_ms, struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	_cleanup_fc_api_ struct fc_api *api = NULL;
+	_cleanup_json_ json_t *pause = json_pack("{s:s}", "state", "Paused");
+	_cleanup_json_ json_t *create = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full",
+						  "snapshot_path", fc_state, "mem_file_path",
+						  fc_memory);
+
+	if (pause == NULL || create == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (fc_api_open(f->api_sock, &api, err) < 0 ||
+	    fc_api_request(api, "PATCH", "/vm", pause, deadline_ms, err) < 0)
+		return -1;
+	f->paused = true;
+	if (fc_api_put(api, "/snapshot/create", create, deadline_ms, err) < 0)
+		return -1;
+	if (f->jailed) {
+		if (fc_jail_take(&f->jail, FC_JAIL_MEMORY, f->memory_file, err) < 0 ||
+		    fc_jail_take(&f->jail, FC_JAIL_STATE, state_path, err) < 0)
+			return -1;
+		return 0;
+	}
+	if (rename(fc_state, state_path) < 0)
+		return ember_error_sys(err, "rename `%s` to `%s`", fc_state, state_path);
+	return 0;
 }
 
 /* A template: pause, then a full snapshot. Firecracker writes guest RAM to the memory file (a
@@ -468,56 +603,17 @@ static int fc_snapshot(struct vmm_instance *vm, const char *state_path, int64_t 
 {
 	struct fc_vm *f = vm->priv;
 	char fc_state[PATH_MAX], fc_memory[PATH_MAX];
-	struct fc_api *api = NULL;
-	json_t *pause = NULL, *create = NULL;
-	int ret = -1;
 
 	if (f->memory_file[0] == '\0')
 		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
 				       "snapshot: the VM was started without a memory file");
-	if (f->jailed) {
-		snprintf(fc_state, sizeof(fc_state), "/%s", FC_JAIL_STATE);
-		snprintf(fc_memory, sizeof(fc_memory), "/%s", FC_JAIL_MEMORY);
-	} else {
-		if (snprintf(fc_state, sizeof(fc_state), "%s.part", state_path) >=
-		    (int)sizeof(fc_state))
-			return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
-					       "snapshot: path `%s` too long", state_path);
-		snprintf(fc_memory, sizeof(fc_memory), "%s", f->memory_file);
-	}
-	if (fc_api_open(f->api_sock, &api, err) < 0)
-		return ember_error_wrap(err, "snapshot");
-	pause = json_pack("{s:s}", "state", "Paused");
-	create = json_pack("{s:s,s:s,s:s}", "snapshot_type", "Full", "snapshot_path", fc_state,
-			   "mem_file_path", fc_memory);
-	if (pause == NULL || create == NULL) {
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-		goto out;
-	}
-	if (fc_api_request(api, "PATCH", "/vm", pause, deadline_ms, err) < 0)
-		goto out;
-	f->paused = true;
-	if (fc_api_put(api, "/snapshot/create", create, deadline_ms, err) < 0)
-		goto out;
-	if (f->jailed) {
-		if (fc_jail_take(&f->jail, FC_JAIL_MEMORY, f->memory_file, err) < 0 ||
-		    fc_jail_take(&f->jail, FC_JAIL_STATE, state_path, err) < 0)
-			goto out;
-	} else if (rename(fc_state, state_path) < 0) {
-		ember_error_sys(err, "rename `%s` to `%s`", fc_state, state_path);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (ret < 0) {
-		if (!f->jailed)
-			unlink(fc_state);
-		ember_error_wrap(err, "snapshot%s", vmm_alive(vm) ? "" : " (firecracker exited)");
-	}
-	json_decref(pause);
-	json_decref(create);
-	fc_api_close(api);
-	return ret;
+	if (fc_snapshot_paths(f, state_path, fc_state, fc_memory, sizeof(fc_state), err) < 0)
+		return -1;
+	if (take_snapshot(vm, fc_state, fc_memory, state_path, deadline_ms, err) == 0)
+		return 0;
+	if (!f->jailed)
+		unlink(fc_state);
+	return ember_error_wrap(err, "snapshot%s", vmm_alive(vm) ? "" : " (firecracker exited)");
 }
 
 /* Ctrl-Alt-Del reaches emberd-init as SIGINT; it stops cleanly and reboots, which ends
@@ -527,8 +623,9 @@ out:
 static void fc_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 {
 	struct fc_vm *f = vm->priv;
-	struct fc_api *api = NULL;
-	json_t *resume, *body;
+	_cleanup_fc_api_ struct fc_api *api = NULL;
+	_cleanup_json_ json_t *resume = NULL;
+	_cleanup_json_ json_t *body = NULL;
 	int64_t deadline = time_mono_ms() + FC_STOP_REQUEST_MS;
 
 	if (f == NULL || !f->configured)
@@ -537,14 +634,11 @@ static void fc_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 		deadline = deadline_ms;
 	resume = json_pack("{s:s}", "state", "Resumed");
 	body = json_pack("{s:s}", "action_type", "SendCtrlAltDel");
-	if (resume != NULL && body != NULL && fc_api_open(f->api_sock, &api, NULL) == 0) {
-		if (f->paused && fc_api_request(api, "PATCH", "/vm", resume, deadline, NULL) == 0)
-			f->paused = false;
-		fc_api_put(api, "/actions", body, deadline, NULL);
-	}
-	fc_api_close(api);
-	json_decref(resume);
-	json_decref(body);
+	if (resume == NULL || body == NULL || fc_api_open(f->api_sock, &api, NULL) < 0)
+		return;
+	if (f->paused && fc_api_request(api, "PATCH", "/vm", resume, deadline, NULL) == 0)
+		f->paused = false;
+	fc_api_put(api, "/actions", body, deadline, NULL);
 }
 
 /* A VM an earlier daemon configured and left running: only the paths need rebuilding. */
@@ -581,16 +675,22 @@ static void fc_release(struct vmm_instance *vm)
 }
 
 struct stray_kill {
-	pid_t pids[64];
+	int pidfds[FC_STRAY_MAX];
 	size_t count;
 };
 
+/* Kills through a pidfd, and keeps it: the wait below then watches this very process, not
+ * whoever gets its pid next. */
 static void kill_jailed(pid_t pid, void *arg)
 {
 	struct stray_kill *k = arg;
+	_cleanup_close_ int pidfd = -1;
 
-	if (kill(pid, SIGKILL) == 0 && k->count < sizeof(k->pids) / sizeof(k->pids[0]))
-		k->pids[k->count++] = pid;
+	if (k->count == FC_STRAY_MAX)
+		return;
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
+		k->pidfds[k->count++] = steal_fd(&pidfd);
 }
 
 /* A jailed Firecracker's command line names only its jail id (`--id <id>` from the jailer;
@@ -619,14 +719,12 @@ static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
 	/* and whatever else is in its cgroup (the jailer puts the VMM there; children inherit) */
 	if (j.cgroup_dir[0] != '\0')
 		cgroup_for_each_member(j.cgroup_dir, kill_jailed, &k);
-	/* Not our children: wait (bounded) until they are gone. The cgroup stays busy until
-	 * their zombies are reaped too (by init), so its removal is retried. */
-	deadline = time_mono_ms() + 2000;
+	/* Not our children: wait (bounded) on their pidfds until they are gone. The cgroup stays
+	 * busy until their zombies are reaped too (by init), so its removal is retried. */
+	deadline = time_mono_ms() + FC_STRAY_EXIT_MS;
 	for (i = 0; i < k.count; i++) {
-		uint64_t ticks;
-
-		while (proc_start_ticks(k.pids[i], &ticks) == 0 && time_mono_ms() < deadline)
-			usleep(10000);
+		fd_wait(k.pidfds[i], POLLIN, deadline, NULL);
+		close(k.pidfds[i]);
 	}
 	if (j.cgroup_dir[0] != '\0')
 		cgroup_rmdir_wait(j.cgroup_dir, time_ms_until(deadline));
@@ -646,4 +744,5 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.restore = fc_restore,
 	.free_driver = fc_free_driver,
 	.cleanup_stray = fc_cleanup_stray,
+	.own_cgroup = fc_own_cgroup,
 };

@@ -12,13 +12,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/jsonutil.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 #include "vmm/driver.h"
 #include "vmm/qmp.h"
 #include "vmm/spawn.h"
 
 #define QEMU_ARGV_MAX 64
+/* Largest device state a restore reads (a microvm's is well under 1 MiB; RAM is not in it). */
+#define QEMU_STATE_MAX (64u << 20)
+/* Pause between QMP queries while a migration or a load is in progress (see wait_migration). */
+#define QEMU_QMP_POLL_MS 1
 
 struct qemu_vm {
 	char agent_sock[108];
@@ -72,6 +79,7 @@ static void argv_release(struct argv_list *a)
 	for (i = 0; i < a->count; i++)
 		free(a->items[i]);
 }
+#define _cleanup_argv_ __attribute__((cleanup(argv_release)))
 
 /* Socket paths must fit sun_path (108 bytes): fail early with a clear message. */
 static int sock_path(char *out, size_t size, const char *dir, const char *name,
@@ -87,107 +95,129 @@ static int sock_path(char *out, size_t size, const char *dir, const char *name,
 	return 0;
 }
 
-static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
-		      struct ember_error **err)
+/* The driver's files in run_dir: sockets (stale ones removed) and QEMU's own log. */
+static int qemu_prepare(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+			struct ember_error **err)
 {
-	struct vmm_driver *drv = vm->drv;
 	struct qemu_vm *q = calloc(1, sizeof(*q));
-	struct argv_list a = { 0 };
-	char cmdline[1024];
-	int ret = -1;
 
 	if (q == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	vm->priv = q;
 	if (sock_path(q->agent_sock, sizeof(q->agent_sock), cfg->run_dir, "agent.sock", err) < 0 ||
 	    sock_path(q->qmp_sock, sizeof(q->qmp_sock), cfg->run_dir, "qmp.sock", err) < 0 ||
-	    sock_path(q->mig_sock, sizeof(q->mig_sock), cfg->run_dir, "mig.sock", err) < 0 ||
-	    vmm_kernel_cmdline(drv, cfg, cmdline, sizeof(cmdline), err) < 0)
+	    sock_path(q->mig_sock, sizeof(q->mig_sock), cfg->run_dir, "mig.sock", err) < 0)
 		return -1;
 	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", cfg->run_dir);
+	return 0;
+}
 
-	argv_add(&a, "%s", drv->vmm_path);
-	argv_add(&a, "-name");
-	argv_add(&a, "emberd-%s", cfg->sandbox_id);
+/* The machine: RAM, accelerator, CPUs, and everything QEMU must not do. */
+static void add_machine_args(struct argv_list *a, const struct vmm_driver *drv,
+			     const struct vmm_boot_config *cfg)
+{
+	argv_add(a, "-name");
+	argv_add(a, "emberd-%s", cfg->sandbox_id);
 	/* A template's RAM is a shared file; a clone maps the same file privately (copy-on-write),
 	 * so it starts with the template's memory without copying it. Clones must be started with
 	 * the template's exact device configuration (docs/snapshots.md). */
 	if (cfg->memory_file != NULL) {
-		argv_add(&a, "-object");
-		argv_add(&a, "memory-backend-file,id=ram0,mem-path=%s,size=%uM,share=%s",
+		argv_add(a, "-object");
+		argv_add(a, "memory-backend-file,id=ram0,mem-path=%s,size=%uM,share=%s",
 			 cfg->memory_file, cfg->memory_mib, cfg->memory_shared ? "on" : "off");
 	}
-	argv_add(&a, "-M");
-	argv_add(&a, "microvm,x-option-roms=off%s",
+	argv_add(a, "-M");
+	argv_add(a, "microvm,x-option-roms=off%s",
 		 cfg->memory_file != NULL ? ",memory-backend=ram0" : "");
+	argv_add(a, "-accel");
 	if (drv->accel == VMM_ACCEL_KVM) {
-		argv_add(&a, "-accel");
-		argv_add(&a, "kvm");
-		argv_add(&a, "-cpu");
-		argv_add(&a, "host");
+		argv_add(a, "kvm");
+		argv_add(a, "-cpu");
+		argv_add(a, "host");
 	} else {
 		/* A bounded translation cache (default: up to 1 GiB) keeps the VMM inside its host
 		 * cgroup's memory.max (guest RAM + CGROUP_VMM_OVERHEAD_MIB). */
-		argv_add(&a, "-accel");
-		argv_add(&a, "tcg,tb-size=128%s", cfg->vcpus > 1 ? ",thread=multi" : "");
-		argv_add(&a, "-cpu");
-		argv_add(&a, "max");
+		argv_add(a, "tcg,tb-size=128%s", cfg->vcpus > 1 ? ",thread=multi" : "");
+		argv_add(a, "-cpu");
+		argv_add(a, "max");
 	}
-	argv_add(&a, "-m");
-	argv_add(&a, "%u", cfg->memory_mib);
-	argv_add(&a, "-smp");
-	argv_add(&a, "%u", cfg->vcpus);
-	argv_add(&a, "-nodefaults");
-	argv_add(&a, "-no-user-config");
-	argv_add(&a, "-display");
-	argv_add(&a, "none");
-	argv_add(&a, "-no-reboot");
+	argv_add(a, "-m");
+	argv_add(a, "%u", cfg->memory_mib);
+	argv_add(a, "-smp");
+	argv_add(a, "%u", cfg->vcpus);
+	argv_add(a, "-nodefaults");
+	argv_add(a, "-no-user-config");
+	argv_add(a, "-display");
+	argv_add(a, "none");
+	argv_add(a, "-no-reboot");
 	/* QEMU's own seccomp filter: no new privileges, no spawning, no resource control. */
-	argv_add(&a, "-sandbox");
-	argv_add(&a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
-	argv_add(&a, "-chardev");
-	argv_add(&a, "file,id=console,path=%s", vm->console_log);
-	argv_add(&a, "-serial");
-	argv_add(&a, "chardev:console");
+	argv_add(a, "-sandbox");
+	argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+}
+
+/* The console, and the kernel to boot (none for a clone). */
+static void add_boot_args(struct argv_list *a, const struct vmm_instance *vm,
+			  const struct vmm_boot_config *cfg, const char *cmdline)
+{
+	argv_add(a, "-chardev");
+	argv_add(a, "file,id=console,path=%s", vm->console_log);
+	argv_add(a, "-serial");
+	argv_add(a, "chardev:console");
 	/* A clone resumes a running kernel: loading (and keeping in QEMU's memory) the kernel and
 	 * initramfs again would only cost startup time and memory. */
-	if (cfg->restore_state == NULL) {
-		argv_add(&a, "-kernel");
-		argv_add(&a, "%s", cfg->kernel_bzimage);
-		argv_add(&a, "-initrd");
-		argv_add(&a, "%s", cfg->initramfs);
-		argv_add(&a, "-append");
-		argv_add(&a, "%s", cmdline);
-	}
-	argv_add(&a, "-drive");
-	argv_add(&a, "id=pack,file=%s,format=raw,if=none,readonly=on", cfg->pack_image);
-	argv_add(&a, "-device");
-	argv_add(&a, "virtio-blk-device,drive=pack");
-	argv_add(&a, "-device");
-	argv_add(&a, "virtio-rng-device");
-	argv_add(&a, "-device");
-	argv_add(&a, "virtio-serial-device,max_ports=2");
-	argv_add(&a, "-chardev");
-	argv_add(&a, "socket,id=agent,path=%s,server=on,wait=off", q->agent_sock);
-	argv_add(&a, "-device");
-	argv_add(&a, "virtserialport,chardev=agent,name=org.emberd.agent");
-	argv_add(&a, "-qmp");
-	argv_add(&a, "unix:%s,server=on,wait=off", q->qmp_sock);
+	if (cfg->restore_state != NULL)
+		return;
+	argv_add(a, "-kernel");
+	argv_add(a, "%s", cfg->kernel_bzimage);
+	argv_add(a, "-initrd");
+	argv_add(a, "%s", cfg->initramfs);
+	argv_add(a, "-append");
+	argv_add(a, "%s", cmdline);
+}
+
+/* The pack drive, RNG, agent port and QMP; a clone waits paused for its device state. */
+static void add_device_args(struct argv_list *a, const struct qemu_vm *q,
+			    const struct vmm_boot_config *cfg)
+{
+	argv_add(a, "-drive");
+	argv_add(a, "id=pack,file=%s,format=raw,if=none,readonly=on", cfg->pack_image);
+	argv_add(a, "-device");
+	argv_add(a, "virtio-blk-device,drive=pack");
+	argv_add(a, "-device");
+	argv_add(a, "virtio-rng-device");
+	argv_add(a, "-device");
+	argv_add(a, "virtio-serial-device,max_ports=2");
+	argv_add(a, "-chardev");
+	argv_add(a, "socket,id=agent,path=%s,server=on,wait=off", q->agent_sock);
+	argv_add(a, "-device");
+	argv_add(a, "virtserialport,chardev=agent,name=org.emberd.agent");
+	argv_add(a, "-qmp");
+	argv_add(a, "unix:%s,server=on,wait=off", q->qmp_sock);
 	if (cfg->restore_state != NULL) {
-		argv_add(&a, "-S");
-		argv_add(&a, "-incoming");
-		argv_add(&a, "defer");
+		argv_add(a, "-S");
+		argv_add(a, "-incoming");
+		argv_add(a, "defer");
 	}
-	if (a.overflow) {
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
-		goto out;
-	}
-	if (vmm_spawn(a.items, q->vmm_log, &vm->pid, &vm->pidfd, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	argv_release(&a);
-	return ret;
+}
+
+static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		      struct ember_error **err)
+{
+	_cleanup_argv_ struct argv_list a = { 0 };
+	const struct qemu_vm *q;
+	char cmdline[1024];
+
+	if (qemu_prepare(vm, cfg, err) < 0 ||
+	    vmm_kernel_cmdline(vm->drv, cfg, cmdline, sizeof(cmdline), err) < 0)
+		return -1;
+	q = vm->priv;
+	argv_add(&a, "%s", vm->drv->vmm_path);
+	add_machine_args(&a, vm->drv, cfg);
+	add_boot_args(&a, vm, cfg, cmdline);
+	add_device_args(&a, q, cfg);
+	if (a.overflow)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
+	return vmm_spawn(a.items, q->vmm_log, &vm->pid, &vm->pidfd, err);
 }
 
 /* The chardev socket exists shortly after QEMU starts; a connection made before the guest opens
@@ -196,88 +226,74 @@ static int qemu_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
 			      struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
+	struct ember_error *connect_err = NULL;
+	int fd = unix_connect_until(q->agent_sock, deadline_ms, vmm_alive_ctx, vm, &connect_err);
 
-	for (;;) {
-		struct ember_error *connect_err = NULL;
-		int fd = unix_connect(q->agent_sock, &connect_err);
-
-		if (fd >= 0)
-			return fd;
-		if ((connect_err->errno_value != ENOENT && connect_err->errno_value != ECONNREFUSED) ||
-		    !vmm_alive(vm)) {
-			ember_error_propagate(err, connect_err);
-			return ember_error_wrap(err, "connect to the agent socket%s",
-						vmm_alive(vm) ? "" : " (QEMU exited)");
-		}
-		if (time_ms_until(deadline_ms) == 0) {
-			ember_error_free(&connect_err);
-			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-					       "QEMU did not open the agent socket before the "
-					       "boot deadline");
-		}
+	if (fd >= 0)
+		return fd;
+	if (connect_err->kind == EMBER_E_GUEST_TIMEOUT) {
 		ember_error_free(&connect_err);
-		usleep(2000);
+		return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				       "QEMU did not open the agent socket before the boot deadline");
 	}
+	/* A dead QEMU (EMBER_E_GUEST) or a connect() that cannot work (a hard error). */
+	ember_error_propagate(err, connect_err);
+	return ember_error_wrap(err, "connect to the agent socket%s",
+				vmm_alive(vm) ? "" : " (QEMU exited)");
 }
 
 /* Device state only: with x-ignore-shared, RAM in a shared file is not part of the stream. */
 static int set_ignore_shared(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
 {
-	json_t *args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-				 "x-ignore-shared", "state", 1);
-	int ret = qmp_execute(qmp, "migrate-set-capabilities", args, NULL, deadline_ms, err);
+	_cleanup_json_ json_t *args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
+						"x-ignore-shared", "state", 1);
 
-	json_decref(args);
-	return ret;
+	if (args == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	return qmp_execute(qmp, "migrate-set-capabilities", args, NULL, deadline_ms, err);
 }
 
-/* Polls query-migrate until it reports completed (1) or failed (-1). An empty answer means
+/* Polls query-migrate until it reports completed (0) or failed (-1). An empty answer means
  * the migration has not started yet (QEMU 7.2 answers {} then). */
 static int wait_migration(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
 {
 	for (;;) {
-		json_t *info = NULL;
-		const char *status;
+		_cleanup_json_ json_t *info = NULL;
+		const char *status, *desc;
 
 		if (qmp_execute(qmp, "query-migrate", NULL, &info, deadline_ms, err) < 0)
 			return -1;
 		status = json_string_value(json_object_get(info, "status"));
-		if (status != NULL && strcmp(status, "completed") == 0) {
-			json_decref(info);
+		if (status != NULL && strcmp(status, "completed") == 0)
 			return 0;
-		}
 		if (status != NULL && (strcmp(status, "failed") == 0 ||
 				       strcmp(status, "cancelled") == 0)) {
-			const char *desc = json_string_value(json_object_get(info, "error-desc"));
-
-			ember_error_set(err, EMBER_E_GUEST, 0, "migration %s: %s", status,
-					desc != NULL ? desc : "no description");
-			json_decref(info);
-			return -1;
+			desc = json_string_value(json_object_get(info, "error-desc"));
+			return ember_error_set(err, EMBER_E_GUEST, 0, "migration %s: %s", status,
+					       desc != NULL ? desc : "no description");
 		}
-		json_decref(info);
 		if (time_ms_until(deadline_ms) == 0)
 			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
 					       "migration did not complete in time");
-		usleep(1000);
+		/* QMP tells of a finished migration only as a MIGRATION event, which needs the
+		 * `events` capability and an event reader this client does not have; a device
+		 * state moves in a few ms, so polling 1 ms apart costs a handful of queries. */
+		sleep_ms(QEMU_QMP_POLL_MS);
 	}
 }
 
 static int listen_unix_socket(const char *path, struct ember_error **err)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
 		return ember_error_sys(err, "socket");
 	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
 	unlink(path);
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0) {
-		ember_error_sys(err, "listen on `%s`", path);
-		close(fd);
-		return -1;
-	}
-	return fd;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0)
+		return ember_error_sys(err, "listen on `%s`", path);
+	return steal_fd(&fd);
 }
 
 /* Reads fd to EOF into path (atomically: temp file + rename). */
@@ -325,123 +341,127 @@ out:
 	return ret;
 }
 
+/* Takes the one connection QEMU's `migrate` makes to listen_fd and saves what it sends. */
+static int accept_state(int listen_fd, const char *state_path, int64_t deadline_ms,
+			struct ember_error **err)
+{
+	_cleanup_close_ int conn = -1;
+
+	if (fd_wait(listen_fd, POLLIN, deadline_ms, err) <= 0)
+		return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				       "QEMU did not connect to send its state");
+	conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (conn < 0)
+		return ember_error_sys(err, "accept the migration stream");
+	return stream_to_file(conn, state_path, deadline_ms, err);
+}
+
+static int snapshot_to(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		       struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	_cleanup_qmp_ struct qmp *qmp = NULL;
+	_cleanup_close_ int listen_fd = -1;
+	_cleanup_json_ json_t *args = NULL;
+
+	if (qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0)
+		return -1;
+	listen_fd = listen_unix_socket(q->mig_sock, err);
+	if (listen_fd < 0 || qmp_execute(qmp, "stop", NULL, NULL, deadline_ms, err) < 0 ||
+	    set_ignore_shared(qmp, deadline_ms, err) < 0)
+		return -1;
+	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
+	if (args == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (qmp_execute(qmp, "migrate", args, NULL, deadline_ms, err) < 0 ||
+	    accept_state(listen_fd, state_path, deadline_ms, err) < 0)
+		return -1;
+	return wait_migration(qmp, deadline_ms, err);
+}
+
 static int qemu_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 			 struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
-	struct qmp *qmp = NULL;
-	json_t *args = NULL;
-	int listen_fd = -1, conn = -1, ret = -1;
+	int ret = snapshot_to(vm, state_path, deadline_ms, err);
 
-	if (qmp_connect(q->qmp_sock, deadline_ms, &qmp, err) < 0)
-		return ember_error_wrap(err, "snapshot");
-	listen_fd = listen_unix_socket(q->mig_sock, err);
-	if (listen_fd < 0 || qmp_execute(qmp, "stop", NULL, NULL, deadline_ms, err) < 0 ||
-	    set_ignore_shared(qmp, deadline_ms, err) < 0)
-		goto out;
-	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
-	if (qmp_execute(qmp, "migrate", args, NULL, deadline_ms, err) < 0)
-		goto out;
-	if (fd_wait(listen_fd, POLLIN, deadline_ms, err) <= 0) {
-		ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-				"QEMU did not connect to send its state");
-		goto out;
-	}
-	conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (conn < 0) {
-		ember_error_sys(err, "accept the migration stream");
-		goto out;
-	}
-	if (stream_to_file(conn, state_path, deadline_ms, err) < 0 ||
-	    wait_migration(qmp, deadline_ms, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	if (ret < 0)
-		ember_error_wrap(err, "snapshot");
-	json_decref(args);
-	if (conn >= 0)
-		close(conn);
-	if (listen_fd >= 0)
-		close(listen_fd);
 	unlink(q->mig_sock);
-	qmp_close(qmp);
-	return ret;
+	return ret < 0 ? ember_error_wrap(err, "snapshot") : 0;
+}
+
+/* Streams a saved device state into QEMU, which listens once `migrate-incoming` ran. */
+static int send_state(struct vmm_instance *vm, const char *state, size_t state_len,
+		      int64_t deadline_ms, struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	_cleanup_close_ int conn = unix_connect_until(q->mig_sock, deadline_ms, vmm_alive_ctx, vm,
+						      err);
+
+	if (conn < 0)
+		return ember_error_wrap(err, "send the device state");
+	return fd_write_all(conn, state, state_len, deadline_ms, err);
+}
+
+/* `cont` before the load completed is accepted and leaves the VM paused forever; and
+ * query-migrate may say completed while the machine is still "inmigrate". */
+static int wait_loaded(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
+{
+	if (wait_migration(qmp, deadline_ms, err) < 0)
+		return -1;
+	for (;;) {
+		_cleanup_json_ json_t *status = NULL;
+		const char *run_state;
+
+		if (qmp_execute(qmp, "query-status", NULL, &status, deadline_ms, err) < 0)
+			return -1;
+		run_state = json_string_value(json_object_get(status, "status"));
+		if (run_state != NULL && strcmp(run_state, "inmigrate") != 0)
+			return 0;
+		if (time_ms_until(deadline_ms) == 0)
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "the clone stayed in `inmigrate`");
+		/* The same missing event as in wait_migration (here: STOP after the load). */
+		sleep_ms(QEMU_QMP_POLL_MS);
+	}
+}
+
+static int restore_from(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+			struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	_cleanup_qmp_ struct qmp *qmp = NULL;
+	_cleanup_json_ json_t *args = NULL;
+	_cleanup_free_ char *state = NULL;
+	size_t state_len;
+
+	if (file_read_all(state_path, QEMU_STATE_MAX, &state, &state_len, err) < 0 ||
+	    qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0 ||
+	    set_ignore_shared(qmp, deadline_ms, err) < 0)
+		return -1;
+	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
+	if (args == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (qmp_execute(qmp, "migrate-incoming", args, NULL, deadline_ms, err) < 0 ||
+	    send_state(vm, state, state_len, deadline_ms, err) < 0 ||
+	    wait_loaded(qmp, deadline_ms, err) < 0)
+		return -1;
+	return qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err);
 }
 
 static int qemu_restore(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 			struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
-	struct qmp *qmp = NULL;
-	json_t *args = NULL, *status = NULL;
-	char *state = NULL;
-	size_t state_len;
-	int conn = -1, ret = -1;
+	int ret = restore_from(vm, state_path, deadline_ms, err);
 
-	if (file_read_all(state_path, 64u << 20, &state, &state_len, err) < 0 ||
-	    qmp_connect(q->qmp_sock, deadline_ms, &qmp, err) < 0 ||
-	    set_ignore_shared(qmp, deadline_ms, err) < 0)
-		goto out;
-	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
-	if (qmp_execute(qmp, "migrate-incoming", args, NULL, deadline_ms, err) < 0)
-		goto out;
-	for (;;) {
-		struct ember_error *cerr = NULL;
-
-		conn = unix_connect(q->mig_sock, &cerr);
-		if (conn >= 0)
-			break;
-		if (time_ms_until(deadline_ms) == 0 || !vmm_alive(vm)) {
-			ember_error_propagate(err, cerr);
-			goto out;
-		}
-		ember_error_free(&cerr);
-		usleep(1000);
-	}
-	if (fd_write_all(conn, state, state_len, deadline_ms, err) < 0)
-		goto out;
-	close(conn);
-	conn = -1;
-	/* `cont` before the load completed is accepted and leaves the VM paused forever; and
-	 * query-migrate may say completed while the machine is still "inmigrate". */
-	if (wait_migration(qmp, deadline_ms, err) < 0)
-		goto out;
-	for (;;) {
-		const char *run_state;
-
-		if (qmp_execute(qmp, "query-status", NULL, &status, deadline_ms, err) < 0)
-			goto out;
-		run_state = json_string_value(json_object_get(status, "status"));
-		if (run_state != NULL && strcmp(run_state, "inmigrate") != 0)
-			break;
-		json_decref(status);
-		status = NULL;
-		if (time_ms_until(deadline_ms) == 0) {
-			ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
-					"the clone stayed in `inmigrate`");
-			goto out;
-		}
-		usleep(1000);
-	}
-	if (qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err) < 0)
-		goto out;
-	ret = 0;
-out:
-	json_decref(args);
-	json_decref(status);
-	free(state);
-	if (conn >= 0)
-		close(conn);
 	unlink(q->mig_sock);
-	qmp_close(qmp);
 	return ret;
 }
 
 static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 {
 	struct qemu_vm *q = vm->priv;
-	struct qmp *qmp = NULL;
+	_cleanup_qmp_ struct qmp *qmp = NULL;
 	int64_t qmp_deadline = time_mono_ms() + 1000;
 
 	if (q == NULL)
@@ -449,10 +469,8 @@ static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 	if (qmp_deadline > deadline_ms)
 		qmp_deadline = deadline_ms;
 	/* `quit` ends QEMU at once; nothing in the guest needs to survive. */
-	if (qmp_connect(q->qmp_sock, qmp_deadline, &qmp, NULL) == 0) {
+	if (qmp_connect(q->qmp_sock, qmp_deadline, vmm_alive_ctx, vm, &qmp, NULL) == 0)
 		qmp_execute(qmp, "quit", NULL, NULL, qmp_deadline, NULL);
-		qmp_close(qmp);
-	}
 }
 
 static int qemu_attach(struct vmm_instance *vm, struct ember_error **err)

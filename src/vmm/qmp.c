@@ -62,32 +62,33 @@ static int read_line(struct qmp *q, size_t *consumed, char **line, int64_t deadl
 	}
 }
 
-/* Reads messages until one that is not an asynchronous event; returns it. */
+/* Reads messages until one that is not an asynchronous event; returns it. *consumed counts
+ * the bytes of q->buf already used (the caller drops them). */
+static int read_message(struct qmp *q, size_t *consumed, json_t **out, int64_t deadline_ms,
+			struct ember_error **err)
+{
+	for (;;) {
+		_cleanup_json_ json_t *msg = NULL;
+		char *line = NULL;
+
+		if (read_line(q, consumed, &line, deadline_ms, err) < 0)
+			return -1;
+		if (line[0] == '\0' || (line[0] == '\r' && line[1] == '\0'))
+			continue;
+		if (json_parse_object(line, strlen(line), &msg, EMBER_E_GUEST, err) < 0)
+			return ember_error_wrap(err, "QMP");
+		if (json_object_get(msg, "event") == NULL) {
+			*out = steal_pointer(&msg);
+			return 0;
+		}
+	}
+}
+
 static int read_reply(struct qmp *q, json_t **out, int64_t deadline_ms, struct ember_error **err)
 {
 	size_t consumed = 0;
-	int ret = -1;
+	int ret = read_message(q, &consumed, out, deadline_ms, err);
 
-	for (;;) {
-		char *line = NULL;
-		json_t *msg;
-
-		if (read_line(q, &consumed, &line, deadline_ms, err) < 0)
-			break;
-		if (line[0] == '\0' || (line[0] == '\r' && line[1] == '\0'))
-			continue;
-		if (json_parse_object(line, strlen(line), &msg, EMBER_E_GUEST, err) < 0) {
-			ember_error_wrap(err, "QMP");
-			break;
-		}
-		if (json_object_get(msg, "event") != NULL) {
-			json_decref(msg);
-			continue;
-		}
-		*out = msg;
-		ret = 0;
-		break;
-	}
 	/* Keep any bytes after the reply for the next call. */
 	if (consumed > 0) {
 		memmove(q->buf, q->buf + consumed, q->len - consumed);
@@ -99,18 +100,15 @@ static int read_reply(struct qmp *q, json_t **out, int64_t deadline_ms, struct e
 int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **result,
 		int64_t deadline_ms, struct ember_error **err)
 {
-	json_t *req = json_pack("{s:s}", "execute", command);
-	json_t *reply = NULL, *ret_value, *error;
+	_cleanup_json_ json_t *req = json_pack("{s:s}", "execute", command);
+	_cleanup_json_ json_t *reply = NULL;
 	_cleanup_free_ char *text = NULL;
+	json_t *ret_value, *error;
 	size_t len;
-	int ret = -1;
 
-	if (req == NULL)
+	if (req == NULL || (args != NULL && json_object_set(req, "arguments", args) < 0))
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	if (args != NULL)
-		json_object_set(req, "arguments", args);
 	text = json_dump_compact(req, &len, err);
-	json_decref(req);
 	if (text == NULL)
 		return -1;
 	if (fd_write_all(q->fd, text, len, deadline_ms, err) < 0 ||
@@ -122,63 +120,38 @@ int qmp_execute(struct qmp *q, const char *command, json_t *args, json_t **resul
 	if (error != NULL) {
 		const char *desc = json_string_value(json_object_get(error, "desc"));
 
-		ember_error_set(err, EMBER_E_GUEST, 0, "QMP %s failed: %s", command,
-				desc != NULL ? desc : "(no description)");
-	} else if (ret_value == NULL) {
-		ember_error_set(err, EMBER_E_GUEST, 0, "QMP %s: reply has neither return nor error",
-				command);
-	} else {
-		if (result != NULL)
-			*result = json_incref(ret_value);
-		ret = 0;
+		return ember_error_set(err, EMBER_E_GUEST, 0, "QMP %s failed: %s", command,
+				       desc != NULL ? desc : "(no description)");
 	}
-	json_decref(reply);
-	return ret;
+	if (ret_value == NULL)
+		return ember_error_set(err, EMBER_E_GUEST, 0,
+				       "QMP %s: reply has neither return nor error", command);
+	if (result != NULL)
+		*result = json_incref(ret_value);
+	return 0;
 }
 
-int qmp_connect(const char *path, int64_t deadline_ms, struct qmp **out, struct ember_error **err)
+int qmp_connect(const char *path, int64_t deadline_ms, bool (*alive)(void *ctx), void *ctx,
+		struct qmp **out, struct ember_error **err)
 {
-	struct qmp *q;
-	json_t *greeting = NULL;
-	int fd;
+	_cleanup_close_ int fd = unix_connect_until(path, deadline_ms, alive, ctx, err);
+	_cleanup_qmp_ struct qmp *q = NULL;
+	_cleanup_json_ json_t *greeting = NULL;
 
-	for (;;) {
-		struct ember_error *connect_err = NULL;
-
-		fd = unix_connect(path, &connect_err);
-		if (fd >= 0)
-			break;
-		if ((connect_err->errno_value != ENOENT &&
-		     connect_err->errno_value != ECONNREFUSED) ||
-		    time_ms_until(deadline_ms) == 0) {
-			ember_error_propagate(err, connect_err);
-			return ember_error_wrap(err, "QMP");
-		}
-		ember_error_free(&connect_err);
-		usleep(5000);
-	}
+	if (fd < 0)
+		return ember_error_wrap(err, "QMP");
 	q = calloc(1, sizeof(*q));
-	if (q == NULL) {
-		close(fd);
+	if (q == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	}
-	q->fd = fd;
+	q->fd = steal_fd(&fd);
 	if (read_reply(q, &greeting, deadline_ms, err) < 0)
-		goto fail;
-	if (json_object_get(greeting, "QMP") == NULL) {
-		ember_error_set(err, EMBER_E_GUEST, 0, "QMP greeting missing");
-		goto fail;
-	}
-	json_decref(greeting);
-	greeting = NULL;
+		return -1;
+	if (json_object_get(greeting, "QMP") == NULL)
+		return ember_error_set(err, EMBER_E_GUEST, 0, "QMP greeting missing");
 	if (qmp_execute(q, "qmp_capabilities", NULL, NULL, deadline_ms, err) < 0)
-		goto fail;
-	*out = q;
+		return -1;
+	*out = steal_pointer(&q);
 	return 0;
-fail:
-	json_decref(greeting);
-	qmp_close(q);
-	return -1;
 }
 
 void qmp_close(struct qmp *q)

@@ -13,14 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/cleanup.h"
 #include "util/timeutil.h"
 #include "vmm/accel.h"
 #include "vmm/cgroup.h"
 #include "vmm/driver.h"
 #include "vmm/proc.h"
 
-/* Tuned for the Debian cloud kernel under emulation, see DESIGN.md §5: without a fixed TSC
- * frequency the PIT calibration fails at random and the boot hangs. */
+/* Every guest's base command line; each argument's reason is in docs/images.md ("How the VMM
+ * drivers boot it"). The TCG-only arguments are added in vmm_kernel_cmdline(). */
 #define CMDLINE_BASE "console=ttyS0 panic=-1 reboot=t quiet"
 
 int vmm_parse_accel(const char *text, enum vmm_accel *out)
@@ -47,23 +48,9 @@ int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **o
 			       "unknown VMM `%s` (expected qemu or firecracker)", cfg->name);
 }
 
-int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
-			       const struct vmm_driver_config *cfg, struct vmm_driver **out,
-			       struct ember_error **err)
+static void resolve_accel(struct vmm_driver *drv, enum vmm_accel requested)
 {
-	struct vmm_driver *drv = calloc(1, sizeof(*drv));
-
-	if (drv == NULL)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	drv->ops = ops;
-	drv->host_tsc_khz = accel_host_tsc_khz();
-	if (cfg->kernel_args != NULL && vmm_check_kernel_args(cfg->kernel_args, err) < 0) {
-		free(drv);
-		return -1;
-	}
-	snprintf(drv->kernel_args, sizeof(drv->kernel_args), "%s",
-		 cfg->kernel_args != NULL ? cfg->kernel_args : "");
-	switch (cfg->accel) {
+	switch (requested) {
 	case VMM_ACCEL_KVM:
 		drv->accel = VMM_ACCEL_KVM;
 		snprintf(drv->accel_reason, sizeof(drv->accel_reason), "requested");
@@ -78,14 +65,37 @@ int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 				     : VMM_ACCEL_TCG;
 		break;
 	}
-	if (cfg->cgroup_root != NULL && strcmp(cfg->cgroup_root, "none") == 0) {
+}
+
+static void probe_cgroups(struct vmm_driver *drv, const char *cgroup_root)
+{
+	if (cgroup_root != NULL && strcmp(cgroup_root, "none") == 0) {
 		snprintf(drv->cgroup_status, sizeof(drv->cgroup_status), "disabled (--cgroup-root none)");
-	} else {
-		snprintf(drv->cgroup_root, sizeof(drv->cgroup_root), "%s",
-			 cfg->cgroup_root != NULL ? cfg->cgroup_root : "/sys/fs/cgroup");
-		drv->cgroups = cgroup_probe(drv->cgroup_root, drv->cgroup_status,
-					    sizeof(drv->cgroup_status));
+		return;
 	}
+	snprintf(drv->cgroup_root, sizeof(drv->cgroup_root), "%s",
+		 cgroup_root != NULL ? cgroup_root : "/sys/fs/cgroup");
+	drv->cgroups = cgroup_probe(drv->cgroup_root, drv->cgroup_status,
+				    sizeof(drv->cgroup_status));
+}
+
+int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
+			       const struct vmm_driver_config *cfg, struct vmm_driver **out,
+			       struct ember_error **err)
+{
+	struct vmm_driver *drv;
+
+	if (cfg->kernel_args != NULL && vmm_check_kernel_args(cfg->kernel_args, err) < 0)
+		return -1;
+	drv = calloc(1, sizeof(*drv));
+	if (drv == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	drv->ops = ops;
+	drv->host_tsc_khz = accel_host_tsc_khz();
+	snprintf(drv->kernel_args, sizeof(drv->kernel_args), "%s",
+		 cfg->kernel_args != NULL ? cfg->kernel_args : "");
+	resolve_accel(drv, cfg->accel);
+	probe_cgroups(drv, cfg->cgroup_root);
 	if (ops->init(drv, cfg, err) < 0) {
 		ember_error_wrap(err, "%s driver", ops->name);
 		vmm_driver_free(drv);
@@ -187,19 +197,44 @@ static int join_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cf
 		.vcpus = cfg->vcpus,
 		.pids = CGROUP_VMM_PIDS_MAX,
 	};
+	_cleanup_close_ int fd = -1;
 	char pid[32];
-	int fd, n;
+	int n;
 
 	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, &fd, err) < 0)
 		return -1;
 	vm->in_cgroup = true;
 	n = snprintf(pid, sizeof(pid), "%d", (int)vm->pid);
-	if (write(fd, pid, (size_t)n) != n) {
-		ember_error_sys(err, "move VMM %d into its cgroup", (int)vm->pid);
-		close(fd);
+	if (write(fd, pid, (size_t)n) != n)
+		return ember_error_sys(err, "move VMM %d into its cgroup", (int)vm->pid);
+	return 0;
+}
+
+/* Whether vmm.c gives each of drv's VMMs a host cgroup of its own. */
+static bool makes_cgroup(const struct vmm_driver *drv)
+{
+	return drv->cgroups && (drv->ops->own_cgroup == NULL || !drv->ops->own_cgroup(drv));
+}
+
+/* The phases of vmm_start() after the handle exists: spawn (the driver), confine, restore.
+ * On failure the caller stops whatever was spawned. */
+static int start_vm(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		    struct ember_error **err)
+{
+	const struct vmm_driver_ops *ops = vm->drv->ops;
+
+	if (ops->start(vm, cfg, err) < 0)
 		return -1;
-	}
-	close(fd);
+	if (proc_start_ticks(vm->pid, &vm->start_ticks) < 0)
+		vm->start_ticks = 0; /* it died already: the boot will notice */
+	if (makes_cgroup(vm->drv) && join_cgroup(vm, cfg, err) < 0)
+		return -1;
+	if (cfg->restore_state == NULL)
+		return 0;
+	if (ops->restore == NULL)
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot restore", ops->name);
+	if (ops->restore == NULL || ops->restore(vm, cfg->restore_state, cfg->deadline_ms, err) < 0)
+		return ember_error_wrap(err, "restore from `%s`", cfg->restore_state);
 	return 0;
 }
 
@@ -221,27 +256,8 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 		free(vm);
 		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir path too long");
 	}
-	if (drv->ops->start(vm, cfg, err) < 0) {
+	if (start_vm(vm, cfg, err) < 0) {
 		/* The driver may have spawned before failing: make sure nothing is left. */
-		vmm_stop(vm, time_mono_ms() + 2000, NULL);
-		vmm_instance_free(vm);
-		return -1;
-	}
-	if (proc_start_ticks(vm->pid, &vm->start_ticks) < 0)
-		vm->start_ticks = 0; /* it died already: the boot will notice */
-	/* Under a jailer, the jailer places the VMM in its own cgroup. */
-	if (drv->cgroups && drv->jailer_path[0] == '\0' && join_cgroup(vm, cfg, err) < 0) {
-		vmm_stop(vm, time_mono_ms() + 2000, NULL);
-		vmm_instance_free(vm);
-		return -1;
-	}
-	if (cfg->restore_state != NULL &&
-	    (drv->ops->restore == NULL ||
-	     drv->ops->restore(vm, cfg->restore_state, cfg->deadline_ms, err) < 0)) {
-		if (drv->ops->restore == NULL)
-			ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot restore",
-					drv->ops->name);
-		ember_error_wrap(err, "restore from `%s`", cfg->restore_state);
 		vmm_stop(vm, time_mono_ms() + 2000, NULL);
 		vmm_instance_free(vm);
 		return -1;
@@ -378,7 +394,7 @@ static void reap(struct vmm_instance *vm)
 	vm->reaped = true;
 }
 
-static bool wait_exit(struct vmm_instance *vm, int64_t deadline_ms)
+bool vmm_wait_exit(struct vmm_instance *vm, int64_t deadline_ms)
 {
 	struct pollfd pfd = { .fd = vm->pidfd, .events = POLLIN };
 
@@ -402,15 +418,16 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 	if (vm->pid > 0 && !vm->reaped) {
 		if (vm->drv->ops->request_stop != NULL && vmm_alive(vm))
 			vm->drv->ops->request_stop(vm, deadline_ms);
-		if (!wait_exit(vm, deadline_ms)) {
+		if (!vmm_wait_exit(vm, deadline_ms)) {
 			syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
-			wait_exit(vm, time_mono_ms() + 5000);
+			vmm_wait_exit(vm, time_mono_ms() + 5000);
 		}
 		reap(vm);
 	}
 	if (vm->drv->ops->release != NULL)
 		vm->drv->ops->release(vm);
-	if (vm->in_cgroup || (vm->drv->cgroups && vm->attached)) {
+	/* A re-attached VM's cgroup was made by the earlier daemon: remove it as ours. */
+	if (vm->in_cgroup || (vm->attached && makes_cgroup(vm->drv))) {
 		cgroup_remove(vm->drv->cgroup_root, vm->sandbox_id);
 		vm->in_cgroup = false;
 	}
@@ -448,6 +465,11 @@ bool vmm_alive(struct vmm_instance *vm)
 	if (vm->pidfd < 0 || vm->reaped)
 		return false;
 	return poll(&pfd, 1, 0) == 0;
+}
+
+bool vmm_alive_ctx(void *vm)
+{
+	return vmm_alive(vm);
 }
 
 const char *vmm_console_log(const struct vmm_instance *vm)
