@@ -14,24 +14,38 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "api/deadline.h"
 #include "api/encode.h"
+#include "api/guard.h"
 #include "api/routes.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
+struct api_server;
+
+/* One per listening socket: what its requests need to know about where they came from. */
+struct api_listener {
+	struct api_server *server;
+	bool is_unix;          /* the owner-only Unix socket: no Host/Origin/token checks */
+	struct MHD_Daemon *mhd;
+};
+
 struct api_server {
-	struct MHD_Daemon *tcp;
-	struct MHD_Daemon *unix_daemon;
+	struct api_listener tcp;
+	struct api_listener unix_socket;
 	char unix_path[108];
 	unsigned port;
 	size_t max_body;
+	struct api_guard guard;
+	struct deadline_registry *deadlines; /* TCP connections only */
 	struct api_context *ctx;
 };
 
 struct request_state {
 	struct buf body;
 	bool too_large;
+	bool refused;            /* answered by the guard: the rest of the request is dropped */
 	int64_t started_us;
 };
 
@@ -57,6 +71,9 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct a
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (r->allow[0] != '\0')
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->status == 401)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Bearer realm=\"emberd\"");
 	ret = MHD_queue_response(conn, r->status, response);
 	MHD_destroy_response(response);
 	return ret;
@@ -72,18 +89,54 @@ static enum MHD_Result respond_too_large(struct api_server *s, struct MHD_Connec
 	return send_response(conn, &r);
 }
 
-/* The first call for a request: its state, and a declared oversize body refused unread. */
-static enum MHD_Result begin_request(struct api_server *s, struct MHD_Connection *conn,
-				     void **con_cls)
+static const char *header(struct MHD_Connection *conn, const char *name)
 {
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* The TCP listener's checks (guard.h), answered before the body is read. */
+static enum MHD_Result refuse_if_unwelcome(struct api_server *s, struct request_state *st,
+					   struct MHD_Connection *conn, const char *method,
+					   const char *url)
+{
+	struct api_guard_request req = {
+		.host = header(conn, MHD_HTTP_HEADER_HOST),
+		.origin = header(conn, "Origin"),
+		.sec_fetch_site = header(conn, "Sec-Fetch-Site"),
+		.authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+	};
+	_cleanup_response_ struct api_response r = { 0 };
+	struct ember_error *err = NULL;
+	enum MHD_Result ret;
+
+	if (api_guard_check(&s->guard, &req, &err) == 0)
+		return MHD_YES;
+	st->refused = true;
+	api_response_error(&r, err);
+	log_event(LOG_WARN, NULL, "http.refused", -1, "method=%s path=%.200s status=%u: %s",
+		  method, url, r.status, err->message);
+	ember_error_free(&err);
+	ret = send_response(conn, &r);
+	return ret;
+}
+
+/* The first call for a request: its state, the checks of where it came from, and a declared
+ * oversize body refused unread. */
+static enum MHD_Result begin_request(struct api_listener *l, struct MHD_Connection *conn,
+				     const char *method, const char *url, void **con_cls)
+{
+	struct api_server *s = l->server;
+	const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	struct request_state *st = calloc(1, sizeof(*st));
 
 	if (st == NULL)
 		return MHD_NO;
 	st->started_us = time_mono_us();
 	*con_cls = st;
+	if (!l->is_unix && refuse_if_unwelcome(s, st, conn, method, url) != MHD_YES)
+		return MHD_NO;
+	if (st->refused)
+		return MHD_YES;
 	if (cl != NULL && strtoull(cl, NULL, 10) > s->max_body) {
 		st->too_large = true;
 		return respond_too_large(s, conn);
@@ -95,7 +148,7 @@ static enum MHD_Result begin_request(struct api_server *s, struct MHD_Connection
 static enum MHD_Result collect_body(struct api_server *s, struct request_state *st,
 				    const char *data, size_t *size)
 {
-	if (!st->too_large) {
+	if (!st->too_large && !st->refused) {
 		if (st->body.len + *size > s->max_body) {
 			st->too_large = true;
 			buf_release(&st->body);
@@ -107,6 +160,15 @@ static enum MHD_Result collect_body(struct api_server *s, struct request_state *
 	return MHD_YES;
 }
 
+/* The deadline entry of a TCP connection (NULL for the Unix socket or an unwatched one). */
+static struct deadline_conn *connection_deadline(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info != NULL ? info->socket_context : NULL;
+}
+
 /* The whole body is in: route it, answer and log. */
 static enum MHD_Result finish_request(struct api_server *s, struct request_state *st,
 				      struct MHD_Connection *conn, const char *method,
@@ -115,6 +177,9 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	_cleanup_response_ struct api_response r = { 0 };
 	enum MHD_Result ret;
 
+	deadline_conn_received(connection_deadline(conn));
+	if (st->refused)
+		return MHD_YES; /* already answered */
 	if (st->too_large)
 		return respond_too_large(s, conn);
 	if (buf_terminate(&st->body) < 0)
@@ -133,12 +198,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
 {
-	struct api_server *s = cls;
+	struct api_listener *l = cls;
+	struct api_server *s = l->server;
 	struct request_state *st = *con_cls;
 
 	(void)version;
 	if (st == NULL)
-		return begin_request(s, conn, con_cls);
+		return begin_request(l, conn, method, url, con_cls);
 	if (*upload_data_size > 0)
 		return collect_body(s, st, upload_data, upload_data_size);
 	return finish_request(s, st, conn, method, url);
@@ -150,13 +216,34 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	struct request_state *st = *con_cls;
 
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	/* The response went out (or the request died): the next one's clock starts. */
+	deadline_conn_rearm(connection_deadline(conn));
 	if (st == NULL)
 		return;
 	buf_release(&st->body);
 	free(st);
 	*con_cls = NULL;
+}
+
+/* Registers TCP connections with the request deadline when they open and drops them when they
+ * close; the entry lives in the connection's socket context. */
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			      enum MHD_ConnectionNotificationCode code)
+{
+	struct api_listener *l = cls;
+	const union MHD_ConnectionInfo *info;
+
+	if (l->is_unix)
+		return;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		*socket_context = info != NULL
+			? deadline_conn_add(l->server->deadlines, info->connect_fd) : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		deadline_conn_remove(*socket_context);
+		*socket_context = NULL;
+	}
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -238,66 +325,97 @@ static int listen_unix(const char *path, struct ember_error **err)
 	return fd;
 }
 
-static struct MHD_Daemon *start_daemon(struct api_server *s, const struct api_server_config *cfg,
+static struct MHD_Daemon *start_daemon(struct api_listener *l, const struct api_server_config *cfg,
 				       int listen_fd)
 {
 	return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 					MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC,
-				0, NULL, NULL, handle, s,
+				0, NULL, NULL, handle, l,
 				/* The logger first, so MHD never falls back to its own. */
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 				MHD_OPTION_LISTEN_SOCKET, listen_fd,
-				MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+				MHD_OPTION_NOTIFY_COMPLETED, request_completed, l,
+				MHD_OPTION_NOTIFY_CONNECTION, notify_connection, l,
 				MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				l->is_unix ? 0u : cfg->max_connections_per_ip,
 				MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 				MHD_OPTION_END);
+}
+
+/* Who may call over TCP (guard.h), checked before anything listens. */
+static int set_up_guard(struct api_server *s, const struct api_server_config *cfg,
+			struct ember_error **err)
+{
+	if (api_guard_init(&s->guard, cfg->addr, cfg->allow_origins, cfg->nallow_origins,
+			   err) < 0)
+		return -1;
+	if (cfg->auth_token_file != NULL &&
+	    api_guard_load_token(&s->guard, cfg->auth_token_file, err) < 0)
+		return -1;
+	if (api_guard_check_config(&s->guard, err) < 0)
+		return -1;
+	return deadline_registry_start(cfg->request_timeout_s * 1000u, &s->deadlines, err);
+}
+
+static int start_tcp(struct api_server *s, const struct api_server_config *cfg,
+		     struct ember_error **err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = listen_tcp(cfg->addr, err);
+
+	if (fd < 0)
+		return -1;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		s->port = ntohs(ss.ss_family == AF_INET6
+					? ((struct sockaddr_in6 *)&ss)->sin6_port
+					: ((struct sockaddr_in *)&ss)->sin_port);
+	s->tcp.mhd = start_daemon(&s->tcp, cfg, fd);
+	if (s->tcp.mhd == NULL) {
+		close(fd);
+		return ember_error_set(err, EMBER_E_INTERNAL, 0,
+				       "cannot start the HTTP server on %s", cfg->addr);
+	}
+	return 0;
+}
+
+static int start_unix(struct api_server *s, const struct api_server_config *cfg,
+		      struct ember_error **err)
+{
+	int fd = listen_unix(cfg->unix_path, err);
+
+	if (fd < 0)
+		return -1;
+	snprintf(s->unix_path, sizeof(s->unix_path), "%s", cfg->unix_path);
+	s->unix_socket.mhd = start_daemon(&s->unix_socket, cfg, fd);
+	if (s->unix_socket.mhd == NULL) {
+		close(fd);
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot serve on `%s`",
+				       cfg->unix_path);
+	}
+	return 0;
 }
 
 int api_server_start(const struct api_server_config *cfg, struct api_context *ctx,
 		     struct api_server **out, struct ember_error **err)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int fd;
 
 	if (s == NULL)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		return ember_error_oom(err);
 	s->ctx = ctx;
 	s->max_body = cfg->max_body_bytes;
-	fd = listen_tcp(cfg->addr, err);
-	if (fd < 0)
-		goto fail;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		s->port = ntohs(ss.ss_family == AF_INET6
-					? ((struct sockaddr_in6 *)&ss)->sin6_port
-					: ((struct sockaddr_in *)&ss)->sin_port);
-	s->tcp = start_daemon(s, cfg, fd);
-	if (s->tcp == NULL) {
-		close(fd);
-		ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the HTTP server on %s",
-				cfg->addr);
-		goto fail;
-	}
-	if (cfg->unix_path != NULL) {
-		fd = listen_unix(cfg->unix_path, err);
-		if (fd < 0)
-			goto fail;
-		snprintf(s->unix_path, sizeof(s->unix_path), "%s", cfg->unix_path);
-		s->unix_daemon = start_daemon(s, cfg, fd);
-		if (s->unix_daemon == NULL) {
-			close(fd);
-			ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot serve on `%s`",
-					cfg->unix_path);
-			goto fail;
-		}
+	s->tcp = (struct api_listener){ .server = s };
+	s->unix_socket = (struct api_listener){ .server = s, .is_unix = true };
+	if (set_up_guard(s, cfg, err) < 0 || start_tcp(s, cfg, err) < 0 ||
+	    (cfg->unix_path != NULL && start_unix(s, cfg, err) < 0)) {
+		api_server_stop(s);
+		return -1;
 	}
 	*out = s;
 	return 0;
-fail:
-	api_server_stop(s);
-	return -1;
 }
 
 unsigned api_server_port(const struct api_server *server)
@@ -310,11 +428,12 @@ void api_server_stop(struct api_server *s)
 	if (s == NULL)
 		return;
 	/* MHD_stop_daemon waits for connection threads, so in-flight requests finish first. */
-	if (s->tcp != NULL)
-		MHD_stop_daemon(s->tcp);
-	if (s->unix_daemon != NULL)
-		MHD_stop_daemon(s->unix_daemon);
+	if (s->tcp.mhd != NULL)
+		MHD_stop_daemon(s->tcp.mhd);
+	if (s->unix_socket.mhd != NULL)
+		MHD_stop_daemon(s->unix_socket.mhd);
 	if (s->unix_path[0] != '\0')
 		unlink(s->unix_path);
+	deadline_registry_stop(s->deadlines);
 	free(s);
 }

@@ -17,7 +17,12 @@ struct api_server_config {
 	const char *unix_path;           /* optional, created mode 0600 */
 	size_t max_body_bytes;           /* beyond: 413 */
 	unsigned max_connections;
+	unsigned max_connections_per_ip; /* TCP; beyond: refused at once */
 	unsigned connection_timeout_s;   /* idle clients are dropped after this */
+	unsigned request_timeout_s;      /* a whole request must arrive within this (TCP) */
+	const char *const *allow_origins;/* browser origins allowed to call (default none) */
+	size_t nallow_origins;
+	const char *auth_token_file;     /* bearer token for TCP; required unless loopback */
 };
 
 /* What the routes need; borrowed for the server's lifetime. */

@@ -1,6 +1,6 @@
 /* firecracker.c - the Firecracker driver: spawns `firecracker --api-sock` (optionally under the
  * jailer), configures the VM over its HTTP API once the socket appears, reaches the agent
- * through the hybrid vsock (`CONNECT 1024`), and snapshots templates and restores clones.
+ * through the hybrid vsock (`CONNECT 52`), and snapshots templates and restores clones.
  * Contract and real-host setup: docs/firecracker.md.
  *
  * A booted VM: vmm_start() only spawns; the configuration (which needs the boot deadline)

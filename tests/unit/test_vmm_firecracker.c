@@ -104,7 +104,7 @@ static void *fake_vsock_main(void *arg)
 		if (conn < 0)
 			break;
 		v->accepted++;
-		if (read(conn, line, sizeof(line) - 1) <= 0 || strcmp(line, "CONNECT 1024\n") != 0) {
+		if (read(conn, line, sizeof(line) - 1) <= 0 || strcmp(line, "CONNECT 52\n") != 0) {
 			close(conn);
 			break;
 		}
@@ -150,7 +150,7 @@ static void vsock_connect_times_out_naming_the_port(void **state)
 
 	assert_int_equal(vmm_connect_agent(fx->vm, time_mono_ms() + 60, &err), -1);
 	assert_int_equal(err->kind, EMBER_E_GUEST_TIMEOUT);
-	assert_mentions(err, "the guest agent did not listen on vsock port 1024 before the boot "
+	assert_mentions(err, "the guest agent did not listen on vsock port 52 before the boot "
 			     "deadline");
 	ember_error_free(&err);
 }
@@ -168,7 +168,7 @@ static void vsock_connect_reports_a_dead_firecracker_at_once(void **state)
 	assert_int_equal(vmm_connect_agent(fx->vm, t0 + 10000, &err), -1);
 	assert_true(time_mono_ms() - t0 < 1000);
 	assert_int_equal(err->kind, EMBER_E_GUEST);
-	assert_mentions(err, "firecracker exited before the guest agent listened on vsock port 1024");
+	assert_mentions(err, "firecracker exited before the guest agent listened on vsock port 52");
 	ember_error_free(&err);
 }
 
