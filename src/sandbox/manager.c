@@ -745,10 +745,45 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 			    err);
 }
 
+/* Restores sb from its template sb->tpl, in at most CLONE_DEADLINE_MS of bcfg's deadline.
+ * Returns 0 when the clone runs, -1 (err set) when the create fails, and 1 when it is to boot
+ * cold instead: a template that does not restore is discarded and not trusted again. */
+static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
+		      bool clone_only, struct ember_error **err)
+{
+	struct vmm_boot_config clone_cfg = *bcfg;
+	struct ember_error *clone_err = NULL;
+
+	clone_cfg.memory_file = template_memory_path(sb->tpl);
+	clone_cfg.memory_shared = false;
+	clone_cfg.restore_state = template_state_path(sb->tpl);
+	clone_cfg.pack_image = template_pack_image(sb->tpl);
+	if (time_mono_ms() + CLONE_DEADLINE_MS < clone_cfg.deadline_ms)
+		clone_cfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
+	sb->boot_mode = "clone";
+	if (start_and_connect(m, sb, &clone_cfg, &clone_err) == 0)
+		return 0;
+	/* The clone's console says how far its guest got. */
+	wrap_with_console_tail(sb, &clone_err);
+	log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; %s",
+		  clone_err->message, clone_only ? "no cold boot (pool fill)"
+		  : time_ms_until(bcfg->deadline_ms) > 0 ? "booting cold"
+							  : "no time left to boot cold");
+	template_discard(sb->tpl);
+	template_release(sb->tpl);
+	sb->tpl = NULL;
+	stop_vm(m, sb);
+	if (clone_only || time_ms_until(bcfg->deadline_ms) == 0)
+		return ember_error_propagate(err, clone_err);
+	ember_error_free(&clone_err);
+	return 1;
+}
+
 /* Starts the VM: restored from its shape's template when there is one (a clone), else booted
  * cold, which also gets the template built in the background for the next create. With
  * clone_only (pool fills) there is no cold fallback. */
-static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err)
+static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
+		   struct ember_error **err)
 {
 	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
 					.memory_mib = sb->memory_mib,
@@ -771,36 +806,10 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only, struc
 	if (sb->tpl == NULL && m->templates != NULL)
 		sb->tpl = template_acquire(m->templates, &shape);
 	if (sb->tpl != NULL) {
-		struct ember_error *clone_err = NULL;
-		int64_t boot_deadline = bcfg.deadline_ms;
+		int ret = boot_clone(m, sb, &bcfg, clone_only, err);
 
-		bcfg.memory_file = template_memory_path(sb->tpl);
-		bcfg.memory_shared = false;
-		bcfg.restore_state = template_state_path(sb->tpl);
-		bcfg.pack_image = template_pack_image(sb->tpl);
-		if (time_mono_ms() + CLONE_DEADLINE_MS < bcfg.deadline_ms)
-			bcfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
-		sb->boot_mode = "clone";
-		if (start_and_connect(m, sb, &bcfg, &clone_err) == 0)
-			return 0;
-		bcfg.deadline_ms = boot_deadline;
-		/* A template that does not restore is not trusted again; boot cold instead. The
-		 * clone's console says how far its guest got. */
-		wrap_with_console_tail(sb, &clone_err);
-		log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; %s",
-			  clone_err->message, clone_only ? "no cold boot (pool fill)"
-			  : time_ms_until(boot_deadline) > 0 ? "booting cold"
-							     : "no time left to boot cold");
-		template_discard(sb->tpl);
-		template_release(sb->tpl);
-		sb->tpl = NULL;
-		stop_vm(m, sb);
-		if (clone_only || time_ms_until(boot_deadline) == 0)
-			return ember_error_propagate(err, clone_err);
-		ember_error_free(&clone_err);
-		bcfg.memory_file = NULL;
-		bcfg.restore_state = NULL;
-		bcfg.pack_image = sb->pack->image;
+		if (ret <= 0)
+			return ret;
 	}
 	if (clone_only)
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");
