@@ -1,4 +1,4 @@
-/* catalog.c - strict parser of packs.json and file checks. */
+/* catalog.c - strict parser of packs.json and file checks (interface: catalog.h). */
 #include "sandbox/catalog.h"
 
 #include <errno.h>
@@ -124,32 +124,17 @@ static int parse_pack(const char *images_dir, json_t *obj, struct pack *p,
 	return 0;
 }
 
-int catalog_parse(const char *images_dir, const char *text, size_t len, struct catalog *cat,
-		  struct ember_error **err)
+/* The kernel and initramfs paths (resolved, checked to stay inside images_dir). */
+static int parse_kernel(const char *images_dir, json_t *root, struct catalog *cat,
+			struct ember_error **err)
 {
-	static const char *const keys[] = { "version", "kernel", "initramfs", "packs", NULL };
 	static const char *const kernel_keys[] = { "bzimage", "vmlinux", "release", NULL };
-	json_t *root = NULL, *kernel, *packs;
+	json_t *kernel = json_object_get(root, "kernel");
 	const char *bz, *vmlinux, *release, *initramfs;
-	size_t release_len, i, j;
-	uint64_t version;
+	size_t release_len;
 
-	memset(cat, 0, sizeof(*cat));
-	if (json_parse_object(text, len, &root, KIND, err) < 0)
-		return -1;
-	if (json_check_keys(root, keys, KIND, err) < 0 ||
-	    json_get_uint(root, "version", true, 1, 1, &version, KIND, err) < 0)
-		goto fail;
-	kernel = json_object_get(root, "kernel");
-	if (!json_is_object(kernel)) {
-		ember_error_set(err, KIND, 0, "field `kernel` must be an object");
-		goto fail;
-	}
-	cat->images_dir = strdup(images_dir);
-	if (cat->images_dir == NULL) {
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-		goto fail;
-	}
+	if (!json_is_object(kernel))
+		return ember_error_set(err, KIND, 0, "field `kernel` must be an object");
 	if (json_check_keys(kernel, kernel_keys, KIND, err) < 0 ||
 	    json_get_string(kernel, "bzimage", true, 255, &bz, NULL, KIND, err) < 0 ||
 	    json_get_string(kernel, "vmlinux", true, 255, &vmlinux, NULL, KIND, err) < 0 ||
@@ -159,38 +144,60 @@ int catalog_parse(const char *images_dir, const char *text, size_t len, struct c
 	    resolve_path(images_dir, bz, "kernel.bzimage", &cat->bzimage, err) < 0 ||
 	    resolve_path(images_dir, vmlinux, "kernel.vmlinux", &cat->vmlinux, err) < 0 ||
 	    resolve_path(images_dir, initramfs, "initramfs", &cat->initramfs, err) < 0)
-		goto fail;
+		return -1;
 	memcpy(cat->kernel_release, release, release_len + 1);
-	packs = json_object_get(root, "packs");
+	return 0;
+}
+
+/* Every pack, each name once. */
+static int parse_packs(const char *images_dir, json_t *packs, struct catalog *cat,
+		       struct ember_error **err)
+{
+	size_t i, j;
+
 	if (!json_is_array(packs) || json_array_size(packs) == 0 ||
-	    json_array_size(packs) > CATALOG_PACKS_MAX) {
-		ember_error_set(err, KIND, 0, "field `packs` must be an array of 1 to %d packs",
-				CATALOG_PACKS_MAX);
-		goto fail;
-	}
+	    json_array_size(packs) > CATALOG_PACKS_MAX)
+		return ember_error_set(err, KIND, 0, "field `packs` must be an array of 1 to %d packs",
+				       CATALOG_PACKS_MAX);
 	cat->packs = calloc(json_array_size(packs), sizeof(*cat->packs));
-	if (cat->packs == NULL) {
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-		goto fail;
-	}
+	if (cat->packs == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	for (i = 0; i < json_array_size(packs); i++) {
 		cat->count = i + 1;
 		if (parse_pack(images_dir, json_array_get(packs, i), &cat->packs[i], err) < 0)
-			goto fail;
+			return -1;
 		for (j = 0; j < i; j++) {
-			if (strcmp(cat->packs[j].name, cat->packs[i].name) == 0) {
-				ember_error_set(err, KIND, 0, "pack `%s` is listed twice",
-						cat->packs[i].name);
-				goto fail;
-			}
+			if (strcmp(cat->packs[j].name, cat->packs[i].name) == 0)
+				return ember_error_set(err, KIND, 0, "pack `%s` is listed twice",
+						       cat->packs[i].name);
 		}
 	}
-	json_decref(root);
 	return 0;
-fail:
-	json_decref(root);
-	catalog_release(cat);
-	return -1;
+}
+
+int catalog_parse(const char *images_dir, const char *text, size_t len, struct catalog *cat,
+		  struct ember_error **err)
+{
+	static const char *const keys[] = { "version", "kernel", "initramfs", "packs", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	uint64_t version;
+
+	memset(cat, 0, sizeof(*cat));
+	if (json_parse_object(text, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "version", true, 1, 1, &version, KIND, err) < 0)
+		return -1;
+	cat->images_dir = strdup(images_dir);
+	if (cat->images_dir == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	/* Never half-loaded: whatever was parsed before a failure goes with it. */
+	if (parse_kernel(images_dir, root, cat, err) < 0 ||
+	    parse_packs(images_dir, json_object_get(root, "packs"), cat, err) < 0) {
+		catalog_release(cat);
+		return -1;
+	}
+	return 0;
 }
 
 int catalog_load(const char *images_dir, struct catalog *cat, struct ember_error **err)

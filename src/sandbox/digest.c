@@ -19,38 +19,35 @@ void digest_buffer(const void *data, size_t len, char hex[DIGEST_HEX_LEN + 1])
 	hex_encode(md, sizeof(md), hex);
 }
 
+static void cleanup_md_ctxp(EVP_MD_CTX **ctx)
+{
+	EVP_MD_CTX_free(*ctx); /* NULL-safe */
+}
+
 int digest_file(const char *path, char hex[DIGEST_HEX_LEN + 1], struct ember_error **err)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	EVP_MD_CTX *ctx = NULL;
+	__attribute__((cleanup(cleanup_md_ctxp))) EVP_MD_CTX *ctx = NULL;
 	uint8_t buf[1 << 16], md[32];
 	unsigned int md_len = sizeof(md);
-	int ret = -1;
 
 	if (fd < 0)
 		return ember_error_sys(err, "open `%s`", path);
 	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "cannot start a SHA-256");
-		goto out;
-	}
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "cannot start a SHA-256");
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 
 		if (n == 0)
 			break;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			ember_error_sys(err, "read `%s`", path);
-			goto out;
-		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ember_error_sys(err, "read `%s`", path);
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
 	}
 	EVP_DigestFinal_ex(ctx, md, &md_len);
 	hex_encode(md, sizeof(md), hex);
-	ret = 0;
-out:
-	EVP_MD_CTX_free(ctx);
-	return ret;
+	return 0;
 }

@@ -1,5 +1,6 @@
 /* digest.h - SHA-256 (OpenSSL libcrypto) of buffers and files, as lowercase hex.
- * Used to key VM templates by the content of their inputs. Files are streamed, never loaded. */
+ * Used by the template store to key VM templates by the content of their inputs.
+ * Files are streamed, never loaded whole; the caller owns the hex buffer it passes. */
 #ifndef EMBER_SANDBOX_DIGEST_H
 #define EMBER_SANDBOX_DIGEST_H
 

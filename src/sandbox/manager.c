@@ -1,9 +1,15 @@
-/* manager.c - sandbox table, state machine, limits and lifecycle.
+/* manager.c - sandbox table, state machine, limits and lifecycle (interface: manager.h).
  *
- * Locking: one mutex guards the table and every sandbox's state fields. It is taken only for
- * bookkeeping; booting, exec and teardown run outside it. A sandbox stays allocated while
- * `refs` (requests using its channel) is non-zero: teardown aborts the channel, waits for refs
- * to drain, and only then frees. */
+ * Ownership: the manager owns its table and every sandbox in it (sandbox.h says which fields
+ * need the lock); the warm pool owns its clones until pool_take() hands one over (pool.h); the
+ * template store owns templates, sandboxes hold references (template.h).
+ *
+ * Locking: one mutex guards the table and the [lock] fields of every sandbox. It is taken only
+ * for bookkeeping; booting, exec and teardown run outside it, and it may be held while calling
+ * into the pool (whose lock is innermost), never the other way round. A sandbox stays allocated
+ * while `refs` (requests using its channel, a record not yet written) is non-zero: teardown
+ * aborts the channel, waits for refs to drain, detaches vm and ch under the lock and only then
+ * stops and frees them, so a reader of the table never sees a freed VM. */
 #include "sandbox/manager.h"
 
 #include <errno.h>
@@ -15,12 +21,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sandbox/manager_internal.h"
+#include "sandbox/pool.h"
 #include "sandbox/record.h"
+#include "sandbox/recover.h"
+#include "sandbox/sandbox.h"
 #include "sandbox/template.h"
+#include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/ids.h"
 #include "util/log.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 #define REAPER_INTERVAL_MS 500
@@ -30,6 +40,27 @@
  * deadline instead of finding none left. */
 #define CLONE_DEADLINE_MS 10000
 
+struct manager {
+	struct manager_config cfg;
+	char run_dir[PATH_MAX];
+	const struct catalog *catalog;
+	struct vmm_driver *driver;
+	struct template_store *templates; /* NULL: no snapshots (disabled or unsupported) */
+	struct pool *pool;                /* NULL: no warm pool; its state is its own */
+	pthread_t reaper;
+	pthread_mutex_t lock;
+	/* Everything below is guarded by lock. */
+	pthread_cond_t cond;              /* booting, refs, count changes; stop_reaper */
+	struct sandbox *list;
+	unsigned count;
+	unsigned booting;                 /* boot slots taken, by creates and pool fills */
+	bool shutting_down;
+	bool stop_reaper;
+	bool keep_templates;
+	uint64_t created_total;
+	uint64_t create_failures_total;
+	uint64_t execs_total;
+};
 
 const char *sandbox_state_name(enum sandbox_state state)
 {
@@ -43,21 +74,9 @@ const char *sandbox_state_name(enum sandbox_state state)
 	return "unknown";
 }
 
-void manager_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
-{
-	struct timespec ts;
+/* ---- the table (lock held) ------------------------------------------------------------------ */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_cond_timedwait(cond, lock, &ts);
-}
-
-static struct sandbox *find_locked(struct manager *m, const char *id)
+static struct sandbox *table_find_locked(struct manager *m, const char *id)
 {
 	struct sandbox *sb;
 
@@ -68,7 +87,14 @@ static struct sandbox *find_locked(struct manager *m, const char *id)
 	return NULL;
 }
 
-static void unlink_locked(struct manager *m, struct sandbox *target)
+static void table_insert_locked(struct manager *m, struct sandbox *sb)
+{
+	sb->next = m->list;
+	m->list = sb;
+	m->count++;
+}
+
+static void table_remove_locked(struct manager *m, struct sandbox *target)
 {
 	struct sandbox **p;
 
@@ -82,7 +108,16 @@ static void unlink_locked(struct manager *m, struct sandbox *target)
 	}
 }
 
-void manager_fill_info_locked(const struct sandbox *sb, struct sandbox_info *info)
+/* Gives a boot slot back: creates queued in admit() and the pool's filler may take it. */
+static void boot_slot_release_locked(struct manager *m)
+{
+	m->booting--;
+	pthread_cond_broadcast(&m->cond);
+	if (m->pool != NULL)
+		pool_wake(m->pool);
+}
+
+static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info)
 {
 	int64_t now = time_mono_ms();
 
@@ -103,16 +138,21 @@ void manager_fill_info_locked(const struct sandbox *sb, struct sandbox_info *inf
 	info->execs_run = sb->execs_run;
 	info->execs_running = sb->execs_running;
 	info->boot_ms = sb->boot_ms;
-	info->boot_mode = sb->boot_mode != NULL ? sb->boot_mode : "cold";
+	info->boot_mode = "cold";
 	snprintf(info->failure, sizeof(info->failure), "%s", sb->failure);
-	/* While booting, vm and ch belong to the booting thread alone. */
+	/* While booting, vm, ch and boot_mode belong to the booting thread alone. Afterwards they
+	 * change only under the lock (teardown detaches them), so they are safe to read here. */
 	if (sb->state == SANDBOX_BOOTING)
 		return;
+	if (sb->boot_mode != NULL)
+		info->boot_mode = sb->boot_mode;
 	info->vmm_pid = sb->vm != NULL ? vmm_pid(sb->vm) : 0;
 	if (sb->vm != NULL)
 		snprintf(info->console_log, sizeof(info->console_log), "%s",
 			 vmm_console_log(sb->vm));
 }
+
+/* ---- failure, references, teardown ---------------------------------------------------------- */
 
 /* Appends the end of the guest console to an error, so boot failures explain themselves. */
 static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
@@ -120,7 +160,7 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 	char *text = NULL;
 	size_t len;
 
-	if (sb->vm == NULL || err == NULL || *err == NULL)
+	if (sb->vm == NULL || err == NULL || *err == NULL || ember_error_is_static(*err))
 		return;
 	if (file_read_all(vmm_console_log(sb->vm), 1 << 20, &text, &len, NULL) == 0 && len > 0) {
 		char *tail = len > CONSOLE_TAIL_IN_ERRORS ? text + len - CONSOLE_TAIL_IN_ERRORS : text;
@@ -142,7 +182,8 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 {
 	static const char marker[] = "Kernel panic - not syncing: ";
-	char *text = NULL, *line, *p;
+	_cleanup_free_ char *text = NULL;
+	char *line, *p;
 	size_t len;
 
 	snprintf(out, size, "the VM process exited unexpectedly");
@@ -150,141 +191,320 @@ static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 	    file_read_all(vmm_console_log(sb->vm), 1 << 20, &text, &len, NULL) < 0)
 		return;
 	line = strstr(text, marker);
-	if (line != NULL) {
-		line += sizeof(marker) - 1;
-		for (p = line; *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
-			if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
-				*p = '?';
-		}
-		*p = '\0';
-		snprintf(out, size, "the VM process exited after a guest kernel panic (%s)", line);
+	if (line == NULL)
+		return;
+	line += sizeof(marker) - 1;
+	for (p = line; *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	}
-	free(text);
+	*p = '\0';
+	snprintf(out, size, "the VM process exited after a guest kernel panic (%s)", line);
 }
 
-/* Closes the channel and stops the VM of a sandbox nobody else uses (no refs). */
-void manager_stop_vm(struct sandbox *sb)
+/* The one place a ready sandbox becomes FAILED: its VM died or its channel broke. Lock held. */
+static void mark_failed_if_broken_locked(struct sandbox *sb)
 {
-	channel_close(sb->ch);
-	sb->ch = NULL;
-	if (sb->vm != NULL) {
-		vmm_stop(sb->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
-		vmm_instance_free(sb->vm);
-		sb->vm = NULL;
+	char reason[512];
+
+	if (sb->state != SANDBOX_READY)
+		return;
+	if (!vmm_alive(sb->vm))
+		describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
+	else if (channel_broken(sb->ch, reason, sizeof(reason)))
+		snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
+	else
+		return;
+	sb->state = SANDBOX_FAILED;
+	log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
+}
+
+/* Ends the requests running on sb (they fail with why) and waits until nothing uses it. The
+ * sandbox must be out of reach of new requests (DESTROYING, or not in the table). */
+static void wait_unused(struct manager *m, struct sandbox *sb, const char *why)
+{
+	if (sb->ch != NULL)
+		channel_abort(sb->ch, why);
+	pthread_mutex_lock(&m->lock);
+	while (sb->refs > 0)
+		cond_wait_until(&m->cond, &m->lock, -1);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void sandbox_release_vm(struct vmm_instance *vm, struct channel *ch)
+{
+	channel_close(ch);
+	if (vm != NULL) {
+		vmm_stop(vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+		vmm_instance_free(vm);
 	}
+}
+
+/* Detaches sb's VM and channel under the lock (the table's readers look at them), then stops
+ * and frees them outside it. */
+static void stop_vm(struct manager *m, struct sandbox *sb)
+{
+	struct vmm_instance *vm;
+	struct channel *ch;
+
+	pthread_mutex_lock(&m->lock);
+	vm = steal_pointer(&sb->vm);
+	ch = steal_pointer(&sb->ch);
+	pthread_mutex_unlock(&m->lock);
+	sandbox_release_vm(vm, ch);
 }
 
 /* Stops everything a sandbox owns; the sandbox must be out of reach of new requests. */
-void manager_teardown(struct manager *m, struct sandbox *sb)
+static void teardown(struct manager *m, struct sandbox *sb)
 {
 	int64_t t0 = time_mono_ms();
+	struct ember_error *err = NULL;
 
-	if (sb->ch != NULL)
-		channel_abort(sb->ch, "the sandbox is being destroyed");
-	pthread_mutex_lock(&m->lock);
-	while (sb->refs > 0)
-		pthread_cond_wait(&m->cond, &m->lock);
-	pthread_mutex_unlock(&m->lock);
-	manager_stop_vm(sb);
+	wait_unused(m, sb, "the sandbox is being destroyed");
+	stop_vm(m, sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
-	if (sb->run_dir[0] != '\0') {
-		struct ember_error *err = NULL;
-
-		if (dir_remove_tree(sb->run_dir, &err) < 0) {
-			log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "%s", err->message);
-			ember_error_free(&err);
-		}
+	if (sb->run_dir[0] != '\0' && dir_remove_tree(sb->run_dir, &err) < 0) {
+		log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "%s", err->message);
+		ember_error_free(&err);
 	}
-	log_event(LOG_INFO, sb->id, "sandbox.destroyed", time_mono_ms() - t0, "VM stopped, files removed");
+	log_event(LOG_INFO, sb->id, "sandbox.destroyed", time_mono_ms() - t0,
+		  "VM stopped, files removed");
 }
 
 static void destroy_and_free(struct manager *m, struct sandbox *sb)
 {
-	manager_teardown(m, sb);
+	teardown(m, sb);
 	pthread_mutex_lock(&m->lock);
-	unlink_locked(m, sb);
+	table_remove_locked(m, sb);
 	pthread_mutex_unlock(&m->lock);
 	free(sb);
 }
 
-/* Marks sandboxes whose VM died or whose channel broke as failed; collects expired ones. */
+/* Lets go of a sandbox without stopping its VM (its record stays for a later daemon). */
+static void detach_and_free(struct manager *m, struct sandbox *sb)
+{
+	struct vmm_instance *vm;
+	struct channel *ch;
+
+	wait_unused(m, sb, "the daemon is exiting");
+	pthread_mutex_lock(&m->lock);
+	vm = steal_pointer(&sb->vm);
+	ch = steal_pointer(&sb->ch);
+	table_remove_locked(m, sb);
+	pthread_mutex_unlock(&m->lock);
+	channel_close(ch);
+	log_event(LOG_INFO, sb->id, "sandbox.detached", -1, "left running (vmm_pid=%d)",
+		  vm != NULL ? (int)vmm_pid(vm) : 0);
+	vmm_detach(vm);
+	free(sb);
+}
+
+/* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
+ * but does not survive a daemon crash, so a failure is logged rather than fatal. */
+static void save_record(struct sandbox *sb)
+{
+	struct sandbox_record rec = { 0 };
+	struct ember_error *err = NULL;
+
+	snprintf(rec.id, sizeof(rec.id), "%s", sb->id);
+	snprintf(rec.language_pack, sizeof(rec.language_pack), "%s", sb->pack->name);
+	snprintf(rec.vmm, sizeof(rec.vmm), "%s", vmm_driver_name(vmm_instance_driver(sb->vm)));
+	rec.vcpus = sb->vcpus;
+	rec.memory_mib = sb->memory_mib;
+	rec.timeout_s = sb->timeout_s;
+	rec.overlay_mib = sb->overlay_mib;
+	rec.created_wall_ns = sb->created_wall_ns;
+	rec.expires_wall_ns = sb->created_wall_ns +
+			      (sb->expires_mono_ms - sb->created_mono_ms) * 1000000;
+	rec.boot_ms = sb->boot_ms;
+	rec.pid = vmm_pid(sb->vm);
+	rec.pid_start_ticks = vmm_start_ticks(sb->vm);
+	if (rec.pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, &rec, &err) < 0) {
+		log_event(LOG_WARN, sb->id, "sandbox.record_failed", -1,
+			  "cannot write the re-attach record: %s",
+			  err != NULL ? err->message : "VMM start time unknown");
+		ember_error_free(&err);
+	}
+}
+
+/* Writes sb's record, then drops the reference its creator took so that nobody could free sb
+ * while the record was written (a DELETE or a shutdown racing a create wait for it). */
+static void record_and_release(struct manager *m, struct sandbox *sb)
+{
+	save_record(sb);
+	pthread_mutex_lock(&m->lock);
+	sb->refs--;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- the reaper ----------------------------------------------------------------------------- */
+
+/* Marks sandboxes whose VM died or whose channel broke as failed and takes expired ones out of
+ * service into expired[] (at most max). Lock held. */
+static size_t collect_expired_locked(struct manager *m, struct sandbox **expired, size_t max)
+{
+	int64_t now = time_mono_ms();
+	struct sandbox *sb;
+	size_t n = 0;
+
+	for (sb = m->list; sb != NULL; sb = sb->next) {
+		mark_failed_if_broken_locked(sb);
+		if ((sb->state == SANDBOX_READY || sb->state == SANDBOX_FAILED) &&
+		    sb->expires_mono_ms > 0 && now >= sb->expires_mono_ms && n < max) {
+			sb->state = SANDBOX_DESTROYING;
+			expired[n++] = sb;
+		}
+	}
+	return n;
+}
+
 static void *reaper_main(void *arg)
 {
 	struct manager *m = arg;
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->stop_reaper) {
-		struct sandbox *expired[64], *dead[16];
-		size_t n = 0, n_dead = 0, i;
-		struct sandbox *sb;
-		int64_t now = time_mono_ms();
+		struct sandbox *expired[64];
+		size_t n = collect_expired_locked(m, expired, ARRAY_SIZE(expired)), i;
+		int64_t next = time_mono_ms() + REAPER_INTERVAL_MS;
 
-		for (sb = m->list; sb != NULL; sb = sb->next) {
-			char reason[512];
-
-			if (sb->state == SANDBOX_READY) {
-				if (!vmm_alive(sb->vm)) {
-					sb->state = SANDBOX_FAILED;
-					describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
-					log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s",
-						  sb->failure);
-				} else if (channel_broken(sb->ch, reason, sizeof(reason))) {
-					sb->state = SANDBOX_FAILED;
-					snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
-					log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s",
-						  sb->failure);
-				}
-			}
-			if ((sb->state == SANDBOX_READY || sb->state == SANDBOX_FAILED) &&
-			    sb->expires_mono_ms > 0 && now >= sb->expires_mono_ms &&
-			    n < sizeof(expired) / sizeof(expired[0])) {
-				sb->state = SANDBOX_DESTROYING;
-				expired[n++] = sb;
-			}
-		}
-		/* A pooled clone that died is dropped; the filler replaces it. */
-		{
-			struct sandbox **p = &m->pool;
-
-			while (*p != NULL && n_dead < sizeof(dead) / sizeof(dead[0])) {
-				if (!vmm_alive((*p)->vm) || channel_broken((*p)->ch, NULL, 0)) {
-					dead[n_dead++] = *p;
-					*p = (*p)->next;
-					m->pool_count--;
-				} else {
-					p = &(*p)->next;
-				}
-			}
-		}
-		if (n > 0 || n_dead > 0) {
-			pthread_mutex_unlock(&m->lock);
-			for (i = 0; i < n; i++) {
-				log_event(LOG_INFO, expired[i]->id, "sandbox.expired", -1,
-					  "lifetime of %u s reached", expired[i]->timeout_s);
-				destroy_and_free(m, expired[i]);
-			}
-			for (i = 0; i < n_dead; i++) {
-				log_event(LOG_WARN, dead[i]->id, "pool.dropped", -1,
-					  "a pooled clone died before it was handed out");
-				manager_teardown(m, dead[i]);
-				free(dead[i]);
-			}
-			pthread_mutex_lock(&m->lock);
+		if (n == 0) {
+			/* cond is broadcast on every table change; only a stop ends the interval. */
+			while (!m->stop_reaper && cond_wait_until(&m->cond, &m->lock, next))
+				;
 			continue;
 		}
-		manager_cond_wait_ms(&m->cond, &m->lock, REAPER_INTERVAL_MS);
+		pthread_mutex_unlock(&m->lock);
+		for (i = 0; i < n; i++) {
+			log_event(LOG_INFO, expired[i]->id, "sandbox.expired", -1,
+				  "lifetime of %u s reached", expired[i]->timeout_s);
+			destroy_and_free(m, expired[i]);
+		}
+		pthread_mutex_lock(&m->lock);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return NULL;
 }
 
+/* ---- what the warm pool asks of the manager (pool_ops) -------------------------------------- */
+
+static bool is_default_shape(const struct sandbox *sb)
+{
+	return sb->vcpus == sb->pack->defaults.vcpus &&
+	       sb->memory_mib == sb->pack->defaults.memory_mib &&
+	       sb->overlay_mib == sb->pack->defaults.overlay_mib;
+}
+
+static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
+		   struct ember_error **err);
+
+/* Restores one clone of pack's default shape, fresh id and identity via its HELLO (a boot slot
+ * held). Returns NULL without side effects while the pack's template is not ready yet. */
+static struct sandbox *boot_pool_clone(struct manager *m, const struct pack *pack)
+{
+	struct template_shape shape = { .pack = pack, .vcpus = pack->defaults.vcpus,
+					.memory_mib = pack->defaults.memory_mib,
+					.overlay_mib = pack->defaults.overlay_mib };
+	struct template *tpl = template_acquire(m->templates, &shape);
+	struct ember_error *err = NULL;
+	struct sandbox *sb;
+
+	if (tpl == NULL)
+		return NULL; /* template_acquire started its build */
+	sb = calloc(1, sizeof(*sb));
+	if (sb == NULL) {
+		template_release(tpl);
+		return NULL;
+	}
+	sb->pack = pack;
+	sb->vcpus = shape.vcpus;
+	sb->memory_mib = shape.memory_mib;
+	sb->overlay_mib = shape.overlay_mib;
+	sb->state = SANDBOX_BOOTING;
+	sb->tpl = tpl;
+	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
+	    boot_vm(m, sb, true, &err) == 0) {
+		sb->boot_mode = "pool";
+		return sb;
+	}
+	if (err->kind != EMBER_E_UNAVAILABLE)
+		log_event(LOG_WARN, sb->id, "pool.fill_failed", -1, "%s", err->message);
+	ember_error_free(&err);
+	teardown(m, sb);
+	free(sb);
+	return NULL;
+}
+
+static enum pool_boot_result pool_boot_clone(void *ctx, const struct pack *pack,
+					     struct sandbox **out)
+{
+	struct manager *m = ctx;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->shutting_down || m->booting >= m->cfg.max_concurrent_boots) {
+		pthread_mutex_unlock(&m->lock);
+		return POOL_NO_SLOT;
+	}
+	m->booting++;
+	pthread_mutex_unlock(&m->lock);
+	*out = boot_pool_clone(m, pack);
+	pthread_mutex_lock(&m->lock);
+	boot_slot_release_locked(m);
+	pthread_mutex_unlock(&m->lock);
+	return *out != NULL ? POOL_BOOTED : POOL_NOT_NOW;
+}
+
+static bool pool_usable(void *ctx, struct sandbox *sb)
+{
+	(void)ctx;
+	return vmm_alive(sb->vm) && !channel_broken(sb->ch, NULL, 0);
+}
+
+static void pool_discard(void *ctx, struct sandbox *sb, const char *why)
+{
+	if (why != NULL)
+		log_event(LOG_WARN, sb->id, "pool.dropped", -1, "%s", why);
+	teardown(ctx, sb);
+	free(sb);
+}
+
+static void pool_write_record(void *ctx, struct sandbox *sb)
+{
+	record_and_release(ctx, sb);
+}
+
+static const struct pool_ops manager_pool_ops = {
+	.boot_clone = pool_boot_clone,
+	.usable = pool_usable,
+	.discard = pool_discard,
+	.write_record = pool_write_record,
+};
+
+/* ---- creation, background work, shutdown ---------------------------------------------------- */
+
+/* Templates when the driver can restore snapshots; without them every boot is cold. */
+static void open_templates(struct manager *m)
+{
+	char dir[PATH_MAX];
+	struct ember_error *err = NULL;
+
+	if (!m->cfg.snapshots || !vmm_driver_can_snapshot(m->driver))
+		return;
+	snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
+	if (template_store_create(dir, m->catalog, m->driver, m->cfg.boot_timeout_ms,
+				  &m->templates, &err) < 0) {
+		log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
+			  err->message);
+		ember_error_free(&err);
+	}
+}
 
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
 		   struct vmm_driver *driver, struct manager **out, struct ember_error **err)
 {
-	struct manager *m = calloc(1, sizeof(*m));
-	pthread_condattr_t attr;
+	_cleanup_free_ struct manager *m = calloc(1, sizeof(*m));
 
 	if (m == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -293,113 +513,72 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	m->cfg.run_dir = m->run_dir;
 	m->catalog = catalog;
 	m->driver = driver;
-	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST) {
-		ember_error_sys(err, "create run directory `%s`", m->run_dir);
-		free(m);
-		return -1;
-	}
+	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST)
+		return ember_error_sys(err, "create run directory `%s`", m->run_dir);
 	/* Absolute, so VMM command lines name it the same way whatever the daemon's cwd was. */
-	if (realpath(cfg->run_dir, m->run_dir) == NULL) {
-		ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
-		free(m);
+	if (realpath(cfg->run_dir, m->run_dir) == NULL)
+		return ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
+	open_templates(m);
+	if (m->templates != NULL && cfg->pool_size > 0 &&
+	    pool_create(catalog, cfg->pool_size, &manager_pool_ops, m, &m->pool, err) < 0) {
+		template_store_free(m->templates, true);
 		return -1;
 	}
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&m->cond, &attr);
-	pthread_condattr_destroy(&attr);
-	if (cfg->snapshots && vmm_driver_can_snapshot(driver)) {
-		char dir[PATH_MAX];
-		struct ember_error *terr = NULL;
-
-		snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
-		if (template_store_create(dir, catalog, driver, cfg->boot_timeout_ms, &m->templates,
-					  &terr) < 0) {
-			log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
-				  terr->message);
-			ember_error_free(&terr);
-		}
-	}
+	cond_init_monotonic(&m->cond);
 	if (pthread_create(&m->reaper, NULL, reaper_main, m) != 0) {
+		pool_free(m->pool);
 		template_store_free(m->templates, true);
 		pthread_mutex_destroy(&m->lock);
 		pthread_cond_destroy(&m->cond);
-		free(m);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
 	}
-	*out = m;
+	*out = steal_pointer(&m);
 	return 0;
 }
 
 void manager_start_background(struct manager *m)
 {
 	const struct catalog *catalog = m->catalog;
+	size_t i;
 
-	if (m->templates != NULL) {
-		size_t i;
+	if (m->templates == NULL)
+		return;
+	for (i = 0; m->cfg.prewarm && i < catalog->count; i++) {
+		struct template_shape shape = {
+			.pack = &catalog->packs[i],
+			.vcpus = catalog->packs[i].defaults.vcpus,
+			.memory_mib = catalog->packs[i].defaults.memory_mib,
+			.overlay_mib = catalog->packs[i].defaults.overlay_mib,
+		};
 
-		for (i = 0; m->cfg.prewarm && i < catalog->count; i++) {
-			struct template_shape shape = {
-				.pack = &catalog->packs[i],
-				.vcpus = catalog->packs[i].defaults.vcpus,
-				.memory_mib = catalog->packs[i].defaults.memory_mib,
-				.overlay_mib = catalog->packs[i].defaults.overlay_mib,
-			};
-
-			template_prewarm(m->templates, &shape);
-		}
-		if (m->cfg.pool_size > 0 && !m->pool_started)
-			m->pool_started = pthread_create(&m->pool_thread, NULL, manager_pool_main, m) == 0;
+		template_prewarm(m->templates, &shape);
 	}
+	if (m->pool != NULL)
+		pool_start(m->pool);
 }
 
-/* Lets go of a sandbox without stopping its VM (its record stays for a later daemon). */
-static void detach_and_free(struct manager *m, struct sandbox *sb)
+static void adopt_recovered(void *ctx, struct sandbox *sb)
 {
-	if (sb->ch != NULL)
-		channel_abort(sb->ch, "the daemon is exiting");
+	struct manager *m = ctx;
+
 	pthread_mutex_lock(&m->lock);
-	while (sb->refs > 0)
-		pthread_cond_wait(&m->cond, &m->lock);
+	table_insert_locked(m, sb);
 	pthread_mutex_unlock(&m->lock);
-	channel_close(sb->ch);
-	sb->ch = NULL;
-	log_event(LOG_INFO, sb->id, "sandbox.detached", -1, "left running (vmm_pid=%d)",
-		  sb->vm != NULL ? (int)vmm_pid(sb->vm) : 0);
-	vmm_detach(sb->vm);
-	sb->vm = NULL;
-	pthread_mutex_lock(&m->lock);
-	unlink_locked(m, sb);
-	pthread_mutex_unlock(&m->lock);
-	free(sb);
 }
 
-void manager_shutdown(struct manager *m, bool keep_vms)
+void manager_recover(struct manager *m, struct manager_recovery *out)
 {
-	struct sandbox *pooled;
+	struct recover_env env = { .run_dir = m->run_dir, .catalog = m->catalog,
+				   .driver = m->driver, .adopt = adopt_recovered, .ctx = m };
 
-	pthread_mutex_lock(&m->lock);
-	m->shutting_down = true;
-	pthread_cond_broadcast(&m->cond);
-	pthread_mutex_unlock(&m->lock);
-	if (m->pool_started) {
-		pthread_join(m->pool_thread, NULL);
-		m->pool_started = false;
-	}
-	pthread_mutex_lock(&m->lock);
-	/* Pooled clones were never handed out: nothing to keep. */
-	while ((pooled = m->pool) != NULL) {
-		m->pool = pooled->next;
-		m->pool_count--;
-		pthread_mutex_unlock(&m->lock);
-		manager_teardown(m, pooled);
-		free(pooled);
-		pthread_mutex_lock(&m->lock);
-	}
-	/* Boots in progress finish (or hit their deadline) on their own threads. */
-	while (m->booting > 0)
-		pthread_cond_wait(&m->cond, &m->lock);
+	recover_run_dir(&env, out);
+}
+
+/* Destroys (or with keep_vms lets go of) every sandbox no other thread is destroying, then waits
+ * for those to finish too. Lock held, no boot in progress. */
+static void empty_table_locked(struct manager *m, bool keep_vms)
+{
 	for (;;) {
 		struct sandbox *sb;
 		bool keep;
@@ -423,7 +602,22 @@ void manager_shutdown(struct manager *m, bool keep_vms)
 	}
 	/* DELETEs and expiries running on other threads finish their own teardown. */
 	while (m->count > 0)
-		pthread_cond_wait(&m->cond, &m->lock);
+		cond_wait_until(&m->cond, &m->lock, -1);
+}
+
+void manager_shutdown(struct manager *m, bool keep_vms)
+{
+	pthread_mutex_lock(&m->lock);
+	m->shutting_down = true;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+	if (m->pool != NULL)
+		pool_stop(m->pool);
+	pthread_mutex_lock(&m->lock);
+	/* Boots in progress finish (or hit their deadline) on their own threads. */
+	while (m->booting > 0)
+		cond_wait_until(&m->cond, &m->lock, -1);
+	empty_table_locked(m, keep_vms);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -437,6 +631,7 @@ void manager_free(struct manager *m)
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	pthread_join(m->reaper, NULL);
+	pool_free(m->pool);
 	/* Templates are a cache of this daemon's; a daemon leaving VMs for re-attach
 	 * (keep_templates) also leaves the templates, which the next one reuses. */
 	template_store_free(m->templates, !m->keep_templates);
@@ -444,6 +639,8 @@ void manager_free(struct manager *m)
 	pthread_cond_destroy(&m->cond);
 	free(m);
 }
+
+/* ---- create ------------------------------------------------------------------------------- */
 
 static int validate_create(struct manager *m, const struct sandbox_create_request *req,
 			   struct sandbox *sb, struct ember_error **err)
@@ -487,75 +684,48 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 	return 0;
 }
 
-/* Admits a new sandbox into the table (state booting) or says why not. */
+/* Admits a new sandbox into the table (state booting) with a boot slot, or says why not. */
 static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err)
 {
+	enum { ADMITTED, SHUTTING_DOWN, FULL, NO_SLOT } verdict = ADMITTED;
 	int64_t deadline = time_mono_ms() + m->cfg.boot_timeout_ms;
 
 	pthread_mutex_lock(&m->lock);
-	if (m->shutting_down)
-		goto unavailable;
-	if (m->count >= m->cfg.max_sandboxes) {
-		pthread_mutex_unlock(&m->lock);
+	if (m->shutting_down) {
+		verdict = SHUTTING_DOWN;
+	} else if (m->count >= m->cfg.max_sandboxes) {
+		verdict = FULL;
+	} else {
+		/* Count the sandbox now, so concurrent creates cannot overshoot max_sandboxes while
+		 * this one queues for a boot slot. */
+		table_insert_locked(m, sb);
+		while (m->booting >= m->cfg.max_concurrent_boots && !m->shutting_down &&
+		       cond_wait_until(&m->cond, &m->lock, deadline))
+			;
+		verdict = m->shutting_down ? SHUTTING_DOWN
+			  : m->booting >= m->cfg.max_concurrent_boots ? NO_SLOT : ADMITTED;
+		if (verdict == ADMITTED)
+			m->booting++;
+		else
+			table_remove_locked(m, sb);
+	}
+	pthread_mutex_unlock(&m->lock);
+	switch (verdict) {
+	case ADMITTED:
+		return 0;
+	case SHUTTING_DOWN:
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the daemon is shutting down");
+	case FULL:
 		return ember_error_set(err, EMBER_E_CAPACITY, 0,
 				       "the daemon already runs its maximum of %u sandboxes "
-				       "(--max-sandboxes); delete one first",
-				       m->cfg.max_sandboxes);
+				       "(--max-sandboxes); delete one first", m->cfg.max_sandboxes);
+	case NO_SLOT:
+		break;
 	}
-	/* Count the sandbox now, so concurrent creates cannot overshoot max_sandboxes while this
-	 * one queues for a boot slot. */
-	sb->next = m->list;
-	m->list = sb;
-	m->count++;
-	while (m->booting >= m->cfg.max_concurrent_boots && !m->shutting_down &&
-	       time_mono_ms() < deadline)
-		manager_cond_wait_ms(&m->cond, &m->lock, deadline - time_mono_ms());
-	if (m->shutting_down || m->booting >= m->cfg.max_concurrent_boots) {
-		unlink_locked(m, sb);
-		if (!m->shutting_down) {
-			pthread_mutex_unlock(&m->lock);
-			return ember_error_set(err, EMBER_E_UNAVAILABLE, 0,
-					       "%u sandboxes are already booting "
-					       "(--max-concurrent-boots) and none finished in %u ms; "
-					       "retry later", m->cfg.max_concurrent_boots,
-					       m->cfg.boot_timeout_ms);
-		}
-		goto unavailable;
-	}
-	m->booting++;
-	pthread_mutex_unlock(&m->lock);
-	return 0;
-unavailable:
-	pthread_mutex_unlock(&m->lock);
-	return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the daemon is shutting down");
-}
-
-/* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
- * but does not survive a daemon crash, so a failure is logged rather than fatal. */
-void manager_save_record(struct sandbox *sb)
-{
-	struct sandbox_record rec = { 0 };
-	struct ember_error *err = NULL;
-
-	snprintf(rec.id, sizeof(rec.id), "%s", sb->id);
-	snprintf(rec.language_pack, sizeof(rec.language_pack), "%s", sb->pack->name);
-	snprintf(rec.vmm, sizeof(rec.vmm), "%s", vmm_driver_name(vmm_instance_driver(sb->vm)));
-	rec.vcpus = sb->vcpus;
-	rec.memory_mib = sb->memory_mib;
-	rec.timeout_s = sb->timeout_s;
-	rec.overlay_mib = sb->overlay_mib;
-	rec.created_wall_ns = sb->created_wall_ns;
-	rec.expires_wall_ns = sb->created_wall_ns +
-			      (sb->expires_mono_ms - sb->created_mono_ms) * 1000000;
-	rec.boot_ms = sb->boot_ms;
-	rec.pid = vmm_pid(sb->vm);
-	rec.pid_start_ticks = vmm_start_ticks(sb->vm);
-	if (rec.pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, &rec, &err) < 0) {
-		log_event(LOG_WARN, sb->id, "sandbox.record_failed", -1,
-			  "cannot write the re-attach record: %s",
-			  err != NULL ? err->message : "VMM start time unknown");
-		ember_error_free(&err);
-	}
+	return ember_error_set(err, EMBER_E_UNAVAILABLE, 0,
+			       "%u sandboxes are already booting (--max-concurrent-boots) and none "
+			       "finished in %u ms; retry later", m->cfg.max_concurrent_boots,
+			       m->cfg.boot_timeout_ms);
 }
 
 static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
@@ -575,10 +745,45 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 			    err);
 }
 
+/* Restores sb from its template sb->tpl, in at most CLONE_DEADLINE_MS of bcfg's deadline.
+ * Returns 0 when the clone runs, -1 (err set) when the create fails, and 1 when it is to boot
+ * cold instead: a template that does not restore is discarded and not trusted again. */
+static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
+		      bool clone_only, struct ember_error **err)
+{
+	struct vmm_boot_config clone_cfg = *bcfg;
+	struct ember_error *clone_err = NULL;
+
+	clone_cfg.memory_file = template_memory_path(sb->tpl);
+	clone_cfg.memory_shared = false;
+	clone_cfg.restore_state = template_state_path(sb->tpl);
+	clone_cfg.pack_image = template_pack_image(sb->tpl);
+	if (time_mono_ms() + CLONE_DEADLINE_MS < clone_cfg.deadline_ms)
+		clone_cfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
+	sb->boot_mode = "clone";
+	if (start_and_connect(m, sb, &clone_cfg, &clone_err) == 0)
+		return 0;
+	/* The clone's console says how far its guest got. */
+	wrap_with_console_tail(sb, &clone_err);
+	log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; %s",
+		  clone_err->message, clone_only ? "no cold boot (pool fill)"
+		  : time_ms_until(bcfg->deadline_ms) > 0 ? "booting cold"
+							  : "no time left to boot cold");
+	template_discard(sb->tpl);
+	template_release(sb->tpl);
+	sb->tpl = NULL;
+	stop_vm(m, sb);
+	if (clone_only || time_ms_until(bcfg->deadline_ms) == 0)
+		return ember_error_propagate(err, clone_err);
+	ember_error_free(&clone_err);
+	return 1;
+}
+
 /* Starts the VM: restored from its shape's template when there is one (a clone), else booted
  * cold, which also gets the template built in the background for the next create. With
  * clone_only (pool fills) there is no cold fallback. */
-int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct ember_error **err)
+static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
+		   struct ember_error **err)
 {
 	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
 					.memory_mib = sb->memory_mib,
@@ -601,36 +806,10 @@ int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct 
 	if (sb->tpl == NULL && m->templates != NULL)
 		sb->tpl = template_acquire(m->templates, &shape);
 	if (sb->tpl != NULL) {
-		struct ember_error *clone_err = NULL;
-		int64_t boot_deadline = bcfg.deadline_ms;
+		int ret = boot_clone(m, sb, &bcfg, clone_only, err);
 
-		bcfg.memory_file = template_memory_path(sb->tpl);
-		bcfg.memory_shared = false;
-		bcfg.restore_state = template_state_path(sb->tpl);
-		bcfg.pack_image = template_pack_image(sb->tpl);
-		if (time_mono_ms() + CLONE_DEADLINE_MS < bcfg.deadline_ms)
-			bcfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
-		sb->boot_mode = "clone";
-		if (start_and_connect(m, sb, &bcfg, &clone_err) == 0)
-			return 0;
-		bcfg.deadline_ms = boot_deadline;
-		/* A template that does not restore is not trusted again; boot cold instead. The
-		 * clone's console says how far its guest got. */
-		wrap_with_console_tail(sb, &clone_err);
-		log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; %s",
-			  clone_err->message, clone_only ? "no cold boot (pool fill)"
-			  : time_ms_until(boot_deadline) > 0 ? "booting cold"
-							     : "no time left to boot cold");
-		template_discard(sb->tpl);
-		template_release(sb->tpl);
-		sb->tpl = NULL;
-		manager_stop_vm(sb);
-		if (clone_only || time_ms_until(boot_deadline) == 0)
-			return ember_error_propagate(err, clone_err);
-		ember_error_free(&clone_err);
-		bcfg.memory_file = NULL;
-		bcfg.restore_state = NULL;
-		bcfg.pack_image = sb->pack->image;
+		if (ret <= 0)
+			return ret;
 	}
 	if (clone_only)
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");
@@ -638,72 +817,106 @@ int manager_boot(struct manager *m, struct sandbox *sb, bool clone_only, struct 
 	return start_and_connect(m, sb, &bcfg, err);
 }
 
+/* Hands a pooled clone to a validated request (want) and puts it in the table, filling info
+ * while it is certainly alive. Returns false when the pool has none to give. */
+static bool create_from_pool(struct manager *m, const struct sandbox *want,
+			     struct sandbox_info *info)
+{
+	struct sandbox *sb = NULL;
+
+	if (m->pool == NULL || !is_default_shape(want))
+		return false;
+	pthread_mutex_lock(&m->lock);
+	if (!m->shutting_down && m->count < m->cfg.max_sandboxes)
+		sb = pool_take(m->pool, want->pack);
+	if (sb != NULL) {
+		sb->state = SANDBOX_READY;
+		sb->timeout_s = want->timeout_s;
+		sb->created_wall_ns = time_wall_ns();
+		sb->created_mono_ms = time_mono_ms();
+		sb->expires_mono_ms = sb->created_mono_ms + (int64_t)sb->timeout_s * 1000;
+		sb->boot_ms = 0;
+		sb->refs++; /* until the pool's thread wrote its record */
+		table_insert_locked(m, sb);
+		m->created_total++;
+		fill_info_locked(sb, info);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (sb != NULL)
+		pool_write_record_later(m->pool, sb);
+	return sb != NULL;
+}
+
+/* After a failed boot: removes everything the sandbox left and its table entry. */
+static int boot_failed(struct manager *m, struct sandbox *sb, int64_t t0,
+		       struct ember_error **err)
+{
+	wrap_with_console_tail(sb, err);
+	ember_error_wrap(err, "boot sandbox");
+	log_event(LOG_ERROR, sb->id, "sandbox.boot_failed", time_mono_ms() - t0, "%s",
+		  err != NULL && *err != NULL ? (*err)->message : "");
+	teardown(m, sb);
+	pthread_mutex_lock(&m->lock);
+	boot_slot_release_locked(m);
+	m->create_failures_total++;
+	table_remove_locked(m, sb);
+	pthread_mutex_unlock(&m->lock);
+	free(sb);
+	/* A guest that never answered is a gateway timeout; the rest is a guest failure. */
+	if (err != NULL && *err != NULL && (*err)->kind == EMBER_E_PROTOCOL)
+		(*err)->kind = EMBER_E_GUEST;
+	return -1;
+}
+
+/* Boots an admitted sandbox (in the table, booting, a boot slot held) and makes it ready. */
+static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
+			 struct sandbox_info *info, struct ember_error **err)
+{
+	log_event(LOG_INFO, sb->id, "sandbox.booting", -1, "pack=%s vcpus=%u memory_mib=%u",
+		  sb->pack->name, sb->vcpus, sb->memory_mib);
+	if (boot_vm(m, sb, false, err) < 0)
+		return boot_failed(m, sb, t0, err);
+	pthread_mutex_lock(&m->lock);
+	boot_slot_release_locked(m);
+	sb->state = SANDBOX_READY;
+	sb->boot_ms = time_mono_ms() - t0;
+	sb->expires_mono_ms = time_mono_ms() + (int64_t)sb->timeout_s * 1000;
+	sb->refs++; /* until its record is written */
+	m->created_total++;
+	fill_info_locked(sb, info);
+	pthread_mutex_unlock(&m->lock);
+	record_and_release(m, sb);
+	log_event(LOG_INFO, info->id, "sandbox.ready", info->boot_ms, "vmm_pid=%d",
+		  (int)info->vmm_pid);
+	return 0;
+}
+
 int manager_create_sandbox(struct manager *m, const struct sandbox_create_request *req,
 			   struct sandbox_info *info, struct ember_error **err)
 {
-	struct sandbox *sb;
+	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
 	int64_t t0 = time_mono_ms();
-	int ret;
 
-	sb = calloc(1, sizeof(*sb));
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	if (validate_create(m, req, sb, err) < 0 ||
-	    id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), err) < 0) {
-		free(sb);
+	    id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), err) < 0)
 		return -1;
-	}
-	{
-		if (manager_pool_take(m, sb, info) != NULL) {
-			free(sb);
-			log_event(LOG_INFO, info->id, "sandbox.ready", time_mono_ms() - t0,
-				  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
-			return 0;
-		}
+	if (create_from_pool(m, sb, info)) {
+		log_event(LOG_INFO, info->id, "sandbox.ready", time_mono_ms() - t0,
+			  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
+		return 0;
 	}
 	sb->state = SANDBOX_BOOTING;
 	sb->created_wall_ns = time_wall_ns();
 	sb->created_mono_ms = t0;
-	if (admit(m, sb, err) < 0) {
-		free(sb);
+	if (admit(m, sb, err) < 0)
 		return -1;
-	}
-	log_event(LOG_INFO, sb->id, "sandbox.booting", -1, "pack=%s vcpus=%u memory_mib=%u",
-		  sb->pack->name, sb->vcpus, sb->memory_mib);
-
-	ret = manager_boot(m, sb, false, err);
-	if (ret < 0) {
-		wrap_with_console_tail(sb, err);
-		ember_error_wrap(err, "boot sandbox");
-		log_event(LOG_ERROR, sb->id, "sandbox.boot_failed", time_mono_ms() - t0, "%s",
-			  err != NULL && *err != NULL ? (*err)->message : "");
-		manager_teardown(m, sb);
-	}
-
-	pthread_mutex_lock(&m->lock);
-	m->booting--;
-	pthread_cond_broadcast(&m->cond);
-	if (ret < 0) {
-		m->create_failures_total++;
-		unlink_locked(m, sb);
-		pthread_mutex_unlock(&m->lock);
-		free(sb);
-		/* A guest that never answered is a gateway timeout; the rest is a guest failure. */
-		if (err != NULL && *err != NULL && (*err)->kind == EMBER_E_PROTOCOL)
-			(*err)->kind = EMBER_E_GUEST;
-		return -1;
-	}
-	sb->state = SANDBOX_READY;
-	sb->boot_ms = time_mono_ms() - t0;
-	sb->expires_mono_ms = time_mono_ms() + (int64_t)sb->timeout_s * 1000;
-	m->created_total++;
-	manager_fill_info_locked(sb, info);
-	pthread_mutex_unlock(&m->lock);
-	manager_save_record(sb);
-	log_event(LOG_INFO, sb->id, "sandbox.ready", info->boot_ms, "vmm_pid=%d",
-		  (int)info->vmm_pid);
-	return 0;
+	/* In the table now: boot_admitted frees it or leaves it there. */
+	return boot_admitted(m, steal_pointer(&sb), t0, info, err);
 }
+
+/* ---- reads and requests --------------------------------------------------------------------- */
 
 int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 		struct ember_error **err)
@@ -711,9 +924,9 @@ int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 	struct sandbox *sb;
 
 	pthread_mutex_lock(&m->lock);
-	sb = find_locked(m, id);
+	sb = table_find_locked(m, id);
 	if (sb != NULL)
-		manager_fill_info_locked(sb, info);
+		fill_info_locked(sb, info);
 	pthread_mutex_unlock(&m->lock);
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
@@ -733,7 +946,7 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	}
 	for (sb = m->list; sb != NULL; sb = sb->next)
-		manager_fill_info_locked(sb, &(*infos)[n++]);
+		fill_info_locked(sb, &(*infos)[n++]);
 	pthread_mutex_unlock(&m->lock);
 	*count = n;
 	return 0;
@@ -745,7 +958,7 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 	struct sandbox *sb;
 
 	pthread_mutex_lock(&m->lock);
-	sb = find_locked(m, id);
+	sb = table_find_locked(m, id);
 	if (sb == NULL) {
 		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
 	} else if (sb->state == SANDBOX_FAILED) {
@@ -767,23 +980,14 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 static void release_after(struct manager *m, struct sandbox *sb, struct ember_error **err,
 			  bool failed)
 {
-	char reason[512];
-
 	pthread_mutex_lock(&m->lock);
-	if (failed && err != NULL && *err != NULL) {
+	if (failed && err != NULL && *err != NULL && !ember_error_is_static(*err)) {
 		if (sb->state == SANDBOX_DESTROYING) {
 			(*err)->kind = EMBER_E_CONFLICT;
 			snprintf((*err)->message, sizeof((*err)->message),
 				 "sandbox `%s` was destroyed while the request ran", sb->id);
-		} else if (sb->state == SANDBOX_READY &&
-			   (channel_broken(sb->ch, reason, sizeof(reason)) || !vmm_alive(sb->vm))) {
-			sb->state = SANDBOX_FAILED;
-			if (vmm_alive(sb->vm))
-				snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
-			else
-				describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
-			log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
 		}
+		mark_failed_if_broken_locked(sb);
 		/* Whoever marked it failed (this request or, racing it, the reaper): the guest
 		 * failed, whatever the channel said on the way. */
 		if (sb->state == SANDBOX_FAILED && (*err)->kind == EMBER_E_PROTOCOL)
@@ -794,49 +998,70 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* The channel request for an exec: the pack's defaults, checked against the daemon's limits. */
+static int exec_request(const struct manager *m, const struct sandbox *sb,
+			const struct sandbox_exec_request *req, struct channel_exec_request *creq,
+			struct ember_error **err)
+{
+	memset(creq, 0, sizeof(*creq));
+	creq->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms
+						: sb->pack->defaults.exec_timeout_ms;
+	if (creq->timeout_ms > m->cfg.max_exec_timeout_ms)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `timeout_ms` must be between 1 and %u (daemon limit)",
+				       m->cfg.max_exec_timeout_ms);
+	creq->output_limit = req->has_max_output ? req->max_output_bytes
+						 : sb->pack->defaults.output_limit_bytes;
+	if (creq->output_limit > m->cfg.max_output_bytes) {
+		if (req->has_max_output)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "field `max_output_bytes` must be at most %llu "
+					       "(--max-output-bytes)",
+					       (unsigned long long)m->cfg.max_output_bytes);
+		creq->output_limit = m->cfg.max_output_bytes;
+	}
+	creq->argv = sb->pack->interpreter;
+	creq->argc = sb->pack->interpreter_argc;
+	creq->env = req->env;
+	creq->envc = req->envc;
+	creq->code = req->code;
+	creq->code_len = req->code_len;
+	creq->stdin_data = req->stdin_data;
+	creq->stdin_len = req->stdin_len;
+	creq->has_stdin = req->has_stdin;
+	creq->max_processes = m->cfg.max_processes;
+	return 0;
+}
+
+static void log_exec(const char *id, int64_t t0, int ret, const struct channel_exec_result *res,
+		     struct ember_error **err)
+{
+	if (ret == 0)
+		log_event(res->cancelled ? LOG_WARN : LOG_INFO, id, "sandbox.exec",
+			  time_mono_ms() - t0, "exit_code=%d signal=%d timed_out=%d%s",
+			  res->exit.exit_code, res->exit.signal, res->exit.timed_out,
+			  res->cancelled ? " cancelled=1 (no exit report within the grace after "
+					   "its timeout)" : "");
+	else
+		log_event(LOG_WARN, id, "sandbox.exec_failed", time_mono_ms() - t0, "%s",
+			  err != NULL && *err != NULL ? (*err)->message : "");
+}
+
 int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err)
 {
-	struct channel_exec_request creq = { 0 };
+	struct channel_exec_request creq;
 	struct sandbox *sb;
 	int64_t t0 = time_mono_ms();
-	uint32_t timeout;
 	int ret;
 
 	sb = acquire_ready(m, id, err);
 	if (sb == NULL)
 		return -1;
-	timeout = req->timeout_ms != 0 ? req->timeout_ms : sb->pack->defaults.exec_timeout_ms;
-	if (timeout > m->cfg.max_exec_timeout_ms) {
+	if (exec_request(m, sb, req, &creq, err) < 0) {
 		release_after(m, sb, err, false);
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "field `timeout_ms` must be between 1 and %u (daemon limit)",
-				       m->cfg.max_exec_timeout_ms);
+		return -1;
 	}
-	creq.argv = sb->pack->interpreter;
-	creq.argc = sb->pack->interpreter_argc;
-	creq.env = req->env;
-	creq.envc = req->envc;
-	creq.code = req->code;
-	creq.code_len = req->code_len;
-	creq.stdin_data = req->stdin_data;
-	creq.stdin_len = req->stdin_len;
-	creq.has_stdin = req->has_stdin;
-	creq.timeout_ms = timeout;
-	creq.output_limit = req->has_max_output ? req->max_output_bytes
-						: sb->pack->defaults.output_limit_bytes;
-	if (creq.output_limit > m->cfg.max_output_bytes) {
-		if (req->has_max_output) {
-			release_after(m, sb, err, false);
-			return ember_error_set(err, EMBER_E_INVALID, 0,
-					       "field `max_output_bytes` must be at most %llu "
-					       "(--max-output-bytes)",
-					       (unsigned long long)m->cfg.max_output_bytes);
-		}
-		creq.output_limit = m->cfg.max_output_bytes;
-	}
-	creq.max_processes = m->cfg.max_processes;
-
 	pthread_mutex_lock(&m->lock);
 	sb->execs_running++;
 	pthread_mutex_unlock(&m->lock);
@@ -849,15 +1074,7 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 	}
 	pthread_mutex_unlock(&m->lock);
 	release_after(m, sb, err, ret < 0);
-	if (ret == 0)
-		log_event(res->cancelled ? LOG_WARN : LOG_INFO, id, "sandbox.exec",
-			  time_mono_ms() - t0, "exit_code=%d signal=%d timed_out=%d%s",
-			  res->exit.exit_code, res->exit.signal, res->exit.timed_out,
-			  res->cancelled ? " cancelled=1 (no exit report within the grace after "
-					   "its timeout)" : "");
-	else
-		log_event(LOG_WARN, id, "sandbox.exec_failed", time_mono_ms() - t0, "%s",
-			  err != NULL && *err != NULL ? (*err)->message : "");
+	log_exec(id, t0, ret, res, err);
 	return ret;
 }
 
@@ -877,23 +1094,20 @@ int manager_ps(struct manager *m, const char *id, struct proto_process **procs, 
 int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 {
 	struct sandbox *sb;
+	enum sandbox_state state;
 
 	pthread_mutex_lock(&m->lock);
-	sb = find_locked(m, id);
-	if (sb == NULL) {
-		pthread_mutex_unlock(&m->lock);
+	sb = table_find_locked(m, id);
+	state = sb != NULL ? sb->state : SANDBOX_GONE;
+	if (sb != NULL && state != SANDBOX_BOOTING && state != SANDBOX_DESTROYING)
+		sb->state = SANDBOX_DESTROYING;
+	pthread_mutex_unlock(&m->lock);
+	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
-	}
-	if (sb->state == SANDBOX_BOOTING || sb->state == SANDBOX_DESTROYING) {
-		enum sandbox_state state = sb->state;
-
-		pthread_mutex_unlock(&m->lock);
+	if (state == SANDBOX_BOOTING || state == SANDBOX_DESTROYING)
 		return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", id,
 				       state == SANDBOX_BOOTING ? "still booting"
 								: "already being destroyed");
-	}
-	sb->state = SANDBOX_DESTROYING;
-	pthread_mutex_unlock(&m->lock);
 	destroy_and_free(m, sb);
 	return 0;
 }
@@ -914,15 +1128,19 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		case SANDBOX_GONE: break;
 		}
 	}
-	stats->pool_ready = m->pool_count;
-	stats->pool_size = m->cfg.pool_size;
-	for (sb = m->pool; sb != NULL; sb = sb->next)
-		stats->pool_ready_by_pack[sb->pack - m->catalog->packs]++;
-	stats->pool_handouts_total = m->pool_handouts_total;
 	stats->created_total = m->created_total;
 	stats->create_failures_total = m->create_failures_total;
 	stats->execs_total = m->execs_total;
 	pthread_mutex_unlock(&m->lock);
+	stats->pool_size = m->cfg.pool_size;
+	if (m->pool != NULL) {
+		struct pool_stats ps;
+
+		pool_stats(m->pool, &ps);
+		stats->pool_ready = ps.ready;
+		memcpy(stats->pool_ready_by_pack, ps.ready_by_pack, sizeof(ps.ready_by_pack));
+		stats->pool_handouts_total = ps.handouts_total;
+	}
 	stats->snapshots = m->templates != NULL;
 	if (m->templates != NULL) {
 		struct template_stats ts;

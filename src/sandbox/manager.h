@@ -1,7 +1,10 @@
 /* manager.h - the sandbox manager: the table of sandboxes, their states and limits, and the
  * lifecycle (boot, exec, destroy, expiry). Called by the API layer and the daemon's main.
  * Talks to VMMs only through vmm.h and to guests only through channel.h, and never holds its
- * table lock across I/O to a guest or a VMM. */
+ * table lock across I/O to a guest or a VMM.
+ * Ownership: the manager owns every sandbox (its VM, channel, directory and record), its warm
+ * pool and its template store; callers get copies (struct sandbox_info), never pointers into
+ * the table. It borrows the catalog and the driver, which outlive it. */
 #ifndef EMBER_SANDBOX_MANAGER_H
 #define EMBER_SANDBOX_MANAGER_H
 

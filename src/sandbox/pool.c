@@ -1,187 +1,295 @@
-/* pool.c - the warm pool: ready clones per pack (default shape), refilled by one background
- * thread, handed out by manager_create_sandbox() in about a millisecond. See docs/snapshots.md.
- * Never blocks a client's create: refills take a boot slot only when one is free, and a
- * handed-out sandbox's record is written here, off the request path. */
+/* pool.c - the warm pool's state, its filler thread and its handouts (interface: pool.h).
+ *
+ * Locking: p->lock guards every field of struct pool below it. It is innermost (the manager may
+ * hold its own lock when calling in) and is never held across an op except usable(). One thread
+ * fills, one restore at a time and only with a boot slot free, so refills never hold up a
+ * client's create for long; the same thread writes the records of handed-out clones, so a pooled
+ * create never waits for file I/O. */
+#include "sandbox/pool.h"
+
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sandbox/manager_internal.h"
-#include "util/ids.h"
-#include "util/log.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
-static bool is_default_shape(const struct sandbox *sb)
+/* How often pooled clones are checked for a VM that died while waiting (as often as the
+ * manager's reaper checks sandboxes in use). */
+#define POOL_CHECK_MS 500
+/* How long a fill that found no template ready (its build takes seconds) or failed waits before
+ * the next try; a stop still wakes the filler at once. */
+#define POOL_RETRY_MS 500
+
+struct pool_entry {
+	struct sandbox *sb;
+	const struct pack *pack;
+	struct pool_entry *next;
+};
+
+struct pool {
+	const struct catalog *catalog;
+	unsigned size;
+	const struct pool_ops *ops;
+	void *ctx;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;            /* stop, wake, take and record requests */
+	struct pool_entry *ready;       /* clones waiting to be handed out */
+	unsigned ready_count;
+	struct pool_entry *records;     /* handed out, record not written yet */
+	uint64_t handouts_total;
+	bool slot_freed;                /* pool_wake() since the filler last asked for a slot */
+	bool running;                   /* the filler thread exists and is not joined */
+	bool stopping;
+	pthread_t thread;
+};
+
+int pool_create(const struct catalog *catalog, unsigned size, const struct pool_ops *ops,
+		void *ctx, struct pool **out, struct ember_error **err)
 {
-	return sb->vcpus == sb->pack->defaults.vcpus &&
-	       sb->memory_mib == sb->pack->defaults.memory_mib &&
-	       sb->overlay_mib == sb->pack->defaults.overlay_mib;
+	struct pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	p->catalog = catalog;
+	p->size = size;
+	p->ops = ops;
+	p->ctx = ctx;
+	pthread_mutex_init(&p->lock, NULL);
+	cond_init_monotonic(&p->cond);
+	*out = p;
+	return 0;
 }
 
-static unsigned pooled_for(struct manager *m, const struct pack *pack)
+static unsigned ready_for(const struct pool *p, const struct pack *pack)
 {
-	struct sandbox *sb;
+	const struct pool_entry *e;
 	unsigned n = 0;
 
-	for (sb = m->pool; sb != NULL; sb = sb->next)
-		n += sb->pack == pack;
+	for (e = p->ready; e != NULL; e = e->next)
+		n += e->pack == pack;
 	return n;
 }
 
-/* The pack that most needs a pooled clone, or NULL when every pool is full. */
-static const struct pack *pool_wanted_locked(struct manager *m)
+/* The pack that most needs a pooled clone, or NULL when every pack's pool is full. Lock held. */
+static const struct pack *wanted_locked(const struct pool *p)
 {
 	size_t i;
 
-	for (i = 0; i < m->catalog->count; i++) {
-		const struct pack *pack = &m->catalog->packs[i];
-
-		if (pooled_for(m, pack) < m->cfg.pool_size)
-			return pack;
+	for (i = 0; i < p->catalog->count; i++) {
+		if (ready_for(p, &p->catalog->packs[i]) < p->size)
+			return &p->catalog->packs[i];
 	}
 	return NULL;
 }
 
-/* Restores one clone for the pool (default shape, fresh id and identity via its HELLO).
- * Returns NULL without side effects while the pack's template is not ready yet. */
-static struct sandbox *pool_fill_one(struct manager *m, const struct pack *pack)
+/* Discards a list of entries taken out of the pool (no lock). */
+static void discard_all(struct pool *p, struct pool_entry *list, const char *why)
 {
-	struct template_shape shape = { .pack = pack, .vcpus = pack->defaults.vcpus,
-					.memory_mib = pack->defaults.memory_mib,
-					.overlay_mib = pack->defaults.overlay_mib };
-	struct template *tpl = template_acquire(m->templates, &shape);
-	struct sandbox *sb;
-	struct ember_error *err = NULL;
+	while (list != NULL) {
+		struct pool_entry *e = list;
 
-	if (tpl == NULL)
-		return NULL; /* template_acquire started its build */
-	sb = calloc(1, sizeof(*sb));
-	if (sb == NULL) {
-		template_release(tpl);
-		return NULL;
-	}
-	sb->pack = pack;
-	sb->vcpus = shape.vcpus;
-	sb->memory_mib = shape.memory_mib;
-	sb->overlay_mib = shape.overlay_mib;
-	sb->state = SANDBOX_BOOTING;
-	sb->tpl = tpl;
-	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
-	    manager_boot(m, sb, true, &err) == 0) {
-		sb->boot_mode = "pool";
-		return sb;
-	}
-	if (err != NULL && err->kind != EMBER_E_UNAVAILABLE)
-		log_event(LOG_WARN, sb->id, "pool.fill_failed", -1, "%s", err->message);
-	ember_error_free(&err);
-	manager_teardown(m, sb);
-	free(sb);
-	return NULL;
-}
-
-/* Keeps each pack's pool at its size, one restore at a time and only with a boot slot free,
- * so refills never hold up a client's create for long. */
-/* Writes the records of sandboxes just handed out of the pool (each holds a reference until
- * its record is on disk), so a pooled create never waits for file I/O. Lock held. */
-static void write_pending_records_locked(struct manager *m)
-{
-	struct sandbox *sb;
-
-	for (;;) {
-		for (sb = m->list; sb != NULL; sb = sb->next) {
-			if (sb->record_pending)
-				break;
-		}
-		if (sb == NULL)
-			return;
-		sb->record_pending = false;
-		pthread_mutex_unlock(&m->lock);
-		manager_save_record(sb);
-		pthread_mutex_lock(&m->lock);
-		sb->refs--;
-		pthread_cond_broadcast(&m->cond);
+		list = e->next;
+		p->ops->discard(p->ctx, e->sb, why);
+		free(e);
 	}
 }
 
-void *manager_pool_main(void *arg)
+/* Drops pooled clones whose VM died or whose channel broke; the filler replaces them. */
+static void drop_dead_locked(struct pool *p)
 {
-	struct manager *m = arg;
+	struct pool_entry **pp = &p->ready, *e, *dead = NULL;
 
-	pthread_mutex_lock(&m->lock);
-	for (;;) {
-		const struct pack *pack;
-		struct sandbox *sb;
-
-		write_pending_records_locked(m);
-		if (m->stop_reaper || m->shutting_down)
-			break;
-		pack = pool_wanted_locked(m);
-
-		if (pack == NULL || m->booting >= m->cfg.max_concurrent_boots) {
-			manager_cond_wait_ms(&m->cond, &m->lock, 500);
+	while ((e = *pp) != NULL) {
+		if (p->ops->usable(p->ctx, e->sb)) {
+			pp = &e->next;
 			continue;
 		}
-		m->booting++;
-		m->pool_filling++;
-		pthread_mutex_unlock(&m->lock);
-		sb = pool_fill_one(m, pack);
-		pthread_mutex_lock(&m->lock);
-		m->booting--;
-		m->pool_filling--;
-		pthread_cond_broadcast(&m->cond);
-		if (sb != NULL) {
-			sb->next = m->pool;
-			m->pool = sb;
-			m->pool_count++;
-		} else {
-			/* No template yet (its build was just started) or a failure: try later. */
-			manager_cond_wait_ms(&m->cond, &m->lock, 500);
-		}
+		*pp = e->next;
+		p->ready_count--;
+		e->next = dead;
+		dead = e;
 	}
-	pthread_mutex_unlock(&m->lock);
+	if (dead == NULL)
+		return;
+	pthread_mutex_unlock(&p->lock);
+	discard_all(p, dead, "a pooled clone died before it was handed out");
+	pthread_mutex_lock(&p->lock);
+}
+
+/* Writes the records of clones handed out since the last call (lock held, dropped per write). */
+static void write_records_locked(struct pool *p)
+{
+	struct pool_entry *e;
+
+	while ((e = p->records) != NULL) {
+		p->records = e->next;
+		pthread_mutex_unlock(&p->lock);
+		p->ops->write_record(p->ctx, e->sb);
+		free(e);
+		pthread_mutex_lock(&p->lock);
+	}
+}
+
+/* Boots one clone of pack (without the lock) and adds it to the pool. Lock held. */
+static enum pool_boot_result fill_one_locked(struct pool *p, const struct pack *pack)
+{
+	struct pool_entry *e = calloc(1, sizeof(*e));
+	enum pool_boot_result r;
+
+	if (e == NULL)
+		return POOL_NOT_NOW;
+	p->slot_freed = false;
+	pthread_mutex_unlock(&p->lock);
+	r = p->ops->boot_clone(p->ctx, pack, &e->sb);
+	pthread_mutex_lock(&p->lock);
+	if (r != POOL_BOOTED) {
+		free(e);
+		return r;
+	}
+	/* Even when stopping: pool_stop() discards what is here once the filler is joined. */
+	e->pack = pack;
+	e->next = p->ready;
+	p->ready = e;
+	p->ready_count++;
+	return POOL_BOOTED;
+}
+
+/* Keeps each pack's pool at its size and writes handed-out clones' records until stopped. */
+static void *pool_main(void *arg)
+{
+	struct pool *p = arg;
+	int64_t next_check = time_mono_ms() + POOL_CHECK_MS, retry_at = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		const struct pack *pack;
+		int64_t wake_at = next_check;
+
+		write_records_locked(p);
+		if (p->stopping)
+			break;
+		if (time_mono_ms() >= next_check) {
+			drop_dead_locked(p);
+			next_check = time_mono_ms() + POOL_CHECK_MS;
+			continue;
+		}
+		pack = wanted_locked(p);
+		if (pack != NULL && time_mono_ms() >= retry_at) {
+			enum pool_boot_result r = fill_one_locked(p, pack);
+
+			if (r == POOL_BOOTED || (r == POOL_NO_SLOT && p->slot_freed))
+				continue;
+			if (r == POOL_NOT_NOW)
+				retry_at = time_mono_ms() + POOL_RETRY_MS;
+		}
+		if (pack != NULL && retry_at > time_mono_ms() && retry_at < wake_at)
+			wake_at = retry_at;
+		if (!p->stopping && p->records == NULL)
+			cond_wait_until(&p->cond, &p->lock, wake_at);
+	}
+	/* Records queued before `stopping` was set are written above; later ones by their caller. */
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-/* Hands out a pooled clone matching sb's pack and default shape (filling info while it is
- * certainly alive), or returns NULL. The caller's validated request (sb) supplies the lifetime. */
-struct sandbox *manager_pool_take(struct manager *m, const struct sandbox *want,
-				 struct sandbox_info *info)
+void pool_start(struct pool *p)
 {
-	struct sandbox **p, *sb = NULL;
+	pthread_mutex_lock(&p->lock);
+	if (!p->running && !p->stopping)
+		p->running = pthread_create(&p->thread, NULL, pool_main, p) == 0;
+	pthread_mutex_unlock(&p->lock);
+}
 
-	if (m->cfg.pool_size == 0 || !is_default_shape(want))
-		return NULL;
-	pthread_mutex_lock(&m->lock);
-	if (!m->shutting_down && m->count < m->cfg.max_sandboxes) {
-		for (p = &m->pool; *p != NULL; p = &(*p)->next) {
-			if ((*p)->pack == want->pack && vmm_alive((*p)->vm) &&
-			    !channel_broken((*p)->ch, NULL, 0)) {
-				sb = *p;
-				*p = sb->next;
-				m->pool_count--;
-				break;
-			}
+void pool_wake(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->slot_freed = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct sandbox *pool_take(struct pool *p, const struct pack *pack)
+{
+	struct pool_entry **pp, *e;
+	struct sandbox *sb = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	for (pp = &p->ready; (e = *pp) != NULL; pp = &e->next) {
+		if (e->pack == pack && p->ops->usable(p->ctx, e->sb)) {
+			*pp = e->next;
+			p->ready_count--;
+			p->handouts_total++;
+			sb = e->sb;
+			free(e);
+			pthread_cond_broadcast(&p->cond); /* the filler refills */
+			break;
 		}
 	}
-	if (sb != NULL) {
-		int64_t now = time_mono_ms();
-
-		sb->state = SANDBOX_READY;
-		sb->timeout_s = want->timeout_s;
-		sb->created_wall_ns = time_wall_ns();
-		sb->created_mono_ms = now;
-		sb->expires_mono_ms = now + (int64_t)sb->timeout_s * 1000;
-		sb->boot_ms = 0;
-		sb->next = m->list;
-		m->list = sb;
-		m->count++;
-		m->created_total++;
-		m->pool_handouts_total++;
-		sb->record_pending = true;
-		sb->refs++; /* until the filler wrote its record */
-		manager_fill_info_locked(sb, info);
-		pthread_cond_broadcast(&m->cond); /* the filler refills and writes the record */
-	}
-	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&p->lock);
 	return sb;
+}
+
+void pool_write_record_later(struct pool *p, struct sandbox *sb)
+{
+	struct pool_entry *e = calloc(1, sizeof(*e));
+
+	pthread_mutex_lock(&p->lock);
+	if (e != NULL && p->running && !p->stopping) {
+		e->sb = sb;
+		e->next = p->records;
+		p->records = e;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+		return;
+	}
+	pthread_mutex_unlock(&p->lock);
+	free(e);
+	p->ops->write_record(p->ctx, sb);
+}
+
+void pool_stop(struct pool *p)
+{
+	struct pool_entry *ready;
+	bool join;
+
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	join = p->running;
+	p->running = false;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	if (join)
+		pthread_join(p->thread, NULL);
+	pthread_mutex_lock(&p->lock);
+	ready = p->ready;
+	p->ready = NULL;
+	p->ready_count = 0;
+	pthread_mutex_unlock(&p->lock);
+	/* Pooled clones were never handed out: nothing to keep for a later daemon. */
+	discard_all(p, ready, NULL);
+}
+
+void pool_free(struct pool *p)
+{
+	if (p == NULL)
+		return;
+	pool_stop(p);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+void pool_stats(struct pool *p, struct pool_stats *stats)
+{
+	const struct pool_entry *e;
+
+	memset(stats, 0, sizeof(*stats));
+	pthread_mutex_lock(&p->lock);
+	stats->ready = p->ready_count;
+	for (e = p->ready; e != NULL; e = e->next)
+		stats->ready_by_pack[e->pack - p->catalog->packs]++;
+	stats->handouts_total = p->handouts_total;
+	pthread_mutex_unlock(&p->lock);
 }

@@ -1,4 +1,4 @@
-/* record.c - sandbox.json encode/parse/save/load. */
+/* record.c - sandbox.json encode/parse/save/load (interface: record.h). */
 #include "sandbox/record.h"
 
 #include <errno.h>
@@ -16,7 +16,7 @@
 char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 			    struct ember_error **err)
 {
-	json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:i, "
+	_cleanup_json_ json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:i, "
 				"s:I}",
 				"version", SANDBOX_RECORD_VERSION, "id", rec->id, "language_pack",
 				rec->language_pack, "vmm", rec->vmm, "vcpus", (int)rec->vcpus,
@@ -27,15 +27,12 @@ char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 				(json_int_t)rec->expires_wall_ns, "boot_ms",
 				(json_int_t)rec->boot_ms, "pid", (int)rec->pid, "pid_start_ticks",
 				(json_int_t)rec->pid_start_ticks);
-	char *text;
 
 	if (obj == NULL) {
 		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 		return NULL;
 	}
-	text = json_dump_compact(obj, len, err);
-	json_decref(obj);
-	return text;
+	return json_dump_compact(obj, len, err);
 }
 
 static int copy_string(json_t *root, const char *key, char *out, size_t size,
@@ -57,10 +54,9 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 					    "memory_mib", "timeout_s", "overlay_mib", "created_wall_ns",
 					    "expires_wall_ns", "boot_ms", "pid", "pid_start_ticks",
 					    NULL };
-	json_t *root = NULL;
+	_cleanup_json_ json_t *root = NULL;
 	uint64_t version, vcpus, memory, timeout, overlay, pid, ticks;
 	int64_t created, expires, boot_ms;
-	int ret = -1;
 
 	memset(rec, 0, sizeof(*rec));
 	if (json_parse_object(text, len, &root, KIND, err) < 0)
@@ -82,7 +78,7 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	    json_get_uint(root, "pid", true, 2, 0x3fffffff, &pid, KIND, err) < 0 ||
 	    json_get_uint(root, "pid_start_ticks", true, 1, UINT64_MAX >> 1, &ticks, KIND,
 			  err) < 0)
-		goto out;
+		return -1;
 	rec->vcpus = (unsigned)vcpus;
 	rec->memory_mib = (unsigned)memory;
 	rec->timeout_s = (unsigned)timeout;
@@ -92,10 +88,7 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	rec->boot_ms = boot_ms;
 	rec->pid = (pid_t)pid;
 	rec->pid_start_ticks = ticks;
-	ret = 0;
-out:
-	json_decref(root);
-	return ret;
+	return 0;
 }
 
 int sandbox_record_save(const char *dir, const struct sandbox_record *rec,

@@ -1,7 +1,9 @@
 /* record.h - the on-disk record of a live sandbox (<run-dir>/<id>/sandbox.json), which lets a
- * restarted daemon re-attach to VMs that outlived it. Written by the manager with an atomic
- * rename once a sandbox is ready; read back at startup. The parser is strict and bounded
- * (fuzzed): a record that does not parse is a dead sandbox, never a guess. */
+ * restarted daemon re-attach to VMs that outlived it. Written by the manager (or the warm
+ * pool's thread on its behalf) with an atomic rename once a sandbox is ready; read back at
+ * startup by recover.c. The parser is strict and bounded (fuzzed): a record that does not parse
+ * is a dead sandbox, never a guess. The file belongs to its sandbox directory and goes with it;
+ * callers own the struct sandbox_record they pass. */
 #ifndef EMBER_SANDBOX_RECORD_H
 #define EMBER_SANDBOX_RECORD_H
 

@@ -1,4 +1,5 @@
-/* template.c - template store: keys, background builds, references, cleanup.
+/* template.c - template store: keys, background builds, references, cleanup (interface:
+ * template.h).
  *
  * A template directory <dir>/<key>/ holds `memory` (the guest RAM the template VM ran on, a
  * shared file) and `state` (its device state). It is built in <dir>/<key>.building/ and renamed
@@ -17,8 +18,10 @@
 
 #include "channel/channel.h"
 #include "sandbox/digest.h"
+#include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/log.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 /* A failed build is not retried for this long: a broken image must not become a boot loop. */
@@ -165,16 +168,76 @@ static bool is_key_with_suffix(const char *name, const char *suffix)
 	       strcmp(name + TEMPLATE_KEY_LEN, suffix) == 0;
 }
 
+/* The digest of everything every template shares: kernel, initramfs and VMM binary (by
+ * content, not names or times: a rebuilt kernel or a QEMU upgrade is a new template), driver,
+ * accelerator and the operator's kernel arguments. */
+static int fingerprint_base(const struct catalog *catalog, struct vmm_driver *driver,
+			    char out[DIGEST_HEX_LEN + 1], struct ember_error **err)
+{
+	char kernel[DIGEST_HEX_LEN + 1], initramfs[DIGEST_HEX_LEN + 1], vmm[DIGEST_HEX_LEN + 1];
+	char text[1024];
+	int n;
+
+	if (digest_file(strcmp(vmm_driver_name(driver), "firecracker") == 0 ? catalog->vmlinux
+									     : catalog->bzimage,
+			kernel, err) < 0 ||
+	    digest_file(catalog->initramfs, initramfs, err) < 0 ||
+	    digest_file(vmm_driver_binary(driver), vmm, err) < 0)
+		return ember_error_wrap(err, "fingerprint template inputs");
+	n = snprintf(text, sizeof(text), "%s|%s|%s|%s|%s|%s", kernel, initramfs, vmm,
+		     vmm_driver_name(driver), vmm_driver_accel_name(driver),
+		     vmm_driver_kernel_args(driver));
+	digest_buffer(text, (size_t)n, out);
+	return 0;
+}
+
+/* Whether a directory entry of the store is a finished template or the pinned pack of one:
+ * those are reused; everything else (unfinished builds of a crashed daemon) is garbage. */
+static bool is_kept(const char *dir, const char *name)
+{
+	char tdir[PATH_MAX];
+
+	if (strlen(name) == TEMPLATE_KEY_LEN)
+		return true;
+	if (!is_key_with_suffix(name, ".pack"))
+		return false;
+	snprintf(tdir, sizeof(tdir), "%s/%.*s", dir, TEMPLATE_KEY_LEN, name);
+	return access(tdir, F_OK) == 0;
+}
+
+/* Removes what unfinished builds of an earlier daemon left, and their template VMs. */
+static void sweep_leftovers(const char *dir, struct vmm_driver *driver)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+
+		if (de->d_name[0] == '.' || is_kept(dir, de->d_name))
+			continue;
+		if (is_key_with_suffix(de->d_name, ".building")) {
+			char id[40];
+
+			/* Its template VM, when the driver keeps it where the later run-directory
+			 * sweep cannot see it (a jailed Firecracker). */
+			snprintf(id, sizeof(id), "tpl_%.24s", de->d_name);
+			if (vmm_driver_cleanup_stray(driver, id) > 0)
+				log_event(LOG_WARN, NULL, "template.stray", -1,
+					  "killed the VMM of an unfinished template build (%s)", id);
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		dir_remove_tree(path, NULL);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
 int template_store_create(const char *dir, const struct catalog *catalog,
 			  struct vmm_driver *driver, unsigned boot_timeout_ms,
 			  struct template_store **out, struct ember_error **err)
 {
-	struct template_store *st = calloc(1, sizeof(*st));
-	char kernel[DIGEST_HEX_LEN + 1], initramfs[DIGEST_HEX_LEN + 1], vmm[DIGEST_HEX_LEN + 1];
-	char text[1024];
-	DIR *d;
-	struct dirent *de;
-	int n;
+	_cleanup_free_ struct template_store *st = calloc(1, sizeof(*st));
 
 	if (st == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -182,66 +245,17 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 	st->catalog = catalog;
 	st->driver = driver;
 	st->boot_timeout_ms = boot_timeout_ms;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		ember_error_sys(err, "create template directory `%s`", dir);
-		free(st);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return ember_error_sys(err, "create template directory `%s`", dir);
+	if (fingerprint_base(catalog, driver, st->base_digest, err) < 0)
 		return -1;
-	}
-	/* Content, not names or times: a rebuilt kernel or a QEMU upgrade is a new template. */
-	if (digest_file(strcmp(vmm_driver_name(driver), "firecracker") == 0 ? catalog->vmlinux
-									     : catalog->bzimage,
-			kernel, err) < 0 ||
-	    digest_file(catalog->initramfs, initramfs, err) < 0 ||
-	    digest_file(vmm_driver_binary(driver), vmm, err) < 0) {
-		free(st);
-		return ember_error_wrap(err, "fingerprint template inputs");
-	}
-	n = snprintf(text, sizeof(text), "%s|%s|%s|%s|%s|%s", kernel, initramfs, vmm,
-		     vmm_driver_name(driver), vmm_driver_accel_name(driver),
-		     vmm_driver_kernel_args(driver));
-	digest_buffer(text, (size_t)n, st->base_digest);
-	/* Unfinished builds of a crashed daemon are garbage; finished templates are reused. */
-	d = opendir(dir);
-	while (d != NULL && (de = readdir(d)) != NULL) {
-		char path[PATH_MAX];
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (strlen(de->d_name) == TEMPLATE_KEY_LEN)
-			continue;
-		if (is_key_with_suffix(de->d_name, ".pack")) {
-			char tdir[PATH_MAX];
-
-			/* keep it while its template does */
-			snprintf(tdir, sizeof(tdir), "%s/%.*s", dir, TEMPLATE_KEY_LEN, de->d_name);
-			if (access(tdir, F_OK) == 0)
-				continue;
-		}
-		if (is_key_with_suffix(de->d_name, ".building")) {
-			char id[40];
-			unsigned killed;
-
-			/* Its template VM, when the driver keeps it where the later run-directory
-			 * sweep cannot see it (a jailed Firecracker). */
-			snprintf(id, sizeof(id), "tpl_%.24s", de->d_name);
-			killed = vmm_driver_cleanup_stray(driver, id);
-			if (killed > 0)
-				log_event(LOG_WARN, NULL, "template.stray", -1,
-					  "killed the VMM of an unfinished template build (%s)", id);
-		}
-		dir_remove_tree(path, NULL);
-	}
-	if (d != NULL)
-		closedir(d);
+	sweep_leftovers(dir, driver);
 	st->packs = calloc(catalog->count, sizeof(*st->packs));
-	if (st->packs == NULL) {
-		free(st);
+	if (st->packs == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	}
 	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
-	*out = st;
+	cond_init_monotonic(&st->cond);
+	*out = steal_pointer(&st);
 	return 0;
 }
 
@@ -254,7 +268,7 @@ void template_store_free(struct template_store *st, bool remove_files)
 	pthread_mutex_lock(&st->lock);
 	st->closing = true;
 	while (st->builds_running > 0)
-		pthread_cond_wait(&st->cond, &st->lock);
+		cond_wait_until(&st->cond, &st->lock, -1);
 	pthread_mutex_unlock(&st->lock);
 	while ((t = st->list) != NULL) {
 		st->list = t->next;

@@ -1,8 +1,11 @@
 /* template.h - VM templates for fast create: one booted-then-snapshotted VM per boot shape,
  * keyed by the content of everything that shapes the VM (pack, kernel, initramfs, VMM binary,
- * driver, accelerator, vCPUs, memory, writable layer). Used by the sandbox manager: clones are
- * restored from a template's files instead of booting. A template's files never change once
- * made: a different input gives a different key and a new directory. See docs/snapshots.md. */
+ * driver, accelerator, vCPUs, memory, writable layer). Used by the sandbox manager (clones are
+ * restored from a template's files instead of booting) and by ember-vm (template_snapshot_vm).
+ * A template's files never change once made: a different input gives a different key and a new
+ * directory. See docs/snapshots.md.
+ * Ownership: the store owns its templates and their files; a clone holds a reference
+ * (template_acquire/template_release) and only reads the paths while it does. */
 #ifndef EMBER_SANDBOX_TEMPLATE_H
 #define EMBER_SANDBOX_TEMPLATE_H
 

@@ -26,6 +26,8 @@
 #include "proto/io.h"
 #include "proto/messages.h"
 #include "sandbox/manager.h"
+#include "sandbox/pool.h"
+#include "util/sync.h"
 #include "util/fdio.h"
 #include "util/timeutil.h"
 #include "vmm/driver.h"
@@ -632,6 +634,273 @@ static void concurrent_cycles_all_succeed(void **state)
 	free_fixture(fx);
 }
 
+
+struct reader_arg {
+	struct fixture *fx;
+	volatile bool stop;   /* written by the test thread once, read here: only ends the loop */
+	unsigned rounds;
+	int bad;
+};
+
+/* GET /sandboxes and GET /sandboxes/{id} in a loop: every info is one sandbox's consistent
+ * state, whatever the other threads are booting or destroying meanwhile. */
+static void *reader_thread(void *p)
+{
+	struct reader_arg *a = p;
+
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+		struct sandbox_info *infos = NULL, one;
+		struct manager_stats st;
+		size_t n = 0, i;
+
+		assert_int_equal(manager_list(a->fx->m, &infos, &n, NULL), 0);
+		for (i = 0; i < n; i++) {
+			if (strncmp(infos[i].id, "sb_", 3) != 0 || infos[i].boot_mode == NULL)
+				a->bad++;
+			if (manager_get(a->fx->m, infos[i].id, &one, NULL) == 0 &&
+			    strcmp(one.id, infos[i].id) != 0)
+				a->bad++;
+		}
+		free(infos);
+		manager_stats(a->fx->m, &st);
+		a->rounds++;
+	}
+	return NULL;
+}
+
+static void list_during_create_and_delete_sees_consistent_state(void **state)
+{
+	struct fixture *fx = make_fixture(8, 5000);
+	struct reader_arg reader = { .fx = fx };
+	struct cycle_arg args[3];
+	pthread_t r, threads[3];
+	int i;
+
+	(void)state;
+	pthread_create(&r, NULL, reader_thread, &reader);
+	for (i = 0; i < 3; i++) {
+		args[i] = (struct cycle_arg){ .fx = fx };
+		pthread_create(&threads[i], NULL, cycle_thread, &args[i]);
+	}
+	for (i = 0; i < 3; i++) {
+		pthread_join(threads[i], NULL);
+		assert_int_equal(args[i].failures, 0);
+	}
+	__atomic_store_n(&reader.stop, true, __ATOMIC_RELEASE);
+	pthread_join(r, NULL);
+	assert_int_equal(reader.bad, 0);
+	assert_true(reader.rounds > 0);
+	free_fixture(fx);
+}
+
+static void shutdown_during_creates_leaves_nothing(void **state)
+{
+	struct fixture *fx = make_fixture(8, 5000);
+	struct cycle_arg args[3];
+	pthread_t threads[3];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		args[i] = (struct cycle_arg){ .fx = fx };
+		pthread_create(&threads[i], NULL, cycle_thread, &args[i]);
+	}
+	sleep_ms(30);
+	manager_shutdown(fx->m, false); /* creates after this fail with 503; none may leak */
+	for (i = 0; i < 3; i++)
+		pthread_join(threads[i], NULL);
+	free_fixture(fx);
+}
+
+/* ---- the warm pool on its own, with fake ops --------------------------------------------- */
+
+struct fake_clone {
+	const struct pack *pack;
+	bool dead;
+};
+
+struct fake_pool_env {
+	pthread_mutex_t lock;
+	bool slot_free;
+	unsigned booted, discarded, discarded_why, records;
+	struct fake_clone *last;
+};
+
+static enum pool_boot_result fake_boot_clone(void *ctx, const struct pack *pack,
+					     struct sandbox **out)
+{
+	struct fake_pool_env *env = ctx;
+	struct fake_clone *c;
+
+	pthread_mutex_lock(&env->lock);
+	if (!env->slot_free) {
+		pthread_mutex_unlock(&env->lock);
+		return POOL_NO_SLOT;
+	}
+	c = calloc(1, sizeof(*c));
+	assert_non_null(c);
+	c->pack = pack;
+	env->booted++;
+	env->last = c;
+	pthread_mutex_unlock(&env->lock);
+	*out = (struct sandbox *)c;
+	return POOL_BOOTED;
+}
+
+static bool fake_usable(void *ctx, struct sandbox *sb)
+{
+	struct fake_pool_env *env = ctx;
+	bool dead;
+
+	pthread_mutex_lock(&env->lock);
+	dead = ((struct fake_clone *)sb)->dead;
+	pthread_mutex_unlock(&env->lock);
+	return !dead;
+}
+
+static void fake_discard(void *ctx, struct sandbox *sb, const char *why)
+{
+	struct fake_pool_env *env = ctx;
+
+	pthread_mutex_lock(&env->lock);
+	env->discarded++;
+	env->discarded_why += why != NULL;
+	pthread_mutex_unlock(&env->lock);
+	free(sb);
+}
+
+static void fake_write_record(void *ctx, struct sandbox *sb)
+{
+	struct fake_pool_env *env = ctx;
+
+	(void)sb;
+	pthread_mutex_lock(&env->lock);
+	env->records++;
+	pthread_mutex_unlock(&env->lock);
+}
+
+static const struct pool_ops fake_pool_ops = {
+	.boot_clone = fake_boot_clone,
+	.usable = fake_usable,
+	.discard = fake_discard,
+	.write_record = fake_write_record,
+};
+
+static unsigned env_read(struct fake_pool_env *env, const unsigned *field)
+{
+	unsigned v;
+
+	pthread_mutex_lock(&env->lock);
+	v = *field;
+	pthread_mutex_unlock(&env->lock);
+	return v;
+}
+
+/* Waits up to ms for the pool to hold `ready` clones; returns how long it took. */
+static int64_t wait_pool_ready(struct pool *p, unsigned ready, int64_t ms)
+{
+	int64_t t0 = time_mono_ms();
+	struct pool_stats st;
+
+	do {
+		pool_stats(p, &st);
+		if (st.ready == ready)
+			return time_mono_ms() - t0;
+		sleep_ms(5);
+	} while (time_mono_ms() - t0 < ms);
+	fail_msg("the pool holds %u clones, not %u", st.ready, ready);
+	return -1;
+}
+
+static void pool_fills_hands_out_and_refills(void **state)
+{
+	struct catalog cat;
+	struct fake_pool_env env = { .slot_free = true };
+	struct pool *p;
+	struct sandbox *sb;
+	struct pool_stats st;
+
+	(void)state;
+	pthread_mutex_init(&env.lock, NULL);
+	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
+	assert_int_equal(pool_create(&cat, 2, &fake_pool_ops, &env, &p, NULL), 0);
+	assert_null(pool_take(p, &cat.packs[0])); /* not started: empty */
+	pool_start(p);
+	wait_pool_ready(p, 2, 2000);
+	sb = pool_take(p, &cat.packs[0]);
+	assert_non_null(sb);
+	pool_write_record_later(p, sb);
+	wait_pool_ready(p, 2, 2000);
+	pool_stats(p, &st);
+	assert_int_equal(st.handouts_total, 1);
+	assert_int_equal(st.ready_by_pack[0], 2);
+	assert_int_equal(env_read(&env, &env.booted), 3);
+	pool_stop(p);
+	assert_int_equal(env_read(&env, &env.records), 1);
+	assert_int_equal(env_read(&env, &env.discarded), 2); /* the two never handed out */
+	assert_int_equal(env_read(&env, &env.discarded_why), 0);
+	assert_null(pool_take(p, &cat.packs[0]));
+	pool_write_record_later(p, sb); /* stopped: written at once */
+	assert_int_equal(env_read(&env, &env.records), 2);
+	free(sb);
+	pool_free(p);
+	catalog_release(&cat);
+	pthread_mutex_destroy(&env.lock);
+}
+
+static void pool_replaces_a_clone_that_died(void **state)
+{
+	struct catalog cat;
+	struct fake_pool_env env = { .slot_free = true };
+	struct pool *p;
+	int64_t deadline;
+
+	(void)state;
+	pthread_mutex_init(&env.lock, NULL);
+	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
+	assert_int_equal(pool_create(&cat, 1, &fake_pool_ops, &env, &p, NULL), 0);
+	pool_start(p);
+	wait_pool_ready(p, 1, 2000);
+	pthread_mutex_lock(&env.lock);
+	env.last->dead = true;
+	pthread_mutex_unlock(&env.lock);
+	assert_null(pool_take(p, &cat.packs[0])); /* a dead clone is never handed out */
+	deadline = time_mono_ms() + 3000;
+	while (env_read(&env, &env.booted) < 2 && time_mono_ms() < deadline)
+		sleep_ms(10);
+	assert_int_equal(env_read(&env, &env.discarded_why), 1);
+	wait_pool_ready(p, 1, 2000);
+	pool_free(p);
+	catalog_release(&cat);
+	pthread_mutex_destroy(&env.lock);
+}
+
+static void pool_fills_as_soon_as_a_boot_slot_frees(void **state)
+{
+	struct catalog cat;
+	struct fake_pool_env env = { .slot_free = false };
+	struct pool *p;
+	struct pool_stats st;
+
+	(void)state;
+	pthread_mutex_init(&env.lock, NULL);
+	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
+	assert_int_equal(pool_create(&cat, 1, &fake_pool_ops, &env, &p, NULL), 0);
+	pool_start(p);
+	sleep_ms(50);
+	pool_stats(p, &st);
+	assert_int_equal(st.ready, 0);
+	pthread_mutex_lock(&env.lock);
+	env.slot_free = true;
+	pthread_mutex_unlock(&env.lock);
+	pool_wake(p);
+	/* woken by the freed slot, not by the next periodic check */
+	assert_true(wait_pool_ready(p, 1, 2000) < 250);
+	pool_free(p);
+	catalog_release(&cat);
+	pthread_mutex_destroy(&env.lock);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -648,6 +917,11 @@ int main(void)
 		cmocka_unit_test(delete_during_exec_gives_conflict),
 		cmocka_unit_test(expired_sandbox_is_destroyed),
 		cmocka_unit_test(concurrent_cycles_all_succeed),
+		cmocka_unit_test(list_during_create_and_delete_sees_consistent_state),
+		cmocka_unit_test(shutdown_during_creates_leaves_nothing),
+		cmocka_unit_test(pool_fills_hands_out_and_refills),
+		cmocka_unit_test(pool_replaces_a_clone_that_died),
+		cmocka_unit_test(pool_fills_as_soon_as_a_boot_slot_frees),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,71 @@
+/* pool.h - the warm pool: ready clones of each pack's default shape, kept topped up by one
+ * background thread and handed out to creates in about a millisecond (docs/snapshots.md).
+ * Called by the sandbox manager (manager.c) only. Never touches the manager's table, lock or
+ * struct: it boots, checks, discards and records sandboxes through the pool_ops the manager
+ * hands it, and treats `struct sandbox` as opaque.
+ *
+ * Ownership: a clone in the pool belongs to the pool alone; pool_take() hands it to the caller
+ * (the manager), which from then on owns it. The pool's lock is innermost: callers may hold their
+ * own lock when calling pool_*, and the pool never calls an op with its lock held, except
+ * usable(), which only looks. */
+#ifndef EMBER_SANDBOX_POOL_H
+#define EMBER_SANDBOX_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sandbox/catalog.h"
+#include "util/error.h"
+
+struct sandbox;
+struct pool;
+
+/* What boot_clone reports besides success. */
+enum pool_boot_result {
+	POOL_BOOTED = 0,
+	POOL_NO_SLOT,     /* every boot slot is taken: retry once pool_wake() says one freed */
+	POOL_NOT_NOW,     /* no template ready yet (its build was started) or the boot failed */
+};
+
+struct pool_ops {
+	/* Restores one clone of pack's default shape, fresh id and identity, taking and giving back
+	 * one of the manager's boot slots; never boots cold. Logs its own failures. */
+	enum pool_boot_result (*boot_clone)(void *ctx, const struct pack *pack,
+					    struct sandbox **out);
+	/* Whether a pooled clone can still be handed out (VMM alive, channel intact). Called with
+	 * the pool's lock held: must not block or take the manager's lock. */
+	bool (*usable)(void *ctx, struct sandbox *sb);
+	/* Stops and frees a clone that was never handed out; why (or NULL: quietly, at a stop) is
+	 * logged with its id. */
+	void (*discard)(void *ctx, struct sandbox *sb, const char *why);
+	/* Writes a handed-out sandbox's re-attach record, then drops the reference its handout
+	 * took (see pool_write_record_later). */
+	void (*write_record)(void *ctx, struct sandbox *sb);
+};
+
+/* size: clones kept per pack (>0). The pool borrows catalog and ops (they outlive it). */
+int pool_create(const struct catalog *catalog, unsigned size, const struct pool_ops *ops,
+		void *ctx, struct pool **out, struct ember_error **err);
+/* Starts the filler thread (once; later calls do nothing). */
+void pool_start(struct pool *p);
+/* Wakes the filler: a boot slot was freed. */
+void pool_wake(struct pool *p);
+/* Hands out a usable clone of pack, or NULL when there is none (the filler refills). */
+struct sandbox *pool_take(struct pool *p, const struct pack *pack);
+/* Has the filler thread write sb's record off the caller's path, or writes it at once when the
+ * pool is stopped. sb must hold a reference that write_record drops. */
+void pool_write_record_later(struct pool *p, struct sandbox *sb);
+/* Stops the filler (waiting for a fill in progress), writes pending records and discards every
+ * pooled clone. The pool stays usable for pool_take (which then finds nothing) and stats. */
+void pool_stop(struct pool *p);
+/* pool_stop() if not done yet, then frees. */
+void pool_free(struct pool *p);
+
+struct pool_stats {
+	unsigned ready;                                  /* clones waiting, all packs */
+	unsigned ready_by_pack[CATALOG_PACKS_MAX];       /* in catalog order */
+	uint64_t handouts_total;
+};
+void pool_stats(struct pool *p, struct pool_stats *stats);
+
+#endif

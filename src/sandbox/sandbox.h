@@ -1,0 +1,55 @@
+/* sandbox.h - one sandbox's state as the manager keeps it in its table.
+ * Used by the manager (manager.c, which owns every sandbox and its table) and by restart
+ * recovery (recover.c, which builds a sandbox and hands it to the manager). Never seen by the
+ * API, the daemon or the warm pool (pool.h treats it as opaque).
+ *
+ * Who may touch what: the fields marked [lock] are read and written under the manager's lock
+ * only. While a sandbox is BOOTING, vm, ch, tpl, run_dir and boot_mode belong to the thread
+ * booting it; once it is READY, vm and ch change only under the lock (teardown detaches them
+ * there and frees them outside), and requests use ch while they hold a reference (refs). */
+#ifndef EMBER_SANDBOX_SANDBOX_H
+#define EMBER_SANDBOX_SANDBOX_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "channel/channel.h"
+#include "sandbox/catalog.h"
+#include "sandbox/manager.h"
+#include "sandbox/template.h"
+#include "vmm/vmm.h"
+
+struct sandbox {
+	char id[SANDBOX_ID_LEN + 1];
+	const struct pack *pack;
+	enum sandbox_state state;     /* [lock] */
+	unsigned vcpus;
+	unsigned memory_mib;
+	unsigned timeout_s;
+	unsigned overlay_mib;
+	int64_t created_wall_ns;
+	int64_t created_mono_ms;
+	int64_t expires_mono_ms;
+	int64_t boot_ms;
+	uint64_t execs_run;           /* [lock] */
+	unsigned execs_running;       /* [lock] */
+	unsigned refs;                /* [lock] requests using ch, and a record not yet written */
+	char run_dir[PATH_MAX];
+	struct vmm_instance *vm;
+	struct channel *ch;
+	struct template *tpl;         /* the template a clone maps (reference held) */
+	const char *boot_mode;        /* "cold", "clone", "pool" */
+	char failure[512];            /* [lock] */
+	struct sandbox *next;         /* [lock] the table's link */
+};
+
+/* How long a VMM gets to stop on request before SIGKILL. */
+#define STOP_GRACE_MS 2000
+
+/* Closes ch and stops and frees vm (either may be NULL), which nobody else can reach any more:
+ * the caller detached them from their sandbox (under the manager's lock if it is in the table).
+ * Defined in manager.c. */
+void sandbox_release_vm(struct vmm_instance *vm, struct channel *ch);
+
+#endif
