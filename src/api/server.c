@@ -356,7 +356,9 @@ static int set_up_guard(struct api_server *s, const struct api_server_config *cf
 		return -1;
 	if (api_guard_check_config(&s->guard, err) < 0)
 		return -1;
-	return deadline_registry_start(cfg->request_timeout_s * 1000u, &s->deadlines, err);
+	return deadline_registry_start((cfg->request_timeout_s != 0 ? cfg->request_timeout_s
+								    : API_REQUEST_TIMEOUT_S) * 1000u,
+				       &s->deadlines, err);
 }
 
 static int start_tcp(struct api_server *s, const struct api_server_config *cfg,

@@ -12,14 +12,20 @@
 #include "util/error.h"
 #include "vmm/vmm.h"
 
+/* A request's headers and body arrive within this unless configured otherwise: generous for any
+ * real client on a local machine (a 4 MiB body over loopback takes milliseconds), short enough
+ * that a connection trickling bytes cannot hold a thread for long. */
+#define API_REQUEST_TIMEOUT_S 30
+
 struct api_server_config {
 	const char *addr;                /* "HOST:PORT" (IPv4, [IPv6] or name) */
 	const char *unix_path;           /* optional, created mode 0600 */
 	size_t max_body_bytes;           /* beyond: 413 */
 	unsigned max_connections;
-	unsigned max_connections_per_ip; /* TCP; beyond: refused at once */
+	unsigned max_connections_per_ip; /* TCP; beyond: refused at once (0: no cap) */
 	unsigned connection_timeout_s;   /* idle clients are dropped after this */
-	unsigned request_timeout_s;      /* a whole request must arrive within this (TCP) */
+	unsigned request_timeout_s;      /* a whole request must arrive within this (TCP; 0:
+					  * API_REQUEST_TIMEOUT_S) */
 	const char *const *allow_origins;/* browser origins allowed to call (default none) */
 	size_t nallow_origins;
 	const char *auth_token_file;     /* bearer token for TCP; required unless loopback */
