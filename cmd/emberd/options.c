@@ -1,141 +1,46 @@
-/* options.c - emberd's flags: the table, its parsers, and --help generated from it. */
+/* options.c - emberd's flags: the table, the parsers only emberd has, --help's text around the
+ * table and the checks between flags. The mechanism is util/opttable. */
 #include "options.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/cleanup.h"
+#include "util/opttable.h"
 
-struct option_spec;
-typedef enum options_result option_parser(const struct option_spec *spec, const char *arg,
-					  struct options *o);
-
-struct option_spec {
-	const char *name;             /* NULL: a --help section heading (help is its title) */
-	const char *arg;              /* --help's placeholder; NULL: the flag takes no argument */
-	option_parser *parse;
-	size_t field;                 /* offsetof(struct options, ...) that parse writes */
-	unsigned long long min, max;  /* numbers only */
-	const char *help;             /* '\n' starts a continuation line */
-};
-
-#define FIELD(o, spec, type) ((type *)(void *)((char *)(o) + (spec)->field))
-#define AT(member) offsetof(struct options, member)
-
-static enum options_result number(const struct option_spec *spec, const char *arg,
-				  unsigned long long *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(arg, &end, 10);
-	if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || v < spec->min ||
-	    v > spec->max) {
-		fprintf(stderr, "emberd: --%s must be a number between %llu and %llu\n",
-			spec->name, spec->min, spec->max);
-		return OPTIONS_BAD;
-	}
-	*out = v;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_unsigned(const struct option_spec *spec, const char *arg,
-					struct options *o)
-{
-	unsigned long long v;
-
-	if (number(spec, arg, &v) < 0)
-		return OPTIONS_BAD;
-	*FIELD(o, spec, unsigned) = (unsigned)v;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_u64(const struct option_spec *spec, const char *arg,
-				   struct options *o)
-{
-	unsigned long long v;
-
-	if (number(spec, arg, &v) < 0)
-		return OPTIONS_BAD;
-	*FIELD(o, spec, uint64_t) = v;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_size(const struct option_spec *spec, const char *arg,
-				    struct options *o)
-{
-	unsigned long long v;
-
-	if (number(spec, arg, &v) < 0)
-		return OPTIONS_BAD;
-	*FIELD(o, spec, size_t) = (size_t)v;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_string(const struct option_spec *spec, const char *arg,
-				      struct options *o)
-{
-	*FIELD(o, spec, const char *) = arg;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_true(const struct option_spec *spec, const char *arg,
-				    struct options *o)
-{
-	(void)arg;
-	*FIELD(o, spec, bool) = true;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_false(const struct option_spec *spec, const char *arg,
-				     struct options *o)
-{
-	(void)arg;
-	*FIELD(o, spec, bool) = false;
-	return OPTIONS_RUN;
-}
-
-static enum options_result set_vmm(const struct option_spec *spec, const char *arg,
-				   struct options *o)
+static enum opt_result set_vmm(const struct opt_spec *spec, const char *arg, void *o,
+			       struct ember_error **err)
 {
 	if (strcmp(arg, "auto") != 0 && strcmp(arg, "qemu") != 0 &&
 	    strcmp(arg, "firecracker") != 0) {
-		fprintf(stderr, "emberd: --vmm must be auto, qemu or firecracker\n");
-		return OPTIONS_BAD;
+		ember_error_set(err, EMBER_E_INVALID, 0, "--vmm must be auto, qemu or firecracker");
+		return OPT_BAD_VALUE;
 	}
-	return set_string(spec, arg, o);
+	return opt_set_string(spec, arg, o, err);
 }
 
-static enum options_result set_accel(const struct option_spec *spec, const char *arg,
-				     struct options *o)
+static enum opt_result set_accel(const struct opt_spec *spec, const char *arg, void *o,
+				 struct ember_error **err)
 {
-	if (vmm_parse_accel(arg, FIELD(o, spec, enum vmm_accel)) < 0) {
-		fprintf(stderr, "emberd: --accel must be auto, kvm or tcg\n");
-		return OPTIONS_BAD;
+	if (vmm_parse_accel(arg, OPT_FIELD(o, spec, enum vmm_accel)) < 0) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "--accel must be auto, kvm or tcg");
+		return OPT_BAD_VALUE;
 	}
-	return OPTIONS_RUN;
+	return OPT_OK;
 }
 
-static enum options_result set_kernel_args(const struct option_spec *spec, const char *arg,
-					   struct options *o)
+static enum opt_result set_kernel_args(const struct opt_spec *spec, const char *arg, void *o,
+				       struct ember_error **err)
 {
-	struct ember_error *err = NULL;
-
-	if (vmm_check_kernel_args(arg, &err) < 0) {
-		fprintf(stderr, "emberd: %s\n", err->message);
-		ember_error_free(&err);
-		return OPTIONS_BAD;
-	}
-	return set_string(spec, arg, o);
+	if (vmm_check_kernel_args(arg, err) < 0)
+		return OPT_BAD_VALUE;
+	return opt_set_string(spec, arg, o, err);
 }
 
-static enum options_result set_log_level(const struct option_spec *spec, const char *arg,
-					 struct options *o)
+static enum opt_result set_log_level(const struct opt_spec *spec, const char *arg, void *o,
+				     struct ember_error **err)
 {
 	static const char *const names[] = { [LOG_DEBUG] = "debug", [LOG_INFO] = "info",
 					     [LOG_WARN] = "warn", [LOG_ERROR] = "error" };
@@ -143,32 +48,28 @@ static enum options_result set_log_level(const struct option_spec *spec, const c
 
 	for (i = 0; i < ARRAY_SIZE(names); i++) {
 		if (strcmp(arg, names[i]) == 0) {
-			*FIELD(o, spec, enum log_level) = (enum log_level)i;
-			return OPTIONS_RUN;
+			*OPT_FIELD(o, spec, enum log_level) = (enum log_level)i;
+			return OPT_OK;
 		}
 	}
-	fprintf(stderr, "emberd: --log-level must be debug, info, warn or error\n");
-	return OPTIONS_BAD;
+	ember_error_set(err, EMBER_E_INVALID, 0,
+			"--log-level must be debug, info, warn or error");
+	return OPT_BAD_VALUE;
 }
 
-static enum options_result show_help(const struct option_spec *spec, const char *arg,
-				     struct options *o);
+static opt_parser show_help;
 
-static enum options_result show_version(const struct option_spec *spec, const char *arg,
-					struct options *o)
-{
-	(void)spec;
-	(void)arg;
-	(void)o;
-	printf("emberd %s\n", EMBER_VERSION);
-	return OPTIONS_EXIT;
-}
+#define AT(member) offsetof(struct options, member)
+#define SECTION(title) { .help = title }
+#define FLAG(name_, arg_, parse_, member, help_)                                       \
+	{ .name = name_, .arg = arg_, .parse = parse_, .field = AT(member), .help = help_ }
+#define STRING(name, arg, member, help) FLAG(name, arg, opt_set_string, member, help)
+#define NUMBER(name_, parse_, member, min_, max_, help_)                                \
+	{ .name = name_, .arg = "N", .parse = parse_, .field = AT(member), .min = min_, \
+	  .max = max_, .help = help_ }
+#define UINT(name, member, min, max, help) NUMBER(name, opt_set_unsigned, member, min, max, help)
 
-#define SECTION(title) { NULL, NULL, NULL, 0, 0, 0, title }
-#define STRING(name, arg, member, help) { name, arg, set_string, AT(member), 0, 0, help }
-#define UINT(name, member, min, max, help) { name, "N", set_unsigned, AT(member), min, max, help }
-
-static const struct option_spec option_table[] = {
+static const struct opt_spec option_table[] = {
 	SECTION("Listening:"),
 	STRING("addr", "HOST:PORT", api.addr,
 	       "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR)"),
@@ -178,19 +79,19 @@ static const struct option_spec option_table[] = {
 	       "/var/lib/emberd/images; build with `make images`)"),
 	STRING("run-dir", "DIR", manager.run_dir,
 	       "per-sandbox runtime files (default /run/emberd)"),
-	{ "vmm", "auto|qemu|firecracker", set_vmm, AT(vmm), 0, 0,
-	  "VMM driver (default auto: firecracker when installed\n"
-	  "and KVM has hardware virtualization, else qemu)" },
-	{ "accel", "auto|kvm|tcg", set_accel, AT(accel), 0, 0, "QEMU accelerator (default auto)" },
+	FLAG("vmm", "auto|qemu|firecracker", set_vmm, vmm,
+	     "VMM driver (default auto: firecracker when installed\n"
+	     "and KVM has hardware virtualization, else qemu)"),
+	FLAG("accel", "auto|kvm|tcg", set_accel, accel, "QEMU accelerator (default auto)"),
 	STRING("qemu-bin", "PATH", qemu_bin, "default qemu-system-x86_64 on PATH"),
 	STRING("firecracker-bin", "PATH", firecracker_bin, "default firecracker on PATH"),
 	STRING("jailer", "PATH", jailer_bin, "run firecracker under this jailer"),
 	STRING("cgroup-root", "PATH", cgroup_root,
 	       "cgroup v2 mount for per-VMM memory/cpu/pids limits\n"
 	       "(default /sys/fs/cgroup; `none` disables them)"),
-	{ "kernel-args", "\"ARGS\"", set_kernel_args, AT(kernel_args), 0, 0,
-	  "extra guest kernel arguments, for debugging\n"
-	  "(e.g. \"loglevel=7\"; not init=, rdinit=, emberd.*)" },
+	FLAG("kernel-args", "\"ARGS\"", set_kernel_args, kernel_args,
+	     "extra guest kernel arguments, for debugging\n"
+	     "(e.g. \"loglevel=7\"; not init=, rdinit=, emberd.*)"),
 	SECTION("Limits:"),
 	UINT("max-sandboxes", manager.max_sandboxes, 1, 4096, "(default 16; beyond: 429)"),
 	UINT("max-concurrent-boots", manager.max_concurrent_boots, 1, 256,
@@ -203,81 +104,60 @@ static const struct option_spec option_table[] = {
 	UINT("boot-timeout-ms", manager.boot_timeout_ms, 100, 3600000,
 	     "create fails after this (default 60000)"),
 	UINT("max-exec-timeout-ms", manager.max_exec_timeout_ms, 1, 86400000, "(default 600000)"),
-	{ "max-output-bytes", "N", set_u64, AT(manager.max_output_bytes), 0, 64ull << 20,
-	  "per stream per exec (default 16777216)" },
+	NUMBER("max-output-bytes", opt_set_u64, manager.max_output_bytes, 0, 64ull << 20,
+	       "per stream per exec (default 16777216)"),
 	UINT("max-processes", manager.max_processes, 8, 65536,
 	     "processes the sandbox user may have in the guest\n"
 	     "(RLIMIT_NPROC; default 256: stops fork bombs)"),
 	UINT("max-overlay-mib", manager.max_overlay_mib, 8, 65536,
 	     "writable layer a create may ask for (default 2048)"),
-	{ "max-body-bytes", "N", set_size, AT(api.max_body_bytes), 1024, 64ull << 20,
-	  "request body (default 4194304; beyond: 413)" },
+	NUMBER("max-body-bytes", opt_set_size, api.max_body_bytes, 1024, 64ull << 20,
+	       "request body (default 4194304; beyond: 413)"),
 	UINT("max-connections", api.max_connections, 1, 10000, "(default 256)"),
 	UINT("connection-timeout-s", api.connection_timeout_s, 1, 3600,
 	     "idle client timeout (default 30)"),
 	SECTION("Fast create (docs/snapshots.md):"),
 	UINT("pool-size", manager.pool_size, 0, 64,
 	     "ready clones kept per pack (default 1; 0 disables)"),
-	{ "prewarm", NULL, set_true, AT(manager.prewarm), 0, 0,
-	  "build every pack's template at startup (default:\n"
-	  "on first use, or when the pool needs one)" },
-	{ "no-snapshots", NULL, set_false, AT(manager.snapshots), 0, 0,
-	  "always boot cold (no templates, no clones, no pool)" },
+	FLAG("prewarm", NULL, opt_set_true, manager.prewarm,
+	     "build every pack's template at startup (default:\n"
+	     "on first use, or when the pool needs one)"),
+	FLAG("no-snapshots", NULL, opt_set_false, manager.snapshots,
+	     "always boot cold (no templates, no clones, no pool)"),
 	SECTION("Restarts:"),
-	{ "keep-sandboxes", NULL, set_true, AT(keep_sandboxes), 0, 0,
-	  "on SIGTERM/SIGINT leave VMs running for the next\n"
-	  "daemon to re-attach (default: destroy them). A daemon\n"
-	  "always re-attaches live sandboxes it finds in --run-dir\n"
-	  "at startup and removes dead ones." },
+	FLAG("keep-sandboxes", NULL, opt_set_true, keep_sandboxes,
+	     "on SIGTERM/SIGINT leave VMs running for the next\n"
+	     "daemon to re-attach (default: destroy them). A daemon\n"
+	     "always re-attaches live sandboxes it finds in --run-dir\n"
+	     "at startup and removes dead ones."),
 	SECTION("Other:"),
-	{ "log-level", "debug|info|warn|error", set_log_level, AT(log_level), 0, 0,
-	  "(default info; logs are logfmt on stderr)" },
-	{ "help", NULL, show_help, 0, 0, 0, "print this help and exit" },
-	{ "version", NULL, show_version, 0, 0, 0, "print the version and exit" },
+	FLAG("log-level", "debug|info|warn|error", set_log_level, log_level,
+	     "(default info; logs are logfmt on stderr)"),
+	{ .name = "help", .parse = show_help, .help = "print this help and exit" },
+	{ .name = "version", .parse = opt_show_version, .key = "emberd",
+	  .help = "print the version and exit" },
 };
 
-/* Where the help text starts; a longer flag gets a fixed gap instead. */
-#define HELP_COLUMN 31
-#define HELP_GAP_AFTER_LONG_FLAG 3
-
-static void print_help_row(FILE *out, const struct option_spec *spec)
-{
-	const char *line = spec->help, *nl;
-	int used;
-
-	used = fprintf(out, "  --%s%s%s", spec->name, spec->arg != NULL ? " " : "",
-		       spec->arg != NULL ? spec->arg : "");
-	fprintf(out, "%*s", used < HELP_COLUMN ? HELP_COLUMN - used : HELP_GAP_AFTER_LONG_FLAG, "");
-	while ((nl = strchr(line, '\n')) != NULL) {
-		fprintf(out, "%.*s\n%*s", (int)(nl - line), line, HELP_COLUMN, "");
-		line = nl + 1;
-	}
-	fprintf(out, "%s\n", line);
-}
+/* Text at column 31; a longer flag gets 3 spaces instead. */
+static const struct opt_help_layout help_layout = { .column = 31, .min_gap = 1, .long_gap = 3 };
 
 static void usage(FILE *out)
 {
-	size_t i;
-
 	fprintf(out, "usage: emberd [options]\n"
 		     "Runs untrusted code in microVMs behind a local HTTP/JSON API (docs/api.md).\n"
 		     "\n");
-	for (i = 0; i < ARRAY_SIZE(option_table); i++) {
-		if (option_table[i].name == NULL)
-			fprintf(out, "%s\n", option_table[i].help);
-		else
-			print_help_row(out, &option_table[i]);
-	}
+	opt_table_print_help(out, option_table, ARRAY_SIZE(option_table), &help_layout);
 }
 
-static enum options_result show_help(const struct option_spec *spec, const char *arg,
-				     struct options *o)
+static enum opt_result show_help(const struct opt_spec *spec, const char *arg, void *o,
+				 struct ember_error **err)
 {
 	(void)spec;
 	(void)arg;
 	(void)o;
+	(void)err;
 	usage(stdout);
-	return OPTIONS_EXIT;
+	return OPT_EXIT;
 }
 
 static void set_defaults(struct options *o)
@@ -300,27 +180,11 @@ static void set_defaults(struct options *o)
 	};
 }
 
-/* getopt_long's view of the table: val is 256 + the row, clear of every short option. */
-static void build_longopts(struct option *longopts)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < ARRAY_SIZE(option_table); i++) {
-		if (option_table[i].name == NULL)
-			continue;
-		longopts[n++] = (struct option){ option_table[i].name,
-						 option_table[i].arg != NULL ? required_argument
-									     : no_argument,
-						 NULL, 256 + (int)i };
-	}
-	longopts[n] = (struct option){ 0 };
-}
-
 /* Checks between flags, once all are read. */
-static enum options_result validate(int argc, char **argv, const struct options *o)
+static enum options_result validate(int argc, char **argv, int operands, const struct options *o)
 {
-	if (optind != argc) {
-		fprintf(stderr, "emberd: unexpected argument `%s`\n", argv[optind]);
+	if (operands != argc) {
+		fprintf(stderr, "emberd: unexpected argument `%s`\n", argv[operands]);
 		return OPTIONS_BAD;
 	}
 	if (o->manager.default_timeout_s > o->manager.max_timeout_s) {
@@ -332,20 +196,23 @@ static enum options_result validate(int argc, char **argv, const struct options 
 
 enum options_result options_parse(int argc, char **argv, struct options *o)
 {
-	struct option longopts[ARRAY_SIZE(option_table) + 1];
-	enum options_result r;
-	int c;
+	struct ember_error *err = NULL;
+	int operands;
 
 	set_defaults(o);
-	build_longopts(longopts);
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c < 256 || c >= 256 + (int)ARRAY_SIZE(option_table)) {
-			usage(stderr); /* getopt_long has said what was wrong */
-			return OPTIONS_BAD;
-		}
-		r = option_table[c - 256].parse(&option_table[c - 256], optarg, o);
-		if (r != OPTIONS_RUN)
-			return r;
+	switch (opt_table_parse(option_table, ARRAY_SIZE(option_table), argc, argv, o, 0,
+				&operands, &err)) {
+	case OPT_OK:
+		return validate(argc, argv, operands, o);
+	case OPT_EXIT:
+		return OPTIONS_EXIT;
+	case OPT_BAD_VALUE:
+		fprintf(stderr, "emberd: %s\n", err->message);
+		break;
+	case OPT_BAD_FLAG:
+		usage(stderr); /* getopt_long has said what was wrong */
+		break;
 	}
-	return validate(argc, argv, o);
+	ember_error_free(&err);
+	return OPTIONS_BAD;
 }
