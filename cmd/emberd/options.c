@@ -57,6 +57,23 @@ static enum opt_result set_log_level(const struct opt_spec *spec, const char *ar
 	return OPT_BAD_VALUE;
 }
 
+/* --allow-origin, repeated: appended to the list the API's guard checks. */
+static enum opt_result add_origin(const struct opt_spec *spec, const char *arg, void *target,
+				  struct ember_error **err)
+{
+	struct options *o = target;
+
+	(void)spec;
+	if (o->api.nallow_origins == API_ALLOW_ORIGINS_MAX) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "at most %d --allow-origin values",
+				API_ALLOW_ORIGINS_MAX);
+		return OPT_BAD_VALUE;
+	}
+	o->allow_origins[o->api.nallow_origins++] = arg;
+	o->api.allow_origins = o->allow_origins;
+	return OPT_OK;
+}
+
 static opt_parser show_help;
 
 #define AT(member) offsetof(struct options, member)
@@ -74,6 +91,14 @@ static const struct opt_spec option_table[] = {
 	STRING("addr", "HOST:PORT", api.addr,
 	       "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR)"),
 	STRING("unix", "PATH", api.unix_path, "also serve on a Unix socket (mode 0600)"),
+	STRING("auth-token-file", "FILE", api.auth_token_file,
+	       "require `Authorization: Bearer <token>` over TCP, the token\n"
+	       "being this file's one line (16-512 printable characters;\n"
+	       "mode 0600); required when --addr is not loopback"),
+	{ .name = "allow-origin", .arg = "ORIGIN", .parse = add_origin, .repeats = true,
+	  .help = "let browser pages from ORIGIN (e.g. http://localhost:3000)\n"
+		  "call the API (default: none; requests with any other\n"
+		  "Origin get 403)" },
 	SECTION("Images and VMs:"),
 	STRING("images", "DIR", images_dir, "kernel/initramfs/packs (default $IMAGES_DIR or\n"
 	       "/var/lib/emberd/images; build with `make images`)"),
@@ -116,6 +141,11 @@ static const struct opt_spec option_table[] = {
 	UINT("max-connections", api.max_connections, 1, 10000, "(default 256)"),
 	UINT("connection-timeout-s", api.connection_timeout_s, 1, 3600,
 	     "idle client timeout (default 30)"),
+	UINT("request-timeout-s", api.request_timeout_s, 1, 3600,
+	     "a whole request (headers and body) must arrive within\n"
+	     "this, however slowly it trickles (default 30)"),
+	UINT("max-connections-per-ip", api.max_connections_per_ip, 1, 10000,
+	     "TCP connections one client address may hold (default 64)"),
 	SECTION("Fast create (docs/snapshots.md):"),
 	UINT("pool-size", manager.pool_size, 0, 64,
 	     "ready clones kept per pack (default 1; 0 disables)"),
@@ -167,7 +197,8 @@ static void set_defaults(struct options *o)
 	*o = (struct options){
 		.api = { .addr = addr != NULL ? addr : "127.0.0.1:7777",
 			 .max_body_bytes = 4u << 20, .max_connections = 256,
-			 .connection_timeout_s = 30 },
+			 .connection_timeout_s = 30, .request_timeout_s = API_REQUEST_TIMEOUT_S,
+			 .max_connections_per_ip = 64 },
 		.manager = { .run_dir = "/run/emberd", .max_sandboxes = 16,
 			     .max_concurrent_boots = 4, .max_vcpus = 4, .max_memory_mib = 2048,
 			     .default_timeout_s = 600, .max_timeout_s = 86400,

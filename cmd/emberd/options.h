@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "api/guard.h"
 #include "api/server.h"
 #include "sandbox/manager.h"
 #include "util/log.h"
@@ -24,6 +25,7 @@ struct options {
 	enum vmm_accel accel;
 	enum log_level log_level;
 	bool keep_sandboxes;
+	const char *allow_origins[API_ALLOW_ORIGINS_MAX]; /* api.allow_origins points here */
 };
 
 enum options_result {
