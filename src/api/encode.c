@@ -1,5 +1,6 @@
 /* encode.c - API response bodies: field names and shapes as docs/api.md gives them. */
 #include "api/encode.h"
+#include "api/stream.h"
 
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
@@ -40,21 +41,25 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 	return obj;
 }
 
-json_t *api_encode_exec_result(const struct channel_exec_result *res)
+struct api_stream *api_encode_exec_result(struct channel_exec_result *res,
+					  struct ember_error **err)
 {
 	const struct proto_exit *e = &res->exit;
-	_cleanup_json_ json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
-				e->exit_code, "signal", e->signal, "duration_ms",
-				(json_int_t)e->duration_ms, "timed_out", e->timed_out,
-				"oom_killed", e->oom_killed, "truncated",
-				e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
-				e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
+	json_t *members = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
+				    e->exit_code, "signal", e->signal, "duration_ms",
+				    (json_int_t)e->duration_ms, "timed_out", e->timed_out,
+				    "oom_killed", e->oom_killed, "truncated",
+				    e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
+				    e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
+	struct api_stream_bytes bytes[] = {
+		{ "stdout", res->stdout_data, res->stdout_len },
+		{ "stderr", res->stderr_data, res->stderr_len },
+	};
 
-	if (obj == NULL ||
-	    json_set_bytes(obj, "stdout", res->stdout_data, res->stdout_len, NULL) < 0 ||
-	    json_set_bytes(obj, "stderr", res->stderr_data, res->stderr_len, NULL) < 0)
-		return NULL;
-	return steal_pointer(&obj);
+	/* The stream owns the output buffers from here on, whatever happens. */
+	res->stdout_data = NULL;
+	res->stderr_data = NULL;
+	return api_stream_object(members, bytes, 2, err);
 }
 
 json_t *api_encode_error(const char *code, const char *message)

@@ -6,13 +6,17 @@
 
 #include <jansson.h>
 
+#include "api/stream.h"
+
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
 #include "sandbox/manager.h"
 #include "util/error.h"
 
 json_t *api_encode_sandbox(const struct sandbox_info *info);
-json_t *api_encode_exec_result(const struct channel_exec_result *res);
+/* The exec result as a body produced while it is sent (stream.h); takes res's output buffers. */
+struct api_stream *api_encode_exec_result(struct channel_exec_result *res,
+					  struct ember_error **err);
 json_t *api_encode_error(const char *code, const char *message);
 json_t *api_encode_pack(const struct pack *pack);
 /* {"processes": [{pid, ppid, uid, state, comm}, ...]} */

@@ -258,7 +258,12 @@ static void handle_exec(struct api_context *ctx, const struct api_request *req,
 		respond_err(resp, &err);
 		return;
 	}
-	respond_json(resp, 200, api_encode_exec_result(&res));
+	resp->stream = api_encode_exec_result(&res, &err);
+	if (resp->stream == NULL) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 200;
 }
 
 static void handle_console(struct api_context *ctx, const struct api_request *req,

@@ -9,13 +9,15 @@
 #include <stddef.h>
 
 #include "api/server.h"
+#include "api/stream.h"
 
 /* Room for every method of one pattern, ", "-joined ("GET, POST, PUT, PATCH, DELETE" fits). */
 #define API_ALLOW_MAX 64
 
 struct api_response {
 	unsigned status;
-	json_t *body;               /* NULL for 204 */
+	json_t *body;               /* NULL for 204 (or when stream is set) */
+	struct api_stream *stream;  /* a body produced while it is sent (large guest output) */
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 };
 
@@ -30,6 +32,8 @@ static inline void api_response_release(struct api_response *resp)
 {
 	json_decref(resp->body);
 	resp->body = NULL;
+	api_stream_free(resp->stream);
+	resp->stream = NULL;
 }
 #define _cleanup_response_ __attribute__((cleanup(api_response_release)))
 

@@ -49,13 +49,39 @@ struct request_state {
 	int64_t started_us;
 };
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, const struct api_response *r)
+static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 {
+	size_t n = api_stream_read(cls, pos, buf, max);
+
+	return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void free_stream(void *cls)
+{
+	api_stream_free(cls);
+}
+
+/* A streamed body: the library reads it in 64 KiB pieces and frees it when done. */
+static struct MHD_Response *stream_response(struct api_response *r)
+{
+	struct MHD_Response *response = MHD_create_response_from_callback(
+		api_stream_length(r->stream), 64 * 1024, read_stream, r->stream, free_stream);
+
+	if (response != NULL)
+		r->stream = NULL; /* the library owns it now */
+	return response;
+}
+
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_response *r)
+{
+	bool json = r->body != NULL || r->stream != NULL;
 	struct MHD_Response *response;
 	enum MHD_Result ret;
 	char *text = NULL;
 
-	if (r->body != NULL) {
+	if (r->stream != NULL) {
+		response = stream_response(r);
+	} else if (r->body != NULL) {
 		text = json_dumps(r->body, JSON_COMPACT);
 		if (text == NULL)
 			return MHD_NO;
@@ -67,7 +93,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, const struct a
 		free(text);
 		return MHD_NO;
 	}
-	if (r->body != NULL)
+	if (json)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (r->allow[0] != '\0')
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, r->allow);
