@@ -145,10 +145,10 @@ static int add_members(struct api_stream *s, json_t *members, struct ember_error
 	return add_text(s, tail, err);
 }
 
-struct api_stream *api_stream_object(json_t *members, struct api_stream_bytes *bytes,
+struct api_stream *api_stream_object(json_t *members_taken, struct api_stream_bytes *bytes,
 				     size_t nbytes, struct ember_error **err)
 {
-	_cleanup_json_ json_t *taken = members;
+	_cleanup_json_ json_t *members = members_taken;
 	struct api_stream *s = calloc(1, sizeof(*s));
 	size_t i;
 
