@@ -48,15 +48,16 @@ static enum opt_result add_env(const struct opt_spec *spec, const char *arg, voi
 static opt_parser show_help;
 
 #define AT(member) offsetof(struct ctl, member)
-#define BODY(name_, arg_, parse_, member)                                \
-	{ .name = name_, .arg = arg_, .parse = parse_, .key = member }
+/* A flag that sets the request body's member key_. */
+#define BODY(name_, arg_, parse_, key_) { .name = name_, .arg = arg_, .parse = parse_, .key = key_ }
 
 static const struct opt_spec global_flags[] = {
 	{ .name = "addr", .arg = "HOST:PORT|unix:PATH", .parse = opt_set_string, .field = AT(addr),
 	  .help = "the daemon (default 127.0.0.1:7777, or $EMBERD_ADDR)" },
 	{ .name = "json", .parse = opt_set_true, .field = AT(json),
 	  .help = "machine-readable output" },
-	{ .name = "help", .parse = show_help, .short_name = 'h', .help = "print this help and exit" },
+	{ .name = "help", .parse = show_help, .short_name = 'h',
+	  .help = "print this help and exit" },
 	{ .name = "version", .parse = opt_show_version, .key = "emberctl",
 	  .help = "print the version and exit" },
 };
