@@ -1,10 +1,11 @@
 /* opttable.h - a program's command line as one table of flags: each row names a flag, its
- * argument, the parser that stores it at an offset in the caller's options struct, and its --help
- * text; getopt_long's tables, the parse loop and --help are generated from it, so they cannot drift.
+ * argument, the parser that stores it at an offset in the caller's options struct, and its
+ * --help text; getopt_long's tables, the parse loop and --help are generated from it, so they
+ * cannot drift.
  * Called by the programs in cmd/ (emberd, ember-vm, emberctl) before they start anything.
- * Never exits and never writes anywhere but the target struct, stdout (--help, --version) and
- * stderr (getopt_long's own complaints); a refused value comes back in the error for the caller
- * to print. Uses getopt's globals: one parse at a time. */
+ * Never exits and never prints a refused value's message: it comes back in the error, for the
+ * caller to print its own way (getopt_long's complaints about unknown flags it cannot silence
+ * but with OPT_QUIET). Uses getopt's globals: one parse at a time. */
 #ifndef EMBER_UTIL_OPTTABLE_H
 #define EMBER_UTIL_OPTTABLE_H
 

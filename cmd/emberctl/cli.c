@@ -1,0 +1,157 @@
+/* cli.c - emberctl's flag tables, their parsers, the command table and --help. */
+#include "cli.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "util/cleanup.h"
+
+static enum opt_result set_body_string(const struct opt_spec *spec, const char *arg, void *ctl,
+				       struct ember_error **err)
+{
+	struct ctl *c = ctl;
+
+	(void)err;
+	json_object_set_new(c->body, spec->key, json_string(arg));
+	return OPT_OK;
+}
+
+/* Not range-checked here: the daemon checks every field and names it. */
+static enum opt_result set_body_integer(const struct opt_spec *spec, const char *arg, void *ctl,
+					struct ember_error **err)
+{
+	struct ctl *c = ctl;
+
+	(void)err;
+	json_object_set_new(c->body, spec->key, json_integer(atoll(arg)));
+	return OPT_OK;
+}
+
+static enum opt_result add_env(const struct opt_spec *spec, const char *arg, void *ctl,
+			       struct ember_error **err)
+{
+	struct ctl *c = ctl;
+	char *eq = strchr(arg, '=');
+
+	(void)spec;
+	if (eq == NULL) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "--env needs NAME=value, got `%s`", arg);
+		return OPT_BAD_VALUE;
+	}
+	*eq = '\0'; /* arg is argv's own storage */
+	json_object_set_new(c->env, arg, json_string(eq + 1));
+	return OPT_OK;
+}
+
+static opt_parser show_help;
+
+#define AT(member) offsetof(struct ctl, member)
+/* A flag that sets the request body's member key_. */
+#define BODY(name_, arg_, parse_, key_) { .name = name_, .arg = arg_, .parse = parse_, .key = key_ }
+
+static const struct opt_spec global_flags[] = {
+	{ .name = "addr", .arg = "HOST:PORT|unix:PATH", .parse = opt_set_string, .field = AT(addr),
+	  .help = "the daemon (default 127.0.0.1:7777, or $EMBERD_ADDR)" },
+	{ .name = "json", .parse = opt_set_true, .field = AT(json),
+	  .help = "machine-readable output" },
+	{ .name = "help", .parse = show_help, .short_name = 'h',
+	  .help = "print this help and exit" },
+	{ .name = "version", .parse = opt_show_version, .key = "emberctl",
+	  .help = "print the version and exit" },
+};
+
+/* The commands' flags have no help of their own: the command's help says it all. */
+static const struct opt_spec create_flags[] = {
+	BODY("pack", "P", set_body_string, "language_pack"),
+	BODY("vcpus", "N", set_body_integer, "vcpus"),
+	BODY("memory-mib", "N", set_body_integer, "memory_mib"),
+	BODY("timeout-s", "N", set_body_integer, "timeout_s"),
+};
+
+static const struct opt_spec exec_flags[] = {
+	{ .name = "stdin-file", .arg = "F", .parse = opt_set_string, .field = AT(stdin_file) },
+	BODY("timeout-ms", "N", set_body_integer, "timeout_ms"),
+	{ .name = "env", .arg = "K=V", .parse = add_env, .repeats = true },
+};
+
+static const struct opt_spec test_flags[] = {
+	{ .name = "pack", .arg = "P", .parse = opt_set_string, .field = AT(pack) },
+};
+
+#define FLAGS(table) table, ARRAY_SIZE(table)
+
+static const struct command commands[] = {
+	{ "create", "", FLAGS(create_flags), 2, cmd_create, "boot a sandbox; prints its id" },
+	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
+	  "run CODE (or stdin when CODE is absent or -);\n"
+	  "prints its output, exits with its exit code" },
+	{ "ls", "", NULL, 0, 0, cmd_ls, "list sandboxes" },
+	{ "inspect", "ID", NULL, 0, 0, cmd_inspect, "details and the guest console tail" },
+	{ "rm", "ID...", NULL, 0, 0, cmd_rm, "destroy sandboxes" },
+	{ "packs", "", NULL, 0, 0, cmd_packs, "list language packs" },
+	{ "health", "", NULL, 0, 0, cmd_health, "daemon status" },
+	{ "test", "", FLAGS(test_flags), 1, cmd_test,
+	  "create, inspect, exec, delete with assertions" },
+};
+
+/* Text at column 31; a longer row puts it on the next line. */
+static const struct opt_help_layout help_layout = { .column = 31, .min_gap = 2, .long_gap = 0 };
+
+static void print_command_help(FILE *out, const struct command *cmd)
+{
+	int used = fprintf(out, "  %s%s%s", cmd->name, cmd->operands[0] != '\0' ? " " : "",
+			   cmd->operands);
+	size_t i;
+
+	for (i = 0; i < cmd->nflags; i++)
+		used += opt_print_synopsis(out, &cmd->flags[i]);
+	opt_print_help_text(out, used, cmd->help, &help_layout);
+}
+
+void cli_usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: emberctl");
+	for (i = 0; i < ARRAY_SIZE(global_flags); i++) {
+		if (global_flags[i].parse != show_help && global_flags[i].parse != opt_show_version)
+			opt_print_synopsis(out, &global_flags[i]);
+	}
+	fprintf(out, " COMMAND [ARGS]\n"
+		     "Talks to emberd (default 127.0.0.1:7777, or $EMBERD_ADDR).\n\nCommands:\n");
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		print_command_help(out, &commands[i]);
+	fprintf(out, "\nOptions:\n");
+	opt_table_print_help(out, global_flags, ARRAY_SIZE(global_flags), &help_layout);
+}
+
+static enum opt_result show_help(const struct opt_spec *spec, const char *arg, void *ctl,
+				 struct ember_error **err)
+{
+	(void)spec;
+	(void)arg;
+	(void)ctl;
+	(void)err;
+	cli_usage(stdout);
+	return OPT_EXIT;
+}
+
+enum opt_result cli_parse_global(struct ctl *c, int argc, char **argv, int *command,
+				 struct ember_error **err)
+{
+	return opt_table_parse(global_flags, ARRAY_SIZE(global_flags), argc, argv, c,
+			       OPT_IN_ORDER | OPT_QUIET, command, err);
+}
+
+const struct command *cli_find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	}
+	return NULL;
+}

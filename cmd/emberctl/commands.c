@@ -1,0 +1,170 @@
+/* commands.c - the commands that map onto one or two API requests (docs/api.md). */
+#include "commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "output.h"
+#include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/jsonutil.h"
+
+#define CODE_MAX (256 * 1024)
+#define STDIN_FILE_MAX (1u << 20)
+
+int cmd_create(struct ctl *c, int argc, char **argv)
+{
+	_cleanup_json_ json_t *reply = NULL;
+
+	(void)argc;
+	(void)argv;
+	if (ctl_call(c, "POST", "/sandboxes", c->body, 201, &reply) < 0)
+		return 1;
+	if (c->json)
+		output_json(reply);
+	else
+		printf("%s\n", json_string_value(json_object_get(reply, "id")));
+	return 0;
+}
+
+static int read_file_or_stdin(const char *path, size_t max, char **out, size_t *len)
+{
+	struct ember_error *err = NULL;
+
+	if (file_read_all(path != NULL ? path : "/dev/stdin", max, out, len, &err) < 0) {
+		fprintf(stderr, "emberctl: %s%s\n", path != NULL ? "" : "reading stdin: ",
+			err->message);
+		ember_error_free(&err);
+		return -1;
+	}
+	return 0;
+}
+
+/* code: the CODE operand, or stdin when it is absent or "-"; then --stdin-file and --env. */
+static int fill_exec_body(struct ctl *c, const char *code_arg)
+{
+	_cleanup_free_ char *code = NULL, *stdin_data = NULL;
+	size_t len = 0, slen;
+
+	if (code_arg != NULL && strcmp(code_arg, "-") != 0) {
+		code = strdup(code_arg);
+		len = strlen(code);
+	} else if (read_file_or_stdin(NULL, CODE_MAX, &code, &len) < 0) {
+		return -1;
+	}
+	json_object_set_new(c->body, "code", json_stringn(code, len));
+	if (c->stdin_file != NULL) {
+		if (read_file_or_stdin(c->stdin_file, STDIN_FILE_MAX, &stdin_data, &slen) < 0)
+			return -1;
+		json_object_set_new(c->body, "stdin", json_stringn(stdin_data, slen));
+	}
+	if (json_object_size(c->env) > 0)
+		json_object_set(c->body, "env", c->env);
+	return 0;
+}
+
+int cmd_exec(struct ctl *c, int argc, char **argv)
+{
+	_cleanup_json_ json_t *reply = NULL;
+	char path[128];
+
+	if (argc < 1 || argc > 2) {
+		fprintf(stderr, "usage: emberctl exec ID [CODE] [--stdin-file F] ...\n");
+		return 1;
+	}
+	if (fill_exec_body(c, argc == 2 ? argv[1] : NULL) < 0)
+		return 1;
+	snprintf(path, sizeof(path), "/sandboxes/%.64s/exec", argv[0]);
+	if (ctl_call(c, "POST", path, c->body, 200, &reply) < 0)
+		return 1;
+	if (!c->json)
+		return output_exec_result(reply);
+	output_json(reply);
+	return 0;
+}
+
+int cmd_ls(struct ctl *c, int argc, char **argv)
+{
+	_cleanup_json_ json_t *reply = NULL;
+
+	(void)argc;
+	(void)argv;
+	if (ctl_call(c, "GET", "/sandboxes", NULL, 200, &reply) < 0)
+		return 1;
+	if (c->json)
+		output_json(reply);
+	else
+		output_sandbox_list(reply);
+	return 0;
+}
+
+int cmd_inspect(struct ctl *c, int argc, char **argv)
+{
+	_cleanup_json_ json_t *info = NULL, *console = NULL;
+	char path[128];
+
+	if (argc != 1) {
+		cli_usage(stderr);
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/sandboxes/%.64s", argv[0]);
+	if (ctl_call(c, "GET", path, NULL, 200, &info) < 0)
+		return 1;
+	snprintf(path, sizeof(path), "/sandboxes/%.64s/console", argv[0]);
+	if (ctl_call(c, "GET", path, NULL, 200, &console) < 0)
+		return 1;
+	if (!c->json) {
+		output_inspect(info, console);
+		return 0;
+	}
+	json_object_set(info, "console", json_object_get(console, "console"));
+	json_object_set(info, "console_encoding", json_object_get(console, "console_encoding"));
+	output_json(info);
+	return 0;
+}
+
+int cmd_rm(struct ctl *c, int argc, char **argv)
+{
+	char path[128];
+	int i, ret = 0;
+
+	if (argc < 1)
+		return ctl_fail("%s", "usage: emberctl rm ID...");
+	for (i = 0; i < argc; i++) {
+		snprintf(path, sizeof(path), "/sandboxes/%.64s", argv[i]);
+		if (ctl_call(c, "DELETE", path, NULL, 204, NULL) < 0)
+			ret = 1;
+		else if (!c->json)
+			printf("%s\n", argv[i]);
+	}
+	return ret;
+}
+
+static int print_get(struct ctl *c, const char *path)
+{
+	_cleanup_json_ json_t *reply = NULL;
+
+	if (ctl_call(c, "GET", path, NULL, 200, &reply) < 0)
+		return 1;
+	if (c->json)
+		output_json(reply);
+	else
+		output_json_indented(reply);
+	return 0;
+}
+
+int cmd_packs(struct ctl *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return print_get(c, "/packs");
+}
+
+int cmd_health(struct ctl *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return print_get(c, "/healthz");
+}

@@ -1,0 +1,19 @@
+/* commands.h - what each emberctl command does, once its flags are parsed into the ctl.
+ * Called by main through the command table (cli.c); argv holds the command's operands only.
+ * Each returns the process's exit status; none parses flags or exits by itself. */
+#ifndef EMBERCTL_COMMANDS_H
+#define EMBERCTL_COMMANDS_H
+
+#include "ctl.h"
+
+int cmd_create(struct ctl *c, int argc, char **argv);
+int cmd_exec(struct ctl *c, int argc, char **argv);
+int cmd_ls(struct ctl *c, int argc, char **argv);
+int cmd_inspect(struct ctl *c, int argc, char **argv);
+int cmd_rm(struct ctl *c, int argc, char **argv);
+int cmd_packs(struct ctl *c, int argc, char **argv);
+int cmd_health(struct ctl *c, int argc, char **argv);
+/* selftest.c: create -> inspect -> exec -> delete, with an assertion on each answer. */
+int cmd_test(struct ctl *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,97 @@
+/* output.c - emberctl's printing of replies. */
+#include "output.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/cleanup.h"
+#include "util/text.h"
+
+void output_json(json_t *v)
+{
+	_cleanup_free_ char *text = json_dumps(v, JSON_COMPACT);
+
+	printf("%s\n", text != NULL ? text : "null");
+}
+
+void output_json_indented(json_t *v)
+{
+	_cleanup_free_ char *text = json_dumps(v, JSON_INDENT(2));
+
+	printf("%s\n", text != NULL ? text : "");
+}
+
+/* Writes a text-or-base64 field (see docs/api.md) to f as raw bytes. */
+static void write_bytes_field(FILE *f, json_t *obj, const char *key)
+{
+	char enc_key[64];
+	const char *value = json_string_value(json_object_get(obj, key));
+	const char *enc;
+
+	snprintf(enc_key, sizeof(enc_key), "%s_encoding", key);
+	enc = json_string_value(json_object_get(obj, enc_key));
+	if (value == NULL)
+		return;
+	if (enc != NULL && strcmp(enc, "base64") == 0) {
+		_cleanup_free_ uint8_t *raw = NULL;
+		size_t len = 0;
+
+		if (base64_decode(value, strlen(value), &raw, &len) == 0)
+			fwrite(raw, 1, len, f);
+	} else {
+		fwrite(value, 1, json_string_length(json_object_get(obj, key)), f);
+	}
+	fflush(f);
+}
+
+int output_exec_result(json_t *reply)
+{
+	int code;
+
+	write_bytes_field(stdout, reply, "stdout");
+	write_bytes_field(stderr, reply, "stderr");
+	if (json_is_true(json_object_get(reply, "timed_out")))
+		fprintf(stderr, "emberctl: exec timed out\n");
+	if (json_is_true(json_object_get(reply, "oom_killed")))
+		fprintf(stderr, "emberctl: the sandbox ran out of memory: its OOM killer "
+				"ended a process of this exec\n");
+	if (json_is_true(json_object_get(reply, "truncated")))
+		fprintf(stderr, "emberctl: output was truncated\n");
+	code = (int)json_integer_value(json_object_get(reply, "exit_code"));
+	if (code < 0)
+		code = 128 + (int)json_integer_value(json_object_get(reply, "signal"));
+	return code;
+}
+
+void output_sandbox_list(json_t *reply)
+{
+	json_t *item;
+	size_t i;
+
+	printf("%-36s %-8s %-11s %6s %8s %8s\n", "ID", "PACK", "STATE", "EXECS", "AGE_S", "PID");
+	json_array_foreach(json_object_get(reply, "sandboxes"), i, item) {
+		printf("%-36s %-8s %-11s %6lld %8lld %8lld\n",
+		       json_string_value(json_object_get(item, "id")),
+		       json_string_value(json_object_get(item, "language_pack")),
+		       json_string_value(json_object_get(item, "state")),
+		       json_integer_value(json_object_get(item, "execs_run")),
+		       json_integer_value(json_object_get(item, "age_ms")) / 1000,
+		       json_integer_value(json_object_get(item, "vmm_pid")));
+	}
+}
+
+void output_inspect(json_t *info, json_t *console)
+{
+	const char *key;
+	json_t *value;
+
+	json_object_foreach(info, key, value) {
+		_cleanup_free_ char *text = json_dumps(value, JSON_ENCODE_ANY);
+
+		printf("%-14s %s\n", key, text != NULL ? text : "?");
+	}
+	printf("--- guest console (tail) ---\n");
+	write_bytes_field(stdout, console, "console");
+	printf("\n");
+}
