@@ -1,0 +1,98 @@
+"""Host resources a guest or a client must not be able to exhaust through the daemon: the memory
+a response takes (output escaped up to 6x), ..."""
+
+import concurrent.futures
+import http.client
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+MIB = 1 << 20
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def reset_hwm(pid):
+    # Writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+class ResponseMemoryTest(unittest.TestCase):
+    EXECS = 8
+    STREAM = 16 * MIB
+
+    @classmethod
+    def setUpClass(cls):
+        # A small ASan quarantine, so freed buffers do not count as held (the default 256 MiB
+        # would be most of the bound on its own).
+        cls.d = harness.Daemon("--no-snapshots", "--max-sandboxes", "4", env={
+            "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=16"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def streamed_exec(self, sandbox_id, code):
+        """The exec's response read in pieces: (Content-Length, bytes read, head, tail)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=600)
+        try:
+            conn.request("POST", f"/sandboxes/{sandbox_id}/exec", body=json.dumps({
+                "code": code, "max_output_bytes": self.STREAM, "timeout_ms": 540000}),
+                headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            length, total, head, tail = int(resp.getheader("Content-Length")), 0, b"", b""
+            while True:
+                chunk = resp.read(1 << 16)
+                if not chunk:
+                    break
+                if len(head) < 512:
+                    head += chunk[:512]
+                tail = (tail + chunk)[-512:]
+                total += len(chunk)
+            return length, total, head, tail
+        finally:
+            conn.close()
+
+    def test_parallel_control_character_floods_stay_bounded(self):
+        sb = self.d.create(language_pack="shell")
+        flood = (f"head -c {self.STREAM} /dev/zero | tr '\\000' '\\001'; "
+                 f"head -c {self.STREAM} /dev/zero | tr '\\000' '\\001' >&2")
+        pid = self.d.proc.pid
+        reset_hwm(pid)
+        before = vm_hwm_kib(pid)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(self.EXECS) as pool:
+                results = list(pool.map(lambda _: self.streamed_exec(sb["id"], flood),
+                                        range(self.EXECS)))
+        finally:
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+        growth_mib = (vm_hwm_kib(pid) - before) / 1024
+        print(f"\nresponse memory: daemon peak RSS grew {growth_mib:.0f} MiB for {self.EXECS} "
+              f"parallel execs of 2 x {self.STREAM // MIB} MiB of control characters "
+              f"({self.EXECS * 2 * 6 * self.STREAM // MIB} MiB of JSON sent)", file=sys.stderr)
+        for length, total, head, tail in results:
+            self.assertEqual(total, length)  # the announced length is what came
+            # each \x01 is 6 characters of JSON: 2 x 16 MiB of output is 192 MiB of text
+            self.assertGreater(total, 2 * 6 * self.STREAM)
+            self.assertIn(b'"stdout":"\\u0001\\u0001', head)
+            end = json.loads(b"{" + tail[tail.rindex(b'"stderr_encoding"'):])
+            self.assertEqual(end["stderr_encoding"], "utf-8")
+            self.assertEqual(end["exit_code"], 0)
+            self.assertFalse(end["truncated"])
+        self.assertLess(growth_mib, 512)
+
+
+if __name__ == "__main__":
+    unittest.main()
