@@ -1,11 +1,14 @@
 """Host resources a guest or a client must not be able to exhaust through the daemon: the memory
-a response takes (output escaped up to 6x), ..."""
+a response takes (output escaped up to 6x), and the time a DELETE takes when the guest stopped
+reading (it must not wait out a write deadline per request in flight)."""
 
 import concurrent.futures
 import http.client
 import json
 import os
+import signal
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +95,56 @@ class ResponseMemoryTest(unittest.TestCase):
             self.assertEqual(end["exit_code"], 0)
             self.assertFalse(end["truncated"])
         self.assertLess(growth_mib, 512)
+
+
+class StalledGuestDeleteTest(unittest.TestCase):
+    """A guest that stops reading its channel (here: its VMM is SIGSTOPped while 8 execs are
+    sending 1 MiB of stdin each) must not hold up DELETE: before, each request in flight waited
+    out its 10 s write deadline before the VMM was even asked to stop."""
+    EXECS = 8
+    WRITE_DEADLINE_S = 10  # CHANNEL_WRITE_TIMEOUT_MS: DELETE must not wait out even one
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon("--no-snapshots", "--max-body-bytes", str(8 * MIB))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_delete_does_not_wait_for_a_guest_that_stopped_reading(self):
+        sb = self.d.create(language_pack="shell")
+        stdin = "x" * MIB
+        with concurrent.futures.ThreadPoolExecutor(self.EXECS) as pool:
+            os.kill(sb["vmm_pid"], signal.SIGSTOP)
+            try:
+                futures = [pool.submit(self.d.exec, sb["id"], "sleep 1000", stdin=stdin,
+                                       timeout_ms=600000) for _ in range(self.EXECS)]
+                # every exec is in flight (its stdin cannot all be written to a stopped guest)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    _, info, _ = self.d.request("GET", f"/sandboxes/{sb['id']}")
+                    if info["execs_running"] == self.EXECS:
+                        break
+                    time.sleep(0.1)
+                self.assertEqual(info["execs_running"], self.EXECS, info)
+                t0 = time.monotonic()
+                status = self.d.delete(sb["id"])
+                took = time.monotonic() - t0
+            finally:
+                try:
+                    os.kill(sb["vmm_pid"], signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            results = [f.result(timeout=120) for f in futures]
+        self.assertEqual(status, 204)
+        self.assertFalse(harness.pid_alive(sb["vmm_pid"]))
+        print(f"\nstalled guest: DELETE took {took:.2f} s with {self.EXECS} execs in flight",
+              file=sys.stderr)
+        self.assertLess(took, self.WRITE_DEADLINE_S)
+        for status, body, _ in results:
+            self.assertIn(status, (409, 502), body)  # the sandbox went away under them
+            self.assertIn("error", body)
 
 
 if __name__ == "__main__":
