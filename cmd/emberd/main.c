@@ -12,6 +12,7 @@
 #include "options.h"
 #include "sandbox/catalog.h"
 #include "sandbox/manager.h"
+#include "util/fdio.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "vmm/accel.h"
@@ -130,7 +131,9 @@ static int start_server(struct daemon *d, struct ember_error **err)
 
 static int start_daemon(struct daemon *d, struct ember_error **err)
 {
-	if (catalog_load(d->o.images_dir, &d->cat, err) < 0 || start_driver(d, err) < 0 ||
+	/* The kernel and packs every VM boots: nobody else may swap or write them. */
+	if (dir_check_trusted(d->o.images_dir, "--images", err) < 0 ||
+	    catalog_load(d->o.images_dir, &d->cat, err) < 0 || start_driver(d, err) < 0 ||
 	    start_manager(d, err) < 0 || start_server(d, err) < 0)
 		return -1;
 	return 0;

@@ -515,6 +515,9 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	m->driver = driver;
 	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST)
 		return ember_error_sys(err, "create run directory `%s`", m->run_dir);
+	/* VMM sockets, records and templates live here: nobody else may swap or write it. */
+	if (dir_check_trusted(m->run_dir, "--run-dir", err) < 0)
+		return -1;
 	/* Absolute, so VMM command lines name it the same way whatever the daemon's cwd was. */
 	if (realpath(cfg->run_dir, m->run_dir) == NULL)
 		return ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);

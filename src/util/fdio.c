@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -165,7 +166,7 @@ static int check_trusted_component(const char *path, const char *what, bool is_t
 	if (!S_ISDIR(st.st_mode))
 		return ember_error_set(err, EMBER_E_INVALID, ENOTDIR, "%s: `%s` is not a directory",
 				       what, path);
-	if (st.st_uid != 0)
+	if (st.st_uid != 0 && st.st_uid != geteuid())
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "%s: `%s` is owned by uid %u, not root: another user could "
 				       "change what the daemon runs", what, path, (unsigned)st.st_uid);
@@ -233,6 +234,38 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, struct 
 	return 0;
 }
 
+/* A new file next to path with a random name: O_EXCL|O_NOFOLLOW, so nothing planted at a
+ * predictable name (a symlink, a file of another owner) is ever opened or truncated. */
+static int create_temp_beside(const char *path, mode_t mode, char **tmp_out,
+			      struct ember_error **err)
+{
+	unsigned attempt;
+
+	for (attempt = 0; attempt < 8; attempt++) {
+		uint64_t r;
+		char *tmp;
+		int fd;
+
+		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			return ember_error_sys(err, "getrandom");
+		if (asprintf(&tmp, "%s.tmp.%016llx", path, (unsigned long long)r) < 0)
+			return ember_error_oom(err);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd >= 0) {
+			*tmp_out = tmp;
+			return fd;
+		}
+		if (errno != EEXIST) {
+			ember_error_sys(err, "create `%s`", tmp);
+			free(tmp);
+			return -1;
+		}
+		free(tmp);
+	}
+	return ember_error_set(err, EMBER_E_INTERNAL, EEXIST, "no free temporary name beside `%s`",
+			       path);
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable,
 		      struct ember_error **err)
 {
@@ -241,13 +274,9 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 	_cleanup_close_ int fd = -1;
 	_cleanup_close_ int dirfd = -1;
 
-	if (asprintf(&tmp, "%s.tmp.%d", path, (int)getpid()) < 0) {
-		tmp = NULL;
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = create_temp_beside(path, mode, &tmp, err);
 	if (fd < 0)
-		return ember_error_sys(err, "create `%s`", tmp);
+		return -1;
 	if (fd_write_all(fd, data, len, -1, err) < 0 || (durable && fsync(fd) < 0)) {
 		ember_error_sys(err, "write `%s`", tmp);
 		unlink(tmp);

@@ -49,7 +49,7 @@ int file_link_or_copy(const char *src, const char *dst, struct ember_error **err
 
 /* Checks that a directory the root daemon trusts (its run dir, its images) cannot be swapped
  * or written by anyone else: path itself is not a symlink, and it and every directory above it
- * is owned by root and not group- or world-writable (a sticky parent such as /tmp is fine: no
+ * is owned by root (or the daemon's own user) and not group- or world-writable (a sticky parent such as /tmp is fine: no
  * one else can rename root's entries in it). EMBER_E_INVALID naming `what` and the culprit. */
 int dir_check_trusted(const char *path, const char *what, struct ember_error **err);
 

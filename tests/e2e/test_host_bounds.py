@@ -6,8 +6,11 @@ import concurrent.futures
 import http.client
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -145,6 +148,51 @@ class StalledGuestDeleteTest(unittest.TestCase):
         for status, body, _ in results:
             self.assertIn(status, (409, 502), body)  # the sandbox went away under them
             self.assertIn("error", body)
+
+
+class TrustedDirsTest(unittest.TestCase):
+    """The root daemon refuses a run or images directory someone else could swap or write."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="emberd-trust-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def start(self, run_dir, images=harness.IMAGES_DIR):
+        return subprocess.run([os.path.join(harness.ASAN_BIN, "emberd"), "--addr", "127.0.0.1:0",
+                               "--images", images, "--run-dir", run_dir, "--no-snapshots"],
+                              capture_output=True, text=True, timeout=60)
+
+    def test_world_writable_or_symlinked_run_dir_is_refused(self):
+        open_dir = os.path.join(self.tmp, "open")
+        os.mkdir(open_dir)
+        os.chmod(open_dir, 0o777)
+        out = self.start(open_dir)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("--run-dir", out.stderr)
+        self.assertIn("writable by group or others", out.stderr)
+        real = os.path.join(self.tmp, "real")
+        os.mkdir(real, 0o700)
+        link = os.path.join(self.tmp, "link")
+        os.symlink(real, link)
+        out = self.start(link)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("is a symlink", out.stderr)
+        # under a directory others may write (not sticky): they could rename it away
+        os.chmod(open_dir, 0o777)
+        inner = os.path.join(open_dir, "run")
+        os.mkdir(inner, 0o700)
+        out = self.start(inner)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn(f"`{open_dir}` is writable by group or others", out.stderr)
+
+    def test_images_dir_of_another_user_is_refused(self):
+        images = os.path.join(self.tmp, "images")
+        os.mkdir(images, 0o755)  # checked before anything in it is read
+        os.chown(images, 1000, 1000)
+        out = self.start(os.path.join(self.tmp, "run"), images)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assertIn("--images", out.stderr)
+        self.assertIn("owned by uid 1000", out.stderr)
 
 
 if __name__ == "__main__":
