@@ -2,8 +2,11 @@
 #include "api/encode.h"
 #include "api/stream.h"
 
+#include <string.h>
+
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
+#include "util/text.h"
 #include "util/timeutil.h"
 
 static json_t *timestamp(int64_t wall_ns)
@@ -14,6 +17,15 @@ static json_t *timestamp(int64_t wall_ns)
 		return json_null();
 	time_format_rfc3339(wall_ns, text, sizeof(text));
 	return json_string(text);
+}
+
+/* Guest words (a failure reason, an ERROR frame's text cut at a byte limit) as a JSON string
+ * that always exists: bytes that are not UTF-8 become U+FFFD instead of losing the field. */
+static json_t *lossy_string(const char *text)
+{
+	_cleanup_free_ char *clean = utf8_lossy(text, strlen(text));
+
+	return clean != NULL ? json_string(clean) : NULL;
 }
 
 json_t *api_encode_sandbox(const struct sandbox_info *info)
@@ -37,7 +49,7 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 	else
 		json_object_set_new(obj, "vmm_pid", json_null());
 	if (info->failure[0] != '\0')
-		json_object_set_new(obj, "failure", json_string(info->failure));
+		json_object_set_new(obj, "failure", lossy_string(info->failure));
 	return obj;
 }
 
@@ -64,11 +76,12 @@ struct api_stream *api_encode_exec_result(struct channel_exec_result *res,
 
 json_t *api_encode_error(const char *code, const char *message)
 {
-	json_t *msg = json_string(message);
+	/* Messages may quote client input or guest text that is not UTF-8: never fail to report
+	 * an error. */
+	json_t *msg = lossy_string(message);
 
-	/* Messages may quote client input that is not UTF-8: never fail to report an error. */
 	if (msg == NULL)
-		msg = json_string("(error message was not valid UTF-8)");
+		msg = json_string("(out of memory)");
 	return json_pack("{s:{s:s, s:o}}", "error", "code", code, "message", msg);
 }
 

@@ -8,6 +8,7 @@
 #include "proto/frame.h"
 #include "util/hex.h"
 #include "util/jsonutil.h"
+#include "util/text.h"
 
 #define KIND EMBER_E_PROTOCOL
 
@@ -303,15 +304,15 @@ out:
 char *proto_error_encode(const char *code, const char *message, size_t *len,
 			 struct ember_error **err)
 {
-	/* Messages may quote hostile input: cut them to what the decoder accepts, keeping UTF-8
-	 * validity by letting jansson reject and falling back to a fixed text. */
-	char cut[sizeof(((struct proto_error_msg *)0)->message)];
+	/* Messages may quote hostile input: bytes that are not UTF-8 become U+FFFD, and the text is
+	 * cut to what the decoder accepts at a character boundary, so the message survives. */
+	char *clean = utf8_lossy(message, strlen(message));
 	json_t *msg_str;
 
-	snprintf(cut, sizeof(cut), "%s", message);
-	msg_str = json_string(cut);
-	if (msg_str == NULL)
-		msg_str = json_string("(message was not valid UTF-8)");
+	if (clean != NULL)
+		utf8_truncate(clean, sizeof(((struct proto_error_msg *)0)->message) - 1);
+	msg_str = json_string(clean != NULL ? clean : "(out of memory)");
+	free(clean);
 	return dump_and_free(json_pack("{s:s, s:o}", "code", code, "message", msg_str), len, err);
 }
 

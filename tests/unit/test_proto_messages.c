@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "proto/messages.h"
+#include "util/text.h"
 
 #define DECODE(fn, text, msg) fn((const uint8_t *)(text), strlen(text), (msg), NULL)
 
@@ -194,9 +195,30 @@ static void ps_roundtrips_and_rejects_bad_entries(void **state)
 	assert_int_equal(proto_ps_decode((uint8_t *)text, strlen(text), &out, &count, NULL), -1);
 }
 
+static void error_text_is_cut_at_a_character_and_never_replaced(void **state)
+{
+	char msg[1200], *text;
+	struct proto_error_msg out;
+	size_t i, len;
+
+	(void)state;
+	for (i = 0; i + 2 < sizeof(msg); i += 2)
+		memcpy(msg + i, "\xc3\xa9", 2);
+	msg[i] = '\0';
+	msg[5] = '\xff'; /* and one byte that is not UTF-8 */
+	text = proto_error_encode("hostile", msg, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_error_decode((const uint8_t *)text, len, &out, NULL), 0);
+	assert_true(utf8_valid_text((const uint8_t *)out.message, strlen(out.message)));
+	assert_true(strlen(out.message) >= sizeof(out.message) - 4);
+	assert_memory_equal(out.message, "\xc3\xa9\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd", 10);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(error_text_is_cut_at_a_character_and_never_replaced),
 		cmocka_unit_test(hello_roundtrips_with_entropy),
 		cmocka_unit_test(hello_rejects_bad_fields),
 		cmocka_unit_test(exec_roundtrips_and_owns_strings),

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/encode.h"
 #include "proto/frame.h"
 #include "proto/io.h"
 #include "proto/messages.h"
@@ -103,6 +104,24 @@ static void *fake_agent_main(void *arg)
 			} else if (strcmp(ex.code, "die") == 0) {
 				proto_exec_release(&ex);
 				break;
+			} else if (strcmp(ex.code, "hostile-error") == 0) {
+				/* A session ERROR whose text a terminal would act on, and that is
+				 * cut at its 512-byte bound in the middle of a UTF-8 sequence. */
+				char msg[600];
+				size_t at = 0;
+
+				at += (size_t)snprintf(msg, sizeof(msg),
+						       "\x1b[2J\x1b]0;owned\x07 back\\slash "
+						       "\xe2\x80\xa8 split ");
+				while (at + 2 < sizeof(msg) - 1) {
+					memcpy(msg + at, "\xc3\xa9", 2);
+					at += 2;
+				}
+				msg[at] = '\0';
+				agent_send_json(fv->agent_fd, PROTO_ERROR, 0,
+						proto_error_encode("hostile", msg, &len, NULL));
+				proto_exec_release(&ex);
+				continue;
 			} else if (strcmp(ex.code, "garbage") == 0) {
 				fd_write_all(fv->agent_fd, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
 					     12, time_mono_ms() + 1000, NULL);
@@ -404,6 +423,77 @@ static void guest_closing_channel_fails_sandbox(void **state)
 	ember_error_free(&err);
 	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
 	free_fixture(fx);
+}
+
+/* Runs fn with stderr (the daemon's log) going to a file, and returns what was logged. */
+static char *capture_log(void (*fn)(void *), void *arg)
+{
+	char path[] = "/tmp/emberd-log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	char *text = NULL;
+	size_t len;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	fn(arg);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	assert_int_equal(file_read_all(path, 1 << 20, &text, &len, NULL), 0);
+	unlink(path);
+	return text;
+}
+
+struct hostile_run {
+	struct fixture *fx;
+	const char *id;
+	struct sandbox_info got;
+};
+
+static void run_hostile_error(void *arg)
+{
+	struct hostile_run *h = arg;
+	struct channel_exec_result res;
+	struct ember_error *err = NULL;
+
+	assert_int_equal(exec_code(h->fx, h->id, "hostile-error", &res, &err), -1);
+	ember_error_free(&err);
+	assert_int_equal(manager_get(h->fx->m, h->id, &h->got, NULL), 0);
+}
+
+static void hostile_guest_text_is_escaped_in_logs_and_kept_in_failure(void **state)
+{
+	struct hostile_run h = { .fx = make_fixture(2, 5000) };
+	struct sandbox_info info;
+	json_t *obj;
+	char *log, *p;
+	const char *failure;
+
+	(void)state;
+	create_one(h.fx, &info);
+	h.id = info.id;
+	log = capture_log(run_hostile_error, &h);
+	assert_int_equal(h.got.state, SANDBOX_FAILED);
+	/* Nothing a terminal acts on reaches the log, and what was there is still readable. */
+	for (p = log; *p != '\0'; p++)
+		assert_false(*p == '\x1b' || *p == '\x07' || *p == '\r');
+	assert_null(strstr(log, "\xe2\x80\xa8"));
+	if (strstr(log, "\\x1b[2J") == NULL)
+		print_message("log: %s\n", log);
+	assert_non_null(strstr(log, "\\x1b[2J"));
+	assert_non_null(strstr(log, "back\\\\slash"));
+	/* The failure survives the cut inside a UTF-8 sequence, as valid JSON text. */
+	obj = api_encode_sandbox(&h.got);
+	assert_non_null(obj);
+	failure = json_string_value(json_object_get(obj, "failure"));
+	assert_non_null(failure);
+	assert_non_null(strstr(failure, "hostile"));
+	json_decref(obj);
+	free(log);
+	assert_int_equal(manager_destroy(h.fx->m, info.id, NULL), 0);
+	free_fixture(h.fx);
 }
 
 static void garbage_from_guest_fails_sandbox(void **state)
@@ -909,6 +999,7 @@ int main(void)
 		cmocka_unit_test(max_sandboxes_gives_capacity_error),
 		cmocka_unit_test(boot_timeout_leaves_nothing),
 		cmocka_unit_test(guest_closing_channel_fails_sandbox),
+		cmocka_unit_test(hostile_guest_text_is_escaped_in_logs_and_kept_in_failure),
 		cmocka_unit_test(garbage_from_guest_fails_sandbox),
 		cmocka_unit_test(half_sent_frame_fails_sandbox_after_deadline),
 		cmocka_unit_test(vmm_death_is_noticed),
