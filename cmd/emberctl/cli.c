@@ -54,6 +54,9 @@ static opt_parser show_help;
 static const struct opt_spec global_flags[] = {
 	{ .name = "addr", .arg = "HOST:PORT|unix:PATH", .parse = opt_set_string, .field = AT(addr),
 	  .help = "the daemon (default 127.0.0.1:7777, or $EMBERD_ADDR)" },
+	{ .name = "token-file", .arg = "FILE", .parse = opt_set_string, .field = AT(token_file),
+	  .help = "send the bearer token in FILE (the daemon's --auth-token-file;\n"
+		  "default $EMBERD_TOKEN_FILE)" },
 	{ .name = "json", .parse = opt_set_true, .field = AT(json),
 	  .help = "machine-readable output" },
 	{ .name = "help", .parse = show_help, .short_name = 'h',

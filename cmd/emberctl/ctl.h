@@ -14,6 +14,7 @@ struct ctl {
 	struct http_client *http;
 	bool json;
 	const char *addr;
+	const char *token_file;   /* bearer token for a daemon started with --auth-token-file */
 	json_t *body;             /* the request body a command's flags build (create, exec) */
 	json_t *env;              /* exec --env */
 	const char *stdin_file;   /* exec --stdin-file */

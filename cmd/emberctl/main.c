@@ -41,7 +41,8 @@ static int run_command(struct ctl *c, const struct command *cmd, int argc, char 
 int main(int argc, char **argv)
 {
 	const char *env_addr = getenv("EMBERD_ADDR");
-	struct ctl c = { .addr = env_addr != NULL ? env_addr : "127.0.0.1:7777" };
+	struct ctl c = { .addr = env_addr != NULL ? env_addr : "127.0.0.1:7777",
+			 .token_file = getenv("EMBERD_TOKEN_FILE") };
 	const struct command *cmd;
 	struct ember_error *err = NULL;
 	int ret, first;
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
 		cli_usage(stderr);
 		return 2;
 	}
-	if (http_client_create(c.addr, &c.http, &err) < 0) {
+	if (http_client_create(c.addr, &c.http, &err) < 0 ||
+	    (c.token_file != NULL && http_client_set_token_file(c.http, c.token_file, &err) < 0)) {
 		fprintf(stderr, "emberctl: %s\n", err->message);
 		ember_error_free(&err);
 		return 1;

@@ -1,7 +1,9 @@
 /* output.c - emberctl's printing of replies. */
 #include "output.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,26 +24,35 @@ void output_json_indented(json_t *v)
 	printf("%s\n", text != NULL ? text : "");
 }
 
-/* Writes a text-or-base64 field (see docs/api.md) to f as raw bytes. */
-static void write_bytes_field(FILE *f, json_t *obj, const char *key)
+/* A text-or-base64 field (see docs/api.md) as its raw bytes (malloc'd); -1 when absent. */
+static int read_bytes_field(json_t *obj, const char *key, uint8_t **out, size_t *len)
 {
 	char enc_key[64];
-	const char *value = json_string_value(json_object_get(obj, key));
-	const char *enc;
+	json_t *v = json_object_get(obj, key);
+	const char *value = json_string_value(v), *enc;
 
 	snprintf(enc_key, sizeof(enc_key), "%s_encoding", key);
 	enc = json_string_value(json_object_get(obj, enc_key));
 	if (value == NULL)
-		return;
-	if (enc != NULL && strcmp(enc, "base64") == 0) {
-		_cleanup_free_ uint8_t *raw = NULL;
-		size_t len = 0;
+		return -1;
+	if (enc != NULL && strcmp(enc, "base64") == 0)
+		return base64_decode(value, strlen(value), out, len);
+	*len = json_string_length(v);
+	*out = malloc(*len + 1);
+	if (*out == NULL)
+		return -1;
+	memcpy(*out, value, *len);
+	return 0;
+}
 
-		if (base64_decode(value, strlen(value), &raw, &len) == 0)
-			fwrite(raw, 1, len, f);
-	} else {
-		fwrite(value, 1, json_string_length(json_object_get(obj, key)), f);
-	}
+/* Writes a text-or-base64 field to f as raw bytes: a program's output, the user's to see. */
+static void write_bytes_field(FILE *f, json_t *obj, const char *key)
+{
+	_cleanup_free_ uint8_t *raw = NULL;
+	size_t len = 0;
+
+	if (read_bytes_field(obj, key, &raw, &len) == 0)
+		fwrite(raw, 1, len, f);
 	fflush(f);
 }
 
@@ -81,6 +92,32 @@ void output_sandbox_list(json_t *reply)
 	}
 }
 
+/* Guest console bytes for a terminal: lines as they are, everything a terminal would act on
+ * (escape sequences, other controls, bytes that are not UTF-8) shown escaped. */
+static void write_console_safely(FILE *f, const uint8_t *data, size_t len)
+{
+	char piece[256], escaped[4 * sizeof(piece)];
+	size_t i = 0, n = 0;
+
+	while (i <= len) {
+		bool flush = i == len || data[i] == '\n' || data[i] == '\0' || n == sizeof(piece) - 1;
+
+		if (flush) {
+			piece[n] = '\0';
+			text_escape_log(piece, escaped, sizeof(escaped));
+			fputs(escaped, f);
+			n = 0;
+		}
+		if (i < len && data[i] == '\n')
+			fputc('\n', f);
+		else if (i < len && data[i] == '\0')
+			fputs("\\x00", f);
+		else if (i < len)
+			piece[n++] = (char)data[i];
+		i++;
+	}
+}
+
 void output_inspect(json_t *info, json_t *console)
 {
 	const char *key;
@@ -91,7 +128,11 @@ void output_inspect(json_t *info, json_t *console)
 
 		printf("%-14s %s\n", key, text != NULL ? text : "?");
 	}
+	_cleanup_free_ uint8_t *bytes = NULL;
+	size_t len = 0;
+
 	printf("--- guest console (tail) ---\n");
-	write_bytes_field(stdout, console, "console");
+	if (read_bytes_field(console, "console", &bytes, &len) == 0)
+		write_console_safely(stdout, bytes, len);
 	printf("\n");
 }

@@ -10,12 +10,15 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/fdio.h"
 #include "util/jsonutil.h"
 
 struct http_client {
 	CURL *curl;
 	char base_url[512];
 	char unix_path[108];
+	char authorization[600];  /* "Authorization: Bearer ..." or "" */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -52,6 +55,23 @@ int http_client_create(const char *base, struct http_client **out, struct ember_
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "curl_easy_init failed");
 	}
 	*out = c;
+	return 0;
+}
+
+int http_client_set_token_file(struct http_client *c, const char *path, struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+
+	if (file_read_all(path, 1024, &text, &len, err) < 0)
+		return ember_error_wrap(err, "token file");
+	len = strcspn(text, "\r\n");
+	if (len == 0 || len > 512)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "token file `%s`: its first line must hold the token (1 to 512 "
+				       "characters)", path);
+	snprintf(c->authorization, sizeof(c->authorization), "Authorization: Bearer %.*s",
+		 (int)len, text);
 	return 0;
 }
 
@@ -98,6 +118,8 @@ static int prepare_request(struct http_client *c, const char *method, const char
 	if (c->unix_path[0] != '\0')
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
 	*headers = curl_slist_append(*headers, "Accept: application/json");
+	if (c->authorization[0] != '\0')
+		*headers = curl_slist_append(*headers, c->authorization);
 	/* No "Expect: 100-continue" round trip for larger bodies. */
 	*headers = curl_slist_append(*headers, "Expect:");
 	if (body != NULL) {

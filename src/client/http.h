@@ -17,6 +17,10 @@ struct http_client;
 int http_client_create(const char *base, struct http_client **out, struct ember_error **err);
 void http_client_free(struct http_client *c);
 
+/* Sends `Authorization: Bearer <token>` with every request, the token being the first line of
+ * path (at most 512 characters). */
+int http_client_set_token_file(struct http_client *c, const char *path, struct ember_error **err);
+
 /* Sends method path with an optional JSON body; *status gets the HTTP status and *reply (may
  * be NULL) the parsed JSON reply, or NULL when the reply is empty. timeout_ms bounds the whole
  * request (0 = none). Transport failures are EMBER_E_UNAVAILABLE. */

@@ -221,6 +221,16 @@ class TokenTest(unittest.TestCase):
                                  capture_output=True, text=True, timeout=60, check=True)
             self.assertEqual(json.loads(out.stdout), {"sandboxes": []})
             self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o600)
+            ctl = [os.path.join(harness.ASAN_BIN, "emberctl"), "--addr", d.addr]
+            out = subprocess.run(ctl + ["ls"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertIn("unauthorized", out.stderr)
+            out = subprocess.run(ctl + ["--token-file", self.token_file, "ls"],
+                                 capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            out = subprocess.run(ctl + ["ls"], capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, EMBERD_TOKEN_FILE=self.token_file))
+            self.assertEqual(out.returncode, 0, out.stderr)
         finally:
             d.stop()
 
