@@ -2,6 +2,7 @@
  * Everything else lives in src/: api (HTTP), sandbox (manager, catalog), vmm (drivers), channel.
  * main runs one phase per function: parse, set up, start, serve until a signal, tear down. */
 #include <limits.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -132,7 +133,13 @@ static int start_server(struct daemon *d, struct ember_error **err)
 static int start_daemon(struct daemon *d, struct ember_error **err)
 {
 	/* The kernel and packs every VM boots: nobody else may swap or write them. */
-	if (dir_check_trusted(d->o.images_dir, "--images", err) < 0 ||
+	if (dir_check_trusted(d->o.images_dir, "--images", err) < 0) {
+		if ((*err)->errno_value == ENOENT)
+			ember_error_wrap(err, "no images (build them with `make images`, or point "
+					 "--images or $IMAGES_DIR at them)");
+		return -1;
+	}
+	if (
 	    catalog_load(d->o.images_dir, &d->cat, err) < 0 || start_driver(d, err) < 0 ||
 	    start_manager(d, err) < 0 || start_server(d, err) < 0)
 		return -1;

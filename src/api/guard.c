@@ -167,7 +167,9 @@ static bool host_allowed(const struct api_guard *g, const char *host_header)
 
 	if (g->bind_is_wildcard)
 		return true; /* any name may reach a wildcard bind; the token decides */
-	if (host_header == NULL || !split_host(host_header, host, sizeof(host)))
+	if (host_header == NULL)
+		return true; /* HTTP/1.0 without Host: not a browser, which always sends one */
+	if (!split_host(host_header, host, sizeof(host)))
 		return false;
 	if (strcasecmp(host, g->bind_host) == 0 || strcasecmp(host, "localhost") == 0 ||
 	    strcmp(host, "::1") == 0)

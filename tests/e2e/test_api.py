@@ -166,7 +166,7 @@ class ApiTest(unittest.TestCase):
         # A declared oversize body is refused before it is sent (the daemon then closes).
         sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         try:
-            sock.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 3145728\r\n"
+            sock.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3145728\r\n"
                          b"\r\n")
             reply = b""
             while b'"too_large"' not in reply:
@@ -181,7 +181,7 @@ class ApiTest(unittest.TestCase):
         # chunked upload without a Content-Length is capped too
         sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         try:
-            sock.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+            sock.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
                          b"\r\n\r\n")
             chunk = b" " * 65536
             for _ in range(40):

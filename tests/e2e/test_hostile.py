@@ -266,7 +266,7 @@ class ApiAbuseTest(unittest.TestCase):
         # A declared 8 MiB body is refused before the client sends it.
         s = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         try:
-            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 8388608\r\n\r\n")
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 8388608\r\n\r\n")
             self.assertIn(b" 413 ", s.recv(4096).split(b"\r\n")[0])
         finally:
             s.close()
@@ -290,7 +290,7 @@ class ApiAbuseTest(unittest.TestCase):
     def test_slow_client_is_dropped_and_others_are_served(self):
         s = socket.create_connection(("127.0.0.1", self.d.port), timeout=60)
         try:
-            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
             got, _, _ = self.d.request("GET", "/healthz")
             self.assertEqual(got, 200)
         finally:
@@ -302,7 +302,7 @@ class ShortTimeoutTest(unittest.TestCase):
         d = harness.Daemon("--connection-timeout-s", "1")
         try:
             s = socket.create_connection(("127.0.0.1", d.port), timeout=60)
-            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
             t0 = time.monotonic()
             self.assertEqual(s.recv(100), b"")  # the daemon hung up on the stalled upload
             # The configured 1 s, not the 30 s default, with room for a loaded host.

@@ -72,7 +72,7 @@ static void rebound_and_foreign_hosts_are_misdirected(void **state)
 	assert_int_equal(verdict(&g, "localhost.evil.example", NULL, NULL, NULL),
 			 EMBER_E_MISDIRECTED);
 	assert_int_equal(verdict(&g, "128.0.0.1:7777", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
-	assert_int_equal(verdict(&g, NULL, NULL, NULL, NULL), EMBER_E_MISDIRECTED);
+	assert_int_equal(verdict(&g, NULL, NULL, NULL, NULL), OK); /* HTTP/1.0: no browser */
 	assert_int_equal(verdict(&g, "", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
 	assert_int_equal(verdict(&g, "[::1", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
 	assert_int_equal(verdict(&g, ":7777", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
