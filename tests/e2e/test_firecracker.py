@@ -297,7 +297,7 @@ class FirecrackerConfigTest(unittest.TestCase):
             self.assertEqual(reqs[0]["api_sock"], os.path.join(run, "fc.sock"))
             # The driver retried CONNECT until the agent listened, then got OK <n>.
             vsock = [e for e in read_log(self.log) if "vsock" in e and sid in e["api_sock"]]
-            self.assertEqual(vsock[-1]["vsock"], "CONNECT 1024\n")
+            self.assertEqual(vsock[-1]["vsock"], "CONNECT 52\n")
             self.assertRegex(vsock[-1]["result"], r"^OK \d+$")
             # Guest entropy comes from the virtio-rng device the /entropy PUT asked for.
             status, res, _ = self.d.exec(sid, "cat /sys/class/misc/hw_random/rng_current")
@@ -391,7 +391,7 @@ class FirecrackerSnapshotTest(unittest.TestCase):
             self.assertEqual(os.readlink(f"/proc/{sb['vmm_pid']}/cwd"), run)
             self.assertTrue(os.path.exists(os.path.join(run, "v.sock")))
             vsock = [e for e in read_log(self.log) if "vsock" in e and sid in e["api_sock"]]
-            self.assertEqual(vsock[-1]["vsock"], "CONNECT 1024\n")
+            self.assertEqual(vsock[-1]["vsock"], "CONNECT 52\n")
             self.assertRegex(vsock[-1]["result"], r"^OK \d+$")
             status, res, _ = self.d.exec(sid, "echo restored")
             self.assertEqual((status, res["stdout"]), (200, "restored\n"), res)
@@ -569,7 +569,7 @@ class FirecrackerFaultTest(unittest.TestCase):
     def test_process_dies_mid_boot(self):
         self.run_fault({"FAKE_FC_DIE_AFTER_START": "1"}, 502,
                        ["firecracker exited before the guest agent listened on vsock port "
-                        "1024"])
+                        "52"])
 
     def assert_clone_falls_back_cold(self, env, logged, *args):
         """With both templates built under env, a create's clone fails, the create boots cold
@@ -612,7 +612,7 @@ class FirecrackerFaultTest(unittest.TestCase):
             try:
                 status, res, _ = d.exec(sb["id"], "echo answered")
                 self.assertEqual((status, res["stdout"]), (200, "answered\n"), res)
-                self.assertIn("no answer to `CONNECT 1024` before the deadline; trying a new "
+                self.assertIn("no answer to `CONNECT 52` before the deadline; trying a new "
                               "connection", d.read_log())
                 results = [e["result"] for e in read_log(log) if "vsock" in e]
                 self.assertEqual(results[0], "held unanswered until the client hung up")
@@ -624,7 +624,7 @@ class FirecrackerFaultTest(unittest.TestCase):
 
     def test_vsock_handshake_garbage(self):
         self.run_fault({"FAKE_FC_VSOCK_GARBAGE": "1"}, 502,
-                       ["firecracker vsock", "answer to `CONNECT 1024` is not `OK <port>`",
+                       ["firecracker vsock", "answer to `CONNECT 52` is not `OK <port>`",
                         "YES PLEASE"])
 
 
