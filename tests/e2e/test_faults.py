@@ -279,10 +279,10 @@ class GuestConsoleFloodTest(unittest.TestCase):
             status, res, _ = d.exec(sb["id"], script, timeout_ms=600000)
             self.assertEqual((status, res.get("exit_code")), (200, 0), res)
             total = 0
-            for _ in range(20):
+            for _ in range(30):
                 if total > (2 << 20):
                     break
-                status, res, _ = d.exec(sb["id"], "i=0; while [ $i -lt 100 ]; do "
+                status, res, _ = d.exec(sb["id"], "i=0; while [ $i -lt 200 ]; do "
                                         "/tmp/mid-mm -c 'kill -QUIT $$'; i=$((i+1)); done; true",
                                         timeout_ms=600000)
                 self.assertEqual(status, 200, res)
