@@ -155,15 +155,27 @@ static int make_template(struct vmm_driver *drv, const struct vmm_boot_config *b
 	return ret;
 }
 
-static void print_console_tail(const char *path)
+static void print_console_tail(struct vmm_instance *vm)
 {
-	_cleanup_free_ char *text = NULL;
+	char text[4001];
+	size_t len = vmm_console_tail(vm, text, sizeof(text) - 1, NULL);
+
+	text[len] = '\0';
+	fprintf(stderr, "--- guest console, last bytes ---\n%s\n---\n", text);
+}
+
+/* --keep-dir: the console's ring (at most VMM_CONSOLE_RING_BYTES) as run_dir/console.log. */
+static void save_console(struct vm_run *run)
+{
+	_cleanup_free_ char *text = malloc(VMM_CONSOLE_RING_BYTES);
+	char path[PATH_MAX];
 	size_t len;
 
-	if (file_read_all(path, 1 << 20, &text, &len, NULL) < 0)
+	if (text == NULL)
 		return;
-	fprintf(stderr, "--- guest console (%s), last bytes ---\n%s\n---\n", path,
-		len > 4000 ? text + len - 4000 : text);
+	len = vmm_console_tail(run->vm, text, VMM_CONSOLE_RING_BYTES, NULL);
+	snprintf(path, sizeof(path), "%s/console.log", run->run_dir);
+	file_write_atomic(path, text, len, 0600, false, NULL);
 }
 
 /* With --template: makes the template when DIR has none, then boots a clone of it. */
@@ -237,7 +249,7 @@ static void report_failure(const struct vm_run *run, const struct ember_error *e
 {
 	fprintf(stderr, "ember-vm: error: %s\n", err->message);
 	if (run->vm != NULL)
-		print_console_tail(vmm_console_log(run->vm));
+		print_console_tail(run->vm);
 }
 
 static void tear_down(struct vm_run *run)
@@ -245,6 +257,8 @@ static void tear_down(struct vm_run *run)
 	channel_close(run->ch);
 	if (run->vm != NULL) {
 		vmm_stop(run->vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+		if (run->opt.keep_dir)
+			save_console(run);
 		vmm_instance_free(run->vm);
 	}
 	if (run->run_dir[0] != '\0' && !run->opt.keep_dir)

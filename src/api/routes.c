@@ -2,6 +2,7 @@
  * contract. Matching walks the table once per request: O(rows), nine of them. */
 #include "api/routes.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +15,9 @@
 #include "util/jsonutil.h"
 #include "util/timeutil.h"
 
+/* What GET /console returns (docs/api.md): the end of the console, enough for a boot's worth of
+ * emberd-init lines or a panic with its backtrace, small enough for any client. */
 #define CONSOLE_TAIL_BYTES (16 * 1024)
-#define CONSOLE_READ_MAX (8u << 20)
 
 #define _cleanup_exec_result_ __attribute__((cleanup(channel_exec_result_release)))
 
@@ -269,25 +271,33 @@ static void handle_exec(struct api_context *ctx, const struct api_request *req,
 static void handle_console(struct api_context *ctx, const struct api_request *req,
 			   struct api_response *resp)
 {
-	struct sandbox_info info;
 	struct ember_error *err = NULL;
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0, start;
+	_cleanup_free_ uint8_t *text = malloc(CONSOLE_TAIL_BYTES);
+	size_t len = 0, start = 0;
+	uint64_t total = 0;
 	json_t *obj;
 
-	if (manager_get(ctx->manager, req->id, &info, &err) < 0) {
+	if (text == NULL) {
+		ember_error_set(&err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 		respond_err(resp, &err);
 		return;
 	}
-	/* A console that cannot be read is reported empty: the sandbox itself is fine. */
-	if (info.console_log[0] != '\0')
-		file_read_all(info.console_log, CONSOLE_READ_MAX, &text, &len, NULL);
-	start = len > CONSOLE_TAIL_BYTES ? len - CONSOLE_TAIL_BYTES : 0;
+	if (manager_console(ctx->manager, req->id, text, CONSOLE_TAIL_BYTES, &len, &total,
+			    &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	/* A cut through a UTF-8 sequence would turn a text console into base64: start at the next
+	 * character instead (at most 3 continuation bytes). */
+	if (total > len) {
+		while (start < len && start < 3 && (text[start] & 0xc0) == 0x80)
+			start++;
+	}
 	obj = json_object();
 	if (obj != NULL) {
-		json_set_bytes(obj, "console", (const uint8_t *)(text != NULL ? text + start : ""),
-			       len - start, NULL);
-		json_object_set_new(obj, "truncated", json_boolean(start > 0));
+		json_set_bytes(obj, "console", text + start, len - start, NULL);
+		json_object_set_new(obj, "truncated", json_boolean(total > len - start));
+		json_object_set_new(obj, "total_bytes", json_integer((json_int_t)total));
 	}
 	respond_json(resp, 200, obj);
 }

@@ -35,6 +35,10 @@
 
 #define REAPER_INTERVAL_MS 500
 #define CONSOLE_TAIL_IN_ERRORS 600
+/* How far back from the console's end a panic line is looked for: the kernel prints the
+ * panic, then a backtrace and CPU state of a few KiB; a guest that wrote much after it is not
+ * describing its own death any more. */
+#define CONSOLE_PANIC_SEARCH_BYTES (64u << 10)
 /* A clone is ready in ~50 ms (TCG, idle host) and a few seconds under heavy load. One that is
  * not ready in this long is abandoned, and the create boots cold in what is left of its boot
  * deadline instead of finding none left. */
@@ -147,9 +151,6 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 	if (sb->boot_mode != NULL)
 		info->boot_mode = sb->boot_mode;
 	info->vmm_pid = sb->vm != NULL ? vmm_pid(sb->vm) : 0;
-	if (sb->vm != NULL)
-		snprintf(info->console_log, sizeof(info->console_log), "%s",
-			 vmm_console_log(sb->vm));
 }
 
 /* ---- failure, references, teardown ---------------------------------------------------------- */
@@ -157,24 +158,22 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 /* Appends the end of the guest console to an error, so boot failures explain themselves. */
 static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 {
-	char *text = NULL;
-	size_t len;
+	char tail[CONSOLE_TAIL_IN_ERRORS + 1];
+	size_t len, used, i;
 
 	if (sb->vm == NULL || err == NULL || *err == NULL || ember_error_is_static(*err))
 		return;
-	if (file_read_all(vmm_console_log(sb->vm), 1 << 20, &text, &len, NULL) == 0 && len > 0) {
-		char *tail = len > CONSOLE_TAIL_IN_ERRORS ? text + len - CONSOLE_TAIL_IN_ERRORS : text;
-		char *p;
-		size_t used = strlen((*err)->message);
-
-		for (p = tail; *p != '\0'; p++) {
-			if (*p == '\r' || *p == '\n' || (unsigned char)*p < 0x20)
-				*p = ' ';
-		}
-		snprintf((*err)->message + used, sizeof((*err)->message) - used,
-			 " (guest console ends: ...%s)", tail);
+	len = vmm_console_tail(sb->vm, tail, CONSOLE_TAIL_IN_ERRORS, NULL);
+	if (len == 0)
+		return;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)tail[i] < 0x20)
+			tail[i] = ' ';
 	}
-	free(text);
+	tail[len] = '\0';
+	used = strlen((*err)->message);
+	snprintf((*err)->message + used, sizeof((*err)->message) - used,
+		 " (guest console ends: ...%s)", tail);
 }
 
 /* Why a VM process that should be running is gone: a guest kernel panic (with `panic=-1
@@ -183,18 +182,20 @@ static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 {
 	static const char marker[] = "Kernel panic - not syncing: ";
 	_cleanup_free_ char *text = NULL;
-	char *line, *p;
+	char *line, *p, *end;
 	size_t len;
 
 	snprintf(out, size, "the VM process exited unexpectedly");
-	if (sb->vm == NULL ||
-	    file_read_all(vmm_console_log(sb->vm), 1 << 20, &text, &len, NULL) < 0)
+	if (sb->vm == NULL || (text = malloc(CONSOLE_PANIC_SEARCH_BYTES + 1)) == NULL)
 		return;
-	line = strstr(text, marker);
+	len = vmm_console_tail(sb->vm, text, CONSOLE_PANIC_SEARCH_BYTES, NULL);
+	text[len] = '\0';
+	end = text + len;
+	line = memmem(text, len, marker, sizeof(marker) - 1);
 	if (line == NULL)
 		return;
 	line += sizeof(marker) - 1;
-	for (p = line; *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
+	for (p = line; p < end && *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 			*p = '?';
 	}
@@ -930,6 +931,25 @@ int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 	sb = table_find_locked(m, id);
 	if (sb != NULL)
 		fill_info_locked(sb, info);
+	pthread_mutex_unlock(&m->lock);
+	if (sb == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	return 0;
+}
+
+int manager_console(struct manager *m, const char *id, void *out, size_t size, size_t *len,
+		    uint64_t *total, struct ember_error **err)
+{
+	struct sandbox *sb;
+
+	*len = 0;
+	*total = 0;
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	/* While booting, vm belongs to the booting thread alone (see fill_info_locked); after
+	 * that it changes only under the lock. The copy never waits (vmm_console_tail). */
+	if (sb != NULL && sb->state != SANDBOX_BOOTING && sb->vm != NULL)
+		*len = vmm_console_tail(sb->vm, out, size, total);
 	pthread_mutex_unlock(&m->lock);
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);

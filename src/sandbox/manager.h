@@ -76,7 +76,6 @@ struct sandbox_info {
 	int64_t boot_ms;
 	const char *boot_mode;            /* "cold", "clone" or "pool" */
 	char failure[512];
-	char console_log[4096];
 };
 
 struct sandbox_exec_request {
@@ -149,6 +148,10 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 		 struct channel_exec_result *res, struct ember_error **err);
 /* Returns once the VM process is gone and its files are removed. */
 int manager_destroy(struct manager *m, const char *id, struct ember_error **err);
+/* The newest min(size, VMM_CONSOLE_RING_BYTES) bytes of the sandbox's guest console into out
+ * (*len of them) and *total, every byte its console received (0 and 0 while it boots). */
+int manager_console(struct manager *m, const char *id, void *out, size_t size, size_t *len,
+		    uint64_t *total, struct ember_error **err);
 /* The guest process table (tests, debugging). */
 int manager_ps(struct manager *m, const char *id, struct proto_process **procs, size_t *count,
 	       struct ember_error **err);

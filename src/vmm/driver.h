@@ -8,6 +8,7 @@
 
 #include <limits.h>
 
+#include "vmm/console.h"
 #include "vmm/vmm.h"
 
 struct vmm_driver_ops {
@@ -56,6 +57,7 @@ struct vmm_driver {
 	bool cgroups;                  /* per-VMM cgroup v2 limits in use */
 	char cgroup_root[PATH_MAX];
 	char cgroup_status[320];
+	struct console_reader *consoles; /* reads every VM's console (console.h) */
 	void *priv;                    /* the driver's own settings (a jailer, its paths) */
 };
 
@@ -69,7 +71,9 @@ struct vmm_instance {
 	bool attached;                 /* started by an earlier daemon */
 	char sandbox_id[72];
 	char run_dir[PATH_MAX];
-	char console_log[PATH_MAX];
+	/* The guest console (console.h): made by vmm.c before ops->start, whose VMM gets
+	 * console_vmm_fd() as stdout and stderr. */
+	struct console *console;
 	void *priv;
 };
 

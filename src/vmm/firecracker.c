@@ -185,7 +185,7 @@ static int vm_path(struct fc_vm *f, const char *host_path, const char *jail_name
 	return copy_path(out, size, host_path, err);
 }
 
-/* The sockets' host paths and the console log; with cfg (a new VM, not a re-attach) also the
+/* The sockets' host paths; with cfg (a new VM, not a re-attach) also the
  * paths Firecracker is told and, when jailed, the jail with the files linked into it. */
 static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vmm_boot_config *cfg,
 		       struct ember_error **err)
@@ -195,10 +195,6 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 
 	if (fc_instance_id(vm->sandbox_id, f->id, sizeof(f->id), err) < 0)
 		return -1;
-	/* Firecracker writes the guest's serial console to its stdout: the log is the console. */
-	if (snprintf(vm->console_log, sizeof(vm->console_log), "%s/vmm.log", vm->run_dir) >=
-	    (int)sizeof(vm->console_log))
-		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
 
 	if (!fcd->jailed) {
 		if (sock_path(f->api_sock, sizeof(f->api_sock), vm->run_dir, "fc.sock", err) < 0 ||
@@ -337,9 +333,12 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		fc_argv_jailed(&a, vm, fcd, cfg->memory_mib);
 	else
 		fc_argv_plain(&a, vm);
-	/* The jailer makes the jail's root the working directory itself. */
-	return vmm_spawn_in(a.items, fcd->jailed ? NULL : vm->run_dir, vm->console_log, &vm->pid,
-			    &vm->pidfd, err);
+	/* The jailer makes the jail's root the working directory itself. Firecracker writes the
+	 * guest's serial console and its own log lines to stdout, which is the console FIFO: it
+	 * makes stdout non-blocking and drops what a full pipe does not take (counted in its
+	 * uart.error_count metric), so the guest never waits for the daemon. */
+	return vmm_spawn_in(a.items, fcd->jailed ? NULL : vm->run_dir, console_vmm_fd(vm->console),
+			    &vm->pid, &vm->pidfd, err);
 }
 
 /* The socket appears once Firecracker is listening; a process that dies first fails at once. */

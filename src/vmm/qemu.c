@@ -1,5 +1,6 @@
 /* qemu.c - the QEMU `-M microvm` driver: no NIC, read-only pack drive, agent over a named
- * virtio-serial port backed by a Unix socket, console to a log file, QMP for shutdown. */
+ * virtio-serial port backed by a Unix socket, console to the daemon's ring (console.h), QMP for
+ * shutdown. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,7 +32,10 @@ struct qemu_vm {
 	char agent_sock[108];
 	char qmp_sock[108];
 	char mig_sock[108];   /* device state streams through here (no exec: URIs: -sandbox) */
-	char vmm_log[4096];
+	/* The serial console: a socket the daemon listens on and hands to QEMU (-chardev
+	 * socket,fd=), so a jailed QEMU needs no access to it; the daemon connects to it, at start
+	 * and after a restart. */
+	char console_sock[108];
 };
 
 static int qemu_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
@@ -106,9 +110,10 @@ static int qemu_prepare(struct vmm_instance *vm, const struct vmm_boot_config *c
 	vm->priv = q;
 	if (sock_path(q->agent_sock, sizeof(q->agent_sock), cfg->run_dir, "agent.sock", err) < 0 ||
 	    sock_path(q->qmp_sock, sizeof(q->qmp_sock), cfg->run_dir, "qmp.sock", err) < 0 ||
-	    sock_path(q->mig_sock, sizeof(q->mig_sock), cfg->run_dir, "mig.sock", err) < 0)
+	    sock_path(q->mig_sock, sizeof(q->mig_sock), cfg->run_dir, "mig.sock", err) < 0 ||
+	    sock_path(q->console_sock, sizeof(q->console_sock), cfg->run_dir, "console.sock",
+		      err) < 0)
 		return -1;
-	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", cfg->run_dir);
 	return 0;
 }
 
@@ -155,12 +160,15 @@ static void add_machine_args(struct argv_list *a, const struct vmm_driver *drv,
 	argv_add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 }
 
-/* The console, and the kernel to boot (none for a clone). */
-static void add_boot_args(struct argv_list *a, const struct vmm_instance *vm,
+/* The console, and the kernel to boot (none for a clone). With a client already queued on the
+ * listening socket, QEMU accepts it before the guest runs: no console byte is lost. While no
+ * client is connected (the daemon restarts), QEMU drops the serial output; while the client
+ * does not read, the guest's UART waits (docs/operations.md, "The guest console"). */
+static void add_boot_args(struct argv_list *a, int console_listen_fd,
 			  const struct vmm_boot_config *cfg, const char *cmdline)
 {
 	argv_add(a, "-chardev");
-	argv_add(a, "file,id=console,path=%s", vm->console_log);
+	argv_add(a, "socket,id=console,fd=%d,server=on,wait=off", console_listen_fd);
 	argv_add(a, "-serial");
 	argv_add(a, "chardev:console");
 	/* A clone resumes a running kernel: loading (and keeping in QEMU's memory) the kernel and
@@ -200,10 +208,29 @@ static void add_device_args(struct argv_list *a, const struct qemu_vm *q,
 	}
 }
 
+static int listen_unix_socket(const char *path, struct ember_error **err);
+
+/* Listens on the console socket and queues the daemon's connection on it (read from now on);
+ * returns the listening fd for QEMU. */
+static int open_console(struct vmm_instance *vm, const struct qemu_vm *q,
+			struct ember_error **err)
+{
+	_cleanup_close_ int listen_fd = listen_unix_socket(q->console_sock, err);
+	int conn;
+
+	if (listen_fd < 0)
+		return -1;
+	conn = unix_connect(q->console_sock, err);
+	if (conn < 0 || console_add_stream(vm->console, conn, err) < 0)
+		return ember_error_wrap(err, "console socket");
+	return steal_fd(&listen_fd);
+}
+
 static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		      struct ember_error **err)
 {
 	_cleanup_argv_ struct argv_list a = { 0 };
+	_cleanup_close_ int console_fd = -1;
 	const struct qemu_vm *q;
 	char cmdline[1024];
 
@@ -211,13 +238,18 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	    vmm_kernel_cmdline(vm->drv, cfg, cmdline, sizeof(cmdline), err) < 0)
 		return -1;
 	q = vm->priv;
+	console_fd = open_console(vm, q, err);
+	if (console_fd < 0)
+		return -1;
 	argv_add(&a, "%s", vm->drv->vmm_path);
 	add_machine_args(&a, vm->drv, cfg);
-	add_boot_args(&a, vm, cfg, cmdline);
+	add_boot_args(&a, console_fd, cfg, cmdline);
 	add_device_args(&a, q, cfg);
 	if (a.overflow)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
-	return vmm_spawn(a.items, q->vmm_log, &vm->pid, &vm->pidfd, err);
+	/* QEMU's own messages (stderr) go into the console ring too, with the serial output. */
+	return vmm_spawn(a.items, console_vmm_fd(vm->console), console_fd, &vm->pid, &vm->pidfd,
+			 err);
 }
 
 /* The chardev socket exists shortly after QEMU starts; a connection made before the guest opens
@@ -476,6 +508,7 @@ static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 static int qemu_attach(struct vmm_instance *vm, struct ember_error **err)
 {
 	struct qemu_vm *q = calloc(1, sizeof(*q));
+	int conn;
 
 	if (q == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -483,7 +516,12 @@ static int qemu_attach(struct vmm_instance *vm, struct ember_error **err)
 	snprintf(q->agent_sock, sizeof(q->agent_sock), "%s/agent.sock", vm->run_dir);
 	snprintf(q->qmp_sock, sizeof(q->qmp_sock), "%s/qmp.sock", vm->run_dir);
 	snprintf(q->mig_sock, sizeof(q->mig_sock), "%s/mig.sock", vm->run_dir);
-	snprintf(q->vmm_log, sizeof(q->vmm_log), "%s/vmm.log", vm->run_dir);
+	snprintf(q->console_sock, sizeof(q->console_sock), "%s/console.sock", vm->run_dir);
+	/* QEMU accepts a new client once the earlier daemon's connection closed. Without one the
+	 * VM runs on and only its serial output is lost: not a reason to give it up. */
+	conn = unix_connect(q->console_sock, NULL);
+	if (conn >= 0)
+		console_add_stream(vm->console, conn, NULL);
 	return 0;
 }
 
@@ -496,6 +534,7 @@ static void qemu_release(struct vmm_instance *vm)
 	unlink(q->agent_sock);
 	unlink(q->qmp_sock);
 	unlink(q->mig_sock);
+	unlink(q->console_sock);
 	free(q);
 	vm->priv = NULL;
 }

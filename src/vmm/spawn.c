@@ -22,23 +22,15 @@ static int pidfd_open_compat(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid_out, int *pidfd_out,
-	      struct ember_error **err)
-{
-	return vmm_spawn_in(argv, NULL, log_path, pid_out, pidfd_out, err);
-}
-
-int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_t *pid_out,
+static int spawn(char *const argv[], const char *cwd, int out_fd, int keep_fd, pid_t *pid_out,
 		 int *pidfd_out, struct ember_error **err)
 {
-	_cleanup_close_ int log_fd = -1;
 	_cleanup_close_ int null_fd = -1;
 	int pidfd;
 	pid_t pid;
 
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (log_fd < 0)
-		return ember_error_sys(err, "open VMM log `%s`", log_path);
+	if (out_fd < 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, EBADF, "no output fd for `%s`", argv[0]);
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
 		return ember_error_sys(err, "open /dev/null");
@@ -53,11 +45,19 @@ int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
-		if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
+		if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
 			_exit(126);
 		if (cwd != NULL && chdir(cwd) < 0)
 			_exit(126);
-		syscall(SYS_close_range, 3, ~0U, 0);
+		if (keep_fd < 0) {
+			syscall(SYS_close_range, 3, ~0U, 0);
+		} else {
+			if (keep_fd > 3)
+				syscall(SYS_close_range, 3, (unsigned)keep_fd - 1, 0);
+			syscall(SYS_close_range, (unsigned)keep_fd + 1, ~0U, 0);
+			if (fcntl(keep_fd, F_SETFD, 0) < 0)
+				_exit(126);
+		}
 		execve(argv[0], argv, environ);
 		_exit(127);
 	}
@@ -71,6 +71,18 @@ int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_
 	*pid_out = pid;
 	*pidfd_out = pidfd;
 	return 0;
+}
+
+int vmm_spawn(char *const argv[], int out_fd, int keep_fd, pid_t *pid_out, int *pidfd_out,
+	      struct ember_error **err)
+{
+	return spawn(argv, NULL, out_fd, keep_fd, pid_out, pidfd_out, err);
+}
+
+int vmm_spawn_in(char *const argv[], const char *cwd, int out_fd, pid_t *pid_out,
+		 int *pidfd_out, struct ember_error **err)
+{
+	return spawn(argv, cwd, out_fd, -1, pid_out, pidfd_out, err);
 }
 
 int vmm_find_binary(const char *name, char *out, struct ember_error **err)

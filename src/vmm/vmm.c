@@ -91,6 +91,10 @@ int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 	if (drv == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	drv->ops = ops;
+	if (console_reader_create(&drv->consoles, err) < 0) {
+		free(drv);
+		return -1;
+	}
 	drv->host_tsc_khz = accel_host_tsc_khz();
 	snprintf(drv->kernel_args, sizeof(drv->kernel_args), "%s",
 		 cfg->kernel_args != NULL ? cfg->kernel_args : "");
@@ -111,6 +115,7 @@ void vmm_driver_free(struct vmm_driver *drv)
 		return;
 	if (drv->ops->free_driver != NULL)
 		drv->ops->free_driver(drv);
+	console_reader_free(drv->consoles);
 	free(drv);
 }
 
@@ -250,11 +255,13 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 	vm->pidfd = -1;
 	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", cfg->sandbox_id);
 	if (snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", cfg->run_dir) >=
-		    (int)sizeof(vm->run_dir) ||
-	    snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", cfg->run_dir) >=
-		    (int)sizeof(vm->console_log)) {
+	    (int)sizeof(vm->run_dir)) {
 		free(vm);
 		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir path too long");
+	}
+	if (console_create(drv->consoles, cfg->run_dir, &vm->console, err) < 0) {
+		free(vm);
+		return -1;
 	}
 	if (start_vm(vm, cfg, err) < 0) {
 		/* The driver may have spawned before failing: make sure nothing is left. */
@@ -293,10 +300,14 @@ int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_d
 	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", sandbox_id);
 	snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", run_dir);
-	snprintf(vm->console_log, sizeof(vm->console_log), "%s/console.log", run_dir);
 	if (vm->pidfd < 0) {
 		ember_error_sys(err, "pidfd_open(%d)", (int)pid);
 		free(vm);
+		return -1;
+	}
+	/* The console keeps flowing: the VMM writes into the FIFO the earlier daemon made. */
+	if (console_reopen(drv->consoles, run_dir, &vm->console, err) < 0) {
+		vmm_instance_free(vm);
 		return -1;
 	}
 	/* Re-check after opening the pidfd: the pid cannot be recycled while we hold it. */
@@ -424,6 +435,9 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 		}
 		reap(vm);
 	}
+	/* After the exit: what the VMM wrote last (a panic) is read in before the fds close. */
+	if (vm->console != NULL)
+		console_stop(vm->console, true);
 	if (vm->drv->ops->release != NULL)
 		vm->drv->ops->release(vm);
 	/* A re-attached VM's cgroup was made by the earlier daemon: remove it as ours. */
@@ -440,6 +454,7 @@ void vmm_instance_free(struct vmm_instance *vm)
 		return;
 	if (vm->pidfd >= 0)
 		close(vm->pidfd);
+	console_free(vm->console);
 	free(vm);
 }
 
@@ -472,7 +487,12 @@ bool vmm_alive_ctx(void *vm)
 	return vmm_alive(vm);
 }
 
-const char *vmm_console_log(const struct vmm_instance *vm)
+size_t vmm_console_tail(struct vmm_instance *vm, void *out, size_t size, uint64_t *total)
 {
-	return vm->console_log;
+	if (vm->console == NULL) {
+		if (total != NULL)
+			*total = 0;
+		return 0;
+	}
+	return console_tail(vm->console, out, size, total);
 }

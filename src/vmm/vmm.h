@@ -6,6 +6,7 @@
 #define EMBER_VMM_VMM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -131,7 +132,17 @@ struct vmm_driver *vmm_instance_driver(const struct vmm_instance *vm);
 int vmm_exit_fd(const struct vmm_instance *vm);
 /* true while the VMM process exists. */
 bool vmm_alive(struct vmm_instance *vm);
-/* Path of the guest serial console log. */
-const char *vmm_console_log(const struct vmm_instance *vm);
+/* How much of a VM's console the daemon keeps: the newest 1 MiB, in memory (nothing goes to
+ * disk). A boot failure or a panic needs the last few KiB and GET /console returns 16 KiB; a
+ * MiB keeps a whole boot's worth of kernel messages around them, and at 1 MiB per VM even a
+ * host full of sandboxes spends little on it, however much a guest writes. */
+#define VMM_CONSOLE_RING_BYTES (1u << 20)
+
+/* Copies the newest min(size, VMM_CONSOLE_RING_BYTES) bytes of the guest console (for
+ * Firecracker: also its own log lines; for QEMU: also its stderr) into out, oldest first, and
+ * returns how many. *total (may be NULL) is every byte this daemon's console received for
+ * the VM, including what the ring no longer holds. Everything the VMM wrote before this call
+ * is included. Thread-safe; valid until vmm_instance_free(), also after vmm_stop(). */
+size_t vmm_console_tail(struct vmm_instance *vm, void *out, size_t size, uint64_t *total);
 
 #endif

@@ -258,5 +258,58 @@ class RestartTest(unittest.TestCase):
         self.assertFalse(harness.pid_alive(sb["vmm_pid"]))
 
 
+
+class GuestConsoleFloodTest(unittest.TestCase):
+    """A real guest that writes megabytes to its serial console (ttyS0): the kernel prints a
+    register dump (~1.5 KiB) for every core-dumping signal (print-fatal-signals, shown at
+    loglevel 7). The daemon keeps the newest bytes and nothing on disk grows."""
+
+    def test_guest_writing_megabytes_to_ttys0_keeps_the_newest_bytes(self):
+        d = harness.Daemon("--no-snapshots", "--kernel-args",
+                           "loglevel=7 sysctl.kernel.print-fatal-signals=1")
+        try:
+            sb = d.create(language_pack="shell")
+            run = os.path.join(d.run_dir, sb["id"])
+            # Named copies of sh: the oldest dumps say `Comm: first-aa`, the newest
+            # `Comm: last-zz`.
+            script = ("cp /bin/sh /tmp/first-aa && cp /bin/sh /tmp/mid-mm && "
+                      "cp /bin/sh /tmp/last-zz && /tmp/first-aa -c 'kill -QUIT $$'; "
+                      "i=0; while [ $i -lt 500 ]; do /tmp/mid-mm -c 'kill -QUIT $$'; "
+                      "i=$((i+1)); done; true")
+            status, res, _ = d.exec(sb["id"], script, timeout_ms=600000)
+            self.assertEqual((status, res.get("exit_code")), (200, 0), res)
+            total = 0
+            for _ in range(30):
+                if total > (2 << 20):
+                    break
+                status, res, _ = d.exec(sb["id"], "i=0; while [ $i -lt 200 ]; do "
+                                        "/tmp/mid-mm -c 'kill -QUIT $$'; i=$((i+1)); done; true",
+                                        timeout_ms=600000)
+                self.assertEqual(status, 200, res)
+                status, body, _ = d.request("GET", f"/sandboxes/{sb['id']}/console")
+                total = body["total_bytes"]
+            self.assertGreater(total, 2 << 20, "the guest did not write 2 MiB")
+            status, res, _ = d.exec(sb["id"], "/tmp/last-zz -c 'kill -QUIT $$'; true")
+            self.assertEqual(status, 200, res)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                status, body, _ = d.request("GET", f"/sandboxes/{sb['id']}/console")
+                if "Comm: last-zz" in body["console"]:
+                    break
+                time.sleep(0.5)
+            console = body["console"]
+            self.assertIn("potentially unexpected fatal signal 3", console)
+            self.assertIn("Comm: last-zz", console)
+            self.assertNotIn("Comm: first-aa", console)
+            self.assertTrue(body["truncated"])
+            self.assertLessEqual(len(console.encode()), 16 * 1024)
+            # The console is in the daemon's memory, not in the run dir.
+            used = sum(os.lstat(os.path.join(run, n)).st_blocks * 512 for n in os.listdir(run))
+            self.assertLess(used, 1 << 20, os.listdir(run))
+            self.assertEqual(d.delete(sb["id"]), 204)
+            self.assertFalse(os.path.exists(run))
+        finally:
+            d.stop()
+
 if __name__ == "__main__":
     unittest.main()

@@ -687,6 +687,80 @@ class FirecrackerRestartTest(unittest.TestCase):
         self.assertEqual(sum(r["body"] == {"action_type": "InstanceStart"} for r in reqs), 1)
 
 
+def tree_bytes(path):
+    """Disk (tmpfs) space a directory tree takes, as du counts it: allocated blocks."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class FirecrackerConsoleFloodTest(unittest.TestCase):
+    """A VMM that writes 200 MiB to its console: the daemon keeps 1 MiB of it in memory and
+    writes none of it to disk (issue 10, docs/operations.md "The guest console")."""
+
+    FLOOD = 200 << 20
+    MARKER = b"fake-firecracker: console flood done %d\n" % FLOOD
+
+    def test_console_flood_stays_bounded_in_memory_and_on_disk(self):
+        d = harness.Daemon(*FC_ARGS, *COLD, env={"FAKE_FC_CONSOLE_FLOOD": str(self.FLOOD)})
+        try:
+            rss_before = rss_bytes(d.proc.pid)
+            sb = d.create(language_pack="shell")
+            run = os.path.join(d.run_dir, sb["id"])
+            biggest_dir, slowest, body = 0, 0.0, None
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                status, health, _ = d.request("GET", "/healthz", timeout=30)
+                slowest = max(slowest, time.monotonic() - t0)
+                self.assertEqual(status, 200, health)
+                biggest_dir = max(biggest_dir, tree_bytes(run))
+                status, body, _ = d.request("GET", f"/sandboxes/{sb['id']}/console")
+                self.assertEqual(status, 200, body)
+                if body["total_bytes"] >= self.FLOOD and \
+                        body["console"].encode().endswith(self.MARKER):
+                    break
+                time.sleep(0.5)
+            self.assertGreaterEqual(body["total_bytes"], self.FLOOD, "the flood did not arrive")
+            console = body["console"].encode()
+            self.assertEqual(body["console_encoding"], "utf-8")
+            self.assertTrue(console.endswith(self.MARKER), console[-200:])
+            self.assertEqual(len(console), 16 * 1024)
+            self.assertTrue(body["truncated"])
+            # the bytes before the marker are the flood's last lines, in order
+            lines = console.split(b"\n")[-5:-2]
+            self.assertTrue(all(ln.startswith(b"fake-firecracker flood ") for ln in lines), lines)
+            offsets = [int(ln.split()[2]) for ln in lines]
+            self.assertEqual(offsets, [self.FLOOD - 192, self.FLOOD - 128, self.FLOOD - 64])
+            # Nothing of it on disk: the run dir holds sockets, the FIFO and sandbox.json.
+            self.assertLess(biggest_dir, 1 << 20, os.listdir(run))
+            self.assertLess(slowest, 5.0, "the daemon stalled during the flood")
+            # The ring (1 MiB) and its reads; not 200 MiB. Generous: the daemon is an ASan build.
+            growth = rss_bytes(d.proc.pid) - rss_before
+            self.assertLess(growth, 48 << 20, f"daemon RSS grew by {growth >> 20} MiB")
+            status, ready, _ = d.exec(sb["id"], "echo still here")
+            self.assertEqual((status, ready["stdout"]), (200, "still here\n"), ready)
+            self.assertEqual(d.delete(sb["id"]), 204)
+            self.assertFalse(os.path.exists(run))
+            self.assertEqual(d.runtime_entries(), [])
+            self.assertTrue(wait_until(lambda: not harness.processes_mentioning(run), 60))
+        finally:
+            d.stop()
+
+
 class FirecrackerJailerTest(unittest.TestCase):
     def jail_base(self):
         """A chroot base for the fake jailer, removed after the test, and the environment that

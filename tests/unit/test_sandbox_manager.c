@@ -164,7 +164,6 @@ static int fake_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 		      struct ember_error **err)
 {
 	struct fake_vm *fv = calloc(1, sizeof(*fv));
-	char log[512];
 	char *argv[] = { "/bin/sleep", "1000", NULL };
 	int sv[2];
 
@@ -177,8 +176,8 @@ static int fake_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	fd_set_nonblock(sv[1], 1);
 	fv->host_fd = sv[0];
 	fv->agent_fd = sv[1];
-	snprintf(log, sizeof(log), "%s/vmm.log", cfg->run_dir);
-	if (vmm_spawn(argv, log, &vm->pid, &vm->pidfd, err) < 0)
+	(void)cfg;
+	if (vmm_spawn(argv, console_vmm_fd(vm->console), -1, &vm->pid, &vm->pidfd, err) < 0)
 		return -1;
 	fv->agent_started = pthread_create(&fv->agent, NULL, fake_agent_main, fv) == 0;
 	return 0;
