@@ -92,7 +92,9 @@ static int start_driver(struct daemon *d, struct ember_error **err)
 	if (strcmp(vmm_driver_accel_name(d->driver), "tcg") == 0)
 		log_event(LOG_WARN, NULL, "daemon.accel", -1,
 			  "no usable hardware virtualization: guests run under software emulation "
-			  "(TCG); isolation holds, boots take seconds instead of milliseconds");
+			  "(TCG), which QEMU does not treat as a security boundary: each guest keeps "
+			  "its own kernel, and its jailed VMM is what a guest escaping TCG would reach "
+			  "(docs/security.md); cold boots take seconds instead of milliseconds");
 	return 0;
 }
 

@@ -104,6 +104,18 @@ static void respond_not_found(struct api_response *resp, const char *what)
 	resp->body = api_encode_error(ember_error_kind_name(EMBER_E_NOT_FOUND), what);
 }
 
+/* What holds and what is weaker on this host, in words (docs/security.md has the whole story). */
+static json_t *isolation_note(struct vmm_driver *driver)
+{
+	bool tcg = strcmp(vmm_driver_accel_name(driver), "tcg") == 0;
+
+	return json_pack("{s:s, s:s}", "guest", "its own kernel in its own VM, no network device",
+			 "accelerator",
+			 tcg ? "tcg: software emulation, which QEMU does not treat as a security "
+			       "boundary; the VMM's jail carries more weight (docs/security.md)"
+			     : "kvm: hardware virtualization");
+}
+
 static void handle_healthz(struct api_context *ctx, const struct api_request *req,
 			   struct api_response *resp)
 {
@@ -132,6 +144,8 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 			 (int)st.templates_building, "failed", (int)st.templates_failed, "pool",
 			 "ready", (int)st.pool_ready, "handouts_total",
 			 (json_int_t)st.pool_handouts_total);
+	if (body != NULL)
+		json_object_set_new(body, "isolation", isolation_note(ctx->driver));
 	if (body != NULL) {
 		pool = json_object_get(body, "pool");
 		by_pack = json_object();
