@@ -43,6 +43,9 @@ struct vmm_driver_ops {
 	/* Whether the driver places its VMM in a host cgroup by its own means (a jailer does, with
 	 * its own limits). NULL or false: vmm.c makes one per VM when host cgroups are in use. */
 	bool (*own_cgroup)(const struct vmm_driver *drv);
+	/* The driver starts its VMMs with jail_spawn() (as vm->uid, in vm->cgroup_fd) when
+	 * drv->jailed; vmm.c decides drv->jailed and owns the uids. */
+	bool jails;
 };
 
 struct vmm_driver {
@@ -56,6 +59,9 @@ struct vmm_driver {
 	bool cgroups;                  /* per-VMM cgroup v2 limits in use */
 	char cgroup_root[PATH_MAX];
 	char cgroup_status[320];
+	bool jailed;                   /* every VMM through jail_spawn() */
+	struct uid_range *uids;        /* the VMMs' uids (jailed only) */
+	struct vmm_driver *next;       /* vmm.c's registry of drivers (the stray sweep) */
 	void *priv;                    /* the driver's own settings (a jailer, its paths) */
 };
 
@@ -67,6 +73,9 @@ struct vmm_instance {
 	bool reaped;
 	bool in_cgroup;                /* a host cgroup was made for this VM: remove it at stop */
 	bool attached;                 /* started by an earlier daemon */
+	uid_t uid;                     /* jailed: its own uid (= gid), from drv->uids; else 0 */
+	int cgroup_fd;                 /* while starting: its cgroup directory, or -1 */
+	bool cgroup_joined;            /* the driver spawned it into cgroup_fd (CLONE_INTO_CGROUP) */
 	char sandbox_id[72];
 	char run_dir[PATH_MAX];
 	char console_log[PATH_MAX];

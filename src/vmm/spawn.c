@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,27 +29,22 @@ int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid_out, int *pid
 	return vmm_spawn_in(argv, NULL, log_path, pid_out, pidfd_out, err);
 }
 
-int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_t *pid_out,
-		 int *pidfd_out, struct ember_error **err)
+static int spawn(char *const argv[], const char *cwd, int log_fd, const int *keep_fds,
+		 size_t nkeep, pid_t *pid_out, int *pidfd_out, struct ember_error **err)
 {
-	_cleanup_close_ int log_fd = -1;
-	_cleanup_close_ int null_fd = -1;
+	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int pidfd;
 	pid_t pid;
 
-	log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (log_fd < 0)
-		return ember_error_sys(err, "open VMM log `%s`", log_path);
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
 		return ember_error_sys(err, "open /dev/null");
-
 	pid = fork();
 	if (pid < 0)
 		return ember_error_sys(err, "fork for `%s`", argv[0]);
 	if (pid == 0) {
 		/* Child: async-signal-safe calls only (the daemon is multi-threaded). */
 		sigset_t none;
+		size_t i;
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -57,7 +53,11 @@ int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_
 			_exit(126);
 		if (cwd != NULL && chdir(cwd) < 0)
 			_exit(126);
-		syscall(SYS_close_range, 3, ~0U, 0);
+		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		for (i = 0; i < nkeep; i++) {
+			if (fcntl(keep_fds[i], F_SETFD, 0) < 0)
+				_exit(126);
+		}
 		execve(argv[0], argv, environ);
 		_exit(127);
 	}
@@ -71,6 +71,23 @@ int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_
 	*pid_out = pid;
 	*pidfd_out = pidfd;
 	return 0;
+}
+
+int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_t *pid_out,
+		 int *pidfd_out, struct ember_error **err)
+{
+	_cleanup_close_ int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+					  0600);
+
+	if (log_fd < 0)
+		return ember_error_sys(err, "open VMM log `%s`", log_path);
+	return spawn(argv, cwd, log_fd, NULL, 0, pid_out, pidfd_out, err);
+}
+
+int vmm_spawn_fds(char *const argv[], int log_fd, const int *keep_fds, size_t nkeep,
+		  pid_t *pid_out, int *pidfd_out, struct ember_error **err)
+{
+	return spawn(argv, NULL, log_fd, keep_fds, nkeep, pid_out, pidfd_out, err);
 }
 
 int vmm_find_binary(const char *name, char *out, struct ember_error **err)

@@ -4,6 +4,7 @@
 #ifndef EMBER_VMM_SPAWN_H
 #define EMBER_VMM_SPAWN_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -16,6 +17,11 @@ int vmm_spawn(char *const argv[], const char *log_path, pid_t *pid, int *pidfd,
  * daemon's). Firecracker resolves the relative paths a snapshot records against it. */
 int vmm_spawn_in(char *const argv[], const char *cwd, const char *log_path, pid_t *pid,
 		 int *pidfd, struct ember_error **err);
+
+/* vmm_spawn() with the log already open (log_fd, which the caller keeps) and keep_fds left open
+ * in the child at the same numbers (a clone's memfd). */
+int vmm_spawn_fds(char *const argv[], int log_fd, const int *keep_fds, size_t nkeep, pid_t *pid,
+		  int *pidfd, struct ember_error **err);
 
 /* Resolves a command name against PATH (or checks an explicit path) into out[PATH_MAX]. */
 int vmm_find_binary(const char *name, char *out, struct ember_error **err);
