@@ -410,7 +410,8 @@ static int wait_migration(struct qmp *qmp, int64_t deadline_ms, struct ember_err
 	}
 }
 
-static int listen_unix_socket(const char *path, struct ember_error **err)
+/* owner: the VMM's uid (a jailed QEMU connects as it), or 0. */
+static int listen_unix_socket(const char *path, uid_t owner, struct ember_error **err)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -421,6 +422,9 @@ static int listen_unix_socket(const char *path, struct ember_error **err)
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0)
 		return ember_error_sys(err, "listen on `%s`", path);
+	/* Never through a symlink: the directory is the VMM's. */
+	if (owner != 0 && fchownat(AT_FDCWD, path, owner, owner, AT_SYMLINK_NOFOLLOW) < 0)
+		return ember_error_sys(err, "give `%s` to uid %u", path, (unsigned)owner);
 	return steal_fd(&fd);
 }
 
@@ -494,7 +498,7 @@ static int snapshot_to(struct vmm_instance *vm, const char *state_path, int64_t 
 
 	if (qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0)
 		return -1;
-	listen_fd = listen_unix_socket(q->mig_sock, err);
+	listen_fd = listen_unix_socket(q->mig_sock, vm->uid, err);
 	if (listen_fd < 0 || qmp_execute(qmp, "stop", NULL, NULL, deadline_ms, err) < 0 ||
 	    set_ignore_shared(qmp, deadline_ms, err) < 0)
 		return -1;
