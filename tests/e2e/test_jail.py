@@ -255,6 +255,7 @@ class StrayTest(unittest.TestCase):
             self.assertEqual(len(uids), 2)
             self.assertEqual(d2.delete(new["id"]), 204)
         finally:
+            sh.stdin.close()
             for p in (tail, sh):
                 p.kill()
                 p.wait()
