@@ -123,7 +123,8 @@ static int set_up_jail(struct vmm_driver *drv, const struct vmm_driver_config *c
 	if (!drv->ops->jails)
 		return 0;
 	if (cfg->no_jail) {
-		snprintf(tail, room, "; NOT JAILED (--no-jail): every VMM runs as root");
+		snprintf(tail, room, "; NOT JAILED (--no-jail): every VMM runs as %s",
+			 geteuid() == 0 ? "root" : "the daemon's user");
 		return 0;
 	}
 	if (!jail_supported(why, sizeof(why))) {

@@ -27,7 +27,7 @@ struct vmm_driver_config {
 	const char *cgroup_root;      /* cgroup v2 mount for per-VMM limits; NULL: /sys/fs/cgroup,
 				       * "none": do not use host cgroups */
 	const char *kernel_args;      /* operator's extra guest kernel arguments, or NULL */
-	/* Jail (src/vmm/jail.h): a driver that can jails every VMM when the daemon is root and the
+	/* Jail (src/vmm/jail.h): the QEMU driver jails every VMM when the daemon is root and the
 	 * kernel allows it. no_jail (--no-jail, debugging only) runs them as the daemon's user. */
 	bool no_jail;
 	uid_t vmm_uid_base;           /* first uid (= gid) of VMM_UID_RANGE_SIZE; 0: the default */

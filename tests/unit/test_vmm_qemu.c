@@ -248,7 +248,7 @@ static void jailed_driver_reattaches_only_a_vmm_of_its_uid_range(void **state)
 
 static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 {
-	char dir[280], console[300], sock[300], script[400];
+	char dir[280], console[300], sock[300], script[] = "/bin/sleep 1000; true";
 	char *const vmm[] = { "/bin/sleep", "1000", NULL };
 	char *const tail[] = { "/usr/bin/tail", "-f", console, NULL };
 	char *const other[] = { "/usr/bin/tail", "-f", "/dev/null", NULL };
@@ -260,7 +260,6 @@ static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 	snprintf(dir, sizeof(dir), "%s/sb_x", tmpdir_path);
 	snprintf(console, sizeof(console), "%s/console.log", dir);
 	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
-	snprintf(script, sizeof(script), "/bin/sleep 1000; true");
 	assert_int_equal(mkdir(dir, 0700), 0);
 	fclose(fopen(console, "w"));
 	stray = spawn_as(TEST_UID_BASE + 3, vmm);               /* a jailed VMM with no record */
