@@ -321,14 +321,37 @@ static int spawn_jailed(struct vmm_instance *vm, const struct vmm_boot_config *c
 	return 0;
 }
 
+/* The jail binds a file at the path it resolves to (jail.h): a jailed QEMU must be given those
+ * paths, not ones through a symlink (an images directory of links, say). */
+static int resolve_paths(struct vmm_boot_config *cfg, char kernel[PATH_MAX],
+			 char initramfs[PATH_MAX], char pack[PATH_MAX], struct ember_error **err)
+{
+	if (realpath(cfg->pack_image, pack) == NULL)
+		return ember_error_sys(err, "pack image `%s`", cfg->pack_image);
+	cfg->pack_image = pack;
+	if (cfg->restore_state != NULL)
+		return 0;
+	if (realpath(cfg->kernel_bzimage, kernel) == NULL)
+		return ember_error_sys(err, "kernel `%s`", cfg->kernel_bzimage);
+	if (realpath(cfg->initramfs, initramfs) == NULL)
+		return ember_error_sys(err, "initramfs `%s`", cfg->initramfs);
+	cfg->kernel_bzimage = kernel;
+	cfg->initramfs = initramfs;
+	return 0;
+}
+
 static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		      struct ember_error **err)
 {
 	_cleanup_argv_ struct argv_list a = { 0 };
 	_cleanup_close_ int log_fd = -1;
+	struct vmm_boot_config resolved = *cfg;
+	char cmdline[1024], kernel[PATH_MAX], initramfs[PATH_MAX], pack[PATH_MAX];
 	const struct qemu_vm *q;
-	char cmdline[1024];
 
+	if (vm->drv->jailed && resolve_paths(&resolved, kernel, initramfs, pack, err) < 0)
+		return -1;
+	cfg = &resolved;
 	if (qemu_prepare(vm, cfg, err) < 0 ||
 	    vmm_kernel_cmdline(vm->drv, cfg, cmdline, sizeof(cmdline), err) < 0)
 		return -1;
