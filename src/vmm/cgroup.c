@@ -116,6 +116,13 @@ fail:
 	return ember_error_wrap(err, "host cgroup for %s", id);
 }
 
+bool cgroup_is_cgroupfs(int dir_fd)
+{
+	struct statfs sf;
+
+	return fstatfs(dir_fd, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
 int cgroup_join(int dir_fd, pid_t pid, struct ember_error **err)
 {
 	_cleanup_close_ int fd = openat(dir_fd, "cgroup.procs", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

@@ -35,6 +35,9 @@ bool cgroup_probe(const char *root, char *status, size_t status_size);
  * clone3(CLONE_INTO_CGROUP) starts a jailed VMM in, or where cgroup_join() moves one. */
 int cgroup_create(const char *root, const char *id, const struct cgroup_limits *limits,
 		  int *dir_fd, struct ember_error **err);
+/* Whether dir_fd is a directory of a cgroup v2 mount (not a test's stand-in tree): only those
+ * can be spawned into (CLONE_INTO_CGROUP). */
+bool cgroup_is_cgroupfs(int dir_fd);
 /* Moves pid into the cgroup whose directory dir_fd is. */
 int cgroup_join(int dir_fd, pid_t pid, struct ember_error **err);
 

@@ -74,7 +74,8 @@ struct vmm_instance {
 	bool in_cgroup;                /* a host cgroup was made for this VM: remove it at stop */
 	bool attached;                 /* started by an earlier daemon */
 	uid_t uid;                     /* jailed: its own uid (= gid), from drv->uids; else 0 */
-	int cgroup_fd;                 /* while starting: its cgroup directory, or -1 */
+	int cgroup_fd;                 /* during ops->start: a cgroup v2 directory to spawn the
+					* VMM into (CLONE_INTO_CGROUP), or -1 */
 	bool cgroup_joined;            /* the driver spawned it into cgroup_fd (CLONE_INTO_CGROUP) */
 	char sandbox_id[72];
 	char run_dir[PATH_MAX];

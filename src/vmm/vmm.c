@@ -273,7 +273,7 @@ int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_confi
 
 /* Makes the VM's cgroup before its VMM exists: a jailed VMM is spawned into it
  * (CLONE_INTO_CGROUP), so it never runs unconstrained. */
-static int make_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+static int make_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cfg, int *dir_fd,
 		       struct ember_error **err)
 {
 	struct cgroup_limits limits = {
@@ -282,7 +282,7 @@ static int make_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cf
 		.pids = CGROUP_VMM_PIDS_MAX,
 	};
 
-	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, &vm->cgroup_fd, err) < 0)
+	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, dir_fd, err) < 0)
 		return -1;
 	vm->in_cgroup = true;
 	return 0;
@@ -300,18 +300,24 @@ static int start_vm(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		    struct ember_error **err)
 {
 	const struct vmm_driver_ops *ops = vm->drv->ops;
+	_cleanup_close_ int cgroup_dir = -1;
+	int ret;
 
 	if (vm->drv->jailed && uid_range_alloc(vm->drv->uids, &vm->uid, err) < 0)
 		return -1;
-	if (makes_cgroup(vm->drv) && make_cgroup(vm, cfg, err) < 0)
+	if (makes_cgroup(vm->drv) && make_cgroup(vm, cfg, &cgroup_dir, err) < 0)
 		return -1;
-	if (ops->start(vm, cfg, err) < 0)
+	/* A jailed VMM is spawned into its cgroup; a test's stand-in tree cannot take that. */
+	vm->cgroup_fd = cgroup_dir >= 0 && cgroup_is_cgroupfs(cgroup_dir) ? cgroup_dir : -1;
+	ret = ops->start(vm, cfg, err);
+	vm->cgroup_fd = -1;
+	if (ret < 0)
 		return -1;
 	if (proc_start_ticks(vm->pid, &vm->start_ticks) < 0)
 		vm->start_ticks = 0; /* it died already: the boot will notice */
-	/* An unjailed VMM joins after the fork: it runs unconstrained for that moment only, and
+	/* Otherwise it joins after the fork: it runs unconstrained for that moment only, and
 	 * spawns no children of its own (QEMU runs with -sandbox spawn=deny). */
-	if (vm->in_cgroup && !vm->cgroup_joined && cgroup_join(vm->cgroup_fd, vm->pid, err) < 0)
+	if (cgroup_dir >= 0 && !vm->cgroup_joined && cgroup_join(cgroup_dir, vm->pid, err) < 0)
 		return -1;
 	if (cfg->restore_state == NULL)
 		return 0;
@@ -343,9 +349,6 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir path too long");
 	}
 	ret = start_vm(vm, cfg, err);
-	if (vm->cgroup_fd >= 0)
-		close(vm->cgroup_fd);
-	vm->cgroup_fd = -1;
 	if (ret < 0) {
 		/* The driver may have spawned before failing: make sure nothing is left. */
 		vmm_stop(vm, time_mono_ms() + 2000, NULL);
