@@ -269,6 +269,7 @@ static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 	root_vmm = spawn_as(0, vmm);                            /* the binary, as root, no run dir */
 	admin_sh = fork();
 	if (admin_sh == 0) {
+		setpgid(0, 0); /* its sleep goes with it */
 		execv(sh[0], sh);
 		_exit(127);
 	}
@@ -280,6 +281,7 @@ static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 	end(kept);
 	end(other_binary);
 	end(admin_tail);
+	kill(-admin_sh, SIGKILL);
 	end(admin_sh);
 	end(root_vmm);
 	vmm_driver_free(drv);
