@@ -94,7 +94,9 @@ static int make_run_dir(struct vm_run *run, struct ember_error **err)
 static int set_up(struct vm_run *run, struct ember_error **err)
 {
 	const struct options *opt = &run->opt;
-	struct vmm_driver_config dcfg = { .name = opt->vmm, .accel = opt->accel };
+	/* A root developer's tool: its VMMs run unjailed (--help says so). Its --template clones
+	 * map DIR/memory by path, which a jail could only give them writable. */
+	struct vmm_driver_config dcfg = { .name = opt->vmm, .accel = opt->accel, .no_jail = true };
 	const struct pack *pack = run->pack;
 
 	if (catalog_check_files(&run->cat, strcmp(opt->vmm, "firecracker") == 0, err) < 0 ||

@@ -58,7 +58,10 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: ember-vm [options] < script.json\n"
 		     "Boots one microVM, runs the requests in the JSON script on stdin, prints JSON "
-		     "results.\n\n");
+		     "results.\n"
+		     "A developer's tool: its VMM runs unjailed, as the user running ember-vm (root:\n"
+		     "no uid of its own, no namespaces; the daemon jails every VMM), and a --template\n"
+		     "DIR/memory is an ordinary file its clones could write. Use it on trusted code.\n\n");
 	opt_table_print_help(out, option_table, ARRAY_SIZE(option_table), &help_layout);
 	fprintf(out,
 		"\n"

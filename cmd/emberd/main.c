@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/server.h"
 #include "options.h"
@@ -80,6 +81,8 @@ static int start_driver(struct daemon *d, struct ember_error **err)
 		.accel = o->accel,
 		.cgroup_root = o->cgroup_root,
 		.kernel_args = o->kernel_args,
+		.no_jail = o->no_jail,
+		.vmm_uid_base = o->vmm_uid_base,
 	};
 
 	if (catalog_check_files(&d->cat, strcmp(dcfg.name, "firecracker") == 0, err) < 0 ||
@@ -89,6 +92,11 @@ static int start_driver(struct daemon *d, struct ember_error **err)
 		  d->vmm_reason);
 	log_event(LOG_INFO, NULL, "daemon.cgroups", -1, "%s",
 		  vmm_driver_cgroup_status(d->driver));
+	if (o->no_jail)
+		log_event(LOG_WARN, NULL, "daemon.no_jail", -1,
+			  "!!! --no-jail: every VMM runs as %s with the daemon's capabilities and "
+			  "host view; a guest that escapes QEMU owns this host. Debugging only !!!",
+			  geteuid() == 0 ? "root" : "the daemon's user");
 	if (strcmp(vmm_driver_accel_name(d->driver), "tcg") == 0)
 		log_event(LOG_WARN, NULL, "daemon.accel", -1,
 			  "no usable hardware virtualization: guests run under software emulation "

@@ -114,6 +114,13 @@ static const struct opt_spec option_table[] = {
 	STRING("cgroup-root", "PATH", cgroup_root,
 	       "cgroup v2 mount for per-VMM memory/cpu/pids limits\n"
 	       "(default /sys/fs/cgroup; `none` disables them)"),
+	UINT("vmm-uid-base", vmm_uid_base, 1, 4294967294u - VMM_UID_RANGE_SIZE,
+	     "each QEMU runs jailed as its own uid/gid from N to\n"
+	     "N+8191, a range no account or other daemon may use\n"
+	     "(default 1900000000)"),
+	FLAG("no-jail", NULL, opt_set_true, no_jail,
+	     "debugging only: run QEMU as root, without the jail\n"
+	     "(own uid, no capabilities, own namespaces)"),
 	FLAG("kernel-args", "\"ARGS\"", set_kernel_args, kernel_args,
 	     "extra guest kernel arguments, for debugging\n"
 	     "(e.g. \"loglevel=7\"; not init=, rdinit=, emberd.*)"),
@@ -207,6 +214,7 @@ static void set_defaults(struct options *o)
 			     .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1 },
 		.images_dir = images != NULL ? images : "/var/lib/emberd/images",
 		.vmm = "auto",
+		.vmm_uid_base = VMM_UID_BASE_DEFAULT,
 		.log_level = LOG_INFO,
 	};
 }

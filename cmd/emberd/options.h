@@ -23,6 +23,8 @@ struct options {
 	const char *cgroup_root;
 	const char *kernel_args;
 	enum vmm_accel accel;
+	bool no_jail;
+	unsigned vmm_uid_base;
 	enum log_level log_level;
 	bool keep_sandboxes;
 	const char *allow_origins[API_ALLOW_ORIGINS_MAX]; /* api.allow_origins points here */

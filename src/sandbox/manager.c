@@ -759,6 +759,7 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
 	struct ember_error *clone_err = NULL;
 
 	clone_cfg.memory_file = template_memory_path(sb->tpl);
+	clone_cfg.memory_fd = template_memory_fd(sb->tpl);
 	clone_cfg.memory_shared = false;
 	clone_cfg.restore_state = template_state_path(sb->tpl);
 	clone_cfg.pack_image = template_pack_image(sb->tpl);

@@ -1,13 +1,17 @@
 /* template.c - template store: keys, background builds, references, cleanup (interface:
  * template.h).
  *
- * A template directory <dir>/<key>/ holds `memory` (the guest RAM the template VM ran on, a
- * shared file) and `state` (its device state). It is built in <dir>/<key>.building/ and renamed
- * into place when complete, so a directory named by a bare key is always whole. */
+ * A template directory <dir>/<key>/ (root's, 0700) holds `memory` (the guest RAM the template VM
+ * ran on, a shared file, root's and 0400 once the VM stopped), `state` (its device state) and
+ * `digests` (of both, recorded at build, checked when a later daemon loads the template). It is
+ * built in <dir>/<key>.building/ and renamed into place when complete, so a directory named by a
+ * bare key is always whole. Clones never see the file: they map a sealed memfd copy of it
+ * (vmm/guestmem.h) that the template owns, so no VMM can write a template's memory. */
 #include "sandbox/template.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +27,7 @@
 #include "util/log.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
+#include "vmm/guestmem.h"
 
 /* A failed build is not retried for this long: a broken image must not become a boot loop. */
 #define TEMPLATE_RETRY_MS 60000
@@ -37,6 +42,9 @@ struct template {
 	char memory[PATH_MAX];
 	char state[PATH_MAX];
 	char pack_image[PATH_MAX];            /* <key>.pack: its own link to (or copy of) it */
+	int memory_fd;                        /* sealed copy of memory (ready only), or -1 */
+	struct guestmem_copy_stats copy_stats;
+	bool on_disk;                         /* found complete at lookup: load, do not build */
 	struct template_shape shape;
 	enum template_status status;
 	int64_t failed_at_ms;
@@ -139,6 +147,13 @@ static void remove_files(const struct template *t)
 			  strerror(errno));
 }
 
+static void template_free(struct template *t)
+{
+	if (t->memory_fd >= 0)
+		close(t->memory_fd);
+	free(t);
+}
+
 /* Removes a superseded template's files and entry once no clone uses it. Lock held. */
 static void collect_locked(struct template_store *st)
 {
@@ -154,7 +169,7 @@ static void collect_locked(struct template_store *st)
 			log_event(LOG_INFO, NULL, "template.removed", -1, "key=%.16s (%s)", t->key,
 				  t->superseded ? "superseded" : "discarded");
 			*p = t->next;
-			free(t);
+			template_free(t);
 			continue;
 		}
 		p = &t->next;
@@ -272,7 +287,7 @@ void template_store_free(struct template_store *st, bool remove_files)
 	pthread_mutex_unlock(&st->lock);
 	while ((t = st->list) != NULL) {
 		st->list = t->next;
-		free(t);
+		template_free(t);
 	}
 	if (remove_files)
 		dir_remove_tree(st->dir, NULL);
@@ -345,6 +360,61 @@ out:
 	return ret;
 }
 
+static void close_memory(struct template *t)
+{
+	if (t->memory_fd >= 0)
+		close(t->memory_fd);
+	t->memory_fd = -1;
+}
+
+/* Takes the RAM file back from the (stopped) template VM's uid, root's and read-only, and
+ * copies it into the sealed memfd clones map; digest is what was copied. */
+static int seal_memory(struct template *t, const char *path, char digest[DIGEST_HEX_LEN + 1],
+		       struct ember_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char name[96];
+
+	if (fd < 0 || fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, 0400) < 0)
+		return ember_error_sys(err, "take back `%s`", path);
+	snprintf(name, sizeof(name), "emberd-template-%s", t->key);
+	return guestmem_seal_copy(fd, (uint64_t)t->shape.memory_mib << 20, name, &t->memory_fd,
+				  digest, &t->copy_stats, err);
+}
+
+#define DIGESTS_FORMAT "memory-pages-sha256 %64s\nstate-sha256 %64s\n"
+
+static int read_digests(const char *dir, char memory[DIGEST_HEX_LEN + 1],
+			char state[DIGEST_HEX_LEN + 1], struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/digests", dir);
+	if (file_read_all(path, 4096, &text, NULL, err) < 0)
+		return -1;
+	if (sscanf(text, DIGESTS_FORMAT, memory, state) != 2)
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "`%s` is malformed", path);
+	return 0;
+}
+
+/* After the build's VM stopped: the memfd for clones, and the digests a later daemon checks. */
+static int seal_and_record(struct template *t, const char *dir, const char *memory,
+			   const char *state, struct ember_error **err)
+{
+	char memory_digest[DIGEST_HEX_LEN + 1], state_digest[DIGEST_HEX_LEN + 1], path[PATH_MAX];
+	char text[256];
+	int n;
+
+	if (seal_memory(t, memory, memory_digest, err) < 0 ||
+	    digest_file(state, state_digest, err) < 0)
+		return -1;
+	n = snprintf(text, sizeof(text), "memory-pages-sha256 %s\nstate-sha256 %s\n",
+		     memory_digest, state_digest);
+	snprintf(path, sizeof(path), "%s/digests", dir);
+	return file_write_atomic(path, text, (size_t)n, 0400, true, err);
+}
+
 /* Builds t's files in a scratch directory and renames it into place. Runs without the lock. */
 static int build(struct template *t, struct ember_error **err)
 {
@@ -385,6 +455,8 @@ static int build(struct template *t, struct ember_error **err)
 	bcfg.pack_image = t->pack_image;
 	ret = template_snapshot_vm(st->driver, &bcfg, t->shape.pack, run, id, memory, state,
 				   time_mono_ms() + st->boot_timeout_ms, err);
+	if (ret == 0)
+		ret = seal_and_record(t, tmp, memory, state, err);
 	if (ret == 0 && rename(tmp, t->dir) < 0)
 		ret = ember_error_sys(err, "install template `%s`", t->dir);
 out:
@@ -392,8 +464,33 @@ out:
 	if (ret < 0) {
 		dir_remove_tree(tmp, NULL);
 		unlink(t->pack_image);
+		close_memory(t);
 	}
 	return ret;
+}
+
+/* A template found complete on disk (a daemon with --keep-sandboxes left it): used only when
+ * what it holds is what was recorded at build, and the pinned pack still has its key's hash. */
+static int load(struct template *t, struct ember_error **err)
+{
+	char memory[DIGEST_HEX_LEN + 1], state[DIGEST_HEX_LEN + 1], pack[DIGEST_HEX_LEN + 1];
+	char want_memory[DIGEST_HEX_LEN + 1], want_state[DIGEST_HEX_LEN + 1];
+
+	if (read_digests(t->dir, want_memory, want_state, err) < 0 ||
+	    digest_file(t->state, state, err) < 0 || digest_file(t->pack_image, pack, err) < 0 ||
+	    seal_memory(t, t->memory, memory, err) < 0)
+		goto fail;
+	if (strcmp(memory, want_memory) != 0 || strcmp(state, want_state) != 0 ||
+	    strcmp(pack, t->pack_digest) != 0) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "its %s does not match what was recorded",
+				strcmp(memory, want_memory) != 0 ? "memory"
+				: strcmp(state, want_state) != 0 ? "device state" : "pack image");
+		goto fail;
+	}
+	return 0;
+fail:
+	close_memory(t);
+	return ember_error_wrap(err, "load template %.16s", t->key);
 }
 
 static void *build_main(void *arg)
@@ -404,14 +501,26 @@ static void *build_main(void *arg)
 	int64_t t0 = time_mono_ms();
 	int ret;
 
-	log_event(LOG_INFO, NULL, "template.building", -1, "pack=%s vcpus=%u memory_mib=%u key=%.16s",
-		  t->shape.pack->name, t->shape.vcpus, t->shape.memory_mib, t->key);
-	ret = build(t, &err);
+	log_event(LOG_INFO, NULL, "template.building", -1,
+		  "pack=%s vcpus=%u memory_mib=%u key=%.16s%s", t->shape.pack->name, t->shape.vcpus,
+		  t->shape.memory_mib, t->key, t->on_disk ? " (loading it from disk)" : "");
+	ret = t->on_disk ? load(t, &err) : -1;
+	if (t->on_disk && ret < 0) {
+		log_event(LOG_WARN, NULL, "template.load_failed", -1, "%s; building it again",
+			  err->message);
+		ember_error_free(&err);
+		remove_files(t);
+	}
+	if (ret < 0)
+		ret = build(t, &err);
 	pthread_mutex_lock(&st->lock);
 	if (ret == 0) {
 		t->status = TEMPLATE_READY;
-		log_event(LOG_INFO, NULL, "template.ready", time_mono_ms() - t0, "pack=%s key=%.16s",
-			  t->shape.pack->name, t->key);
+		log_event(LOG_INFO, NULL, "template.ready", time_mono_ms() - t0,
+			  "pack=%s key=%.16s memfd_copy_ms=%lld memfd_kib=%llu scanned_kib=%llu",
+			  t->shape.pack->name, t->key, (long long)t->copy_stats.elapsed_ms,
+			  (unsigned long long)(t->copy_stats.data_bytes >> 10),
+			  (unsigned long long)(t->copy_stats.scanned_bytes >> 10));
 	} else {
 		t->status = TEMPLATE_FAILED;
 		t->failed_at_ms = time_mono_ms();
@@ -472,11 +581,11 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 		snprintf(t->memory, sizeof(t->memory), "%s/memory", t->dir);
 		snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
 		snprintf(t->pack_image, sizeof(t->pack_image), "%s.pack", t->dir);
-		/* A finished template from an earlier daemon: same key, same content. */
-		t->status = access(t->state, R_OK) == 0 && access(t->memory, R_OK) == 0 &&
-				    access(t->pack_image, R_OK) == 0
-				    ? TEMPLATE_READY
-				    : TEMPLATE_ABSENT;
+		t->memory_fd = -1;
+		/* A finished template from an earlier daemon: loaded (and checked) by the thread a
+		 * build would run on, and built again if it does not check out. */
+		t->on_disk = access(t->dir, F_OK) == 0;
+		t->status = TEMPLATE_ABSENT;
 		t->next = st->list;
 		st->list = t;
 	}
@@ -546,6 +655,11 @@ void template_discard(struct template *t)
 const char *template_memory_path(const struct template *t)
 {
 	return t->memory;
+}
+
+int template_memory_fd(const struct template *t)
+{
+	return t->memory_fd;
 }
 
 const char *template_state_path(const struct template *t)

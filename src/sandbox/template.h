@@ -47,7 +47,11 @@ void template_prewarm(struct template_store *store, const struct template_shape 
 /* Marks a template unusable (a clone failed to restore from it); it is rebuilt on next use. */
 void template_discard(struct template *t);
 
+/* The RAM file on disk: root's, 0400, kept for a later daemon; clones do not use it. */
 const char *template_memory_path(const struct template *t);
+/* The sealed memfd holding the template's RAM (vmm/guestmem.h), owned by the template: what a
+ * clone maps privately (vmm_boot_config.memory_fd). Valid while a reference is held. */
+int template_memory_fd(const struct template *t);
 const char *template_state_path(const struct template *t);
 const char *template_key(const struct template *t);
 /* The template's pinned pack image: clones must attach this one, not the catalog's path. */

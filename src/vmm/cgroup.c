@@ -87,9 +87,9 @@ bool cgroup_probe(const char *root, char *status, size_t status_size)
 }
 
 int cgroup_create(const char *root, const char *id, const struct cgroup_limits *limits,
-		  int *procs_fd, struct ember_error **err)
+		  int *dir_fd, struct ember_error **err)
 {
-	char dir[PATH_MAX], path[PATH_MAX], value[64];
+	char dir[PATH_MAX], value[64];
 
 	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
@@ -105,16 +105,33 @@ int cgroup_create(const char *root, const char *id, const struct cgroup_limits *
 	snprintf(value, sizeof(value), "%u", limits->pids);
 	if (write_file(dir, "pids.max", value, err) < 0)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
-	*procs_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (*procs_fd < 0) {
-		ember_error_sys(err, "open `%s`", path);
+	*dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*dir_fd < 0) {
+		ember_error_sys(err, "open `%s`", dir);
 		goto fail;
 	}
 	return 0;
 fail:
 	cgroup_remove(root, id);
 	return ember_error_wrap(err, "host cgroup for %s", id);
+}
+
+bool cgroup_is_cgroupfs(int dir_fd)
+{
+	struct statfs sf;
+
+	return fstatfs(dir_fd, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+int cgroup_join(int dir_fd, pid_t pid, struct ember_error **err)
+{
+	_cleanup_close_ int fd = openat(dir_fd, "cgroup.procs", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%d", (int)pid);
+
+	if (fd < 0 || write(fd, text, (size_t)n) != n)
+		return ember_error_sys(err, "move VMM %d into its cgroup", (int)pid);
+	return 0;
 }
 
 void cgroup_remove(const char *root, const char *id)

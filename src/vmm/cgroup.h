@@ -31,10 +31,15 @@ struct cgroup_limits {
  * logs and /healthz either way. */
 bool cgroup_probe(const char *root, char *status, size_t status_size);
 
-/* Creates <root>/emberd/<id>, applies limits, returns an fd on its cgroup.procs (a spawned
- * child writes "0" there to join before exec). */
+/* Creates <root>/emberd/<id>, applies limits, returns an O_DIRECTORY fd on it: what
+ * clone3(CLONE_INTO_CGROUP) starts a jailed VMM in, or where cgroup_join() moves one. */
 int cgroup_create(const char *root, const char *id, const struct cgroup_limits *limits,
-		  int *procs_fd, struct ember_error **err);
+		  int *dir_fd, struct ember_error **err);
+/* Whether dir_fd is a directory of a cgroup v2 mount (not a test's stand-in tree): only those
+ * can be spawned into (CLONE_INTO_CGROUP). */
+bool cgroup_is_cgroupfs(int dir_fd);
+/* Moves pid into the cgroup whose directory dir_fd is. */
+int cgroup_join(int dir_fd, pid_t pid, struct ember_error **err);
 
 /* Removes <root>/emberd/<id> once its processes are gone (bounded retries). */
 void cgroup_remove(const char *root, const char *id);

@@ -44,6 +44,9 @@ struct vmm_driver_ops {
 	/* Whether the driver places its VMM in a host cgroup by its own means (a jailer does, with
 	 * its own limits). NULL or false: vmm.c makes one per VM when host cgroups are in use. */
 	bool (*own_cgroup)(const struct vmm_driver *drv);
+	/* The driver starts its VMMs with jail_spawn() (as vm->uid, in vm->cgroup_fd) when
+	 * drv->jailed; vmm.c decides drv->jailed and owns the uids. */
+	bool jails;
 };
 
 struct vmm_driver {
@@ -58,6 +61,9 @@ struct vmm_driver {
 	char cgroup_root[PATH_MAX];
 	char cgroup_status[320];
 	struct console_reader *consoles; /* reads every VM's console (console.h) */
+	bool jailed;                   /* every VMM through jail_spawn() */
+	struct uid_range *uids;        /* the VMMs' uids (jailed only) */
+	struct vmm_driver *next;       /* vmm.c's registry of drivers (the stray sweep) */
 	void *priv;                    /* the driver's own settings (a jailer, its paths) */
 };
 
@@ -69,6 +75,10 @@ struct vmm_instance {
 	bool reaped;
 	bool in_cgroup;                /* a host cgroup was made for this VM: remove it at stop */
 	bool attached;                 /* started by an earlier daemon */
+	uid_t uid;                     /* jailed: its own uid (= gid), from drv->uids; else 0 */
+	int cgroup_fd;                 /* during ops->start: a cgroup v2 directory to spawn the
+					* VMM into (CLONE_INTO_CGROUP), or -1 */
+	bool cgroup_joined;            /* the driver spawned it into cgroup_fd (CLONE_INTO_CGROUP) */
 	char sandbox_id[72];
 	char run_dir[PATH_MAX];
 	/* The guest console (console.h): made by vmm.c before ops->start, whose VMM gets

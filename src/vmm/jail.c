@@ -200,8 +200,10 @@ static int plan_binds(struct plan *p, const struct jail_config *jail, struct emb
 			return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
 					       "jail bind `%s` is neither a file nor a directory",
 					       resolved);
-		if (strncmp(resolved, "/dev/", 5) == 0 || strncmp(resolved, "/proc/", 6) == 0 ||
-		    strcmp(resolved, "/") == 0)
+		/* /dev/shm is an ordinary tmpfs (a run directory may live there); the rest of /dev
+		 * and /proc are the jail's own. */
+		if ((strncmp(resolved, "/dev/", 5) == 0 && strncmp(resolved, "/dev/shm/", 9) != 0) ||
+		    strncmp(resolved, "/proc/", 6) == 0 || strcmp(resolved, "/") == 0)
 			return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
 					       "jail bind `%s` is a system path", resolved);
 		if (plan_bind(p, resolved, S_ISDIR(st.st_mode),
@@ -272,8 +274,9 @@ static int plan_build(struct plan *p, const struct jail_config *jail, struct emb
 	s->fstype = "tmpfs";
 	s->flags = MS_NOSUID | MS_NODEV;
 	s->data = "mode=0755,size=1m";
-	if (plan_system(p, err) < 0 || plan_binds(p, jail, err) < 0 ||
-	    plan_pseudo(p, jail->kvm, err) < 0)
+	/* /dev before the binds: a bind under /dev/shm goes onto the jail's own /dev. */
+	if (plan_system(p, err) < 0 || plan_pseudo(p, jail->kvm, err) < 0 ||
+	    plan_binds(p, jail, err) < 0)
 		return -1;
 	return 0;
 }

@@ -46,7 +46,7 @@ int proc_start_ticks(pid_t pid, uint64_t *ticks)
 	return *ticks > 0 ? 0 : -1;
 }
 
-static bool cmdline_contains(pid_t pid, const char *needle)
+bool proc_cmdline_contains(pid_t pid, const char *needle)
 {
 	char path[64];
 	_cleanup_free_ char *buf = malloc(CMDLINE_MAX + 1);
@@ -70,6 +70,59 @@ static bool cmdline_contains(pid_t pid, const char *needle)
 	return strstr(buf, needle) != NULL;
 }
 
+int proc_uids(pid_t pid, uid_t uids[4])
+{
+	char path[64], line[256];
+	unsigned long r, e, s, f;
+	FILE *fp;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fp = fopen(path, "re");
+	if (fp == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (sscanf(line, "Uid: %lu %lu %lu %lu", &r, &e, &s, &f) == 4) {
+			uids[0] = (uid_t)r;
+			uids[1] = (uid_t)e;
+			uids[2] = (uid_t)s;
+			uids[3] = (uid_t)f;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(fp);
+	return ret;
+}
+
+bool proc_exe_is(pid_t pid, const struct stat *exe)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	return stat(path, &st) == 0 && st.st_dev == exe->st_dev && st.st_ino == exe->st_ino;
+}
+
+int proc_for_each(void (*fn)(pid_t pid, void *arg), void *arg)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *de;
+	pid_t self = getpid();
+
+	if (dir == NULL)
+		return -1;
+	while ((de = readdir(dir)) != NULL) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+
+		if (*end == '\0' && pid > 1 && pid != self)
+			fn((pid_t)pid, arg);
+	}
+	closedir(dir);
+	return 0;
+}
+
 int proc_for_each_mentioning(const char *needle, void (*fn)(pid_t pid, void *arg), void *arg)
 {
 	DIR *dir = opendir("/proc");
@@ -84,7 +137,7 @@ int proc_for_each_mentioning(const char *needle, void (*fn)(pid_t pid, void *arg
 
 		if (*end != '\0' || pid <= 1 || pid == self)
 			continue;
-		if (cmdline_contains((pid_t)pid, needle))
+		if (proc_cmdline_contains((pid_t)pid, needle))
 			fn((pid_t)pid, arg);
 	}
 	closedir(dir);

@@ -1,6 +1,9 @@
 /* qemu.c - the QEMU `-M microvm` driver: no NIC, read-only pack drive, agent over a named
- * virtio-serial port backed by a Unix socket, console to the daemon's ring (console.h), QMP for
- * shutdown. */
+ * virtio-serial port backed by a Unix socket, console (serial and QEMU's own stderr) to the
+ * daemon's ring (console.h), QMP for shutdown. Each QEMU runs jailed (jail.h) when the driver
+ * is: it sees its run directory (its own uid's, 0700), the kernel and initramfs it boots, its
+ * pack image and its RAM (a template's file, or a clone's sealed memfd), all at their host
+ * paths. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -19,6 +24,7 @@
 #include "util/sync.h"
 #include "util/timeutil.h"
 #include "vmm/driver.h"
+#include "vmm/jail.h"
 #include "vmm/qmp.h"
 #include "vmm/spawn.h"
 
@@ -126,7 +132,13 @@ static void add_machine_args(struct argv_list *a, const struct vmm_driver *drv,
 	/* A template's RAM is a shared file; a clone maps the same file privately (copy-on-write),
 	 * so it starts with the template's memory without copying it. Clones must be started with
 	 * the template's exact device configuration (docs/snapshots.md). */
-	if (cfg->memory_file != NULL) {
+	if (cfg->memory_fd > 0) {
+		/* The fd is kept open at this number in QEMU, which reopens it read-write (QEMU 7.2
+		 * has no rom=off) and maps it privately; its seals refuse every write to it. */
+		argv_add(a, "-object");
+		argv_add(a, "memory-backend-file,id=ram0,mem-path=/proc/self/fd/%d,size=%uM,"
+			 "share=off", cfg->memory_fd, cfg->memory_mib);
+	} else if (cfg->memory_file != NULL) {
 		argv_add(a, "-object");
 		argv_add(a, "memory-backend-file,id=ram0,mem-path=%s,size=%uM,share=%s",
 			 cfg->memory_file, cfg->memory_mib, cfg->memory_shared ? "on" : "off");
@@ -208,14 +220,14 @@ static void add_device_args(struct argv_list *a, const struct qemu_vm *q,
 	}
 }
 
-static int listen_unix_socket(const char *path, struct ember_error **err);
+static int listen_unix_socket(const char *path, uid_t owner, struct ember_error **err);
 
 /* Listens on the console socket and queues the daemon's connection on it (read from now on);
  * returns the listening fd for QEMU. */
 static int open_console(struct vmm_instance *vm, const struct qemu_vm *q,
 			struct ember_error **err)
 {
-	_cleanup_close_ int listen_fd = listen_unix_socket(q->console_sock, err);
+	_cleanup_close_ int listen_fd = listen_unix_socket(q->console_sock, 0, err);
 	int conn;
 
 	if (listen_fd < 0)
@@ -226,14 +238,131 @@ static int open_console(struct vmm_instance *vm, const struct qemu_vm *q,
 	return steal_fd(&listen_fd);
 }
 
+/* Hands the run directory to the VMM's uid: the directory itself (opened without following a
+ * symlink) and whatever an earlier VMM of this sandbox left in it (a clone's console log before
+ * the cold boot that replaces it), never following a symlink. The daemon's own files there
+ * (root's) stay root's. */
+static int give_run_dir(const char *dir, uid_t uid, struct ember_error **err)
+{
+	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0 || fchown(fd, uid, uid) < 0 || fchmod(fd, 0700) < 0)
+		return ember_error_sys(err, "give the run directory `%s` to uid %u", dir,
+				       (unsigned)uid);
+	d = fdopendir(dup(fd));
+	if (d == NULL)
+		return ember_error_sys(err, "read `%s`", dir);
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid == 0 ||
+		    st.st_uid == uid || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fchownat(fd, de->d_name, uid, uid, AT_SYMLINK_NOFOLLOW) < 0) {
+			ember_error_sys(err, "give `%s/%s` to uid %u", dir, de->d_name,
+					(unsigned)uid);
+			closedir(d);
+			return -1;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+/* A template VM's RAM file, made here by the daemon (never an existing file) and given to the
+ * VMM's uid; the VMM sees that file alone, not the directory it is built in. */
+static int make_shared_memory(const char *path, uid_t uid, struct ember_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+				      0600);
+
+	if (fd < 0 || fchown(fd, uid, uid) < 0)
+		return ember_error_sys(err, "create the template memory `%s`", path);
+	return 0;
+}
+
+/* What a jailed QEMU sees besides the system's /usr: binds at the host paths. */
+static int jail_binds(const struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		      struct jail_bind *binds, size_t *n, struct ember_error **err)
+{
+	binds[(*n)++] = (struct jail_bind){ .path = cfg->run_dir, .writable = true };
+	binds[(*n)++] = (struct jail_bind){ .path = cfg->pack_image };
+	/* A clone resumes a running kernel: it needs neither kernel nor initramfs. */
+	if (cfg->restore_state == NULL) {
+		binds[(*n)++] = (struct jail_bind){ .path = cfg->kernel_bzimage };
+		binds[(*n)++] = (struct jail_bind){ .path = cfg->initramfs };
+	}
+	if (cfg->memory_fd > 0 || cfg->memory_file == NULL)
+		return 0;
+	/* A private mapping of a file needs it opened read-write (QEMU 7.2): a jailed clone gets
+	 * its template's RAM as a sealed memfd, never as the file. */
+	if (!cfg->memory_shared)
+		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
+				       "a jailed clone needs its template's memory as a memfd");
+	if (make_shared_memory(cfg->memory_file, vm->uid, err) < 0)
+		return -1;
+	binds[(*n)++] = (struct jail_bind){ .path = cfg->memory_file, .writable = true };
+	return 0;
+}
+
+static int spawn_jailed(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+			char *const argv[], int log_fd, const int *keep, size_t nkeep,
+			struct ember_error **err)
+{
+	struct jail_bind binds[8];
+	struct jail_config jail = {
+		.uid = vm->uid,
+		.gid = (gid_t)vm->uid,
+		.root = VMM_JAIL_ROOT,
+		.binds = binds,
+		.kvm = vm->drv->accel == VMM_ACCEL_KVM,
+		.cgroup_fd = vm->cgroup_fd,
+		.keep_fds = keep,
+		.nkeep_fds = nkeep,
+	};
+
+	if (give_run_dir(cfg->run_dir, vm->uid, err) < 0 ||
+	    jail_binds(vm, cfg, binds, &jail.nbinds, err) < 0 ||
+	    jail_spawn(&jail, argv, log_fd, &vm->pid, &vm->pidfd, err) < 0)
+		return ember_error_wrap(err, "jailed QEMU");
+	vm->cgroup_joined = vm->cgroup_fd >= 0;
+	return 0;
+}
+
+/* The jail binds a file at the path it resolves to (jail.h): a jailed QEMU must be given those
+ * paths, not ones through a symlink (an images directory of links, say). */
+static int resolve_paths(struct vmm_boot_config *cfg, char kernel[PATH_MAX],
+			 char initramfs[PATH_MAX], char pack[PATH_MAX], struct ember_error **err)
+{
+	if (realpath(cfg->pack_image, pack) == NULL)
+		return ember_error_sys(err, "pack image `%s`", cfg->pack_image);
+	cfg->pack_image = pack;
+	if (cfg->restore_state != NULL)
+		return 0;
+	if (realpath(cfg->kernel_bzimage, kernel) == NULL)
+		return ember_error_sys(err, "kernel `%s`", cfg->kernel_bzimage);
+	if (realpath(cfg->initramfs, initramfs) == NULL)
+		return ember_error_sys(err, "initramfs `%s`", cfg->initramfs);
+	cfg->kernel_bzimage = kernel;
+	cfg->initramfs = initramfs;
+	return 0;
+}
+
 static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		      struct ember_error **err)
 {
 	_cleanup_argv_ struct argv_list a = { 0 };
 	_cleanup_close_ int console_fd = -1;
+	struct vmm_boot_config resolved = *cfg;
+	char cmdline[1024], kernel[PATH_MAX], initramfs[PATH_MAX], pack[PATH_MAX];
+	int keep[2];
 	const struct qemu_vm *q;
-	char cmdline[1024];
 
+	if (vm->drv->jailed && resolve_paths(&resolved, kernel, initramfs, pack, err) < 0)
+		return -1;
+	cfg = &resolved;
 	if (qemu_prepare(vm, cfg, err) < 0 ||
 	    vmm_kernel_cmdline(vm->drv, cfg, cmdline, sizeof(cmdline), err) < 0)
 		return -1;
@@ -247,9 +376,15 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	add_device_args(&a, q, cfg);
 	if (a.overflow)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
-	/* QEMU's own messages (stderr) go into the console ring too, with the serial output. */
-	return vmm_spawn(a.items, console_vmm_fd(vm->console), console_fd, &vm->pid, &vm->pidfd,
-			 err);
+	/* QEMU keeps its console's listening socket and a clone's memfd; its own messages
+	 * (stderr) go into the console ring too, with the serial output. */
+	keep[0] = console_fd;
+	keep[1] = cfg->memory_fd;
+	if (vm->drv->jailed)
+		return spawn_jailed(vm, cfg, a.items, console_vmm_fd(vm->console), keep,
+				    cfg->memory_fd > 0 ? 2 : 1, err);
+	return vmm_spawn_fds(a.items, console_vmm_fd(vm->console), keep,
+			     cfg->memory_fd > 0 ? 2 : 1, &vm->pid, &vm->pidfd, err);
 }
 
 /* The chardev socket exists shortly after QEMU starts; a connection made before the guest opens
@@ -314,7 +449,8 @@ static int wait_migration(struct qmp *qmp, int64_t deadline_ms, struct ember_err
 	}
 }
 
-static int listen_unix_socket(const char *path, struct ember_error **err)
+/* owner: the VMM's uid (a jailed QEMU connects as it), or 0. */
+static int listen_unix_socket(const char *path, uid_t owner, struct ember_error **err)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -325,6 +461,9 @@ static int listen_unix_socket(const char *path, struct ember_error **err)
 	unlink(path);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0)
 		return ember_error_sys(err, "listen on `%s`", path);
+	/* Never through a symlink: the directory is the VMM's. */
+	if (owner != 0 && fchownat(AT_FDCWD, path, owner, owner, AT_SYMLINK_NOFOLLOW) < 0)
+		return ember_error_sys(err, "give `%s` to uid %u", path, (unsigned)owner);
 	return steal_fd(&fd);
 }
 
@@ -398,7 +537,7 @@ static int snapshot_to(struct vmm_instance *vm, const char *state_path, int64_t 
 
 	if (qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0)
 		return -1;
-	listen_fd = listen_unix_socket(q->mig_sock, err);
+	listen_fd = listen_unix_socket(q->mig_sock, vm->uid, err);
 	if (listen_fd < 0 || qmp_execute(qmp, "stop", NULL, NULL, deadline_ms, err) < 0 ||
 	    set_ignore_shared(qmp, deadline_ms, err) < 0)
 		return -1;
@@ -541,6 +680,7 @@ static void qemu_release(struct vmm_instance *vm)
 
 const struct vmm_driver_ops vmm_qemu_ops = {
 	.name = "qemu",
+	.jails = true,
 	.init = qemu_init,
 	.start = qemu_start,
 	.connect_agent = qemu_connect_agent,

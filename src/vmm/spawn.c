@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,40 +23,36 @@ static int pidfd_open_compat(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-static int spawn(char *const argv[], const char *cwd, int out_fd, int keep_fd, pid_t *pid_out,
-		 int *pidfd_out, struct ember_error **err)
+static int spawn(char *const argv[], const char *cwd, int log_fd, const int *keep_fds,
+		 size_t nkeep, pid_t *pid_out, int *pidfd_out, struct ember_error **err)
 {
 	_cleanup_close_ int null_fd = -1;
 	int pidfd;
 	pid_t pid;
 
-	if (out_fd < 0)
+	if (log_fd < 0)
 		return ember_error_set(err, EMBER_E_INTERNAL, EBADF, "no output fd for `%s`", argv[0]);
 	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null_fd < 0)
 		return ember_error_sys(err, "open /dev/null");
-
 	pid = fork();
 	if (pid < 0)
 		return ember_error_sys(err, "fork for `%s`", argv[0]);
 	if (pid == 0) {
 		/* Child: async-signal-safe calls only (the daemon is multi-threaded). */
 		sigset_t none;
+		size_t i;
 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
-		if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+		if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
 			_exit(126);
 		if (cwd != NULL && chdir(cwd) < 0)
 			_exit(126);
-		if (keep_fd < 0) {
-			syscall(SYS_close_range, 3, ~0U, 0);
-		} else {
-			if (keep_fd > 3)
-				syscall(SYS_close_range, 3, (unsigned)keep_fd - 1, 0);
-			syscall(SYS_close_range, (unsigned)keep_fd + 1, ~0U, 0);
-			if (fcntl(keep_fd, F_SETFD, 0) < 0)
+		syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+		for (i = 0; i < nkeep; i++) {
+			if (fcntl(keep_fds[i], F_SETFD, 0) < 0)
 				_exit(126);
 		}
 		execve(argv[0], argv, environ);
@@ -76,13 +73,19 @@ static int spawn(char *const argv[], const char *cwd, int out_fd, int keep_fd, p
 int vmm_spawn(char *const argv[], int out_fd, int keep_fd, pid_t *pid_out, int *pidfd_out,
 	      struct ember_error **err)
 {
-	return spawn(argv, NULL, out_fd, keep_fd, pid_out, pidfd_out, err);
+	return spawn(argv, NULL, out_fd, &keep_fd, keep_fd >= 0 ? 1 : 0, pid_out, pidfd_out, err);
 }
 
 int vmm_spawn_in(char *const argv[], const char *cwd, int out_fd, pid_t *pid_out,
 		 int *pidfd_out, struct ember_error **err)
 {
-	return spawn(argv, cwd, out_fd, -1, pid_out, pidfd_out, err);
+	return spawn(argv, cwd, out_fd, NULL, 0, pid_out, pidfd_out, err);
+}
+
+int vmm_spawn_fds(char *const argv[], int log_fd, const int *keep_fds, size_t nkeep,
+		  pid_t *pid_out, int *pidfd_out, struct ember_error **err)
+{
+	return spawn(argv, NULL, log_fd, keep_fds, nkeep, pid_out, pidfd_out, err);
 }
 
 int vmm_find_binary(const char *name, char *out, struct ember_error **err)

@@ -1,14 +1,22 @@
 /* vmm.c - driver selection and the lifecycle every driver shares (spawned process, pidfd,
- * stop-then-kill, reaping). */
+ * stop-then-kill, reaping), and what a jailed VMM is owed: its uid, its cgroup at spawn, and
+ * an identity the stray sweep checks.
+ *
+ * Registry: the drivers alive in this process, in a locked list, because the stray sweep
+ * (vmm_kill_strays) is handed only a run directory and must ask each driver whether a process
+ * is one of its VMMs. A daemon has one driver; tools may have none. */
 #include "vmm/vmm.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,11 +26,16 @@
 #include "vmm/accel.h"
 #include "vmm/cgroup.h"
 #include "vmm/driver.h"
+#include "vmm/jail.h"
 #include "vmm/proc.h"
+#include "vmm/uidrange.h"
 
 /* Every guest's base command line; each argument's reason is in docs/images.md ("How the VMM
  * drivers boot it"). The TCG-only arguments are added in vmm_kernel_cmdline(). */
 #define CMDLINE_BASE "console=ttyS0 panic=-1 reboot=t quiet"
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vmm_driver *registry; /* guarded by registry_lock */
 
 int vmm_parse_accel(const char *text, enum vmm_accel *out)
 {
@@ -79,6 +92,58 @@ static void probe_cgroups(struct vmm_driver *drv, const char *cgroup_root)
 				    sizeof(drv->cgroup_status));
 }
 
+/* The jail's mount point: an empty root-owned directory, never a symlink. */
+static int make_jail_root(struct ember_error **err)
+{
+	struct stat st;
+
+	if (mkdir(VMM_JAIL_ROOT, 0755) < 0 && errno != EEXIST)
+		return ember_error_sys(err, "create `%s`", VMM_JAIL_ROOT);
+	if (lstat(VMM_JAIL_ROOT, &st) < 0)
+		return ember_error_sys(err, "`%s`", VMM_JAIL_ROOT);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, EPERM,
+				       "`%s` must be a directory owned by root, writable by root only",
+				       VMM_JAIL_ROOT);
+	return 0;
+}
+
+/* Decides whether drv jails its VMMs: always when it can and the daemon is root, unless
+ * --no-jail. A root daemon on a kernel that cannot jail refuses to start instead of quietly
+ * running every VMM as root. The outcome goes into the driver's description (/healthz). */
+static int set_up_jail(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
+		       struct ember_error **err)
+{
+	uid_t base = cfg->vmm_uid_base != 0 ? cfg->vmm_uid_base : VMM_UID_BASE_DEFAULT;
+	char why[256];
+	size_t len = strlen(drv->description);
+	char *tail = drv->description + len;
+	size_t room = sizeof(drv->description) - len;
+
+	if (!drv->ops->jails)
+		return 0;
+	if (cfg->no_jail) {
+		snprintf(tail, room, "; NOT JAILED (--no-jail): every VMM runs as %s",
+			 geteuid() == 0 ? "root" : "the daemon's user");
+		return 0;
+	}
+	if (!jail_supported(why, sizeof(why))) {
+		if (geteuid() == 0)
+			return ember_error_set(err, EMBER_E_INTERNAL, 0,
+					       "cannot jail VMMs: %s (--no-jail runs them unjailed, "
+					       "as root)", why);
+		snprintf(tail, room, "; not jailed: %s", why);
+		return 0;
+	}
+	if (make_jail_root(err) < 0 ||
+	    uid_range_create(base, VMM_UID_RANGE_SIZE, &drv->uids, err) < 0)
+		return ember_error_wrap(err, "VMM jail");
+	drv->jailed = true;
+	snprintf(tail, room, "; jailed: uid/gid %u-%u, no capabilities, own namespaces",
+		 (unsigned)base, (unsigned)(base + VMM_UID_RANGE_SIZE - 1));
+	return 0;
+}
+
 int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 			       const struct vmm_driver_config *cfg, struct vmm_driver **out,
 			       struct ember_error **err)
@@ -100,23 +165,43 @@ int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 		 cfg->kernel_args != NULL ? cfg->kernel_args : "");
 	resolve_accel(drv, cfg->accel);
 	probe_cgroups(drv, cfg->cgroup_root);
-	if (ops->init(drv, cfg, err) < 0) {
+	if (ops->init(drv, cfg, err) < 0 || set_up_jail(drv, cfg, err) < 0) {
 		ember_error_wrap(err, "%s driver", ops->name);
 		vmm_driver_free(drv);
 		return -1;
 	}
+	pthread_mutex_lock(&registry_lock);
+	drv->next = registry;
+	registry = drv;
+	pthread_mutex_unlock(&registry_lock);
 	*out = drv;
 	return 0;
 }
 
 void vmm_driver_free(struct vmm_driver *drv)
 {
+	struct vmm_driver **p;
+
 	if (drv == NULL)
 		return;
+	pthread_mutex_lock(&registry_lock);
+	for (p = &registry; *p != NULL; p = &(*p)->next) {
+		if (*p == drv) {
+			*p = drv->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
 	if (drv->ops->free_driver != NULL)
 		drv->ops->free_driver(drv);
 	console_reader_free(drv->consoles);
+	uid_range_free(drv->uids);
 	free(drv);
+}
+
+bool vmm_driver_jailed(const struct vmm_driver *drv)
+{
+	return drv->jailed;
 }
 
 const char *vmm_driver_name(const struct vmm_driver *drv)
@@ -191,10 +276,9 @@ int vmm_kernel_cmdline(const struct vmm_driver *drv, const struct vmm_boot_confi
 	return 0;
 }
 
-/* Moves the freshly spawned VMM into its own cgroup. The VMM runs unconstrained only for the
- * moment between fork and this write; it spawns no children of its own (QEMU runs with
- * -sandbox spawn=deny), so migrating the one process is enough. */
-static int join_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+/* Makes the VM's cgroup before its VMM exists: a jailed VMM is spawned into it
+ * (CLONE_INTO_CGROUP), so it never runs unconstrained. */
+static int make_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cfg, int *dir_fd,
 		       struct ember_error **err)
 {
 	struct cgroup_limits limits = {
@@ -202,16 +286,10 @@ static int join_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cf
 		.vcpus = cfg->vcpus,
 		.pids = CGROUP_VMM_PIDS_MAX,
 	};
-	_cleanup_close_ int fd = -1;
-	char pid[32];
-	int n;
 
-	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, &fd, err) < 0)
+	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, dir_fd, err) < 0)
 		return -1;
 	vm->in_cgroup = true;
-	n = snprintf(pid, sizeof(pid), "%d", (int)vm->pid);
-	if (write(fd, pid, (size_t)n) != n)
-		return ember_error_sys(err, "move VMM %d into its cgroup", (int)vm->pid);
 	return 0;
 }
 
@@ -227,12 +305,24 @@ static int start_vm(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		    struct ember_error **err)
 {
 	const struct vmm_driver_ops *ops = vm->drv->ops;
+	_cleanup_close_ int cgroup_dir = -1;
+	int ret;
 
-	if (ops->start(vm, cfg, err) < 0)
+	if (vm->drv->jailed && uid_range_alloc(vm->drv->uids, &vm->uid, err) < 0)
+		return -1;
+	if (makes_cgroup(vm->drv) && make_cgroup(vm, cfg, &cgroup_dir, err) < 0)
+		return -1;
+	/* A jailed VMM is spawned into its cgroup; a test's stand-in tree cannot take that. */
+	vm->cgroup_fd = cgroup_dir >= 0 && cgroup_is_cgroupfs(cgroup_dir) ? cgroup_dir : -1;
+	ret = ops->start(vm, cfg, err);
+	vm->cgroup_fd = -1;
+	if (ret < 0)
 		return -1;
 	if (proc_start_ticks(vm->pid, &vm->start_ticks) < 0)
 		vm->start_ticks = 0; /* it died already: the boot will notice */
-	if (makes_cgroup(vm->drv) && join_cgroup(vm, cfg, err) < 0)
+	/* Otherwise it joins after the fork: it runs unconstrained for that moment only, and
+	 * spawns no children of its own (QEMU runs with -sandbox spawn=deny). */
+	if (cgroup_dir >= 0 && !vm->cgroup_joined && cgroup_join(cgroup_dir, vm->pid, err) < 0)
 		return -1;
 	if (cfg->restore_state == NULL)
 		return 0;
@@ -247,12 +337,14 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 	      struct vmm_instance **out, struct ember_error **err)
 {
 	struct vmm_instance *vm = calloc(1, sizeof(*vm));
+	int ret;
 
 	if (vm == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	vm->drv = drv;
 	vm->pid = -1;
 	vm->pidfd = -1;
+	vm->cgroup_fd = -1;
 	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", cfg->sandbox_id);
 	if (snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", cfg->run_dir) >=
 	    (int)sizeof(vm->run_dir)) {
@@ -263,13 +355,48 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 		free(vm);
 		return -1;
 	}
-	if (start_vm(vm, cfg, err) < 0) {
+	ret = start_vm(vm, cfg, err);
+	if (ret < 0) {
 		/* The driver may have spawned before failing: make sure nothing is left. */
 		vmm_stop(vm, time_mono_ms() + 2000, NULL);
 		vmm_instance_free(vm);
 		return -1;
 	}
 	*out = vm;
+	return 0;
+}
+
+static bool all_uids_in_range(const struct uid_range *r, const uid_t uids[4])
+{
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (!uid_range_contains(r, uids[i]))
+			return false;
+	}
+	return true;
+}
+
+/* A jailed driver re-attaches only a VMM that runs as one of its uids, not yet taken (by
+ * another re-attached VMM: two records naming one process). */
+static int claim_uid(struct vmm_instance *vm, struct ember_error **err)
+{
+	uid_t uids[4];
+
+	if (!vm->drv->jailed)
+		return 0;
+	if (proc_uids(vm->pid, uids) < 0)
+		return ember_error_set(err, EMBER_E_GUEST, ESRCH, "VMM process %d is gone",
+				       (int)vm->pid);
+	if (!all_uids_in_range(vm->drv->uids, uids) || uids[0] != uids[1] ||
+	    uid_range_claim(vm->drv->uids, uids[0]) < 0)
+		return ember_error_set(err, EMBER_E_GUEST, EPERM,
+				       "VMM process %d runs as uid %u, not a free one of this "
+				       "daemon's VMM uids (%u-%u): not re-attached", (int)vm->pid,
+				       (unsigned)uids[0], (unsigned)uid_range_base(vm->drv->uids),
+				       (unsigned)(uid_range_base(vm->drv->uids) +
+						  uid_range_size(vm->drv->uids) - 1));
+	vm->uid = uids[0];
 	return 0;
 }
 
@@ -311,10 +438,15 @@ int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_d
 		return -1;
 	}
 	/* Re-check after opening the pidfd: the pid cannot be recycled while we hold it. */
-	if (proc_start_ticks(pid, &ticks) < 0 || ticks != start_ticks ||
-	    drv->ops->attach(vm, err) < 0) {
+	if (proc_start_ticks(pid, &ticks) < 0 || ticks != start_ticks) {
 		ember_error_set(err, EMBER_E_GUEST, ESRCH, "VMM process %d changed while attaching",
 				(int)pid);
+		vmm_instance_free(vm);
+		return -1;
+	}
+	if (claim_uid(vm, err) < 0 || drv->ops->attach(vm, err) < 0) {
+		if (vm->uid != 0)
+			uid_range_release(drv->uids, vm->uid);
 		vmm_instance_free(vm);
 		return -1;
 	}
@@ -340,34 +472,72 @@ uint64_t vmm_start_ticks(const struct vmm_instance *vm)
 }
 
 struct stray_ctx {
+	const struct vmm_driver *drv;
+	struct stat exe;          /* drv's VMM binary */
+	char sandboxes[PATH_MAX]; /* "<run_dir>/sb_" */
+	char templates[PATH_MAX]; /* "<run_dir>/templates/" */
 	const pid_t *keep;
 	size_t nkeep;
 	unsigned killed;
 };
 
+/* Whether pid is a VMM of ctx->drv. For a driver that jails (QEMU), by identity: its binary,
+ * and one of the driver's uids, or root with a command line naming one of this run
+ * directory's VMs (a VMM of an earlier, unjailed daemon, or --no-jail). A driver that does not
+ * jail (Firecracker, which has its own jailer) keeps the command-line rule. */
+static bool is_stray_vmm(const struct stray_ctx *ctx, pid_t pid)
+{
+	const struct vmm_driver *drv = ctx->drv;
+	uid_t uids[4];
+
+	if (!drv->ops->jails)
+		return proc_cmdline_contains(pid, ctx->sandboxes) ||
+		       proc_cmdline_contains(pid, ctx->templates);
+	if (!proc_exe_is(pid, &ctx->exe) || proc_uids(pid, uids) < 0)
+		return false;
+	if (drv->jailed && all_uids_in_range(drv->uids, uids))
+		return true;
+	return uids[0] == 0 && uids[1] == 0 && (proc_cmdline_contains(pid, ctx->sandboxes) ||
+						proc_cmdline_contains(pid, ctx->templates));
+}
+
 static void kill_stray(pid_t pid, void *arg)
 {
 	struct stray_ctx *ctx = arg;
+	int pidfd;
 	size_t i;
 
 	for (i = 0; i < ctx->nkeep; i++) {
 		if (ctx->keep[i] == pid)
 			return;
 	}
-	if (kill(pid, SIGKILL) == 0)
+	if (!is_stray_vmm(ctx, pid))
+		return;
+	/* Checked again through a pidfd, which the pid cannot be recycled under. */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return;
+	if (is_stray_vmm(ctx, pid) && syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
 		ctx->killed++;
+	close(pidfd);
 }
 
 unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep)
 {
 	struct stray_ctx ctx = { .keep = keep, .nkeep = nkeep };
-	char needle[4200];
+	const struct vmm_driver *drv;
 
-	snprintf(needle, sizeof(needle), "%s/sb_", run_dir);
-	proc_for_each_mentioning(needle, kill_stray, &ctx);
+	snprintf(ctx.sandboxes, sizeof(ctx.sandboxes), "%s/sb_", run_dir);
 	/* A template VM being built when the daemon died: its template is rebuilt anyway. */
-	snprintf(needle, sizeof(needle), "%s/templates/", run_dir);
-	proc_for_each_mentioning(needle, kill_stray, &ctx);
+	snprintf(ctx.templates, sizeof(ctx.templates), "%s/templates/", run_dir);
+	pthread_mutex_lock(&registry_lock);
+	for (drv = registry; drv != NULL; drv = drv->next) {
+		ctx.drv = drv;
+		if (drv->ops->jails && stat(drv->vmm_path, &ctx.exe) < 0)
+			continue;
+		proc_for_each(kill_stray, &ctx);
+	}
+	pthread_mutex_unlock(&registry_lock);
 	return ctx.killed;
 }
 
@@ -438,6 +608,11 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 	/* After the exit: what the VMM wrote last (a panic) is read in before the fds close. */
 	if (vm->console != NULL)
 		console_stop(vm->console, true);
+	/* Its uid is free again once nothing runs as it. */
+	if (vm->uid != 0 && (vm->reaped || vm->pid <= 0 || !vmm_alive(vm))) {
+		uid_range_release(vm->drv->uids, vm->uid);
+		vm->uid = 0;
+	}
 	if (vm->drv->ops->release != NULL)
 		vm->drv->ops->release(vm);
 	/* A re-attached VM's cgroup was made by the earlier daemon: remove it as ours. */

@@ -28,7 +28,23 @@ struct vmm_driver_config {
 	const char *cgroup_root;      /* cgroup v2 mount for per-VMM limits; NULL: /sys/fs/cgroup,
 				       * "none": do not use host cgroups */
 	const char *kernel_args;      /* operator's extra guest kernel arguments, or NULL */
+	/* Jail (src/vmm/jail.h): the QEMU driver jails every VMM when the daemon is root and the
+	 * kernel allows it. no_jail (--no-jail, debugging only) runs them as the daemon's user. */
+	bool no_jail;
+	uid_t vmm_uid_base;           /* first uid (= gid) of VMM_UID_RANGE_SIZE; 0: the default */
 };
+
+/* Each jailed VMM runs as its own uid and gid, taken from a range the daemon owns alone (no
+ * account, file or other daemon may use it; two daemons on one host need distinct bases). The
+ * default base lies far above any distribution's or systemd's dynamic ranges (systemd's reach
+ * up to 0x7FFFFFFF only for containers' user namespaces, which start at 0x80000 by 0x10000).
+ * The size bounds VMMs alive at once: --max-sandboxes (at most 4096), the pools (64 per pack)
+ * and template builds fit with room to spare, and a released id is reused last. */
+#define VMM_UID_BASE_DEFAULT 1900000000u
+#define VMM_UID_RANGE_SIZE 8192u
+/* An empty directory that serves as the mount point of every jail's root (each mounts its own
+ * tmpfs there, in its own mount namespace, so it stays empty on the host). */
+#define VMM_JAIL_ROOT "/run/emberd-vmm-root"
 
 /* Longest --kernel-args accepted: the whole command line must stay well under the kernel's
  * 2048-byte limit (COMMAND_LINE_SIZE) and Firecracker's. */
@@ -50,6 +66,10 @@ struct vmm_boot_config {
 	 * vmm_start() load that device state and resume instead of booting the kernel. */
 	const char *memory_file;
 	bool memory_shared;
+	/* > 0: a clone's RAM is a private mapping of this fd (a sealed memfd the template store
+	 * owns, guestmem.h) instead of memory_file, which then only names it in logs. 0 (a
+	 * zeroed config) means none: stdin is never guest memory. */
+	int memory_fd;
 	const char *restore_state;
 	int64_t deadline_ms;          /* bounds a restore; <0: none */
 };
@@ -70,6 +90,8 @@ const char *vmm_driver_binary(const struct vmm_driver *drv);
 /* One line for logs and /healthz: "qemu (tcg: /dev/kvm has no hardware virtualization)". */
 const char *vmm_driver_description(const struct vmm_driver *drv);
 const char *vmm_driver_accel_name(const struct vmm_driver *drv);
+/* Whether each VMM runs jailed (own uid/gid from the range, no capabilities, own namespaces). */
+bool vmm_driver_jailed(const struct vmm_driver *drv);
 /* Whether VMM processes get host-side cgroup limits, and why (for logs and /healthz). */
 const char *vmm_driver_cgroup_status(const struct vmm_driver *drv);
 
@@ -104,8 +126,9 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 void vmm_instance_free(struct vmm_instance *vm);
 
 /* Re-attaches to a VMM process a previous daemon started for sandbox_id in run_dir. Fails when
- * the process is gone, its start time differs from start_ticks (the PID was reused), or the
- * driver cannot re-attach. */
+ * the process is gone, its start time differs from start_ticks (the PID was reused), the driver
+ * cannot re-attach, or (jailed driver) its uid is not a free one of the range; that uid is
+ * then taken by the re-attached VMM. */
 int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_dir, pid_t pid,
 	       uint64_t start_ticks, struct vmm_instance **out, struct ember_error **err);
 
@@ -116,9 +139,10 @@ void vmm_detach(struct vmm_instance *vm);
 /* Start time of the VMM process (/proc/<pid>/stat starttime), for the on-disk record. */
 uint64_t vmm_start_ticks(const struct vmm_instance *vm);
 
-/* SIGKILLs every process whose command line names a sandbox directory under run_dir
- * ("<run_dir>/sb_") or a template VM's ("<run_dir>/templates/"), except the pids in keep[]:
- * VMMs a crashed daemon left without a record. */
+/* SIGKILLs the VMMs a crashed daemon left without a record, except the pids in keep[]: processes
+ * whose executable is a driver's VMM binary and that run as a uid of its range (jailed), or, as
+ * root (an unjailed daemon's), name a sandbox or template directory of run_dir. A process that
+ * only mentions run_dir (an admin's `tail -f <run_dir>/sb_x/console.log`) is never one. */
 unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep);
 
 /* For a sandbox (or template VM) id of an earlier daemon that was not re-attached: what the

@@ -152,6 +152,28 @@ static void jailed_process_sees_only_its_binds(void **state)
 	}
 }
 
+/* A run directory on /dev/shm (a tmpfs every host has) is bound onto the jail's own /dev. */
+static void a_bind_under_dev_shm_lands_on_the_jails_dev(void **state)
+{
+	char dir[] = "/dev/shm/emberd-jail-test.XXXXXX", file[64], script[256];
+	struct jail_bind bind = { .path = dir, .writable = true };
+	int status;
+	char *out;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chown(dir, JAIL_UID, JAIL_GID), 0);
+	snprintf(file, sizeof(file), "%s/written", dir);
+	snprintf(script, sizeof(script), "echo hi > %s && ls /dev/shm | wc -l && test -c /dev/null "
+		 "&& echo dev-ok", file);
+	out = sh(script, &status, &bind, 1);
+	assert_int_equal(status, 0);
+	assert_non_null(strstr(out, "1\ndev-ok\n")); /* only the bound directory */
+	free(out);
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void set_up_failure_is_reported_in_the_log(void **state)
 {
 	char *const argv[] = { "/usr/bin/does-not-exist-emberd", NULL };
@@ -188,6 +210,10 @@ static void jail_refuses_root_and_odd_binds(void **state)
 	assert_int_equal(jail_spawn(&jail, argv, 2, &pid, &pidfd, &err), -1);
 	assert_non_null(strstr(err->message, "neither a file nor a directory"));
 	ember_error_free(&err);
+	bind.path = "/dev/pts";
+	assert_int_equal(jail_spawn(&jail, argv, 2, &pid, &pidfd, &err), -1);
+	assert_non_null(strstr(err->message, "is a system path"));
+	ember_error_free(&err);
 	bind.path = "/proc/self";
 	assert_int_equal(jail_spawn(&jail, argv, 2, &pid, &pidfd, &err), -1);
 	assert_non_null(strstr(err->message, "is a system path"));
@@ -200,6 +226,7 @@ int main(void)
 		cmocka_unit_test(jailed_process_is_unprivileged_and_alone),
 		cmocka_unit_test(jailed_process_has_no_network_but_loopback),
 		cmocka_unit_test(jailed_process_sees_only_its_binds),
+		cmocka_unit_test(a_bind_under_dev_shm_lands_on_the_jails_dev),
 		cmocka_unit_test(set_up_failure_is_reported_in_the_log),
 		cmocka_unit_test(jail_refuses_root_and_odd_binds),
 	};

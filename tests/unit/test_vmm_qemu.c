@@ -1,6 +1,8 @@
 /* Unit tests for the QEMU driver's agent connection (src/vmm/qemu.c) through the public vmm API:
  * a "QEMU" here is a child process that only waits, re-attached with vmm_attach(), so the
- * driver's socket paths point into a scratch directory where the test plays the chardev. */
+ * driver's socket paths point into a scratch directory where the test plays the chardev.
+ * And, with a jailed driver whose "VMM binary" is /bin/sleep, which processes a restarted
+ * daemon re-attaches and which the stray sweep kills (src/vmm/vmm.c). Needs root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tmpdir.h"
@@ -48,6 +51,7 @@ static int setup(void **state)
 	static unsigned seq;
 	struct vmm_driver_config cfg = {
 		.name = "qemu", .qemu_bin = "/bin/true", .accel = VMM_ACCEL_TCG, .cgroup_root = "none",
+		.no_jail = true,
 	};
 	struct fixture *fx = calloc(1, sizeof(*fx));
 	uint64_t ticks;
@@ -145,6 +149,144 @@ static void agent_connect_waits_for_the_socket_to_appear(void **state)
 	close((int)(intptr_t)listener);
 }
 
+/* Not the daemon's default: a running daemon's VMMs are never in this range. */
+#define TEST_UID_BASE 1950000000u
+
+static struct vmm_driver *jailed_driver(void)
+{
+	struct vmm_driver_config cfg = {
+		.name = "qemu", .qemu_bin = "/bin/sleep", .accel = VMM_ACCEL_TCG,
+		.cgroup_root = "none", .vmm_uid_base = TEST_UID_BASE,
+	};
+	struct vmm_driver *drv = NULL;
+	struct ember_error *err = NULL;
+
+	if (vmm_driver_create(&cfg, &drv, &err) < 0)
+		fail_msg("jailed driver: %s", err->message);
+	assert_true(vmm_driver_jailed(drv));
+	assert_non_null(strstr(vmm_driver_description(drv), "jailed: uid/gid 1950000000-"));
+	return drv;
+}
+
+/* Runs argv as uid (0: root) and returns once the child has exec'd (its exe is argv[0]). */
+static pid_t spawn_as(uid_t uid, char *const argv[])
+{
+	char exe[64], target[256], want[256];
+	uint64_t ticks;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (uid != 0 && (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0))
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	assert_non_null(realpath(argv[0], want));
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
+	for (;;) {
+		ssize_t n = readlink(exe, target, sizeof(target) - 1);
+
+		if (n > 0 && (target[n] = '\0', strcmp(target, want) == 0) &&
+		    proc_start_ticks(pid, &ticks) == 0)
+			return pid;
+		sleep_ms(1);
+	}
+}
+
+static bool killed_by_sigkill(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+static bool running(pid_t pid)
+{
+	return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static void end(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void jailed_driver_reattaches_only_a_vmm_of_its_uid_range(void **state)
+{
+	char *const sleeper[] = { "/bin/sleep", "1000", NULL };
+	struct vmm_driver *drv = jailed_driver();
+	struct vmm_instance *vm = NULL, *twice = NULL;
+	struct ember_error *err = NULL;
+	pid_t as_root = spawn_as(0, sleeper), jailed = spawn_as(TEST_UID_BASE + 7, sleeper);
+	uint64_t ticks;
+
+	(void)state;
+	assert_int_equal(proc_start_ticks(as_root, &ticks), 0);
+	assert_int_equal(vmm_attach(drv, "sb_root", tmpdir_path, as_root, ticks, &vm, &err), -1);
+	assert_mentions(err, "runs as uid 0, not a free one of this daemon's VMM uids");
+	ember_error_free(&err);
+	assert_int_equal(proc_start_ticks(jailed, &ticks), 0);
+	assert_int_equal(vmm_attach(drv, "sb_jailed", tmpdir_path, jailed, ticks, &vm, &err), 0);
+	/* A second record naming the same process finds its uid taken. */
+	assert_int_equal(vmm_attach(drv, "sb_again", tmpdir_path, jailed, ticks, &twice, &err), -1);
+	assert_mentions(err, "runs as uid 1950000007");
+	ember_error_free(&err);
+	vmm_stop(vm, time_mono_ms() + 50, NULL);
+	vmm_instance_free(vm);
+	/* Stopped: its uid is free again, so a re-attach of another process with it works. */
+	end(jailed);
+	jailed = spawn_as(TEST_UID_BASE + 7, sleeper);
+	assert_int_equal(proc_start_ticks(jailed, &ticks), 0);
+	assert_int_equal(vmm_attach(drv, "sb_jailed", tmpdir_path, jailed, ticks, &vm, &err), 0);
+	vmm_detach(vm);
+	end(jailed);
+	end(as_root);
+	vmm_driver_free(drv);
+}
+
+static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
+{
+	char dir[280], console[300], sock[300], script[] = "/bin/sleep 1000; true";
+	char *const vmm[] = { "/bin/sleep", "1000", NULL };
+	char *const tail[] = { "/usr/bin/tail", "-f", console, NULL };
+	char *const other[] = { "/usr/bin/tail", "-f", "/dev/null", NULL };
+	char *const sh[] = { "/bin/sh", "-c", script, "sh", sock, NULL }; /* argv names the run dir */
+	struct vmm_driver *drv = jailed_driver();
+	pid_t stray, kept, admin_tail, admin_sh, other_binary, root_vmm;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/sb_x", tmpdir_path);
+	snprintf(console, sizeof(console), "%s/console.log", dir);
+	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	fclose(fopen(console, "w"));
+	stray = spawn_as(TEST_UID_BASE + 3, vmm);               /* a jailed VMM with no record */
+	kept = spawn_as(TEST_UID_BASE + 4, vmm);                /* a re-attached one */
+	other_binary = spawn_as(TEST_UID_BASE + 5, other);      /* its uid, not the VMM binary */
+	admin_tail = spawn_as(0, tail);                         /* root, naming the run dir */
+	root_vmm = spawn_as(0, vmm);                            /* the binary, as root, no run dir */
+	admin_sh = fork();
+	if (admin_sh == 0) {
+		setpgid(0, 0); /* its sleep goes with it */
+		execv(sh[0], sh);
+		_exit(127);
+	}
+	sleep_ms(50);
+	assert_int_equal(vmm_kill_strays(tmpdir_path, &kept, 1), 1);
+	assert_true(killed_by_sigkill(stray));
+	assert_true(running(kept) && running(other_binary) && running(admin_tail) &&
+		    running(admin_sh) && running(root_vmm));
+	end(kept);
+	end(other_binary);
+	end(admin_tail);
+	kill(-admin_sh, SIGKILL);
+	end(admin_sh);
+	end(root_vmm);
+	vmm_driver_free(drv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +296,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(agent_connect_waits_for_the_socket_to_appear, setup,
 						teardown),
+		cmocka_unit_test(jailed_driver_reattaches_only_a_vmm_of_its_uid_range),
+		cmocka_unit_test(stray_sweep_kills_vmms_by_identity_not_by_command_line),
 	};
 
 	return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
