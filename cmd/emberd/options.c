@@ -154,6 +154,10 @@ static const struct opt_spec option_table[] = {
 	UINT("max-connections-per-ip", api.max_connections_per_ip, 1, 10000,
 	     "TCP connections one client address may hold (default 64)"),
 	SECTION("Fast create (docs/snapshots.md):"),
+	UINT("max-templates", manager.max_templates, 1, 1024,
+	     "templates kept at once (default 8): each holds its guest's RAM\n"
+	     "twice (a file in --run-dir and a sealed memory copy); beyond,\n"
+	     "the least recently used one no sandbox uses is evicted"),
 	UINT("pool-size", manager.pool_size, 0, 64,
 	     "ready clones kept per pack (default 1; 0 disables)"),
 	FLAG("prewarm", NULL, opt_set_true, manager.prewarm,
@@ -211,7 +215,8 @@ static void set_defaults(struct options *o)
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,
 			     .max_output_bytes = 16u << 20, .max_processes = 256,
-			     .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1 },
+			     .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1,
+			     .max_templates = 8 },
 		.images_dir = images != NULL ? images : "/var/lib/emberd/images",
 		.vmm = "auto",
 		.vmm_uid_base = VMM_UID_BASE_DEFAULT,

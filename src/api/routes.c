@@ -144,8 +144,11 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 			 (int)st.templates_building, "failed", (int)st.templates_failed, "pool",
 			 "ready", (int)st.pool_ready, "handouts_total",
 			 (json_int_t)st.pool_handouts_total);
-	if (body != NULL)
+	if (body != NULL) {
 		json_object_set_new(body, "isolation", isolation_note(ctx->driver));
+		json_object_set_new(json_object_get(body, "templates"), "evicted_total",
+				    json_integer(st.templates_evicted_total));
+	}
 	if (body != NULL) {
 		pool = json_object_get(body, "pool");
 		by_pack = json_object();

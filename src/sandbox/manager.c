@@ -486,15 +486,47 @@ static const struct pool_ops manager_pool_ops = {
 /* ---- creation, background work, shutdown ---------------------------------------------------- */
 
 /* Templates when the driver can restore snapshots; without them every boot is cold. */
+/* A template build boots a VM: it waits for one of the boot slots creates and pool fills use. */
+static bool template_take_slot(void *ctx, int64_t deadline_ms)
+{
+	struct manager *m = ctx;
+	bool taken;
+
+	pthread_mutex_lock(&m->lock);
+	while (!m->shutting_down && m->booting >= m->cfg.max_concurrent_boots &&
+	       cond_wait_until(&m->cond, &m->lock, deadline_ms))
+		;
+	taken = !m->shutting_down && m->booting < m->cfg.max_concurrent_boots;
+	if (taken)
+		m->booting++;
+	pthread_mutex_unlock(&m->lock);
+	return taken;
+}
+
+static void template_give_slot(void *ctx)
+{
+	struct manager *m = ctx;
+
+	pthread_mutex_lock(&m->lock);
+	boot_slot_release_locked(m);
+	pthread_mutex_unlock(&m->lock);
+}
+
 static void open_templates(struct manager *m)
 {
+	const struct template_limits limits = {
+		.max_templates = m->cfg.max_templates,
+		.take_boot_slot = template_take_slot,
+		.give_boot_slot = template_give_slot,
+		.ctx = m,
+	};
 	char dir[PATH_MAX];
 	struct ember_error *err = NULL;
 
 	if (!m->cfg.snapshots || !vmm_driver_can_snapshot(m->driver))
 		return;
 	snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
-	if (template_store_create(dir, m->catalog, m->driver, m->cfg.boot_timeout_ms,
+	if (template_store_create(dir, m->catalog, m->driver, m->cfg.boot_timeout_ms, &limits,
 				  &m->templates, &err) < 0) {
 		log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
 			  err->message);
@@ -1173,5 +1205,6 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		stats->templates_ready = ts.ready;
 		stats->templates_building = ts.building;
 		stats->templates_failed = ts.failed;
+		stats->templates_evicted_total = ts.evicted_total;
 	}
 }

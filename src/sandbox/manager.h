@@ -47,6 +47,7 @@ struct manager_config {
 	unsigned max_overlay_mib;         /* writable layer (guest tmpfs) a create may ask for */
 	bool snapshots;                   /* restore clones from templates when the driver can */
 	unsigned pool_size;               /* ready clones kept per pack (default shape); 0: none */
+	unsigned max_templates;           /* templates at once (LRU eviction); 0: no cap */
 	bool prewarm;                     /* build every pack's template at startup */
 };
 
@@ -108,6 +109,7 @@ struct manager_stats {
 	unsigned templates_ready;
 	unsigned templates_building;
 	unsigned templates_failed;
+	unsigned templates_evicted_total;
 };
 
 struct manager;

@@ -48,6 +48,7 @@ struct template {
 	struct template_shape shape;
 	enum template_status status;
 	int64_t failed_at_ms;
+	int64_t used_ms;      /* last acquire or creation: the least recent is evicted first */
 	unsigned refs;
 	bool discarded;   /* unusable: removed from disk, kept in memory while clones use it */
 	bool superseded;  /* its pack image changed: removed once its last clone is gone */
@@ -74,6 +75,8 @@ struct template_store {
 	pthread_cond_t cond;
 	struct template *list;
 	unsigned builds_running;
+	struct template_limits limits;
+	unsigned evicted_total;
 	bool closing;
 	struct pack_fingerprint *packs; /* one per catalog pack */
 };
@@ -250,12 +253,15 @@ static void sweep_leftovers(const char *dir, struct vmm_driver *driver)
 
 int template_store_create(const char *dir, const struct catalog *catalog,
 			  struct vmm_driver *driver, unsigned boot_timeout_ms,
-			  struct template_store **out, struct ember_error **err)
+			  const struct template_limits *limits, struct template_store **out,
+			  struct ember_error **err)
 {
 	_cleanup_free_ struct template_store *st = calloc(1, sizeof(*st));
 
 	if (st == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (limits != NULL)
+		st->limits = *limits;
 	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	st->catalog = catalog;
 	st->driver = driver;
@@ -493,6 +499,27 @@ fail:
 	return ember_error_wrap(err, "load template %.16s", t->key);
 }
 
+static bool take_slot(struct template_store *st)
+{
+	return st->limits.take_boot_slot == NULL ||
+	       st->limits.take_boot_slot(st->limits.ctx, time_mono_ms() + st->boot_timeout_ms);
+}
+
+/* No boot slot came free in time: the build is tried again at the template's next use. */
+static void put_off(struct template *t)
+{
+	struct template_store *st = t->store;
+
+	pthread_mutex_lock(&st->lock);
+	t->status = TEMPLATE_ABSENT;
+	log_event(LOG_INFO, NULL, "template.put_off", -1,
+		  "pack=%s key=%.16s: no boot slot free (--max-concurrent-boots)",
+		  t->shape.pack->name, t->key);
+	st->builds_running--;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
 static void *build_main(void *arg)
 {
 	struct template *t = arg;
@@ -511,8 +538,15 @@ static void *build_main(void *arg)
 		ember_error_free(&err);
 		remove_files(t);
 	}
-	if (ret < 0)
+	if (ret < 0 && !take_slot(st)) {
+		put_off(t);
+		return NULL;
+	}
+	if (ret < 0) {
 		ret = build(t, &err);
+		if (st->limits.give_boot_slot != NULL)
+			st->limits.give_boot_slot(st->limits.ctx);
+	}
 	pthread_mutex_lock(&st->lock);
 	if (ret == 0) {
 		t->status = TEMPLATE_READY;
@@ -546,6 +580,44 @@ static struct template *find_locked(struct template_store *st, const char *key)
 	return NULL;
 }
 
+static unsigned live_count_locked(const struct template_store *st)
+{
+	const struct template *t;
+	unsigned n = 0;
+
+	for (t = st->list; t != NULL; t = t->next)
+		n += !t->discarded && !t->superseded;
+	return n;
+}
+
+/* Below max_templates, or made so by evicting the least recently used template that no clone
+ * uses and no build is making; false when every one is in use. Lock held. */
+static bool make_room_locked(struct template_store *st)
+{
+	struct template *t, *victim;
+
+	while (st->limits.max_templates > 0 && live_count_locked(st) >= st->limits.max_templates) {
+		victim = NULL;
+		for (t = st->list; t != NULL; t = t->next) {
+			if (t->discarded || t->superseded || t->refs > 0 ||
+			    t->status == TEMPLATE_BUILDING)
+				continue;
+			if (victim == NULL || t->used_ms < victim->used_ms)
+				victim = t;
+		}
+		if (victim == NULL)
+			return false;
+		victim->discarded = true;
+		remove_files(victim);
+		st->evicted_total++;
+		log_event(LOG_INFO, NULL, "template.evicted", -1,
+			  "pack=%s key=%.16s: least recently used of %u (--max-templates)",
+			  victim->shape.pack->name, victim->key, st->limits.max_templates);
+		collect_locked(st);
+	}
+	return true;
+}
+
 /* Finds or creates the entry for shape; starts a build when needed. Called with the lock. */
 static struct template *lookup_locked(struct template_store *st, const struct template_shape *shape,
 				      bool start_build)
@@ -570,6 +642,8 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 			}
 		}
 		collect_locked(st);
+		if (!make_room_locked(st))
+			return NULL; /* every template is in use: this shape boots cold */
 		t = calloc(1, sizeof(*t));
 		if (t == NULL)
 			return NULL;
@@ -586,6 +660,7 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 		 * build would run on, and built again if it does not check out. */
 		t->on_disk = access(t->dir, F_OK) == 0;
 		t->status = TEMPLATE_ABSENT;
+		t->used_ms = time_mono_ms();
 		t->next = st->list;
 		st->list = t;
 	}
@@ -611,6 +686,8 @@ struct template *template_acquire(struct template_store *st, const struct templa
 
 	pthread_mutex_lock(&st->lock);
 	t = lookup_locked(st, shape, true);
+	if (t != NULL)
+		t->used_ms = time_mono_ms();
 	if (t != NULL && t->status == TEMPLATE_READY)
 		t->refs++;
 	else
@@ -691,5 +768,6 @@ void template_store_stats(struct template_store *st, struct template_stats *stat
 		stats->failed += t->status == TEMPLATE_FAILED;
 		stats->clones_live += t->refs;
 	}
+	stats->evicted_total = st->evicted_total;
 	pthread_mutex_unlock(&st->lock);
 }

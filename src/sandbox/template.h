@@ -29,11 +29,27 @@ struct template_shape {
 struct template_store;
 struct template;
 
+/* What bounds the store: each template holds its guest's RAM twice (the file under the run dir,
+ * often a tmpfs, and its sealed memfd), and a build boots a VM like a create. */
+struct template_limits {
+	unsigned max_templates;   /* entries at once (building, ready or failed); beyond, the
+				   * least recently used one no clone uses is evicted, and when
+				   * every one is in use no new template is made (creates boot
+				   * cold). 0: no cap */
+	/* A build boots a VM: it takes one of the owner's boot slots first (waiting at most
+	 * until deadline_ms; false: none, the build is put off to the next use) and gives it
+	 * back when the VM is gone. NULL: builds take no slot. Called without the store's lock. */
+	bool (*take_boot_slot)(void *ctx, int64_t deadline_ms);
+	void (*give_boot_slot)(void *ctx);
+	void *ctx;
+};
+
 /* dir: where template directories live (created; leftovers of unfinished builds removed).
  * Hashes the kernel, initramfs and VMM binary once. boot_timeout_ms bounds a template boot. */
 int template_store_create(const char *dir, const struct catalog *catalog,
 			  struct vmm_driver *driver, unsigned boot_timeout_ms,
-			  struct template_store **out, struct ember_error **err);
+			  const struct template_limits *limits, struct template_store **out,
+			  struct ember_error **err);
 /* Waits for builds in progress; with remove_files, deletes every template directory (clones
  * still running keep their mappings: an unlinked file lives on while mapped). */
 void template_store_free(struct template_store *store, bool remove_files);
@@ -75,6 +91,7 @@ struct template_stats {
 	unsigned building;
 	unsigned failed;
 	unsigned clones_live;   /* references held */
+	unsigned evicted_total; /* removed to stay under max_templates */
 };
 void template_store_stats(struct template_store *store, struct template_stats *stats);
 

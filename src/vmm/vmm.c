@@ -481,24 +481,31 @@ struct stray_ctx {
 	unsigned killed;
 };
 
-/* Whether pid is a VMM of ctx->drv. For a driver that jails (QEMU), by identity: its binary,
- * and one of the driver's uids, or root with a command line naming one of this run
- * directory's VMs (a VMM of an earlier, unjailed daemon, or --no-jail). A driver that does not
- * jail (Firecracker, which has its own jailer) keeps the command-line rule. */
+static bool names_this_run_dir(const struct stray_ctx *ctx, pid_t pid)
+{
+	return proc_cmdline_contains(pid, ctx->sandboxes) ||
+	       proc_cmdline_contains(pid, ctx->templates);
+}
+
+/* Whether pid is a VMM of ctx->drv serving this run directory. For a driver that jails
+ * (QEMU), by identity: its binary, and one of the driver's uids (or root: a VMM of an earlier,
+ * unjailed daemon, or --no-jail), and a command line naming one of this run directory's VMs:
+ * another daemon's VMMs (another run directory, perhaps the same uid range) are never touched,
+ * nor anyone else's process that merely names the directory. A driver that does not jail
+ * (Firecracker, which has its own jailer) keeps the command-line rule. */
 static bool is_stray_vmm(const struct stray_ctx *ctx, pid_t pid)
 {
 	const struct vmm_driver *drv = ctx->drv;
 	uid_t uids[4];
 
 	if (!drv->ops->jails)
-		return proc_cmdline_contains(pid, ctx->sandboxes) ||
-		       proc_cmdline_contains(pid, ctx->templates);
+		return names_this_run_dir(ctx, pid);
 	if (!proc_exe_is(pid, &ctx->exe) || proc_uids(pid, uids) < 0)
 		return false;
-	if (drv->jailed && all_uids_in_range(drv->uids, uids))
-		return true;
-	return uids[0] == 0 && uids[1] == 0 && (proc_cmdline_contains(pid, ctx->sandboxes) ||
-						proc_cmdline_contains(pid, ctx->templates));
+	if (!(drv->jailed && all_uids_in_range(drv->uids, uids)) &&
+	    !(uids[0] == 0 && uids[1] == 0))
+		return false;
+	return names_this_run_dir(ctx, pid);
 }
 
 static void kill_stray(pid_t pid, void *arg)

@@ -150,6 +150,62 @@ class StalledGuestDeleteTest(unittest.TestCase):
             self.assertIn("error", body)
 
 
+def allocated_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+class TemplateCapTest(unittest.TestCase):
+    """Each distinct shape (memory, vCPUs, overlay) gets a template holding its guest RAM in the
+    run dir (tmpfs: host RAM) and in a sealed copy; a client asking for 20 shapes must not make
+    20 of them."""
+    CAP = 4
+    SHAPES = 20
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon("--max-templates", str(cls.CAP), "--max-sandboxes", "4")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def templates(self):
+        return self.d.request("GET", "/healthz")[1]["templates"]
+
+    def test_twenty_shapes_keep_templates_under_the_cap(self):
+        tdir = os.path.join(self.d.run_dir, "templates")
+        peak_count, peak_bytes, largest = 0, 0, 0
+        for mib in range(64, 64 + self.SHAPES):
+            sb = self.d.create(language_pack="shell", memory_mib=mib, overlay_mib=32)
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+            # let this shape's template build finish before the next one is asked for
+            deadline = time.monotonic() + 300
+            while self.templates()["building"] > 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            t = self.templates()
+            live = t["ready"] + t["building"] + t["failed"]
+            peak_count = max(peak_count, live)
+            dirs = [e for e in os.listdir(tdir) if not e.endswith(".pack")]
+            self.assertLessEqual(len(dirs), self.CAP, dirs)
+            used = allocated_bytes(tdir)
+            peak_bytes = max(peak_bytes, used)
+            for e in dirs:
+                largest = max(largest, allocated_bytes(os.path.join(tdir, e)))
+        t = self.templates()
+        print(f"\ntemplate cap: {self.SHAPES} shapes, at most {peak_count} templates "
+              f"({peak_bytes >> 20} MiB on disk at the peak, the largest {largest >> 20} MiB), "
+              f"{t['evicted_total']} evicted", file=sys.stderr)
+        self.assertLessEqual(peak_count, self.CAP)
+        self.assertGreaterEqual(t["evicted_total"], self.SHAPES - self.CAP - t["failed"])
+        self.assertGreater(t["ready"], 0)
+        # the pinned pack copies (<key>.pack) count too: a cap's worth of templates at most
+        self.assertLessEqual(peak_bytes, self.CAP * (largest + (64 << 20)))
+
+
 class TrustedDirsTest(unittest.TestCase):
     """The root daemon refuses a run or images directory someone else could swap or write."""
 

@@ -169,7 +169,8 @@ static struct vmm_driver *jailed_driver(void)
 }
 
 /* Runs argv as uid (0: root) and returns once the child has exec'd (its exe is argv[0]). */
-static pid_t spawn_as(uid_t uid, char *const argv[])
+/* Runs path as uid with argv (argv[0] may differ from path: a command line naming a run dir). */
+static pid_t spawn_path_as(uid_t uid, const char *path, char *const argv[])
 {
 	char exe[64], target[256], want[256];
 	uint64_t ticks;
@@ -179,10 +180,10 @@ static pid_t spawn_as(uid_t uid, char *const argv[])
 	if (pid == 0) {
 		if (uid != 0 && (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0))
 			_exit(126);
-		execv(argv[0], argv);
+		execv(path, argv);
 		_exit(127);
 	}
-	assert_non_null(realpath(argv[0], want));
+	assert_non_null(realpath(path, want));
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)pid);
 	for (;;) {
 		ssize_t n = readlink(exe, target, sizeof(target) - 1);
@@ -192,6 +193,11 @@ static pid_t spawn_as(uid_t uid, char *const argv[])
 			return pid;
 		sleep_ms(1);
 	}
+}
+
+static pid_t spawn_as(uid_t uid, char *const argv[])
+{
+	return spawn_path_as(uid, argv[0], argv);
 }
 
 static bool killed_by_sigkill(pid_t pid)
@@ -249,12 +255,15 @@ static void jailed_driver_reattaches_only_a_vmm_of_its_uid_range(void **state)
 static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 {
 	char dir[280], console[300], sock[300], script[] = "/bin/sleep 1000; true";
-	char *const vmm[] = { "/bin/sleep", "1000", NULL };
+	char elsewhere[] = "/run/other-daemon/sb_y/qemu";
+	/* A VMM's command line names its run dir (its sockets); the stand-in's argv[0] does. */
+	char *const vmm[] = { sock, "1000", NULL };
+	char *const other_daemons[] = { elsewhere, "1000", NULL };
 	char *const tail[] = { "/usr/bin/tail", "-f", console, NULL };
 	char *const other[] = { "/usr/bin/tail", "-f", "/dev/null", NULL };
 	char *const sh[] = { "/bin/sh", "-c", script, "sh", sock, NULL }; /* argv names the run dir */
 	struct vmm_driver *drv = jailed_driver();
-	pid_t stray, kept, admin_tail, admin_sh, other_binary, root_vmm;
+	pid_t stray, kept, admin_tail, admin_sh, other_binary, root_vmm, not_ours;
 
 	(void)state;
 	snprintf(dir, sizeof(dir), "%s/sb_x", tmpdir_path);
@@ -262,11 +271,13 @@ static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 	snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	fclose(fopen(console, "w"));
-	stray = spawn_as(TEST_UID_BASE + 3, vmm);               /* a jailed VMM with no record */
-	kept = spawn_as(TEST_UID_BASE + 4, vmm);                /* a re-attached one */
+	stray = spawn_path_as(TEST_UID_BASE + 3, "/bin/sleep", vmm); /* jailed, with no record */
+	kept = spawn_path_as(TEST_UID_BASE + 4, "/bin/sleep", vmm);  /* a re-attached one */
 	other_binary = spawn_as(TEST_UID_BASE + 5, other);      /* its uid, not the VMM binary */
 	admin_tail = spawn_as(0, tail);                         /* root, naming the run dir */
-	root_vmm = spawn_as(0, vmm);                            /* the binary, as root, no run dir */
+	root_vmm = spawn_as(0, (char *const[]){ "/bin/sleep", "1000", NULL }); /* no run dir */
+	/* another daemon's VMM: the binary and a uid of the range, another run dir */
+	not_ours = spawn_path_as(TEST_UID_BASE + 6, "/bin/sleep", other_daemons);
 	admin_sh = fork();
 	if (admin_sh == 0) {
 		setpgid(0, 0); /* its sleep goes with it */
@@ -277,7 +288,8 @@ static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 	assert_int_equal(vmm_kill_strays(tmpdir_path, &kept, 1), 1);
 	assert_true(killed_by_sigkill(stray));
 	assert_true(running(kept) && running(other_binary) && running(admin_tail) &&
-		    running(admin_sh) && running(root_vmm));
+		    running(admin_sh) && running(root_vmm) && running(not_ours));
+	end(not_ours);
 	end(kept);
 	end(other_binary);
 	end(admin_tail);
