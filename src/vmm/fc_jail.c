@@ -192,6 +192,58 @@ int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *nam
 	return 0;
 }
 
+/* Copies the data extents of src into dst from offset 0 (both regular files or memfds). */
+static int copy_extents(int src, int dst, uint64_t size)
+{
+	char buf[1 << 16];
+	off_t pos = 0;
+
+	while ((uint64_t)pos < size) {
+		off_t data = lseek(src, pos, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -1;
+		hole = lseek(src, data, SEEK_HOLE);
+		if (hole < 0)
+			return -1;
+		while (data < hole) {
+			size_t want = (size_t)(hole - data) < sizeof(buf) ? (size_t)(hole - data)
+									  : sizeof(buf);
+			ssize_t n = pread(src, buf, want, data);
+
+			if (n <= 0)
+				return n == 0 ? 0 : -1;
+			if (pwrite(dst, buf, (size_t)n, data) != n)
+				return -1;
+			data += n;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
+int fc_jail_copy_in(const struct fc_jail *j, int src_fd, uint64_t size, const char *name,
+		    char *jail_path, size_t jail_path_size, struct ember_error **err)
+{
+	_cleanup_close_ int root = -1;
+	_cleanup_close_ int fd = -1;
+
+	if (snprintf(jail_path, jail_path_size, "/%s", name) >= (int)jail_path_size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "jail path too long");
+	root = open_root(j, err);
+	if (root < 0)
+		return -1;
+	if (unlinkat(root, name, 0) < 0 && errno != ENOENT)
+		return ember_error_sys(err, "remove `%s/%s`", j->root, name);
+	/* O_EXCL: a name the jailed uid re-created meanwhile fails instead of being written. */
+	fd = openat(root, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return ember_error_sys(err, "create `%s/%s`", j->root, name);
+	if (ftruncate(fd, (off_t)size) < 0 || copy_extents(src_fd, fd, size) < 0)
+		return ember_error_sys(err, "copy into `%s/%s`", j->root, name);
+	return 0;
+}
+
 /* host_path, just moved out of a jail into a directory only root writes: made the daemon's
  * and read-only through an fd on what is really there, if it is what the VM should have
  * written. A symlink fails O_NOFOLLOW, a FIFO does not block (O_NONBLOCK), a hard link to a

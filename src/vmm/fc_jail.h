@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/error.h"
@@ -53,6 +54,12 @@ int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const c
  * sees nothing outside root) and gives the path as the jailed Firecracker sees it: "/<name>". */
 int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *name,
 		 char *jail_path, size_t size, struct ember_error **err);
+
+/* Writes a new "/<name>" in the jail holding the data of src_fd (size bytes; holes stay holes),
+ * root's and 0444: a file the jailed uid may read and not change, for what it could not read
+ * through a hard link (a template's memory, which the template store keeps root's and 0400). */
+int fc_jail_copy_in(const struct fc_jail *j, int src_fd, uint64_t size, const char *name,
+		    char *jail_path, size_t jail_path_size, struct ember_error **err);
 
 /* Moves "/<name>", a file the jailed Firecracker wrote (a snapshot), out of the jail to
  * host_path (rename: the same filesystem is required, as for fc_jail_link) and makes it the

@@ -170,10 +170,11 @@ static int init_jailer(struct vmm_driver *drv, struct fc_driver *fcd,
 		return -1;
 	/* vmm.c gives a driver that jails its own way the uids of its range (one per VM). */
 	drv->jailed = true;
-	log_event(LOG_INFO, NULL, "firecracker.jailer", -1, "using the jailer %s (%s)",
-		  fcd->jailer_path, where);
-	snprintf(out, size, ", jailer %s (%s; chroot base %s, own mount and PID namespaces)",
-		 fcd->jailer_path, where, fcd->jail.chroot_base);
+	log_event(LOG_INFO, NULL, "firecracker.jailer", -1,
+		  "using the jailer %s (%s); chroot base %s; each VM in its own mount and PID "
+		  "namespaces", fcd->jailer_path, where, fcd->jail.chroot_base);
+	/* Short: the description holds 320 bytes, and vmm.c appends the uid range. */
+	snprintf(out, size, ", jailer %s", fcd->jailer_path);
 	return 0;
 }
 
@@ -289,11 +290,18 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 		/* A clone reopens what the snapshot names (the pack, at the template's path) and
 		 * reads the snapshot's two files; the kernel was the template's business. */
 		if (vm_path(f, cfg->restore_state, FC_JAIL_STATE, f->restore_state,
-			    sizeof(f->restore_state), err) < 0 ||
-		    vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
-			    sizeof(f->restore_memory), err) < 0)
+			    sizeof(f->restore_state), err) < 0)
 			return -1;
-		return 0;
+		/* The template's memory file is root's and 0400 once sealed (a jailed uid cannot
+		 * read it through a link): a jailed clone gets a copy of the sealed memfd, readable
+		 * and not writable by its uid. It costs the touched RAM once per clone on disk and
+		 * in the page cache (no sharing between jailed clones); Firecracker takes no fd. */
+		if (f->jailed && cfg->memory_fd > 0)
+			return fc_jail_copy_in(&f->jail, cfg->memory_fd,
+					       (uint64_t)cfg->memory_mib << 20, FC_JAIL_MEMORY,
+					       f->restore_memory, sizeof(f->restore_memory), err);
+		return vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
+			       sizeof(f->restore_memory), err);
 	}
 	if (cfg->memory_file != NULL &&
 	    copy_path(f->memory_file, sizeof(f->memory_file), cfg->memory_file, err) < 0)
