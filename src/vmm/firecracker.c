@@ -9,6 +9,10 @@
  * A clone: vmm_start() spawns, then restore loads the snapshot and resumes (Firecracker refuses
  * a load after any configuration); connect_agent only connects.
  *
+ * Jailed (a root daemon's default, fc_init): the jailer forks Firecracker into a new PID
+ * namespace as the VM's own uid from vmm.c's range and exits; the VMM is found through the pid
+ * file it leaves in the jail. No name inside a jail is ever followed (fc_jail.h).
+ *
  * Snapshots record the paths Firecracker was given. Every VM therefore runs with its own
  * directory as its working directory (the jail's "/" under the jailer) and gets the vsock
  * socket as the same relative name there: a clone binds its own socket where the template's
