@@ -384,9 +384,9 @@ class FirecrackerSnapshotTest(unittest.TestCase):
                                       "mem_file_path": building + "/memory"})
             self.assertEqual(reqs[8]["body"], {"state": "Resumed"})
             self.assertEqual(reqs[9]["body"], {"action_type": "SendCtrlAltDel"})
-            # the template's files were renamed into place, whole
+            # the template's files were renamed into place, whole (with the store's digests)
             key_dir = building[:-len(".building")]
-            self.assertEqual(sorted(os.listdir(key_dir)), ["memory", "state"])
+            self.assertEqual(sorted(os.listdir(key_dir)), ["digests", "memory", "state"])
 
         sb = self.clone("shell")
         sid, run = sb["id"], os.path.join(self.d.run_dir, sb["id"])
