@@ -2,6 +2,7 @@
 #include "vmm/fc_jail.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,27 +12,9 @@
 #include "util/cleanup.h"
 #include "util/fdio.h"
 
-#define JAIL_DEFAULT_ID 65534u /* nobody/nogroup: set a dedicated uid and gid in production */
 #define JAIL_DEFAULT_BASE "/srv/jailer" /* the jailer's own default */
-
-static int env_id(const char *name, unsigned *out, struct ember_error **err)
-{
-	const char *value = getenv(name);
-	unsigned long long v;
-	char *end;
-
-	if (value == NULL || value[0] == '\0') {
-		*out = JAIL_DEFAULT_ID;
-		return 0;
-	}
-	errno = 0;
-	v = strtoull(value, &end, 10);
-	if (errno != 0 || *end != '\0' || value[0] < '0' || value[0] > '9' || v >= 0xffffffffull)
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "%s must be a numeric id (got `%s`)", name, value);
-	*out = (unsigned)v;
-	return 0;
-}
+/* A pid file holds a decimal pid: a few bytes. */
+#define JAIL_PID_FILE_MAX 16
 
 /* The jailer finds cgroup v2 the same way: the first cgroup2 entry in the mount table. */
 static void find_cgroup2(char *out, size_t size)
@@ -56,11 +39,18 @@ static void find_cgroup2(char *out, size_t size)
 int fc_jail_settings_load(struct fc_jail_settings *s, struct ember_error **err)
 {
 	const char *base = getenv("EMBERD_JAILER_CHROOT_BASE");
-	unsigned uid, gid;
+	const char *shared[] = { "EMBERD_JAILER_UID", "EMBERD_JAILER_GID" };
+	size_t i;
 
-	if (env_id("EMBERD_JAILER_UID", &uid, err) < 0 ||
-	    env_id("EMBERD_JAILER_GID", &gid, err) < 0)
-		return -1;
+	/* One uid for every jail would let one compromised VMM reach the others' sockets and
+	 * files; each VM now gets its own from --vmm-uid-base's range. */
+	for (i = 0; i < ARRAY_SIZE(shared); i++) {
+		if (getenv(shared[i]) != NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "%s is no longer used: each Firecracker runs as its "
+					       "own uid from the range at --vmm-uid-base; unset it",
+					       shared[i]);
+	}
 	if (base == NULL || base[0] == '\0')
 		base = JAIL_DEFAULT_BASE;
 	if (base[0] != '/')
@@ -71,8 +61,6 @@ int fc_jail_settings_load(struct fc_jail_settings *s, struct ember_error **err)
 	    (int)sizeof(s->chroot_base))
 		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG,
 				       "EMBERD_JAILER_CHROOT_BASE is too long");
-	s->uid = (uid_t)uid;
-	s->gid = (gid_t)gid;
 	find_cgroup2(s->cgroup2_root, sizeof(s->cgroup2_root));
 	return 0;
 }
@@ -128,6 +116,9 @@ int fc_jail_layout(struct fc_jail *j, const struct fc_jail_settings *s, const ch
 	exec_name = exec_name != NULL ? exec_name + 1 : exec_file;
 	if (fc_instance_id(sandbox_id, j->id, sizeof(j->id), err) < 0)
 		return -1;
+	if (snprintf(j->exec_name, sizeof(j->exec_name), "%s", exec_name) >=
+	    (int)sizeof(j->exec_name))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "exec file name too long");
 	if (snprintf(j->instance_dir, sizeof(j->instance_dir), "%s/%s/%s", s->chroot_base,
 		     exec_name, j->id) >= (int)sizeof(j->instance_dir) ||
 	    snprintf(j->root, sizeof(j->root), "%s/root", j->instance_dir) >=
@@ -146,7 +137,8 @@ int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const c
 {
 	if (fc_jail_layout(j, s, exec_file, sandbox_id, err) < 0)
 		return -1;
-	if (make_dirs(j->root, 0700, err) < 0)
+	/* A jail an earlier VM of this id left (a crash) may hold anything its uid put there. */
+	if (dir_remove_tree(j->instance_dir, err) < 0 || make_dirs(j->root, 0700, err) < 0)
 		return ember_error_wrap(err, "jail for %s", sandbox_id);
 	return 0;
 }
@@ -163,47 +155,177 @@ int fc_jail_host_path(const struct fc_jail *j, const char *name, char *out, size
 	return 0;
 }
 
+/* The jail's root, opened without following a symlink. Its parent belongs to root, so the
+ * name cannot be swapped; what is inside belongs to the jailed uid and is reached only through
+ * this fd, one name at a time, never followed. */
+static int open_root(const struct fc_jail *j, struct ember_error **err)
+{
+	int fd = open(j->root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return ember_error_sys(err, "open the jail `%s`", j->root);
+	return fd;
+}
+
 int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *name,
 		 char *jail_path, size_t size, struct ember_error **err)
 {
-	char target[PATH_MAX];
+	_cleanup_close_ int root = -1;
 
-	if (fc_jail_host_path(j, name, target, sizeof(target), err) < 0)
-		return -1;
 	if (snprintf(jail_path, size, "/%s", name) >= (int)size)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "jail path too long");
-	unlink(target); /* left over from an earlier attempt with the same id */
-	if (link(host_path, target) < 0) {
+	root = open_root(j, err);
+	if (root < 0)
+		return -1;
+	/* Whatever is at name (left over, or planted) is replaced, never written through. */
+	if (unlinkat(root, name, 0) < 0 && errno != ENOENT)
+		return ember_error_sys(err, "remove `%s/%s`", j->root, name);
+	if (linkat(AT_FDCWD, host_path, root, name, 0) < 0) {
 		if (errno == EXDEV)
 			return ember_error_set(err, EMBER_E_INTERNAL, EXDEV,
 					       "hard-link `%s` into the jail `%s`: different "
 					       "filesystems; put the images directory and "
 					       "EMBERD_JAILER_CHROOT_BASE on one filesystem",
 					       host_path, j->root);
-		return ember_error_sys(err, "hard-link `%s` to `%s`", host_path, target);
+		return ember_error_sys(err, "hard-link `%s` to `%s/%s`", host_path, j->root, name);
 	}
+	return 0;
+}
+
+/* Copies the data extents of src into dst from offset 0 (both regular files or memfds). */
+static int copy_extents(int src, int dst, uint64_t size)
+{
+	char buf[1 << 16];
+	off_t pos = 0;
+
+	while ((uint64_t)pos < size) {
+		off_t data = lseek(src, pos, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -1;
+		hole = lseek(src, data, SEEK_HOLE);
+		if (hole < 0)
+			return -1;
+		while (data < hole) {
+			size_t want = (size_t)(hole - data) < sizeof(buf) ? (size_t)(hole - data)
+									  : sizeof(buf);
+			ssize_t n = pread(src, buf, want, data);
+
+			if (n <= 0)
+				return n == 0 ? 0 : -1;
+			if (pwrite(dst, buf, (size_t)n, data) != n)
+				return -1;
+			data += n;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
+int fc_jail_copy_in(const struct fc_jail *j, int src_fd, uint64_t size, const char *name,
+		    char *jail_path, size_t jail_path_size, struct ember_error **err)
+{
+	_cleanup_close_ int root = -1;
+	_cleanup_close_ int fd = -1;
+
+	if (snprintf(jail_path, jail_path_size, "/%s", name) >= (int)jail_path_size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "jail path too long");
+	root = open_root(j, err);
+	if (root < 0)
+		return -1;
+	if (unlinkat(root, name, 0) < 0 && errno != ENOENT)
+		return ember_error_sys(err, "remove `%s/%s`", j->root, name);
+	/* O_EXCL: a name the jailed uid re-created meanwhile fails instead of being written. */
+	fd = openat(root, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return ember_error_sys(err, "create `%s/%s`", j->root, name);
+	if (ftruncate(fd, (off_t)size) < 0 || copy_extents(src_fd, fd, size) < 0)
+		return ember_error_sys(err, "copy into `%s/%s`", j->root, name);
+	return 0;
+}
+
+/* host_path, just moved out of a jail into a directory only root writes: made the daemon's
+ * and read-only through an fd on what is really there, if it is what the VM should have
+ * written. A symlink fails O_NOFOLLOW, a FIFO does not block (O_NONBLOCK), a hard link to a
+ * host file shows more than one link or another owner. */
+static int own_taken_file(const struct fc_jail *j, const char *host_path,
+			  struct ember_error **err)
+{
+	_cleanup_close_ int fd = open(host_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return ember_error_sys(err, "open `%s` (moved out of the jail)", host_path);
+	if (fstat(fd, &st) < 0)
+		return ember_error_sys(err, "stat `%s`", host_path);
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != j->uid)
+		return ember_error_set(err, EMBER_E_INTERNAL, EPERM,
+				       "`%s` from the jail is not a regular file with one link "
+				       "owned by uid %u: refused", host_path, (unsigned)j->uid);
+	if (fchown(fd, geteuid(), getegid()) < 0 || fchmod(fd, 0644) < 0)
+		return ember_error_sys(err, "take ownership of `%s`", host_path);
 	return 0;
 }
 
 int fc_jail_take(const struct fc_jail *j, const char *name, const char *host_path,
 		 struct ember_error **err)
 {
-	char source[PATH_MAX];
+	_cleanup_close_ int root = open_root(j, err);
 
-	if (fc_jail_host_path(j, name, source, sizeof(source), err) < 0)
+	if (root < 0)
 		return -1;
-	if (rename(source, host_path) < 0) {
+	/* rename moves the name, never what a symlink points to; once out, the jailed uid can
+	 * no longer swap it, and own_taken_file() checks what arrived. */
+	if (renameat(root, name, AT_FDCWD, host_path) < 0) {
 		if (errno == EXDEV)
 			return ember_error_set(err, EMBER_E_INTERNAL, EXDEV,
-					       "move `%s` out of the jail to `%s`: different "
+					       "move `%s/%s` out of the jail to `%s`: different "
 					       "filesystems; put the run directory and "
 					       "EMBERD_JAILER_CHROOT_BASE on one filesystem",
-					       source, host_path);
-		return ember_error_sys(err, "move `%s` out of the jail to `%s`", source, host_path);
+					       j->root, name, host_path);
+		return ember_error_sys(err, "move `%s/%s` out of the jail to `%s`", j->root, name,
+				       host_path);
 	}
-	/* The jailed uid created it; every jail shares that uid by default. */
-	if (chown(host_path, geteuid(), getegid()) < 0 || chmod(host_path, 0644) < 0)
-		return ember_error_sys(err, "take ownership of `%s`", host_path);
+	if (own_taken_file(j, host_path, err) < 0) {
+		unlink(host_path);
+		return -1;
+	}
+	return 0;
+}
+
+int fc_jail_read_pid(const struct fc_jail *j, pid_t *pid, struct ember_error **err)
+{
+	_cleanup_close_ int root = open_root(j, err);
+	_cleanup_close_ int fd = -1;
+	char name[NAME_MAX + 1], text[JAIL_PID_FILE_MAX + 1];
+	unsigned long long v = 0;
+	struct stat st;
+	ssize_t n;
+	ssize_t i;
+
+	if (root < 0)
+		return -1;
+	if (snprintf(name, sizeof(name), "%s.pid", j->exec_name) >= (int)sizeof(name))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "pid file name too long");
+	fd = openat(root, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return ember_error_sys(err, "open the jailer's pid file `%s/%s`", j->root, name);
+	/* The jailer writes it as root before Firecracker runs; the jailed uid cannot make a file
+	 * root owns, so a planted one shows its uid. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || st.st_nlink != 1)
+		return ember_error_set(err, EMBER_E_INTERNAL, EPERM,
+				       "`%s/%s` is not a regular file the jailer wrote", j->root,
+				       name);
+	n = read(fd, text, JAIL_PID_FILE_MAX + 1);
+	if (n < 0)
+		return ember_error_sys(err, "read `%s/%s`", j->root, name);
+	/* Decimal digits only (the jailer writes no newline), no leading zero, a real pid. */
+	for (i = 0; i < n && n <= JAIL_PID_FILE_MAX && text[i] >= '0' && text[i] <= '9'; i++)
+		v = v * 10 + (unsigned long long)(text[i] - '0');
+	if (n == 0 || n > JAIL_PID_FILE_MAX || i != n || text[0] == '0' || v > INT_MAX)
+		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
+				       "`%s/%s` does not hold a pid", j->root, name);
+	*pid = (pid_t)v;
 	return 0;
 }
 

@@ -9,18 +9,25 @@
  * A clone: vmm_start() spawns, then restore loads the snapshot and resumes (Firecracker refuses
  * a load after any configuration); connect_agent only connects.
  *
+ * Jailed (a root daemon's default, fc_init): the jailer forks Firecracker into a new PID
+ * namespace as the VM's own uid from vmm.c's range and exits; the VMM is found through the pid
+ * file it leaves in the jail. No name inside a jail is ever followed (fc_jail.h).
+ *
  * Snapshots record the paths Firecracker was given. Every VM therefore runs with its own
  * directory as its working directory (the jail's "/" under the jailer) and gets the vsock
  * socket as the same relative name there: a clone binds its own socket where the template's
  * was, whichever directory it runs in. */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/cleanup.h"
@@ -35,6 +42,7 @@
 #include "vmm/fc_vsock.h"
 #include "vmm/proc.h"
 #include "vmm/spawn.h"
+#include "vmm/uidrange.h"
 
 /* The agent's vsock port (docs/protocol.md, "Transports"); emberd-init listens on it. */
 #define FC_AGENT_VSOCK_PORT 52u
@@ -54,15 +62,19 @@
 /* At most this many stray processes of one jail are waited for (a VMM has a handful). */
 #define FC_STRAY_MAX 64
 #define FC_ARGV_MAX 32
+/* The jailer builds the jail (copies the Firecracker binary, a few MiB, and makes a handful of
+ * directories and nodes), forks Firecracker into its PID namespace and exits: milliseconds.
+ * The bound only stops a hung jailer from holding a create forever. */
+#define FC_JAILER_EXIT_MS 10000
 /* The vsock socket, relative to the VM's working directory (see the top of this file). */
 #define FC_VSOCK_NAME "v.sock"
 /* A snapshot's files inside a jail: a template writes them there, a clone reads links. */
 #define FC_JAIL_MEMORY "memory"
 #define FC_JAIL_STATE "state"
 
-/* drv->priv: the driver's settings. Only this file knows there is a jailer. */
+/* drv->priv: the driver's settings. Only this file knows there is a jailer; drv->jailed says
+ * whether it is used (decided in fc_init, the uids then come from vmm.c). */
 struct fc_driver {
-	bool jailed;
 	char jailer_path[PATH_MAX];    /* absolute; empty when not jailed */
 	struct fc_jail_settings jail;
 };
@@ -90,14 +102,67 @@ struct fc_vm {
 	struct fc_jail jail;
 };
 
-/* Resolves the jailer and its settings; fills jailer[] for the driver's description. */
-static int init_jailer(const struct vmm_driver *drv, struct fc_driver *fcd, const char *jailer_bin,
-		       char *jailer, size_t size, struct ember_error **err)
+/* The jailer to use when none was named: `jailer` beside the Firecracker binary (a release
+ * ships both in one directory), else on PATH. false when there is none. */
+static bool find_jailer(const struct vmm_driver *drv, char *out, const char **where)
 {
-	const char *exec_name;
+	struct ember_error *ignored = NULL;
+	char beside[PATH_MAX];
+	const char *slash = strrchr(drv->vmm_path, '/');
+	struct stat st;
 
-	if (vmm_find_binary(jailer_bin, fcd->jailer_path, err) < 0)
-		return ember_error_wrap(err, "jailer");
+	if (slash != NULL &&
+	    snprintf(beside, sizeof(beside), "%.*s/jailer", (int)(slash - drv->vmm_path),
+		     drv->vmm_path) < (int)sizeof(beside) &&
+	    stat(beside, &st) == 0 && S_ISREG(st.st_mode) && access(beside, X_OK) == 0 &&
+	    vmm_find_binary(beside, out, &ignored) == 0) {
+		*where = "beside the firecracker binary";
+		return true;
+	}
+	ember_error_free(&ignored);
+	if (vmm_find_binary("jailer", out, &ignored) == 0) {
+		*where = "on PATH";
+		return true;
+	}
+	ember_error_free(&ignored);
+	return false;
+}
+
+/* Whether and with which jailer Firecracker runs; appends what was decided to out (the
+ * driver's description). A root daemon jails unless --no-jail; it refuses to start when no
+ * jailer can be found rather than run every Firecracker as root. */
+static int init_jailer(struct vmm_driver *drv, struct fc_driver *fcd,
+		       const struct vmm_driver_config *cfg, char *out, size_t size,
+		       struct ember_error **err)
+{
+	const char *exec_name, *where = "--jailer";
+
+	if (cfg->no_jail) {
+		if (cfg->jailer_bin != NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "--jailer and --no-jail contradict each other");
+		snprintf(out, size, "; NOT JAILED (--no-jail): every VMM runs as %s",
+			 geteuid() == 0 ? "root" : "the daemon's user");
+		return 0;
+	}
+	if (geteuid() != 0) {
+		if (cfg->jailer_bin != NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "--jailer needs a daemon running as root (the jailer "
+					       "chroots and changes uid)");
+		snprintf(out, size, "; not jailed: the daemon does not run as root");
+		return 0;
+	}
+	if (cfg->jailer_bin != NULL) {
+		if (vmm_find_binary(cfg->jailer_bin, fcd->jailer_path, err) < 0)
+			return ember_error_wrap(err, "jailer");
+	} else if (!find_jailer(drv, fcd->jailer_path, &where)) {
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "no Firecracker jailer: --jailer not given, no `jailer` beside "
+				       "`%s` nor on PATH; install the release's jailer "
+				       "(docs/firecracker.md) or pass --no-jail to run every "
+				       "Firecracker as root", drv->vmm_path);
+	}
 	/* The jailer refuses an --exec-file whose name lacks "firecracker". */
 	exec_name = strrchr(drv->vmm_path, '/');
 	exec_name = exec_name != NULL ? exec_name + 1 : drv->vmm_path;
@@ -107,9 +172,13 @@ static int init_jailer(const struct vmm_driver *drv, struct fc_driver *fcd, cons
 				       "`firecracker` (got `%s`)", drv->vmm_path);
 	if (fc_jail_settings_load(&fcd->jail, err) < 0)
 		return -1;
-	fcd->jailed = true;
-	snprintf(jailer, size, ", jailer %s (uid %u, gid %u, chroot base %s)", fcd->jailer_path,
-		 (unsigned)fcd->jail.uid, (unsigned)fcd->jail.gid, fcd->jail.chroot_base);
+	/* vmm.c gives a driver that jails its own way the uids of its range (one per VM). */
+	drv->jailed = true;
+	log_event(LOG_INFO, NULL, "firecracker.jailer", -1,
+		  "using the jailer %s (%s); chroot base %s; each VM in its own mount and PID "
+		  "namespaces", fcd->jailer_path, where, fcd->jail.chroot_base);
+	/* Short: the description holds 320 bytes, and vmm.c appends the uid range. */
+	snprintf(out, size, ", jailer %s", fcd->jailer_path);
 	return 0;
 }
 
@@ -118,7 +187,7 @@ static int fc_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
 {
 	const char *bin = cfg->firecracker_bin != NULL ? cfg->firecracker_bin : "firecracker";
 	struct fc_driver *fcd;
-	char jailer[PATH_MAX + 96] = "";
+	char jailer[PATH_MAX + 160] = "";
 
 	if (vmm_find_binary(bin, drv->vmm_path, err) < 0)
 		return ember_error_wrap(err, "Firecracker (a release binary, see docs/firecracker.md)");
@@ -126,8 +195,7 @@ static int fc_init(struct vmm_driver *drv, const struct vmm_driver_config *cfg,
 	if (fcd == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	drv->priv = fcd;
-	if (cfg->jailer_bin != NULL &&
-	    init_jailer(drv, fcd, cfg->jailer_bin, jailer, sizeof(jailer), err) < 0)
+	if (init_jailer(drv, fcd, cfg, jailer, sizeof(jailer), err) < 0)
 		return -1;
 	if (drv->accel == VMM_ACCEL_KVM)
 		snprintf(drv->description, sizeof(drv->description), "firecracker %s (kvm: %s)%s",
@@ -149,9 +217,7 @@ static void fc_free_driver(struct vmm_driver *drv)
 /* The jailer puts Firecracker in a cgroup of its own, with the limits fc_start() passes. */
 static bool fc_own_cgroup(const struct vmm_driver *drv)
 {
-	const struct fc_driver *fcd = drv->priv;
-
-	return fcd != NULL && fcd->jailed;
+	return drv->jailed;
 }
 
 /* Socket paths must fit sun_path (108 bytes): fail early with a clear message. */
@@ -196,7 +262,7 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 	if (fc_instance_id(vm->sandbox_id, f->id, sizeof(f->id), err) < 0)
 		return -1;
 
-	if (!fcd->jailed) {
+	if (!vm->drv->jailed) {
 		if (sock_path(f->api_sock, sizeof(f->api_sock), vm->run_dir, "fc.sock", err) < 0 ||
 		    sock_path(f->vsock_sock, sizeof(f->vsock_sock), vm->run_dir, FC_VSOCK_NAME,
 			      err) < 0)
@@ -211,6 +277,7 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 					   err) < 0) {
 			return -1;
 		}
+		f->jail.uid = vm->uid;
 		if (fc_jail_host_path(&f->jail, "fc.sock", f->api_sock, sizeof(f->api_sock),
 				      err) < 0 ||
 		    fc_jail_host_path(&f->jail, FC_VSOCK_NAME, f->vsock_sock, sizeof(f->vsock_sock),
@@ -227,11 +294,18 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 		/* A clone reopens what the snapshot names (the pack, at the template's path) and
 		 * reads the snapshot's two files; the kernel was the template's business. */
 		if (vm_path(f, cfg->restore_state, FC_JAIL_STATE, f->restore_state,
-			    sizeof(f->restore_state), err) < 0 ||
-		    vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
-			    sizeof(f->restore_memory), err) < 0)
+			    sizeof(f->restore_state), err) < 0)
 			return -1;
-		return 0;
+		/* The template's memory file is root's and 0400 once sealed (a jailed uid cannot
+		 * read it through a link): a jailed clone gets a copy of the sealed memfd, readable
+		 * and not writable by its uid. It costs the touched RAM once per clone on disk and
+		 * in the page cache (no sharing between jailed clones); Firecracker takes no fd. */
+		if (f->jailed && cfg->memory_fd > 0)
+			return fc_jail_copy_in(&f->jail, cfg->memory_fd,
+					       (uint64_t)cfg->memory_mib << 20, FC_JAIL_MEMORY,
+					       f->restore_memory, sizeof(f->restore_memory), err);
+		return vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
+			       sizeof(f->restore_memory), err);
 	}
 	if (cfg->memory_file != NULL &&
 	    copy_path(f->memory_file, sizeof(f->memory_file), cfg->memory_file, err) < 0)
@@ -269,7 +343,7 @@ static int fc_prepare(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 struct fc_argv {
 	char *items[FC_ARGV_MAX + 1];
 	size_t count;
-	char uid[16], gid[16], memory_max[48];
+	char uid[16], memory_max[48];
 };
 
 static void fc_argv_add(struct fc_argv *a, const char *arg)
@@ -278,14 +352,14 @@ static void fc_argv_add(struct fc_argv *a, const char *arg)
 		a->items[a->count++] = (char *)arg;
 }
 
-/* The jailer runs Firecracker chrooted as uid:gid in a cgroup with memory.max. */
+/* The jailer runs Firecracker chrooted as the VM's own uid (= gid) in a cgroup with
+ * memory.max, as PID 1 of a new PID namespace. */
 static void fc_argv_jailed(struct fc_argv *a, const struct vmm_instance *vm,
 			   const struct fc_driver *fcd, unsigned memory_mib)
 {
 	const struct fc_vm *f = vm->priv;
 
-	snprintf(a->uid, sizeof(a->uid), "%u", (unsigned)fcd->jail.uid);
-	snprintf(a->gid, sizeof(a->gid), "%u", (unsigned)fcd->jail.gid);
+	snprintf(a->uid, sizeof(a->uid), "%u", (unsigned)vm->uid);
 	/* Guest memory plus room for Firecracker itself and the page cache of its reads. */
 	snprintf(a->memory_max, sizeof(a->memory_max), "memory.max=%llu",
 		 ((unsigned long long)memory_mib + 64ull) << 20);
@@ -297,13 +371,14 @@ static void fc_argv_jailed(struct fc_argv *a, const struct vmm_instance *vm,
 	fc_argv_add(a, "--uid");
 	fc_argv_add(a, a->uid);
 	fc_argv_add(a, "--gid");
-	fc_argv_add(a, a->gid);
+	fc_argv_add(a, a->uid);
 	fc_argv_add(a, "--chroot-base-dir");
 	fc_argv_add(a, fcd->jail.chroot_base);
 	fc_argv_add(a, "--cgroup-version");
 	fc_argv_add(a, "2");
 	fc_argv_add(a, "--cgroup");
 	fc_argv_add(a, a->memory_max);
+	fc_argv_add(a, "--new-pid-ns");
 	fc_argv_add(a, "--");
 	/* The jailer passes --id itself; the socket path is inside the chroot. */
 	fc_argv_add(a, "--api-sock");
@@ -321,6 +396,90 @@ static void fc_argv_plain(struct fc_argv *a, const struct vmm_instance *vm)
 	fc_argv_add(a, f->id);
 }
 
+static unsigned kill_jail(const struct vmm_driver *drv, const struct fc_jail *j);
+
+/* Whether pid is PID 1 of a PID namespace of its own (the NSpid: line of its status ends in
+ * 1, after its pid in ours): what --new-pid-ns makes of Firecracker. */
+static bool is_pid_ns_init(pid_t pid)
+{
+	_cleanup_free_ char *status = NULL;
+	char path[64];
+	const char *line, *end, *last;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (file_read_all(path, 1 << 16, &status, NULL, NULL) < 0)
+		return false;
+	line = strstr(status, "\nNSpid:\t");
+	if (line == NULL)
+		return false;
+	line += strlen("\nNSpid:\t");
+	end = strchr(line, '\n');
+	end = end != NULL ? end : line + strlen(line);
+	last = end;
+	while (last > line && last[-1] != '\t')
+		last--;
+	return last > line && end - last == 1 && *last == '1';
+}
+
+/* The jailer, with --new-pid-ns, forks Firecracker into a new PID namespace, writes its pid to
+ * "/<exec name>.pid" in the jail and exits 0 (Firecracker's docs/jailer.md). So the process
+ * vmm_spawn made is not the VMM: wait for it (bounded), reap it here (it never is a VM), then
+ * take Firecracker by the pid file, through a pidfd. Firecracker is not our child: init reaps
+ * it, vmm.c's waitpid() gets ECHILD and relies on the pidfd, as for a re-attached VM. */
+static int find_jailed_vmm(struct vmm_instance *vm, pid_t jailer, int jailer_fd,
+			   struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	int status = 0, ready = fd_wait(jailer_fd, POLLIN, time_mono_ms() + FC_JAILER_EXIT_MS, err);
+	pid_t pid;
+
+	if (ready <= 0)
+		syscall(SYS_pidfd_send_signal, jailer_fd, SIGKILL, NULL, 0);
+	while (waitpid(jailer, &status, 0) < 0 && errno == EINTR)
+		;
+	if (ready < 0)
+		return -1;
+	if (ready == 0)
+		return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				       "the jailer did not finish within %d ms", FC_JAILER_EXIT_MS);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return ember_error_set(err, EMBER_E_GUEST, 0,
+				       "the jailer failed (%s %d; its output is in the console)",
+				       WIFEXITED(status) ? "exit status" : "signal",
+				       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	if (fc_jail_read_pid(&f->jail, &pid, err) < 0)
+		return ember_error_wrap(err, "find the jailed firecracker");
+	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (vm->pidfd < 0)
+		return ember_error_sys(err, "pidfd_open(%d) (the jailed firecracker)", (int)pid);
+	/* Checked through the pidfd, which the pid cannot be recycled under. */
+	if (!is_pid_ns_init(pid)) {
+		close(vm->pidfd);
+		vm->pidfd = -1;
+		return ember_error_set(err, EMBER_E_INTERNAL, ESRCH,
+				       "pid %d from the jailer's pid file is not the init of a new "
+				       "PID namespace", (int)pid);
+	}
+	vm->pid = pid;
+	return 0;
+}
+
+static int spawn_jailed(struct vmm_instance *vm, char *const argv[], struct ember_error **err)
+{
+	struct fc_vm *f = vm->priv;
+	_cleanup_close_ int jailer_fd = -1;
+	pid_t jailer;
+
+	/* The jailer makes the jail's root the working directory itself. */
+	if (vmm_spawn_in(argv, NULL, console_vmm_fd(vm->console), &jailer, &jailer_fd, err) < 0)
+		return -1;
+	if (find_jailed_vmm(vm, jailer, jailer_fd, err) == 0)
+		return 0;
+	/* A Firecracker the jailer forked before failing runs on in the jail's cgroup. */
+	kill_jail(vm->drv, &f->jail);
+	return ember_error_wrap(err, "start under `%s`", argv[0]);
+}
+
 static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		    struct ember_error **err)
 {
@@ -329,16 +488,16 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 
 	if (fc_prepare(vm, cfg, err) < 0)
 		return -1;
-	if (fcd->jailed)
+	if (vm->drv->jailed) {
 		fc_argv_jailed(&a, vm, fcd, cfg->memory_mib);
-	else
-		fc_argv_plain(&a, vm);
-	/* The jailer makes the jail's root the working directory itself. Firecracker writes the
-	 * guest's serial console and its own log lines to stdout, which is the console FIFO: it
-	 * makes stdout non-blocking and drops what a full pipe does not take (counted in its
-	 * uart.error_count metric), so the guest never waits for the daemon. */
-	return vmm_spawn_in(a.items, fcd->jailed ? NULL : vm->run_dir, console_vmm_fd(vm->console),
-			    &vm->pid, &vm->pidfd, err);
+		return spawn_jailed(vm, a.items, err);
+	}
+	fc_argv_plain(&a, vm);
+	/* Firecracker writes the guest's serial console and its own log lines to stdout, which is
+	 * the console FIFO: it makes stdout non-blocking and drops what a full pipe does not take
+	 * (counted in its uart.error_count metric), so the guest never waits for the daemon. */
+	return vmm_spawn_in(a.items, vm->run_dir, console_vmm_fd(vm->console), &vm->pid,
+			    &vm->pidfd, err);
 }
 
 /* The socket appears once Firecracker is listening; a process that dies first fails at once. */
@@ -674,9 +833,30 @@ static void fc_release(struct vmm_instance *vm)
 }
 
 struct stray_kill {
+	const struct vmm_driver *drv;
+	const char *chroot_base;
+	bool by_identity;         /* found by command line: check who it is first */
 	int pidfds[FC_STRAY_MAX];
 	size_t count;
 };
+
+/* Whether a process whose command line names a jail id is ours: a jailed Firecracker runs as
+ * one of this daemon's uids; the jailer (and its child before it drops to the uid) runs as
+ * root with our chroot base on its command line. Anyone else's process that happens to name
+ * the id is left alone. */
+static bool is_our_jailed(const struct stray_kill *k, pid_t pid)
+{
+	uid_t uids[4];
+	size_t i;
+
+	if (proc_uids(pid, uids) < 0)
+		return false;
+	for (i = 0; i < 4 && uid_range_contains(k->drv->uids, uids[i]); i++)
+		;
+	if (i == 4)
+		return true;
+	return uids[0] == 0 && uids[1] == 0 && proc_cmdline_contains(pid, k->chroot_base);
+}
 
 /* Kills through a pidfd, and keeps it: the wait below then watches this very process, not
  * whoever gets its pid next. */
@@ -688,47 +868,63 @@ static void kill_jailed(pid_t pid, void *arg)
 	if (k->count == FC_STRAY_MAX)
 		return;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
+	if (pidfd < 0 || (k->by_identity && !is_our_jailed(k, pid)))
+		return;
+	if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0)
 		k->pidfds[k->count++] = steal_fd(&pidfd);
 }
 
-/* A jailed Firecracker's command line names only its jail id (`--id <id>` from the jailer;
- * paths are inside the chroot), so the run-directory sweep misses it: find it by that id. */
-static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
+/* Kills what runs in jail j: a jailed Firecracker's command line names only its jail id
+ * (`--id <id>` from the jailer; paths are inside the chroot), and with --new-pid-ns it is PID
+ * 1 of its namespace (killing it ends everything in there). Then whatever else is in the jail's
+ * cgroup, which only root can move processes into. Waits (bounded) until they are gone and
+ * returns how many were found by command line. */
+static unsigned kill_jail(const struct vmm_driver *drv, const struct fc_jail *j)
 {
 	const struct fc_driver *fcd = drv->priv;
-	struct ember_error *err = NULL;
-	struct stray_kill k = { .count = 0 };
-	struct fc_jail j;
+	struct stray_kill k = { .drv = drv, .chroot_base = fcd->jail.chroot_base,
+				.by_identity = true };
 	char needle[2][FC_ID_MAX + 16];
 	int64_t deadline;
 	size_t i, vmms;
 
-	if (!fcd->jailed)
-		return 0;
-	if (fc_jail_layout(&j, &fcd->jail, drv->vmm_path, sandbox_id, &err) < 0) {
-		ember_error_free(&err);
-		return 0;
-	}
-	snprintf(needle[0], sizeof(needle[0]), "--id %s ", j.id);
-	snprintf(needle[1], sizeof(needle[1]), "--id=%s ", j.id);
+	snprintf(needle[0], sizeof(needle[0]), "--id %s ", j->id);
+	snprintf(needle[1], sizeof(needle[1]), "--id=%s ", j->id);
 	for (i = 0; i < 2; i++)
 		proc_for_each_mentioning(needle[i], kill_jailed, &k);
 	vmms = k.count;
-	/* and whatever else is in its cgroup (the jailer puts the VMM there; children inherit) */
-	if (j.cgroup_dir[0] != '\0')
-		cgroup_for_each_member(j.cgroup_dir, kill_jailed, &k);
-	/* Not our children: wait (bounded) on their pidfds until they are gone. The cgroup stays
-	 * busy until their zombies are reaped too (by init), so its removal is retried. */
+	k.by_identity = false;
+	if (j->cgroup_dir[0] != '\0')
+		cgroup_for_each_member(j->cgroup_dir, kill_jailed, &k);
+	/* Not our children: wait (bounded) on their pidfds until they are gone. */
 	deadline = time_mono_ms() + FC_STRAY_EXIT_MS;
 	for (i = 0; i < k.count; i++) {
 		fd_wait(k.pidfds[i], POLLIN, deadline, NULL);
 		close(k.pidfds[i]);
 	}
-	if (j.cgroup_dir[0] != '\0')
-		cgroup_rmdir_wait(j.cgroup_dir, time_ms_until(deadline));
-	fc_jail_cleanup(&j);
+	if (j->cgroup_dir[0] != '\0')
+		cgroup_rmdir_wait(j->cgroup_dir, time_ms_until(deadline));
 	return (unsigned)vmms;
+}
+
+/* The run-directory sweep cannot find a jailed Firecracker (its command line names only its
+ * jail): find it by its jail id, then remove the jail. */
+static unsigned fc_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id)
+{
+	const struct fc_driver *fcd = drv->priv;
+	struct ember_error *err = NULL;
+	struct fc_jail j;
+	unsigned killed;
+
+	if (!drv->jailed)
+		return 0;
+	if (fc_jail_layout(&j, &fcd->jail, drv->vmm_path, sandbox_id, &err) < 0) {
+		ember_error_free(&err);
+		return 0;
+	}
+	killed = kill_jail(drv, &j);
+	fc_jail_cleanup(&j);
+	return killed;
 }
 
 const struct vmm_driver_ops vmm_firecracker_ops = {

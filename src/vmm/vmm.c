@@ -120,8 +120,17 @@ static int set_up_jail(struct vmm_driver *drv, const struct vmm_driver_config *c
 	char *tail = drv->description + len;
 	size_t room = sizeof(drv->description) - len;
 
-	if (!drv->ops->jails)
+	/* A driver with a jailer of its own (Firecracker) decided in its init whether it jails,
+	 * and handles --no-jail itself; it gets its VMMs' uids from the same range. */
+	if (!drv->ops->jails) {
+		if (!drv->jailed)
+			return 0;
+		if (uid_range_create(base, VMM_UID_RANGE_SIZE, &drv->uids, err) < 0)
+			return ember_error_wrap(err, "VMM jail");
+		snprintf(tail, room, "; jailed: uid/gid %u-%u, one per VM", (unsigned)base,
+			 (unsigned)(base + VMM_UID_RANGE_SIZE - 1));
 		return 0;
+	}
 	if (cfg->no_jail) {
 		snprintf(tail, room, "; NOT JAILED (--no-jail): every VMM runs as %s",
 			 geteuid() == 0 ? "root" : "the daemon's user");

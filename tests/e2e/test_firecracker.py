@@ -42,6 +42,10 @@ FAKES = os.path.join(harness.REPO, "tests", "fakes")
 FAKE_FC = os.path.join(FAKES, "firecracker")
 FAKE_JAILER = os.path.join(FAKES, "jailer")
 FC_ARGS = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC)
+# The fake jailer sits beside the fake firecracker, so a root daemon finds and uses it by
+# default; every test but the jailer's runs Firecracker unjailed, as --no-jail asks.
+UNJAILED = (*FC_ARGS, "--no-jail")
+UID_BASE, UID_COUNT = 1900000000, 8192  # the daemon's default VMM uid range (vmm.h)
 COLD = ("--no-snapshots",)  # tests of the boot path itself: no template builds alongside
 IDENTITY = "import os, time, uuid; print(os.urandom(16).hex(), uuid.uuid4(), time.time())"
 
@@ -88,6 +92,15 @@ def assert_clone(test, d, sb):
         events = [ln for ln in d.read_log().splitlines()
                   if "template" in ln or "clone" in ln or "level=warn" in ln]
         test.fail(f"not a clone: {sb}\n" + "\n".join(events[-30:]))
+
+
+def remove_shared_cgroup(path):
+    """The jailer's parent cgroup, shared with any other jailed Firecracker on the host (another
+    test run): removed when it is empty."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def wait_until(predicate, timeout):
@@ -183,7 +196,7 @@ def template_dirs(d):
 
 class FirecrackerApiTest(test_api.ApiTest):
     """Every test of the HTTP API suite, with the Firecracker driver, booting cold."""
-    daemon_args = FC_ARGS + COLD
+    daemon_args = UNJAILED + COLD
     expected_driver = "firecracker"
 
     def test_oversized_body_is_413(self):
@@ -202,7 +215,7 @@ class FirecrackerApiTest(test_api.ApiTest):
 class FirecrackerCloneApiTest(FirecrackerApiTest):
     """The whole suite on clones: both templates are built first (--prewarm), so every create
     of a default shape is a /snapshot/load into a fresh fake."""
-    daemon_args = FC_ARGS + ("--prewarm",)
+    daemon_args = UNJAILED + ("--prewarm",)
 
     @classmethod
     def setUpClass(cls):
@@ -224,7 +237,7 @@ class FirecrackerCloneApiTest(FirecrackerApiTest):
 
 class FirecrackerPooledApiTest(FirecrackerApiTest):
     """The whole suite with the warm pool on: most creates take a pooled clone."""
-    daemon_args = FC_ARGS + ("--pool-size", "2", "--prewarm")
+    daemon_args = UNJAILED + ("--pool-size", "2", "--prewarm")
 
     @classmethod
     def setUpClass(cls):
@@ -251,7 +264,7 @@ class FirecrackerConfigTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emfc.", dir="/tmp")
         cls.log = os.path.join(cls.tmp, "requests.jsonl")
-        cls.d = harness.Daemon(*FC_ARGS, *COLD, env={"FAKE_FC_LOG": cls.log})
+        cls.d = harness.Daemon(*UNJAILED, *COLD, env={"FAKE_FC_LOG": cls.log})
 
     @classmethod
     def tearDownClass(cls):
@@ -335,7 +348,7 @@ class FirecrackerSnapshotTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="emfs.", dir="/tmp")
         cls.log = os.path.join(cls.tmp, "requests.jsonl")
-        cls.d = harness.Daemon(*FC_ARGS, "--prewarm", env={"FAKE_FC_LOG": cls.log})
+        cls.d = harness.Daemon(*UNJAILED, "--prewarm", env={"FAKE_FC_LOG": cls.log})
         cls.d.wait_health_or_stop(lambda h: h["templates"]["ready"] >= 2, 300, "both templates")
 
     @classmethod
@@ -371,9 +384,9 @@ class FirecrackerSnapshotTest(unittest.TestCase):
                                       "mem_file_path": building + "/memory"})
             self.assertEqual(reqs[8]["body"], {"state": "Resumed"})
             self.assertEqual(reqs[9]["body"], {"action_type": "SendCtrlAltDel"})
-            # the template's files were renamed into place, whole
+            # the template's files were renamed into place, whole (with the store's digests)
             key_dir = building[:-len(".building")]
-            self.assertEqual(sorted(os.listdir(key_dir)), ["memory", "state"])
+            self.assertEqual(sorted(os.listdir(key_dir)), ["digests", "memory", "state"])
 
         sb = self.clone("shell")
         sid, run = sb["id"], os.path.join(self.d.run_dir, sb["id"])
@@ -529,7 +542,7 @@ class FirecrackerFaultTest(unittest.TestCase):
 
     def run_fault(self, env, expected_status, mentions, max_seconds=FAULT_SECONDS,
                   boot_timeout_ms=BOOT_TIMEOUT_MS):
-        d = harness.Daemon(*FC_ARGS, *COLD, "--boot-timeout-ms", str(boot_timeout_ms),
+        d = harness.Daemon(*UNJAILED, *COLD, "--boot-timeout-ms", str(boot_timeout_ms),
                            env=env)
         try:
             qemus_before = fake_qemus()
@@ -574,7 +587,7 @@ class FirecrackerFaultTest(unittest.TestCase):
     def assert_clone_falls_back_cold(self, env, logged, *args):
         """With both templates built under env, a create's clone fails, the create boots cold
         and works, and the daemon's log says `logged` about it."""
-        d = harness.Daemon(*FC_ARGS, "--prewarm", *args, env=env)
+        d = harness.Daemon(*UNJAILED, "--prewarm", *args, env=env)
         try:
             d.wait_health(lambda h: h["templates"]["ready"] >= 2, 300, "both templates")
             sb = d.create(language_pack="shell")
@@ -605,7 +618,7 @@ class FirecrackerFaultTest(unittest.TestCase):
         # A CONNECT nobody answers (nor closes) costs one attempt (2 s), not the boot deadline.
         log = os.path.join(tempfile.mkdtemp(prefix="emfl.", dir="/tmp"), "requests.jsonl")
         self.addCleanup(shutil.rmtree, os.path.dirname(log), True)
-        d = harness.Daemon(*FC_ARGS, *COLD, "--boot-timeout-ms", str(self.BOOT_TIMEOUT_MS),
+        d = harness.Daemon(*UNJAILED, *COLD, "--boot-timeout-ms", str(self.BOOT_TIMEOUT_MS),
                            env={"FAKE_FC_VSOCK_SILENT_FIRST": "1", "FAKE_FC_LOG": log})
         try:
             sb = d.create(language_pack="shell")
@@ -638,6 +651,34 @@ class FirecrackerSelectionTest(unittest.TestCase):
         self.assertIn("firecracker", proc.stderr)
         self.assertIn("/nonexistent/firecracker", proc.stderr)
 
+    def test_a_root_daemon_without_a_jailer_refuses_firecracker_unless_no_jail(self):
+        # A Firecracker with no jailer beside it, and none on PATH.
+        tmp = tempfile.mkdtemp(prefix="emfc.", dir="/tmp")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        lone = os.path.join(tmp, "firecracker")
+        shutil.copy2(FAKE_FC, lone)
+        env = {**os.environ, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        self.assertIsNone(shutil.which("jailer", path=env["PATH"]))
+        proc = subprocess.run([os.path.join(harness.ASAN_BIN, "emberd"), "--images",
+                               harness.IMAGES_DIR, "--addr", "127.0.0.1:0", "--run-dir",
+                               os.path.join(tmp, "run"), "--vmm", "firecracker",
+                               "--firecracker-bin", lone],
+                              capture_output=True, text=True, timeout=60, env=env)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("no Firecracker jailer", proc.stderr)
+        self.assertIn("--no-jail", proc.stderr)
+        d = harness.Daemon("--vmm", "firecracker", "--firecracker-bin", lone, "--no-jail",
+                           *COLD, env={"PATH": env["PATH"]})
+        try:
+            status, body, _ = d.request("GET", "/healthz")
+            self.assertIn("NOT JAILED (--no-jail)", body["vmm"]["description"])
+            sb = d.create(language_pack="shell")
+            with open(f"/proc/{sb['vmm_pid']}/status") as f:
+                self.assertIn("Uid:\t0\t", f.read())
+            self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
     def test_auto_does_not_pick_firecracker_without_hardware_virtualization(self):
         with open("/proc/cpuinfo") as f:
             flags = f.read().split()
@@ -658,7 +699,7 @@ class FirecrackerRestartTest(unittest.TestCase):
         tmp = tempfile.mkdtemp(prefix="emfc.", dir="/tmp")
         self.addCleanup(shutil.rmtree, tmp, True)
         log = os.path.join(tmp, "requests.jsonl")
-        d1 = harness.Daemon(*FC_ARGS, *COLD, env={"FAKE_FC_LOG": log})
+        d1 = harness.Daemon(*UNJAILED, *COLD, env={"FAKE_FC_LOG": log})
         try:
             sb = d1.create(language_pack="shell")
             status, body, _ = d1.exec(sb["id"], "echo kept > /tmp/marker")
@@ -667,7 +708,7 @@ class FirecrackerRestartTest(unittest.TestCase):
             d1.stop(check=False)
             raise
         d1.kill9()  # its vsock stream ends; the guest ends that session
-        d2 = harness.Daemon(*FC_ARGS, *COLD, reuse=d1, env={"FAKE_FC_LOG": log})
+        d2 = harness.Daemon(*UNJAILED, *COLD, reuse=d1, env={"FAKE_FC_LOG": log})
         try:
             status, body, _ = d2.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual((status, body["state"], body["vmm_pid"]),
@@ -715,7 +756,7 @@ class FirecrackerConsoleFloodTest(unittest.TestCase):
     MARKER = b"fake-firecracker: console flood done %d\n" % FLOOD
 
     def test_console_flood_stays_bounded_in_memory_and_on_disk(self):
-        d = harness.Daemon(*FC_ARGS, *COLD, env={"FAKE_FC_CONSOLE_FLOOD": str(self.FLOOD)})
+        d = harness.Daemon(*UNJAILED, *COLD, env={"FAKE_FC_CONSOLE_FLOOD": str(self.FLOOD)})
         try:
             rss_before = rss_bytes(d.proc.pid)
             sb = d.create(language_pack="shell")
@@ -764,13 +805,29 @@ class FirecrackerConsoleFloodTest(unittest.TestCase):
 class FirecrackerJailerTest(unittest.TestCase):
     def jail_base(self):
         """A chroot base for the fake jailer, removed after the test, and the environment that
-        points the daemon at it (jailed uid 4321, gid 4322)."""
+        points the daemon at it. The fake is not chrooted: as its VM's uid it reaches the jail
+        through the base's path (searchable, like /srv/jailer) and appends to requests.jsonl
+        (made writable for it here)."""
         base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
         self.addCleanup(shutil.rmtree, base, True)
         if os.stat(base).st_dev != os.stat(harness.IMAGES_DIR).st_dev:
             self.skipTest("hard links need the jail and the images on one filesystem")
-        return base, {"EMBERD_JAILER_CHROOT_BASE": base, "EMBERD_JAILER_UID": "4321",
-                      "EMBERD_JAILER_GID": "4322"}
+        os.chmod(base, 0o755)
+        log = os.path.join(base, "requests.jsonl")
+        with open(log, "w"):
+            pass
+        os.chmod(log, 0o666)
+        return base, {"EMBERD_JAILER_CHROOT_BASE": base}
+
+    def assert_runs_as_own_uid(self, pid, uid):
+        """pid runs as uid (real, effective, saved, fs; gid the same), one of the range, and
+        is PID 1 of a PID namespace of its own (--new-pid-ns)."""
+        with open(f"/proc/{pid}/status") as f:
+            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        self.assertEqual(status["Uid"].split(), 4 * [str(uid)])
+        self.assertEqual(status["Gid"].split(), 4 * [str(uid)])
+        self.assertIn(uid, range(UID_BASE, UID_BASE + UID_COUNT))
+        self.assertEqual(status["NSpid"].split(), [str(pid), "1"])
 
     def test_jailed_vm_boots_from_hard_links_and_its_jail_is_removed(self):
         base, env = self.jail_base()
@@ -780,12 +837,17 @@ class FirecrackerJailerTest(unittest.TestCase):
         try:
             status, health, _ = d.request("GET", "/healthz")
             self.assertIn("jailer", health["vmm"]["description"])
+            self.assertIn("; jailed: uid/gid", health["vmm"]["description"])
             sb = d.create(language_pack="shell", memory_mib=128)
             jail_id = sb["id"].replace("_", "-")
             instance = os.path.join(base, "firecracker", jail_id)
             root = os.path.join(instance, "root")
             try:
-                self.assertEqual(os.stat(root).st_uid, 4321)
+                uid = os.stat(root).st_uid
+                self.assert_runs_as_own_uid(sb["vmm_pid"], uid)
+                # the jailer's pid file, root's, names the VMM the daemon took
+                with open(os.path.join(root, "firecracker.pid")) as f:
+                    self.assertEqual(f.read(), str(sb["vmm_pid"]))
                 for name, image in (("vmlinux", manifest_path("kernel", "vmlinux")),
                                     ("initramfs", manifest_path("initramfs")),
                                     ("pack", manifest_path("packs", "shell", "image"))):
@@ -796,9 +858,9 @@ class FirecrackerJailerTest(unittest.TestCase):
                 argv = [e["jailer"] for e in entries if "jailer" in e][-1]
                 self.assertEqual(argv, [
                     "--id", jail_id, "--exec-file", os.path.realpath(FAKE_FC),
-                    "--uid", "4321", "--gid", "4322", "--chroot-base-dir", base,
+                    "--uid", str(uid), "--gid", str(uid), "--chroot-base-dir", base,
                     "--cgroup-version", "2", "--cgroup", f"memory.max={(128 + 64) << 20}",
-                    "--", "--api-sock", "/fc.sock"])
+                    "--new-pid-ns", "--", "--api-sock", "/fc.sock"])
                 body = {r["path"]: r["body"] for r in entries
                         if r.get("api_sock") == os.path.join(root, "fc.sock") and "method" in r}
                 self.assertEqual(body["/boot-source"]["kernel_image_path"], "/vmlinux")
@@ -814,8 +876,72 @@ class FirecrackerJailerTest(unittest.TestCase):
             if cgroup2:
                 # The fake jailer made the VM's cgroup like the real one; the driver removes it.
                 parent = os.path.join(cgroup2, "firecracker")
-                self.addCleanup(lambda: os.path.isdir(parent) and os.rmdir(parent))
+                self.addCleanup(remove_shared_cgroup, parent)
                 self.assertFalse(os.path.exists(os.path.join(parent, jail_id)))
+        finally:
+            d.stop()
+
+    def test_by_default_each_vm_runs_jailed_as_its_own_uid_in_a_new_pid_namespace(self):
+        base, env = self.jail_base()
+        log = os.path.join(base, "requests.jsonl")
+        # No --jailer: the one beside the firecracker binary is found and used.
+        d = harness.Daemon(*FC_ARGS, *COLD, env={**env, "FAKE_FC_LOG": log})
+        try:
+            self.assertIn(f"using the jailer {os.path.realpath(FAKE_JAILER)} (beside the "
+                          "firecracker binary)", d.read_log())
+            made = [d.create(language_pack="shell") for _ in range(2)]
+            try:
+                uids = []
+                for sb in made:
+                    root = os.path.join(base, "firecracker", sb["id"].replace("_", "-"), "root")
+                    uids.append(os.stat(root).st_uid)
+                    self.assert_runs_as_own_uid(sb["vmm_pid"], uids[-1])
+                    status, res, _ = d.exec(sb["id"], "echo own uid")
+                    self.assertEqual((status, res["stdout"]), (200, "own uid\n"), res)
+                self.assertNotEqual(uids[0], uids[1])
+                argvs = [e["jailer"] for e in read_log(log) if "jailer" in e]
+                self.assertEqual(len(argvs), 2)
+                for argv, uid in zip(argvs, uids):
+                    self.assertIn("--new-pid-ns", argv[:argv.index("--")])
+                    self.assertEqual(argv[argv.index("--uid") + 1], str(uid))
+                    self.assertEqual(argv[argv.index("--gid") + 1], str(uid))
+            finally:
+                for sb in made:
+                    self.assertEqual(d.delete(sb["id"]), 204)
+            for sb in made:
+                self.assertTrue(wait_until(lambda: not harness.pid_alive(sb["vmm_pid"]), 60))
+            self.assertEqual(os.listdir(os.path.join(base, "firecracker")), [])
+        finally:
+            d.stop()
+
+    def test_a_symlink_planted_in_a_jail_does_not_redirect_the_chown(self):
+        base, env = self.jail_base()
+        # A host file a compromised VMM would like root to make its own and world-readable.
+        target = os.path.join(base, "host-secret")
+        with open(target, "w") as f:
+            f.write("secret\n")
+        os.chmod(target, 0o600)
+        os.chown(target, 12345, 12345)
+        d = harness.Daemon(*FC_ARGS, "--jailer", FAKE_JAILER, "--prewarm",
+                           env={**env, "FAKE_FC_SNAPSHOT_SYMLINK": target})
+        try:
+            self.assertTrue(wait_until(lambda: "template.failed" in d.read_log(), 300),
+                            "no template build failed")
+            st = os.stat(target)
+            self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777), (12345, 12345, 0o600))
+            with open(target) as f:
+                self.assertEqual(f.read(), "secret\n")
+            # the symlink, moved out, was opened with O_NOFOLLOW: refused, and removed
+            self.assertIn("(moved out of the jail): Too many levels of symbolic links",
+                          d.read_log())
+            tdir = os.path.join(d.run_dir, "templates")
+            for dirpath, _, files in os.walk(tdir):
+                for name in files:
+                    self.assertFalse(os.path.islink(os.path.join(dirpath, name)), name)
+            # creates still work: they boot cold
+            sb = d.create(language_pack="shell")
+            self.assertEqual(sb["boot_mode"], "cold", sb)
+            self.assertEqual(d.delete(sb["id"]), 204)
         finally:
             d.stop()
 
@@ -835,11 +961,12 @@ class FirecrackerJailerTest(unittest.TestCase):
             tdir = os.path.join(d.run_dir, "templates")
             keys = [k for k in os.listdir(tdir) if len(k) == 64]
             self.assertEqual(len(keys), 2, os.listdir(tdir))
+            # memory: the template store seals it (root's, 0400) once the template VM stopped
             for key in keys:
-                for name in ("memory", "state"):
+                for name, mode in (("memory", 0o400), ("state", 0o644)):
                     st = os.stat(os.path.join(tdir, key, name))
                     self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o777),
-                                     (os.geteuid(), os.getegid(), 0o644), name)
+                                     (os.geteuid(), os.getegid(), mode), name)
             self.assertTrue(wait_until(
                 lambda: not [j for j in os.listdir(jails) if j.startswith("tpl-")], 60))
 
@@ -858,8 +985,12 @@ class FirecrackerJailerTest(unittest.TestCase):
                     key_dir = os.path.dirname(next(
                         os.path.join(tdir, k, "state") for k in keys
                         if os.path.samefile(os.path.join(tdir, k, "state"), state)))
-                    self.assertTrue(os.path.samefile(os.path.join(root, "memory"),
-                                                     os.path.join(key_dir, "memory")))
+                    # the sealed memory is unreadable to the clone's uid: it gets a copy,
+                    # readable, not writable, with the template's RAM
+                    st = os.stat(os.path.join(root, "memory"))
+                    self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o444))
+                    self.assertEqual(st.st_size,
+                                     os.stat(os.path.join(key_dir, "memory")).st_size)
                     self.assertTrue(os.path.samefile(os.path.join(root, "pack"),
                                                      manifest_path("packs", "shell", "image")))
                     # what a clone needs and no more: the template loaded the kernel
@@ -873,7 +1004,7 @@ class FirecrackerJailerTest(unittest.TestCase):
             self.assertEqual(os.listdir(jails), [])
             for key in keys:  # the clones' jails held links only
                 self.assertEqual(sorted(os.listdir(os.path.join(tdir, key))),
-                                 ["memory", "state"])
+                                 ["digests", "memory", "state"])
         finally:
             d.stop()
             cgroup2 = cgroup2_root()

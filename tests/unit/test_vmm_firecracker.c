@@ -36,7 +36,7 @@ static int setup(void **state)
 	static unsigned seq;
 	struct vmm_driver_config cfg = {
 		.name = "firecracker", .firecracker_bin = "/bin/true", .accel = VMM_ACCEL_TCG,
-		.cgroup_root = "none",
+		.cgroup_root = "none", .no_jail = true,
 	};
 	struct fixture *fx = calloc(1, sizeof(*fx));
 	uint64_t ticks;
