@@ -100,7 +100,9 @@ static void write_console_safely(FILE *f, const uint8_t *data, size_t len)
 	size_t i = 0, n = 0;
 
 	while (i <= len) {
-		bool flush = i == len || data[i] == '\n' || data[i] == '\0' || n == sizeof(piece) - 1;
+		bool flush = i == len || data[i] == '\n' || data[i] == '\0' ||
+			     (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n') ||
+			     n == sizeof(piece) - 1;
 
 		if (flush) {
 			piece[n] = '\0';
@@ -110,6 +112,8 @@ static void write_console_safely(FILE *f, const uint8_t *data, size_t len)
 		}
 		if (i < len && data[i] == '\n')
 			fputc('\n', f);
+		else if (i + 1 < len && data[i] == '\r' && data[i + 1] == '\n')
+			; /* a serial console's line end: the \n that follows is the newline */
 		else if (i < len && data[i] == '\0')
 			fputs("\\x00", f);
 		else if (i < len)

@@ -314,5 +314,36 @@ class GuestConsoleFloodTest(unittest.TestCase):
         finally:
             d.stop()
 
+class ConsoleOnATerminalTest(unittest.TestCase):
+    """Guest console bytes reach an operator's terminal through `emberctl inspect`: a process
+    name is the guest user's to choose, and the kernel prints it raw in a fatal-signal dump, so
+    a guest can put escape sequences on the console. inspect shows them escaped."""
+
+    def test_inspect_escapes_what_a_guest_put_on_its_console(self):
+        d = harness.Daemon("--no-snapshots", "--kernel-args",
+                           "loglevel=7 sysctl.kernel.print-fatal-signals=1")
+        try:
+            sb = d.create(language_pack="shell")
+            name = "x\x1b[2J\x1b]0;owned\x07y"
+            status, res, _ = d.exec(sb["id"], f"cp /bin/sh \"/tmp/{name}\" && "
+                                    f"\"/tmp/{name}\" -c 'kill -QUIT $$'; true",
+                                    timeout_ms=120000)
+            self.assertEqual(status, 200, res)
+            wait_for(lambda: "\x1b[2J" in d.request(
+                "GET", f"/sandboxes/{sb['id']}/console")[1]["console"], 60,
+                "the dump with the process name on the console")
+            out = subprocess.run([os.path.join(harness.ASAN_BIN, "emberctl"), "--addr", d.addr,
+                                  "inspect", sb["id"]], capture_output=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertNotIn(b"\x1b", out.stdout)
+            self.assertNotIn(b"\x07", out.stdout)
+            # (the kernel keeps 15 bytes of a process name)
+            self.assertIn(b"Comm: x\\x1b[2J\\x1b]0;owned\\x07 ", out.stdout)
+            self.assertNotIn(b"\\x0d\n", out.stdout)  # console line ends read as line ends
+            self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
