@@ -29,16 +29,17 @@ def tsan_reports(log):
 
 
 class TsanConcurrencyTest(unittest.TestCase):
+    binary = TSAN_EMBERD
+    env = {"TSAN_OPTIONS": "halt_on_error=0 exitcode=0 second_deadlock_stack=1"}
+
     def setUp(self):
-        if not os.path.exists(TSAN_EMBERD):
-            self.fail(f"{TSAN_EMBERD} is missing: run `make tsan-bins`")
+        if not os.path.exists(self.binary):
+            self.fail(f"{self.binary} is missing: run `make tsan-bins asan-bins`")
         # exitcode=0: the daemon's own exit status stays about its shutdown; the reports in
-        # its log are what this test checks.
+        # its log are what this test checks (and the harness's ASan/UBSan checks).
         self.d = harness.Daemon("--vmm", "firecracker", "--firecracker-bin", FAKE_FC,
                                 "--pool-size", "2", "--max-sandboxes", "24",
-                                binary=TSAN_EMBERD,
-                                env={"TSAN_OPTIONS": "halt_on_error=0 exitcode=0 "
-                                                     "second_deadlock_stack=1"})
+                                binary=self.binary, env=self.env)
 
     def tearDown(self):
         problems = self.d.stop(check=False)
@@ -94,8 +95,15 @@ class TsanConcurrencyTest(unittest.TestCase):
         # The cycles were made (within a generous cap), and the lister ran alongside.
         self.assertGreaterEqual(len(counts), CYCLES)
         self.assertGreater(len(lists), 0)
-        print(f"\ntsan: {len(counts)} create/exec/get/delete cycles from {CLIENTS} clients and "
+        print(f"\n{type(self).__name__}: {len(counts)} create/exec/get/delete cycles from {CLIENTS} clients and "
               f"{len(lists)} listings in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+class AsanConcurrencyTest(TsanConcurrencyTest):
+    """The same load against the ASan/UBSan daemon: use-after-free and leaks on the same paths
+    (harness.Daemon.stop fails on any sanitizer report)."""
+    binary = os.path.join(harness.ASAN_BIN, "emberd")
+    env = None
 
 
 if __name__ == "__main__":
