@@ -11,6 +11,7 @@
 
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "vmm/guestmem.h"
 
 #define JAIL_DEFAULT_BASE "/srv/jailer" /* the jailer's own default */
 /* A pid file holds a decimal pid: a few bytes. */
@@ -192,36 +193,6 @@ int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *nam
 	return 0;
 }
 
-/* Copies the data extents of src into dst from offset 0 (both regular files or memfds). */
-static int copy_extents(int src, int dst, uint64_t size)
-{
-	char buf[1 << 16];
-	off_t pos = 0;
-
-	while ((uint64_t)pos < size) {
-		off_t data = lseek(src, pos, SEEK_DATA), hole;
-
-		if (data < 0)
-			return errno == ENXIO ? 0 : -1;
-		hole = lseek(src, data, SEEK_HOLE);
-		if (hole < 0)
-			return -1;
-		while (data < hole) {
-			size_t want = (size_t)(hole - data) < sizeof(buf) ? (size_t)(hole - data)
-									  : sizeof(buf);
-			ssize_t n = pread(src, buf, want, data);
-
-			if (n <= 0)
-				return n == 0 ? 0 : -1;
-			if (pwrite(dst, buf, (size_t)n, data) != n)
-				return -1;
-			data += n;
-		}
-		pos = hole;
-	}
-	return 0;
-}
-
 int fc_jail_copy_in(const struct fc_jail *j, int src_fd, uint64_t size, const char *name,
 		    char *jail_path, size_t jail_path_size, struct ember_error **err)
 {
@@ -239,8 +210,10 @@ int fc_jail_copy_in(const struct fc_jail *j, int src_fd, uint64_t size, const ch
 	fd = openat(root, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (fd < 0)
 		return ember_error_sys(err, "create `%s/%s`", j->root, name);
-	if (ftruncate(fd, (off_t)size) < 0 || copy_extents(src_fd, fd, size) < 0)
-		return ember_error_sys(err, "copy into `%s/%s`", j->root, name);
+	if (ftruncate(fd, (off_t)size) < 0)
+		return ember_error_sys(err, "size `%s/%s`", j->root, name);
+	if (guestmem_copy(src_fd, fd, size, err) < 0)
+		return ember_error_wrap(err, "copy into `%s/%s`", j->root, name);
 	return 0;
 }
 

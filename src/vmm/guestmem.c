@@ -145,22 +145,45 @@ static int copy_data(struct copy *c, struct ember_error **err)
 	return 0;
 }
 
-int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
-		       char digest[GUESTMEM_DIGEST_HEX_LEN + 1], struct guestmem_copy_stats *stats,
-		       struct ember_error **err)
+/* The sparse copy itself, with the content digest of what was copied (see guestmem.h). */
+static int copy_digested(int src_fd, int dst_fd, uint64_t size,
+			 char digest[GUESTMEM_DIGEST_HEX_LEN + 1],
+			 struct guestmem_copy_stats *stats, struct ember_error **err)
 {
 	__attribute__((cleanup(cleanup_md_ctxp))) EVP_MD_CTX *md = EVP_MD_CTX_new();
 	_cleanup_free_ uint8_t *buf = malloc(CHUNK);
-	_cleanup_close_ int fd = -1;
-	int64_t t0 = time_mono_ms();
 	uint8_t sum[32];
 	unsigned sum_len = sizeof(sum);
-	struct stat st;
-	struct copy c;
+	struct copy c = { .src = src_fd, .dst = dst_fd, .size = size, .md = md, .buf = buf,
+			  .stats = stats };
 
 	memset(stats, 0, sizeof(*stats));
 	if (md == NULL || buf == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
 		return ember_error_oom(err);
+	hash_u64(md, size);
+	if (copy_data(&c, err) < 0)
+		return -1;
+	EVP_DigestFinal_ex(md, sum, &sum_len);
+	if (digest != NULL)
+		hex_encode(sum, sizeof(sum), digest);
+	return 0;
+}
+
+int guestmem_copy(int src_fd, int dst_fd, uint64_t size, struct ember_error **err)
+{
+	struct guestmem_copy_stats stats;
+
+	return copy_digested(src_fd, dst_fd, size, NULL, &stats, err);
+}
+
+int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
+		       char digest[GUESTMEM_DIGEST_HEX_LEN + 1], struct guestmem_copy_stats *stats,
+		       struct ember_error **err)
+{
+	_cleanup_close_ int fd = -1;
+	int64_t t0 = time_mono_ms();
+	struct stat st;
+
 	if (fstat(src_fd, &st) < 0)
 		return ember_error_sys(err, "stat guest memory");
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
@@ -172,15 +195,10 @@ int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
 		return ember_error_sys(err, "memfd_create `%s`", name);
 	if (ftruncate(fd, (off_t)size) < 0)
 		return ember_error_sys(err, "size the memfd `%s`", name);
-	c = (struct copy){ .src = src_fd, .dst = fd, .size = size, .md = md, .buf = buf,
-			   .stats = stats };
-	hash_u64(md, size);
-	if (copy_data(&c, err) < 0)
+	if (copy_digested(src_fd, fd, size, digest, stats, err) < 0)
 		return ember_error_wrap(err, "copy guest memory into `%s`", name);
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
 		return ember_error_sys(err, "seal the memfd `%s`", name);
-	EVP_DigestFinal_ex(md, sum, &sum_len);
-	hex_encode(sum, sizeof(sum), digest);
 	stats->elapsed_ms = time_mono_ms() - t0;
 	*memfd = steal_fd(&fd);
 	return 0;

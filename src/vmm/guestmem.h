@@ -28,4 +28,8 @@ int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
 		       char digest[GUESTMEM_DIGEST_HEX_LEN + 1], struct guestmem_copy_stats *stats,
 		       struct ember_error **err);
 
+/* The same sparse copy of size bytes of src_fd into dst_fd (already that size, holes where src
+ * is zero), without the memfd or the seals: for a file a jailed VMM must read as its own. */
+int guestmem_copy(int src_fd, int dst_fd, uint64_t size, struct ember_error **err);
+
 #endif

@@ -123,23 +123,23 @@ int proc_for_each(void (*fn)(pid_t pid, void *arg), void *arg)
 	return 0;
 }
 
+struct mentioning {
+	const char *needle;
+	void (*fn)(pid_t pid, void *arg);
+	void *arg;
+};
+
+static void call_if_mentioning(pid_t pid, void *arg)
+{
+	struct mentioning *m = arg;
+
+	if (proc_cmdline_contains(pid, m->needle))
+		m->fn(pid, m->arg);
+}
+
 int proc_for_each_mentioning(const char *needle, void (*fn)(pid_t pid, void *arg), void *arg)
 {
-	DIR *dir = opendir("/proc");
-	struct dirent *de;
-	pid_t self = getpid();
+	struct mentioning m = { needle, fn, arg };
 
-	if (dir == NULL)
-		return -1;
-	while ((de = readdir(dir)) != NULL) {
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-
-		if (*end != '\0' || pid <= 1 || pid == self)
-			continue;
-		if (proc_cmdline_contains((pid_t)pid, needle))
-			fn((pid_t)pid, arg);
-	}
-	closedir(dir);
-	return 0;
+	return proc_for_each(call_if_mentioning, &m);
 }
