@@ -288,12 +288,13 @@ def api_md_examples(text):
 
 
 def route_headings(text):
-    """(METHOD, pattern) for each ``### `METHOD /pattern` `` heading of docs/api.md."""
-    found = []
+    """{(METHOD, pattern): status or None} for each ``### `METHOD /pattern` → STATUS`` heading of
+    docs/api.md (the status is the route's success, which an example under it must show)."""
+    found = {}
     for line in text.split("\n"):
-        m = re.match(r"^### `(%s) (/\S*)`" % "|".join(METHODS), line)
+        m = re.match(r"^### `(%s) (/\S*)`(?: → (\d{3}))?" % "|".join(METHODS), line)
         if m:
-            found.append((m.group(1), m.group(2)))
+            found[(m.group(1), m.group(2))] = int(m.group(3)) if m.group(3) else None
     return found
 
 
@@ -358,8 +359,12 @@ def readme_examples(text):
     """The curl examples of README.md's shell transcripts, in document order."""
     examples = []
     for start, _info, lines, heading in fences(text):
-        if not any(line.startswith("$ curl") for line in lines):
+        if not any(re.match(r"^\s*(\$\s*)?curl\s", line) for line in lines):
             continue
+        for n, line in enumerate(lines):
+            if re.match(r"^\s*(\$\s*)?curl\s", line) and not line.startswith("$ curl "):
+                raise DocError(f"line {start + 1 + n}: a curl command in a README block is "
+                               "written `$ curl …`, its output after it")
         groups = []
         for n, line in enumerate(lines):
             if line.startswith("$ "):

@@ -48,6 +48,10 @@ class RouteCoverageTest(unittest.TestCase):
             if not under:
                 problems.append(f"### {heading} in docs/api.md has no example request "
                                 f"`{method} {pattern}` under it")
+            elif headings[(method, pattern)] is not None and \
+                    headings[(method, pattern)] not in [e.response.status for e in under]:
+                problems.append(f"### {heading} → {headings[(method, pattern)]}: no example "
+                                "under it answers with that status")
         for method, pattern in headings:
             if (method, pattern) not in routes:
                 problems.append(f"docs/api.md has ### `{method} {pattern}`, which is no route "
@@ -183,6 +187,8 @@ class MatcherTest(unittest.TestCase):
             docexamples.api_md_examples("```json\n{}\n```\n")
         with self.assertRaises(docexamples.DocError):
             docexamples.readme_examples("```sh\n$ curl localhost:7777/healthz\n{}\n```\n")
+        with self.assertRaises(docexamples.DocError):
+            docexamples.readme_examples("```sh\ncurl localhost:7777/healthz\n```\n")
 
 
 if __name__ == "__main__":
