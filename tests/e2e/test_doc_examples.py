@@ -56,7 +56,8 @@ class RouteCoverageTest(unittest.TestCase):
             if (method, pattern) not in routes:
                 problems.append(f"docs/api.md has ### `{method} {pattern}`, which is no route "
                                 "of src/api/routes.c")
-        self.assertEqual(problems, [], "\n".join(problems))
+        if problems:
+            self.fail("\n".join(problems))
 
     def test_the_route_table_parser_sees_every_row(self):
         # The parser must not silently miss rows: count the table's `{ "` openings directly.
@@ -74,9 +75,11 @@ class DocExamplesTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for sandbox_id in cls.created:
-            cls.d.delete(sandbox_id)  # a failed run's leftovers; 404 for the ones deleted
-        cls.d.stop()
+        try:
+            for sandbox_id in cls.created:
+                cls.d.delete(sandbox_id)  # a failed run's leftovers; 404 for the ones deleted
+        finally:
+            cls.d.stop()
 
     def send(self, request, sandbox_id):
         path = request.path
@@ -132,7 +135,8 @@ class DocExamplesTest(unittest.TestCase):
                 problems += docexamples.match(want.body, body)
                 if got_headers.get("content-type") != "application/json":
                     problems.append("a JSON body without Content-Type: application/json")
-        self.assertEqual(problems, [], "\n".join(problems) + shown)
+        if problems:
+            self.fail("\n".join(problems) + shown)
         if req.method == "POST" and req.path == "/sandboxes" and status == 201:
             self.created.append(body["id"])
             return body["id"]
