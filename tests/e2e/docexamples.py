@@ -24,7 +24,8 @@ Placeholders, the same in both documents:
 - `sb_…` in a request path is the id of the sandbox the document's last successful
   `POST /sandboxes` created.
 - In a response, `…` inside a string matches any text, except right after `sb_`, where it matches
-  the 32 lowercase hex digits of a sandbox id. `"…"` is any string.
+  the 32 lowercase hex digits of a sandbox id. `"…"` is any string. A timestamp as the daemon
+  writes them (`"2026-11-24T03:16:27.283Z"`) is any timestamp of that form.
 - A bare `…` as an object's value is any number; as an object's member (in place of
   `"key": value`) it allows members the doc does not show; as an array's last element it allows
   further elements. Without it an object must have exactly the members shown (so a new field
@@ -36,6 +37,7 @@ import re
 import shlex
 
 ELLIPSIS = "\u2026"
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
@@ -215,6 +217,10 @@ def match(pattern, actual, where="body"):
         for i, item in enumerate(items):
             problems += match(item, actual[i], f"{where}[{i}]")
         return problems
+    if isinstance(pattern, str) and TIMESTAMP.fullmatch(pattern):
+        if isinstance(actual, str) and TIMESTAMP.fullmatch(actual):
+            return []
+        return [f"{where}: expected a timestamp like {pattern!r}, got {actual!r}"]
     if isinstance(pattern, str) and ELLIPSIS in pattern:
         if isinstance(actual, str) and _string_regex(pattern).fullmatch(actual):
             return []

@@ -173,6 +173,10 @@ class MatcherTest(unittest.TestCase):
         self.assertTrue(self.match('{"n": …}', {"n": "3"}))
         self.assertTrue(self.match('{"n": …}', {"n": True}))
         self.assertTrue(self.match('{"s": "…"}', {"s": None}))
+        self.assertEqual(self.match('{"t": "2026-11-24T03:16:27.283Z"}',
+                                    {"t": "2027-01-01T00:00:00.000Z"}), [])
+        self.assertTrue(self.match('{"t": "2026-11-24T03:16:27.283Z"}', {"t": "yesterday"}))
+        self.assertTrue(self.match('{"t": "2026-11-24T03:16:27.283Z"}', {"t": None}))
         self.assertEqual(self.match('{"a": 1, …}', {"a": 1, "b": 2}), [])
         self.assertEqual(self.match('[1, …]', [1, 2, 3]), [])
         self.assertTrue(self.match('[1, …]', []))
