@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/cleanup.h"
+#include "util/hostport.h"
 #include "util/opttable.h"
 
 static enum opt_result set_vmm(const struct opt_spec *spec, const char *arg, void *o,
@@ -19,6 +20,21 @@ static enum opt_result set_vmm(const struct opt_spec *spec, const char *arg, voi
 		return OPT_BAD_VALUE;
 	}
 	return opt_set_string(spec, arg, o, err);
+}
+
+/* --addr: checked here, so a bad one stops the daemon before it loads anything (exit 2). */
+static enum opt_result set_addr(const struct opt_spec *spec, const char *arg, void *target,
+				struct ember_error **err)
+{
+	struct options *o = target;
+	struct hostport where;
+
+	if (hostport_parse(arg, HOSTPORT_ZERO_PORT, &where, err) < 0) {
+		ember_error_wrap(err, "--%s `%.300s`", spec->name, arg);
+		return OPT_BAD_VALUE;
+	}
+	o->addr_given = true;
+	return opt_set_string(spec, arg, target, err);
 }
 
 static enum opt_result set_accel(const struct opt_spec *spec, const char *arg, void *o,
@@ -88,8 +104,9 @@ static opt_parser show_help;
 
 static const struct opt_spec option_table[] = {
 	SECTION("Listening:"),
-	STRING("addr", "HOST:PORT", api.addr,
-	       "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR)"),
+	FLAG("addr", "HOST:PORT", set_addr, api.addr,
+	     "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR);\n"
+	     "port 1-65535, or 0 for one the kernel picks (logged)"),
 	STRING("unix", "PATH", api.unix_path, "also serve on a Unix socket (mode 0600)"),
 	STRING("auth-token-file", "FILE", api.auth_token_file,
 	       "require `Authorization: Bearer <token>` over TCP, the token\n"
@@ -227,6 +244,14 @@ static void set_defaults(struct options *o)
 /* Checks between flags, once all are read. */
 static enum options_result validate(int argc, char **argv, int operands, const struct options *o)
 {
+	struct ember_error *err = NULL;
+	struct hostport where;
+
+	if (!o->addr_given && hostport_parse(o->api.addr, HOSTPORT_ZERO_PORT, &where, &err) < 0) {
+		fprintf(stderr, "emberd: EMBERD_ADDR `%.300s`: %s\n", o->api.addr, err->message);
+		ember_error_free(&err);
+		return OPTIONS_BAD;
+	}
 	if (operands != argc) {
 		fprintf(stderr, "emberd: unexpected argument `%s`\n", argv[operands]);
 		return OPTIONS_BAD;

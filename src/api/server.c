@@ -19,6 +19,7 @@
 #include "api/guard.h"
 #include "api/routes.h"
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -281,34 +282,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_event(LOG_WARN, NULL, "http.server", -1, "%s", msg);
 }
 
-/* Parses "HOST:PORT" / "[V6]:PORT" and binds a listening socket. */
+/* Binds a listening socket on "HOST:PORT" / "[V6]:PORT" (port 0: the kernel picks one). */
 static int listen_tcp(const char *addr, struct ember_error **err)
 {
-	char host[256];
-	const char *port;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL, *ai;
-	const char *colon = strrchr(addr, ':');
-	size_t host_len;
+	struct hostport where;
+	char port[8];
 	int fd = -1, one = 1, rc;
 
-	if (colon == NULL || colon[1] == '\0')
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "--addr `%s` must be HOST:PORT (e.g. 127.0.0.1:7777)", addr);
-	port = colon + 1;
-	host_len = (size_t)(colon - addr);
-	if (host_len >= 2 && addr[0] == '[' && addr[host_len - 1] == ']') {
-		addr++;
-		host_len -= 2;
-	}
-	if (host_len == 0 || host_len >= sizeof(host))
-		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr has an empty or long host");
-	memcpy(host, addr, host_len);
-	host[host_len] = '\0';
-	rc = getaddrinfo(host, port, &hints, &res);
+	if (hostport_parse(addr, HOSTPORT_ZERO_PORT, &where, err) < 0)
+		return ember_error_wrap(err, "--addr `%.300s`", addr);
+	snprintf(port, sizeof(port), "%u", where.port);
+	rc = getaddrinfo(where.host, port, &hints, &res);
 	if (rc != 0)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr `%s`: %s", host,
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr `%s`: %s", where.host,
 				       gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
@@ -322,7 +311,7 @@ static int listen_tcp(const char *addr, struct ember_error **err)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		return ember_error_sys(err, "listen on %s:%s", host, port);
+		return ember_error_sys(err, "listen on %s", addr);
 	return fd;
 }
 
