@@ -37,16 +37,6 @@ static enum opt_result set_addr(const struct opt_spec *spec, const char *arg, vo
 	return opt_set_string(spec, arg, target, err);
 }
 
-static enum opt_result set_accel(const struct opt_spec *spec, const char *arg, void *o,
-				 struct ember_error **err)
-{
-	if (vmm_parse_accel(arg, OPT_FIELD(o, spec, enum vmm_accel)) < 0) {
-		ember_error_set(err, EMBER_E_INVALID, 0, "--accel must be auto, kvm or tcg");
-		return OPT_BAD_VALUE;
-	}
-	return OPT_OK;
-}
-
 static enum opt_result set_kernel_args(const struct opt_spec *spec, const char *arg, void *o,
 				       struct ember_error **err)
 {
@@ -124,7 +114,7 @@ static const struct opt_spec option_table[] = {
 	FLAG("vmm", "auto|qemu|firecracker", set_vmm, vmm,
 	     "VMM driver (default auto: firecracker when installed\n"
 	     "and KVM has hardware virtualization, else qemu)"),
-	FLAG("accel", "auto|kvm|tcg", set_accel, accel, "QEMU accelerator (default auto)"),
+	FLAG("accel", "auto|kvm|tcg", vmm_opt_set_accel, accel, "QEMU accelerator (default auto)"),
 	STRING("qemu-bin", "PATH", qemu_bin, "default qemu-system-x86_64 on PATH"),
 	STRING("firecracker-bin", "PATH", firecracker_bin, "default firecracker on PATH"),
 	STRING("jailer", "PATH", jailer_bin, "run firecracker under this jailer"),
