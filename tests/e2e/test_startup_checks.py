@@ -38,6 +38,20 @@ def run(args, env=None, timeout=120):
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+def emberd_refusing(test, *args, env=None):
+    """Runs emberd with args expecting it to refuse to start. Should it start instead, it does
+    so on a private run directory without pools (no VM), and is killed after 60 s: the test
+    fails rather than hangs or leaves a VM behind."""
+    tmp = tempfile.mkdtemp(prefix="emt.", dir="/tmp")
+    try:
+        return run([EMBERD, "--images", harness.IMAGES_DIR, "--run-dir",
+                    os.path.join(tmp, "run"), "--pool-size", "0", *args], env=env, timeout=60)
+    except subprocess.TimeoutExpired:
+        test.fail(f"emberd {' '.join(args)} started instead of refusing to")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class AddrTest(unittest.TestCase):
     """Bad --addr/EMBERD_ADDR values stop emberd and emberctl before they do anything."""
 
@@ -51,15 +65,14 @@ class AddrTest(unittest.TestCase):
     def test_emberd_refuses_ports_outside_0_to_65535(self):
         harness.require_images()
         for value in BAD_ADDRS:
-            proc = run([EMBERD, "--images", harness.IMAGES_DIR, "--addr", value])
+            proc = emberd_refusing(self, "--addr", value)
             self.assert_refused(proc, "emberd", "--addr", value)
-        proc = run([EMBERD, "--images", harness.IMAGES_DIR, "--addr", "127.0.0.1:99999"])
+        proc = emberd_refusing(self, "--addr", "127.0.0.1:99999")
         self.assertIn("port `99999` is not a number between 0 and 65535", proc.stderr)
 
     def test_emberd_checks_emberd_addr_too(self):
         harness.require_images()
-        proc = run([EMBERD, "--images", harness.IMAGES_DIR],
-                   env={"EMBERD_ADDR": "127.0.0.1:99999"})
+        proc = emberd_refusing(self, env={"EMBERD_ADDR": "127.0.0.1:99999"})
         self.assert_refused(proc, "emberd", "EMBERD_ADDR", "127.0.0.1:99999")
         # --addr wins over the variable, and port 0 (the kernel's choice) is fine
         d = harness.Daemon(env={"EMBERD_ADDR": "127.0.0.1:99999"})
@@ -100,13 +113,7 @@ class AccelTest(unittest.TestCase):
         reason = health["vmm"]["description"].split("tcg software emulation: ", 1)[1]
         reason = reason.split(")", 1)[0]
         self.assertTrue(reason)
-        tmp = tempfile.mkdtemp(prefix="emt.", dir="/tmp")
-        try:
-            proc = run([EMBERD, "--images", harness.IMAGES_DIR, "--addr", "127.0.0.1:0",
-                        "--run-dir", os.path.join(tmp, "run"), "--vmm", "qemu", "--accel",
-                        "kvm"])
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        proc = emberd_refusing(self, "--addr", "127.0.0.1:0", "--vmm", "qemu", "--accel", "kvm")
         self.assertNotEqual(proc.returncode, 0, proc.stderr)
         self.assertIn("--accel kvm: KVM is not usable here: ", proc.stderr)
         self.assertIn(reason, proc.stderr)
