@@ -1,7 +1,7 @@
 /* hostport.h - the one parser of "HOST:PORT" and "[V6]:PORT": the daemon's --addr (and
- * EMBERD_ADDR), the Host header the API guard checks, emberctl's --addr.
- * Called before anything listens or connects; never resolves a name and never accepts a port
- * outside 0-65535 (a port is decimal digits only: no sign, no blanks, no wrap-around). */
+ * EMBERD_ADDR) and its listener, the Host header the API guard checks, emberctl's --addr.
+ * Never resolves a name and never accepts a port outside 0-65535 (a port is decimal digits
+ * only: no sign, no blanks, no wrap-around). */
 #ifndef EMBER_UTIL_HOSTPORT_H
 #define EMBER_UTIL_HOSTPORT_H
 
