@@ -9,16 +9,6 @@
 #include "util/cleanup.h"
 #include "util/opttable.h"
 
-static enum opt_result set_accel(const struct opt_spec *spec, const char *arg, void *o,
-				 struct ember_error **err)
-{
-	if (vmm_parse_accel(arg, OPT_FIELD(o, spec, enum vmm_accel)) < 0) {
-		ember_error_set(err, EMBER_E_INVALID, 0, "--accel must be auto, kvm or tcg");
-		return OPT_BAD_VALUE;
-	}
-	return OPT_OK;
-}
-
 static opt_parser show_help;
 
 #define AT(member) offsetof(struct options, member)
@@ -34,7 +24,7 @@ static const struct opt_spec option_table[] = {
 	       "images directory (default $IMAGES_DIR or /var/lib/emberd/images)"),
 	STRING("pack", "NAME", pack, "language pack (default python)"),
 	STRING("vmm", "NAME", vmm, "qemu (default) or firecracker"),
-	FLAG("accel", "MODE", set_accel, accel, "auto (default), kvm or tcg"),
+	FLAG("accel", "MODE", vmm_opt_set_accel, accel, "auto (default), kvm or tcg"),
 	UINT("vcpus", vcpus, 64, "default from the pack"),
 	UINT("memory-mib", memory_mib, 65536, "default from the pack"),
 	UINT("overlay-mib", overlay_mib, 65536, "writable layer size, default from the pack"),

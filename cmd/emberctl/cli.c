@@ -1,6 +1,8 @@
 /* cli.c - emberctl's flag tables, their parsers, the command table and --help. */
 #include "cli.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +20,23 @@ static enum opt_result set_body_string(const struct opt_spec *spec, const char *
 	return OPT_OK;
 }
 
-/* Not range-checked here: the daemon checks every field and names it. */
+/* A whole number (decimal digits, nothing else: atoll would send "12x" as 12 and "-1" as -1).
+ * Its range is the daemon's to check: it names the field and the limit it was started with. */
 static enum opt_result set_body_integer(const struct opt_spec *spec, const char *arg, void *ctl,
 					struct ember_error **err)
 {
 	struct ctl *c = ctl;
+	unsigned long long v;
+	char *end;
 
-	(void)err;
-	json_object_set_new(c->body, spec->key, json_integer(atoll(arg)));
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 || v > (unsigned long long)LLONG_MAX) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "--%s must be a whole number, got `%.100s`",
+				spec->name, arg);
+		return OPT_BAD_VALUE;
+	}
+	json_object_set_new(c->body, spec->key, json_integer((json_int_t)v));
 	return OPT_OK;
 }
 
@@ -71,6 +82,7 @@ static const struct opt_spec create_flags[] = {
 	BODY("vcpus", "N", set_body_integer, "vcpus"),
 	BODY("memory-mib", "N", set_body_integer, "memory_mib"),
 	BODY("timeout-s", "N", set_body_integer, "timeout_s"),
+	BODY("overlay-mib", "N", set_body_integer, "overlay_mib"),
 };
 
 static const struct opt_spec exec_flags[] = {
@@ -86,7 +98,9 @@ static const struct opt_spec test_flags[] = {
 #define FLAGS(table) table, ARRAY_SIZE(table)
 
 static const struct command commands[] = {
-	{ "create", "", FLAGS(create_flags), 2, cmd_create, "boot a sandbox; prints its id" },
+	{ "create", "", FLAGS(create_flags), 2, cmd_create,
+	  "boot a sandbox; prints its id. Defaults from the\n"
+	  "pack; --overlay-mib: its writable layer in MiB" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output, exits with its exit code" },

@@ -58,10 +58,19 @@ int main(int argc, char **argv)
 		cli_usage(stderr);
 		return 2;
 	}
-	if (http_client_create(c.addr, &c.http, &err) < 0 ||
-	    (c.token_file != NULL && http_client_set_token_file(c.http, c.token_file, &err) < 0)) {
+	/* A bad address is a bad flag (or environment): exit 2, naming which. opt_set_string
+	 * stored argv's pointer, so c.addr is env_addr's only when --addr was not given. */
+	if (http_client_create(c.addr, &c.http, &err) < 0) {
+		fprintf(stderr, "emberctl: %s `%s`: %s\n",
+			env_addr != NULL && c.addr == env_addr ? "EMBERD_ADDR" : "--addr", c.addr,
+			err->message);
+		ember_error_free(&err);
+		return 2;
+	}
+	if (c.token_file != NULL && http_client_set_token_file(c.http, c.token_file, &err) < 0) {
 		fprintf(stderr, "emberctl: %s\n", err->message);
 		ember_error_free(&err);
+		http_client_free(c.http);
 		return 1;
 	}
 	cmd = cli_find_command(argv[first]);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/cleanup.h"
+#include "util/hostport.h"
 #include "util/opttable.h"
 
 static enum opt_result set_vmm(const struct opt_spec *spec, const char *arg, void *o,
@@ -21,14 +22,19 @@ static enum opt_result set_vmm(const struct opt_spec *spec, const char *arg, voi
 	return opt_set_string(spec, arg, o, err);
 }
 
-static enum opt_result set_accel(const struct opt_spec *spec, const char *arg, void *o,
-				 struct ember_error **err)
+/* --addr: checked here, so a bad one stops the daemon before it loads anything (exit 2). */
+static enum opt_result set_addr(const struct opt_spec *spec, const char *arg, void *target,
+				struct ember_error **err)
 {
-	if (vmm_parse_accel(arg, OPT_FIELD(o, spec, enum vmm_accel)) < 0) {
-		ember_error_set(err, EMBER_E_INVALID, 0, "--accel must be auto, kvm or tcg");
+	struct options *o = target;
+	struct hostport where;
+
+	if (hostport_parse(arg, HOSTPORT_ZERO_PORT, &where, err) < 0) {
+		ember_error_wrap(err, "--%s `%.300s`", spec->name, arg);
 		return OPT_BAD_VALUE;
 	}
-	return OPT_OK;
+	o->addr_given = true;
+	return opt_set_string(spec, arg, target, err);
 }
 
 static enum opt_result set_kernel_args(const struct opt_spec *spec, const char *arg, void *o,
@@ -88,8 +94,9 @@ static opt_parser show_help;
 
 static const struct opt_spec option_table[] = {
 	SECTION("Listening:"),
-	STRING("addr", "HOST:PORT", api.addr,
-	       "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR)"),
+	FLAG("addr", "HOST:PORT", set_addr, api.addr,
+	     "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR);\n"
+	     "port 1-65535, or 0 for one the kernel picks (logged)"),
 	STRING("unix", "PATH", api.unix_path, "also serve on a Unix socket (mode 0600)"),
 	STRING("auth-token-file", "FILE", api.auth_token_file,
 	       "require `Authorization: Bearer <token>` over TCP, the token\n"
@@ -107,7 +114,7 @@ static const struct opt_spec option_table[] = {
 	FLAG("vmm", "auto|qemu|firecracker", set_vmm, vmm,
 	     "VMM driver (default auto: firecracker when installed\n"
 	     "and KVM has hardware virtualization, else qemu)"),
-	FLAG("accel", "auto|kvm|tcg", set_accel, accel, "QEMU accelerator (default auto)"),
+	FLAG("accel", "auto|kvm|tcg", vmm_opt_set_accel, accel, "QEMU accelerator (default auto)"),
 	STRING("qemu-bin", "PATH", qemu_bin, "default qemu-system-x86_64 on PATH"),
 	STRING("firecracker-bin", "PATH", firecracker_bin, "default firecracker on PATH"),
 	STRING("jailer", "PATH", jailer_bin, "run firecracker under this jailer"),
@@ -227,6 +234,14 @@ static void set_defaults(struct options *o)
 /* Checks between flags, once all are read. */
 static enum options_result validate(int argc, char **argv, int operands, const struct options *o)
 {
+	struct ember_error *err = NULL;
+	struct hostport where;
+
+	if (!o->addr_given && hostport_parse(o->api.addr, HOSTPORT_ZERO_PORT, &where, &err) < 0) {
+		fprintf(stderr, "emberd: EMBERD_ADDR `%.300s`: %s\n", o->api.addr, err->message);
+		ember_error_free(&err);
+		return OPTIONS_BAD;
+	}
 	if (operands != argc) {
 		fprintf(stderr, "emberd: unexpected argument `%s`\n", argv[operands]);
 		return OPTIONS_BAD;

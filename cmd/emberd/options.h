@@ -14,6 +14,8 @@
 
 struct options {
 	struct api_server_config api;
+	bool addr_given;              /* --addr was on the command line (else EMBERD_ADDR or the
+				       * default) */
 	struct manager_config manager;
 	const char *images_dir;
 	const char *vmm;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/hostport.h"
 
 static bool sockaddr_is_loopback(const struct sockaddr *sa)
 {
@@ -30,30 +31,6 @@ static bool sockaddr_is_wildcard(const struct sockaddr *sa)
 	if (sa->sa_family == AF_INET6)
 		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr);
 	return false;
-}
-
-/* host[] gets the host part of "HOST:PORT", "[V6]:PORT", "HOST" or "[V6]"; false if malformed. */
-static bool split_host(const char *hostport, char *host, size_t size)
-{
-	const char *end;
-	size_t len;
-
-	if (hostport[0] == '[') {
-		end = strchr(hostport, ']');
-		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
-			return false;
-		hostport++;
-	} else {
-		end = strrchr(hostport, ':');
-		if (end == NULL)
-			end = hostport + strlen(hostport);
-	}
-	len = (size_t)(end - hostport);
-	if (len == 0 || len >= size)
-		return false;
-	memcpy(host, hostport, len);
-	host[len] = '\0';
-	return true;
 }
 
 /* Resolves the bind host once: loopback when every address is, wildcard when one is. */
@@ -78,12 +55,13 @@ static int classify_bind(struct api_guard *g, struct ember_error **err)
 int api_guard_init(struct api_guard *g, const char *addr, const char *const *origins,
 		   size_t norigins, struct ember_error **err)
 {
+	struct hostport bind;
 	size_t i;
 
 	memset(g, 0, sizeof(*g));
-	if (!split_host(addr, g->bind_host, sizeof(g->bind_host)))
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "--addr `%s` must be HOST:PORT (e.g. 127.0.0.1:7777)", addr);
+	if (hostport_parse(addr, HOSTPORT_ZERO_PORT, &bind, err) < 0)
+		return ember_error_wrap(err, "--addr `%.300s`", addr);
+	snprintf(g->bind_host, sizeof(g->bind_host), "%s", bind.host);
 	if (norigins > API_ALLOW_ORIGINS_MAX)
 		return ember_error_set(err, EMBER_E_INVALID, 0, "at most %d --allow-origin values",
 				       API_ALLOW_ORIGINS_MAX);
@@ -162,19 +140,19 @@ int api_guard_check_config(const struct api_guard *g, struct ember_error **err)
 
 static bool host_allowed(const struct api_guard *g, const char *host_header)
 {
-	char host[256];
+	struct hostport named;
 	struct in_addr v4;
 
 	if (g->bind_is_wildcard)
 		return true; /* any name may reach a wildcard bind; the token decides */
 	if (host_header == NULL)
 		return true; /* HTTP/1.0 without Host: not a browser, which always sends one */
-	if (!split_host(host_header, host, sizeof(host)))
+	if (hostport_parse(host_header, HOSTPORT_PORT_OPTIONAL, &named, NULL) < 0)
 		return false;
-	if (strcasecmp(host, g->bind_host) == 0 || strcasecmp(host, "localhost") == 0 ||
-	    strcmp(host, "::1") == 0)
+	if (strcasecmp(named.host, g->bind_host) == 0 || strcasecmp(named.host, "localhost") == 0 ||
+	    strcmp(named.host, "::1") == 0)
 		return true;
-	return inet_pton(AF_INET, host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET, named.host, &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 static bool origin_allowed(const struct api_guard *g, const char *origin)

@@ -19,6 +19,7 @@
 #include "api/guard.h"
 #include "api/routes.h"
 #include "util/buf.h"
+#include "util/hostport.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
@@ -44,8 +45,10 @@ struct api_server {
 
 struct request_state {
 	struct buf body;
-	bool too_large;
-	bool refused;            /* answered by the guard: the rest of the request is dropped */
+	uint64_t received;       /* body bytes seen, kept or dropped */
+	bool too_large;          /* past the cap: the rest is dropped, the answer is 413 */
+	bool answered;           /* a response is queued before the body's end (the guard's, or a
+				  * 413 for a body past API_BODY_DISCARD_MAX): the rest is dropped */
 	int64_t started_us;
 };
 
@@ -72,7 +75,9 @@ static struct MHD_Response *stream_response(struct api_response *r)
 	return response;
 }
 
-static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_response *r)
+/* close: `Connection: close`, and the library closes the connection once r is sent. */
+static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_response *r,
+				     bool close)
 {
 	bool json = r->body != NULL || r->stream != NULL;
 	struct MHD_Response *response;
@@ -100,19 +105,37 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 	if (r->status == 401)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"emberd\"");
+	if (close)
+		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, r->status, response);
 	MHD_destroy_response(response);
 	return ret;
 }
 
-static enum MHD_Result respond_too_large(struct api_server *s, struct MHD_Connection *conn)
+/* The 413, always closing the connection: after a body refused unread the connection cannot be
+ * reused, and after one read to its end a client that sent that much is not owed another. */
+static enum MHD_Result respond_too_large(struct api_server *s, struct request_state *st,
+					 struct MHD_Connection *conn, const char *method,
+					 const char *url)
 {
 	_cleanup_response_ struct api_response r = { .status = 413 };
+	enum MHD_Result ret;
 	char msg[128];
 
+	st->answered = true;
 	snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", s->max_body);
 	r.body = api_encode_error(ember_error_kind_name(EMBER_E_TOO_LARGE), msg);
-	return send_response(conn, &r);
+	ret = send_response(conn, &r, true);
+	log_event(LOG_INFO, NULL, "http.request", (time_mono_us() - st->started_us) / 1000,
+		  "method=%s path=%.200s status=413 body_bytes=%llu", method, url,
+		  (unsigned long long)st->received);
+	return ret;
+}
+
+/* Whether a body of `bytes` is still worth reading to its end to answer 413 (server.h). */
+static bool discardable(const struct api_server *s, uint64_t bytes)
+{
+	return bytes <= (uint64_t)s->max_body + API_BODY_DISCARD_MAX;
 }
 
 static const char *header(struct MHD_Connection *conn, const char *name)
@@ -137,23 +160,25 @@ static enum MHD_Result refuse_if_unwelcome(struct api_server *s, struct request_
 
 	if (api_guard_check(&s->guard, &req, &err) == 0)
 		return MHD_YES;
-	st->refused = true;
+	st->answered = true;
 	api_response_error(&r, err);
 	log_event(LOG_WARN, NULL, "http.refused", -1, "method=%s path=%.200s status=%u: %s",
 		  method, url, r.status, err->message);
 	ember_error_free(&err);
-	ret = send_response(conn, &r);
+	ret = send_response(conn, &r, false);
 	return ret;
 }
 
 /* The first call for a request: its state, the checks of where it came from, and a declared
- * oversize body refused unread. */
+ * oversize body: read and dropped up to API_BODY_DISCARD_MAX past the cap, refused unread
+ * beyond. */
 static enum MHD_Result begin_request(struct api_listener *l, struct MHD_Connection *conn,
 				     const char *method, const char *url, void **con_cls)
 {
 	struct api_server *s = l->server;
 	const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	struct request_state *st = calloc(1, sizeof(*st));
+	unsigned long long declared;
 
 	if (st == NULL)
 		return MHD_NO;
@@ -161,28 +186,44 @@ static enum MHD_Result begin_request(struct api_listener *l, struct MHD_Connecti
 	*con_cls = st;
 	if (!l->is_unix && refuse_if_unwelcome(s, st, conn, method, url) != MHD_YES)
 		return MHD_NO;
-	if (st->refused)
+	if (st->answered)
 		return MHD_YES;
-	if (cl != NULL && strtoull(cl, NULL, 10) > s->max_body) {
+	declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+	if (declared > s->max_body) {
 		st->too_large = true;
-		return respond_too_large(s, conn);
+		if (!discardable(s, declared))
+			return respond_too_large(s, st, conn, method, url);
 	}
 	return MHD_YES;
 }
 
-/* A chunk of body: kept up to the cap, then dropped (the 413 goes out at the end). */
+/* A piece of body: kept up to the cap, then dropped (the 413 goes out at the end), until there
+ * has been too much even to drop: then the connection is closed. Only a chunked body gets that
+ * far (a declared one is refused in begin_request), and the library takes no response in the
+ * middle of a body, so its sender sees the connection end instead of a 413. */
 static enum MHD_Result collect_body(struct api_server *s, struct request_state *st,
-				    const char *data, size_t *size)
+				    const char *method, const char *url, const char *data,
+				    size_t *size)
 {
-	if (!st->too_large && !st->refused) {
-		if (st->body.len + *size > s->max_body) {
-			st->too_large = true;
-			buf_release(&st->body);
-		} else if (buf_append(&st->body, data, *size) < 0) {
-			return MHD_NO;
-		}
+	size_t n = *size;
+
+	st->received += n;
+	*size = 0; /* consumed (or dropped) */
+	if (st->answered)
+		return MHD_YES;
+	if (!st->too_large && st->received > s->max_body) {
+		st->too_large = true;
+		buf_release(&st->body);
 	}
-	*size = 0; /* consumed (or dropped, when too large) */
+	if (st->too_large && !discardable(s, st->received)) {
+		log_event(LOG_WARN, NULL, "http.too_large", (time_mono_us() - st->started_us) / 1000,
+			  "method=%s path=%.200s: closed the connection after %llu body bytes "
+			  "(limit %zu)", method, url, (unsigned long long)st->received,
+			  s->max_body);
+		return MHD_NO;
+	}
+	if (!st->too_large && buf_append(&st->body, data, n) < 0)
+		return MHD_NO;
 	return MHD_YES;
 }
 
@@ -204,16 +245,16 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	enum MHD_Result ret;
 
 	deadline_conn_received(connection_deadline(conn));
-	if (st->refused)
-		return MHD_YES; /* already answered */
+	if (st->answered)
+		return MHD_YES;
 	if (st->too_large)
-		return respond_too_large(s, conn);
+		return respond_too_large(s, st, conn, method, url);
 	if (buf_terminate(&st->body) < 0)
 		return MHD_NO;
 	api_route(s->ctx, method, url, (const char *)(st->body.data != NULL ? st->body.data
 									   : (uint8_t *)""),
 		  st->body.len, &r);
-	ret = send_response(conn, &r);
+	ret = send_response(conn, &r, false);
 	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
 		  (time_mono_us() - st->started_us) / 1000, "method=%s path=%.200s status=%u",
 		  method, url, r.status);
@@ -232,7 +273,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (st == NULL)
 		return begin_request(l, conn, method, url, con_cls);
 	if (*upload_data_size > 0)
-		return collect_body(s, st, upload_data, upload_data_size);
+		return collect_body(s, st, method, url, upload_data, upload_data_size);
 	return finish_request(s, st, conn, method, url);
 }
 
@@ -281,34 +322,22 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	log_event(LOG_WARN, NULL, "http.server", -1, "%s", msg);
 }
 
-/* Parses "HOST:PORT" / "[V6]:PORT" and binds a listening socket. */
+/* Binds a listening socket on "HOST:PORT" / "[V6]:PORT" (port 0: the kernel picks one). */
 static int listen_tcp(const char *addr, struct ember_error **err)
 {
-	char host[256];
-	const char *port;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL, *ai;
-	const char *colon = strrchr(addr, ':');
-	size_t host_len;
+	struct hostport where;
+	char port[8];
 	int fd = -1, one = 1, rc;
 
-	if (colon == NULL || colon[1] == '\0')
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "--addr `%s` must be HOST:PORT (e.g. 127.0.0.1:7777)", addr);
-	port = colon + 1;
-	host_len = (size_t)(colon - addr);
-	if (host_len >= 2 && addr[0] == '[' && addr[host_len - 1] == ']') {
-		addr++;
-		host_len -= 2;
-	}
-	if (host_len == 0 || host_len >= sizeof(host))
-		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr has an empty or long host");
-	memcpy(host, addr, host_len);
-	host[host_len] = '\0';
-	rc = getaddrinfo(host, port, &hints, &res);
+	if (hostport_parse(addr, HOSTPORT_ZERO_PORT, &where, err) < 0)
+		return ember_error_wrap(err, "--addr `%.300s`", addr);
+	snprintf(port, sizeof(port), "%u", where.port);
+	rc = getaddrinfo(where.host, port, &hints, &res);
 	if (rc != 0)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr `%s`: %s", host,
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--addr `%s`: %s", where.host,
 				       gai_strerror(rc));
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
@@ -322,7 +351,7 @@ static int listen_tcp(const char *addr, struct ember_error **err)
 	}
 	freeaddrinfo(res);
 	if (fd < 0)
-		return ember_error_sys(err, "listen on %s:%s", host, port);
+		return ember_error_sys(err, "listen on %s", addr);
 	return fd;
 }
 

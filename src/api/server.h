@@ -17,6 +17,16 @@
  * that a connection trickling bytes cannot hold a thread for long. */
 #define API_REQUEST_TIMEOUT_S 30
 
+/* An oversize body up to this much past --max-body-bytes is read and dropped before the 413 goes
+ * out: a client that sends its whole body before reading the answer (Python's http.client and
+ * most simple ones) would otherwise find the connection closed under it and report a broken
+ * pipe instead of the 413. 64 MiB is the largest --max-body-bytes, so a body meant for any
+ * emberd's limit gets its answer. It costs no memory (each piece is dropped from the library's
+ * 64 KiB connection buffer), CPU at loopback speed (tens of ms), and time bounded by
+ * --request-timeout-s, which covers the whole request. Beyond it the 413 goes out at once and
+ * the connection closes. */
+#define API_BODY_DISCARD_MAX (64ull << 20)
+
 struct api_server_config {
 	const char *addr;                /* "HOST:PORT" (IPv4, [IPv6] or name) */
 	const char *unix_path;           /* optional, created mode 0600 */

@@ -12,6 +12,7 @@
 #include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/hostport.h"
 #include "util/jsonutil.h"
 
 struct http_client {
@@ -28,10 +29,23 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+/* A TCP base must name a server: HOST:PORT with a port of 1-65535, nothing after it (curl would
+ * otherwise take port 99999 as a URL error only when connecting, or a path as part of every
+ * request's URL). */
+static int check_tcp_base(const char *base, struct ember_error **err)
+{
+	const char *hostport = strncmp(base, "http://", 7) == 0 ? base + 7 : base;
+	struct hostport where;
+
+	return hostport_parse(hostport, 0, &where, err);
+}
+
 int http_client_create(const char *base, struct http_client **out, struct ember_error **err)
 {
 	struct http_client *c;
 
+	if (strncmp(base, "unix:", 5) != 0 && check_tcp_base(base, err) < 0)
+		return -1;
 	pthread_once(&curl_once, curl_init_once);
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)

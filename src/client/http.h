@@ -13,7 +13,9 @@
 
 struct http_client;
 
-/* base: "HOST:PORT", "http://HOST:PORT" or "unix:/path/to.sock". */
+/* base: "HOST:PORT", "http://HOST:PORT" (port 1-65535, util/hostport.h) or
+ * "unix:/path/to.sock"; anything else is EMBER_E_INVALID, its message saying what is wrong but
+ * not quoting base (the caller says where it came from). */
 int http_client_create(const char *base, struct http_client **out, struct ember_error **err);
 void http_client_free(struct http_client *c);
 

@@ -1,6 +1,7 @@
 /* accel.c - KVM usability probe and host TSC frequency. */
 #include "vmm/accel.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
@@ -29,34 +30,42 @@ static bool cpu_has_hw_virt(void)
 	return found;
 }
 
+/* Opening /dev/kvm comes first, so the reason names the most basic thing missing; the CPU
+ * flag is checked before any ioctl because a nested "PVM" /dev/kvm answers them all. */
 bool accel_kvm_usable(char *reason, size_t reason_size)
 {
 	_cleanup_close_ int kvm = -1;
 	_cleanup_close_ int vm = -1;
 	_cleanup_close_ int vcpu = -1;
+	bool hw_virt = cpu_has_hw_virt();
+	int version;
 
-	if (!cpu_has_hw_virt()) {
-		snprintf(reason, reason_size, "no vmx/svm CPU flag (a /dev/kvm here would be "
-			 "nested or emulated, far slower than TCG)");
-		return false;
-	}
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0) {
-		snprintf(reason, reason_size, "cannot open /dev/kvm");
+		snprintf(reason, reason_size, "%s%s%s", errno == ENOENT ? "no /dev/kvm" :
+			 "cannot open /dev/kvm: ", errno == ENOENT ? "" : strerror(errno),
+			 hw_virt ? "" : "; no vmx/svm CPU flag either");
 		return false;
 	}
-	if (ioctl(kvm, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
-		snprintf(reason, reason_size, "/dev/kvm has an unexpected API version");
+	if (!hw_virt) {
+		snprintf(reason, reason_size, "no vmx/svm CPU flag (this /dev/kvm is nested or "
+			 "emulated, far slower than TCG)");
+		return false;
+	}
+	version = ioctl(kvm, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		snprintf(reason, reason_size, "/dev/kvm answers API version %d, not %d", version,
+			 KVM_API_VERSION);
 		return false;
 	}
 	vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0) {
-		snprintf(reason, reason_size, "KVM_CREATE_VM failed");
+		snprintf(reason, reason_size, "KVM_CREATE_VM failed: %s", strerror(errno));
 		return false;
 	}
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0) {
-		snprintf(reason, reason_size, "KVM_CREATE_VCPU failed");
+		snprintf(reason, reason_size, "KVM_CREATE_VCPU failed: %s", strerror(errno));
 		return false;
 	}
 	snprintf(reason, reason_size, "hardware virtualization");

@@ -8,8 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* true when /proc/cpuinfo shows vmx or svm AND /dev/kvm answers KVM_GET_API_VERSION == 12 AND a
- * VM with one vCPU can be created. reason[] says why not (or "hardware virtualization"). */
+/* true when /dev/kvm opens AND /proc/cpuinfo shows vmx or svm AND /dev/kvm answers
+ * KVM_GET_API_VERSION == 12 AND a VM with one vCPU can be created. reason[] says why not, with
+ * the errno's text where a call failed (or "hardware virtualization"). */
 bool accel_kvm_usable(char *reason, size_t reason_size);
 
 /* The host TSC frequency in kHz from /proc/cpuinfo ("cpu MHz"), 0 when unknown. Under TCG the

@@ -37,17 +37,22 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vmm_driver *registry; /* guarded by registry_lock */
 
-int vmm_parse_accel(const char *text, enum vmm_accel *out)
+enum opt_result vmm_opt_set_accel(const struct opt_spec *spec, const char *arg, void *target,
+				  struct ember_error **err)
 {
-	if (strcmp(text, "auto") == 0)
-		*out = VMM_ACCEL_AUTO;
-	else if (strcmp(text, "kvm") == 0)
-		*out = VMM_ACCEL_KVM;
-	else if (strcmp(text, "tcg") == 0)
-		*out = VMM_ACCEL_TCG;
-	else
-		return -1;
-	return 0;
+	static const char *const names[] = { [VMM_ACCEL_AUTO] = "auto", [VMM_ACCEL_KVM] = "kvm",
+					     [VMM_ACCEL_TCG] = "tcg" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(arg, names[i]) == 0) {
+			*OPT_FIELD(target, spec, enum vmm_accel) = (enum vmm_accel)i;
+			return OPT_OK;
+		}
+	}
+	ember_error_set(err, EMBER_E_INVALID, 0, "--%s must be auto, kvm or tcg (got `%.100s`)",
+			spec->name, arg);
+	return OPT_BAD_VALUE;
 }
 
 int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,
@@ -61,23 +66,26 @@ int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **o
 			       "unknown VMM `%s` (expected qemu or firecracker)", cfg->name);
 }
 
-static void resolve_accel(struct vmm_driver *drv, enum vmm_accel requested)
+/* KVM asked for is probed like auto's: a daemon that cannot use it refuses to start rather than
+ * fail every boot (or, on a nested /dev/kvm, run guests ~1000x slower than TCG). */
+static int resolve_accel(struct vmm_driver *drv, enum vmm_accel requested,
+			 struct ember_error **err)
 {
-	switch (requested) {
-	case VMM_ACCEL_KVM:
-		drv->accel = VMM_ACCEL_KVM;
-		snprintf(drv->accel_reason, sizeof(drv->accel_reason), "requested");
-		break;
-	case VMM_ACCEL_TCG:
+	bool usable;
+
+	if (requested == VMM_ACCEL_TCG) {
 		drv->accel = VMM_ACCEL_TCG;
 		snprintf(drv->accel_reason, sizeof(drv->accel_reason), "requested");
-		break;
-	case VMM_ACCEL_AUTO:
-		drv->accel = accel_kvm_usable(drv->accel_reason, sizeof(drv->accel_reason))
-				     ? VMM_ACCEL_KVM
-				     : VMM_ACCEL_TCG;
-		break;
+		return 0;
 	}
+	usable = accel_kvm_usable(drv->accel_reason, sizeof(drv->accel_reason));
+	if (requested == VMM_ACCEL_KVM && !usable)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "--accel kvm: KVM is not usable here: %s", drv->accel_reason);
+	if (requested == VMM_ACCEL_KVM)
+		snprintf(drv->accel_reason, sizeof(drv->accel_reason), "requested");
+	drv->accel = usable ? VMM_ACCEL_KVM : VMM_ACCEL_TCG;
+	return 0;
 }
 
 static void probe_cgroups(struct vmm_driver *drv, const char *cgroup_root)
@@ -172,7 +180,10 @@ int vmm_driver_create_with_ops(const struct vmm_driver_ops *ops,
 	drv->host_tsc_khz = accel_host_tsc_khz();
 	snprintf(drv->kernel_args, sizeof(drv->kernel_args), "%s",
 		 cfg->kernel_args != NULL ? cfg->kernel_args : "");
-	resolve_accel(drv, cfg->accel);
+	if (resolve_accel(drv, cfg->accel, err) < 0) {
+		vmm_driver_free(drv);
+		return -1;
+	}
 	probe_cgroups(drv, cfg->cgroup_root);
 	if (ops->init(drv, cfg, err) < 0 || set_up_jail(drv, cfg, err) < 0) {
 		ember_error_wrap(err, "%s driver", ops->name);

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "util/error.h"
+#include "util/opttable.h"
 
 enum vmm_accel {
 	VMM_ACCEL_AUTO = 0, /* KVM when hardware virtualization really works, else TCG */
@@ -77,8 +78,10 @@ struct vmm_boot_config {
 struct vmm_driver;
 struct vmm_instance;
 
-/* Parses "auto", "kvm" or "tcg"; -1 for anything else. */
-int vmm_parse_accel(const char *text, enum vmm_accel *out);
+/* The --accel flag of every program that makes a driver (emberd, ember-vm): "auto", "kvm" or
+ * "tcg" into the enum vmm_accel at spec->field. Whether KVM is usable is vmm_driver_create's to
+ * find out: asked for and unusable, it fails naming why. */
+opt_parser vmm_opt_set_accel;
 
 /* Creates a driver from its settings (resolves binaries, probes acceleration once). */
 int vmm_driver_create(const struct vmm_driver_config *cfg, struct vmm_driver **out,

@@ -76,6 +76,26 @@ static void rebound_and_foreign_hosts_are_misdirected(void **state)
 	assert_int_equal(verdict(&g, "", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
 	assert_int_equal(verdict(&g, "[::1", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
 	assert_int_equal(verdict(&g, ":7777", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
+	/* a Host no server could have: its port is parsed like --addr's (util/hostport.h) */
+	assert_int_equal(verdict(&g, "localhost:99999", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
+	assert_int_equal(verdict(&g, "localhost:x", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
+	assert_int_equal(verdict(&g, "::1", NULL, NULL, NULL), EMBER_E_MISDIRECTED);
+}
+
+static void bind_address_port_is_checked(void **state)
+{
+	struct api_guard g;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(api_guard_init(&g, "127.0.0.1:0", NULL, 0, &err), 0);
+	assert_int_equal(api_guard_init(&g, "127.0.0.1:99999", NULL, 0, &err), -1);
+	assert_string_equal(err->message, "--addr `127.0.0.1:99999`: port `99999` is not a number "
+			    "between 0 and 65535");
+	ember_error_free(&err);
+	assert_int_equal(api_guard_init(&g, "127.0.0.1", NULL, 0, &err), -1);
+	assert_non_null(strstr(err->message, "no port"));
+	ember_error_free(&err);
 }
 
 static void browser_requests_are_forbidden_unless_allowed(void **state)
@@ -204,6 +224,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(curl_and_local_clients_pass),
 		cmocka_unit_test(rebound_and_foreign_hosts_are_misdirected),
+		cmocka_unit_test(bind_address_port_is_checked),
 		cmocka_unit_test(browser_requests_are_forbidden_unless_allowed),
 		cmocka_unit_test(bearer_token_is_required_and_compared_exactly),
 		cmocka_unit_test(token_file_rules),
