@@ -34,7 +34,7 @@ static void usage(FILE *out)
 		"\n"
 		"The guest init of emberd: as PID 1 it mounts the language pack as an overlay root,\n"
 		"switches into it and serves the host<->guest protocol (docs/protocol.md) on the\n"
-		"virtio-serial port org.emberd.agent and on vsock port 1024.\n"
+		"virtio-serial port org.emberd.agent and on vsock port 52.\n"
 		"\n"
 		"  --agent-only        skip the boot steps; serve the protocol on this host (tests)\n"
 		"  --listen-unix PATH  serve one connection at a time on a Unix socket (a new\n"

@@ -102,7 +102,8 @@ static int start_driver(struct daemon *d, struct ember_error **err)
 			  "no usable hardware virtualization: guests run under software emulation "
 			  "(TCG), which QEMU does not treat as a security boundary: each guest keeps "
 			  "its own kernel, and its jailed VMM is what a guest escaping TCG would reach "
-			  "(docs/security.md); cold boots take seconds instead of milliseconds");
+			  "(docs/security.md); cold boots take about a second (docs/snapshots.md) "
+			  "instead of milliseconds");
 	return 0;
 }
 

@@ -122,11 +122,11 @@ static const struct opt_spec option_table[] = {
 	       "cgroup v2 mount for per-VMM memory/cpu/pids limits\n"
 	       "(default /sys/fs/cgroup; `none` disables them)"),
 	UINT("vmm-uid-base", vmm_uid_base, 1, 4294967294u - VMM_UID_RANGE_SIZE,
-	     "each QEMU runs jailed as its own uid/gid from N to\n"
+	     "each VMM runs jailed as its own uid/gid from N to\n"
 	     "N+8191, a range no account or other daemon may use\n"
 	     "(default 1900000000)"),
 	FLAG("no-jail", NULL, opt_set_true, no_jail,
-	     "debugging only: run QEMU as root, without the jail\n"
+	     "debugging only: run each VMM as root, without the jail\n"
 	     "(own uid, no capabilities, own namespaces)"),
 	FLAG("kernel-args", "\"ARGS\"", set_kernel_args, kernel_args,
 	     "extra guest kernel arguments, for debugging\n"

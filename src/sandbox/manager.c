@@ -39,9 +39,9 @@
  * panic, then a backtrace and CPU state of a few KiB; a guest that wrote much after it is not
  * describing its own death any more. */
 #define CONSOLE_PANIC_SEARCH_BYTES (64u << 10)
-/* A clone is ready in ~50 ms (TCG, idle host) and a few seconds under heavy load. One that is
- * not ready in this long is abandoned, and the create boots cold in what is left of its boot
- * deadline instead of finding none left. */
+/* A clone is ready in ~0.3 s under TCG (docs/snapshots.md "Boot times") and a few seconds
+ * under heavy load. One that is not ready in this long is abandoned, and the create boots cold
+ * in what is left of its boot deadline instead of finding none left. */
 #define CLONE_DEADLINE_MS 10000
 
 struct manager {

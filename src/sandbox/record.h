@@ -38,7 +38,7 @@ char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 			    struct ember_error **err);
 int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *rec,
 			 struct ember_error **err);
-/* Atomic write (temp file, fsync, rename, fsync of the directory). */
+/* Atomic write (temp file, then rename; not fsynced: see record.c). */
 int sandbox_record_save(const char *dir, const struct sandbox_record *rec,
 			struct ember_error **err);
 int sandbox_record_load(const char *dir, struct sandbox_record *rec, struct ember_error **err);

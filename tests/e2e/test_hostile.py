@@ -264,10 +264,12 @@ class ApiAbuseTest(unittest.TestCase):
         big = json.dumps({"code": "x" * (1 << 20)}).encode()
         self.expect("POST", "/sandboxes/sb_" + "0" * 32 + "/exec", 413, raw=big)
         self.expect("POST", "/sandboxes", 400, raw=b"{" + b" " * (1 << 20) + b"}x")
-        # A declared 8 MiB body is refused before the client sends it.
+        # A declared body more than 64 MiB past the 4 MiB cap (src/api/server.h,
+        # API_BODY_DISCARD_MAX) is refused before the client sends it.
         s = socket.create_connection(("127.0.0.1", self.d.port), timeout=30)
         try:
-            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 8388608\r\n\r\n")
+            s.sendall(b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Length: %d\r\n\r\n" % ((4 << 20) + (64 << 20) + 1))
             self.assertIn(b" 413 ", s.recv(4096).split(b"\r\n")[0])
         finally:
             s.close()
