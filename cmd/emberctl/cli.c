@@ -56,6 +56,39 @@ static enum opt_result add_env(const struct opt_spec *spec, const char *arg, voi
 	return OPT_OK;
 }
 
+/* create --label K=V: one entry of the body's labels (the daemon checks key and value). */
+static enum opt_result add_label(const struct opt_spec *spec, const char *arg, void *ctl,
+				 struct ember_error **err)
+{
+	struct ctl *c = ctl;
+	char *eq = strchr(arg, '=');
+	json_t *labels = json_object_get(c->body, "labels");
+
+	(void)spec;
+	if (eq == NULL) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "--label needs KEY=VALUE, got `%s`", arg);
+		return OPT_BAD_VALUE;
+	}
+	if (labels == NULL) {
+		labels = json_object();
+		json_object_set_new(c->body, "labels", labels);
+	}
+	*eq = '\0'; /* arg is argv's own storage */
+	json_object_set_new(labels, arg, json_string(eq + 1));
+	return OPT_OK;
+}
+
+/* ls --label/--state: a query parameter, sent as given (the daemon checks it). */
+static enum opt_result add_query(const struct opt_spec *spec, const char *arg, void *ctl,
+				 struct ember_error **err)
+{
+	struct ctl *c = ctl;
+
+	(void)err;
+	json_array_append_new(c->query, json_pack("[s, s]", spec->key, arg));
+	return OPT_OK;
+}
+
 static opt_parser show_help;
 
 #define AT(member) offsetof(struct ctl, member)
@@ -83,6 +116,13 @@ static const struct opt_spec create_flags[] = {
 	BODY("memory-mib", "N", set_body_integer, "memory_mib"),
 	BODY("timeout-s", "N", set_body_integer, "timeout_s"),
 	BODY("overlay-mib", "N", set_body_integer, "overlay_mib"),
+	BODY("idle-timeout-s", "N", set_body_integer, "idle_timeout_s"),
+	{ .name = "label", .arg = "K=V", .parse = add_label, .repeats = true },
+};
+
+static const struct opt_spec ls_flags[] = {
+	{ .name = "label", .arg = "K[=V]", .parse = add_query, .key = "label", .repeats = true },
+	{ .name = "state", .arg = "S", .parse = add_query, .key = "state" },
 };
 
 static const struct opt_spec exec_flags[] = {
@@ -100,13 +140,19 @@ static const struct opt_spec test_flags[] = {
 static const struct command commands[] = {
 	{ "create", "", FLAGS(create_flags), 2, cmd_create,
 	  "boot a sandbox; prints its id. Defaults from the\n"
-	  "pack; --overlay-mib: its writable layer in MiB" },
+	  "pack; --overlay-mib: its writable layer in MiB;\n"
+	  "--idle-timeout-s: destroyed after N s unused;\n"
+	  "--label: attach a label (repeatable)" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output, exits with its exit code" },
-	{ "ls", "", NULL, 0, 0, cmd_ls, "list sandboxes" },
+	{ "ls", "", FLAGS(ls_flags), 2, cmd_ls,
+	  "list sandboxes; only those with every --label\n"
+	  "(KEY: has it, KEY=VALUE: equal) and in --state" },
 	{ "inspect", "ID", NULL, 0, 0, cmd_inspect, "details and the guest console tail" },
 	{ "rm", "ID...", NULL, 0, 0, cmd_rm, "destroy sandboxes" },
+	{ "timeout", "ID SECONDS", NULL, 0, 0, cmd_timeout,
+	  "set the sandbox's remaining lifetime to SECONDS" },
 	{ "packs", "", NULL, 0, 0, cmd_packs, "list language packs" },
 	{ "health", "", NULL, 0, 0, cmd_health, "daemon status" },
 	{ "test", "", FLAGS(test_flags), 1, cmd_test,

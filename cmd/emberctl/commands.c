@@ -1,6 +1,8 @@
 /* commands.c - the commands that map onto one or two API requests (docs/api.md). */
 #include "commands.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +87,60 @@ int cmd_exec(struct ctl *c, int argc, char **argv)
 	return 0;
 }
 
+/* Appends text percent-encoded (everything but RFC 3986's unreserved characters) to out. */
+static int append_encoded(char *out, size_t size, size_t *used, const char *text)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)text; *p != '\0'; p++) {
+		bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			     (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL;
+
+		if (*used + 4 > size)
+			return -1;
+		if (plain) {
+			out[(*used)++] = (char)*p;
+		} else {
+			out[(*used)++] = '%';
+			out[(*used)++] = hex[*p >> 4];
+			out[(*used)++] = hex[*p & 15];
+		}
+	}
+	out[*used] = '\0';
+	return 0;
+}
+
+/* "/sandboxes" with ls's --label and --state as its query. */
+static int list_path(const struct ctl *c, char *out, size_t size)
+{
+	size_t used = (size_t)snprintf(out, size, "/sandboxes"), i;
+	json_t *pair;
+
+	json_array_foreach(c->query, i, pair) {
+		const char *name = json_string_value(json_array_get(pair, 0));
+
+		if (used + strlen(name) + 3 > size)
+			return -1;
+		used += (size_t)snprintf(out + used, size - used, "%c%s=", i == 0 ? '?' : '&', name);
+		if (append_encoded(out, size, &used,
+				   json_string_value(json_array_get(pair, 1))) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int cmd_ls(struct ctl *c, int argc, char **argv)
 {
 	_cleanup_json_ json_t *reply = NULL;
+	char path[900];
 
-	(void)argc;
 	(void)argv;
-	if (ctl_call(c, "GET", "/sandboxes", NULL, 200, &reply) < 0)
+	if (argc != 0)
+		return ctl_fail("%s", "usage: emberctl ls [--label K[=V]]... [--state S]");
+	if (list_path(c, path, sizeof(path)) < 0)
+		return ctl_fail("%s", "ls: the filter is too long for one request");
+	if (ctl_call(c, "GET", path, NULL, 200, &reply) < 0)
 		return 1;
 	if (c->json)
 		output_json(reply);
@@ -140,6 +189,29 @@ int cmd_rm(struct ctl *c, int argc, char **argv)
 			printf("%s\n", argv[i]);
 	}
 	return ret;
+}
+
+int cmd_timeout(struct ctl *c, int argc, char **argv)
+{
+	_cleanup_json_ json_t *reply = NULL;
+	unsigned long long seconds;
+	char path[128], *end;
+
+	if (argc != 2)
+		return ctl_fail("%s", "usage: emberctl timeout ID SECONDS");
+	seconds = strtoull(argv[1], &end, 10);
+	if (argv[1][0] < '0' || argv[1][0] > '9' || *end != '\0' || seconds > INT32_MAX)
+		return ctl_fail("SECONDS must be a whole number, got `%.100s`", argv[1]);
+	json_object_set_new(c->body, "timeout_s", json_integer((json_int_t)seconds));
+	snprintf(path, sizeof(path), "/sandboxes/%.64s/timeout", argv[0]);
+	if (ctl_call(c, "POST", path, c->body, 200, &reply) < 0)
+		return 1;
+	if (c->json)
+		output_json(reply);
+	else
+		printf("%s expires_at %s\n", argv[0],
+		       json_string_value(json_object_get(reply, "expires_at")));
+	return 0;
 }
 
 static int print_get(struct ctl *c, const char *path)

@@ -11,6 +11,7 @@ int cmd_exec(struct ctl *c, int argc, char **argv);
 int cmd_ls(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_rm(struct ctl *c, int argc, char **argv);
+int cmd_timeout(struct ctl *c, int argc, char **argv);
 int cmd_packs(struct ctl *c, int argc, char **argv);
 int cmd_health(struct ctl *c, int argc, char **argv);
 /* selftest.c: create -> inspect -> exec -> delete, with an assertion on each answer. */

@@ -19,6 +19,7 @@ struct ctl {
 	json_t *env;              /* exec --env */
 	const char *stdin_file;   /* exec --stdin-file */
 	const char *pack;         /* test --pack */
+	json_t *query;            /* ls --label/--state: [name, value] pairs, in order */
 };
 
 /* Performs a request; on failure or a status other than expect prints the API's error (and,

@@ -18,8 +18,9 @@ static int run_command(struct ctl *c, const struct command *cmd, int argc, char 
 
 	c->body = json_object();
 	c->env = json_object();
+	c->query = json_array();
 	c->pack = "python";
-	if (c->body == NULL || c->env == NULL)
+	if (c->body == NULL || c->env == NULL || c->query == NULL)
 		return ctl_fail("%s", "out of memory");
 	if (cmd->flags == NULL)
 		return cmd->run(c, argc - 1, argv + 1);
@@ -82,6 +83,7 @@ int main(int argc, char **argv)
 	}
 	json_decref(c.body);
 	json_decref(c.env);
+	json_decref(c.query);
 	http_client_free(c.http);
 	return ret;
 }

@@ -75,20 +75,36 @@ int output_exec_result(json_t *reply)
 	return code;
 }
 
+/* K=V,K=V (labels have no control characters: the daemon refuses them). */
+static void print_labels(json_t *labels)
+{
+	const char *key;
+	json_t *value;
+	bool first = true;
+
+	json_object_foreach(labels, key, value) {
+		printf("%s%s=%s", first ? "" : ",", key, json_string_value(value));
+		first = false;
+	}
+}
+
 void output_sandbox_list(json_t *reply)
 {
 	json_t *item;
 	size_t i;
 
-	printf("%-36s %-8s %-11s %6s %8s %8s\n", "ID", "PACK", "STATE", "EXECS", "AGE_S", "PID");
+	printf("%-36s %-8s %-11s %6s %8s %8s  %s\n", "ID", "PACK", "STATE", "EXECS", "AGE_S", "PID",
+	       "LABELS");
 	json_array_foreach(json_object_get(reply, "sandboxes"), i, item) {
-		printf("%-36s %-8s %-11s %6lld %8lld %8lld\n",
+		printf("%-36s %-8s %-11s %6lld %8lld %8lld  ",
 		       json_string_value(json_object_get(item, "id")),
 		       json_string_value(json_object_get(item, "language_pack")),
 		       json_string_value(json_object_get(item, "state")),
 		       json_integer_value(json_object_get(item, "execs_run")),
 		       json_integer_value(json_object_get(item, "age_ms")) / 1000,
 		       json_integer_value(json_object_get(item, "vmm_pid")));
+		print_labels(json_object_get(item, "labels"));
+		putchar('\n');
 	}
 }
 

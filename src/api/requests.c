@@ -40,7 +40,7 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 		     struct ember_error **err)
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
-					    "overlay_mib", NULL };
+					    "overlay_mib", "idle_timeout_s", "labels", NULL };
 	_cleanup_json_ json_t *root = NULL;
 	const char *pack;
 	size_t pack_len;
@@ -61,9 +61,109 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 	if (get_optional_uint(root, "vcpus", 1, 64, &out->vcpus, err) < 0 ||
 	    get_optional_uint(root, "memory_mib", 64, 65536, &out->memory_mib, err) < 0 ||
 	    get_optional_uint(root, "timeout_s", 1, 30u * 24 * 3600, &out->timeout_s, err) < 0 ||
-	    get_optional_uint(root, "overlay_mib", 8, 65536, &out->overlay_mib, err) < 0)
+	    get_optional_uint(root, "overlay_mib", 8, 65536, &out->overlay_mib, err) < 0 ||
+	    get_optional_uint(root, "idle_timeout_s", 1, 30u * 24 * 3600, &out->idle_timeout_s,
+			      err) < 0 ||
+	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0)
 		return -1;
 	return 0;
+}
+
+int api_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "timeout_s", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	uint64_t v;
+
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "timeout_s", true, 1, 30u * 24 * 3600, &v, KIND, err) < 0)
+		return -1;
+	*timeout_s = (unsigned)v;
+	return 0;
+}
+
+static int parse_state(const char *text, enum sandbox_state *out, struct ember_error **err)
+{
+	static const enum sandbox_state states[] = { SANDBOX_BOOTING, SANDBOX_READY,
+						     SANDBOX_DESTROYING, SANDBOX_FAILED };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(states); i++) {
+		if (strcmp(text, sandbox_state_name(states[i])) == 0) {
+			*out = states[i];
+			return 0;
+		}
+	}
+	return ember_error_set(err, KIND, 0,
+			       "query parameter `state` must be one of booting, ready, destroying, "
+			       "failed (got `%.64s`)", text);
+}
+
+/* One `label` term: KEY or KEY=VALUE, each checked like a create's labels. */
+static int parse_label_term(const char *text, struct api_list_filter *out,
+			    struct ember_error **err)
+{
+	const char *eq = strchr(text, '=');
+	size_t klen = eq != NULL ? (size_t)(eq - text) : strlen(text);
+	char *key;
+
+	if (out->nterms >= SANDBOX_LABELS_MAX)
+		return ember_error_set(err, KIND, 0, "at most %d `label` query parameters",
+				       SANDBOX_LABELS_MAX);
+	if (klen == 0 || klen > SANDBOX_LABEL_KEY_MAX)
+		return ember_error_set(err, KIND, 0,
+				       "query parameter `label` must be KEY or KEY=VALUE with a key of "
+				       "1 to %d bytes (got `%.64s`)", SANDBOX_LABEL_KEY_MAX, text);
+	key = out->term_keys[out->nterms];
+	memcpy(key, text, klen);
+	key[klen] = '\0';
+	if (sandbox_label_check_key(key, err) < 0 ||
+	    (eq != NULL && sandbox_label_check_value(key, eq + 1, strlen(eq + 1), err) < 0))
+		return ember_error_wrap(err, "query parameter `label`");
+	out->terms[out->nterms].key = key;
+	out->terms[out->nterms].value = eq != NULL ? eq + 1 : NULL;
+	out->nterms++;
+	return 0;
+}
+
+int api_parse_list_query(const struct api_query *query, struct api_list_filter *out,
+			 struct ember_error **err)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (query->too_many)
+		return ember_error_set(err, KIND, 0, "more than %d query parameters",
+				       API_QUERY_PAIRS_MAX);
+	for (i = 0; i < query->count; i++) {
+		const char *key = query->pairs[i].key, *value = query->pairs[i].value;
+		bool is_label = strcmp(key, "label") == 0, is_state = strcmp(key, "state") == 0;
+
+		if (!is_label && !is_state)
+			return ember_error_set(err, KIND, 0,
+					       "unknown query parameter `%.64s` (GET /sandboxes takes "
+					       "label and state)", key);
+		if (value == NULL)
+			return ember_error_set(err, KIND, 0, "query parameter `%s` needs a value",
+					       key);
+		if (is_state && out->has_state)
+			return ember_error_set(err, KIND, 0, "query parameter `state` is given twice");
+		if (is_state && parse_state(value, &out->state, err) < 0)
+			return -1;
+		out->has_state = out->has_state || is_state;
+		if (is_label && parse_label_term(value, out, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+bool api_list_filter_match(const struct api_list_filter *filter, const struct sandbox_info *info)
+{
+	if (filter->has_state && info->state != filter->state)
+		return false;
+	return sandbox_labels_match(&info->labels, filter->terms, filter->nterms);
 }
 
 static bool valid_env_name(const char *name)

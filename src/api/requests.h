@@ -1,4 +1,5 @@
-/* requests.h - decoding and validation of API request bodies (create, exec).
+/* requests.h - decoding and validation of API request bodies (create, exec, timeout) and of the
+ * list's query parameters.
  * Used by the HTTP routes; pure functions over bytes, fuzzed by tests/fuzz/fuzz_api_requests.c.
  * Strict: exact types, hard ranges, unknown fields rejected, every error names its field. */
 #ifndef EMBER_API_REQUESTS_H
@@ -10,6 +11,8 @@
 #include <stdint.h>
 
 #include "proto/messages.h"
+#include "sandbox/labels.h"
+#include "sandbox/manager.h"
 #include "util/error.h"
 
 #define API_STDIN_MAX (1024u * 1024u)
@@ -21,6 +24,8 @@ struct api_create_body {
 	unsigned memory_mib;
 	unsigned timeout_s;
 	unsigned overlay_mib;
+	unsigned idle_timeout_s;  /* 0 when absent */
+	struct sandbox_labels labels;
 };
 
 struct api_exec_body {
@@ -45,6 +50,40 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 void api_exec_body_release(struct api_exec_body *body);
 /* Releases a body at the end of its scope (a zeroed or failed-to-parse body is fine). */
 #define _cleanup_exec_body_ __attribute__((cleanup(api_exec_body_release)))
+
+/* A request's query parameters as the HTTP layer split and percent-decoded them, in order;
+ * value is NULL for a parameter without `=`. Strings are borrowed from the request. */
+#define API_QUERY_PAIRS_MAX 40
+struct api_query {
+	struct {
+		const char *key;
+		const char *value;
+	} pairs[API_QUERY_PAIRS_MAX];
+	size_t count;
+	bool too_many;            /* more than API_QUERY_PAIRS_MAX were sent */
+};
+
+/* GET /sandboxes's filter: every label term (AND) and, when has_state, the state. terms[] point
+ * into term_keys[]: use it where it was parsed, do not copy it. */
+struct api_list_filter {
+	struct sandbox_label_term terms[SANDBOX_LABELS_MAX];
+	char term_keys[SANDBOX_LABELS_MAX][SANDBOX_LABEL_KEY_MAX + 1];
+	size_t nterms;
+	bool has_state;
+	enum sandbox_state state;
+};
+
+/* `label=KEY` (present) or `label=KEY=VALUE` (equal), repeatable; `state=S` once. Anything else
+ * (an unknown parameter, a value-less one, a bad key or value, an unknown state) fails naming
+ * it. The terms' values point into query's strings. */
+int api_parse_list_query(const struct api_query *query, struct api_list_filter *out,
+			 struct ember_error **err);
+/* Whether a sandbox passes the filter. */
+bool api_list_filter_match(const struct api_list_filter *filter, const struct sandbox_info *info);
+
+/* {"timeout_s": N}, N between 1 and 30 days (the daemon's --max-timeout-s is the manager's). */
+int api_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
+		      struct ember_error **err);
 
 /* true when id has the exact shape of a sandbox id ("sb_" + 32 lowercase hex). */
 bool api_valid_sandbox_id(const char *id);

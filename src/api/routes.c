@@ -1,5 +1,5 @@
 /* routes.c - API v1: the route table and one small handler per row. See docs/api.md for the
- * contract. Matching walks the table once per request: O(rows), nine of them. */
+ * contract. Matching walks the table once per request: O(rows), ten of them. */
 #include "api/routes.h"
 
 #include <errno.h>
@@ -27,6 +27,7 @@ struct api_request {
 	const char *id;       /* NULL when the pattern has no {id} */
 	const char *body;
 	size_t body_len;
+	const struct api_query *query; /* never NULL (an empty one when there was none) */
 };
 
 typedef void api_handler(struct api_context *ctx, const struct api_request *req,
@@ -174,42 +175,57 @@ static void handle_packs(struct api_context *ctx, const struct api_request *req,
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "packs", arr) : NULL);
 }
 
+/* O(sandboxes x terms x labels): at most a few thousand string compares per listed sandbox,
+ * cheaper than the JSON encoding of the ones that match. */
 static void handle_list(struct api_context *ctx, const struct api_request *req,
 			struct api_response *resp)
 {
 	_cleanup_free_ struct sandbox_info *infos = NULL;
+	_cleanup_free_ struct api_list_filter *filter = malloc(sizeof(*filter));
 	struct ember_error *err = NULL;
 	size_t count = 0, i;
 	json_t *arr;
 
-	(void)req;
-	if (manager_list(ctx->manager, &infos, &count, &err) < 0) {
+	if (filter == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (api_parse_list_query(req->query, filter, &err) < 0 ||
+	    manager_list(ctx->manager, &infos, &count, &err) < 0) {
 		respond_err(resp, &err);
 		return;
 	}
 	arr = json_array();
-	for (i = 0; arr != NULL && i < count; i++)
-		json_array_append_new(arr, api_encode_sandbox(&infos[i]));
+	for (i = 0; arr != NULL && i < count; i++) {
+		if (api_list_filter_match(filter, &infos[i]))
+			json_array_append_new(arr, api_encode_sandbox(&infos[i]));
+	}
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "sandboxes", arr) : NULL);
 }
 
 static void handle_create(struct api_context *ctx, const struct api_request *req,
 			  struct api_response *resp)
 {
-	struct api_create_body parsed;
+	_cleanup_free_ struct api_create_body *parsed = malloc(sizeof(*parsed));
 	struct sandbox_create_request create = { 0 };
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
 
-	if (api_parse_create(req->body, req->body_len, &parsed, &err) < 0) {
+	if (parsed == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (api_parse_create(req->body, req->body_len, parsed, &err) < 0) {
 		respond_err(resp, &err);
 		return;
 	}
-	create.language_pack = parsed.language_pack[0] != '\0' ? parsed.language_pack : NULL;
-	create.vcpus = parsed.vcpus;
-	create.memory_mib = parsed.memory_mib;
-	create.timeout_s = parsed.timeout_s;
-	create.overlay_mib = parsed.overlay_mib;
+	create.language_pack = parsed->language_pack[0] != '\0' ? parsed->language_pack : NULL;
+	create.vcpus = parsed->vcpus;
+	create.memory_mib = parsed->memory_mib;
+	create.timeout_s = parsed->timeout_s;
+	create.overlay_mib = parsed->overlay_mib;
+	create.idle_timeout_s = parsed->idle_timeout_s;
+	create.labels = &parsed->labels;
 	if (manager_create_sandbox(ctx->manager, &create, &info, &err) < 0) {
 		respond_err(resp, &err);
 		return;
@@ -224,6 +240,21 @@ static void handle_get(struct api_context *ctx, const struct api_request *req,
 	struct ember_error *err = NULL;
 
 	if (manager_get(ctx->manager, req->id, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, api_encode_sandbox(&info));
+}
+
+static void handle_timeout(struct api_context *ctx, const struct api_request *req,
+			   struct api_response *resp)
+{
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	unsigned timeout_s;
+
+	if (api_parse_timeout(req->body, req->body_len, &timeout_s, &err) < 0 ||
+	    manager_set_timeout(ctx->manager, req->id, timeout_s, &info, &err) < 0) {
 		respond_err(resp, &err);
 		return;
 	}
@@ -343,6 +374,7 @@ static const struct route routes[] = {
 	{ "GET", "/sandboxes/{id}", handle_get },
 	{ "DELETE", "/sandboxes/{id}", handle_delete },
 	{ "POST", "/sandboxes/{id}/exec", handle_exec },
+	{ "POST", "/sandboxes/{id}/timeout", handle_timeout },
 	{ "GET", "/sandboxes/{id}/console", handle_console },
 	{ "GET", "/sandboxes/{id}/processes", handle_processes },
 };
@@ -434,11 +466,14 @@ static void respond_no_route(const char *path, struct api_response *resp)
 	respond_not_found(resp, "unknown route (see docs/api.md)");
 }
 
-void api_route(struct api_context *ctx, const char *method, const char *path, const char *body,
-	       size_t body_len, struct api_response *resp)
+void api_route(struct api_context *ctx, const char *method, const char *path,
+	       const struct api_query *query, const char *body, size_t body_len,
+	       struct api_response *resp)
 {
+	static const struct api_query no_query = { .count = 0 };
 	const struct route *row, *end = routes + ARRAY_SIZE(routes);
-	struct api_request req = { .method = method, .body = body, .body_len = body_len };
+	struct api_request req = { .method = method, .body = body, .body_len = body_len,
+				   .query = query != NULL ? query : &no_query };
 	struct path_id id;
 	const char *pattern;
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "api/requests.h"
 #include "api/server.h"
 #include "api/stream.h"
 
@@ -21,8 +22,10 @@ struct api_response {
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 };
 
-void api_route(struct api_context *ctx, const char *method, const char *path, const char *body,
-	       size_t body_len, struct api_response *resp);
+/* query: the request's query parameters (NULL: none); only routes that take some look. */
+void api_route(struct api_context *ctx, const char *method, const char *path,
+	       const struct api_query *query, const char *body, size_t body_len,
+	       struct api_response *resp);
 
 /* Fills resp with the JSON error for err (and frees nothing). */
 void api_response_error(struct api_response *resp, const struct ember_error *err);

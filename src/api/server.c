@@ -236,12 +236,29 @@ static struct deadline_conn *connection_deadline(struct MHD_Connection *conn)
 	return info != NULL ? info->socket_context : NULL;
 }
 
+static enum MHD_Result add_query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	struct api_query *q = cls;
+
+	(void)kind;
+	if (q->count >= API_QUERY_PAIRS_MAX) {
+		q->too_many = true;
+		return MHD_NO;
+	}
+	q->pairs[q->count].key = key;
+	q->pairs[q->count].value = value;
+	q->count++;
+	return MHD_YES;
+}
+
 /* The whole body is in: route it, answer and log. */
 static enum MHD_Result finish_request(struct api_server *s, struct request_state *st,
 				      struct MHD_Connection *conn, const char *method,
 				      const char *url)
 {
 	_cleanup_response_ struct api_response r = { 0 };
+	struct api_query query = { .count = 0 };
 	enum MHD_Result ret;
 
 	deadline_conn_received(connection_deadline(conn));
@@ -251,8 +268,11 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 		return respond_too_large(s, st, conn, method, url);
 	if (buf_terminate(&st->body) < 0)
 		return MHD_NO;
-	api_route(s->ctx, method, url, (const char *)(st->body.data != NULL ? st->body.data
-									   : (uint8_t *)""),
+	/* The library split the query at `&` and the first `=` and percent-decoded both sides; the
+	 * strings live as long as the request. */
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_pair, &query);
+	api_route(s->ctx, method, url, &query,
+		  (const char *)(st->body.data != NULL ? st->body.data : (uint8_t *)""),
 		  st->body.len, &r);
 	ret = send_response(conn, &r, false);
 	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",

@@ -52,6 +52,10 @@ struct manager {
 	struct template_store *templates; /* NULL: no snapshots (disabled or unsupported) */
 	struct pool *pool;                /* NULL: no warm pool; its state is its own */
 	pthread_t reaper;
+	/* Serialises record writes (taken before lock, never inside it): two writes of one record
+	 * racing (a timeout change and the create's own write) must land in the order they read
+	 * the sandbox, or the older one would win. Records are small and not fsynced. */
+	pthread_mutex_t record_lock;
 	pthread_mutex_t lock;
 	/* Everything below is guarded by lock. */
 	pthread_cond_t cond;              /* booting, refs, count changes; stop_reaper */
@@ -121,6 +125,19 @@ static void boot_slot_release_locked(struct manager *m)
 		pool_wake(m->pool);
 }
 
+/* Wall time of a moment on this daemon's monotonic clock (0 stays 0: "never"). */
+static int64_t wall_ns_of(const struct sandbox *sb, int64_t mono_ms)
+{
+	return mono_ms > 0 ? sb->created_wall_ns + (mono_ms - sb->created_mono_ms) * 1000000 : 0;
+}
+
+/* Activity (docs/api.md "last_activity_at"): the sandbox was created or handed out, or a request
+ * addressed to it started or ended. The idle clock in end_due_locked() reads it. Lock held. */
+static void sandbox_touch_locked(struct sandbox *sb)
+{
+	sb->last_activity_mono_ms = time_mono_ms();
+}
+
 static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info)
 {
 	int64_t now = time_mono_ms();
@@ -134,10 +151,10 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 	info->timeout_s = sb->timeout_s;
 	info->overlay_mib = sb->overlay_mib;
 	info->created_wall_ns = sb->created_wall_ns;
-	info->expires_wall_ns = sb->expires_mono_ms > 0
-					? sb->created_wall_ns +
-						  (sb->expires_mono_ms - sb->created_mono_ms) * 1000000
-					: 0;
+	info->expires_wall_ns = wall_ns_of(sb, sb->expires_mono_ms);
+	info->last_activity_wall_ns = wall_ns_of(sb, sb->last_activity_mono_ms);
+	info->idle_timeout_s = sb->idle_timeout_s;
+	info->labels = sb->labels;
 	info->age_ms = now - sb->created_mono_ms;
 	info->execs_run = sb->execs_run;
 	info->execs_running = sb->execs_running;
@@ -301,39 +318,54 @@ static void detach_and_free(struct manager *m, struct sandbox *sb)
 	free(sb);
 }
 
-/* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
- * but does not survive a daemon crash, so a failure is logged rather than fatal. */
-static void save_record(struct sandbox *sb)
+/* What the record says about sb. Lock held (timeout_s and expires_mono_ms change under it). */
+static void record_fill_locked(const struct sandbox *sb, struct sandbox_record *rec)
 {
-	struct sandbox_record rec = { 0 };
+	memset(rec, 0, sizeof(*rec));
+	snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
+	snprintf(rec->language_pack, sizeof(rec->language_pack), "%s", sb->pack->name);
+	snprintf(rec->vmm, sizeof(rec->vmm), "%s", vmm_driver_name(vmm_instance_driver(sb->vm)));
+	rec->vcpus = sb->vcpus;
+	rec->memory_mib = sb->memory_mib;
+	rec->timeout_s = sb->timeout_s;
+	rec->overlay_mib = sb->overlay_mib;
+	rec->idle_timeout_s = sb->idle_timeout_s;
+	rec->created_wall_ns = sb->created_wall_ns;
+	rec->expires_wall_ns = wall_ns_of(sb, sb->expires_mono_ms);
+	rec->boot_ms = sb->boot_ms;
+	rec->pid = vmm_pid(sb->vm);
+	rec->pid_start_ticks = vmm_start_ticks(sb->vm);
+	rec->labels = sb->labels;
+}
+
+/* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
+ * but does not survive a daemon crash, so a failure is logged rather than fatal. The caller holds
+ * a reference (refs), so sb and its VM stay. */
+static void save_record(struct manager *m, struct sandbox *sb)
+{
+	_cleanup_free_ struct sandbox_record *rec = malloc(sizeof(*rec));
 	struct ember_error *err = NULL;
 
-	snprintf(rec.id, sizeof(rec.id), "%s", sb->id);
-	snprintf(rec.language_pack, sizeof(rec.language_pack), "%s", sb->pack->name);
-	snprintf(rec.vmm, sizeof(rec.vmm), "%s", vmm_driver_name(vmm_instance_driver(sb->vm)));
-	rec.vcpus = sb->vcpus;
-	rec.memory_mib = sb->memory_mib;
-	rec.timeout_s = sb->timeout_s;
-	rec.overlay_mib = sb->overlay_mib;
-	rec.created_wall_ns = sb->created_wall_ns;
-	rec.expires_wall_ns = sb->created_wall_ns +
-			      (sb->expires_mono_ms - sb->created_mono_ms) * 1000000;
-	rec.boot_ms = sb->boot_ms;
-	rec.pid = vmm_pid(sb->vm);
-	rec.pid_start_ticks = vmm_start_ticks(sb->vm);
-	if (rec.pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, &rec, &err) < 0) {
+	if (rec == NULL)
+		return;
+	pthread_mutex_lock(&m->record_lock);
+	pthread_mutex_lock(&m->lock);
+	record_fill_locked(sb, rec);
+	pthread_mutex_unlock(&m->lock);
+	if (rec->pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, rec, &err) < 0) {
 		log_event(LOG_WARN, sb->id, "sandbox.record_failed", -1,
 			  "cannot write the re-attach record: %s",
 			  err != NULL ? err->message : "VMM start time unknown");
 		ember_error_free(&err);
 	}
+	pthread_mutex_unlock(&m->record_lock);
 }
 
 /* Writes sb's record, then drops the reference its creator took so that nobody could free sb
  * while the record was written (a DELETE or a shutdown racing a create wait for it). */
 static void record_and_release(struct manager *m, struct sandbox *sb)
 {
-	save_record(sb);
+	save_record(m, sb);
 	pthread_mutex_lock(&m->lock);
 	sb->refs--;
 	pthread_cond_broadcast(&m->cond);
@@ -342,20 +374,45 @@ static void record_and_release(struct manager *m, struct sandbox *sb)
 
 /* ---- the reaper ----------------------------------------------------------------------------- */
 
-/* Marks sandboxes whose VM died or whose channel broke as failed and takes expired ones out of
- * service into expired[] (at most max). Lock held. */
-static size_t collect_expired_locked(struct manager *m, struct sandbox **expired, size_t max)
+enum end_reason { END_NONE, END_EXPIRED, END_IDLE };
+
+/* The one clock that ends sandboxes: their lifetime, or their idle timeout once nothing used them
+ * for that long. A request in progress (a running exec) holds a reference, so it keeps its
+ * sandbox alive however long it runs. Lock held. */
+static enum end_reason end_due_locked(const struct sandbox *sb, int64_t now)
+{
+	if (sb->state != SANDBOX_READY && sb->state != SANDBOX_FAILED)
+		return END_NONE;
+	if (sb->expires_mono_ms > 0 && now >= sb->expires_mono_ms)
+		return END_EXPIRED;
+	if (sb->idle_timeout_s > 0 && sb->refs == 0 &&
+	    now - sb->last_activity_mono_ms >= (int64_t)sb->idle_timeout_s * 1000)
+		return END_IDLE;
+	return END_NONE;
+}
+
+struct ending {
+	struct sandbox *sb;
+	enum end_reason why;
+};
+
+/* Marks sandboxes whose VM died or whose channel broke as failed and takes those whose time is
+ * up out of service into out[] (at most max). Lock held. */
+static size_t collect_expired_locked(struct manager *m, struct ending *out, size_t max)
 {
 	int64_t now = time_mono_ms();
 	struct sandbox *sb;
 	size_t n = 0;
 
-	for (sb = m->list; sb != NULL; sb = sb->next) {
+	for (sb = m->list; sb != NULL && n < max; sb = sb->next) {
+		enum end_reason why;
+
 		mark_failed_if_broken_locked(sb);
-		if ((sb->state == SANDBOX_READY || sb->state == SANDBOX_FAILED) &&
-		    sb->expires_mono_ms > 0 && now >= sb->expires_mono_ms && n < max) {
+		why = end_due_locked(sb, now);
+		if (why != END_NONE) {
 			sb->state = SANDBOX_DESTROYING;
-			expired[n++] = sb;
+			out[n].sb = sb;
+			out[n++].why = why;
 		}
 	}
 	return n;
@@ -367,7 +424,7 @@ static void *reaper_main(void *arg)
 
 	pthread_mutex_lock(&m->lock);
 	while (!m->stop_reaper) {
-		struct sandbox *expired[64];
+		struct ending expired[64];
 		size_t n = collect_expired_locked(m, expired, ARRAY_SIZE(expired)), i;
 		int64_t next = time_mono_ms() + REAPER_INTERVAL_MS;
 
@@ -379,9 +436,15 @@ static void *reaper_main(void *arg)
 		}
 		pthread_mutex_unlock(&m->lock);
 		for (i = 0; i < n; i++) {
-			log_event(LOG_INFO, expired[i]->id, "sandbox.expired", -1,
-				  "lifetime of %u s reached", expired[i]->timeout_s);
-			destroy_and_free(m, expired[i]);
+			struct sandbox *sb = expired[i].sb;
+
+			if (expired[i].why == END_IDLE)
+				log_event(LOG_INFO, sb->id, "sandbox.idle", -1,
+					  "no activity for %u s (idle_timeout_s)", sb->idle_timeout_s);
+			else
+				log_event(LOG_INFO, sb->id, "sandbox.expired", -1,
+					  "lifetime of %u s reached", sb->timeout_s);
+			destroy_and_free(m, sb);
 		}
 		pthread_mutex_lock(&m->lock);
 	}
@@ -561,11 +624,13 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		return -1;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->record_lock, NULL);
 	cond_init_monotonic(&m->cond);
 	if (pthread_create(&m->reaper, NULL, reaper_main, m) != 0) {
 		pool_free(m->pool);
 		template_store_free(m->templates, true);
 		pthread_mutex_destroy(&m->lock);
+		pthread_mutex_destroy(&m->record_lock);
 		pthread_cond_destroy(&m->cond);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
 	}
@@ -672,6 +737,7 @@ void manager_free(struct manager *m)
 	 * (keep_templates) also leaves the templates, which the next one reuses. */
 	template_store_free(m->templates, !m->keep_templates);
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->record_lock);
 	pthread_cond_destroy(&m->cond);
 	free(m);
 }
@@ -708,6 +774,13 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "field `timeout_s` must be between 1 and %u (daemon limit)",
 				       m->cfg.max_timeout_s);
+	if (req->idle_timeout_s > m->cfg.max_timeout_s)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `idle_timeout_s` must be between 1 and %u "
+				       "(--max-timeout-s)", m->cfg.max_timeout_s);
+	sb->idle_timeout_s = req->idle_timeout_s;
+	if (req->labels != NULL)
+		sb->labels = *req->labels;
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
 	if (sb->overlay_mib < 8 || sb->overlay_mib > m->cfg.max_overlay_mib ||
 	    sb->overlay_mib > sb->memory_mib)
@@ -869,9 +942,12 @@ static bool create_from_pool(struct manager *m, const struct sandbox *want,
 	if (sb != NULL) {
 		sb->state = SANDBOX_READY;
 		sb->timeout_s = want->timeout_s;
+		sb->idle_timeout_s = want->idle_timeout_s;
+		sb->labels = want->labels;
 		sb->created_wall_ns = time_wall_ns();
 		sb->created_mono_ms = time_mono_ms();
 		sb->expires_mono_ms = sb->created_mono_ms + (int64_t)sb->timeout_s * 1000;
+		sandbox_touch_locked(sb);
 		sb->boot_ms = 0;
 		sb->refs++; /* until the pool's thread wrote its record */
 		table_insert_locked(m, sb);
@@ -918,6 +994,7 @@ static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
 	sb->state = SANDBOX_READY;
 	sb->boot_ms = time_mono_ms() - t0;
 	sb->expires_mono_ms = time_mono_ms() + (int64_t)sb->timeout_s * 1000;
+	sandbox_touch_locked(sb);
 	sb->refs++; /* until its record is written */
 	m->created_total++;
 	fill_info_locked(sb, info);
@@ -947,6 +1024,7 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	sb->state = SANDBOX_BOOTING;
 	sb->created_wall_ns = time_wall_ns();
 	sb->created_mono_ms = t0;
+	sb->last_activity_mono_ms = t0;
 	if (admit(m, sb, err) < 0)
 		return -1;
 	/* In the table now: boot_admitted frees it or leaves it there. */
@@ -983,6 +1061,8 @@ int manager_console(struct manager *m, const char *id, void *out, size_t size, s
 	 * that it changes only under the lock. The copy never waits (vmm_console_tail). */
 	if (sb != NULL && sb->state != SANDBOX_BOOTING && sb->vm != NULL)
 		*len = vmm_console_tail(sb->vm, out, size, total);
+	if (sb != NULL && sb->state == SANDBOX_READY)
+		sandbox_touch_locked(sb);
 	pthread_mutex_unlock(&m->lock);
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
@@ -1027,6 +1107,7 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 		sb = NULL;
 	} else {
 		sb->refs++;
+		sandbox_touch_locked(sb);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return sb;
@@ -1050,6 +1131,7 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 			(*err)->kind = EMBER_E_GUEST;
 	}
 	sb->refs--;
+	sandbox_touch_locked(sb);
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 }
@@ -1145,6 +1227,38 @@ int manager_ps(struct manager *m, const char *id, struct proto_process **procs, 
 	ret = channel_ps(sb->ch, time_mono_ms() + 10000, procs, count, err);
 	release_after(m, sb, err, ret < 0);
 	return ret;
+}
+
+int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
+			struct sandbox_info *info, struct ember_error **err)
+{
+	struct sandbox *sb;
+	enum sandbox_state state = SANDBOX_GONE;
+
+	if (timeout_s < 1 || timeout_s > m->cfg.max_timeout_s)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `timeout_s` must be between 1 and %u (--max-timeout-s)",
+				       m->cfg.max_timeout_s);
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	if (sb != NULL)
+		state = sb->state;
+	if (state == SANDBOX_READY || state == SANDBOX_FAILED) {
+		sb->timeout_s = timeout_s;
+		sb->expires_mono_ms = time_mono_ms() + (int64_t)timeout_s * 1000;
+		sandbox_touch_locked(sb);
+		sb->refs++; /* until its record is rewritten */
+		fill_info_locked(sb, info);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (sb == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	if (state != SANDBOX_READY && state != SANDBOX_FAILED)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", id,
+				       sandbox_state_name(state));
+	log_event(LOG_INFO, id, "sandbox.timeout_set", -1, "expires in %u s", timeout_s);
+	record_and_release(m, sb);
+	return 0;
 }
 
 int manager_destroy(struct manager *m, const char *id, struct ember_error **err)

@@ -15,6 +15,7 @@
 
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
+#include "sandbox/labels.h"
 #include "util/error.h"
 #include "vmm/vmm.h"
 
@@ -57,6 +58,8 @@ struct sandbox_create_request {
 	unsigned memory_mib;              /* 0: pack default */
 	unsigned timeout_s;               /* 0: config default */
 	unsigned overlay_mib;             /* 0: pack default */
+	unsigned idle_timeout_s;          /* 0: none */
+	const struct sandbox_labels *labels; /* NULL: none; checked (labels.h) */
 };
 
 /* A consistent copy of one sandbox's public state (no pointers into the table). */
@@ -68,8 +71,10 @@ struct sandbox_info {
 	unsigned memory_mib;
 	unsigned timeout_s;
 	unsigned overlay_mib;
+	unsigned idle_timeout_s;          /* 0: none */
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
+	int64_t last_activity_wall_ns;
 	int64_t age_ms;
 	uint64_t execs_run;
 	unsigned execs_running;
@@ -77,6 +82,7 @@ struct sandbox_info {
 	int64_t boot_ms;
 	const char *boot_mode;            /* "cold", "clone" or "pool" */
 	char failure[512];
+	struct sandbox_labels labels;
 };
 
 struct sandbox_exec_request {
@@ -148,6 +154,10 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 		 struct ember_error **err);
 int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err);
+/* Sets a ready (or failed) sandbox's remaining lifetime to timeout_s from now (1 to
+ * --max-timeout-s), rewrites its record and fills info. 409 while it boots or is destroyed. */
+int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
+			struct sandbox_info *info, struct ember_error **err);
 /* Returns once the VM process is gone and its files are removed. */
 int manager_destroy(struct manager *m, const char *id, struct ember_error **err);
 /* The newest min(size, VMM_CONSOLE_RING_BYTES) bytes of the sandbox's guest console into out

@@ -12,10 +12,12 @@
 #include <sys/types.h>
 
 #include "sandbox/catalog.h"
+#include "sandbox/labels.h"
 #include "util/error.h"
 
 #define SANDBOX_RECORD_FILE "sandbox.json"
-#define SANDBOX_RECORD_MAX 4096
+/* 32 labels of 63 + 256 bytes fit even when every value byte is an escaped quote (2 bytes). */
+#define SANDBOX_RECORD_MAX (64 * 1024)
 #define SANDBOX_RECORD_VERSION 1
 
 struct sandbox_record {
@@ -26,11 +28,13 @@ struct sandbox_record {
 	unsigned memory_mib;
 	unsigned timeout_s;
 	unsigned overlay_mib;
+	unsigned idle_timeout_s;      /* 0: none (absent in records of earlier daemons) */
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
 	int64_t boot_ms;
 	pid_t pid;
 	uint64_t pid_start_ticks;     /* /proc/<pid>/stat starttime: guards against PID reuse */
+	struct sandbox_labels labels; /* none in records of earlier daemons */
 };
 
 /* JSON text of rec (malloc'd). */

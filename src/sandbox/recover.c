@@ -48,10 +48,15 @@ static void sandbox_from_record(const struct recover_env *env, const struct sand
 	sb->memory_mib = rec->memory_mib;
 	sb->timeout_s = rec->timeout_s;
 	sb->overlay_mib = rec->overlay_mib;
+	sb->idle_timeout_s = rec->idle_timeout_s;
+	sb->labels = rec->labels;
 	sb->boot_ms = rec->boot_ms;
 	sb->created_wall_ns = rec->created_wall_ns;
 	sb->created_mono_ms = now_mono - (now_wall - rec->created_wall_ns) / 1000000;
 	sb->expires_mono_ms = now_mono + (rec->expires_wall_ns - now_wall) / 1000000;
+	/* The record does not follow every request (that would be a write per exec): taking the
+	 * sandbox over counts as activity, so a restart never ends an idle clock early. */
+	sb->last_activity_mono_ms = now_mono;
 }
 
 /* Takes over one sandbox directory left by an earlier daemon, or explains why not. */

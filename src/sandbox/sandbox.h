@@ -16,6 +16,7 @@
 
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
+#include "sandbox/labels.h"
 #include "sandbox/manager.h"
 #include "sandbox/template.h"
 #include "vmm/vmm.h"
@@ -26,11 +27,14 @@ struct sandbox {
 	enum sandbox_state state;     /* [lock] */
 	unsigned vcpus;
 	unsigned memory_mib;
-	unsigned timeout_s;
+	unsigned timeout_s;           /* [lock] the lifetime last set (create or POST .../timeout) */
 	unsigned overlay_mib;
+	unsigned idle_timeout_s;      /* 0: none */
 	int64_t created_wall_ns;
 	int64_t created_mono_ms;
-	int64_t expires_mono_ms;
+	int64_t expires_mono_ms;      /* [lock] */
+	int64_t last_activity_mono_ms; /* [lock] see sandbox_touch_locked() in manager.c */
+	struct sandbox_labels labels; /* set before the sandbox is in the table, then constant */
 	int64_t boot_ms;
 	uint64_t execs_run;           /* [lock] */
 	unsigned execs_running;       /* [lock] */

@@ -208,7 +208,7 @@ static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
 		struct api_response resp;
 		char *text;
 
-		api_route(&ctx, cases[i].method, cases[i].path, "", 0, &resp);
+		api_route(&ctx, cases[i].method, cases[i].path, NULL, "", 0, &resp);
 		text = json_dumps(resp.body, JSON_COMPACT);
 		if (resp.status != cases[i].status || strcmp(text, cases[i].body) != 0)
 			fail_msg("case %zu %s %s: got %u %s", i, cases[i].method, cases[i].path,
