@@ -1,5 +1,6 @@
-/* libFuzzer target: the API request decoders (create, exec) and the sandbox id check. The first
- * byte picks the decoder. */
+/* libFuzzer target: the API request decoders (create, exec, timeout), the list's query parser
+ * and the sandbox id check. The first byte picks the decoder. For the query, the rest is split
+ * like the HTTP layer splits one (at `&`, then at the first `=`). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,36 +8,96 @@
 
 #include "api/requests.h"
 
+static void fuzz_exec(const uint8_t *data, size_t size)
+{
+	struct api_exec_body body;
+	size_t i;
+
+	if (api_parse_exec((const char *)data, size, &body, NULL) < 0)
+		return;
+	/* Every accepted env entry is NAME=value with a non-empty name. */
+	for (i = 0; i < body.envc; i++) {
+		if (strchr(body.env[i], '=') == NULL || body.env[i][0] == '=')
+			abort();
+	}
+	if (body.code == NULL || strlen(body.code) != body.code_len)
+		abort();
+	api_exec_body_release(&body);
+}
+
+/* Whatever the parser accepts holds only checked terms, at most SANDBOX_LABELS_MAX. */
+static void fuzz_query(const uint8_t *data, size_t size)
+{
+	struct api_query q = { .count = 0 };
+	struct api_list_filter f;
+	char *text = malloc(size + 1), *save = NULL, *part;
+	size_t i;
+
+	if (text == NULL)
+		return;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	for (part = strtok_r(text, "&", &save); part != NULL; part = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(part, '=');
+
+		if (q.count == API_QUERY_PAIRS_MAX) {
+			q.too_many = true;
+			break;
+		}
+		if (eq != NULL)
+			*eq = '\0';
+		q.pairs[q.count].key = part;
+		q.pairs[q.count++].value = eq != NULL ? eq + 1 : NULL;
+	}
+	if (api_parse_list_query(&q, &f, NULL) == 0) {
+		if (f.nterms > SANDBOX_LABELS_MAX)
+			abort();
+		for (i = 0; i < f.nterms; i++) {
+			if (sandbox_label_check_key(f.terms[i].key, NULL) < 0 ||
+			    (f.terms[i].value != NULL &&
+			     sandbox_label_check_value(f.terms[i].key, f.terms[i].value,
+						       strlen(f.terms[i].value), NULL) < 0))
+				abort();
+		}
+	}
+	free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct api_create_body *create;
+	unsigned timeout_s;
+	char id[64];
+	size_t n;
+
 	if (size < 1)
 		return 0;
-	if (data[0] % 3 == 0) {
-		struct api_create_body body;
-
-		api_parse_create((const char *)data + 1, size - 1, &body, NULL);
-	} else if (data[0] % 3 == 1) {
-		struct api_exec_body body;
-
-		if (api_parse_exec((const char *)data + 1, size - 1, &body, NULL) == 0) {
-			size_t i;
-
-			/* Every accepted env entry is NAME=value with a non-empty name. */
-			for (i = 0; i < body.envc; i++) {
-				if (strchr(body.env[i], '=') == NULL || body.env[i][0] == '=')
-					abort();
-			}
-			if (body.code == NULL || strlen(body.code) != body.code_len)
-				abort();
-			api_exec_body_release(&body);
-		}
-	} else {
-		char id[64];
-		size_t n = size - 1 < sizeof(id) - 1 ? size - 1 : sizeof(id) - 1;
-
+	switch (data[0] % 5) {
+	case 0:
+		create = malloc(sizeof(*create));
+		if (create != NULL &&
+		    api_parse_create((const char *)data + 1, size - 1, create, NULL) == 0 &&
+		    create->labels.count > SANDBOX_LABELS_MAX)
+			abort();
+		free(create);
+		break;
+	case 1:
+		fuzz_exec(data + 1, size - 1);
+		break;
+	case 2:
+		n = size - 1 < sizeof(id) - 1 ? size - 1 : sizeof(id) - 1;
 		memcpy(id, data + 1, n);
 		id[n] = '\0';
 		api_valid_sandbox_id(id);
+		break;
+	case 3:
+		if (api_parse_timeout((const char *)data + 1, size - 1, &timeout_s, NULL) == 0 &&
+		    timeout_s == 0)
+			abort();
+		break;
+	default:
+		fuzz_query(data + 1, size - 1);
+		break;
 	}
 	return 0;
 }

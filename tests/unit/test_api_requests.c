@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,6 +220,171 @@ static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
 	}
 }
 
+static void create_decodes_labels_and_idle_timeout(void **state)
+{
+	struct api_create_body b;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(PARSE_CREATE("{\"labels\":{\"team\":\"red\",\"x/y.z\":\"\"},"
+				      "\"idle_timeout_s\":30}", &b, NULL), 0);
+	assert_int_equal(b.labels.count, 2);
+	assert_string_equal(sandbox_labels_get(&b.labels, "team"), "red");
+	assert_string_equal(sandbox_labels_get(&b.labels, "x/y.z"), "");
+	assert_int_equal(b.idle_timeout_s, 30);
+	assert_int_equal(PARSE_CREATE("{\"labels\":null,\"idle_timeout_s\":null}", &b, NULL), 0);
+	assert_int_equal(b.labels.count, 0);
+	assert_int_equal(b.idle_timeout_s, 0);
+	assert_int_equal(PARSE_CREATE("{\"idle_timeout_s\":0}", &b, &err), -1);
+	assert_non_null(strstr(err->message, "idle_timeout_s"));
+	ember_error_free(&err);
+	assert_int_equal(PARSE_CREATE("{\"labels\":{\"a b\":\"v\"}}", &b, &err), -1);
+	assert_non_null(strstr(err->message, "field `labels`: label key `a b`"));
+	ember_error_free(&err);
+}
+
+static void timeout_body_is_one_bounded_field(void **state)
+{
+	static const char *const bad[] = { "", "{}", "{\"timeout_s\":0}", "{\"timeout_s\":-5}",
+					   "{\"timeout_s\":2592001}", "{\"timeout_s\":\"60\"}",
+					   "{\"timeout_s\":60,\"x\":1}", "[60]", NULL };
+	unsigned t = 0;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(api_parse_timeout("{\"timeout_s\":60}", 16, &t, NULL), 0);
+	assert_int_equal(t, 60);
+	for (i = 0; bad[i] != NULL; i++) {
+		if (api_parse_timeout(bad[i], strlen(bad[i]), &t, NULL) != -1)
+			fail_msg("accepted `%s`", bad[i]);
+	}
+}
+
+/* A query from "k=v&k&..." split like the HTTP layer does (first `=`; none: NULL value). */
+static void split_query(char *text, struct api_query *q)
+{
+	char *save = NULL, *part;
+
+	memset(q, 0, sizeof(*q));
+	for (part = strtok_r(text, "&", &save); part != NULL; part = strtok_r(NULL, "&", &save)) {
+		char *eq = strchr(part, '=');
+
+		if (q->count == API_QUERY_PAIRS_MAX) {
+			q->too_many = true;
+			return;
+		}
+		if (eq != NULL)
+			*eq = '\0';
+		q->pairs[q->count].key = part;
+		q->pairs[q->count++].value = eq != NULL ? eq + 1 : NULL;
+	}
+}
+
+static void list_query_takes_label_terms_and_one_state(void **state)
+{
+	struct api_list_filter f;
+	struct api_query q;
+	char text[] = "label=team=red&state=ready&label=tier&label=e=";
+
+	(void)state;
+	split_query(text, &q);
+	assert_int_equal(api_parse_list_query(&q, &f, NULL), 0);
+	assert_true(f.has_state);
+	assert_int_equal(f.state, SANDBOX_READY);
+	assert_int_equal(f.nterms, 3);
+	assert_string_equal(f.terms[0].key, "team");
+	assert_string_equal(f.terms[0].value, "red");
+	assert_string_equal(f.terms[1].key, "tier");
+	assert_null(f.terms[1].value);
+	assert_string_equal(f.terms[2].key, "e");
+	assert_string_equal(f.terms[2].value, "");
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(api_parse_list_query(&q, &f, NULL), 0);
+	assert_false(f.has_state);
+	assert_int_equal(f.nterms, 0);
+}
+
+static void list_query_refuses_anything_else_naming_it(void **state)
+{
+	static const struct {
+		const char *query;
+		const char *words;
+	} cases[] = {
+		{ "foo=1", "unknown query parameter `foo`" },
+		{ "Label=a", "unknown query parameter `Label`" },
+		{ "state=Ready", "must be one of" },
+		{ "state=gone", "must be one of" },
+		{ "state=ready&state=ready", "given twice" },
+		{ "state", "`state` needs a value" },
+		{ "label", "`label` needs a value" },
+		{ "label=", "KEY or KEY=VALUE" },
+		{ "label==v", "KEY or KEY=VALUE" },
+		{ "label=-k", "query parameter `label`: label key `-k` must start" },
+		{ "label=k=a\x01", "without control characters" },
+		{ "label=k=\xc3", "UTF-8" },
+	};
+	char text[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_list_filter f;
+		struct api_query q;
+		struct ember_error *err = NULL;
+
+		snprintf(text, sizeof(text), "%s", cases[i].query);
+		split_query(text, &q);
+		assert_int_equal(api_parse_list_query(&q, &f, &err), -1);
+		if (strstr(err->message, cases[i].words) == NULL)
+			fail_msg("`%s`: %s", cases[i].query, err->message);
+		ember_error_free(&err);
+	}
+}
+
+static void list_query_is_bounded(void **state)
+{
+	struct api_list_filter f;
+	struct api_query q;
+	struct ember_error *err = NULL;
+	char text[1024];
+	size_t used = 0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < SANDBOX_LABELS_MAX + 1; i++)
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "%slabel=k%d",
+					 i > 0 ? "&" : "", i);
+	split_query(text, &q);
+	assert_int_equal(api_parse_list_query(&q, &f, &err), -1);
+	assert_non_null(strstr(err->message, "at most 32"));
+	ember_error_free(&err);
+	memset(&q, 0, sizeof(q));
+	q.too_many = true;
+	assert_int_equal(api_parse_list_query(&q, &f, &err), -1);
+	assert_non_null(strstr(err->message, "more than 40 query parameters"));
+	ember_error_free(&err);
+}
+
+static void list_filter_matches_state_and_labels(void **state)
+{
+	struct sandbox_info info = { .state = SANDBOX_READY };
+	struct api_list_filter f;
+	struct api_query q;
+	char a[] = "label=team=red&state=ready", b[] = "state=failed", c[] = "label=team=blue";
+
+	(void)state;
+	assert_int_equal(sandbox_labels_add(&info.labels, "team", "red", 3, NULL), 0);
+	split_query(a, &q);
+	assert_int_equal(api_parse_list_query(&q, &f, NULL), 0);
+	assert_true(api_list_filter_match(&f, &info));
+	split_query(b, &q);
+	assert_int_equal(api_parse_list_query(&q, &f, NULL), 0);
+	assert_false(api_list_filter_match(&f, &info));
+	split_query(c, &q);
+	assert_int_equal(api_parse_list_query(&q, &f, NULL), 0);
+	assert_false(api_list_filter_match(&f, &info));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +395,12 @@ int main(void)
 		cmocka_unit_test(sandbox_id_shape_is_exact),
 		cmocka_unit_test(error_kinds_map_to_statuses),
 		cmocka_unit_test(route_answers_unknown_paths_and_wrong_methods_exactly),
+		cmocka_unit_test(create_decodes_labels_and_idle_timeout),
+		cmocka_unit_test(timeout_body_is_one_bounded_field),
+		cmocka_unit_test(list_query_takes_label_terms_and_one_state),
+		cmocka_unit_test(list_query_refuses_anything_else_naming_it),
+		cmocka_unit_test(list_query_is_bounded),
+		cmocka_unit_test(list_filter_matches_state_and_labels),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
