@@ -382,5 +382,19 @@ def for_daemon(daemon_args):
 
 
 def check_exchange(daemon_args, method, path, body, status, headers, payload):
-    """One exchange against the spec for a daemon started with daemon_args."""
-    for_daemon(daemon_args).check(method, path, body, status, headers, payload)
+    """One exchange against the spec for a daemon started with daemon_args. With
+    $EMBER_CONTRACT_LOG set, each checked exchange appends `METHOD template status verdict` to
+    that file (which operations and statuses a run exercised)."""
+    c = for_daemon(daemon_args)
+    log = os.environ.get("EMBER_CONTRACT_LOG")
+    verdict = "ok"
+    try:
+        c.check(method, path, body, status, headers, payload)
+    except ContractError:
+        verdict = "BROKEN"
+        raise
+    finally:
+        if log:
+            found = c.match(path)
+            with open(log, "a") as f:
+                f.write(f"{method} {found[0] if found else '(no path)'} {status} {verdict}\n")
