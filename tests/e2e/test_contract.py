@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -312,6 +313,24 @@ class LiveDaemonTest(unittest.TestCase):
         status, body, _ = self.d.exec(SID, "1", timeout_ms=600001)
         # the body is fine for the decoder; the sandbox is checked before the daemon's limit
         self.assertEqual(status, 404, body)
+
+    def test_a_booting_sandbox_is_listed_with_nulls(self):
+        created = []
+        worker = threading.Thread(target=lambda: created.append(self.d.create()))
+        worker.start()
+        booting = []
+        try:
+            while worker.is_alive():
+                _, body, _ = self.d.request("GET", "/sandboxes")  # checked against the spec
+                booting += [s for s in body["sandboxes"] if s["state"] == "booting"]
+        finally:
+            worker.join()
+        self.assertEqual(len(created), 1, "the create failed (see above)")
+        self.assertEqual(self.d.delete(created[0]["id"]), 204)
+        self.assertTrue(booting, "the create returned before a listing saw it boot")
+        for s in booting:
+            self.assertEqual((s["expires_at"], s["vmm_pid"], s["boot_mode"]),
+                             (None, None, "cold"), s)
 
     def test_a_wrong_spec_fails_on_real_answers(self):
         wrong = copy.deepcopy(contract.load_spec())
