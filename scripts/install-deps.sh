@@ -61,5 +61,6 @@ if ! cmp -s "$tools/package-lock.json" "$stamp" 2>/dev/null; then
 	(cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
 	cp "$tools/package-lock.json" "$stamp"
 fi
-echo "install-deps: tools/openapi ready ($(cd "$tools" && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true \
-	node_modules/.bin/redocly --version 2>/dev/null | head -n 1))"
+version=$(cd "$tools" && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true \
+	node_modules/.bin/redocly --version 2>/dev/null | head -n 1)
+echo "install-deps: tools/openapi ready (@redocly/cli $version)"
