@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -323,6 +324,7 @@ class LiveDaemonTest(unittest.TestCase):
             while worker.is_alive():
                 _, body, _ = self.d.request("GET", "/sandboxes")  # checked against the spec
                 booting += [s for s in body["sandboxes"] if s["state"] == "booting"]
+                time.sleep(0.01)
         finally:
             worker.join()
         self.assertEqual(len(created), 1, "the create failed (see above)")
