@@ -7,7 +7,8 @@
 #   make test       everything `.ci/run` runs: deps, build, images, unit, fuzz smoke, e2e
 #   make run        deps, build, images, then the daemon on 127.0.0.1:7777
 #   make fuzz       each fuzz target for FUZZ_SECONDS
-#   make lint       source rules a compiler cannot check (scripts/lint.sh)
+#   make lint       source rules a compiler cannot check (scripts/lint.sh), and the OpenAPI lint
+#   make spec-lint  docs/openapi.yaml through redocly lint (tools/openapi, pinned; npm ci by deps)
 #   make tsan       ThreadSanitizer build of the host programs and unit tests, and the unit run
 #   make bench      benchmarks (not part of make test)
 
@@ -15,6 +16,8 @@ VERSION := 0.1.0
 IMAGES_DIR ?= /var/lib/emberd/images
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
+# Debian's python3 (a python3 earlier on PATH may be a pyenv shim without python3-jsonschema).
+PYTHON ?= /usr/bin/python3
 
 CC ?= cc
 ifeq ($(origin CC),default)
@@ -67,7 +70,7 @@ tsan = $(patsubst %.c,build/tsan/%.o,$(1))
 BINARIES := bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
 
 .PHONY: all deps images test unit e2e fuzz fuzz-smoke run bench clean asan-bins help lint \
-	tsan tsan-bins tsan-unit
+	tsan tsan-bins tsan-unit spec-lint
 .DEFAULT_GOAL := all
 
 all: $(BINARIES)
@@ -201,11 +204,21 @@ fuzz: $(FUZZ_TARGETS)
 		$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$name tests/fuzz/seeds/$$name; \
 	done
 
-lint:
+lint: spec-lint
 	scripts/lint.sh
 
+# The linter's rules: tools/openapi/redocly.yaml. No telemetry, no update check.
+REDOCLY := tools/openapi/node_modules/.bin/redocly
+spec-lint:
+	@test -x $(REDOCLY) || { echo "spec-lint: $(REDOCLY) is missing: run scripts/install-deps.sh" \
+		"(npm ci in tools/openapi)" >&2; exit 1; }
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true $(REDOCLY) lint \
+		--config tools/openapi/redocly.yaml docs/openapi.yaml
+
+# Every request and response of the suite is checked against docs/openapi.yaml
+# (tests/e2e/contract.py, through harness.Daemon.request).
 e2e: all asan-bins tsan-bins
-	IMAGES_DIR=$(IMAGES_DIR) python3 -m unittest discover -v -s tests/e2e -p 'test_*.py'
+	IMAGES_DIR=$(IMAGES_DIR) $(PYTHON) -m unittest discover -v -s tests/e2e -p 'test_*.py'
 
 # The one command CI and newcomers run: sets up everything, then every test.
 NPROC := $(shell nproc 2>/dev/null || echo 2)

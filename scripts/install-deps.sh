@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages emberd needs to build, test and run. Idempotent: installs only
-# what is missing, so it is cheap to call from every `make run` / `make test`.
+# Installs the Debian packages emberd needs to build, test and run, and the pinned npm tooling
+# of tools/openapi (the OpenAPI linter). Idempotent: installs only what is missing, so it is
+# cheap to call from every `make run` / `make test`.
 set -euo pipefail
 
 PACKAGES=(
@@ -8,7 +9,7 @@ PACKAGES=(
 	libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
 	qemu-system-x86 mmdebstrap squashfs-tools cpio kmod lz4 zstd
 	bc bison flex libelf-dev xz-utils perl
-	python3 curl bubblewrap ca-certificates
+	python3 python3-jsonschema python3-yaml curl bubblewrap ca-certificates
 )
 
 missing=()
@@ -18,15 +19,48 @@ for p in "${PACKAGES[@]}"; do
 	fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-	echo "install-deps: all ${#PACKAGES[@]} packages present"
-	exit 0
-fi
-
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
 fi
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+updated=
+apt_install() {
+	if [ -z "$updated" ]; then
+		$SUDO apt-get update -qq
+		updated=1
+	fi
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages present"
+else
+	echo "install-deps: installing ${missing[*]}"
+	apt_install "${missing[@]}"
+fi
+
+# The OpenAPI linter (@redocly/cli, pinned with its hash in tools/openapi/package-lock.json),
+# installed with `npm ci` from the npm registry. It needs Node.js >= 20.19: the machine's own
+# when it has one, else Debian's.
+tools="$(cd "$(dirname "$0")/.." && pwd)/tools/openapi"
+if ! command -v npm >/dev/null 2>&1; then
+	echo "install-deps: installing nodejs npm"
+	apt_install nodejs npm
+fi
+node_ok=$(node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+	console.log(a > 20 || (a === 20 && b >= 19) ? "yes" : "no")')
+if [ "$node_ok" != yes ]; then
+	echo "install-deps: Node.js $(node --version) is too old for tools/openapi (needs >= 20.19)" >&2
+	exit 1
+fi
+# npm ci only when the installed tree is not from the current lock (a copy of the lock it was
+# installed from is kept beside it).
+stamp="$tools/node_modules/.installed-from-lock.json"
+if ! cmp -s "$tools/package-lock.json" "$stamp" 2>/dev/null; then
+	echo "install-deps: npm ci in tools/openapi"
+	(cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
+	cp "$tools/package-lock.json" "$stamp"
+fi
+version=$(cd "$tools" && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true \
+	node_modules/.bin/redocly --version 2>/dev/null | head -n 1)
+echo "install-deps: tools/openapi ready (@redocly/cli $version)"

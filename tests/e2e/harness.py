@@ -3,6 +3,10 @@
 The daemon runs from build/asan/bin (ASan/UBSan) on a private port and a private run directory;
 stop() checks it exits 0 on SIGTERM, left no VM process or runtime file, and printed no
 sanitizer report.
+
+Every request() is held against docs/openapi.yaml (contract.py): a response the spec does not
+allow, or a spec-valid request the daemon refuses, fails the test with an AssertionError naming
+the route, the status, the body and what broke.
 """
 
 import http.client
@@ -15,6 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+
+try:
+    import contract
+except ImportError as e:  # jsonschema/yaml are Debian's, for /usr/bin/python3
+    raise ImportError(f"{e}: the e2e tests need python3-jsonschema and python3-yaml; run them "
+                      "with /usr/bin/python3 (`make e2e` does; scripts/install-deps.sh installs "
+                      "both)") from e
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 IMAGES_DIR = os.environ.get("IMAGES_DIR", "/var/lib/emberd/images")
@@ -150,7 +161,8 @@ class Daemon:
         return f"127.0.0.1:{self.port}"
 
     def request(self, method, path, body=None, raw=None, timeout=300, headers=None):
-        """Returns (status, parsed JSON or None, raw bytes)."""
+        """Returns (status, parsed JSON or None, raw bytes), once the exchange passed the
+        OpenAPI contract (contract.py) for this daemon's flags."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = raw if raw is not None else (json.dumps(body).encode()
@@ -160,10 +172,17 @@ class Daemon:
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
             payload = resp.read()
+            self.check_contract(method, path, data, resp.status, dict(resp.getheaders()),
+                                payload)
             parsed = json.loads(payload) if payload else None
             return resp.status, parsed, payload
         finally:
             conn.close()
+
+    def check_contract(self, method, path, body, status, headers, payload):
+        """Raises AssertionError when this exchange breaks docs/openapi.yaml; for tests that
+        send requests of their own (raw sockets, other clients)."""
+        contract.check_exchange(self.args[1:], method, path, body, status, headers, payload)
 
     def wait_health(self, predicate, timeout, what):
         """Polls /healthz until predicate(health) holds; returns that health document."""

@@ -19,9 +19,10 @@ import harness  # noqa: E402
 TOKEN = "test-token-0123456789abcdef"
 
 
-def raw_request(port, lines, body=b"", source="127.0.0.1", timeout=60):
-    """Sends exactly these request lines (no header added) and returns (status, headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+def raw_request(daemon, lines, body=b"", source="127.0.0.1", timeout=60):
+    """Sends exactly these request lines (no header added) to daemon (a harness.Daemon) and
+    returns (status, headers, body), once the exchange passed the OpenAPI contract."""
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=timeout,
                                   source_address=(source, 0)) as s:
         head = "\r\n".join(lines) + f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         s.sendall(head.encode() + body)
@@ -34,6 +35,8 @@ def raw_request(port, lines, body=b"", source="127.0.0.1", timeout=60):
     head, _, payload = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    method, path = lines[0].split()[:2]
+    daemon.check_contract(method, path, body, int(status_line.split()[1]), headers, payload)
     return int(status_line.split()[1]), headers, payload
 
 
@@ -53,7 +56,7 @@ class BrowserRequestTest(unittest.TestCase):
 
     def assert_refused(self, lines, body, status, code):
         before = self.sandbox_count()
-        got, _, payload = raw_request(self.d.port, lines, body)
+        got, _, payload = raw_request(self.d, lines, body)
         self.assertEqual(got, status, payload)
         err = json.loads(payload)["error"]
         self.assertEqual(err["code"], code)
@@ -109,7 +112,7 @@ class BrowserRequestTest(unittest.TestCase):
                             b"", 421, "misdirected_request")
 
     def test_no_cors_headers_are_ever_sent(self):
-        status, headers, _ = raw_request(self.d.port, [
+        status, headers, _ = raw_request(self.d, [
             "OPTIONS /sandboxes HTTP/1.1", f"Host: 127.0.0.1:{self.d.port}",
             "Origin: http://evil.example", "Access-Control-Request-Method: POST"])
         self.assertEqual(status, 403)
@@ -160,12 +163,12 @@ class SlowClientTest(unittest.TestCase):
         self.assertGreater(len(conns), 0)
         # A normal client (another loopback address) is served while they hold their slots.
         for _ in range(5):
-            status, _, payload = raw_request(self.d.port, ["GET /healthz HTTP/1.1",
-                                                           "Host: 127.0.0.1"],
+            status, _, payload = raw_request(self.d, ["GET /healthz HTTP/1.1",
+                                                      "Host: 127.0.0.1"],
                                              source="127.0.0.2", timeout=30)
             self.assertEqual(status, 200, payload)
         def call(method, path, body=b""):
-            return raw_request(self.d.port, [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"],
+            return raw_request(self.d, [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"],
                                body, source="127.0.0.2", timeout=300)
 
         status, _, payload = call("POST", "/sandboxes", b'{"language_pack":"shell"}')
@@ -205,13 +208,13 @@ class TokenTest(unittest.TestCase):
                            "--unix", sock)
         try:
             status, headers, payload = raw_request(
-                d.port, ["GET /sandboxes HTTP/1.1", f"Host: 127.0.0.1:{d.port}"])
+                d, ["GET /sandboxes HTTP/1.1", f"Host: 127.0.0.1:{d.port}"])
             self.assertEqual(status, 401, payload)
             self.assertEqual(json.loads(payload)["error"]["code"], "unauthorized")
             self.assertEqual(headers.get("www-authenticate"), 'Bearer realm="emberd"')
-            status, _, _ = raw_request(d.port, ["GET /sandboxes HTTP/1.1",
-                                                f"Host: 127.0.0.1:{d.port}",
-                                                "Authorization: Bearer wrong-token-000000000"])
+            status, _, _ = raw_request(d, ["GET /sandboxes HTTP/1.1",
+                                           f"Host: 127.0.0.1:{d.port}",
+                                           "Authorization: Bearer wrong-token-000000000"])
             self.assertEqual(status, 401)
             status, body, _ = d.request("GET", "/sandboxes",
                                         headers={"Authorization": f"Bearer {TOKEN}"})
