@@ -137,6 +137,8 @@ int api_parse_list_query(const struct api_query *query, struct api_list_filter *
 	if (query->too_many)
 		return ember_error_set(err, KIND, 0, "more than %d query parameters",
 				       API_QUERY_PAIRS_MAX);
+	if (query->has_nul)
+		return ember_error_set(err, KIND, 0, "a query parameter contains NUL (%%00)");
 	for (i = 0; i < query->count; i++) {
 		const char *key = query->pairs[i].key, *value = query->pairs[i].value;
 		bool is_label = strcmp(key, "label") == 0, is_state = strcmp(key, "state") == 0;

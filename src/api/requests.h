@@ -61,6 +61,7 @@ struct api_query {
 	} pairs[API_QUERY_PAIRS_MAX];
 	size_t count;
 	bool too_many;            /* more than API_QUERY_PAIRS_MAX were sent */
+	bool has_nul;             /* a key or value held a NUL (%00) */
 };
 
 /* GET /sandboxes's filter: every label term (AND) and, when has_state, the state. terms[] point

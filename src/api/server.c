@@ -237,11 +237,16 @@ static struct deadline_conn *connection_deadline(struct MHD_Connection *conn)
 }
 
 static enum MHD_Result add_query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
-				      const char *value)
+				      size_t key_size, const char *value, size_t value_size)
 {
 	struct api_query *q = cls;
 
 	(void)kind;
+	/* A %00 decodes to a NUL that would silently cut the C string: refused, not truncated. */
+	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size)) {
+		q->has_nul = true;
+		return MHD_NO;
+	}
 	if (q->count >= API_QUERY_PAIRS_MAX) {
 		q->too_many = true;
 		return MHD_NO;
@@ -270,7 +275,7 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 		return MHD_NO;
 	/* The library split the query at `&` and the first `=` and percent-decoded both sides; the
 	 * strings live as long as the request. */
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_query_pair, &query);
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, add_query_pair, &query);
 	api_route(s->ctx, method, url, &query,
 		  (const char *)(st->body.data != NULL ? st->body.data : (uint8_t *)""),
 		  st->body.len, &r);

@@ -136,6 +136,7 @@ class LabelsTest(unittest.TestCase):
             ("?label=-team", "start with a letter or digit"),
             ("?label=team=a%0Ab", "without control characters"),
             ("?label=team=a%FFb", "UTF-8"),
+            ("?label=team=a%00b", "contains NUL"),
             ("?" + "&".join(f"label=k{i}" for i in range(33)), "at most 32"),
             ("?" + "&".join(["state=ready"] * 41), "more than 40 query parameters"),
         ]

@@ -363,6 +363,11 @@ static void list_query_is_bounded(void **state)
 	assert_int_equal(api_parse_list_query(&q, &f, &err), -1);
 	assert_non_null(strstr(err->message, "more than 40 query parameters"));
 	ember_error_free(&err);
+	memset(&q, 0, sizeof(q));
+	q.has_nul = true;
+	assert_int_equal(api_parse_list_query(&q, &f, &err), -1);
+	assert_non_null(strstr(err->message, "contains NUL"));
+	ember_error_free(&err);
 }
 
 static void list_filter_matches_state_and_labels(void **state)
