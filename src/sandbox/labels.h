@@ -1,8 +1,8 @@
 /* labels.h - a sandbox's labels (key=value pairs a client attaches at create and filters the
  * list by): their bounds, the one validator every way in uses (the create body, the list
- * query, the on-disk record), and matching. Pure functions over bytes; called by the API
- * decoders, the record parser and the list handler. Never allocates: labels are fixed arrays,
- * so a struct sandbox_info stays a plain copy. */
+ * query, the on-disk record), their JSON form, and matching. Called by the API decoders and
+ * encoder, the record and the list handler. Labels are fixed arrays, so a struct sandbox_info
+ * stays a plain copy; only the JSON conversions allocate. Never accepts a label it did not check. */
 #ifndef EMBER_SANDBOX_LABELS_H
 #define EMBER_SANDBOX_LABELS_H
 
