@@ -36,7 +36,7 @@ BIN = os.path.join(REPO, "bin")
 def sanitizer_problems(text):
     return [line for line in text.splitlines()
             if "ERROR: AddressSanitizer" in line or "runtime error:" in line
-            or "ERROR: LeakSanitizer" in line]
+            or "ERROR: LeakSanitizer" in line or "WARNING: ThreadSanitizer" in line]
 
 
 def wedged_fake_guest(body):

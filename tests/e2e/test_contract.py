@@ -235,7 +235,8 @@ class CheckerRefusesTest(unittest.TestCase):
             "created_at": "2026-11-24T03:16:27.283Z", "expires_at": None, "vcpus": 5,
             "memory_mib": 256, "timeout_s": 600, "overlay_mib": 128, "age_ms": 1,
             "boot_ms": 0, "boot_mode": "pool", "execs_run": 0, "execs_running": 0,
-            "vmm_pid": None}).encode()
+            "vmm_pid": None, "idle_timeout_s": None,
+            "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {}}).encode()
         self.c.check("POST", "/sandboxes", b"", 201, J, sandbox)
         for body in (b'{"vcpus": 5}', b'{"vcpus": 1.0}', b'{"vcpus": 1, "vcpus": 2}',
                      b'{"language_pack": "' + b"p" * 33 + b'"}', b'{"color": "red"}',
