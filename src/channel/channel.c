@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "proto/credit.h"
 #include "proto/frame.h"
 #include "proto/io.h"
 #include "util/buf.h"
@@ -33,6 +34,7 @@ struct request {
 	bool out_truncated;
 	bool err_truncated;
 	struct proto_exit exit;
+	const struct channel_sink *sink; /* streamed: output goes here, not to out/errout */
 	/* ps */
 	struct proto_process *procs;
 	size_t nprocs;
@@ -52,6 +54,7 @@ struct channel {
 	struct request *requests;
 	uint32_t next_id;
 	bool broken;
+	uint32_t version;        /* agreed in READY */
 	enum ember_error_kind broken_kind;
 	char broken_reason[512];
 	struct proto_decoder dec;
@@ -66,6 +69,8 @@ static void fail_all_locked(struct channel *ch)
 			continue;
 		ember_error_set(&r->error, ch->broken_kind, 0, "%s", ch->broken_reason);
 		r->done = true;
+		if (r->sink != NULL)
+			r->sink->done(r->sink->ctx);
 	}
 	pthread_cond_broadcast(&ch->cond);
 }
@@ -142,8 +147,11 @@ static int apply_unmatched(const struct proto_frame *f, struct ember_error **err
 			       msg.code, msg.message);
 }
 
-static int apply_output(struct request *r, const struct proto_frame *f)
+static int apply_output(struct request *r, const struct proto_frame *f, struct ember_error **err)
 {
+	if (r->sink != NULL)
+		return r->sink->output(r->sink->ctx, f->header.type, f->payload, f->header.length,
+				       err);
 	if (f->header.type == PROTO_STDOUT)
 		append_capped(&r->out, r->limit, &r->out_truncated, f->payload, f->header.length);
 	else
@@ -197,7 +205,7 @@ static int apply_to_request(struct request *r, const struct proto_frame *f,
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
 		if (r->kind == REQ_EXEC)
-			return apply_output(r, f);
+			return apply_output(r, f, err);
 		break;
 	case PROTO_EXIT:
 		if (r->kind == REQ_EXEC)
@@ -232,8 +240,11 @@ static int dispatch(struct channel *ch, const struct proto_frame *f, struct embe
 		ret = apply_unmatched(f, err);
 	} else {
 		ret = apply_to_request(r, f, err);
-		if (ret == 0 && r->done)
+		if (ret == 0 && r->done) {
+			if (r->sink != NULL)
+				r->sink->done(r->sink->ctx);
 			pthread_cond_broadcast(&ch->cond);
+		}
 	}
 	pthread_mutex_unlock(&ch->lock);
 	return ret;
@@ -429,6 +440,7 @@ int channel_open(int fd, const char *sandbox_id, int abort_fd, int64_t deadline_
 		goto fail;
 	}
 	ch->reader_started = true;
+	ch->version = ready->version;
 	*out = ch;
 	return 0;
 fail:
@@ -604,15 +616,88 @@ static int take_exec_result(struct request *r, bool cancelled, struct channel_ex
 	return 0;
 }
 
+static _Thread_local const struct channel_sink *next_sink;
+
+void channel_exec_sink_set(const struct channel_sink *sink)
+{
+	next_sink = sink;
+}
+
+uint32_t channel_version(struct channel *ch)
+{
+	return ch->version;
+}
+
+static bool request_done(struct channel *ch, struct request *r)
+{
+	bool done;
+
+	pthread_mutex_lock(&ch->lock);
+	done = r->done;
+	pthread_mutex_unlock(&ch->lock);
+	return done;
+}
+
+/* A buffered exec keeps at most output_limit per stream: credit for all of it at once. */
+static int grant_buffered(struct channel *ch, struct request *r, struct ember_error **err)
+{
+	uint8_t payload[PROTO_CREDIT_PAYLOAD];
+	uint64_t want = 2 * r->limit;
+
+	if (ch->version < 2 || want <= PROTO_CREDIT_WINDOW)
+		return 0;
+	want -= PROTO_CREDIT_WINDOW;
+	proto_credit_encode(payload, want > UINT32_MAX ? UINT32_MAX : (uint32_t)want);
+	return send_frame(ch, PROTO_CREDIT, 0, r->id, payload, sizeof(payload), err);
+}
+
+/* A streamed exec's wait for its EXIT: grants credit as the sink drains, CANCELs when the sink's
+ * consumer left or the exec overran its timeout plus grace. */
+static int await_exit_streamed(struct channel *ch, struct request *r, uint32_t timeout_ms,
+			       bool *cancelled, struct ember_error **err)
+{
+	int64_t deadline = time_mono_ms() + timeout_ms + CHANNEL_EXEC_GRACE_MS;
+	bool cancel_sent = false;
+
+	*cancelled = false;
+	while (!request_done(ch, r)) {
+		uint8_t payload[PROTO_CREDIT_PAYLOAD];
+		uint32_t grant = 0;
+		bool cancel = false;
+
+		if (time_mono_ms() >= deadline) {
+			if (cancel_sent)
+				return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+						       "guest did not report the exec's end in time");
+			cancel = true;
+			*cancelled = true;
+		} else {
+			r->sink->wait(r->sink->ctx, deadline, &grant, &cancel);
+		}
+		if (grant > 0) {
+			proto_credit_encode(payload, grant);
+			send_frame(ch, PROTO_CREDIT, 0, r->id, payload, sizeof(payload), NULL);
+		}
+		if (cancel && !cancel_sent) {
+			cancel_sent = true;
+			send_frame(ch, PROTO_CANCEL, 0, r->id, NULL, 0, NULL);
+			deadline = time_mono_ms() + CHANNEL_CANCEL_GRACE_MS;
+		}
+	}
+	return 0;
+}
+
 int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err)
 {
+	const struct channel_sink *sink = next_sink;
 	_cleanup_free_ char *text = NULL;
 	struct request *r;
 	bool cancelled;
 	size_t len;
 	int ret = -1;
 
+	next_sink = NULL;
 	memset(res, 0, sizeof(*res));
 	text = encode_exec(req, &len, err);
 	if (text == NULL)
@@ -620,11 +705,23 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 	r = request_new(ch, REQ_EXEC, err);
 	if (r == NULL)
 		return -1;
+	pthread_mutex_lock(&ch->lock);
 	r->limit = req->output_limit;
-	if (send_frame(ch, PROTO_EXEC, 0, r->id, text, len, err) == 0 &&
-	    (!req->has_stdin || send_stdin(ch, r->id, req->stdin_data, req->stdin_len, err) == 0) &&
-	    await_exit(ch, r, req->timeout_ms, &cancelled, err) == 0)
-		ret = take_exec_result(r, cancelled, res, err);
+	r->sink = sink;
+	pthread_mutex_unlock(&ch->lock);
+	if (send_frame(ch, PROTO_EXEC, 0, r->id, text, len, err) < 0 ||
+	    (sink == NULL && grant_buffered(ch, r, err) < 0) ||
+	    (req->has_stdin && send_stdin(ch, r->id, req->stdin_data, req->stdin_len, err) < 0))
+		goto out;
+	if (sink != NULL) {
+		sink->started(sink->ctx, ch->version >= 2);
+		if (await_exit_streamed(ch, r, req->timeout_ms, &cancelled, err) < 0)
+			goto out;
+	} else if (await_exit(ch, r, req->timeout_ms, &cancelled, err) < 0) {
+		goto out;
+	}
+	ret = take_exec_result(r, cancelled, res, err);
+out:
 	request_free(ch, r);
 	return ret;
 }

@@ -55,11 +55,37 @@ struct channel_exec_result {
 	bool cancelled;           /* the host cancelled it at its deadline (then timed_out) */
 };
 
+/* A consumer of an exec's output as it arrives (a streamed exec), instead of buffering it.
+ * Its memory is bounded by the credit it grants (proto/credit.h) when the guest speaks
+ * version 2; a version-1 guest is not paced (started() says which). */
+struct channel_sink {
+	void *ctx;
+	/* Reader thread, channel lock held, must not block: STDOUT/STDERR bytes for the exec.
+	 * -1 (EMBER_E_PROTOCOL) when the guest went beyond its credit: the channel breaks. */
+	int (*output)(void *ctx, uint8_t type, const uint8_t *data, size_t len,
+		      struct ember_error **err);
+	/* Reader thread (or any, channel lock held), must not block: the request is over. */
+	void (*done)(void *ctx);
+	/* The exec's thread: EXEC and its stdin went out; paced: credit applies. */
+	void (*started)(void *ctx, bool paced);
+	/* The exec's thread: blocks until done(), a CREDIT is due (*grant), the consumer left
+	 * (*cancel) or deadline_ms. */
+	void (*wait)(void *ctx, int64_t deadline_ms, uint32_t *grant, bool *cancel);
+};
+
+/* The sink the next channel_exec() on this thread uses (NULL: buffered, the default); that call
+ * takes it, so it applies once. A thread-local hand-over so that a caller that reaches the
+ * channel through the sandbox manager can stream without the manager knowing. */
+void channel_exec_sink_set(const struct channel_sink *sink);
+
 /* Runs one exec to completion. EMBER_E_GUEST_TIMEOUT when the guest does not report the exit
  * within timeout + grace (+ cancel grace); EMBER_E_GUEST/PROTOCOL when the channel breaks. */
 int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err);
 void channel_exec_result_release(struct channel_exec_result *res);
+
+/* The protocol version agreed in the handshake. */
+uint32_t channel_version(struct channel *ch);
 
 /* The guest's process table; *procs is malloc'd. */
 int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **procs,

@@ -18,6 +18,7 @@
 #include "guest/limits.h"
 #include "guest/log.h"
 #include "guest/spawn.h"
+#include "proto/credit.h"
 #include "proto/frame.h"
 #include "util/fdio.h"
 #include "util/timeutil.h"
@@ -75,25 +76,38 @@ static void close_all(struct guest_exec *e)
 static void deliver(struct guest_exec_stream *s, const uint8_t *buf, size_t n)
 {
 	struct guest_exec *e = s->exec;
-	uint64_t room = e->output_limit - s->kept;
+	uint64_t room = e->cancelled ? 0 : e->output_limit - s->kept;
 	size_t keep = (uint64_t)n < room ? n : (size_t)room;
 
 	if (keep > 0) {
 		s->kept += keep;
+		if (e->credit_on)
+			e->credit -= keep; /* read_stream read no more than the credit */
 		e->ops->emit(e->ctx, s->type, e->id, buf, keep);
 	}
 	if (keep < n)
 		s->truncated = true;
 }
 
+/* Output waits for CREDIT (after a CANCEL output is dropped, so it never waits). */
+static bool out_of_credit(const struct guest_exec *e)
+{
+	return e->credit_on && !e->cancelled && e->credit == 0;
+}
+
 /* One read: bytes read, 0 when nothing is readable now, -1 at EOF (the stream is then closed). */
 static ssize_t read_stream(struct guest_exec_stream *s)
 {
 	uint8_t buf[PROTO_MAX_DATA_CHUNK];
+	size_t want = sizeof(buf);
 	ssize_t n;
 
+	if (out_of_credit(s->exec))
+		return 0;
+	if (s->exec->credit_on && !s->exec->cancelled && s->exec->credit < want)
+		want = (size_t)s->exec->credit;
 	do {
-		n = read(s->watch.fd, buf, sizeof(buf));
+		n = read(s->watch.fd, buf, want);
 	} while (n < 0 && errno == EINTR);
 	if (n > 0) {
 		deliver(s, buf, (size_t)n);
@@ -113,8 +127,9 @@ static void stream_ready(struct guest_watch *w, uint32_t events)
 	struct guest_exec *e = s->exec;
 
 	(void)events;
-	if (e->ops->congested(e->ctx)) {
-		/* Backpressure: the host is behind, so the program blocks on a full pipe. */
+	if (e->ops->congested(e->ctx) || out_of_credit(e)) {
+		/* Backpressure: the host (or this exec's reader) is behind, so the program blocks on
+		 * a full pipe. */
 		s->paused = true;
 		if (guest_loop_set(e->loop, w, 0, NULL) < 0)
 			s->paused = false;
@@ -131,7 +146,7 @@ void guest_exec_resume(struct guest_exec *e)
 	for (i = 0; i < 2; i++) {
 		struct guest_exec_stream *s = &e->out[i];
 
-		if (s->paused && s->watch.fd >= 0) {
+		if (s->paused && s->watch.fd >= 0 && !out_of_credit(e)) {
 			struct ember_error *err = NULL;
 
 			if (guest_loop_set(e->loop, &s->watch, EPOLLIN, &err) < 0)
@@ -140,6 +155,21 @@ void guest_exec_resume(struct guest_exec *e)
 				s->paused = false;
 		}
 	}
+}
+
+void guest_exec_enable_credit(struct guest_exec *e)
+{
+	e->credit_on = true;
+	e->credit = PROTO_CREDIT_WINDOW;
+}
+
+void guest_exec_credit(struct guest_exec *e, uint32_t bytes)
+{
+	e->credit += bytes;
+	if (e->credit > PROTO_CREDIT_MAX)
+		e->credit = PROTO_CREDIT_MAX;
+	if (!e->ops->congested(e->ctx))
+		guest_exec_resume(e);
 }
 
 static void stdin_flush(struct guest_exec *e)
@@ -215,7 +245,7 @@ static void final_drain(struct guest_exec *e)
 		size_t taken = 0;
 
 		while (s->watch.fd >= 0 && taken < GUEST_EXEC_FINAL_DRAIN &&
-		       !e->ops->congested(e->ctx)) {
+		       !e->ops->congested(e->ctx) && !out_of_credit(e)) {
 			ssize_t n = read_stream(s);
 
 			if (n <= 0)
@@ -240,7 +270,7 @@ static void timer_ready(struct guest_watch *w, uint32_t events)
 		kill_group(e);
 		return;
 	}
-	if (e->ops->congested(e->ctx)) {
+	if (e->ops->congested(e->ctx) || out_of_credit(e)) {
 		/* The pipes may still hold the program's own output: wait for the host first. */
 		if (arm_timer(e, GUEST_EXEC_GRACE_RECHECK_MS) == 0)
 			return;
@@ -308,6 +338,9 @@ void guest_exec_cancel(struct guest_exec *e)
 		return;
 	e->cancelled = true;
 	kill_group(e);
+	/* From here output is read and dropped, so the pipes reach EOF without more CREDIT. */
+	if (!e->ops->congested(e->ctx))
+		guest_exec_resume(e);
 }
 
 void guest_exec_discard(struct guest_exec *e)

@@ -67,6 +67,8 @@ struct guest_exec {
 	bool grace_over;                  /* 250 ms after reaping passed: stop waiting for EOF */
 	bool finished;
 	uint64_t output_limit;
+	bool credit_on;                   /* version-2 session: output is paced by CREDIT */
+	uint64_t credit;                  /* data bytes the host still accepts (when credit_on) */
 
 	struct guest_exec_stream out[2];  /* stdout, stderr */
 	struct guest_watch stdin_watch;   /* our write end; fd -1 when /dev/null or closed */
@@ -99,8 +101,14 @@ void guest_exec_cancel(struct guest_exec *exec);
 /* The reaper saw the main process exit. */
 void guest_exec_reaped(struct guest_exec *exec, int wait_status);
 
-/* The session drained below its low-water mark: read the pipes again. */
+/* The session drained below its low-water mark: read the pipes again (those with credit). */
 void guest_exec_resume(struct guest_exec *exec);
+
+/* Paces output by CREDIT from now on: PROTO_CREDIT_WINDOW bytes to start with. */
+void guest_exec_enable_credit(struct guest_exec *exec);
+
+/* CREDIT: bytes more the host accepts for this exec's STDOUT/STDERR; resumes paused pipes. */
+void guest_exec_credit(struct guest_exec *exec, uint32_t bytes);
 
 /* Session end or abort: SIGKILL to the group, close everything, remove the code; no EXIT. The
  * main process, if not yet reaped, is reaped later as an orphan. */

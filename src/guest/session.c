@@ -14,6 +14,7 @@
 #include "guest/log.h"
 #include "guest/outq.h"
 #include "guest/ps.h"
+#include "proto/credit.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
 
@@ -40,6 +41,7 @@ struct guest_session {
 	bool ended;
 	bool congested;
 	bool heard;        /* the host sent something: worth a log line when it ends */
+	uint32_t version;  /* agreed in READY */
 	struct proto_decoder dec;
 	struct guest_outq out;
 	struct guest_exec *execs;
@@ -298,6 +300,7 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 		return;
 	}
 	s->state = SESSION_READY;
+	s->version = ready.version;
 	session_emit(s, PROTO_READY, 0, json, len);
 	free(json);
 	guest_log("session on %s: ready for sandbox %s (version %u)", s->label, hello.sandbox_id,
@@ -327,6 +330,8 @@ static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 			   err->message);
 		ember_error_free(&err);
 	} else {
+		if (s->version >= 2)
+			guest_exec_enable_credit(e);
 		e->next = s->execs;
 		s->execs = e;
 		s->env->running_execs++;
@@ -361,6 +366,26 @@ static void handle_cancel(struct guest_session *s, const struct proto_frame *f)
 		send_error(s, f->header.id, "unknown_id", "no running exec %u", f->header.id);
 	else
 		guest_exec_cancel(e);
+}
+
+/* CREDIT for an id that is not running is dropped: it crosses the EXIT on the wire. */
+static void handle_credit(struct guest_session *s, const struct proto_frame *f)
+{
+	struct guest_exec *e = find_exec(s, f->header.id);
+	struct ember_error *err = NULL;
+	uint32_t bytes;
+
+	if (s->version < 2) {
+		session_fail(s, "protocol", "CREDIT in a version-1 session");
+		return;
+	}
+	if (proto_credit_decode(f->payload, f->header.length, &bytes, &err) < 0) {
+		session_fail(s, "protocol", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	if (e != NULL && !e->finished)
+		guest_exec_credit(e, bytes);
 }
 
 static void handle_ps(struct guest_session *s, const struct proto_frame *f)
@@ -404,6 +429,7 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 	case PROTO_CANCEL:
 	case PROTO_PS:
 	case PROTO_PING:
+	case PROTO_CREDIT:
 		break;
 	default:
 		session_fail(s, "protocol", "the host sent a guest-to-host frame type");
@@ -429,6 +455,9 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 		break;
 	case PROTO_CANCEL:
 		handle_cancel(s, f);
+		break;
+	case PROTO_CREDIT:
+		handle_credit(s, f);
 		break;
 	case PROTO_PS:
 		handle_ps(s, f);

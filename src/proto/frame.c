@@ -34,7 +34,7 @@ const char *proto_type_name(uint8_t type)
 		[PROTO_STDIN] = "STDIN", [PROTO_STDOUT] = "STDOUT", [PROTO_STDERR] = "STDERR",
 		[PROTO_EXIT] = "EXIT", [PROTO_CANCEL] = "CANCEL", [PROTO_PS] = "PS",
 		[PROTO_PS_REPLY] = "PS_REPLY", [PROTO_ERROR] = "ERROR", [PROTO_PING] = "PING",
-		[PROTO_PONG] = "PONG",
+		[PROTO_PONG] = "PONG", [PROTO_CREDIT] = "CREDIT",
 	};
 
 	if (type == 0 || type > PROTO_TYPE_MAX)
@@ -56,6 +56,8 @@ static uint32_t type_max_payload(uint8_t type)
 	case PROTO_PING:
 	case PROTO_PONG:
 		return 64;
+	case PROTO_CREDIT:
+		return 4;
 	case PROTO_HELLO:
 	case PROTO_READY:
 	case PROTO_EXIT:

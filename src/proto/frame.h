@@ -9,7 +9,8 @@
 
 #include "util/error.h"
 
-#define PROTO_VERSION 1u
+/* 2: per-id data credit (CREDIT frames, proto/credit.h); a version-1 peer has none. */
+#define PROTO_VERSION 2u
 #define PROTO_HEADER_SIZE 12u
 /* 1 MiB: large enough for a 256 KiB program escaped into JSON, small enough that each side may
  * hold one whole frame in memory per connection without caring who sent it. */
@@ -31,7 +32,8 @@ enum proto_type {
 	PROTO_ERROR = 11,    /* either way, JSON {code, message}: the request with this id failed */
 	PROTO_PING = 12,     /* host -> guest, any bytes (<= 64) echoed back */
 	PROTO_PONG = 13,     /* guest -> host */
-	PROTO_TYPE_MAX = 13,
+	PROTO_CREDIT = 14,   /* host -> guest (version 2): uint32 more data bytes for this id */
+	PROTO_TYPE_MAX = 14,
 };
 
 #define PROTO_FLAG_FIN 0x01u /* only on PROTO_STDIN: no more input after this frame */
