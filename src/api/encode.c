@@ -58,16 +58,19 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 	return obj;
 }
 
+json_t *api_encode_exit(const struct proto_exit *e)
+{
+	return json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code", e->exit_code,
+			 "signal", e->signal, "duration_ms", (json_int_t)e->duration_ms, "timed_out",
+			 e->timed_out, "oom_killed", e->oom_killed, "truncated",
+			 e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
+			 e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
+}
+
 struct api_stream *api_encode_exec_result(struct channel_exec_result *res,
 					  struct ember_error **err)
 {
-	const struct proto_exit *e = &res->exit;
-	json_t *members = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
-				    e->exit_code, "signal", e->signal, "duration_ms",
-				    (json_int_t)e->duration_ms, "timed_out", e->timed_out,
-				    "oom_killed", e->oom_killed, "truncated",
-				    e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
-				    e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
+	json_t *members = api_encode_exit(&res->exit);
 	struct api_stream_bytes bytes[] = {
 		{ "stdout", res->stdout_data, res->stdout_len },
 		{ "stderr", res->stderr_data, res->stderr_len },

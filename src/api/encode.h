@@ -17,6 +17,8 @@ json_t *api_encode_sandbox(const struct sandbox_info *info);
 /* The exec result as a body produced while it is sent (stream.h); takes res's output buffers. */
 struct api_stream *api_encode_exec_result(struct channel_exec_result *res,
 					  struct ember_error **err);
+/* The exec result's members other than the output: exit_code, signal, duration_ms, ... */
+json_t *api_encode_exit(const struct proto_exit *exit);
 json_t *api_encode_error(const char *code, const char *message);
 json_t *api_encode_pack(const struct pack *pack);
 /* {"processes": [{pid, ppid, uid, state, comm}, ...]} */

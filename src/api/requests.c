@@ -221,7 +221,7 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 		   struct ember_error **err)
 {
 	static const char *const keys[] = { "code", "stdin", "timeout_ms", "env",
-					    "max_output_bytes", NULL };
+					    "max_output_bytes", "stream", NULL };
 	uint64_t timeout;
 	int got;
 
@@ -258,6 +258,8 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 	if (got < 0)
 		goto fail;
 	out->has_max_output = got == 1;
+	if (json_get_bool(out->root, "stream", false, &out->stream, KIND, err) < 0)
+		goto fail;
 	if (parse_env(out->root, out, err) < 0)
 		goto fail;
 	return 0;

@@ -40,6 +40,7 @@ struct api_exec_body {
 	size_t envc;
 	bool has_max_output;
 	uint64_t max_output_bytes;
+	bool stream;              /* "stream": true: answer with events as output arrives */
 };
 
 /* An empty body means all defaults. */
@@ -61,6 +62,8 @@ struct api_query {
 	} pairs[API_QUERY_PAIRS_MAX];
 	size_t count;
 	bool too_many;            /* more than API_QUERY_PAIRS_MAX were sent */
+	const char *accept;       /* the request's Accept header (NULL: none); not a parameter,
+				   * but the one header a route looks at */
 	bool has_nul;             /* a key or value held a NUL (%00) */
 };
 

@@ -291,6 +291,21 @@ static void exec_request_from_body(const struct api_exec_body *parsed,
 	out->max_output_bytes = parsed->max_output_bytes;
 }
 
+/* Whether the exec streams, and how: "stream": true or an Accept naming an event format
+ * (text/event-stream wins when both are named). */
+static bool exec_streams(const struct api_request *req, const struct api_exec_body *parsed,
+			 enum api_events_format *fmt)
+{
+	const char *accept = req->query->accept;
+
+	*fmt = API_EVENTS_NDJSON;
+	if (accept != NULL && strstr(accept, "text/event-stream") != NULL) {
+		*fmt = API_EVENTS_SSE;
+		return true;
+	}
+	return parsed->stream || (accept != NULL && strstr(accept, "application/x-ndjson") != NULL);
+}
+
 static void handle_exec(struct api_context *ctx, const struct api_request *req,
 			struct api_response *resp)
 {
@@ -298,9 +313,20 @@ static void handle_exec(struct api_context *ctx, const struct api_request *req,
 	_cleanup_exec_result_ struct channel_exec_result res = { 0 };
 	struct sandbox_exec_request exec;
 	struct ember_error *err = NULL;
+	enum api_events_format fmt;
 
 	if (api_parse_exec(req->body, req->body_len, &parsed, &err) < 0) {
 		respond_err(resp, &err);
+		return;
+	}
+	if (exec_streams(req, &parsed, &fmt)) {
+		if (api_exec_stream_start(ctx->manager, req->id, &parsed, fmt, &resp->events,
+					  &err) < 0) {
+			respond_err(resp, &err);
+			return;
+		}
+		resp->events_format = fmt;
+		resp->status = 200;
 		return;
 	}
 	exec_request_from_body(&parsed, &exec);

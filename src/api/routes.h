@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "api/execstream.h"
 #include "api/requests.h"
 #include "api/server.h"
 #include "api/stream.h"
@@ -19,6 +20,8 @@ struct api_response {
 	unsigned status;
 	json_t *body;               /* NULL for 204 (or when stream is set) */
 	struct api_stream *stream;  /* a body produced while it is sent (large guest output) */
+	struct api_exec_stream *events; /* a streamed exec's events (chunked, length unknown) */
+	enum api_events_format events_format;
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 };
 
@@ -37,6 +40,8 @@ static inline void api_response_release(struct api_response *resp)
 	resp->body = NULL;
 	api_stream_free(resp->stream);
 	resp->stream = NULL;
+	api_exec_stream_release(resp->events);
+	resp->events = NULL;
 }
 #define _cleanup_response_ __attribute__((cleanup(api_response_release)))
 

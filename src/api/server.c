@@ -75,6 +75,41 @@ static struct MHD_Response *stream_response(struct api_response *r)
 	return response;
 }
 
+static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ssize_t n = api_exec_stream_read(cls, buf, max);
+
+	(void)pos;
+	if (n > 0)
+		return n;
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void free_events(void *cls)
+{
+	api_exec_stream_release(cls);
+}
+
+/* A streamed exec: chunked (no length), each piece sent as soon as it is there. */
+static struct MHD_Response *events_response(struct MHD_Connection *conn, struct api_response *r)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct MHD_Response *response;
+
+	api_exec_stream_set_client_fd(r->events, info != NULL ? info->connect_fd : -1);
+	response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events,
+						     r->events, free_events);
+	if (response == NULL)
+		return NULL;
+	r->events = NULL; /* the library owns it now */
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+				r->events_format == API_EVENTS_SSE ? "text/event-stream"
+								   : "application/x-ndjson");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	return response;
+}
+
 /* close: `Connection: close`, and the library closes the connection once r is sent. */
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_response *r,
 				     bool close)
@@ -84,7 +119,9 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 	enum MHD_Result ret;
 	char *text = NULL;
 
-	if (r->stream != NULL) {
+	if (r->events != NULL) {
+		response = events_response(conn, r);
+	} else if (r->stream != NULL) {
 		response = stream_response(r);
 	} else if (r->body != NULL) {
 		text = json_dumps(r->body, JSON_COMPACT);
@@ -266,6 +303,7 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	struct api_query query = { .count = 0 };
 	enum MHD_Result ret;
 
+	query.accept = header(conn, MHD_HTTP_HEADER_ACCEPT);
 	deadline_conn_received(connection_deadline(conn));
 	if (st->answered)
 		return MHD_YES;
@@ -516,6 +554,8 @@ void api_server_stop(struct api_server *s)
 		MHD_stop_daemon(s->unix_socket.mhd);
 	if (s->unix_path[0] != '\0')
 		unlink(s->unix_path);
+	/* Streamed execs whose clients are gone now: their workers cancel and end soon. */
+	api_exec_stream_drain();
 	deadline_registry_stop(s->deadlines);
 	free(s);
 }

@@ -337,6 +337,10 @@ class Contract:
             if payload:
                 problems.append(f"the spec gives no body for {status}, got {len(payload)} bytes")
             return
+        ctype = headers.get("content-type", "").split(";")[0].strip()
+        if ctype in EVENT_TYPES and ctype in content:
+            self._check_events(ctype, content[ctype]["schema"], payload, problems)
+            return
         value = self._json_body(headers, payload, problems)
         if value is None:
             return
@@ -346,11 +350,58 @@ class Contract:
             problems.append(f"body at {at}: {e.message} (schema path "
                             f"{'/'.join(map(str, e.absolute_schema_path))})")
 
+    def _check_events(self, ctype, schema, payload, problems):
+        """A streamed body: every event matches schema; exactly one terminal event, the last
+        (a body cut short, as a client that hung up gets, has none: the caller said so by
+        checking only what it read to the end)."""
+        try:
+            events = parse_events(ctype, payload)
+        except ValueError as e:
+            problems.append(f"{ctype} body: {e}")
+            return
+        for i, ev in enumerate(events):
+            for e in self.errors(schema, ev)[:3]:
+                problems.append(f"event {i}: {e.message}")
+        terminal = [i for i, ev in enumerate(events) if ev.get("type") in TERMINAL_EVENTS]
+        if terminal != [len(events) - 1]:
+            problems.append(f"the stream must end with exactly one exit/error event, got them "
+                            f"at {terminal} of {len(events)} events")
+
     @staticmethod
     def _raise(where, problems, payload):
         if problems:
             raise ContractError(f"OpenAPI contract (docs/openapi.yaml): {where}:\n  - " +
                                 "\n  - ".join(problems) + f"\n  response body: {_clip(payload)}")
+
+
+EVENT_TYPES = ("application/x-ndjson", "text/event-stream")
+TERMINAL_EVENTS = ("exit", "error")
+
+
+def parse_events(ctype, payload):
+    """The objects of an ndjson or SSE body (each line / message whole); ValueError when the
+    framing is broken (a last line without its newline, an SSE event name that is not the
+    object's type, anything but `event:` and `data:` lines)."""
+    text = payload.decode("utf-8")
+    events = []
+    if ctype == "application/x-ndjson":
+        if text and not text.endswith("\n"):
+            raise ValueError("the last line has no newline")
+        for line in text.split("\n")[:-1]:
+            events.append(json.loads(line))
+        return events
+    if text and not text.endswith("\n\n"):
+        raise ValueError("the last event has no blank line after it")
+    for block in text.split("\n\n")[:-1]:
+        lines = block.split("\n")
+        if len(lines) != 2 or not lines[0].startswith("event: ") or \
+                not lines[1].startswith("data: "):
+            raise ValueError(f"not an `event:` and a `data:` line: {block[:200]!r}")
+        obj = json.loads(lines[1][len("data: "):])
+        if obj.get("type") != lines[0][len("event: "):]:
+            raise ValueError(f"event name {lines[0]!r} is not the object's type")
+        events.append(obj)
+    return events
 
 
 def _clip(data, n=600):

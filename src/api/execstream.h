@@ -1,0 +1,41 @@
+/* execstream.h - a streamed exec (POST /sandboxes/{id}/exec with Accept: application/x-ndjson or
+ * text/event-stream, or "stream": true): the exec runs on a worker thread through the manager,
+ * its output reaches the HTTP client as events while it runs.
+ * Built by routes.c, read by server.c from the HTTP library's content callback (the connection's
+ * own thread, which may block here). Memory per stream is bounded by the protocol's credit
+ * window (PROTO_CREDIT_WINDOW) plus one encoded chunk: a slow client stalls the program through
+ * the guest's pipes, never grows the daemon. A client that goes away cancels the exec. */
+#ifndef EMBER_API_EXECSTREAM_H
+#define EMBER_API_EXECSTREAM_H
+
+#include <sys/types.h>
+
+#include "api/events.h"
+#include "api/requests.h"
+#include "sandbox/manager.h"
+#include "util/error.h"
+
+struct api_exec_stream;
+
+/* Starts the exec and returns once the EXEC went to the guest (*out is then the consumer's
+ * reference), or fails with what failed before (an ordinary error response: 404, 409, 429...).
+ * body is taken (zeroed) on success and on failure. */
+int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_body *body,
+			  enum api_events_format fmt, struct api_exec_stream **out,
+			  struct ember_error **err);
+
+/* The client connection's socket, polled for a hang-up while no output comes. */
+void api_exec_stream_set_client_fd(struct api_exec_stream *s, int fd);
+
+/* Up to max bytes of event text into buf; blocks until some is there. 0: the last event is
+ * out; -1: the client is gone (the exec is being cancelled). */
+ssize_t api_exec_stream_read(struct api_exec_stream *s, char *buf, size_t max);
+
+/* The consumer is done (finished or gone): cancels the exec if it still runs; frees once the
+ * worker is done too. NULL is fine. */
+void api_exec_stream_release(struct api_exec_stream *s);
+
+/* Waits until every worker thread has ended (the server's shutdown, after its connections). */
+void api_exec_stream_drain(void);
+
+#endif
