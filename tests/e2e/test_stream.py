@@ -209,6 +209,7 @@ class StreamTest(unittest.TestCase):
                 "    out.write(b); out.flush()\n"
                 "    with open('/tmp/progress', 'w') as f: f.write(str((i + 1) * 65536))\n")
         pid = self.d.proc.pid
+        self.stream("print('warm-up')").rest()  # a streamed exec's one-off allocations
         rss0 = rss_kib(pid)
         s = self.stream(code, max_output_bytes=BIG, rcvbuf=64 * 1024)
         self.assertEqual(s.status, 200)
