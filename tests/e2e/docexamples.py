@@ -20,6 +20,10 @@ README.md: a fenced block with a line starting `$ curl` is a shell transcript of
 is a `$ curl …` line (options -X, -d, -H, -s; URL localhost:7777/path) followed by its output;
 the example's last line ends with the HTTP status in parentheses, e.g. `(201)`.
 
+A response whose headers show `Content-Type: application/x-ndjson` is a stream of events (a
+streamed exec): each non-empty line of its body is the pattern of one event, in order, and the
+answer must have exactly those events (match_events).
+
 Placeholders, the same in both documents:
 - `sb_…` in a request path is the id of the sandbox the document's last successful
   `POST /sandboxes` created.
@@ -79,6 +83,7 @@ class Response:
         self.headers = headers
         self.body = body            # parsed pattern, or None for "no body"
         self.line = line
+        self.events = None          # ndjson: a pattern per event (then body is None)
 
 
 class Example:
@@ -230,6 +235,27 @@ def match(pattern, actual, where="body"):
     return [f"{where}: expected {pattern!r}, got {actual!r}"]
 
 
+NDJSON = "application/x-ndjson"
+
+
+def match_events(response, payload):
+    """Problems with an ndjson answer against a Response whose events the doc shows."""
+    try:
+        text = payload.decode("utf-8")
+        if text and not text.endswith("\n"):
+            return ["the daemon's ndjson body does not end with a newline"]
+        actual = [json.loads(line) for line in text.split("\n")[:-1]]
+    except ValueError as e:
+        return [f"the daemon's body is not ndjson: {e}"]
+    if len(actual) != len(response.events):
+        return [f"the doc shows {len(response.events)} events, the daemon sent {len(actual)}: "
+                f"{actual!r}"]
+    problems = []
+    for i, (want, got) in enumerate(zip(response.events, actual)):
+        problems += match(want, got, f"event {i}")
+    return problems
+
+
 # ---- docs/api.md ----------------------------------------------------------------------------
 
 def _headers_and_body(lines, start_line):
@@ -256,6 +282,11 @@ def parse_http_block(start, lines):
     if m:
         headers, body = _headers_and_body(lines[1:], start + 2)
         where = f"line {start}"
+        if dict(headers).get("Content-Type") == NDJSON:
+            response = Response(int(m.group(1)), m.group(2), headers, None, start)
+            response.events = [parse_pattern(line, where)
+                               for line in (body or "").split("\n") if line.strip()]
+            return response
         return Response(int(m.group(1)), m.group(2), headers,
                         parse_pattern(body, where) if body is not None else None, start)
     m = re.match(r"^(%s) (/\S*)$" % "|".join(METHODS), first)

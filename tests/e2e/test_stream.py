@@ -102,10 +102,13 @@ def output_of(events, stream="stdout"):
 
 class StreamTest(unittest.TestCase):
     daemon_args = ()
+    binary = None  # the ASan build; a subclass may run another (the TSan one)
+    env = ASAN_ENV
 
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon("--max-output-bytes", str(BIG), *cls.daemon_args, env=ASAN_ENV)
+        cls.d = harness.Daemon("--max-output-bytes", str(BIG), *cls.daemon_args,
+                               binary=cls.binary, env=cls.env)
         try:
             cls.sb = cls.d.create(language_pack="python")
         except Exception:
