@@ -129,6 +129,7 @@ static const struct opt_spec exec_flags[] = {
 	{ .name = "stdin-file", .arg = "F", .parse = opt_set_string, .field = AT(stdin_file) },
 	BODY("timeout-ms", "N", set_body_integer, "timeout_ms"),
 	{ .name = "env", .arg = "K=V", .parse = add_env, .repeats = true },
+	{ .name = "no-stream", .parse = opt_set_true, .field = AT(no_stream) },
 };
 
 static const struct opt_spec test_flags[] = {
@@ -145,7 +146,8 @@ static const struct command commands[] = {
 	  "--label: attach a label (repeatable)" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
-	  "prints its output, exits with its exit code" },
+	  "prints its output as it comes, exits with its\n"
+	  "exit code; --no-stream (or --json): all at the end" },
 	{ "ls", "", FLAGS(ls_flags), 2, cmd_ls,
 	  "list sandboxes; only those with every --label\n"
 	  "(KEY: has it, KEY=VALUE: equal) and in --state" },

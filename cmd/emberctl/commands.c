@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "output.h"
+#include "stream.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/jsonutil.h"
@@ -79,6 +80,8 @@ int cmd_exec(struct ctl *c, int argc, char **argv)
 	if (fill_exec_body(c, argc == 2 ? argv[1] : NULL) < 0)
 		return 1;
 	snprintf(path, sizeof(path), "/sandboxes/%.64s/exec", argv[0]);
+	if (!c->json && !c->no_stream)
+		return stream_exec(c, path, c->body);
 	if (ctl_call(c, "POST", path, c->body, 200, &reply) < 0)
 		return 1;
 	if (!c->json)

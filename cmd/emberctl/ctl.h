@@ -18,6 +18,7 @@ struct ctl {
 	json_t *body;             /* the request body a command's flags build (create, exec) */
 	json_t *env;              /* exec --env */
 	const char *stdin_file;   /* exec --stdin-file */
+	bool no_stream;           /* exec --no-stream: one buffered answer */
 	const char *pack;         /* test --pack */
 	json_t *query;            /* ls --label/--state: [name, value] pairs, in order */
 };

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -197,6 +198,21 @@ class StreamTest(unittest.TestCase):
         status, body, _ = self.d.request("POST", f"/sandboxes/{self.sb['id']}/exec",
                                          {"code": "print(1)", "stream": "yes"})
         self.assertEqual((status, body["error"]["code"]), (400, "invalid_argument"))
+
+    def test_emberctl_exec_streams_and_exits_with_the_code(self):
+        code = ("import sys, time\nprint('one', flush=True)\ntime.sleep(2)\n"
+                "sys.stderr.write('two\\n')\nsys.exit(7)")
+        ctl = [os.path.join(harness.ASAN_BIN, "emberctl"), "--addr", self.d.addr, "exec",
+               self.sb["id"], code]
+        p = subprocess.Popen(ctl, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = p.stdout.readline()
+        t_first = time.monotonic()
+        out, err = p.communicate(timeout=300)
+        t_end = time.monotonic()
+        self.assertEqual((first, out, err, p.returncode), (b"one\n", b"", b"two\n", 7))
+        self.assertGreaterEqual(t_end - t_first, 1.0, "the first line came only at the end")
+        done = subprocess.run(ctl[:-1] + ["--no-stream", code], capture_output=True, timeout=300)
+        self.assertEqual((done.stdout, done.stderr, done.returncode), (b"one\n", b"two\n", 7))
 
     def test_client_that_hangs_up_cancels_the_exec(self):
         s = self.stream("while True:\n    print('x' * 1000)")

@@ -1,0 +1,165 @@
+/* stream.c - a streamed exec's ndjson events, read line by line as they arrive. */
+#include "stream.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "output.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/text.h"
+
+/* An event line holds at most 16 KiB of output, escaped: far below this. */
+#define STREAM_LINE_MAX (1024u * 1024u)
+
+struct reader {
+	struct buf line;      /* the current line (for a non-200: the whole error body) */
+	long status;          /* read after the transfer */
+	json_t *exit;         /* the exit event */
+	json_t *error;        /* the error event, or the error body of a non-200 */
+	bool broken;          /* a line too long or not JSON */
+};
+
+static void print_output(json_t *ev)
+{
+	const char *data = json_string_value(json_object_get(ev, "data"));
+	FILE *f = strcmp(json_string_value(json_object_get(ev, "type")), "stdout") == 0 ? stdout
+										  : stderr;
+	uint8_t *raw = NULL;
+	size_t len;
+
+	if (data == NULL)
+		return;
+	if (json_object_get(ev, "encoding") == NULL) {
+		fwrite(data, 1, json_string_length(json_object_get(ev, "data")), f);
+	} else if (base64_decode(data, strlen(data), &raw, &len) == 0) {
+		fwrite(raw, 1, len, f);
+		free(raw);
+	}
+	fflush(f);
+}
+
+static void handle_line(struct reader *r, const char *text, size_t len)
+{
+	json_t *ev = json_loadb(text, len, 0, NULL);
+	const char *type = json_string_value(json_object_get(ev, "type"));
+
+	if (type == NULL) {
+		r->broken = true;
+	} else if (strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) {
+		print_output(ev);
+	} else if (strcmp(type, "exit") == 0 && r->exit == NULL) {
+		r->exit = json_incref(ev);
+	} else if (strcmp(type, "error") == 0 && r->error == NULL) {
+		r->error = json_incref(json_object_get(ev, "error"));
+	}
+	json_decref(ev);
+}
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct reader *r = arg;
+	size_t n = size * nmemb, i;
+
+	for (i = 0; i < n; i++) {
+		if (data[i] != '\n') {
+			if (r->line.len >= STREAM_LINE_MAX || buf_append(&r->line, &data[i], 1) < 0) {
+				r->broken = true;
+				return 0; /* aborts the transfer */
+			}
+			continue;
+		}
+		handle_line(r, (const char *)r->line.data, r->line.len);
+		r->line.len = 0;
+	}
+	return n;
+}
+
+static struct curl_slist *request_headers(struct ctl *c)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+
+	h = curl_slist_append(h, "Accept: application/x-ndjson");
+	if (c->token_file != NULL) {
+		_cleanup_free_ char *text = NULL;
+		struct ember_error *err = NULL;
+		char line[600];
+		size_t len;
+
+		if (file_read_all(c->token_file, 1024, &text, &len, &err) == 0) {
+			snprintf(line, sizeof(line), "Authorization: Bearer %.*s",
+				 (int)strcspn(text, "\r\n"), text);
+			h = curl_slist_append(h, line);
+		}
+		ember_error_free(&err);
+	}
+	return h;
+}
+
+static CURLcode perform(struct ctl *c, const char *path, const char *text, struct reader *r)
+{
+	struct curl_slist *headers = request_headers(c);
+	CURL *curl = curl_easy_init();
+	char url[1024];
+	CURLcode rc;
+
+	if (curl == NULL) {
+		curl_slist_free_all(headers);
+		return CURLE_FAILED_INIT;
+	}
+	if (strncmp(c->addr, "unix:", 5) == 0) {
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->addr + 5);
+		snprintf(url, sizeof(url), "http://localhost%s", path);
+	} else {
+		snprintf(url, sizeof(url), "%s%s%s",
+			 strncmp(c->addr, "http://", 7) == 0 ? "" : "http://", c->addr, path);
+	}
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	rc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	return rc;
+}
+
+int stream_exec(struct ctl *c, const char *path, json_t *body)
+{
+	_cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
+	struct reader r = { 0 };
+	CURLcode rc;
+	int ret = 1;
+
+	if (text == NULL)
+		return ctl_fail("%s", "out of memory");
+	rc = perform(c, path, text, &r);
+	if (r.status != 200 && r.line.len > 0) { /* a JSON error body, without a newline */
+		json_t *e = json_loadb((const char *)r.line.data, r.line.len, 0, NULL);
+
+		r.error = json_incref(json_object_get(e, "error"));
+		json_decref(e);
+	}
+	if (rc != CURLE_OK && !r.broken)
+		fprintf(stderr, "emberctl: %s (is emberd running on %s?)\n", curl_easy_strerror(rc),
+			c->addr);
+	else if (r.error != NULL || r.status != 200)
+		fprintf(stderr, "emberctl: POST %s: HTTP %ld %s: %s\n", path, r.status,
+			json_string_value(json_object_get(r.error, "code")) ?: "",
+			json_string_value(json_object_get(r.error, "message")) ?: "(no error body)");
+	else if (r.broken || r.exit == NULL)
+		fprintf(stderr, "emberctl: POST %s: the event stream ended without an exit event\n",
+			path);
+	else
+		ret = output_exec_result(r.exit); /* no stdout/stderr members: prints the rest */
+	json_decref(r.exit);
+	json_decref(r.error);
+	buf_release(&r.line);
+	return ret;
+}

@@ -1,0 +1,16 @@
+/* stream.h - `emberctl exec` as a streamed exec: output is printed as the program writes it.
+ * Used by commands.c. Talks to the daemon with libcurl directly (src/client is a whole-reply
+ * JSON client); the address and token are the invocation's (--addr, --token-file). */
+#ifndef EMBERCTL_STREAM_H
+#define EMBERCTL_STREAM_H
+
+#include <jansson.h>
+
+#include "ctl.h"
+
+/* POSTs body to path with Accept: application/x-ndjson and writes each stdout/stderr event to
+ * stdout/stderr as it arrives. Returns the exit status emberctl should exit with: the
+ * program's (128 + signal when killed), or 1 after printing what failed. */
+int stream_exec(struct ctl *c, const char *path, json_t *body);
+
+#endif
