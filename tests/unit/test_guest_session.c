@@ -16,6 +16,7 @@
 
 #include "guest/loop.h"
 #include "guest/session.h"
+#include "proto/credit.h"
 #include "proto/frame.h"
 #include "proto/io.h"
 #include "proto/messages.h"
@@ -153,10 +154,114 @@ static void a_taken_fd_outlives_its_session_with_its_unread_input(void **state)
 	stop(fx);
 }
 
+static void send_exec(struct fixture *fx, uint32_t id, const char *code)
+{
+	struct proto_exec req = {
+		.argv = { (char *)"/bin/sh", NULL },
+		.argc = 1,
+		.code = (char *)code,
+		.code_len = strlen(code),
+		.timeout_ms = 20000,
+		.output_limit = 64u << 20,
+		.max_processes = 65536,
+	};
+	size_t len;
+	char *json = proto_exec_encode(&req, &len, NULL);
+
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_EXEC, 0, id, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+}
+
+/* Counts STDOUT bytes of exec id until *got reaches want (failing if it ever passes granted),
+ * then runs the loop for quiet_ms more and checks nothing else came. */
+static void expect_output_stalls_at(struct fixture *fx, uint32_t id, uint64_t *got,
+				    uint64_t want, int quiet_ms)
+{
+	int64_t deadline = time_mono_ms() + 20000, quiet_until = -1;
+
+	for (;;) {
+		struct proto_frame f;
+		int ret = proto_decoder_next(&fx->dec, &f, NULL);
+
+		assert_true(ret >= 0);
+		if (ret == 1) {
+			assert_int_equal(f.header.id, id);
+			assert_int_equal(f.header.type, PROTO_STDOUT);
+			*got += f.header.length;
+			assert_true(*got <= want); /* never beyond its credit */
+			continue;
+		}
+		if (*got == want && quiet_until < 0)
+			quiet_until = time_mono_ms() + quiet_ms;
+		if (quiet_until >= 0 && time_mono_ms() >= quiet_until)
+			return;
+		assert_true(time_mono_ms() < deadline);
+		assert_int_equal(guest_loop_run_once(&fx->loop, 10, NULL), 0);
+		proto_fill(fx->host_fd, &fx->dec, NULL);
+	}
+}
+
+static void exec_output_is_paced_by_credit(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	uint8_t credit[PROTO_CREDIT_PAYLOAD];
+	uint64_t got = 0;
+
+	(void)state;
+	send_hello(fx, "sb_credit");
+	expect_ready(fx, "sb_credit");
+	send_exec(fx, 7, "head -c 4000000 /dev/zero");
+	/* The initial window, then nothing: the program is blocked on its pipe. */
+	expect_output_stalls_at(fx, 7, &got, PROTO_CREDIT_WINDOW, 300);
+	proto_credit_encode(credit, 100000);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_CREDIT, 0, 7, credit, sizeof(credit),
+				    time_mono_ms() + 2000, NULL), 0);
+	expect_output_stalls_at(fx, 7, &got, PROTO_CREDIT_WINDOW + 100000, 300);
+	/* A CREDIT for an id that is not running is dropped, not an error. */
+	assert_int_equal(proto_send(fx->host_fd, PROTO_CREDIT, 0, 99, credit, sizeof(credit),
+				    time_mono_ms() + 2000, NULL), 0);
+	expect_output_stalls_at(fx, 7, &got, PROTO_CREDIT_WINDOW + 100000, 100);
+	assert_false(guest_session_ended(fx->session));
+	stop(fx);
+}
+
+static void credit_in_a_version_1_session_is_a_protocol_error(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	struct proto_hello hello = { .version = 1 };
+	uint8_t credit[PROTO_CREDIT_PAYLOAD];
+	struct proto_error_msg msg;
+	struct proto_frame f;
+	size_t len;
+	char *json;
+
+	(void)state;
+	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "sb_v1");
+	json = proto_hello_encode(&hello, &len, NULL);
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_HELLO, 0, 0, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+	expect_ready(fx, "sb_v1");
+	proto_credit_encode(credit, 1);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_CREDIT, 0, 3, credit, sizeof(credit),
+				    time_mono_ms() + 2000, NULL), 0);
+	next_frame(fx, &f);
+	assert_int_equal(f.header.type, PROTO_ERROR);
+	assert_int_equal(f.header.id, 0);
+	assert_int_equal(proto_error_decode(f.payload, f.header.length, &msg, NULL), 0);
+	assert_string_equal(msg.code, "protocol");
+	stop(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(hello_on_a_ready_port_session_starts_over),
+		cmocka_unit_test(exec_output_is_paced_by_credit),
+		cmocka_unit_test(credit_in_a_version_1_session_is_a_protocol_error),
 		cmocka_unit_test(hello_twice_on_a_socket_is_a_protocol_error),
 		cmocka_unit_test(a_taken_fd_outlives_its_session_with_its_unread_input),
 	};
