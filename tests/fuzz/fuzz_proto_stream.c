@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/credit.h"
 #include "proto/frame.h"
 #include "proto/messages.h"
 
@@ -43,6 +44,12 @@ static void decode_payload(const struct proto_frame *f)
 		struct proto_error_msg m;
 
 		proto_error_decode(p, n, &m, NULL);
+		break;
+	}
+	case PROTO_CREDIT: {
+		uint32_t bytes;
+
+		proto_credit_decode(p, n, &bytes, NULL);
 		break;
 	}
 	case PROTO_PS_REPLY: {
