@@ -699,6 +699,11 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 
 	next_sink = NULL;
 	memset(res, 0, sizeof(*res));
+	if (sink != NULL && ch->version < 2)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "the guest agent speaks protocol version %u, without the "
+				       "credit a streamed exec needs (rebuild the images)",
+				       ch->version);
 	text = encode_exec(req, &len, err);
 	if (text == NULL)
 		return -1;

@@ -56,8 +56,8 @@ struct channel_exec_result {
 };
 
 /* A consumer of an exec's output as it arrives (a streamed exec), instead of buffering it.
- * Its memory is bounded by the credit it grants (proto/credit.h) when the guest speaks
- * version 2; a version-1 guest is not paced (started() says which). */
+ * Its memory is bounded by the credit it grants (proto/credit.h); a guest that speaks only
+ * version 1 (no credit) gets no streamed exec (EMBER_E_CONFLICT before anything is sent). */
 struct channel_sink {
 	void *ctx;
 	/* Reader thread, channel lock held, must not block: STDOUT/STDERR bytes for the exec.

@@ -214,6 +214,18 @@ class StreamTest(unittest.TestCase):
         done = subprocess.run(ctl[:-1] + ["--no-stream", code], capture_output=True, timeout=300)
         self.assertEqual((done.stdout, done.stderr, done.returncode), (b"one\n", b"two\n", 7))
 
+    def test_buffered_exec_is_unchanged_past_the_credit_window(self):
+        # The guest spends credit for a buffered exec too: the daemon grants all its output
+        # may need up front.
+        code = "import sys\nsys.stdout.write('x' * (3 << 20))\nsys.stderr.write('y' * (3 << 20))"
+        status, res, _ = self.d.exec(self.sb["id"], code, max_output_bytes=4 << 20)
+        self.assertEqual(status, 200)
+        self.assertEqual((len(res["stdout"]), len(res["stderr"]), res["truncated"]),
+                         (3 << 20, 3 << 20, False))
+        status, res, _ = self.d.exec(self.sb["id"], code, max_output_bytes=1 << 20)
+        self.assertEqual((len(res["stdout"]), len(res["stderr"]), res["truncated"]),
+                         (1 << 20, 1 << 20, True))
+
     def test_client_that_hangs_up_cancels_the_exec(self):
         s = self.stream("while True:\n    print('x' * 1000)")
         self.assertEqual(s.status, 200)
