@@ -8,7 +8,6 @@
 
 #include "output.h"
 #include "util/buf.h"
-#include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/text.h"
 
@@ -84,16 +83,17 @@ static struct curl_slist *request_headers(struct ctl *c)
 
 	h = curl_slist_append(h, "Accept: application/x-ndjson");
 	if (c->token_file != NULL) {
-		_cleanup_free_ char *text = NULL;
 		struct ember_error *err = NULL;
-		char line[600];
+		char *text = NULL, line[600];
 		size_t len;
 
+		/* main() read it once already: a failure here is not expected */
 		if (file_read_all(c->token_file, 1024, &text, &len, &err) == 0) {
 			snprintf(line, sizeof(line), "Authorization: Bearer %.*s",
 				 (int)strcspn(text, "\r\n"), text);
 			h = curl_slist_append(h, line);
 		}
+		free(text);
 		ember_error_free(&err);
 	}
 	return h;
@@ -132,7 +132,7 @@ static CURLcode perform(struct ctl *c, const char *path, const char *text, struc
 
 int stream_exec(struct ctl *c, const char *path, json_t *body)
 {
-	_cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
+	char *text = json_dumps(body, JSON_COMPACT);
 	struct reader r = { 0 };
 	CURLcode rc;
 	int ret = 1;
@@ -161,5 +161,6 @@ int stream_exec(struct ctl *c, const char *path, json_t *body)
 	json_decref(r.exit);
 	json_decref(r.error);
 	buf_release(&r.line);
+	free(text);
 	return ret;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/cleanup.h"
+#include "util/jsonutil.h"
 #include "util/text.h"
 
 size_t api_utf8_incomplete_tail(const uint8_t *data, size_t len)
@@ -53,39 +54,31 @@ static int append_event(struct buf *out, enum api_events_format fmt, const char 
 int api_events_object(struct buf *out, enum api_events_format fmt, const char *type,
 		      json_t *members, struct ember_error **err)
 {
-	json_t *obj = json_pack("{s:s}", "type", type);
-	int ret;
+	_cleanup_json_ json_t *obj = json_pack("{s:s}", "type", type);
 
-	if (obj == NULL || (members != NULL && json_object_update(obj, members) < 0)) {
-		json_decref(obj);
+	if (obj == NULL || (members != NULL && json_object_update(obj, members) < 0))
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	}
-	ret = append_event(out, fmt, type, obj, err);
-	json_decref(obj);
-	return ret;
+	return append_event(out, fmt, type, obj, err);
 }
 
 /* One output event for exactly these bytes, by the text-or-base64 rule. */
 static int output_event(struct buf *out, enum api_events_format fmt, const char *type,
 			const uint8_t *data, size_t len, struct ember_error **err)
 {
-	json_t *obj;
-	int ret;
+	_cleanup_json_ json_t *obj = NULL;
+	_cleanup_free_ char *b64 = NULL;
 
 	if (utf8_valid_text(data, len)) {
 		obj = json_pack("{s:s, s:s%}", "type", type, "data", (const char *)data, len);
 	} else {
-		_cleanup_free_ char *b64 = base64_encode(data, len);
-
+		b64 = base64_encode(data, len);
 		obj = b64 == NULL ? NULL
 				  : json_pack("{s:s, s:s, s:s}", "type", type, "data", b64,
 					      "encoding", "base64");
 	}
 	if (obj == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	ret = append_event(out, fmt, type, obj, err);
-	json_decref(obj);
-	return ret;
+	return append_event(out, fmt, type, obj, err);
 }
 
 int api_events_output(struct buf *out, enum api_events_format fmt, const char *type,

@@ -12,7 +12,6 @@
 #include "channel/channel.h"
 #include "proto/credit.h"
 #include "proto/frame.h"
-#include "util/cleanup.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
 
@@ -389,6 +388,11 @@ ssize_t api_exec_stream_read(struct api_exec_stream *s, char *buf, size_t max)
 		if (refill(s) < 0)
 			return -1;
 	}
+}
+
+bool api_exec_stream_ended(const struct api_exec_stream *s)
+{
+	return s->eof;
 }
 
 void api_exec_stream_release(struct api_exec_stream *s)

@@ -8,6 +8,7 @@
 #ifndef EMBER_API_EXECSTREAM_H
 #define EMBER_API_EXECSTREAM_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "api/events.h"
@@ -30,6 +31,10 @@ void api_exec_stream_set_client_fd(struct api_exec_stream *s, int fd);
 /* Up to max bytes of event text into buf; blocks until some is there. 0: the last event is
  * out; -1: the client is gone (the exec is being cancelled). */
 ssize_t api_exec_stream_read(struct api_exec_stream *s, char *buf, size_t max);
+
+/* true once the last event has been produced (the exec is over; some text may still be
+ * waiting to be read). Consumer's thread only. */
+bool api_exec_stream_ended(const struct api_exec_stream *s);
 
 /* The consumer is done (finished or gone): cancels the exec if it still runs; frees once the
  * worker is done too. NULL is fine. */

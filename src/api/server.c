@@ -38,6 +38,7 @@ struct api_server {
 	char unix_path[108];
 	unsigned port;
 	size_t max_body;
+	unsigned connection_timeout_s;
 	struct api_guard guard;
 	struct deadline_registry *deadlines; /* TCP connections only */
 	struct api_context *ctx;
@@ -75,11 +76,26 @@ static struct MHD_Response *stream_response(struct api_response *r)
 	return response;
 }
 
+/* A streamed exec's body and the connection it goes out on. */
+struct events_body {
+	struct api_exec_stream *stream;
+	struct MHD_Connection *conn;
+	unsigned idle_timeout_s;   /* restored once the last event is out */
+	bool restored;
+};
+
 static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	ssize_t n = api_exec_stream_read(cls, buf, max);
+	struct events_body *b = cls;
+	ssize_t n = api_exec_stream_read(b->stream, buf, max);
 
 	(void)pos;
+	if (!b->restored && api_exec_stream_ended(b->stream)) {
+		/* The exec is over: a client that stops reading now is merely idle. */
+		MHD_set_connection_option(b->conn, MHD_CONNECTION_OPTION_TIMEOUT,
+					  b->idle_timeout_s);
+		b->restored = true;
+	}
 	if (n > 0)
 		return n;
 	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
@@ -87,22 +103,37 @@ static ssize_t read_events(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void free_events(void *cls)
 {
-	api_exec_stream_release(cls);
+	struct events_body *b = cls;
+
+	api_exec_stream_release(b->stream);
+	free(b);
 }
 
-/* A streamed exec: chunked (no length), each piece sent as soon as it is there. */
-static struct MHD_Response *events_response(struct MHD_Connection *conn, struct api_response *r)
+/* A streamed exec: chunked (no length), each piece sent as soon as it is there. While the exec
+ * runs the connection has no idle timeout: a program may be silent for longer than it, and a
+ * client that left is noticed by the stream itself (and cancels the exec). */
+static struct MHD_Response *events_response(struct MHD_Connection *conn, struct api_response *r,
+					    unsigned idle_timeout_s)
 {
 	const union MHD_ConnectionInfo *info =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct events_body *b = calloc(1, sizeof(*b));
 	struct MHD_Response *response;
 
-	api_exec_stream_set_client_fd(r->events, info != NULL ? info->connect_fd : -1);
-	response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events,
-						     r->events, free_events);
-	if (response == NULL)
+	if (b == NULL)
 		return NULL;
+	b->stream = r->events;
+	b->conn = conn;
+	b->idle_timeout_s = idle_timeout_s;
+	api_exec_stream_set_client_fd(r->events, info != NULL ? info->connect_fd : -1);
+	response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_events, b,
+						     free_events);
+	if (response == NULL) {
+		free(b);
+		return NULL;
+	}
 	r->events = NULL; /* the library owns it now */
+	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
 				r->events_format == API_EVENTS_SSE ? "text/event-stream"
 								   : "application/x-ndjson");
@@ -110,9 +141,10 @@ static struct MHD_Response *events_response(struct MHD_Connection *conn, struct 
 	return response;
 }
 
-/* close: `Connection: close`, and the library closes the connection once r is sent. */
+/* close: `Connection: close`, and the library closes the connection once r is sent.
+ * idle_timeout_s: the connection's idle timeout, for a streamed exec to restore. */
 static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_response *r,
-				     bool close)
+				     bool close, unsigned idle_timeout_s)
 {
 	bool json = r->body != NULL || r->stream != NULL;
 	struct MHD_Response *response;
@@ -120,7 +152,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 	char *text = NULL;
 
 	if (r->events != NULL) {
-		response = events_response(conn, r);
+		response = events_response(conn, r, idle_timeout_s);
 	} else if (r->stream != NULL) {
 		response = stream_response(r);
 	} else if (r->body != NULL) {
@@ -162,7 +194,7 @@ static enum MHD_Result respond_too_large(struct api_server *s, struct request_st
 	st->answered = true;
 	snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", s->max_body);
 	r.body = api_encode_error(ember_error_kind_name(EMBER_E_TOO_LARGE), msg);
-	ret = send_response(conn, &r, true);
+	ret = send_response(conn, &r, true, s->connection_timeout_s);
 	log_event(LOG_INFO, NULL, "http.request", (time_mono_us() - st->started_us) / 1000,
 		  "method=%s path=%.200s status=413 body_bytes=%llu", method, url,
 		  (unsigned long long)st->received);
@@ -202,7 +234,7 @@ static enum MHD_Result refuse_if_unwelcome(struct api_server *s, struct request_
 	log_event(LOG_WARN, NULL, "http.refused", -1, "method=%s path=%.200s status=%u: %s",
 		  method, url, r.status, err->message);
 	ember_error_free(&err);
-	ret = send_response(conn, &r, false);
+	ret = send_response(conn, &r, false, s->connection_timeout_s);
 	return ret;
 }
 
@@ -317,7 +349,7 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	api_route(s->ctx, method, url, &query,
 		  (const char *)(st->body.data != NULL ? st->body.data : (uint8_t *)""),
 		  st->body.len, &r);
-	ret = send_response(conn, &r, false);
+	ret = send_response(conn, &r, false, s->connection_timeout_s);
 	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
 		  (time_mono_us() - st->started_us) / 1000, "method=%s path=%.200s status=%u",
 		  method, url, r.status);
@@ -527,6 +559,7 @@ int api_server_start(const struct api_server_config *cfg, struct api_context *ct
 		return ember_error_oom(err);
 	s->ctx = ctx;
 	s->max_body = cfg->max_body_bytes;
+	s->connection_timeout_s = cfg->connection_timeout_s;
 	s->tcp = (struct api_listener){ .server = s };
 	s->unix_socket = (struct api_listener){ .server = s, .is_unix = true };
 	if (set_up_guard(s, cfg, err) < 0 || start_tcp(s, cfg, err) < 0 ||

@@ -274,6 +274,24 @@ class StreamTest(unittest.TestCase):
         self.assertEqual([e["type"] for e in events[:-1]], ["stdout"] * (len(events) - 1))
 
 
+class StreamSilenceTest(unittest.TestCase):
+    """A program silent for longer than --connection-timeout-s keeps its stream: the idle
+    timeout is for clients, and this one is waiting, not idle."""
+
+    def test_a_silence_longer_than_the_connection_timeout_keeps_the_stream(self):
+        d = harness.Daemon("--connection-timeout-s", "2", env=ASAN_ENV)
+        self.addCleanup(d.stop)
+        sb = d.create(language_pack="python")
+        self.addCleanup(d.delete, sb["id"])
+        s = Stream(d, sb["id"], {"code": "import time\nprint(1, flush=True)\ntime.sleep(5)\n"
+                                         "print(2)"})
+        self.addCleanup(s.close)
+        events = s.rest()
+        s.check_contract()
+        self.assertEqual(output_of(events), b"1\n2\n")
+        self.assertEqual(events[-1]["type"], "exit")
+
+
 class StreamFirecrackerTest(StreamTest):
     """The same agent behind vsock (the fake Firecracker runs the guest under QEMU)."""
     daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC)
