@@ -22,11 +22,13 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "vmm/accel.h"
 #include "vmm/cgroup.h"
 #include "vmm/driver.h"
 #include "vmm/jail.h"
+#include "vmm/priority.h"
 #include "vmm/proc.h"
 #include "vmm/uidrange.h"
 
@@ -658,6 +660,23 @@ void vmm_instance_free(struct vmm_instance *vm)
 		close(vm->pidfd);
 	console_free(vm->console);
 	free(vm);
+}
+
+void vmm_set_spawn_priority(enum vmm_priority prio)
+{
+	prio_set_spawn(prio);
+}
+
+void vmm_set_priority(struct vmm_instance *vm, enum vmm_priority prio)
+{
+	struct ember_error *err = NULL;
+
+	if (vm->pid <= 0 || prio_apply_threads(vm->pid, prio, &err) == 0)
+		return;
+	/* A VMM that died meanwhile has no threads left to change: its reaper tells. */
+	if (err->errno_value != ENOENT)
+		log_event(LOG_WARN, vm->sandbox_id, "vmm.priority_failed", -1, "%s", err->message);
+	ember_error_free(&err);
 }
 
 pid_t vmm_pid(const struct vmm_instance *vm)
