@@ -307,6 +307,7 @@ static int make_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cf
 		.memory_bytes = ((uint64_t)cfg->memory_mib + CGROUP_VMM_OVERHEAD_MIB) << 20,
 		.vcpus = cfg->vcpus,
 		.pids = CGROUP_VMM_PIDS_MAX,
+		.idle = prio_spawn() == VMM_PRIO_IDLE,
 	};
 
 	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, dir_fd, err) < 0)
@@ -671,6 +672,8 @@ void vmm_set_priority(struct vmm_instance *vm, enum vmm_priority prio)
 {
 	struct ember_error *err = NULL;
 
+	if (vm->in_cgroup)
+		cgroup_set_idle(vm->drv->cgroup_root, vm->sandbox_id, prio == VMM_PRIO_IDLE);
 	if (vm->pid <= 0 || prio_apply_threads(vm->pid, prio, &err) == 0)
 		return;
 	/* A VMM that died meanwhile has no threads left to change: its reaper tells. */

@@ -7,7 +7,8 @@ Read from /proc/<pid>/task/*/stat: field 19 is the nice, field 41 the scheduling
 (SCHED_OTHER 0, SCHED_IDLE 5). Behaviour only: nothing here measures speed."""
 import concurrent.futures
 import os
-import re
+import shutil
+import tempfile
 import unittest
 
 import harness
@@ -124,6 +125,49 @@ class PriorityTest(unittest.TestCase):
         finally:
             for sb in made:
                 self.assertEqual(self.d.delete(sb["id"]), 204)
+
+
+class CgroupWeightTest(unittest.TestCase):
+    """On a cgroup v2 host: the VMMs' parent cgroup weighs 50 against the daemon's 100, and a
+    pooled clone's cgroup is cpu.idle until its handout. This CI host mounts cgroup v1, so this
+    pins what the daemon writes against a stand-in tree (as test_hostile.HostCgroupTest)."""
+
+    def test_vmm_parent_weight_and_pooled_clones_idle_until_handout(self):
+        root = tempfile.mkdtemp(prefix="cgroot.")
+        with open(os.path.join(root, "cgroup.controllers"), "w") as f:
+            f.write("cpuset cpu io memory hugetlb pids rdma misc\n")
+        open(os.path.join(root, "cgroup.subtree_control"), "w").close()
+        os.makedirs(os.path.join(root, "emberd"))
+        d = None
+        try:
+            d = harness.Daemon("--cgroup-root", root, "--pool-size", "1", "--prewarm",
+                               binary=os.environ.get("EMBER_PRIO_EMBERD"))
+            d.wait_health(lambda h: h["pool"]["ready"] >= 2, 600, "full pools")
+            parent = os.path.join(root, "emberd")
+
+            def read(*path):
+                with open(os.path.join(parent, *path)) as f:
+                    return f.read()
+
+            self.assertEqual(read("cpu.weight"), "50")
+            pooled = [e for e in os.listdir(parent) if e.startswith("sb_")]
+            self.assertEqual(len(pooled), 2, os.listdir(parent))
+            for sb_id in pooled:
+                self.assertEqual(read(sb_id, "cpu.idle"), "1", sb_id)
+            sb = d.create(language_pack="python")
+            try:
+                self.assertEqual(sb["boot_mode"], "pool")
+                self.assertIn(sb["id"], pooled)
+                self.assertEqual(read(sb["id"], "cpu.idle"), "0")
+                for sb_id in pooled:
+                    if sb_id != sb["id"]:
+                        self.assertEqual(read(sb_id, "cpu.idle"), "1", sb_id)
+            finally:
+                self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            if d is not None:
+                d.stop()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
