@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,7 +31,8 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-/* A child with three threads, stopped with SIGKILL. */
+/* A child with at least three threads (a sanitizer may add its own), stopped with SIGKILL,
+ * and killed with the test if a failed assertion leaves it behind. */
 static pid_t start_threaded_child(void)
 {
 	int ready[2];
@@ -43,6 +45,8 @@ static pid_t start_threaded_child(void)
 	if (pid == 0) {
 		pthread_t a, b;
 
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+			_exit(1);
 		if (pthread_create(&a, NULL, sleeper, NULL) != 0 ||
 		    pthread_create(&b, NULL, sleeper, NULL) != 0)
 			_exit(1);
@@ -94,9 +98,9 @@ static void all_threads_of_a_running_process_go_idle_then_serving(void **state)
 
 	(void)state;
 	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_IDLE, NULL), 0);
-	assert_int_equal(assert_all_threads(pid, SCHED_IDLE, VMM_PRIO_SERVING_NICE), 3);
+	assert_true(assert_all_threads(pid, SCHED_IDLE, VMM_PRIO_SERVING_NICE) >= 3);
 	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_SERVING, NULL), 0);
-	assert_int_equal(assert_all_threads(pid, SCHED_OTHER, VMM_PRIO_SERVING_NICE), 3);
+	assert_true(assert_all_threads(pid, SCHED_OTHER, VMM_PRIO_SERVING_NICE) >= 3);
 	stop_child(pid);
 }
 
