@@ -627,6 +627,10 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 {
 	(void)err;
 	if (vm->pid > 0 && !vm->reaped) {
+		/* An idle VMM (a pooled clone, a template VM) on a busy host might not get the CPU to
+		 * act on the stop request, or even to exit once killed: it stops at the serving
+		 * priority. */
+		vmm_set_priority(vm, VMM_PRIO_SERVING);
 		if (vm->drv->ops->request_stop != NULL && vmm_alive(vm))
 			vm->drv->ops->request_stop(vm, deadline_ms);
 		if (!vmm_wait_exit(vm, deadline_ms)) {
