@@ -4,7 +4,8 @@
  * hold its own lock when calling in) and is never held across an op except usable(). One thread
  * fills, one restore at a time and only with a boot slot free, so refills never hold up a
  * client's create for long; the same thread writes the records of handed-out clones, so a pooled
- * create never waits for file I/O. */
+ * create never waits for file I/O. Its clones start at idle CPU priority (vmm.h), and it pauses
+ * while creates arrive (pool_refill_resume_at): the pool alone decides when refills run. */
 #include "sandbox/pool.h"
 
 #include <errno.h>
@@ -12,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/log.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
+#include "vmm/vmm.h"
 
 /* How often pooled clones are checked for a VM that died while waiting (as often as the
  * manager's reaper checks sandboxes in use). */
@@ -39,6 +42,10 @@ struct pool {
 	unsigned ready_count;
 	struct pool_entry *records;     /* handed out, record not written yet */
 	uint64_t handouts_total;
+	int64_t last_take_ms;           /* latest handout (0: none), for the refill backoff */
+	int64_t burst_start_ms;         /* first handout of the current burst */
+	int64_t paused_at_ms;           /* refills paused for a burst since (0: not paused) */
+	uint64_t refills_deferred_total;
 	bool slot_freed;                /* pool_wake() since the filler last asked for a slot */
 	bool running;                   /* the filler thread exists and is not joined */
 	bool stopping;
@@ -137,12 +144,15 @@ static enum pool_boot_result fill_one_locked(struct pool *p, const struct pack *
 {
 	struct pool_entry *e = calloc(1, sizeof(*e));
 	enum pool_boot_result r;
+	int64_t t0 = time_mono_ms();
 
 	if (e == NULL)
 		return POOL_NOT_NOW;
 	p->slot_freed = false;
 	pthread_mutex_unlock(&p->lock);
 	r = p->ops->boot_clone(p->ctx, pack, &e->sb);
+	if (r == POOL_BOOTED)
+		log_event(LOG_INFO, NULL, "pool.filled", time_mono_ms() - t0, "pack=%s", pack->name);
 	pthread_mutex_lock(&p->lock);
 	if (r != POOL_BOOTED) {
 		free(e);
@@ -156,16 +166,57 @@ static enum pool_boot_result fill_one_locked(struct pool *p, const struct pack *
 	return POOL_BOOTED;
 }
 
+int64_t pool_refill_resume_at(int64_t now_ms, int64_t last_take_ms, int64_t burst_start_ms)
+{
+	int64_t resume_at, cap_at;
+
+	if (last_take_ms <= 0)
+		return 0;
+	resume_at = last_take_ms + POOL_BACKOFF_MS;
+	cap_at = burst_start_ms + POOL_BACKOFF_MAX_MS;
+	if (cap_at < resume_at)
+		resume_at = cap_at;
+	return resume_at > now_ms ? resume_at : 0;
+}
+
+/* Whether refills wait for a create burst, logging when a pause starts and ends; *resume_at
+ * is when to look again. Lock held, dropped to log. */
+static bool backing_off_locked(struct pool *p, int64_t *resume_at)
+{
+	int64_t now = time_mono_ms();
+
+	*resume_at = pool_refill_resume_at(now, p->last_take_ms, p->burst_start_ms);
+	if (*resume_at != 0 && p->paused_at_ms == 0) {
+		p->paused_at_ms = now;
+		p->refills_deferred_total++;
+		pthread_mutex_unlock(&p->lock);
+		log_event(LOG_INFO, NULL, "pool.refill_paused", -1,
+			  "creates are arriving: refills wait until %d ms after the latest",
+			  POOL_BACKOFF_MS);
+		pthread_mutex_lock(&p->lock);
+	} else if (*resume_at == 0 && p->paused_at_ms != 0) {
+		int64_t paused_ms = now - p->paused_at_ms;
+
+		p->paused_at_ms = 0;
+		pthread_mutex_unlock(&p->lock);
+		log_event(LOG_INFO, NULL, "pool.refill_resumed", paused_ms, "refills run again");
+		pthread_mutex_lock(&p->lock);
+	}
+	return *resume_at != 0;
+}
+
 /* Keeps each pack's pool at its size and writes handed-out clones' records until stopped. */
 static void *pool_main(void *arg)
 {
 	struct pool *p = arg;
 	int64_t next_check = time_mono_ms() + POOL_CHECK_MS, retry_at = 0;
 
+	/* Clones wait at idle priority until their handout raises them (the manager). */
+	vmm_set_spawn_priority(VMM_PRIO_IDLE);
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		const struct pack *pack;
-		int64_t wake_at = next_check;
+		int64_t wake_at = next_check, resume_at;
 
 		write_records_locked(p);
 		if (p->stopping)
@@ -176,6 +227,11 @@ static void *pool_main(void *arg)
 			continue;
 		}
 		pack = wanted_locked(p);
+		if (pack != NULL && backing_off_locked(p, &resume_at)) {
+			if (resume_at < wake_at)
+				wake_at = resume_at;
+			pack = NULL; /* neither fill nor retry until the burst is over */
+		}
 		if (pack != NULL && time_mono_ms() >= retry_at) {
 			enum pool_boot_result r = fill_one_locked(p, pack);
 
@@ -214,6 +270,7 @@ struct sandbox *pool_take(struct pool *p, const struct pack *pack)
 {
 	struct pool_entry **pp, *e;
 	struct sandbox *sb = NULL;
+	int64_t now;
 
 	pthread_mutex_lock(&p->lock);
 	for (pp = &p->ready; (e = *pp) != NULL; pp = &e->next) {
@@ -222,6 +279,10 @@ struct sandbox *pool_take(struct pool *p, const struct pack *pack)
 			p->ready_count--;
 			p->handouts_total++;
 			sb = e->sb;
+			now = time_mono_ms();
+			if (now - p->last_take_ms >= POOL_BACKOFF_MS)
+				p->burst_start_ms = now;
+			p->last_take_ms = now;
 			free(e);
 			pthread_cond_broadcast(&p->cond); /* the filler refills */
 			break;
@@ -291,5 +352,6 @@ void pool_stats(struct pool *p, struct pool_stats *stats)
 	for (e = p->ready; e != NULL; e = e->next)
 		stats->ready_by_pack[e->pack - p->catalog->packs]++;
 	stats->handouts_total = p->handouts_total;
+	stats->refills_deferred_total = p->refills_deferred_total;
 	pthread_mutex_unlock(&p->lock);
 }

@@ -65,7 +65,23 @@ struct pool_stats {
 	unsigned ready;                                  /* clones waiting, all packs */
 	unsigned ready_by_pack[CATALOG_PACKS_MAX];       /* in catalog order */
 	uint64_t handouts_total;
+	uint64_t refills_deferred_total;                 /* refill pauses for create bursts */
 };
 void pool_stats(struct pool *p, struct pool_stats *stats);
+
+/* Refills back off while creates arrive: a handout pauses refilling until POOL_BACKOFF_MS after
+ * the latest one, so a burst of creates is served before restores compete with it for CPU (on
+ * a small host a restore takes a core for a while; a create from the pool takes a millisecond).
+ * 250 ms is several times the gap between the creates of one burst even on a loaded host, and
+ * short enough that the pool starts refilling soon after. A steady stream of creates (one every
+ * < 250 ms) would pause refills forever and empty the pool: so a burst pauses them for
+ * POOL_BACKOFF_MAX_MS at most, after which they run alongside the creates. */
+#define POOL_BACKOFF_MS 250
+#define POOL_BACKOFF_MAX_MS 2000
+
+/* When refilling may resume (monotonic ms), or 0 when it may now. last_take_ms: the latest
+ * handout (<= 0: none yet); burst_start_ms: the first handout of the burst it belongs to (the
+ * handouts less than POOL_BACKOFF_MS apart). Pure: the filler's decision, unit-tested. */
+int64_t pool_refill_resume_at(int64_t now_ms, int64_t last_take_ms, int64_t burst_start_ms);
 
 #endif

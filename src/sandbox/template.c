@@ -528,6 +528,9 @@ static void *build_main(void *arg)
 	int64_t t0 = time_mono_ms();
 	int ret;
 
+	/* A build is never what a client waits for (a create without a template boots cold): its
+	 * VM gets only the CPU nothing else wants. */
+	vmm_set_spawn_priority(VMM_PRIO_IDLE);
 	log_event(LOG_INFO, NULL, "template.building", -1,
 		  "pack=%s vcpus=%u memory_mib=%u key=%.16s%s", t->shape.pack->name, t->shape.vcpus,
 		  t->shape.memory_mib, t->key, t->on_disk ? " (loading it from disk)" : "");

@@ -81,8 +81,14 @@ bool cgroup_probe(const char *root, char *status, size_t status_size)
 		ember_error_free(&err);
 		return false;
 	}
+	snprintf(path, sizeof(path), "%d", CGROUP_VMM_PARENT_WEIGHT);
+	if (write_file(dir, "cpu.weight", path, &err) < 0) {
+		snprintf(status, status_size, "unavailable: %s", err->message);
+		ember_error_free(&err);
+		return false;
+	}
 	snprintf(status, status_size, "cgroup v2: each VMM in %s/<sandbox> with memory.max, "
-		 "cpu.max and pids.max", dir);
+		 "cpu.max and pids.max, all of them at cpu.weight %d", dir, CGROUP_VMM_PARENT_WEIGHT);
 	return true;
 }
 
@@ -105,6 +111,8 @@ int cgroup_create(const char *root, const char *id, const struct cgroup_limits *
 	snprintf(value, sizeof(value), "%u", limits->pids);
 	if (write_file(dir, "pids.max", value, err) < 0)
 		goto fail;
+	if (limits->idle)
+		cgroup_set_idle(root, id, true);
 	*dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (*dir_fd < 0) {
 		ember_error_sys(err, "open `%s`", dir);
@@ -114,6 +122,16 @@ int cgroup_create(const char *root, const char *id, const struct cgroup_limits *
 fail:
 	cgroup_remove(root, id);
 	return ember_error_wrap(err, "host cgroup for %s", id);
+}
+
+void cgroup_set_idle(const char *root, const char *id, bool idle)
+{
+	char dir[PATH_MAX];
+	struct ember_error *err = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
+	if (write_file(dir, "cpu.idle", idle ? "1" : "0", &err) < 0)
+		ember_error_free(&err); /* no cpu.idle before Linux 5.15: the weight still holds */
 }
 
 bool cgroup_is_cgroupfs(int dir_fd)

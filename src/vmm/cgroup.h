@@ -17,6 +17,12 @@
  * cache (bounded with tb-size), device buffers. Measured idle RSS is ~60 MiB above guest RAM
  * actually touched; the margin absorbs bursts without letting a VMM eat the host. */
 #define CGROUP_VMM_OVERHEAD_MIB 256
+/* cpu.weight of <root>/emberd, the parent of every VMM's cgroup, against the default 100 the
+ * daemon's own cgroup keeps: under contention all guests together get a third of the CPU the
+ * daemon could take, so an API thread that wakes up finds the CPU, while weights are
+ * work-conserving (the daemon needs little, and guests get the rest). Each VMM's cgroup keeps
+ * the default weight: sandboxes share the guests' part equally. */
+#define CGROUP_VMM_PARENT_WEIGHT 50
 /* Threads of one VMM (vCPUs, I/O, RCU, the event loop) plus short-lived helpers. */
 #define CGROUP_VMM_PIDS_MAX 128
 
@@ -24,6 +30,9 @@ struct cgroup_limits {
 	uint64_t memory_bytes;
 	unsigned vcpus;          /* cpu.max = vcpus * period */
 	unsigned pids;
+	bool idle;               /* cpu.idle = 1 (Linux >= 5.15; best effort): a pool clone or a
+				  * template VM, whose SCHED_IDLE threads weigh nothing against
+				  * other cgroups otherwise */
 };
 
 /* Checks that root is a cgroup v2 mount with the memory, cpu and pids controllers and prepares
@@ -40,6 +49,10 @@ int cgroup_create(const char *root, const char *id, const struct cgroup_limits *
 bool cgroup_is_cgroupfs(int dir_fd);
 /* Moves pid into the cgroup whose directory dir_fd is. */
 int cgroup_join(int dir_fd, pid_t pid, struct ember_error **err);
+
+/* Sets cpu.idle of <root>/emberd/<id> (a pool clone at its handout: false). Best effort: a
+ * kernel without cpu.idle (before 5.15) keeps the cgroup at its weight. */
+void cgroup_set_idle(const char *root, const char *id, bool idle);
 
 /* Removes <root>/emberd/<id> once its processes are gone (bounded retries). */
 void cgroup_remove(const char *root, const char *id);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "vmm/priority.h"
 
 /* The system directories the VMM binary and its libraries live in: bound read-only when they
  * are directories, recreated when they are symlinks (merged /usr). */
@@ -421,6 +422,8 @@ __attribute__((noreturn)) static void child_main(const struct plan *p)
 	child_enter_root(p);
 	syscall(SYS_sethostname, "emberd-vmm", 10);
 	child_fds(p);
+	/* Before the ids change: the priority is the spawning thread's (priority.h). */
+	prio_enter_child();
 	child_drop_privileges(p);
 	syscall(SYS_setsid);
 	syscall(SYS_execve, p->argv[0], p->argv, envp);

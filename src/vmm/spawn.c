@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "vmm/priority.h"
 
 extern char **environ;
 
@@ -46,6 +47,7 @@ static int spawn(char *const argv[], const char *cwd, int log_fd, const int *kee
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
+		prio_enter_child();
 		if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0)
 			_exit(126);
 		if (cwd != NULL && chdir(cwd) < 0)

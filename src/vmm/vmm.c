@@ -22,11 +22,13 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "vmm/accel.h"
 #include "vmm/cgroup.h"
 #include "vmm/driver.h"
 #include "vmm/jail.h"
+#include "vmm/priority.h"
 #include "vmm/proc.h"
 #include "vmm/uidrange.h"
 
@@ -305,6 +307,7 @@ static int make_cgroup(struct vmm_instance *vm, const struct vmm_boot_config *cf
 		.memory_bytes = ((uint64_t)cfg->memory_mib + CGROUP_VMM_OVERHEAD_MIB) << 20,
 		.vcpus = cfg->vcpus,
 		.pids = CGROUP_VMM_PIDS_MAX,
+		.idle = prio_spawn() == VMM_PRIO_IDLE,
 	};
 
 	if (cgroup_create(vm->drv->cgroup_root, vm->sandbox_id, &limits, dir_fd, err) < 0)
@@ -624,6 +627,10 @@ int vmm_stop(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **
 {
 	(void)err;
 	if (vm->pid > 0 && !vm->reaped) {
+		/* An idle VMM (a pooled clone, a template VM) on a busy host might not get the CPU to
+		 * act on the stop request, or even to exit once killed: it stops at the serving
+		 * priority. */
+		vmm_set_priority(vm, VMM_PRIO_SERVING);
 		if (vm->drv->ops->request_stop != NULL && vmm_alive(vm))
 			vm->drv->ops->request_stop(vm, deadline_ms);
 		if (!vmm_wait_exit(vm, deadline_ms)) {
@@ -658,6 +665,25 @@ void vmm_instance_free(struct vmm_instance *vm)
 		close(vm->pidfd);
 	console_free(vm->console);
 	free(vm);
+}
+
+void vmm_set_spawn_priority(enum vmm_priority prio)
+{
+	prio_set_spawn(prio);
+}
+
+void vmm_set_priority(struct vmm_instance *vm, enum vmm_priority prio)
+{
+	struct ember_error *err = NULL;
+
+	if (vm->in_cgroup)
+		cgroup_set_idle(vm->drv->cgroup_root, vm->sandbox_id, prio == VMM_PRIO_IDLE);
+	if (vm->pid <= 0 || prio_apply_threads(vm->pid, prio, &err) == 0)
+		return;
+	/* A VMM that died meanwhile has no threads left to change: its reaper tells. */
+	if (err->errno_value != ENOENT)
+		log_event(LOG_WARN, vm->sandbox_id, "vmm.priority_failed", -1, "%s", err->message);
+	ember_error_free(&err);
 }
 
 pid_t vmm_pid(const struct vmm_instance *vm)

@@ -153,6 +153,22 @@ unsigned vmm_kill_strays(const char *run_dir, const pid_t *keep, size_t nkeep);
  * only its jail) and the jail itself. Returns the number of processes killed. */
 unsigned vmm_driver_cleanup_stray(struct vmm_driver *drv, const char *sandbox_id);
 
+/* CPU priority of a VMM (docs/operations.md "CPU priority"). The daemon keeps nice 0; a VMM
+ * serving a sandbox runs at nice 5 (priority.h says why); a pool clone waiting for a create and
+ * a template build run SCHED_IDLE (nice 19 where the kernel refuses it), so they only get CPU
+ * that nothing else wants. All of a VMM's threads carry it. */
+enum vmm_priority {
+	VMM_PRIO_SERVING = 0,
+	VMM_PRIO_IDLE,
+};
+/* The priority the VMMs the calling thread starts with vmm_start() begin with: a thread-local
+ * setting, VMM_PRIO_SERVING until changed (the pool's filler and template builders set
+ * VMM_PRIO_IDLE for themselves). */
+void vmm_set_spawn_priority(enum vmm_priority prio);
+/* Gives every thread of the running VM prio (a pooled clone at its handout: serving). Best
+ * effort: a failure is logged with the sandbox id, and the VM runs on at its old priority. */
+void vmm_set_priority(struct vmm_instance *vm, enum vmm_priority prio);
+
 pid_t vmm_pid(const struct vmm_instance *vm);
 struct vmm_driver *vmm_instance_driver(const struct vmm_instance *vm);
 /* A pidfd that becomes readable when the VMM process exits (owned by the instance). */
