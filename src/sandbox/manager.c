@@ -955,8 +955,11 @@ static bool create_from_pool(struct manager *m, const struct sandbox *want,
 		fill_info_locked(sb, info);
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (sb != NULL)
+	if (sb != NULL) {
+		/* It waited at idle priority (vmm.h); it serves a client from now on. */
+		vmm_set_priority(sb->vm, VMM_PRIO_SERVING);
 		pool_write_record_later(m->pool, sb);
+	}
 	return sb != NULL;
 }
 

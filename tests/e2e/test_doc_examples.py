@@ -126,7 +126,10 @@ class DocExamplesTest(unittest.TestCase):
             if got_headers.get(name.lower()) != value:
                 problems.append(f"header {name}: the doc shows {value!r}, the daemon sent "
                                 f"{got_headers.get(name.lower())!r}")
-        if want.body is None:
+        if want.events is not None:
+            problems += docexamples.match_events(want, payload)
+            body = None
+        elif want.body is None:
             if payload:
                 problems.append("the doc shows no body, the daemon sent one")
             body = None
