@@ -204,13 +204,12 @@ static void *worker_main(void *arg)
 		.envc = s->body.envc,
 		.has_max_output = s->body.has_max_output,
 		.max_output_bytes = s->body.max_output_bytes,
+		.sink = &s->sink,
 	};
 	struct ember_error *err = NULL;
 	int ret;
 
-	channel_exec_sink_set(&s->sink);
 	ret = manager_exec(s->manager, s->id, &exec, &res, &err);
-	channel_exec_sink_set(NULL); /* unused when the manager failed before the channel */
 	finish(s, ret, &res, ret < 0 ? err : NULL);
 	channel_exec_result_release(&res);
 	stream_unref(s);

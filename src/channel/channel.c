@@ -616,13 +616,6 @@ static int take_exec_result(struct request *r, bool cancelled, struct channel_ex
 	return 0;
 }
 
-static _Thread_local const struct channel_sink *next_sink;
-
-void channel_exec_sink_set(const struct channel_sink *sink)
-{
-	next_sink = sink;
-}
-
 uint32_t channel_version(struct channel *ch)
 {
 	return ch->version;
@@ -690,14 +683,13 @@ static int await_exit_streamed(struct channel *ch, struct request *r, uint32_t t
 int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err)
 {
-	const struct channel_sink *sink = next_sink;
+	const struct channel_sink *sink = req->sink;
 	_cleanup_free_ char *text = NULL;
 	struct request *r;
 	bool cancelled;
 	size_t len;
 	int ret = -1;
 
-	next_sink = NULL;
 	memset(res, 0, sizeof(*res));
 	if (sink != NULL && ch->version < 2)
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,

@@ -44,6 +44,9 @@ struct channel_exec_request {
 	uint32_t timeout_ms;
 	uint64_t output_limit;
 	uint32_t max_processes;
+	/* NULL: buffered (output collected into the result). Otherwise output goes to the sink
+	 * as it arrives, paced by credit (protocol version 2); the sink outlives the call. */
+	const struct channel_sink *sink;
 };
 
 struct channel_exec_result {
@@ -72,11 +75,6 @@ struct channel_sink {
 	 * (*cancel) or deadline_ms. */
 	void (*wait)(void *ctx, int64_t deadline_ms, uint32_t *grant, bool *cancel);
 };
-
-/* The sink the next channel_exec() on this thread uses (NULL: buffered, the default); that call
- * takes it, so it applies once. A thread-local hand-over so that a caller that reaches the
- * channel through the sandbox manager can stream without the manager knowing. */
-void channel_exec_sink_set(const struct channel_sink *sink);
 
 /* Runs one exec to completion. EMBER_E_GUEST_TIMEOUT when the guest does not report the exit
  * within timeout + grace (+ cancel grace); EMBER_E_GUEST/PROTOCOL when the channel breaks. */

@@ -1171,6 +1171,7 @@ static int exec_request(const struct manager *m, const struct sandbox *sb,
 	creq->stdin_len = req->stdin_len;
 	creq->has_stdin = req->has_stdin;
 	creq->max_processes = m->cfg.max_processes;
+	creq->sink = req->sink;
 	return 0;
 }
 

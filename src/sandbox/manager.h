@@ -96,6 +96,7 @@ struct sandbox_exec_request {
 	size_t envc;
 	bool has_max_output;
 	uint64_t max_output_bytes;        /* per stream, when has_max_output */
+	const struct channel_sink *sink;  /* NULL: buffered; else streamed (channel.h) */
 };
 
 struct manager_stats {
