@@ -1,14 +1,13 @@
 /* stream.c - a streamed exec's ndjson events, read line by line as they arrive. */
 #include "stream.h"
 
-#include <curl/curl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "output.h"
 #include "util/buf.h"
-#include "util/fdio.h"
 #include "util/text.h"
 
 /* An event line holds at most 16 KiB of output, escaped: far below this. */
@@ -58,96 +57,41 @@ static void handle_line(struct reader *r, const char *text, size_t len)
 	json_decref(ev);
 }
 
-static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
+static bool on_body(void *ctx, const char *data, size_t n)
 {
-	struct reader *r = arg;
-	size_t n = size * nmemb, i;
+	struct reader *r = ctx;
+	size_t i;
 
 	for (i = 0; i < n; i++) {
 		if (data[i] != '\n') {
 			if (r->line.len >= STREAM_LINE_MAX || buf_append(&r->line, &data[i], 1) < 0) {
 				r->broken = true;
-				return 0; /* aborts the transfer */
+				return false; /* aborts the transfer */
 			}
 			continue;
 		}
 		handle_line(r, (const char *)r->line.data, r->line.len);
 		r->line.len = 0;
 	}
-	return n;
-}
-
-static struct curl_slist *request_headers(struct ctl *c)
-{
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-
-	h = curl_slist_append(h, "Accept: application/x-ndjson");
-	if (c->token_file != NULL) {
-		struct ember_error *err = NULL;
-		char *text = NULL, line[600];
-		size_t len;
-
-		/* main() read it once already: a failure here is not expected */
-		if (file_read_all(c->token_file, 1024, &text, &len, &err) == 0) {
-			snprintf(line, sizeof(line), "Authorization: Bearer %.*s",
-				 (int)strcspn(text, "\r\n"), text);
-			h = curl_slist_append(h, line);
-		}
-		free(text);
-		ember_error_free(&err);
-	}
-	return h;
-}
-
-static CURLcode perform(struct ctl *c, const char *path, const char *text, struct reader *r)
-{
-	struct curl_slist *headers = request_headers(c);
-	CURL *curl = curl_easy_init();
-	char url[1024];
-	CURLcode rc;
-
-	if (curl == NULL) {
-		curl_slist_free_all(headers);
-		return CURLE_FAILED_INIT;
-	}
-	if (strncmp(c->addr, "unix:", 5) == 0) {
-		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->addr + 5);
-		snprintf(url, sizeof(url), "http://localhost%s", path);
-	} else {
-		snprintf(url, sizeof(url), "%s%s%s",
-			 strncmp(c->addr, "http://", 7) == 0 ? "" : "http://", c->addr, path);
-	}
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, text);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	rc = curl_easy_perform(curl);
-	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_cleanup(curl);
-	curl_slist_free_all(headers);
-	return rc;
+	return true;
 }
 
 int stream_exec(struct ctl *c, const char *path, json_t *body)
 {
-	char *text = json_dumps(body, JSON_COMPACT);
+	struct ember_error *err = NULL;
 	struct reader r = { 0 };
-	CURLcode rc;
-	int ret = 1;
+	int rc, ret = 1;
 
-	if (text == NULL)
-		return ctl_fail("%s", "out of memory");
-	rc = perform(c, path, text, &r);
+	rc = http_client_stream(c->http, "POST", path, body, "application/x-ndjson", on_body, &r,
+				&r.status, &err);
 	if (r.status != 200 && r.line.len > 0) { /* a JSON error body, without a newline */
 		json_t *e = json_loadb((const char *)r.line.data, r.line.len, 0, NULL);
 
 		r.error = json_incref(json_object_get(e, "error"));
 		json_decref(e);
 	}
-	if (rc != CURLE_OK && !r.broken)
-		fprintf(stderr, "emberctl: %s (is emberd running on %s?)\n", curl_easy_strerror(rc),
+	if (rc < 0 && !r.broken)
+		fprintf(stderr, "emberctl: %s (is emberd running on %s?)\n", err->message,
 			c->addr);
 	else if (r.error != NULL || r.status != 200)
 		fprintf(stderr, "emberctl: POST %s: HTTP %ld %s: %s\n", path, r.status,
@@ -161,6 +105,6 @@ int stream_exec(struct ctl *c, const char *path, json_t *body)
 	json_decref(r.exit);
 	json_decref(r.error);
 	buf_release(&r.line);
-	free(text);
+	ember_error_free(&err);
 	return ret;
 }

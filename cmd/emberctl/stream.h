@@ -1,6 +1,6 @@
 /* stream.h - `emberctl exec` as a streamed exec: output is printed as the program writes it.
- * Used by commands.c. Talks to the daemon with libcurl directly (src/client is a whole-reply
- * JSON client); the address and token are the invocation's (--addr, --token-file). */
+ * Used by commands.c. Talks to the daemon through the invocation's client (ctl.h: its address
+ * and token), with src/client's streamed request. */
 #ifndef EMBERCTL_STREAM_H
 #define EMBERCTL_STREAM_H
 

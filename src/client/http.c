@@ -114,24 +114,35 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+/* Where a reply's body goes: libcurl's write callback and its argument, and the media type
+ * asked for. */
+struct reply_to {
+	curl_write_callback write;
+	void *data;
+	const char *accept;
+};
+
 /* The request's options on the reused handle; *text (the serialised body) and *headers must
  * outlive the transfer and are the caller's to free. */
 static int prepare_request(struct http_client *c, const char *method, const char *url,
-			   json_t *body, long timeout_ms, struct sink *sink, char **text,
+			   json_t *body, long timeout_ms, const struct reply_to *to, char **text,
 			   struct curl_slist **headers, struct ember_error **err)
 {
+	char accept[128];
+
 	curl_easy_reset(c->curl);
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, sink);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, to->write);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, to->data);
 	if (timeout_ms > 0)
 		curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	if (c->unix_path[0] != '\0')
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
-	*headers = curl_slist_append(*headers, "Accept: application/json");
+	snprintf(accept, sizeof(accept), "Accept: %s", to->accept);
+	*headers = curl_slist_append(*headers, accept);
 	if (c->authorization[0] != '\0')
 		*headers = curl_slist_append(*headers, c->authorization);
 	/* No "Expect: 100-continue" round trip for larger bodies. */
@@ -164,7 +175,9 @@ int http_client_request(struct http_client *c, const char *method, const char *p
 	if (reply != NULL)
 		*reply = NULL;
 	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
-	if (prepare_request(c, method, url, body, timeout_ms, &sink, &text, &headers, err) < 0)
+	if (prepare_request(c, method, url, body, timeout_ms,
+			    &(struct reply_to){ on_data, &sink, "application/json" }, &text, &headers,
+			    err) < 0)
 		goto out;
 	rc = curl_easy_perform(c->curl);
 	if (rc != CURLE_OK) {
@@ -185,5 +198,48 @@ out:
 	curl_slist_free_all(headers);
 	free(text);
 	buf_release(&sink.body);
+	return ret;
+}
+
+struct stream_to {
+	http_body_fn fn;
+	void *ctx;
+};
+
+static size_t on_stream_data(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct stream_to *to = userdata;
+	size_t n = size * nmemb;
+
+	return to->fn(to->ctx, data, n) ? n : 0; /* 0 aborts the transfer */
+}
+
+int http_client_stream(struct http_client *c, const char *method, const char *path, json_t *body,
+		       const char *accept, http_body_fn on_body, void *ctx, long *status,
+		       struct ember_error **err)
+{
+	struct stream_to to = { on_body, ctx };
+	struct curl_slist *headers = NULL;
+	char url[1024], *text = NULL;
+	CURLcode rc;
+	int ret = -1;
+
+	*status = 0;
+	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	if (prepare_request(c, method, url, body, 0,
+			    &(struct reply_to){ on_stream_data, &to, accept }, &text, &headers,
+			    err) < 0)
+		goto out;
+	rc = curl_easy_perform(c->curl);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (rc != CURLE_OK) {
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s", method, url,
+				curl_easy_strerror(rc));
+		goto out;
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(headers);
+	free(text);
 	return ret;
 }

@@ -5,6 +5,7 @@
 #define EMBER_CLIENT_HTTP_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/error.h"
@@ -29,5 +30,17 @@ int http_client_set_token_file(struct http_client *c, const char *path, struct e
 int http_client_request(struct http_client *c, const char *method, const char *path,
 			json_t *body, long timeout_ms, long *status, json_t **reply,
 			struct ember_error **err);
+
+/* Receives a streamed reply's bytes as they arrive, in pieces of any size; returns false to
+ * abort the transfer. */
+typedef bool (*http_body_fn)(void *ctx, const char *data, size_t len);
+
+/* Like http_client_request, for a reply read as it arrives (an event stream): asks for accept
+ * (e.g. "application/x-ndjson") and hands every piece of the body, whatever the status, to
+ * on_body. No timeout: the reply lasts as long as the server sends. Transport failures,
+ * on_body's abort included, are EMBER_E_UNAVAILABLE; *status is set when a status arrived. */
+int http_client_stream(struct http_client *c, const char *method, const char *path, json_t *body,
+		       const char *accept, http_body_fn on_body, void *ctx, long *status,
+		       struct ember_error **err);
 
 #endif

@@ -234,6 +234,21 @@ class TokenTest(unittest.TestCase):
             out = subprocess.run(ctl + ["ls"], capture_output=True, text=True, timeout=60,
                                  env=dict(os.environ, EMBERD_TOKEN_FILE=self.token_file))
             self.assertEqual(out.returncode, 0, out.stderr)
+            # A streamed exec (emberctl's default) sends the token too, and works over the
+            # Unix socket.
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            status, sb, _ = d.request("POST", "/sandboxes", {}, headers=auth)
+            self.assertEqual(status, 201, sb)
+            for where in (["--token-file", self.token_file], ["--addr", "unix:" + sock]):
+                out = subprocess.run(ctl + where + ["exec", sb["id"], "print(6 * 7)"],
+                                     capture_output=True, text=True, timeout=300)
+                self.assertEqual((out.returncode, out.stdout), (0, "42\n"), out.stderr)
+            out = subprocess.run(ctl + ["exec", sb["id"], "print(1)"], capture_output=True,
+                                 text=True, timeout=300)
+            self.assertEqual(out.returncode, 1, out.stderr)
+            self.assertIn("unauthorized", out.stderr)
+            status, _, _ = d.request("DELETE", f"/sandboxes/{sb['id']}", headers=auth)
+            self.assertEqual(status, 204)
         finally:
             d.stop()
 
