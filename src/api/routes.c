@@ -149,6 +149,8 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 		json_object_set_new(body, "isolation", isolation_note(ctx->driver));
 		json_object_set_new(json_object_get(body, "templates"), "evicted_total",
 				    json_integer(st.templates_evicted_total));
+		json_object_set_new(json_object_get(body, "pool"), "refills_deferred_total",
+				    json_integer((json_int_t)st.pool_refills_deferred_total));
 	}
 	if (body != NULL) {
 		pool = json_object_get(body, "pool");

@@ -1314,6 +1314,7 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		stats->pool_ready = ps.ready;
 		memcpy(stats->pool_ready_by_pack, ps.ready_by_pack, sizeof(ps.ready_by_pack));
 		stats->pool_handouts_total = ps.handouts_total;
+		stats->pool_refills_deferred_total = ps.refills_deferred_total;
 	}
 	stats->snapshots = m->templates != NULL;
 	if (m->templates != NULL) {

@@ -112,6 +112,7 @@ struct manager_stats {
 	unsigned pool_ready_by_pack[CATALOG_PACKS_MAX]; /* in catalog order */
 	unsigned pool_size;               /* target per pack */
 	uint64_t pool_handouts_total;
+	uint64_t pool_refills_deferred_total; /* refill pauses for create bursts (pool.h) */
 	bool snapshots;                   /* templates in use */
 	unsigned templates_ready;
 	unsigned templates_building;

@@ -103,13 +103,15 @@ class PriorityTest(unittest.TestCase):
     def test_a_burst_of_pooled_creates_pauses_refills(self):
         self.d.wait_health(pools_full, 600, "full pools")
         before = len(self.d.read_log())
+        deferred_before = self.d.request("GET", "/healthz")[1]["pool"]["refills_deferred_total"]
         with concurrent.futures.ThreadPoolExecutor(BURST) as ex:
             made = list(ex.map(lambda _: self.d.create(language_pack="python"),
                                range(BURST)))
         try:
             self.assertEqual([sb["boot_mode"] for sb in made], ["pool"] * BURST)
             # Refills resume after the burst and the pool fills up again.
-            self.d.wait_health(pools_full, 600, "the pool to refill after the burst")
+            health = self.d.wait_health(pools_full, 600, "the pool to refill after the burst")
+            self.assertEqual(health["pool"]["refills_deferred_total"], deferred_before + 1)
             log = self.d.read_log()[before:]
             paused = events(log, "pool.refill_paused")
             resumed = events(log, "pool.refill_resumed")
