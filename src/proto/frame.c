@@ -34,7 +34,9 @@ const char *proto_type_name(uint8_t type)
 		[PROTO_STDIN] = "STDIN", [PROTO_STDOUT] = "STDOUT", [PROTO_STDERR] = "STDERR",
 		[PROTO_EXIT] = "EXIT", [PROTO_CANCEL] = "CANCEL", [PROTO_PS] = "PS",
 		[PROTO_PS_REPLY] = "PS_REPLY", [PROTO_ERROR] = "ERROR", [PROTO_PING] = "PING",
-		[PROTO_PONG] = "PONG", [PROTO_CREDIT] = "CREDIT",
+		[PROTO_PONG] = "PONG", [PROTO_CREDIT] = "CREDIT", [PROTO_FS] = "FS",
+		[PROTO_FS_REPLY] = "FS_REPLY", [PROTO_DATA] = "DATA", [PROTO_STARTED] = "STARTED",
+		[PROTO_SIGNAL] = "SIGNAL",
 	};
 
 	if (type == 0 || type > PROTO_TYPE_MAX)
@@ -49,6 +51,7 @@ static uint32_t type_max_payload(uint8_t type)
 	case PROTO_STDIN:
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
+	case PROTO_DATA:
 		return PROTO_MAX_DATA_CHUNK;
 	case PROTO_CANCEL:
 	case PROTO_PS:
@@ -57,7 +60,10 @@ static uint32_t type_max_payload(uint8_t type)
 	case PROTO_PONG:
 		return 64;
 	case PROTO_CREDIT:
+	case PROTO_SIGNAL:
 		return 4;
+	case PROTO_STARTED:
+		return 64;
 	case PROTO_HELLO:
 	case PROTO_READY:
 	case PROTO_EXIT:
@@ -82,7 +88,7 @@ int proto_header_decode(const uint8_t *in, struct proto_header *header, struct e
 				       "frame header has non-zero reserved bytes");
 	if (h.type == 0 || h.type > PROTO_TYPE_MAX)
 		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "unknown frame type %u", h.type);
-	if (h.flags != 0 && !(h.type == PROTO_STDIN && h.flags == PROTO_FLAG_FIN))
+	if (h.flags != 0 && !((h.type == PROTO_STDIN || h.type == PROTO_DATA) && h.flags == PROTO_FLAG_FIN))
 		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "flags 0x%x not allowed on %s",
 				       h.flags, proto_type_name(h.type));
 	if (h.length > type_max_payload(h.type))

@@ -9,8 +9,9 @@
 
 #include "util/error.h"
 
-/* 2: per-id data credit (CREDIT frames, proto/credit.h); a version-1 peer has none. */
-#define PROTO_VERSION 2u
+/* 2: per-id data credit (CREDIT frames, proto/credit.h); a version-1 peer has none.
+ * 3: files (FS/FS_REPLY/DATA, CREDIT both ways) and background processes (STARTED/SIGNAL). */
+#define PROTO_VERSION 3u
 #define PROTO_HEADER_SIZE 12u
 /* 1 MiB: large enough for a 256 KiB program escaped into JSON, small enough that each side may
  * hold one whole frame in memory per connection without caring who sent it. */
@@ -32,11 +33,17 @@ enum proto_type {
 	PROTO_ERROR = 11,    /* either way, JSON {code, message}: the request with this id failed */
 	PROTO_PING = 12,     /* host -> guest, any bytes (<= 64) echoed back */
 	PROTO_PONG = 13,     /* guest -> host */
-	PROTO_CREDIT = 14,   /* host -> guest (version 2): uint32 more data bytes for this id */
-	PROTO_TYPE_MAX = 14,
+	PROTO_CREDIT = 14,   /* either way (version 2; guest -> host from 3): uint32 more data
+			      * bytes for this id */
+	PROTO_FS = 15,       /* host -> guest (version 3), JSON: one file-system operation */
+	PROTO_FS_REPLY = 16, /* guest -> host (version 3), JSON: its outcome (or a read's header) */
+	PROTO_DATA = 17,     /* either way (version 3), raw file bytes; FIN marks the last one */
+	PROTO_STARTED = 18,  /* guest -> host (version 3), JSON {"pid"}: a background exec began */
+	PROTO_SIGNAL = 19,   /* host -> guest (version 3): uint32 signal for the exec's group */
+	PROTO_TYPE_MAX = 19,
 };
 
-#define PROTO_FLAG_FIN 0x01u /* only on PROTO_STDIN: no more input after this frame */
+#define PROTO_FLAG_FIN 0x01u /* only on PROTO_STDIN and PROTO_DATA: nothing more after it */
 
 struct proto_header {
 	uint32_t length; /* payload bytes that follow the header */
