@@ -1,7 +1,9 @@
 #!/bin/sh
-# `make bench`: the fast-create benchmark (bench/fastcreate.py) against the release build in bin/.
-# Prints one Markdown report on stdout (progress on stderr) and saves it as
-# bench/results/<YYYY-MM-DD>.md. Arguments (or $BENCH_ARGS) go to bench/fastcreate.py.
+# `make bench`: the fast-create benchmark (bench/fastcreate.py), then the workspace benchmark
+# (bench/workspace.py: files, streamed exec, background processes), against the release build in
+# bin/. Prints their Markdown reports on stdout (progress on stderr) and saves them as
+# bench/results/<YYYY-MM-DD>.md and <YYYY-MM-DD>-workspace.md. Arguments (or $BENCH_ARGS) go to
+# bench/fastcreate.py, $WORKSPACE_ARGS to bench/workspace.py.
 set -eu
 cd "$(dirname "$0")/.."
 IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
@@ -18,4 +20,6 @@ done
 # Debian's python3 (the one the guests' pack has too); any python3 >= 3.8 will do.
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-exec "$PYTHON" bench/fastcreate.py --images "$IMAGES_DIR" ${BENCH_ARGS:-} "$@"
+"$PYTHON" bench/fastcreate.py --images "$IMAGES_DIR" ${BENCH_ARGS:-} "$@"
+# shellcheck disable=SC2086 # WORKSPACE_ARGS is a list of arguments
+exec "$PYTHON" bench/workspace.py --images "$IMAGES_DIR" ${WORKSPACE_ARGS:-}
