@@ -132,7 +132,16 @@ static const struct opt_spec option_table[] = {
 	     "extra guest kernel arguments, for debugging\n"
 	     "(e.g. \"loglevel=7\"; not init=, rdinit=, emberd.*)"),
 	SECTION("Limits:"),
-	UINT("max-sandboxes", manager.max_sandboxes, 1, 4096, "(default 16; beyond: 429)"),
+	UINT("max-sandboxes", manager.max_sandboxes, 1, 4096,
+	     "(default: what fits in host memory beyond the reserve,\n"
+	     "at the most a default python sandbox can take; beyond: 429)"),
+	UINT("memory-reserve-mib", manager.memory_reserve_mib, 1, 1u << 20,
+	     "host memory no new sandbox or pooled clone may take\n"
+	     "(default a tenth of the host's, at least 256): below it\n"
+	     "creates get 429 and pools give clones back"),
+	STRING("meminfo", "PATH", manager.meminfo_path,
+	       "where host memory is read (default /proc/meminfo; for\n"
+	       "tests, or a container's own view)"),
 	UINT("max-concurrent-boots", manager.max_concurrent_boots, 1, 256,
 	     "(default 4; more creates queue, then 503)"),
 	UINT("max-vcpus", manager.max_vcpus, 1, 64, "per sandbox (default 4)"),
@@ -217,7 +226,7 @@ static void set_defaults(struct options *o)
 			 .max_body_bytes = 4u << 20, .max_connections = 256,
 			 .connection_timeout_s = 30, .request_timeout_s = API_REQUEST_TIMEOUT_S,
 			 .max_connections_per_ip = 64 },
-		.manager = { .run_dir = "/run/emberd", .max_sandboxes = 16,
+		.manager = { .run_dir = "/run/emberd", .max_sandboxes = 0,
 			     .max_concurrent_boots = 4, .max_vcpus = 4, .max_memory_mib = 2048,
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,

@@ -78,6 +78,10 @@ void api_response_error(struct api_response *resp, const struct ember_error *err
 	enum ember_error_kind kind = err != NULL ? err->kind : EMBER_E_INTERNAL;
 
 	resp->status = api_status_for(kind);
+	/* A limit that is reached now may not be in a second: every 429 says when to look again. */
+	resp->retry_after_s = err != NULL ? err->retry_after_s : 0;
+	if (resp->status == 429 && resp->retry_after_s == 0)
+		resp->retry_after_s = 1;
 	resp->body = api_encode_error(ember_error_kind_name(kind),
 				      err != NULL ? err->message : "out of memory");
 }
@@ -117,6 +121,29 @@ static json_t *isolation_note(struct vmm_driver *driver)
 			     : "kvm: hardware virtualization");
 }
 
+/* Host memory against what sandboxes may take (sandbox/headroom.h); null fields when meminfo
+ * could not be read. */
+static json_t *memory_view(const struct manager_stats *st)
+{
+	json_t *o = json_pack("{s:i, s:s, s:I}", "max_sandboxes", (int)st->max_sandboxes,
+			      "max_sandboxes_from", st->max_sandboxes_derived ? "memory" : "flag",
+			      "rejections_total", (json_int_t)st->memory_rejections_total);
+	uint64_t room = 0;
+
+	if (o == NULL || !st->memory_known) {
+		json_object_set_new(o, "available_mib", json_null());
+		return o;
+	}
+	if (st->sandbox_cost_mib > 0 && st->memory_available_mib > st->memory_reserve_mib)
+		room = (st->memory_available_mib - st->memory_reserve_mib) / st->sandbox_cost_mib;
+	json_object_set_new(o, "total_mib", json_integer((json_int_t)st->memory_total_mib));
+	json_object_set_new(o, "available_mib", json_integer((json_int_t)st->memory_available_mib));
+	json_object_set_new(o, "reserve_mib", json_integer((json_int_t)st->memory_reserve_mib));
+	json_object_set_new(o, "sandbox_cost_mib", json_integer((json_int_t)st->sandbox_cost_mib));
+	json_object_set_new(o, "headroom_sandboxes", json_integer((json_int_t)room));
+	return o;
+}
+
 static void handle_healthz(struct api_context *ctx, const struct api_request *req,
 			   struct api_response *resp)
 {
@@ -151,6 +178,11 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 				    json_integer(st.templates_evicted_total));
 		json_object_set_new(json_object_get(body, "pool"), "refills_deferred_total",
 				    json_integer((json_int_t)st.pool_refills_deferred_total));
+		json_object_set_new(json_object_get(body, "pool"), "shed_total",
+				    json_integer((json_int_t)st.pool_shed_total));
+		json_object_set_new(json_object_get(body, "pool"), "memory_low",
+				    json_boolean(st.pool_memory_low));
+		json_object_set_new(body, "memory", memory_view(&st));
 	}
 	if (body != NULL) {
 		pool = json_object_get(body, "pool");

@@ -23,6 +23,7 @@ struct api_response {
 	struct api_exec_stream *events; /* a streamed exec's events (chunked, length unknown) */
 	enum api_events_format events_format;
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
+	unsigned retry_after_s;     /* > 0: a Retry-After header (every 429 has one) */
 };
 
 /* query: the request's query parameters (NULL: none); only routes that take some look. */

@@ -174,6 +174,12 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 	if (r->status == 401)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"emberd\"");
+	if (r->retry_after_s > 0) {
+		char seconds[16];
+
+		snprintf(seconds, sizeof(seconds), "%u", r->retry_after_s);
+		MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+	}
 	if (close)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, r->status, response);

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sandbox/headroom.h"
 #include "sandbox/pool.h"
 #include "sandbox/record.h"
 #include "sandbox/recover.h"
@@ -65,6 +66,9 @@ struct manager {
 	bool shutting_down;
 	bool stop_reaper;
 	bool keep_templates;
+	bool max_derived;                 /* cfg.max_sandboxes came from host memory */
+	bool tcg;                         /* VMMs emulate: each carries a translation buffer */
+	uint64_t memory_rejections_total;
 	uint64_t created_total;
 	uint64_t create_failures_total;
 	uint64_t execs_total;
@@ -452,6 +456,84 @@ static void *reaper_main(void *arg)
 	return NULL;
 }
 
+/* ---- host memory (headroom.h) --------------------------------------------------------------- */
+
+#define MANAGER_MEMINFO_DEFAULT "/proc/meminfo"
+/* What a create refused for host memory is told to wait: memory comes back as sandboxes end or
+ * the host's other work settles, which takes seconds, not milliseconds. */
+#define MANAGER_MEMORY_RETRY_S 5
+
+static const char *meminfo_path(const struct manager *m)
+{
+	return m->cfg.meminfo_path != NULL ? m->cfg.meminfo_path : MANAGER_MEMINFO_DEFAULT;
+}
+
+/* The host's memory now, and its reserve; -1 (logged) when meminfo cannot be read, and then
+ * nothing is refused for memory: the limits of --max-sandboxes still hold. */
+static int memory_sample(struct manager *m, struct headroom_sample *s, uint64_t *reserve_mib)
+{
+	struct ember_error *err = NULL;
+
+	if (headroom_read(meminfo_path(m), s, &err) < 0) {
+		log_event(LOG_WARN, NULL, "memory.unknown", -1, "%s", err->message);
+		ember_error_free(&err);
+		return -1;
+	}
+	*reserve_mib = headroom_reserve_mib(s->total_mib, m->cfg.memory_reserve_mib);
+	return 0;
+}
+
+/* Refuses (429, Retry-After) a new VM of memory_mib when the host cannot give it what it may
+ * take beyond the reserve. */
+static int memory_admit(struct manager *m, unsigned memory_mib, struct ember_error **err)
+{
+	uint64_t cost = headroom_sandbox_cost_mib(memory_mib, m->tcg), reserve;
+	struct headroom_sample s;
+
+	if (memory_sample(m, &s, &reserve) < 0 || headroom_fit(s.available_mib, reserve, cost) > 0)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	m->memory_rejections_total++;
+	pthread_mutex_unlock(&m->lock);
+	ember_error_set(err, EMBER_E_CAPACITY, 0,
+			"the host is low on memory: %llu MiB available, %llu MiB kept in reserve "
+			"(--memory-reserve-mib), and a sandbox of %u MiB may take %llu MiB; retry "
+			"later or delete a sandbox", (unsigned long long)s.available_mib,
+			(unsigned long long)reserve, memory_mib, (unsigned long long)cost);
+	return ember_error_retry_after(err, MANAGER_MEMORY_RETRY_S);
+}
+
+static const struct pack *default_pack(const struct catalog *catalog)
+{
+	const struct pack *pack = catalog_find(catalog, "python");
+
+	return pack != NULL ? pack : catalog->count > 0 ? &catalog->packs[0] : NULL;
+}
+
+/* --max-sandboxes when not given: what fits in the host's memory now, beyond the reserve, at
+ * the most a sandbox of the default pack's shape can take (logged; 16 when unknown). */
+static void derive_max_sandboxes(struct manager *m)
+{
+	const struct pack *pack = default_pack(m->catalog);
+	struct headroom_sample s;
+	uint64_t reserve, cost, fit;
+
+	if (m->cfg.max_sandboxes != 0)
+		return;
+	m->max_derived = true;
+	m->cfg.max_sandboxes = 16;
+	if (pack == NULL || memory_sample(m, &s, &reserve) < 0)
+		return;
+	cost = headroom_sandbox_cost_mib(pack->defaults.memory_mib, m->tcg);
+	fit = headroom_fit(s.available_mib, reserve, cost);
+	m->cfg.max_sandboxes = fit < 1 ? 1 : fit > 4096 ? 4096 : (unsigned)fit;
+	log_event(LOG_INFO, NULL, "manager.max_sandboxes", -1,
+		  "max_sandboxes=%u from host memory: %llu MiB available, %llu MiB reserve, "
+		  "%llu MiB at most per %s sandbox", m->cfg.max_sandboxes,
+		  (unsigned long long)s.available_mib, (unsigned long long)reserve,
+		  (unsigned long long)cost, pack->name);
+}
+
 /* ---- what the warm pool asks of the manager (pool_ops) -------------------------------------- */
 
 static bool is_default_shape(const struct sandbox *sb)
@@ -539,11 +621,28 @@ static void pool_write_record(void *ctx, struct sandbox *sb)
 	record_and_release(ctx, sb);
 }
 
+static enum pool_memory pool_memory(void *ctx, const struct pack *pack)
+{
+	struct manager *m = ctx;
+	struct headroom_sample s;
+	uint64_t reserve;
+
+	if (memory_sample(m, &s, &reserve) < 0)
+		return POOL_MEMORY_ROOM;
+	if (s.available_mib < reserve)
+		return POOL_MEMORY_PRESSURE;
+	return headroom_fit(s.available_mib, reserve,
+			    headroom_sandbox_cost_mib(pack->defaults.memory_mib, m->tcg)) > 0
+		       ? POOL_MEMORY_ROOM
+		       : POOL_MEMORY_FULL;
+}
+
 static const struct pool_ops manager_pool_ops = {
 	.boot_clone = pool_boot_clone,
 	.usable = pool_usable,
 	.discard = pool_discard,
 	.write_record = pool_write_record,
+	.memory = pool_memory,
 };
 
 /* ---- creation, background work, shutdown ---------------------------------------------------- */
@@ -609,6 +708,8 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	m->cfg.run_dir = m->run_dir;
 	m->catalog = catalog;
 	m->driver = driver;
+	m->tcg = strcmp(vmm_driver_accel_name(driver), "tcg") == 0;
+	derive_max_sandboxes(m);
 	if (mkdir(m->run_dir, 0700) < 0 && errno != EEXIST)
 		return ember_error_sys(err, "create run directory `%s`", m->run_dir);
 	/* VMM sockets, records and templates live here: nobody else may swap or write it. */
@@ -1028,7 +1129,8 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	sb->created_wall_ns = time_wall_ns();
 	sb->created_mono_ms = t0;
 	sb->last_activity_mono_ms = t0;
-	if (admit(m, sb, err) < 0)
+	/* A pooled clone's memory is already taken; a new VM's must still be there. */
+	if (memory_admit(m, sb->memory_mib, err) < 0 || admit(m, sb, err) < 0)
 		return -1;
 	/* In the table now: boot_admitted frees it or leaves it there. */
 	return boot_admitted(m, steal_pointer(&sb), t0, info, err);
@@ -1286,6 +1388,23 @@ int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 	return 0;
 }
 
+static void memory_stats(struct manager *m, struct manager_stats *stats)
+{
+	const struct pack *pack = default_pack(m->catalog);
+	struct headroom_sample s;
+	uint64_t reserve;
+
+	if (memory_sample(m, &s, &reserve) < 0)
+		return;
+	stats->memory_known = true;
+	stats->memory_total_mib = s.total_mib;
+	stats->memory_available_mib = s.available_mib;
+	stats->memory_reserve_mib = reserve;
+	if (pack != NULL)
+		stats->sandbox_cost_mib = headroom_sandbox_cost_mib(pack->defaults.memory_mib,
+								    m->tcg);
+}
+
 void manager_stats(struct manager *m, struct manager_stats *stats)
 {
 	struct sandbox *sb;
@@ -1305,7 +1424,11 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	stats->created_total = m->created_total;
 	stats->create_failures_total = m->create_failures_total;
 	stats->execs_total = m->execs_total;
+	stats->memory_rejections_total = m->memory_rejections_total;
 	pthread_mutex_unlock(&m->lock);
+	stats->max_sandboxes = m->cfg.max_sandboxes;
+	stats->max_sandboxes_derived = m->max_derived;
+	memory_stats(m, stats);
 	stats->pool_size = m->cfg.pool_size;
 	if (m->pool != NULL) {
 		struct pool_stats ps;
@@ -1315,6 +1438,8 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		memcpy(stats->pool_ready_by_pack, ps.ready_by_pack, sizeof(ps.ready_by_pack));
 		stats->pool_handouts_total = ps.handouts_total;
 		stats->pool_refills_deferred_total = ps.refills_deferred_total;
+		stats->pool_shed_total = ps.shed_total;
+		stats->pool_memory_low = ps.memory_low;
 	}
 	stats->snapshots = m->templates != NULL;
 	if (m->templates != NULL) {

@@ -35,7 +35,9 @@ const char *sandbox_state_name(enum sandbox_state state);
 /* Daemon limits (see docs/operations.md for defaults and why). */
 struct manager_config {
 	const char *run_dir;              /* per-sandbox directories are made below it */
-	unsigned max_sandboxes;           /* beyond: 429 */
+	unsigned max_sandboxes;           /* beyond: 429; 0: derived from host memory */
+	const char *meminfo_path;         /* host memory (headroom.h); NULL: /proc/meminfo */
+	unsigned memory_reserve_mib;      /* kept free for the host; 0: a tenth, >= 256 MiB */
 	unsigned max_concurrent_boots;    /* beyond: create waits up to boot_timeout_ms, then 503 */
 	unsigned max_vcpus;
 	unsigned max_memory_mib;
@@ -113,6 +115,16 @@ struct manager_stats {
 	unsigned pool_size;               /* target per pack */
 	uint64_t pool_handouts_total;
 	uint64_t pool_refills_deferred_total; /* refill pauses for create bursts (pool.h) */
+	uint64_t pool_shed_total;         /* clones given back under memory pressure */
+	bool pool_memory_low;             /* refills wait for host memory */
+	unsigned max_sandboxes;           /* in force (flag or derived) */
+	bool max_sandboxes_derived;       /* from host memory, not --max-sandboxes */
+	bool memory_known;                /* the fields below were read this time */
+	uint64_t memory_total_mib;
+	uint64_t memory_available_mib;
+	uint64_t memory_reserve_mib;
+	uint64_t sandbox_cost_mib;        /* at most, one sandbox of the default pack's shape */
+	uint64_t memory_rejections_total; /* creates refused for host memory */
 	bool snapshots;                   /* templates in use */
 	unsigned templates_ready;
 	unsigned templates_building;

@@ -5,7 +5,10 @@
  * fills, one restore at a time and only with a boot slot free, so refills never hold up a
  * client's create for long; the same thread writes the records of handed-out clones, so a pooled
  * create never waits for file I/O. Its clones start at idle CPU priority (vmm.h), and it pauses
- * while creates arrive (pool_refill_resume_at): the pool alone decides when refills run. */
+ * while creates arrive (pool_refill_resume_at): the pool alone decides when refills run. It
+ * refills only while the host has memory for another clone beyond the manager's reserve, and
+ * under pressure (below the reserve) gives back one clone per check: a pool never pushes the
+ * host into swap or its OOM killer. */
 #include "sandbox/pool.h"
 
 #include <errno.h>
@@ -46,6 +49,8 @@ struct pool {
 	int64_t burst_start_ms;         /* first handout of the current burst */
 	int64_t paused_at_ms;           /* refills paused for a burst since (0: not paused) */
 	uint64_t refills_deferred_total;
+	uint64_t shed_total;            /* clones discarded under memory pressure */
+	bool memory_low;                /* the latest memory check said no room (logged once) */
 	bool slot_freed;                /* pool_wake() since the filler last asked for a slot */
 	bool running;                   /* the filler thread exists and is not joined */
 	bool stopping;
@@ -166,6 +171,45 @@ static enum pool_boot_result fill_one_locked(struct pool *p, const struct pack *
 	return POOL_BOOTED;
 }
 
+/* The memory check for pack (lock held, dropped around the op): logs when refills start and
+ * stop waiting for memory. */
+static enum pool_memory memory_locked(struct pool *p, const struct pack *pack)
+{
+	enum pool_memory verdict;
+	bool was_low = p->memory_low;
+
+	pthread_mutex_unlock(&p->lock);
+	verdict = p->ops->memory(p->ctx, pack);
+	if (verdict != POOL_MEMORY_ROOM && !was_low)
+		log_event(LOG_WARN, NULL, "pool.memory_low", -1,
+			  "the host has no memory for another %s clone beyond the reserve: refills "
+			  "wait%s", pack->name,
+			  verdict == POOL_MEMORY_PRESSURE ? ", pooled clones are given back" : "");
+	else if (verdict == POOL_MEMORY_ROOM && was_low)
+		log_event(LOG_INFO, NULL, "pool.memory_ok", -1, "host memory is back: refills run");
+	pthread_mutex_lock(&p->lock);
+	p->memory_low = verdict != POOL_MEMORY_ROOM;
+	return verdict;
+}
+
+/* Under memory pressure, discards one waiting clone (the newest). Lock held, dropped to
+ * discard. */
+static void shed_one_locked(struct pool *p)
+{
+	struct pool_entry *e;
+
+	if (p->ready == NULL || memory_locked(p, p->ready->pack) != POOL_MEMORY_PRESSURE ||
+	    (e = p->ready) == NULL) /* a take may have emptied it meanwhile */
+		return;
+	p->ready = e->next;
+	p->ready_count--;
+	p->shed_total++;
+	pthread_mutex_unlock(&p->lock);
+	p->ops->discard(p->ctx, e->sb, "host memory is below the reserve: pooled clone given back");
+	free(e);
+	pthread_mutex_lock(&p->lock);
+}
+
 int64_t pool_refill_resume_at(int64_t now_ms, int64_t last_take_ms, int64_t burst_start_ms)
 {
 	int64_t resume_at, cap_at;
@@ -223,6 +267,7 @@ static void *pool_main(void *arg)
 			break;
 		if (time_mono_ms() >= next_check) {
 			drop_dead_locked(p);
+			shed_one_locked(p);
 			next_check = time_mono_ms() + POOL_CHECK_MS;
 			continue;
 		}
@@ -232,6 +277,9 @@ static void *pool_main(void *arg)
 				wake_at = resume_at;
 			pack = NULL; /* neither fill nor retry until the burst is over */
 		}
+		if (pack != NULL && time_mono_ms() >= retry_at &&
+		    memory_locked(p, pack) != POOL_MEMORY_ROOM)
+			pack = NULL; /* looked at again at the next check */
 		if (pack != NULL && time_mono_ms() >= retry_at) {
 			enum pool_boot_result r = fill_one_locked(p, pack);
 
@@ -353,5 +401,7 @@ void pool_stats(struct pool *p, struct pool_stats *stats)
 		stats->ready_by_pack[e->pack - p->catalog->packs]++;
 	stats->handouts_total = p->handouts_total;
 	stats->refills_deferred_total = p->refills_deferred_total;
+	stats->shed_total = p->shed_total;
+	stats->memory_low = p->memory_low;
 	pthread_mutex_unlock(&p->lock);
 }

@@ -27,6 +27,12 @@ enum pool_boot_result {
 	POOL_NOT_NOW,     /* no template ready yet (its build was started) or the boot failed */
 };
 
+enum pool_memory {
+	POOL_MEMORY_ROOM,
+	POOL_MEMORY_FULL,
+	POOL_MEMORY_PRESSURE,
+};
+
 struct pool_ops {
 	/* Restores one clone of pack's default shape, fresh id and identity, taking and giving back
 	 * one of the manager's boot slots; never boots cold. Logs its own failures. */
@@ -41,6 +47,10 @@ struct pool_ops {
 	/* Writes a handed-out sandbox's re-attach record, then drops the reference its handout
 	 * took (see pool_write_record_later). */
 	void (*write_record)(void *ctx, struct sandbox *sb);
+	/* Host memory for one more clone of pack (sandbox/headroom.h): POOL_MEMORY_ROOM, _FULL
+	 * (no room beyond the reserve: do not refill) or _PRESSURE (below the reserve itself: give
+	 * clones back). Called without the pool's lock; reads one small file. */
+	enum pool_memory (*memory)(void *ctx, const struct pack *pack);
 };
 
 /* size: clones kept per pack (>0). The pool borrows catalog and ops (they outlive it). */
@@ -66,6 +76,8 @@ struct pool_stats {
 	unsigned ready_by_pack[CATALOG_PACKS_MAX];       /* in catalog order */
 	uint64_t handouts_total;
 	uint64_t refills_deferred_total;                 /* refill pauses for create bursts */
+	uint64_t shed_total;                             /* clones given back under memory pressure */
+	bool memory_low;                                 /* refills wait for host memory */
 };
 void pool_stats(struct pool *p, struct pool_stats *stats);
 

@@ -58,6 +58,13 @@ int ember_error_set(struct ember_error **err, enum ember_error_kind kind, int er
 	return ret;
 }
 
+int ember_error_retry_after(struct ember_error **err, unsigned seconds)
+{
+	if (err != NULL && *err != NULL && !ember_error_is_static(*err))
+		(*err)->retry_after_s = seconds;
+	return -1;
+}
+
 int ember_error_sys(struct ember_error **err, const char *fmt, ...)
 {
 	int saved = errno;

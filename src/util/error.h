@@ -27,6 +27,7 @@ enum ember_error_kind {
 struct ember_error {
 	enum ember_error_kind kind;
 	int errno_value;        /* 0 when not an OS error */
+	unsigned retry_after_s; /* > 0: when a retry may succeed (the API's Retry-After) */
 	char message[1024];
 };
 
@@ -38,6 +39,10 @@ int ember_error_set(struct ember_error **err, enum ember_error_kind kind, int er
 /* Same, with errno_value = errno and the strerror text appended. */
 int ember_error_sys(struct ember_error **err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Says when a retry of the failed call may succeed (seconds, the HTTP Retry-After), on the error
+ * *err already holds (the shared out-of-memory error is left alone); returns -1. */
+int ember_error_retry_after(struct ember_error **err, unsigned seconds);
 
 /* Prefixes context to an existing error ("boot sandbox sb_x: <old message>"); returns -1. */
 int ember_error_wrap(struct ember_error **err, const char *fmt, ...)
