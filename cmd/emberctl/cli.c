@@ -117,6 +117,7 @@ static const struct opt_spec create_flags[] = {
 	BODY("timeout-s", "N", set_body_integer, "timeout_s"),
 	BODY("overlay-mib", "N", set_body_integer, "overlay_mib"),
 	BODY("idle-timeout-s", "N", set_body_integer, "idle_timeout_s"),
+	BODY("cpu-weight", "N", set_body_integer, "cpu_weight"),
 	{ .name = "label", .arg = "K=V", .parse = add_label, .repeats = true },
 };
 
@@ -143,7 +144,9 @@ static const struct command commands[] = {
 	  "boot a sandbox; prints its id. Defaults from the\n"
 	  "pack; --overlay-mib: its writable layer in MiB;\n"
 	  "--idle-timeout-s: destroyed after N s unused;\n"
-	  "--label: attach a label (repeatable)" },
+	  "--cpu-weight: CPU share against other sandboxes\n"
+	  "(1-10000, default 100); --label: attach a label\n"
+	  "(repeatable)" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output as it comes, exits with its\n"

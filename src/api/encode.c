@@ -43,6 +43,7 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 	if (obj == NULL)
 		return NULL;
 	json_object_set_new(obj, "overlay_mib", json_integer(info->overlay_mib));
+	json_object_set_new(obj, "cpu_weight", json_integer(info->cpu_weight));
 	json_object_set_new(obj, "idle_timeout_s", info->idle_timeout_s > 0
 							   ? json_integer(info->idle_timeout_s)
 							   : json_null());

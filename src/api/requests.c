@@ -40,7 +40,8 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 		     struct ember_error **err)
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
-					    "overlay_mib", "idle_timeout_s", "labels", NULL };
+					    "overlay_mib", "idle_timeout_s", "labels", "cpu_weight",
+					    NULL };
 	_cleanup_json_ json_t *root = NULL;
 	const char *pack;
 	size_t pack_len;
@@ -64,6 +65,7 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 	    get_optional_uint(root, "overlay_mib", 8, 65536, &out->overlay_mib, err) < 0 ||
 	    get_optional_uint(root, "idle_timeout_s", 1, 30u * 24 * 3600, &out->idle_timeout_s,
 			      err) < 0 ||
+	    get_optional_uint(root, "cpu_weight", 1, 10000, &out->cpu_weight, err) < 0 ||
 	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0)
 		return -1;
 	return 0;

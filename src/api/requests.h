@@ -25,6 +25,7 @@ struct api_create_body {
 	unsigned timeout_s;
 	unsigned overlay_mib;
 	unsigned idle_timeout_s;  /* 0 when absent */
+	unsigned cpu_weight;      /* 0 when absent */
 	struct sandbox_labels labels;
 };
 

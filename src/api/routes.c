@@ -259,6 +259,7 @@ static void handle_create(struct api_context *ctx, const struct api_request *req
 	create.timeout_s = parsed->timeout_s;
 	create.overlay_mib = parsed->overlay_mib;
 	create.idle_timeout_s = parsed->idle_timeout_s;
+	create.cpu_weight = parsed->cpu_weight;
 	create.labels = &parsed->labels;
 	if (manager_create_sandbox(ctx->manager, &create, &info, &err) < 0) {
 		respond_err(resp, &err);

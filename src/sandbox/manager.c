@@ -158,6 +158,7 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 	info->expires_wall_ns = wall_ns_of(sb, sb->expires_mono_ms);
 	info->last_activity_wall_ns = wall_ns_of(sb, sb->last_activity_mono_ms);
 	info->idle_timeout_s = sb->idle_timeout_s;
+	info->cpu_weight = sb->cpu_weight;
 	info->labels = sb->labels;
 	info->age_ms = now - sb->created_mono_ms;
 	info->execs_run = sb->execs_run;
@@ -334,6 +335,7 @@ static void record_fill_locked(const struct sandbox *sb, struct sandbox_record *
 	rec->timeout_s = sb->timeout_s;
 	rec->overlay_mib = sb->overlay_mib;
 	rec->idle_timeout_s = sb->idle_timeout_s;
+	rec->cpu_weight = sb->cpu_weight;
 	rec->created_wall_ns = sb->created_wall_ns;
 	rec->expires_wall_ns = wall_ns_of(sb, sb->expires_mono_ms);
 	rec->boot_ms = sb->boot_ms;
@@ -568,6 +570,7 @@ static struct sandbox *boot_pool_clone(struct manager *m, const struct pack *pac
 	sb->vcpus = shape.vcpus;
 	sb->memory_mib = shape.memory_mib;
 	sb->overlay_mib = shape.overlay_mib;
+	sb->cpu_weight = VMM_CPU_WEIGHT_DEFAULT;
 	sb->state = SANDBOX_BOOTING;
 	sb->tpl = tpl;
 	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
@@ -880,6 +883,11 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 				       "field `idle_timeout_s` must be between 1 and %u "
 				       "(--max-timeout-s)", m->cfg.max_timeout_s);
 	sb->idle_timeout_s = req->idle_timeout_s;
+	sb->cpu_weight = req->cpu_weight != 0 ? req->cpu_weight : VMM_CPU_WEIGHT_DEFAULT;
+	if (sb->cpu_weight > VMM_CPU_WEIGHT_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `cpu_weight` must be between 1 and %u",
+				       VMM_CPU_WEIGHT_MAX);
 	if (req->labels != NULL)
 		sb->labels = *req->labels;
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
@@ -1044,6 +1052,7 @@ static bool create_from_pool(struct manager *m, const struct sandbox *want,
 		sb->state = SANDBOX_READY;
 		sb->timeout_s = want->timeout_s;
 		sb->idle_timeout_s = want->idle_timeout_s;
+		sb->cpu_weight = want->cpu_weight;
 		sb->labels = want->labels;
 		sb->created_wall_ns = time_wall_ns();
 		sb->created_mono_ms = time_mono_ms();
@@ -1058,6 +1067,8 @@ static bool create_from_pool(struct manager *m, const struct sandbox *want,
 	pthread_mutex_unlock(&m->lock);
 	if (sb != NULL) {
 		/* It waited at idle priority (vmm.h); it serves a client from now on. */
+		if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT)
+			vmm_set_cpu_weight(sb->vm, sb->cpu_weight);
 		vmm_set_priority(sb->vm, VMM_PRIO_SERVING);
 		pool_write_record_later(m->pool, sb);
 	}
@@ -1093,6 +1104,11 @@ static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
 		  sb->pack->name, sb->vcpus, sb->memory_mib);
 	if (boot_vm(m, sb, false, err) < 0)
 		return boot_failed(m, sb, t0, err);
+	/* Spawned serving at the default weight (vmm.h); only another weight needs a change. */
+	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT) {
+		vmm_set_cpu_weight(sb->vm, sb->cpu_weight);
+		vmm_set_priority(sb->vm, VMM_PRIO_SERVING);
+	}
 	pthread_mutex_lock(&m->lock);
 	boot_slot_release_locked(m);
 	sb->state = SANDBOX_READY;

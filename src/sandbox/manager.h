@@ -61,6 +61,7 @@ struct sandbox_create_request {
 	unsigned timeout_s;               /* 0: config default */
 	unsigned overlay_mib;             /* 0: pack default */
 	unsigned idle_timeout_s;          /* 0: none */
+	unsigned cpu_weight;              /* 0: VMM_CPU_WEIGHT_DEFAULT (1-10000) */
 	const struct sandbox_labels *labels; /* NULL: none; checked (labels.h) */
 };
 
@@ -74,6 +75,7 @@ struct sandbox_info {
 	unsigned timeout_s;
 	unsigned overlay_mib;
 	unsigned idle_timeout_s;          /* 0: none */
+	unsigned cpu_weight;
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
 	int64_t last_activity_wall_ns;

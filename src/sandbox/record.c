@@ -30,6 +30,8 @@ char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 
 	if (obj == NULL || json_object_set_new(obj, "idle_timeout_s",
 					       json_integer(rec->idle_timeout_s)) < 0 ||
+	    (rec->cpu_weight != 0 &&
+	     json_object_set_new(obj, "cpu_weight", json_integer(rec->cpu_weight)) < 0) ||
 	    json_object_set_new(obj, "labels", sandbox_labels_to_json(&rec->labels)) < 0) {
 		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 		return NULL;
@@ -55,9 +57,9 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	static const char *const keys[] = { "version", "id", "language_pack", "vmm", "vcpus",
 					    "memory_mib", "timeout_s", "overlay_mib", "created_wall_ns",
 					    "expires_wall_ns", "boot_ms", "pid", "pid_start_ticks",
-					    "idle_timeout_s", "labels", NULL };
+					    "idle_timeout_s", "labels", "cpu_weight", NULL };
 	_cleanup_json_ json_t *root = NULL;
-	uint64_t version, vcpus, memory, timeout, overlay, pid, ticks, idle = 0;
+	uint64_t version, vcpus, memory, timeout, overlay, pid, ticks, idle = 0, weight = 0;
 	int64_t created, expires, boot_ms;
 
 	memset(rec, 0, sizeof(*rec));
@@ -81,9 +83,11 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	    json_get_uint(root, "pid_start_ticks", true, 1, UINT64_MAX >> 1, &ticks, KIND,
 			  err) < 0 ||
 	    json_get_uint(root, "idle_timeout_s", false, 0, 30u * 86400, &idle, KIND, err) < 0 ||
+	    json_get_uint(root, "cpu_weight", false, 1, 10000, &weight, KIND, err) < 0 ||
 	    sandbox_labels_from_json(root, "labels", &rec->labels, err) < 0)
 		return -1;
 	rec->idle_timeout_s = (unsigned)idle;
+	rec->cpu_weight = (unsigned)weight;
 	rec->vcpus = (unsigned)vcpus;
 	rec->memory_mib = (unsigned)memory;
 	rec->timeout_s = (unsigned)timeout;

@@ -29,6 +29,7 @@ struct sandbox_record {
 	unsigned timeout_s;
 	unsigned overlay_mib;
 	unsigned idle_timeout_s;      /* 0: none (absent in records of earlier daemons) */
+	unsigned cpu_weight;          /* 0: the default (absent in records of earlier daemons) */
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
 	int64_t boot_ms;

@@ -49,6 +49,7 @@ static void sandbox_from_record(const struct recover_env *env, const struct sand
 	sb->timeout_s = rec->timeout_s;
 	sb->overlay_mib = rec->overlay_mib;
 	sb->idle_timeout_s = rec->idle_timeout_s;
+	sb->cpu_weight = rec->cpu_weight != 0 ? rec->cpu_weight : VMM_CPU_WEIGHT_DEFAULT;
 	sb->labels = rec->labels;
 	sb->boot_ms = rec->boot_ms;
 	sb->created_wall_ns = rec->created_wall_ns;
@@ -78,6 +79,9 @@ static int recover_one(const struct recover_env *env, const char *id, const char
 	sandbox_from_record(env, &rec, dir, sb);
 	if (vmm_attach(env->driver, id, dir, rec.pid, rec.pid_start_ticks, &sb->vm, err) < 0)
 		return -1;
+	/* Its threads kept their nice; the instance must know it for its stop. */
+	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT)
+		vmm_set_cpu_weight(sb->vm, sb->cpu_weight);
 	/* A fresh HELLO starts a new session: the guest ends whatever the old one left running. */
 	fd = vmm_connect_agent(sb->vm, time_mono_ms() + 10000, err);
 	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(sb->vm), time_mono_ms() + 10000, &sb->ch,

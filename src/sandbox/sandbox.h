@@ -30,6 +30,7 @@ struct sandbox {
 	unsigned timeout_s;           /* [lock] the lifetime last set (create or POST .../timeout) */
 	unsigned overlay_mib;
 	unsigned idle_timeout_s;      /* 0: none; set before the sandbox is in the table */
+	unsigned cpu_weight;          /* share of the CPU against other sandboxes (vmm.h) */
 	int64_t created_wall_ns;
 	int64_t created_mono_ms;
 	int64_t expires_mono_ms;      /* [lock] */

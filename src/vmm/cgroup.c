@@ -12,6 +12,7 @@
 
 #include "util/cleanup.h"
 #include "util/fdio.h"
+#include "util/log.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
 
@@ -132,6 +133,19 @@ void cgroup_set_idle(const char *root, const char *id, bool idle)
 	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
 	if (write_file(dir, "cpu.idle", idle ? "1" : "0", &err) < 0)
 		ember_error_free(&err); /* no cpu.idle before Linux 5.15: the weight still holds */
+}
+
+void cgroup_set_weight(const char *root, const char *id, unsigned weight)
+{
+	char dir[PATH_MAX], text[16];
+	struct ember_error *err = NULL;
+
+	snprintf(dir, sizeof(dir), "%s/%s/%s", root, CGROUP_DIR, id);
+	snprintf(text, sizeof(text), "%u", weight);
+	if (write_file(dir, "cpu.weight", text, &err) < 0) {
+		log_event(LOG_WARN, id, "vmm.priority_failed", -1, "%s", err->message);
+		ember_error_free(&err);
+	}
 }
 
 bool cgroup_is_cgroupfs(int dir_fd)

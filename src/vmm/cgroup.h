@@ -53,6 +53,8 @@ int cgroup_join(int dir_fd, pid_t pid, struct ember_error **err);
 /* Sets cpu.idle of <root>/emberd/<id> (a pool clone at its handout: false). Best effort: a
  * kernel without cpu.idle (before 5.15) keeps the cgroup at its weight. */
 void cgroup_set_idle(const char *root, const char *id, bool idle);
+/* Sets cpu.weight of <root>/emberd/<id> (a sandbox's cpu_weight). Best effort, logged. */
+void cgroup_set_weight(const char *root, const char *id, unsigned weight);
 
 /* Removes <root>/emberd/<id> once its processes are gone (bounded retries). */
 void cgroup_remove(const char *root, const char *id);

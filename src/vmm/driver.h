@@ -74,6 +74,7 @@ struct vmm_instance {
 	uint64_t start_ticks;
 	bool reaped;
 	bool in_cgroup;                /* a host cgroup was made for this VM: remove it at stop */
+	int serving_nice;              /* the nice of VMM_PRIO_SERVING (its cpu_weight's) */
 	bool attached;                 /* started by an earlier daemon */
 	uid_t uid;                     /* jailed: its own uid (= gid), from drv->uids; else 0 */
 	int cgroup_fd;                 /* during ops->start: a cgroup v2 directory to spawn the

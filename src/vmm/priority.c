@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -25,9 +26,31 @@ enum vmm_priority prio_spawn(void)
 	return spawn_priority;
 }
 
+/* The kernel's CFS weights of nice 0..19 (kernel/sched/core.c sched_prio_to_weight). */
+static const unsigned nice_weight[20] = { 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137,
+					  110,  87,  70,  56,  45,  36,  29,  23,  18,  15 };
+
+int prio_nice_for_weight(unsigned cpu_weight)
+{
+	/* The target weight is the serving nice's scaled by cpu_weight/100 (target100 is it
+	 * times 100); the nearest nice by ratio is found by moving to lower weights while the
+	 * geometric midpoint to the next one is still above the target: w[n] * w[n+1] > target^2.
+	 * Integers only; at most 3.35e6 squared. */
+	uint64_t target100;
+	int nice = VMM_PRIO_NICE_MIN;
+
+	if (cpu_weight == 0)
+		cpu_weight = VMM_CPU_WEIGHT_DEFAULT;
+	target100 = (uint64_t)nice_weight[VMM_PRIO_SERVING_NICE] * cpu_weight;
+	while (nice < 19 && (uint64_t)nice_weight[nice] * nice_weight[nice + 1] * 10000 >
+				    target100 * target100)
+		nice++;
+	return nice;
+}
+
 /* Sets one thread (0: the caller) to prio. Returns 1 when it changed something, 0 when it had
  * it already, -1 with errno set on failure. Async-signal-safe for tid 0. */
-static int set_thread(pid_t tid, enum vmm_priority prio)
+static int set_thread(pid_t tid, enum vmm_priority prio, int serving_nice)
 {
 	struct sched_param param = { .sched_priority = 0 };
 	int policy = (int)syscall(SYS_sched_getscheduler, tid);
@@ -37,14 +60,14 @@ static int set_thread(pid_t tid, enum vmm_priority prio)
 	if (policy < 0 || raw < 0)
 		return -1;
 	nice = 20 - (int)raw; /* the raw system call returns 20 - nice, never negative */
-	if (policy == want_policy && nice == VMM_PRIO_SERVING_NICE)
+	if (policy == want_policy && nice == serving_nice)
 		return 0;
 	if (prio == VMM_PRIO_IDLE && policy == SCHED_OTHER && nice == VMM_PRIO_IDLE_NICE)
 		return 0; /* the fallback below, already applied */
 	/* The nice first: it is kept under SCHED_IDLE, and is what the thread runs with once
 	 * raised to SCHED_OTHER (an unprivileged process may leave SCHED_IDLE when its nice is
 	 * within RLIMIT_NICE, which 5 is by default). */
-	if (syscall(SYS_setpriority, PRIO_PROCESS, tid, VMM_PRIO_SERVING_NICE) < 0)
+	if (syscall(SYS_setpriority, PRIO_PROCESS, tid, serving_nice) < 0)
 		return -1;
 	if (syscall(SYS_sched_setscheduler, tid, want_policy, &param) == 0)
 		return 1;
@@ -59,11 +82,11 @@ void prio_enter_child(void)
 {
 	/* Nothing to report from a child about to exec: a failure leaves the inherited (daemon's)
 	 * priority, and the handout's prio_apply_threads() tries again. */
-	(void)set_thread(0, spawn_priority);
+	(void)set_thread(0, spawn_priority, VMM_PRIO_SERVING_NICE);
 }
 
 /* One pass over /proc/<pid>/task. *changed: whether a thread needed changing. */
-static int apply_pass(pid_t pid, enum vmm_priority prio, bool *changed,
+static int apply_pass(pid_t pid, enum vmm_priority prio, int serving_nice, bool *changed,
 		      struct ember_error **err)
 {
 	char path[64];
@@ -81,7 +104,7 @@ static int apply_pass(pid_t pid, enum vmm_priority prio, bool *changed,
 
 		if (tid <= 0)
 			continue;
-		r = set_thread(tid, prio);
+		r = set_thread(tid, prio, serving_nice);
 		if (r > 0)
 			*changed = true;
 		/* A thread that exited meanwhile is not a failure. */
@@ -95,14 +118,15 @@ static int apply_pass(pid_t pid, enum vmm_priority prio, bool *changed,
 	return ret;
 }
 
-int prio_apply_threads(pid_t pid, enum vmm_priority prio, struct ember_error **err)
+int prio_apply_threads(pid_t pid, enum vmm_priority prio, int serving_nice,
+		       struct ember_error **err)
 {
 	int pass;
 
 	for (pass = 0; pass < VMM_PRIO_PASSES; pass++) {
 		bool changed = false;
 
-		if (apply_pass(pid, prio, &changed, err) < 0)
+		if (apply_pass(pid, prio, serving_nice, &changed, err) < 0)
 			return -1;
 		if (!changed)
 			break;

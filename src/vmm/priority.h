@@ -18,6 +18,13 @@
  * use (nice only matters under contention). Larger values would starve guests against other
  * host work for no gain to the daemon. */
 #define VMM_PRIO_SERVING_NICE 5
+/* A sandbox's cpu_weight (cgroup v2 semantics: 1-10000, default 100) and the nice that gives
+ * its threads about that share against other sandboxes' on hosts without cgroup v2: the CFS
+ * weight of the serving nice scaled by cpu_weight/100, rounded to the nearest nice (by ratio)
+ * between 1 (never the daemon's 0) and 19. 100 -> 5, 200 -> 2, 50 -> 8, 1 -> 19. */
+#define VMM_PRIO_NICE_MIN 1
+int prio_nice_for_weight(unsigned cpu_weight);
+
 /* Where SCHED_IDLE is refused (kernels without it): the lowest nice, weight 15. */
 #define VMM_PRIO_IDLE_NICE 19
 /* How often prio_apply_threads walks the threads again when it changed one: a thread being
@@ -35,8 +42,10 @@ enum vmm_priority prio_spawn(void);
 void prio_enter_child(void);
 
 /* Gives every thread of pid the priority (walking /proc/<pid>/task until a pass changes
- * nothing, at most VMM_PRIO_PASSES times). pid is in the daemon's PID namespace. */
-int prio_apply_threads(pid_t pid, enum vmm_priority prio, struct ember_error **err);
+ * nothing, at most VMM_PRIO_PASSES times), serving_nice being the nice of VMM_PRIO_SERVING
+ * (and kept under SCHED_IDLE). pid is in the daemon's PID namespace. */
+int prio_apply_threads(pid_t pid, enum vmm_priority prio, int serving_nice,
+		       struct ember_error **err);
 
 /* What one thread of pid currently has: its scheduling policy (SCHED_*) and nice. */
 int prio_read_thread(pid_t tid, int *policy, int *nice, struct ember_error **err);

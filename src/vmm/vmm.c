@@ -365,6 +365,7 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 	if (vm == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	vm->drv = drv;
+	vm->serving_nice = VMM_PRIO_SERVING_NICE;
 	vm->pid = -1;
 	vm->pidfd = -1;
 	vm->cgroup_fd = -1;
@@ -443,6 +444,7 @@ int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_d
 	if (vm == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	vm->drv = drv;
+	vm->serving_nice = VMM_PRIO_SERVING_NICE;
 	vm->pid = pid;
 	vm->start_ticks = start_ticks;
 	vm->attached = true;
@@ -678,12 +680,19 @@ void vmm_set_priority(struct vmm_instance *vm, enum vmm_priority prio)
 
 	if (vm->in_cgroup)
 		cgroup_set_idle(vm->drv->cgroup_root, vm->sandbox_id, prio == VMM_PRIO_IDLE);
-	if (vm->pid <= 0 || prio_apply_threads(vm->pid, prio, &err) == 0)
+	if (vm->pid <= 0 || prio_apply_threads(vm->pid, prio, vm->serving_nice, &err) == 0)
 		return;
 	/* A VMM that died meanwhile has no threads left to change: its reaper tells. */
 	if (err->errno_value != ENOENT)
 		log_event(LOG_WARN, vm->sandbox_id, "vmm.priority_failed", -1, "%s", err->message);
 	ember_error_free(&err);
+}
+
+void vmm_set_cpu_weight(struct vmm_instance *vm, unsigned cpu_weight)
+{
+	vm->serving_nice = prio_nice_for_weight(cpu_weight);
+	if (vm->in_cgroup || (vm->attached && makes_cgroup(vm->drv)))
+		cgroup_set_weight(vm->drv->cgroup_root, vm->sandbox_id, cpu_weight);
 }
 
 pid_t vmm_pid(const struct vmm_instance *vm)

@@ -168,6 +168,12 @@ void vmm_set_spawn_priority(enum vmm_priority prio);
 /* Gives every thread of the running VM prio (a pooled clone at its handout: serving). Best
  * effort: a failure is logged with the sandbox id, and the VM runs on at its old priority. */
 void vmm_set_priority(struct vmm_instance *vm, enum vmm_priority prio);
+/* The VM's share of the CPU against other sandboxes (cgroup v2 cpu.weight semantics, 1-10000,
+ * default 100): its cgroup's cpu.weight when it has one, and the nice its threads serve at
+ * (priority.h prio_nice_for_weight), applied by the next vmm_set_priority(VMM_PRIO_SERVING). */
+void vmm_set_cpu_weight(struct vmm_instance *vm, unsigned cpu_weight);
+#define VMM_CPU_WEIGHT_DEFAULT 100u
+#define VMM_CPU_WEIGHT_MAX 10000u
 
 pid_t vmm_pid(const struct vmm_instance *vm);
 struct vmm_driver *vmm_instance_driver(const struct vmm_instance *vm);

@@ -100,6 +100,33 @@ class PriorityTest(unittest.TestCase):
         finally:
             self.assertEqual(self.d.delete(sb["id"]), 204)
 
+    def test_cpu_weight_sets_the_nice_a_sandbox_serves_at(self):
+        # Booted for the create (not the pool's shape) at weight 50: nice 8 (priority.c).
+        sb = self.d.create(language_pack="shell", memory_mib=192, cpu_weight=50)
+        try:
+            self.assertEqual(sb["cpu_weight"], 50)
+            self.assert_threads(sb["vmm_pid"], SCHED_OTHER, 8, "a sandbox of weight 50")
+            self.assertEqual(self.d.request("GET", f"/sandboxes/{sb['id']}")[1]["cpu_weight"],
+                             50)
+        finally:
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+        # Handed out of the pool at weight 200: nice 2, also for threads an exec starts.
+        self.d.wait_health(pools_full, 600, "full pools")
+        sb = self.d.create(language_pack="python", cpu_weight=200)
+        try:
+            self.assertEqual(sb["boot_mode"], "pool")
+            self.assert_threads(sb["vmm_pid"], SCHED_OTHER, 2, "a clone of weight 200")
+            status, res, _ = self.d.exec(sb["id"], "print(6 * 7)")
+            self.assertEqual((status, res["stdout"]), (200, "42\n"), res)
+            self.assert_threads(sb["vmm_pid"], SCHED_OTHER, 2, "after an exec")
+        finally:
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+        # The default is 100, and the bounds are enforced.
+        for bad in (0, 10001, "high"):
+            status, body, _ = self.d.request("POST", "/sandboxes", {"cpu_weight": bad})
+            self.assertEqual(status, 400, body)
+            self.assertIn("cpu_weight", body["error"]["message"])
+
     def test_a_burst_of_pooled_creates_pauses_refills(self):
         self.d.wait_health(pools_full, 600, "full pools")
         before = len(self.d.read_log())
@@ -164,6 +191,12 @@ class CgroupWeightTest(unittest.TestCase):
                 for sb_id in pooled:
                     if sb_id != sb["id"]:
                         self.assertEqual(read(sb_id, "cpu.idle"), "1", sb_id)
+            finally:
+                self.assertEqual(d.delete(sb["id"]), 204)
+            # A create's cpu_weight is its cgroup's cpu.weight.
+            sb = d.create(language_pack="shell", memory_mib=192, cpu_weight=300)
+            try:
+                self.assertEqual(read(sb["id"], "cpu.weight"), "300")
             finally:
                 self.assertEqual(d.delete(sb["id"]), 204)
         finally:

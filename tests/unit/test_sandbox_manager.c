@@ -811,6 +811,7 @@ struct fake_clone {
 struct fake_pool_env {
 	pthread_mutex_t lock;
 	bool slot_free;
+	enum pool_memory memory;      /* what the memory op says (ROOM when zeroed) */
 	unsigned booted, discarded, discarded_why, records;
 	struct fake_clone *last;
 };
@@ -868,12 +869,32 @@ static void fake_write_record(void *ctx, struct sandbox *sb)
 	pthread_mutex_unlock(&env->lock);
 }
 
+static enum pool_memory fake_memory(void *ctx, const struct pack *pack)
+{
+	struct fake_pool_env *env = ctx;
+	enum pool_memory m;
+
+	(void)pack;
+	pthread_mutex_lock(&env->lock);
+	m = env->memory;
+	pthread_mutex_unlock(&env->lock);
+	return m;
+}
+
 static const struct pool_ops fake_pool_ops = {
 	.boot_clone = fake_boot_clone,
 	.usable = fake_usable,
 	.discard = fake_discard,
 	.write_record = fake_write_record,
+	.memory = fake_memory,
 };
+
+static void env_set_memory(struct fake_pool_env *env, enum pool_memory m)
+{
+	pthread_mutex_lock(&env->lock);
+	env->memory = m;
+	pthread_mutex_unlock(&env->lock);
+}
 
 static unsigned env_read(struct fake_pool_env *env, const unsigned *field)
 {
@@ -964,6 +985,40 @@ static void pool_replaces_a_clone_that_died(void **state)
 	pthread_mutex_destroy(&env.lock);
 }
 
+static void pool_waits_for_memory_and_gives_clones_back_under_pressure(void **state)
+{
+	struct catalog cat;
+	struct fake_pool_env env = { .slot_free = true, .memory = POOL_MEMORY_FULL };
+	struct pool_stats st;
+	struct pool *p;
+
+	(void)state;
+	pthread_mutex_init(&env.lock, NULL);
+	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
+	assert_int_equal(pool_create(&cat, 2, &fake_pool_ops, &env, &p, NULL), 0);
+	pool_start(p);
+	sleep_ms(700); /* past a check: no room, no fill */
+	pool_stats(p, &st);
+	assert_int_equal(env_read(&env, &env.booted), 0);
+	assert_true(st.memory_low);
+	env_set_memory(&env, POOL_MEMORY_ROOM);
+	wait_pool_ready(p, 2, 3000);
+	pool_stats(p, &st);
+	assert_false(st.memory_low);
+	/* Below the reserve: the checks give both back, one at a time, and nothing refills. */
+	env_set_memory(&env, POOL_MEMORY_PRESSURE);
+	wait_pool_ready(p, 0, 3000);
+	pool_stats(p, &st);
+	assert_int_equal(st.shed_total, 2);
+	assert_int_equal(env_read(&env, &env.discarded_why), 2);
+	assert_int_equal(env_read(&env, &env.booted), 2);
+	env_set_memory(&env, POOL_MEMORY_ROOM);
+	wait_pool_ready(p, 2, 3000);
+	pool_free(p);
+	catalog_release(&cat);
+	pthread_mutex_destroy(&env.lock);
+}
+
 static void pool_fills_as_soon_as_a_boot_slot_frees(void **state)
 {
 	struct catalog cat;
@@ -1011,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(shutdown_during_creates_leaves_nothing),
 		cmocka_unit_test(pool_fills_hands_out_and_refills),
 		cmocka_unit_test(pool_replaces_a_clone_that_died),
+		cmocka_unit_test(pool_waits_for_memory_and_gives_clones_back_under_pressure),
 		cmocka_unit_test(pool_fills_as_soon_as_a_boot_slot_frees),
 	};
 

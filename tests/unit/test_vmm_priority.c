@@ -97,10 +97,37 @@ static void all_threads_of_a_running_process_go_idle_then_serving(void **state)
 	pid_t pid = start_threaded_child();
 
 	(void)state;
-	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_IDLE, NULL), 0);
+	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_IDLE, VMM_PRIO_SERVING_NICE, NULL), 0);
 	assert_true(assert_all_threads(pid, SCHED_IDLE, VMM_PRIO_SERVING_NICE) >= 3);
-	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_SERVING, NULL), 0);
+	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_SERVING, VMM_PRIO_SERVING_NICE, NULL), 0);
 	assert_true(assert_all_threads(pid, SCHED_OTHER, VMM_PRIO_SERVING_NICE) >= 3);
+	stop_child(pid);
+}
+
+static void a_weight_gives_the_nearest_nice_by_ratio_never_the_daemons(void **state)
+{
+	(void)state;
+	assert_int_equal(prio_nice_for_weight(VMM_CPU_WEIGHT_DEFAULT), VMM_PRIO_SERVING_NICE);
+	assert_int_equal(prio_nice_for_weight(0), VMM_PRIO_SERVING_NICE);
+	assert_int_equal(prio_nice_for_weight(200), 2);   /* 670 against 655 */
+	assert_int_equal(prio_nice_for_weight(50), 8);    /* 167.5 against 172 */
+	assert_int_equal(prio_nice_for_weight(10), 15);   /* 33.5 against 36 */
+	assert_int_equal(prio_nice_for_weight(1), 19);
+	assert_int_equal(prio_nice_for_weight(VMM_CPU_WEIGHT_MAX), VMM_PRIO_NICE_MIN);
+	assert_int_equal(prio_nice_for_weight(300), VMM_PRIO_NICE_MIN);
+	/* Monotonic: a larger weight never gets a larger nice. */
+	for (unsigned w = 1; w < VMM_CPU_WEIGHT_MAX; w++)
+		assert_true(prio_nice_for_weight(w + 1) <= prio_nice_for_weight(w));
+}
+
+static void a_weights_nice_is_what_serving_threads_get(void **state)
+{
+	pid_t pid = start_threaded_child();
+	int nice = prio_nice_for_weight(50);
+
+	(void)state;
+	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_SERVING, nice, NULL), 0);
+	assert_true(assert_all_threads(pid, SCHED_OTHER, nice) >= 3);
 	stop_child(pid);
 }
 
@@ -111,7 +138,7 @@ static void a_gone_process_is_an_error(void **state)
 
 	(void)state;
 	stop_child(pid);
-	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_SERVING, &err), -1);
+	assert_int_equal(prio_apply_threads(pid, VMM_PRIO_SERVING, VMM_PRIO_SERVING_NICE, &err), -1);
 	assert_non_null(err);
 	ember_error_free(&err);
 }
@@ -164,6 +191,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(all_threads_of_a_running_process_go_idle_then_serving),
 		cmocka_unit_test(a_gone_process_is_an_error),
+		cmocka_unit_test(a_weight_gives_the_nearest_nice_by_ratio_never_the_daemons),
+		cmocka_unit_test(a_weights_nice_is_what_serving_threads_get),
 		cmocka_unit_test(a_spawned_vmm_starts_at_its_spawning_threads_priority),
 	};
 
