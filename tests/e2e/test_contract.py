@@ -233,7 +233,8 @@ class CheckerRefusesTest(unittest.TestCase):
         sandbox = json.dumps({
             "id": SID, "language_pack": "python", "state": "ready",
             "created_at": "2026-11-24T03:16:27.283Z", "expires_at": None, "vcpus": 5,
-            "memory_mib": 256, "timeout_s": 600, "overlay_mib": 128, "age_ms": 1,
+            "memory_mib": 256, "timeout_s": 600, "overlay_mib": 128, "cpu_weight": 100,
+            "age_ms": 1,
             "boot_ms": 0, "boot_mode": "pool", "execs_run": 0, "execs_running": 0,
             "vmm_pid": None, "idle_timeout_s": None,
             "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {}}).encode()
