@@ -155,7 +155,7 @@ class Workspace:
             expect(first is not None, "streamed exec: no stdout event")
             ms.append(first)
         base = self.buffered_round_trips()
-        p50, b50 = percentile(ms, 50), percentile(base, 50)
+        p50, b50 = percentile(ms, 0.5), percentile(base, 0.5)
         self.add("streamed exec, first stdout event (p50 ms)", p50, "ms",
                  "buffered `print(1)` round trip", b50, p50 / b50)
 
@@ -171,7 +171,7 @@ class Workspace:
                 {"signal": "KILL"})
             expect(status in (200, 202, 204), f"signal: {status} {res}")
         base = self.buffered_round_trips()
-        p50, b50 = percentile(ms, 50), percentile(base, 50)
+        p50, b50 = percentile(ms, 0.5), percentile(base, 0.5)
         self.add("background process start (p50 ms)", p50, "ms",
                  "buffered `print(1)` round trip", b50, p50 / b50)
 
