@@ -1,9 +1,11 @@
 #!/bin/sh
-# `make bench`: the fast-create benchmark (bench/fastcreate.py), then the workspace benchmark
-# (bench/workspace.py: files, streamed exec, background processes), against the release build in
-# bin/. Prints their Markdown reports on stdout (progress on stderr) and saves them as
-# bench/results/<YYYY-MM-DD>.md and <YYYY-MM-DD>-workspace.md. Arguments (or $BENCH_ARGS) go to
-# bench/fastcreate.py, $WORKSPACE_ARGS to bench/workspace.py.
+# `make bench`: the fast-create benchmark (bench/fastcreate.py), the workspace benchmark
+# (bench/workspace.py: files, streamed exec, background processes) and the density benchmark
+# (bench/density.py: many sandboxes on one host), against the release build in bin/. Prints
+# their Markdown reports on stdout (progress on stderr) and saves them as
+# bench/results/<YYYY-MM-DD>.md, <YYYY-MM-DD>-workspace.md and <YYYY-MM-DD>-density.md.
+# Arguments (or $BENCH_ARGS) go to bench/fastcreate.py, $WORKSPACE_ARGS to bench/workspace.py,
+# $DENSITY_ARGS to bench/density.py.
 set -eu
 cd "$(dirname "$0")/.."
 IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
@@ -22,4 +24,6 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
 "$PYTHON" bench/fastcreate.py --images "$IMAGES_DIR" ${BENCH_ARGS:-} "$@"
 # shellcheck disable=SC2086 # WORKSPACE_ARGS is a list of arguments
-exec "$PYTHON" bench/workspace.py --images "$IMAGES_DIR" ${WORKSPACE_ARGS:-}
+"$PYTHON" bench/workspace.py --images "$IMAGES_DIR" ${WORKSPACE_ARGS:-}
+# shellcheck disable=SC2086 # DENSITY_ARGS is a list of arguments
+exec "$PYTHON" bench/density.py --images "$IMAGES_DIR" ${DENSITY_ARGS:-}
