@@ -935,8 +935,11 @@ static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the daemon is shutting down");
 	case FULL:
 		return ember_error_set(err, EMBER_E_CAPACITY, 0,
-				       "the daemon already runs its maximum of %u sandboxes "
-				       "(--max-sandboxes); delete one first", m->cfg.max_sandboxes);
+				       "the daemon already runs its maximum of %u sandboxes (%s); "
+				       "delete one first", m->cfg.max_sandboxes,
+				       m->max_derived ? "what fits in host memory; --max-sandboxes "
+							"sets another"
+						      : "--max-sandboxes");
 	case NO_SLOT:
 		break;
 	}

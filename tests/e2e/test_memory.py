@@ -74,6 +74,27 @@ class MemoryAdmissionTest(unittest.TestCase):
         self.assertEqual(h["memory"]["max_sandboxes_from"], "flag")
         self.assertEqual(h["memory"]["reserve_mib"], 100)
 
+    def test_the_derived_limit_refuses_with_429_and_retry_after(self):
+        # Room for one default sandbox and a half beyond the reserve: the derived limit is 1.
+        self.d = harness.Daemon("--no-snapshots", "--meminfo", self.meminfo)
+        _, h, _ = self.d.request("GET", "/healthz")
+        reserve, cost = h["memory"]["reserve_mib"], h["memory"]["sandbox_cost_mib"]
+        self.d.stop()
+        write_meminfo(self.meminfo, reserve + cost * 3 // 2)
+        self.d = harness.Daemon("--no-snapshots", "--meminfo", self.meminfo)
+        _, h, _ = self.d.request("GET", "/healthz")
+        self.assertEqual((h["memory"]["max_sandboxes"], h["memory"]["max_sandboxes_from"]),
+                         (1, "memory"))
+        sb = self.d.create(language_pack="python")
+        try:
+            status, body, headers = post_create(self.d)
+            self.assertEqual(status, 429, body)
+            self.assertIn("maximum of 1 sandboxes (what fits in host memory",
+                          body["error"]["message"])
+            self.assertEqual(headers.get("Retry-After"), "1")
+        finally:
+            self.assertEqual(self.d.delete(sb["id"]), 204)
+
     def test_a_create_beyond_the_reserve_gets_429_with_retry_after(self):
         self.d = harness.Daemon("--no-snapshots", "--meminfo", self.meminfo,
                                 "--max-sandboxes", "4")
