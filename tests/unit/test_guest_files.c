@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -571,6 +572,59 @@ static void file_frames_in_a_version_2_session_are_a_protocol_error(void **state
 	stop(fx);
 }
 
+/* As root with change_ids (the agent's real setting): every file is touched with the sandbox
+ * user's fsuid, so root's files stay out of reach and new files are the user's. */
+static void files_are_touched_as_the_sandbox_user(void **state)
+{
+	struct fixture *fx;
+	struct proto_fs_reply r;
+	char path[512], json[640];
+	struct stat st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	fx = start();
+	fx->env.exec.change_ids = true;
+	fx->env.exec.uid = 65534;
+	fx->env.exec.gid = 65534;
+	assert_int_equal(chmod(tmpdir_path, 0755), 0);
+	assert_int_equal(chown(fx->home, 65534, 65534), 0);
+	write_file(fx->home, "secret", "root only", 9);
+	snprintf(path, sizeof(path), "%s/secret", fx->home);
+	assert_int_equal(chmod(path, 0600), 0);
+	/* a symlink the user made to a root-only file does not help */
+	snprintf(path, sizeof(path), "%s/shadow-link", fx->home);
+	assert_int_equal(symlink("secret", path), 0);
+
+	send_fs(fx, 1, "{\"op\":\"read\",\"path\":\"secret\"}");
+	expect_error(fx, 1, "permission_denied");
+	send_fs(fx, 2, "{\"op\":\"read\",\"path\":\"shadow-link\"}");
+	expect_error(fx, 2, "permission_denied");
+	snprintf(json, sizeof(json), "{\"op\":\"write\",\"path\":\"%s/x\"}", tmpdir_path);
+	send_fs(fx, 3, json); /* a directory of root's, 0755 */
+	expect_error(fx, 3, "permission_denied");
+	send_fs(fx, 4, "{\"op\":\"remove\",\"path\":\"/proc/self/fd/0\"}");
+	expect_error(fx, 4, "permission_denied");
+
+	send_fs(fx, 5, "{\"op\":\"write\",\"path\":\"mine\"}");
+	host_send(fx, PROTO_DATA, PROTO_FLAG_FIN, 5, "ok", 2);
+	expect_reply(fx, 5, &r);
+	snprintf(path, sizeof(path), "%s/mine", fx->home);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	assert_int_equal(st.st_gid, 65534);
+	expect_done(fx, 6, "{\"op\":\"mkdir\",\"path\":\"sub\"}");
+	snprintf(path, sizeof(path), "%s/sub", fx->home);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 65534);
+	/* and the agent is itself again between requests */
+	assert_int_equal(setfsuid((uid_t)-1), 0);
+	assert_int_equal(setfsgid((gid_t)-1), 0);
+	assert_int_equal(chmod(tmpdir_path, 0700), 0);
+	stop(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +636,7 @@ int main(void)
 		cmocka_unit_test(cancel_abandons_a_write_and_later_data_is_dropped),
 		cmocka_unit_test(transfers_are_limited_and_end_with_the_session),
 		cmocka_unit_test(file_frames_in_a_version_2_session_are_a_protocol_error),
+		cmocka_unit_test(files_are_touched_as_the_sandbox_user),
 	};
 
 	return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
