@@ -455,9 +455,10 @@ static int remove_tree(int parent, const char *name, dev_t dev, unsigned depth, 
 static int do_remove(const char *abs, const struct proto_fs_request *req,
 		     struct ember_error **err)
 {
-	char dir[PATH_MAX], name[NAME_MAX + 1];
+	char dir[PATH_MAX], trimmed[PATH_MAX], name[NAME_MAX + 1];
 	_cleanup_close_ int parent = -1;
 	struct stat st;
+	size_t len;
 
 	if (lstat(abs, &st) < 0)
 		return ember_error_sys(err, "remove `%.200s`", req->path);
@@ -471,7 +472,11 @@ static int do_remove(const char *abs, const struct proto_fs_request *req,
 			return ember_error_sys(err, "remove `%.200s`", req->path);
 		return 0;
 	}
-	if (split_path(abs, dir, name, req->path, err) < 0)
+	len = strlen(abs);
+	while (len > 1 && abs[len - 1] == '/') /* "d/" names d itself */
+		len--;
+	snprintf(trimmed, sizeof(trimmed), "%.*s", (int)len, abs);
+	if (split_path(trimmed, dir, name, req->path, err) < 0)
 		return -1;
 	parent = open_user(AT_FDCWD, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
 	if (parent < 0)
