@@ -80,6 +80,7 @@ const char *guest_files_error_code(int errnum)
 		return "no_space";
 	case ENAMETOOLONG:
 	case EINVAL:
+	case EXDEV: /* a move across file systems: the caller must copy */
 		return "bad_request";
 	default:
 		return "io_error";

@@ -346,6 +346,7 @@ static void errors_map_to_codes(void **state)
 	assert_string_equal(guest_files_error_code(EDQUOT), "no_space");
 	assert_string_equal(guest_files_error_code(EPERM), "permission_denied");
 	assert_string_equal(guest_files_error_code(EIO), "io_error");
+	assert_string_equal(guest_files_error_code(EXDEV), "bad_request");
 	stop(fx);
 }
 
