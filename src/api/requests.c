@@ -326,8 +326,11 @@ int api_parse_process(const char *body, size_t len, struct api_process_body *out
 		return -1;
 	if (json_check_keys(out->root, keys, KIND, err) < 0)
 		goto fail;
-	has_code = json_object_get(out->root, "code") != NULL;
-	has_cmd = json_object_get(out->root, "cmd") != NULL;
+	/* null is the same as absent (docs/api.md) */
+	has_code = !json_is_null(json_object_get(out->root, "code")) &&
+		   json_object_get(out->root, "code") != NULL;
+	has_cmd = !json_is_null(json_object_get(out->root, "cmd")) &&
+		  json_object_get(out->root, "cmd") != NULL;
 	if (has_code == has_cmd) {
 		ember_error_set(err, KIND, 0, "exactly one of fields `code` and `cmd` is required");
 		goto fail;

@@ -209,6 +209,8 @@ class Contract:
             value = _strict_json(body)
         except ValueError as e:
             return False, f"not JSON as the daemon reads it: {e}"
+        if "application/json" not in rb["content"]:
+            return True, None  # a raw body (a process's stdin): any bytes
         schema = rb["content"]["application/json"]["schema"]
         errs = self.errors(schema, value)
         if errs:
@@ -375,7 +377,7 @@ class Contract:
 
 
 EVENT_TYPES = ("application/x-ndjson", "text/event-stream")
-TERMINAL_EVENTS = ("exit", "error")
+TERMINAL_EVENTS = ("exit", "error", "running")  # running: a process's output read without follow
 
 
 def parse_events(ctype, payload):

@@ -193,9 +193,9 @@ class CheckerRefusesTest(unittest.TestCase):
         self.assertIn("status 404 is not listed for GET /healthz", msg)
 
     def test_body_not_matching(self):
-        msg = self.refused("GET", f"/sandboxes/{SID}/processes", None, 200, J,
-                           b'{"processes": [{"pid": 1}]}')
-        self.assertIn("'ppid' is a required property", msg)
+        msg = self.refused("GET", f"/sandboxes/{SID}/console", None, 200, J,
+                           b'{"console": "x", "truncated": false, "total_bytes": 1}')
+        self.assertIn("'console_encoding' is a required property", msg)
         self.refused("GET", "/packs", None, 200, J, b'{"packs": [], "extra": 1}')
         # the error code must be the status's
         self.refused("DELETE", f"/sandboxes/{SID}", None, 404, J, err("conflict"))
