@@ -476,9 +476,11 @@ static int await_started(struct procs *t, struct process *p, struct procs_info *
 	while (!p->running && !p->thread_done)
 		cond_wait_until(&t->cond, &t->lock, -1);
 	if (!p->running) {
-		ret = ember_error_propagate(err, steal_pointer(&p->start_error));
-		if (*err == NULL || ret == 0)
-			ret = ember_error_set(err, EMBER_E_GUEST, 0, "the process did not start");
+		if (p->start_error != NULL) /* a guest that exits without STARTED has none */
+			ret = ember_error_propagate(err, steal_pointer(&p->start_error));
+		else
+			ret = ember_error_set(err, EMBER_E_GUEST, 0,
+					      "the guest ended the process without starting it");
 		remove_locked(t, p);
 	} else {
 		/* A finished entry of a reused guest pid would shadow this one. */
