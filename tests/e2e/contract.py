@@ -205,12 +205,12 @@ class Contract:
             if rb.get("required", False):
                 return False, "the operation requires a body"
             return True, None
+        if "application/json" not in rb["content"]:
+            return True, None  # a raw body (a process's stdin): any bytes
         try:
             value = _strict_json(body)
         except ValueError as e:
             return False, f"not JSON as the daemon reads it: {e}"
-        if "application/json" not in rb["content"]:
-            return True, None  # a raw body (a process's stdin): any bytes
         schema = rb["content"]["application/json"]["schema"]
         errs = self.errors(schema, value)
         if errs:
