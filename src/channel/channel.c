@@ -793,8 +793,8 @@ int channel_exec_stdin(struct channel *ch, uint32_t exec_id, const uint8_t *data
 	pthread_mutex_unlock(&ch->lock);
 	if (ret < 0)
 		return -1;
-	if (len == 0 && !fin)
-		return 0;
+	if (len == 0) /* data may be NULL: no pointer arithmetic on it */
+		return fin ? send_frame(ch, PROTO_STDIN, PROTO_FLAG_FIN, exec_id, NULL, 0, err) : 0;
 	if (fin)
 		return send_stdin(ch, exec_id, data, len, err);
 	while (len > 0) { /* like send_stdin, without the FIN */
