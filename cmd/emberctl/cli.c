@@ -133,6 +133,10 @@ static const struct opt_spec exec_flags[] = {
 	{ .name = "no-stream", .parse = opt_set_true, .field = AT(no_stream) },
 };
 
+static const struct opt_spec logs_flags[] = {
+	{ .name = "follow", .short_name = 'f', .parse = opt_set_true, .field = AT(follow) },
+};
+
 static const struct opt_spec test_flags[] = {
 	{ .name = "pack", .arg = "P", .parse = opt_set_string, .field = AT(pack) },
 };
@@ -158,6 +162,13 @@ static const struct command commands[] = {
 	{ "rm", "ID...", NULL, 0, 0, cmd_rm, "destroy sandboxes" },
 	{ "timeout", "ID SECONDS", NULL, 0, 0, cmd_timeout,
 	  "set the sandbox's remaining lifetime to SECONDS" },
+	{ "run", "ID CMD [ARG]...", NULL, 0, 0, cmd_run,
+	  "start CMD in the background; prints its pid" },
+	{ "logs", "ID PID", FLAGS(logs_flags), 1, cmd_logs,
+	  "the output process PID kept; -f: and what comes,\n"
+	  "until it ends" },
+	{ "kill", "ID PID [SIGNAL]", NULL, 0, 0, cmd_kill,
+	  "send SIGNAL (default TERM; a name or a number)" },
 	{ "packs", "", NULL, 0, 0, cmd_packs, "list language packs" },
 	{ "health", "", NULL, 0, 0, cmd_health, "daemon status" },
 	{ "test", "", FLAGS(test_flags), 1, cmd_test,

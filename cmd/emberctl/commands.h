@@ -14,6 +14,10 @@ int cmd_rm(struct ctl *c, int argc, char **argv);
 int cmd_timeout(struct ctl *c, int argc, char **argv);
 int cmd_packs(struct ctl *c, int argc, char **argv);
 int cmd_health(struct ctl *c, int argc, char **argv);
+/* procs.c: background processes. */
+int cmd_run(struct ctl *c, int argc, char **argv);
+int cmd_logs(struct ctl *c, int argc, char **argv);
+int cmd_kill(struct ctl *c, int argc, char **argv);
 /* selftest.c: create -> inspect -> exec -> delete, with an assertion on each answer. */
 int cmd_test(struct ctl *c, int argc, char **argv);
 

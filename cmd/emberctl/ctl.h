@@ -19,6 +19,7 @@ struct ctl {
 	json_t *env;              /* exec --env */
 	const char *stdin_file;   /* exec --stdin-file */
 	bool no_stream;           /* exec --no-stream: one buffered answer */
+	bool follow;              /* logs -f */
 	const char *pack;         /* test --pack */
 	json_t *query;            /* ls --label/--state: [name, value] pairs, in order */
 };

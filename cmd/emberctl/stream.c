@@ -49,7 +49,8 @@ static void handle_line(struct reader *r, const char *text, size_t len)
 		r->broken = true;
 	} else if (strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) {
 		print_output(ev);
-	} else if (strcmp(type, "exit") == 0 && r->exit == NULL) {
+	} else if ((strcmp(type, "exit") == 0 || strcmp(type, "running") == 0) &&
+		   r->exit == NULL) {
 		r->exit = json_incref(ev);
 	} else if (strcmp(type, "error") == 0 && r->error == NULL) {
 		r->error = json_incref(json_object_get(ev, "error"));
@@ -76,13 +77,16 @@ static bool on_body(void *ctx, const char *data, size_t n)
 	return true;
 }
 
-int stream_exec(struct ctl *c, const char *path, json_t *body)
+/* One event stream to its end: output printed as it comes; 0 with *last (the exit or running
+ * event, the caller's to release), or 1 after printing what failed. */
+static int run_stream(struct ctl *c, const char *method, const char *path, json_t *body,
+		      json_t **last)
 {
 	struct ember_error *err = NULL;
 	struct reader r = { 0 };
 	int rc, ret = 1;
 
-	rc = http_client_stream(c->http, "POST", path, body, "application/x-ndjson", on_body, &r,
+	rc = http_client_stream(c->http, method, path, body, "application/x-ndjson", on_body, &r,
 				&r.status, &err);
 	if (r.status != 200 && r.line.len > 0) { /* a JSON error body, without a newline */
 		json_t *e = json_loadb((const char *)r.line.data, r.line.len, 0, NULL);
@@ -94,17 +98,38 @@ int stream_exec(struct ctl *c, const char *path, json_t *body)
 		fprintf(stderr, "emberctl: %s (is emberd running on %s?)\n", err->message,
 			c->addr);
 	else if (r.error != NULL || r.status != 200)
-		fprintf(stderr, "emberctl: POST %s: HTTP %ld %s: %s\n", path, r.status,
+		fprintf(stderr, "emberctl: %s %s: HTTP %ld %s: %s\n", method, path, r.status,
 			json_string_value(json_object_get(r.error, "code")) ?: "",
 			json_string_value(json_object_get(r.error, "message")) ?: "(no error body)");
 	else if (r.broken || r.exit == NULL)
-		fprintf(stderr, "emberctl: POST %s: the event stream ended without an exit event\n",
-			path);
+		fprintf(stderr, "emberctl: %s %s: the event stream ended without an exit event\n",
+			method, path);
 	else
-		ret = output_exec_result(r.exit); /* no stdout/stderr members: prints the rest */
+		ret = 0;
+	*last = ret == 0 ? json_incref(r.exit) : NULL;
 	json_decref(r.exit);
 	json_decref(r.error);
 	buf_release(&r.line);
 	ember_error_free(&err);
+	return ret;
+}
+
+int stream_exec(struct ctl *c, const char *path, json_t *body)
+{
+	json_t *exit = NULL;
+	int ret = run_stream(c, "POST", path, body, &exit);
+
+	if (ret == 0)
+		ret = output_exec_result(exit); /* no stdout/stderr members: prints the rest */
+	json_decref(exit);
+	return ret;
+}
+
+int stream_process_output(struct ctl *c, const char *path)
+{
+	json_t *last = NULL;
+	int ret = run_stream(c, "GET", path, NULL, &last);
+
+	json_decref(last);
 	return ret;
 }

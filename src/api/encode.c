@@ -125,3 +125,46 @@ json_t *api_encode_pack(const struct pack *pack)
 			 (int)pack->defaults.memory_mib, "vcpus", (int)pack->defaults.vcpus,
 			 "overlay_mib", (int)pack->defaults.overlay_mib);
 }
+
+json_t *api_encode_background(const struct procs_info *info)
+{
+	_cleanup_json_ json_t *obj = json_pack(
+		"{s:i, s:s, s:s, s:o, s:o, s:b, s:I, s:I, s:I, s:I}", "pid", info->pid, "state",
+		info->state == PROCS_RUNNING ? "running" : "exited", "tag", info->tag,
+		"started_at", timestamp(info->started_wall_ns), "ended_at",
+		timestamp(info->ended_wall_ns), "stdin_open", info->stdin_open, "stdout_bytes",
+		(json_int_t)info->total[0], "stderr_bytes", (json_int_t)info->total[1],
+		"stdout_dropped_bytes", (json_int_t)info->dropped[0], "stderr_dropped_bytes",
+		(json_int_t)info->dropped[1]);
+	json_t *exit;
+
+	if (obj == NULL || info->state == PROCS_RUNNING)
+		return steal_pointer(&obj);
+	if (info->lost) {
+		json_object_set_new(obj, "error", lossy_string(info->error));
+		return steal_pointer(&obj);
+	}
+	exit = api_encode_exit(&info->exit);
+	if (exit == NULL || json_object_update(obj, exit) < 0) {
+		json_decref(exit);
+		return NULL;
+	}
+	json_decref(exit);
+	/* The guest keeps no limit for a background exec: the ring's drops say what was lost. */
+	json_object_del(obj, "truncated");
+	json_object_del(obj, "stdout_truncated");
+	json_object_del(obj, "stderr_truncated");
+	return steal_pointer(&obj);
+}
+
+struct api_stream *api_encode_background_output(const struct procs_info *info, uint8_t *out[2],
+						const size_t len[2], struct ember_error **err)
+{
+	struct api_stream_bytes bytes[] = {
+		{ "stdout", out[0], len[0] },
+		{ "stderr", out[1], len[1] },
+	};
+
+	out[0] = out[1] = NULL; /* the stream owns them from here on */
+	return api_stream_object(api_encode_background(info), bytes, 2, err);
+}

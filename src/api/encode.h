@@ -23,5 +23,11 @@ json_t *api_encode_error(const char *code, const char *message);
 json_t *api_encode_pack(const struct pack *pack);
 /* {"processes": [{pid, ppid, uid, state, comm}, ...]} */
 json_t *api_encode_processes(const struct proto_process *procs, size_t count);
+/* A background process: pid, state, tag, times, stdin_open, byte counts, and once it exited the
+ * exit members (api_encode_exit) or, lost, an error text. */
+json_t *api_encode_background(const struct procs_info *info);
+/* The same with what its rings hold (stdout/stderr members by the bytes rule); takes out[]. */
+struct api_stream *api_encode_background_output(const struct procs_info *info, uint8_t *out[2],
+						const size_t len[2], struct ember_error **err);
 
 #endif

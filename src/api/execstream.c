@@ -17,6 +17,9 @@
 
 /* Bytes of output turned into one event at most: bounds the text held per stream. */
 #define EXECSTREAM_EVENT_BYTES (16u * 1024u)
+/* Output a follower keeps queued for its client: a slow client makes it skip what the ring
+ * dropped meanwhile, never stalls the process. */
+#define EXECSTREAM_FOLLOW_QUEUE (64u * 1024u)
 /* How often a consumer waiting for output checks whether its client hung up. */
 #define EXECSTREAM_HANGUP_CHECK_MS 100
 
@@ -35,6 +38,7 @@ struct api_exec_stream {
 	struct channel_sink sink;
 	/* guarded by lock */
 	struct chunk *head, *tail;
+	size_t queued;        /* output bytes in the chunks */
 	struct proto_credit_window credit;
 	bool paced;
 	bool started;         /* the EXEC went out */
@@ -53,11 +57,19 @@ struct api_exec_stream {
 	struct manager *manager;
 	char id[PROTO_ID_MAX + 1];
 	struct api_exec_body body;
+	/* a follower's own (api_exec_stream_follow) */
+	struct procs *procs;
+	int32_t pid;
+	bool follow;
 };
 
 static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t workers_cond = PTHREAD_COND_INITIALIZER;
 static unsigned workers;
+
+static void worker_exit(void);
+static int enqueue_locked(struct api_exec_stream *s, uint8_t type, const uint8_t *data,
+			  size_t len);
 
 static void stream_unref(struct api_exec_stream *s)
 {
@@ -75,6 +87,7 @@ static void stream_unref(struct api_exec_stream *s)
 		free(c);
 	}
 	ember_error_free(&s->early_error);
+	procs_unref(s->procs);
 	buf_release(&s->final);
 	buf_release(&s->text);
 	api_exec_body_release(&s->body);
@@ -83,13 +96,35 @@ static void stream_unref(struct api_exec_stream *s)
 	free(s);
 }
 
+/* Appends a chunk of output for the consumer (lock held); -1 when out of memory. */
+static int enqueue_locked(struct api_exec_stream *s, uint8_t type, const uint8_t *data,
+			  size_t len)
+{
+	struct chunk *c = malloc(sizeof(*c) + len);
+
+	if (c == NULL)
+		return -1;
+	c->next = NULL;
+	c->type = type;
+	c->len = len;
+	c->off = 0;
+	memcpy(c->data, data, len);
+	if (s->tail != NULL)
+		s->tail->next = c;
+	else
+		s->head = c;
+	s->tail = c;
+	s->queued += len;
+	pthread_cond_broadcast(&s->cond);
+	return 0;
+}
+
 /* --- the channel's side (reader thread, channel lock held) --- */
 
 static int sink_output(void *ctx, uint8_t type, const uint8_t *data, size_t len,
 		       struct ember_error **err)
 {
 	struct api_exec_stream *s = ctx;
-	struct chunk *c;
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
@@ -101,22 +136,9 @@ static int sink_output(void *ctx, uint8_t type, const uint8_t *data, size_t len,
 		proto_credit_window_consumed(&s->credit, len);
 		goto out;
 	}
-	c = malloc(sizeof(*c) + len);
-	if (c == NULL) { /* dropped, like the buffered exec's output on a failed allocation */
+	if (enqueue_locked(s, type, data, len) < 0) /* dropped, like a buffered exec's output on
+						       * a failed allocation */
 		proto_credit_window_consumed(&s->credit, len);
-		goto out;
-	}
-	c->next = NULL;
-	c->type = type;
-	c->len = len;
-	c->off = 0;
-	memcpy(c->data, data, len);
-	if (s->tail != NULL)
-		s->tail->next = c;
-	else
-		s->head = c;
-	s->tail = c;
-	pthread_cond_broadcast(&s->cond);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -213,10 +235,7 @@ static void *worker_main(void *arg)
 	finish(s, ret, &res, ret < 0 ? err : NULL);
 	channel_exec_result_release(&res);
 	stream_unref(s);
-	pthread_mutex_lock(&workers_lock);
-	workers--;
-	pthread_cond_broadcast(&workers_cond);
-	pthread_mutex_unlock(&workers_lock);
+	worker_exit();
 	return NULL;
 }
 
@@ -245,34 +264,49 @@ static struct api_exec_stream *stream_new(struct manager *m, const char *id,
 	return s;
 }
 
-int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_body *body,
-			  enum api_events_format fmt, struct api_exec_stream **out,
-			  struct ember_error **err)
+static void worker_exit(void)
 {
-	struct api_exec_stream *s = stream_new(m, id, body, fmt);
+	pthread_mutex_lock(&workers_lock);
+	workers--;
+	pthread_cond_broadcast(&workers_cond);
+	pthread_mutex_unlock(&workers_lock);
+}
+
+/* Starts s's worker (detached, counted for api_exec_stream_drain()); on failure s goes. */
+static int spawn_worker(struct api_exec_stream *s, void *(*fn)(void *), struct ember_error **err)
+{
 	pthread_attr_t attr;
 	pthread_t thread;
 	int ret;
 
-	if (s == NULL) {
-		api_exec_body_release(body);
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	}
 	pthread_mutex_lock(&workers_lock);
 	workers++;
 	pthread_mutex_unlock(&workers_lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	ret = pthread_create(&thread, &attr, worker_main, s);
+	ret = pthread_create(&thread, &attr, fn, s);
 	pthread_attr_destroy(&attr);
 	if (ret != 0) {
-		pthread_mutex_lock(&workers_lock);
-		workers--;
-		pthread_mutex_unlock(&workers_lock);
+		worker_exit();
 		s->refs = 1;
 		stream_unref(s);
-		return ember_error_set(err, EMBER_E_INTERNAL, ret, "cannot start an exec thread");
+		return ember_error_set(err, EMBER_E_INTERNAL, ret, "cannot start a stream thread");
 	}
+	return 0;
+}
+
+int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_body *body,
+			  enum api_events_format fmt, struct api_exec_stream **out,
+			  struct ember_error **err)
+{
+	struct api_exec_stream *s = stream_new(m, id, body, fmt);
+
+	if (s == NULL) {
+		api_exec_body_release(body);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	if (spawn_worker(s, worker_main, err) < 0)
+		return -1;
 	pthread_mutex_lock(&s->lock);
 	while (!s->started && !s->finished)
 		cond_wait_until(&s->cond, &s->lock, -1);
@@ -284,6 +318,101 @@ int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_bod
 		return -1;
 	}
 	pthread_mutex_unlock(&s->lock);
+	*out = s;
+	return 0;
+}
+
+/* --- a follower of a background process --- */
+
+/* Waits until the consumer took enough of the queue for another event's bytes; false when the
+ * consumer left. */
+static bool follow_room(struct api_exec_stream *s)
+{
+	bool gone;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->queued >= EXECSTREAM_FOLLOW_QUEUE && !s->consumer_gone)
+		cond_wait_until(&s->cond, &s->lock, -1);
+	gone = s->consumer_gone;
+	pthread_mutex_unlock(&s->lock);
+	return !gone;
+}
+
+/* The last event of a follow: "exit" (the process's end) or, read without follow while it still
+ * runs, "running"; both carry the process's fields. Or an "error" event. */
+static void follow_finish(struct api_exec_stream *s, const struct procs_info *info,
+			  struct ember_error *err)
+{
+	struct ember_error *eerr = NULL;
+	json_t *members = err != NULL ? api_encode_error(ember_error_kind_name(err->kind),
+							 err->message)
+				      : api_encode_background(info);
+	const char *type = err != NULL ? "error"
+				       : info->state == PROCS_EXITED ? "exit" : "running";
+
+	pthread_mutex_lock(&s->lock);
+	if (api_events_object(&s->final, s->fmt, type, members, &eerr) < 0)
+		ember_error_free(&eerr);
+	s->finished = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	json_decref(members);
+	ember_error_free(&err);
+}
+
+static void *follow_main(void *arg)
+{
+	struct api_exec_stream *s = arg;
+	uint8_t buf[EXECSTREAM_EVENT_BYTES];
+	struct procs_info info = { 0 };
+	struct ember_error *err = NULL;
+	uint64_t pos[2] = { 0, 0 };
+
+	while (follow_room(s)) {
+		int64_t deadline = s->follow ? time_mono_ms() + EXECSTREAM_HANGUP_CHECK_MS : 0;
+		bool ended;
+		size_t n;
+		int stream;
+
+		if (procs_read(s->procs, s->pid, pos, buf, sizeof(buf), &stream, &n, &ended, &info,
+			       deadline, &err) < 0) {
+			follow_finish(s, NULL, err);
+			break;
+		}
+		if (n > 0) {
+			pthread_mutex_lock(&s->lock);
+			enqueue_locked(s, stream == 0 ? PROTO_STDOUT : PROTO_STDERR, buf, n);
+			pthread_mutex_unlock(&s->lock);
+		} else if (ended || !s->follow) {
+			if (!ended && procs_get(s->procs, s->pid, &info, NULL, NULL, &err) < 0)
+				info.state = PROCS_RUNNING;
+			ember_error_free(&err);
+			follow_finish(s, &info, NULL);
+			break;
+		}
+	}
+	stream_unref(s);
+	worker_exit();
+	return NULL;
+}
+
+int api_exec_stream_follow(struct procs *procs, int32_t pid, bool follow,
+			   enum api_events_format fmt, struct api_exec_stream **out,
+			   struct ember_error **err)
+{
+	struct api_exec_body none = { 0 };
+	struct api_exec_stream *s = stream_new(NULL, "", &none, fmt);
+
+	if (s == NULL) {
+		procs_unref(procs);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	s->procs = procs;
+	s->pid = pid;
+	s->follow = follow;
+	s->started = true;
+	if (spawn_worker(s, follow_main, err) < 0)
+		return -1;
 	*out = s;
 	return 0;
 }
@@ -314,6 +443,7 @@ static int take_chunk_locked(struct api_exec_stream *s, struct ember_error **err
 				    c->data + c->off, n, false, err);
 
 	c->off += n;
+	s->queued -= n;
 	proto_credit_window_consumed(&s->credit, n);
 	if (c->off == c->len) {
 		s->head = c->next;

@@ -25,6 +25,13 @@ int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_bod
 			  enum api_events_format fmt, struct api_exec_stream **out,
 			  struct ember_error **err);
 
+/* A background process's output as the same events (GET .../processes/{pid}/output): what its
+ * rings hold, then (follow) what comes until it ends; the last event is "exit" (or "running"
+ * without follow while it runs, or "error"). Takes the procs reference. */
+int api_exec_stream_follow(struct procs *procs, int32_t pid, bool follow,
+			   enum api_events_format fmt, struct api_exec_stream **out,
+			   struct ember_error **err);
+
 /* The client connection's socket, polled for a hang-up while no output comes. */
 void api_exec_stream_set_client_fd(struct api_exec_stream *s, int fd);
 

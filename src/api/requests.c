@@ -1,6 +1,7 @@
 /* requests.c - strict API body decoding. */
 #include "api/requests.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,7 +186,17 @@ static bool valid_env_name(const char *name)
 	return true;
 }
 
+static int parse_env_into(json_t *root, char **out_env, size_t *out_envc,
+			  struct ember_error **err);
+
 static int parse_env(json_t *root, struct api_exec_body *out, struct ember_error **err)
+{
+	return parse_env_into(root, out->env, &out->envc, err);
+}
+
+/* env {"NAME": "value"} into out_env[] as malloc'd "NAME=value" strings (*out_envc of them). */
+static int parse_env_into(json_t *root, char **out_env, size_t *out_envc,
+			  struct ember_error **err)
 {
 	json_t *env = json_object_get(root, "env"), *value;
 	const char *name;
@@ -210,11 +221,11 @@ static int parse_env(json_t *root, struct api_exec_body *out, struct ember_error
 			return ember_error_set(err, KIND, 0,
 					       "field `env.%s` must be a string without NUL, at most "
 					       "%d bytes with its name", name, PROTO_STRING_MAX);
-		if (asprintf(&out->env[out->envc], "%s=%s", name, s) < 0) {
-			out->env[out->envc] = NULL;
+		if (asprintf(&out_env[*out_envc], "%s=%s", name, s) < 0) {
+			out_env[*out_envc] = NULL;
 			return ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
 		}
-		out->envc++;
+		(*out_envc)++;
 	}
 	return 0;
 }
@@ -278,6 +289,141 @@ void api_exec_body_release(struct api_exec_body *body)
 		free(body->env[i]);
 	json_decref(body->root);
 	memset(body, 0, sizeof(*body));
+}
+
+/* "cmd": 1 to PROTO_ARGV_MAX non-empty strings without NUL (borrowed from root). */
+static int parse_cmd(json_t *root, struct api_process_body *out, struct ember_error **err)
+{
+	json_t *cmd = json_object_get(root, "cmd");
+	size_t i;
+
+	if (!json_is_array(cmd) || json_array_size(cmd) == 0 ||
+	    json_array_size(cmd) > PROTO_ARGV_MAX)
+		return ember_error_set(err, KIND, 0, "field `cmd` must be an array of 1 to %d "
+				       "strings", PROTO_ARGV_MAX);
+	for (i = 0; i < json_array_size(cmd); i++) {
+		json_t *v = json_array_get(cmd, i);
+		const char *s = json_string_value(v);
+
+		if (s == NULL || s[0] == '\0' || strlen(s) != json_string_length(v) ||
+		    strlen(s) > PROTO_STRING_MAX)
+			return ember_error_set(err, KIND, 0,
+					       "field `cmd` entry %zu must be a non-empty string "
+					       "without NUL of at most %d bytes", i, PROTO_STRING_MAX);
+		out->cmd[i] = (char *)s;
+	}
+	out->cmdc = i;
+	return 0;
+}
+
+int api_parse_process(const char *body, size_t len, struct api_process_body *out,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "code", "cmd", "cwd", "env", "stdin", "tag", NULL };
+	bool has_code, has_cmd;
+	int got;
+
+	memset(out, 0, sizeof(*out));
+	if (json_parse_object(body, len, &out->root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(out->root, keys, KIND, err) < 0)
+		goto fail;
+	/* null is the same as absent (docs/api.md) */
+	has_code = !json_is_null(json_object_get(out->root, "code")) &&
+		   json_object_get(out->root, "code") != NULL;
+	has_cmd = !json_is_null(json_object_get(out->root, "cmd")) &&
+		  json_object_get(out->root, "cmd") != NULL;
+	if (has_code == has_cmd) {
+		ember_error_set(err, KIND, 0, "exactly one of fields `code` and `cmd` is required");
+		goto fail;
+	}
+	if (has_code && json_get_string(out->root, "code", true, PROTO_CODE_MAX, &out->code,
+					&out->code_len, KIND, err) < 0)
+		goto fail;
+	if (has_cmd && parse_cmd(out->root, out, err) < 0)
+		goto fail;
+	got = json_get_string(out->root, "cwd", false, PROTO_STRING_MAX, &out->cwd, NULL, KIND,
+			      err);
+	if (got < 0)
+		goto fail;
+	if (got == 1 && out->cwd[0] == '\0') {
+		ember_error_set(err, KIND, 0, "field `cwd` must not be empty");
+		goto fail;
+	}
+	got = json_get_string(out->root, "tag", false, API_TAG_MAX, &out->tag, NULL, KIND, err);
+	if (got < 0 || json_get_bool(out->root, "stdin", false, &out->has_stdin, KIND, err) < 0 ||
+	    parse_env_into(out->root, out->env, &out->envc, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	api_process_body_release(out);
+	return -1;
+}
+
+void api_process_body_release(struct api_process_body *body)
+{
+	size_t i;
+
+	for (i = 0; i < body->envc; i++)
+		free(body->env[i]);
+	json_decref(body->root);
+	memset(body, 0, sizeof(*body));
+}
+
+int api_parse_signal(const char *body, size_t len, int *sig, struct ember_error **err)
+{
+	static const struct {
+		const char *name;
+		int number;
+	} names[] = {
+		{ "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT },   { "HUP", SIGHUP },
+		{ "QUIT", SIGQUIT }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "STOP", SIGSTOP },
+		{ "CONT", SIGCONT },
+	};
+	static const char *const keys[] = { "signal", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	json_t *v;
+	const char *name;
+	size_t i;
+
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0)
+		return -1;
+	v = json_object_get(root, "signal");
+	if (json_is_integer(v)) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > 64)
+			return ember_error_set(err, KIND, 0, "field `signal` must be 1 to 64");
+		*sig = (int)json_integer_value(v);
+		return 0;
+	}
+	name = json_string_value(v);
+	if (name == NULL)
+		return ember_error_set(err, KIND, 0, "field `signal` is required: a name such as "
+				       "\"TERM\" or a number");
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
+		if (strcmp(name, names[i].name) == 0) {
+			*sig = names[i].number;
+			return 0;
+		}
+	}
+	return ember_error_set(err, KIND, 0, "field `signal`: unknown signal `%.32s` (TERM KILL "
+			       "INT HUP QUIT USR1 USR2 STOP CONT, or a number)", name);
+}
+
+int api_parse_pid(const char *text, int32_t *pid, struct ember_error **err)
+{
+	uint64_t v = 0;
+	const char *p;
+
+	for (p = text; *p >= '0' && *p <= '9' && v <= INT32_MAX; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (p == text || *p != '\0' || v < 1 || v > INT32_MAX || text[0] == '0')
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no background process `%.32s`",
+				       text);
+	*pid = (int32_t)v;
+	return 0;
 }
 
 bool api_valid_sandbox_id(const char *id)

@@ -90,6 +90,33 @@ bool api_list_filter_match(const struct api_list_filter *filter, const struct sa
 int api_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 		      struct ember_error **err);
 
+/* POST /sandboxes/{id}/processes: exactly one of "code" (the pack's interpreter runs it) and
+ * "cmd" (argv), optional "cwd", "env" (as exec's), "stdin" (bool) and "tag". */
+#define API_TAG_MAX 64
+struct api_process_body {
+	json_t *root;             /* owns the borrowed strings below */
+	const char *code;         /* NULL with cmd */
+	size_t code_len;
+	char *cmd[PROTO_ARGV_MAX + 1]; /* borrowed from root, NULL-terminated; cmdc 0 with code */
+	size_t cmdc;
+	char *env[PROTO_ENV_MAX + 1]; /* malloc'd "NAME=value" */
+	size_t envc;
+	const char *cwd;          /* NULL: the home directory */
+	bool has_stdin;
+	const char *tag;          /* NULL: none */
+};
+int api_parse_process(const char *body, size_t len, struct api_process_body *out,
+		      struct ember_error **err);
+void api_process_body_release(struct api_process_body *body);
+#define _cleanup_process_body_ __attribute__((cleanup(api_process_body_release)))
+
+/* {"signal": NAME} (TERM KILL INT HUP QUIT USR1 USR2 STOP CONT, "SIG" prefix allowed) or a
+ * number 1..64. */
+int api_parse_signal(const char *body, size_t len, int *sig, struct ember_error **err);
+
+/* A {pid} path segment: decimal 1..2^31-1, nothing else. */
+int api_parse_pid(const char *text, int32_t *pid, struct ember_error **err);
+
 /* true when id has the exact shape of a sandbox id ("sb_" + 32 lowercase hex). */
 bool api_valid_sandbox_id(const char *id);
 

@@ -1,5 +1,5 @@
 /* routes.c - API v1: the route table and one small handler per row. See docs/api.md for the
- * contract. Matching walks the table once per request: O(rows), ten of them. */
+ * contract. Matching walks the table once per request: O(rows), fifteen of them. */
 #include "api/routes.h"
 
 #include <errno.h>
@@ -25,6 +25,7 @@
 struct api_request {
 	const char *method;
 	const char *id;       /* NULL when the pattern has no {id} */
+	const char *pid;      /* the {pid} segment, unchecked; NULL when the pattern has none */
 	const char *body;
 	size_t body_len;
 	const struct api_query *query; /* never NULL (an empty one when there was none) */
@@ -44,6 +45,8 @@ struct path_id {
 	bool present;
 	bool too_long;
 	char text[SANDBOX_ID_LEN + 1];
+	bool has_pid;
+	char pid[16];         /* "" when the segment was longer: no valid pid is */
 };
 
 enum match {
@@ -411,8 +414,9 @@ static void handle_console(struct api_context *ctx, const struct api_request *re
 	respond_json(resp, 200, obj);
 }
 
-static void handle_processes(struct api_context *ctx, const struct api_request *req,
-			     struct api_response *resp)
+/* The guest's whole process table (`?all=1`), for tests and debugging. */
+static void respond_ps(struct api_context *ctx, const struct api_request *req,
+		       struct api_response *resp)
 {
 	_cleanup_free_ struct proto_process *procs = NULL;
 	struct ember_error *err = NULL;
@@ -423,6 +427,189 @@ static void handle_processes(struct api_context *ctx, const struct api_request *
 		return;
 	}
 	respond_json(resp, 200, api_encode_processes(procs, count));
+}
+
+/* The one query flag a process route takes (all / follow / close): "1" or "true" sets it, "0"
+ * or "false" or absence clears it; anything else, or another parameter, is a 400. */
+static int query_flag(const struct api_query *query, const char *name, bool *on,
+		      struct ember_error **err)
+{
+	size_t i;
+
+	*on = false;
+	if (query->too_many || query->has_nul)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "bad query parameters");
+	for (i = 0; i < query->count; i++) {
+		const char *v = query->pairs[i].value;
+
+		if (strcmp(query->pairs[i].key, name) != 0)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "unknown query parameter `%.64s` (this route takes "
+					       "%s)", query->pairs[i].key, name);
+		if (v == NULL || strcmp(v, "1") == 0 || strcmp(v, "true") == 0)
+			*on = true;
+		else if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0)
+			*on = false;
+		else
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "query parameter `%s` must be 1 or 0", name);
+	}
+	return 0;
+}
+
+/* Background processes (`?all=1`: the guest's process table instead). */
+static void handle_processes(struct api_context *ctx, const struct api_request *req,
+			     struct api_response *resp)
+{
+	_cleanup_free_ struct procs_info *infos = NULL;
+	struct ember_error *err = NULL;
+	struct procs *procs = NULL;
+	size_t count = 0, i;
+	json_t *arr;
+	bool all;
+
+	if (query_flag(req->query, "all", &all, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (all) {
+		respond_ps(ctx, req, resp);
+		return;
+	}
+	if (manager_procs(ctx->manager, req->id, &procs, &err) < 0 ||
+	    procs_list(procs, &infos, &count, &err) < 0) {
+		procs_unref(procs);
+		respond_err(resp, &err);
+		return;
+	}
+	procs_unref(procs);
+	arr = json_array();
+	for (i = 0; arr != NULL && i < count; i++)
+		json_array_append_new(arr, api_encode_background(&infos[i]));
+	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "processes", arr) : NULL);
+}
+
+static void handle_process_start(struct api_context *ctx, const struct api_request *req,
+				 struct api_response *resp)
+{
+	_cleanup_process_body_ struct api_process_body parsed = { 0 };
+	struct sandbox_process_request start;
+	struct ember_error *err = NULL;
+	struct procs_info info;
+
+	if (api_parse_process(req->body, req->body_len, &parsed, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	start = (struct sandbox_process_request){
+		.code = parsed.code, .code_len = parsed.code_len, .argv = parsed.cmd,
+		.argc = parsed.cmdc, .env = parsed.env, .envc = parsed.envc, .cwd = parsed.cwd,
+		.has_stdin = parsed.has_stdin, .tag = parsed.tag,
+	};
+	if (manager_process_start(ctx->manager, req->id, &start, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, api_encode_background(&info));
+}
+
+static void handle_process_get(struct api_context *ctx, const struct api_request *req,
+			       struct api_response *resp)
+{
+	uint8_t *out[2] = { NULL, NULL };
+	size_t len[2] = { 0, 0 };
+	struct ember_error *err = NULL;
+	struct procs *procs = NULL;
+	struct procs_info info;
+	int32_t pid;
+
+	if ((req->query->count > 0 &&
+	     ember_error_set(&err, EMBER_E_INVALID, 0, "this route takes no query parameters")) ||
+	    api_parse_pid(req->pid, &pid, &err) < 0 ||
+	    manager_procs(ctx->manager, req->id, &procs, &err) < 0 ||
+	    procs_get(procs, pid, &info, out, len, &err) < 0) {
+		procs_unref(procs);
+		respond_err(resp, &err);
+		return;
+	}
+	procs_unref(procs);
+	resp->stream = api_encode_background_output(&info, out, len, &err);
+	if (resp->stream == NULL) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 200;
+}
+
+/* Events like a streamed exec's: Accept text/event-stream gives SSE, anything else ndjson. */
+static void handle_process_output(struct api_context *ctx, const struct api_request *req,
+				  struct api_response *resp)
+{
+	const char *accept = req->query->accept;
+	enum api_events_format fmt = accept != NULL && strstr(accept, "text/event-stream") != NULL
+					     ? API_EVENTS_SSE : API_EVENTS_NDJSON;
+	struct ember_error *err = NULL;
+	struct procs *procs = NULL;
+	struct procs_info info;
+	int32_t pid;
+	bool follow;
+
+	if (query_flag(req->query, "follow", &follow, &err) < 0 ||
+	    api_parse_pid(req->pid, &pid, &err) < 0 ||
+	    manager_procs(ctx->manager, req->id, &procs, &err) < 0 ||
+	    procs_get(procs, pid, &info, NULL, NULL, &err) < 0) {
+		procs_unref(procs);
+		respond_err(resp, &err);
+		return;
+	}
+	if (api_exec_stream_follow(procs, pid, follow, fmt, &resp->events, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->events_format = fmt;
+	resp->status = 200;
+}
+
+static void handle_process_stdin(struct api_context *ctx, const struct api_request *req,
+				 struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+	int32_t pid;
+	bool close;
+
+	if (query_flag(req->query, "close", &close, &err) < 0 ||
+	    api_parse_pid(req->pid, &pid, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (req->body_len > API_STDIN_MAX) {
+		ember_error_set(&err, EMBER_E_TOO_LARGE, 0, "stdin bodies are at most %u bytes",
+				API_STDIN_MAX);
+		respond_err(resp, &err);
+		return;
+	}
+	if (manager_process_stdin(ctx->manager, req->id, pid, (const uint8_t *)req->body,
+				  req->body_len, close, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 204;
+}
+
+static void handle_process_signal(struct api_context *ctx, const struct api_request *req,
+				  struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+	int32_t pid;
+	int sig;
+
+	if (api_parse_pid(req->pid, &pid, &err) < 0 ||
+	    api_parse_signal(req->body, req->body_len, &sig, &err) < 0 ||
+	    manager_process_signal(ctx->manager, req->id, pid, sig, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 204;
 }
 
 /* Adding a route is adding a row. Rows sharing a pattern list their methods in the order the
@@ -438,6 +625,11 @@ static const struct route routes[] = {
 	{ "POST", "/sandboxes/{id}/timeout", handle_timeout },
 	{ "GET", "/sandboxes/{id}/console", handle_console },
 	{ "GET", "/sandboxes/{id}/processes", handle_processes },
+	{ "POST", "/sandboxes/{id}/processes", handle_process_start },
+	{ "GET", "/sandboxes/{id}/processes/{pid}", handle_process_get },
+	{ "GET", "/sandboxes/{id}/processes/{pid}/output", handle_process_output },
+	{ "POST", "/sandboxes/{id}/processes/{pid}/stdin", handle_process_stdin },
+	{ "POST", "/sandboxes/{id}/processes/{pid}/signal", handle_process_signal },
 };
 
 static void capture_id(struct path_id *id, const char *segment, size_t len)
@@ -463,6 +655,12 @@ static enum match match_pattern(const char *pattern, const char *path, struct pa
 		if (plen == 4 && strncmp(pattern, "{id}", 4) == 0) {
 			capture_id(id, path, slen);
 			under_id = true;
+		} else if (plen == 5 && strncmp(pattern, "{pid}", 5) == 0) {
+			id->has_pid = true;
+			if (slen < sizeof(id->pid)) {
+				memcpy(id->pid, path, slen);
+				id->pid[slen] = '\0';
+			}
 		} else if (plen != slen || strncmp(pattern, path, plen) != 0) {
 			break;
 		}
@@ -552,6 +750,7 @@ void api_route(struct api_context *ctx, const char *method, const char *path,
 	if (reject_bad_id(&id, resp))
 		return;
 	req.id = id.present ? id.text : NULL;
+	req.pid = id.has_pid ? id.pid : NULL;
 	pattern = row->pattern;
 	for (; row < end; row++) {
 		if (strcmp(row->pattern, pattern) == 0 && strcmp(row->method, method) == 0) {

@@ -35,6 +35,9 @@ struct request {
 	bool err_truncated;
 	struct proto_exit exit;
 	const struct channel_sink *sink; /* streamed: output goes here, not to out/errout */
+	bool background;         /* STARTED expected once; stdin open until closed */
+	bool running;            /* STARTED seen */
+	bool stdin_open;
 	/* ps */
 	struct proto_process *procs;
 	size_t nprocs;
@@ -176,6 +179,22 @@ static int apply_ps_reply(struct request *r, const struct proto_frame *f, struct
 	return 0;
 }
 
+/* STARTED: once, for a background exec, before its EXIT. */
+static int apply_started(struct request *r, const struct proto_frame *f,
+			 struct ember_error **err)
+{
+	struct proto_started msg;
+
+	if (!r->background || r->running)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "unexpected STARTED for exec %u",
+				       f->header.id);
+	if (proto_started_decode(f->payload, f->header.length, &msg, err) < 0)
+		return ember_error_wrap(err, "STARTED for exec %u", f->header.id);
+	r->running = true;
+	r->sink->running(r->sink->ctx, r->id, msg.pid);
+	return 0;
+}
+
 static int apply_pong(struct request *r)
 {
 	r->done = true;
@@ -210,6 +229,10 @@ static int apply_to_request(struct request *r, const struct proto_frame *f,
 	case PROTO_EXIT:
 		if (r->kind == REQ_EXEC)
 			return apply_exit(r, f, err);
+		break;
+	case PROTO_STARTED:
+		if (r->kind == REQ_EXEC)
+			return apply_started(r, f, err);
 		break;
 	case PROTO_PS_REPLY:
 		if (r->kind == REQ_PS)
@@ -532,6 +555,9 @@ static char *encode_exec(const struct channel_exec_request *req, size_t *len,
 		.output_limit = req->output_limit,
 		.max_processes = req->max_processes,
 		.stdin_follows = req->has_stdin,
+		.background = req->background,
+		.command = req->command,
+		.cwd = (char *)req->cwd,
 	};
 	_cleanup_free_ char *text = NULL;
 	size_t i;
@@ -649,7 +675,8 @@ static int grant_buffered(struct channel *ch, struct request *r, struct ember_er
 static int await_exit_streamed(struct channel *ch, struct request *r, uint32_t timeout_ms,
 			       bool *cancelled, struct ember_error **err)
 {
-	int64_t deadline = time_mono_ms() + timeout_ms + CHANNEL_EXEC_GRACE_MS;
+	/* A background exec has no deadline until its sink's consumer cancels it. */
+	int64_t deadline = r->background ? -1 : time_mono_ms() + timeout_ms + CHANNEL_EXEC_GRACE_MS;
 	bool cancel_sent = false;
 
 	*cancelled = false;
@@ -658,7 +685,7 @@ static int await_exit_streamed(struct channel *ch, struct request *r, uint32_t t
 		uint32_t grant = 0;
 		bool cancel = false;
 
-		if (time_mono_ms() >= deadline) {
+		if (deadline >= 0 && time_mono_ms() >= deadline) {
 			if (cancel_sent)
 				return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
 						       "guest did not report the exec's end in time");
@@ -696,6 +723,12 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 				       "the guest agent speaks protocol version %u, without the "
 				       "credit a streamed exec needs (rebuild the images)",
 				       ch->version);
+	if ((req->background || req->command || req->cwd != NULL) && ch->version < 3)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "the guest agent speaks protocol version %u, without "
+				       "background processes (rebuild the images)", ch->version);
+	if (req->background && (sink == NULL || sink->running == NULL))
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "a background exec needs a sink");
 	text = encode_exec(req, &len, err);
 	if (text == NULL)
 		return -1;
@@ -705,10 +738,13 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 	pthread_mutex_lock(&ch->lock);
 	r->limit = req->output_limit;
 	r->sink = sink;
+	r->background = req->background;
+	r->stdin_open = req->background && req->has_stdin;
 	pthread_mutex_unlock(&ch->lock);
 	if (send_frame(ch, PROTO_EXEC, 0, r->id, text, len, err) < 0 ||
 	    (sink == NULL && grant_buffered(ch, r, err) < 0) ||
-	    (req->has_stdin && send_stdin(ch, r->id, req->stdin_data, req->stdin_len, err) < 0))
+	    (req->has_stdin && !req->background &&
+	     send_stdin(ch, r->id, req->stdin_data, req->stdin_len, err) < 0))
 		goto out;
 	if (sink != NULL) {
 		sink->started(sink->ctx, ch->version >= 2);
@@ -728,6 +764,63 @@ void channel_exec_result_release(struct channel_exec_result *res)
 	free(res->stdout_data);
 	free(res->stderr_data);
 	memset(res, 0, sizeof(*res));
+}
+
+/* The background exec exec_id while it runs (lock held); closing: it takes no stdin after. */
+static int find_background_locked(struct channel *ch, uint32_t exec_id, bool for_stdin,
+				  bool closing, struct ember_error **err)
+{
+	struct request *r = find_locked(ch, exec_id);
+
+	if (ch->broken)
+		return ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
+	if (r == NULL || r->kind != REQ_EXEC || !r->background || !r->running)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0, "the process is not running");
+	if (for_stdin && !r->stdin_open)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0, "the process's stdin is closed");
+	if (closing)
+		r->stdin_open = false;
+	return 0;
+}
+
+int channel_exec_stdin(struct channel *ch, uint32_t exec_id, const uint8_t *data, size_t len,
+		       bool fin, struct ember_error **err)
+{
+	int ret;
+
+	pthread_mutex_lock(&ch->lock);
+	ret = find_background_locked(ch, exec_id, true, fin, err);
+	pthread_mutex_unlock(&ch->lock);
+	if (ret < 0)
+		return -1;
+	if (len == 0) /* data may be NULL: no pointer arithmetic on it */
+		return fin ? send_frame(ch, PROTO_STDIN, PROTO_FLAG_FIN, exec_id, NULL, 0, err) : 0;
+	if (fin)
+		return send_stdin(ch, exec_id, data, len, err);
+	while (len > 0) { /* like send_stdin, without the FIN */
+		size_t chunk = len < PROTO_MAX_DATA_CHUNK ? len : PROTO_MAX_DATA_CHUNK;
+
+		if (send_frame(ch, PROTO_STDIN, 0, exec_id, data, chunk, err) < 0)
+			return -1;
+		data += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int channel_exec_signal(struct channel *ch, uint32_t exec_id, int sig, struct ember_error **err)
+{
+	uint8_t payload[4] = { 0, 0, 0, (uint8_t)sig };
+	int ret;
+
+	if (sig < 1 || sig > 64)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "signal %d is not 1..64", sig);
+	pthread_mutex_lock(&ch->lock);
+	ret = find_background_locked(ch, exec_id, false, false, err);
+	pthread_mutex_unlock(&ch->lock);
+	if (ret < 0)
+		return -1;
+	return send_frame(ch, PROTO_SIGNAL, 0, exec_id, payload, sizeof(payload), err);
 }
 
 int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **procs,

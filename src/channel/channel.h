@@ -47,6 +47,12 @@ struct channel_exec_request {
 	/* NULL: buffered (output collected into the result). Otherwise output goes to the sink
 	 * as it arrives, paced by credit (protocol version 2); the sink outlives the call. */
 	const struct channel_sink *sink;
+	/* Protocol version 3 (EMBER_E_CONFLICT on an older guest): */
+	bool background;          /* needs a sink with running(); no deadline (timeout_ms is sent
+				   * but the guest ignores it); stdin (has_stdin) stays open for
+				   * channel_exec_stdin() and stdin_data is not sent */
+	bool command;             /* argv is the whole command, code must be empty */
+	const char *cwd;          /* NULL: the guest's home directory */
 };
 
 struct channel_exec_result {
@@ -74,6 +80,9 @@ struct channel_sink {
 	/* The exec's thread: blocks until done(), a CREDIT is due (*grant), the consumer left
 	 * (*cancel) or deadline_ms. */
 	void (*wait)(void *ctx, int64_t deadline_ms, uint32_t *grant, bool *cancel);
+	/* Background execs only (may be NULL otherwise). Reader thread, channel lock held, must
+	 * not block: the guest's STARTED, with the exec id channel_exec_stdin()/signal() take. */
+	void (*running)(void *ctx, uint32_t exec_id, int32_t guest_pid);
 };
 
 /* Runs one exec to completion. EMBER_E_GUEST_TIMEOUT when the guest does not report the exit
@@ -81,6 +90,13 @@ struct channel_sink {
 int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err);
 void channel_exec_result_release(struct channel_exec_result *res);
+
+/* For a background exec in flight (exec_id from its sink's running()): stdin bytes as STDIN
+ * frames (fin: the last, closing the program's stdin), or a signal (1..64) for its process
+ * group. EMBER_E_CONFLICT when no such exec runs (it ended) or it took no stdin. */
+int channel_exec_stdin(struct channel *ch, uint32_t exec_id, const uint8_t *data, size_t len,
+		       bool fin, struct ember_error **err);
+int channel_exec_signal(struct channel *ch, uint32_t exec_id, int sig, struct ember_error **err);
 
 /* The protocol version agreed in the handshake. */
 uint32_t channel_version(struct channel *ch);

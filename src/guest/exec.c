@@ -332,6 +332,13 @@ void guest_exec_reaped(struct guest_exec *e, int wait_status)
 	exec_maybe_finish(e);
 }
 
+void guest_exec_signal(struct guest_exec *e, int sig)
+{
+	/* The group outlives its leader while members remain; ESRCH once it is empty. */
+	if (!e->finished && e->pid > 0)
+		kill(-e->pid, sig);
+}
+
 void guest_exec_cancel(struct guest_exec *e)
 {
 	if (e->finished)
@@ -397,10 +404,10 @@ static int write_code(struct guest_exec *e, const struct guest_exec_config *cfg,
 }
 
 static int spawn_program(struct guest_exec *e, const struct guest_exec_config *cfg,
-			 const struct proto_exec *req, int child_in, int child_out, int child_err,
+			 uint64_t seq, const struct proto_exec *req, int child_in, int child_out, int child_err,
 			 struct ember_error **err)
 {
-	char home[PATH_MAX + 8];
+	char home[PATH_MAX + 8], cwd[PATH_MAX];
 	const char *base[] = {
 		"PATH=" GUEST_BASE_PATH, home, "LANG=C.UTF-8", "USER=sandbox", NULL,
 	};
@@ -423,8 +430,17 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 	snprintf(home, sizeof(home), "HOME=%s", cfg->home);
 	for (i = 0; i < req->argc; i++)
 		argv[i] = req->argv[i];
-	argv[i++] = e->code_path;
+	if (!req->command)
+		argv[i++] = e->code_path;
 	argv[i] = NULL;
+	if (req->cwd != NULL && req->cwd[0] == '/') {
+		spec.cwd = req->cwd;
+	} else if (req->cwd != NULL) {
+		if (snprintf(cwd, sizeof(cwd), "%s/%s", cfg->home, req->cwd) >= (int)sizeof(cwd))
+			return ember_error_set(err, EMBER_E_GUEST, ENAMETOOLONG,
+					       "working directory too long");
+		spec.cwd = cwd;
+	}
 	if (guest_env_build(base, (const char *const *)req->env, &envp, err) < 0)
 		return -1;
 	spec.envp = envp;
@@ -432,8 +448,10 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 		char name[64];
 
 		/* pids.max makes the process limit per exec; RLIMIT_NPROC still bounds the user. */
-		snprintf(name, sizeof(name), "%s", strrchr(e->dir, '/') != NULL
-						    ? strrchr(e->dir, '/') + 1 : "exec");
+		if (strrchr(e->dir, '/') != NULL)
+			snprintf(name, sizeof(name), "%s", strrchr(e->dir, '/') + 1);
+		else /* a command exec has no code directory: its sequence number is unique too */
+			snprintf(name, sizeof(name), "%llu-cmd", (unsigned long long)seq);
 		if (guest_cgroup_create(cfg->cgroup_root, name, req->max_processes, e->cgroup,
 					sizeof(e->cgroup), &spec.cgroup_procs_fd, err) < 0) {
 			e->cgroup[0] = '\0';
@@ -463,7 +481,9 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 	e->ops = ops;
 	e->ctx = ctx;
 	e->id = id;
-	e->output_limit = req->output_limit;
+	e->background = req->background;
+	/* A background exec's output is bounded by the host's ring instead (docs/protocol.md). */
+	e->output_limit = req->background ? UINT64_MAX : req->output_limit;
 	for (i = 0; i < 2; i++) {
 		e->out[i].exec = e;
 		e->out[i].type = i == 0 ? PROTO_STDOUT : PROTO_STDERR;
@@ -472,7 +492,7 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 	guest_watch_init(&e->stdin_watch, -1, stdin_ready);
 	guest_watch_init(&e->timer, -1, timer_ready);
 
-	if (write_code(e, cfg, seq, req, err) < 0)
+	if (!req->command && write_code(e, cfg, seq, req, err) < 0)
 		goto fail;
 	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
 		ember_error_sys(err, "pipe");
@@ -500,7 +520,7 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 		ember_error_sys(err, "set pipes non-blocking");
 		goto fail;
 	}
-	if (spawn_program(e, cfg, req, in_pipe[0], out_pipe[1], err_pipe[1], err) < 0)
+	if (spawn_program(e, cfg, seq, req, in_pipe[0], out_pipe[1], err_pipe[1], err) < 0)
 		goto fail;
 	/* From here on the program runs: failures below kill it (guest_exec_discard). */
 	e->out[0].watch.fd = out_pipe[0];
@@ -508,7 +528,7 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 	e->stdin_watch.fd = in_pipe[1];
 	out_pipe[0] = err_pipe[0] = in_pipe[1] = -1;
 	e->stdin_open = req->stdin_follows;
-	if (arm_timer(e, req->timeout_ms) < 0) {
+	if (!req->background && arm_timer(e, req->timeout_ms) < 0) {
 		ember_error_sys(err, "arm the exec timeout");
 		goto fail_running;
 	}

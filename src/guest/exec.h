@@ -66,6 +66,7 @@ struct guest_exec {
 	bool cancelled;
 	bool grace_over;                  /* 250 ms after reaping passed: stop waiting for EOF */
 	bool finished;
+	bool background;                  /* version 3: no timeout, no output limit here */
 	uint64_t output_limit;
 	bool credit_on;                   /* version-2 session: output is paced by CREDIT */
 	uint64_t credit;                  /* data bytes the host still accepts (when credit_on) */
@@ -83,7 +84,8 @@ struct guest_exec {
 	char cgroup[PATH_MAX];            /* "" when the exec has no cgroup of its own */
 };
 
-/* Writes the code file, spawns argv + [code file] and registers the pipes and the timer.
+/* Writes the code file, spawns argv + [code file] (argv alone for a command exec, which has no
+ * code file) and registers the pipes and the timer (not armed for a background exec).
  * EMBER_E_GUEST: the program could not be started (ERROR spawn_failed); other kinds: internal. */
 int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
 		     uint32_t id, const struct proto_exec *req, const struct guest_exec_ops *ops,
@@ -94,6 +96,9 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
  * or after the program closed its stdin, is dropped. */
 int guest_exec_stdin(struct guest_exec *exec, const uint8_t *data, size_t len, bool fin,
 		     struct ember_error **err);
+
+/* SIGNAL: sig (1..64) to the process group; a finished exec ignores it. */
+void guest_exec_signal(struct guest_exec *exec, int sig);
 
 /* CANCEL: SIGKILL to the process group; EXIT follows as usual. */
 void guest_exec_cancel(struct guest_exec *exec);

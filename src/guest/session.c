@@ -346,6 +346,22 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 		  ready.version);
 }
 
+/* STARTED for a background exec, before any of its output (that is read by the loop later). */
+static void send_started(struct guest_session *s, struct guest_exec *e)
+{
+	struct proto_started msg = { .pid = (int32_t)e->pid };
+	struct ember_error *err = NULL;
+	size_t len;
+	char *json = proto_started_encode(&msg, &len, &err);
+
+	if (json == NULL) {
+		guest_log_error(&err, "encode STARTED");
+		return;
+	}
+	session_emit(s, PROTO_STARTED, e->id, json, len);
+	free(json);
+}
+
 static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 {
 	struct ember_error *err = NULL;
@@ -358,8 +374,10 @@ static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 		ember_error_free(&err);
 		return;
 	}
-	if (find_exec(s, id) != NULL) {
-		send_error(s, id, "duplicate_id", "exec %u is already running", id);
+	if (s->version < 3 && (req.background || req.command || req.cwd != NULL)) {
+		send_error(s, id, "bad_request", "background, command and cwd need version 3");
+	} else if (find_exec(s, id) != NULL || guest_files_busy(&s->files, id)) {
+		send_error(s, id, "duplicate_id", "request id %u is in use", id);
 	} else if (s->env->running_execs >= GUEST_MAX_EXECS) {
 		send_error(s, id, "too_many_execs", "%u execs already running", GUEST_MAX_EXECS);
 	} else if (guest_exec_start(s->env->loop, &s->env->exec, s->env->next_exec_seq++, id, &req,
@@ -374,6 +392,8 @@ static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 		e->next = s->execs;
 		s->execs = e;
 		s->env->running_execs++;
+		if (req.background)
+			send_started(s, e);
 	}
 	proto_exec_release(&req);
 }
@@ -407,6 +427,30 @@ static void handle_cancel(struct guest_session *s, const struct proto_frame *f)
 		send_error(s, f->header.id, "unknown_id", "no running exec %u", f->header.id);
 	else
 		guest_exec_cancel(e);
+}
+
+/* SIGNAL (version 3): a signal number for an exec's process group. */
+static void handle_signal(struct guest_session *s, const struct proto_frame *f)
+{
+	struct guest_exec *e = find_exec(s, f->header.id);
+	const uint8_t *p = f->payload;
+	uint32_t sig;
+
+	if (s->version < 3) {
+		session_fail(s, "protocol", "SIGNAL in a session below version 3");
+		return;
+	}
+	if (f->header.length != 4) {
+		send_error(s, f->header.id, "bad_request", "SIGNAL carries 4 bytes");
+		return;
+	}
+	sig = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	if (sig < 1 || sig > 64)
+		send_error(s, f->header.id, "bad_request", "signal %u is not 1..64", sig);
+	else if (e == NULL || e->finished)
+		send_error(s, f->header.id, "unknown_id", "no running exec %u", f->header.id);
+	else
+		guest_exec_signal(e, (int)sig);
 }
 
 /* CREDIT for an id that is not running is dropped: it crosses the EXIT on the wire. */
@@ -511,6 +555,7 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 	case PROTO_CREDIT:
 	case PROTO_FS:
 	case PROTO_DATA:
+	case PROTO_SIGNAL:
 		break;
 	default:
 		session_fail(s, "protocol", "the host sent a guest-to-host frame type");
@@ -539,6 +584,9 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 		break;
 	case PROTO_CREDIT:
 		handle_credit(s, f);
+		break;
+	case PROTO_SIGNAL:
+		handle_signal(s, f);
 		break;
 	case PROTO_PS:
 		handle_ps(s, f);

@@ -149,6 +149,7 @@ char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_
 	json_t *argv = string_array(msg->argv, msg->argc);
 	json_t *env = string_array(msg->env, msg->envc);
 	json_t *code = json_stringn(msg->code, msg->code_len);
+	json_t *obj;
 
 	if (argv == NULL || env == NULL || code == NULL) {
 		json_decref(argv);
@@ -158,12 +159,26 @@ char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_
 				"exec request has a string that is not valid UTF-8");
 		return NULL;
 	}
-	return dump_and_free(json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:b}", "argv", argv, "env",
-				       env, "code", code, "timeout_ms", (json_int_t)msg->timeout_ms,
-				       "output_limit", (json_int_t)msg->output_limit,
-				       "max_processes", (json_int_t)msg->max_processes,
-				       "stdin_follows", msg->stdin_follows),
-			     len, err);
+	obj = json_pack("{s:o, s:o, s:o, s:I, s:I, s:I, s:b}", "argv", argv, "env", env, "code",
+			code, "timeout_ms", (json_int_t)msg->timeout_ms, "output_limit",
+			(json_int_t)msg->output_limit, "max_processes",
+			(json_int_t)msg->max_processes, "stdin_follows", msg->stdin_follows);
+	/* Version-3 fields only when set: an older agent's strict decoder never sees them. */
+	if (obj != NULL && msg->background)
+		json_object_set_new(obj, "background", json_true());
+	if (obj != NULL && msg->command)
+		json_object_set_new(obj, "command", json_true());
+	if (obj != NULL && msg->cwd != NULL) {
+		json_t *cwd = json_string(msg->cwd);
+
+		if (cwd == NULL) {
+			json_decref(obj);
+			ember_error_set(err, EMBER_E_INVALID, 0, "cwd is not valid UTF-8");
+			return NULL;
+		}
+		json_object_set_new(obj, "cwd", cwd);
+	}
+	return dump_and_free(obj, len, err);
 }
 
 void proto_exec_release(struct proto_exec *msg)
@@ -175,6 +190,7 @@ void proto_exec_release(struct proto_exec *msg)
 	for (i = 0; i < msg->envc; i++)
 		free(msg->env[i]);
 	free(msg->code);
+	free(msg->cwd);
 	memset(msg, 0, sizeof(*msg));
 }
 
@@ -216,11 +232,12 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 		      struct ember_error **err)
 {
 	static const char *const keys[] = { "argv", "env", "code", "timeout_ms", "output_limit",
-					    "max_processes", "stdin_follows", NULL };
+					    "max_processes", "stdin_follows", "background", "command",
+					    "cwd", NULL };
 	json_t *root = NULL;
 	uint64_t timeout, limit, nproc;
-	const char *code;
-	size_t code_len;
+	const char *code, *cwd = NULL;
+	size_t code_len, cwd_len = 0;
 	bool stdin_follows = false;
 
 	memset(msg, 0, sizeof(*msg));
@@ -236,8 +253,23 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 			  err) < 0 ||
 	    json_get_uint(root, "max_processes", true, 1, PROTO_MAX_PROCESSES_MAX, &nproc, KIND,
 			  err) < 0 ||
-	    json_get_bool(root, "stdin_follows", true, &stdin_follows, KIND, err) < 0)
+	    json_get_bool(root, "stdin_follows", true, &stdin_follows, KIND, err) < 0 ||
+	    json_get_bool(root, "background", false, &msg->background, KIND, err) < 0 ||
+	    json_get_bool(root, "command", false, &msg->command, KIND, err) < 0 ||
+	    json_get_string(root, "cwd", false, PROTO_STRING_MAX, &cwd, &cwd_len, KIND, err) < 0)
 		goto fail;
+	if (msg->command && code_len > 0) {
+		ember_error_set(err, KIND, 0, "field `code` must be empty with `command`");
+		goto fail;
+	}
+	if (cwd != NULL && cwd_len == 0) {
+		ember_error_set(err, KIND, 0, "field `cwd` must not be empty");
+		goto fail;
+	}
+	if (cwd != NULL && (msg->cwd = strdup(cwd)) == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
+		goto fail;
+	}
 	msg->code = malloc(code_len + 1);
 	if (msg->code == NULL) {
 		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
@@ -336,6 +368,33 @@ int proto_error_decode(const uint8_t *buf, size_t len, struct proto_error_msg *m
 		goto out;
 	memcpy(msg->code, code, code_len + 1);
 	memcpy(msg->message, message, message_len + 1);
+	ret = 0;
+out:
+	json_decref(root);
+	return ret;
+}
+
+char *proto_started_encode(const struct proto_started *msg, size_t *len,
+			   struct ember_error **err)
+{
+	return dump_and_free(json_pack("{s:i}", "pid", msg->pid), len, err);
+}
+
+int proto_started_decode(const uint8_t *buf, size_t len, struct proto_started *msg,
+			 struct ember_error **err)
+{
+	static const char *const keys[] = { "pid", NULL };
+	json_t *root = NULL;
+	int64_t pid;
+	int ret = -1;
+
+	memset(msg, 0, sizeof(*msg));
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_int(root, "pid", true, 1, INT32_MAX, &pid, KIND, err) < 0)
+		goto out;
+	msg->pid = (int32_t)pid;
 	ret = 0;
 out:
 	json_decref(root);

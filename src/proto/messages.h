@@ -52,6 +52,12 @@ struct proto_exec {
 	uint64_t output_limit;               /* bytes kept per stream, the rest dropped and flagged */
 	uint32_t max_processes;              /* RLIMIT_NPROC of the sandbox user (>= 1) */
 	bool stdin_follows;                  /* STDIN frames follow, ending with FIN */
+	/* Version 3, all optional (absent = false / ""): */
+	bool background;                     /* STARTED after spawn; no timeout, no output limit
+					      * in the guest (the host keeps a ring) */
+	bool command;                        /* argv is the whole command: no code file (code
+					      * must then be empty) */
+	char *cwd;                           /* NULL: the home directory; relative: under it */
 };
 
 struct proto_exit {
@@ -67,6 +73,11 @@ struct proto_exit {
 struct proto_error_msg {
 	char code[32];
 	char message[512];
+};
+
+/* STARTED: the guest pid of a background exec's main process. */
+struct proto_started {
+	int32_t pid;                         /* >= 1 */
 };
 
 struct proto_process {
@@ -100,6 +111,11 @@ char *proto_error_encode(const char *code, const char *message, size_t *len,
 			 struct ember_error **err);
 int proto_error_decode(const uint8_t *buf, size_t len, struct proto_error_msg *msg,
 		       struct ember_error **err);
+
+char *proto_started_encode(const struct proto_started *msg, size_t *len,
+			   struct ember_error **err);
+int proto_started_decode(const uint8_t *buf, size_t len, struct proto_started *msg,
+			 struct ember_error **err);
 
 char *proto_ps_encode(const struct proto_process *procs, size_t count, size_t *len,
 		      struct ember_error **err);

@@ -277,6 +277,20 @@ static void stop_vm(struct manager *m, struct sandbox *sb)
 	sandbox_release_vm(vm, ch);
 }
 
+/* After wait_unused() (the channel is aborted, so every background exec ends): joins the
+ * process threads before the channel is closed, and drops the manager's table reference
+ * (followers may hold theirs a little longer). */
+static void close_procs(struct manager *m, struct sandbox *sb)
+{
+	struct procs *procs;
+
+	pthread_mutex_lock(&m->lock);
+	procs = steal_pointer(&sb->procs);
+	pthread_mutex_unlock(&m->lock);
+	procs_close(procs);
+	procs_unref(procs);
+}
+
 /* Stops everything a sandbox owns; the sandbox must be out of reach of new requests. */
 static void teardown(struct manager *m, struct sandbox *sb)
 {
@@ -284,6 +298,7 @@ static void teardown(struct manager *m, struct sandbox *sb)
 	struct ember_error *err = NULL;
 
 	wait_unused(m, sb, "the sandbox is being destroyed");
+	close_procs(m, sb);
 	stop_vm(m, sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
@@ -311,6 +326,7 @@ static void detach_and_free(struct manager *m, struct sandbox *sb)
 	struct channel *ch;
 
 	wait_unused(m, sb, "the daemon is exiting");
+	close_procs(m, sb); /* the guest ends them with the session: they do not survive us */
 	pthread_mutex_lock(&m->lock);
 	vm = steal_pointer(&sb->vm);
 	ch = steal_pointer(&sb->ch);
@@ -1470,4 +1486,138 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		stats->templates_failed = ts.failed;
 		stats->templates_evicted_total = ts.evicted_total;
 	}
+}
+
+/* The sandbox's process table (created on first use), referenced (lock held). */
+static int procs_of_locked(struct sandbox *sb, struct procs **out, struct ember_error **err)
+{
+	if (sb->procs == NULL && procs_new(&sb->procs, err) < 0)
+		return -1;
+	procs_ref(sb->procs);
+	*out = sb->procs;
+	return 0;
+}
+
+/* The channel request of a background process: the pack's interpreter and code, or a command. */
+static void process_exec_request(const struct manager *m, const struct sandbox *sb,
+				 const struct sandbox_process_request *req,
+				 struct channel_exec_request *creq)
+{
+	memset(creq, 0, sizeof(*creq));
+	if (req->argc > 0) {
+		creq->argv = req->argv;
+		creq->argc = req->argc;
+		creq->code = "";
+		creq->command = true;
+	} else {
+		creq->argv = sb->pack->interpreter;
+		creq->argc = sb->pack->interpreter_argc;
+		creq->code = req->code;
+		creq->code_len = req->code_len;
+	}
+	creq->env = req->env;
+	creq->envc = req->envc;
+	creq->cwd = req->cwd;
+	creq->has_stdin = req->has_stdin;
+	/* Sent because the message needs them; the guest ignores both for a background exec. */
+	creq->timeout_ms = sb->pack->defaults.exec_timeout_ms;
+	creq->output_limit = 0;
+	creq->max_processes = m->cfg.max_processes;
+	creq->background = true;
+}
+
+int manager_process_start(struct manager *m, const char *id,
+			  const struct sandbox_process_request *req, struct procs_info *info,
+			  struct ember_error **err)
+{
+	struct channel_exec_request creq;
+	struct sandbox *sb = acquire_ready(m, id, err);
+	struct procs *procs = NULL;
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	ret = procs_of_locked(sb, &procs, err);
+	pthread_mutex_unlock(&m->lock);
+	if (ret == 0) {
+		process_exec_request(m, sb, req, &creq);
+		ret = procs_start(procs, sb->ch, &creq, req->tag, info, err);
+	}
+	procs_unref(procs);
+	release_after(m, sb, err, ret < 0);
+	if (ret == 0)
+		log_event(LOG_INFO, id, "sandbox.process_started", time_mono_ms() - t0, "pid=%d",
+			  (int)info->pid);
+	return ret;
+}
+
+int manager_procs(struct manager *m, const char *id, struct procs **out,
+		  struct ember_error **err)
+{
+	struct sandbox *sb;
+	int ret = -1;
+
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	if (sb == NULL)
+		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	else if (sb->state != SANDBOX_READY && sb->state != SANDBOX_FAILED)
+		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", sb->id,
+				sandbox_state_name(sb->state));
+	else
+		ret = procs_of_locked(sb, out, err);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+/* A stdin write or a signal: the table, with the sandbox held ready around the channel I/O. */
+static struct sandbox *acquire_procs(struct manager *m, const char *id, struct procs **procs,
+				     struct ember_error **err)
+{
+	struct sandbox *sb = acquire_ready(m, id, err);
+
+	if (sb == NULL)
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	if (procs_of_locked(sb, procs, err) < 0) {
+		pthread_mutex_unlock(&m->lock);
+		release_after(m, sb, err, false);
+		return NULL;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return sb;
+}
+
+int manager_process_stdin(struct manager *m, const char *id, int32_t pid, const uint8_t *data,
+			  size_t len, bool fin, struct ember_error **err)
+{
+	struct procs *procs;
+	struct sandbox *sb = acquire_procs(m, id, &procs, err);
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	ret = procs_stdin(procs, sb->ch, pid, data, len, fin, err);
+	procs_unref(procs);
+	release_after(m, sb, err, ret < 0 && (*err)->kind != EMBER_E_NOT_FOUND &&
+				  (*err)->kind != EMBER_E_CONFLICT);
+	return ret;
+}
+
+int manager_process_signal(struct manager *m, const char *id, int32_t pid, int sig,
+			   struct ember_error **err)
+{
+	struct procs *procs;
+	struct sandbox *sb = acquire_procs(m, id, &procs, err);
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	ret = procs_signal(procs, sb->ch, pid, sig, err);
+	procs_unref(procs);
+	release_after(m, sb, err, ret < 0 && (*err)->kind != EMBER_E_NOT_FOUND &&
+				  (*err)->kind != EMBER_E_CONFLICT);
+	return ret;
 }

@@ -16,6 +16,7 @@
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
 #include "sandbox/labels.h"
+#include "sandbox/procs.h"
 #include "util/error.h"
 #include "vmm/vmm.h"
 
@@ -103,6 +104,20 @@ struct sandbox_exec_request {
 	const struct channel_sink *sink;  /* NULL: buffered; else streamed (channel.h) */
 };
 
+/* A background process (POST /sandboxes/{id}/processes): the pack's interpreter with code, or
+ * a command (argv) of its own. */
+struct sandbox_process_request {
+	const char *code;                 /* when argc == 0 */
+	size_t code_len;
+	char *const *argv;                /* the command; argc == 0: run code */
+	size_t argc;
+	char *const *env;                 /* "NAME=value" */
+	size_t envc;
+	const char *cwd;                  /* NULL: the guest's home directory */
+	bool has_stdin;                   /* stdin stays open for manager_process_stdin() */
+	const char *tag;                  /* NULL: none */
+};
+
 struct manager_stats {
 	unsigned total;
 	unsigned booting;
@@ -184,5 +199,18 @@ int manager_console(struct manager *m, const char *id, void *out, size_t size, s
 int manager_ps(struct manager *m, const char *id, struct proto_process **procs, size_t *count,
 	       struct ember_error **err);
 void manager_stats(struct manager *m, struct manager_stats *stats);
+
+/* Background processes (procs.h). start: returns once the guest reported its pid. */
+int manager_process_start(struct manager *m, const char *id,
+			  const struct sandbox_process_request *req, struct procs_info *info,
+			  struct ember_error **err);
+/* A reference to the sandbox's process table (procs_unref() it), for reads and follows; it stays
+ * readable after the sandbox is gone. */
+int manager_procs(struct manager *m, const char *id, struct procs **out,
+		  struct ember_error **err);
+int manager_process_stdin(struct manager *m, const char *id, int32_t pid, const uint8_t *data,
+			  size_t len, bool fin, struct ember_error **err);
+int manager_process_signal(struct manager *m, const char *id, int32_t pid, int sig,
+			   struct ember_error **err);
 
 #endif

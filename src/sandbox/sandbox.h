@@ -18,6 +18,7 @@
 #include "sandbox/catalog.h"
 #include "sandbox/labels.h"
 #include "sandbox/manager.h"
+#include "sandbox/procs.h"
 #include "sandbox/template.h"
 #include "vmm/vmm.h"
 
@@ -44,6 +45,7 @@ struct sandbox {
 	struct vmm_instance *vm;
 	struct channel *ch;
 	struct template *tpl;         /* the template a clone maps (reference held) */
+	struct procs *procs;          /* [lock] background processes; NULL until the first */
 	const char *boot_mode;        /* "cold", "clone", "pool" */
 	char failure[512];            /* [lock] */
 	struct sandbox *next;         /* [lock] the table's link */

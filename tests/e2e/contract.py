@@ -205,6 +205,8 @@ class Contract:
             if rb.get("required", False):
                 return False, "the operation requires a body"
             return True, None
+        if "application/json" not in rb["content"]:
+            return True, None  # a raw body (a process's stdin): any bytes
         try:
             value = _strict_json(body)
         except ValueError as e:
@@ -375,7 +377,7 @@ class Contract:
 
 
 EVENT_TYPES = ("application/x-ndjson", "text/event-stream")
-TERMINAL_EVENTS = ("exit", "error")
+TERMINAL_EVENTS = ("exit", "error", "running")  # running: a process's output read without follow
 
 
 def parse_events(ctype, payload):

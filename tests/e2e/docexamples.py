@@ -26,7 +26,8 @@ answer must have exactly those events (match_events).
 
 Placeholders, the same in both documents:
 - `sb_…` in a request path is the id of the sandbox the document's last successful
-  `POST /sandboxes` created.
+  `POST /sandboxes` created; `/processes/…` there is the pid its last successful
+  `POST /sandboxes/{id}/processes` returned.
 - In a response, `…` inside a string matches any text, except right after `sb_`, where it matches
   the 32 lowercase hex digits of a sandbox id. `"…"` is any string. A timestamp as the daemon
   writes them (`"2026-11-24T03:16:27.283Z"`) is any timestamp of that form.
@@ -342,7 +343,7 @@ def heading_of(method, pattern):
 def path_matches(pattern, path):
     """Whether a request path (with its `sb_…` placeholder) is an instance of a route pattern."""
     path = path.split("?", 1)[0]
-    regex = "".join("/[^/]+" if seg == "{id}" else "/" + re.escape(seg)
+    regex = "".join("/[^/]+" if seg in ("{id}", "{pid}") else "/" + re.escape(seg)
                     for seg in pattern.strip("/").split("/"))
     return re.fullmatch(regex, path) is not None
 

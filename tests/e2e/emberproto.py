@@ -31,6 +31,10 @@ TYPE_MAX = {
     PING: 64, PONG: 64,
 }
 VERSION = 1
+# Version 3: background execs (docs/protocol.md "Background processes").
+STARTED, SIGNAL = 18, 19
+TYPE_NAMES.update({STARTED: "STARTED", SIGNAL: "SIGNAL"})
+TYPE_MAX.update({STARTED: 64, SIGNAL: 4})
 
 # Version 3: files (docs/protocol.md "Files"); CREDIT goes both ways.
 CREDIT, FS, FS_REPLY, DATA = 14, 15, 16, 17

@@ -229,7 +229,7 @@ class Daemon:
         deadline = time.monotonic() + timeout
         procs = None
         while time.monotonic() < deadline:
-            status, body, _ = self.request("GET", f"/sandboxes/{sandbox_id}/processes")
+            status, body, _ = self.request("GET", f"/sandboxes/{sandbox_id}/processes?all=1")
             if status == 200:
                 procs = body["processes"]
                 found = [p for p in procs if p["comm"] == comm and p["uid"] == 1000]

@@ -122,9 +122,9 @@ class AgentTest(unittest.TestCase):
         self.assertTrue(ready["agent"].startswith("emberd-init "), ready)
         self.assertGreater(ready["uptime_ms"], 0)
 
-    def test_newer_host_version_is_answered_with_version_2(self):
+    def test_newer_host_version_is_answered_with_version_3(self):
         c = self.connect(hello=False)
-        self.assertEqual(c.hello(version=7)["version"], 2)
+        self.assertEqual(c.hello(version=7)["version"], 3)
 
     def test_exec_before_hello_is_not_ready_and_session_continues(self):
         c = self.connect(hello=False)
@@ -321,6 +321,52 @@ class AgentTest(unittest.TestCase):
         self.assertIsNone(r.exit)
         self.assertEqual(r.error[0], "bad_request")
         self.assertEqual(c.ping(b"alive"), b"alive")
+
+    # --- background execs (protocol version 3) ---
+
+    def test_background_command_reports_its_pid_outlives_its_timeout_and_takes_signals(self):
+        c = self.connect(hello=False)
+        c.hello(version=3)
+        frame_id = c.alloc_id()
+        c.send(ep.EXEC, frame_id, json.dumps({
+            "argv": ["/bin/sh", "-c", "echo up; read line; echo \"got $line\"; exec sleep 600"],
+            "env": [], "code": "", "timeout_ms": 1, "output_limit": 0, "max_processes": 64,
+            "stdin_follows": True, "background": True, "command": True, "cwd": "/"}))
+        f = c.recv(lambda f: f.id == frame_id)
+        self.assertEqual(f.type, ep.STARTED, f)
+        pid = f.json()["pid"]
+        self.assertGreater(pid, 0)
+        # Past its 1 ms "timeout" and with no output limit, it still reads stdin later.
+        time.sleep(0.5)
+        c.send_stdin(frame_id, b"hello\n")
+        out = b""
+        while b"got hello\n" not in out:
+            f = c.recv(lambda f: f.id == frame_id)
+            self.assertEqual(f.type, ep.STDOUT, f)
+            out += f.payload
+        self.assertEqual(out, b"up\ngot hello\n")
+        for bad in (0, 65):
+            c.send(ep.SIGNAL, frame_id, struct.pack(">I", bad))
+            f = c.recv(lambda f: f.id == frame_id)
+            self.assertEqual((f.type, f.json()["code"]), (ep.ERROR, "bad_request"))
+        c.send(ep.SIGNAL, frame_id + 1000, struct.pack(">I", 15))
+        f = c.recv(lambda f: f.id == frame_id + 1000)
+        self.assertEqual((f.type, f.json()["code"]), (ep.ERROR, "unknown_id"))
+        c.send(ep.SIGNAL, frame_id, struct.pack(">I", 15))
+        r = c.wait_exec(frame_id, timeout=30)
+        self.assertExit(r, -1, signal=15, timed_out=False)
+
+    def test_background_and_signal_need_version_3(self):
+        c = self.connect()  # version 1
+        frame_id = c.alloc_id()
+        c.send(ep.EXEC, frame_id, json.dumps({
+            "argv": SH, "env": [], "code": "sleep 1", "timeout_ms": 1000, "output_limit": 0,
+            "max_processes": 64, "stdin_follows": False, "background": True}))
+        f = c.recv(lambda f: f.id == frame_id)
+        self.assertEqual((f.type, f.json()["code"]), (ep.ERROR, "bad_request"))
+        c.send(ep.SIGNAL, frame_id, struct.pack(">I", 15))
+        frames = c.wait_closed()
+        self.assertIn("protocol", [f.json()["code"] for f in frames if f.type == ep.ERROR])
 
     # --- concurrency and ids ---
 

@@ -72,6 +72,7 @@ class DocExamplesTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = harness.Daemon()
         cls.created = []
+        cls.pid = None  # the last background process an example started
 
     @classmethod
     def tearDownClass(cls):
@@ -81,11 +82,14 @@ class DocExamplesTest(unittest.TestCase):
         finally:
             cls.d.stop()
 
-    def send(self, request, sandbox_id):
+    def send(self, request, sandbox_id, pid=None):
         path = request.path
         if "sb_" + docexamples.ELLIPSIS in path:
             self.assertIsNotNone(sandbox_id, f"{request.where()}: `sb_…` before any create")
             path = path.replace("sb_" + docexamples.ELLIPSIS, sandbox_id)
+        if "/processes/" + docexamples.ELLIPSIS in path:
+            self.assertIsNotNone(pid, f"{request.where()}: `/processes/…` before any start")
+            path = path.replace("/processes/" + docexamples.ELLIPSIS, f"/processes/{pid}")
         body = request.body.encode() if request.body is not None else None
         conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=300)
         try:
@@ -114,7 +118,7 @@ class DocExamplesTest(unittest.TestCase):
     def check(self, example, sandbox_id):
         """Sends one example; returns the id a create made (or None)."""
         req, want = example.request, example.response
-        status, reason, headers, payload = self.send(req, sandbox_id)
+        status, reason, headers, payload = self.send(req, sandbox_id, self.pid)
         shown = f"\n--- the doc, {req.where()} ---\n{req.source}\n--- the daemon said ---\n" \
                 f"{status} {reason}\n{payload.decode(errors='replace')}"
         problems = []
@@ -145,6 +149,8 @@ class DocExamplesTest(unittest.TestCase):
                     problems.append("a JSON body without Content-Type: application/json")
         if problems:
             self.fail("\n".join(problems) + shown)
+        if req.method == "POST" and req.path.endswith("/processes") and status == 201:
+            type(self).pid = body["pid"]
         if req.method == "POST" and req.path == "/sandboxes" and status == 201:
             self.created.append(body["id"])
             return body["id"]
@@ -175,7 +181,7 @@ class DocExamplesTest(unittest.TestCase):
             allowed.setdefault(pattern, []).append(method)
         zeros = "sb_" + "0" * 32
         for pattern, methods in allowed.items():
-            path = pattern.replace("{id}", zeros)
+            path = pattern.replace("{id}", zeros).replace("{pid}", "1")
             other = next(m for m in ("PATCH", "PUT", "DELETE", "POST", "GET") if m not in methods)
             with self.subTest(f"{other} {path}"):
                 req = docexamples.Request(other, path, [], None, 0, f"{other} {path}")

@@ -60,7 +60,7 @@ class HostileGuestTest(unittest.TestCase):
         # process the kill missed would go on forking for the whole wait.
         deadline = time.monotonic() + 120
         while True:
-            status, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes")
+            status, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes?all=1")
             self.assertEqual(status, 200, body)
             left = [p for p in body["processes"] if p["uid"] == 1000]
             if not left or time.monotonic() > deadline:

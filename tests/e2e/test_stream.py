@@ -134,7 +134,7 @@ class StreamTest(unittest.TestCase):
         info = procs = None
         while time.monotonic() < deadline:
             _, info, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}")
-            _, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes")
+            _, body, _ = self.d.request("GET", f"/sandboxes/{self.sb['id']}/processes?all=1")
             procs = [p for p in body["processes"] if p["uid"] == 1000]
             if info["execs_running"] == 0 and not procs:
                 return

@@ -1,6 +1,7 @@
-/* libFuzzer target: the API request decoders (create, exec, timeout), the list's query parser
- * and the sandbox id check. The first byte picks the decoder. For the query, the rest is split
- * like the HTTP layer splits one (at `&`, then at the first `=`). */
+/* libFuzzer target: the API request decoders (create, exec, timeout, background process,
+ * signal), the list's query parser, the sandbox id check and the pid segment. The first byte
+ * picks the decoder. For the query, the rest is split like the HTTP layer splits one (at `&`,
+ * then at the first `=`). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,6 +64,41 @@ static void fuzz_query(const uint8_t *data, size_t size)
 	free(text);
 }
 
+/* A background process body: exactly one of code and cmd, bounded argv without empty entries. */
+static void fuzz_process(const uint8_t *data, size_t size)
+{
+	struct api_process_body body;
+	size_t i;
+
+	if (api_parse_process((const char *)data, size, &body, NULL) < 0)
+		return;
+	if ((body.code != NULL) == (body.cmdc > 0) || body.cmdc > PROTO_ARGV_MAX ||
+	    body.cmd[body.cmdc] != NULL)
+		abort();
+	for (i = 0; i < body.cmdc; i++) {
+		if (body.cmd[i][0] == '\0')
+			abort();
+	}
+	api_process_body_release(&body);
+}
+
+/* The signal body and the {pid} segment: only 1..64 and 1..INT32_MAX come out. */
+static void fuzz_signal_and_pid(const uint8_t *data, size_t size)
+{
+	char text[32];
+	int32_t pid;
+	size_t n;
+	int sig;
+
+	if (api_parse_signal((const char *)data, size, &sig, NULL) == 0 && (sig < 1 || sig > 64))
+		abort();
+	n = size < sizeof(text) - 1 ? size : sizeof(text) - 1;
+	memcpy(text, data, n);
+	text[n] = '\0';
+	if (api_parse_pid(text, &pid, NULL) == 0 && pid < 1)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct api_create_body *create;
@@ -72,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 5) {
+	switch (data[0] % 7) {
 	case 0:
 		create = malloc(sizeof(*create));
 		if (create != NULL &&
@@ -94,6 +130,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (api_parse_timeout((const char *)data + 1, size - 1, &timeout_s, NULL) == 0 &&
 		    timeout_s == 0)
 			abort();
+		break;
+	case 5:
+		fuzz_process(data + 1, size - 1);
+		break;
+	case 6:
+		fuzz_signal_and_pid(data + 1, size - 1);
 		break;
 	default:
 		fuzz_query(data + 1, size - 1);

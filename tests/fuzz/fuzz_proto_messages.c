@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0: {
 		struct proto_hello m;
 
@@ -49,6 +49,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct proto_error_msg m;
 
 		proto_error_decode(data + 1, size - 1, &m, NULL);
+		break;
+	}
+	case 5: {
+		struct proto_started m;
+
+		proto_started_decode(data + 1, size - 1, &m, NULL);
 		break;
 	}
 	default: {

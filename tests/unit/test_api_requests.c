@@ -172,9 +172,24 @@ static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
 		{ "POST", "/sandboxes/" VALID_ID "/console", 405, "GET",
 		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method POST is not "
 		  "allowed here (allowed: GET)\"}}" },
-		{ "DELETE", "/sandboxes/" VALID_ID "/processes", 405, "GET",
+		{ "DELETE", "/sandboxes/" VALID_ID "/processes", 405, "GET, POST",
 		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method DELETE is not "
-		  "allowed here (allowed: GET)\"}}" },
+		  "allowed here (allowed: GET, POST)\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/processes/0", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no background process "
+		  "`0`\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/processes/12x/output", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no background process "
+		  "`12x`\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/processes/99999999999999999999/output", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no background process "
+		  "``\"}}" },
+		{ "POST", "/sandboxes/" VALID_ID "/processes/7/signal", 400, NULL,
+		  "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"malformed JSON at byte 0: "
+		  "'[' or '{' expected near end of file\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/processes/7/signal", 405, "POST",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method GET is not "
+		  "allowed here (allowed: POST)\"}}" },
 		{ "AVERYLONGMETHODNAMEXX", "/healthz", 405, "GET",
 		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method AVERYLONGMETHODN "
 		  "is not allowed here (allowed: GET)\"}}" },
@@ -390,6 +405,81 @@ static void list_filter_matches_state_and_labels(void **state)
 	assert_false(api_list_filter_match(&f, &info));
 }
 
+static void process_body_takes_code_or_cmd(void **state)
+{
+	static const char *const bad[] = {
+		"{}", "{\"code\":\"x\",\"cmd\":[\"ls\"]}", "{\"cmd\":[]}", "{\"cmd\":[\"\"]}",
+		"{\"cmd\":\"ls\"}", "{\"cmd\":[1]}", "{\"code\":\"x\",\"cwd\":\"\"}",
+		"{\"code\":\"x\",\"stdin\":\"yes\"}", "{\"code\":\"x\",\"timeout_ms\":5}",
+		"{\"code\":\"x\",\"tag\":\"" "0123456789012345678901234567890123456789"
+		"0123456789012345678901234\"}",
+		"{\"cmd\":[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+		"\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}", NULL };
+	const char *ok = "{\"cmd\":[\"python3\",\"-m\",\"http.server\"],\"cwd\":\"www\","
+			 "\"env\":{\"A\":\"1\"},\"stdin\":true,\"tag\":\"web\",\"code\":null}";
+	struct api_process_body b;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(api_parse_process(ok, strlen(ok), &b, NULL), 0);
+	assert_int_equal(b.cmdc, 3);
+	assert_string_equal(b.cmd[2], "http.server");
+	assert_null(b.cmd[3]);
+	assert_null(b.code);
+	assert_string_equal(b.cwd, "www");
+	assert_string_equal(b.env[0], "A=1");
+	assert_true(b.has_stdin);
+	assert_string_equal(b.tag, "web");
+	api_process_body_release(&b);
+	assert_int_equal(api_parse_process("{\"code\":\"print(1)\"}", 19, &b, NULL), 0);
+	assert_int_equal(b.cmdc, 0);
+	assert_int_equal(b.code_len, 8);
+	api_process_body_release(&b);
+	for (i = 0; bad[i] != NULL; i++) {
+		if (api_parse_process(bad[i], strlen(bad[i]), &b, NULL) != -1)
+			fail_msg("accepted `%s`", bad[i]);
+	}
+}
+
+static void signal_body_takes_names_and_numbers(void **state)
+{
+	static const char *const bad[] = { "{}", "{\"signal\":\"TERMX\"}", "{\"signal\":0}",
+					   "{\"signal\":65}", "{\"signal\":\"\"}",
+					   "{\"signal\":15,\"x\":1}", "{\"signal\":true}", NULL };
+	int sig = 0;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(api_parse_signal("{\"signal\":\"TERM\"}", 17, &sig, NULL), 0);
+	assert_int_equal(sig, 15);
+	assert_int_equal(api_parse_signal("{\"signal\":\"SIGKILL\"}", 20, &sig, NULL), 0);
+	assert_int_equal(sig, 9);
+	assert_int_equal(api_parse_signal("{\"signal\":34}", 13, &sig, NULL), 0);
+	assert_int_equal(sig, 34);
+	for (i = 0; bad[i] != NULL; i++) {
+		if (api_parse_signal(bad[i], strlen(bad[i]), &sig, NULL) != -1)
+			fail_msg("accepted `%s`", bad[i]);
+	}
+}
+
+static void pid_segment_is_a_plain_positive_number(void **state)
+{
+	static const char *const bad[] = { "", "0", "01", "-1", "+1", "1x", "2147483648",
+					   "99999999999", " 1", NULL };
+	int32_t pid = 0;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(api_parse_pid("1", &pid, NULL), 0);
+	assert_int_equal(pid, 1);
+	assert_int_equal(api_parse_pid("2147483647", &pid, NULL), 0);
+	assert_int_equal(pid, INT32_MAX);
+	for (i = 0; bad[i] != NULL; i++) {
+		if (api_parse_pid(bad[i], &pid, NULL) != -1)
+			fail_msg("accepted `%s`", bad[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +492,9 @@ int main(void)
 		cmocka_unit_test(route_answers_unknown_paths_and_wrong_methods_exactly),
 		cmocka_unit_test(create_decodes_labels_and_idle_timeout),
 		cmocka_unit_test(timeout_body_is_one_bounded_field),
+		cmocka_unit_test(process_body_takes_code_or_cmd),
+		cmocka_unit_test(signal_body_takes_names_and_numbers),
+		cmocka_unit_test(pid_segment_is_a_plain_positive_number),
 		cmocka_unit_test(list_query_takes_label_terms_and_one_state),
 		cmocka_unit_test(list_query_refuses_anything_else_naming_it),
 		cmocka_unit_test(list_query_is_bounded),

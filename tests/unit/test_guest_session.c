@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "guest/loop.h"
@@ -256,11 +257,81 @@ static void credit_in_a_version_1_session_is_a_protocol_error(void **state)
 	stop(fx);
 }
 
+static void send_signal(struct fixture *fx, uint32_t id, uint32_t sig)
+{
+	uint8_t payload[4] = { (uint8_t)(sig >> 24), (uint8_t)(sig >> 16), (uint8_t)(sig >> 8),
+			       (uint8_t)sig };
+
+	assert_int_equal(proto_send(fx->host_fd, PROTO_SIGNAL, 0, id, payload, 4,
+				    time_mono_ms() + 2000, NULL), 0);
+}
+
+static void expect_error(struct fixture *fx, uint32_t id, const char *code)
+{
+	struct proto_error_msg msg;
+	struct proto_frame f;
+
+	next_frame(fx, &f);
+	assert_int_equal(f.header.type, PROTO_ERROR);
+	assert_int_equal(f.header.id, id);
+	assert_int_equal(proto_error_decode(f.payload, f.header.length, &msg, NULL), 0);
+	assert_string_equal(msg.code, code);
+}
+
+static void background_command_reports_started_and_takes_signals(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	struct proto_exec req = {
+		.argv = { (char *)"/bin/sleep", (char *)"30", NULL },
+		.argc = 2,
+		.code = (char *)"",
+		.timeout_ms = 1, /* ignored: a background exec has no timeout */
+		.max_processes = 65536,
+		.background = true,
+		.command = true,
+	};
+	struct proto_started started;
+	struct proto_frame f;
+	size_t len;
+	char *json;
+	int status;
+
+	(void)state;
+	send_hello(fx, "sb_bg");
+	expect_ready(fx, "sb_bg");
+	json = proto_exec_encode(&req, &len, NULL);
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_EXEC, 0, 5, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+	next_frame(fx, &f);
+	assert_int_equal(f.header.type, PROTO_STARTED);
+	assert_int_equal(f.header.id, 5);
+	assert_int_equal(proto_started_decode(f.payload, f.header.length, &started, NULL), 0);
+	assert_true(started.pid > 0);
+	send_signal(fx, 5, 0);
+	expect_error(fx, 5, "bad_request");
+	send_signal(fx, 5, 65);
+	expect_error(fx, 5, "bad_request");
+	send_signal(fx, 6, 15);
+	expect_error(fx, 6, "unknown_id");
+	/* still running well past its 1 ms "timeout", until the SIGTERM */
+	assert_int_equal(waitpid(started.pid, &status, WNOHANG), 0);
+	send_signal(fx, 5, 15);
+	while (waitpid(started.pid, &status, WNOHANG) == 0)
+		assert_int_equal(guest_loop_run_once(&fx->loop, 10, NULL), 0);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), 15);
+	assert_false(guest_session_ended(fx->session));
+	stop(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(hello_on_a_ready_port_session_starts_over),
 		cmocka_unit_test(exec_output_is_paced_by_credit),
+		cmocka_unit_test(background_command_reports_started_and_takes_signals),
 		cmocka_unit_test(credit_in_a_version_1_session_is_a_protocol_error),
 		cmocka_unit_test(hello_twice_on_a_socket_is_a_protocol_error),
 		cmocka_unit_test(a_taken_fd_outlives_its_session_with_its_unread_input),

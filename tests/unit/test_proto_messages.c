@@ -215,6 +215,76 @@ static void error_text_is_cut_at_a_character_and_never_replaced(void **state)
 	free(text);
 }
 
+static void background_command_exec_roundtrips(void **state)
+{
+	char *argv0 = "python3", *argv1 = "-m";
+	struct proto_exec in = { .argc = 2, .code = "", .code_len = 0, .timeout_ms = 5,
+				 .output_limit = 10, .max_processes = 3, .stdin_follows = true,
+				 .background = true, .command = true, .cwd = "work" };
+	struct proto_exec out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	in.argv[0] = argv0;
+	in.argv[1] = argv1;
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_exec_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_true(out.background);
+	assert_true(out.command);
+	assert_string_equal(out.cwd, "work");
+	assert_true(out.stdin_follows);
+	proto_exec_release(&out);
+	free(text);
+	/* a plain exec does not name the version-3 fields at all (older agents reject them) */
+	in.background = in.command = false;
+	in.cwd = NULL;
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_null(strstr(text, "background"));
+	assert_null(strstr(text, "cwd"));
+	free(text);
+}
+
+static void command_exec_rejects_code_and_empty_cwd(void **state)
+{
+	struct proto_exec e;
+
+	(void)state;
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"x\",\"timeout_ms\":1,\"output_limit\":0,"
+				"\"max_processes\":1,\"stdin_follows\":false,\"command\":true}",
+				&e), -1);
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,"
+				"\"max_processes\":1,\"stdin_follows\":false,\"cwd\":\"\"}",
+				&e), -1);
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,"
+				"\"max_processes\":1,\"stdin_follows\":false,\"background\":1}",
+				&e), -1);
+}
+
+static void started_roundtrips_and_rejects_bad_pids(void **state)
+{
+	struct proto_started in = { .pid = 4242 }, out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = proto_started_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_started_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_int_equal(out.pid, 4242);
+	free(text);
+	assert_int_equal(DECODE(proto_started_decode, "{\"pid\":0}", &out), -1);
+	assert_int_equal(DECODE(proto_started_decode, "{\"pid\":-3}", &out), -1);
+	assert_int_equal(DECODE(proto_started_decode, "{\"pid\":1,\"x\":1}", &out), -1);
+	assert_int_equal(DECODE(proto_started_decode, "{\"pid\":\"1\"}", &out), -1);
+	assert_int_equal(DECODE(proto_started_decode, "{}", &out), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -225,6 +295,9 @@ int main(void)
 		cmocka_unit_test(exec_rejects_bad_requests),
 		cmocka_unit_test(exit_and_error_roundtrip),
 		cmocka_unit_test(ps_roundtrips_and_rejects_bad_entries),
+		cmocka_unit_test(background_command_exec_roundtrips),
+		cmocka_unit_test(command_exec_rejects_code_and_empty_cwd),
+		cmocka_unit_test(started_roundtrips_and_rejects_bad_pids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
