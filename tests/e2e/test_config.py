@@ -5,6 +5,8 @@ and one daemon that serves with settings from a file.
 - PrintConfigTest: every key --help documents is listed with its source (default, env,
   FILE:LINE, flag); the command line overrides the file, a repeated flag replaces the file's
   list; the listing loads back as a config file.
+- ExampleFileTest: docs/emberd.conf.example names every key with its default, and its
+  defaults, uncommented, load as a config file that changes nothing.
 - ConfigErrorsTest: unknown key, bad value (the flag's own message), a key set twice, a
   command-line-only key, a missing explicit --config, a file others may write: exit 2 and a
   message naming FILE:LINE and the key; nothing starts.
@@ -138,6 +140,30 @@ class PrintConfigTest(ConfigFiles):
             next(x for x in first.stdout.splitlines() if x.startswith("pool-size ="))) + 1
         self.assertEqual(again["pool-size"],
                          [("0", os.path.join(self.tmp, "again.conf") + f":{line}")])
+
+
+class ExampleFileTest(ConfigFiles):
+    EXAMPLE = os.path.join(harness.REPO, "docs", "emberd.conf.example")
+
+    def test_the_example_names_every_key_with_its_default(self):
+        listed = self.print_config("--config", self.write(""))
+        with open(self.EXAMPLE, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        example = {}
+        for line in lines:
+            m = re.match(r"^#([a-z0-9-]+) = (.+)$", line)
+            if m:
+                example[m.group(1)] = m.group(2)
+        self.assertEqual(set(example), set(listed))
+        for key, values in listed.items():
+            if values[0][0] is not None:
+                self.assertEqual(example[key], values[0][0], key)
+        uncommented = "".join(line[1:] + "\n" for line in lines
+                              if re.match(r"^#([a-z0-9-]+) = ", line)
+                              and listed[line[1:].split(" = ")[0]][0][0] is not None)
+        again = self.print_config("--config", self.write(uncommented, name="example.conf"))
+        self.assertEqual({k: [v for v, _ in vs] for k, vs in again.items()},
+                         {k: [v for v, _ in vs] for k, vs in listed.items()})
 
 
 class ConfigErrorsTest(ConfigFiles):
