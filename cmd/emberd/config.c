@@ -219,12 +219,13 @@ static int check_trusted_file(const char *path, struct ember_error **err)
 				       path);
 	if (st.st_uid != 0 && st.st_uid != geteuid())
 		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "config file `%s` is owned by uid %u, not root: another user "
-				       "could change what the daemon runs", path, (unsigned)st.st_uid);
+				       "config file `%s` is owned by uid %u, not root: another "
+				       "user could change what the daemon runs", path,
+				       (unsigned)st.st_uid);
 	if ((st.st_mode & 022) != 0)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "config file `%s` is writable by group or others (mode %04o): "
-				       "chmod go-w it", path, (unsigned)(st.st_mode & 07777));
+				       "config file `%s` is writable by group or others (mode "
+				       "%04o): chmod go-w it", path, (unsigned)(st.st_mode & 07777));
 	snprintf(dir, sizeof(dir), "%s", resolved);
 	return dir_check_trusted(dirname(dir), "config file's directory", err);
 }

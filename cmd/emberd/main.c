@@ -1,5 +1,6 @@
-/* emberd - the host daemon: flags and config file (options.c, config.c), startup checks, VMM selection, signal handling.
- * Everything else lives in src/: api (HTTP), sandbox (manager, catalog), vmm (drivers), channel.
+/* emberd - the host daemon: flags and config file (options.c, config.c), startup checks, VMM
+ * selection, signal handling. Everything else lives in src/: api (HTTP), sandbox (manager,
+ * catalog), vmm (drivers), channel.
  * main runs one phase per function: parse, set up, start, serve until a signal, tear down. */
 #include <limits.h>
 #include <errno.h>

@@ -83,15 +83,15 @@ static bool show_log_level(const struct opt_spec *spec, const void *o, size_t in
 			 (unsigned)*OPT_FIELD(o, spec, const enum log_level), index, buf, size);
 }
 
-/* vmm_opt_set_accel's values. */
+/* vmm_opt_set_accel's values (its table is private to src/vmm/vmm.c). */
 static bool show_accel(const struct opt_spec *spec, const void *o, size_t index, char *buf,
 		       size_t size)
 {
 	static const char *const names[] = { [VMM_ACCEL_AUTO] = "auto", [VMM_ACCEL_KVM] = "kvm",
 					     [VMM_ACCEL_TCG] = "tcg" };
+	unsigned v = (unsigned)*OPT_FIELD(o, spec, const enum vmm_accel);
 
-	return show_name(names, ARRAY_SIZE(names), (unsigned)*OPT_FIELD(o, spec, const enum vmm_accel),
-			 index, buf, size);
+	return show_name(names, ARRAY_SIZE(names), v, index, buf, size);
 }
 
 /* --allow-origin, repeated: appended to the list the API's guard checks. */
@@ -201,7 +201,8 @@ static const struct opt_spec option_table[] = {
 	UINT("boot-timeout-ms", manager.boot_timeout_ms, 100, 3600000,
 	     "create fails after this (default 60000)"),
 	UINT("max-exec-timeout-ms", manager.max_exec_timeout_ms, 1, 86400000, "(default 600000)"),
-	NUMBER("max-output-bytes", opt_set_u64, opt_show_u64, manager.max_output_bytes, 0, 64ull << 20,
+	NUMBER("max-output-bytes", opt_set_u64, opt_show_u64, manager.max_output_bytes, 0,
+	       64ull << 20,
 	       "per stream per exec (default 16777216)"),
 	UINT("max-processes", manager.max_processes, 8, 65536,
 	     "processes the sandbox user may have in the guest\n"

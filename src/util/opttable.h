@@ -24,7 +24,7 @@ enum opt_result {
 			      * so on stderr (unless OPT_QUIET); the caller prints its usage */
 };
 
-/* Rows a table may have (emberd's, the largest, has 41 with its headings): the getopt_long
+/* Rows a table may have (emberd's, the largest, has 53 with its headings): the getopt_long
  * tables live on the stack. A bigger table is a bug the program hits on its first run. */
 #define OPT_TABLE_MAX 64
 

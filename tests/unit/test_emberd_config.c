@@ -95,7 +95,8 @@ static void unknown_and_command_line_only_keys_are_refused(void **state)
 			    "config:1: `config` is a command-line flag only, not a config key");
 	options_release(&o);
 	assert_string_equal(load(&o, "print-config = true\n"),
-			    "config:1: `print-config` is a command-line flag only, not a config key");
+			    "config:1: `print-config` is a command-line flag only, not a config "
+			    "key");
 	options_release(&o);
 	assert_string_equal(load(&o, "help = true\n"),
 			    "config:1: `help` is a command-line flag only, not a config key");
