@@ -133,11 +133,11 @@ static opt_parser show_help;
 #define STRING(name, arg, member, help) \
 	FLAG(name, arg, opt_set_string, opt_show_string, member, help)
 #define SWITCH(name, parse, show, member, help) FLAG(name, NULL, parse, show, member, help)
-#define NUMBER(name_, parse_, show_, member, min_, max_, help_)                            \
-	{ .name = name_, .arg = "N", .parse = parse_, .show = show_, .field = AT(member),   \
-	  .min = min_, .max = max_, .help = help_ }
-#define UINT(name, member, min, max, help) \
-	NUMBER(name, opt_set_unsigned, opt_show_unsigned, member, min, max, help)
+/* type_: unsigned, u64 or size, naming opttable's setter and shower of that type. */
+#define NUMBER(name_, type_, member, min_, max_, help_)                                    \
+	{ .name = name_, .arg = "N", .parse = opt_set_##type_, .show = opt_show_##type_,    \
+	  .field = AT(member), .min = min_, .max = max_, .help = help_ }
+#define UINT(name, member, min, max, help) NUMBER(name, unsigned, member, min, max, help)
 
 static const struct opt_spec option_table[] = {
 	SECTION("Listening:"),
@@ -201,15 +201,14 @@ static const struct opt_spec option_table[] = {
 	UINT("boot-timeout-ms", manager.boot_timeout_ms, 100, 3600000,
 	     "create fails after this (default 60000)"),
 	UINT("max-exec-timeout-ms", manager.max_exec_timeout_ms, 1, 86400000, "(default 600000)"),
-	NUMBER("max-output-bytes", opt_set_u64, opt_show_u64, manager.max_output_bytes, 0,
-	       64ull << 20,
+	NUMBER("max-output-bytes", u64, manager.max_output_bytes, 0, 64ull << 20,
 	       "per stream per exec (default 16777216)"),
 	UINT("max-processes", manager.max_processes, 8, 65536,
 	     "processes the sandbox user may have in the guest\n"
 	     "(RLIMIT_NPROC; default 256: stops fork bombs)"),
 	UINT("max-overlay-mib", manager.max_overlay_mib, 8, 65536,
 	     "writable layer a create may ask for (default 2048)"),
-	NUMBER("max-body-bytes", opt_set_size, opt_show_size, api.max_body_bytes, 1024, 64ull << 20,
+	NUMBER("max-body-bytes", size, api.max_body_bytes, 1024, 64ull << 20,
 	       "request body (default 4194304; beyond: 413)"),
 	UINT("max-connections", api.max_connections, 1, 10000, "(default 256)"),
 	UINT("connection-timeout-s", api.connection_timeout_s, 1, 3600,
