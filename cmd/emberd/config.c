@@ -115,7 +115,7 @@ static const struct opt_spec *check_key(struct loader *ld, const char *section, 
 		fail(ld, "`%s` is already set on line %u", name, ld->first_line[spec - ld->table]);
 		return NULL;
 	}
-	if (ld->cf->nvalues == CONFIG_MAX_KEYS) {
+	if (ld->cf->nkeys == CONFIG_MAX_KEYS) {
 		fail(ld, "more than %d keys", CONFIG_MAX_KEYS);
 		return NULL;
 	}
@@ -168,6 +168,7 @@ static int apply_key(void *user, const char *section, const char *name, const ch
 		if (spec->parse(spec, copy, dest, &ld->err) != OPT_OK)
 			goto refused;
 	}
+	ld->cf->keys[ld->cf->nkeys++] = (struct config_key){ .row = (unsigned)row, .line = ld->line };
 	if (ld->first_line[row] == 0)
 		ld->first_line[row] = ld->line;
 	if (ld->sources[row].from != OPT_FROM_FLAG && ld->sources[row].from != OPT_FROM_FILE)
@@ -258,34 +259,49 @@ void config_release(struct config_file *cf)
 	*cf = (struct config_file){ 0 };
 }
 
-static void print_source(FILE *out, int used, const struct opt_source *source, const char *path)
+/* The line of row's value number index in the file (its index-th key line), else the row's. */
+static unsigned value_line(const struct config_file *cf, const struct opt_source *source,
+			   size_t row, size_t index)
+{
+	size_t i;
+
+	for (i = 0; i < cf->nkeys; i++) {
+		if (cf->keys[i].row == row && index-- == 0)
+			return cf->keys[i].line;
+	}
+	return source->line;
+}
+
+static void print_source(FILE *out, int used, const struct opt_source *source, unsigned line,
+			 const char *path)
 {
 	fprintf(out, "%*s; ", used < 40 ? 40 - used : 1, "");
 	switch (source->from) {
 	case OPT_FROM_DEFAULT: fprintf(out, "default\n"); break;
 	case OPT_FROM_ENV: fprintf(out, "env %s\n", source->env); break;
-	case OPT_FROM_FILE: fprintf(out, "%s:%u\n", path, source->line); break;
+	case OPT_FROM_FILE: fprintf(out, "%s:%u\n", path, line); break;
 	case OPT_FROM_FLAG: fprintf(out, "flag\n"); break;
 	}
 }
 
 void config_print(FILE *out, const struct opt_spec *table, size_t n, const void *target,
-		  const struct opt_source *sources, const char *path)
+		  const struct opt_source *sources, const struct config_file *cf)
 {
+	const char *path = cf->path != NULL ? cf->path : "none";
 	char value[4096];
 	size_t i, k;
 
 	fprintf(out, "# emberd %s effective settings; config file: %s\n"
 		     "# after each value: where it came from (default, env, FILE:LINE or flag)\n",
-		EMBER_VERSION, path != NULL ? path : "none");
+		EMBER_VERSION, path);
 	for (i = 0; i < n; i++) {
 		if (table[i].name == NULL || table[i].cli_only || table[i].show == NULL)
 			continue;
 		for (k = 0; table[i].show(&table[i], target, k, value, sizeof(value)); k++)
 			print_source(out, fprintf(out, "%s = %s", table[i].name, value),
-				     &sources[i], path);
+				     &sources[i], value_line(cf, &sources[i], i, k), path);
 		if (k == 0)
 			print_source(out, fprintf(out, "# %s = (not set)", table[i].name),
-				     &sources[i], path);
+				     &sources[i], sources[i].line, path);
 	}
 }

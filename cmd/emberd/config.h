@@ -35,6 +35,10 @@ struct config_file {
 	char *path;                      /* NULL: no file was read */
 	char *values[CONFIG_MAX_KEYS];
 	size_t nvalues;
+	struct config_key {              /* every key line, in order: which row, which line */
+		unsigned row, line;
+	} keys[CONFIG_MAX_KEYS];
+	size_t nkeys;
 };
 
 /* Applies text (len bytes; need not be NUL-terminated), read from path (named in errors), to
@@ -58,10 +62,11 @@ int config_load(struct config_file *cf, const char *path, bool must_exist,
 /* Frees the values; cf is zeroed (options pointing into it must no longer be used). */
 void config_release(struct config_file *cf);
 
-/* --print-config: a header naming the file, then one `key = value ; source` line per value of
- * every row but headings and command-line-only flags (`# key = (not set) ; source` when it has
- * none). A file can be loaded back from it. */
+/* --print-config: a header naming the file (cf->path; none when NULL), then one
+ * `key = value ; source` line per value of every row but headings and command-line-only flags
+ * (`# key = (not set) ; source` when it has none); a repeated key's values each name their own
+ * line. A file can be loaded back from it. */
 void config_print(FILE *out, const struct opt_spec *table, size_t n, const void *target,
-		  const struct opt_source *sources, const char *path);
+		  const struct opt_source *sources, const struct config_file *cf);
 
 #endif

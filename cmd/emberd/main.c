@@ -71,8 +71,8 @@ static void block_signals(struct daemon *d)
 	pthread_sigmask(SIG_BLOCK, &d->signals, NULL);
 	if (d->o.config.path != NULL)
 		log_event(LOG_INFO, NULL, "daemon.config", -1,
-			  "settings from %s (%zu values; command-line flags override it)",
-			  d->o.config.path, d->o.config.nvalues);
+			  "settings from %s (%zu keys; command-line flags override it)",
+			  d->o.config.path, d->o.config.nkeys);
 }
 
 static int start_driver(struct daemon *d, struct ember_error **err)

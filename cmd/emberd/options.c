@@ -409,7 +409,7 @@ enum options_result options_parse(int argc, char **argv, struct options *o)
 	if (r == OPTIONS_RUN && o->print_config) {
 		mark_environment(sources);
 		config_print(stdout, option_table, ARRAY_SIZE(option_table), o, sources,
-			     o->config.path);
+			     &o->config);
 		r = OPTIONS_EXIT;
 	}
 	return r;

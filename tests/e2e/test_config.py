@@ -122,9 +122,11 @@ class PrintConfigTest(ConfigFiles):
         self.assertEqual(listed["max-memory-mib"], [("2048", "default")])
 
     def test_repeated_keys_add_up_and_a_repeated_flag_replaces_them(self):
-        path = self.write("allow-origin = http://a:1\nallow-origin = http://b:2 ; comment\n")
+        path = self.write("allow-origin = http://a:1\nmax-vcpus = 2\n"
+                          "allow-origin = http://b:2 ; comment\n")
         listed = self.print_config("--config", path)
-        self.assertEqual([v for v, _ in listed["allow-origin"]], ["http://a:1", "http://b:2"])
+        self.assertEqual(listed["allow-origin"], [("http://a:1", f"{path}:1"),
+                                                  ("http://b:2", f"{path}:3")])
         listed = self.print_config("--config", path, "--allow-origin", "http://c:3")
         self.assertEqual(listed["allow-origin"], [("http://c:3", "flag")])
 
@@ -217,7 +219,7 @@ class ConfigDaemonTest(ConfigFiles):
         path = self.write("max-sandboxes = 3\nmax-vcpus = 2\n")
         health, log = self.serve("--config", path)
         self.assertEqual(health["memory"]["max_sandboxes"], 3)
-        self.assertIn(f"settings from {path} (2 values; command-line flags override it)", log)
+        self.assertIn(f"settings from {path} (2 keys; command-line flags override it)", log)
         health, _ = self.serve("--config", path, "--max-sandboxes", "5")
         self.assertEqual(health["memory"]["max_sandboxes"], 5)
 

@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (options_load_config_text(&o, (const char *)data, size, &err) == 0) {
 		if (o.api.nallow_origins > API_ALLOW_ORIGINS_MAX || o.manager.max_vcpus < 1 ||
-		    o.manager.max_vcpus > 64 || o.config.nvalues > CONFIG_MAX_KEYS)
+		    o.manager.max_vcpus > 64 || o.config.nkeys > CONFIG_MAX_KEYS ||
+		    o.config.nvalues > o.config.nkeys)
 			abort();
 	} else if (err == NULL || err->message[0] == '\0') {
 		abort(); /* a failure always says why */

@@ -294,13 +294,15 @@ static void print_shows_every_value_and_its_source(void **state)
 		  .field = offsetof(struct small, nnames), .min = 1, .max = 9 },
 		{ .name = "config", .arg = "FILE", .parse = opt_set_string, .cli_only = true },
 	};
+	char path[] = "/etc/x.conf";
+	struct config_file cf = { .path = path };
 	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 
 	(void)state;
 	assert_non_null(f);
-	config_print(f, table, ARRAY_SIZE(table), &s, sources, "/etc/x.conf");
+	config_print(f, table, ARRAY_SIZE(table), &s, sources, &cf);
 	fclose(f);
 	assert_non_null(strstr(out, "config file: /etc/x.conf\n"));
 	assert_non_null(strstr(out, "\ncount = 3                               ; /etc/x.conf:7\n"));
