@@ -25,7 +25,7 @@ CC := gcc
 endif
 CLANG ?= clang
 
-PKG_LIBS := libmicrohttpd jansson libcurl libcrypto
+PKG_LIBS := libmicrohttpd jansson libcurl libcrypto inih
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
@@ -55,6 +55,9 @@ EMBERD_SRC := $(wildcard cmd/emberd/*.c)
 INIT_SRC := $(wildcard cmd/emberd-init/*.c)
 CTL_SRC := $(wildcard cmd/emberctl/*.c)
 VMTOOL_SRC := $(wildcard cmd/ember-vm/*.c)
+
+# cmd/emberd's modules but its main, for the tests of its option table and config file.
+EMBERD_LIB_SRC := $(filter-out cmd/emberd/main.c,$(EMBERD_SRC))
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,build/asan/tests/%,$(wildcard tests/unit/test_*.c))
 # Under TSan: the unit tests of the host modules (the guest's are single-threaded and fork).
@@ -178,6 +181,11 @@ build/fuzz/%: tests/fuzz/%.c $(call fuzz,$(HOST_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LDLIBS)
+
+# The config file's unit test and fuzz target load into emberd's own option table.
+build/asan/tests/test_emberd_config: $(call asan,$(EMBERD_LIB_SRC))
+build/tsan/tests/test_emberd_config: $(call tsan,$(EMBERD_LIB_SRC))
+build/fuzz/fuzz_emberd_config: $(call fuzz,$(EMBERD_LIB_SRC))
 
 deps:
 	scripts/install-deps.sh

@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential clang libclang-rt-14-dev pkg-config
-	libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libssl-dev
+	libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev libssl-dev libinih-dev
 	qemu-system-x86 mmdebstrap squashfs-tools cpio kmod lz4 zstd
 	bc bison flex libelf-dev xz-utils perl
 	python3 python3-jsonschema python3-yaml curl bubblewrap ca-certificates

@@ -1,5 +1,6 @@
-/* emberd - the host daemon: flags (options.c), startup checks, VMM selection, signal handling.
- * Everything else lives in src/: api (HTTP), sandbox (manager, catalog), vmm (drivers), channel.
+/* emberd - the host daemon: flags and config file (options.c, config.c), startup checks, VMM
+ * selection, signal handling. Everything else lives in src/: api (HTTP), sandbox (manager,
+ * catalog), vmm (drivers), channel.
  * main runs one phase per function: parse, set up, start, serve until a signal, tear down. */
 #include <limits.h>
 #include <errno.h>
@@ -68,6 +69,10 @@ static void block_signals(struct daemon *d)
 	sigaddset(&d->signals, SIGINT);
 	sigaddset(&d->signals, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &d->signals, NULL);
+	if (d->o.config.path != NULL)
+		log_event(LOG_INFO, NULL, "daemon.config", -1,
+			  "settings from %s (%zu keys; command-line flags override it)",
+			  d->o.config.path, d->o.config.nkeys);
 }
 
 static int start_driver(struct daemon *d, struct ember_error **err)
@@ -188,14 +193,15 @@ int main(int argc, char **argv)
 
 	switch (options_parse(argc, argv, &d.o)) {
 	case OPTIONS_RUN: break;
-	case OPTIONS_EXIT: return 0;
-	case OPTIONS_BAD: return 2;
+	case OPTIONS_EXIT: options_release(&d.o); return 0;
+	case OPTIONS_BAD: options_release(&d.o); return 2;
 	}
 	block_signals(&d);
 	if (start_daemon(&d, &err) < 0) {
 		fprintf(stderr, "emberd: %s\n", err->message);
 		ember_error_free(&err);
 		stop_daemon(&d, false);
+		options_release(&d.o);
 		return 1;
 	}
 	sig = serve(&d);
@@ -203,5 +209,6 @@ int main(int argc, char **argv)
 		  d.o.keep_sandboxes ? "leaving running" : "destroying");
 	stop_daemon(&d, true);
 	log_event(LOG_INFO, NULL, "daemon.stopped", -1, "clean shutdown");
+	options_release(&d.o);
 	return 0;
 }

@@ -1,5 +1,6 @@
-/* options.c - emberd's flags: the table, the parsers only emberd has, --help's text around the
- * table and the checks between flags. The mechanism is util/opttable. */
+/* options.c - emberd's flags: the table, the parsers and showers only emberd has, --help's text
+ * around the table, the order defaults < config file < command line, and the checks between
+ * flags. The mechanisms are util/opttable and config.c. */
 #include "options.h"
 
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "util/cleanup.h"
 #include "util/hostport.h"
 #include "util/opttable.h"
@@ -45,15 +47,16 @@ static enum opt_result set_kernel_args(const struct opt_spec *spec, const char *
 	return opt_set_string(spec, arg, o, err);
 }
 
+static const char *const log_level_names[] = { [LOG_DEBUG] = "debug", [LOG_INFO] = "info",
+					       [LOG_WARN] = "warn", [LOG_ERROR] = "error" };
+
 static enum opt_result set_log_level(const struct opt_spec *spec, const char *arg, void *o,
 				     struct ember_error **err)
 {
-	static const char *const names[] = { [LOG_DEBUG] = "debug", [LOG_INFO] = "info",
-					     [LOG_WARN] = "warn", [LOG_ERROR] = "error" };
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(names); i++) {
-		if (strcmp(arg, names[i]) == 0) {
+	for (i = 0; i < ARRAY_SIZE(log_level_names); i++) {
+		if (strcmp(arg, log_level_names[i]) == 0) {
 			*OPT_FIELD(o, spec, enum log_level) = (enum log_level)i;
 			return OPT_OK;
 		}
@@ -61,6 +64,34 @@ static enum opt_result set_log_level(const struct opt_spec *spec, const char *ar
 	ember_error_set(err, EMBER_E_INVALID, 0,
 			"--log-level must be debug, info, warn or error");
 	return OPT_BAD_VALUE;
+}
+
+/* Shows an enum field through its names (the values its parser takes). */
+static bool show_name(const char *const *names, size_t count, unsigned v, size_t index,
+		      char *buf, size_t size)
+{
+	if (index > 0 || v >= count)
+		return false;
+	snprintf(buf, size, "%s", names[v]);
+	return true;
+}
+
+static bool show_log_level(const struct opt_spec *spec, const void *o, size_t index, char *buf,
+			   size_t size)
+{
+	return show_name(log_level_names, ARRAY_SIZE(log_level_names),
+			 (unsigned)*OPT_FIELD(o, spec, const enum log_level), index, buf, size);
+}
+
+/* vmm_opt_set_accel's values (its table is private to src/vmm/vmm.c). */
+static bool show_accel(const struct opt_spec *spec, const void *o, size_t index, char *buf,
+		       size_t size)
+{
+	static const char *const names[] = { [VMM_ACCEL_AUTO] = "auto", [VMM_ACCEL_KVM] = "kvm",
+					     [VMM_ACCEL_TCG] = "tcg" };
+	unsigned v = (unsigned)*OPT_FIELD(o, spec, const enum vmm_accel);
+
+	return show_name(names, ARRAY_SIZE(names), v, index, buf, size);
 }
 
 /* --allow-origin, repeated: appended to the list the API's guard checks. */
@@ -80,21 +111,37 @@ static enum opt_result add_origin(const struct opt_spec *spec, const char *arg, 
 	return OPT_OK;
 }
 
+static bool show_origin(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+			size_t size)
+{
+	const struct options *o = target;
+
+	(void)spec;
+	if (index >= o->api.nallow_origins)
+		return false;
+	snprintf(buf, size, "%s", o->allow_origins[index]);
+	return true;
+}
+
 static opt_parser show_help;
 
 #define AT(member) offsetof(struct options, member)
 #define SECTION(title) { .help = title }
-#define FLAG(name_, arg_, parse_, member, help_)                                       \
-	{ .name = name_, .arg = arg_, .parse = parse_, .field = AT(member), .help = help_ }
-#define STRING(name, arg, member, help) FLAG(name, arg, opt_set_string, member, help)
-#define NUMBER(name_, parse_, member, min_, max_, help_)                                \
-	{ .name = name_, .arg = "N", .parse = parse_, .field = AT(member), .min = min_, \
-	  .max = max_, .help = help_ }
-#define UINT(name, member, min, max, help) NUMBER(name, opt_set_unsigned, member, min, max, help)
+#define FLAG(name_, arg_, parse_, show_, member, help_)                                    \
+	{ .name = name_, .arg = arg_, .parse = parse_, .show = show_, .field = AT(member),   \
+	  .help = help_ }
+#define STRING(name, arg, member, help) \
+	FLAG(name, arg, opt_set_string, opt_show_string, member, help)
+#define SWITCH(name, parse, show, member, help) FLAG(name, NULL, parse, show, member, help)
+/* type_: unsigned, u64 or size, naming opttable's setter and shower of that type. */
+#define NUMBER(name_, type_, member, min_, max_, help_)                                    \
+	{ .name = name_, .arg = "N", .parse = opt_set_##type_, .show = opt_show_##type_,    \
+	  .field = AT(member), .min = min_, .max = max_, .help = help_ }
+#define UINT(name, member, min, max, help) NUMBER(name, unsigned, member, min, max, help)
 
 static const struct opt_spec option_table[] = {
 	SECTION("Listening:"),
-	FLAG("addr", "HOST:PORT", set_addr, api.addr,
+	FLAG("addr", "HOST:PORT", set_addr, opt_show_string, api.addr,
 	     "TCP address (default 127.0.0.1:7777, env EMBERD_ADDR);\n"
 	     "port 1-65535, or 0 for one the kernel picks (logged)"),
 	STRING("unix", "PATH", api.unix_path, "also serve on a Unix socket (mode 0600)"),
@@ -102,7 +149,8 @@ static const struct opt_spec option_table[] = {
 	       "require `Authorization: Bearer <token>` over TCP, the token\n"
 	       "being this file's one line (16-512 printable characters;\n"
 	       "mode 0600); required when --addr is not loopback"),
-	{ .name = "allow-origin", .arg = "ORIGIN", .parse = add_origin, .repeats = true,
+	{ .name = "allow-origin", .arg = "ORIGIN", .parse = add_origin, .show = show_origin,
+	  .repeats = true,
 	  .help = "let browser pages from ORIGIN (e.g. http://localhost:3000)\n"
 		  "call the API (default: none; requests with any other\n"
 		  "Origin get 403)" },
@@ -111,10 +159,11 @@ static const struct opt_spec option_table[] = {
 	       "/var/lib/emberd/images; build with `make images`)"),
 	STRING("run-dir", "DIR", manager.run_dir,
 	       "per-sandbox runtime files (default /run/emberd)"),
-	FLAG("vmm", "auto|qemu|firecracker", set_vmm, vmm,
+	FLAG("vmm", "auto|qemu|firecracker", set_vmm, opt_show_string, vmm,
 	     "VMM driver (default auto: firecracker when installed\n"
 	     "and KVM has hardware virtualization, else qemu)"),
-	FLAG("accel", "auto|kvm|tcg", vmm_opt_set_accel, accel, "QEMU accelerator (default auto)"),
+	FLAG("accel", "auto|kvm|tcg", vmm_opt_set_accel, show_accel, accel,
+	     "QEMU accelerator (default auto)"),
 	STRING("qemu-bin", "PATH", qemu_bin, "default qemu-system-x86_64 on PATH"),
 	STRING("firecracker-bin", "PATH", firecracker_bin, "default firecracker on PATH"),
 	STRING("jailer", "PATH", jailer_bin, "run firecracker under this jailer"),
@@ -125,10 +174,10 @@ static const struct opt_spec option_table[] = {
 	     "each VMM runs jailed as its own uid/gid from N to\n"
 	     "N+8191, a range no account or other daemon may use\n"
 	     "(default 1900000000)"),
-	FLAG("no-jail", NULL, opt_set_true, no_jail,
+	SWITCH("no-jail", opt_set_true, opt_show_true, no_jail,
 	     "debugging only: run each VMM as root, without the jail\n"
 	     "(own uid, no capabilities, own namespaces)"),
-	FLAG("kernel-args", "\"ARGS\"", set_kernel_args, kernel_args,
+	FLAG("kernel-args", "\"ARGS\"", set_kernel_args, opt_show_string, kernel_args,
 	     "extra guest kernel arguments, for debugging\n"
 	     "(e.g. \"loglevel=7\"; not init=, rdinit=, emberd.*)"),
 	SECTION("Limits:"),
@@ -152,14 +201,14 @@ static const struct opt_spec option_table[] = {
 	UINT("boot-timeout-ms", manager.boot_timeout_ms, 100, 3600000,
 	     "create fails after this (default 60000)"),
 	UINT("max-exec-timeout-ms", manager.max_exec_timeout_ms, 1, 86400000, "(default 600000)"),
-	NUMBER("max-output-bytes", opt_set_u64, manager.max_output_bytes, 0, 64ull << 20,
+	NUMBER("max-output-bytes", u64, manager.max_output_bytes, 0, 64ull << 20,
 	       "per stream per exec (default 16777216)"),
 	UINT("max-processes", manager.max_processes, 8, 65536,
 	     "processes the sandbox user may have in the guest\n"
 	     "(RLIMIT_NPROC; default 256: stops fork bombs)"),
 	UINT("max-overlay-mib", manager.max_overlay_mib, 8, 65536,
 	     "writable layer a create may ask for (default 2048)"),
-	NUMBER("max-body-bytes", opt_set_size, api.max_body_bytes, 1024, 64ull << 20,
+	NUMBER("max-body-bytes", size, api.max_body_bytes, 1024, 64ull << 20,
 	       "request body (default 4194304; beyond: 413)"),
 	UINT("max-connections", api.max_connections, 1, 10000, "(default 256)"),
 	UINT("connection-timeout-s", api.connection_timeout_s, 1, 3600,
@@ -176,22 +225,32 @@ static const struct opt_spec option_table[] = {
 	     "the least recently used one no sandbox uses is evicted"),
 	UINT("pool-size", manager.pool_size, 0, 64,
 	     "ready clones kept per pack (default 1; 0 disables)"),
-	FLAG("prewarm", NULL, opt_set_true, manager.prewarm,
+	SWITCH("prewarm", opt_set_true, opt_show_true, manager.prewarm,
 	     "build every pack's template at startup (default:\n"
 	     "on first use, or when the pool needs one)"),
-	FLAG("no-snapshots", NULL, opt_set_false, manager.snapshots,
+	SWITCH("no-snapshots", opt_set_false, opt_show_false, manager.snapshots,
 	     "always boot cold (no templates, no clones, no pool)"),
 	SECTION("Restarts:"),
-	FLAG("keep-sandboxes", NULL, opt_set_true, keep_sandboxes,
+	SWITCH("keep-sandboxes", opt_set_true, opt_show_true, keep_sandboxes,
 	     "on SIGTERM/SIGINT leave VMs running for the next\n"
 	     "daemon to re-attach (default: destroy them). A daemon\n"
 	     "always re-attaches live sandboxes it finds in --run-dir\n"
 	     "at startup and removes dead ones."),
 	SECTION("Other:"),
-	FLAG("log-level", "debug|info|warn|error", set_log_level, log_level,
+	FLAG("log-level", "debug|info|warn|error", set_log_level, show_log_level, log_level,
 	     "(default info; logs are logfmt on stderr)"),
-	{ .name = "help", .parse = show_help, .help = "print this help and exit" },
-	{ .name = "version", .parse = opt_show_version, .key = "emberd",
+	{ .name = "config", .arg = "FILE", .parse = opt_set_string, .field = AT(config_path),
+	  .cli_only = true,
+	  .help = "settings as `key = value` lines, a key per long flag\n"
+		  "(default " CONFIG_DEFAULT_PATH " when it exists);\n"
+		  "flags given here override it (docs/operations.md)" },
+	{ .name = "print-config", .parse = opt_set_true, .field = AT(print_config),
+	  .cli_only = true,
+	  .help = "print the effective settings and where each came from\n"
+		  "(default, env, FILE:LINE or flag), then exit" },
+	{ .name = "help", .parse = show_help, .cli_only = true,
+	  .help = "print this help and exit" },
+	{ .name = "version", .parse = opt_show_version, .key = "emberd", .cli_only = true,
 	  .help = "print the version and exit" },
 };
 
@@ -262,16 +321,16 @@ static enum options_result validate(int argc, char **argv, int operands, const s
 	return OPTIONS_RUN;
 }
 
-enum options_result options_parse(int argc, char **argv, struct options *o)
+/* One scan of argv; sources (may be NULL) gets OPT_FROM_FLAG for the flags it had. */
+static enum options_result parse_command_line(int argc, char **argv, struct options *o,
+					      struct opt_source *sources, int *operands)
 {
 	struct ember_error *err = NULL;
-	int operands;
 
-	set_defaults(o);
-	switch (opt_table_parse(option_table, ARRAY_SIZE(option_table), argc, argv, o, 0,
-				&operands, &err)) {
+	switch (opt_table_parse_sourced(option_table, ARRAY_SIZE(option_table), argc, argv, o, 0,
+					operands, sources, &err)) {
 	case OPT_OK:
-		return validate(argc, argv, operands, o);
+		return OPTIONS_RUN;
 	case OPT_EXIT:
 		return OPTIONS_EXIT;
 	case OPT_BAD_VALUE:
@@ -283,4 +342,80 @@ enum options_result options_parse(int argc, char **argv, struct options *o)
 	}
 	ember_error_free(&err);
 	return OPTIONS_BAD;
+}
+
+/* The defaults' sources: EMBERD_ADDR and IMAGES_DIR, when they were used. */
+static void mark_environment(struct opt_source *sources)
+{
+	static const char *const vars[][2] = { { "addr", "EMBERD_ADDR" },
+					       { "images", "IMAGES_DIR" } };
+	const struct opt_spec *spec;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(vars); i++) {
+		spec = opt_table_find(option_table, ARRAY_SIZE(option_table), vars[i][0]);
+		if (spec != NULL && getenv(vars[i][1]) != NULL &&
+		    sources[spec - option_table].from == OPT_FROM_DEFAULT)
+			sources[spec - option_table] =
+				(struct opt_source){ .from = OPT_FROM_ENV, .env = vars[i][1] };
+	}
+}
+
+int options_load_config_text(struct options *o, const char *text, size_t len,
+			     struct ember_error **err)
+{
+	struct opt_source sources[ARRAY_SIZE(option_table)] = { 0 };
+	struct options scratch;
+
+	set_defaults(o);
+	set_defaults(&scratch);
+	return config_load_text(&o->config, "config", text, len, option_table,
+				ARRAY_SIZE(option_table), o, &scratch, sources, err);
+}
+
+/* The file under the command line: o starts again from the defaults, takes the file (flags the
+ * command line gave, marked in sources, are only checked), then argv once more. */
+static enum options_result apply_config_file(int argc, char **argv, struct options *o,
+					     struct opt_source *sources, int *operands)
+{
+	const char *path = o->config_path != NULL ? o->config_path : CONFIG_DEFAULT_PATH;
+	bool must_exist = o->config_path != NULL;
+	struct ember_error *err = NULL;
+	struct options scratch;
+
+	set_defaults(o);
+	set_defaults(&scratch);
+	if (config_load(&o->config, path, must_exist, option_table, ARRAY_SIZE(option_table), o,
+			&scratch, sources, &err) < 0) {
+		fprintf(stderr, "emberd: %s\n", err->message);
+		ember_error_free(&err);
+		return OPTIONS_BAD;
+	}
+	return parse_command_line(argc, argv, o, NULL, operands);
+}
+
+enum options_result options_parse(int argc, char **argv, struct options *o)
+{
+	struct opt_source sources[ARRAY_SIZE(option_table)] = { 0 };
+	enum options_result r;
+	int operands;
+
+	set_defaults(o);
+	r = parse_command_line(argc, argv, o, sources, &operands);
+	if (r == OPTIONS_RUN)
+		r = apply_config_file(argc, argv, o, sources, &operands);
+	if (r == OPTIONS_RUN)
+		r = validate(argc, argv, operands, o);
+	if (r == OPTIONS_RUN && o->print_config) {
+		mark_environment(sources);
+		config_print(stdout, option_table, ARRAY_SIZE(option_table), o, sources,
+			     &o->config);
+		r = OPTIONS_EXIT;
+	}
+	return r;
+}
+
+void options_release(struct options *o)
+{
+	config_release(&o->config);
 }

@@ -1,6 +1,8 @@
-/* options.h - emberd's command line: one table gives each flag its name, the field it sets, its
- * parser and its --help text, so the help is generated from what is parsed and cannot drift.
- * Called once by main before anything starts; never touches the system beyond printing. */
+/* options.h - emberd's settings: one table gives each flag its name, the field it sets, its
+ * parser, its shower and its --help text, so the help, the config file's keys (config.h) and
+ * --print-config are generated from what is parsed and cannot drift.
+ * Called once by main before anything starts; never touches the system beyond reading the
+ * config file and printing. */
 #ifndef EMBERD_OPTIONS_H
 #define EMBERD_OPTIONS_H
 
@@ -8,6 +10,7 @@
 
 #include "api/guard.h"
 #include "api/server.h"
+#include "config.h"
 #include "sandbox/manager.h"
 #include "util/log.h"
 #include "vmm/vmm.h"
@@ -30,15 +33,26 @@ struct options {
 	enum log_level log_level;
 	bool keep_sandboxes;
 	const char *allow_origins[API_ALLOW_ORIGINS_MAX]; /* api.allow_origins points here */
+	const char *config_path;      /* --config; NULL: CONFIG_DEFAULT_PATH when it exists */
+	bool print_config;
+	struct config_file config;    /* the file read; string settings may point into it */
 };
 
 enum options_result {
 	OPTIONS_RUN = 0,    /* parsed: start the daemon */
-	OPTIONS_EXIT = 1,   /* --help or --version was printed: exit 0 */
+	OPTIONS_EXIT = 1,   /* --help, --version or --print-config was printed: exit 0 */
 	OPTIONS_BAD = -1,   /* the error was printed: exit 2 */
 };
 
-/* Fills o with the defaults (EMBERD_ADDR and IMAGES_DIR from the environment), then argv. */
+/* Fills o with the defaults (EMBERD_ADDR and IMAGES_DIR from the environment), then the config
+ * file, then argv (which overrides the file). Whatever it returns, options_release frees o. */
 enum options_result options_parse(int argc, char **argv, struct options *o);
+
+/* Applies a config file's text to o (defaults first) the way options_parse applies a file, for
+ * the fuzz target and unit tests: 0 or -1 with the error. */
+int options_load_config_text(struct options *o, const char *text, size_t len,
+			     struct ember_error **err);
+
+void options_release(struct options *o);
 
 #endif

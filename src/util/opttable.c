@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows a table may have (emberd's, the largest, has 38 with its headings): the getopt_long
- * tables live on the stack. A bigger table is a bug the program hits on its first run. */
-#define OPT_TABLE_MAX 64
-
 /* getopt_long's val for row i: clear of every short option. */
 #define OPT_VAL_BASE 256
 
@@ -101,6 +97,74 @@ enum opt_result opt_show_version(const struct opt_spec *spec, const char *arg, v
 	return OPT_EXIT;
 }
 
+/* A number in range, as the flag takes it; out of range is a default meaning "not set". */
+static bool show_number(const struct opt_spec *spec, unsigned long long v, size_t index,
+			char *buf, size_t size)
+{
+	if (index > 0 || v < spec->min || v > spec->max)
+		return false;
+	snprintf(buf, size, "%llu", v);
+	return true;
+}
+
+bool opt_show_unsigned(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+		       size_t size)
+{
+	return show_number(spec, *OPT_FIELD(target, spec, const unsigned), index, buf, size);
+}
+
+bool opt_show_u64(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+		  size_t size)
+{
+	return show_number(spec, *OPT_FIELD(target, spec, const uint64_t), index, buf, size);
+}
+
+bool opt_show_size(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+		   size_t size)
+{
+	return show_number(spec, *OPT_FIELD(target, spec, const size_t), index, buf, size);
+}
+
+bool opt_show_string(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+		     size_t size)
+{
+	const char *s = *OPT_FIELD(target, spec, const char *const);
+
+	if (index > 0 || s == NULL)
+		return false;
+	snprintf(buf, size, "%s", s);
+	return true;
+}
+
+bool opt_show_true(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+		   size_t size)
+{
+	if (index > 0)
+		return false;
+	snprintf(buf, size, "%s", *OPT_FIELD(target, spec, const bool) ? "true" : "false");
+	return true;
+}
+
+bool opt_show_false(const struct opt_spec *spec, const void *target, size_t index, char *buf,
+		    size_t size)
+{
+	if (index > 0)
+		return false;
+	snprintf(buf, size, "%s", *OPT_FIELD(target, spec, const bool) ? "false" : "true");
+	return true;
+}
+
+const struct opt_spec *opt_table_find(const struct opt_spec *table, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (table[i].name != NULL && strcmp(table[i].name, name) == 0)
+			return &table[i];
+	}
+	return NULL;
+}
+
 /* getopt_long's view of the table (headings have no entry) and its short options. */
 static void build_getopt(const struct opt_spec *table, size_t n, unsigned flags,
 			 struct option *longopts, char *shortopts)
@@ -145,6 +209,13 @@ enum opt_result opt_table_parse(const struct opt_spec *table, size_t n, int argc
 				void *target, unsigned flags, int *operands,
 				struct ember_error **err)
 {
+	return opt_table_parse_sourced(table, n, argc, argv, target, flags, operands, NULL, err);
+}
+
+enum opt_result opt_table_parse_sourced(const struct opt_spec *table, size_t n, int argc,
+					char **argv, void *target, unsigned flags, int *operands,
+					struct opt_source *sources, struct ember_error **err)
+{
 	struct option longopts[OPT_TABLE_MAX + 1];
 	char shortopts[2 * OPT_TABLE_MAX + 2];
 	const struct opt_spec *spec;
@@ -162,6 +233,8 @@ enum opt_result opt_table_parse(const struct opt_spec *table, size_t n, int argc
 			r = OPT_BAD_FLAG;
 		} else {
 			r = spec->parse(spec, optarg, target, err);
+			if (sources != NULL)
+				sources[spec - table].from = OPT_FROM_FLAG;
 		}
 	}
 	*operands = optind;

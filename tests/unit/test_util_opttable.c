@@ -1,5 +1,5 @@
-/* Unit tests for flag tables (src/util/opttable.c): the number, string and bool setters, the
- * getopt_long loop and the --help layout. */
+/* Unit tests for flag tables (src/util/opttable.c): the number, string and bool setters and
+ * showers, the getopt_long loop and the sources it marks, and the --help layout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -213,6 +213,48 @@ static void a_parser_that_finishes_the_job_stops_the_scan(void **state)
 	assert_null(err);
 }
 
+static void the_command_lines_flags_are_marked_as_their_source(void **state)
+{
+	struct opt_source sources[ARRAY_SIZE(table)] = { 0 };
+	char *argv[] = { "prog", "--count", "3", "--on", NULL };
+	struct ember_error *err = NULL;
+	struct target t = { 0 };
+	int operands;
+
+	(void)state;
+	assert_int_equal(opt_table_parse_sourced(table, ARRAY_SIZE(table), 4, argv, &t, 0,
+						 &operands, sources, &err), OPT_OK);
+	assert_int_equal(sources[1].from, OPT_FROM_FLAG);
+	assert_int_equal(sources[2].from, OPT_FROM_DEFAULT);
+	assert_int_equal(sources[6].from, OPT_FROM_FLAG);
+	assert_ptr_equal(opt_table_find(table, ARRAY_SIZE(table), "on"), &table[6]);
+	assert_null(opt_table_find(table, ARRAY_SIZE(table), "Other:"));
+	assert_null(opt_table_find(table, ARRAY_SIZE(table), "o"));
+}
+
+static void showers_print_what_the_setters_take(void **state)
+{
+	struct target t = { .count = 5, .bytes = 18446744073709551615ull, .size = 0,
+			    .name = "x y", .on = true, .snapshots = true };
+	char buf[64];
+
+	(void)state;
+	assert_true(opt_show_unsigned(&table[1], &t, 0, buf, sizeof(buf)));
+	assert_string_equal(buf, "5");
+	assert_false(opt_show_unsigned(&table[1], &t, 1, buf, sizeof(buf)));
+	assert_true(opt_show_u64(&table[2], &t, 0, buf, sizeof(buf)));
+	assert_string_equal(buf, "18446744073709551615");
+	assert_false(opt_show_size(&table[3], &t, 0, buf, sizeof(buf))); /* 0 < min: not set */
+	assert_true(opt_show_string(&table[5], &t, 0, buf, sizeof(buf)));
+	assert_string_equal(buf, "x y");
+	t.name = NULL;
+	assert_false(opt_show_string(&table[5], &t, 0, buf, sizeof(buf)));
+	assert_true(opt_show_true(&table[6], &t, 0, buf, sizeof(buf)));
+	assert_string_equal(buf, "true");
+	assert_true(opt_show_false(&table[7], &t, 0, buf, sizeof(buf)));
+	assert_string_equal(buf, "false");
+}
+
 static char *capture_help(const struct opt_spec *specs, size_t n,
 			  const struct opt_help_layout *layout)
 {
@@ -292,6 +334,8 @@ int main(void)
 		cmocka_unit_test(operands_are_moved_to_the_end_unless_in_order),
 		cmocka_unit_test(unknown_flag_and_missing_argument_are_bad_flags),
 		cmocka_unit_test(a_parser_that_finishes_the_job_stops_the_scan),
+		cmocka_unit_test(the_command_lines_flags_are_marked_as_their_source),
+		cmocka_unit_test(showers_print_what_the_setters_take),
 		cmocka_unit_test(help_aligns_text_with_headings_and_continuation_lines),
 		cmocka_unit_test(help_gives_a_long_flag_a_gap_or_the_next_line),
 		cmocka_unit_test(synopsis_shows_argument_and_repetition),
