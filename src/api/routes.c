@@ -129,7 +129,7 @@ static json_t *isolation_note(struct vmm_driver *driver)
 static json_t *memory_view(const struct manager_stats *st)
 {
 	json_t *o = json_pack("{s:i, s:s, s:I}", "max_sandboxes", (int)st->max_sandboxes,
-			      "max_sandboxes_from", st->max_sandboxes_derived ? "memory" : "flag",
+			      "max_sandboxes_from", st->max_sandboxes_derived ? "memory" : "setting",
 			      "rejections_total", (json_int_t)st->memory_rejections_total);
 	uint64_t room = 0;
 

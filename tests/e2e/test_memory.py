@@ -71,7 +71,7 @@ class MemoryAdmissionTest(unittest.TestCase):
                                 "--max-sandboxes", "3", "--memory-reserve-mib", "100")
         _, h, _ = self.d.request("GET", "/healthz")
         self.assertEqual(h["memory"]["max_sandboxes"], 3)
-        self.assertEqual(h["memory"]["max_sandboxes_from"], "flag")
+        self.assertEqual(h["memory"]["max_sandboxes_from"], "setting")
         self.assertEqual(h["memory"]["reserve_mib"], 100)
 
     def test_the_derived_limit_refuses_with_429_and_retry_after(self):
