@@ -106,7 +106,10 @@ class SpecMatchesSourceTest(unittest.TestCase):
             self.assertIn("operationId", op, f"{method} {path}")
             for status, r in op["responses"].items():
                 r = self.contract.deref(r)
-                schema = r.get("content", {}).get("application/json", {}).get("schema")
+                content = r.get("content", {})
+                # A file's bytes (GET /files) are the one body that is not JSON.
+                schema = content.get("application/json",
+                                     content.get("application/octet-stream", {})).get("schema")
                 if status != "204" and schema is None:
                     missing.append(f"{method} {path} {status}")
                 if status == "204" and r.get("content"):
@@ -115,8 +118,9 @@ class SpecMatchesSourceTest(unittest.TestCase):
                 if status not in op["responses"]:
                     missing.append(f"{method} {path} does not list {status}")
             rb = op.get("requestBody")
-            if rb is not None and "schema" not in self.contract.deref(rb)["content"].get(
-                    "application/json", {}):
+            rb_content = self.contract.deref(rb)["content"] if rb is not None else {}
+            if rb is not None and "schema" not in rb_content.get(
+                    "application/json", rb_content.get("application/octet-stream", {})):
                 missing.append(f"{method} {path} request body has no schema")
         self.assertEqual(missing, [], "operations whose responses lack a schema")
 
