@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,8 @@ static uint8_t pattern(uint64_t off)
 static void send_json(int fd, uint8_t type, uint32_t id, char *text, size_t len)
 {
 	assert_non_null(text);
-	assert_int_equal(proto_send(fd, type, 0, id, text, len, time_mono_ms() + 5000, NULL), 0);
+	/* may fail once the host closed the channel (the end of a test) */
+	proto_send(fd, type, 0, id, text, len, time_mono_ms() + 5000, NULL);
 	free(text);
 }
 
@@ -75,8 +77,7 @@ static void send_credit(int fd, uint32_t id, uint32_t n)
 	uint8_t payload[PROTO_CREDIT_PAYLOAD];
 
 	proto_credit_encode(payload, n);
-	assert_int_equal(proto_send(fd, PROTO_CREDIT, 0, id, payload, sizeof(payload),
-				    time_mono_ms() + 5000, NULL), 0);
+	proto_send(fd, PROTO_CREDIT, 0, id, payload, sizeof(payload), time_mono_ms() + 5000, NULL);
 }
 
 /* A download of BIG_SIZE bytes within the host's credit: waits for CREDIT when it has none. */
@@ -98,7 +99,8 @@ static void serve_big_read(struct fake *fk, struct proto_decoder *dec, uint32_t 
 		while (credit == 0) {
 			uint32_t more;
 
-			assert_int_equal(proto_recv(fk->fd, dec, &f, time_mono_ms() + 10000, NULL), 1);
+			if (proto_recv(fk->fd, dec, &f, time_mono_ms() + 10000, NULL) != 1)
+				return;
 			if (f.header.type == PROTO_CANCEL) {
 				fk->cancelled = true;
 				return;
@@ -114,8 +116,10 @@ static void serve_big_read(struct fake *fk, struct proto_decoder *dec, uint32_t 
 			chunk[i] = pattern(off + i);
 		off += n;
 		credit -= n;
-		assert_int_equal(proto_send(fk->fd, PROTO_DATA, off == BIG_SIZE ? PROTO_FLAG_FIN : 0,
-					    id, chunk, n, time_mono_ms() + 10000, NULL), 0);
+		/* fails once a host that cancelled closed the channel */
+		if (proto_send(fk->fd, PROTO_DATA, off == BIG_SIZE ? PROTO_FLAG_FIN : 0, id, chunk,
+			       n, time_mono_ms() + 10000, NULL) < 0)
+			return;
 	}
 }
 
@@ -432,6 +436,7 @@ static void upload_refused_and_full_fail_cleanly(void **state)
 
 int main(void)
 {
+	signal(SIGPIPE, SIG_IGN); /* a write to a closed channel is an error, as in emberd */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(stat_and_errors_map_to_kinds),
 		cmocka_unit_test(old_guest_gets_conflict),
