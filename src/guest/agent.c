@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -389,6 +390,12 @@ int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **e
 	 * init, so the agent-only mode reaps (and tests) exactly like PID 1 does. */
 	if (!cfg->pid1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		guest_log("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	/* File requests run with the sandbox user's fsuid/fsgid (guest/files.c), but access checks
+	 * also use the caller's supplementary groups: the agent keeps none. */
+	if (cfg->exec.change_ids && setgroups(0, NULL) < 0) {
+		ember_error_sys(err, "setgroups");
+		goto out;
+	}
 	if (setup_signals(&a, err) < 0 || setup_transports(&a, err) < 0)
 		goto out;
 	guest_log("agent serving (execs as uid %u, gid %u, in %s)", (unsigned)cfg->exec.uid,

@@ -7,6 +7,13 @@
 /* docs/protocol.md: at most 64 execs run at once per guest (not per session). */
 #define GUEST_MAX_EXECS 64u
 
+/* docs/protocol.md "Files": at most 16 file transfers (reads and writes) at once per guest. Each
+ * holds two fds and a read at most one 64 KiB chunk, so the agent's memory for them is bounded. */
+#define GUEST_MAX_TRANSFERS 16u
+/* A recursive remove descends this deep at most: each level holds an fd and a stack frame of the
+ * agent (PID 1), so a program cannot exhaust either by nesting directories. */
+#define GUEST_FS_REMOVE_DEPTH_MAX 128u
+
 /* Outgoing queue per session. Above the high-water mark the agent stops reading exec pipes and
  * the channel (backpressure on both producers); below the low-water mark it resumes. The hard
  * cap is never reached by a well-behaved loop (one 64 KiB chunk or one 1 MiB PS_REPLY past the

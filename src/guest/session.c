@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "guest/files.h"
 #include "guest/identity.h"
 #include "guest/limits.h"
 #include "guest/log.h"
@@ -45,6 +46,7 @@ struct guest_session {
 	struct proto_decoder dec;
 	struct guest_outq out;
 	struct guest_exec *execs;
+	struct guest_files files; /* file operations and transfers (protocol version 3) */
 	char label[32];
 };
 
@@ -91,6 +93,7 @@ static void discard_execs(struct guest_session *s)
 		guest_exec_discard(e);
 		unlink_exec(s, e);
 	}
+	guest_files_discard(&s->files); /* transfers end with the session's execs */
 }
 
 static struct guest_exec *find_exec(struct guest_session *s, uint32_t id)
@@ -142,6 +145,7 @@ static void session_flush(struct guest_session *s)
 		s->congested = false;
 		for (e = s->execs; e != NULL; e = e->next)
 			guest_exec_resume(e);
+		guest_files_resume(&s->files);
 		session_process_frames(s); /* frames held back while congested */
 	}
 }
@@ -161,6 +165,28 @@ static int session_emit(struct guest_session *s, uint8_t type, uint32_t id, cons
 	}
 	if (was_empty)
 		session_flush(s); /* the common case: the frame leaves at once */
+	session_update_interest(s);
+	return 0;
+}
+
+/* session_emit for frames with flags (FIN on a file's last DATA). */
+static int session_emit_flags(struct guest_session *s, uint8_t type, uint8_t flags, uint32_t id,
+			      const void *payload, size_t len)
+{
+	struct ember_error *err = NULL;
+	bool was_empty = guest_outq_bytes(&s->out) == 0;
+
+	if (flags == 0)
+		return session_emit(s, type, id, payload, len);
+	if (s->ended)
+		return -1;
+	if (guest_outq_push(&s->out, type, flags, id, payload, len, &err) < 0) {
+		session_end(s, err->message);
+		ember_error_free(&err);
+		return -1;
+	}
+	if (was_empty)
+		session_flush(s);
 	session_update_interest(s);
 	return 0;
 }
@@ -252,6 +278,19 @@ static const struct guest_exec_ops exec_ops = {
 	.emit = exec_emit,
 	.congested = exec_congested,
 	.finished = exec_finished,
+};
+
+/* --- file callbacks --- */
+
+static int files_emit(void *ctx, uint8_t type, uint8_t flags, uint32_t id, const void *payload,
+		      size_t len)
+{
+	return session_emit_flags(ctx, type, flags, id, payload, len);
+}
+
+static const struct guest_files_ops files_ops = {
+	.emit = files_emit,
+	.congested = exec_congested,
 };
 
 /* --- frame handlers --- */
@@ -362,6 +401,8 @@ static void handle_cancel(struct guest_session *s, const struct proto_frame *f)
 {
 	struct guest_exec *e = find_exec(s, f->header.id);
 
+	if (e == NULL && guest_files_cancel(&s->files, f->header.id))
+		return; /* a file transfer: abandoned, nothing more is sent for it */
 	if (e == NULL)
 		send_error(s, f->header.id, "unknown_id", "no running exec %u", f->header.id);
 	else
@@ -386,6 +427,44 @@ static void handle_credit(struct guest_session *s, const struct proto_frame *f)
 	}
 	if (e != NULL && !e->finished)
 		guest_exec_credit(e, bytes);
+	else if (e == NULL)
+		guest_files_credit(&s->files, f->header.id, bytes);
+}
+
+/* FS and DATA belong to version 3: in an older session they are a protocol error. */
+static bool files_allowed(struct guest_session *s, const struct proto_frame *f)
+{
+	if (s->version >= 3)
+		return true;
+	session_fail(s, "protocol", f->header.type == PROTO_FS ? "FS in a session below version 3" :
+								 "DATA in a session below version 3");
+	return false;
+}
+
+static void handle_fs(struct guest_session *s, const struct proto_frame *f)
+{
+	uint32_t id = f->header.id;
+
+	if (!files_allowed(s, f))
+		return;
+	if (find_exec(s, id) != NULL || guest_files_busy(&s->files, id)) {
+		send_error(s, id, "bad_request", "request id %u is in use", id);
+		return;
+	}
+	guest_files_request(&s->files, id, f->payload, f->header.length);
+}
+
+static void handle_data(struct guest_session *s, const struct proto_frame *f)
+{
+	struct ember_error *err = NULL;
+
+	if (!files_allowed(s, f))
+		return;
+	if (guest_files_data(&s->files, f->header.id, f->payload, f->header.length,
+			     (f->header.flags & PROTO_FLAG_FIN) != 0, &err) < 0) {
+		session_fail(s, "protocol", err->message);
+		ember_error_free(&err);
+	}
 }
 
 static void handle_ps(struct guest_session *s, const struct proto_frame *f)
@@ -430,6 +509,8 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 	case PROTO_PS:
 	case PROTO_PING:
 	case PROTO_CREDIT:
+	case PROTO_FS:
+	case PROTO_DATA:
 		break;
 	default:
 		session_fail(s, "protocol", "the host sent a guest-to-host frame type");
@@ -464,6 +545,12 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 		break;
 	case PROTO_PING:
 		session_emit(s, PROTO_PONG, f->header.id, f->payload, f->header.length);
+		break;
+	case PROTO_FS:
+		handle_fs(s, f);
+		break;
+	case PROTO_DATA:
+		handle_data(s, f);
 		break;
 	default:
 		break;
@@ -575,6 +662,7 @@ int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_
 	snprintf(s->label, sizeof(s->label), "%s", label);
 	proto_decoder_init(&s->dec);
 	guest_outq_init(&s->out, GUEST_OUTQ_MAX);
+	guest_files_init(&s->files, &env->exec, &env->running_transfers, &files_ops, s);
 	guest_watch_init(&s->watch, fd, session_ready);
 	if (guest_loop_set(env->loop, &s->watch, EPOLLIN, err) < 0) {
 		guest_session_free(s);

@@ -1,6 +1,6 @@
 """emberproto - a small, stdlib-only client of the emberd host<->guest protocol.
 
-Speaks docs/protocol.md (version 1) over any connected stream socket: the agent's Unix socket
+Speaks docs/protocol.md (version 1; version 3's file requests too) over any connected stream socket: the agent's Unix socket
 in agent-only mode, QEMU's virtio-serial chardev socket, or a Firecracker vsock after the
 `CONNECT 52` preamble (see connect_firecracker_vsock). Used by the end-to-end tests; it
 validates what it receives as strictly as the host daemon should.
@@ -31,6 +31,12 @@ TYPE_MAX = {
     PING: 64, PONG: 64,
 }
 VERSION = 1
+
+# Version 3: files (docs/protocol.md "Files"); CREDIT goes both ways.
+CREDIT, FS, FS_REPLY, DATA = 14, 15, 16, 17
+TYPE_NAMES.update({CREDIT: "CREDIT", FS: "FS", FS_REPLY: "FS_REPLY", DATA: "DATA"})
+TYPE_MAX.update({CREDIT: 4, FS: MAX_PAYLOAD, FS_REPLY: MAX_PAYLOAD, DATA: MAX_DATA_CHUNK})
+CREDIT_WINDOW = 256 * 1024
 
 
 class ProtocolError(Exception):
@@ -65,7 +71,7 @@ def decode_header(data):
         raise ProtocolError("non-zero reserved bytes")
     if ftype not in TYPE_NAMES:
         raise ProtocolError(f"unknown frame type {ftype}")
-    if flags != 0 and not (ftype == STDIN and flags == FLAG_FIN):
+    if flags != 0 and not (ftype in (STDIN, DATA) and flags == FLAG_FIN):
         raise ProtocolError(f"flags {flags:#x} on {TYPE_NAMES[ftype]}")
     if length > TYPE_MAX[ftype]:
         raise ProtocolError(f"{TYPE_NAMES[ftype]} of {length} bytes")
@@ -294,3 +300,74 @@ class Client:
     def exec(self, code, **kwargs):
         timeout = kwargs.pop("wait_timeout", None)
         return self.wait_exec(self.start_exec(code, **kwargs), timeout=timeout)
+
+    # --- files (version 3) ---
+
+    def _fs_answer(self, frame_id, want_type=FS_REPLY):
+        """The FS_REPLY for frame_id (CREDIT frames for it skipped); ERROR raises GuestError."""
+        while True:
+            f = self.recv(lambda f: f.id == frame_id)
+            if f.type == CREDIT:
+                continue
+            if f.type == ERROR:
+                e = f.json()
+                raise GuestError(frame_id, e["code"], e["message"])
+            if f.type != want_type:
+                raise ProtocolError(f"expected {TYPE_NAMES[want_type]}, got {f}")
+            return f
+
+    def fs(self, op, path, frame_id=None, **fields):
+        """stat/list/mkdir/move/remove: returns the reply's JSON."""
+        frame_id = self.alloc_id() if frame_id is None else frame_id
+        self.send(FS, frame_id, json.dumps({"op": op, "path": path, **fields}))
+        return self._fs_answer(frame_id).json()
+
+    def read_file(self, path):
+        """Returns (entry, bytes), granting CREDIT as a host does once half the window is read."""
+        frame_id = self.alloc_id()
+        self.send(FS, frame_id, json.dumps({"op": "read", "path": path}))
+        entry = self._fs_answer(frame_id).json()["entry"]
+        data, unacked = bytearray(), 0
+        while True:
+            f = self._fs_answer(frame_id, DATA)
+            data += f.payload
+            unacked += len(f.payload)
+            if f.flags & FLAG_FIN:
+                break
+            if unacked >= CREDIT_WINDOW // 2:
+                self.send(CREDIT, frame_id, struct.pack(">I", unacked))
+                unacked = 0
+        if len(data) != entry["size"]:
+            raise ProtocolError(f"read {len(data)} bytes of a {entry['size']}-byte file")
+        return entry, bytes(data)
+
+    def start_write(self, path, frame_id=None, **fields):
+        frame_id = self.alloc_id() if frame_id is None else frame_id
+        self.send(FS, frame_id, json.dumps({"op": "write", "path": path, **fields}))
+        return frame_id
+
+    def send_file_data(self, frame_id, data, fin=True):
+        """DATA frames within the guest's credit (waiting for its CREDIT when out)."""
+        credit, off = CREDIT_WINDOW, 0
+        while True:
+            chunk = data[off:off + MAX_DATA_CHUNK]
+            while credit < len(chunk):
+                f = self.recv(lambda f: f.id == frame_id)
+                if f.type == ERROR:
+                    self.pending.insert(0, f)  # for _fs_answer
+                    return
+                if f.type != CREDIT or len(f.payload) != 4:
+                    raise ProtocolError(f"expected CREDIT, got {f}")
+                credit += struct.unpack(">I", f.payload)[0]
+            off += len(chunk)
+            last = off >= len(data)
+            self.send(DATA, frame_id, chunk, FLAG_FIN if fin and last else 0)
+            credit -= len(chunk)
+            if last:
+                return
+
+    def write_file(self, path, data, **fields):
+        """Uploads data; returns the "written" JSON (path, size, sha256)."""
+        frame_id = self.start_write(path, **fields)
+        self.send_file_data(frame_id, data)
+        return self._fs_answer(frame_id).json()["written"]
