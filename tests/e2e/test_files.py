@@ -11,8 +11,11 @@ import hashlib
 import http.client
 import os
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -264,6 +267,51 @@ class FilesTest(unittest.TestCase):
         # no transfer is left behind: 16 more in a row all work
         for _ in range(17):
             self.assertEqual(self.f.get("t5")[:2], (200, data))
+
+    def test_emberctl_cp_and_ls(self):
+        ctl = [os.path.join(harness.ASAN_BIN, "emberctl"), "--addr", self.d.addr]
+        data = os.urandom(3 * PIECE + 17)
+        tmp = tempfile.mkdtemp(prefix="emf.")
+        try:
+            src, dst = os.path.join(tmp, "src"), os.path.join(tmp, "dst")
+            with open(src, "wb") as f:
+                f.write(data)
+            run = subprocess.run(ctl + ["cp", src, f"{self.sb}:t6/in.bin"], capture_output=True,
+                                 timeout=300)
+            self.assertEqual(run.returncode, 1, run.stderr)  # no parent directory
+            self.assertIn(b"not_found", run.stderr)
+            self.assertEqual(self.f.op("mkdir", {"path": "t6"}), (204, None))
+            run = subprocess.run(ctl + ["cp", src, f"{self.sb}:t6/in.bin"], capture_output=True,
+                                 timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            self.assertEqual(run.stderr, b"")  # not a terminal: no progress
+            run = subprocess.run(ctl + ["cp", f"{self.sb}:t6/in.bin", dst], capture_output=True,
+                                 timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            with open(dst, "rb") as f:
+                self.assertEqual(f.read(), data)
+            run = subprocess.run(ctl + ["cp", "-", f"{self.sb}:t6/stdin.txt"], input=b"piped\n",
+                                 capture_output=True, timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            run = subprocess.run(ctl + ["cp", f"{self.sb}:t6/stdin.txt", "-"],
+                                 capture_output=True, timeout=300)
+            self.assertEqual((run.returncode, run.stdout), (0, b"piped\n"), run.stderr)
+            run = subprocess.run(ctl + ["cp", f"{self.sb}:/etc/shadow", dst],
+                                 capture_output=True, timeout=300)
+            self.assertEqual(run.returncode, 1)
+            self.assertIn(b"forbidden", run.stderr)
+            self.assertFalse(os.path.exists(dst))  # a failed download leaves no file
+            run = subprocess.run(ctl + ["ls", self.sb, "t6"], capture_output=True, timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)
+            lines = run.stdout.decode().splitlines()
+            self.assertEqual(sorted(line.split()[-1] for line in lines),
+                             ["in.bin", "stdin.txt"])
+            self.assertIn(f"0644 file    {len(data):12d}", run.stdout.decode())
+            run = subprocess.run(ctl + ["ls"], capture_output=True, timeout=300)
+            self.assertEqual(run.returncode, 0, run.stderr)  # still the sandbox list
+            self.assertIn(self.sb.encode(), run.stdout)
+        finally:
+            shutil.rmtree(tmp)
 
 
 class FilesBigTest(unittest.TestCase):
