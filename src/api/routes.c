@@ -441,6 +441,7 @@ static void handle_fs_get(struct api_context *ctx, const struct api_request *req
 	_cleanup_free_ struct proto_fs_request *fs = malloc(sizeof(*fs));
 	struct proto_fs_reply reply = { .kind = PROTO_FS_REPLY_NONE };
 	struct ember_error *err = NULL;
+	unsigned status;
 	json_t *body;
 
 	if (fs == NULL) {
@@ -471,8 +472,9 @@ static void handle_fs_get(struct api_context *ctx, const struct api_request *req
 	else
 		body = api_encode_error(ember_error_kind_name(EMBER_E_GUEST),
 					"the guest answered a stat without an entry");
+	status = reply.kind == PROTO_FS_REPLY_NONE ? 502 : 200;
 	proto_fs_reply_release(&reply);
-	respond_json(resp, reply.kind == PROTO_FS_REPLY_NONE ? 502 : 200, body);
+	respond_json(resp, status, body);
 }
 
 /* POST /fs/mkdir, /fs/move, /fs/remove: 204 once done. */

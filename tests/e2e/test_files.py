@@ -128,7 +128,7 @@ class FilesTest(unittest.TestCase):
     def setUpClass(cls):
         cls.d = harness.Daemon(*cls.daemon_args, env=ASAN_ENV)
         try:
-            cls.sb = cls.d.create(**cls.sandbox)
+            cls.sb = cls.d.create(**cls.sandbox)["id"]
         except Exception:
             cls.d.stop(check=False)
             raise
@@ -136,8 +136,10 @@ class FilesTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.delete(cls.sb)
-        cls.d.stop()
+        try:
+            cls.d.delete(cls.sb)
+        finally:
+            cls.d.stop()
 
     def assert_error(self, got, status, code, fragment=None):
         self.assertEqual(got[0], status, got)
@@ -220,7 +222,7 @@ class FilesTest(unittest.TestCase):
         # the guest's refusals
         self.assert_error(self.f.get("/no/such/file")[:2], 404, "not_found")
         self.assert_error(self.f.get("/home/sandbox")[:2], 409, "conflict", "is_directory")
-        self.assert_error(self.f.get("/etc/shadow")[:2], 403, "forbidden", "permission_denied")
+        self.assert_error(self.f.get("/proc/1/environ")[:2], 403, "forbidden", "permission_denied")
         self.assert_error(self.f.put("/etc/evil", b"x"), 403, "forbidden")
         self.assert_error(self.f.put("/home/sandbox", b"x"), 409, "conflict")
         self.assert_error(self.f.op("remove", {"path": "/etc/hostname"}), 403, "forbidden")
@@ -228,9 +230,9 @@ class FilesTest(unittest.TestCase):
         other = "/sandboxes/sb_" + "0" * 32
         self.assert_error(self.d.request("GET", f"{other}/fs?path=x")[:2], 404, "not_found")
         self.assert_error(Files(self.d, "sb_" + "0" * 32).put("x", b"x"), 404, "not_found")
-        # a file path 4096 bytes long is the guest's to refuse (too long a name), not ours
-        status, _ = self.f.fs("a" * 4096)
-        self.assertNotEqual(status, 400)
+        # a path of 4096 bytes is the guest's to refuse (too long once under the home), not ours
+        status, body = self.f.fs("a" * 4096)
+        self.assertNotIn("longer than", str(body))
 
     def test_client_disconnect_during_upload_leaves_nothing(self):
         self.assertEqual(self.f.op("mkdir", {"path": "t4"}), (204, None))
@@ -296,7 +298,7 @@ class FilesTest(unittest.TestCase):
             run = subprocess.run(ctl + ["cp", f"{self.sb}:t6/stdin.txt", "-"],
                                  capture_output=True, timeout=300)
             self.assertEqual((run.returncode, run.stdout), (0, b"piped\n"), run.stderr)
-            run = subprocess.run(ctl + ["cp", f"{self.sb}:/etc/shadow", dst],
+            run = subprocess.run(ctl + ["cp", f"{self.sb}:/proc/1/environ", dst],
                                  capture_output=True, timeout=300)
             self.assertEqual(run.returncode, 1)
             self.assertIn(b"forbidden", run.stderr)
@@ -332,7 +334,7 @@ class FilesBigTest(unittest.TestCase):
         return int(m.group(1))
 
     def test_200_mib_round_trip_keeps_memory_flat(self):
-        sb = self.d.create(language_pack="python", memory_mib=640, overlay_mib=480)
+        sb = self.d.create(language_pack="python", memory_mib=640, overlay_mib=480)["id"]
         try:
             f = Files(self.d, sb)
             pid = self.d.proc.pid
@@ -387,7 +389,7 @@ class FilesBigTest(unittest.TestCase):
             self.d.delete(sb)
 
     def test_full_overlay_is_507_and_leaves_nothing(self):
-        sb = self.d.create(language_pack="python", overlay_mib=16)
+        sb = self.d.create(language_pack="python", overlay_mib=16)["id"]
         try:
             f = Files(self.d, sb)
             self.assertEqual(f.op("mkdir", {"path": "full"}), (204, None))
