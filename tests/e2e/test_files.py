@@ -200,6 +200,7 @@ class FilesTest(unittest.TestCase):
         self.d.exec(self.sb, "import os; os.symlink('/etc', '/home/sandbox/t2/link')")
         self.assertEqual(self.f.fs("t2/link")[1]["type"], "symlink")
         self.assertEqual(self.f.fs("t2/../t2/link")[1]["type"], "symlink")
+        self.assertIn("hostname", [e["name"] for e in self.f.fs("t2/link/")[1]["entries"]])
         self.assertEqual(self.f.fs("/")[0], 200)
 
     def test_bad_input_and_refusals(self):
