@@ -290,7 +290,7 @@ static void stat_list_mkdir_move_remove(void **state)
 	expect_done(fx, 8, "{\"op\":\"remove\",\"path\":\"d/c.txt\"}");
 	expect_done(fx, 9, "{\"op\":\"remove\",\"path\":\"d/link\"}"); /* the link, not / */
 	assert_true(exists("/", "tmp"));
-	expect_done(fx, 10, "{\"op\":\"remove\",\"path\":\"x\",\"recursive\":true}");
+	expect_done(fx, 10, "{\"op\":\"remove\",\"path\":\"x/\",\"recursive\":true}");
 	assert_false(exists(fx->home, "x"));
 	stop(fx);
 }
@@ -328,10 +328,25 @@ static void errors_map_to_codes(void **state)
 	expect_error(fx, 10, "not_found");
 	send_fs(fx, 11, "{\"op\":\"read\",\"path\":\"/dev/null\"}");
 	expect_error(fx, 11, "bad_request"); /* not a regular file */
+	/* a recursive remove stops at GUEST_FS_REMOVE_DEPTH_MAX levels */
+	{
+		char deep[1024];
+		unsigned i;
+		int n = snprintf(deep, sizeof(deep), "%s/deep", fx->home);
+
+		for (i = 0; i <= GUEST_FS_REMOVE_DEPTH_MAX; i++) {
+			assert_int_equal(mkdir(deep, 0755), 0);
+			n += snprintf(deep + n, sizeof(deep) - (size_t)n, "/d");
+		}
+		send_fs(fx, 12, "{\"op\":\"remove\",\"path\":\"deep\",\"recursive\":true}");
+		expect_error(fx, 12, "io_error");
+		assert_int_equal(system(strcat(strcpy(deep, "rm -rf "), fx->home)), 0);
+	}
 	assert_false(guest_session_ended(fx->session));
 	assert_string_equal(guest_files_error_code(EDQUOT), "no_space");
 	assert_string_equal(guest_files_error_code(EPERM), "permission_denied");
 	assert_string_equal(guest_files_error_code(EIO), "io_error");
+	assert_string_equal(guest_files_error_code(EXDEV), "bad_request");
 	stop(fx);
 }
 
