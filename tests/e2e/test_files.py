@@ -123,10 +123,12 @@ class Files:
 class FilesTest(unittest.TestCase):
     daemon_args = ()
     sandbox = {"language_pack": "python"}
+    binary = None  # the ASan build; a subclass may run another
+    env = ASAN_ENV
 
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon(*cls.daemon_args, env=ASAN_ENV)
+        cls.d = harness.Daemon(*cls.daemon_args, binary=cls.binary, env=cls.env)
         try:
             cls.sb = cls.d.create(**cls.sandbox)["id"]
         except Exception:
