@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "files.h"
 #include "util/cleanup.h"
 
 static enum opt_result set_body_string(const struct opt_spec *spec, const char *arg, void *ctl,
@@ -155,9 +156,15 @@ static const struct command commands[] = {
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output as it comes, exits with its\n"
 	  "exit code; --no-stream (or --json): all at the end" },
-	{ "ls", "", FLAGS(ls_flags), 2, cmd_ls,
+	{ "ls", "[ID [PATH]]", FLAGS(ls_flags), 2, cmd_ls,
 	  "list sandboxes; only those with every --label\n"
-	  "(KEY: has it, KEY=VALUE: equal) and in --state" },
+	  "(KEY: has it, KEY=VALUE: equal) and in --state.\n"
+	  "With ID: the files at PATH in that sandbox\n"
+	  "(default its home; a file: that one entry)" },
+	{ "cp", "SRC DST", NULL, 0, 0, cmd_cp,
+	  "copy a file in (cp LOCAL ID:PATH) or out\n"
+	  "(cp ID:PATH LOCAL); - is stdin/stdout; progress\n"
+	  "on a terminal's stderr for files over 1 MiB" },
 	{ "inspect", "ID", NULL, 0, 0, cmd_inspect, "details and the guest console tail" },
 	{ "rm", "ID...", NULL, 0, 0, cmd_rm, "destroy sandboxes" },
 	{ "timeout", "ID SECONDS", NULL, 0, 0, cmd_timeout,

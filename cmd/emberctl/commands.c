@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "files.h"
 #include "output.h"
 #include "stream.h"
 #include "util/cleanup.h"
@@ -138,9 +139,11 @@ int cmd_ls(struct ctl *c, int argc, char **argv)
 	_cleanup_json_ json_t *reply = NULL;
 	char path[900];
 
-	(void)argv;
+	if (argc > 0 && json_array_size(c->query) == 0 && argc <= 2)
+		return cmd_ls_files(c, argv[0], argc == 2 ? argv[1] : ".");
 	if (argc != 0)
-		return ctl_fail("%s", "usage: emberctl ls [--label K[=V]]... [--state S]");
+		return ctl_fail("%s", "usage: emberctl ls [--label K[=V]]... [--state S] | "
+				      "emberctl ls ID [PATH]");
 	if (list_path(c, path, sizeof(path)) < 0)
 		return ctl_fail("%s", "ls: the filter is too long for one request");
 	if (ctl_call(c, "GET", path, NULL, 200, &reply) < 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/encode.h"
+#include "api/fsrequests.h"
 #include "api/requests.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
@@ -71,6 +72,7 @@ unsigned api_status_for(enum ember_error_kind kind)
 	case EMBER_E_UNAUTHORIZED: return 401;
 	case EMBER_E_FORBIDDEN: return 403;
 	case EMBER_E_MISDIRECTED: return 421;
+	case EMBER_E_NO_SPACE: return 507;
 	case EMBER_E_INTERNAL: break;
 	}
 	return 500;
@@ -612,6 +614,129 @@ static void handle_process_signal(struct api_context *ctx, const struct api_requ
 	resp->status = 204;
 }
 
+/* --- files (docs/api.md "Files") --- */
+
+static void handle_files_get(struct api_context *ctx, const struct api_request *req,
+			     struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	if (api_download_open(ctx->manager, req->id, req->query, &resp->download, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 200;
+}
+
+/* Never reached: server.c streams an upload's body through api_route_upload(). The row is
+ * here for the method list (405's Allow) and the contract. */
+static void handle_files_put(struct api_context *ctx, const struct api_request *req,
+			     struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	(void)ctx;
+	(void)req;
+	ember_error_set(&err, EMBER_E_INTERNAL, 0, "an upload's body was not streamed");
+	respond_err(resp, &err);
+}
+
+/* A directory's entries: {"entries":[...],"truncated":bool}. */
+static json_t *encode_fs_list(const struct proto_fs_reply *reply)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr != NULL && i < reply->count; i++)
+		json_array_append_new(arr, api_encode_fs_entry(&reply->entries[i]));
+	return arr != NULL ? json_pack("{s:o, s:b}", "entries", arr, "truncated",
+				       reply->truncated)
+			   : NULL;
+}
+
+/* GET /fs?path=P: the entry of P (lstat); a directory's entries instead. */
+static void handle_fs_get(struct api_context *ctx, const struct api_request *req,
+			  struct api_response *resp)
+{
+	_cleanup_free_ struct proto_fs_request *fs = malloc(sizeof(*fs));
+	struct proto_fs_reply reply = { .kind = PROTO_FS_REPLY_NONE };
+	struct ember_error *err = NULL;
+	unsigned status;
+	json_t *body;
+
+	if (fs == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (api_parse_fs_query(req->query, API_FS_QUERY_PATH, fs, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	fs->op = PROTO_FS_STAT;
+	if (manager_fs(ctx->manager, req->id, fs, &reply, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (reply.kind == PROTO_FS_REPLY_ENTRY && reply.entry.type == PROTO_FS_TYPE_DIR) {
+		proto_fs_reply_release(&reply);
+		fs->op = PROTO_FS_LIST;
+		if (manager_fs(ctx->manager, req->id, fs, &reply, &err) < 0) {
+			respond_err(resp, &err);
+			return;
+		}
+	}
+	if (reply.kind == PROTO_FS_REPLY_LIST)
+		body = encode_fs_list(&reply);
+	else if (reply.kind == PROTO_FS_REPLY_ENTRY)
+		body = api_encode_fs_entry(&reply.entry);
+	else
+		body = api_encode_error(ember_error_kind_name(EMBER_E_GUEST),
+					"the guest answered a stat without an entry");
+	status = reply.kind == PROTO_FS_REPLY_NONE ? 502 : 200;
+	proto_fs_reply_release(&reply);
+	respond_json(resp, status, body);
+}
+
+/* POST /fs/mkdir, /fs/move, /fs/remove: 204 once done. */
+static void handle_fs_op(struct api_context *ctx, const struct api_request *req,
+			 struct api_response *resp, enum proto_fs_op op)
+{
+	_cleanup_free_ struct proto_fs_request *fs = malloc(sizeof(*fs));
+	struct proto_fs_reply reply;
+	struct ember_error *err = NULL;
+
+	if (fs == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (api_parse_fs_body(op, req->body, req->body_len, fs, &err) < 0 ||
+	    manager_fs(ctx->manager, req->id, fs, &reply, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	proto_fs_reply_release(&reply);
+	resp->status = 204;
+	resp->body = NULL;
+}
+
+static void handle_fs_mkdir(struct api_context *ctx, const struct api_request *req,
+			    struct api_response *resp)
+{
+	handle_fs_op(ctx, req, resp, PROTO_FS_MKDIR);
+}
+
+static void handle_fs_move(struct api_context *ctx, const struct api_request *req,
+			   struct api_response *resp)
+{
+	handle_fs_op(ctx, req, resp, PROTO_FS_MOVE);
+}
+
+static void handle_fs_remove(struct api_context *ctx, const struct api_request *req,
+			     struct api_response *resp)
+{
+	handle_fs_op(ctx, req, resp, PROTO_FS_REMOVE);
+}
+
 /* Adding a route is adding a row. Rows sharing a pattern list their methods in the order the
  * Allow header gives them. */
 static const struct route routes[] = {
@@ -630,6 +755,12 @@ static const struct route routes[] = {
 	{ "GET", "/sandboxes/{id}/processes/{pid}/output", handle_process_output },
 	{ "POST", "/sandboxes/{id}/processes/{pid}/stdin", handle_process_stdin },
 	{ "POST", "/sandboxes/{id}/processes/{pid}/signal", handle_process_signal },
+	{ "GET", "/sandboxes/{id}/files", handle_files_get },
+	{ "PUT", "/sandboxes/{id}/files", handle_files_put },
+	{ "GET", "/sandboxes/{id}/fs", handle_fs_get },
+	{ "POST", "/sandboxes/{id}/fs/mkdir", handle_fs_mkdir },
+	{ "POST", "/sandboxes/{id}/fs/move", handle_fs_move },
+	{ "POST", "/sandboxes/{id}/fs/remove", handle_fs_remove },
 };
 
 static void capture_id(struct path_id *id, const char *segment, size_t len)
@@ -759,4 +890,17 @@ void api_route(struct api_context *ctx, const char *method, const char *path,
 		}
 	}
 	respond_method_not_allowed(resp, method, pattern);
+}
+
+bool api_route_upload(struct api_context *ctx, const char *method, const char *path,
+		      const struct api_query *query, struct api_upload **out)
+{
+	struct path_id id;
+
+	if (strcmp(method, "PUT") != 0 ||
+	    match_pattern("/sandboxes/{id}/files", path, &id) != MATCH_FULL)
+		return false;
+	*out = api_upload_begin(ctx->manager, !id.too_long && api_valid_sandbox_id(id.text)
+						      ? id.text : NULL, query);
+	return true;
 }

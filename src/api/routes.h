@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "api/execstream.h"
+#include "api/files.h"
 #include "api/requests.h"
 #include "api/server.h"
 #include "api/stream.h"
@@ -22,6 +23,7 @@ struct api_response {
 	struct api_stream *stream;  /* a body produced while it is sent (large guest output) */
 	struct api_exec_stream *events; /* a streamed exec's events (chunked, length unknown) */
 	enum api_events_format events_format;
+	struct api_download *download; /* a file's bytes (GET /files): its size is known */
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 	unsigned retry_after_s;     /* > 0: a Retry-After header (every 429 has one) */
 };
@@ -30,6 +32,12 @@ struct api_response {
 void api_route(struct api_context *ctx, const char *method, const char *path,
 	       const struct api_query *query, const char *body, size_t body_len,
 	       struct api_response *resp);
+
+/* Whether method and path name a file upload (PUT /sandboxes/{id}/files), whose body is
+ * streamed to the guest instead of collected: then *out is its upload (which may already
+ * hold its error answer) and the body goes to api_upload_data(), not to api_route(). */
+bool api_route_upload(struct api_context *ctx, const char *method, const char *path,
+		      const struct api_query *query, struct api_upload **out);
 
 /* Fills resp with the JSON error for err (and frees nothing). */
 void api_response_error(struct api_response *resp, const struct ember_error *err);
@@ -43,6 +51,8 @@ static inline void api_response_release(struct api_response *resp)
 	resp->stream = NULL;
 	api_exec_stream_release(resp->events);
 	resp->events = NULL;
+	api_download_free(resp->download);
+	resp->download = NULL;
 }
 #define _cleanup_response_ __attribute__((cleanup(api_response_release)))
 

@@ -50,6 +50,7 @@ struct request_state {
 	bool too_large;          /* past the cap: the rest is dropped, the answer is 413 */
 	bool answered;           /* a response is queued before the body's end (the guard's, or a
 				  * 413 for a body past API_BODY_DISCARD_MAX): the rest is dropped */
+	struct api_upload *upload; /* a file upload: the body streams to the guest, uncapped */
 	int64_t started_us;
 };
 
@@ -73,6 +74,38 @@ static struct MHD_Response *stream_response(struct api_response *r)
 
 	if (response != NULL)
 		r->stream = NULL; /* the library owns it now */
+	return response;
+}
+
+static ssize_t read_download(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ssize_t n = api_download_read(cls, buf, max);
+
+	(void)pos;
+	if (n > 0)
+		return n;
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void free_download(void *cls)
+{
+	api_download_free(cls);
+}
+
+/* A file's bytes (GET /files): its length up front, read from the guest as the client takes
+ * them (64 KiB at a time: the library's buffer). A transfer that fails midway cuts the
+ * connection, so the client sees fewer bytes than Content-Length, never a wrong file. */
+static struct MHD_Response *download_response(struct api_response *r)
+{
+	struct MHD_Response *response = MHD_create_response_from_callback(
+		api_download_size(r->download), 64 * 1024, read_download, r->download,
+		free_download);
+
+	if (response == NULL)
+		return NULL;
+	r->download = NULL; /* the library owns it now */
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
 	return response;
 }
 
@@ -153,6 +186,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 
 	if (r->events != NULL) {
 		response = events_response(conn, r, idle_timeout_s);
+	} else if (r->download != NULL) {
+		response = download_response(r);
 	} else if (r->stream != NULL) {
 		response = stream_response(r);
 	} else if (r->body != NULL) {
@@ -244,6 +279,53 @@ static enum MHD_Result refuse_if_unwelcome(struct api_server *s, struct request_
 	return ret;
 }
 
+/* The deadline entry of a TCP connection (NULL for the Unix socket or an unwatched one). */
+static struct deadline_conn *connection_deadline(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info != NULL ? info->socket_context : NULL;
+}
+
+static enum MHD_Result add_query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
+				      size_t key_size, const char *value, size_t value_size)
+{
+	struct api_query *q = cls;
+
+	(void)kind;
+	/* A %00 decodes to a NUL that would silently cut the C string: refused, not truncated. */
+	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size)) {
+		q->has_nul = true;
+		return MHD_NO;
+	}
+	if (q->count >= API_QUERY_PAIRS_MAX) {
+		q->too_many = true;
+		return MHD_NO;
+	}
+	q->pairs[q->count].key = key;
+	q->pairs[q->count].value = value;
+	q->count++;
+	return MHD_YES;
+}
+
+/* A file upload (routes.h api_route_upload): true when this request is one. Its body has no
+ * cap (the guest's space is the limit) and no whole-request deadline (it arrives at the pace
+ * the guest writes it; the library's idle timeout still applies). */
+static bool begin_upload(struct api_server *s, struct request_state *st,
+			 struct MHD_Connection *conn, const char *method, const char *url)
+{
+	struct api_query query = { .count = 0 };
+
+	if (strcmp(method, "PUT") != 0)
+		return false;
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, add_query_pair, &query);
+	if (!api_route_upload(s->ctx, method, url, &query, &st->upload))
+		return false;
+	deadline_conn_received(connection_deadline(conn));
+	return true;
+}
+
 /* The first call for a request: its state, the checks of where it came from, and a declared
  * oversize body: read and dropped up to API_BODY_DISCARD_MAX past the cap, refused unread
  * beyond. */
@@ -263,6 +345,8 @@ static enum MHD_Result begin_request(struct api_listener *l, struct MHD_Connecti
 		return MHD_NO;
 	if (st->answered)
 		return MHD_YES;
+	if (begin_upload(s, st, conn, method, url))
+		return st->upload != NULL ? MHD_YES : MHD_NO;
 	declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
 	if (declared > s->max_body) {
 		st->too_large = true;
@@ -302,36 +386,6 @@ static enum MHD_Result collect_body(struct api_server *s, struct request_state *
 	return MHD_YES;
 }
 
-/* The deadline entry of a TCP connection (NULL for the Unix socket or an unwatched one). */
-static struct deadline_conn *connection_deadline(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-	return info != NULL ? info->socket_context : NULL;
-}
-
-static enum MHD_Result add_query_pair(void *cls, enum MHD_ValueKind kind, const char *key,
-				      size_t key_size, const char *value, size_t value_size)
-{
-	struct api_query *q = cls;
-
-	(void)kind;
-	/* A %00 decodes to a NUL that would silently cut the C string: refused, not truncated. */
-	if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size)) {
-		q->has_nul = true;
-		return MHD_NO;
-	}
-	if (q->count >= API_QUERY_PAIRS_MAX) {
-		q->too_many = true;
-		return MHD_NO;
-	}
-	q->pairs[q->count].key = key;
-	q->pairs[q->count].value = value;
-	q->count++;
-	return MHD_YES;
-}
-
 /* The whole body is in: route it, answer and log. */
 static enum MHD_Result finish_request(struct api_server *s, struct request_state *st,
 				      struct MHD_Connection *conn, const char *method,
@@ -362,6 +416,25 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	return ret;
 }
 
+/* An upload's body is all in: the guest's answer (or the error recorded on the way). */
+static enum MHD_Result finish_upload(struct api_server *s, struct request_state *st,
+				     struct MHD_Connection *conn, const char *method,
+				     const char *url)
+{
+	_cleanup_response_ struct api_response r = { 0 };
+	enum MHD_Result ret;
+
+	api_upload_finish(st->upload, &r.status, &r.body);
+	if (r.body == NULL)
+		api_response_error(&r, NULL);
+	ret = send_response(conn, &r, false, s->connection_timeout_s);
+	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
+		  (time_mono_us() - st->started_us) / 1000,
+		  "method=%s path=%.200s status=%u body_bytes=%llu", method, url, r.status,
+		  (unsigned long long)st->received);
+	return ret;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
 			      const char *method, const char *version, const char *upload_data,
 			      size_t *upload_data_size, void **con_cls)
@@ -373,8 +446,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	(void)version;
 	if (st == NULL)
 		return begin_request(l, conn, method, url, con_cls);
+	if (st->upload != NULL && *upload_data_size > 0) {
+		/* Blocks while the guest has no room: the client waits (backpressure). */
+		api_upload_data(st->upload, upload_data, *upload_data_size);
+		st->received += *upload_data_size;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	if (*upload_data_size > 0)
 		return collect_body(s, st, method, url, upload_data, upload_data_size);
+	if (st->upload != NULL)
+		return finish_upload(s, st, conn, method, url);
 	return finish_request(s, st, conn, method, url);
 }
 
@@ -390,6 +472,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 	if (st == NULL)
 		return;
 	buf_release(&st->body);
+	api_upload_free(st->upload); /* one cut short is cancelled: nothing is left behind */
 	free(st);
 	*con_cls = NULL;
 }

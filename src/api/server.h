@@ -1,6 +1,7 @@
 /* server.h - the HTTP/JSON API server (libmicrohttpd, one thread per connection).
  * Started by the daemon's main; the only place where errors become HTTP statuses and JSON
- * bodies. Never lets a request body grow past its cap and never dies on bad input. */
+ * bodies. Never lets a request body grow past its cap (a file upload's body is not collected:
+ * it streams to the guest at the guest's pace) and never dies on bad input. */
 #ifndef EMBER_API_SERVER_H
 #define EMBER_API_SERVER_H
 

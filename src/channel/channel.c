@@ -14,13 +14,23 @@
 
 #include "proto/credit.h"
 #include "proto/frame.h"
+#include "proto/fsmsg.h"
 #include "proto/io.h"
 #include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
 
-enum request_kind { REQ_EXEC, REQ_PS, REQ_PING };
+/* REQ_FS*: protocol-3 file operations (one-shot, a download, an upload); kept last so
+ * `kind >= REQ_FS` names them all. */
+enum request_kind { REQ_EXEC, REQ_PS, REQ_PING, REQ_FS, REQ_FS_READ, REQ_FS_WRITE };
+
+/* One DATA frame's bytes of a download, queued until its consumer takes them. */
+struct data_chunk {
+	struct data_chunk *next;
+	size_t len, off;
+	uint8_t data[];
+};
 
 struct request {
 	uint32_t id;
@@ -41,6 +51,16 @@ struct request {
 	/* ps */
 	struct proto_process *procs;
 	size_t nprocs;
+	/* files: the FS_REPLY (a download's header first) */
+	struct proto_fs_reply fs_reply;
+	bool fs_replied;
+	/* download: DATA queued (bounded by rx's window), FIN seen, bytes in total */
+	struct data_chunk *head, *tail;
+	struct proto_credit_window rx;
+	uint64_t data_total;
+	bool fin;
+	/* upload: bytes the guest still lets the host send (its CREDIT) */
+	uint64_t tx_credit;
 	struct request *next;
 };
 
@@ -201,6 +221,109 @@ static int apply_pong(struct request *r)
 	return 0;
 }
 
+/* The API's error kind for a file operation's ERROR code (docs/protocol.md "Files"). */
+static enum ember_error_kind fs_error_kind(const char *code)
+{
+	static const struct {
+		const char *code;
+		enum ember_error_kind kind;
+	} map[] = {
+		{ "bad_request", EMBER_E_INVALID },
+		{ "not_found", EMBER_E_NOT_FOUND },
+		{ "is_directory", EMBER_E_CONFLICT },
+		{ "not_directory", EMBER_E_CONFLICT },
+		{ "exists", EMBER_E_CONFLICT },
+		{ "not_empty", EMBER_E_CONFLICT },
+		{ "permission_denied", EMBER_E_FORBIDDEN },
+		{ "no_space", EMBER_E_NO_SPACE },
+		{ "too_many_transfers", EMBER_E_CAPACITY },
+		{ "io_error", EMBER_E_INTERNAL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		if (strcmp(map[i].code, code) == 0)
+			return map[i].kind;
+	}
+	return EMBER_E_GUEST;
+}
+
+/* FS_REPLY: a one-shot operation's outcome, a download's header (its entry; DATA follows) or
+ * an upload's outcome. Any other shape for the request is a violation. */
+static int apply_fs_reply(struct request *r, const struct proto_frame *f,
+			  struct ember_error **err)
+{
+	if (r->fs_replied)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "second FS_REPLY for request %u",
+				       f->header.id);
+	if (proto_fs_reply_decode(f->payload, f->header.length, &r->fs_reply, err) < 0)
+		return ember_error_wrap(err, "FS_REPLY for request %u", f->header.id);
+	r->fs_replied = true;
+	if ((r->kind == REQ_FS_READ && r->fs_reply.kind != PROTO_FS_REPLY_ENTRY) ||
+	    (r->kind == REQ_FS_WRITE && r->fs_reply.kind != PROTO_FS_REPLY_WRITTEN))
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0,
+				       "FS_REPLY of the wrong shape for request %u", f->header.id);
+	r->done = r->kind != REQ_FS_READ;
+	return 0;
+}
+
+/* DATA of a download: within the host's credit, after the header, never past the size the
+ * header announced; FIN ends it (exactly that size). */
+static int apply_data(struct request *r, const struct proto_frame *f, struct ember_error **err)
+{
+	size_t n = f->header.length;
+	struct data_chunk *c;
+
+	if (!r->fs_replied || r->fin)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "DATA out of turn for request %u",
+				       f->header.id);
+	if (proto_credit_window_received(&r->rx, n, err) < 0)
+		return ember_error_wrap(err, "DATA for request %u", f->header.id);
+	if (r->data_total + n > r->fs_reply.entry.size)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0,
+				       "DATA past the announced %llu bytes for request %u",
+				       (unsigned long long)r->fs_reply.entry.size, f->header.id);
+	r->data_total += n;
+	if (n > 0) {
+		c = malloc(sizeof(*c) + n);
+		if (c == NULL)
+			return ember_error_oom(err);
+		c->next = NULL;
+		c->len = n;
+		c->off = 0;
+		memcpy(c->data, f->payload, n);
+		if (r->tail != NULL)
+			r->tail->next = c;
+		else
+			r->head = c;
+		r->tail = c;
+	}
+	if ((f->header.flags & PROTO_FLAG_FIN) != 0) {
+		r->fin = true;
+		r->done = true;
+		if (r->data_total != r->fs_reply.entry.size)
+			ember_error_set(&r->error, EMBER_E_INTERNAL, 0,
+					"the file's read ended after %llu of %llu bytes",
+					(unsigned long long)r->data_total,
+					(unsigned long long)r->fs_reply.entry.size);
+	}
+	return 0;
+}
+
+/* CREDIT from the guest: more upload bytes it accepts. */
+static int apply_tx_credit(struct request *r, const struct proto_frame *f,
+			   struct ember_error **err)
+{
+	uint32_t n;
+
+	if (proto_credit_decode(f->payload, f->header.length, &n, err) < 0)
+		return ember_error_wrap(err, "CREDIT for request %u", f->header.id);
+	r->tx_credit += n;
+	if (r->tx_credit > PROTO_CREDIT_MAX)
+		r->tx_credit = PROTO_CREDIT_MAX;
+	return 0;
+}
+
 /* The guest refused one request: that request fails, the channel stays up. */
 static int apply_error(struct request *r, const struct proto_frame *f, struct ember_error **err)
 {
@@ -208,6 +331,12 @@ static int apply_error(struct request *r, const struct proto_frame *f, struct em
 
 	if (proto_error_decode(f->payload, f->header.length, &msg, err) < 0)
 		return ember_error_wrap(err, "ERROR for request %u", f->header.id);
+	if (r->kind >= REQ_FS) {
+		ember_error_set(&r->error, fs_error_kind(msg.code), 0, "%s: %s", msg.code,
+				msg.message);
+		r->done = true;
+		return 0;
+	}
 	ember_error_set(&r->error,
 			strcmp(msg.code, "too_many_execs") == 0 ? EMBER_E_CAPACITY : EMBER_E_GUEST,
 			0, "guest refused the request: %s: %s", msg.code, msg.message);
@@ -242,6 +371,18 @@ static int apply_to_request(struct request *r, const struct proto_frame *f,
 		if (r->kind == REQ_PING)
 			return apply_pong(r);
 		break;
+	case PROTO_FS_REPLY:
+		if (r->kind >= REQ_FS)
+			return apply_fs_reply(r, f, err);
+		break;
+	case PROTO_DATA:
+		if (r->kind == REQ_FS_READ)
+			return apply_data(r, f, err);
+		break;
+	case PROTO_CREDIT:
+		if (r->kind == REQ_FS_WRITE)
+			return apply_tx_credit(r, f, err);
+		break;
 	case PROTO_ERROR:
 		return apply_error(r, f, err);
 	default:
@@ -259,15 +400,19 @@ static int dispatch(struct channel *ch, const struct proto_frame *f, struct embe
 
 	pthread_mutex_lock(&ch->lock);
 	r = find_locked(ch, f->header.id);
-	if (r == NULL) {
+	if (f->header.type >= PROTO_FS && ch->version < 3) {
+		ret = ember_error_set(err, EMBER_E_PROTOCOL, 0,
+				      "%s frame in a protocol version %u session",
+				      proto_type_name(f->header.type), ch->version);
+	} else if (r == NULL) {
 		ret = apply_unmatched(f, err);
 	} else {
 		ret = apply_to_request(r, f, err);
-		if (ret == 0 && r->done) {
-			if (r->sink != NULL)
-				r->sink->done(r->sink->ctx);
+		if (ret == 0 && r->done && r->sink != NULL)
+			r->sink->done(r->sink->ctx);
+		/* A transfer's waiter also waits for data, credit and a download's header. */
+		if (ret == 0 && (r->done || r->kind >= REQ_FS))
 			pthread_cond_broadcast(&ch->cond);
-		}
 	}
 	pthread_mutex_unlock(&ch->lock);
 	return ret;
@@ -458,12 +603,12 @@ int channel_open(int fd, const char *sandbox_id, int abort_fd, int64_t deadline_
 	if (send_hello(ch, sandbox_id, deadline_ms, err) < 0 ||
 	    await_ready(ch, sandbox_id, abort_fd, deadline_ms, ready, err) < 0)
 		goto fail;
+	ch->version = ready->version; /* before the reader starts: it reads it */
 	if (pthread_create(&ch->reader, NULL, reader_main, ch) != 0) {
 		ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the channel reader thread");
 		goto fail;
 	}
 	ch->reader_started = true;
-	ch->version = ready->version;
 	*out = ch;
 	return 0;
 fail:
@@ -513,6 +658,13 @@ static void request_free(struct channel *ch, struct request *r)
 	buf_release(&r->out);
 	buf_release(&r->errout);
 	free(r->procs);
+	while (r->head != NULL) {
+		struct data_chunk *c = r->head;
+
+		r->head = c->next;
+		free(c);
+	}
+	proto_fs_reply_release(&r->fs_reply);
 	ember_error_free(&r->error);
 	free(r);
 }
@@ -931,4 +1083,286 @@ void channel_close(struct channel *ch)
 	pthread_mutex_destroy(&ch->lock);
 	pthread_mutex_destroy(&ch->write_lock);
 	free(ch);
+}
+
+/* --- files (protocol version 3): one-shot operations and transfers --- */
+
+struct channel_transfer {
+	struct channel *ch;
+	struct request *r;
+};
+
+static int require_files(struct channel *ch, struct ember_error **err)
+{
+	if (ch->version >= 3)
+		return 0;
+	return ember_error_set(err, EMBER_E_CONFLICT, 0,
+			       "the guest agent speaks protocol version %u, without file operations "
+			       "(version 3; rebuild the images)", ch->version);
+}
+
+/* A new request of kind for req, its FS frame sent. */
+static struct request *fs_request_send(struct channel *ch, enum request_kind kind,
+				       const struct proto_fs_request *req,
+				       struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	struct request *r;
+	size_t len;
+
+	if (require_files(ch, err) < 0)
+		return NULL;
+	text = proto_fs_request_encode(req, &len, err);
+	if (text == NULL)
+		return NULL;
+	r = request_new(ch, kind, err);
+	if (r == NULL)
+		return NULL;
+	pthread_mutex_lock(&ch->lock);
+	proto_credit_window_init(&r->rx, PROTO_CREDIT_WINDOW);
+	r->tx_credit = PROTO_CREDIT_WINDOW;
+	pthread_mutex_unlock(&ch->lock);
+	if (send_frame(ch, PROTO_FS, 0, r->id, text, len, err) < 0) {
+		request_free(ch, r);
+		return NULL;
+	}
+	return r;
+}
+
+int channel_fs(struct channel *ch, const struct proto_fs_request *req, int64_t deadline_ms,
+	       struct proto_fs_reply *reply, struct ember_error **err)
+{
+	struct request *r;
+	int ret = -1;
+
+	memset(reply, 0, sizeof(*reply));
+	if (req->op == PROTO_FS_READ || req->op == PROTO_FS_WRITE)
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "channel_fs: %s is a transfer",
+				       proto_fs_op_name(req->op));
+	r = fs_request_send(ch, REQ_FS, req, err);
+	if (r == NULL)
+		return -1;
+	if (!request_wait(ch, r, deadline_ms)) {
+		ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				"guest did not answer the %s in time", proto_fs_op_name(req->op));
+		goto out;
+	}
+	if (request_result(r, err) < 0)
+		goto out;
+	*reply = r->fs_reply;
+	memset(&r->fs_reply, 0, sizeof(r->fs_reply));
+	ret = 0;
+out:
+	request_free(ch, r);
+	return ret;
+}
+
+/* What a transfer's waiter waits for, besides the request's end. */
+enum transfer_wait { WAIT_HEADER, WAIT_DATA, WAIT_CREDIT };
+
+static bool transfer_ready_locked(const struct request *r, enum transfer_wait what)
+{
+	switch (what) {
+	case WAIT_HEADER: return r->fs_replied;
+	case WAIT_DATA: return r->head != NULL;
+	case WAIT_CREDIT: return r->tx_credit > 0;
+	}
+	return false;
+}
+
+/* Lock held: waits until what is there, the request is over, or CHANNEL_TRANSFER_STALL_MS
+ * pass without either (then -1, EMBER_E_GUEST_TIMEOUT). */
+static int transfer_wait_locked(struct channel *ch, struct request *r, enum transfer_wait what,
+				struct ember_error **err)
+{
+	int64_t deadline = time_mono_ms() + CHANNEL_TRANSFER_STALL_MS;
+
+	while (!r->done && !transfer_ready_locked(r, what)) {
+		if (!cond_wait_until(&ch->cond, &ch->lock, deadline))
+			return ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+					       "the guest made no progress on a file transfer for "
+					       "%d ms", CHANNEL_TRANSFER_STALL_MS);
+	}
+	return 0;
+}
+
+static struct channel_transfer *transfer_new(struct channel *ch, struct request *r,
+					     struct ember_error **err)
+{
+	struct channel_transfer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL) {
+		ember_error_oom(err);
+		send_frame(ch, PROTO_CANCEL, 0, r->id, NULL, 0, NULL);
+		request_free(ch, r);
+		return NULL;
+	}
+	t->ch = ch;
+	t->r = r;
+	return t;
+}
+
+int channel_download_open(struct channel *ch, const char *path, struct channel_transfer **out,
+			  struct proto_fs_entry *entry, struct ember_error **err)
+{
+	struct proto_fs_request req = { .op = PROTO_FS_READ };
+	struct channel_transfer *t;
+	struct request *r;
+	int ret;
+
+	if (strlen(path) > PROTO_PATH_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "the path is longer than %u bytes",
+				       PROTO_PATH_MAX);
+	memcpy(req.path, path, strlen(path) + 1);
+	r = fs_request_send(ch, REQ_FS_READ, &req, err);
+	if (r == NULL)
+		return -1;
+	t = transfer_new(ch, r, err);
+	if (t == NULL)
+		return -1;
+	pthread_mutex_lock(&ch->lock);
+	ret = transfer_wait_locked(ch, r, WAIT_HEADER, err);
+	if (ret == 0 && !r->fs_replied)
+		ret = request_result(r, err); /* refused: the guest's ERROR (or the break) */
+	if (ret == 0)
+		*entry = r->fs_reply.entry;
+	pthread_mutex_unlock(&ch->lock);
+	if (ret < 0) {
+		channel_transfer_close(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+/* Lock held: up to max queued bytes into buf; the credit to grant for them. */
+static size_t take_data_locked(struct request *r, uint8_t *buf, size_t max, uint32_t *grant)
+{
+	size_t n = 0;
+
+	while (r->head != NULL && n < max) {
+		struct data_chunk *c = r->head;
+		size_t k = c->len - c->off < max - n ? c->len - c->off : max - n;
+
+		memcpy(buf + n, c->data + c->off, k);
+		c->off += k;
+		n += k;
+		if (c->off == c->len) {
+			r->head = c->next;
+			if (r->head == NULL)
+				r->tail = NULL;
+			free(c);
+		}
+	}
+	proto_credit_window_consumed(&r->rx, n);
+	*grant = r->fin ? 0 : proto_credit_window_grant(&r->rx);
+	return n;
+}
+
+ssize_t channel_download_read(struct channel_transfer *t, void *buf, size_t max,
+			      struct ember_error **err)
+{
+	struct channel *ch = t->ch;
+	struct request *r = t->r;
+	uint8_t payload[PROTO_CREDIT_PAYLOAD];
+	uint32_t grant = 0;
+	ssize_t n = -1;
+
+	pthread_mutex_lock(&ch->lock);
+	if (transfer_wait_locked(ch, r, WAIT_DATA, err) == 0) {
+		if (r->error != NULL)
+			request_result(r, err); /* failed: what is queued is not the file */
+		else
+			n = (ssize_t)take_data_locked(r, buf, max, &grant);
+	}
+	pthread_mutex_unlock(&ch->lock);
+	if (grant > 0) {
+		proto_credit_encode(payload, grant);
+		send_frame(ch, PROTO_CREDIT, 0, r->id, payload, sizeof(payload), NULL);
+	}
+	return n;
+}
+
+int channel_upload_open(struct channel *ch, const struct proto_fs_request *req,
+			struct channel_transfer **out, struct ember_error **err)
+{
+	struct request *r;
+
+	if (req->op != PROTO_FS_WRITE)
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "channel_upload_open: not a write");
+	r = fs_request_send(ch, REQ_FS_WRITE, req, err);
+	if (r == NULL)
+		return -1;
+	*out = transfer_new(ch, r, err);
+	return *out != NULL ? 0 : -1;
+}
+
+/* Lock held: the request ended before the upload did: its error, or the guest's mistake. */
+static int upload_ended_early(struct request *r, struct ember_error **err)
+{
+	if (r->error != NULL)
+		return request_result(r, err);
+	return ember_error_set(err, EMBER_E_GUEST, 0, "the guest ended an upload before its end");
+}
+
+int channel_upload_write(struct channel_transfer *t, const void *data, size_t len,
+			 struct ember_error **err)
+{
+	struct channel *ch = t->ch;
+	struct request *r = t->r;
+	const uint8_t *p = data;
+
+	while (len > 0) {
+		size_t n;
+		int ret;
+
+		pthread_mutex_lock(&ch->lock);
+		ret = transfer_wait_locked(ch, r, WAIT_CREDIT, err);
+		if (ret == 0 && r->done)
+			ret = upload_ended_early(r, err);
+		n = len < PROTO_MAX_DATA_CHUNK ? len : PROTO_MAX_DATA_CHUNK;
+		if (n > r->tx_credit)
+			n = (size_t)r->tx_credit;
+		if (ret == 0)
+			r->tx_credit -= n;
+		pthread_mutex_unlock(&ch->lock);
+		if (ret < 0 || send_frame(ch, PROTO_DATA, 0, r->id, p, n, err) < 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int channel_upload_finish(struct channel_transfer *t, struct proto_fs_reply *reply,
+			  struct ember_error **err)
+{
+	struct channel *ch = t->ch;
+	struct request *r = t->r;
+	int ret;
+
+	memset(reply, 0, sizeof(*reply));
+	if (send_frame(ch, PROTO_DATA, PROTO_FLAG_FIN, r->id, NULL, 0, err) < 0)
+		return -1;
+	pthread_mutex_lock(&ch->lock);
+	/* Credit is no progress here: only the end counts (WAIT_HEADER: the reply). */
+	ret = transfer_wait_locked(ch, r, WAIT_HEADER, err);
+	if (ret == 0 && r->error != NULL)
+		ret = request_result(r, err);
+	if (ret == 0) {
+		*reply = r->fs_reply;
+		memset(&r->fs_reply, 0, sizeof(r->fs_reply));
+	}
+	pthread_mutex_unlock(&ch->lock);
+	return ret;
+}
+
+void channel_transfer_close(struct channel_transfer *t)
+{
+	if (t == NULL)
+		return;
+	if (!request_done(t->ch, t->r))
+		send_frame(t->ch, PROTO_CANCEL, 0, t->r->id, NULL, 0, NULL);
+	request_free(t->ch, t->r);
+	free(t);
 }

@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "proto/fsmsg.h"
 #include "proto/messages.h"
 #include "util/error.h"
 
@@ -22,6 +24,8 @@
 #define CHANNEL_PARTIAL_FRAME_MS 10000
 /* A single write to the guest (a frame of at most 1 MiB) must finish within this. */
 #define CHANNEL_WRITE_TIMEOUT_MS 10000
+/* A file transfer whose guest sends no data, credit or reply for this long has failed (504). */
+#define CHANNEL_TRANSFER_STALL_MS 60000
 
 struct channel;
 
@@ -106,6 +110,44 @@ int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **p
 	       size_t *count, struct ember_error **err);
 
 int channel_ping(struct channel *ch, int64_t deadline_ms, struct ember_error **err);
+
+/* --- Files (protocol version 3, docs/protocol.md "Files") ---
+ * Every call fails with EMBER_E_CONFLICT on a guest below version 3, before anything is sent.
+ * A guest ERROR becomes the kind of its code (bad_request 400, not_found 404, is_directory /
+ * not_directory / exists / not_empty 409, permission_denied 403, no_space 507,
+ * too_many_transfers 429, io_error 500). Paths are passed through, never interpreted. */
+
+/* stat, list, mkdir, move or remove: one FS, its FS_REPLY into *reply (release it with
+ * proto_fs_reply_release()). */
+int channel_fs(struct channel *ch, const struct proto_fs_request *req, int64_t deadline_ms,
+	       struct proto_fs_reply *reply, struct ember_error **err);
+
+/* A download or an upload in progress: one thread at a time drives it. Its memory is bounded
+ * by the protocol's credit window (PROTO_CREDIT_WINDOW) whatever either end does. */
+struct channel_transfer;
+
+/* Sends a read and waits for its header: *entry tells the size that will follow. */
+int channel_download_open(struct channel *ch, const char *path, struct channel_transfer **out,
+			  struct proto_fs_entry *entry, struct ember_error **err);
+/* Up to max bytes of the file into buf, blocking until some arrive (granting credit as they
+ * are taken). 0: the whole file was read; -1: the read failed (the guest's error, a break, or
+ * CHANNEL_TRANSFER_STALL_MS without data). */
+ssize_t channel_download_read(struct channel_transfer *t, void *buf, size_t max,
+			      struct ember_error **err);
+
+/* Sends a write (req->op == PROTO_FS_WRITE); the guest creates its temporary file. */
+int channel_upload_open(struct channel *ch, const struct proto_fs_request *req,
+			struct channel_transfer **out, struct ember_error **err);
+/* Sends len bytes as DATA frames, each within the guest's credit: blocks while it has none
+ * (backpressure). Fails with the guest's error once it refused the upload. */
+int channel_upload_write(struct channel_transfer *t, const void *data, size_t len,
+			 struct ember_error **err);
+/* Ends the upload (DATA with FIN) and waits for the guest's {"written"} in *reply. */
+int channel_upload_finish(struct channel_transfer *t, struct proto_fs_reply *reply,
+			  struct ember_error **err);
+/* Frees a transfer; one still running is CANCELled first (the guest removes a partial upload).
+ * NULL is fine. */
+void channel_transfer_close(struct channel_transfer *t);
 
 /* true once the guest closed the stream or broke the protocol; reason (optional) gets why. */
 bool channel_broken(struct channel *ch, char *reason, size_t reason_size);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/cleanup.h"
@@ -168,7 +169,7 @@ int http_client_request(struct http_client *c, const char *method, const char *p
 {
 	struct sink sink = { 0 };
 	struct curl_slist *headers = NULL;
-	char url[1024], *text = NULL;
+	char url[16384], *text = NULL; /* a guest path escaped may be 12 KiB */
 	CURLcode rc;
 	int ret = -1;
 
@@ -242,4 +243,168 @@ out:
 	curl_slist_free_all(headers);
 	free(text);
 	return ret;
+}
+
+/* --- raw bodies --- */
+
+struct progress_to {
+	http_progress_fn fn;
+	void *ctx;
+	bool upload;
+};
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct progress_to *p = userdata;
+
+	if (p->upload)
+		p->fn(p->ctx, (uint64_t)ulnow, (uint64_t)ultotal);
+	else
+		p->fn(p->ctx, (uint64_t)dlnow, (uint64_t)dltotal);
+	return 0;
+}
+
+static void set_progress(CURL *curl, struct progress_to *p)
+{
+	if (p->fn == NULL)
+		return;
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, p);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+}
+
+static size_t on_read_fd(char *buffer, size_t size, size_t nitems, void *userdata)
+{
+	int fd = *(int *)userdata;
+	ssize_t n;
+
+	do {
+		n = read(fd, buffer, size * nitems);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
+}
+
+int http_client_upload(struct http_client *c, const char *method, const char *path, int fd,
+		       int64_t size, http_progress_fn progress, void *pctx, long *status,
+		       json_t **reply, struct ember_error **err)
+{
+	struct progress_to prog = { progress, pctx, true };
+	struct sink sink = { 0 };
+	struct curl_slist *headers = NULL;
+	char url[16384], *text = NULL;
+	CURLcode rc;
+	int ret = -1;
+
+	*reply = NULL;
+	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	if (prepare_request(c, method, url, NULL, 0,
+			    &(struct reply_to){ on_data, &sink, "application/json" }, &text, &headers,
+			    err) < 0)
+		goto out;
+	headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, on_read_fd);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, &fd);
+	if (size >= 0)
+		curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+	set_progress(c->curl, &prog);
+	rc = curl_easy_perform(c->curl);
+	if (rc != CURLE_OK) {
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s", method, url,
+				curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (sink.body.len > 0 &&
+	    json_parse_object(sink.body.data, sink.body.len, reply, EMBER_E_INTERNAL, err) < 0) {
+		ember_error_wrap(err, "%s %s answered %ld with a body that is not a JSON object",
+				 method, url, *status);
+		goto out;
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(headers);
+	free(text);
+	buf_release(&sink.body);
+	return ret;
+}
+
+struct download_to {
+	CURL *curl;
+	int fd;
+	uint64_t written;
+	bool failed;            /* writing to fd failed */
+	struct sink error_body; /* a non-2xx answer's body */
+};
+
+static size_t on_download_data(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct download_to *d = userdata;
+	size_t n = size * nmemb;
+	long code = 0;
+
+	curl_easy_getinfo(d->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code > 299)
+		return on_data(data, size, nmemb, &d->error_body);
+	if (fd_write_all(d->fd, data, n, -1, NULL) < 0) {
+		d->failed = true;
+		return 0;
+	}
+	d->written += n;
+	return n;
+}
+
+int http_client_download(struct http_client *c, const char *path, int fd,
+			 http_progress_fn progress, void *pctx, long *status, uint64_t *written,
+			 json_t **reply, struct ember_error **err)
+{
+	struct progress_to prog = { progress, pctx, false };
+	struct download_to d = { .curl = c->curl, .fd = fd };
+	struct curl_slist *headers = NULL;
+	char url[16384], *text = NULL;
+	CURLcode rc;
+	int ret = -1;
+
+	*reply = NULL;
+	*written = 0;
+	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	if (prepare_request(c, "GET", url, NULL, 0,
+			    &(struct reply_to){ on_download_data, &d, "*/*" }, &text, &headers,
+			    err) < 0)
+		goto out;
+	set_progress(c->curl, &prog);
+	rc = curl_easy_perform(c->curl);
+	*written = d.written;
+	if (rc != CURLE_OK) {
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "GET %s: %s%s", url,
+				curl_easy_strerror(rc), d.failed ? " (writing the local file failed)"
+								 : "");
+		goto out;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (d.error_body.body.len > 0 &&
+	    json_parse_object(d.error_body.body.data, d.error_body.body.len, reply,
+			      EMBER_E_INTERNAL, err) < 0) {
+		ember_error_wrap(err, "GET %s answered %ld with a body that is not a JSON object",
+				 url, *status);
+		goto out;
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(headers);
+	free(text);
+	buf_release(&d.error_body.body);
+	return ret;
+}
+
+char *http_client_escape(struct http_client *c, const char *text)
+{
+	char *escaped = curl_easy_escape(c->curl, text, 0);
+	char *copy = escaped != NULL ? strdup(escaped) : NULL;
+
+	curl_free(escaped);
+	return copy;
 }

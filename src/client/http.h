@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/error.h"
 
@@ -42,5 +43,27 @@ typedef bool (*http_body_fn)(void *ctx, const char *data, size_t len);
 int http_client_stream(struct http_client *c, const char *method, const char *path, json_t *body,
 		       const char *accept, http_body_fn on_body, void *ctx, long *status,
 		       struct ember_error **err);
+
+/* --- raw bodies (file transfers, docs/api.md "Files") --- */
+
+/* Called as bytes move: done of total (total 0 when unknown). */
+typedef void (*http_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* PUT (or method) path with the bytes read from fd as an application/octet-stream body,
+ * streamed (size: the byte count, or -1 to send chunked until EOF). *status and *reply as for
+ * http_client_request. progress may be NULL. No timeout. */
+int http_client_upload(struct http_client *c, const char *method, const char *path, int fd,
+		       int64_t size, http_progress_fn progress, void *pctx, long *status,
+		       json_t **reply, struct ember_error **err);
+
+/* GET path: with a 2xx answer its body goes to fd as it arrives (*written counts it), any
+ * other answer's JSON body to *reply. progress may be NULL. No timeout. A body cut short of its
+ * Content-Length is EMBER_E_UNAVAILABLE. */
+int http_client_download(struct http_client *c, const char *path, int fd,
+			 http_progress_fn progress, void *pctx, long *status, uint64_t *written,
+			 json_t **reply, struct ember_error **err);
+
+/* The query-string form of text (percent-encoded); malloc'd, NULL when out of memory. */
+char *http_client_escape(struct http_client *c, const char *text);
 
 #endif

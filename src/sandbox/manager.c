@@ -1253,12 +1253,11 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 	return sb;
 }
 
-/* Drops a reference; after a failed request, decides whether the sandbox itself failed. */
-static void release_after(struct manager *m, struct sandbox *sb, struct ember_error **err,
-			  bool failed)
+/* After a failed request (lock held): whether the sandbox itself failed, and what the caller
+ * is told (409 when it was destroyed under the request, 502 when its guest broke). */
+static void explain_failure_locked(struct sandbox *sb, struct ember_error **err)
 {
-	pthread_mutex_lock(&m->lock);
-	if (failed && err != NULL && *err != NULL && !ember_error_is_static(*err)) {
+	if (err != NULL && *err != NULL && !ember_error_is_static(*err)) {
 		if (sb->state == SANDBOX_DESTROYING) {
 			(*err)->kind = EMBER_E_CONFLICT;
 			snprintf((*err)->message, sizeof((*err)->message),
@@ -1270,6 +1269,15 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 		if (sb->state == SANDBOX_FAILED && (*err)->kind == EMBER_E_PROTOCOL)
 			(*err)->kind = EMBER_E_GUEST;
 	}
+}
+
+/* Drops a reference; after a failed request, decides whether the sandbox itself failed. */
+static void release_after(struct manager *m, struct sandbox *sb, struct ember_error **err,
+			  bool failed)
+{
+	pthread_mutex_lock(&m->lock);
+	if (failed)
+		explain_failure_locked(sb, err);
 	sb->refs--;
 	sandbox_touch_locked(sb);
 	pthread_cond_broadcast(&m->cond);
@@ -1620,4 +1628,125 @@ int manager_process_signal(struct manager *m, const char *id, int32_t pid, int s
 	release_after(m, sb, err, ret < 0 && (*err)->kind != EMBER_E_NOT_FOUND &&
 				  (*err)->kind != EMBER_E_CONFLICT);
 	return ret;
+}
+
+/* --- files (docs/api.md "Files"): thin pass-throughs to the channel, like exec --- */
+
+/* How long a one-shot file operation (stat, list, mkdir, move, remove) may take in the guest. */
+#define MANAGER_FS_TIMEOUT_MS 30000
+
+struct manager_transfer {
+	struct manager *m;
+	struct sandbox *sb;
+	struct channel_transfer *t;
+	bool failed;
+};
+
+int manager_fs(struct manager *m, const char *id, const struct proto_fs_request *req,
+	       struct proto_fs_reply *reply, struct ember_error **err)
+{
+	struct sandbox *sb = acquire_ready(m, id, err);
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	ret = channel_fs(sb->ch, req, time_mono_ms() + MANAGER_FS_TIMEOUT_MS, reply, err);
+	release_after(m, sb, err, ret < 0);
+	return ret;
+}
+
+static struct manager_transfer *transfer_alloc(struct manager *m, const char *id,
+					       struct ember_error **err)
+{
+	struct manager_transfer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL) {
+		ember_error_oom(err);
+		return NULL;
+	}
+	t->m = m;
+	t->sb = acquire_ready(m, id, err);
+	if (t->sb == NULL) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* A transfer step failed: explains the error once (the sandbox's state decides it). */
+static int transfer_failed(struct manager_transfer *t, struct ember_error **err)
+{
+	pthread_mutex_lock(&t->m->lock);
+	explain_failure_locked(t->sb, err);
+	pthread_mutex_unlock(&t->m->lock);
+	t->failed = true;
+	return -1;
+}
+
+int manager_download_open(struct manager *m, const char *id, const char *path,
+			  struct manager_transfer **out, struct proto_fs_entry *entry,
+			  struct ember_error **err)
+{
+	struct manager_transfer *t = transfer_alloc(m, id, err);
+
+	if (t == NULL)
+		return -1;
+	if (channel_download_open(t->sb->ch, path, &t->t, entry, err) < 0) {
+		transfer_failed(t, err);
+		manager_transfer_close(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+ssize_t manager_download_read(struct manager_transfer *t, void *buf, size_t max,
+			      struct ember_error **err)
+{
+	ssize_t n = channel_download_read(t->t, buf, max, err);
+
+	if (n < 0)
+		transfer_failed(t, err);
+	return n;
+}
+
+int manager_upload_open(struct manager *m, const char *id, const struct proto_fs_request *req,
+			struct manager_transfer **out, struct ember_error **err)
+{
+	struct manager_transfer *t = transfer_alloc(m, id, err);
+
+	if (t == NULL)
+		return -1;
+	if (channel_upload_open(t->sb->ch, req, &t->t, err) < 0) {
+		transfer_failed(t, err);
+		manager_transfer_close(t);
+		return -1;
+	}
+	*out = t;
+	return 0;
+}
+
+int manager_upload_write(struct manager_transfer *t, const void *data, size_t len,
+			 struct ember_error **err)
+{
+	if (channel_upload_write(t->t, data, len, err) < 0)
+		return transfer_failed(t, err);
+	return 0;
+}
+
+int manager_upload_finish(struct manager_transfer *t, struct proto_fs_reply *reply,
+			  struct ember_error **err)
+{
+	if (channel_upload_finish(t->t, reply, err) < 0)
+		return transfer_failed(t, err);
+	return 0;
+}
+
+void manager_transfer_close(struct manager_transfer *t)
+{
+	if (t == NULL)
+		return;
+	channel_transfer_close(t->t);
+	release_after(t->m, t->sb, NULL, false);
+	free(t);
 }

@@ -213,4 +213,27 @@ int manager_process_stdin(struct manager *m, const char *id, int32_t pid, const 
 int manager_process_signal(struct manager *m, const char *id, int32_t pid, int sig,
 			   struct ember_error **err);
 
+/* Files (docs/api.md "Files"): like exec, on a ready sandbox only (404 unknown, 409 booting or
+ * being destroyed, 502 failed), each counting as activity. The errors are the channel's
+ * (channel.h). A transfer holds a reference on its sandbox until manager_transfer_close(). */
+int manager_fs(struct manager *m, const char *id, const struct proto_fs_request *req,
+	       struct proto_fs_reply *reply, struct ember_error **err);
+
+struct manager_transfer;
+
+int manager_download_open(struct manager *m, const char *id, const char *path,
+			  struct manager_transfer **out, struct proto_fs_entry *entry,
+			  struct ember_error **err);
+/* channel_download_read(): 0 at the end, -1 on failure. */
+ssize_t manager_download_read(struct manager_transfer *t, void *buf, size_t max,
+			      struct ember_error **err);
+int manager_upload_open(struct manager *m, const char *id, const struct proto_fs_request *req,
+			struct manager_transfer **out, struct ember_error **err);
+int manager_upload_write(struct manager_transfer *t, const void *data, size_t len,
+			 struct ember_error **err);
+int manager_upload_finish(struct manager_transfer *t, struct proto_fs_reply *reply,
+			  struct ember_error **err);
+/* Ends a transfer (CANCELs one still running) and drops its reference. NULL is fine. */
+void manager_transfer_close(struct manager_transfer *t);
+
 #endif

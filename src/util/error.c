@@ -135,6 +135,7 @@ const char *ember_error_kind_name(enum ember_error_kind kind)
 	case EMBER_E_UNAUTHORIZED: return "unauthorized";
 	case EMBER_E_FORBIDDEN: return "forbidden";
 	case EMBER_E_MISDIRECTED: return "misdirected_request";
+	case EMBER_E_NO_SPACE: return "insufficient_storage";
 	case EMBER_E_INTERNAL: break;
 	}
 	return "internal";

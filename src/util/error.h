@@ -22,6 +22,7 @@ enum ember_error_kind {
 	EMBER_E_UNAUTHORIZED,   /* 401: no or a wrong bearer token */
 	EMBER_E_FORBIDDEN,      /* 403: a request the API refuses to serve (cross-origin) */
 	EMBER_E_MISDIRECTED,    /* 421: a Host header that does not name this daemon */
+	EMBER_E_NO_SPACE,       /* 507: the guest's file system is full (a file transfer) */
 };
 
 struct ember_error {

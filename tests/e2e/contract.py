@@ -195,12 +195,21 @@ class Contract:
 
     # -- requests -------------------------------------------------------------------------------
 
+    def raw_body(self, method, path):
+        """Whether the operation takes its body as raw bytes (an upload): no JSON, no cap."""
+        found = self.match(path)
+        op = found[1].get(method.lower()) if found is not None else None
+        rb = self.deref(op.get("requestBody")) if op is not None else None
+        return rb is not None and "application/octet-stream" in rb.get("content", {})
+
     def request_verdict(self, op, body):
         """(True, None) when the spec accepts this request body for op, else (False, why).
         body: the bytes sent, or None."""
         rb = self.deref(op.get("requestBody"))
         if rb is None:
             return True, None
+        if "application/octet-stream" in rb.get("content", {}):
+            return True, None  # any bytes are a file
         if body is None or body.strip(b" \t\r\n") == b"":
             if rb.get("required", False):
                 return False, "the operation requires a body"
@@ -226,7 +235,8 @@ class Contract:
         headers = {k.lower(): v for k, v in (headers or {}).items()}
         where = f"{method} {path} -> {status}"
         problems = []
-        if self.max_body is not None and body is not None and len(body) > self.max_body:
+        if self.max_body is not None and body is not None and len(body) > self.max_body \
+                and not self.raw_body(method, path):
             if status not in PRE_ROUTE_STATUSES:
                 problems.append(f"a {len(body)}-byte body is over x-max-body-bytes "
                                 f"{self.max_body}: expected 413")
@@ -342,6 +352,11 @@ class Contract:
         ctype = headers.get("content-type", "").split(";")[0].strip()
         if ctype in EVENT_TYPES and ctype in content:
             self._check_events(ctype, content[ctype]["schema"], payload, problems)
+            return
+        if ctype == "application/octet-stream" and ctype in content:
+            length = headers.get("content-length")
+            if length is not None and payload is not None and int(length) != len(payload):
+                problems.append(f"Content-Length {length}, yet {len(payload)} bytes came")
             return
         value = self._json_body(headers, payload, problems)
         if value is None:

@@ -20,6 +20,9 @@ README.md: a fenced block with a line starting `$ curl` is a shell transcript of
 is a `$ curl …` line (options -X, -d, -H, -s; URL localhost:7777/path) followed by its output;
 the example's last line ends with the HTTP status in parentheses, e.g. `(201)`.
 
+A response whose headers show `Content-Type: application/octet-stream` (a file's bytes) must have
+exactly the body shown, byte for byte.
+
 A response whose headers show `Content-Type: application/x-ndjson` is a stream of events (a
 streamed exec): each non-empty line of its body is the pattern of one event, in order, and the
 answer must have exactly those events (match_events).
@@ -85,6 +88,8 @@ class Response:
         self.body = body            # parsed pattern, or None for "no body"
         self.line = line
         self.events = None          # ndjson: a pattern per event (then body is None)
+        self.raw = None             # application/octet-stream: the exact bytes (then body is
+                                    # None)
 
 
 class Example:
@@ -287,6 +292,10 @@ def parse_http_block(start, lines):
             response = Response(int(m.group(1)), m.group(2), headers, None, start)
             response.events = [parse_pattern(line, where)
                                for line in (body or "").split("\n") if line.strip()]
+            return response
+        if dict(headers).get("Content-Type") == "application/octet-stream":
+            response = Response(int(m.group(1)), m.group(2), headers, None, start)
+            response.raw = (body or "").encode()
             return response
         return Response(int(m.group(1)), m.group(2), headers,
                         parse_pattern(body, where) if body is not None else None, start)

@@ -107,9 +107,11 @@ class SpecMatchesSourceTest(unittest.TestCase):
             for status, r in op["responses"].items():
                 r = self.contract.deref(r)
                 content = r.get("content", {})
-                # an event stream alone (a process's output) has its events' schema instead
+                # an event stream alone (a process's output) has its events' schema instead,
+                # a file's bytes (GET /files) the octet-stream one
                 schema = (content.get("application/json") or
-                          content.get("application/x-ndjson") or {}).get("schema")
+                          content.get("application/x-ndjson") or
+                          content.get("application/octet-stream") or {}).get("schema")
                 if status != "204" and schema is None:
                     missing.append(f"{method} {path} {status}")
                 if status == "204" and r.get("content"):

@@ -133,6 +133,11 @@ class DocExamplesTest(unittest.TestCase):
         if want.events is not None:
             problems += docexamples.match_events(want, payload)
             body = None
+        elif want.raw is not None:
+            if payload != want.raw:
+                problems.append(f"the doc shows the bytes {want.raw!r}, the daemon sent "
+                                f"{payload[:200]!r}")
+            body = None
         elif want.body is None:
             if payload:
                 problems.append("the doc shows no body, the daemon sent one")
