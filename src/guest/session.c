@@ -222,15 +222,13 @@ static void send_error(struct guest_session *s, uint32_t id, const char *code, c
 		       ...)
 {
 	struct ember_error *err = NULL;
-	char message[512];
 	va_list ap;
 	size_t len;
 	char *json;
 
 	va_start(ap, fmt);
-	vsnprintf(message, sizeof(message), fmt, ap);
+	json = proto_error_encodev(code, &len, &err, fmt, ap);
 	va_end(ap);
-	json = proto_error_encode(code, message, &len, &err);
 	if (json == NULL) {
 		guest_log_error(&err, "encode ERROR");
 		return;

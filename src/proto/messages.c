@@ -2,6 +2,7 @@
 #include "proto/messages.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,6 +332,15 @@ int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 out:
 	json_decref(root);
 	return ret;
+}
+
+char *proto_error_encodev(const char *code, size_t *len, struct ember_error **err,
+			  const char *fmt, va_list ap)
+{
+	char message[sizeof(((struct proto_error_msg *)0)->message)];
+
+	vsnprintf(message, sizeof(message), fmt, ap);
+	return proto_error_encode(code, message, len, err);
 }
 
 char *proto_error_encode(const char *code, const char *message, size_t *len,

@@ -4,6 +4,7 @@
 #ifndef EMBER_PROTO_MESSAGES_H
 #define EMBER_PROTO_MESSAGES_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,6 +108,9 @@ char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_
 int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 		      struct ember_error **err);
 
+/* The same, the message printf-formatted from fmt and ap (cut to fit ERROR's message). */
+char *proto_error_encodev(const char *code, size_t *len, struct ember_error **err,
+			  const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 char *proto_error_encode(const char *code, const char *message, size_t *len,
 			 struct ember_error **err);
 int proto_error_decode(const uint8_t *buf, size_t len, struct proto_error_msg *msg,
