@@ -7,7 +7,7 @@ against the same sandbox, so the figures are ratios on a shared, noisy machine.
 
 One daemon (release bin/emberd, private port and --run-dir under /tmp, --pool-size 0, cold boots
 so no template build is needed; --max-output-bytes 64 MiB for the download baseline), one
-`python` sandbox with a 1 GiB overlay, then:
+`python` sandbox (1 GiB RAM, 512 MiB overlay: the file and its baseline copy), then:
   upload      PUT /files of --mib MiB of random bytes in one request, against today's way: execs
               whose stdin carries 768 KiB of base64 each, appended with base64.b64decode (stdin is
               text, at most 1 MiB per exec). Both results are checked by sha256 in the guest.
@@ -198,7 +198,8 @@ class Workspace:
                                                 "--max-output-bytes", str(64 * 2**20)])
             self.client = self.d.client
             status, sb, _ = self.client.call("POST", "/sandboxes",
-                                             {"language_pack": PACK, "overlay_mib": 1024})
+                                             {"language_pack": PACK, "memory_mib": 1024,
+                                              "overlay_mib": 512})
             expect(status == 201, f"create: {status} {sb}")
             self.sid = sb["id"]
             blob = os.urandom(a.mib * 2**20)
