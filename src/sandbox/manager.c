@@ -244,11 +244,14 @@ static void mark_failed_if_broken_locked(struct sandbox *sb)
 
 /* Ends the requests running on sb (they fail with why) and waits until nothing uses it. The
  * sandbox must be out of reach of new requests (DESTROYING, or not in the table). */
+static void detach_transfers_locked(struct manager *m, struct sandbox *sb);
+
 static void wait_unused(struct manager *m, struct sandbox *sb, const char *why)
 {
 	if (sb->ch != NULL)
 		channel_abort(sb->ch, why);
 	pthread_mutex_lock(&m->lock);
+	detach_transfers_locked(m, sb);
 	while (sb->refs > 0)
 		cond_wait_until(&m->cond, &m->lock, -1);
 	pthread_mutex_unlock(&m->lock);
@@ -1635,12 +1638,41 @@ int manager_process_signal(struct manager *m, const char *id, int32_t pid, int s
 /* How long a one-shot file operation (stat, list, mkdir, move, remove) may take in the guest. */
 #define MANAGER_FS_TIMEOUT_MS 30000
 
+/* A file transfer between an HTTP connection and a sandbox. Its HTTP side calls in when its
+ * client sends or reads, which a slow client may not do for a long time: so a destroy does not
+ * wait for it but detaches it (detach_transfers_locked), closing its channel side and dropping
+ * its ref, and its later calls fail with 409. */
 struct manager_transfer {
 	struct manager *m;
-	struct sandbox *sb;
-	struct channel_transfer *t;
+	struct sandbox *sb;            /* [m->lock] NULL once detached */
+	struct manager_transfer *next; /* [m->lock] sb->transfers */
+	bool detaching;                /* [m->lock] a destroy is closing t right now */
+	pthread_mutex_t mu;            /* held across every use of t (the HTTP side's calls) */
+	struct channel_transfer *t;    /* [mu] NULL once closed */
 	bool failed;
 };
+
+/* Closes every transfer of sb and drops their refs (m->lock held, dropped around each close:
+ * a call in progress on the transfer ends promptly, its channel being aborted). */
+static void detach_transfers_locked(struct manager *m, struct sandbox *sb)
+{
+	struct manager_transfer *t;
+
+	while ((t = sb->transfers) != NULL) {
+		sb->transfers = t->next;
+		t->detaching = true;
+		pthread_mutex_unlock(&m->lock);
+		pthread_mutex_lock(&t->mu);
+		channel_transfer_close(t->t);
+		t->t = NULL;
+		pthread_mutex_unlock(&t->mu);
+		pthread_mutex_lock(&m->lock);
+		t->sb = NULL;
+		t->detaching = false;
+		sb->refs--;
+		pthread_cond_broadcast(&m->cond);
+	}
+}
 
 int manager_fs(struct manager *m, const char *id, const struct proto_fs_request *req,
 	       struct proto_fs_reply *reply, struct ember_error **err)
@@ -1665,11 +1697,17 @@ static struct manager_transfer *transfer_alloc(struct manager *m, const char *id
 		return NULL;
 	}
 	t->m = m;
+	pthread_mutex_init(&t->mu, NULL);
 	t->sb = acquire_ready(m, id, err);
 	if (t->sb == NULL) {
+		pthread_mutex_destroy(&t->mu);
 		free(t);
 		return NULL;
 	}
+	pthread_mutex_lock(&m->lock);
+	t->next = t->sb->transfers;
+	t->sb->transfers = t;
+	pthread_mutex_unlock(&m->lock);
 	return t;
 }
 
@@ -1677,10 +1715,26 @@ static struct manager_transfer *transfer_alloc(struct manager *m, const char *id
 static int transfer_failed(struct manager_transfer *t, struct ember_error **err)
 {
 	pthread_mutex_lock(&t->m->lock);
-	explain_failure_locked(t->sb, err);
+	if (t->sb != NULL)
+		explain_failure_locked(t->sb, err);
+	else if (err != NULL && *err != NULL && !ember_error_is_static(*err))
+		(*err)->kind = EMBER_E_CONFLICT; /* destroyed under the transfer */
 	pthread_mutex_unlock(&t->m->lock);
 	t->failed = true;
 	return -1;
+}
+
+/* The transfer's channel side, locked for one call; NULL (409, unlocked) once it was detached. */
+static struct channel_transfer *transfer_enter(struct manager_transfer *t,
+					       struct ember_error **err)
+{
+	pthread_mutex_lock(&t->mu);
+	if (t->t != NULL)
+		return t->t;
+	pthread_mutex_unlock(&t->mu);
+	ember_error_set(err, EMBER_E_CONFLICT, 0, "the sandbox was destroyed during the transfer");
+	t->failed = true;
+	return NULL;
 }
 
 int manager_download_open(struct manager *m, const char *id, const char *path,
@@ -1688,10 +1742,14 @@ int manager_download_open(struct manager *m, const char *id, const char *path,
 			  struct ember_error **err)
 {
 	struct manager_transfer *t = transfer_alloc(m, id, err);
+	int ret;
 
 	if (t == NULL)
 		return -1;
-	if (channel_download_open(t->sb->ch, path, &t->t, entry, err) < 0) {
+	pthread_mutex_lock(&t->mu);
+	ret = channel_download_open(t->sb->ch, path, &t->t, entry, err);
+	pthread_mutex_unlock(&t->mu);
+	if (ret < 0) {
 		transfer_failed(t, err);
 		manager_transfer_close(t);
 		return -1;
@@ -1703,8 +1761,13 @@ int manager_download_open(struct manager *m, const char *id, const char *path,
 ssize_t manager_download_read(struct manager_transfer *t, void *buf, size_t max,
 			      struct ember_error **err)
 {
-	ssize_t n = channel_download_read(t->t, buf, max, err);
+	struct channel_transfer *ct = transfer_enter(t, err);
+	ssize_t n;
 
+	if (ct == NULL)
+		return -1;
+	n = channel_download_read(ct, buf, max, err);
+	pthread_mutex_unlock(&t->mu);
 	if (n < 0)
 		transfer_failed(t, err);
 	return n;
@@ -1714,10 +1777,14 @@ int manager_upload_open(struct manager *m, const char *id, const struct proto_fs
 			struct manager_transfer **out, struct ember_error **err)
 {
 	struct manager_transfer *t = transfer_alloc(m, id, err);
+	int ret;
 
 	if (t == NULL)
 		return -1;
-	if (channel_upload_open(t->sb->ch, req, &t->t, err) < 0) {
+	pthread_mutex_lock(&t->mu);
+	ret = channel_upload_open(t->sb->ch, req, &t->t, err);
+	pthread_mutex_unlock(&t->mu);
+	if (ret < 0) {
 		transfer_failed(t, err);
 		manager_transfer_close(t);
 		return -1;
@@ -1729,24 +1796,54 @@ int manager_upload_open(struct manager *m, const char *id, const struct proto_fs
 int manager_upload_write(struct manager_transfer *t, const void *data, size_t len,
 			 struct ember_error **err)
 {
-	if (channel_upload_write(t->t, data, len, err) < 0)
-		return transfer_failed(t, err);
-	return 0;
+	struct channel_transfer *ct = transfer_enter(t, err);
+	int ret;
+
+	if (ct == NULL)
+		return -1;
+	ret = channel_upload_write(ct, data, len, err);
+	pthread_mutex_unlock(&t->mu);
+	return ret < 0 ? transfer_failed(t, err) : 0;
 }
 
 int manager_upload_finish(struct manager_transfer *t, struct proto_fs_reply *reply,
 			  struct ember_error **err)
 {
-	if (channel_upload_finish(t->t, reply, err) < 0)
-		return transfer_failed(t, err);
-	return 0;
+	struct channel_transfer *ct = transfer_enter(t, err);
+	int ret;
+
+	if (ct == NULL)
+		return -1;
+	ret = channel_upload_finish(ct, reply, err);
+	pthread_mutex_unlock(&t->mu);
+	return ret < 0 ? transfer_failed(t, err) : 0;
 }
 
 void manager_transfer_close(struct manager_transfer *t)
 {
+	struct manager_transfer **pp;
+	struct sandbox *sb;
+
 	if (t == NULL)
 		return;
+	pthread_mutex_lock(&t->m->lock);
+	while (t->detaching)
+		cond_wait_until(&t->m->cond, &t->m->lock, -1);
+	sb = t->sb; /* NULL: a destroy detached it, closed it and dropped its ref */
+	for (pp = sb != NULL ? &sb->transfers : NULL; pp != NULL && *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->m->lock);
+	pthread_mutex_lock(&t->mu);
 	channel_transfer_close(t->t);
-	release_after(t->m, t->sb, NULL, false);
+	t->t = NULL;
+	pthread_mutex_unlock(&t->mu);
+	if (sb != NULL)
+		release_after(t->m, sb, NULL, false);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }

@@ -41,6 +41,9 @@ struct sandbox {
 	uint64_t execs_run;           /* [lock] */
 	unsigned execs_running;       /* [lock] */
 	unsigned refs;                /* [lock] requests using ch, and a record not yet written */
+	/* [lock] file transfers holding a ref (manager.c): a destroy detaches them, since their
+	 * HTTP side may not come back for as long as its client reads slowly. */
+	struct manager_transfer *transfers;
 	char run_dir[PATH_MAX];
 	struct vmm_instance *vm;
 	struct channel *ch;

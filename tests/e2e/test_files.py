@@ -273,6 +273,30 @@ class FilesTest(unittest.TestCase):
         for _ in range(17):
             self.assertEqual(self.f.get("t5")[:2], (200, data))
 
+    def test_a_stalled_download_does_not_hold_up_a_delete(self):
+        sb = self.d.create(**self.sandbox)["id"]
+        f = Files(self.d, sb)
+        self.assertEqual(f.put("big", os.urandom(16 * PIECE))[0], 201)
+        sock = socket.create_connection(("127.0.0.1", self.d.port), timeout=120)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(f"GET /sandboxes/{sb}/files?path=big HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1:{self.d.port}\r\n\r\n".encode())
+            self.assertIn(b" 200 ", sock.recv(4096))
+            # The client stops reading: the daemon's sends block once the buffers are full.
+            # Destroying the sandbox does not wait for this client (nor would its expiry).
+            time.sleep(2)
+            self.assertEqual(self.d.delete(sb), 204)
+            got = 0
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+            self.assertLess(got, 16 * PIECE, "the download was cut short")
+        finally:
+            sock.close()
+
     def test_emberctl_cp_and_ls(self):
         ctl = [os.path.join(harness.ASAN_BIN, "emberctl"), "--addr", self.d.addr]
         data = os.urandom(3 * PIECE + 17)
