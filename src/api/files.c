@@ -13,10 +13,14 @@
 
 json_t *api_encode_fs_entry(const struct proto_fs_entry *entry)
 {
+	/* The guest's mtime is whatever a program set (touch -d): kept where nanoseconds fit. */
+	const int64_t max_s = INT64_MAX / 1000000000;
+	int64_t mtime_s = entry->mtime_s > max_s ? max_s : entry->mtime_s < -max_s ? -max_s
+										    : entry->mtime_s;
 	char mode[8], mtime[40];
 
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)(entry->mode & PROTO_FS_MODE_MAX));
-	time_format_rfc3339(entry->mtime_s * 1000000000, mtime, sizeof(mtime));
+	time_format_rfc3339(mtime_s * 1000000000, mtime, sizeof(mtime));
 	return json_pack("{s:s, s:s, s:I, s:s, s:s}", "name", entry->name, "type",
 			 proto_fs_type_name(entry->type), "size", (json_int_t)entry->size, "mode",
 			 mode, "mtime", mtime);

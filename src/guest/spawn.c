@@ -165,8 +165,6 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 	if (set_limits(spec->max_processes) < 0)
 		child_fail(report, STEP_RLIMIT);
 	set_oom_score();
-	if (chdir(spec->cwd) < 0)
-		child_fail(report, STEP_CWD);
 	if (spec->change_ids) {
 		if (setgroups(0, NULL) < 0)
 			child_fail(report, STEP_GROUPS);
@@ -182,6 +180,10 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 		    getgroups(0, NULL) != 0 || (spec->uid != 0 && setuid(0) == 0))
 			child_fail(report, STEP_VERIFY);
 	}
+	/* As the user: a cwd (a client's choice) the user could not reach is refused, not
+	 * entered by root on its behalf. */
+	if (chdir(spec->cwd) < 0)
+		child_fail(report, STEP_CWD);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(report, STEP_NO_NEW_PRIVS);
 	/* The agent (nice 0) must win the CPU against any number of busy user programs, or it

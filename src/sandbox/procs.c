@@ -25,6 +25,9 @@
 
 /* A process thread only runs channel_exec(): a small stack is plenty. */
 #define PROCS_THREAD_STACK (256u * 1024u)
+/* How long a start waits for the guest's STARTED before it gives up on the process (CANCEL,
+ * 504): a spawn takes milliseconds, seconds on a loaded emulated guest, never a minute. */
+#define PROCS_START_TIMEOUT_MS 60000
 
 struct ring {
 	uint8_t *buf;
@@ -50,6 +53,8 @@ struct process {
 	bool thread_done;                /* past its last use of the lock */
 	bool running;                    /* STARTED seen: pid and exec_id are valid */
 	bool channel_done;
+	bool abandoned;                  /* its start timed out: CANCEL it, report 504 */
+	bool awaited;                    /* its starter is still in await_started: keep it */
 	uint32_t exec_id;
 	struct proto_credit_window credit;
 	struct ring ring[2];
@@ -247,7 +252,8 @@ static void trim_finished_locked(struct procs *t, struct process *keep)
 		finished += p->info.state == PROCS_EXITED && p->thread_done;
 	while (finished > PROCS_MAX_FINISHED) {
 		for (p = t->list; p != NULL; p = p->next) {
-			if (p != keep && p->info.state == PROCS_EXITED && p->thread_done)
+			if (p != keep && !p->awaited && p->info.state == PROCS_EXITED &&
+			    p->thread_done)
 				break;
 		}
 		if (p == NULL)
@@ -318,12 +324,14 @@ static void sink_wait(void *ctx, int64_t deadline_ms, uint32_t *grant, bool *can
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		*grant = proto_credit_window_grant(&p->credit);
-		if (*grant > 0 || p->channel_done)
+		if (*grant > 0 || p->channel_done || p->abandoned)
 			break;
 		if (!cond_wait_until(&t->cond, &t->lock, deadline_ms))
 			break;
 	}
-	*cancel = false; /* a process ends by itself, a signal, or the sandbox's end */
+	/* A process ends by itself, a signal or the sandbox's end; only a start that timed out
+	 * cancels it. */
+	*cancel = p->abandoned;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -438,6 +446,7 @@ static struct process *admit_locked(struct procs *t, struct ember_error **err)
 		return NULL;
 	}
 	p->table = t;
+	p->awaited = true;
 	for (pp = &t->list; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = p;
@@ -473,13 +482,25 @@ static int launch(struct procs *t, struct process *p, struct ember_error **err)
 static int await_started(struct procs *t, struct process *p, struct procs_info *info,
 			 struct ember_error **err)
 {
+	int64_t deadline = time_mono_ms() + PROCS_START_TIMEOUT_MS;
 	struct process *q;
 	int ret = 0;
 
 	pthread_mutex_lock(&t->lock);
-	while (!p->running && !p->thread_done)
-		cond_wait_until(&t->cond, &t->lock, -1);
-	if (!p->running) {
+	/* Once abandoned, only the thread's end (the channel's CANCEL grace bounds it) counts. */
+	while (!p->thread_done && (!p->running || p->abandoned)) {
+		if (!cond_wait_until(&t->cond, &t->lock, p->abandoned ? -1 : deadline) &&
+		    !p->abandoned) {
+			p->abandoned = true;
+			pthread_cond_broadcast(&t->cond); /* sink_wait: CANCEL */
+		}
+	}
+	if (p->abandoned) {
+		ret = ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				      "the guest did not start the process within %d s",
+				      PROCS_START_TIMEOUT_MS / 1000);
+		remove_locked(t, p);
+	} else if (!p->running) {
 		if (p->start_error != NULL) /* a guest that exits without STARTED has none */
 			ret = ember_error_propagate(err, steal_pointer(&p->start_error));
 		else
@@ -489,12 +510,14 @@ static int await_started(struct procs *t, struct process *p, struct procs_info *
 	} else {
 		/* A finished entry of a reused guest pid would shadow this one. */
 		for (q = t->list; q != NULL; q = q->next) {
-			if (q != p && q->running && q->info.pid == p->info.pid && q->thread_done)
+			if (q != p && !q->awaited && q->running && q->info.pid == p->info.pid &&
+			    q->thread_done)
 				break;
 		}
 		if (q != NULL)
 			remove_locked(t, q);
 		*info = p->info;
+		p->awaited = false;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ret;
