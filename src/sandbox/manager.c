@@ -510,8 +510,14 @@ static int memory_admit(struct manager *m, unsigned memory_mib, struct ember_err
 {
 	uint64_t cost = headroom_sandbox_cost_mib(memory_mib, m->tcg), reserve;
 	struct headroom_sample s;
+	bool stopping;
 
-	if (memory_sample(m, &s, &reserve) < 0 || headroom_fit(s.available_mib, reserve, cost) > 0)
+	/* A shutdown is a 503 (admit says so), not a memory refusal. */
+	pthread_mutex_lock(&m->lock);
+	stopping = m->shutting_down;
+	pthread_mutex_unlock(&m->lock);
+	if (stopping || memory_sample(m, &s, &reserve) < 0 ||
+	    headroom_fit(s.available_mib, reserve, cost) > 0)
 		return 0;
 	pthread_mutex_lock(&m->lock);
 	m->memory_rejections_total++;

@@ -527,12 +527,15 @@ int procs_start(struct procs *t, struct channel *ch, const struct channel_exec_r
 		const char *tag, struct procs_info *info, struct ember_error **err)
 {
 	struct process *p;
+	int ret = 0;
 
+	/* Filled while the lock is held: the entry is in the list, where readers look. */
 	pthread_mutex_lock(&t->lock);
 	p = admit_locked(t, err);
-	pthread_mutex_unlock(&t->lock);
-	if (p == NULL)
+	if (p == NULL) {
+		pthread_mutex_unlock(&t->lock);
 		return -1;
+	}
 	p->ch = ch;
 	p->info.state = PROCS_RUNNING;
 	p->info.started_wall_ns = time_wall_ns();
@@ -545,12 +548,13 @@ int procs_start(struct procs *t, struct channel *ch, const struct channel_exec_r
 		.wait = sink_wait, .running = sink_running,
 	};
 	if (process_copy_request(p, req, err) < 0) {
-		pthread_mutex_lock(&t->lock);
 		t->running--;
 		remove_locked(t, p);
-		pthread_mutex_unlock(&t->lock);
-		return -1;
+		ret = -1;
 	}
+	pthread_mutex_unlock(&t->lock);
+	if (ret < 0)
+		return -1;
 	if (launch(t, p, err) < 0)
 		return -1;
 	return await_started(t, p, info, err);
