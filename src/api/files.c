@@ -30,6 +30,7 @@ struct api_upload {
 	struct manager_transfer *t;   /* NULL once failed or finished */
 	struct ember_error *error;    /* the answer, once a step failed */
 	uint64_t received;
+	uint64_t dropped;             /* body bytes dropped after a failure */
 	char id[SANDBOX_ID_LEN + 1];
 	int64_t started_ms;
 };
@@ -64,13 +65,17 @@ static void upload_fail(struct api_upload *u)
 	u->t = NULL;
 }
 
-void api_upload_data(struct api_upload *u, const void *data, size_t len)
+bool api_upload_data(struct api_upload *u, const void *data, size_t len)
 {
 	u->received += len;
-	if (u->t == NULL)
-		return; /* failed: the body is dropped */
+	if (u->t == NULL) {
+		/* failed: the body is dropped, up to a bound (a client may send forever) */
+		u->dropped += len;
+		return u->dropped <= API_BODY_DISCARD_MAX;
+	}
 	if (manager_upload_write(u->t, data, len, &u->error) < 0)
 		upload_fail(u);
+	return true;
 }
 
 void api_upload_finish(struct api_upload *u, unsigned *status, json_t **body)

@@ -29,8 +29,10 @@ struct api_upload;
  * (the answer is then 404). */
 struct api_upload *api_upload_begin(struct manager *m, const char *id,
 				    const struct api_query *query);
-/* One piece of body; blocks while the guest has no room (backpressure). */
-void api_upload_data(struct api_upload *u, const void *data, size_t len);
+/* One piece of body; blocks while the guest has no room (backpressure). false once more than
+ * API_BODY_DISCARD_MAX bytes were dropped after a failure: the caller then closes the
+ * connection without an answer, as for any oversized body. */
+bool api_upload_data(struct api_upload *u, const void *data, size_t len);
 /* The body is all in: 201 {"path","size","sha256"} or the recorded error. */
 void api_upload_finish(struct api_upload *u, unsigned *status, json_t **body);
 /* Frees; an upload not finished is cancelled (the guest removes its temporary file). NULL is

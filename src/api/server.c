@@ -448,7 +448,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return begin_request(l, conn, method, url, con_cls);
 	if (st->upload != NULL && *upload_data_size > 0) {
 		/* Blocks while the guest has no room: the client waits (backpressure). */
-		api_upload_data(st->upload, upload_data, *upload_data_size);
+		if (!api_upload_data(st->upload, upload_data, *upload_data_size))
+			return MHD_NO;
 		st->received += *upload_data_size;
 		*upload_data_size = 0;
 		return MHD_YES;
