@@ -71,7 +71,11 @@ static void flood(struct fake_guest *g, uint32_t id)
 		g->credit[id] -= sizeof(chunk);
 		sent += sizeof(chunk);
 	}
+	/* Its one byte of stderr needs credit too, like any data frame of the id. */
+	while (g->credit[id] < 1)
+		assert_int_equal(guest_frame(g), 1);
 	proto_send(g->fd, PROTO_STDERR, 0, id, "e", 1, time_mono_ms() + 5000, NULL);
+	g->credit[id] -= 1;
 	send_exit(g, id, 0, 0);
 }
 
@@ -242,7 +246,8 @@ static void ring_keeps_the_newest_mib_and_counts_what_it_dropped(void **state)
 	assert_string_equal(info.tag, "t");
 	info = follow_to_end(fx, info.pid, pos, got);
 	assert_int_equal(info.state, PROCS_EXITED);
-	assert_false(info.lost);
+	if (info.lost)
+		fail_msg("lost: %s", info.error);
 	assert_int_equal(info.exit.exit_code, 0);
 	assert_int_equal(info.total[0], FLOOD_BYTES);
 	assert_int_equal(info.dropped[0], FLOOD_BYTES - PROCS_RING_BYTES);
