@@ -163,6 +163,24 @@ static int prepare_request(struct http_client *c, const char *method, const char
 	return 0;
 }
 
+/* The end of a request whose reply went to sink: the transfer's outcome, the status and, when
+ * reply is wanted and there is a body, that body as a JSON object. */
+static int finish_json(struct http_client *c, CURLcode rc, const struct sink *sink,
+		       const char *method, const char *url, long *status, json_t **reply,
+		       struct ember_error **err)
+{
+	if (rc != CURLE_OK)
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s%s", method, url,
+				       curl_easy_strerror(rc),
+				       sink->overflow ? " (reply too large)" : "");
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (reply != NULL && sink->body.len > 0 &&
+	    json_parse_object(sink->body.data, sink->body.len, reply, EMBER_E_INTERNAL, err) < 0)
+		return ember_error_wrap(err, "%s %s answered %ld with a body that is not a JSON "
+				       "object", method, url, *status);
+	return 0;
+}
+
 int http_client_request(struct http_client *c, const char *method, const char *path,
 			json_t *body, long timeout_ms, long *status, json_t **reply,
 			struct ember_error **err)
@@ -181,20 +199,7 @@ int http_client_request(struct http_client *c, const char *method, const char *p
 			    err) < 0)
 		goto out;
 	rc = curl_easy_perform(c->curl);
-	if (rc != CURLE_OK) {
-		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s%s", method, url,
-				curl_easy_strerror(rc),
-				sink.overflow ? " (reply too large)" : "");
-		goto out;
-	}
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
-	if (reply != NULL && sink.body.len > 0 &&
-	    json_parse_object(sink.body.data, sink.body.len, reply, EMBER_E_INTERNAL, err) < 0) {
-		ember_error_wrap(err, "%s %s answered %ld with a body that is not a JSON object",
-				 method, url, *status);
-		goto out;
-	}
-	ret = 0;
+	ret = finish_json(c, rc, &sink, method, url, status, reply, err);
 out:
 	curl_slist_free_all(headers);
 	free(text);
@@ -312,19 +317,7 @@ int http_client_upload(struct http_client *c, const char *method, const char *pa
 		curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
 	set_progress(c->curl, &prog);
 	rc = curl_easy_perform(c->curl);
-	if (rc != CURLE_OK) {
-		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s", method, url,
-				curl_easy_strerror(rc));
-		goto out;
-	}
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
-	if (sink.body.len > 0 &&
-	    json_parse_object(sink.body.data, sink.body.len, reply, EMBER_E_INTERNAL, err) < 0) {
-		ember_error_wrap(err, "%s %s answered %ld with a body that is not a JSON object",
-				 method, url, *status);
-		goto out;
-	}
-	ret = 0;
+	ret = finish_json(c, rc, &sink, method, url, status, reply, err);
 out:
 	curl_slist_free_all(headers);
 	free(text);
