@@ -234,7 +234,8 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 		   struct ember_error **err)
 {
 	static const char *const keys[] = { "code", "stdin", "timeout_ms", "env",
-					    "max_output_bytes", "stream", NULL };
+					    "max_output_bytes", "stream", "context_id",
+					    "fresh_interpreter", NULL };
 	uint64_t timeout;
 	int got;
 
@@ -271,8 +272,22 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 	if (got < 0)
 		goto fail;
 	out->has_max_output = got == 1;
-	if (json_get_bool(out->root, "stream", false, &out->stream, KIND, err) < 0)
+	if (json_get_bool(out->root, "stream", false, &out->stream, KIND, err) < 0 ||
+	    json_get_bool(out->root, "fresh_interpreter", false, &out->fresh_interpreter, KIND,
+			  err) < 0)
 		goto fail;
+	got = json_get_string(out->root, "context_id", false, PROTO_CONTEXT_ID_MAX,
+			      &out->context_id, NULL, KIND, err);
+	if (got < 0 || (got == 1 && !proto_context_id_valid(out->context_id))) {
+		ember_error_set(err, KIND, 0, "field `context_id` must be a context id (ctx_...)");
+		goto fail;
+	}
+	if (out->context_id != NULL && (out->has_stdin || out->fresh_interpreter)) {
+		ember_error_set(err, KIND, 0, "field `context_id` cannot be combined with %s",
+				out->has_stdin ? "`stdin` (a context reads no input)"
+					       : "`fresh_interpreter`");
+		goto fail;
+	}
 	if (parse_env(out->root, out, err) < 0)
 		goto fail;
 	return 0;

@@ -42,6 +42,8 @@ struct api_exec_body {
 	bool has_max_output;
 	uint64_t max_output_bytes;
 	bool stream;              /* "stream": true: answer with events as output arrives */
+	const char *context_id;   /* NULL when absent (syntax checked, existence is not) */
+	bool fresh_interpreter;
 };
 
 /* An empty body means all defaults. */

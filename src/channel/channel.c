@@ -185,6 +185,9 @@ static int apply_output(struct request *r, const struct proto_frame *f, struct e
 
 static int apply_exit(struct request *r, const struct proto_frame *f, struct ember_error **err)
 {
+	if (r->exit.context.present || r->done)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "a second EXIT for exec %u",
+				       f->header.id);
 	if (proto_exit_decode(f->payload, f->header.length, &r->exit, err) < 0)
 		return ember_error_wrap(err, "EXIT for exec %u", f->header.id);
 	r->done = true;
@@ -657,6 +660,7 @@ static void request_free(struct channel *ch, struct request *r)
 	pthread_mutex_unlock(&ch->lock);
 	buf_release(&r->out);
 	buf_release(&r->errout);
+	proto_exit_release(&r->exit);
 	free(r->procs);
 	while (r->head != NULL) {
 		struct data_chunk *c = r->head;
@@ -710,6 +714,8 @@ static char *encode_exec(const struct channel_exec_request *req, size_t *len,
 		.background = req->background,
 		.command = req->command,
 		.cwd = (char *)req->cwd,
+		.context = (char *)req->context,
+		.fresh_interpreter = req->fresh_interpreter,
 	};
 	_cleanup_free_ char *text = NULL;
 	size_t i;
@@ -778,6 +784,7 @@ static int take_exec_result(struct request *r, bool cancelled, struct channel_ex
 	if (buf_terminate(&r->out) < 0 || buf_terminate(&r->errout) < 0)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	res->exit = r->exit;
+	memset(&r->exit.context, 0, sizeof(r->exit.context)); /* moved into res */
 	/* Our CANCEL killed it: the guest only saw a cancel, but for the caller the exec ran out
 	 * of time (its start in the guest came too late, or its own timer did not fire). */
 	res->cancelled = cancelled;
@@ -879,6 +886,10 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,
 				       "the guest agent speaks protocol version %u, without "
 				       "background processes (rebuild the images)", ch->version);
+	if ((req->context != NULL || req->fresh_interpreter) && ch->version < 4)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "the guest agent speaks protocol version %u, without code "
+				       "contexts (rebuild the images)", ch->version);
 	if (req->background && (sink == NULL || sink->running == NULL))
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "a background exec needs a sink");
 	text = encode_exec(req, &len, err);
@@ -915,6 +926,7 @@ void channel_exec_result_release(struct channel_exec_result *res)
 {
 	free(res->stdout_data);
 	free(res->stderr_data);
+	proto_exit_release(&res->exit);
 	memset(res, 0, sizeof(*res));
 }
 

@@ -57,6 +57,10 @@ struct channel_exec_request {
 				   * channel_exec_stdin() and stdin_data is not sent */
 	bool command;             /* argv is the whole command, code must be empty */
 	const char *cwd;          /* NULL: the guest's home directory */
+	/* Protocol version 4 (EMBER_E_CONFLICT on an older guest): */
+	const char *context;      /* run the code in this context (channel_context() opened it);
+				   * the EXIT then carries its outcome (res->exit.context) */
+	bool fresh_interpreter;   /* start the interpreter anew, never through a fork server */
 };
 
 struct channel_exec_result {

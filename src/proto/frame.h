@@ -11,7 +11,7 @@
 
 /* 2: per-id data credit (CREDIT frames, proto/credit.h); a version-1 peer has none.
  * 3: files (FS/FS_REPLY/DATA, CREDIT both ways) and background processes (STARTED/SIGNAL). */
-#define PROTO_VERSION 3u
+#define PROTO_VERSION 4u
 #define PROTO_HEADER_SIZE 12u
 /* 1 MiB: large enough for a 256 KiB program escaped into JSON, small enough that each side may
  * hold one whole frame in memory per connection without caring who sent it. */
@@ -40,7 +40,9 @@ enum proto_type {
 	PROTO_DATA = 17,     /* either way (version 3), raw file bytes; FIN marks the last one */
 	PROTO_STARTED = 18,  /* guest -> host (version 3), JSON {"pid"}: a background exec began */
 	PROTO_SIGNAL = 19,   /* host -> guest (version 3): uint32 signal for the exec's group */
-	PROTO_TYPE_MAX = 19,
+	PROTO_CONTEXT = 20,  /* host -> guest (version 4), JSON: open, close or restart a context */
+	PROTO_CONTEXT_REPLY = 21, /* guest -> host (version 4), JSON {"pid"}: it is running */
+	PROTO_TYPE_MAX = 21,
 };
 
 #define PROTO_FLAG_FIN 0x01u /* only on PROTO_STDIN and PROTO_DATA: nothing more after it */

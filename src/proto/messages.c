@@ -179,6 +179,11 @@ char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_
 		}
 		json_object_set_new(obj, "cwd", cwd);
 	}
+	/* Version-4 fields, likewise. */
+	if (obj != NULL && msg->context != NULL)
+		json_object_set_new(obj, "context", json_string(msg->context));
+	if (obj != NULL && msg->fresh_interpreter)
+		json_object_set_new(obj, "fresh_interpreter", json_true());
 	return dump_and_free(obj, len, err);
 }
 
@@ -192,6 +197,7 @@ void proto_exec_release(struct proto_exec *msg)
 		free(msg->env[i]);
 	free(msg->code);
 	free(msg->cwd);
+	free(msg->context);
 	memset(msg, 0, sizeof(*msg));
 }
 
@@ -234,11 +240,11 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 {
 	static const char *const keys[] = { "argv", "env", "code", "timeout_ms", "output_limit",
 					    "max_processes", "stdin_follows", "background", "command",
-					    "cwd", NULL };
+					    "cwd", "context", "fresh_interpreter", NULL };
 	json_t *root = NULL;
 	uint64_t timeout, limit, nproc;
-	const char *code, *cwd = NULL;
-	size_t code_len, cwd_len = 0;
+	const char *code, *cwd = NULL, *context = NULL;
+	size_t code_len, cwd_len = 0, context_len = 0;
 	bool stdin_follows = false;
 
 	memset(msg, 0, sizeof(*msg));
@@ -257,8 +263,21 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 	    json_get_bool(root, "stdin_follows", true, &stdin_follows, KIND, err) < 0 ||
 	    json_get_bool(root, "background", false, &msg->background, KIND, err) < 0 ||
 	    json_get_bool(root, "command", false, &msg->command, KIND, err) < 0 ||
-	    json_get_string(root, "cwd", false, PROTO_STRING_MAX, &cwd, &cwd_len, KIND, err) < 0)
+	    json_get_string(root, "cwd", false, PROTO_STRING_MAX, &cwd, &cwd_len, KIND, err) < 0 ||
+	    json_get_string(root, "context", false, PROTO_CONTEXT_ID_MAX, &context, &context_len,
+			    KIND, err) < 0 ||
+	    json_get_bool(root, "fresh_interpreter", false, &msg->fresh_interpreter, KIND, err) < 0)
 		goto fail;
+	if (context != NULL && (!proto_context_id_valid(context) || msg->background ||
+				msg->command || stdin_follows)) {
+		ember_error_set(err, KIND, 0, "field `context` must be a context id, without "
+				"`background`, `command` or stdin");
+		goto fail;
+	}
+	if (context != NULL && (msg->context = strdup(context)) == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
+		goto fail;
+	}
 	if (msg->command && code_len > 0) {
 		ember_error_set(err, KIND, 0, "field `code` must be empty with `command`");
 		goto fail;
@@ -292,13 +311,27 @@ fail:
 
 char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_error **err)
 {
-	return dump_and_free(json_pack("{s:i, s:i, s:b, s:b, s:I, s:b, s:b}", "exit_code",
-				       msg->exit_code, "signal", msg->signal, "timed_out",
-				       msg->timed_out, "oom_killed", msg->oom_killed,
-				       "duration_ms", (json_int_t)msg->duration_ms,
-				       "stdout_truncated", msg->stdout_truncated,
-				       "stderr_truncated", msg->stderr_truncated),
-			     len, err);
+	json_t *obj = json_pack("{s:i, s:i, s:b, s:b, s:I, s:b, s:b}", "exit_code",
+				msg->exit_code, "signal", msg->signal, "timed_out", msg->timed_out,
+				"oom_killed", msg->oom_killed, "duration_ms",
+				(json_int_t)msg->duration_ms, "stdout_truncated",
+				msg->stdout_truncated, "stderr_truncated", msg->stderr_truncated);
+	json_t *context;
+
+	if (obj != NULL && msg->context.present) {
+		context = proto_outcome_to_json(&msg->context, err);
+		if (context == NULL) {
+			json_decref(obj);
+			return NULL;
+		}
+		json_object_set_new(obj, "context", context);
+	}
+	return dump_and_free(obj, len, err);
+}
+
+void proto_exit_release(struct proto_exit *msg)
+{
+	proto_outcome_release(&msg->context);
 }
 
 int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
@@ -306,8 +339,8 @@ int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 {
 	static const char *const keys[] = { "exit_code",        "signal",     "timed_out",
 					    "oom_killed",       "duration_ms", "stdout_truncated",
-					    "stderr_truncated", NULL };
-	json_t *root = NULL;
+					    "stderr_truncated", "context", NULL };
+	json_t *root = NULL, *context;
 	int64_t code, sig;
 	uint64_t duration;
 	int ret = -1;
@@ -324,6 +357,9 @@ int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 	    json_get_uint(root, "duration_ms", true, 0, UINT64_MAX >> 1, &duration, KIND, err) < 0 ||
 	    json_get_bool(root, "stdout_truncated", true, &msg->stdout_truncated, KIND, err) < 0 ||
 	    json_get_bool(root, "stderr_truncated", true, &msg->stderr_truncated, KIND, err) < 0)
+		goto out;
+	context = json_object_get(root, "context");
+	if (context != NULL && proto_outcome_from_json(context, true, &msg->context, err) < 0)
 		goto out;
 	msg->exit_code = (int32_t)code;
 	msg->signal = (int32_t)sig;

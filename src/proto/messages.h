@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/ctxmsg.h"
 #include "util/error.h"
 
 #define PROTO_ID_MAX 64          /* sandbox ids: "sb_" + hex, well under this */
@@ -59,6 +60,9 @@ struct proto_exec {
 	bool command;                        /* argv is the whole command: no code file (code
 					      * must then be empty) */
 	char *cwd;                           /* NULL: the home directory; relative: under it */
+	/* Version 4, optional: */
+	char *context;                       /* run code in this context (ctxmsg.h); NULL: none */
+	bool fresh_interpreter;              /* never through the guest's fork server */
 };
 
 struct proto_exit {
@@ -69,6 +73,9 @@ struct proto_exit {
 	uint64_t duration_ms;
 	bool stdout_truncated;
 	bool stderr_truncated;
+	/* Version 4: the outcome of an exec in a context (ctxmsg.h); .present false otherwise.
+	 * Owns heap strings: proto_exit_release(). */
+	struct proto_outcome context;
 };
 
 struct proto_error_msg {
@@ -105,8 +112,10 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 void proto_exec_release(struct proto_exec *msg);
 
 char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_error **err);
+/* On success msg may own heap strings: release with proto_exit_release(). */
 int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 		      struct ember_error **err);
+void proto_exit_release(struct proto_exit *msg);
 
 /* The same, the message printf-formatted from fmt and ap (cut to fit ERROR's message). */
 char *proto_error_encodev(const char *code, size_t *len, struct ember_error **err,

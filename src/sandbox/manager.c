@@ -1326,6 +1326,7 @@ static int exec_request(const struct manager *m, const struct sandbox *sb,
 	creq->has_stdin = req->has_stdin;
 	creq->max_processes = m->cfg.max_processes;
 	creq->sink = req->sink;
+	creq->fresh_interpreter = req->fresh_interpreter;
 	return 0;
 }
 

@@ -102,6 +102,9 @@ struct sandbox_exec_request {
 	bool has_max_output;
 	uint64_t max_output_bytes;        /* per stream, when has_max_output */
 	const struct channel_sink *sink;  /* NULL: buffered; else streamed (channel.h) */
+	const char *context_id;           /* NULL: a fresh process; else that context's
+					   * interpreter (contexts.h) */
+	bool fresh_interpreter;           /* never through the guest's fork server */
 };
 
 /* A background process (POST /sandboxes/{id}/processes): the pack's interpreter with code, or

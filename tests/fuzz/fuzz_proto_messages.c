@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3: {
 		struct proto_exit m;
 
-		proto_exit_decode(data + 1, size - 1, &m, NULL);
+		if (proto_exit_decode(data + 1, size - 1, &m, NULL) == 0)
+			proto_exit_release(&m);
 		break;
 	}
 	case 4: {

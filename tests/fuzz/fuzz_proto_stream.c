@@ -37,7 +37,8 @@ static void decode_payload(const struct proto_frame *f)
 	case PROTO_EXIT: {
 		struct proto_exit m;
 
-		proto_exit_decode(p, n, &m, NULL);
+		if (proto_exit_decode(p, n, &m, NULL) == 0)
+			proto_exit_release(&m);
 		break;
 	}
 	case PROTO_ERROR: {
