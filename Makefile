@@ -104,6 +104,11 @@ build/fuzz/%.o: %.c
 	@$(if $(Q),echo "  CLANG   $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
+# The guest agent carries its Python scripts (.incbin, which -MMD does not see).
+GUEST_SCRIPTS := $(wildcard src/guest/scripts/*.py)
+build/rel/src/guest/scripts.o build/asan/src/guest/scripts.o build/tsan/src/guest/scripts.o \
+build/fuzz/src/guest/scripts.o: $(GUEST_SCRIPTS)
+
 bin/emberd: $(call rel,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	@$(if $(Q),echo "  LD      $@")

@@ -1,0 +1,1 @@
+# forkserver.py - placeholder: the warm interpreter of plain execs (issue 12, item 2).
