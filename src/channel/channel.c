@@ -23,7 +23,8 @@
 
 /* REQ_FS*: protocol-3 file operations (one-shot, a download, an upload); kept last so
  * `kind >= REQ_FS` names them all. */
-enum request_kind { REQ_EXEC, REQ_PS, REQ_PING, REQ_FS, REQ_FS_READ, REQ_FS_WRITE };
+/* REQ_FS and later are file requests (compared with >=). */
+enum request_kind { REQ_EXEC, REQ_PS, REQ_PING, REQ_CONTEXT, REQ_FS, REQ_FS_READ, REQ_FS_WRITE };
 
 /* One DATA frame's bytes of a download, queued until its consumer takes them. */
 struct data_chunk {
@@ -48,6 +49,8 @@ struct request {
 	bool background;         /* STARTED expected once; stdin open until closed */
 	bool running;            /* STARTED seen */
 	bool stdin_open;
+	/* context: the interpreter's pid (0 after a close) */
+	int32_t context_pid;
 	/* ps */
 	struct proto_process *procs;
 	size_t nprocs;
@@ -328,6 +331,30 @@ static int apply_tx_credit(struct request *r, const struct proto_frame *f,
 }
 
 /* The guest refused one request: that request fails, the channel stays up. */
+/* The error kind of a guest's ERROR code for an exec or a context request. */
+static enum ember_error_kind exec_error_kind(const char *code)
+{
+	if (strcmp(code, "too_many_execs") == 0 || strcmp(code, "too_many_contexts") == 0)
+		return EMBER_E_CAPACITY;
+	if (strcmp(code, "context_busy") == 0 || strcmp(code, "exists") == 0)
+		return EMBER_E_CONFLICT;
+	if (strcmp(code, "unknown_context") == 0)
+		return EMBER_E_NOT_FOUND;
+	return EMBER_E_GUEST;
+}
+
+static int apply_context_reply(struct request *r, const struct proto_frame *f,
+			       struct ember_error **err)
+{
+	struct proto_started msg;
+
+	if (proto_started_decode(f->payload, f->header.length, &msg, err) < 0)
+		return ember_error_wrap(err, "CONTEXT_REPLY for request %u", f->header.id);
+	r->context_pid = msg.pid;
+	r->done = true;
+	return 0;
+}
+
 static int apply_error(struct request *r, const struct proto_frame *f, struct ember_error **err)
 {
 	struct proto_error_msg msg;
@@ -340,9 +367,8 @@ static int apply_error(struct request *r, const struct proto_frame *f, struct em
 		r->done = true;
 		return 0;
 	}
-	ember_error_set(&r->error,
-			strcmp(msg.code, "too_many_execs") == 0 ? EMBER_E_CAPACITY : EMBER_E_GUEST,
-			0, "guest refused the request: %s: %s", msg.code, msg.message);
+	ember_error_set(&r->error, exec_error_kind(msg.code), 0, "guest refused the request: %s: %s",
+			msg.code, msg.message);
 	r->done = true;
 	return 0;
 }
@@ -369,6 +395,10 @@ static int apply_to_request(struct request *r, const struct proto_frame *f,
 	case PROTO_PS_REPLY:
 		if (r->kind == REQ_PS)
 			return apply_ps_reply(r, f, err);
+		break;
+	case PROTO_CONTEXT_REPLY:
+		if (r->kind == REQ_CONTEXT)
+			return apply_context_reply(r, f, err);
 		break;
 	case PROTO_PONG:
 		if (r->kind == REQ_PING)
@@ -403,7 +433,8 @@ static int dispatch(struct channel *ch, const struct proto_frame *f, struct embe
 
 	pthread_mutex_lock(&ch->lock);
 	r = find_locked(ch, f->header.id);
-	if (f->header.type >= PROTO_FS && ch->version < 3) {
+	if ((f->header.type >= PROTO_FS && ch->version < 3) ||
+	    (f->header.type >= PROTO_CONTEXT && ch->version < 4)) {
 		ret = ember_error_set(err, EMBER_E_PROTOCOL, 0,
 				      "%s frame in a protocol version %u session",
 				      proto_type_name(f->header.type), ch->version);
@@ -1006,6 +1037,41 @@ int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **p
 		goto out;
 	*procs = steal_pointer(&r->procs);
 	*count = r->nprocs;
+	ret = 0;
+out:
+	request_free(ch, r);
+	return ret;
+}
+
+int channel_context(struct channel *ch, const struct proto_context *req, int64_t deadline_ms,
+		    int32_t *pid, struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	struct request *r;
+	size_t len;
+	int ret = -1;
+
+	if (ch->version < 4)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "the guest agent speaks protocol version %u, without code "
+				       "contexts (rebuild the images)", ch->version);
+	text = proto_context_encode(req, &len, err);
+	if (text == NULL)
+		return -1;
+	r = request_new(ch, REQ_CONTEXT, err);
+	if (r == NULL)
+		return -1;
+	if (send_frame(ch, PROTO_CONTEXT, 0, r->id, text, len, err) < 0)
+		goto out;
+	if (!request_wait(ch, r, deadline_ms)) {
+		ember_error_set(err, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				"guest did not answer CONTEXT in time");
+		goto out;
+	}
+	if (request_result(r, err) < 0)
+		goto out;
+	if (pid != NULL)
+		*pid = r->context_pid;
 	ret = 0;
 out:
 	request_free(ch, r);

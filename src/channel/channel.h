@@ -113,6 +113,12 @@ uint32_t channel_version(struct channel *ch);
 int channel_ps(struct channel *ch, int64_t deadline_ms, struct proto_process **procs,
 	       size_t *count, struct ember_error **err);
 
+/* Opens, closes or restarts a context (protocol version 4, EMBER_E_CONFLICT before): returns
+ * once the guest answered; open and restart answer when the interpreter is ready (*pid). Guest
+ * errors: exists / context_busy 409, unknown_context 404, too_many_contexts 429, others 502. */
+int channel_context(struct channel *ch, const struct proto_context *req, int64_t deadline_ms,
+		    int32_t *pid, struct ember_error **err);
+
 int channel_ping(struct channel *ch, int64_t deadline_ms, struct ember_error **err);
 
 /* --- Files (protocol version 3, docs/protocol.md "Files") ---

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "guest/cgroup.h"
+#include "guest/context.h"
 #include "guest/channel.h"
 #include "guest/limits.h"
 #include "guest/log.h"
@@ -70,12 +71,18 @@ static void agent_reap(struct agent *a)
 			break; /* 0: children left but none exited; -1/ECHILD: no children */
 		for (i = 0; i < SLOT_COUNT; i++) {
 			struct guest_exec *e;
+			struct guest_context *c;
 
 			if (a->sessions[i] == NULL)
 				continue;
 			e = guest_session_exec_by_pid(a->sessions[i], pid);
 			if (e != NULL) {
 				guest_exec_reaped(e, status);
+				break;
+			}
+			c = guest_session_context_by_pid(a->sessions[i], pid);
+			if (c != NULL) {
+				guest_context_reaped(c, status);
 				break;
 			}
 		}

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "guest/cgroup.h"
+#include "guest/context.h"
 #include "guest/env.h"
 #include "guest/limits.h"
 #include "guest/log.h"
@@ -38,6 +39,12 @@ static int arm_timer(struct guest_exec *e, uint64_t ms)
 
 static void kill_group(struct guest_exec *e)
 {
+	if (e->in_context) {
+		/* The run's processes are the interpreter's: it goes, and comes back fresh. */
+		if (e->context != NULL)
+			guest_context_kill(e->context);
+		return;
+	}
 	/* The group outlives its leader while members remain; once it is empty this is ESRCH.
 	 * The cgroup also holds what left the group with setsid(). */
 	if (e->pid > 0)
@@ -63,8 +70,17 @@ static void close_stdin(struct guest_exec *e)
 	e->stdin_len = 0;
 }
 
+/* A context run gives the context its pipes back (idempotent). */
+static void leave_context(struct guest_exec *e)
+{
+	if (e->context != NULL)
+		guest_context_end(e->context, e);
+	e->context = NULL;
+}
+
 static void close_all(struct guest_exec *e)
 {
+	leave_context(e);
 	guest_loop_close(e->loop, &e->out[0].watch);
 	guest_loop_close(e->loop, &e->out[1].watch);
 	guest_loop_close(e->loop, &e->timer);
@@ -256,6 +272,35 @@ static void final_drain(struct guest_exec *e)
 	}
 }
 
+/* After a context run: the interpreter flushed its output before it reported, so everything of
+ * the run is in the pipes now. Forward it (as credit allows) until they are empty, then finish;
+ * the pipes stay the context's, so there is no EOF to wait for. */
+static void settle_context_run(struct guest_exec *e)
+{
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		struct guest_exec_stream *s = &e->out[i];
+
+		while (s->watch.fd >= 0) {
+			ssize_t n;
+
+			if (e->ops->congested(e->ctx) || out_of_credit(e)) {
+				if (arm_timer(e, GUEST_EXEC_GRACE_RECHECK_MS) == 0)
+					return; /* the host reads on: go on from here later */
+				break;
+			}
+			n = read_stream(s);
+			if (n <= 0)
+				break;
+		}
+	}
+	e->grace_over = true;
+	for (i = 0; i < 2; i++)
+		guest_loop_close(e->loop, &e->out[i].watch);
+	exec_maybe_finish(e);
+}
+
 static void timer_ready(struct guest_watch *w, uint32_t events)
 {
 	struct guest_exec *e = guest_container_of(w, struct guest_exec, timer);
@@ -264,10 +309,24 @@ static void timer_ready(struct guest_watch *w, uint32_t events)
 	(void)events;
 	if (read(w->fd, &expirations, sizeof(expirations)) < 0)
 		return; /* EAGAIN: a stale wakeup after re-arming */
+	if (!e->reaped && e->in_context && !e->interrupted && e->context != NULL) {
+		/* Like Ctrl-C in a notebook: the code gets a KeyboardInterrupt and the context
+		 * keeps its state, unless it does not return within the grace. */
+		guest_log("exec %u: timed out, interrupting its context", e->id);
+		e->timed_out = true;
+		e->interrupted = true;
+		guest_context_interrupt(e->context);
+		if (arm_timer(e, GUEST_CONTEXT_INTERRUPT_GRACE_MS) == 0)
+			return;
+	}
 	if (!e->reaped) {
 		guest_log("exec %u: timed out, killing process group %d", e->id, (int)e->pid);
 		e->timed_out = true;
 		kill_group(e);
+		return;
+	}
+	if (e->in_context) {
+		settle_context_run(e);
 		return;
 	}
 	if (e->ops->congested(e->ctx) || out_of_credit(e)) {
@@ -302,6 +361,10 @@ static void exec_maybe_finish(struct guest_exec *e)
 	msg.duration_ms = (uint64_t)(e->end_ms - e->start_ms);
 	msg.stdout_truncated = e->out[0].truncated;
 	msg.stderr_truncated = e->out[1].truncated;
+	if (e->in_context) {
+		msg.context = e->outcome;
+		msg.context.present = true;
+	}
 	close_all(e);
 	remove_code(e);
 	e->finished = true;
@@ -335,8 +398,37 @@ void guest_exec_reaped(struct guest_exec *e, int wait_status)
 void guest_exec_signal(struct guest_exec *e, int sig)
 {
 	/* The group outlives its leader while members remain; ESRCH once it is empty. */
-	if (!e->finished && e->pid > 0)
+	if (e->in_context && e->context != NULL && !e->reaped)
+		kill(-guest_context_pid(e->context), sig);
+	else if (!e->in_context && !e->finished && e->pid > 0)
 		kill(-e->pid, sig);
+}
+
+void guest_exec_context_done(struct guest_exec *e, int exit_code, struct proto_outcome *outcome)
+{
+	if (e->reaped) {
+		proto_outcome_release(outcome);
+		return;
+	}
+	e->reaped = true;
+	e->wait_status = (exit_code & 0xff) << 8; /* as waitpid reports an exit */
+	e->end_ms = time_mono_ms();
+	e->outcome = *outcome;
+	memset(outcome, 0, sizeof(*outcome));
+	settle_context_run(e);
+}
+
+void guest_exec_context_lost(struct guest_exec *e, int wait_status, bool oom_killed)
+{
+	leave_context(e);
+	if (e->reaped)
+		return;
+	e->reaped = true;
+	e->wait_status = wait_status;
+	e->oom_killed = oom_killed;
+	e->outcome.restarted = true;
+	e->end_ms = time_mono_ms();
+	settle_context_run(e);
 }
 
 void guest_exec_cancel(struct guest_exec *e)
@@ -364,6 +456,7 @@ void guest_exec_free(struct guest_exec *e)
 	if (e == NULL)
 		return;
 	close_all(e);
+	proto_outcome_release(&e->outcome);
 	free(e);
 }
 
@@ -403,68 +496,86 @@ static int write_code(struct guest_exec *e, const struct guest_exec_config *cfg,
 	return 0;
 }
 
-static int spawn_program(struct guest_exec *e, const struct guest_exec_config *cfg,
-			 uint64_t seq, const struct proto_exec *req, int child_in, int child_out, int child_err,
-			 struct ember_error **err)
+int guest_exec_spawn_user(const struct guest_exec_config *cfg, const struct guest_user_run *run,
+			  pid_t *pid, char *cgroup, size_t cgroup_size, struct ember_error **err)
 {
 	char home[PATH_MAX + 8], cwd[PATH_MAX];
 	const char *base[] = {
 		"PATH=" GUEST_BASE_PATH, home, "LANG=C.UTF-8", "USER=sandbox", NULL,
 	};
-	char *argv[PROTO_ARGV_MAX + 2];
 	char **envp = NULL;
 	struct guest_spawn_spec spec = {
-		.argv = argv,
+		.argv = run->argv,
 		.cwd = cfg->cwd,
 		.change_ids = cfg->change_ids,
 		.uid = cfg->uid,
 		.gid = cfg->gid,
+		.stdin_fd = run->stdin_fd,
+		.stdout_fd = run->stdout_fd,
+		.stderr_fd = run->stderr_fd,
+		.max_processes = run->max_processes,
+		.cgroup_procs_fd = -1,
+		.fd3 = run->fd3,
+	};
+
+	cgroup[0] = '\0';
+	snprintf(home, sizeof(home), "HOME=%s", cfg->home);
+	if (run->cwd != NULL && run->cwd[0] == '/') {
+		spec.cwd = run->cwd;
+	} else if (run->cwd != NULL) {
+		if (snprintf(cwd, sizeof(cwd), "%s/%s", cfg->home, run->cwd) >= (int)sizeof(cwd))
+			return ember_error_set(err, EMBER_E_GUEST, ENAMETOOLONG,
+					       "working directory too long");
+		spec.cwd = cwd;
+	}
+	if (guest_env_build(base, (const char *const *)run->env, &envp, err) < 0)
+		return -1;
+	spec.envp = envp;
+	/* pids.max makes the process limit per exec; RLIMIT_NPROC still bounds the user. */
+	if (cfg->cgroup_root != NULL &&
+	    guest_cgroup_create(cfg->cgroup_root, run->cgroup_name, run->max_processes, cgroup,
+				cgroup_size, &spec.cgroup_procs_fd, err) < 0) {
+		cgroup[0] = '\0';
+		free(envp);
+		return -1;
+	}
+	*pid = guest_spawn(&spec, err);
+	if (spec.cgroup_procs_fd >= 0)
+		close(spec.cgroup_procs_fd);
+	free(envp);
+	return *pid > 0 ? 0 : -1;
+}
+
+static int spawn_program(struct guest_exec *e, const struct guest_exec_config *cfg,
+			 uint64_t seq, const struct proto_exec *req, int child_in, int child_out, int child_err,
+			 struct ember_error **err)
+{
+	char *argv[PROTO_ARGV_MAX + 2];
+	char name[64];
+	struct guest_user_run run = {
+		.argv = argv,
+		.env = req->env,
+		.cwd = req->cwd,
+		.max_processes = req->max_processes,
+		.cgroup_name = name,
 		.stdin_fd = child_in,
 		.stdout_fd = child_out,
 		.stderr_fd = child_err,
-		.max_processes = req->max_processes,
-		.cgroup_procs_fd = -1,
+		.fd3 = -1,
 	};
 	size_t i;
 
-	snprintf(home, sizeof(home), "HOME=%s", cfg->home);
 	for (i = 0; i < req->argc; i++)
 		argv[i] = req->argv[i];
 	if (!req->command)
 		argv[i++] = e->code_path;
 	argv[i] = NULL;
-	if (req->cwd != NULL && req->cwd[0] == '/') {
-		spec.cwd = req->cwd;
-	} else if (req->cwd != NULL) {
-		if (snprintf(cwd, sizeof(cwd), "%s/%s", cfg->home, req->cwd) >= (int)sizeof(cwd))
-			return ember_error_set(err, EMBER_E_GUEST, ENAMETOOLONG,
-					       "working directory too long");
-		spec.cwd = cwd;
-	}
-	if (guest_env_build(base, (const char *const *)req->env, &envp, err) < 0)
-		return -1;
-	spec.envp = envp;
-	if (cfg->cgroup_root != NULL) {
-		char name[64];
-
-		/* pids.max makes the process limit per exec; RLIMIT_NPROC still bounds the user. */
-		if (strrchr(e->dir, '/') != NULL)
-			snprintf(name, sizeof(name), "%s", strrchr(e->dir, '/') + 1);
-		else /* a command exec has no code directory: its sequence number is unique too */
-			snprintf(name, sizeof(name), "%llu-cmd", (unsigned long long)seq);
-		if (guest_cgroup_create(cfg->cgroup_root, name, req->max_processes, e->cgroup,
-					sizeof(e->cgroup), &spec.cgroup_procs_fd, err) < 0) {
-			e->cgroup[0] = '\0';
-			free(envp);
-			return -1;
-		}
-	}
+	if (strrchr(e->dir, '/') != NULL)
+		snprintf(name, sizeof(name), "%s", strrchr(e->dir, '/') + 1);
+	else /* a command exec has no code directory: its sequence number is unique too */
+		snprintf(name, sizeof(name), "%llu-cmd", (unsigned long long)seq);
 	e->start_ms = time_mono_ms();
-	e->pid = guest_spawn(&spec, err);
-	if (spec.cgroup_procs_fd >= 0)
-		close(spec.cgroup_procs_fd);
-	free(envp);
-	return e->pid > 0 ? 0 : -1;
+	return guest_exec_spawn_user(cfg, &run, &e->pid, e->cgroup, sizeof(e->cgroup), err);
 }
 
 int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
@@ -555,4 +666,58 @@ out:
 			close(in_pipe[i]);
 	}
 	return ret;
+}
+
+int guest_exec_start_in_context(struct guest_loop *loop, const struct guest_exec_config *cfg,
+				uint64_t seq, uint32_t id, const struct proto_exec *req,
+				struct guest_context *c, const struct guest_exec_ops *ops,
+				void *ctx, struct guest_exec **out, struct ember_error **err)
+{
+	struct guest_exec *e = calloc(1, sizeof(*e));
+	int fds[2] = { -1, -1 }, i;
+
+	if (e == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	e->loop = loop;
+	e->ops = ops;
+	e->ctx = ctx;
+	e->id = id;
+	e->in_context = true;
+	e->output_limit = req->output_limit;
+	for (i = 0; i < 2; i++) {
+		e->out[i].exec = e;
+		e->out[i].type = i == 0 ? PROTO_STDOUT : PROTO_STDERR;
+		guest_watch_init(&e->out[i].watch, -1, stream_ready);
+	}
+	guest_watch_init(&e->stdin_watch, -1, stdin_ready);
+	guest_watch_init(&e->timer, -1, timer_ready);
+	if (write_code(e, cfg, seq, req, err) < 0)
+		goto fail;
+	e->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (e->timer.fd < 0) {
+		ember_error_sys(err, "timerfd_create");
+		goto fail;
+	}
+	e->start_ms = time_mono_ms();
+	if (guest_context_begin(c, e, e->code_path, fds, err) < 0)
+		goto fail;
+	e->context = c;
+	e->out[0].watch.fd = fds[0];
+	e->out[1].watch.fd = fds[1];
+	if (arm_timer(e, req->timeout_ms) < 0) {
+		ember_error_sys(err, "arm the exec timeout");
+		goto fail_running;
+	}
+	if (guest_loop_set(loop, &e->timer, EPOLLIN, err) < 0 ||
+	    guest_loop_set(loop, &e->out[0].watch, EPOLLIN, err) < 0 ||
+	    guest_loop_set(loop, &e->out[1].watch, EPOLLIN, err) < 0)
+		goto fail_running;
+	*out = e;
+	return 0;
+fail_running:
+	guest_exec_discard(e);
+fail:
+	remove_code(e);
+	guest_exec_free(e);
+	return -1;
 }

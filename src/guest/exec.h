@@ -82,7 +82,29 @@ struct guest_exec {
 	char dir[PATH_MAX];
 	char code_path[PATH_MAX];
 	char cgroup[PATH_MAX];            /* "" when the exec has no cgroup of its own */
+
+	/* An exec in a context (version 4): no process of its own; NULL once the run is over. */
+	struct guest_context *context;
+	bool in_context;                  /* it ran in one (EXIT then carries the outcome) */
+	bool interrupted;                 /* its timeout sent SIGINT; the next expiry kills */
+	struct proto_outcome outcome;     /* what the interpreter reported (owned) */
 };
+
+/* A program of the sandbox user's, started the way every exec's is: base environment plus env,
+ * cwd (NULL: home; relative: under it), its own cgroup (when the agent has cgroups), uid/gid
+ * from cfg, fds 0-2 (and 3 when fd3 > 2). Used by guest_exec_start and context.c. */
+struct guest_user_run {
+	char *const *argv;
+	char *const *env;             /* "NAME=value", NULL-terminated */
+	const char *cwd;
+	uint32_t max_processes;
+	const char *cgroup_name;      /* unique under the cgroup root */
+	int stdin_fd, stdout_fd, stderr_fd, fd3;
+};
+
+/* *pid once the program runs; its cgroup path into cgroup ("" without one, or on failure). */
+int guest_exec_spawn_user(const struct guest_exec_config *cfg, const struct guest_user_run *run,
+			  pid_t *pid, char *cgroup, size_t cgroup_size, struct ember_error **err);
 
 /* Writes the code file, spawns argv + [code file] (argv alone for a command exec, which has no
  * code file) and registers the pipes and the timer (not armed for a background exec).
@@ -90,6 +112,20 @@ struct guest_exec {
 int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
 		     uint32_t id, const struct proto_exec *req, const struct guest_exec_ops *ops,
 		     void *ctx, struct guest_exec **out, struct ember_error **err);
+
+/* Runs req->code in context c (req->context names it; the caller checked it is idle): writes
+ * the code file and starts the run. The timeout interrupts (SIGINT) first, then kills. */
+int guest_exec_start_in_context(struct guest_loop *loop, const struct guest_exec_config *cfg,
+				uint64_t seq, uint32_t id, const struct proto_exec *req,
+				struct guest_context *c, const struct guest_exec_ops *ops,
+				void *ctx, struct guest_exec **out, struct ember_error **err);
+
+/* The context's interpreter finished the run: its exit code and outcome (moved in). */
+void guest_exec_context_done(struct guest_exec *exec, int exit_code,
+			     struct proto_outcome *outcome);
+
+/* The context's interpreter died during the run (wait_status as from waitpid). */
+void guest_exec_context_lost(struct guest_exec *exec, int wait_status, bool oom_killed);
 
 /* Data from a STDIN frame (fin = last one). EMBER_E_TOO_LARGE when more than
  * GUEST_STDIN_PENDING_MAX would be pending: the caller then discards the exec. Input after FIN,

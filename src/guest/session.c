@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "guest/context.h"
 #include "guest/files.h"
 #include "guest/identity.h"
 #include "guest/limits.h"
@@ -46,6 +47,8 @@ struct guest_session {
 	struct proto_decoder dec;
 	struct guest_outq out;
 	struct guest_exec *execs;
+	struct guest_context *contexts; /* version 4; they die with the session */
+	unsigned ncontexts;
 	struct guest_files files; /* file operations and transfers (protocol version 3) */
 	char label[32];
 };
@@ -94,6 +97,35 @@ static void discard_execs(struct guest_session *s)
 		unlink_exec(s, e);
 	}
 	guest_files_discard(&s->files); /* transfers end with the session's execs */
+	while (s->contexts != NULL) {
+		struct guest_context *c = s->contexts;
+
+		s->contexts = guest_context_next(c);
+		guest_context_close(c);
+	}
+	s->ncontexts = 0;
+}
+
+static struct guest_context *find_context(struct guest_session *s, const char *id)
+{
+	struct guest_context *c;
+
+	for (c = s->contexts; c != NULL; c = guest_context_next(c)) {
+		if (strcmp(guest_context_id(c), id) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+struct guest_context *guest_session_context_by_pid(struct guest_session *s, pid_t pid)
+{
+	struct guest_context *c;
+
+	for (c = s->contexts; c != NULL; c = guest_context_next(c)) {
+		if (guest_context_owns_pid(c, pid))
+			return c;
+	}
+	return NULL;
 }
 
 static struct guest_exec *find_exec(struct guest_session *s, uint32_t id)
@@ -122,8 +154,14 @@ bool guest_session_owns_unreaped_cgroup(struct guest_session *s, const char *pat
 {
 	struct guest_exec *e;
 
+	struct guest_context *c;
+
 	for (e = s->execs; e != NULL; e = e->next) {
 		if (!e->reaped && strcmp(e->cgroup, path) == 0)
+			return true;
+	}
+	for (c = s->contexts; c != NULL; c = guest_context_next(c)) {
+		if (guest_context_owns_unreaped_cgroup(c, path))
 			return true;
 	}
 	return false;
@@ -278,6 +316,12 @@ static const struct guest_exec_ops exec_ops = {
 	.finished = exec_finished,
 };
 
+/* --- context callbacks --- */
+
+static const struct guest_context_ops context_ops = {
+	.emit = exec_emit,
+};
+
 /* --- file callbacks --- */
 
 static int files_emit(void *ctx, uint8_t type, uint8_t flags, uint32_t id, const void *payload,
@@ -360,6 +404,101 @@ static void send_started(struct guest_session *s, struct guest_exec *e)
 	free(json);
 }
 
+static void add_exec(struct guest_session *s, struct guest_exec *e)
+{
+	if (s->version >= 2)
+		guest_exec_enable_credit(e);
+	e->next = s->execs;
+	s->execs = e;
+	s->env->running_execs++;
+}
+
+/* EXEC with a context (version 4): the code runs in that context's interpreter. */
+static void start_in_context(struct guest_session *s, uint32_t id, const struct proto_exec *req)
+{
+	struct guest_context *c = find_context(s, req->context);
+	struct ember_error *err = NULL;
+	struct guest_exec *e = NULL;
+
+	if (c == NULL) {
+		send_error(s, id, "unknown_context", "no context %s", req->context);
+	} else if (guest_context_busy(c)) {
+		send_error(s, id, "context_busy", "context %s is running an exec", req->context);
+	} else if (guest_exec_start_in_context(s->env->loop, &s->env->exec,
+					       s->env->next_exec_seq++, id, req, c, &exec_ops, s,
+					       &e, &err) < 0) {
+		guest_log("exec %u: %s", id, err->message);
+		send_error(s, id, err->kind == EMBER_E_GUEST ? "context_failed" : "internal", "%s",
+			   err->message);
+		ember_error_free(&err);
+	} else {
+		add_exec(s, e);
+	}
+}
+
+/* CONTEXT (version 4): open, close or restart one. */
+static void handle_context(struct guest_session *s, const struct proto_frame *f)
+{
+	struct ember_error *err = NULL;
+	struct proto_context req;
+	struct guest_context *c;
+	uint32_t id = f->header.id;
+
+	if (s->version < 4) {
+		session_fail(s, "protocol", "CONTEXT in a session below version 4");
+		return;
+	}
+	if (proto_context_decode(f->payload, f->header.length, &req, &err) < 0) {
+		send_error(s, id, "bad_request", "%s", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	c = find_context(s, req.id);
+	if (req.op == PROTO_CONTEXT_OPEN) {
+		if (c != NULL) {
+			send_error(s, id, "exists", "context %s exists", req.id);
+		} else if (s->ncontexts >= GUEST_MAX_CONTEXTS) {
+			send_error(s, id, "too_many_contexts", "%u contexts exist already",
+				   GUEST_MAX_CONTEXTS);
+		} else if (guest_context_open(s->env->loop, &s->env->exec, &req, id, &context_ops, s,
+					      &c, &err) < 0) {
+			guest_log("context %s: %s", req.id, err->message);
+			send_error(s, id, err->kind == EMBER_E_GUEST ? "context_failed" : "internal",
+				   "%s", err->message);
+			ember_error_free(&err);
+		} else {
+			guest_context_set_next(c, s->contexts);
+			s->contexts = c;
+			s->ncontexts++;
+		}
+	} else if (c == NULL) {
+		send_error(s, id, "unknown_context", "no context %s", req.id);
+	} else if (req.op == PROTO_CONTEXT_RESTART) {
+		guest_context_restart(c, id);
+	} else {
+		struct guest_context *prev = NULL, *cur;
+		struct proto_started gone = { .pid = 0 };
+		size_t len;
+		char *json;
+
+		for (cur = s->contexts; cur != c; cur = guest_context_next(cur))
+			prev = cur;
+		if (prev != NULL)
+			guest_context_set_next(prev, guest_context_next(c));
+		else
+			s->contexts = guest_context_next(c);
+		s->ncontexts--;
+		guest_context_close(c);
+		json = proto_started_encode(&gone, &len, &err);
+		if (json != NULL)
+			session_emit(s, PROTO_CONTEXT_REPLY, id, json, len);
+		else
+			guest_log_error(&err, "encode CONTEXT_REPLY");
+		free(json);
+	}
+	proto_context_release(&req);
+}
+
 static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 {
 	struct ember_error *err = NULL;
@@ -374,10 +513,14 @@ static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 	}
 	if (s->version < 3 && (req.background || req.command || req.cwd != NULL)) {
 		send_error(s, id, "bad_request", "background, command and cwd need version 3");
+	} else if (s->version < 4 && (req.context != NULL || req.fresh_interpreter)) {
+		send_error(s, id, "bad_request", "context and fresh_interpreter need version 4");
 	} else if (find_exec(s, id) != NULL || guest_files_busy(&s->files, id)) {
 		send_error(s, id, "duplicate_id", "request id %u is in use", id);
 	} else if (s->env->running_execs >= GUEST_MAX_EXECS) {
 		send_error(s, id, "too_many_execs", "%u execs already running", GUEST_MAX_EXECS);
+	} else if (req.context != NULL) {
+		start_in_context(s, id, &req);
 	} else if (guest_exec_start(s->env->loop, &s->env->exec, s->env->next_exec_seq++, id, &req,
 				    &exec_ops, s, &e, &err) < 0) {
 		guest_log("exec %u: %s", id, err->message);
@@ -385,11 +528,7 @@ static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 			   err->message);
 		ember_error_free(&err);
 	} else {
-		if (s->version >= 2)
-			guest_exec_enable_credit(e);
-		e->next = s->execs;
-		s->execs = e;
-		s->env->running_execs++;
+		add_exec(s, e);
 		if (req.background)
 			send_started(s, e);
 	}
@@ -554,6 +693,7 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 	case PROTO_FS:
 	case PROTO_DATA:
 	case PROTO_SIGNAL:
+	case PROTO_CONTEXT:
 		break;
 	default:
 		session_fail(s, "protocol", "the host sent a guest-to-host frame type");
@@ -597,6 +737,9 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 		break;
 	case PROTO_DATA:
 		handle_data(s, f);
+		break;
+	case PROTO_CONTEXT:
+		handle_context(s, f);
 		break;
 	default:
 		break;

@@ -32,6 +32,7 @@ enum guest_session_kind {
 };
 
 struct guest_session;
+struct guest_context;
 
 /* Starts a session on fd (ownership moves in, also on failure). */
 int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_kind kind,
@@ -51,6 +52,9 @@ int guest_session_take_fd(struct guest_session *session);
 
 /* The reaper's lookup: the exec whose main process is pid, or NULL. */
 struct guest_exec *guest_session_exec_by_pid(struct guest_session *session, pid_t pid);
+
+/* The reaper's lookup for a context's interpreter (context.h), or NULL. */
+struct guest_context *guest_session_context_by_pid(struct guest_session *session, pid_t pid);
 
 /* true while the exec that owns the cgroup at path has not been reaped: the sweep must leave
  * its (possibly already empty) cgroup until its memory.events has been read. */

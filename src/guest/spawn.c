@@ -58,18 +58,18 @@ static void __attribute__((noreturn)) child_fail(int report_fd, int step)
 	_exit(127);
 }
 
-/* Marks every fd above 2 close-on-exec (the report pipe must survive until execve). */
-static int cloexec_all(void)
+/* Marks every fd from first on close-on-exec (the report pipe must survive until execve). */
+static int cloexec_all(int first)
 {
 	struct rlimit rl;
 	int fd, max = 65536;
 
-	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+	if (syscall(SYS_close_range, (unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
 		return 0;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    rl.rlim_cur < (rlim_t)max)
 		max = (int)rl.rlim_cur;
-	for (fd = 3; fd < max; fd++) {
+	for (fd = first; fd < max; fd++) {
 		int flags = fcntl(fd, F_GETFD);
 
 		if (flags >= 0 && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
@@ -157,10 +157,13 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 	/* Join before running anything of the user's: every descendant is then in the cgroup. */
 	if (spec->cgroup_procs_fd >= 0 && write(spec->cgroup_procs_fd, "0", 1) != 1)
 		child_fail(report, STEP_CGROUP);
+	/* The report pipe must not sit where fd 3 goes. */
+	if (spec->fd3 > 2 && report == 3 && (report = fcntl(report, F_DUPFD_CLOEXEC, 4)) < 0)
+		_exit(127);
 	if (dup2(spec->stdin_fd, 0) < 0 || dup2(spec->stdout_fd, 1) < 0 ||
-	    dup2(spec->stderr_fd, 2) < 0)
+	    dup2(spec->stderr_fd, 2) < 0 || (spec->fd3 > 2 && dup2(spec->fd3, 3) < 0))
 		child_fail(report, STEP_STDIO);
-	if (cloexec_all() < 0)
+	if (cloexec_all(spec->fd3 > 2 ? 4 : 3) < 0)
 		child_fail(report, STEP_FDS);
 	if (set_limits(spec->max_processes) < 0)
 		child_fail(report, STEP_RLIMIT);

@@ -23,6 +23,7 @@ struct guest_spawn_spec {
 	int stderr_fd;
 	rlim_t max_processes; /* RLIMIT_NPROC of the uid (counts every process it owns) */
 	int cgroup_procs_fd;  /* >= 0: the child joins this cgroup (writes "0") before exec */
+	int fd3;              /* > 2: becomes the child's fd 3 (a context's reply pipe); else none */
 };
 
 /* The directories an interpreter name without a slash is looked up in. */

@@ -36,7 +36,8 @@ const char *proto_type_name(uint8_t type)
 		[PROTO_PS_REPLY] = "PS_REPLY", [PROTO_ERROR] = "ERROR", [PROTO_PING] = "PING",
 		[PROTO_PONG] = "PONG", [PROTO_CREDIT] = "CREDIT", [PROTO_FS] = "FS",
 		[PROTO_FS_REPLY] = "FS_REPLY", [PROTO_DATA] = "DATA", [PROTO_STARTED] = "STARTED",
-		[PROTO_SIGNAL] = "SIGNAL",
+		[PROTO_SIGNAL] = "SIGNAL", [PROTO_CONTEXT] = "CONTEXT",
+		[PROTO_CONTEXT_REPLY] = "CONTEXT_REPLY",
 	};
 
 	if (type == 0 || type > PROTO_TYPE_MAX)
