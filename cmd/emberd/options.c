@@ -206,6 +206,8 @@ static const struct opt_spec option_table[] = {
 	UINT("max-processes", manager.max_processes, 8, 65536,
 	     "processes the sandbox user may have in the guest\n"
 	     "(RLIMIT_NPROC; default 256: stops fork bombs)"),
+	UINT("max-contexts", manager.max_contexts, 1, SANDBOX_CONTEXTS_MAX,
+	     "code contexts per sandbox (default 8; beyond: 429)"),
 	UINT("max-overlay-mib", manager.max_overlay_mib, 8, 65536,
 	     "writable layer a create may ask for (default 2048)"),
 	NUMBER("max-body-bytes", size, api.max_body_bytes, 1024, 64ull << 20,
@@ -290,7 +292,7 @@ static void set_defaults(struct options *o)
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,
 			     .max_output_bytes = 16u << 20, .max_processes = 256,
-			     .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1,
+			     .max_contexts = 8, .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1,
 			     .max_templates = 8 },
 		.images_dir = images != NULL ? images : "/var/lib/emberd/images",
 		.vmm = "auto",

@@ -59,13 +59,38 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 	return obj;
 }
 
+json_t *api_encode_context(const struct sandbox_context *c)
+{
+	return json_pack("{s:s, s:s, s:o, s:I, s:I, s:b}", "id", c->id, "language",
+			 proto_context_language_name(c->language), "created_at",
+			 timestamp(c->created_wall_ns), "execs", (json_int_t)c->execs, "restarts",
+			 (json_int_t)c->restarts, "busy", c->busy);
+}
+
 json_t *api_encode_exit(const struct proto_exit *e)
 {
-	return json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code", e->exit_code,
-			 "signal", e->signal, "duration_ms", (json_int_t)e->duration_ms, "timed_out",
-			 e->timed_out, "oom_killed", e->oom_killed, "truncated",
-			 e->stdout_truncated || e->stderr_truncated, "stdout_truncated",
-			 e->stdout_truncated, "stderr_truncated", e->stderr_truncated);
+	json_t *obj = json_pack("{s:i, s:i, s:I, s:b, s:b, s:b, s:b, s:b}", "exit_code",
+				e->exit_code, "signal", e->signal, "duration_ms",
+				(json_int_t)e->duration_ms, "timed_out", e->timed_out, "oom_killed",
+				e->oom_killed, "truncated", e->stdout_truncated || e->stderr_truncated,
+				"stdout_truncated", e->stdout_truncated, "stderr_truncated",
+				e->stderr_truncated);
+	json_t *outcome;
+
+	if (obj == NULL || !e->context.present)
+		return obj;
+	/* An exec in a context: its final value, rich results and exception (docs/api.md). */
+	outcome = proto_outcome_to_json(&e->context, NULL);
+	if (outcome == NULL) {
+		json_decref(obj);
+		return NULL;
+	}
+	json_object_set(obj, "result", json_object_get(outcome, "result"));
+	json_object_set(obj, "results", json_object_get(outcome, "results"));
+	json_object_set(obj, "error", json_object_get(outcome, "error"));
+	json_object_set(obj, "context_restarted", json_object_get(outcome, "restarted"));
+	json_decref(outcome);
+	return obj;
 }
 
 struct api_stream *api_encode_exec_result(struct channel_exec_result *res,

@@ -19,6 +19,8 @@ struct api_stream *api_encode_exec_result(struct channel_exec_result *res,
 					  struct ember_error **err);
 /* The exec result's members other than the output: exit_code, signal, duration_ms, ... */
 json_t *api_encode_exit(const struct proto_exit *exit);
+/* A code context: {"id", "language", "created_at", "execs", "restarts", "busy"}. */
+json_t *api_encode_context(const struct sandbox_context *context);
 json_t *api_encode_error(const char *code, const char *message);
 json_t *api_encode_pack(const struct pack *pack);
 /* {"processes": [{pid, ppid, uid, state, comm}, ...]} */

@@ -227,6 +227,8 @@ static void *worker_main(void *arg)
 		.has_max_output = s->body.has_max_output,
 		.max_output_bytes = s->body.max_output_bytes,
 		.sink = &s->sink,
+		.context_id = s->body.context_id,
+		.fresh_interpreter = s->body.fresh_interpreter,
 	};
 	struct ember_error *err = NULL;
 	int ret;

@@ -375,6 +375,54 @@ fail:
 	return -1;
 }
 
+int api_parse_context(const char *body, size_t len, struct api_context_body *out,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "language", "cwd", "env", NULL };
+	const char *language = NULL;
+	int got;
+
+	memset(out, 0, sizeof(*out));
+	out->language = PROTO_LANG_PYTHON;
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &out->root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(out->root, keys, KIND, err) < 0 ||
+	    json_get_string(out->root, "language", false, 16, &language, NULL, KIND, err) < 0)
+		goto fail;
+	if (language != NULL && strcmp(language, "shell") == 0) {
+		out->language = PROTO_LANG_SHELL;
+	} else if (language != NULL && strcmp(language, "python") != 0) {
+		ember_error_set(err, KIND, 0, "field `language` must be \"python\" or \"shell\"");
+		goto fail;
+	}
+	got = json_get_string(out->root, "cwd", false, PROTO_STRING_MAX, &out->cwd, NULL, KIND,
+			      err);
+	if (got < 0)
+		goto fail;
+	if (got == 1 && out->cwd[0] == '\0') {
+		ember_error_set(err, KIND, 0, "field `cwd` must not be empty");
+		goto fail;
+	}
+	if (parse_env_into(out->root, out->env, &out->envc, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	api_context_body_release(out);
+	return -1;
+}
+
+void api_context_body_release(struct api_context_body *body)
+{
+	size_t i;
+
+	for (i = 0; i < body->envc; i++)
+		free(body->env[i]);
+	json_decref(body->root);
+	memset(body, 0, sizeof(*body));
+}
+
 void api_process_body_release(struct api_process_body *body)
 {
 	size_t i;

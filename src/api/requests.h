@@ -112,6 +112,20 @@ int api_parse_process(const char *body, size_t len, struct api_process_body *out
 void api_process_body_release(struct api_process_body *body);
 #define _cleanup_process_body_ __attribute__((cleanup(api_process_body_release)))
 
+/* POST /sandboxes/{id}/contexts: {"language": "python"|"shell" (default python), "cwd", "env"};
+ * an empty body means all defaults. */
+struct api_context_body {
+	json_t *root;             /* owns cwd */
+	enum proto_context_language language;
+	const char *cwd;          /* NULL: the home directory */
+	char *env[PROTO_ENV_MAX + 1]; /* malloc'd "NAME=value" */
+	size_t envc;
+};
+int api_parse_context(const char *body, size_t len, struct api_context_body *out,
+		      struct ember_error **err);
+void api_context_body_release(struct api_context_body *body);
+#define _cleanup_context_body_ __attribute__((cleanup(api_context_body_release)))
+
 /* {"signal": NAME} (TERM KILL INT HUP QUIT USR1 USR2 STOP CONT, "SIG" prefix allowed) or a
  * number 1..64. */
 int api_parse_signal(const char *body, size_t len, int *sig, struct ember_error **err);

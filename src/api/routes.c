@@ -41,13 +41,14 @@ struct route {
 	api_handler *handler;
 };
 
-/* The {id} segment of a path, as the matcher saw it. */
+/* The {id} segment of a path, as the matcher saw it; pid holds the {pid} or {context_id}
+ * segment (one pattern has at most one of them). */
 struct path_id {
 	bool present;
 	bool too_long;
 	char text[SANDBOX_ID_LEN + 1];
 	bool has_pid;
-	char pid[16];         /* "" when the segment was longer: no valid pid is */
+	char pid[48];         /* "" when the segment was longer: no valid pid or context id is */
 };
 
 enum match {
@@ -329,6 +330,8 @@ static void exec_request_from_body(const struct api_exec_body *parsed,
 	out->envc = parsed->envc;
 	out->has_max_output = parsed->has_max_output;
 	out->max_output_bytes = parsed->max_output_bytes;
+	out->context_id = parsed->context_id;
+	out->fresh_interpreter = parsed->fresh_interpreter;
 }
 
 /* Whether the exec streams, and how: "stream": true or an Accept naming an event format
@@ -739,6 +742,105 @@ static void handle_fs_remove(struct api_context *ctx, const struct api_request *
 
 /* Adding a route is adding a row. Rows sharing a pattern list their methods in the order the
  * Allow header gives them. */
+/* --- code contexts --- */
+
+/* A {context_id} segment: the shape of one, or 404 (nothing odd reaches the manager). */
+static bool context_id_ok(const struct api_request *req, struct api_response *resp)
+{
+	char msg[96];
+
+	if (req->pid != NULL && proto_context_id_valid(req->pid))
+		return true;
+	snprintf(msg, sizeof(msg), "no context `%.40s` in this sandbox",
+		 req->pid != NULL ? req->pid : "");
+	respond_not_found(resp, msg);
+	return false;
+}
+
+static void handle_contexts(struct api_context *ctx, const struct api_request *req,
+			    struct api_response *resp)
+{
+	struct sandbox_context items[SANDBOX_CONTEXTS_MAX];
+	struct ember_error *err = NULL;
+	json_t *arr;
+	size_t i, n;
+
+	if (manager_context_list(ctx->manager, req->id, items, &n, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; arr != NULL && i < n; i++)
+		json_array_append_new(arr, api_encode_context(&items[i]));
+	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "contexts", arr) : NULL);
+}
+
+static void handle_context_create(struct api_context *ctx, const struct api_request *req,
+				  struct api_response *resp)
+{
+	_cleanup_context_body_ struct api_context_body parsed = { 0 };
+	struct sandbox_context_request creq;
+	struct ember_error *err = NULL;
+	struct sandbox_context info;
+
+	if (api_parse_context(req->body, req->body_len, &parsed, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	creq = (struct sandbox_context_request){ .language = parsed.language, .cwd = parsed.cwd,
+						 .env = parsed.env, .envc = parsed.envc };
+	if (manager_context_create(ctx->manager, req->id, &creq, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, api_encode_context(&info));
+}
+
+static void handle_context_get(struct api_context *ctx, const struct api_request *req,
+			       struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+	struct sandbox_context info;
+
+	if (!context_id_ok(req, resp))
+		return;
+	if (manager_context_get(ctx->manager, req->id, req->pid, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, api_encode_context(&info));
+}
+
+static void handle_context_delete(struct api_context *ctx, const struct api_request *req,
+				  struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	if (!context_id_ok(req, resp))
+		return;
+	if (manager_context_delete(ctx->manager, req->id, req->pid, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 204;
+	resp->body = NULL;
+}
+
+static void handle_context_restart(struct api_context *ctx, const struct api_request *req,
+				   struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+	struct sandbox_context info;
+
+	if (!context_id_ok(req, resp))
+		return;
+	if (manager_context_restart(ctx->manager, req->id, req->pid, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, api_encode_context(&info));
+}
+
 static const struct route routes[] = {
 	{ "GET", "/healthz", handle_healthz },
 	{ "GET", "/packs", handle_packs },
@@ -755,6 +857,11 @@ static const struct route routes[] = {
 	{ "GET", "/sandboxes/{id}/processes/{pid}/output", handle_process_output },
 	{ "POST", "/sandboxes/{id}/processes/{pid}/stdin", handle_process_stdin },
 	{ "POST", "/sandboxes/{id}/processes/{pid}/signal", handle_process_signal },
+	{ "GET", "/sandboxes/{id}/contexts", handle_contexts },
+	{ "POST", "/sandboxes/{id}/contexts", handle_context_create },
+	{ "GET", "/sandboxes/{id}/contexts/{context_id}", handle_context_get },
+	{ "DELETE", "/sandboxes/{id}/contexts/{context_id}", handle_context_delete },
+	{ "POST", "/sandboxes/{id}/contexts/{context_id}/restart", handle_context_restart },
 	{ "GET", "/sandboxes/{id}/files", handle_files_get },
 	{ "PUT", "/sandboxes/{id}/files", handle_files_put },
 	{ "GET", "/sandboxes/{id}/fs", handle_fs_get },
@@ -786,7 +893,8 @@ static enum match match_pattern(const char *pattern, const char *path, struct pa
 		if (plen == 4 && strncmp(pattern, "{id}", 4) == 0) {
 			capture_id(id, path, slen);
 			under_id = true;
-		} else if (plen == 5 && strncmp(pattern, "{pid}", 5) == 0) {
+		} else if ((plen == 5 && strncmp(pattern, "{pid}", 5) == 0) ||
+			   (plen == 12 && strncmp(pattern, "{context_id}", 12) == 0)) {
 			id->has_pid = true;
 			if (slen < sizeof(id->pid)) {
 				memcpy(id->pid, path, slen);

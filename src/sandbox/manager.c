@@ -1352,6 +1352,8 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 	int64_t t0 = time_mono_ms();
 	int ret;
 
+	struct sandbox_context held;
+
 	sb = acquire_ready(m, id, err);
 	if (sb == NULL)
 		return -1;
@@ -1360,8 +1362,16 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 		return -1;
 	}
 	pthread_mutex_lock(&m->lock);
-	sb->execs_running++;
+	ret = req->context_id == NULL ? 0 : contexts_acquire(&sb->contexts, req->context_id, &held,
+							      err);
+	if (ret == 0)
+		sb->execs_running++;
 	pthread_mutex_unlock(&m->lock);
+	if (ret < 0) {
+		release_after(m, sb, err, false);
+		return -1;
+	}
+	creq.context = req->context_id;
 	ret = channel_exec(sb->ch, &creq, res, err);
 	pthread_mutex_lock(&m->lock);
 	sb->execs_running--;
@@ -1369,9 +1379,167 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 		sb->execs_run++;
 		m->execs_total++;
 	}
+	if (req->context_id != NULL)
+		contexts_release(&sb->contexts, req->context_id, ret == 0,
+				 ret == 0 && res->exit.context.restarted);
 	pthread_mutex_unlock(&m->lock);
 	release_after(m, sb, err, ret < 0);
 	log_exec(id, t0, ret, res, err);
+	return ret;
+}
+
+/* --- code contexts --- */
+
+/* How long an interpreter may take to start (the guest gives it GUEST_CONTEXT_START_MS). */
+#define CONTEXT_OPEN_MS 75000
+#define CONTEXT_CLOSE_MS 10000
+
+static bool pack_has_python(const struct pack *pack)
+{
+	const char *slash = strrchr(pack->interpreter[0], '/');
+	const char *base = slash != NULL ? slash + 1 : pack->interpreter[0];
+
+	return strncmp(base, "python", 6) == 0;
+}
+
+int manager_context_create(struct manager *m, const char *id,
+			   const struct sandbox_context_request *req, struct sandbox_context *out,
+			   struct ember_error **err)
+{
+	struct proto_context msg = { .op = PROTO_CONTEXT_OPEN, .language = req->language };
+	struct sandbox *sb = acquire_ready(m, id, err);
+	size_t i;
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	if (req->language == PROTO_LANG_PYTHON && !pack_has_python(sb->pack)) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "pack `%s` has no python: use "
+				"\"language\": \"shell\", or a python sandbox", sb->pack->name);
+		release_after(m, sb, err, false);
+		return -1;
+	}
+	pthread_mutex_lock(&m->lock);
+	ret = contexts_reserve(&sb->contexts, m->cfg.max_contexts, req->language, out, err);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0) {
+		release_after(m, sb, err, false);
+		return -1;
+	}
+	snprintf(msg.id, sizeof(msg.id), "%s", out->id);
+	if (req->language == PROTO_LANG_PYTHON) {
+		for (i = 0; i < sb->pack->interpreter_argc && i < PROTO_CONTEXT_ARGV_MAX; i++)
+			msg.argv[i] = sb->pack->interpreter[i];
+		msg.argc = i;
+	}
+	for (i = 0; i < req->envc && i < PROTO_CONTEXT_ENV_MAX; i++)
+		msg.env[i] = req->env[i];
+	msg.envc = i;
+	msg.cwd = (char *)req->cwd;
+	msg.max_processes = m->cfg.max_processes;
+	ret = channel_context(sb->ch, &msg, time_mono_ms() + CONTEXT_OPEN_MS, NULL, err);
+	pthread_mutex_lock(&m->lock);
+	contexts_opened(&sb->contexts, out->id, ret == 0);
+	if (ret == 0)
+		contexts_get(&sb->contexts, out->id, out);
+	pthread_mutex_unlock(&m->lock);
+	if (ret == 0)
+		log_event(LOG_INFO, id, "context.created", -1, "%s %s", out->id,
+			  proto_context_language_name(out->language));
+	/* A context that could not start is the request's failure, not the sandbox's. */
+	if (ret < 0 && err != NULL && *err != NULL && (*err)->kind == EMBER_E_GUEST)
+		ember_error_wrap(err, "context did not start");
+	release_after(m, sb, err, ret < 0 && err != NULL && *err != NULL &&
+				      (*err)->kind != EMBER_E_GUEST);
+	return ret;
+}
+
+int manager_context_get(struct manager *m, const char *id, const char *cid,
+			struct sandbox_context *out, struct ember_error **err)
+{
+	struct sandbox *sb = acquire_ready(m, id, err);
+	bool found;
+
+	if (sb == NULL)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	found = contexts_get(&sb->contexts, cid, out);
+	pthread_mutex_unlock(&m->lock);
+	release_after(m, sb, err, false);
+	if (!found)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no context `%.40s` in this "
+				       "sandbox", cid);
+	return 0;
+}
+
+int manager_context_list(struct manager *m, const char *id, struct sandbox_context *out,
+			 size_t *count, struct ember_error **err)
+{
+	struct sandbox *sb = acquire_ready(m, id, err);
+
+	if (sb == NULL)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	*count = contexts_list(&sb->contexts, out, SANDBOX_CONTEXTS_MAX);
+	pthread_mutex_unlock(&m->lock);
+	release_after(m, sb, err, false);
+	return 0;
+}
+
+int manager_context_delete(struct manager *m, const char *id, const char *cid,
+			   struct ember_error **err)
+{
+	struct proto_context msg = { .op = PROTO_CONTEXT_CLOSE };
+	struct sandbox *sb = acquire_ready(m, id, err);
+	struct ember_error *gerr = NULL;
+	bool found;
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	found = contexts_remove(&sb->contexts, cid);
+	pthread_mutex_unlock(&m->lock);
+	if (!found) {
+		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no context `%.40s` in this sandbox", cid);
+		release_after(m, sb, err, false);
+		return -1;
+	}
+	snprintf(msg.id, sizeof(msg.id), "%s", cid);
+	ret = channel_context(sb->ch, &msg, time_mono_ms() + CONTEXT_CLOSE_MS, NULL, &gerr);
+	if (ret < 0 && gerr != NULL && gerr->kind == EMBER_E_NOT_FOUND)
+		ret = 0; /* its interpreter never started: nothing to stop */
+	if (ret < 0)
+		ember_error_propagate(err, steal_pointer(&gerr));
+	ember_error_free(&gerr);
+	release_after(m, sb, err, ret < 0);
+	return ret;
+}
+
+int manager_context_restart(struct manager *m, const char *id, const char *cid,
+			    struct sandbox_context *out, struct ember_error **err)
+{
+	struct proto_context msg = { .op = PROTO_CONTEXT_RESTART };
+	struct sandbox *sb = acquire_ready(m, id, err);
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	ret = contexts_acquire(&sb->contexts, cid, out, err);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0) {
+		release_after(m, sb, err, false);
+		return -1;
+	}
+	snprintf(msg.id, sizeof(msg.id), "%s", cid);
+	ret = channel_context(sb->ch, &msg, time_mono_ms() + CONTEXT_OPEN_MS, NULL, err);
+	pthread_mutex_lock(&m->lock);
+	contexts_release(&sb->contexts, cid, 0, 1);
+	contexts_get(&sb->contexts, cid, out);
+	pthread_mutex_unlock(&m->lock);
+	release_after(m, sb, err, ret < 0 && err != NULL && *err != NULL &&
+				      (*err)->kind != EMBER_E_GUEST);
 	return ret;
 }
 

@@ -15,6 +15,7 @@
 
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
+#include "sandbox/contexts.h"
 #include "sandbox/labels.h"
 #include "sandbox/procs.h"
 #include "util/error.h"
@@ -48,6 +49,7 @@ struct manager_config {
 	unsigned max_exec_timeout_ms;
 	uint64_t max_output_bytes;        /* per stream per exec */
 	unsigned max_processes;           /* RLIMIT_NPROC of the guest's sandbox user */
+	unsigned max_contexts;            /* code contexts per sandbox (<= SANDBOX_CONTEXTS_MAX) */
 	unsigned max_overlay_mib;         /* writable layer (guest tmpfs) a create may ask for */
 	bool snapshots;                   /* restore clones from templates when the driver can */
 	unsigned pool_size;               /* ready clones kept per pack (default shape); 0: none */
@@ -202,6 +204,31 @@ int manager_console(struct manager *m, const char *id, void *out, size_t size, s
 int manager_ps(struct manager *m, const char *id, struct proto_process **procs, size_t *count,
 	       struct ember_error **err);
 void manager_stats(struct manager *m, struct manager_stats *stats);
+
+/* Code contexts (contexts.h, docs/api.md "Contexts"), on a ready sandbox like exec. */
+struct sandbox_context_request {
+	enum proto_context_language language;
+	const char *cwd;                  /* NULL: the guest's home directory */
+	char *const *env;                 /* "NAME=value" */
+	size_t envc;
+};
+
+/* Starts the interpreter; returns once it is ready. 400 for python in a pack without it, 429
+ * beyond --max-contexts. */
+int manager_context_create(struct manager *m, const char *id,
+			   const struct sandbox_context_request *req, struct sandbox_context *out,
+			   struct ember_error **err);
+int manager_context_get(struct manager *m, const char *id, const char *cid,
+			struct sandbox_context *out, struct ember_error **err);
+/* out has room for SANDBOX_CONTEXTS_MAX. */
+int manager_context_list(struct manager *m, const char *id, struct sandbox_context *out,
+			 size_t *count, struct ember_error **err);
+/* Kills its interpreter (an exec running in it ends as killed). */
+int manager_context_delete(struct manager *m, const char *id, const char *cid,
+			   struct ember_error **err);
+/* A fresh interpreter, same settings; 409 while an exec runs in it. */
+int manager_context_restart(struct manager *m, const char *id, const char *cid,
+			    struct sandbox_context *out, struct ember_error **err);
 
 /* Background processes (procs.h). start: returns once the guest reported its pid. */
 int manager_process_start(struct manager *m, const char *id,

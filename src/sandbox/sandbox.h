@@ -49,6 +49,7 @@ struct sandbox {
 	struct channel *ch;
 	struct template *tpl;         /* the template a clone maps (reference held) */
 	struct procs *procs;          /* [lock] background processes; NULL until the first */
+	struct sandbox_contexts contexts; /* [lock] code contexts (their interpreters: the guest) */
 	const char *boot_mode;        /* "cold", "clone", "pool" */
 	char failure[512];            /* [lock] */
 	struct sandbox *next;         /* [lock] the table's link */
