@@ -346,11 +346,8 @@ static enum ember_error_kind exec_error_kind(const char *code)
 static int apply_context_reply(struct request *r, const struct proto_frame *f,
 			       struct ember_error **err)
 {
-	struct proto_started msg;
-
-	if (proto_started_decode(f->payload, f->header.length, &msg, err) < 0)
+	if (proto_context_reply_decode(f->payload, f->header.length, &r->context_pid, err) < 0)
 		return ember_error_wrap(err, "CONTEXT_REPLY for request %u", f->header.id);
-	r->context_pid = msg.pid;
 	r->done = true;
 	return 0;
 }

@@ -98,9 +98,7 @@ static void send_reply(struct guest_context *c, bool ok, const char *why)
 	if (c->reply_id == 0)
 		return;
 	if (ok) {
-		struct proto_started msg = { .pid = (int32_t)c->pid };
-
-		json = proto_started_encode(&msg, &len, &err);
+		json = proto_context_reply_encode((int32_t)c->pid, &len, &err);
 	} else {
 		json = proto_error_encode("context_failed", why, &len, &err);
 	}

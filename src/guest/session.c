@@ -477,7 +477,6 @@ static void handle_context(struct guest_session *s, const struct proto_frame *f)
 		guest_context_restart(c, id);
 	} else {
 		struct guest_context *prev = NULL, *cur;
-		struct proto_started gone = { .pid = 0 };
 		size_t len;
 		char *json;
 
@@ -489,7 +488,7 @@ static void handle_context(struct guest_session *s, const struct proto_frame *f)
 			s->contexts = guest_context_next(c);
 		s->ncontexts--;
 		guest_context_close(c);
-		json = proto_started_encode(&gone, &len, &err);
+		json = proto_context_reply_encode(0, &len, &err);
 		if (json != NULL)
 			session_emit(s, PROTO_CONTEXT_REPLY, id, json, len);
 		else

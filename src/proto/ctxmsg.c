@@ -1,6 +1,7 @@
 /* ctxmsg.c - strict JSON encoders/decoders of the context messages. */
 #include "proto/ctxmsg.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,6 +188,39 @@ fail:
 	json_decref(root);
 	proto_context_release(msg);
 	return -1;
+}
+
+char *proto_context_reply_encode(int32_t pid, size_t *len, struct ember_error **err)
+{
+	json_t *obj = json_pack("{s:i}", "pid", (int)pid);
+	char *text;
+
+	if (obj == NULL) {
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory building a message");
+		return NULL;
+	}
+	text = json_dump_compact(obj, len, err);
+	json_decref(obj);
+	return text;
+}
+
+int proto_context_reply_decode(const uint8_t *buf, size_t len, int32_t *pid,
+			       struct ember_error **err)
+{
+	static const char *const keys[] = { "pid", NULL };
+	json_t *root = NULL;
+	uint64_t value;
+	int ret = -1;
+
+	if (json_parse_object(buf, len, &root, KIND, err) < 0)
+		return -1;
+	if (json_check_keys(root, keys, KIND, err) == 0 &&
+	    json_get_uint(root, "pid", true, 0, INT32_MAX, &value, KIND, err) == 1) {
+		*pid = (int32_t)value;
+		ret = 0;
+	}
+	json_decref(root);
+	return ret;
 }
 
 /* --- the outcome --- */

@@ -75,6 +75,11 @@ int proto_context_decode(const uint8_t *buf, size_t len, struct proto_context *m
 void proto_context_release(struct proto_context *msg);
 const char *proto_context_language_name(enum proto_context_language language);
 
+/* CONTEXT_REPLY: {"pid"}, the interpreter's guest pid (0 after a close). */
+char *proto_context_reply_encode(int32_t pid, size_t *len, struct ember_error **err);
+int proto_context_reply_decode(const uint8_t *buf, size_t len, int32_t *pid,
+			       struct ember_error **err);
+
 /* The outcome as a JSON object {"restarted","result","error","results"}; NULL (err) when a
  * string is not UTF-8 or memory ran out. */
 json_t *proto_outcome_to_json(const struct proto_outcome *o, struct ember_error **err);

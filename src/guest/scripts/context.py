@@ -13,6 +13,7 @@ import base64
 import builtins
 import io
 import json
+import linecache
 import os
 import signal
 import sys
@@ -23,6 +24,7 @@ RESULT_MAX = 60 * 1024          # PROTO_RESULT_TEXT_MAX, with room for the JSON 
 ERROR_MAX = 60 * 1024           # PROTO_ERROR_TEXT_MAX, likewise
 RESULTS_MAX = 8                 # PROTO_RESULTS_MAX
 RESULTS_BYTES_MAX = 600 * 1024  # PROTO_RESULTS_BYTES_MAX, likewise
+CELLS_KEPT = 256                # cell sources kept for tracebacks of functions defined in them
 RICH = (("_repr_png_", "image/png", True), ("_repr_jpeg_", "image/jpeg", True),
         ("_repr_svg_", "image/svg+xml", False), ("_repr_html_", "text/html", False),
         ("_repr_markdown_", "text/markdown", False), ("_repr_latex_", "text/latex", False),
@@ -85,10 +87,10 @@ def compile_cell(source, filename):
     return body, (compile(last, filename, "eval") if last is not None else None)
 
 
-def describe(exc, filename):
+def describe(exc):
     """The exception as {name, value, traceback}, without this file's frames."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell-"):
         tb = tb.tb_next
     if isinstance(exc, SyntaxError):
         tb = None
@@ -101,6 +103,7 @@ class Context:
     def __init__(self, commands, replies):
         self.commands = commands
         self.replies = replies
+        self.runs = 0
         self.main = types.ModuleType("__main__")
         self.main.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = self.main
@@ -114,7 +117,11 @@ class Context:
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as f:
                 source = f.read()
-            filename = "<cell>"
+            self.runs += 1
+            filename = "<cell-%d>" % self.runs
+            # Tracebacks show the cell's lines, also from functions an earlier cell defined.
+            linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+            linecache.cache.pop("<cell-%d>" % (self.runs - CELLS_KEPT), None)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 body, last = compile_cell(source, filename)
@@ -135,7 +142,7 @@ class Context:
                 print(code, file=sys.stderr)
         except BaseException as e:  # KeyboardInterrupt too: the context lives on
             outcome["exit_code"] = 1
-            outcome["error"] = describe(e, "<cell>")
+            outcome["error"] = describe(e)
             try:
                 sys.stderr.write(outcome["error"]["traceback"])
             except Exception:
