@@ -287,6 +287,9 @@ static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
 	size_t i, n = 0;
 	int ret = -1;
 
+	/* Every run's code goes there: without it no interpreter is worth starting. */
+	if (access(c->cfg->code_root, X_OK) < 0)
+		return ember_error_sys(err, "code directory `%s`", c->cfg->code_root);
 	if (c->spec.language == PROTO_LANG_PYTHON) {
 		snprintf(script, sizeof(script), "%s/context.py", c->cfg->code_root);
 		if (guest_script_install(GUEST_SCRIPT_CONTEXT, script, err) < 0)
