@@ -599,7 +599,7 @@ static struct sandbox *boot_pool_clone(struct manager *m, const struct pack *pac
 	sb->state = SANDBOX_BOOTING;
 	sb->tpl = tpl;
 	if (id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), &err) == 0 &&
-	    boot_vm(m, sb, true, &err) == 0) {
+	    boot_vm(m, sb, true, &err) == 0 && template_warm_up(sb->ch, pack, &err) == 0) {
 		sb->boot_mode = "pool";
 		return sb;
 	}

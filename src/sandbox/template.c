@@ -303,10 +303,10 @@ void template_store_free(struct template_store *st, bool remove_files)
 	free(st);
 }
 
-/* Runs the interpreter once on an empty program, so the files it loads at startup are in the
- * guest's page cache when the snapshot is taken: every clone then starts its first program from
- * memory the clones share, instead of reading the pack image again into memory of its own. */
-static int warm_up(struct channel *ch, const struct pack *pack, struct ember_error **err)
+/* Runs the interpreter once on an empty program (template.h). In a template: the files it loads
+ * at startup are in the guest's page cache when the snapshot is taken, so every clone starts its
+ * first program from memory the clones share instead of reading the pack image again. */
+int template_warm_up(struct channel *ch, const struct pack *pack, struct ember_error **err)
 {
 	struct channel_exec_request req = {
 		.argv = pack->interpreter,
@@ -345,7 +345,7 @@ int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config
 		goto out;
 	fd = vmm_connect_agent(vm, deadline_ms, err);
 	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0 ||
-	    (pack != NULL && warm_up(ch, pack, err) < 0))
+	    (pack != NULL && template_warm_up(ch, pack, err) < 0))
 		goto out;
 	/* Nothing is in flight (the warm-up's EXIT came back), so the session holds nothing a clone
 	 * could receive. Snapshot at once, without waiting for the agent to see us hang up: a

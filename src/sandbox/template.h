@@ -77,6 +77,13 @@ const char *template_pack_image(const struct template *t);
  * memory_path (shared), waits for its agent, runs pack's interpreter once (warming the guest's
  * page cache for every clone; pack may be NULL), closes the channel, lets the agent go idle,
  * writes the device state to state_path, and stops the VM. run_dir holds the VM's sockets. */
+/* Runs pack's interpreter once on an empty program through ch: what a template does before its
+ * snapshot (the page cache), and what a pooled clone does before it is handed out (its VMM's
+ * code translations and the pages of its private copy: otherwise the client's first exec pays
+ * for them, ~4x a warm one under TCG). */
+struct channel;
+int template_warm_up(struct channel *ch, const struct pack *pack, struct ember_error **err);
+
 int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
 			 const struct pack *pack, const char *run_dir, const char *id,
 			 const char *memory_path, const char *state_path, int64_t deadline_ms,

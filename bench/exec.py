@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Exec-path benchmark (issue #12): how a sandbox's exec compares with a container starting the
+same interpreter, each row a ratio to a baseline measured in the same run on the same machine.
+
+    bench/exec.py [--runs 30] [--packs python,shell] [--images DIR] [--no-save]
+
+Baselines (host): `bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc` running
+/usr/bin/python3 -c 'print(1)' (python) or /bin/sh -c 'echo 1' (shell), one fresh process each.
+One daemon (release bin/emberd, private port and --run-dir under /tmp, --pool-size 1 so the warm
+pool serves the pooled rows), then per pack, each row p50 and p99 over --runs:
+  context exec     POST /exec with context_id in a warm context: `print(1)` / `echo 1`
+  warm exec        POST /exec `print(1)` in a sandbox that already ran one (no context)
+  pooled first     the first exec in a sandbox just taken from the pool (the create is not
+                   timed; the pool is refilled, untimed, before each)
+  pooled cycle     POST /sandboxes (from the pool) + first exec + DELETE
+The guest-side share of each exec (its duration_ms, from spawn to exit) is reported next to the
+round trip, so what the host and the channel add is visible. Goals (issue #12, TCG): context
+<= 0.25x, warm <= 1.5x, pooled first <= 3x, pooled cycle <= 4x.
+Prints one Markdown table (saved as bench/results/<date>-exec.md unless --no-save). Exit status
+0 when every measurement was taken, 1 on any error or leak.
+"""
+
+import argparse
+import datetime
+import http.client
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fastcreate import (REPO, BenchError, Daemon, expect, log,  # noqa: E402
+                        percentile, processes_mentioning, sigkill)
+
+BWRAP = ["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+WORK = {
+    "python": {"code": "print(1)", "host": ["/usr/bin/python3", "-c", "print(1)"],
+               "language": "python"},
+    "shell": {"code": "echo 1", "host": ["/bin/sh", "-c", "echo 1"], "language": "shell"},
+}
+GOALS = {"context exec": 0.25, "warm exec": 1.5, "pooled first exec": 3.0,
+         "pooled create + first exec + delete": 4.0}
+
+
+class ExecBench:
+    def __init__(self, args):
+        self.args = args
+        self.daemons = []
+        self.rows = []
+        self.tmp = None
+
+    def host_baseline(self, cmd):
+        ms = []
+        subprocess.run(BWRAP + cmd, check=True, capture_output=True)  # warm-up
+        for _ in range(self.args.runs):
+            t0 = time.perf_counter()
+            out = subprocess.run(BWRAP + cmd, check=True, capture_output=True)
+            ms.append((time.perf_counter() - t0) * 1000)
+            expect(out.stdout == b"1\n", f"baseline {cmd}: {out.stdout!r}")
+        return ms
+
+    def exec(self, sid, code, **extra):
+        body = {"code": code, **extra}
+        status, res, ms = self.client.call("POST", f"/sandboxes/{sid}/exec", body)
+        expect(status == 200 and res["exit_code"] == 0 and res["stdout"] == "1\n",
+               f"exec {code!r} {extra}: {status} {res}")
+        return ms, res["duration_ms"]
+
+    def create(self, pack):
+        status, sb, ms = self.client.call("POST", "/sandboxes", {"language_pack": pack})
+        expect(status == 201, f"create {pack}: {status} {sb}")
+        return sb, ms
+
+    def delete(self, sid):
+        status, res, ms = self.client.call("DELETE", f"/sandboxes/{sid}")
+        expect(status == 204, f"delete: {status} {res}")
+        return ms
+
+    def wait_pool(self, pack):
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            status, h, _ = self.client.call("GET", "/healthz")
+            if status == 200 and h["pool"]["ready_by_pack"].get(pack, 0) >= 1:
+                return
+            time.sleep(0.05)
+        raise BenchError(f"the {pack} pool did not refill within 900 s")
+
+    def add(self, pack, what, ms, guest_ms, base):
+        b50 = percentile(base, 0.5)
+        p50 = percentile(ms, 0.5)
+        goal = GOALS.get(what)
+        self.rows.append((pack, what, p50, percentile(ms, 0.99),
+                          percentile(guest_ms, 0.5) if guest_ms else None, b50, p50 / b50,
+                          goal))
+
+    def run_pack(self, pack):
+        w = WORK[pack]
+        log(f"{pack}: host baseline")
+        base = self.host_baseline(w["host"])
+        sb, _ = self.create(pack)
+        sid = sb["id"]
+        log(f"{pack}: context execs")
+        status, ctx, _ = self.client.call("POST", f"/sandboxes/{sid}/contexts",
+                                          {"language": w["language"]})
+        expect(status == 201, f"context: {status} {ctx}")
+        self.exec(sid, w["code"], context_id=ctx["id"])
+        runs = [self.exec(sid, w["code"], context_id=ctx["id"]) for _ in range(self.args.runs)]
+        self.add(pack, "context exec", [r[0] for r in runs], [r[1] for r in runs], base)
+        log(f"{pack}: warm execs")
+        self.exec(sid, w["code"])
+        runs = [self.exec(sid, w["code"]) for _ in range(self.args.runs)]
+        self.add(pack, "warm exec", [r[0] for r in runs], [r[1] for r in runs], base)
+        self.delete(sid)
+        log(f"{pack}: pooled first execs and cycles")
+        first, first_guest, cycle = [], [], []
+        for _ in range(self.args.runs):
+            self.wait_pool(pack)
+            sb, create_ms = self.create(pack)
+            expect(sb["boot_mode"] == "pool", f"not from the pool: {sb['boot_mode']}")
+            ms, guest = self.exec(sb["id"], w["code"])
+            cycle.append(create_ms + ms + self.delete(sb["id"]))
+            first.append(ms)
+            first_guest.append(guest)
+        self.add(pack, "pooled first exec", first, first_guest, base)
+        self.add(pack, "pooled create + first exec + delete", cycle, None, base)
+
+    def report(self, started):
+        out = [f"# Exec benchmark, {started:%Y-%m-%d %H:%M}", "",
+               f"{os.cpu_count()} CPUs, load at end {os.getloadavg()[0]:.2f}, {self.args.runs} "
+               "runs per row; baseline: bwrap --unshare-all running the same interpreter on the "
+               "host, measured in the same run.", "",
+               "| pack | what | p50 ms | p99 ms | guest p50 ms | bwrap p50 ms | ratio | goal |",
+               "|---|---|---:|---:|---:|---:|---:|---|"]
+        for pack, what, p50, p99, guest, b50, ratio, goal in self.rows:
+            verdict = "" if goal is None else (f"<= {goal}x " +
+                                               ("met" if ratio <= goal else "MISSED"))
+            g = f"{guest:.0f}" if guest is not None else "-"
+            out.append(f"| {pack} | {what} | {p50:.1f} | {p99:.1f} | {g} | {b50:.1f} | "
+                       f"{ratio:.2f}x | {verdict} |")
+        out += ["", "guest p50: the exec's own duration_ms as the guest measured it (spawn to "
+                "exit); the rest of the round trip is HTTP, the daemon and the guest channel."]
+        return "\n".join(out) + "\n"
+
+    def run(self):
+        a = self.args
+        self.tmp = tempfile.mkdtemp(prefix="ebx.", dir="/tmp")
+        started = datetime.datetime.now()
+        errors = []
+        try:
+            self.d = Daemon(self, "exec", ["--pool-size", "1", "--prewarm"])
+            self.client = self.d.client
+            for pack in a.packs.split(","):
+                self.run_pack(pack)
+        except (BenchError, OSError, http.client.HTTPException, KeyError, ValueError,
+                subprocess.CalledProcessError) as e:
+            errors.append(f"{type(e).__name__}: {e}")
+        finally:
+            for d in list(self.daemons):
+                d.client.close()
+                errors += d.stop()
+            left = processes_mentioning(self.tmp + "/", exclude=(os.getpid(),))
+            if left:
+                errors.append(f"processes left behind: {left}")
+                sigkill(left)
+            if errors:
+                for d in self.daemons:
+                    log(f"[{d.name}] log tail:\n{d.read_log()[-4000:]}")
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if errors:
+            for e in errors:
+                print(f"exec bench: {e}", file=sys.stderr)
+            return 1
+        text = self.report(started)
+        print(text, end="")
+        if not a.no_save:
+            os.makedirs(a.results_dir, exist_ok=True)
+            path = os.path.join(a.results_dir, f"{started:%Y-%m-%d}-exec.md")
+            with open(path, "w") as fh:
+                fh.write(text)
+            log(f"saved {path}")
+        return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=30, help="samples per row (default 30)")
+    p.add_argument("--packs", default="python,shell", help="packs to measure")
+    p.add_argument("--images", default=os.environ.get("IMAGES_DIR", "/var/lib/emberd/images"))
+    p.add_argument("--emberd", default=os.path.join(REPO, "bin", "emberd"))
+    p.add_argument("--results-dir", default=os.path.join(REPO, "bench", "results"))
+    p.add_argument("--no-save", action="store_true", help="print only")
+    args = p.parse_args()
+    for pack in args.packs.split(","):
+        if pack not in WORK:
+            p.error(f"unknown pack {pack!r} (python, shell)")
+    sys.exit(ExecBench(args).run())
+
+
+if __name__ == "__main__":
+    main()
