@@ -175,6 +175,15 @@ static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
 		{ "DELETE", "/sandboxes/" VALID_ID "/processes", 405, "GET, POST",
 		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method DELETE is not "
 		  "allowed here (allowed: GET, POST)\"}}" },
+		{ "GET", "/sandboxes/" VALID_ID "/contexts/ctx_XYZ", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no context `ctx_XYZ` "
+		  "in this sandbox\"}}" },
+		{ "POST", "/sandboxes/" VALID_ID "/contexts/..%2f/restart", 404, NULL,
+		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no context `..%2f` in "
+		  "this sandbox\"}}" },
+		{ "PUT", "/sandboxes/" VALID_ID "/contexts/ctx_1", 405, "GET, DELETE",
+		  "{\"error\":{\"code\":\"method_not_allowed\",\"message\":\"method PUT is not "
+		  "allowed here (allowed: GET, DELETE)\"}}" },
 		{ "GET", "/sandboxes/" VALID_ID "/processes/0", 404, NULL,
 		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no background process "
 		  "`0`\"}}" },
@@ -183,7 +192,7 @@ static void route_answers_unknown_paths_and_wrong_methods_exactly(void **state)
 		  "`12x`\"}}" },
 		{ "GET", "/sandboxes/" VALID_ID "/processes/99999999999999999999/output", 404, NULL,
 		  "{\"error\":{\"code\":\"not_found\",\"message\":\"no background process "
-		  "``\"}}" },
+		  "`99999999999999999999`\"}}" },
 		{ "POST", "/sandboxes/" VALID_ID "/processes/7/signal", 400, NULL,
 		  "{\"error\":{\"code\":\"invalid_argument\",\"message\":\"malformed JSON at byte 0: "
 		  "'[' or '{' expected near end of file\"}}" },
