@@ -77,6 +77,11 @@ json_t *api_encode_exit(const struct proto_exit *e)
 				e->stderr_truncated);
 	json_t *outcome;
 
+	if (obj != NULL && e->has_timing)
+		json_object_set_new(obj, "timing",
+				    json_pack("{s:I, s:I, s:I}", "queued_us", (json_int_t)e->queued_us,
+					      "spawn_us", (json_int_t)e->spawn_us, "run_us",
+					      (json_int_t)e->run_us));
 	if (obj == NULL || !e->context.present)
 		return obj;
 	/* An exec in a context: its final value, rich results and exception (docs/api.md). */

@@ -365,6 +365,10 @@ static void exec_maybe_finish(struct guest_exec *e)
 		msg.context = e->outcome;
 		msg.context.present = true;
 	}
+	msg.has_timing = true;
+	msg.queued_us = (uint64_t)(e->spawn_begin_us - e->received_us);
+	msg.spawn_us = (uint64_t)(e->started_us - e->spawn_begin_us);
+	msg.run_us = e->ended_us > e->started_us ? (uint64_t)(e->ended_us - e->started_us) : 0;
 	close_all(e);
 	remove_code(e);
 	e->finished = true;
@@ -388,6 +392,7 @@ void guest_exec_reaped(struct guest_exec *e, int wait_status)
 	 * process counts too: it was this exec's memory. */
 	e->oom_killed = guest_cgroup_oom_kills(e->cgroup) > 0;
 	e->end_ms = time_mono_ms();
+	e->ended_us = time_mono_us();
 	if (e->timer.fd >= 0 && arm_timer(e, GUEST_EXEC_GRACE_MS) < 0) {
 		guest_log("exec %u: arm grace timer: %s", e->id, strerror(errno));
 		e->grace_over = true;
@@ -413,6 +418,7 @@ void guest_exec_context_done(struct guest_exec *e, int exit_code, struct proto_o
 	e->reaped = true;
 	e->wait_status = (exit_code & 0xff) << 8; /* as waitpid reports an exit */
 	e->end_ms = time_mono_ms();
+	e->ended_us = time_mono_us();
 	e->outcome = *outcome;
 	memset(outcome, 0, sizeof(*outcome));
 	settle_context_run(e);
@@ -428,6 +434,7 @@ void guest_exec_context_lost(struct guest_exec *e, int wait_status, bool oom_kil
 	e->oom_killed = oom_killed;
 	e->outcome.restarted = true;
 	e->end_ms = time_mono_ms();
+	e->ended_us = time_mono_us();
 	settle_context_run(e);
 }
 
@@ -575,7 +582,11 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 	else /* a command exec has no code directory: its sequence number is unique too */
 		snprintf(name, sizeof(name), "%llu-cmd", (unsigned long long)seq);
 	e->start_ms = time_mono_ms();
-	return guest_exec_spawn_user(cfg, &run, &e->pid, e->cgroup, sizeof(e->cgroup), err);
+	e->spawn_begin_us = time_mono_us();
+	if (guest_exec_spawn_user(cfg, &run, &e->pid, e->cgroup, sizeof(e->cgroup), err) < 0)
+		return -1;
+	e->started_us = time_mono_us();
+	return 0;
 }
 
 int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
@@ -583,11 +594,13 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 		     void *ctx, struct guest_exec **out, struct ember_error **err)
 {
 	struct guest_exec *e = calloc(1, sizeof(*e));
+	int64_t received_us = time_mono_us();
 	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, in_pipe[2] = { -1, -1 };
 	int ret = -1, i;
 
 	if (e == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	e->received_us = received_us;
 	e->loop = loop;
 	e->ops = ops;
 	e->ctx = ctx;
@@ -674,10 +687,12 @@ int guest_exec_start_in_context(struct guest_loop *loop, const struct guest_exec
 				void *ctx, struct guest_exec **out, struct ember_error **err)
 {
 	struct guest_exec *e = calloc(1, sizeof(*e));
+	int64_t received_us = time_mono_us();
 	int fds[2] = { -1, -1 }, i;
 
 	if (e == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	e->received_us = received_us;
 	e->loop = loop;
 	e->ops = ops;
 	e->ctx = ctx;
@@ -699,8 +714,10 @@ int guest_exec_start_in_context(struct guest_loop *loop, const struct guest_exec
 		goto fail;
 	}
 	e->start_ms = time_mono_ms();
+	e->spawn_begin_us = time_mono_us();
 	if (guest_context_begin(c, e, e->code_path, fds, err) < 0)
 		goto fail;
+	e->started_us = time_mono_us();
 	e->context = c;
 	e->out[0].watch.fd = fds[0];
 	e->out[1].watch.fd = fds[1];

@@ -59,6 +59,10 @@ struct guest_exec {
 	pid_t pid;                        /* main process = process group id */
 	int64_t start_ms;
 	int64_t end_ms;
+	int64_t received_us;              /* monotonic: the EXEC arrived, the program started */
+	int64_t started_us;               /* (spawn began at start_ms), and it ended */
+	int64_t spawn_begin_us;
+	int64_t ended_us;
 	bool reaped;
 	int wait_status;
 	bool timed_out;

@@ -318,6 +318,12 @@ char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_
 				msg->stdout_truncated, "stderr_truncated", msg->stderr_truncated);
 	json_t *context;
 
+	if (obj != NULL && msg->has_timing)
+		json_object_set_new(obj, "timing",
+				    json_pack("{s:I, s:I, s:I}", "queued_us",
+					      (json_int_t)msg->queued_us, "spawn_us",
+					      (json_int_t)msg->spawn_us, "run_us",
+					      (json_int_t)msg->run_us));
 	if (obj != NULL && msg->context.present) {
 		context = proto_outcome_to_json(&msg->context, err);
 		if (context == NULL) {
@@ -339,8 +345,9 @@ int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 {
 	static const char *const keys[] = { "exit_code",        "signal",     "timed_out",
 					    "oom_killed",       "duration_ms", "stdout_truncated",
-					    "stderr_truncated", "context", NULL };
-	json_t *root = NULL, *context;
+					    "stderr_truncated", "context", "timing", NULL };
+	static const char *const timing_keys[] = { "queued_us", "spawn_us", "run_us", NULL };
+	json_t *root = NULL, *context, *timing;
 	int64_t code, sig;
 	uint64_t duration;
 	int ret = -1;
@@ -358,6 +365,19 @@ int proto_exit_decode(const uint8_t *buf, size_t len, struct proto_exit *msg,
 	    json_get_bool(root, "stdout_truncated", true, &msg->stdout_truncated, KIND, err) < 0 ||
 	    json_get_bool(root, "stderr_truncated", true, &msg->stderr_truncated, KIND, err) < 0)
 		goto out;
+	timing = json_object_get(root, "timing");
+	if (timing != NULL &&
+	    (!json_is_object(timing) || json_check_keys(timing, timing_keys, KIND, err) < 0 ||
+	     json_get_uint(timing, "queued_us", true, 0, UINT64_MAX >> 1, &msg->queued_us, KIND,
+			   err) < 0 ||
+	     json_get_uint(timing, "spawn_us", true, 0, UINT64_MAX >> 1, &msg->spawn_us, KIND,
+			   err) < 0 ||
+	     json_get_uint(timing, "run_us", true, 0, UINT64_MAX >> 1, &msg->run_us, KIND,
+			   err) < 0)) {
+		ember_error_set(err, KIND, 0, "field `timing` must be {queued_us, spawn_us, run_us}");
+		goto out;
+	}
+	msg->has_timing = timing != NULL;
 	context = json_object_get(root, "context");
 	if (context != NULL && proto_outcome_from_json(context, true, &msg->context, err) < 0)
 		goto out;

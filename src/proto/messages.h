@@ -73,6 +73,13 @@ struct proto_exit {
 	uint64_t duration_ms;
 	bool stdout_truncated;
 	bool stderr_truncated;
+	/* Version 4, where the guest's time went (microseconds): from the EXEC's arrival to the
+	 * program's start (code file, cgroup), the start itself (fork to execve, or handing the
+	 * run to a context), and from there to the exit. has_timing false: an older agent. */
+	bool has_timing;
+	uint64_t queued_us;
+	uint64_t spawn_us;
+	uint64_t run_us;
 	/* Version 4: the outcome of an exec in a context (ctxmsg.h); .present false otherwise.
 	 * Owns heap strings: proto_exit_release(). */
 	struct proto_outcome context;
