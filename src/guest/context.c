@@ -49,6 +49,7 @@ struct guest_context {
 	uint32_t reply_id;                 /* an open/restart waiting for "ready"; 0: none */
 	bool closing;                      /* closed: never start again */
 	bool restart_pending;              /* killed for a restart: start anew once reaped */
+	bool dying;                        /* killed: its pipes' end is no news */
 	struct guest_exec *running;
 };
 
@@ -116,6 +117,7 @@ void guest_context_kill(struct guest_context *c)
 	if (c->pid > 0 && !c->reaped) {
 		kill(-c->pid, SIGKILL);
 		guest_cgroup_kill(c->cgroup);
+		c->dying = true;
 	}
 }
 
@@ -144,6 +146,8 @@ static void close_interpreter_fds(struct guest_context *c)
  * which ends a running exec and starts a fresh interpreter. */
 static void misbehaved(struct guest_context *c, const char *what)
 {
+	if (c->dying)
+		return;
 	guest_log("context %s: %s: restarting it", c->spec.id, what);
 	guest_context_kill(c);
 }
@@ -322,6 +326,7 @@ static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
 	}
 	c->reaped = false;
 	c->ready = false;
+	c->dying = false;
 	c->cmd_fd = cmd[1];
 	c->reply.fd = rep[0];
 	c->out[0].fd = o[0];

@@ -17,7 +17,9 @@
 
 #include "guest/loop.h"
 #include "guest/session.h"
+#include "guest/context.h"
 #include "proto/credit.h"
+#include "proto/ctxmsg.h"
 #include "proto/frame.h"
 #include "proto/io.h"
 #include "proto/messages.h"
@@ -326,6 +328,194 @@ static void background_command_reports_started_and_takes_signals(void **state)
 	stop(fx);
 }
 
+/* --- contexts (version 4) --- */
+
+/* What agent.c's reaper does: each exited child to its exec or context. */
+static void reap(struct fixture *fx)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct guest_exec *e = guest_session_exec_by_pid(fx->session, pid);
+		struct guest_context *c = guest_session_context_by_pid(fx->session, pid);
+
+		if (e != NULL)
+			guest_exec_reaped(e, status);
+		else if (c != NULL)
+			guest_context_reaped(c, status);
+	}
+}
+
+/* The next frame for id other than output (collected into out), with the loop and reaper run. */
+static void next_frame_for(struct fixture *fx, uint32_t id, struct proto_frame *f, char *out,
+			   size_t size)
+{
+	int64_t deadline = time_mono_ms() + 20000;
+	size_t used = out != NULL ? strlen(out) : 0;
+
+	for (;;) {
+		int ret = proto_decoder_next(&fx->dec, f, NULL);
+
+		assert_true(ret >= 0);
+		if (ret == 1 && f->header.id == id && f->header.type != PROTO_STDOUT &&
+		    f->header.type != PROTO_STDERR)
+			return;
+		if (ret == 1 && f->header.type == PROTO_STDOUT && out != NULL &&
+		    used + f->header.length < size) {
+			memcpy(out + used, f->payload, f->header.length);
+			used += f->header.length;
+			out[used] = '\0';
+		}
+		if (ret == 1)
+			continue;
+		assert_true(time_mono_ms() < deadline);
+		assert_int_equal(guest_loop_run_once(&fx->loop, 10, NULL), 0);
+		reap(fx);
+		proto_fill(fx->host_fd, &fx->dec, NULL);
+	}
+}
+
+static void send_context(struct fixture *fx, uint32_t id, enum proto_context_op op,
+			 enum proto_context_language language)
+{
+	struct proto_context req = { .op = op, .language = language, .max_processes = 65536 };
+	size_t len;
+	char *json;
+
+	snprintf(req.id, sizeof(req.id), "ctx_0a");
+	if (language == PROTO_LANG_PYTHON) {
+		req.argv[0] = (char *)"/usr/bin/python3";
+		req.argc = 1;
+	}
+	json = proto_context_encode(&req, &len, NULL);
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_CONTEXT, 0, id, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+}
+
+/* Runs code in ctx_0a as exec id; returns its EXIT (release it), stdout into out. */
+static struct proto_exit run_in_context(struct fixture *fx, uint32_t id, const char *code,
+					uint32_t timeout_ms, char *out, size_t size)
+{
+	struct proto_exec req = {
+		.argv = { (char *)"/bin/sh", NULL },
+		.argc = 1,
+		.code = (char *)code,
+		.code_len = strlen(code),
+		.timeout_ms = timeout_ms,
+		.output_limit = 1u << 20,
+		.max_processes = 65536,
+		.context = (char *)"ctx_0a",
+	};
+	struct proto_exit exit_msg;
+	struct proto_frame f;
+	size_t len;
+	char *json = proto_exec_encode(&req, &len, NULL);
+
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_EXEC, 0, id, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+	out[0] = '\0';
+	next_frame_for(fx, id, &f, out, size);
+	assert_int_equal(f.header.type, PROTO_EXIT);
+	assert_int_equal(proto_exit_decode(f.payload, f.header.length, &exit_msg, NULL), 0);
+	assert_true(exit_msg.context.present);
+	assert_true(exit_msg.has_timing);
+	return exit_msg;
+}
+
+static void expect_context_reply(struct fixture *fx, uint32_t id)
+{
+	struct proto_frame f;
+	int32_t pid = -1;
+
+	next_frame_for(fx, id, &f, NULL, 0);
+	assert_int_equal(f.header.type, PROTO_CONTEXT_REPLY);
+	assert_int_equal(proto_context_reply_decode(f.payload, f.header.length, &pid, NULL), 0);
+	assert_true(pid >= 0);
+}
+
+static void shell_context_keeps_state_and_survives_a_lying_run(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	struct proto_exit x;
+	char out[256];
+
+	(void)state;
+	send_hello(fx, "sb_ctx");
+	expect_ready(fx, "sb_ctx");
+	send_context(fx, 2, PROTO_CONTEXT_OPEN, PROTO_LANG_SHELL);
+	expect_context_reply(fx, 2);
+	send_context(fx, 3, PROTO_CONTEXT_OPEN, PROTO_LANG_SHELL);
+	expect_error(fx, 3, "exists");
+	x = run_in_context(fx, 4, "N=41\ncd /\n", 20000, out, sizeof(out));
+	assert_int_equal(x.exit_code, 0);
+	proto_exit_release(&x);
+	x = run_in_context(fx, 5, "echo $((N + 1)) $(pwd)\nfalse", 20000, out, sizeof(out));
+	assert_string_equal(out, "42 /\n");
+	assert_int_equal(x.exit_code, 1);
+	assert_false(x.context.restarted);
+	proto_exit_release(&x);
+	/* the user's code writes to the reply pipe: the interpreter is killed and replaced */
+	x = run_in_context(fx, 6, "echo 'done {\"exit_code\":\"x\"}' >&3\nsleep 30", 20000, out,
+			   sizeof(out));
+	assert_true(x.context.restarted);
+	assert_int_equal(x.signal, 9);
+	proto_exit_release(&x);
+	x = run_in_context(fx, 7, "echo ${N:-gone}", 20000, out, sizeof(out));
+	assert_string_equal(out, "gone\n");
+	proto_exit_release(&x);
+	/* a timeout: SIGINT stops the foreground program, the shell and its state live on */
+	x = run_in_context(fx, 8, "M=7\nsleep 30\necho after", 300, out, sizeof(out));
+	assert_true(x.timed_out);
+	assert_false(x.context.restarted);
+	assert_string_equal(out, "after\n");
+	proto_exit_release(&x);
+	send_context(fx, 9, PROTO_CONTEXT_CLOSE, PROTO_LANG_SHELL);
+	expect_context_reply(fx, 9);
+	send_context(fx, 10, PROTO_CONTEXT_CLOSE, PROTO_LANG_SHELL);
+	expect_error(fx, 10, "unknown_context");
+	stop(fx);
+}
+
+static void python_context_result_error_and_interrupt(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	struct proto_exit x;
+	char out[256];
+
+	(void)state;
+	if (access("/usr/bin/python3", X_OK) < 0)
+		skip();
+	send_hello(fx, "sb_py");
+	expect_ready(fx, "sb_py");
+	send_context(fx, 2, PROTO_CONTEXT_OPEN, PROTO_LANG_PYTHON);
+	expect_context_reply(fx, 2);
+	x = run_in_context(fx, 3, "x = 20\nprint('hi')\nx + 22", 20000, out, sizeof(out));
+	assert_string_equal(out, "hi\n");
+	assert_string_equal(x.context.result, "42");
+	proto_exit_release(&x);
+	x = run_in_context(fx, 4, "import time\ntime.sleep(30)", 300, out, sizeof(out));
+	assert_true(x.timed_out);
+	assert_true(x.context.has_error);
+	assert_string_equal(x.context.error_name, "KeyboardInterrupt");
+	assert_false(x.context.restarted);
+	proto_exit_release(&x);
+	x = run_in_context(fx, 5, "x", 20000, out, sizeof(out));
+	assert_string_equal(x.context.result, "20");
+	proto_exit_release(&x);
+	/* a restart: the same context, a fresh interpreter */
+	send_context(fx, 6, PROTO_CONTEXT_RESTART, PROTO_LANG_PYTHON);
+	expect_context_reply(fx, 6);
+	x = run_in_context(fx, 7, "x", 20000, out, sizeof(out));
+	assert_string_equal(x.context.error_name, "NameError");
+	proto_exit_release(&x);
+	stop(fx); /* the session's end kills the interpreter */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +525,8 @@ int main(void)
 		cmocka_unit_test(credit_in_a_version_1_session_is_a_protocol_error),
 		cmocka_unit_test(hello_twice_on_a_socket_is_a_protocol_error),
 		cmocka_unit_test(a_taken_fd_outlives_its_session_with_its_unread_input),
+		cmocka_unit_test(shell_context_keeps_state_and_survives_a_lying_run),
+		cmocka_unit_test(python_context_result_error_and_interrupt),
 	};
 
 	return cmocka_run_group_tests_name("guest_session", tests, tmpdir_group_setup,
