@@ -237,6 +237,7 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 					    "max_output_bytes", "stream", "context_id",
 					    "fresh_interpreter", NULL };
 	uint64_t timeout;
+	json_t *env;
 	int got;
 
 	memset(out, 0, sizeof(*out));
@@ -282,10 +283,15 @@ int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 		ember_error_set(err, KIND, 0, "field `context_id` must be a context id (ctx_...)");
 		goto fail;
 	}
-	if (out->context_id != NULL && (out->has_stdin || out->fresh_interpreter)) {
+	env = json_object_get(out->root, "env");
+	if (out->context_id != NULL &&
+	    (out->has_stdin || out->fresh_interpreter || (env != NULL && !json_is_null(env)))) {
 		ember_error_set(err, KIND, 0, "field `context_id` cannot be combined with %s",
 				out->has_stdin ? "`stdin` (a context reads no input)"
-					       : "`fresh_interpreter`");
+				: out->fresh_interpreter ? "`fresh_interpreter`"
+							 : "`env` (a context keeps the environment "
+							   "it was created with: set os.environ "
+							   "or export in it)");
 		goto fail;
 	}
 	if (parse_env(out->root, out, err) < 0)

@@ -22,6 +22,7 @@
 #include "proto/credit.h"
 #include "proto/frame.h"
 #include "util/fdio.h"
+#include "util/text.h"
 #include "util/timeutil.h"
 
 static void exec_maybe_finish(struct guest_exec *e);
@@ -339,6 +340,32 @@ static void timer_ready(struct guest_watch *w, uint32_t events)
 	exec_maybe_finish(e);
 }
 
+/* EXIT as JSON within one frame: a context's outcome may not fit once escaped (a control
+ * character takes 6 bytes), so its rich results go first, then its texts are cut. */
+static char *encode_exit(struct proto_exit *msg, size_t *len, struct ember_error **err)
+{
+	struct proto_outcome *o = &msg->context;
+	char *json = proto_exit_encode(msg, len, err);
+	char **texts[] = { &o->result, &o->error_value, &o->error_traceback };
+	size_t i;
+
+	if (json == NULL || *len <= PROTO_MAX_PAYLOAD)
+		return json;
+	free(json);
+	for (i = 0; i < o->nresults; i++)
+		free(o->results[i].data);
+	o->nresults = 0;
+	json = proto_exit_encode(msg, len, err);
+	if (json == NULL || *len <= PROTO_MAX_PAYLOAD)
+		return json;
+	free(json);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		if (*texts[i] != NULL && strlen(*texts[i]) > GUEST_EXIT_TEXT_CUT)
+			utf8_truncate(*texts[i], GUEST_EXIT_TEXT_CUT);
+	}
+	return proto_exit_encode(msg, len, err);
+}
+
 static void exec_maybe_finish(struct guest_exec *e)
 {
 	struct proto_exit msg = { 0 };
@@ -372,7 +399,8 @@ static void exec_maybe_finish(struct guest_exec *e)
 	close_all(e);
 	remove_code(e);
 	e->finished = true;
-	json = proto_exit_encode(&msg, &len, &err);
+	json = encode_exit(&msg, &len, &err);
+	e->outcome = msg.context; /* what encode_exit left of it, freed with the exec */
 	if (json == NULL) {
 		guest_log_error(&err, "encode EXIT");
 	} else {

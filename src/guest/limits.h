@@ -32,6 +32,9 @@
 /* When the grace ends, what is already in the pipes is still read, up to this much per stream:
  * enough for a full pipe buffer, bounded against a writer that never stops. */
 #define GUEST_EXEC_FINAL_DRAIN (256u * 1024u)
+/* A context's outcome whose EXIT would not fit one frame loses its rich results, then has its
+ * result and exception texts cut to this many bytes (escaped, three of them fit with room). */
+#define GUEST_EXIT_TEXT_CUT (16u * 1024u)
 
 /* Resource limits of every exec (RLIMIT_NPROC, which stops fork bombs, comes from the host in
  * each EXEC as max_processes). FSIZE keeps one file from eating the whole overlay tmpfs. */

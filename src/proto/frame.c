@@ -64,12 +64,14 @@ static uint32_t type_max_payload(uint8_t type)
 	case PROTO_SIGNAL:
 		return 4;
 	case PROTO_STARTED:
+	case PROTO_CONTEXT_REPLY:
 		return 64;
 	case PROTO_HELLO:
 	case PROTO_READY:
-	case PROTO_EXIT:
 	case PROTO_ERROR:
 		return 4096;
+	case PROTO_EXIT: /* a context's outcome: result, exception, rich results (ctxmsg.h) */
+		return PROTO_MAX_PAYLOAD;
 	default:
 		return PROTO_MAX_PAYLOAD;
 	}

@@ -244,6 +244,13 @@ int catalog_check_files(const struct catalog *cat, int need_vmlinux, struct embe
 	return 0;
 }
 
+bool pack_is_python(const struct pack *pack)
+{
+	const char *slash = strrchr(pack->interpreter[0], '/');
+
+	return strncmp(slash != NULL ? slash + 1 : pack->interpreter[0], "python", 6) == 0;
+}
+
 const struct pack *catalog_find(const struct catalog *cat, const char *name)
 {
 	size_t i;

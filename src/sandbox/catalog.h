@@ -8,6 +8,7 @@
 #ifndef EMBER_SANDBOX_CATALOG_H
 #define EMBER_SANDBOX_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,8 @@ int catalog_load(const char *images_dir, struct catalog *cat, struct ember_error
  * missing and how to build it. need_vmlinux for Firecracker. */
 int catalog_check_files(const struct catalog *cat, int need_vmlinux, struct ember_error **err);
 const struct pack *catalog_find(const struct catalog *cat, const char *name);
+/* Whether the pack's interpreter is a python (its basename starts with "python"). */
+bool pack_is_python(const struct pack *pack);
 /* "python, shell" into out. */
 void catalog_names(const struct catalog *cat, char *out, size_t size);
 void catalog_release(struct catalog *cat);

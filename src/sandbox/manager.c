@@ -1394,14 +1394,6 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 #define CONTEXT_OPEN_MS 75000
 #define CONTEXT_CLOSE_MS 10000
 
-static bool pack_has_python(const struct pack *pack)
-{
-	const char *slash = strrchr(pack->interpreter[0], '/');
-	const char *base = slash != NULL ? slash + 1 : pack->interpreter[0];
-
-	return strncmp(base, "python", 6) == 0;
-}
-
 int manager_context_create(struct manager *m, const char *id,
 			   const struct sandbox_context_request *req, struct sandbox_context *out,
 			   struct ember_error **err)
@@ -1413,7 +1405,7 @@ int manager_context_create(struct manager *m, const char *id,
 
 	if (sb == NULL)
 		return -1;
-	if (req->language == PROTO_LANG_PYTHON && !pack_has_python(sb->pack)) {
+	if (req->language == PROTO_LANG_PYTHON && !pack_is_python(sb->pack)) {
 		ember_error_set(err, EMBER_E_INVALID, 0, "pack `%s` has no python: use "
 				"\"language\": \"shell\", or a python sandbox", sb->pack->name);
 		release_after(m, sb, err, false);

@@ -238,6 +238,21 @@ class ContextsTest(ContextsBase):
                                "    def _repr_svg_(self):\n        raise ValueError()\nBig()")
         self.assertEqual(res["results"], [])
         self.assertTrue(res["result"].startswith("<__main__.Big object"))
+        # long texts: a result beyond one frame's 4 KiB of old, one cut at 60 KiB, and rich data
+        # that escaping (a quote takes 2 bytes) grows beyond a reply: dropped, the rest stays
+        self.assertEqual(self.run_in(ctx, "'x' * 5000")["result"], "'" + "x" * 5000 + "'")
+        res = self.run_in(ctx, "'\u00e9' * 100000")
+        self.assertTrue(res["result"].endswith("[... cut]"), res["result"][-40:])
+        self.assertLessEqual(len(res["result"].encode()), 64 * 1024)
+        res = self.run_in(ctx, "class Quotes:\n    def _repr_html_(self):\n"
+                               "        return '\"' * 600000\n"
+                               "raise ValueError('\\x01' * 50000)")
+        self.assertEqual(res["error"]["name"], "ValueError")
+        self.assertEqual(len(res["error"]["value"]), 50000)
+        res = self.run_in(ctx, "Quotes()")
+        self.assertEqual(res["results"], [])
+        self.assertTrue(res["result"].startswith("<__main__.Quotes object"))
+        self.assertFalse(res["context_restarted"])
 
     def test_streamed_exec_in_a_context(self):
         ctx = self.open()
@@ -276,6 +291,8 @@ class ContextsTest(ContextsBase):
              {"code": "1", "context_id": ctx["id"], "stdin": "x"}, 400),
             ("POST", f"/sandboxes/{sid}/exec",
              {"code": "1", "context_id": ctx["id"], "fresh_interpreter": True}, 400),
+            ("POST", f"/sandboxes/{sid}/exec",
+             {"code": "1", "context_id": ctx["id"], "env": {"A": "1"}}, 400),
             ("POST", "/sandboxes/sb_00000000000000000000000000000000/contexts", {}, 404),
         ]
         for method, path, body, expect in cases:

@@ -24,6 +24,8 @@ RESULT_MAX = 60 * 1024          # PROTO_RESULT_TEXT_MAX, with room for the JSON 
 ERROR_MAX = 60 * 1024           # PROTO_ERROR_TEXT_MAX, likewise
 RESULTS_MAX = 8                 # PROTO_RESULTS_MAX
 RESULTS_BYTES_MAX = 600 * 1024  # PROTO_RESULTS_BYTES_MAX, likewise
+REPLY_MAX = 1000 * 1024         # under GUEST_CONTEXT_REPLY_MAX, with "done " and the newline
+TEXT_CUT = 16 * 1024            # a text cut to fit the reply: escaped, three of them fit
 CELLS_KEPT = 256                # cell sources kept for tracebacks of functions defined in them
 RICH = (("_repr_png_", "image/png", True), ("_repr_jpeg_", "image/jpeg", True),
         ("_repr_svg_", "image/svg+xml", False), ("_repr_html_", "text/html", False),
@@ -99,6 +101,29 @@ def describe(exc):
             "traceback": cut("".join(lines), ERROR_MAX)}
 
 
+def dump(outcome):
+    # Lone surrogates (source read with surrogateescape) are no UTF-8: "?" instead.
+    return json.dumps(outcome, ensure_ascii=False).encode("utf-8", "replace").decode("utf-8")
+
+
+def encode(outcome):
+    """The outcome as one JSON line the agent takes (GUEST_CONTEXT_REPLY_MAX): escaping may
+    grow it past that, so rich results go first, then the texts are cut."""
+    text = dump(outcome)
+    if len(text.encode("utf-8")) <= REPLY_MAX:
+        return text
+    outcome["results"] = []
+    text = dump(outcome)
+    if len(text.encode("utf-8")) <= REPLY_MAX:
+        return text
+    if outcome["result"] is not None:
+        outcome["result"] = cut(outcome["result"], TEXT_CUT)
+    if outcome["error"] is not None:
+        for key in ("value", "traceback"):
+            outcome["error"][key] = cut(outcome["error"][key], TEXT_CUT)
+    return dump(outcome)
+
+
 class Context:
     def __init__(self, commands, replies):
         self.commands = commands
@@ -159,13 +184,7 @@ class Context:
         for line in self.commands:
             if not line.startswith("run "):
                 continue
-            outcome = self.run(line[4:].rstrip("\n"))
-            try:
-                text = json.dumps(outcome, ensure_ascii=True)
-            except (TypeError, ValueError):
-                outcome["results"] = []
-                text = json.dumps(outcome, ensure_ascii=True)
-            self.reply("done " + text)
+            self.reply("done " + encode(self.run(line[4:].rstrip("\n"))))
 
 
 def main():
