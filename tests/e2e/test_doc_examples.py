@@ -73,6 +73,7 @@ class DocExamplesTest(unittest.TestCase):
         cls.d = harness.Daemon()
         cls.created = []
         cls.pid = None  # the last background process an example started
+        cls.context = None  # the last code context an example created
 
     @classmethod
     def tearDownClass(cls):
@@ -90,7 +91,15 @@ class DocExamplesTest(unittest.TestCase):
         if "/processes/" + docexamples.ELLIPSIS in path:
             self.assertIsNotNone(pid, f"{request.where()}: `/processes/…` before any start")
             path = path.replace("/processes/" + docexamples.ELLIPSIS, f"/processes/{pid}")
-        body = request.body.encode() if request.body is not None else None
+        body = request.body
+        ctx = "ctx_" + docexamples.ELLIPSIS
+        if ctx in path or (body is not None and ctx in body):
+            # `ctx_…` in a request's path or body: the context the last create made
+            self.assertIsNotNone(self.context, f"{request.where()}: `ctx_…` before any create")
+            path = path.replace(ctx, self.context)
+            if body is not None:
+                body = body.replace(ctx, self.context)
+        body = body.encode() if body is not None else None
         conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=300)
         try:
             names = {name.lower() for name, _ in request.headers}
@@ -156,6 +165,8 @@ class DocExamplesTest(unittest.TestCase):
             self.fail("\n".join(problems) + shown)
         if req.method == "POST" and req.path.endswith("/processes") and status == 201:
             type(self).pid = body["pid"]
+        if req.method == "POST" and req.path.endswith("/contexts") and status == 201:
+            type(self).context = body["id"]
         if req.method == "POST" and req.path == "/sandboxes" and status == 201:
             self.created.append(body["id"])
             return body["id"]
