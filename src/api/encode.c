@@ -184,6 +184,7 @@ json_t *api_encode_background(const struct procs_info *info)
 	json_object_del(obj, "truncated");
 	json_object_del(obj, "stdout_truncated");
 	json_object_del(obj, "stderr_truncated");
+	json_object_del(obj, "timing"); /* for a program that ran for hours: no news */
 	return steal_pointer(&obj);
 }
 
