@@ -23,6 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contract  # noqa: E402
 import harness  # noqa: E402
+from test_hostile import HOG  # noqa: E402
 
 FAKE_FC = os.path.join(harness.REPO, "tests", "fakes", "firecracker")
 NDJSON = "application/x-ndjson"
@@ -152,8 +153,9 @@ class ContextsTest(ContextsBase):
     def test_out_of_memory_restarts_the_context(self):
         ctx = self.open()
         self.run_in(ctx, "before = 'set'")
-        res = self.run_in(ctx, "hog = []\nwhile True:\n    hog.append(b'x' * (1 << 20))",
-                          timeout_ms=120000)
+        # All pages touched in one system call (test_hostile.HOG: a Python loop that touches
+        # them thrashes for minutes under emulation before the kernel gives up).
+        res = self.run_in(ctx, HOG, timeout_ms=240000)
         self.assertTrue(res["oom_killed"], res)
         self.assertTrue(res["context_restarted"])
         self.assertEqual(res["signal"], 9)
