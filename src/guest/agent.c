@@ -20,6 +20,7 @@
 
 #include "guest/cgroup.h"
 #include "guest/channel.h"
+#include "guest/forkserver.h"
 #include "guest/limits.h"
 #include "guest/log.h"
 #include "guest/loop.h"
@@ -68,6 +69,8 @@ static void agent_reap(struct agent *a)
 
 		if (pid <= 0)
 			break; /* 0: children left but none exited; -1/ECHILD: no children */
+		if (guest_forkserver_reaped(a->env.exec.forkserver, pid))
+			continue;
 		for (i = 0; i < SLOT_COUNT; i++) {
 			struct guest_exec *e;
 
@@ -368,6 +371,8 @@ static void agent_release(struct agent *a)
 	if (a->cfg->listen_unix != NULL)
 		unlink(a->cfg->listen_unix);
 	guest_loop_release(&a->loop);
+	guest_forkserver_free(a->env.exec.forkserver);
+	a->env.exec.forkserver = NULL;
 }
 
 int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **err)
@@ -383,6 +388,11 @@ int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **e
 		return -1;
 	a.env.loop = &a.loop;
 	a.env.exec = cfg->exec;
+	/* Plain python execs fork from a warm interpreter, started by the first of them. Without
+	 * one (out of memory) they start python3 the old way. */
+	a.env.exec.forkserver = guest_forkserver_new(cfg->exec.code_root, err);
+	if (a.env.exec.forkserver == NULL)
+		guest_log_error(err, "fork server");
 	a.env.apply_identity = cfg->pid1;
 	a.started_ms = time_mono_ms();
 	seed_json_hash();

@@ -15,6 +15,7 @@
 
 #include "guest/cgroup.h"
 #include "guest/env.h"
+#include "guest/forkserver.h"
 #include "guest/limits.h"
 #include "guest/log.h"
 #include "guest/spawn.h"
@@ -403,6 +404,48 @@ static int write_code(struct guest_exec *e, const struct guest_exec_config *cfg,
 	return 0;
 }
 
+/* A plain python exec through the fork server: the child's pid once it is in the exec's cgroup
+ * and let go (it ran nothing of the user's before), 0 to start it the old way, -1 when the child
+ * could not be set up (as guest_spawn would fail). */
+static pid_t spawn_warm(struct guest_exec *e, const struct guest_exec_config *cfg,
+			const struct proto_exec *req, const struct guest_spawn_spec *spec,
+			struct ember_error **err)
+{
+	char interp[PATH_MAX];
+	struct guest_forkserver_request fr = {
+		.interpreter = interp,
+		.code_path = e->code_path,
+		.cwd = spec->cwd,
+		.change_ids = spec->change_ids,
+		.uid = spec->uid,
+		.gid = spec->gid,
+		.max_processes = spec->max_processes,
+		.envp = spec->envp,
+		.stdin_fd = spec->stdin_fd,
+		.stdout_fd = spec->stdout_fd,
+		.stderr_fd = spec->stderr_fd,
+	};
+	int go_fd;
+	pid_t pid;
+
+	if (cfg->forkserver == NULL || !guest_forkserver_eligible(req, interp, sizeof(interp)))
+		return 0;
+	pid = guest_forkserver_spawn(cfg->forkserver, &fr, &go_fd, err);
+	if (pid <= 0)
+		return pid;
+	/* Before the go byte: every process the program starts is then in the cgroup. Closing
+	 * go_fd without the byte makes the child exit; the reaper collects it as an orphan. */
+	if (spec->cgroup_procs_fd >= 0 && guest_cgroup_move(spec->cgroup_procs_fd, pid, err) < 0) {
+		close(go_fd);
+		return -1;
+	}
+	if (guest_forkserver_go(go_fd, err) < 0) {
+		kill(-pid, SIGKILL);
+		return -1;
+	}
+	return pid;
+}
+
 static int spawn_program(struct guest_exec *e, const struct guest_exec_config *cfg,
 			 uint64_t seq, const struct proto_exec *req, int child_in, int child_out, int child_err,
 			 struct ember_error **err)
@@ -460,7 +503,9 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 		}
 	}
 	e->start_ms = time_mono_ms();
-	e->pid = guest_spawn(&spec, err);
+	e->pid = spawn_warm(e, cfg, req, &spec, err);
+	if (e->pid == 0)
+		e->pid = guest_spawn(&spec, err);
 	if (spec.cgroup_procs_fd >= 0)
 		close(spec.cgroup_procs_fd);
 	free(envp);
