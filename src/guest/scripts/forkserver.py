@@ -223,10 +223,11 @@ def run_main(path):
     finish(code, interrupted)
 
 
-def grandchild(req, fds, status_w, limits):
+def grandchild(sock, req, fds, status_w, limits):
     go = fds[3]
     try:
         setup_child(req, fds, status_w, limits)
+        sock.detach()  # fd 3 is closed: the object must never close a number user code reuses
     except SetupError as e:
         os.write(status_w, b"%d %d %s" % (os.getpid(), e.errnum, e.step.encode()))
         os._exit(127)
@@ -263,7 +264,7 @@ def serve_one(sock, msg, fds, limits):
         try:
             os.close(status_r)
             if os.fork() == 0:
-                grandchild(req, fds, status_w, limits)
+                grandchild(sock, req, fds, status_w, limits)
         except OSError as e:
             os.write(status_w, b"0 %d fork" % (e.errno or 5))
         finally:
