@@ -91,7 +91,7 @@ class Bench:
         bwrap = [self.host_ms(["bwrap", "--unshare-all", "--ro-bind", "/", "/", py, "-c",
                                "print(1)"]) for _ in range(runs)]
         host = [self.host_ms([py, "-c", "print(1)"]) for _ in range(runs)]
-        base = percentile(bwrap, 50)
+        base = percentile(bwrap, 0.5)
         rows = [("plain exec, fork server (warm sandbox)", warm),
                 ("plain exec, fresh python3 (same sandbox)", fresh),
                 ("pooled clone's first exec (fork server)", pooled),
@@ -102,10 +102,10 @@ class Bench:
         print("| measurement | n | p50 ms | p90 ms | p50 / bwrap |")
         print("|---|---|---|---|---|")
         for name, samples in rows:
-            p50 = percentile(samples, 50)
-            print(f"| {name} | {len(samples)} | {p50:.1f} | {percentile(samples, 90):.1f} | "
+            p50 = percentile(samples, 0.5)
+            print(f"| {name} | {len(samples)} | {p50:.1f} | {percentile(samples, 0.9):.1f} | "
                   f"{p50 / base:.1f}x |")
-        print(f"\nfresh / fork server p50: {percentile(fresh, 50) / percentile(warm, 50):.2f}x")
+        print(f"\nfresh / fork server p50: {percentile(fresh, 0.5) / percentile(warm, 0.5):.2f}x")
         return 0
 
     def close(self):
