@@ -68,6 +68,9 @@ void guest_forkserver_free(struct guest_forkserver *fs)
 	if (fs == NULL)
 		return;
 	stop(fs);
+	/* The agent-only mode removes its code directory at exit: the script must not keep it. */
+	if (fs->starts > 0)
+		unlink(fs->script);
 	free(fs);
 }
 

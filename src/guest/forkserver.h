@@ -51,7 +51,8 @@ struct guest_forkserver_reply {
  * created if missing). */
 struct guest_forkserver *guest_forkserver_new(const char *script_dir, struct ember_error **err);
 
-/* Kills the server (if running); the agent's reaper reaps it. NULL is fine. */
+/* Kills the server (if running; the agent's reaper reaps it) and removes the script it
+ * installed. NULL is fine. */
 void guest_forkserver_free(struct guest_forkserver *fs);
 
 /* True when req may run through the server: a plain python exec (not a command, not

@@ -8,18 +8,30 @@ pre-imported interpreter instead of starting python3, with the same isolation as
   differs between execs; code of uid 1000 can neither kill nor ptrace the server.
 - PooledForkServerTest: a pooled clone's first exec runs through the server its template started.
 
-The fallback (the server gone: the exec starts python3 the old way, the server restarts) has no
-hook a guest user could reach: tests/unit/test_guest_forkserver.c kills the server and checks it.
+- AgentOnlyForkServerTest (emberd-init --agent-only on this host, execs as uid 65534): the
+  guest side of `"fresh_interpreter": true`, and the fallback, which has no hook a guest user
+  could reach: here the server is a host process the test can stop and kill. A stopped server
+  (no reply) and a dead one make the exec start python3 the old way; the next exec restarts the
+  server, three starts at most.
 """
 
 import http.client
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import emberproto as ep  # noqa: E402
 import harness  # noqa: E402
+
+AGENT = os.path.join(harness.REPO, "build", "asan", "bin", "emberd-init")
+NOBODY = 65534
 
 WARM = "import sys\nprint('json' in sys.modules)\n"
 
@@ -169,6 +181,100 @@ class PooledForkServerTest(unittest.TestCase):
             self.assertEqual(d.delete(sb["id"]), 204)
         finally:
             d.stop()
+
+
+class AgentOnlyForkServerTest(unittest.TestCase):
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest("execs run as uid 65534: needs root")
+        self.tmp = tempfile.mkdtemp(prefix="emberd-fs-test.")
+        os.chmod(self.tmp, 0o755)
+        sock_path = os.path.join(self.tmp, "agent.sock")
+        self.stderr = open(os.path.join(self.tmp, "agent.stderr"), "wb")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0")
+        self.agent = subprocess.Popen(
+            [AGENT, "--agent-only", "--listen-unix", sock_path, "--exec-uid", str(NOBODY),
+             "--exec-gid", str(NOBODY), "--work-dir", self.tmp],
+            stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, env=env)
+        self.addCleanup(self.stop_agent)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sock_path):
+            self.assertIsNone(self.agent.poll(), self.log())
+            self.assertLess(time.monotonic(), deadline, "agent did not start")
+            time.sleep(0.02)
+        self.c = ep.Client.connect_unix(sock_path, timeout=60)
+        self.c.hello(version=4)
+
+    def log(self):
+        with open(os.path.join(self.tmp, "agent.stderr"), "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop_agent(self):
+        self.c.close()
+        self.agent.send_signal(signal.SIGTERM)
+        rc = self.agent.wait(timeout=60)
+        self.stderr.close()
+        log = self.log()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.assertEqual(rc, 0, log[-4000:])
+        self.assertNotIn("Sanitizer", log)
+
+    def warm(self, **fields):
+        """Whether the exec ran in a fork of the server (json pre-imported)."""
+        frame_id = self.c.alloc_id()
+        msg = {"argv": ["/usr/bin/python3"], "env": [], "code": WARM, "timeout_ms": 60000,
+               "output_limit": 1 << 20, "max_processes": 256, "stdin_follows": False, **fields}
+        self.c.send(ep.EXEC, frame_id, json.dumps(msg))
+        res = self.c.wait_exec(frame_id)
+        self.assertIsNone(res.error, res)
+        self.assertEqual(res.exit["exit_code"], 0, res)
+        return {b"True\n": True, b"False\n": False}[bytes(res.stdout)]
+
+    def server_pid(self):
+        script = os.path.join(self.tmp, ".emberd-exec", "forkserver.py").encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                with open(f"/proc/{pid}/status") as f:
+                    uid = [l for l in f if l.startswith("Uid:")][0].split()[1]
+            except (OSError, IndexError):
+                continue
+            if script in argv and uid == "0":  # the children run as 65534
+                return int(pid)
+        return None
+
+    def wait_gone(self, pid):
+        """Until the agent reaped it."""
+        deadline = time.monotonic() + 60
+        while os.path.exists(f"/proc/{pid}"):
+            self.assertLess(time.monotonic(), deadline, f"server {pid} not reaped")
+            time.sleep(0.05)
+
+    def test_fresh_interpreter_and_the_fallback(self):
+        self.assertTrue(self.warm())
+        self.assertFalse(self.warm(fresh_interpreter=True))
+        first = self.server_pid()
+        self.assertIsNotNone(first)
+        # A server that does not answer: this exec starts the old way, the server is killed.
+        os.kill(first, signal.SIGSTOP)
+        self.assertFalse(self.warm())
+        self.wait_gone(first)
+        self.assertIn("no reply within", self.log())
+        # A new one (the second start); killed from outside, the agent's reaper notices.
+        self.assertTrue(self.warm())
+        second = self.server_pid()
+        self.assertNotIn(second, (None, first))
+        os.kill(second, signal.SIGKILL)
+        self.wait_gone(second)
+        self.assertTrue(self.warm())  # the third start
+        third = self.server_pid()
+        os.kill(third, signal.SIGKILL)
+        self.wait_gone(third)
+        # No fourth start: the old way from now on, and execs still work.
+        self.assertFalse(self.warm())
+        self.assertIsNone(self.server_pid())
+        self.assertIn("starts used up", self.log())
 
 
 if __name__ == "__main__":
