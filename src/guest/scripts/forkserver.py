@@ -11,11 +11,13 @@
 # user code runs before that byte (EOF instead: the child exits). The child sets itself up like
 # src/guest/spawn.c does for `python3 FILE` and then runs FILE like python3 would. It never
 # runs user code in this process, and never reads anything but the agent's socket.
+# The server's own needs: the C modules only (signal and socket import enum, which costs
+# ~160 ms at start-up under TCG).
+import _signal as signal
+import _socket as socket
 import gc
 import os
 import resource
-import signal
-import socket
 import sys
 
 # What a plain exec often imports: already imported, each exec's fork starts with them (a
@@ -29,7 +31,6 @@ import math  # noqa: F401
 import random  # noqa: F401  (reseeds itself in every fork: os.register_at_fork)
 import re  # noqa: F401
 import time  # noqa: F401
-import types
 
 MAGIC = b"emberfs1"
 REQUEST_MAX = 256 * 1024
@@ -198,12 +199,11 @@ def finish(code, interrupted):
 def run_main(path):
     """Runs path like `python3 path`: a fresh __main__, SystemExit and uncaught exceptions."""
     import builtins
-    import importlib.machinery
-    main = types.ModuleType("__main__")
+    main = type(sys)("__main__")
     main.__file__ = path
     main.__cached__ = None
     main.__builtins__ = builtins
-    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
+    main.__loader__ = sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", path)
     main.__spec__ = None
     sys.modules["__main__"] = main
     sys.argv = [path]
@@ -287,8 +287,8 @@ def serve_one(sock, msg, fds, limits):
 def main():
     limits = tuple(int(a) for a in sys.argv[1:4])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.set_inheritable(3, False)
     sock = socket.socket(fileno=3)
-    sock.set_inheritable(False)
     # What is imported now is shared (copy-on-write) by every fork: keep the collector away.
     gc.collect()
     gc.freeze()
