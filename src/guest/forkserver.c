@@ -373,7 +373,7 @@ static int exchange(struct guest_forkserver *fs, const char *buf, size_t len,
 static int child_failure(const struct guest_forkserver_request *req,
 			 const struct guest_forkserver_reply *reply, struct ember_error **err)
 {
-	if (strcmp(reply->step, "child") == 0)
+	if (strcmp(reply->step, "child") == 0 || strcmp(reply->step, "request") == 0)
 		return 0;
 	if (strcmp(reply->step, "chdir to the working directory") == 0)
 		return ember_error_set(err, EMBER_E_GUEST, reply->errnum, "%s `%s`: %s",

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -52,7 +53,8 @@ static void write_code(const char *code)
 static pid_t request(struct guest_forkserver *fs, const char *code, const char *cwd,
 		     struct run *r, struct ember_error **err)
 {
-	char *envp[] = { "PATH=/usr/bin:/bin", "HOME=/tmp", "EMBER_T=value", NULL };
+	char *envp[] = { "PATH=/usr/bin:/bin", "HOME=/tmp", "EMBER_T=value",
+			 "EMBER_SECRET=s3cr3t-f0rk-marker", NULL };
 	int out[2], errp[2], in;
 	struct guest_forkserver_request req = {
 		.interpreter = PYTHON,
@@ -196,6 +198,56 @@ static void exit_codes_and_tracebacks_match_python3(void **state)
 	run_code(fs, "import json\njson.marker = 1\n", &r);
 	run_code(fs, "import json\nprint(hasattr(json, 'marker'))\n", &r);
 	assert_string_equal(r.out, "False\n");
+	stop_server(fs);
+}
+
+/* Whether pid's writable memory holds needle (read through /proc/<pid>/mem: root, or its parent). */
+static bool memory_contains(pid_t pid, const char *needle)
+{
+	char path[64], line[512];
+	size_t nlen = strlen(needle);
+	bool found = false;
+	FILE *maps;
+	int mem;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	maps = fopen(path, "r");
+	assert_non_null(maps);
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	mem = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(mem >= 0);
+	while (!found && fgets(line, sizeof(line), maps) != NULL) {
+		unsigned long start, end;
+		char perms[8];
+		char *buf;
+		ssize_t n;
+
+		if (sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 || perms[1] != 'w' ||
+		    end - start > (256ul << 20))
+			continue;
+		buf = malloc(end - start);
+		assert_non_null(buf);
+		n = pread(mem, buf, end - start, (off_t)start);
+		found = n > 0 && memmem(buf, (size_t)n, needle, nlen) != NULL;
+		free(buf);
+	}
+	close(mem);
+	fclose(maps);
+	return found;
+}
+
+static void the_server_keeps_no_execs_environment(void **state)
+{
+	struct guest_forkserver *fs = new_server();
+	char needle[64];
+	struct run r;
+
+	(void)state;
+	run_code(fs, "import os\nprint(os.environ['EMBER_SECRET'])\n", &r);
+	assert_string_equal(r.out, "s3cr3t-f0rk-marker\n");
+	snprintf(needle, sizeof(needle), "%s-%s", "s3cr3t", "f0rk-marker");
+	/* The next exec forks from this memory: no earlier exec's variables may be in it. */
+	assert_false(memory_contains(guest_forkserver_pid(fs), needle));
 	stop_server(fs);
 }
 
@@ -361,6 +413,7 @@ int main(void)
 		cmocka_unit_test(go_pipe_eof_makes_the_child_exit_unrun),
 		cmocka_unit_test(exit_codes_and_tracebacks_match_python3),
 		cmocka_unit_test(random_differs_between_execs),
+		cmocka_unit_test(the_server_keeps_no_execs_environment),
 		cmocka_unit_test(a_bad_cwd_is_the_execs_spawn_failure),
 		cmocka_unit_test(a_killed_server_means_fallback_then_a_restart),
 		cmocka_unit_test(restarts_are_bounded),

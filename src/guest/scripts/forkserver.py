@@ -5,7 +5,8 @@
 # It sends b"ready" once its modules are imported, then serves one request at a time:
 #   request: b"emberfs1\0CODE\0CWD\0CHANGE_IDS\0UID\0GID\0MAX_PROCESSES\0N\0ENV1\0..ENVN\0"
 #            with SCM_RIGHTS [stdin, stdout, stderr, go pipe read end]
-#   reply:   b"PID ERRNO STEP" (ERRNO 0 and STEP "-" when the child is ready and waits for go)
+#   reply:   b"PID ERRNO STEP" (ERRNO 0 and STEP "-" when the child is ready and waits for go;
+#            PID 0 when the server could not fork, STEP "request" for a malformed request)
 # Each request double-forks: the exec's process is reparented to the agent (PID 1 or a
 # subreaper), which moves it into the exec's cgroup and then writes one byte to the go pipe; no
 # user code runs before that byte (EOF instead: the child exits). The child sets itself up like
@@ -223,9 +224,13 @@ def run_main(path):
     finish(code, interrupted)
 
 
-def grandchild(sock, req, fds, status_w, limits):
+def grandchild(sock, request, fds, status_w, limits):
     go = fds[3]
     try:
+        try:
+            req = parse_request(bytes(request))
+        except ValueError:
+            raise SetupError("request", 22) from None
         setup_child(req, fds, status_w, limits)
         sock.detach()  # fd 3 is closed: the object must never close a number user code reuses
     except SetupError as e:
@@ -255,16 +260,17 @@ def grandchild(sock, req, fds, status_w, limits):
     run_main(req[0])
 
 
-def serve_one(sock, msg, fds, limits):
-    """Double-forks one exec; returns the reply."""
-    req = parse_request(msg)
+def serve_one(sock, request, fds, limits):
+    """Double-forks one exec; returns the reply. The request is parsed in the grandchild only:
+    no object of the server ever holds an exec's environment (main() zeroes the buffer), so no
+    later fork inherits one exec's variables in its memory."""
     status_r, status_w = os.pipe()
     middle = os.fork()
     if middle == 0:
         try:
             os.close(status_r)
             if os.fork() == 0:
-                grandchild(sock, req, fds, status_w, limits)
+                grandchild(sock, request, fds, status_w, limits)
         except OSError as e:
             os.write(status_w, b"0 %d fork" % (e.errno or 5))
         finally:
@@ -293,9 +299,10 @@ def main():
     gc.collect()
     gc.freeze()
     sock.send(b"ready")
+    buf = bytearray(REQUEST_MAX)
     while True:
-        msg, anc, _flags, _addr = sock.recvmsg(REQUEST_MAX, socket.CMSG_SPACE(FDS * 4))
-        if not msg:
+        n, anc, _flags, _addr = sock.recvmsg_into([buf], socket.CMSG_SPACE(FDS * 4))
+        if n == 0:
             return
         fds = []
         for level, kind, data in anc:
@@ -306,11 +313,11 @@ def main():
             if len(fds) != FDS:
                 reply = b"0 22 request"
             else:
-                reply = serve_one(sock, msg, fds, limits)
-        except ValueError:
-            reply = b"0 22 request"
+                reply = serve_one(sock, memoryview(buf)[:n], fds, limits)
         except OSError as e:
             reply = b"0 %d fork" % (e.errno or 5)
+        finally:
+            buf[:n] = bytes(n)
         for fd in fds:
             os.close(fd)
         sock.send(reply)
