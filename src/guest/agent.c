@@ -21,6 +21,7 @@
 #include "guest/cgroup.h"
 #include "guest/context.h"
 #include "guest/channel.h"
+#include "guest/forkserver.h"
 #include "guest/limits.h"
 #include "guest/log.h"
 #include "guest/loop.h"
@@ -69,6 +70,8 @@ static void agent_reap(struct agent *a)
 
 		if (pid <= 0)
 			break; /* 0: children left but none exited; -1/ECHILD: no children */
+		if (guest_forkserver_reaped(a->env.exec.forkserver, pid))
+			continue;
 		for (i = 0; i < SLOT_COUNT; i++) {
 			struct guest_exec *e;
 			struct guest_context *c;
@@ -375,6 +378,8 @@ static void agent_release(struct agent *a)
 	if (a->cfg->listen_unix != NULL)
 		unlink(a->cfg->listen_unix);
 	guest_loop_release(&a->loop);
+	guest_forkserver_free(a->env.exec.forkserver);
+	a->env.exec.forkserver = NULL;
 }
 
 int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **err)
@@ -390,6 +395,11 @@ int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **e
 		return -1;
 	a.env.loop = &a.loop;
 	a.env.exec = cfg->exec;
+	/* Plain python execs fork from a warm interpreter, started by the first of them. Without
+	 * one (out of memory) they start python3 the old way. */
+	a.env.exec.forkserver = guest_forkserver_new(cfg->exec.code_root, err);
+	if (a.env.exec.forkserver == NULL)
+		guest_log_error(err, "fork server");
 	a.env.apply_identity = cfg->pid1;
 	a.started_ms = time_mono_ms();
 	seed_json_hash();

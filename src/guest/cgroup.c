@@ -108,6 +108,16 @@ int guest_cgroup_create(const char *root, const char *name, uint32_t max_pids, c
 	return 0;
 }
 
+int guest_cgroup_move(int procs_fd, pid_t pid, struct ember_error **err)
+{
+	char text[24];
+	int len = snprintf(text, sizeof(text), "%d", (int)pid);
+
+	if (write(procs_fd, text, (size_t)len) != len)
+		return ember_error_sys(err, "move %d into its cgroup", (int)pid);
+	return 0;
+}
+
 void guest_cgroup_kill(const char *path)
 {
 	char procs[PATH_MAX];

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util/error.h"
 
@@ -27,6 +28,10 @@ bool guest_cgroup_setup(const char *root);
  * cgroup.procs for the child to write "0" into before exec. */
 int guest_cgroup_create(const char *root, const char *name, uint32_t max_pids, char *path,
 			size_t path_size, int *procs_fd, struct ember_error **err);
+
+/* Moves pid (a child that has not run user code yet, the fork server's) into the cgroup whose
+ * cgroup.procs procs_fd is open on. */
+int guest_cgroup_move(int procs_fd, pid_t pid, struct ember_error **err);
 
 /* Kills every process in the cgroup (cgroup.kill; per-pid SIGKILL on kernels without it). */
 void guest_cgroup_kill(const char *path);

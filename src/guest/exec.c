@@ -16,6 +16,7 @@
 #include "guest/cgroup.h"
 #include "guest/context.h"
 #include "guest/env.h"
+#include "guest/forkserver.h"
 #include "guest/limits.h"
 #include "guest/log.h"
 #include "guest/spawn.h"
@@ -531,6 +532,49 @@ static int write_code(struct guest_exec *e, const struct guest_exec_config *cfg,
 	return 0;
 }
 
+/* A plain python exec through the fork server: the child's pid once it is in the exec's cgroup
+ * and let go (it ran nothing of the user's before), 0 to start it the old way, -1 when the child
+ * could not be set up (as guest_spawn would fail). */
+static pid_t spawn_warm(const struct guest_exec_config *cfg, const struct guest_user_run *run,
+			const struct guest_spawn_spec *spec, struct ember_error **err)
+{
+	const struct proto_exec *req = run->warm;
+	char interp[PATH_MAX];
+	struct guest_forkserver_request fr = {
+		.interpreter = interp,
+		.code_path = run->code_path,
+		.cwd = spec->cwd,
+		.change_ids = spec->change_ids,
+		.uid = spec->uid,
+		.gid = spec->gid,
+		.max_processes = spec->max_processes,
+		.envp = spec->envp,
+		.stdin_fd = spec->stdin_fd,
+		.stdout_fd = spec->stdout_fd,
+		.stderr_fd = spec->stderr_fd,
+	};
+	int go_fd;
+	pid_t pid;
+
+	if (req == NULL || cfg->forkserver == NULL ||
+	    !guest_forkserver_eligible(req, interp, sizeof(interp)))
+		return 0;
+	pid = guest_forkserver_spawn(cfg->forkserver, &fr, &go_fd, err);
+	if (pid <= 0)
+		return pid;
+	/* Before the go byte: every process the program starts is then in the cgroup. Closing
+	 * go_fd without the byte makes the child exit; the reaper collects it as an orphan. */
+	if (spec->cgroup_procs_fd >= 0 && guest_cgroup_move(spec->cgroup_procs_fd, pid, err) < 0) {
+		close(go_fd);
+		return -1;
+	}
+	if (guest_forkserver_go(go_fd, err) < 0) {
+		kill(-pid, SIGKILL);
+		return -1;
+	}
+	return pid;
+}
+
 int guest_exec_spawn_user(const struct guest_exec_config *cfg, const struct guest_user_run *run,
 			  pid_t *pid, char *cgroup, size_t cgroup_size, struct ember_error **err)
 {
@@ -574,7 +618,9 @@ int guest_exec_spawn_user(const struct guest_exec_config *cfg, const struct gues
 		free(envp);
 		return -1;
 	}
-	*pid = guest_spawn(&spec, err);
+	*pid = spawn_warm(cfg, run, &spec, err);
+	if (*pid == 0)
+		*pid = guest_spawn(&spec, err);
 	if (spec.cgroup_procs_fd >= 0)
 		close(spec.cgroup_procs_fd);
 	free(envp);
@@ -597,6 +643,8 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 		.stdout_fd = child_out,
 		.stderr_fd = child_err,
 		.fd3 = -1,
+		.warm = req,
+		.code_path = e->code_path,
 	};
 	size_t i;
 

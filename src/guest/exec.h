@@ -16,6 +16,7 @@
 #include "util/error.h"
 
 struct guest_exec;
+struct guest_forkserver;
 
 /* How an exec talks to its session (kept abstract so exec.c knows nothing of sessions). */
 struct guest_exec_ops {
@@ -36,6 +37,7 @@ struct guest_exec_config {
 	uid_t uid;
 	gid_t gid;
 	const char *cgroup_root; /* per-exec cgroups are made here; NULL: process groups only */
+	struct guest_forkserver *forkserver; /* plain python execs fork from it; NULL: never */
 };
 
 struct guest_exec_stream {
@@ -104,13 +106,16 @@ struct guest_user_run {
 	uint32_t max_processes;
 	const char *cgroup_name;      /* unique under the cgroup root */
 	int stdin_fd, stdout_fd, stderr_fd, fd3;
+	const struct proto_exec *warm; /* non-NULL: through the fork server when it may (cfg) */
+	const char *code_path;        /* with warm: the code file the server's child runs */
 };
 
 /* *pid once the program runs; its cgroup path into cgroup ("" without one, or on failure). */
 int guest_exec_spawn_user(const struct guest_exec_config *cfg, const struct guest_user_run *run,
 			  pid_t *pid, char *cgroup, size_t cgroup_size, struct ember_error **err);
 
-/* Writes the code file, spawns argv + [code file] (argv alone for a command exec, which has no
+/* Writes the code file, spawns argv + [code file] (a plain python exec through the fork server
+ * when cfg has one and it works, docs/guest.md "Fork server"; argv alone for a command exec, which has no
  * code file) and registers the pipes and the timer (not armed for a background exec).
  * EMBER_E_GUEST: the program could not be started (ERROR spawn_failed); other kinds: internal. */
 int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,

@@ -89,4 +89,13 @@
 /* /proc/<pid>/status is ~1.5 KiB; stat is < 1 KiB. */
 #define GUEST_PROC_FILE_MAX 8192u
 
+/* The fork server (guest/forkserver.c). Starting it costs one interpreter start plus its
+ * imports (~0.3 s under TCG): ready within 10 s or it is given up (a loaded TCG host). A reply is
+ * one fork and the child's set-up (milliseconds): 3 s covers a host starved by other guests.
+ * The agent (PID 1) waits for both, so they are bounds, not expectations. After 3 starts that
+ * failed or died, plain execs start python3 the old way for the rest of the agent's life. */
+#define GUEST_FORKSERVER_READY_MS 10000
+#define GUEST_FORKSERVER_REPLY_MS 3000
+#define GUEST_FORKSERVER_STARTS_MAX 3u
+
 #endif
