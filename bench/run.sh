@@ -1,11 +1,12 @@
 #!/bin/sh
 # `make bench`: the fast-create benchmark (bench/fastcreate.py), the workspace benchmark
-# (bench/workspace.py: files, streamed exec, background processes) and the density benchmark
+# (bench/workspace.py: files, streamed exec, background processes), the exec-path benchmark
+# (bench/exec.py: contexts, the fork server, pooled first execs, against bwrap) and the density benchmark
 # (bench/density.py: many sandboxes on one host), against the release build in bin/. Prints
 # their Markdown reports on stdout (progress on stderr) and saves them as
-# bench/results/<YYYY-MM-DD>.md, <YYYY-MM-DD>-workspace.md and <YYYY-MM-DD>-density.md.
+# bench/results/<YYYY-MM-DD>.md, -workspace.md, -exec.md and -density.md.
 # Arguments (or $BENCH_ARGS) go to bench/fastcreate.py, $WORKSPACE_ARGS to bench/workspace.py,
-# $DENSITY_ARGS to bench/density.py.
+# $EXEC_ARGS to bench/exec.py, $DENSITY_ARGS to bench/density.py.
 set -eu
 cd "$(dirname "$0")/.."
 IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
@@ -25,5 +26,7 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 "$PYTHON" bench/fastcreate.py --images "$IMAGES_DIR" ${BENCH_ARGS:-} "$@"
 # shellcheck disable=SC2086 # WORKSPACE_ARGS is a list of arguments
 "$PYTHON" bench/workspace.py --images "$IMAGES_DIR" ${WORKSPACE_ARGS:-}
+# shellcheck disable=SC2086 # EXEC_ARGS is a list of arguments
+"$PYTHON" bench/exec.py --images "$IMAGES_DIR" ${EXEC_ARGS:-}
 # shellcheck disable=SC2086 # DENSITY_ARGS is a list of arguments
 exec "$PYTHON" bench/density.py --images "$IMAGES_DIR" ${DENSITY_ARGS:-}

@@ -400,6 +400,10 @@ int guest_agent_run(const struct guest_agent_config *cfg, struct ember_error **e
 	a.env.exec.forkserver = guest_forkserver_new(cfg->exec.code_root, err);
 	if (a.env.exec.forkserver == NULL)
 		guest_log_error(err, "fork server");
+	/* In a VM its start (seconds under emulation) overlaps the boot's end and the host's
+	 * hello instead of the first exec (a pack without python3 has none). */
+	if (cfg->pid1)
+		guest_forkserver_prestart(a.env.exec.forkserver, "python3");
 	a.env.apply_identity = cfg->pid1;
 	a.started_ms = time_mono_ms();
 	seed_json_hash();

@@ -31,6 +31,7 @@ struct guest_forkserver {
 	pid_t pid;                  /* 0: none runs (or it was reaped) */
 	int sock;                   /* the agent's end of the socketpair; -1 when none runs */
 	unsigned starts;            /* attempts so far (GUEST_FORKSERVER_STARTS_MAX) */
+	bool ready;                 /* its "ready" came (else it is still starting) */
 	bool gave_up_logged;
 };
 
@@ -60,6 +61,7 @@ static void stop(struct guest_forkserver *fs)
 	if (fs->sock >= 0)
 		close(fs->sock);
 	fs->sock = -1;
+	fs->ready = false;
 	fs->interpreter[0] = '\0';
 }
 
@@ -207,7 +209,8 @@ static int await_ready(struct guest_forkserver *fs, struct ember_error **err)
 	return 0;
 }
 
-static int start(struct guest_forkserver *fs, const char *interp, struct ember_error **err)
+/* Forks and execs the server; its "ready" is awaited by the first exec that needs it. */
+static int launch(struct guest_forkserver *fs, const char *interp, struct ember_error **err)
 {
 	int sv[2];
 	pid_t pid;
@@ -233,7 +236,21 @@ static int start(struct guest_forkserver *fs, const char *interp, struct ember_e
 		ember_error_sys(err, "set the fork server socket non-blocking");
 		return -1;
 	}
-	return await_ready(fs, err);
+	return 0;
+}
+
+void guest_forkserver_prestart(struct guest_forkserver *fs, const char *name)
+{
+	struct ember_error *err = NULL;
+	char interp[PATH_MAX];
+
+	if (fs == NULL || fs->sock >= 0 || fs->starts >= GUEST_FORKSERVER_STARTS_MAX ||
+	    !python_name(name) || !resolve(name, interp, sizeof(interp)))
+		return;
+	if (launch(fs, interp, &err) < 0) {
+		guest_log_error(&err, "fork server: early start");
+		stop(fs);
+	}
 }
 
 /* A running server for interp, started if needed: false when none can be had. */
@@ -241,8 +258,20 @@ static bool ensure_running(struct guest_forkserver *fs, const char *interp)
 {
 	struct ember_error *err = NULL;
 
+	if (fs->sock >= 0 && strcmp(fs->interpreter, interp) != 0)
+		return false; /* another python: the old way */
+	if (fs->sock >= 0 && !fs->ready) {
+		/* started early (at boot) or by an earlier exec whose wait failed to finish */
+		if (await_ready(fs, &err) < 0) {
+			guest_log_error(&err, "fork server: start");
+			stop(fs);
+			return false;
+		}
+		fs->ready = true;
+		guest_log("fork server %d ready (%s)", (int)fs->pid, interp);
+	}
 	if (fs->sock >= 0)
-		return strcmp(fs->interpreter, interp) == 0; /* another python: the old way */
+		return true;
 	if (fs->starts >= GUEST_FORKSERVER_STARTS_MAX) {
 		if (!fs->gave_up_logged)
 			guest_log("fork server: all %u starts used up; plain execs start python3 the old "
@@ -250,11 +279,12 @@ static bool ensure_running(struct guest_forkserver *fs, const char *interp)
 		fs->gave_up_logged = true;
 		return false;
 	}
-	if (start(fs, interp, &err) < 0) {
+	if (launch(fs, interp, &err) < 0 || await_ready(fs, &err) < 0) {
 		guest_log_error(&err, "fork server: start");
 		stop(fs);
 		return false;
 	}
+	fs->ready = true;
 	guest_log("fork server %d ready (%s)", (int)fs->pid, interp);
 	return true;
 }

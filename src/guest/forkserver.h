@@ -51,6 +51,11 @@ struct guest_forkserver_reply {
  * created if missing). */
 struct guest_forkserver *guest_forkserver_new(const char *script_dir, struct ember_error **err);
 
+/* Starts the server for the interpreter name (e.g. "python3") now, without waiting for it: the
+ * first eligible exec then waits only for what is left of its start. Nothing when the name is no
+ * python, cannot be found, or a server runs. PID 1 calls it at boot. */
+void guest_forkserver_prestart(struct guest_forkserver *fs, const char *name);
+
 /* Kills the server (if running; the agent's reaper reaps it) and removes the script it
  * installed. NULL is fine. */
 void guest_forkserver_free(struct guest_forkserver *fs);
