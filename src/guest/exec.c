@@ -665,25 +665,21 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 	return 0;
 }
 
-int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
-		     uint32_t id, const struct proto_exec *req, const struct guest_exec_ops *ops,
-		     void *ctx, struct guest_exec **out, struct ember_error **err)
+/* A new exec with no fds yet: its streams and watches initialised, its arrival time taken. */
+static struct guest_exec *exec_new(struct guest_loop *loop, uint32_t id, uint64_t output_limit,
+				   const struct guest_exec_ops *ops, void *ctx)
 {
 	struct guest_exec *e = calloc(1, sizeof(*e));
-	int64_t received_us = time_mono_us();
-	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, in_pipe[2] = { -1, -1 };
-	int ret = -1, i;
+	int i;
 
 	if (e == NULL)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	e->received_us = received_us;
+		return NULL;
+	e->received_us = time_mono_us();
 	e->loop = loop;
 	e->ops = ops;
 	e->ctx = ctx;
 	e->id = id;
-	e->background = req->background;
-	/* A background exec's output is bounded by the host's ring instead (docs/protocol.md). */
-	e->output_limit = req->background ? UINT64_MAX : req->output_limit;
+	e->output_limit = output_limit;
 	for (i = 0; i < 2; i++) {
 		e->out[i].exec = e;
 		e->out[i].type = i == 0 ? PROTO_STDOUT : PROTO_STDERR;
@@ -691,6 +687,22 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 	}
 	guest_watch_init(&e->stdin_watch, -1, stdin_ready);
 	guest_watch_init(&e->timer, -1, timer_ready);
+	return e;
+}
+
+int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cfg, uint64_t seq,
+		     uint32_t id, const struct proto_exec *req, const struct guest_exec_ops *ops,
+		     void *ctx, struct guest_exec **out, struct ember_error **err)
+{
+	/* A background exec's output is bounded by the host's ring instead (docs/protocol.md). */
+	struct guest_exec *e = exec_new(loop, id, req->background ? UINT64_MAX : req->output_limit,
+					ops, ctx);
+	int out_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 }, in_pipe[2] = { -1, -1 };
+	int ret = -1, i;
+
+	if (e == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	e->background = req->background;
 
 	if (!req->command && write_code(e, cfg, seq, req, err) < 0)
 		goto fail;
@@ -762,26 +774,12 @@ int guest_exec_start_in_context(struct guest_loop *loop, const struct guest_exec
 				struct guest_context *c, const struct guest_exec_ops *ops,
 				void *ctx, struct guest_exec **out, struct ember_error **err)
 {
-	struct guest_exec *e = calloc(1, sizeof(*e));
-	int64_t received_us = time_mono_us();
-	int fds[2] = { -1, -1 }, i;
+	struct guest_exec *e = exec_new(loop, id, req->output_limit, ops, ctx);
+	int fds[2] = { -1, -1 };
 
 	if (e == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	e->received_us = received_us;
-	e->loop = loop;
-	e->ops = ops;
-	e->ctx = ctx;
-	e->id = id;
 	e->in_context = true;
-	e->output_limit = req->output_limit;
-	for (i = 0; i < 2; i++) {
-		e->out[i].exec = e;
-		e->out[i].type = i == 0 ? PROTO_STDOUT : PROTO_STDERR;
-		guest_watch_init(&e->out[i].watch, -1, stream_ready);
-	}
-	guest_watch_init(&e->stdin_watch, -1, stdin_ready);
-	guest_watch_init(&e->timer, -1, timer_ready);
 	if (write_code(e, cfg, seq, req, err) < 0)
 		goto fail;
 	e->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

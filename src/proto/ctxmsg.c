@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/messages.h"
 #include "util/jsonutil.h"
 
 #define KIND EMBER_E_PROTOCOL
-#define STRING_MAX 4096
 
 static const char *const op_names[] = { [PROTO_CONTEXT_OPEN] = "open",
 					[PROTO_CONTEXT_CLOSE] = "close",
@@ -32,20 +32,6 @@ bool proto_context_id_valid(const char *id)
 	return true;
 }
 
-static json_t *strings_json(char *const *items, size_t n)
-{
-	json_t *arr = json_array();
-	size_t i;
-
-	for (i = 0; arr != NULL && i < n; i++) {
-		if (json_array_append_new(arr, json_string(items[i])) < 0) {
-			json_decref(arr);
-			return NULL;
-		}
-	}
-	return arr;
-}
-
 char *proto_context_encode(const struct proto_context *msg, size_t *len,
 			   struct ember_error **err)
 {
@@ -56,8 +42,8 @@ char *proto_context_encode(const struct proto_context *msg, size_t *len,
 	if (obj == NULL)
 		goto oom;
 	if (msg->op == PROTO_CONTEXT_OPEN) {
-		argv = strings_json(msg->argv, msg->argc);
-		env = strings_json(msg->env, msg->envc);
+		argv = proto_json_strings(msg->argv, msg->argc);
+		env = proto_json_strings(msg->env, msg->envc);
 		if (argv == NULL || env == NULL ||
 		    json_object_set_new(obj, "argv", argv) < 0 ||
 		    json_object_set_new(obj, "env", env) < 0 ||
@@ -92,33 +78,6 @@ void proto_context_release(struct proto_context *msg)
 	memset(msg, 0, sizeof(*msg));
 }
 
-static int copy_strings(json_t *root, const char *key, size_t max, bool env_style, char **out,
-			size_t *count, struct ember_error **err)
-{
-	json_t *arr = json_object_get(root, key);
-	size_t i;
-
-	if (!json_is_array(arr) || json_array_size(arr) > max)
-		return ember_error_set(err, KIND, 0, "field `%s` must be an array of at most %zu "
-				       "strings", key, max);
-	for (i = 0; i < json_array_size(arr); i++) {
-		json_t *v = json_array_get(arr, i);
-		const char *s = json_string_value(v);
-
-		if (s == NULL || json_string_length(v) == 0 || json_string_length(v) > STRING_MAX ||
-		    strlen(s) != json_string_length(v) ||
-		    (env_style && (strchr(s, '=') == NULL || s[0] == '=')))
-			return ember_error_set(err, KIND, 0, "field `%s` entry %zu is not valid",
-					       key, i);
-		out[i] = strdup(s);
-		if (out[i] == NULL)
-			return ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory");
-		*count = i + 1;
-	}
-	out[*count] = NULL;
-	return 0;
-}
-
 static int decode_open(json_t *root, struct proto_context *msg, struct ember_error **err)
 {
 	const char *language, *cwd = NULL;
@@ -126,10 +85,11 @@ static int decode_open(json_t *root, struct proto_context *msg, struct ember_err
 	uint64_t nproc;
 
 	if (json_get_string(root, "language", true, 16, &language, &language_len, KIND, err) < 0 ||
-	    copy_strings(root, "argv", PROTO_CONTEXT_ARGV_MAX, false, msg->argv, &msg->argc,
-			 err) < 0 ||
-	    copy_strings(root, "env", PROTO_CONTEXT_ENV_MAX, true, msg->env, &msg->envc, err) < 0 ||
-	    json_get_string(root, "cwd", false, STRING_MAX, &cwd, &cwd_len, KIND, err) < 0 ||
+	    proto_json_copy_strings(root, "argv", PROTO_CONTEXT_ARGV_MAX, false, false, msg->argv,
+				    &msg->argc, err) < 0 ||
+	    proto_json_copy_strings(root, "env", PROTO_CONTEXT_ENV_MAX, false, true, msg->env,
+				    &msg->envc, err) < 0 ||
+	    json_get_string(root, "cwd", false, PROTO_STRING_MAX, &cwd, &cwd_len, KIND, err) < 0 ||
 	    json_get_uint(root, "max_processes", true, 1, 65536, &nproc, KIND, err) < 0)
 		return -1;
 	if (strcmp(language, "python") == 0)

@@ -129,7 +129,7 @@ out:
 	return ret;
 }
 
-static json_t *string_array(char *const *items, size_t count)
+json_t *proto_json_strings(char *const *items, size_t count)
 {
 	json_t *arr = json_array();
 	size_t i;
@@ -147,8 +147,8 @@ static json_t *string_array(char *const *items, size_t count)
 
 char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_error **err)
 {
-	json_t *argv = string_array(msg->argv, msg->argc);
-	json_t *env = string_array(msg->env, msg->envc);
+	json_t *argv = proto_json_strings(msg->argv, msg->argc);
+	json_t *env = proto_json_strings(msg->env, msg->envc);
 	json_t *code = json_stringn(msg->code, msg->code_len);
 	json_t *obj;
 
@@ -202,7 +202,7 @@ void proto_exec_release(struct proto_exec *msg)
 }
 
 /* Copies a JSON array of bounded strings into out[] (NULL-terminated). */
-static int copy_strings(json_t *root, const char *key, size_t max_count, bool need_one,
+int proto_json_copy_strings(json_t *root, const char *key, size_t max_count, bool need_one,
 			bool env_style, char **out, size_t *count, struct ember_error **err)
 {
 	json_t *arr = json_object_get(root, key);
@@ -251,8 +251,8 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 	if (json_parse_object(buf, len, &root, KIND, err) < 0)
 		return -1;
 	if (json_check_keys(root, keys, KIND, err) < 0 ||
-	    copy_strings(root, "argv", PROTO_ARGV_MAX, true, false, msg->argv, &msg->argc, err) < 0 ||
-	    copy_strings(root, "env", PROTO_ENV_MAX, false, true, msg->env, &msg->envc, err) < 0 ||
+	    proto_json_copy_strings(root, "argv", PROTO_ARGV_MAX, true, false, msg->argv, &msg->argc, err) < 0 ||
+	    proto_json_copy_strings(root, "env", PROTO_ENV_MAX, false, true, msg->env, &msg->envc, err) < 0 ||
 	    json_get_string(root, "code", true, PROTO_CODE_MAX, &code, &code_len, KIND, err) < 0 ||
 	    json_get_uint(root, "timeout_ms", true, 1, PROTO_TIMEOUT_MS_MAX, &timeout, KIND,
 			  err) < 0 ||

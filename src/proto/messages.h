@@ -103,6 +103,13 @@ struct proto_process {
 	char comm[17];
 };
 
+/* Shared by the decoders here and in ctxmsg.c: a JSON array of the strings (NULL when one is
+ * not UTF-8), and the strings of root[key] (at most max_count, each 1..PROTO_STRING_MAX bytes
+ * without NUL; env_style: NAME=value) strdup'd into out[] (NULL-terminated, *count of them). */
+json_t *proto_json_strings(char *const *items, size_t count);
+int proto_json_copy_strings(json_t *root, const char *key, size_t max_count, bool need_one,
+			    bool env_style, char **out, size_t *count, struct ember_error **err);
+
 /* Each encoder returns a malloc'd JSON text (no NUL counted in *len) or NULL with an error. */
 char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err);
 int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
