@@ -8,8 +8,7 @@ and a pooled clone's first exec; each next to host baselines measured in the sam
 One daemon (bin/emberd, private port and --run-dir under /tmp, --pool-size 1 --prewarm), then:
   fork server   POST /exec `print(1)` in one python sandbox (warmed by 3 execs first), p50/p90
   fresh         the same with a fresh python3 (`"fresh_interpreter": true`, and an environment
-                variable PYTHON_BENCH_FRESH=1 that makes the exec ineligible in the guest too,
-                so the fresh path is measured even where the daemon drops the flag)
+                variable PYTHON_BENCH_FRESH=1 that makes the exec ineligible in the guest too)
   pooled first  the first exec of a clone handed out by the pool (--runs/10 clones)
   host          `bwrap --unshare-all --ro-bind / / PYTHON -c 'print(1)'` and PYTHON -c alone
 Prints one Markdown table with ratios against the bwrap run. Exit status 0 when every
