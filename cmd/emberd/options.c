@@ -244,8 +244,9 @@ static const struct opt_spec option_table[] = {
 	{ .name = "config", .arg = "FILE", .parse = opt_set_string, .field = AT(config_path),
 	  .cli_only = true,
 	  .help = "settings as `key = value` lines, a key per long flag\n"
-		  "(default " CONFIG_DEFAULT_PATH " when it exists);\n"
-		  "flags given here override it (docs/operations.md)" },
+		  "(default " CONFIG_DEFAULT_PATH " when it exists;\n"
+		  "`none`: no file at all); flags given here override it\n"
+		  "(docs/operations.md)" },
 	{ .name = "print-config", .parse = opt_set_true, .field = AT(print_config),
 	  .cli_only = true,
 	  .help = "print the effective settings and where each came from\n"
@@ -385,6 +386,10 @@ static enum options_result apply_config_file(int argc, char **argv, struct optio
 	struct ember_error *err = NULL;
 	struct options scratch;
 
+	/* `--config none`: the defaults and the command line only (tests, and a machine whose
+	 * default file is for another daemon). A file named none: ./none. */
+	if (o->config_path != NULL && strcmp(o->config_path, "none") == 0)
+		return OPTIONS_RUN;
 	set_defaults(o);
 	set_defaults(&scratch);
 	if (config_load(&o->config, path, must_exist, option_table, ARRAY_SIZE(option_table), o,

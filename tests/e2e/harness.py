@@ -125,8 +125,11 @@ class Daemon:
         self.log_offset = os.path.getsize(self.log_path) if reuse else 0
         # Warm pools fill in the background and compete for the CPU with the test itself, so
         # they are off unless a test asks (a later --pool-size wins).
+        # --config none: a machine's /etc/emberd/emberd.conf is not the tests' (a later --config
+        # of a test's own wins).
         self.args = [self.binary, "--addr", "127.0.0.1:0", "--images", IMAGES_DIR,
-                     "--run-dir", self.run_dir, "--pool-size", "0", *extra_args]
+                     "--run-dir", self.run_dir, "--pool-size", "0", "--config", "none",
+                     *extra_args]
         self.keep_templates = "--keep-sandboxes" in extra_args
         self.env = dict(os.environ)
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
