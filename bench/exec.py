@@ -21,18 +21,14 @@ Prints one Markdown table (saved as bench/results/<date>-exec.md unless --no-sav
 """
 
 import argparse
-import datetime
-import http.client
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fastcreate import (REPO, BenchError, Daemon, expect, log,  # noqa: E402
-                        percentile, processes_mentioning, sigkill)
+                        percentile, run_and_report)
 
 BWRAP = ["bwrap", "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
 WORK = {
@@ -151,44 +147,14 @@ class ExecBench:
                 "exit); the rest of the round trip is HTTP, the daemon and the guest channel."]
         return "\n".join(out) + "\n"
 
+    def measure(self):
+        self.d = Daemon(self, "exec", ["--pool-size", "1", "--prewarm"])
+        self.client = self.d.client
+        for pack in self.args.packs.split(","):
+            self.run_pack(pack)
+
     def run(self):
-        a = self.args
-        self.tmp = tempfile.mkdtemp(prefix="ebx.", dir="/tmp")
-        started = datetime.datetime.now()
-        errors = []
-        try:
-            self.d = Daemon(self, "exec", ["--pool-size", "1", "--prewarm"])
-            self.client = self.d.client
-            for pack in a.packs.split(","):
-                self.run_pack(pack)
-        except (BenchError, OSError, http.client.HTTPException, KeyError, ValueError,
-                subprocess.CalledProcessError) as e:
-            errors.append(f"{type(e).__name__}: {e}")
-        finally:
-            for d in list(self.daemons):
-                d.client.close()
-                errors += d.stop()
-            left = processes_mentioning(self.tmp + "/", exclude=(os.getpid(),))
-            if left:
-                errors.append(f"processes left behind: {left}")
-                sigkill(left)
-            if errors:
-                for d in self.daemons:
-                    log(f"[{d.name}] log tail:\n{d.read_log()[-4000:]}")
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if errors:
-            for e in errors:
-                print(f"exec bench: {e}", file=sys.stderr)
-            return 1
-        text = self.report(started)
-        print(text, end="")
-        if not a.no_save:
-            os.makedirs(a.results_dir, exist_ok=True)
-            path = os.path.join(a.results_dir, f"{started:%Y-%m-%d}-exec.md")
-            with open(path, "w") as fh:
-                fh.write(text)
-            log(f"saved {path}")
-        return 0
+        return run_and_report(self, "exec bench", "ebx.", self.measure, "-exec")
 
 
 def main():

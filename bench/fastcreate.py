@@ -166,6 +166,48 @@ def concurrent_client(port, pipe, barrier):
     client.close()
 
 
+def run_and_report(bench, name, prefix, body, suffix):
+    """The frame of a benchmark of this directory: bench.tmp made, body() run, then whatever
+    happened every daemon in bench.daemons stopped, no process left under bench.tmp (a VMM left
+    behind fails the run), the daemons' logs shown on failure and bench.tmp removed; on success
+    bench.report(started) printed and, unless --no-save, saved as
+    <results-dir>/<YYYY-MM-DD><suffix>.md. Returns the exit status (0, or 1 on any error)."""
+    a = bench.args
+    bench.tmp = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    started = datetime.datetime.now()
+    errors = []
+    try:
+        body()
+    except (BenchError, OSError, http.client.HTTPException, KeyError, ValueError,
+            subprocess.CalledProcessError) as e:
+        errors.append(f"{type(e).__name__}: {e}")
+    finally:
+        for d in list(bench.daemons):
+            d.client.close()
+            errors += d.stop()
+        left = processes_mentioning(bench.tmp + "/", exclude=(os.getpid(),))
+        if left:
+            errors.append(f"processes left behind: {left}")
+            sigkill(left)
+        if errors:
+            for d in bench.daemons:
+                log(f"[{d.name}] log tail:\n{d.read_log()[-4000:]}")
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    if errors:
+        for e in errors:
+            print(f"{name}: {e}", file=sys.stderr)
+        return 1
+    text = bench.report(started)
+    print(text, end="")
+    if not a.no_save:
+        os.makedirs(a.results_dir, exist_ok=True)
+        path = os.path.join(a.results_dir, f"{started:%Y-%m-%d}{suffix}.md")
+        with open(path, "w") as fh:
+            fh.write(text)
+        log(f"saved {os.path.relpath(path, REPO)}")
+    return 0
+
+
 class Daemon:
     """bin/emberd on 127.0.0.1:<ephemeral port> with a run directory of its own."""
 

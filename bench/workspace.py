@@ -24,19 +24,16 @@ Exit status 0 when every measurement was taken, 1 on any error or leak.
 
 import argparse
 import base64
-import datetime
 import hashlib
 import http.client
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fastcreate import (REPO, BenchError, Daemon, expect, log,  # noqa: E402
-                        percentile, processes_mentioning, sigkill)
+from fastcreate import (REPO, Daemon, expect, log,  # noqa: E402
+                        percentile, run_and_report)
 
 PACK = "python"
 UPLOAD_SLICE = 768 * 1024       # bytes of one baseline exec's stdin (base64: exactly 1 MiB)
@@ -188,59 +185,31 @@ class Workspace:
         out += ["", "Throughput ratios above 1 and latency ratios below 1 favour the new way."]
         return "\n".join(out) + "\n"
 
-    def run(self):
+    def measure(self):
         a = self.args
-        self.tmp = tempfile.mkdtemp(prefix="ebw.", dir="/tmp")
-        started = datetime.datetime.now()
-        errors = []
-        try:
-            self.d = Daemon(self, "workspace", ["--no-snapshots", "--pool-size", "0",
-                                                "--max-output-bytes", str(64 * 2**20)])
-            self.client = self.d.client
-            status, sb, _ = self.client.call("POST", "/sandboxes",
-                                             {"language_pack": PACK, "memory_mib": 1024,
-                                              "overlay_mib": 512})
-            expect(status == 201, f"create: {status} {sb}")
-            self.sid = sb["id"]
-            blob = os.urandom(a.mib * 2**20)
-            digest = hashlib.sha256(blob).hexdigest()
-            log("upload")
-            self.upload(blob, digest)
-            log("download")
-            self.download(len(blob), digest)
-            del blob
-            log("streamed first byte")
-            self.first_byte()
-            log("background start")
-            self.background()
-            self.client.call("DELETE", f"/sandboxes/{self.sid}")
-        except (BenchError, OSError, http.client.HTTPException, KeyError, ValueError) as e:
-            errors.append(f"{type(e).__name__}: {e}")
-        finally:
-            for d in list(self.daemons):
-                d.client.close()
-                errors += d.stop()
-            left = processes_mentioning(self.tmp + "/", exclude=(os.getpid(),))
-            if left:
-                errors.append(f"processes left behind: {left}")
-                sigkill(left)
-            if errors:
-                for d in self.daemons:
-                    log(f"[{d.name}] log tail:\n{d.read_log()[-4000:]}")
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if errors:
-            for e in errors:
-                print(f"workspace: {e}", file=sys.stderr)
-            return 1
-        text = self.report(started)
-        print(text, end="")
-        if not a.no_save:
-            os.makedirs(a.results_dir, exist_ok=True)
-            path = os.path.join(a.results_dir, f"{started:%Y-%m-%d}-workspace.md")
-            with open(path, "w") as fh:
-                fh.write(text)
-            log(f"saved {os.path.relpath(path, REPO)}")
-        return 0
+        self.d = Daemon(self, "workspace", ["--no-snapshots", "--pool-size", "0",
+                                            "--max-output-bytes", str(64 * 2**20)])
+        self.client = self.d.client
+        status, sb, _ = self.client.call("POST", "/sandboxes",
+                                         {"language_pack": PACK, "memory_mib": 1024,
+                                          "overlay_mib": 512})
+        expect(status == 201, f"create: {status} {sb}")
+        self.sid = sb["id"]
+        blob = os.urandom(a.mib * 2**20)
+        digest = hashlib.sha256(blob).hexdigest()
+        log("upload")
+        self.upload(blob, digest)
+        log("download")
+        self.download(len(blob), digest)
+        del blob
+        log("streamed first byte")
+        self.first_byte()
+        log("background start")
+        self.background()
+        self.client.call("DELETE", f"/sandboxes/{self.sid}")
+
+    def run(self):
+        return run_and_report(self, "workspace", "ebw.", self.measure, "-workspace")
 
 
 def main():

@@ -325,7 +325,9 @@ class ProcessesTest(ProcessesBase):
         self.assertEqual(out.returncode, 0, out.stderr)
         pid = out.stdout.strip()
         self.assertTrue(pid.isdigit(), out.stdout)
-        wait_until(lambda: self.get(pid)["stdout_bytes"] > 0, 60, "its first line")
+        # both lines: they come on two pipes, read in no fixed order
+        wait_until(lambda: (lambda p: p["stdout_bytes"] > 0 and p["stderr_bytes"] > 0)(
+            self.get(pid)), 60, "its first lines")
         out = subprocess.run(ctl + ["logs", self.sb["id"], pid], capture_output=True, text=True,
                              timeout=120)
         self.assertEqual((out.returncode, out.stdout, out.stderr), (0, "started\n", "oops\n"))
