@@ -50,6 +50,10 @@ struct guest_context {
 	bool closing;                      /* closed: never start again */
 	bool restart_pending;              /* killed for a restart: start anew once reaped */
 	bool dying;                        /* killed: its pipes' end is no news */
+	bool ran;                          /* the current interpreter finished a run */
+	unsigned quick_deaths;             /* interpreters in a row that died before finishing
+					    * one: at GUEST_CONTEXT_QUICK_DEATHS_MAX no more
+					    * automatic restarts (a restart request resets it) */
 	struct guest_exec *running;
 };
 
@@ -174,6 +178,8 @@ static void handle_done(struct guest_context *c, const char *text, size_t len)
 		return;
 	}
 	json_decref(root);
+	c->ran = true;
+	c->quick_deaths = 0;
 	guest_exec_context_done(c->running, (int)code, &outcome);
 }
 
@@ -268,12 +274,23 @@ static void start_timer_ready(struct guest_watch *w, uint32_t events)
 
 static int write_command(struct guest_context *c, const char *text, struct ember_error **err)
 {
+	size_t len = strlen(text);
+	ssize_t n;
+
 	if (c->cmd_fd < 0)
 		return ember_error_set(err, EMBER_E_GUEST, EPIPE, "context %s has no interpreter",
 				       c->spec.id);
-	/* Commands are a line of well under PIPE_BUF: the write never blocks on an empty pipe,
-	 * and the interpreter reads each before it reports the run that follows. */
-	return fd_write_all(c->cmd_fd, text, strlen(text), -1, err);
+	/* A command is one line of well under PIPE_BUF, written whole or not at all, and the
+	 * interpreter reads each before it reports the run that follows: a full pipe means its
+	 * code stopped it reading (or shrank the pipe), never a reason to block the agent. */
+	do {
+		n = write(c->cmd_fd, text, len);
+	} while (n < 0 && errno == EINTR);
+	if (n == (ssize_t)len)
+		return 0;
+	misbehaved(c, "it does not read its commands");
+	return ember_error_set(err, EMBER_E_GUEST, n < 0 ? errno : EIO,
+			       "context %s does not read its commands: restarting it", c->spec.id);
 }
 
 static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
@@ -316,7 +333,7 @@ static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
 	run.stderr_fd = e[1];
 	run.fd3 = rep[1];
 	if (fd_set_nonblock(rep[0], 1) < 0 || fd_set_nonblock(o[0], 1) < 0 ||
-	    fd_set_nonblock(e[0], 1) < 0) {
+	    fd_set_nonblock(e[0], 1) < 0 || fd_set_nonblock(cmd[1], 1) < 0) {
 		ember_error_sys(err, "set pipes non-blocking");
 		goto out;
 	}
@@ -327,6 +344,7 @@ static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
 	c->reaped = false;
 	c->ready = false;
 	c->dying = false;
+	c->ran = false;
 	c->cmd_fd = cmd[1];
 	c->reply.fd = rep[0];
 	c->out[0].fd = o[0];
@@ -392,11 +410,21 @@ void guest_context_reaped(struct guest_context *c, int wait_status)
 		guest_log("context %s: interpreter %d killed by signal %d%s", c->spec.id,
 			  (int)c->pid, WTERMSIG(wait_status), oom ? " (out of memory)" : "");
 	close_interpreter_fds(c);
-	/* Only an interpreter that had been working comes back by itself: one that dies on its
-	 * way up would otherwise be started again and again. */
-	restart = !c->closing && (c->ready || c->restart_pending);
+	/* Only an interpreter that had been working comes back by itself, and not forever: one
+	 * that dies on its way up, or soon after it every time (its user's code can arrange
+	 * that), would otherwise be started again and again. */
+	if (!c->ran)
+		c->quick_deaths++;
+	if (c->restart_pending)
+		c->quick_deaths = 0;
+	restart = !c->closing && (c->restart_pending ||
+				  (c->ready && c->quick_deaths < GUEST_CONTEXT_QUICK_DEATHS_MAX));
+	if (!restart && c->ready && !c->closing)
+		guest_log("context %s: %u interpreters in a row died before finishing a run: not "
+			  "restarting it (a restart request does)", c->spec.id, c->quick_deaths);
 	if (!restart)
-		send_reply(c, false, "the interpreter exited before it was ready");
+		send_reply(c, false, c->ready ? "the interpreter keeps dying"
+					      : "the interpreter exited before it was ready");
 	c->pid = 0;
 	c->cgroup[0] = '\0';
 	c->running = NULL;

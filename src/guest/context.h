@@ -27,6 +27,9 @@
 /* A reply line from the interpreter ("done {...}"): the largest outcome plus room. */
 #define GUEST_CONTEXT_REPLY_MAX (1024u * 1024u)
 #define GUEST_MAX_CONTEXTS 32u
+/* Interpreters in a row that may die before finishing a run and still be restarted by
+ * themselves (a timeout's kill or an OOM kill of a first run counts too). */
+#define GUEST_CONTEXT_QUICK_DEATHS_MAX 3u
 
 struct guest_context;
 

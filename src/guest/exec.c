@@ -42,8 +42,9 @@ static int arm_timer(struct guest_exec *e, uint64_t ms)
 static void kill_group(struct guest_exec *e)
 {
 	if (e->in_context) {
-		/* The run's processes are the interpreter's: it goes, and comes back fresh. */
-		if (e->context != NULL)
+		/* The run's processes are the interpreter's: it goes, and comes back fresh. Not
+		 * once the run is over (output still draining): its state is then the next run's. */
+		if (e->context != NULL && !e->reaped)
 			guest_context_kill(e->context);
 		return;
 	}
@@ -283,8 +284,10 @@ static void settle_context_run(struct guest_exec *e)
 
 	for (i = 0; i < 2; i++) {
 		struct guest_exec_stream *s = &e->out[i];
+		size_t taken = 0;
 
-		while (s->watch.fd >= 0) {
+		/* Bounded: a program the run left behind may write as fast as this reads. */
+		while (s->watch.fd >= 0 && taken < GUEST_EXEC_FINAL_DRAIN) {
 			ssize_t n;
 
 			if (e->ops->congested(e->ctx) || out_of_credit(e)) {
@@ -295,6 +298,7 @@ static void settle_context_run(struct guest_exec *e)
 			n = read_stream(s);
 			if (n <= 0)
 				break;
+			taken += (size_t)n;
 		}
 	}
 	e->grace_over = true;

@@ -161,7 +161,8 @@ static void __attribute__((noreturn)) child(const struct guest_spawn_spec *spec,
 	if (spec->fd3 > 2 && report == 3 && (report = fcntl(report, F_DUPFD_CLOEXEC, 4)) < 0)
 		_exit(127);
 	if (dup2(spec->stdin_fd, 0) < 0 || dup2(spec->stdout_fd, 1) < 0 ||
-	    dup2(spec->stderr_fd, 2) < 0 || (spec->fd3 > 2 && dup2(spec->fd3, 3) < 0))
+	    dup2(spec->stderr_fd, 2) < 0 || (spec->fd3 > 2 && dup2(spec->fd3, 3) < 0) ||
+	    (spec->fd3 == 3 && fcntl(3, F_SETFD, 0) < 0)) /* dup2(3, 3) keeps its CLOEXEC */
 		child_fail(report, STEP_STDIO);
 	if (cloexec_all(spec->fd3 > 2 ? 4 : 3) < 0)
 		child_fail(report, STEP_FDS);

@@ -1484,16 +1484,27 @@ int manager_context_delete(struct manager *m, const char *id, const char *cid,
 	struct proto_context msg = { .op = PROTO_CONTEXT_CLOSE };
 	struct sandbox *sb = acquire_ready(m, id, err);
 	struct ember_error *gerr = NULL;
-	bool found;
+	struct sandbox_context entry;
+	bool found, opening = false;
 	int ret;
 
 	if (sb == NULL)
 		return -1;
 	pthread_mutex_lock(&m->lock);
-	found = contexts_remove(&sb->contexts, cid);
+	found = contexts_get(&sb->contexts, cid, &entry);
+	/* One still starting is its create's to finish: removed now, its guest interpreter would
+	 * outlive the table. */
+	opening = found && entry.opening;
+	if (found && !opening)
+		contexts_remove(&sb->contexts, cid);
 	pthread_mutex_unlock(&m->lock);
-	if (!found) {
-		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no context `%.40s` in this sandbox", cid);
+	if (!found || opening) {
+		if (opening)
+			ember_error_set(err, EMBER_E_CONFLICT, 0, "context `%s` is starting: delete "
+					"it once its create answered", cid);
+		else
+			ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no context `%.40s` in this sandbox",
+					cid);
 		release_after(m, sb, err, false);
 		return -1;
 	}

@@ -105,6 +105,12 @@ class ContextsBase(unittest.TestCase):
         syntax = self.run_in(ctx, "def (:")
         self.assertEqual(syntax["error"]["name"], "SyntaxError")
         self.assertEqual(self.run_in(ctx, "kept")["result"], "'yes'")
+        # an exception whose str() raises as well is still an error, not the context's end
+        odd = self.run_in(ctx, "class Odd(Exception):\n    __str__ = lambda self: 1 / 0\n"
+                               "raise Odd()")
+        self.assertEqual((odd["error"]["name"], odd["error"]["value"]), ("Odd", "<str() failed>"))
+        self.assertFalse(odd["context_restarted"])
+        self.assertEqual(self.run_in(ctx, "kept")["result"], "'yes'")
 
     def test_shell_context_keeps_cwd_variables_and_functions(self):
         ctx = self.open(language="shell")

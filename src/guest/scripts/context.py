@@ -96,9 +96,16 @@ def describe(exc):
         tb = tb.tb_next
     if isinstance(exc, SyntaxError):
         tb = None
-    lines = traceback.format_exception(type(exc), exc, tb)
-    return {"name": type(exc).__name__, "value": cut(str(exc), ERROR_MAX),
-            "traceback": cut("".join(lines), ERROR_MAX)}
+    try:
+        value = str(exc)
+    except BaseException:  # the user's __str__ may raise too: the context lives on
+        value = "<str() failed>"
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+    except BaseException:
+        text = "%s: %s\n" % (type(exc).__name__, value)
+    return {"name": type(exc).__name__, "value": cut(value, ERROR_MAX),
+            "traceback": cut(text, ERROR_MAX)}
 
 
 def dump(outcome):
@@ -164,7 +171,10 @@ class Context:
             outcome["exit_code"] = code if isinstance(code, int) and 0 <= code <= 255 else \
                 (0 if code is None else 1)
             if code is not None and not isinstance(code, int):
-                print(code, file=sys.stderr)
+                try:
+                    print(code, file=sys.stderr)
+                except BaseException:
+                    pass
         except BaseException as e:  # KeyboardInterrupt too: the context lives on
             outcome["exit_code"] = 1
             outcome["error"] = describe(e)
