@@ -219,13 +219,19 @@ static void reply_ready(struct guest_watch *w, uint32_t events)
 
 			c->line = NULL;
 			c->line_len = 0;
-			if (line == NULL) {
+			if (len == 0) {
 				misbehaved(c, "an empty reply");
+				c->line = line;
 				return;
 			}
 			line[len] = '\0';
 			handle_line(c, line, len);
-			free(line);
+			/* Kept for the next reply (one allocation per interpreter, not per run),
+			 * unless handling this one replaced the interpreter's state. */
+			if (c->line == NULL)
+				c->line = line;
+			else
+				free(line);
 			continue;
 		}
 		if (c->line_len >= GUEST_CONTEXT_REPLY_MAX) {

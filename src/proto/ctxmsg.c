@@ -36,17 +36,11 @@ char *proto_context_encode(const struct proto_context *msg, size_t *len,
 			   struct ember_error **err)
 {
 	json_t *obj = json_pack("{s:s, s:s}", "op", op_names[msg->op], "id", msg->id);
-	json_t *argv, *env;
-	char *text;
 
-	if (obj == NULL)
-		goto oom;
-	if (msg->op == PROTO_CONTEXT_OPEN) {
-		argv = proto_json_strings(msg->argv, msg->argc);
-		env = proto_json_strings(msg->env, msg->envc);
-		if (argv == NULL || env == NULL ||
-		    json_object_set_new(obj, "argv", argv) < 0 ||
-		    json_object_set_new(obj, "env", env) < 0 ||
+	if (obj != NULL && msg->op == PROTO_CONTEXT_OPEN) {
+		/* set_new takes each value even when it fails (a NULL one included) */
+		if (json_object_set_new(obj, "argv", proto_json_strings(msg->argv, msg->argc)) < 0 ||
+		    json_object_set_new(obj, "env", proto_json_strings(msg->env, msg->envc)) < 0 ||
 		    json_object_set_new(obj, "language",
 					json_string(proto_context_language_name(msg->language))) < 0 ||
 		    json_object_set_new(obj, "max_processes",
@@ -58,12 +52,7 @@ char *proto_context_encode(const struct proto_context *msg, size_t *len,
 			return NULL;
 		}
 	}
-	text = json_dump_compact(obj, len, err);
-	json_decref(obj);
-	return text;
-oom:
-	ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory building a message");
-	return NULL;
+	return proto_json_dump(obj, len, err);
 }
 
 void proto_context_release(struct proto_context *msg)
@@ -152,16 +141,7 @@ fail:
 
 char *proto_context_reply_encode(int32_t pid, size_t *len, struct ember_error **err)
 {
-	json_t *obj = json_pack("{s:i}", "pid", (int)pid);
-	char *text;
-
-	if (obj == NULL) {
-		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory building a message");
-		return NULL;
-	}
-	text = json_dump_compact(obj, len, err);
-	json_decref(obj);
-	return text;
+	return proto_json_dump(json_pack("{s:i}", "pid", (int)pid), len, err);
 }
 
 int proto_context_reply_decode(const uint8_t *buf, size_t len, int32_t *pid,

@@ -13,7 +13,7 @@
 
 #define KIND EMBER_E_PROTOCOL
 
-static char *dump_and_free(json_t *obj, size_t *len, struct ember_error **err)
+char *proto_json_dump(json_t *obj, size_t *len, struct ember_error **err)
 {
 	char *text;
 
@@ -45,7 +45,7 @@ char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct embe
 	char entropy[2 * PROTO_ENTROPY_MAX + 1];
 
 	hex_encode(msg->entropy, msg->entropy_len, entropy);
-	return dump_and_free(json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t)msg->version,
+	return proto_json_dump(json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t)msg->version,
 				       "sandbox_id", msg->sandbox_id, "time_unix_ns",
 				       (json_int_t)msg->time_unix_ns, "entropy", entropy),
 			     len, err);
@@ -92,7 +92,7 @@ out:
 
 char *proto_ready_encode(const struct proto_ready *msg, size_t *len, struct ember_error **err)
 {
-	return dump_and_free(json_pack("{s:I, s:s, s:s, s:I}", "version", (json_int_t)msg->version,
+	return proto_json_dump(json_pack("{s:I, s:s, s:s, s:I}", "version", (json_int_t)msg->version,
 				       "agent", msg->agent, "sandbox_id", msg->sandbox_id,
 				       "uptime_ms", (json_int_t)msg->uptime_ms),
 			     len, err);
@@ -184,7 +184,7 @@ char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_
 		json_object_set_new(obj, "context", json_string(msg->context));
 	if (obj != NULL && msg->fresh_interpreter)
 		json_object_set_new(obj, "fresh_interpreter", json_true());
-	return dump_and_free(obj, len, err);
+	return proto_json_dump(obj, len, err);
 }
 
 void proto_exec_release(struct proto_exec *msg)
@@ -332,7 +332,7 @@ char *proto_exit_encode(const struct proto_exit *msg, size_t *len, struct ember_
 		}
 		json_object_set_new(obj, "context", context);
 	}
-	return dump_and_free(obj, len, err);
+	return proto_json_dump(obj, len, err);
 }
 
 void proto_exit_release(struct proto_exit *msg)
@@ -411,7 +411,7 @@ char *proto_error_encode(const char *code, const char *message, size_t *len,
 		utf8_truncate(clean, sizeof(((struct proto_error_msg *)0)->message) - 1);
 	msg_str = json_string(clean != NULL ? clean : "(out of memory)");
 	free(clean);
-	return dump_and_free(json_pack("{s:s, s:o}", "code", code, "message", msg_str), len, err);
+	return proto_json_dump(json_pack("{s:s, s:o}", "code", code, "message", msg_str), len, err);
 }
 
 int proto_error_decode(const uint8_t *buf, size_t len, struct proto_error_msg *msg,
@@ -443,7 +443,7 @@ out:
 char *proto_started_encode(const struct proto_started *msg, size_t *len,
 			   struct ember_error **err)
 {
-	return dump_and_free(json_pack("{s:i}", "pid", msg->pid), len, err);
+	return proto_json_dump(json_pack("{s:i}", "pid", msg->pid), len, err);
 }
 
 int proto_started_decode(const uint8_t *buf, size_t len, struct proto_started *msg,
@@ -491,7 +491,7 @@ char *proto_ps_encode(const struct proto_process *procs, size_t count, size_t *l
 		ember_error_set(err, EMBER_E_INTERNAL, 0, "out of memory building a PS reply");
 		return NULL;
 	}
-	return dump_and_free(json_pack("{s:o}", "processes", arr), len, err);
+	return proto_json_dump(json_pack("{s:o}", "processes", arr), len, err);
 }
 
 int proto_ps_decode(const uint8_t *buf, size_t len, struct proto_process **procs, size_t *count,

@@ -103,10 +103,12 @@ struct proto_process {
 	char comm[17];
 };
 
-/* Shared by the decoders here and in ctxmsg.c: a JSON array of the strings (NULL when one is
+/* Shared by the encoders and decoders here and in ctxmsg.c: a JSON array of the strings (NULL when one is
  * not UTF-8), and the strings of root[key] (at most max_count, each 1..PROTO_STRING_MAX bytes
  * without NUL; env_style: NAME=value) strdup'd into out[] (NULL-terminated, *count of them). */
 json_t *proto_json_strings(char *const *items, size_t count);
+/* obj (consumed, NULL meaning out of memory) as compact JSON text (malloc'd). */
+char *proto_json_dump(json_t *obj, size_t *len, struct ember_error **err);
 int proto_json_copy_strings(json_t *root, const char *key, size_t max_count, bool need_one,
 			    bool env_style, char **out, size_t *count, struct ember_error **err);
 
