@@ -194,6 +194,23 @@ static int set_default_route(int fd, const char *name, uint32_t gateway, struct 
 	return 0;
 }
 
+/* A kernel with IPv6 would give the NIC a link-local address and send router solicitations
+ * when it comes up: the sandbox network is IPv4 only, so switch IPv6 off on it first. */
+static int disable_ipv6(const char *name, struct ember_error **err)
+{
+	_cleanup_free_ char *path = NULL;
+	_cleanup_close_ int fd = -1;
+
+	if (asprintf(&path, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", name) < 0)
+		return ember_error_oom(err);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0; /* no IPv6 in this kernel */
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		return ember_error_sys(err, "disable IPv6 on %s", name);
+	return 0;
+}
+
 static int configure_nic(const char *name, const struct proto_hello_net *net,
 			 struct ember_error **err)
 {
@@ -203,6 +220,7 @@ static int configure_nic(const char *name, const struct proto_hello_net *net,
 		return ember_error_sys(err, "socket for network configuration");
 	if (set_mac(fd, name, net->mac, err) < 0 ||
 	    set_address(fd, name, net->address, guest_net_netmask(net->prefix), err) < 0 ||
+	    disable_ipv6(name, err) < 0 ||
 	    set_flags(fd, name, IFF_UP | IFF_RUNNING, 0, err) < 0 ||
 	    set_default_route(fd, name, net->gateway, err) < 0)
 		return -1;
