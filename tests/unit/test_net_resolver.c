@@ -264,8 +264,8 @@ static void answers_only_what_the_policy_allows(void **state)
 			 0);
 	resolver_stop(r);
 	shutdown(u.fd, SHUT_RDWR);
-	close(u.fd);
 	pthread_join(u.thread, NULL);
+	close(u.fd);
 	close(client);
 	net_policy_release(&policy);
 	net_policy_release(&patch);
