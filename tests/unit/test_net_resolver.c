@@ -200,7 +200,7 @@ static void answers_only_what_the_policy_allows(void **state)
 			 0, NULL);
 	assert_int_equal(net_policy_parse(obj, ~0u, &policy, &err), 0);
 	json_decref(obj);
-	assert_int_equal(resolver_add(r, "sb_test", LOOPBACK, &policy, &port, &err), 0);
+	assert_int_equal(resolver_add(r, "sb_test", NULL, LOOPBACK, LOOPBACK, &policy, &port, &err), 0);
 	client = bind_loopback(&client_port);
 
 	/* An allowed name: forwarded, answered under the guest's id, its address allowed first. */
