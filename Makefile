@@ -25,7 +25,7 @@ CC := gcc
 endif
 CLANG ?= clang
 
-PKG_LIBS := libmicrohttpd jansson libcurl libcrypto inih
+PKG_LIBS := libmicrohttpd jansson libcurl libcrypto inih libnftables
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
 PKG_LDLIBS := $(shell pkg-config --libs $(PKG_LIBS) 2>/dev/null)
 
@@ -48,7 +48,8 @@ FUZZ_CFLAGS := $(BASE_CFLAGS_NOWARN) $(WARN) -O1 -fsanitize=fuzzer-no-link,addre
 UTIL_SRC := $(wildcard src/util/*.c)
 PROTO_SRC := $(wildcard src/proto/*.c)
 GUEST_SRC := $(wildcard src/guest/*.c)
-HOST_SRC := $(wildcard src/api/*.c src/sandbox/*.c src/vmm/*.c src/channel/*.c src/client/*.c)
+HOST_SRC := $(wildcard src/api/*.c src/sandbox/*.c src/vmm/*.c src/channel/*.c src/client/*.c \
+	src/net/*.c)
 COMMON_SRC := $(UTIL_SRC) $(PROTO_SRC)
 
 EMBERD_SRC := $(wildcard cmd/emberd/*.c)

@@ -18,7 +18,7 @@ import sys
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MAX_FUNCTION_LINES = 80
-HOST_DIRS = ["src/api", "src/sandbox", "src/vmm", "src/channel", "src/client", "src/util",
+HOST_DIRS = ["src/api", "src/sandbox", "src/vmm", "src/channel", "src/client", "src/net", "src/util",
              "src/proto", "cmd/emberd", "cmd/emberctl", "cmd/ember-vm"]
 # Internal headers shared by more than their module's own .c: restart recovery is part of the
 # manager (it rebuilds the manager's table), so it may see the manager's structs.

@@ -28,6 +28,7 @@ struct daemon {
 	sigset_t signals;
 	struct catalog cat;
 	struct vmm_driver *driver;
+	struct egress *egress;
 	struct manager *manager;
 	struct api_server *server;
 	struct api_context ctx;
@@ -118,6 +119,10 @@ static int start_manager(struct daemon *d, struct ember_error **err)
 	struct manager_recovery rec;
 	int64_t t0;
 
+	if (egress_create(&d->o.egress, &d->egress, err) < 0)
+		return ember_error_wrap(err, "network");
+	log_event(LOG_INFO, NULL, "daemon.network", -1, "%s", egress_description(d->egress));
+	d->o.manager.egress = d->egress;
 	if (manager_create(&d->o.manager, &d->cat, d->driver, &d->manager, err) < 0)
 		return -1;
 	t0 = time_mono_ms();
@@ -181,6 +186,7 @@ static void stop_daemon(struct daemon *d, bool served)
 		manager_shutdown(d->manager, d->o.keep_sandboxes);
 	api_server_stop(d->server);
 	manager_free(d->manager);
+	egress_free(d->egress);
 	vmm_driver_free(d->driver);
 	catalog_release(&d->cat);
 }

@@ -66,6 +66,26 @@ static enum opt_result set_log_level(const struct opt_spec *spec, const char *ar
 	return OPT_BAD_VALUE;
 }
 
+/* --network-modes: a comma-separated list into a NET_MODE_BIT mask. */
+static enum opt_result set_network_modes(const struct opt_spec *spec, const char *arg, void *o,
+					 struct ember_error **err)
+{
+	if (net_modes_parse(arg, OPT_FIELD(o, spec, unsigned), err) < 0) {
+		ember_error_wrap(err, "--%s", spec->name);
+		return OPT_BAD_VALUE;
+	}
+	return OPT_OK;
+}
+
+static bool show_network_modes(const struct opt_spec *spec, const void *o, size_t index,
+			       char *buf, size_t size)
+{
+	if (index > 0)
+		return false;
+	net_modes_format(*OPT_FIELD(o, spec, const unsigned), buf, size);
+	return true;
+}
+
 /* Shows an enum field through its names (the values its parser takes). */
 static bool show_name(const char *const *names, size_t count, unsigned v, size_t index,
 		      char *buf, size_t size)
@@ -232,6 +252,27 @@ static const struct opt_spec option_table[] = {
 	     "on first use, or when the pool needs one)"),
 	SWITCH("no-snapshots", opt_set_false, opt_show_false, manager.snapshots,
 	     "always boot cold (no templates, no clones, no pool)"),
+	SECTION("Network (docs/network.md):"),
+	FLAG("network-modes", "LIST", set_network_modes, show_network_modes, egress.modes,
+	     "network modes a create may ask for: none, allowlist,\n"
+	     "open (comma-separated; default none)"),
+	STRING("egress-uplink", "IFACE", egress.uplink,
+	       "host interface networked sandboxes' traffic leaves by\n"
+	       "(required for networked sandboxes)"),
+	STRING("egress-dns", "ADDR[:PORT]", egress.dns,
+	       "upstream DNS server the sandboxes' resolver asks\n"
+	       "(default: the first nameserver in /etc/resolv.conf)"),
+	STRING("egress-gateway", "ADDR", egress.gateway,
+	       "next hop on the uplink (default: the main table's\n"
+	       "default route via the uplink, else on-link)"),
+	STRING("egress-subnet", "CIDR", egress.subnet,
+	       "address range of the sandboxes' links, a /30 each\n"
+	       "(default 10.231.0.0/16)"),
+	UINT("egress-rate-mbit", egress.rate_mbit, 0, 100000,
+	     "bandwidth limit per networked sandbox and direction,\n"
+	     "Mbit/s (default 100, 0 = none)"),
+	UINT("egress-max-connections", egress.max_connections, 1, 65536,
+	     "concurrent connections per networked sandbox\n(default 256)"),
 	SECTION("Restarts:"),
 	SWITCH("keep-sandboxes", opt_set_true, opt_show_true, keep_sandboxes,
 	     "on SIGTERM/SIGINT leave VMs running for the next\n"
@@ -299,6 +340,9 @@ static void set_defaults(struct options *o)
 		.vmm = "auto",
 		.vmm_uid_base = VMM_UID_BASE_DEFAULT,
 		.log_level = LOG_INFO,
+		.egress = { .modes = NET_MODE_BIT(NET_MODE_NONE), .subnet = EGRESS_SUBNET_DEFAULT,
+			    .rate_mbit = EGRESS_RATE_MBIT_DEFAULT,
+			    .max_connections = EGRESS_MAX_CONNECTIONS_DEFAULT },
 	};
 }
 

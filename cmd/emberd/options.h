@@ -11,6 +11,7 @@
 #include "api/guard.h"
 #include "api/server.h"
 #include "config.h"
+#include "net/egress.h"
 #include "sandbox/manager.h"
 #include "util/log.h"
 #include "vmm/vmm.h"
@@ -32,6 +33,7 @@ struct options {
 	unsigned vmm_uid_base;
 	enum log_level log_level;
 	bool keep_sandboxes;
+	struct egress_config egress;  /* --network-modes, --egress-* */
 	const char *allow_origins[API_ALLOW_ORIGINS_MAX]; /* api.allow_origins points here */
 	const char *config_path;      /* --config; NULL: CONFIG_DEFAULT_PATH when it exists */
 	bool print_config;

@@ -42,7 +42,8 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
 					    "overlay_mib", "idle_timeout_s", "labels", "cpu_weight",
-					    NULL };
+					    "network", NULL };
+	json_t *network;
 	_cleanup_json_ json_t *root = NULL;
 	const char *pack;
 	size_t pack_len;
@@ -69,7 +70,31 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 	    get_optional_uint(root, "cpu_weight", 1, 10000, &out->cpu_weight, err) < 0 ||
 	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0)
 		return -1;
-	return 0;
+	network = json_object_get(root, "network");
+	if (network == NULL)
+		return 0;
+	if (!json_is_object(network))
+		return ember_error_set(err, KIND, 0, "field `network` must be an object");
+	return net_policy_parse(network, NET_MODE_BIT(NET_MODE_NONE) |
+				NET_MODE_BIT(NET_MODE_ALLOWLIST) | NET_MODE_BIT(NET_MODE_OPEN),
+				&out->network, err);
+}
+
+void api_create_body_release(struct api_create_body *body)
+{
+	net_policy_release(&body->network);
+}
+
+int api_parse_network_patch(const char *body, size_t len, struct net_policy *out,
+			    bool *has_deny, struct ember_error **err)
+{
+	_cleanup_json_ json_t *root = NULL;
+
+	memset(out, 0, sizeof(*out));
+	*has_deny = false;
+	if (json_parse_object(body, len, &root, KIND, err) < 0)
+		return -1;
+	return net_policy_parse_patch(root, out, has_deny, err);
 }
 
 int api_parse_timeout(const char *body, size_t len, unsigned *timeout_s,

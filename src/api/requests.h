@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/policy.h"
 #include "proto/messages.h"
 #include "sandbox/labels.h"
 #include "sandbox/manager.h"
@@ -27,6 +28,7 @@ struct api_create_body {
 	unsigned idle_timeout_s;  /* 0 when absent */
 	unsigned cpu_weight;      /* 0 when absent */
 	struct sandbox_labels labels;
+	struct net_policy network;  /* mode none when absent; api_create_body_release() frees it */
 };
 
 struct api_exec_body {
@@ -46,9 +48,14 @@ struct api_exec_body {
 	bool fresh_interpreter;
 };
 
-/* An empty body means all defaults. */
+/* An empty body means all defaults. The `network` object is parsed for every mode; which
+ * modes this daemon allows is the manager's to say (net/egress.h). */
 int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 		     struct ember_error **err);
+void api_create_body_release(struct api_create_body *body);
+/* PATCH /sandboxes/{id}/network: {"allow": [..], "deny"?: [..]} (net_policy_parse_patch). */
+int api_parse_network_patch(const char *body, size_t len, struct net_policy *out,
+			    bool *has_deny, struct ember_error **err);
 int api_parse_exec(const char *body, size_t len, struct api_exec_body *out,
 		   struct ember_error **err);
 void api_exec_body_release(struct api_exec_body *body);

@@ -215,6 +215,25 @@ static void handle_packs(struct api_context *ctx, const struct api_request *req,
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "packs", arr) : NULL);
 }
 
+/* The sandbox object: its info, and its network as the manager tells it now (a sandbox gone
+ * since info was taken says mode none). */
+static json_t *sandbox_json(struct api_context *ctx, const struct sandbox_info *info)
+{
+	struct ember_error *err = NULL;
+	json_t *obj = api_encode_sandbox(info), *network;
+
+	network = manager_network_json(ctx->manager, info->id, &err);
+	if (network == NULL) {
+		ember_error_free(&err);
+		network = json_pack("{s:s}", "mode", "none");
+	}
+	if (obj == NULL || json_object_set_new(obj, "network", network) < 0) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
 /* O(sandboxes x terms x labels): at most a few thousand string compares per listed sandbox,
  * cheaper than the JSON encoding of the ones that match. */
 static void handle_list(struct api_context *ctx, const struct api_request *req,
@@ -238,7 +257,7 @@ static void handle_list(struct api_context *ctx, const struct api_request *req,
 	arr = json_array();
 	for (i = 0; arr != NULL && i < count; i++) {
 		if (api_list_filter_match(filter, &infos[i]))
-			json_array_append_new(arr, api_encode_sandbox(&infos[i]));
+			json_array_append_new(arr, sandbox_json(ctx, &infos[i]));
 	}
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "sandboxes", arr) : NULL);
 }
@@ -250,12 +269,14 @@ static void handle_create(struct api_context *ctx, const struct api_request *req
 	struct sandbox_create_request create = { 0 };
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
+	int ret;
 
 	if (parsed == NULL) {
 		api_response_error(resp, NULL);
 		return;
 	}
 	if (api_parse_create(req->body, req->body_len, parsed, &err) < 0) {
+		api_create_body_release(parsed);
 		respond_err(resp, &err);
 		return;
 	}
@@ -267,11 +288,14 @@ static void handle_create(struct api_context *ctx, const struct api_request *req
 	create.idle_timeout_s = parsed->idle_timeout_s;
 	create.cpu_weight = parsed->cpu_weight;
 	create.labels = &parsed->labels;
-	if (manager_create_sandbox(ctx->manager, &create, &info, &err) < 0) {
+	create.network = &parsed->network;
+	ret = manager_create_sandbox(ctx->manager, &create, &info, &err);
+	api_create_body_release(parsed);
+	if (ret < 0) {
 		respond_err(resp, &err);
 		return;
 	}
-	respond_json(resp, 201, api_encode_sandbox(&info));
+	respond_json(resp, 201, sandbox_json(ctx, &info));
 }
 
 static void handle_get(struct api_context *ctx, const struct api_request *req,
@@ -284,7 +308,7 @@ static void handle_get(struct api_context *ctx, const struct api_request *req,
 		respond_err(resp, &err);
 		return;
 	}
-	respond_json(resp, 200, api_encode_sandbox(&info));
+	respond_json(resp, 200, sandbox_json(ctx, &info));
 }
 
 static void handle_timeout(struct api_context *ctx, const struct api_request *req,
@@ -299,7 +323,7 @@ static void handle_timeout(struct api_context *ctx, const struct api_request *re
 		respond_err(resp, &err);
 		return;
 	}
-	respond_json(resp, 200, api_encode_sandbox(&info));
+	respond_json(resp, 200, sandbox_json(ctx, &info));
 }
 
 static void handle_delete(struct api_context *ctx, const struct api_request *req,
@@ -841,6 +865,27 @@ static void handle_context_restart(struct api_context *ctx, const struct api_req
 	respond_json(resp, 200, api_encode_context(&info));
 }
 
+/* PATCH /sandboxes/{id}/network: a new allow (and deny) list for a running sandbox. */
+static void handle_network(struct api_context *ctx, const struct api_request *req,
+			   struct api_response *resp)
+{
+	struct net_policy patch = { 0 };
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	bool has_deny;
+	int ret;
+
+	ret = api_parse_network_patch(req->body, req->body_len, &patch, &has_deny, &err);
+	if (ret == 0)
+		ret = manager_network_update(ctx->manager, req->id, &patch, has_deny, &err);
+	net_policy_release(&patch);
+	if (ret < 0 || manager_get(ctx->manager, req->id, &info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, sandbox_json(ctx, &info));
+}
+
 static const struct route routes[] = {
 	{ "GET", "/healthz", handle_healthz },
 	{ "GET", "/packs", handle_packs },
@@ -850,6 +895,7 @@ static const struct route routes[] = {
 	{ "DELETE", "/sandboxes/{id}", handle_delete },
 	{ "POST", "/sandboxes/{id}/exec", handle_exec },
 	{ "POST", "/sandboxes/{id}/timeout", handle_timeout },
+	{ "PATCH", "/sandboxes/{id}/network", handle_network },
 	{ "GET", "/sandboxes/{id}/console", handle_console },
 	{ "GET", "/sandboxes/{id}/processes", handle_processes },
 	{ "POST", "/sandboxes/{id}/processes", handle_process_start },

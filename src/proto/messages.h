@@ -24,6 +24,15 @@
 #define PROTO_OUTPUT_LIMIT_MAX (64u * 1024u * 1024u)
 #define PROTO_MAX_PROCESSES_MAX 65536u
 
+struct proto_hello_net {
+	bool present;         /* false: no "net" key; the agent leaves any NIC down */
+	uint8_t mac[6];
+	uint32_t address;     /* host byte order */
+	uint8_t prefix;       /* 8-30 */
+	uint32_t gateway;     /* host byte order, inside address/prefix, != address */
+	uint32_t dns;         /* host byte order */
+};
+
 /* HELLO: the host opens every session with this. Time and entropy let a restored clone make
  * itself unique and correct before it reports ready (see docs/protocol.md). */
 struct proto_hello {
@@ -32,6 +41,7 @@ struct proto_hello {
 	int64_t time_unix_ns;                /* host wall clock; 0 = leave the guest clock alone */
 	uint8_t entropy[PROTO_ENTROPY_MAX];
 	size_t entropy_len;                  /* 0 = none */
+	struct proto_hello_net net;
 };
 
 /* READY: the guest's answer once it applied the HELLO. */

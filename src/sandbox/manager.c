@@ -294,6 +294,20 @@ static void close_procs(struct manager *m, struct sandbox *sb)
 	procs_unref(procs);
 }
 
+/* After its VM stopped: the sandbox's TAP, table and resolver socket. */
+static void release_network(struct manager *m, struct sandbox *sb)
+{
+	struct egress_link *link;
+
+	/* Its state keeps new readers of the link away (acquire_link); wait for those before. */
+	pthread_mutex_lock(&m->lock);
+	while (sb->refs > 0)
+		cond_wait_until(&m->cond, &m->lock, -1);
+	link = steal_pointer(&sb->link);
+	pthread_mutex_unlock(&m->lock);
+	egress_detach(m->cfg.egress, link);
+}
+
 /* Stops everything a sandbox owns; the sandbox must be out of reach of new requests. */
 static void teardown(struct manager *m, struct sandbox *sb)
 {
@@ -303,6 +317,7 @@ static void teardown(struct manager *m, struct sandbox *sb)
 	wait_unused(m, sb, "the sandbox is being destroyed");
 	close_procs(m, sb);
 	stop_vm(m, sb);
+	release_network(m, sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
 	if (sb->run_dir[0] != '\0' && dir_remove_tree(sb->run_dir, &err) < 0) {
@@ -336,6 +351,7 @@ static void detach_and_free(struct manager *m, struct sandbox *sb)
 	table_remove_locked(m, sb);
 	pthread_mutex_unlock(&m->lock);
 	channel_close(ch);
+	egress_forget(m->cfg.egress, steal_pointer(&sb->link));
 	log_event(LOG_INFO, sb->id, "sandbox.detached", -1, "left running (vmm_pid=%d)",
 		  vm != NULL ? (int)vmm_pid(vm) : 0);
 	vmm_detach(vm);
@@ -563,9 +579,16 @@ static void derive_max_sandboxes(struct manager *m)
 
 /* ---- what the warm pool asks of the manager (pool_ops) -------------------------------------- */
 
+/* Whether sb has (or, while it is created, asks for) a network. */
+static bool sandbox_networked(const struct sandbox *sb)
+{
+	return sb->link != NULL ||
+	       (sb->want_network != NULL && sb->want_network->mode != NET_MODE_NONE);
+}
+
 static bool is_default_shape(const struct sandbox *sb)
 {
-	return sb->vcpus == sb->pack->defaults.vcpus &&
+	return !sandbox_networked(sb) && sb->vcpus == sb->pack->defaults.vcpus &&
 	       sb->memory_mib == sb->pack->defaults.memory_mib &&
 	       sb->overlay_mib == sb->pack->defaults.overlay_mib;
 }
@@ -702,12 +725,22 @@ static void template_give_slot(void *ctx)
 	pthread_mutex_unlock(&m->lock);
 }
 
+static int template_nic_fd(void *ctx, struct ember_error **err)
+{
+	struct manager *m = ctx;
+
+	if (m->cfg.egress == NULL)
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no networking");
+	return egress_dummy_tap(m->cfg.egress, err);
+}
+
 static void open_templates(struct manager *m)
 {
 	const struct template_limits limits = {
 		.max_templates = m->cfg.max_templates,
 		.take_boot_slot = template_take_slot,
 		.give_boot_slot = template_give_slot,
+		.nic_fd = template_nic_fd,
 		.ctx = m,
 	};
 	char dir[PATH_MAX];
@@ -797,12 +830,39 @@ static void adopt_recovered(void *ctx, struct sandbox *sb)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* Removes the nftables tables of sandboxes an earlier daemon left and nobody re-attached. */
+static void sweep_networks(struct manager *m)
+{
+	const char **keep;
+	struct sandbox *sb;
+	unsigned removed;
+	size_t n = 0;
+
+	if (m->cfg.egress == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	keep = calloc(m->count + 1, sizeof(*keep));
+	for (sb = m->list; sb != NULL && keep != NULL; sb = sb->next)
+		keep[n++] = sb->id;
+	pthread_mutex_unlock(&m->lock);
+	if (keep == NULL)
+		return;
+	/* Nothing else runs yet: the ids stay valid without the lock. */
+	removed = egress_sweep(m->cfg.egress, keep, n);
+	free(keep);
+	if (removed > 0)
+		log_event(LOG_INFO, NULL, "recover.networks", -1, "removed %u stray sandbox network "
+			  "tables", removed);
+}
+
 void manager_recover(struct manager *m, struct manager_recovery *out)
 {
 	struct recover_env env = { .run_dir = m->run_dir, .catalog = m->catalog,
-				   .driver = m->driver, .adopt = adopt_recovered, .ctx = m };
+				   .driver = m->driver, .egress = m->cfg.egress,
+				   .adopt = adopt_recovered, .ctx = m };
 
 	recover_run_dir(&env, out);
+	sweep_networks(m);
 }
 
 /* Destroys (or with keep_vms lets go of) every sandbox no other thread is destroying, then waits
@@ -915,6 +975,19 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 				       VMM_CPU_WEIGHT_MAX);
 	if (req->labels != NULL)
 		sb->labels = *req->labels;
+	if (req->network != NULL && req->network->mode != NET_MODE_NONE) {
+		if (m->cfg.egress == NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "field `network.mode`: this "
+					       "daemon has no networking");
+		if (egress_check(m->cfg.egress, req->network, err) < 0)
+			return -1;
+		if (strcmp(vmm_driver_name(m->driver), "qemu") != 0)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "field `network.mode`: "
+					       "networked sandboxes need the qemu driver; this daemon "
+					       "runs %s (docs/network.md)",
+					       vmm_driver_name(m->driver));
+		sb->want_network = req->network;
+	}
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
 	if (sb->overlay_mib < 8 || sb->overlay_mib > m->cfg.max_overlay_mib ||
 	    sb->overlay_mib > sb->memory_mib)
@@ -977,6 +1050,7 @@ static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err
 static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
 			     struct ember_error **err)
 {
+	struct proto_hello_net net;
 	struct proto_ready ready;
 	int fd;
 
@@ -985,10 +1059,13 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 	fd = vmm_connect_agent(sb->vm, bcfg->deadline_ms, err);
 	if (fd < 0)
 		return -1;
+	if (sb->link != NULL)
+		egress_link_hello(sb->link, &net);
 	/* For a clone this HELLO is where it stops being the template: its own id, the host's
-	 * clock and fresh entropy, applied before READY (docs/snapshots.md). */
-	return channel_open(fd, sb->id, vmm_exit_fd(sb->vm), bcfg->deadline_ms, &sb->ch, &ready,
-			    err);
+	 * clock and fresh entropy, and its own network, applied before READY
+	 * (docs/snapshots.md). */
+	return channel_open(fd, sb->id, sb->link != NULL ? &net : NULL, vmm_exit_fd(sb->vm),
+			    bcfg->deadline_ms, &sb->ch, &ready, err);
 }
 
 /* Restores sb from its template sb->tpl, in at most CLONE_DEADLINE_MS of bcfg's deadline.
@@ -1034,7 +1111,7 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 {
 	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
 					.memory_mib = sb->memory_mib,
-					.overlay_mib = sb->overlay_mib };
+					.overlay_mib = sb->overlay_mib, .nic = sandbox_networked(sb) };
 	struct vmm_boot_config bcfg = { 0 };
 	char cmdline_extra[128];
 
@@ -1049,6 +1126,17 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 	bcfg.sandbox_id = sb->id;
 	bcfg.run_dir = sb->run_dir;
 	bcfg.deadline_ms = time_mono_ms() + m->cfg.boot_timeout_ms;
+	if (shape.nic) {
+		struct egress_link *link;
+
+		if (egress_attach(m->cfg.egress, sb->id, sb->run_dir, sb->want_network, &link,
+				  err) < 0)
+			return -1;
+		pthread_mutex_lock(&m->lock);
+		sb->link = link;
+		pthread_mutex_unlock(&m->lock);
+		bcfg.tap_fd = egress_link_tap_fd(link);
+	}
 	/* A pool fill comes with its template already acquired. */
 	if (sb->tpl == NULL && m->templates != NULL)
 		sb->tpl = template_acquire(m->templates, &shape);
@@ -1132,6 +1220,7 @@ static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
 		  sb->pack->name, sb->vcpus, sb->memory_mib);
 	if (boot_vm(m, sb, false, err) < 0)
 		return boot_failed(m, sb, t0, err);
+	sb->want_network = NULL; /* the request's: the link holds the policy from now on */
 	/* Spawned serving at the default weight (vmm.h); only another weight needs a change. */
 	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT) {
 		vmm_set_cpu_weight(sb->vm, sb->cpu_weight);
@@ -1181,6 +1270,83 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 }
 
 /* ---- reads and requests --------------------------------------------------------------------- */
+
+/* A reference on a ready networked sandbox's link for a read or change of its network (no
+ * activity: reading counters does not keep a sandbox alive). NULL otherwise: 404, or 409 with
+ * *mode telling what network it has (none, or one not ready). */
+static struct sandbox *acquire_link(struct manager *m, const char *id, enum net_mode *mode,
+				    struct ember_error **err)
+{
+	struct sandbox *sb;
+
+	*mode = NET_MODE_NONE;
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	if (sb == NULL) {
+		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	} else if (sb->link == NULL ||
+		   (sb->state != SANDBOX_READY && sb->state != SANDBOX_FAILED)) {
+		/* No network, or one being made or removed: only its mode can be told. */
+		*mode = sb->link != NULL ? egress_link_mode(sb->link)
+			: sb->want_network != NULL ? sb->want_network->mode : NET_MODE_NONE;
+		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` %s", sb->id,
+				*mode == NET_MODE_NONE ? "has no network (it was created with "
+							 "network mode none)"
+						       : "is not ready");
+		sb = NULL;
+	} else {
+		sb->refs++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return sb;
+}
+
+static void release_link(struct manager *m, struct sandbox *sb)
+{
+	pthread_mutex_lock(&m->lock);
+	sb->refs--;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+json_t *manager_network_json(struct manager *m, const char *id, struct ember_error **err)
+{
+	struct ember_error *why = NULL;
+	enum net_mode mode;
+	struct sandbox *sb = acquire_link(m, id, &mode, &why);
+	json_t *obj;
+
+	if (sb == NULL) {
+		if (why->kind == EMBER_E_NOT_FOUND) {
+			ember_error_propagate(err, why);
+			return NULL;
+		}
+		ember_error_free(&why);
+		return json_pack("{s:s}", "mode", net_mode_name(mode));
+	}
+	obj = egress_link_json(m->cfg.egress, sb->link);
+	release_link(m, sb);
+	if (obj == NULL)
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	return obj;
+}
+
+int manager_network_update(struct manager *m, const char *id, const struct net_policy *patch,
+			   bool has_deny, struct ember_error **err)
+{
+	enum net_mode mode;
+	struct sandbox *sb = acquire_link(m, id, &mode, err);
+	int ret;
+
+	if (sb == NULL)
+		return -1;
+	ret = egress_update(m->cfg.egress, sb->link, patch, has_deny, err);
+	release_link(m, sb);
+	if (ret == 0)
+		log_event(LOG_INFO, id, "sandbox.network_updated", -1, "allow=%zu entries",
+			  patch->nallow);
+	return ret;
+}
 
 int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 		struct ember_error **err)

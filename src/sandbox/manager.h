@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "channel/channel.h"
+#include "net/egress.h"
 #include "sandbox/catalog.h"
 #include "sandbox/contexts.h"
 #include "sandbox/labels.h"
@@ -37,6 +38,8 @@ const char *sandbox_state_name(enum sandbox_state state);
 /* Daemon limits (see docs/operations.md for defaults and why). */
 struct manager_config {
 	const char *run_dir;              /* per-sandbox directories are made below it */
+	struct egress *egress;            /* networked sandboxes (net/egress.h), the daemon's;
+					   * NULL: every create is mode none */
 	unsigned max_sandboxes;           /* beyond: 429; 0: derived from host memory */
 	const char *meminfo_path;         /* host memory (headroom.h); NULL: /proc/meminfo */
 	unsigned memory_reserve_mib;      /* kept free for the host; 0: a tenth, >= 256 MiB */
@@ -66,6 +69,7 @@ struct sandbox_create_request {
 	unsigned idle_timeout_s;          /* 0: none */
 	unsigned cpu_weight;              /* 0: VMM_CPU_WEIGHT_DEFAULT (1-10000) */
 	const struct sandbox_labels *labels; /* NULL: none; checked (labels.h) */
+	const struct net_policy *network; /* NULL or mode none: no NIC (net/policy.h) */
 };
 
 /* A consistent copy of one sandbox's public state (no pointers into the table). */
@@ -185,6 +189,13 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 			   struct sandbox_info *info, struct ember_error **err);
 int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 		struct ember_error **err);
+/* The sandbox object's `network` member: {"mode": "none"}, or the policy, addresses and the
+ * counters read now (net/egress.h). New reference; NULL with err set. */
+json_t *manager_network_json(struct manager *m, const char *id, struct ember_error **err);
+/* PATCH /sandboxes/{id}/network: replaces the allow list (and the deny list when has_deny) of
+ * a ready networked sandbox; 409 for one without a network. */
+int manager_network_update(struct manager *m, const char *id, const struct net_policy *patch,
+			   bool has_deny, struct ember_error **err);
 /* A snapshot of all sandboxes; *infos is malloc'd. */
 int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 		 struct ember_error **err);

@@ -60,12 +60,30 @@ static void sandbox_from_record(const struct recover_env *env, const struct sand
 	sb->last_activity_mono_ms = now_mono;
 }
 
+/* The sandbox's network, when it had one: its table and resolver rebuilt (net/egress.h). */
+static int adopt_network(const struct recover_env *env, struct sandbox *sb,
+			 struct ember_error **err)
+{
+	struct ember_error *adopt_err = NULL;
+
+	if (env->egress == NULL)
+		return 0;
+	if (egress_adopt(env->egress, sb->id, sb->run_dir, &sb->link, &adopt_err) == 0)
+		return 0;
+	if (adopt_err->kind == EMBER_E_NOT_FOUND) {
+		ember_error_free(&adopt_err);
+		return 0;
+	}
+	return ember_error_propagate(err, adopt_err);
+}
+
 /* Takes over one sandbox directory left by an earlier daemon, or explains why not. */
 static int recover_one(const struct recover_env *env, const char *id, const char *dir,
 		       struct sandbox **out, struct ember_error **err)
 {
 	_cleanup_free_ struct sandbox *sb = NULL;
 	struct sandbox_record rec;
+	struct proto_hello_net net;
 	struct proto_ready ready;
 	int fd;
 
@@ -82,11 +100,18 @@ static int recover_one(const struct recover_env *env, const char *id, const char
 	/* Its threads kept their nice; the instance must know it for its stop. */
 	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT)
 		vmm_set_cpu_weight(sb->vm, sb->cpu_weight);
+	if (adopt_network(env, sb, err) < 0) {
+		sandbox_release_vm(sb->vm, NULL);
+		return -1;
+	}
+	if (sb->link != NULL)
+		egress_link_hello(sb->link, &net);
 	/* A fresh HELLO starts a new session: the guest ends whatever the old one left running. */
 	fd = vmm_connect_agent(sb->vm, time_mono_ms() + 10000, err);
-	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(sb->vm), time_mono_ms() + 10000, &sb->ch,
-				   &ready, err) < 0) {
+	if (fd < 0 || channel_open(fd, id, sb->link != NULL ? &net : NULL, vmm_exit_fd(sb->vm),
+				   time_mono_ms() + 10000, &sb->ch, &ready, err) < 0) {
 		sandbox_release_vm(sb->vm, sb->ch);
+		egress_detach(env->egress, sb->link);
 		return -1;
 	}
 	sb->state = SANDBOX_READY;

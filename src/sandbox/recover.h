@@ -16,6 +16,7 @@ struct recover_env {
 	const char *run_dir;
 	const struct catalog *catalog;
 	struct vmm_driver *driver;
+	struct egress *egress;        /* re-adopts a sandbox's network; NULL: none */
 	void (*adopt)(void *ctx, struct sandbox *sb);  /* a live, READY sandbox */
 	void *ctx;
 };

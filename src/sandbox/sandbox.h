@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "channel/channel.h"
+#include "net/egress.h"
 #include "sandbox/catalog.h"
 #include "sandbox/labels.h"
 #include "sandbox/manager.h"
@@ -51,6 +52,10 @@ struct sandbox {
 	struct procs *procs;          /* [lock] background processes; NULL until the first */
 	struct sandbox_contexts contexts; /* [lock] code contexts (their interpreters: the guest) */
 	const char *boot_mode;        /* "cold", "clone", "pool" */
+	/* Its network (net/egress.h): NULL for mode none. Made by the boot (or adopted by the
+	 * recovery), removed by the teardown; the egress guards what changes in it. */
+	struct egress_link *link;
+	const struct net_policy *want_network; /* during a create: the request's policy */
 	char failure[512];            /* [lock] */
 	struct sandbox *next;         /* [lock] the table's link */
 };

@@ -129,15 +129,16 @@ static void shape_key(struct template_store *st, const struct template_shape *sh
 	int n;
 
 	snprintf(pack_hash, DIGEST_HEX_LEN + 1, "%s", pack_digest(st, shape->pack));
-	n = snprintf(text, sizeof(text), "v1|%s|%s|%s|%u|%u|%u", st->base_digest, shape->pack->name,
-		     pack_hash, shape->vcpus, shape->memory_mib, shape->overlay_mib);
+	n = snprintf(text, sizeof(text), "v1|%s|%s|%s|%u|%u|%u%s", st->base_digest,
+		     shape->pack->name, pack_hash, shape->vcpus, shape->memory_mib,
+		     shape->overlay_mib, shape->nic ? "|nic" : "");
 	digest_buffer(text, (size_t)n, key);
 }
 
 static bool same_shape(const struct template_shape *a, const struct template_shape *b)
 {
 	return a->pack == b->pack && a->vcpus == b->vcpus && a->memory_mib == b->memory_mib &&
-	       a->overlay_mib == b->overlay_mib;
+	       a->overlay_mib == b->overlay_mib && a->nic == b->nic;
 }
 
 /* Its directory and its pinned pack image, which lies beside the directory so that the path
@@ -350,7 +351,7 @@ int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config
 	if (vmm_start(driver, &bcfg, &vm, err) < 0)
 		goto out;
 	fd = vmm_connect_agent(vm, deadline_ms, err);
-	if (fd < 0 || channel_open(fd, id, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0 ||
+	if (fd < 0 || channel_open(fd, id, NULL, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0 ||
 	    (pack != NULL && template_warm_up(ch, pack, err) < 0))
 		goto out;
 	/* Nothing is in flight (the warm-up's EXIT came back), so the session holds nothing a clone
@@ -434,6 +435,7 @@ static int build(struct template *t, struct ember_error **err)
 	struct vmm_boot_config bcfg = { 0 };
 	char tmp[PATH_MAX], run[PATH_MAX], memory[PATH_MAX], state[PATH_MAX], id[40];
 	char cmdline_extra[128], pinned_digest[DIGEST_HEX_LEN + 1];
+	_cleanup_close_ int nic = -1;
 	int ret;
 
 	snprintf(tmp, sizeof(tmp), "%s/%s.building", st->dir, t->key);
@@ -465,6 +467,13 @@ static int build(struct template *t, struct ember_error **err)
 	}
 	template_boot_config(&t->shape, st->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
 	bcfg.pack_image = t->pack_image;
+	if (t->shape.nic) {
+		nic = st->limits.nic_fd != NULL ? st->limits.nic_fd(st->limits.ctx, err)
+			: ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no NIC for templates");
+		if (nic < 0)
+			goto out;
+		bcfg.tap_fd = nic;
+	}
 	ret = template_snapshot_vm(st->driver, &bcfg, t->shape.pack, run, id, memory, state,
 				   time_mono_ms() + st->boot_timeout_ms, err);
 	if (ret == 0)

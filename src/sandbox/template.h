@@ -24,6 +24,7 @@ struct template_shape {
 	unsigned vcpus;
 	unsigned memory_mib;
 	unsigned overlay_mib;
+	bool nic;             /* a virtio-net NIC (networked sandboxes): a template of its own */
 };
 
 struct template_store;
@@ -41,6 +42,9 @@ struct template_limits {
 	 * back when the VM is gone. NULL: builds take no slot. Called without the store's lock. */
 	bool (*take_boot_slot)(void *ctx, int64_t deadline_ms);
 	void (*give_boot_slot)(void *ctx);
+	/* A TAP descriptor for a template VM with a NIC (the template's guest never configures
+	 * it; each clone gets its own TAP). NULL: NIC templates cannot be built. */
+	int (*nic_fd)(void *ctx, struct ember_error **err);
 	void *ctx;
 };
 

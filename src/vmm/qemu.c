@@ -211,6 +211,15 @@ static void add_device_args(struct argv_list *a, const struct qemu_vm *q,
 	argv_add(a, "socket,id=agent,path=%s,server=on,wait=off", q->agent_sock);
 	argv_add(a, "-device");
 	argv_add(a, "virtserialport,chardev=agent,name=org.emberd.agent");
+	/* The NIC: the daemon made the TAP and passes it open. The device MAC is the same for
+	 * every VM (a clone must match its template's devices); the guest sets its own from the
+	 * HELLO, and each TAP is a link of its own. */
+	if (cfg->tap_fd > 0) {
+		argv_add(a, "-netdev");
+		argv_add(a, "tap,id=net0,fd=%d", cfg->tap_fd);
+		argv_add(a, "-device");
+		argv_add(a, "virtio-net-device,netdev=net0,mac=02:00:00:00:00:01");
+	}
 	argv_add(a, "-qmp");
 	argv_add(a, "unix:%s,server=on,wait=off", q->qmp_sock);
 	if (cfg->restore_state != NULL) {
@@ -357,7 +366,8 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	_cleanup_close_ int console_fd = -1;
 	struct vmm_boot_config resolved = *cfg;
 	char cmdline[1024], kernel[PATH_MAX], initramfs[PATH_MAX], pack[PATH_MAX];
-	int keep[2];
+	int keep[3];
+	size_t nkeep = 1;
 	const struct qemu_vm *q;
 
 	if (vm->drv->jailed && resolve_paths(&resolved, kernel, initramfs, pack, err) < 0)
@@ -376,15 +386,18 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	add_device_args(&a, q, cfg);
 	if (a.overflow)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
-	/* QEMU keeps its console's listening socket and a clone's memfd; its own messages
-	 * (stderr) go into the console ring too, with the serial output. */
+	/* QEMU keeps its console's listening socket, a clone's memfd and the TAP; its own
+	 * messages (stderr) go into the console ring too, with the serial output. */
 	keep[0] = console_fd;
-	keep[1] = cfg->memory_fd;
+	if (cfg->memory_fd > 0)
+		keep[nkeep++] = cfg->memory_fd;
+	if (cfg->tap_fd > 0)
+		keep[nkeep++] = cfg->tap_fd;
 	if (vm->drv->jailed)
-		return spawn_jailed(vm, cfg, a.items, console_vmm_fd(vm->console), keep,
-				    cfg->memory_fd > 0 ? 2 : 1, err);
-	return vmm_spawn_fds(a.items, console_vmm_fd(vm->console), keep,
-			     cfg->memory_fd > 0 ? 2 : 1, &vm->pid, &vm->pidfd, err);
+		return spawn_jailed(vm, cfg, a.items, console_vmm_fd(vm->console), keep, nkeep,
+				    err);
+	return vmm_spawn_fds(a.items, console_vmm_fd(vm->console), keep, nkeep, &vm->pid,
+			     &vm->pidfd, err);
 }
 
 /* The chardev socket exists shortly after QEMU starts; a connection made before the guest opens

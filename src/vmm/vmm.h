@@ -73,6 +73,10 @@ struct vmm_boot_config {
 	int memory_fd;
 	const char *restore_state;
 	int64_t deadline_ms;          /* bounds a restore; <0: none */
+	/* > 0: a virtio-net NIC backed by this TAP descriptor (net/tap.h), which the VMM keeps.
+	 * 0 (a zeroed config): no NIC at all. A clone must have one exactly when its template
+	 * had one. */
+	int tap_fd;
 };
 
 struct vmm_driver;

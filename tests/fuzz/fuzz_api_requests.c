@@ -113,8 +113,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		create = malloc(sizeof(*create));
 		if (create != NULL &&
 		    api_parse_create((const char *)data + 1, size - 1, create, NULL) == 0 &&
-		    create->labels.count > SANDBOX_LABELS_MAX)
+		    (create->labels.count > SANDBOX_LABELS_MAX ||
+		     create->network.nallow > NET_RULES_MAX || create->network.ndeny > NET_RULES_MAX))
 			abort();
+		if (create != NULL)
+			api_create_body_release(create);
 		free(create);
 		break;
 	case 1:

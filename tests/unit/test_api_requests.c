@@ -16,6 +16,30 @@
 #define PARSE_CREATE(text, out, err) api_parse_create(text, strlen(text), out, err)
 #define PARSE_EXEC(text, out, err) api_parse_exec(text, strlen(text), out, err)
 
+static void create_parses_the_network_policy(void **state)
+{
+	struct api_create_body b;
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(PARSE_CREATE("{}", &b, NULL), 0);
+	assert_int_equal(b.network.mode, NET_MODE_NONE);
+	api_create_body_release(&b);
+	assert_int_equal(PARSE_CREATE("{\"network\":{\"mode\":\"allowlist\",\"allow\":"
+				      "[\"pypi.org\",\"203.0.113.0/24:443\"]}}", &b, NULL), 0);
+	assert_int_equal(b.network.mode, NET_MODE_ALLOWLIST);
+	assert_int_equal(b.network.nallow, 2);
+	api_create_body_release(&b);
+	assert_int_equal(PARSE_CREATE("{\"network\":{\"mode\":\"sometimes\"}}", &b, &err), -1);
+	assert_non_null(strstr(err->message, "network.mode"));
+	ember_error_free(&err);
+	api_create_body_release(&b);
+	assert_int_equal(PARSE_CREATE("{\"network\":[]}", &b, &err), -1);
+	assert_non_null(strstr(err->message, "network"));
+	ember_error_free(&err);
+	api_create_body_release(&b);
+}
+
 static void create_accepts_empty_body_and_full_body(void **state)
 {
 	struct api_create_body b;
@@ -493,6 +517,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(create_accepts_empty_body_and_full_body),
+		cmocka_unit_test(create_parses_the_network_policy),
 		cmocka_unit_test(create_rejects_bad_fields_naming_them),
 		cmocka_unit_test(exec_decodes_code_stdin_timeout_and_env),
 		cmocka_unit_test(exec_rejects_bad_env_and_oversized_code),

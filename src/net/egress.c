@@ -1,0 +1,996 @@
+/* egress.c - sandbox networking on the host (see egress.h and docs/network.md). */
+#include "net/egress.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/hostcmd.h"
+#include "net/resolver.h"
+#include "net/tap.h"
+#include "util/buf.h"
+#include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/jsonutil.h"
+#include "util/log.h"
+
+#define RULE_PREF_MAIN "25964"   /* to SUBNET lookup main: the host's replies stay on the TAP */
+#define RULE_PREF_EGRESS "25965" /* from SUBNET / fwmark: the egress table */
+#define TABLE_ID_BASE 0x656d0000u
+#define EGRESS_FILE_MAX (256 * 1024)
+#define TAP_PREFIX "emb"
+
+struct egress_link {
+	char id[72];
+	char run_dir[PATH_MAX];
+	unsigned slot;
+	char tap[IFNAMSIZ];
+	int tap_fd;
+	uint32_t host_ip, guest_ip;
+	uint16_t dns_port;
+	enum net_mode mode;              /* fixed: a PATCH changes the lists only */
+	struct net_policy policy;        /* [egress lock] replaced by egress_update() */
+};
+
+struct egress {
+	unsigned modes;
+	bool enabled;                    /* an uplink: networked sandboxes possible */
+	char uplink[IFNAMSIZ];
+	uint32_t subnet;                 /* host byte order */
+	unsigned prefix;
+	char subnet_text[32];
+	uint32_t gateway;                /* 0: on-link */
+	struct sockaddr_in dns;
+	unsigned rate_mbit;
+	unsigned max_connections;
+	uint32_t table_id;
+	char global_table[32];
+	char uplink_forwarding[8];       /* its value before we set 1 ("" if unchanged) */
+	bool global_made;
+	struct resolver *resolver;
+	pthread_mutex_t lock;
+	uint8_t *slots;                  /* [lock] one byte per /30 of the subnet */
+	unsigned nslots;
+	char description[256];
+};
+
+/* ---- addresses and settings ---------------------------------------------------------------- */
+
+static void ip_text(uint32_t addr, char out[INET_ADDRSTRLEN])
+{
+	struct in_addr in = { .s_addr = htonl(addr) };
+
+	inet_ntop(AF_INET, &in, out, INET_ADDRSTRLEN);
+}
+
+static int parse_ipv4(const char *text, uint32_t *out)
+{
+	struct in_addr in;
+
+	if (inet_pton(AF_INET, text, &in) != 1)
+		return -1;
+	*out = ntohl(in.s_addr);
+	return 0;
+}
+
+static int parse_subnet(struct egress *e, const char *text, struct ember_error **err)
+{
+	char addr[INET_ADDRSTRLEN + 4];
+	const char *slash = strchr(text, '/');
+	char *end;
+	long prefix;
+
+	if (slash == NULL || (size_t)(slash - text) >= sizeof(addr))
+		goto bad;
+	memcpy(addr, text, (size_t)(slash - text));
+	addr[slash - text] = '\0';
+	prefix = strtol(slash + 1, &end, 10);
+	if (*end != '\0' || prefix < 8 || prefix > 24 || parse_ipv4(addr, &e->subnet) < 0)
+		goto bad;
+	e->prefix = (unsigned)prefix;
+	if (e->subnet & ~(~(uint32_t)0 << (32 - e->prefix)))
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--egress-subnet `%s`: not a network "
+				       "address for /%ld", text, prefix);
+	snprintf(e->subnet_text, sizeof(e->subnet_text), "%s/%u", addr, e->prefix);
+	e->nslots = 1u << (32 - e->prefix - 2);
+	return 0;
+bad:
+	return ember_error_set(err, EMBER_E_INVALID, 0, "--egress-subnet `%s`: expected an IPv4 "
+			       "network A.B.C.D/N with N from 8 to 24", text);
+}
+
+/* The first IPv4 nameserver of /etc/resolv.conf. */
+static int resolv_conf_server(char *out, size_t size, struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	char *line, *save = NULL;
+
+	if (file_read_all("/etc/resolv.conf", 64 * 1024, &text, &len, err) < 0)
+		return ember_error_wrap(err, "no --egress-dns given");
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char addr[64];
+		uint32_t ip;
+
+		if (sscanf(line, " nameserver %63s", addr) == 1 && parse_ipv4(addr, &ip) == 0) {
+			snprintf(out, size, "%s", addr);
+			return 0;
+		}
+	}
+	return ember_error_set(err, EMBER_E_INVALID, 0, "/etc/resolv.conf names no IPv4 "
+			       "nameserver: give --egress-dns ADDR[:PORT]");
+}
+
+static int parse_dns(struct egress *e, const char *flag, struct ember_error **err)
+{
+	char text[80], *colon;
+	uint32_t ip;
+	long port = 53;
+
+	if (flag != NULL)
+		snprintf(text, sizeof(text), "%s", flag);
+	else if (resolv_conf_server(text, sizeof(text), err) < 0)
+		return -1;
+	colon = strchr(text, ':');
+	if (colon != NULL) {
+		char *end;
+
+		*colon = '\0';
+		port = strtol(colon + 1, &end, 10);
+		if (*end != '\0' || port < 1 || port > 65535)
+			goto bad;
+	}
+	if (parse_ipv4(text, &ip) < 0)
+		goto bad;
+	e->dns = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				       .sin_addr.s_addr = htonl(ip) };
+	return 0;
+bad:
+	return ember_error_set(err, EMBER_E_INVALID, 0, "--egress-dns `%s`: expected an IPv4 "
+			       "address with an optional :PORT", flag != NULL ? flag : text);
+}
+
+/* The main table's default gateway via the uplink (/proc/net/route), or 0: on-link. */
+static uint32_t default_gateway(const char *uplink)
+{
+	_cleanup_free_ char *text = NULL;
+	struct ember_error *err = NULL;
+	char *line, *save = NULL;
+	size_t len;
+
+	if (file_read_all("/proc/net/route", 1024 * 1024, &text, &len, &err) < 0) {
+		ember_error_free(&err);
+		return 0;
+	}
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		char iface[IFNAMSIZ + 1];
+		unsigned dest, gw, flags;
+
+		if (sscanf(line, "%16s %x %x %x", iface, &dest, &gw, &flags) == 4 &&
+		    strcmp(iface, uplink) == 0 && dest == 0 && gw != 0)
+			return ntohl(gw); /* the file holds network byte order, in hex */
+	}
+	return 0;
+}
+
+/* ---- the daemon-wide setup ----------------------------------------------------------------- */
+
+static int run(struct ember_error **err, const char *a0, const char *a1, const char *a2,
+	       const char *a3, const char *a4, const char *a5, const char *a6, const char *a7,
+	       const char *a8, const char *a9, const char *a10)
+{
+	const char *argv[] = { a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, NULL };
+
+	return hostcmd_run((char *const *)argv, err);
+}
+
+static void run_quiet(const char *a0, const char *a1, const char *a2, const char *a3,
+		      const char *a4, const char *a5, const char *a6, const char *a7,
+		      const char *a8, const char *a9)
+{
+	struct ember_error *err = NULL;
+
+	if (run(&err, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, NULL) < 0)
+		ember_error_free(&err);
+}
+
+/* Removes our routing rules, table and global nftables table (also an earlier daemon's). */
+static void global_remove(struct egress *e)
+{
+	char table[16], mark[16], script[96];
+	struct ember_error *err = NULL;
+	int i;
+
+	snprintf(table, sizeof(table), "%u", e->table_id);
+	snprintf(mark, sizeof(mark), "0x%x", e->table_id);
+	/* A crashed daemon's rules may be there more than once; each del removes one. */
+	for (i = 0; i < 4; i++) {
+		run_quiet("ip", "-4", "rule", "del", "to", e->subnet_text, "lookup", "main", "pref",
+			  RULE_PREF_MAIN);
+		run_quiet("ip", "-4", "rule", "del", "from", e->subnet_text, "lookup", table, "pref",
+			  RULE_PREF_EGRESS);
+		run_quiet("ip", "-4", "rule", "del", "fwmark", mark, "lookup", table, "pref",
+			  RULE_PREF_EGRESS);
+	}
+	run_quiet("ip", "-4", "route", "flush", "table", table, NULL, NULL, NULL, NULL);
+	snprintf(script, sizeof(script), "add table ip %s\ndelete table ip %s\n", e->global_table,
+		 e->global_table);
+	if (hostcmd_nft(script, NULL, &err) < 0)
+		ember_error_free(&err);
+}
+
+static int global_make(struct egress *e, struct ember_error **err)
+{
+	char table[16], mark[16], gw[INET_ADDRSTRLEN], script[512];
+
+	snprintf(table, sizeof(table), "%u", e->table_id);
+	snprintf(mark, sizeof(mark), "0x%x", e->table_id);
+	if (e->gateway != 0) {
+		ip_text(e->gateway, gw);
+		if (run(err, "ip", "-4", "route", "replace", "default", "via", gw, "dev", e->uplink,
+			"table", table) < 0)
+			return -1;
+	} else if (run(err, "ip", "-4", "route", "replace", "default", "dev", e->uplink, "table",
+		       table, NULL, NULL) < 0) {
+		return -1;
+	}
+	if (run(err, "ip", "-4", "rule", "add", "to", e->subnet_text, "lookup", "main", "pref",
+		RULE_PREF_MAIN, NULL) < 0 ||
+	    run(err, "ip", "-4", "rule", "add", "from", e->subnet_text, "lookup", table, "pref",
+		RULE_PREF_EGRESS, NULL) < 0 ||
+	    run(err, "ip", "-4", "rule", "add", "fwmark", mark, "lookup", table, "pref",
+		RULE_PREF_EGRESS, NULL) < 0)
+		return -1;
+	snprintf(script, sizeof(script),
+		 "table ip %s {\n"
+		 "  chain postrouting {\n"
+		 "    type nat hook postrouting priority srcnat; policy accept;\n"
+		 "    ip saddr %s oifname \"%s\" masquerade\n"
+		 "  }\n"
+		 "}\n", e->global_table, e->subnet_text, e->uplink);
+	if (hostcmd_nft(script, NULL, err) < 0)
+		return -1;
+	/* Replies to the sandboxes come in by the uplink and are forwarded to their TAPs. */
+	if (net_sysctl_get("ipv4", e->uplink, "forwarding", e->uplink_forwarding,
+			   sizeof(e->uplink_forwarding), err) < 0)
+		return -1;
+	if (strcmp(e->uplink_forwarding, "1") == 0)
+		e->uplink_forwarding[0] = '\0';
+	else if (net_sysctl_set("ipv4", e->uplink, "forwarding", "1", err) < 0)
+		return -1;
+	return 0;
+}
+
+static int resolver_allow(void *ctx, const char *sandbox_id, const struct dns_a_record *recs,
+			  size_t n, bool any_port, const uint16_t *ports, size_t nports);
+
+static int enable(struct egress *e, const struct egress_config *cfg, struct ember_error **err)
+{
+	struct resolver_config rcfg = { .allow = resolver_allow, .ctx = e };
+	char why[256], dns[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+
+	if (strlen(cfg->uplink) >= IFNAMSIZ || !tap_exists(cfg->uplink))
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--egress-uplink `%s`: no such "
+				       "interface", cfg->uplink);
+	snprintf(e->uplink, sizeof(e->uplink), "%s", cfg->uplink);
+	if (parse_dns(e, cfg->dns, err) < 0)
+		return -1;
+	if (cfg->gateway != NULL && parse_ipv4(cfg->gateway, &e->gateway) < 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "--egress-gateway `%s`: expected an "
+				       "IPv4 address", cfg->gateway);
+	if (cfg->gateway == NULL)
+		e->gateway = default_gateway(e->uplink);
+	if (!hostcmd_nft_usable(why, sizeof(why)))
+		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "networked sandboxes need "
+				       "nftables: %s", why);
+	if (access("/dev/net/tun", R_OK | W_OK) < 0)
+		return ember_error_sys(err, "networked sandboxes need /dev/net/tun");
+	e->slots = calloc(e->nslots, 1);
+	if (e->slots == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	global_remove(e);
+	e->global_made = true;
+	if (global_make(e, err) < 0)
+		return ember_error_wrap(err, "egress setup");
+	rcfg.upstream = e->dns;
+	rcfg.uplink = e->uplink;
+	rcfg.mark = e->table_id;
+	if (resolver_start(&rcfg, &e->resolver, err) < 0)
+		return -1;
+	e->enabled = true;
+	ip_text(ntohl(e->dns.sin_addr.s_addr), dns);
+	if (e->gateway != 0)
+		ip_text(e->gateway, gw);
+	else
+		snprintf(gw, sizeof(gw), "on-link");
+	net_modes_format(e->modes, why, sizeof(why));
+	snprintf(e->description, sizeof(e->description), "%s via %s (gateway %s, dns %s:%u, "
+		 "subnet %s)", why, e->uplink, gw, dns, ntohs(e->dns.sin_port), e->subnet_text);
+	return 0;
+}
+
+int egress_create(const struct egress_config *cfg, struct egress **out, struct ember_error **err)
+{
+	struct egress *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	pthread_mutex_init(&e->lock, NULL);
+	e->modes = cfg->modes | NET_MODE_BIT(NET_MODE_NONE);
+	e->rate_mbit = cfg->rate_mbit;
+	e->max_connections = cfg->max_connections != 0 ? cfg->max_connections
+						       : EGRESS_MAX_CONNECTIONS_DEFAULT;
+	if (parse_subnet(e, cfg->subnet != NULL ? cfg->subnet : EGRESS_SUBNET_DEFAULT, err) < 0)
+		goto fail;
+	e->table_id = TABLE_ID_BASE | ((e->subnet >> 16) & 0xffffu);
+	snprintf(e->global_table, sizeof(e->global_table), "%sg%08x", EGRESS_TABLE_PREFIX,
+		 e->table_id);
+	snprintf(e->description, sizeof(e->description), "off (no --egress-uplink)");
+	if (cfg->uplink != NULL && enable(e, cfg, err) < 0)
+		goto fail;
+	if (cfg->uplink == NULL && e->modes != NET_MODE_BIT(NET_MODE_NONE))
+		log_event(LOG_WARN, NULL, "net.no_uplink", -1, "--network-modes allows networked "
+			  "sandboxes but no --egress-uplink is set: every networked create fails");
+	*out = e;
+	return 0;
+fail:
+	egress_free(e);
+	return -1;
+}
+
+void egress_free(struct egress *e)
+{
+	struct ember_error *err = NULL;
+
+	if (e == NULL)
+		return;
+	if (e->resolver != NULL)
+		resolver_stop(e->resolver);
+	if (e->global_made) {
+		global_remove(e);
+		if (e->uplink_forwarding[0] != '\0' &&
+		    net_sysctl_set("ipv4", e->uplink, "forwarding", e->uplink_forwarding, &err) < 0)
+			ember_error_free(&err);
+	}
+	free(e->slots);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+const char *egress_description(const struct egress *e)
+{
+	return e->description;
+}
+
+int egress_check(const struct egress *e, const struct net_policy *p, struct ember_error **err)
+{
+	if (p->mode == NET_MODE_NONE)
+		return 0;
+	if (!(e->modes & NET_MODE_BIT(p->mode))) {
+		char modes[64];
+
+		net_modes_format(e->modes, modes, sizeof(modes));
+		return ember_error_set(err, EMBER_E_INVALID, 0, "field `network.mode`: mode `%s` "
+				       "is not enabled on this daemon (--network-modes %s)",
+				       net_mode_name(p->mode), modes);
+	}
+	if (!e->enabled)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "networked sandboxes need "
+				       "--egress-uplink IFACE (and --network-modes allowlist or "
+				       "open); see docs/network.md");
+	return 0;
+}
+
+/* ---- a sandbox's nftables table --------------------------------------------------------------- */
+
+/* An nft script being written; one failed append fails it. */
+struct script {
+	struct buf b;
+	bool failed;
+};
+
+static void sp(struct script *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sp(struct script *s, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) || buf_append(&s->b, line, (size_t)n) < 0)
+		s->failed = true;
+}
+
+static const char *script_text(struct script *s)
+{
+	if (s->failed || buf_terminate(&s->b) < 0)
+		return NULL;
+	return (const char *)s->b.data;
+}
+
+static void script_release(struct script *s)
+{
+	buf_release(&s->b);
+}
+
+static void table_name(const char *id, char *out, size_t size)
+{
+	snprintf(out, size, "%s%s", EGRESS_TABLE_PREFIX, id);
+}
+
+static void rule_match(struct script *s, const struct net_rule *r)
+{
+	char net[INET_ADDRSTRLEN];
+
+	ip_text(r->addr, net);
+	sp(s, "ip daddr %s/%u ", net, r->prefix);
+	if (r->port != 0)
+		sp(s, "th dport %u ", r->port);
+}
+
+/* The whole table for link l under policy p: one transaction that replaces an older one. */
+static void table_script(const struct egress *e, const struct egress_link *l,
+			 const struct net_policy *p, struct script *s)
+{
+	char name[96], host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
+	size_t i;
+
+	table_name(l->id, name, sizeof(name));
+	ip_text(l->host_ip, host);
+	ip_text(l->guest_ip, guest);
+	sp(s, "add table inet %s\ndelete table inet %s\n", name, name);
+	sp(s, "table inet %s {\n"
+		   "  set dyn_any { type ipv4_addr; flags timeout; }\n"
+		   "  set dyn_port { type ipv4_addr . inet_service; flags timeout; }\n"
+		   "  counter tx { }\n  counter rx { }\n  counter dropped { }\n", name);
+	/* The guest's only resolver: udp/53 to anything goes to the daemon's socket. */
+	sp(s, "  chain prerouting {\n"
+		   "    type nat hook prerouting priority dstnat; policy accept;\n"
+		   "    iifname \"%s\" udp dport 53 redirect to :%u\n  }\n", l->tap, l->dns_port);
+	/* Nothing of the host but that socket. */
+	sp(s, "  chain input {\n"
+		   "    type filter hook input priority filter; policy accept;\n"
+		   "    iifname \"%s\" ip daddr %s udp dport %u accept\n"
+		   "    iifname \"%s\" counter name \"dropped\" drop\n  }\n",
+		   l->tap, host, l->dns_port, l->tap);
+	sp(s, "  chain forward {\n"
+		   "    type filter hook forward priority filter; policy accept;\n"
+		   "    iifname \"%s\" jump from_guest\n"
+		   "    oifname \"%s\" jump to_guest\n  }\n", l->tap, l->tap);
+	sp(s, "  chain to_guest {\n"
+		   "    ct state established,related counter name \"rx\" accept\n"
+		   "    counter name \"dropped\" drop\n  }\n");
+	sp(s, "  chain from_guest {\n"
+		   "    meta nfproto != ipv4 counter name \"dropped\" drop\n"
+		   "    ip saddr != %s counter name \"dropped\" drop\n"
+		   "    oifname != \"%s\" counter name \"dropped\" drop\n", guest, e->uplink);
+	if (e->rate_mbit != 0)
+		sp(s, "    limit rate over %u kbytes/second burst 256 kbytes "
+			   "counter name \"dropped\" drop\n", e->rate_mbit * 125);
+	sp(s, "    ct state established,related counter name \"tx\" accept\n"
+		   "    ip daddr { 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, "
+		   "240.0.0.0/4, %s } counter name \"dropped\" drop\n", e->subnet_text);
+	for (i = 0; i < p->ndeny; i++) {
+		if (p->deny[i].kind != NET_RULE_CIDR)
+			continue;
+		sp(s, "    ");
+		rule_match(s, &p->deny[i]);
+		sp(s, "counter name \"dropped\" drop\n");
+	}
+	sp(s, "    ct state new ct count over %u counter name \"dropped\" drop\n",
+		   e->max_connections);
+	for (i = 0; i < p->nallow; i++) {
+		if (p->allow[i].kind != NET_RULE_CIDR)
+			continue;
+		sp(s, "    ");
+		rule_match(s, &p->allow[i]);
+		sp(s, "counter name \"tx\" accept\n");
+	}
+	sp(s, "    ip daddr { 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10 } "
+		   "counter name \"dropped\" drop\n");
+	if (p->mode == NET_MODE_OPEN)
+		sp(s, "    counter name \"tx\" accept\n");
+	else
+		sp(s, "    ip daddr @dyn_any counter name \"tx\" accept\n"
+			   "    ip daddr . th dport @dyn_port counter name \"tx\" accept\n");
+	sp(s, "    counter name \"dropped\" drop\n  }\n}\n");
+}
+
+static int table_apply(const struct egress *e, const struct egress_link *l,
+		       const struct net_policy *p, struct ember_error **err)
+{
+	struct script s = { 0 };
+	const char *text;
+	int ret;
+
+	table_script(e, l, p, &s);
+	text = script_text(&s);
+	ret = text != NULL ? hostcmd_nft(text, NULL, err)
+			   : ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	script_release(&s);
+	return ret;
+}
+
+static void table_delete(const char *id)
+{
+	struct ember_error *err = NULL;
+	char name[96], script[256];
+
+	table_name(id, name, sizeof(name));
+	snprintf(script, sizeof(script), "add table inet %s\ndelete table inet %s\n", name, name);
+	if (hostcmd_nft(script, NULL, &err) < 0) {
+		log_event(LOG_WARN, id, "net.table_delete_failed", -1, "%s", err->message);
+		ember_error_free(&err);
+	}
+}
+
+/* The resolver's answers: each address into the sandbox's set for max(TTL, floor). An address
+ * already there gets the new timeout (delete + add in the same transaction). */
+static int resolver_allow(void *ctx, const char *sandbox_id, const struct dns_a_record *recs,
+			  size_t n, bool any_port, const uint16_t *ports, size_t nports)
+{
+	struct script s = { 0 };
+	struct ember_error *err = NULL;
+	const char *text;
+	char name[96];
+	size_t i, j;
+	int ret = 0;
+
+	(void)ctx;
+	table_name(sandbox_id, name, sizeof(name));
+	for (i = 0; i < n; i++) {
+		char addr[INET_ADDRSTRLEN];
+		uint32_t ttl = recs[i].ttl < RESOLVER_TTL_FLOOR_S ? RESOLVER_TTL_FLOOR_S
+								   : recs[i].ttl;
+
+		if (ttl > 86400)
+			ttl = 86400;
+		ip_text(recs[i].addr, addr);
+		for (j = 0; j < (any_port ? 1 : nports); j++) {
+			char elem[40];
+			const char *set = any_port ? "dyn_any" : "dyn_port";
+
+			if (any_port)
+				snprintf(elem, sizeof(elem), "%s", addr);
+			else
+				snprintf(elem, sizeof(elem), "%s . %u", addr, ports[j]);
+			sp(&s, "add element inet %s %s { %s }\n"
+				   "delete element inet %s %s { %s }\n"
+				   "add element inet %s %s { %s timeout %us }\n",
+				   name, set, elem, name, set, elem, name, set, elem, ttl);
+		}
+	}
+	text = script_text(&s);
+	if (text == NULL || (s.b.len > 0 && hostcmd_nft(text, NULL, &err) < 0)) {
+		log_event(LOG_WARN, sandbox_id, "net.allow_failed", -1, "%s",
+			  err != NULL ? err->message : "out of memory");
+		ember_error_free(&err);
+		ret = -1;
+	}
+	script_release(&s);
+	return ret;
+}
+
+/* ---- links ----------------------------------------------------------------------------------- */
+
+static int slot_take(struct egress *e, int want, unsigned *slot, struct ember_error **err)
+{
+	unsigned i;
+	int ret = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (want >= 0) {
+		if ((unsigned)want >= e->nslots || e->slots[want])
+			ret = ember_error_set(err, EMBER_E_INTERNAL, EEXIST, "address slot %d is "
+					      "not free", want);
+		else
+			*slot = (unsigned)want;
+	} else {
+		for (i = 0; i < e->nslots && e->slots[i]; i++)
+			;
+		if (i == e->nslots)
+			ret = ember_error_set(err, EMBER_E_CAPACITY, 0, "every address of "
+					      "--egress-subnet %s is in use", e->subnet_text);
+		*slot = i;
+	}
+	if (ret == 0)
+		e->slots[*slot] = 1;
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+static void slot_give(struct egress *e, unsigned slot)
+{
+	pthread_mutex_lock(&e->lock);
+	e->slots[slot] = 0;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static struct egress_link *link_new(struct egress *e, const char *id, const char *run_dir,
+				    unsigned slot)
+{
+	struct egress_link *l = calloc(1, sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	snprintf(l->id, sizeof(l->id), "%s", id);
+	snprintf(l->run_dir, sizeof(l->run_dir), "%s", run_dir);
+	l->slot = slot;
+	l->tap_fd = -1;
+	l->host_ip = e->subnet + slot * 4 + 1;
+	l->guest_ip = l->host_ip + 1;
+	snprintf(l->tap, sizeof(l->tap), TAP_PREFIX "%u", slot);
+	return l;
+}
+
+static int link_file_write(const struct egress_link *l, const struct net_policy *p,
+			   struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
+	_cleanup_close_ int fd = -1;
+	json_t *obj = json_pack("{s:I, s:s, s:o?}", "slot", (json_int_t)l->slot, "tap", l->tap,
+				"policy", net_policy_to_json(p));
+	size_t len;
+
+	text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+	json_decref(obj);
+	if (text == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	len = strlen(text);
+	snprintf(path, sizeof(path), "%s/%s", l->run_dir, EGRESS_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || fd_write_all(fd, text, len, -1, err) < 0 || rename(tmp, path) < 0)
+		return ember_error_sys(err, "write %s", path);
+	return 0;
+}
+
+/* The host end of the link: address, no IPv6, forwarding, and the bandwidth to the guest. */
+static int link_host_side(const struct egress *e, const struct egress_link *l,
+			  struct ember_error **err)
+{
+	struct ember_error *v6_err = NULL;
+	char rate[24];
+
+	/* No IPv6 on the host end (absent when the host has IPv6 off: fine). */
+	if (net_sysctl_set("ipv6", l->tap, "disable_ipv6", "1", &v6_err) < 0)
+		ember_error_free(&v6_err);
+	if (tap_set_address(l->tap, l->host_ip, 30, err) < 0 ||
+	    net_sysctl_set("ipv4", l->tap, "forwarding", "1", err) < 0)
+		return -1;
+	if (e->rate_mbit == 0)
+		return 0;
+	/* The guest's download is shaped here; its upload is policed in its table (`limit`):
+	 * ingress policing needs tc classifiers, which not every kernel has. */
+	snprintf(rate, sizeof(rate), "%umbit", e->rate_mbit);
+	{
+		const char *argv[] = { "tc", "qdisc", "replace", "dev", l->tap, "root", "tbf",
+				       "rate", rate, "burst", "256kb", "latency", "100ms", NULL };
+
+		return hostcmd_run((char *const *)argv, err);
+	}
+}
+
+static void link_free(struct egress *e, struct egress_link *l)
+{
+	if (l->tap_fd >= 0)
+		close(l->tap_fd);
+	net_policy_release(&l->policy);
+	slot_give(e, l->slot);
+	free(l);
+}
+
+/* Table, resolver and file for a link whose TAP exists. */
+static int link_services(struct egress *e, struct egress_link *l, struct ember_error **err)
+{
+	if (resolver_add(e->resolver, l->id, l->host_ip, &l->policy, &l->dns_port, err) < 0)
+		return -1;
+	if (table_apply(e, l, &l->policy, err) < 0 || link_file_write(l, &l->policy, err) < 0) {
+		resolver_remove(e->resolver, l->id);
+		table_delete(l->id);
+		return -1;
+	}
+	return 0;
+}
+
+int egress_attach(struct egress *e, const char *sandbox_id, const char *run_dir,
+		  const struct net_policy *p, struct egress_link **out, struct ember_error **err)
+{
+	struct egress_link *l;
+	unsigned slot;
+
+	if (egress_check(e, p, err) < 0)
+		return -1;
+	if (slot_take(e, -1, &slot, err) < 0)
+		return -1;
+	l = link_new(e, sandbox_id, run_dir, slot);
+	if (l == NULL) {
+		slot_give(e, slot);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	if (net_policy_copy(p, &l->policy, err) < 0)
+		goto fail;
+	l->mode = p->mode;
+	l->tap_fd = tap_create(l->tap, err);
+	if (l->tap_fd < 0 || link_host_side(e, l, err) < 0 || link_services(e, l, err) < 0)
+		goto fail;
+	*out = l;
+	return 0;
+fail:
+	link_free(e, l);
+	return ember_error_wrap(err, "sandbox network");
+}
+
+static int link_file_read(struct egress *e, const char *run_dir, unsigned *slot,
+			  struct net_policy *p, struct ember_error **err)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[PATH_MAX + 32];
+	json_t *root = NULL, *policy;
+	json_int_t s;
+	size_t len;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "%s/%s", run_dir, EGRESS_FILE);
+	if (access(path, F_OK) < 0)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no network");
+	if (file_read_all(path, EGRESS_FILE_MAX, &text, &len, err) < 0)
+		return -1;
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	if (root == NULL || json_unpack(root, "{s:I, s:o}", "slot", &s, "policy", &policy) != 0 ||
+	    s < 0 || (json_int_t)e->nslots <= s) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "%s does not parse", path);
+		goto out;
+	}
+	*slot = (unsigned)s;
+	ret = net_policy_parse(policy, ~0u, p, err);
+out:
+	json_decref(root);
+	return ret;
+}
+
+int egress_adopt(struct egress *e, const char *sandbox_id, const char *run_dir,
+		 struct egress_link **out, struct ember_error **err)
+{
+	struct net_policy p = { 0 };
+	struct egress_link *l;
+	unsigned slot;
+
+	if (link_file_read(e, run_dir, &slot, &p, err) < 0)
+		return -1;
+	if (egress_check(e, &p, err) < 0 || slot_take(e, (int)slot, &slot, err) < 0) {
+		net_policy_release(&p);
+		return -1;
+	}
+	l = link_new(e, sandbox_id, run_dir, slot);
+	if (l == NULL) {
+		net_policy_release(&p);
+		slot_give(e, slot);
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	l->policy = p;
+	l->mode = p.mode;
+	if (!tap_exists(l->tap)) {
+		ember_error_set(err, EMBER_E_GUEST, 0, "its TAP `%s` is gone", l->tap);
+		goto fail;
+	}
+	if (link_services(e, l, err) < 0)
+		goto fail;
+	*out = l;
+	return 0;
+fail:
+	link_free(e, l);
+	return ember_error_wrap(err, "adopt the sandbox network");
+}
+
+int egress_link_tap_fd(const struct egress_link *l)
+{
+	return l->tap_fd;
+}
+
+const char *egress_link_tap_name(const struct egress_link *l)
+{
+	return l->tap;
+}
+
+enum net_mode egress_link_mode(const struct egress_link *l)
+{
+	return l->mode;
+}
+
+void egress_link_hello(const struct egress_link *l, struct proto_hello_net *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->present = true;
+	/* Locally administered, unicast, and unique per link: 02:00 + the guest's address. */
+	out->mac[0] = 0x02;
+	out->mac[1] = 0x00;
+	out->mac[2] = (uint8_t)(l->guest_ip >> 24);
+	out->mac[3] = (uint8_t)(l->guest_ip >> 16);
+	out->mac[4] = (uint8_t)(l->guest_ip >> 8);
+	out->mac[5] = (uint8_t)l->guest_ip;
+	out->address = l->guest_ip;
+	out->prefix = 30;
+	out->gateway = l->host_ip;
+	out->dns = l->host_ip;
+}
+
+static int merge_patch(const struct egress_link *l, const struct net_policy *patch,
+		       bool has_deny, struct net_policy *out, struct ember_error **err)
+{
+	struct net_policy merged = { .mode = l->policy.mode };
+
+	merged.allow = patch->allow;
+	merged.nallow = patch->nallow;
+	merged.deny = has_deny ? patch->deny : l->policy.deny;
+	merged.ndeny = has_deny ? patch->ndeny : l->policy.ndeny;
+	return net_policy_copy(&merged, out, err);
+}
+
+int egress_update(struct egress *e, struct egress_link *l, const struct net_policy *patch,
+		  bool has_deny, struct ember_error **err)
+{
+	struct net_policy next;
+	int ret;
+
+	pthread_mutex_lock(&e->lock);
+	ret = merge_patch(l, patch, has_deny, &next, err);
+	if (ret == 0 && (table_apply(e, l, &next, err) < 0 ||
+			 resolver_set_policy(e->resolver, l->id, &next, err) < 0)) {
+		/* Back to the old table (its dynamic sets are gone either way). */
+		struct ember_error *undo = NULL;
+
+		if (table_apply(e, l, &l->policy, &undo) < 0)
+			ember_error_free(&undo);
+		net_policy_release(&next);
+		ret = -1;
+	} else if (ret == 0) {
+		struct ember_error *file_err = NULL;
+
+		net_policy_release(&l->policy);
+		l->policy = next;
+		if (link_file_write(l, &l->policy, &file_err) < 0) {
+			log_event(LOG_WARN, l->id, "net.file_failed", -1, "%s", file_err->message);
+			ember_error_free(&file_err);
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ret;
+}
+
+static void read_counters(struct egress_link *l, json_int_t *rx, json_int_t *tx,
+			  json_int_t *dropped)
+{
+	_cleanup_free_ char *out = NULL;
+	struct ember_error *err = NULL;
+	char script[160], name[96];
+	json_t *root, *items, *item;
+	size_t i;
+
+	*rx = *tx = *dropped = 0;
+	table_name(l->id, name, sizeof(name));
+	snprintf(script, sizeof(script), "list counters table inet %s", name);
+	if (hostcmd_nft(script, &out, &err) < 0) {
+		ember_error_free(&err);
+		return;
+	}
+	root = json_loads(out, 0, NULL);
+	items = json_object_get(root, "nftables");
+	json_array_foreach(items, i, item) {
+		json_t *c = json_object_get(item, "counter");
+		const char *cname = json_string_value(json_object_get(c, "name"));
+
+		if (cname == NULL)
+			continue;
+		if (strcmp(cname, "rx") == 0)
+			*rx = json_integer_value(json_object_get(c, "bytes"));
+		else if (strcmp(cname, "tx") == 0)
+			*tx = json_integer_value(json_object_get(c, "bytes"));
+		else if (strcmp(cname, "dropped") == 0)
+			*dropped = json_integer_value(json_object_get(c, "packets"));
+	}
+	json_decref(root);
+}
+
+json_t *egress_link_json(struct egress *e, struct egress_link *l)
+{
+	char addr[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+	json_int_t rx, tx, dropped;
+	json_t *obj;
+
+	read_counters(l, &rx, &tx, &dropped);
+	ip_text(l->guest_ip, addr);
+	ip_text(l->host_ip, gw);
+	pthread_mutex_lock(&e->lock);
+	obj = net_policy_to_json(&l->policy);
+	pthread_mutex_unlock(&e->lock);
+	if (obj == NULL ||
+	    json_object_update(obj, json_pack("{s:s, s:s, s:I, s:I, s:I}", "address", addr,
+					      "gateway", gw, "rx_bytes", rx, "tx_bytes", tx,
+					      "dropped", dropped)) < 0) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+void egress_detach(struct egress *e, struct egress_link *l)
+{
+	char path[PATH_MAX + 32];
+
+	if (l == NULL)
+		return;
+	resolver_remove(e->resolver, l->id);
+	table_delete(l->id);
+	snprintf(path, sizeof(path), "%s/%s", l->run_dir, EGRESS_FILE);
+	unlink(path);
+	link_free(e, l);
+}
+
+void egress_forget(struct egress *e, struct egress_link *l)
+{
+	if (l == NULL)
+		return;
+	resolver_remove(e->resolver, l->id);
+	link_free(e, l);
+}
+
+int egress_dummy_tap(struct egress *e, struct ember_error **err)
+{
+	char name[IFNAMSIZ] = TAP_PREFIX "t%d";
+	struct ember_error *v6_err = NULL;
+	int fd;
+
+	if (!e->enabled)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "no --egress-uplink");
+	fd = tap_create(name, err);
+	if (fd >= 0 && net_sysctl_set("ipv6", name, "disable_ipv6", "1", &v6_err) < 0)
+		ember_error_free(&v6_err);
+	return fd;
+}
+
+unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep)
+{
+	_cleanup_free_ char *out = NULL;
+	struct ember_error *err = NULL;
+	json_t *root, *item;
+	unsigned removed = 0;
+	size_t i, k;
+
+	(void)e;
+	if (hostcmd_nft("list tables inet", &out, &err) < 0) {
+		ember_error_free(&err);
+		return 0;
+	}
+	root = json_loads(out, 0, NULL);
+	json_array_foreach(json_object_get(root, "nftables"), i, item) {
+		const char *name = json_string_value(json_object_get(json_object_get(item,
+								     "table"), "name"));
+		const char *id;
+		bool kept = false;
+
+		if (name == NULL || strncmp(name, EGRESS_TABLE_PREFIX "sb_",
+					    strlen(EGRESS_TABLE_PREFIX "sb_")) != 0)
+			continue;
+		id = name + strlen(EGRESS_TABLE_PREFIX);
+		for (k = 0; k < nkeep && !kept; k++)
+			kept = strcmp(keep[k], id) == 0;
+		if (kept)
+			continue;
+		table_delete(id);
+		removed++;
+	}
+	json_decref(root);
+	return removed;
+}
