@@ -183,7 +183,8 @@ def run_and_report(bench, name, prefix, body, suffix):
         errors.append(f"{type(e).__name__}: {e}")
     finally:
         for d in list(bench.daemons):
-            d.client.close()
+            if hasattr(d, "client"):  # none when the daemon did not start
+                d.client.close()
             errors += d.stop()
         left = processes_mentioning(bench.tmp + "/", exclude=(os.getpid(),))
         if left:

@@ -79,6 +79,50 @@ static enum opt_result add_label(const struct opt_spec *spec, const char *arg, v
 	return OPT_OK;
 }
 
+/* One entry of obj's list key (created on first use). */
+static void append_to_list(json_t *obj, const char *key, const char *arg)
+{
+	json_t *list = json_object_get(obj, key);
+
+	if (list == NULL) {
+		list = json_array();
+		json_object_set_new(obj, key, list);
+	}
+	json_array_append_new(list, json_string(arg));
+}
+
+/* create --network-mode/--allow/--deny: a member of the body's network object (created on
+ * first use), sent as given: the daemon checks the mode and every entry and names the one it
+ * refuses (docs/network.md). */
+static enum opt_result set_create_network(const struct opt_spec *spec, const char *arg,
+					  void *ctl, struct ember_error **err)
+{
+	struct ctl *c = ctl;
+	json_t *network = json_object_get(c->body, "network");
+
+	(void)err;
+	if (network == NULL) {
+		network = json_object();
+		json_object_set_new(c->body, "network", network);
+	}
+	if (strcmp(spec->key, "mode") == 0)
+		json_object_set_new(network, "mode", json_string(arg));
+	else
+		append_to_list(network, spec->key, arg);
+	return OPT_OK;
+}
+
+/* network --allow/--deny: an entry of the PATCH body's allow or deny list. */
+static enum opt_result add_body_entry(const struct opt_spec *spec, const char *arg, void *ctl,
+				      struct ember_error **err)
+{
+	struct ctl *c = ctl;
+
+	(void)err;
+	append_to_list(c->body, spec->key, arg);
+	return OPT_OK;
+}
+
 /* ls --label/--state: a query parameter, sent as given (the daemon checks it). */
 static enum opt_result add_query(const struct opt_spec *spec, const char *arg, void *ctl,
 				 struct ember_error **err)
@@ -120,6 +164,15 @@ static const struct opt_spec create_flags[] = {
 	BODY("idle-timeout-s", "N", set_body_integer, "idle_timeout_s"),
 	BODY("cpu-weight", "N", set_body_integer, "cpu_weight"),
 	{ .name = "label", .arg = "K=V", .parse = add_label, .repeats = true },
+	{ .name = "network-mode", .arg = "M", .parse = set_create_network, .key = "mode" },
+	{ .name = "allow", .arg = "X", .parse = set_create_network, .key = "allow",
+	  .repeats = true },
+	{ .name = "deny", .arg = "X", .parse = set_create_network, .key = "deny", .repeats = true },
+};
+
+static const struct opt_spec network_flags[] = {
+	{ .name = "allow", .arg = "X", .parse = add_body_entry, .key = "allow", .repeats = true },
+	{ .name = "deny", .arg = "X", .parse = add_body_entry, .key = "deny", .repeats = true },
 };
 
 static const struct opt_spec ls_flags[] = {
@@ -151,7 +204,9 @@ static const struct command commands[] = {
 	  "--idle-timeout-s: destroyed after N s unused;\n"
 	  "--cpu-weight: CPU share against other sandboxes\n"
 	  "(1-10000, default 100); --label: attach a label\n"
-	  "(repeatable)" },
+	  "(repeatable); --network-mode none|allowlist|open\n"
+	  "with --allow/--deny entries (repeatable):\n"
+	  "its network policy (docs/network.md)" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output as it comes, exits with its\n"
@@ -167,6 +222,10 @@ static const struct command commands[] = {
 	  "on a terminal's stderr for files over 1 MiB" },
 	{ "inspect", "ID", NULL, 0, 0, cmd_inspect, "details and the guest console tail" },
 	{ "rm", "ID...", NULL, 0, 0, cmd_rm, "destroy sandboxes" },
+	{ "network", "ID", FLAGS(network_flags), 2, cmd_network,
+	  "replace a networked sandbox's allow list with\n"
+	  "the --allow entries (none given: it stays) and,\n"
+	  "with --deny, its deny list; prints its network" },
 	{ "timeout", "ID SECONDS", NULL, 0, 0, cmd_timeout,
 	  "set the sandbox's remaining lifetime to SECONDS" },
 	{ "run", "ID CMD [ARG]...", NULL, 0, 0, cmd_run,

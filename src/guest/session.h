@@ -17,7 +17,8 @@
 struct guest_session_env {
 	struct guest_loop *loop;
 	struct guest_exec_config exec;
-	bool apply_identity;      /* PID 1: HELLO sets the clock and reseeds the RNG */
+	bool apply_identity;      /* PID 1: HELLO sets the clock, reseeds the RNG and
+				   * configures the NIC (net.h) */
 	unsigned running_execs;   /* across sessions: the limit is per guest */
 	unsigned running_transfers; /* file reads and writes, likewise per guest */
 	uint64_t next_exec_seq;   /* names code directories uniquely */

@@ -52,6 +52,8 @@ struct egress {
 	unsigned rate_mbit;
 	unsigned max_connections;
 	uint32_t table_id;
+	char tag[8];                     /* 4 hex digits of the subnet: names this daemon's TAPs
+					  * and tables apart from another daemon's (another subnet) */
 	char global_table[32];
 	char uplink_forwarding[8];       /* its value before we set 1 ("" if unchanged) */
 	bool global_made;
@@ -331,6 +333,7 @@ int egress_create(const struct egress_config *cfg, struct egress **out, struct e
 	if (parse_subnet(e, cfg->subnet != NULL ? cfg->subnet : EGRESS_SUBNET_DEFAULT, err) < 0)
 		goto fail;
 	e->table_id = TABLE_ID_BASE | ((e->subnet >> 16) & 0xffffu);
+	snprintf(e->tag, sizeof(e->tag), "%04x", (e->subnet >> 16) & 0xffffu);
 	snprintf(e->global_table, sizeof(e->global_table), "%sg%08x", EGRESS_TABLE_PREFIX,
 		 e->table_id);
 	snprintf(e->description, sizeof(e->description), "off (no --egress-uplink)");
@@ -423,9 +426,9 @@ static void script_release(struct script *s)
 	buf_release(&s->b);
 }
 
-static void table_name(const char *id, char *out, size_t size)
+static void table_name(const struct egress *e, const char *id, char *out, size_t size)
 {
-	snprintf(out, size, "%s%s", EGRESS_TABLE_PREFIX, id);
+	snprintf(out, size, "%s%s_%s", EGRESS_TABLE_PREFIX, e->tag, id);
 }
 
 static void rule_match(struct script *s, const struct net_rule *r)
@@ -445,7 +448,7 @@ static void table_script(const struct egress *e, const struct egress_link *l,
 	char name[96], host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
 	size_t i;
 
-	table_name(l->id, name, sizeof(name));
+	table_name(e, l->id, name, sizeof(name));
 	ip_text(l->host_ip, host);
 	ip_text(l->guest_ip, guest);
 	sp(s, "add table inet %s\ndelete table inet %s\n", name, name);
@@ -521,12 +524,12 @@ static int table_apply(const struct egress *e, const struct egress_link *l,
 	return ret;
 }
 
-static void table_delete(const char *id)
+static void table_delete(const struct egress *e, const char *id)
 {
 	struct ember_error *err = NULL;
 	char name[96], script[256];
 
-	table_name(id, name, sizeof(name));
+	table_name(e, id, name, sizeof(name));
 	snprintf(script, sizeof(script), "add table inet %s\ndelete table inet %s\n", name, name);
 	if (hostcmd_nft(script, NULL, &err) < 0) {
 		log_event(LOG_WARN, id, "net.table_delete_failed", -1, "%s", err->message);
@@ -546,8 +549,7 @@ static int resolver_allow(void *ctx, const char *sandbox_id, const struct dns_a_
 	size_t i, j;
 	int ret = 0;
 
-	(void)ctx;
-	table_name(sandbox_id, name, sizeof(name));
+	table_name(ctx, sandbox_id, name, sizeof(name));
 	for (i = 0; i < n; i++) {
 		char addr[INET_ADDRSTRLEN];
 		uint32_t ttl = recs[i].ttl < RESOLVER_TTL_FLOOR_S ? RESOLVER_TTL_FLOOR_S
@@ -629,7 +631,7 @@ static struct egress_link *link_new(struct egress *e, const char *id, const char
 	l->tap_fd = -1;
 	l->host_ip = e->subnet + slot * 4 + 1;
 	l->guest_ip = l->host_ip + 1;
-	snprintf(l->tap, sizeof(l->tap), TAP_PREFIX "%u", slot);
+	snprintf(l->tap, sizeof(l->tap), TAP_PREFIX "%ss%u", e->tag, slot);
 	return l;
 }
 
@@ -698,7 +700,7 @@ static int link_services(struct egress *e, struct egress_link *l, struct ember_e
 		return -1;
 	if (table_apply(e, l, &l->policy, err) < 0 || link_file_write(l, &l->policy, err) < 0) {
 		resolver_remove(e->resolver, l->id);
-		table_delete(l->id);
+		table_delete(e, l->id);
 		return -1;
 	}
 	return 0;
@@ -869,8 +871,8 @@ int egress_update(struct egress *e, struct egress_link *l, const struct net_poli
 	return ret;
 }
 
-static void read_counters(struct egress_link *l, json_int_t *rx, json_int_t *tx,
-			  json_int_t *dropped)
+static void read_counters(const struct egress *e, struct egress_link *l, json_int_t *rx,
+			  json_int_t *tx, json_int_t *dropped)
 {
 	_cleanup_free_ char *out = NULL;
 	struct ember_error *err = NULL;
@@ -879,7 +881,7 @@ static void read_counters(struct egress_link *l, json_int_t *rx, json_int_t *tx,
 	size_t i;
 
 	*rx = *tx = *dropped = 0;
-	table_name(l->id, name, sizeof(name));
+	table_name(e, l->id, name, sizeof(name));
 	snprintf(script, sizeof(script), "list counters table inet %s", name);
 	if (hostcmd_nft(script, &out, &err) < 0) {
 		ember_error_free(&err);
@@ -909,7 +911,7 @@ json_t *egress_link_json(struct egress *e, struct egress_link *l)
 	json_int_t rx, tx, dropped;
 	json_t *obj;
 
-	read_counters(l, &rx, &tx, &dropped);
+	read_counters(e, l, &rx, &tx, &dropped);
 	ip_text(l->guest_ip, addr);
 	ip_text(l->host_ip, gw);
 	pthread_mutex_lock(&e->lock);
@@ -932,7 +934,7 @@ void egress_detach(struct egress *e, struct egress_link *l)
 	if (l == NULL)
 		return;
 	resolver_remove(e->resolver, l->id);
-	table_delete(l->id);
+	table_delete(e, l->id);
 	snprintf(path, sizeof(path), "%s/%s", l->run_dir, EGRESS_FILE);
 	unlink(path);
 	link_free(e, l);
@@ -966,9 +968,10 @@ unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep)
 	struct ember_error *err = NULL;
 	json_t *root, *item;
 	unsigned removed = 0;
+	char prefix[32];
 	size_t i, k;
 
-	(void)e;
+	snprintf(prefix, sizeof(prefix), "%s%s_", EGRESS_TABLE_PREFIX, e->tag);
 	if (hostcmd_nft("list tables inet", &out, &err) < 0) {
 		ember_error_free(&err);
 		return 0;
@@ -980,15 +983,14 @@ unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep)
 		const char *id;
 		bool kept = false;
 
-		if (name == NULL || strncmp(name, EGRESS_TABLE_PREFIX "sb_",
-					    strlen(EGRESS_TABLE_PREFIX "sb_")) != 0)
+		if (name == NULL || strncmp(name, prefix, strlen(prefix)) != 0)
 			continue;
-		id = name + strlen(EGRESS_TABLE_PREFIX);
+		id = name + strlen(prefix);
 		for (k = 0; k < nkeep && !kept; k++)
 			kept = strcmp(keep[k], id) == 0;
 		if (kept)
 			continue;
-		table_delete(id);
+		table_delete(e, id);
 		removed++;
 	}
 	json_decref(root);

@@ -5,8 +5,10 @@
  *     the subnet out of the uplink, and forwarding on the uplink;
  *   - the subnet's /30 slots, one per networked sandbox;
  *   - each networked sandbox's link (struct egress_link): its TAP, its nftables table
- *     `inet emberd_<sandbox id>` (policy, dynamic sets, counters), its tc limits, its resolver
- *     socket, and a file `network.json` in its run directory that a restarted daemon adopts;
+ *     `inet emberd_<subnet tag>_<sandbox id>` (policy, dynamic sets, counters), its tc limits,
+ *     its resolver socket, and a file `network.json` in its run directory that a restarted
+ *     daemon adopts. The subnet tag (4 hex digits of --egress-subnet) keeps two daemons'
+ *     TAPs (`emb<tag>s<slot>`) and tables apart;
  *   - the resolver thread (resolver.h).
  * The manager calls it; it never calls the manager. Thread-safe. */
 #ifndef EMBER_NET_EGRESS_H

@@ -40,22 +40,205 @@ static int check_id(const char *id, const char *field, struct ember_error **err)
 	return 0;
 }
 
+/* --- HELLO's net (version 5) --- */
+
+#define IPV4_TEXT_MAX 15 /* "255.255.255.255" */
+#define MAC_TEXT_LEN 17  /* "02:00:0a:e7:00:02" */
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A decimal number of 1..max_digits digits at *p, without a leading zero unless it is "0";
+ * advances *p past it. */
+static bool parse_decimal(const char **p, const char *end, unsigned max_digits, unsigned *out)
+{
+	const char *start = *p;
+	unsigned v = 0;
+
+	while (*p < end && is_digit(**p) && (unsigned)(*p - start) < max_digits) {
+		v = v * 10 + (unsigned)(**p - '0');
+		(*p)++;
+	}
+	if (*p == start || (*p < end && is_digit(**p)) || (*p - start > 1 && *start == '0'))
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Exactly four dotted decimal octets (no leading zeros, no blanks, nothing after) up to end. */
+static bool parse_ipv4(const char **p, const char *end, uint32_t *out)
+{
+	uint32_t addr = 0;
+	unsigned octet;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (i > 0) {
+			if (*p >= end || **p != '.')
+				return false;
+			(*p)++;
+		}
+		if (!parse_decimal(p, end, 3, &octet) || octet > 255)
+			return false;
+		addr = (addr << 8) | octet;
+	}
+	*out = addr;
+	return true;
+}
+
+static int get_ipv4(json_t *obj, const char *key, bool with_prefix, uint32_t *addr,
+		    uint8_t *prefix, struct ember_error **err)
+{
+	const char *text, *p, *end;
+	size_t len;
+	unsigned bits = 32;
+
+	if (json_get_string(obj, key, true, IPV4_TEXT_MAX + 3, &text, &len, KIND, err) < 0)
+		return -1;
+	p = text;
+	end = text + len;
+	if (!parse_ipv4(&p, end, addr))
+		goto bad;
+	if (with_prefix) {
+		if (p >= end || *p != '/')
+			goto bad;
+		p++;
+		if (!parse_decimal(&p, end, 2, &bits))
+			goto bad;
+		*prefix = (uint8_t)bits;
+	}
+	if (p != end)
+		goto bad;
+	return 0;
+bad:
+	return ember_error_set(err, KIND, 0, "field `net.%s` must be %s", key,
+			       with_prefix ? "a dotted-quad IPv4 address with a /prefix"
+					   : "a dotted-quad IPv4 address");
+}
+
+static int get_mac(json_t *obj, uint8_t mac[6], struct ember_error **err)
+{
+	const char *text;
+	size_t len, i;
+
+	if (json_get_string(obj, "mac", true, MAC_TEXT_LEN, &text, &len, KIND, err) < 0)
+		return -1;
+	if (len != MAC_TEXT_LEN)
+		goto bad;
+	for (i = 0; i < 6; i++) {
+		if (i > 0 && text[3 * i - 1] != ':')
+			goto bad;
+		if (hex_decode(text + 3 * i, 2, mac + i, 1) != 1)
+			goto bad;
+	}
+	return 0;
+bad:
+	return ember_error_set(err, KIND, 0, "field `net.mac` must be six lowercase hex bytes "
+			       "separated by colons");
+}
+
+static uint32_t prefix_mask(uint8_t prefix)
+{
+	return prefix == 0 ? 0 : UINT32_MAX << (32 - prefix);
+}
+
+int proto_hello_net_check(const struct proto_hello_net *net, struct ember_error **err)
+{
+	static const uint8_t zero[6];
+	uint32_t mask, host;
+
+	if (!net->present)
+		return 0;
+	if ((net->mac[0] & 1) != 0 || memcmp(net->mac, zero, sizeof(zero)) == 0)
+		return ember_error_set(err, KIND, 0, "field `net.mac` must be a unicast address "
+				       "(not multicast, not all zero)");
+	if (net->prefix < PROTO_NET_PREFIX_MIN || net->prefix > PROTO_NET_PREFIX_MAX)
+		return ember_error_set(err, KIND, 0, "field `net.address` must have a prefix of "
+				       "/%d to /%d", PROTO_NET_PREFIX_MIN, PROTO_NET_PREFIX_MAX);
+	mask = prefix_mask(net->prefix);
+	host = net->address & ~mask;
+	if (host == 0 || host == ~mask)
+		return ember_error_set(err, KIND, 0, "field `net.address` is the network or "
+				       "broadcast address of its subnet");
+	host = net->gateway & ~mask;
+	if ((net->gateway & mask) != (net->address & mask) || host == 0 || host == ~mask ||
+	    net->gateway == net->address)
+		return ember_error_set(err, KIND, 0, "field `net.gateway` must be another host of "
+				       "the subnet of `net.address`");
+	if (net->dns == 0 || net->dns == UINT32_MAX)
+		return ember_error_set(err, KIND, 0, "field `net.dns` must be a host address");
+	return 0;
+}
+
+static void format_ipv4(uint32_t addr, char out[IPV4_TEXT_MAX + 1])
+{
+	snprintf(out, IPV4_TEXT_MAX + 1, "%u.%u.%u.%u", (unsigned)(addr >> 24),
+		 (unsigned)(addr >> 16) & 255u, (unsigned)(addr >> 8) & 255u, (unsigned)addr & 255u);
+}
+
+static json_t *encode_net(const struct proto_hello_net *net)
+{
+	char mac[MAC_TEXT_LEN + 1], address[IPV4_TEXT_MAX + 4], gateway[IPV4_TEXT_MAX + 1];
+	char dns[IPV4_TEXT_MAX + 1];
+
+	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", net->mac[0], net->mac[1],
+		 net->mac[2], net->mac[3], net->mac[4], net->mac[5]);
+	format_ipv4(net->address, address);
+	snprintf(address + strlen(address), sizeof(address) - strlen(address), "/%u",
+		 (unsigned)net->prefix);
+	format_ipv4(net->gateway, gateway);
+	format_ipv4(net->dns, dns);
+	return json_pack("{s:s, s:s, s:s, s:s}", "mac", mac, "address", address, "gateway",
+			 gateway, "dns", dns);
+}
+
+static int decode_net(json_t *root, struct proto_hello_net *net, struct ember_error **err)
+{
+	static const char *const keys[] = { "mac", "address", "gateway", "dns", NULL };
+	json_t *obj = json_object_get(root, "net");
+
+	if (obj == NULL)
+		return 0;
+	if (!json_is_object(obj))
+		return ember_error_set(err, KIND, 0, "field `net` must be an object");
+	if (json_check_keys(obj, keys, KIND, err) < 0 || get_mac(obj, net->mac, err) < 0 ||
+	    get_ipv4(obj, "address", true, &net->address, &net->prefix, err) < 0 ||
+	    get_ipv4(obj, "gateway", false, &net->gateway, NULL, err) < 0 ||
+	    get_ipv4(obj, "dns", false, &net->dns, NULL, err) < 0)
+		return -1;
+	net->present = true;
+	return proto_hello_net_check(net, err);
+}
+
+/* --- HELLO --- */
+
 char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err)
 {
 	char entropy[2 * PROTO_ENTROPY_MAX + 1];
+	json_t *obj;
 
+	if (proto_hello_net_check(&msg->net, err) < 0)
+		return NULL;
 	hex_encode(msg->entropy, msg->entropy_len, entropy);
-	return proto_json_dump(json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t)msg->version,
-				       "sandbox_id", msg->sandbox_id, "time_unix_ns",
-				       (json_int_t)msg->time_unix_ns, "entropy", entropy),
-			     len, err);
+	obj = json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t)msg->version, "sandbox_id",
+			msg->sandbox_id, "time_unix_ns", (json_int_t)msg->time_unix_ns, "entropy",
+			entropy);
+	/* Version 5's net only when present: an older agent's strict decoder never sees it. */
+	if (obj != NULL && msg->net.present &&
+	    json_object_set_new(obj, "net", encode_net(&msg->net)) < 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	return proto_json_dump(obj, len, err);
 }
 
 int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
 		       struct ember_error **err)
 {
 	static const char *const keys[] = { "version", "sandbox_id", "time_unix_ns", "entropy",
-					    NULL };
+					    "net", NULL };
 	json_t *root = NULL;
 	uint64_t version;
 	int64_t time_ns = 0;
@@ -73,7 +256,8 @@ int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
 	    check_id(id, "sandbox_id", err) < 0 ||
 	    json_get_int(root, "time_unix_ns", true, 0, INT64_MAX, &time_ns, KIND, err) < 0 ||
 	    json_get_string(root, "entropy", true, 2 * PROTO_ENTROPY_MAX, &entropy, &entropy_len,
-			    KIND, err) < 0)
+			    KIND, err) < 0 ||
+	    decode_net(root, &msg->net, err) < 0)
 		goto out;
 	n = hex_decode(entropy, entropy_len, msg->entropy, sizeof(msg->entropy));
 	if (n < 0) {

@@ -24,6 +24,9 @@
 #define PROTO_OUTPUT_LIMIT_MAX (64u * 1024u * 1024u)
 #define PROTO_MAX_PROCESSES_MAX 65536u
 
+/* HELLO's `net` (version 5): how the guest configures its NIC (docs/protocol.md "Network").
+ * Addresses are IPv4 in host byte order. proto_hello_decode accepts only what
+ * proto_hello_net_check does; the encoder refuses the same. */
 struct proto_hello_net {
 	bool present;         /* false: no "net" key; the agent leaves any NIC down */
 	uint8_t mac[6];
@@ -33,6 +36,9 @@ struct proto_hello_net {
 	uint32_t dns;         /* host byte order */
 };
 
+#define PROTO_NET_PREFIX_MIN 8
+#define PROTO_NET_PREFIX_MAX 30
+
 /* HELLO: the host opens every session with this. Time and entropy let a restored clone make
  * itself unique and correct before it reports ready (see docs/protocol.md). */
 struct proto_hello {
@@ -41,6 +47,7 @@ struct proto_hello {
 	int64_t time_unix_ns;                /* host wall clock; 0 = leave the guest clock alone */
 	uint8_t entropy[PROTO_ENTROPY_MAX];
 	size_t entropy_len;                  /* 0 = none */
+	/* Version 5, optional (encoded only when net.present): */
 	struct proto_hello_net net;
 };
 
@@ -121,6 +128,12 @@ json_t *proto_json_strings(char *const *items, size_t count);
 char *proto_json_dump(json_t *obj, size_t *len, struct ember_error **err);
 int proto_json_copy_strings(json_t *root, const char *key, size_t max_count, bool need_one,
 			    bool env_style, char **out, size_t *count, struct ember_error **err);
+
+/* Whether a present net is one the guest can apply: a unicast, non-zero MAC; a prefix of
+ * PROTO_NET_PREFIX_MIN..MAX; address and gateway distinct hosts of the same subnet (neither its
+ * network nor its broadcast address); dns neither 0.0.0.0 nor 255.255.255.255. The error
+ * (EMBER_E_PROTOCOL) names the field ("net.gateway"). */
+int proto_hello_net_check(const struct proto_hello_net *net, struct ember_error **err);
 
 /* Each encoder returns a malloc'd JSON text (no NUL counted in *len) or NULL with an error. */
 char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err);

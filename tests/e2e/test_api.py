@@ -277,6 +277,30 @@ class ApiTest(unittest.TestCase):
             self.assertIn("PASS", proc.stdout)
             self.assertEqual(harness.sanitizer_problems(proc.stderr), [])
 
+    def test_emberctl_sends_the_network_policy(self):
+        """create --network-mode/--allow/--deny carry the `network` object and `network ID` the
+        PATCH. This daemon enables no networked mode and has no --egress-uplink, so both end in
+        the daemon's refusal, which emberctl prints (docs/network.md)."""
+        ctl = os.path.join(harness.ASAN_BIN, "emberctl")
+        proc = subprocess.run([ctl, "--addr", self.d.addr, "create", "--pack", "shell",
+                               "--network-mode", "allowlist", "--allow", "pypi.org",
+                               "--deny", "203.0.113.0/24"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertEqual(proc.stdout, "")
+        self.assertTrue("network.mode" in proc.stderr or "--egress-uplink" in proc.stderr,
+                        proc.stderr)
+        proc = subprocess.run([ctl, "--addr", self.d.addr, "network", "sb_" + "0" * 32,
+                               "--allow", "pypi.org"],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn("not_found", proc.stderr)
+        proc = subprocess.run([ctl, "--addr", self.d.addr, "network", "sb_" + "0" * 32],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("--allow", proc.stderr)
+        self.assertEqual(harness.sanitizer_problems(proc.stderr), [])
+
     def test_emberctl_exec_propagates_exit_code(self):
         ctl = os.path.join(harness.ASAN_BIN, "emberctl")
         sid = subprocess.run([ctl, "--addr", self.d.addr, "create", "--pack", "shell"],

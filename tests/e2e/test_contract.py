@@ -163,6 +163,12 @@ class SpecMatchesSourceTest(unittest.TestCase):
                          c_define("API_ENV_NAME_MAX", "src", "api", "requests.h"))
         self.assertEqual(cr["language_pack"]["x-max-bytes"],
                          c_define("CATALOG_NAME_MAX", "src", "sandbox", "catalog.h"))
+        # The network policy's bounds (src/net/policy.h), on create and on PATCH .../network.
+        rules_max = c_define("NET_RULES_MAX", "src", "net", "policy.h")
+        self.assertEqual(s["NetworkRules"]["maxItems"], rules_max)
+        self.assertEqual(s["NetworkPatchRequest"]["properties"]["allow"]["maxItems"], rules_max)
+        self.assertEqual(s["NetworkRule"]["maxLength"],
+                         c_define("NET_RULE_TEXT_MAX", "src", "net", "policy.h"))
         # The decoder's hard maxima (requests.c) are what the flags may raise the limits to.
         req = source("src", "api", "requests.c")
         for field in ("vcpus", "memory_mib", "timeout_s", "overlay_mib"):
@@ -235,6 +241,12 @@ class CheckerRefusesTest(unittest.TestCase):
         # the refusals the operation lists are excused
         self.c.check("POST", "/sandboxes", b'{"language_pack": "cobol"}', 400, J,
                      err("invalid_argument", "unknown language_pack `cobol`"))
+        self.c.check("POST", "/sandboxes", b'{"network": {"mode": "allowlist"}}', 400, J,
+                     err("invalid_argument", "networked sandboxes need --egress-uplink IFACE"))
+        self.c.check("POST", "/sandboxes", b'{"network": {"mode": "open"}}', 400, J,
+                     err("invalid_argument", "field `network.mode`: mode `open` is not enabled"))
+        self.refused("POST", "/sandboxes", b'{"network": {"mode": "open"}}', 400, J,
+                     err("invalid_argument", "no"))
 
     def test_spec_invalid_request_accepted(self):
         sandbox = json.dumps({
@@ -244,11 +256,16 @@ class CheckerRefusesTest(unittest.TestCase):
             "age_ms": 1,
             "boot_ms": 0, "boot_mode": "pool", "execs_run": 0, "execs_running": 0,
             "vmm_pid": None, "idle_timeout_s": None,
-            "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {}}).encode()
+            "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {},
+            "network": {"mode": "none"}}).encode()
         self.c.check("POST", "/sandboxes", b"", 201, J, sandbox)
+        many = json.dumps({"network": {"mode": "open", "deny": ["a.example"] * 257}}).encode()
         for body in (b'{"vcpus": 5}', b'{"vcpus": 1.0}', b'{"vcpus": 1, "vcpus": 2}',
                      b'{"language_pack": "' + b"p" * 33 + b'"}', b'{"color": "red"}',
-                     b'{"language_pack": "a\\u0000"}', b"[]"):
+                     b'{"language_pack": "a\\u0000"}', b"[]",
+                     b'{"network": {"mode": "closed"}}', b'{"network": {"allow": ["a.b"]}}',
+                     b'{"network": {"mode": "allowlist", "allow": ["2001:db8::1"]}}',
+                     b'{"network": {"mode": "open", "ports": [80]}}', many):
             msg = self.refused("POST", "/sandboxes", body, 201, J, sandbox)
             self.assertIn("the spec refuses this request body", msg)
         big = json.dumps({"code": "é" * 131073}).encode()  # 262146 bytes
@@ -257,6 +274,30 @@ class CheckerRefusesTest(unittest.TestCase):
         self.refused("POST", f"/sandboxes/{SID}/exec", env, 400, J, err("invalid_argument"))
         env = json.dumps({"code": "1", "env": {"A": "x" * 4095}}).encode()
         self.c.check("POST", f"/sandboxes/{SID}/exec", env, 400, J, err("invalid_argument"))
+
+    def test_sandbox_network_has_two_shapes(self):
+        base = {"id": SID, "language_pack": "python", "state": "ready",
+                "created_at": "2026-11-24T03:16:27.283Z", "expires_at": None, "vcpus": 1,
+                "memory_mib": 256, "timeout_s": 600, "overlay_mib": 128, "cpu_weight": 100,
+                "age_ms": 1, "boot_ms": 0, "boot_mode": "clone", "execs_run": 0,
+                "execs_running": 0, "vmm_pid": None, "idle_timeout_s": None,
+                "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {}}
+        networked = {"mode": "allowlist", "allow": ["pypi.org"], "deny": [],
+                     "address": "10.231.0.2", "gateway": "10.231.0.1", "rx_bytes": 0,
+                     "tx_bytes": 0, "dropped": 0}
+        path = f"/sandboxes/{SID}"
+        self.c.check("GET", path, None, 200, J, json.dumps({**base, "network": networked}).encode())
+        patch = json.dumps({"allow": ["pypi.org"]}).encode()
+        self.c.check("PATCH", path + "/network", patch, 200, J,
+                     json.dumps({**base, "network": networked}).encode())
+        self.c.check("PATCH", path + "/network", patch, 409, J, err("conflict"))
+        for network in ({"mode": "none", "allow": []}, {"mode": "open"},
+                        {**networked, "mode": "none"}, {**networked, "extra": 1}, None):
+            self.refused("GET", path, None, 200, J, json.dumps({**base, "network": network}).encode())
+        self.refused("GET", path, None, 200, J, json.dumps(base).encode())
+        msg = self.refused("PATCH", path + "/network", b'{"deny": []}', 200, J,
+                           json.dumps({**base, "network": networked}).encode())
+        self.assertIn("the spec refuses this request body", msg)
 
     def test_limit_flags_move_the_limits(self):
         eight = contract.Contract(("--max-vcpus", "8", "--max-body-bytes=2048"))

@@ -3,8 +3,9 @@ to a real daemon and its answer compared with the one shown (status, headers sho
 timestamps and durations are the `…` placeholders of docexamples.py). And every route of
 src/api/routes.c has its ``### `METHOD /path` `` heading in docs/api.md with an example under it.
 
-One ASan-built daemon with the default pack serves the whole class; the examples of a document
-run in its order, sharing the sandboxes they create.
+One ASan-built daemon with the default pack serves the whole class (with `--network-modes
+none,allowlist` but no uplink, as docs/api.md says); the examples of a document run in its
+order, sharing the sandboxes they create.
 """
 
 import http.client
@@ -70,7 +71,8 @@ class RouteCoverageTest(unittest.TestCase):
 class DocExamplesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon()
+        # allowlist enabled without --egress-uplink: docs/api.md shows both refusals ("Network")
+        cls.d = harness.Daemon("--network-modes", "none,allowlist")
         cls.created = []
         cls.pid = None  # the last background process an example started
         cls.context = None  # the last code context an example created

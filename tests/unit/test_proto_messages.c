@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,203 @@ static void hello_rejects_bad_fields(void **state)
 	assert_int_equal(DECODE(proto_hello_decode, "[1]", &h), -1);
 	assert_int_equal(DECODE(proto_hello_decode, "{\"version\":1,\"sandbox_id\":\"a\","
 				"\"time_unix_ns\":0,\"entropy\":\"\"}", &h), 0);
+}
+
+/* --- HELLO net (version 5) --- */
+
+#define HELLO_HEAD "{\"version\":5,\"sandbox_id\":\"sb_1\",\"time_unix_ns\":0,\"entropy\":\"\""
+
+/* A HELLO whose net object is `net` (the text of its value). */
+static int decode_hello_net(const char *net, struct proto_hello *h)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), HELLO_HEAD ",\"net\":%s}", net);
+	return DECODE(proto_hello_decode, text, h);
+}
+
+static int decode_net_fields(const char *mac, const char *address, const char *gateway,
+			     const char *dns, struct proto_hello *h)
+{
+	char net[256];
+
+	snprintf(net, sizeof(net), "{\"mac\":\"%s\",\"address\":\"%s\",\"gateway\":\"%s\","
+		 "\"dns\":\"%s\"}", mac, address, gateway, dns);
+	return decode_hello_net(net, h);
+}
+
+static void hello_net_roundtrips(void **state)
+{
+	struct proto_hello in = { .version = 5 };
+	struct proto_hello out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_1");
+	in.net = (struct proto_hello_net){ .present = true,
+					   .mac = { 0x02, 0x00, 0x0a, 0xe7, 0x00, 0x02 },
+					   .address = 0x0ae70002u, .prefix = 30,
+					   .gateway = 0x0ae70001u, .dns = 0x0ae70001u };
+	text = proto_hello_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"net\":{\"mac\":\"02:00:0a:e7:00:02\","
+				     "\"address\":\"10.231.0.2/30\",\"gateway\":\"10.231.0.1\","
+				     "\"dns\":\"10.231.0.1\"}"));
+	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_true(out.net.present);
+	assert_memory_equal(out.net.mac, in.net.mac, 6);
+	assert_int_equal(out.net.address, in.net.address);
+	assert_int_equal(out.net.prefix, 30);
+	assert_int_equal(out.net.gateway, in.net.gateway);
+	assert_int_equal(out.net.dns, in.net.dns);
+	free(text);
+}
+
+static void hello_without_net_encodes_no_net(void **state)
+{
+	struct proto_hello in = { .version = 5 };
+	struct proto_hello out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_1");
+	text = proto_hello_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_null(strstr(text, "net"));
+	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_false(out.net.present);
+	free(text);
+}
+
+static void hello_net_accepts_other_subnets(void **state)
+{
+	struct proto_hello h;
+
+	(void)state;
+	assert_int_equal(decode_net_fields("fe:ff:ff:ff:ff:fe", "192.168.7.200/24",
+					   "192.168.7.1", "8.8.8.8", &h), 0);
+	assert_int_equal(h.net.address, 0xc0a807c8u);
+	assert_int_equal(h.net.prefix, 24);
+	assert_int_equal(decode_net_fields("00:11:22:33:44:55", "10.0.0.9/8", "10.255.0.1",
+					   "10.0.0.1", &h), 0);
+	assert_int_equal(h.net.prefix, 8);
+}
+
+static void hello_net_rejects_bad_fields(void **state)
+{
+	struct ember_error *err = NULL;
+	struct proto_hello h;
+	const char *ok_mac = "02:00:0a:e7:00:02";
+
+	(void)state;
+	/* not an object, missing and unknown keys */
+	assert_int_equal(decode_hello_net("null", &h), -1);
+	assert_int_equal(decode_hello_net("\"10.0.0.2/30\"", &h), -1);
+	assert_int_equal(decode_hello_net("{}", &h), -1);
+	assert_int_equal(decode_hello_net("{\"mac\":\"02:00:0a:e7:00:02\",\"address\":"
+					  "\"10.231.0.2/30\",\"gateway\":\"10.231.0.1\"}", &h), -1);
+	assert_int_equal(decode_hello_net("{\"mac\":\"02:00:0a:e7:00:02\",\"address\":"
+					  "\"10.231.0.2/30\",\"gateway\":\"10.231.0.1\",\"dns\":"
+					  "\"10.231.0.1\",\"mtu\":1500}", &h), -1);
+	assert_int_equal(decode_hello_net("{\"mac\":2,\"address\":\"10.231.0.2/30\","
+					  "\"gateway\":\"10.231.0.1\",\"dns\":\"10.231.0.1\"}", &h),
+			 -1);
+	/* MAC: upper case, short, wrong separator, multicast, broadcast, all zero */
+	assert_int_equal(decode_net_fields("02:00:0A:e7:00:02", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	assert_int_equal(decode_net_fields("02:00:0a:e7:00", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	assert_int_equal(decode_net_fields("02-00-0a-e7-00-02", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	assert_int_equal(decode_net_fields("02:00:0a:e7:00:2", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	assert_int_equal(decode_net_fields("03:00:0a:e7:00:02", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	assert_int_equal(decode_net_fields("ff:ff:ff:ff:ff:ff", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	assert_int_equal(decode_net_fields("00:00:00:00:00:00", "10.231.0.2/30", "10.231.0.1",
+					   "10.231.0.1", &h), -1);
+	/* dotted quads: leading zero, octet > 255, three parts, five parts, blanks, sign, hex */
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.02/30", "10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.256", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.2/30", "10.231.0.1", "10.231.0.1", &h),
+			 -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1", "1.2.3.4.5",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1 ", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "+10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1", "0x0a.0.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1", "1111.0.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1", "10.231.0.1/32",
+					   &h), -1);
+	/* prefix: missing, leading zero, out of 8-30, not a number */
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2", "10.231.0.1", "10.231.0.1", &h),
+			 -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/030", "10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/7", "10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/31", "10.231.0.3", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/", "10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	/* address: network or broadcast of its subnet */
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.0/30", "10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.3/30", "10.231.0.1", "10.231.0.1",
+					   &h), -1);
+	/* gateway: outside the subnet, the address itself, its broadcast */
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.5", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.2", "10.231.0.1",
+					   &h), -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.3", "10.231.0.1",
+					   &h), -1);
+	/* dns: 0.0.0.0, broadcast */
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1", "0.0.0.0", &h),
+			 -1);
+	assert_int_equal(decode_net_fields(ok_mac, "10.231.0.2/30", "10.231.0.1",
+					   "255.255.255.255", &h), -1);
+	/* the error names the field */
+	assert_int_equal(proto_hello_decode((const uint8_t *)HELLO_HEAD ",\"net\":{\"mac\":\"02:00:0a:"
+					    "e7:00:02\",\"address\":\"10.231.0.2/30\",\"gateway\":"
+					    "\"10.9.0.1\",\"dns\":\"10.231.0.1\"}}",
+					    strlen(HELLO_HEAD ",\"net\":{\"mac\":\"02:00:0a:e7:00:02\","
+						   "\"address\":\"10.231.0.2/30\",\"gateway\":"
+						   "\"10.9.0.1\",\"dns\":\"10.231.0.1\"}}"),
+					    &h, &err),
+			 -1);
+	assert_non_null(strstr(err->message, "net.gateway"));
+	ember_error_free(&err);
+}
+
+static void hello_encode_refuses_a_bad_net(void **state)
+{
+	struct proto_hello in = { .version = 5 };
+	struct ember_error *err = NULL;
+	size_t len;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_1");
+	in.net = (struct proto_hello_net){ .present = true, .mac = { 0x03, 1, 2, 3, 4, 5 },
+					   .address = 0x0ae70002u, .prefix = 30,
+					   .gateway = 0x0ae70001u, .dns = 0x0ae70001u };
+	assert_null(proto_hello_encode(&in, &len, &err));
+	assert_non_null(strstr(err->message, "net.mac"));
+	ember_error_free(&err);
+	in.net.mac[0] = 0x02;
+	in.net.prefix = 31;
+	assert_null(proto_hello_encode(&in, &len, &err));
+	assert_non_null(strstr(err->message, "net.address"));
+	ember_error_free(&err);
 }
 
 static void exec_roundtrips_and_owns_strings(void **state)
@@ -291,6 +489,11 @@ int main(void)
 		cmocka_unit_test(error_text_is_cut_at_a_character_and_never_replaced),
 		cmocka_unit_test(hello_roundtrips_with_entropy),
 		cmocka_unit_test(hello_rejects_bad_fields),
+		cmocka_unit_test(hello_net_roundtrips),
+		cmocka_unit_test(hello_without_net_encodes_no_net),
+		cmocka_unit_test(hello_net_accepts_other_subnets),
+		cmocka_unit_test(hello_net_rejects_bad_fields),
+		cmocka_unit_test(hello_encode_refuses_a_bad_net),
 		cmocka_unit_test(exec_roundtrips_and_owns_strings),
 		cmocka_unit_test(exec_rejects_bad_requests),
 		cmocka_unit_test(exit_and_error_roundtrip),
