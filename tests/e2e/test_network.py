@@ -435,9 +435,10 @@ class NetworkTest(LabDaemonCase):
         self.assert_reaches(sb, "http://blocked.test/", "blocked")
         self.assert_nxdomain(sb, "allowed.test")
         self.assert_blocked(sb, "203.0.113.10", 80)  # resolved before, gone with its entry
-        # and the deny list, when given
+        # and the deny list, when given: a denied name stays out even when allowed
         status, body, _ = self.d.request("PATCH", f"/sandboxes/{sb['id']}/network",
-                                         {"allow": ["*.test"], "deny": ["other.test"]})
+                                         {"allow": ["allowed.test", "other.test"],
+                                          "deny": ["other.test"]})
         self.assertEqual(status, 200, body)
         self.assertEqual(body["network"]["deny"], ["other.test"])
         self.assert_nxdomain(sb, "other.test")
