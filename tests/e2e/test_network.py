@@ -43,7 +43,8 @@ SKIP = netlab.skip_reason()
 if SKIP:
     print(f"\ntest_network skipped: {SKIP}", file=sys.stderr)
 
-PROBE_TIMEOUT_S = 5
+PROBE_TIMEOUT_S = 5  # what must not get through is given this long
+REACH_TIMEOUT_S = 30  # what must get through: a slow TCG guest on a loaded host gets this long
 EXEC_TIMEOUT_MS = 240000
 PIP_TIMEOUT_MS = 540000
 
@@ -51,10 +52,10 @@ PIP_TIMEOUT_MS = 540000
 GUEST_HELPERS = r'''
 import json, socket, urllib.request
 T = %d
-def fetch(url):
+def fetch(url, t=T):
     try:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(url, timeout=T) as r:
+        with opener.open(url, timeout=t) as r:
             body = r.read()
             return {"ok": True, "status": r.status, "body": body.decode(errors="replace")[:200],
                     "size": len(body)}
@@ -217,7 +218,7 @@ class NetworkChecks(unittest.TestCase):
         return body
 
     def assert_reaches(self, sb, url, body, d=None):
-        got = self.probe(sb, f"fetch({url!r})", d)
+        got = self.probe(sb, f"fetch({url!r}, {REACH_TIMEOUT_S})", d)
         self.assertTrue(got["ok"], f"{url}: {got}")
         self.assertEqual(got["body"], body, got)
 
@@ -325,7 +326,7 @@ class NetworkTest(LabDaemonCase):
         self.assert_blocked(sb, "203.0.113.20", 80)
         self.assert_blocked(sb, "203.0.113.53", 53)  # the lab's DNS server, directly (TCP)
         # a name without a port allows every port of its addresses
-        got = self.probe(sb, "fetch('http://allowed.test:8080/')")
+        got = self.probe(sb, f"fetch('http://allowed.test:8080/', {REACH_TIMEOUT_S})")
         self.assertTrue(got["ok"], got)
         self.assertEqual(got["body"], "allowed-8080")
 
@@ -469,7 +470,7 @@ class NetworkTest(LabDaemonCase):
     def test_counters_grow(self):
         sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
         before = self.get(sb)["network"]
-        got = self.probe(sb, "fetch('http://allowed.test/big?n=300000')")
+        got = self.probe(sb, f"fetch('http://allowed.test/big?n=300000', {REACH_TIMEOUT_S})")
         self.assertEqual((got["ok"], got.get("size")), (True, 300000), got)
 
         def grown():
