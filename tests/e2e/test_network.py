@@ -101,10 +101,14 @@ def nft_tables():
 
 
 def subnet_tag(subnet):
-    """The daemon's four hex digits of --egress-subnet (its first two octets) that its names
-    carry (docs/network.md)."""
-    octets = ipaddress.ip_network(subnet).network_address.packed
-    return f"{octets[0]:02x}{octets[1]:02x}"
+    """The four hex digits the daemon's names carry (docs/network.md): 16 bits of FNV-1a over
+    the subnet's text "A.B.C.D/N", as src/net/egress.c computes them. Computed here
+    independently, so a daemon that named things otherwise fails the tests instead of being
+    looked for under its own names."""
+    h = 2166136261
+    for byte in str(ipaddress.ip_network(subnet)).encode():
+        h = ((h ^ byte) * 16777619) & 0xffffffff
+    return f"{(h ^ (h >> 16)) & 0xffff:04x}"
 
 
 def table_name(sandbox_id, subnet):
