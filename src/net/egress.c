@@ -22,6 +22,7 @@
 #include "util/fdio.h"
 #include "util/jsonutil.h"
 #include "util/log.h"
+#include "util/sync.h"
 #include "util/timeutil.h"
 
 #define RULE_PREF_MAIN "25964"   /* to SUBNET lookup main: the host's replies stay on the TAP */
@@ -33,6 +34,8 @@
 #define EGRESS_SET_SIZE 4096
 /* The longest a resolved address stays allowed without a new lookup. */
 #define EGRESS_TTL_MAX_S 3600
+/* How often the watch checks that every sandbox's table is still there. */
+#define EGRESS_WATCH_MS 5000
 
 struct egress_link {
 	char id[72];
@@ -44,6 +47,8 @@ struct egress_link {
 	uint16_t dns_port;
 	enum net_mode mode;              /* fixed: a PATCH changes the lists only */
 	struct net_policy policy;        /* [egress lock] replaced by egress_update() */
+	uint64_t seq;                    /* [egress lock] when it joined the links list */
+	struct egress_link *next;        /* [egress lock] the links list (the watch) */
 };
 
 struct egress {
@@ -64,6 +69,12 @@ struct egress {
 	char uplink_forwarding[8];       /* its value before we set 1 ("" if unchanged) */
 	bool global_made;
 	struct resolver *resolver;
+	struct egress_link *links;       /* [lock] every live link */
+	uint64_t link_seq;               /* [lock] */
+	pthread_t watch;                 /* restores a table something else removed */
+	bool watching;
+	bool stopping;                   /* [lock] */
+	pthread_cond_t watch_cond;
 	pthread_mutex_t gen_lock;
 	uint32_t generation;             /* [gen_lock] the last table generation (ct mark) */
 	pthread_mutex_t lock;
@@ -291,6 +302,7 @@ static int global_make(struct egress *e, struct ember_error **err)
 
 static int resolver_allow(void *ctx, const char *sandbox_id, const struct dns_a_record *recs,
 			  size_t n, bool any_port, const uint16_t *ports, size_t nports);
+static void *watch_main(void *arg);
 
 static int enable(struct egress *e, const struct egress_config *cfg, struct ember_error **err)
 {
@@ -325,6 +337,9 @@ static int enable(struct egress *e, const struct egress_config *cfg, struct embe
 	rcfg.mark = e->table_id;
 	if (resolver_start(&rcfg, &e->resolver, err) < 0)
 		return -1;
+	if (pthread_create(&e->watch, NULL, watch_main, e) != 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, EAGAIN, "start the network watch");
+	e->watching = true;
 	e->enabled = true;
 	ip_text(ntohl(e->dns.sin_addr.s_addr), dns);
 	if (e->gateway != 0)
@@ -358,6 +373,7 @@ int egress_create(const struct egress_config *cfg, struct egress **out, struct e
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->gen_lock, NULL);
+	cond_init_monotonic(&e->watch_cond);
 	/* Generations of an earlier daemon's tables must not repeat: start anywhere. */
 	if (getrandom(&e->generation, sizeof(e->generation), 0) != sizeof(e->generation))
 		e->generation = (uint32_t)time_mono_ms();
@@ -390,6 +406,13 @@ void egress_free(struct egress *e)
 
 	if (e == NULL)
 		return;
+	if (e->watching) {
+		pthread_mutex_lock(&e->lock);
+		e->stopping = true;
+		pthread_cond_broadcast(&e->watch_cond);
+		pthread_mutex_unlock(&e->lock);
+		pthread_join(e->watch, NULL);
+	}
 	if (e->resolver != NULL)
 		resolver_stop(e->resolver);
 	if (e->global_made) {
@@ -400,6 +423,7 @@ void egress_free(struct egress *e)
 	}
 	free(e->slots);
 	pthread_mutex_destroy(&e->gen_lock);
+	pthread_cond_destroy(&e->watch_cond);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -742,6 +766,29 @@ static void link_free(struct egress *e, struct egress_link *l)
 }
 
 /* Table, resolver and file for a link whose TAP exists. */
+static void link_register(struct egress *e, struct egress_link *l)
+{
+	pthread_mutex_lock(&e->lock);
+	l->seq = ++e->link_seq;
+	l->next = e->links;
+	e->links = l;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void link_unregister(struct egress *e, struct egress_link *l)
+{
+	struct egress_link **pp;
+
+	pthread_mutex_lock(&e->lock);
+	for (pp = &e->links; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == l) {
+			*pp = l->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+}
+
 static int link_services(struct egress *e, struct egress_link *l, struct ember_error **err)
 {
 	if (resolver_add(e->resolver, l->id, l->tap, l->host_ip, l->guest_ip, &l->policy,
@@ -752,7 +799,86 @@ static int link_services(struct egress *e, struct egress_link *l, struct ember_e
 		table_delete(e, l->id);
 		return -1;
 	}
+	link_register(e, l);
 	return 0;
+}
+
+/* ---- the watch: a sandbox's table is its only filter ------------------------------------------- */
+
+/* Whether the JSON of `list tables inet` names table `name`. */
+static bool listed(json_t *tables, const char *name)
+{
+	json_t *item;
+	size_t i;
+
+	json_array_foreach(json_object_get(tables, "nftables"), i, item) {
+		const char *n = json_string_value(json_object_get(json_object_get(item, "table"),
+								  "name"));
+
+		if (n != NULL && strcmp(n, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Puts back the table of every link that was live before the listing and is not in it (an
+ * `nft flush ruleset`, a firewall reload): without it the guest's traffic is not filtered. */
+static void restore_missing(struct egress *e, json_t *tables, uint64_t listed_at)
+{
+	struct egress_link *l;
+
+	for (l = e->links; l != NULL; l = l->next) {
+		struct ember_error *err = NULL;
+		char name[96];
+
+		table_name(e, l->id, name, sizeof(name));
+		if (l->seq > listed_at || listed(tables, name))
+			continue;
+		if (table_apply(e, l, &l->policy, &err) < 0) {
+			log_event(LOG_ERROR, l->id, "net.table_lost", -1, "its table `%s` is gone "
+				  "and could not be made again: %s", name, err->message);
+			ember_error_free(&err);
+		} else {
+			log_event(LOG_WARN, l->id, "net.table_restored", -1, "its table `%s` was "
+				  "removed by something else; made it again", name);
+		}
+	}
+}
+
+static void *watch_main(void *arg)
+{
+	struct egress *e = arg;
+
+	pthread_mutex_lock(&e->lock);
+	for (;;) {
+		int64_t next = time_mono_ms() + EGRESS_WATCH_MS;
+		_cleanup_free_ char *out = NULL;
+		struct ember_error *err = NULL;
+		uint64_t listed_at;
+		json_t *tables;
+
+		while (!e->stopping && cond_wait_until(&e->watch_cond, &e->lock, next))
+			;
+		if (e->stopping)
+			break;
+		if (e->links == NULL)
+			continue;
+		listed_at = e->link_seq;
+		pthread_mutex_unlock(&e->lock);
+		if (hostcmd_nft("list tables inet", &out, &err) < 0) {
+			log_event(LOG_WARN, NULL, "net.watch_failed", -1, "%s", err->message);
+			ember_error_free(&err);
+			pthread_mutex_lock(&e->lock);
+			continue;
+		}
+		tables = json_loads(out, 0, NULL);
+		pthread_mutex_lock(&e->lock);
+		if (tables != NULL)
+			restore_missing(e, tables, listed_at);
+		json_decref(tables);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
 }
 
 int egress_attach(struct egress *e, const char *sandbox_id, const char *run_dir,
@@ -986,6 +1112,8 @@ void egress_detach(struct egress *e, struct egress_link *l)
 
 	if (l == NULL)
 		return;
+	/* Off the watch's list first, or it would make the table again. */
+	link_unregister(e, l);
 	resolver_remove(e->resolver, l->id);
 	table_delete(e, l->id);
 	snprintf(path, sizeof(path), "%s/%s", l->run_dir, EGRESS_FILE);
@@ -997,6 +1125,7 @@ void egress_forget(struct egress *e, struct egress_link *l)
 {
 	if (l == NULL)
 		return;
+	link_unregister(e, l);
 	resolver_remove(e->resolver, l->id);
 	link_free(e, l);
 }

@@ -495,6 +495,18 @@ class NetworkTest(LabDaemonCase):
         self.assertEqual(self.d.delete(sb["id"]), 204)
         self.assert_network_gone(sb, self.subnet)
 
+    def test_a_removed_table_is_made_again(self):
+        # Something else (an `nft flush ruleset`, a firewall reload) removes the sandbox's
+        # table, its only filter: the daemon's watch puts it back, and what was blocked before
+        # stays blocked after.
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        name = table_name(sb["id"], self.subnet)
+        subprocess.run([netlab.NFT, "delete", "table", "inet", name], check=True, timeout=60)
+        self.assertFalse(has_table(sb["id"], self.subnet))
+        wait_for(lambda: has_table(sb["id"], self.subnet), 60, "the table made again")
+        self.assert_blocked(sb, self.lab.hosts["ip-only"], 80)
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+
     def test_killed_vmm_leaves_no_tap_or_table_once_deleted(self):
         sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
         os.kill(sb["vmm_pid"], signal.SIGKILL)
