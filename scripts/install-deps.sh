@@ -10,7 +10,7 @@ PACKAGES=(
 	qemu-system-x86 mmdebstrap squashfs-tools cpio kmod lz4 zstd
 	bc bison flex libelf-dev xz-utils perl
 	python3 python3-jsonschema python3-yaml curl bubblewrap ca-certificates
-	nftables libnftables-dev iproute2
+	nftables libnftables-dev iproute2 python3-pip
 )
 
 missing=()

@@ -1,0 +1,654 @@
+"""End-to-end tests of network egress (issue 13, docs/network.md): sandboxes with a NIC whose
+traffic the host filters, against the lab of tests/e2e/netlab.py (a namespace with DNS and HTTP
+servers behind a veth: the daemon's --egress-uplink and --egress-dns). No packet goes anywhere
+but into the namespaces the lab creates.
+
+Guest code is Python run by POST /sandboxes/{id}/exec; every probe in the guest has a short
+timeout (5 s) and the tests assert what got through, never how fast.
+
+- NetworkTest: one lab and one daemon (modes none,allowlist,open); mode none has no NIC;
+  allowlist (domain, CNAME, port rule, CIDR), NXDOMAIN for other names without asking the lab's
+  DNS, the always-blocked set (metadata, the host's uplink and the sandbox's gateway address,
+  other sandboxes), open mode and its deny list, PATCH, counters, DELETE and a killed VMM leave
+  no tap or nft table, pip install from the lab's index, and every bad input (400 naming the
+  field).
+- NetworkRestartTest: the policy survives a restart (--keep-sandboxes); SIGKILL of the daemon
+  and a restart keeps the live sandbox's network and removes the taps and tables of a sandbox
+  whose VMM died and of one whose record was lost.
+- NetworkModesTest: `open` on a daemon with --network-modes none,allowlist → 400.
+- NoUplinkTest: a networked create on a daemon without --egress-uplink → 400 saying how.
+
+Skips (reason printed) only where netlab.skip_reason() says the lab cannot run.
+"""
+
+import concurrent.futures
+import ipaddress
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import netlab  # noqa: E402
+
+SKIP = netlab.skip_reason()
+if SKIP:
+    print(f"\ntest_network skipped: {SKIP}", file=sys.stderr)
+
+PROBE_TIMEOUT_S = 5
+EXEC_TIMEOUT_MS = 240000
+PIP_TIMEOUT_MS = 540000
+
+# Defined in the guest before each probe expression; every probe returns a JSON-able dict.
+GUEST_HELPERS = r'''
+import json, socket, urllib.request
+T = %d
+def fetch(url):
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=T) as r:
+            body = r.read()
+            return {"ok": True, "status": r.status, "body": body.decode(errors="replace")[:200],
+                    "size": len(body)}
+    except Exception as e:
+        reason = getattr(e, "reason", e)
+        return {"ok": False, "error": type(e).__name__, "detail": str(e),
+                "nxdomain": isinstance(reason, socket.gaierror)
+                            and reason.errno == socket.EAI_NONAME}
+def resolve(name):
+    try:
+        infos = socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)
+        return {"ok": True, "addrs": sorted({i[4][0] for i in infos})}
+    except socket.gaierror as e:
+        return {"ok": False, "errno": e.errno, "nxdomain": e.errno == socket.EAI_NONAME,
+                "detail": str(e)}
+def connect(addr, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(T)
+    try:
+        s.connect((addr, port))
+        return {"ok": True}
+    except Exception as e:
+        return {"ok": False, "error": type(e).__name__, "detail": str(e)}
+    finally:
+        s.close()
+''' % PROBE_TIMEOUT_S
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def nft_tables():
+    r = subprocess.run([netlab.NFT, "list", "tables"], capture_output=True, text=True,
+                       timeout=60)
+    return r.stdout.split("\n")
+
+
+def has_table(sandbox_id):
+    return any(line.split()[-1:] == [f"emberd_{sandbox_id}"] for line in nft_tables()
+               if line.strip())
+
+
+def host_addresses():
+    """{address: link} of every IPv4 address on the host."""
+    found = {}
+    for entry in json.loads(netlab.ip("-j", "-4", "addr", "show") or "[]"):
+        for a in entry.get("addr_info", []):
+            found[a["local"]] = entry["ifname"]
+    return found
+
+
+def tap_name(sb, subnet):
+    """emb<slot>: the slot is the index of the sandbox's /30 in the daemon's subnet."""
+    net = ipaddress.ip_network(subnet)
+    slot = (int(ipaddress.ip_address(sb["network"]["address"])) - int(net.network_address)) // 4
+    return f"emb{slot}"
+
+
+class HostListener:
+    """A TCP listener on the host at addr:port (an address of the host's own) that counts the
+    connections it accepts: a blocked destination must see none."""
+
+    def __init__(self, addr, port=0):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.addr, self.port = self.sock.getsockname()
+        self.accepted = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.accepted += 1
+            conn.close()
+
+    def close(self):
+        self.stopping = True
+        self.thread.join()
+        self.sock.close()
+
+
+class NetworkChecks(unittest.TestCase):
+    """Probes and leak checks shared by the classes below; self.d is the daemon unless d= says
+    otherwise."""
+    d = None
+    subnet = None  # 10.<x>.0.0/16, unique per class
+
+    @staticmethod
+    def assert_no_global_state(subnet):
+        """After the daemon is gone: no rule for its subnet, no address of it on any link."""
+        rules = netlab.ip("rule", "show")
+        if subnet in rules:
+            raise AssertionError(f"ip rules for {subnet} left behind:\n{rules}")
+        net = ipaddress.ip_network(subnet)
+        left = {a: link for a, link in host_addresses().items()
+                if ipaddress.ip_address(a) in net}
+        if left:
+            raise AssertionError(f"addresses of {subnet} left on links: {left}")
+
+    # --- helpers
+
+    def create(self, network=None, pack="python", d=None):
+        d = d or self.d
+        fields = {"language_pack": pack}
+        if network is not None:
+            fields["network"] = network
+        sb = d.create(**fields)
+        self.addCleanup(self.delete_quietly, d, sb["id"])
+        return sb
+
+    @staticmethod
+    def delete_quietly(d, sandbox_id):
+        if d.proc is not None and d.proc.poll() is None:
+            d.delete(sandbox_id)
+
+    def probe(self, sb, expr, d=None):
+        """Runs GUEST_HELPERS then prints json of expr in the sandbox; returns the value."""
+        d = d or self.d
+        status, res, _ = d.exec(sb["id"], GUEST_HELPERS + f"print(json.dumps({expr}))",
+                                timeout_ms=EXEC_TIMEOUT_MS)
+        self.assertEqual(status, 200, res)
+        self.assertEqual(res["exit_code"], 0, res)
+        return json.loads(res["stdout"].strip().splitlines()[-1])
+
+    def get(self, sb, d=None):
+        status, body, _ = (d or self.d).request("GET", f"/sandboxes/{sb['id']}")
+        self.assertEqual(status, 200, body)
+        return body
+
+    def assert_reaches(self, sb, url, body, d=None):
+        got = self.probe(sb, f"fetch({url!r})", d)
+        self.assertTrue(got["ok"], f"{url}: {got}")
+        self.assertEqual(got["body"], body, got)
+
+    def assert_blocked(self, sb, addr, port, d=None):
+        got = self.probe(sb, f"connect({addr!r}, {port})", d)
+        self.assertFalse(got["ok"], f"{addr}:{port} was reachable")
+
+    def assert_nxdomain(self, sb, name, d=None):
+        got = self.probe(sb, f"resolve({name!r})", d)
+        self.assertFalse(got["ok"], f"{name} resolved: {got}")
+        self.assertTrue(got["nxdomain"], got)
+
+    def assert_network_gone(self, sb, subnet):
+        """No nft table of the sandbox, its gateway address on no link, and no tap of its slot
+        (a link of that name holding another address is another daemon's: tap names are
+        per daemon)."""
+        self.assertFalse(has_table(sb["id"]), nft_tables())
+        addresses = host_addresses()
+        self.assertNotIn(sb["network"]["gateway"], addresses)
+        tap = tap_name(sb, subnet)
+        if tap in netlab.links():
+            mine = ipaddress.ip_network(subnet)
+            held = [a for a, link in addresses.items() if link == tap]
+            self.assertFalse([a for a in held if ipaddress.ip_address(a) in mine],
+                             f"{tap} still holds {held}")
+
+    def assert_invalid(self, status, body, mentions):
+        """A 400 whose message names every string of mentions. The code is the API's
+        `invalid_argument` (docs/api.md; the issue's brief said invalid_request)."""
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["code"], "invalid_argument", body)
+        for text in mentions:
+            self.assertIn(text, body["error"]["message"])
+
+
+class LabDaemonCase(NetworkChecks):
+    """One lab and one daemon on it per class; both go even when a test (or the daemon's start)
+    fails."""
+    modes = "none,allowlist,open"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = netlab.Lab().__enter__()
+        try:
+            args = cls.lab.daemon_args(cls.subnet)
+            args[args.index("--network-modes") + 1] = cls.modes
+            cls.d = harness.Daemon("--max-sandboxes", "8", *args)
+        except BaseException:
+            cls.lab.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            cls.assert_no_global_state(cls.subnet)
+        finally:
+            cls.lab.close()
+
+
+@unittest.skipIf(SKIP, SKIP)
+class NetworkTest(LabDaemonCase):
+    subnet = "10.211.0.0/16"
+
+    # --- mode none
+
+    def test_mode_none_has_no_nic(self):
+        plain = self.create()
+        explicit = self.create({"mode": "none"})
+        for sb in (plain, explicit):
+            self.assertEqual(sb["network"], {"mode": "none"})
+            self.assertEqual(self.get(sb)["network"], {"mode": "none"})
+            got = self.probe(sb, "sorted(__import__('os').listdir('/sys/class/net'))")
+            self.assertEqual(got, ["lo"])
+        status, body, _ = self.d.request("GET", "/sandboxes")
+        listed = {s["id"]: s for s in body["sandboxes"]}
+        self.assertEqual(listed[plain["id"]]["network"], {"mode": "none"})
+
+    # --- allowlist
+
+    def test_allowlisted_domain_reachable_and_nothing_else(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        net = sb["network"]
+        self.assertEqual((net["mode"], net["allow"], net["deny"]),
+                         ("allowlist", ["allowed.test"], []))
+        block = ipaddress.ip_network(net["address"] + "/30", strict=False)
+        self.assertTrue(block.subnet_of(ipaddress.ip_network(self.subnet)), block)
+        self.assertEqual(net["address"], str(block.network_address + 2))
+        self.assertEqual(net["gateway"], str(block.network_address + 1))
+        for counter in ("rx_bytes", "tx_bytes", "dropped"):
+            self.assertIsInstance(net[counter], int)
+        self.assertEqual(self.get(sb)["network"]["address"], net["address"])
+        # the guest's view: eth0 configured by the agent, the gateway its only resolver
+        got = self.probe(sb, "(sorted(__import__('os').listdir('/sys/class/net')), "
+                             "open('/etc/resolv.conf').read())")
+        self.assertEqual(got[0], ["eth0", "lo"])
+        self.assertEqual(re.findall(r"^nameserver\s+(\S+)", got[1], re.M), [net["gateway"]])
+
+        self.lab.clear_dns_queries()
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+        self.assertIn("allowed.test", self.lab.dns_queries())
+        # a name not on the list: NXDOMAIN from the daemon, never asked upstream
+        self.assert_nxdomain(sb, "blocked.test")
+        self.assert_nxdomain(sb, "other.test")
+        self.assert_nxdomain(sb, "sub.allowed.test")  # a plain name is not a wildcard
+        got = self.probe(sb, "fetch('http://blocked.test/')")
+        self.assertTrue(got["nxdomain"], got)
+        asked = self.lab.dns_queries()
+        for name in ("blocked.test", "other.test", "sub.allowed.test"):
+            self.assertNotIn(name, asked)
+        # addresses never resolved under an allowed name: not even the lab's other servers
+        self.assert_blocked(sb, "198.51.100.7", 80)
+        self.assert_blocked(sb, "203.0.113.20", 80)
+        self.assert_blocked(sb, "203.0.113.53", 53)  # the lab's DNS server, directly (TCP)
+        # a name without a port allows every port of its addresses
+        got = self.probe(sb, "fetch('http://allowed.test:8080/')")
+        self.assertTrue(got["ok"], got)
+        self.assertEqual(got["body"], "allowed-8080")
+
+    def test_cname_when_both_names_allowed(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test", "cname.test"]})
+        self.assert_reaches(sb, "http://cname.test/", "allowed")
+        self.assertEqual(self.probe(sb, "resolve('cname.test')"),
+                         {"ok": True, "addrs": ["203.0.113.10"]})
+
+    def test_port_rule_and_cidr_rule(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test:8080", "198.51.100.7"]})
+        self.assertEqual(sb["network"]["allow"], ["allowed.test:8080", "198.51.100.7"])
+        self.assert_reaches(sb, "http://allowed.test:8080/", "allowed-8080")
+        got = self.probe(sb, "fetch('http://allowed.test/')")
+        self.assertFalse(got["ok"], got)
+        self.assertFalse(got["nxdomain"], got)  # the name resolves; port 80 is not allowed
+        self.assert_reaches(sb, "http://198.51.100.7/", "ip-only")
+        self.assert_blocked(sb, "203.0.113.30", 80)
+
+    def test_wildcard_is_strictly_below(self):
+        sb = self.create({"mode": "allowlist", "allow": ["*.test"]})
+        self.assert_reaches(sb, "http://other.test/", "other")
+        self.assert_nxdomain(sb, "test")
+
+    # --- the always-blocked set
+
+    def test_open_mode_reaches_the_lab_but_never_the_blocked_set(self):
+        sb = self.create({"mode": "open"})
+        self.assertEqual(sb["network"]["mode"], "open")
+        for name, body in (("allowed.test", "allowed"), ("blocked.test", "blocked"),
+                           ("other.test", "other")):
+            self.assert_reaches(sb, f"http://{name}/", body)
+        self.assert_reaches(sb, "http://198.51.100.7/", "ip-only")
+        self.assert_reaches(sb, "http://203.0.113.30/", "other")
+        self.assert_nxdomain(sb, "nowhere.test")  # the lab's NXDOMAIN comes through
+        gateway = sb["network"]["gateway"]
+        before = self.get(sb)["network"]["dropped"]
+        listeners = [HostListener(self.lab.uplink_addr), HostListener(gateway)]
+        try:
+            for listener in listeners:
+                self.assert_blocked(sb, listener.addr, listener.port)
+            for addr in ("169.254.169.254", self.lab.uplink_addr, gateway):
+                for port in (22, 80):
+                    self.assert_blocked(sb, addr, port)
+            self.assertEqual([listener.accepted for listener in listeners], [0, 0])
+        finally:
+            for listener in listeners:
+                listener.close()
+        wait_for(lambda: self.get(sb)["network"]["dropped"] > before, 30,
+                 "dropped to count the refused connects")
+
+    def test_sandboxes_cannot_reach_each_other(self):
+        a = self.create({"mode": "open"})
+        b = self.create({"mode": "open"})
+        # b listens on its own address and connects to itself (so the listener is real); a
+        # must not reach it, nor a host listener on b's gateway address.
+        listen = (GUEST_HELPERS +
+                  "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                  "s.bind(('0.0.0.0', 8000)); s.listen(8)\n"
+                  f"me = connect({b['network']['address']!r}, 8000)\n"
+                  "s.accept()[0].close()\n"
+                  "s.settimeout(90); others = 0\n"
+                  "try:\n"
+                  "    s.accept(); others = 1\n"
+                  "except socket.timeout:\n"
+                  "    pass\n"
+                  "print(json.dumps({'me': me['ok'], 'others': others}))\n")
+        gateway = HostListener(b["network"]["gateway"])
+        self.addCleanup(gateway.close)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            listening = pool.submit(self.d.exec, b["id"], listen, timeout_ms=EXEC_TIMEOUT_MS)
+            self.d.wait_guest_process(b["id"], "python3")
+            time.sleep(2)  # the listener binds right after the interpreter starts
+            addr = b["network"]["address"]
+            got = self.probe(a, f"[connect({addr!r}, 8000), connect({addr!r}, 22), "
+                                f"connect({gateway.addr!r}, {gateway.port})]")
+            self.assertEqual([g["ok"] for g in got], [False, False, False], got)
+            status, res, _ = listening.result(timeout=300)
+        self.assertEqual(status, 200, res)
+        self.assertEqual(json.loads(res["stdout"]), {"me": True, "others": 0})
+        self.assertEqual(gateway.accepted, 0)
+
+    def test_deny_list_in_open_mode(self):
+        sb = self.create({"mode": "open", "deny": ["blocked.test", "198.51.100.0/24"]})
+        self.lab.clear_dns_queries()
+        self.assertEqual(sb["network"]["deny"], ["blocked.test", "198.51.100.0/24"])
+        self.assert_nxdomain(sb, "blocked.test")
+        self.assertNotIn("blocked.test", self.lab.dns_queries())
+        self.assert_blocked(sb, "198.51.100.7", 80)
+        self.assert_reaches(sb, "http://other.test/", "other")
+
+    # --- PATCH
+
+    def test_patch_replaces_the_allow_list(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+        self.assert_nxdomain(sb, "blocked.test")
+        status, body, _ = self.d.request("PATCH", f"/sandboxes/{sb['id']}/network",
+                                         {"allow": ["blocked.test"]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["id"], sb["id"])
+        self.assertEqual((body["network"]["allow"], body["network"]["deny"]),
+                         (["blocked.test"], []))
+        self.assertEqual(self.get(sb)["network"]["allow"], ["blocked.test"])
+        self.assert_reaches(sb, "http://blocked.test/", "blocked")
+        self.assert_nxdomain(sb, "allowed.test")
+        self.assert_blocked(sb, "203.0.113.10", 80)  # resolved before, gone with its entry
+        # and the deny list, when given
+        status, body, _ = self.d.request("PATCH", f"/sandboxes/{sb['id']}/network",
+                                         {"allow": ["*.test"], "deny": ["other.test"]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["network"]["deny"], ["other.test"])
+        self.assert_nxdomain(sb, "other.test")
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+
+    def test_patch_errors(self):
+        none = self.create()
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        status, body, _ = self.d.request("PATCH", f"/sandboxes/{none['id']}/network",
+                                         {"allow": ["allowed.test"]})
+        self.assertEqual(status, 409, body)
+        self.assertEqual(body["error"]["code"], "conflict")
+        status, body, _ = self.d.request("PATCH", "/sandboxes/sb_" + "0" * 32 + "/network",
+                                         {"allow": []})
+        self.assertEqual(status, 404, body)
+        status, body, _ = self.d.request("PATCH", f"/sandboxes/{sb['id']}/network",
+                                         {"allow": ["allowed.test", "bad..name"]})
+        self.assert_invalid(status, body, ["allow[1]"])
+        status, body, _ = self.d.request("PATCH", f"/sandboxes/{sb['id']}/network",
+                                         {"allow": ["allowed.test"], "deny": ["10.0.0.1/8"]})
+        self.assert_invalid(status, body, ["deny[0]"])
+        # a refused PATCH changed nothing
+        self.assertEqual(self.get(sb)["network"]["allow"], ["allowed.test"])
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+
+    # --- counters
+
+    def test_counters_grow(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        before = self.get(sb)["network"]
+        got = self.probe(sb, "fetch('http://allowed.test/big?n=300000')")
+        self.assertEqual((got["ok"], got["size"]), (True, 300000), got)
+
+        def grown():
+            now = self.get(sb)["network"]
+            return (now["rx_bytes"] >= before["rx_bytes"] + 300000
+                    and now["tx_bytes"] > before["tx_bytes"]) and now
+        after = wait_for(grown, 30, "rx_bytes/tx_bytes to count the fetch")
+        self.assert_blocked(sb, "198.51.100.7", 80)
+        wait_for(lambda: self.get(sb)["network"]["dropped"] > after["dropped"], 30,
+                 "dropped to count the refused connect")
+
+    # --- nothing left behind
+
+    def test_delete_leaves_no_tap_or_table(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        self.assertTrue(has_table(sb["id"]), nft_tables())
+        self.assertEqual(host_addresses().get(sb["network"]["gateway"]), tap_name(sb, self.subnet))
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assert_network_gone(sb, self.subnet)
+
+    def test_killed_vmm_leaves_no_tap_or_table_once_deleted(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        os.kill(sb["vmm_pid"], signal.SIGKILL)
+        wait_for(lambda: self.get(sb)["state"] == "failed", 60, "state failed")
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assert_network_gone(sb, self.subnet)
+        # its slot is free again and works for the next sandbox
+        again = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        self.assert_reaches(again, "http://allowed.test/", "allowed")
+
+    # --- pip
+
+    def test_pip_installs_a_wheel_from_the_lab_index(self):
+        sb = self.create({"mode": "allowlist", "allow": ["pypi.test"]})
+        # --trusted-host: pip ignores a plain-http index otherwise (the lab has no TLS)
+        code = ("import subprocess, sys\n"
+                "r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--index-url',"
+                " 'http://pypi.test/simple', '--trusted-host', 'pypi.test',"
+                " '--break-system-packages', '--disable-pip-version-check', '--no-cache-dir',"
+                " '--timeout', '20', 'embtiny'], capture_output=True, text=True)\n"
+                "print(r.returncode, r.stdout[-1500:], r.stderr[-1500:])\n")
+        status, res, _ = self.d.exec(sb["id"], code, timeout_ms=PIP_TIMEOUT_MS)
+        self.assertEqual(status, 200, res)
+        self.assertTrue(res["stdout"].startswith("0 "), res)
+        status, res, _ = self.d.exec(sb["id"], "import embtiny; print(embtiny.VALUE)")
+        self.assertEqual((status, res["stdout"]), (200, "42\n"), res)
+
+    # --- bad input
+
+    def test_bad_network_requests(self):
+        too_many = [f"h{i}.allowed.test" for i in range(257)]
+        cases = [
+            ({"mode": "closed"}, ["network.mode"]),
+            ({"mode": 3}, ["network.mode"]),
+            ({"mode": "allowlist", "allow": ["exa mple.test"]}, ["network.allow[0]"]),
+            ({"mode": "allowlist", "allow": ["allowed.test", "bad..name"]},
+             ["network.allow[1]"]),
+            ({"mode": "allowlist", "allow": ["allowed.test", "203.0.113.1/24"]},
+             ["network.allow[1]"]),
+            ({"mode": "allowlist", "allow": ["203.0.113.0/33"]}, ["network.allow[0]"]),
+            ({"mode": "allowlist", "allow": ["allowed.test:0"]}, ["network.allow[0]"]),
+            ({"mode": "allowlist", "allow": ["allowed.test:65536"]}, ["network.allow[0]"]),
+            ({"mode": "allowlist", "allow": ["2001:db8::1"]}, ["network.allow[0]"]),
+            ({"mode": "allowlist", "allow": ["2001:db8::/32"]}, ["network.allow[0]"]),
+            ({"mode": "allowlist", "allow": ["allowed.test", "*"]}, ["network.allow[1]"]),
+            ({"mode": "allowlist", "allow": too_many}, ["network.allow"]),
+            ({"mode": "open", "deny": ["blocked.test", "300.1.2.3"]}, ["network.deny[1]"]),
+            ({"mode": "allowlist", "allow": "allowed.test"}, ["network.allow"]),
+            ({"mode": "allowlist", "allwo": []}, ["allwo"]),
+        ]
+        for network, mentions in cases:
+            with self.subTest(network=str(network)[:80]):
+                status, body, _ = self.d.request("POST", "/sandboxes",
+                                                 {"language_pack": "python", "network": network})
+                self.assert_invalid(status, body, mentions)
+        status, body, _ = self.d.request("POST", "/sandboxes",
+                                         {"language_pack": "python", "network": "open"})
+        self.assert_invalid(status, body, ["network"])
+        # 256 entries are fine (the limit itself)
+        self.assertEqual(len(too_many[:256]), 256)
+        sb = self.create({"mode": "allowlist", "allow": too_many[:256]})
+        self.assertEqual(len(sb["network"]["allow"]), 256)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class NetworkRestartTest(NetworkChecks):
+    subnet = "10.212.0.0/16"
+
+    def setUp(self):
+        self.lab = netlab.Lab().__enter__()
+        self.addCleanup(self.lab.close)
+
+    def daemon(self, *extra, reuse=None):
+        d = harness.Daemon(*self.lab.daemon_args(self.subnet), *extra, reuse=reuse)
+        self.addCleanup(self.end_daemon, d)
+        return d
+
+    @staticmethod
+    def end_daemon(d):
+        """For a test that failed half-way: the daemon stopped, or (killed) its VMs."""
+        if d.proc.poll() is None:
+            d.stop(check=False)
+            return
+        for pid in d.vmm_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def test_policy_survives_a_restart(self):
+        d1 = self.daemon("--keep-sandboxes")
+        sb = d1.create(language_pack="python",
+                       network={"mode": "allowlist", "allow": ["allowed.test", "198.51.100.7"]})
+        self.assert_reaches(sb, "http://allowed.test/", "allowed", d=d1)
+        self.assertEqual(d1.sigterm(), 0)
+        d2 = self.daemon(reuse=d1)
+        net = self.get(sb, d=d2)["network"]
+        for key in ("mode", "allow", "deny", "address", "gateway"):
+            self.assertEqual(net[key], sb["network"][key], key)
+        self.assertTrue(has_table(sb["id"]))
+        self.assert_reaches(sb, "http://allowed.test/", "allowed", d=d2)
+        self.assert_reaches(sb, "http://198.51.100.7/", "ip-only", d=d2)
+        self.assert_nxdomain(sb, "blocked.test", d=d2)
+        self.assert_blocked(sb, "203.0.113.30", 80, d=d2)
+        status, body, _ = d2.request("PATCH", f"/sandboxes/{sb['id']}/network",
+                                     {"allow": ["other.test"]})
+        self.assertEqual(status, 200, body)
+        self.assert_reaches(sb, "http://other.test/", "other", d=d2)
+        self.assertEqual(d2.delete(sb["id"]), 204)
+        self.assert_network_gone(sb, self.subnet)
+        d2.stop()
+        self.assert_no_global_state(self.subnet)
+
+    def test_sigkill_of_the_daemon_then_restart_removes_strays(self):
+        d1 = self.daemon()
+        policy = {"mode": "allowlist", "allow": ["allowed.test"]}
+        live = d1.create(language_pack="python", network=policy)
+        dead = d1.create(language_pack="python", network=policy)
+        lost = d1.create(language_pack="python", network=policy)
+        d1.kill9()
+        # while no daemon runs: one VM dies, one sandbox loses its record
+        os.kill(dead["vmm_pid"], signal.SIGKILL)
+        os.remove(os.path.join(d1.run_dir, lost["id"], "sandbox.json"))
+        for sb in (live, dead, lost):
+            self.assertTrue(has_table(sb["id"]))  # nothing removed them yet
+        d2 = self.daemon(reuse=d1)
+        status, body, _ = d2.request("GET", "/sandboxes")
+        self.assertEqual([s["id"] for s in body["sandboxes"]], [live["id"]])
+        for sb in (dead, lost):
+            self.assert_network_gone(sb, self.subnet)
+        self.assertTrue(has_table(live["id"]))
+        self.assert_reaches(live, "http://allowed.test/", "allowed", d=d2)
+        self.assert_nxdomain(live, "blocked.test", d=d2)
+        d2.stop()
+        self.assert_network_gone(live, self.subnet)
+        self.assert_no_global_state(self.subnet)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class NetworkModesTest(LabDaemonCase):
+    subnet = "10.213.0.0/16"
+    modes = "none,allowlist"
+
+    def test_open_refused_when_not_enabled(self):
+        status, body, _ = self.d.request("POST", "/sandboxes",
+                                         {"language_pack": "python", "network": {"mode": "open"}})
+        self.assert_invalid(status, body, ["network.mode", "--network-modes"])
+
+
+class NoUplinkTest(unittest.TestCase):
+    """A daemon without --egress-uplink (the default): networked creates are refused with how
+    to enable them; mode none still works."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_networked_create_needs_an_uplink(self):
+        for network in ({"mode": "allowlist", "allow": ["allowed.test"]}, {"mode": "open"}):
+            status, body, _ = self.d.request("POST", "/sandboxes",
+                                             {"language_pack": "python", "network": network})
+            self.assertEqual(status, 400, body)
+            self.assertEqual(body["error"]["code"], "invalid_argument")
+            self.assertIn("--egress-uplink", body["error"]["message"])
+        sb = self.d.create(language_pack="shell", network={"mode": "none"})
+        self.assertEqual(sb["network"], {"mode": "none"})
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+
+
+if __name__ == "__main__":
+    unittest.main()
