@@ -958,9 +958,9 @@ json_t *egress_link_json(struct egress *e, struct egress_link *l)
 	obj = net_policy_to_json(&l->policy);
 	pthread_mutex_unlock(&e->lock);
 	if (obj == NULL ||
-	    json_object_update(obj, json_pack("{s:s, s:s, s:I, s:I, s:I}", "address", addr,
-					      "gateway", gw, "rx_bytes", rx, "tx_bytes", tx,
-					      "dropped", dropped)) < 0) {
+	    json_object_update_new(obj, json_pack("{s:s, s:s, s:I, s:I, s:I}", "address", addr,
+						  "gateway", gw, "rx_bytes", rx, "tx_bytes",
+						  tx, "dropped", dropped)) < 0) {
 		json_decref(obj);
 		return NULL;
 	}

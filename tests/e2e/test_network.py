@@ -26,10 +26,12 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -652,3 +654,158 @@ class NoUplinkTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --- the Firecracker driver (tests/fakes/firecracker: it opens the TAP by name, as Firecracker)
+
+FAKES = os.path.join(harness.REPO, "tests", "fakes")
+FC_ARGS = ("--vmm", "firecracker", "--firecracker-bin", os.path.join(FAKES, "firecracker"))
+IFF_PERSIST = 0x0800  # linux/if_tun.h, in /sys/class/net/<tap>/tun_flags
+
+
+def subnet_tag(subnet):
+    """The 4 hex digits of --egress-subnet that name a daemon's TAPs and tables (egress.h)."""
+    return "%04x" % ((int(ipaddress.ip_network(subnet).network_address) >> 16) & 0xffff)
+
+
+def fc_tap(sb, subnet):
+    """emb<tag>s<slot>: slot = index of the sandbox's /30 in the subnet."""
+    net = ipaddress.ip_network(subnet)
+    slot = (int(ipaddress.ip_address(sb["network"]["address"])) - int(net.network_address)) // 4
+    return f"emb{subnet_tag(subnet)}s{slot}"
+
+
+def fc_has_table(sb, subnet):
+    name = f"emberd_{subnet_tag(subnet)}_{sb['id']}"
+    return any(line.split()[-1:] == [name] for line in nft_tables() if line.strip())
+
+
+def daemon_taps(subnet):
+    prefix = f"emb{subnet_tag(subnet)}s"
+    return sorted(n for n in os.listdir("/sys/class/net") if n.startswith(prefix))
+
+
+def sysfs(tap, key):
+    with open(f"/sys/class/net/{tap}/{key}") as f:
+        return f.read().strip()
+
+
+class FirecrackerNetworkChecks(NetworkChecks):
+    """Networked sandboxes on --vmm firecracker: the driver makes the sandbox's TAP persistent
+    and owned by the VMM's uid, the daemon lets go of it, and the (fake) Firecracker opens it by
+    name at PUT /network-interfaces/eth0; DELETE deletes it."""
+    jailed = False
+
+    def assert_fc_networked(self, sb):
+        """A cold boot (no templates with a NIC here), the TAP persistent and the VMM's."""
+        self.assertEqual(sb["boot_mode"], "cold", sb)
+        self.assertTrue(fc_has_table(sb, self.subnet), nft_tables())
+        tap = fc_tap(sb, self.subnet)
+        self.assertEqual(host_addresses().get(sb["network"]["gateway"]), tap)
+        self.assertTrue(int(sysfs(tap, "tun_flags"), 16) & IFF_PERSIST, sysfs(tap, "tun_flags"))
+        with open(f"/proc/{sb['vmm_pid']}/status") as f:
+            uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+        self.assertEqual(uid != 0, self.jailed)
+        self.assertEqual(int(sysfs(tap, "owner")), uid)
+        return tap
+
+    def assert_fc_network_gone(self, sb):
+        self.assertFalse(fc_has_table(sb, self.subnet), nft_tables())
+        self.assertNotIn(sb["network"]["gateway"], host_addresses())
+        self.assertEqual(daemon_taps(self.subnet), [])
+
+    def test_allowlist_enforced_and_delete_removes_the_tap(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        self.assert_fc_networked(sb)
+        got = self.probe(sb, "sorted(__import__('os').listdir('/sys/class/net'))")
+        self.assertEqual(got, ["eth0", "lo"])
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+        self.assert_blocked(sb, netlab.HOSTS["blocked.test"], 80)
+        self.assert_nxdomain(sb, "blocked.test")
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assert_fc_network_gone(sb)
+
+    def test_killed_vmm_then_delete_removes_the_tap(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        tap = self.assert_fc_networked(sb)
+        os.kill(sb["vmm_pid"], signal.SIGKILL)
+        wait_for(lambda: self.get(sb)["state"] == "failed", 60, "state failed")
+        self.assertIn(tap, daemon_taps(self.subnet))  # persistent: it outlives the VMM
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assert_fc_network_gone(sb)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class FirecrackerNetworkTest(FirecrackerNetworkChecks):
+    """Unjailed (--no-jail): the fake runs as root."""
+    subnet = "10.213.0.0/16"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.lab = netlab.Lab().__enter__()
+        try:
+            cls.d = harness.Daemon(*FC_ARGS, "--no-jail", "--max-sandboxes", "4",
+                                   *cls.lab.daemon_args(cls.subnet))
+        except BaseException:
+            cls.lab.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            cls.assert_no_global_state(cls.subnet)
+            if daemon_taps(cls.subnet):
+                raise AssertionError(f"TAPs left: {daemon_taps(cls.subnet)}")
+        finally:
+            cls.lab.close()
+
+    def test_a_stray_persistent_tap_is_swept_at_startup(self):
+        """A TAP a killed daemon left (persistent, nobody attached) is deleted by the next
+        daemon on its subnet; another subnet's (another daemon's tag) is left alone."""
+        subnet = "10.214.0.0/16"
+        mine, other = f"emb{subnet_tag(subnet)}s200", f"emb{subnet_tag(self.subnet)}s200"
+        for name in (mine, other):
+            netlab.ip("tuntap", "add", "dev", name, "mode", "tap")
+            self.addCleanup(netlab.ip, "link", "del", name, check=False)
+        d = harness.Daemon(*FC_ARGS, "--no-jail", *self.lab.daemon_args(subnet))
+        try:
+            self.assertNotIn(mine, netlab.links())
+            self.assertIn(other, netlab.links())
+        finally:
+            d.stop()
+        self.assert_no_global_state(subnet)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class FirecrackerJailedNetworkTest(FirecrackerNetworkChecks):
+    """Under tests/fakes/jailer: the fake runs as the VM's own uid, without CAP_NET_ADMIN, and
+    can open only a persistent TAP that uid owns. The jailer gets no --netns: the TAP is in the
+    host's network namespace."""
+    subnet = "10.215.0.0/16"
+    jailed = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
+        os.chmod(cls.base, 0o755)
+        cls.lab = netlab.Lab().__enter__()
+        try:
+            cls.d = harness.Daemon(*FC_ARGS, "--jailer", os.path.join(FAKES, "jailer"),
+                                   "--max-sandboxes", "4", *cls.lab.daemon_args(cls.subnet),
+                                   env={"EMBERD_JAILER_CHROOT_BASE": cls.base})
+        except BaseException:
+            cls.lab.close()
+            shutil.rmtree(cls.base, True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            cls.assert_no_global_state(cls.subnet)
+            if daemon_taps(cls.subnet):
+                raise AssertionError(f"TAPs left: {daemon_taps(cls.subnet)}")
+        finally:
+            cls.lab.close()
+            shutil.rmtree(cls.base, True)
