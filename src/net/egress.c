@@ -981,7 +981,10 @@ void egress_detach(struct egress *e, struct egress_link *l)
 		close(l->tap_fd);
 		l->tap_fd = -1;
 	}
-	if (l->persistent)
+	/* Persistent (its VMM opened it by name), or made persistent by a driver whose VMM then
+	 * failed before egress_link_close_tap(): a non-persistent TAP is gone with the descriptor
+	 * once its VMM has stopped. */
+	if (l->persistent || tap_exists(l->tap))
 		tap_remove(l->id, l->tap);
 	link_free(e, l);
 }
