@@ -120,7 +120,9 @@ static json_t *isolation_note(struct vmm_driver *driver)
 {
 	bool tcg = strcmp(vmm_driver_accel_name(driver), "tcg") == 0;
 
-	return json_pack("{s:s, s:s}", "guest", "its own kernel in its own VM, no network device",
+	return json_pack("{s:s, s:s}", "guest",
+			 "its own kernel in its own VM; a network device only when its network "
+			 "policy asks for one (docs/network.md)",
 			 "accelerator",
 			 tcg ? "tcg: software emulation, which QEMU does not treat as a security "
 			       "boundary; the VMM's jail carries more weight (docs/security.md)"

@@ -1,7 +1,12 @@
 /* dns.c - reads a guest's DNS query and an upstream server's answer, and writes the empty
  * replies the resolver gives itself (RFC 1035). Called by resolver.c, its tests and fuzz targets.
  * Never does I/O; never reads a byte outside [msg, msg + len) nor follows a compression pointer
- * forwards, and bounds every loop by the message size. */
+ * forwards, and bounds every loop by the message size.
+ *
+ * An answer is read only as far as its answer section: authority and additional records are
+ * never looked at. A truncated (TC) answer is read like any other: its records are whole or the
+ * parse fails. An A record counts only when its owner is the question's name or a name a CNAME
+ * chain from it leads to (at most CHAIN_MAX names, records in any order). */
 #include "net/dns.h"
 
 #include <string.h>

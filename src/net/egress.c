@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,12 +23,17 @@
 #include "util/fdio.h"
 #include "util/jsonutil.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 #define RULE_PREF_MAIN "25964"   /* to SUBNET lookup main: the host's replies stay on the TAP */
 #define RULE_PREF_EGRESS "25965" /* from SUBNET / fwmark: the egress table */
 #define TABLE_ID_BASE 0x656d0000u
 #define EGRESS_FILE_MAX (256 * 1024)
 #define TAP_PREFIX "emb"
+/* Addresses a sandbox's sets hold at once: DNS answers beyond it get SERVFAIL. */
+#define EGRESS_SET_SIZE 4096
+/* The longest a resolved address stays allowed without a new lookup. */
+#define EGRESS_TTL_MAX_S 3600
 
 struct egress_link {
 	char id[72];
@@ -60,10 +66,12 @@ struct egress {
 	char uplink_forwarding[8];       /* its value before we set 1 ("" if unchanged) */
 	bool global_made;
 	struct resolver *resolver;
+	pthread_mutex_t gen_lock;
+	uint32_t generation;             /* [gen_lock] the last table generation (ct mark) */
 	pthread_mutex_t lock;
 	uint8_t *slots;                  /* [lock] one byte per /30 of the subnet */
 	unsigned nslots;
-	char description[256];
+	char description[384];
 };
 
 /* ---- addresses and settings ---------------------------------------------------------------- */
@@ -266,11 +274,21 @@ static int global_make(struct egress *e, struct ember_error **err)
 	if (net_sysctl_get("ipv4", e->uplink, "forwarding", e->uplink_forwarding,
 			   sizeof(e->uplink_forwarding), err) < 0)
 		return -1;
-	if (strcmp(e->uplink_forwarding, "1") == 0)
+	if (strcmp(e->uplink_forwarding, "1") == 0) {
 		e->uplink_forwarding[0] = '\0';
-	else if (net_sysctl_set("ipv4", e->uplink, "forwarding", "1", err) < 0)
+		return 0;
+	}
+	/* The uplink did not forward before: it still forwards nothing but to the TAPs. */
+	snprintf(script, sizeof(script),
+		 "table ip %s {\n"
+		 "  chain forward {\n"
+		 "    type filter hook forward priority filter; policy accept;\n"
+		 "    iifname \"%s\" oifname != \"" TAP_PREFIX "%ss*\" drop\n"
+		 "  }\n"
+		 "}\n", e->global_table, e->uplink, e->tag);
+	if (hostcmd_nft(script, NULL, err) < 0)
 		return -1;
-	return 0;
+	return net_sysctl_set("ipv4", e->uplink, "forwarding", "1", err);
 }
 
 static int resolver_allow(void *ctx, const char *sandbox_id, const struct dns_a_record *recs,
@@ -317,8 +335,21 @@ static int enable(struct egress *e, const struct egress_config *cfg, struct embe
 		snprintf(gw, sizeof(gw), "on-link");
 	net_modes_format(e->modes, why, sizeof(why));
 	snprintf(e->description, sizeof(e->description), "%s via %s (gateway %s, dns %s:%u, "
-		 "subnet %s)", why, e->uplink, gw, dns, ntohs(e->dns.sin_port), e->subnet_text);
+		 "subnet %s, tag %s: TAPs " TAP_PREFIX "%ss<N>, routing table and mark 0x%08x)", why,
+		 e->uplink, gw, dns, ntohs(e->dns.sin_port), e->subnet_text, e->tag, e->tag,
+		 e->table_id);
 	return 0;
+}
+
+/* 16 bits of FNV-1a over "A.B.C.D/N": different subnets (also two /24s of one /16) get
+ * different tags but for a 1 in 65536 chance. */
+static uint32_t subnet_tag(const char *text)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *text != '\0'; text++)
+		h = (h ^ (uint8_t)*text) * 16777619u;
+	return (h ^ (h >> 16)) & 0xffffu;
 }
 
 int egress_create(const struct egress_config *cfg, struct egress **out, struct ember_error **err)
@@ -328,14 +359,18 @@ int egress_create(const struct egress_config *cfg, struct egress **out, struct e
 	if (e == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->gen_lock, NULL);
+	/* Generations of an earlier daemon's tables must not repeat: start anywhere. */
+	if (getrandom(&e->generation, sizeof(e->generation), 0) != sizeof(e->generation))
+		e->generation = (uint32_t)time_mono_ms();
 	e->modes = cfg->modes | NET_MODE_BIT(NET_MODE_NONE);
 	e->rate_mbit = cfg->rate_mbit;
 	e->max_connections = cfg->max_connections != 0 ? cfg->max_connections
 						       : EGRESS_MAX_CONNECTIONS_DEFAULT;
 	if (parse_subnet(e, cfg->subnet != NULL ? cfg->subnet : EGRESS_SUBNET_DEFAULT, err) < 0)
 		goto fail;
-	e->table_id = TABLE_ID_BASE | ((e->subnet >> 16) & 0xffffu);
-	snprintf(e->tag, sizeof(e->tag), "%04x", (e->subnet >> 16) & 0xffffu);
+	e->table_id = TABLE_ID_BASE | subnet_tag(e->subnet_text);
+	snprintf(e->tag, sizeof(e->tag), "%04x", subnet_tag(e->subnet_text));
 	snprintf(e->global_table, sizeof(e->global_table), "%sg%08x", EGRESS_TABLE_PREFIX,
 		 e->table_id);
 	snprintf(e->description, sizeof(e->description), "off (no --egress-uplink)");
@@ -366,6 +401,7 @@ void egress_free(struct egress *e)
 			ember_error_free(&err);
 	}
 	free(e->slots);
+	pthread_mutex_destroy(&e->gen_lock);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -439,13 +475,14 @@ static void rule_match(struct script *s, const struct net_rule *r)
 
 	ip_text(r->addr, net);
 	sp(s, "ip daddr %s/%u ", net, r->prefix);
+	/* A port means TCP or UDP: other protocols have no port where th dport looks. */
 	if (r->port != 0)
-		sp(s, "th dport %u ", r->port);
+		sp(s, "meta l4proto { tcp, udp } th dport %u ", r->port);
 }
 
 /* The whole table for link l under policy p: one transaction that replaces an older one. */
 static void table_script(const struct egress *e, const struct egress_link *l,
-			 const struct net_policy *p, struct script *s)
+			 const struct net_policy *p, uint32_t gen, struct script *s)
 {
 	char name[96], host[INET_ADDRSTRLEN], guest[INET_ADDRSTRLEN];
 	size_t i;
@@ -455,9 +492,16 @@ static void table_script(const struct egress *e, const struct egress_link *l,
 	ip_text(l->guest_ip, guest);
 	sp(s, "add table inet %s\ndelete table inet %s\n", name, name);
 	sp(s, "table inet %s {\n"
-		   "  set dyn_any { type ipv4_addr; flags timeout; }\n"
-		   "  set dyn_port { type ipv4_addr . inet_service; flags timeout; }\n"
-		   "  counter tx { }\n  counter rx { }\n  counter dropped { }\n", name);
+		   "  set dyn_any { type ipv4_addr; flags timeout; size %u; }\n"
+		   "  set dyn_port { type ipv4_addr . inet_service; flags timeout; size %u; }\n"
+		   "  counter tx { }\n  counter rx { }\n  counter dropped { }\n", name,
+		   EGRESS_SET_SIZE, EGRESS_SET_SIZE);
+	/* Before anything else (the DNS redirect included): only the guest's own IPv4 address. */
+	sp(s, "  chain guard {\n"
+		   "    type filter hook prerouting priority raw; policy accept;\n"
+		   "    iifname \"%s\" meta nfproto != ipv4 counter name \"dropped\" drop\n"
+		   "    iifname \"%s\" ip saddr != %s counter name \"dropped\" drop\n  }\n",
+		   l->tap, l->tap, guest);
 	/* The guest's only resolver: udp/53 to anything goes to the daemon's socket. */
 	sp(s, "  chain prerouting {\n"
 		   "    type nat hook prerouting priority dstnat; policy accept;\n"
@@ -472,9 +516,12 @@ static void table_script(const struct egress *e, const struct egress_link *l,
 		   "    type filter hook forward priority filter; policy accept;\n"
 		   "    iifname \"%s\" jump from_guest\n"
 		   "    oifname \"%s\" jump to_guest\n  }\n", l->tap, l->tap);
+	/* Connections carry the generation of the table that let them in (ct mark): after a
+	 * PATCH, or for a new sandbox on a reused address, an older one's packets are judged
+	 * afresh, and its replies wait for that. */
 	sp(s, "  chain to_guest {\n"
-		   "    ct state established,related counter name \"rx\" accept\n"
-		   "    counter name \"dropped\" drop\n  }\n");
+		   "    ct state established,related ct mark 0x%08x counter name \"rx\" accept\n"
+		   "    counter name \"dropped\" drop\n  }\n", gen);
 	sp(s, "  chain from_guest {\n"
 		   "    meta nfproto != ipv4 counter name \"dropped\" drop\n"
 		   "    ip saddr != %s counter name \"dropped\" drop\n"
@@ -482,9 +529,9 @@ static void table_script(const struct egress *e, const struct egress_link *l,
 	if (e->rate_mbit != 0)
 		sp(s, "    limit rate over %u kbytes/second burst 256 kbytes "
 			   "counter name \"dropped\" drop\n", e->rate_mbit * 125);
-	sp(s, "    ct state established,related counter name \"tx\" accept\n"
+	sp(s, "    ct state established,related ct mark 0x%08x counter name \"tx\" accept\n"
 		   "    ip daddr { 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, "
-		   "240.0.0.0/4, %s } counter name \"dropped\" drop\n", e->subnet_text);
+		   "240.0.0.0/4, %s } counter name \"dropped\" drop\n", gen, e->subnet_text);
 	for (i = 0; i < p->ndeny; i++) {
 		if (p->deny[i].kind != NET_RULE_CIDR)
 			continue;
@@ -499,26 +546,33 @@ static void table_script(const struct egress *e, const struct egress_link *l,
 			continue;
 		sp(s, "    ");
 		rule_match(s, &p->allow[i]);
-		sp(s, "counter name \"tx\" accept\n");
+		sp(s, "ct mark set 0x%08x counter name \"tx\" accept\n", gen);
 	}
 	sp(s, "    ip daddr { 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10 } "
 		   "counter name \"dropped\" drop\n");
 	if (p->mode == NET_MODE_OPEN)
-		sp(s, "    counter name \"tx\" accept\n");
+		sp(s, "    ct mark set 0x%08x counter name \"tx\" accept\n", gen);
 	else
-		sp(s, "    ip daddr @dyn_any counter name \"tx\" accept\n"
-			   "    ip daddr . th dport @dyn_port counter name \"tx\" accept\n");
+		sp(s, "    ip daddr @dyn_any ct mark set 0x%08x counter name \"tx\" accept\n"
+			   "    meta l4proto { tcp, udp } ip daddr . th dport @dyn_port "
+			   "ct mark set 0x%08x counter name \"tx\" accept\n", gen, gen);
 	sp(s, "    counter name \"dropped\" drop\n  }\n}\n");
 }
 
-static int table_apply(const struct egress *e, const struct egress_link *l,
-		       const struct net_policy *p, struct ember_error **err)
+/* Writes the link's table for policy p under a new generation (its connections from before
+ * are judged again); the link's gen is updated when it took. */
+static int table_apply(struct egress *e, struct egress_link *l, const struct net_policy *p,
+		       struct ember_error **err)
 {
 	struct script s = { 0 };
 	const char *text;
+	uint32_t gen;
 	int ret;
 
-	table_script(e, l, p, &s);
+	pthread_mutex_lock(&e->gen_lock);
+	gen = ++e->generation;
+	pthread_mutex_unlock(&e->gen_lock);
+	table_script(e, l, p, gen, &s);
 	text = script_text(&s);
 	ret = text != NULL ? hostcmd_nft(text, NULL, err)
 			   : ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -557,8 +611,8 @@ static int resolver_allow(void *ctx, const char *sandbox_id, const struct dns_a_
 		uint32_t ttl = recs[i].ttl < RESOLVER_TTL_FLOOR_S ? RESOLVER_TTL_FLOOR_S
 								   : recs[i].ttl;
 
-		if (ttl > 86400)
-			ttl = 86400;
+		if (ttl > EGRESS_TTL_MAX_S)
+			ttl = EGRESS_TTL_MAX_S;
 		ip_text(recs[i].addr, addr);
 		for (j = 0; j < (any_port ? 1 : nports); j++) {
 			char elem[40];
@@ -641,24 +695,18 @@ static int link_file_write(const struct egress_link *l, const struct net_policy 
 			   struct ember_error **err)
 {
 	_cleanup_free_ char *text = NULL;
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
-	_cleanup_close_ int fd = -1;
+	char path[PATH_MAX + 32];
 	json_t *obj = json_pack("{s:I, s:s, s:b, s:o?}", "slot", (json_int_t)l->slot, "tap",
 				l->tap, "persistent", l->persistent, "policy",
 				net_policy_to_json(p));
-	size_t len;
 
 	text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
 	json_decref(obj);
 	if (text == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	len = strlen(text);
 	snprintf(path, sizeof(path), "%s/%s", l->run_dir, EGRESS_FILE);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || fd_write_all(fd, text, len, -1, err) < 0 || rename(tmp, path) < 0)
-		return ember_error_sys(err, "write %s", path);
-	return 0;
+	/* Durable: a recovery that finds it empty would kill a sandbox that was fine. */
+	return file_write_atomic(path, text, strlen(text), 0600, true, err);
 }
 
 /* The host end of the link: address, no IPv6, forwarding, and the bandwidth to the guest. */
@@ -712,7 +760,8 @@ static void link_free(struct egress *e, struct egress_link *l)
 /* Table, resolver and file for a link whose TAP exists. */
 static int link_services(struct egress *e, struct egress_link *l, struct ember_error **err)
 {
-	if (resolver_add(e->resolver, l->id, l->host_ip, &l->policy, &l->dns_port, err) < 0)
+	if (resolver_add(e->resolver, l->id, l->tap, l->host_ip, l->guest_ip, &l->policy,
+			 &l->dns_port, err) < 0)
 		return -1;
 	if (table_apply(e, l, &l->policy, err) < 0 || link_file_write(l, &l->policy, err) < 0) {
 		resolver_remove(e->resolver, l->id);
@@ -888,12 +937,16 @@ int egress_update(struct egress *e, struct egress_link *l, const struct net_poli
 
 	pthread_mutex_lock(&e->lock);
 	ret = merge_patch(l, patch, has_deny, &next, err);
-	if (ret == 0 && (table_apply(e, l, &next, err) < 0 ||
-			 resolver_set_policy(e->resolver, l->id, &next, err) < 0)) {
-		/* Back to the old table (its dynamic sets are gone either way). */
+	/* The resolver first: no answer under the old lists may fill the new table's sets. */
+	if (ret == 0 && resolver_set_policy(e->resolver, l->id, &next, err) < 0) {
+		net_policy_release(&next);
+		ret = -1;
+	} else if (ret == 0 && table_apply(e, l, &next, err) < 0) {
+		/* Back to the old lists (the table is the old one still: nft changes nothing on
+		 * a failed transaction). */
 		struct ember_error *undo = NULL;
 
-		if (table_apply(e, l, &l->policy, &undo) < 0)
+		if (resolver_set_policy(e->resolver, l->id, &l->policy, &undo) < 0)
 			ember_error_free(&undo);
 		net_policy_release(&next);
 		ret = -1;
@@ -959,8 +1012,8 @@ json_t *egress_link_json(struct egress *e, struct egress_link *l)
 	pthread_mutex_unlock(&e->lock);
 	if (obj == NULL ||
 	    json_object_update_new(obj, json_pack("{s:s, s:s, s:I, s:I, s:I}", "address", addr,
-						  "gateway", gw, "rx_bytes", rx, "tx_bytes",
-						  tx, "dropped", dropped)) < 0) {
+					      "gateway", gw, "rx_bytes", rx, "tx_bytes", tx,
+					      "dropped", dropped)) < 0) {
 		json_decref(obj);
 		return NULL;
 	}

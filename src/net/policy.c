@@ -252,10 +252,13 @@ static int parse_rule(const struct entry_ctx *ctx, struct net_rule *rule)
 		return entry_error(ctx, "is empty");
 	if (ctx->len > NET_RULE_TEXT_MAX || memchr(ctx->text, '\0', ctx->len) != NULL)
 		return entry_error(ctx, "is longer than 272 bytes or holds a NUL");
-	if (looks_like_ipv6(ctx->text, ctx->len))
-		return ember_error_set(ctx->err, KIND, 0,
-				       "field `%s`: IPv6 is not supported: the sandbox network is "
-				       "IPv4 only", ctx->field);
+	if (looks_like_ipv6(ctx->text, ctx->len)) {
+		char quoted[65];
+
+		quote_entry(ctx->text, ctx->len, quoted);
+		return ember_error_set(ctx->err, KIND, 0, "field `%s`: `%s`: IPv6 is not supported: "
+				       "the sandbox network is IPv4 only", ctx->field, quoted);
+	}
 	colon = memchr(ctx->text, ':', ctx->len);
 	if (colon != NULL) {
 		unsigned port;

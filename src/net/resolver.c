@@ -30,19 +30,9 @@
 #define TAG_UPSTREAM 1
 #define TAG_FIRST_SANDBOX 2
 
-struct rsb {
-	char id[72];
-	int fd;
-	uint64_t tag;                    /* epoll data: never reused */
-	struct net_policy policy;
-	unsigned pending;
-	struct rsb *next;
-};
-
 struct pending {
 	bool used;
 	uint16_t upstream_id;
-	uint64_t tag;                    /* the sandbox that asked */
 	uint16_t guest_id;
 	struct sockaddr_in guest;
 	struct dns_query q;
@@ -55,6 +45,18 @@ struct pending {
 	int64_t deadline_ms;
 };
 
+/* A sandbox: its socket, policy and its own share of pending queries (one sandbox flooding
+ * the upstream cannot take another's). */
+struct rsb {
+	char id[72];
+	int fd;
+	uint64_t tag;                    /* epoll data: never reused */
+	uint32_t guest_ip;               /* the only source answered */
+	struct net_policy policy;
+	struct pending pending[RESOLVER_PENDING_PER_SANDBOX];
+	struct rsb *next;
+};
+
 struct resolver {
 	struct resolver_config cfg;
 	int epfd;
@@ -65,7 +67,6 @@ struct resolver {
 	pthread_mutex_t lock;
 	struct rsb *sandboxes;           /* [lock] */
 	uint64_t next_tag;               /* [lock] */
-	struct pending pending[RESOLVER_PENDING_MAX]; /* [lock] */
 	struct resolver_stats stats;     /* [lock] */
 };
 
@@ -99,41 +100,45 @@ static void reply_empty(int fd, const uint8_t *query, const struct dns_query *q,
 		sendto(fd, out, len, MSG_DONTWAIT, (const struct sockaddr *)to, sizeof(*to));
 }
 
-/* A free pending slot with an upstream id no other pending query uses. */
-static struct pending *pending_alloc_locked(struct resolver *r)
+/* The pending query upstream id belongs to (in any sandbox), or NULL; *owner set. */
+static struct pending *pending_find_locked(struct resolver *r, uint16_t id, struct rsb **owner)
+{
+	struct rsb *s;
+	size_t i;
+
+	for (s = r->sandboxes; s != NULL; s = s->next) {
+		for (i = 0; i < RESOLVER_PENDING_PER_SANDBOX; i++) {
+			if (s->pending[i].used && s->pending[i].upstream_id == id) {
+				*owner = s;
+				return &s->pending[i];
+			}
+		}
+	}
+	return NULL;
+}
+
+/* A free slot of s's with an upstream id no pending query uses, or NULL (s has its share
+ * upstream already). */
+static struct pending *pending_alloc_locked(struct resolver *r, struct rsb *s)
 {
 	struct pending *free_slot = NULL;
+	struct rsb *owner;
 	uint16_t id;
 	size_t i;
 
-	for (i = 0; i < RESOLVER_PENDING_MAX && free_slot == NULL; i++)
-		if (!r->pending[i].used)
-			free_slot = &r->pending[i];
+	for (i = 0; i < RESOLVER_PENDING_PER_SANDBOX && free_slot == NULL; i++)
+		if (!s->pending[i].used)
+			free_slot = &s->pending[i];
 	if (free_slot == NULL)
 		return NULL;
-	for (;;) {
-		bool taken = false;
-
+	do {
 		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
 			return NULL;
-		for (i = 0; i < RESOLVER_PENDING_MAX && !taken; i++)
-			taken = r->pending[i].used && r->pending[i].upstream_id == id;
-		if (!taken)
-			break;
-	}
+	} while (pending_find_locked(r, id, &owner) != NULL);
 	memset(free_slot, 0, sizeof(*free_slot));
 	free_slot->used = true;
 	free_slot->upstream_id = id;
 	return free_slot;
-}
-
-static void pending_release_locked(struct resolver *r, struct pending *p)
-{
-	struct rsb *s = find_tag_locked(r, p->tag);
-
-	if (s != NULL && s->pending > 0)
-		s->pending--;
-	p->used = false;
 }
 
 /* Sends the guest's query upstream under a fresh id. */
@@ -145,12 +150,11 @@ static void forward_query_locked(struct resolver *r, struct rsb *s, const uint8_
 	uint8_t out[DNS_MSG_MAX];
 	struct pending *p;
 
-	if (s->pending >= RESOLVER_PENDING_PER_SANDBOX || (p = pending_alloc_locked(r)) == NULL) {
+	if ((p = pending_alloc_locked(r, s)) == NULL) {
 		r->stats.failed++;
 		reply_empty(s->fd, msg, q, DNS_RCODE_SERVFAIL, from);
 		return;
 	}
-	p->tag = s->tag;
 	p->guest_id = q->id;
 	p->guest = *from;
 	p->q = *q;
@@ -161,11 +165,10 @@ static void forward_query_locked(struct resolver *r, struct rsb *s, const uint8_
 	memcpy(p->ports, ports, nports * sizeof(*ports));
 	p->nports = nports;
 	p->deadline_ms = time_mono_ms() + RESOLVER_TIMEOUT_MS;
-	s->pending++;
 	memcpy(out, msg, len);
 	dns_set_id(out, p->upstream_id);
 	if (send(r->up_fd, out, len, MSG_DONTWAIT) < 0) {
-		pending_release_locked(r, p);
+		p->used = false;
 		r->stats.failed++;
 		reply_empty(s->fd, msg, q, DNS_RCODE_SERVFAIL, from);
 	}
@@ -185,7 +188,8 @@ static void handle_guest_locked(struct resolver *r, struct rsb *s)
 	ssize_t n = recvfrom(s->fd, msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&from,
 			     &fromlen);
 
-	if (n <= 0 || fromlen != sizeof(from))
+	/* Only the guest's own address (its table drops others already; this holds without). */
+	if (n <= 0 || fromlen != sizeof(from) || ntohl(from.sin_addr.s_addr) != s->guest_ip)
 		return;
 	if (dns_parse_query(msg, (size_t)n, &q, &err) < 0) {
 		/* Not a query we answer: nothing to echo a question from. */
@@ -214,25 +218,17 @@ static void handle_upstream_locked(struct resolver *r)
 	struct dns_a_record recs[DNS_ANSWERS_MAX];
 	struct ember_error *err = NULL;
 	uint8_t msg[DNS_MSG_MAX];
-	struct pending *p = NULL;
+	struct pending *p;
 	uint8_t rcode = 0;
-	struct rsb *s;
-	size_t nrecs = 0, i;
+	struct rsb *s = NULL;
+	size_t nrecs = 0;
 	ssize_t n = recv(r->up_fd, msg, sizeof(msg), MSG_DONTWAIT);
 
 	if (n < 12)
 		return;
-	for (i = 0; i < RESOLVER_PENDING_MAX && p == NULL; i++)
-		if (r->pending[i].used &&
-		    r->pending[i].upstream_id == (uint16_t)(msg[0] << 8 | msg[1]))
-			p = &r->pending[i];
+	p = pending_find_locked(r, (uint16_t)(msg[0] << 8 | msg[1]), &s);
 	if (p == NULL)
 		return;
-	s = find_tag_locked(r, p->tag);
-	if (s == NULL) {
-		pending_release_locked(r, p);
-		return;
-	}
 	if (dns_parse_answer(msg, (size_t)n, p->upstream_id, &p->q, recs, &nrecs, &rcode,
 			     &err) < 0) {
 		log_event(LOG_WARN, s->id, "net.dns_bad_answer", -1, "%s", err->message);
@@ -250,25 +246,28 @@ static void handle_upstream_locked(struct resolver *r)
 		sendto(s->fd, msg, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)&p->guest,
 		       sizeof(p->guest));
 	}
-	pending_release_locked(r, p);
+	p->used = false;
 }
 
 /* Forgets pending queries past their deadline; returns ms until the next one (or -1). */
 static int expire_locked(struct resolver *r)
 {
 	int64_t now = time_mono_ms(), next = -1;
+	struct rsb *s;
 	size_t i;
 
-	for (i = 0; i < RESOLVER_PENDING_MAX; i++) {
-		struct pending *p = &r->pending[i];
+	for (s = r->sandboxes; s != NULL; s = s->next) {
+		for (i = 0; i < RESOLVER_PENDING_PER_SANDBOX; i++) {
+			struct pending *p = &s->pending[i];
 
-		if (!p->used)
-			continue;
-		if (p->deadline_ms <= now) {
-			r->stats.failed++;
-			pending_release_locked(r, p);
-		} else if (next < 0 || p->deadline_ms < next) {
-			next = p->deadline_ms;
+			if (!p->used)
+				continue;
+			if (p->deadline_ms <= now) {
+				r->stats.failed++;
+				p->used = false;
+			} else if (next < 0 || p->deadline_ms < next) {
+				next = p->deadline_ms;
+			}
 		}
 	}
 	return next < 0 ? -1 : (int)(next - now);
@@ -399,7 +398,8 @@ void resolver_stop(struct resolver *r)
 	free(r);
 }
 
-static int bind_sandbox_socket(uint32_t host_ip, uint16_t *port, struct ember_error **err)
+static int bind_sandbox_socket(const char *device, uint32_t host_ip, uint16_t *port,
+			       struct ember_error **err)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(host_ip) };
@@ -407,6 +407,10 @@ static int bind_sandbox_socket(uint32_t host_ip, uint16_t *port, struct ember_er
 
 	if (fd < 0)
 		return ember_error_sys(err, "DNS socket");
+	/* Only what arrives by the sandbox's own TAP: not the LAN, not a local user. */
+	if (device != NULL &&
+	    setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, strlen(device)) < 0)
+		return ember_error_sys(err, "bind the sandbox's DNS socket to `%s`", device);
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
 		return ember_error_sys(err, "bind the sandbox's DNS socket");
@@ -414,8 +418,9 @@ static int bind_sandbox_socket(uint32_t host_ip, uint16_t *port, struct ember_er
 	return steal_fd(&fd);
 }
 
-int resolver_add(struct resolver *r, const char *sandbox_id, uint32_t host_ip,
-		 const struct net_policy *policy, uint16_t *port, struct ember_error **err)
+int resolver_add(struct resolver *r, const char *sandbox_id, const char *device, uint32_t host_ip,
+		 uint32_t guest_ip, const struct net_policy *policy, uint16_t *port,
+		 struct ember_error **err)
 {
 	_cleanup_free_ struct rsb *s = calloc(1, sizeof(*s));
 	int ret = 0;
@@ -423,9 +428,10 @@ int resolver_add(struct resolver *r, const char *sandbox_id, uint32_t host_ip,
 	if (s == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	snprintf(s->id, sizeof(s->id), "%s", sandbox_id);
+	s->guest_ip = guest_ip;
 	if (net_policy_copy(policy, &s->policy, err) < 0)
 		return -1;
-	s->fd = bind_sandbox_socket(host_ip, port, err);
+	s->fd = bind_sandbox_socket(device, host_ip, port, err);
 	if (s->fd < 0) {
 		net_policy_release(&s->policy);
 		return -1;
@@ -460,8 +466,12 @@ int resolver_set_policy(struct resolver *r, const char *sandbox_id,
 	pthread_mutex_lock(&r->lock);
 	s = find_id_locked(r, sandbox_id);
 	if (s != NULL) {
+		size_t i;
+
 		net_policy_release(&s->policy);
 		s->policy = copy;
+		for (i = 0; i < RESOLVER_PENDING_PER_SANDBOX; i++)
+			s->pending[i].used = false;
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (s == NULL) {
@@ -475,7 +485,6 @@ int resolver_set_policy(struct resolver *r, const char *sandbox_id,
 void resolver_remove(struct resolver *r, const char *sandbox_id)
 {
 	struct rsb **pp, *s = NULL;
-	size_t i;
 
 	pthread_mutex_lock(&r->lock);
 	for (pp = &r->sandboxes; *pp != NULL; pp = &(*pp)->next) {
@@ -486,9 +495,6 @@ void resolver_remove(struct resolver *r, const char *sandbox_id)
 		}
 	}
 	if (s != NULL) {
-		for (i = 0; i < RESOLVER_PENDING_MAX; i++)
-			if (r->pending[i].used && r->pending[i].tag == s->tag)
-				r->pending[i].used = false;
 		epoll_ctl(r->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
 	}

@@ -5,8 +5,9 @@
  * through the uplink, and every A record of an answer is handed to the allow callback (which puts
  * it in the sandbox's nftables set) before the answer reaches the guest, so a connection right
  * after the lookup is allowed. Owned by egress.c; one thread serves every sandbox. Nothing a guest
- * sends is trusted: queries are parsed strictly (dns.h), at most RESOLVER_PENDING_PER_SANDBOX of a
- * sandbox wait upstream at once, and unanswered ones are forgotten after RESOLVER_TIMEOUT_MS. */
+ * sends is trusted: queries are parsed strictly (dns.h) and answered only from the guest's address on
+ * its TAP, at most RESOLVER_PENDING_PER_SANDBOX of a sandbox wait upstream at once (its own share),
+ * and unanswered ones are forgotten after RESOLVER_TIMEOUT_MS. */
 #ifndef EMBER_NET_RESOLVER_H
 #define EMBER_NET_RESOLVER_H
 
@@ -19,7 +20,7 @@
 #include "net/policy.h"
 #include "util/error.h"
 
-#define RESOLVER_PENDING_MAX 1024
+/* Queries of one sandbox waiting upstream at once (each sandbox has its own). */
 #define RESOLVER_PENDING_PER_SANDBOX 32
 #define RESOLVER_TIMEOUT_MS 5000
 #define RESOLVER_TTL_FLOOR_S 30
@@ -46,11 +47,14 @@ int resolver_start(const struct resolver_config *cfg, struct resolver **out,
 /* Stops the thread and closes every socket. */
 void resolver_stop(struct resolver *r);
 
-/* Serves sandbox_id on a new UDP socket bound to host_ip (host byte order), port chosen by the
- * kernel (*port). The policy is copied. */
-int resolver_add(struct resolver *r, const char *sandbox_id, uint32_t host_ip,
-		 const struct net_policy *policy, uint16_t *port, struct ember_error **err);
-/* Replaces the sandbox's policy (copied); queries already upstream finish under the old one. */
+/* Serves sandbox_id on a new UDP socket bound to host_ip (host byte order) on device (its TAP;
+ * NULL: any), port chosen by the kernel (*port), answering only datagrams from guest_ip. The
+ * policy is copied. */
+int resolver_add(struct resolver *r, const char *sandbox_id, const char *device, uint32_t host_ip,
+		 uint32_t guest_ip, const struct net_policy *policy, uint16_t *port,
+		 struct ember_error **err);
+/* Replaces the sandbox's policy (copied) and forgets its queries still upstream (their answers
+ * would be judged by the old one; the guest's resolver asks again). */
 int resolver_set_policy(struct resolver *r, const char *sandbox_id,
 			const struct net_policy *policy, struct ember_error **err);
 /* Closes the sandbox's socket and forgets its pending queries; unknown ids are ignored. */

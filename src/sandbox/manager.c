@@ -1223,7 +1223,6 @@ static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
 		  sb->pack->name, sb->vcpus, sb->memory_mib);
 	if (boot_vm(m, sb, false, err) < 0)
 		return boot_failed(m, sb, t0, err);
-	sb->want_network = NULL; /* the request's: the link holds the policy from now on */
 	/* Spawned serving at the default weight (vmm.h); only another weight needs a change. */
 	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT) {
 		vmm_set_cpu_weight(sb->vm, sb->cpu_weight);
@@ -1231,6 +1230,7 @@ static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
 	}
 	pthread_mutex_lock(&m->lock);
 	boot_slot_release_locked(m);
+	sb->want_network = NULL; /* the request's: the link holds the policy from now on */
 	sb->state = SANDBOX_READY;
 	sb->boot_ms = time_mono_ms() - t0;
 	sb->expires_mono_ms = time_mono_ms() + (int64_t)sb->timeout_s * 1000;

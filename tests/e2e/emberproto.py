@@ -221,13 +221,16 @@ class Client:
 
     # --- requests ---
 
-    def hello(self, sandbox_id="sb_test", version=VERSION, time_unix_ns=None, entropy=None):
+    def hello(self, sandbox_id="sb_test", version=VERSION, time_unix_ns=None, entropy=None,
+              net=None):
         msg = {
             "version": version,
             "sandbox_id": sandbox_id,
             "time_unix_ns": time.time_ns() if time_unix_ns is None else time_unix_ns,
             "entropy": (os.urandom(32) if entropy is None else entropy).hex(),
         }
+        if net is not None:  # version 5: {"mac", "address", "gateway", "dns"}
+            msg["net"] = net
         self.send(HELLO, 0, json.dumps(msg))
         f = self.recv(lambda f: f.id == 0 and f.type in (READY, ERROR))
         if f.type == ERROR:

@@ -12,10 +12,10 @@ A Lab is:
   every address of the namespace (arp_ignore=0), so the daemon reaches them on-link.
 - the namespace's `lo` holds the "public" addresses (lo, not a dummy interface: the kernel here
   may have no dummy driver; ARP answers for them on the veth all the same): 203.0.113.10
-  (allowed.test, pypi.test), .20 (blocked.test), .30 (other.test), .53 (the DNS server), and
-  198.51.100.7 (reached by IP only). The namespace's only route is its connected 198.18.<k>.0/24
-  (no default route: the daemon masquerades sandbox traffic to 198.18.<k>.1, and nothing in
-  the namespace can send anywhere else, not even by mistake).
+  (allowed.test, www.allowed.test, pypi.test), .20 (blocked.test), .30 (other.test), .53 (the
+  DNS server), and 198.51.100.7 (reached by IP only). The namespace's only route is its
+  connected 198.18.<k>.0/24 (no default route: the daemon masquerades sandbox traffic to
+  198.18.<k>.1, and nothing in the namespace can send anywhere else, not even by mistake).
 - one server process in the namespace (this file run as `serve`): DNS on 203.0.113.53:53/udp
   (A records below, CNAME for cname.test, TTL 1 for ttl.test, empty NOERROR for other types of
   known names, NXDOMAIN otherwise; every query name logged to a file: lab.dns_queries()) and
@@ -64,7 +64,8 @@ DNS_ADDR = "203.0.113.53"
 HOSTS = {"allowed.test": "203.0.113.10", "blocked.test": "203.0.113.20",
          "other.test": "203.0.113.30", "ip-only": "198.51.100.7"}
 # name -> (address, ttl); cname.test is a CNAME to allowed.test (answered with both records)
-DNS_A = {"allowed.test": ("203.0.113.10", 60), "blocked.test": ("203.0.113.20", 60),
+DNS_A = {"allowed.test": ("203.0.113.10", 60), "www.allowed.test": ("203.0.113.10", 60),
+         "blocked.test": ("203.0.113.20", 60),
          "other.test": ("203.0.113.30", 60), "pypi.test": ("203.0.113.10", 60),
          "ttl.test": ("203.0.113.30", 1)}
 DNS_CNAME = {"cname.test": "allowed.test"}

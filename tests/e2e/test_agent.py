@@ -149,6 +149,27 @@ class AgentTest(unittest.TestCase):
         frames = c.wait_closed()
         self.assertEqual([(f.type, f.json()["code"]) for f in frames], [(ep.ERROR, "bad_request")])
 
+    NET = {"mac": "02:00:0a:e7:00:02", "address": "10.231.0.2/30", "gateway": "10.231.0.1",
+           "dns": "10.231.0.1"}
+
+    def test_hello_net_is_accepted_and_left_alone_in_agent_only_mode(self):
+        # Agent-only mode never touches the host's interfaces: READY, nothing configured.
+        c = self.connect(hello=False)
+        self.assertEqual(c.hello(version=5, net=self.NET)["version"], 5)
+        self.assertExit(c.exec("print(1)", argv=PY))
+
+    def test_bad_hello_net_is_bad_request_naming_the_field(self):
+        for field, value, name in (("gateway", "10.231.0.5", "net.gateway"),
+                                   ("mac", "01:00:5e:00:00:01", "net.mac"),
+                                   ("address", "10.231.0.2/31", "net.address"),
+                                   ("dns", "010.0.0.1", "net.dns")):
+            c = self.connect(hello=False)
+            with self.assertRaises(ep.GuestError) as cm:
+                c.hello(version=5, net=dict(self.NET, **{field: value}))
+            self.assertEqual(cm.exception.code, "bad_request")
+            self.assertIn(name, cm.exception.message)
+            c.wait_closed()
+
     # --- exec basics ---
 
     def test_python_print_returns_stdout_and_exit_0(self):

@@ -107,6 +107,8 @@ class NetlabTest(unittest.TestCase):
                          (0, [(1, 60, "203.0.113.20")]))
         self.assertEqual(netlab.dns_query("OTHER.test", device=lab.uplink),
                          (0, [(1, 60, "203.0.113.30")]))
+        self.assertEqual(netlab.dns_query("www.allowed.test", device=lab.uplink),
+                         (0, [(1, 60, "203.0.113.10")]))
         self.assertEqual(netlab.dns_query("pypi.test", device=lab.uplink),
                          (0, [(1, 60, "203.0.113.10")]))
         self.assertEqual(netlab.dns_query("ttl.test", device=lab.uplink),

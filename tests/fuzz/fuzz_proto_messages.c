@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "proto/messages.h"
 
@@ -13,7 +14,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		struct proto_hello m;
 
-		proto_hello_decode(data + 1, size - 1, &m, NULL);
+		if (proto_hello_decode(data + 1, size - 1, &m, NULL) == 0) {
+			/* What was accepted (a `net` too) must encode and decode to the same. */
+			size_t len;
+			char *text = proto_hello_encode(&m, &len, NULL);
+			struct proto_hello again;
+
+			if (text == NULL || proto_hello_decode((uint8_t *)text, len, &again, NULL) < 0 ||
+			    again.net.present != m.net.present ||
+			    (m.net.present && (again.net.address != m.net.address ||
+					       again.net.prefix != m.net.prefix ||
+					       again.net.gateway != m.net.gateway ||
+					       again.net.dns != m.net.dns ||
+					       memcmp(again.net.mac, m.net.mac, 6) != 0)))
+				abort();
+			free(text);
+		}
 		break;
 	}
 	case 1: {

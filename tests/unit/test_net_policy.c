@@ -208,7 +208,7 @@ static void messages_name_the_field_the_entry_and_the_form(void **state)
 	expect_message("{\"mode\":\"allowlist\",\"allow\":[\"::1\"]}",
 		       "IPv6 is not supported: the sandbox network is IPv4 only");
 	expect_message("{\"mode\":\"allowlist\",\"allow\":[\"[2001:db8::1]:443\"]}",
-		       "field `network.allow[0]`: IPv6 is not supported");
+		       "field `network.allow[0]`: `[2001:db8::1]:443`: IPv6 is not supported");
 	expect_message("{\"mode\":\"allowlist\",\"allow\":[\"2001:db8::/32\"]}", "IPv4 only");
 	expect_message("{\"mode\":\"allowlist\",\"allow\":[\"localhost\"]}", "single label");
 	expect_message("{\"mode\":\"allowlist\",\"allow\":[\"a.com:0\"]}", "port");
@@ -390,7 +390,7 @@ static void patch_body_is_parsed_with_short_field_names(void **state)
 	assert_null(strstr(msg, "network."));
 	assert_int_equal(patch_in("{\"allow\":[],\"deny\":[\"ok.com\",\"::1\"]}", &p, &has_deny,
 				  msg, sizeof(msg)), -1);
-	assert_non_null(strstr(msg, "field `deny[1]`: IPv6"));
+	assert_non_null(strstr(msg, "field `deny[1]`: `::1`: IPv6"));
 	assert_int_equal(patch_in("{\"deny\":[]}", &p, &has_deny, msg, sizeof(msg)), -1);
 	assert_non_null(strstr(msg, "field `allow` is required"));
 	assert_int_equal(patch_in("{\"allow\":[],\"mode\":\"open\"}", &p, &has_deny, msg,
