@@ -830,8 +830,11 @@ class FirecrackerNetworkTest(FirecrackerNetworkChecks):
         the TAP is persistent, so the startup sweep leaves it (its slot is adopted) and the new
         daemon's DELETE removes it."""
         subnet = "10.224.0.0/16"
-        d1 = harness.Daemon(*FC_ARGS, "--no-jail", "--keep-sandboxes",
-                            *self.lab.daemon_args(subnet))
+        # A lab of its own: a second daemon's replies on the class daemon's uplink would meet
+        # that daemon's forward guard (it forwards from the uplink to its own TAPs only).
+        lab = netlab.Lab().__enter__()
+        self.addCleanup(lab.close)
+        d1 = harness.Daemon(*FC_ARGS, "--no-jail", "--keep-sandboxes", *lab.daemon_args(subnet))
         d2 = None
         try:
             sb = d1.create(language_pack="python",
@@ -839,7 +842,7 @@ class FirecrackerNetworkTest(FirecrackerNetworkChecks):
             tap = tap_name(sb, subnet)
             self.assert_reaches(sb, "http://allowed.test/", "allowed", d=d1)
             self.assertEqual(d1.sigterm(), 0)
-            d2 = harness.Daemon(*FC_ARGS, "--no-jail", *self.lab.daemon_args(subnet), reuse=d1)
+            d2 = harness.Daemon(*FC_ARGS, "--no-jail", *lab.daemon_args(subnet), reuse=d1)
             self.assertIn(tap, daemon_taps(subnet))  # adopted, not swept
             self.assert_reaches(sb, "http://allowed.test/", "allowed", d=d2)
             self.assert_blocked(sb, netlab.HOSTS["blocked.test"], 80, d=d2)
