@@ -2,6 +2,7 @@
 #include "net/egress.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +44,7 @@ struct egress_link {
 	unsigned slot;
 	char tap[IFNAMSIZ];
 	int tap_fd;
+	bool persistent;                 /* the VMM opens the TAP by name: detach deletes it */
 	uint32_t host_ip, guest_ip;
 	uint16_t dns_port;
 	enum net_mode mode;              /* fixed: a PATCH changes the lists only */
@@ -718,8 +720,9 @@ static int link_file_write(const struct egress_link *l, const struct net_policy 
 {
 	_cleanup_free_ char *text = NULL;
 	char path[PATH_MAX + 32];
-	json_t *obj = json_pack("{s:I, s:s, s:o?}", "slot", (json_int_t)l->slot, "tap", l->tap,
-				"policy", net_policy_to_json(p));
+	json_t *obj = json_pack("{s:I, s:s, s:b, s:o?}", "slot", (json_int_t)l->slot, "tap",
+				l->tap, "persistent", l->persistent, "policy",
+				net_policy_to_json(p));
 
 	text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
 	json_decref(obj);
@@ -753,6 +756,19 @@ static int link_host_side(const struct egress *e, const struct egress_link *l,
 				       "rate", rate, "burst", "256kb", "latency", "100ms", NULL };
 
 		return hostcmd_run((char *const *)argv, err);
+	}
+}
+
+/* A persistent TAP outlives the VMM: deleted by name (logged when it cannot be, e.g. a VMM
+ * still attached). */
+static void tap_remove(const char *id, const char *tap)
+{
+	struct ember_error *err = NULL;
+
+	if (tap_delete_by_name(tap, &err) < 0) {
+		if (err->kind != EMBER_E_NOT_FOUND)
+			log_event(LOG_WARN, id, "net.tap_delete_failed", -1, "%s", err->message);
+		ember_error_free(&err);
 	}
 }
 
@@ -910,8 +926,9 @@ fail:
 }
 
 static int link_file_read(struct egress *e, const char *run_dir, unsigned *slot,
-			  struct net_policy *p, struct ember_error **err)
+			  bool *persistent, struct net_policy *p, struct ember_error **err)
 {
+	int persist = 0;
 	_cleanup_free_ char *text = NULL;
 	char path[PATH_MAX + 32];
 	json_t *root = NULL, *policy;
@@ -925,12 +942,14 @@ static int link_file_read(struct egress *e, const char *run_dir, unsigned *slot,
 	if (file_read_all(path, EGRESS_FILE_MAX, &text, &len, err) < 0)
 		return -1;
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-	if (root == NULL || json_unpack(root, "{s:I, s:o}", "slot", &s, "policy", &policy) != 0 ||
+	if (root == NULL || json_unpack(root, "{s:I, s:o, s?b}", "slot", &s, "policy", &policy,
+					"persistent", &persist) != 0 ||
 	    s < 0 || (json_int_t)e->nslots <= s) {
 		ember_error_set(err, EMBER_E_INVALID, 0, "%s does not parse", path);
 		goto out;
 	}
 	*slot = (unsigned)s;
+	*persistent = persist != 0;
 	ret = net_policy_parse(policy, ~0u, p, err);
 out:
 	json_decref(root);
@@ -942,9 +961,10 @@ int egress_adopt(struct egress *e, const char *sandbox_id, const char *run_dir,
 {
 	struct net_policy p = { 0 };
 	struct egress_link *l;
+	bool persistent = false;
 	unsigned slot;
 
-	if (link_file_read(e, run_dir, &slot, &p, err) < 0)
+	if (link_file_read(e, run_dir, &slot, &persistent, &p, err) < 0)
 		return -1;
 	if (egress_check(e, &p, err) < 0 || slot_take(e, (int)slot, &slot, err) < 0) {
 		net_policy_release(&p);
@@ -958,6 +978,7 @@ int egress_adopt(struct egress *e, const char *sandbox_id, const char *run_dir,
 	}
 	l->policy = p;
 	l->mode = p.mode;
+	l->persistent = persistent;
 	if (!tap_exists(l->tap)) {
 		ember_error_set(err, EMBER_E_GUEST, 0, "its TAP `%s` is gone", l->tap);
 		goto fail;
@@ -974,6 +995,25 @@ fail:
 int egress_link_tap_fd(const struct egress_link *l)
 {
 	return l->tap_fd;
+}
+
+int egress_link_close_tap(struct egress *e, struct egress_link *l, struct ember_error **err)
+{
+	int ret;
+
+	if (l->tap_fd < 0)
+		return 0;
+	pthread_mutex_lock(&e->lock);
+	l->persistent = true;
+	ret = link_file_write(l, &l->policy, err);
+	pthread_mutex_unlock(&e->lock);
+	if (ret < 0) {
+		l->persistent = false;
+		return ember_error_wrap(err, "sandbox network");
+	}
+	close(l->tap_fd);
+	l->tap_fd = -1;
+	return 0;
 }
 
 const char *egress_link_tap_name(const struct egress_link *l)
@@ -1118,6 +1158,15 @@ void egress_detach(struct egress *e, struct egress_link *l)
 	table_delete(e, l->id);
 	snprintf(path, sizeof(path), "%s/%s", l->run_dir, EGRESS_FILE);
 	unlink(path);
+	if (l->tap_fd >= 0) {
+		close(l->tap_fd);
+		l->tap_fd = -1;
+	}
+	/* Persistent (its VMM opened it by name), or made persistent by a driver whose VMM then
+	 * failed before egress_link_close_tap(): a non-persistent TAP is gone with the descriptor
+	 * once its VMM has stopped. */
+	if (l->persistent || tap_exists(l->tap))
+		tap_remove(l->id, l->tap);
 	link_free(e, l);
 }
 
@@ -1144,6 +1193,54 @@ int egress_dummy_tap(struct egress *e, struct ember_error **err)
 	return fd;
 }
 
+/* Whether name is one of this daemon's sandbox TAPs (`emb<tag>s<N>`) whose slot no adopted
+ * link holds. */
+static bool stray_tap(struct egress *e, const char *name)
+{
+	char prefix[16], *end;
+	unsigned long slot;
+	bool stray;
+
+	snprintf(prefix, sizeof(prefix), TAP_PREFIX "%ss", e->tag);
+	if (strncmp(name, prefix, strlen(prefix)) != 0)
+		return false;
+	name += strlen(prefix);
+	if (*name < '0' || *name > '9')
+		return false;
+	slot = strtoul(name, &end, 10);
+	if (*end != '\0' || slot >= e->nslots)
+		return false;
+	pthread_mutex_lock(&e->lock);
+	stray = e->slots == NULL || !e->slots[slot];
+	pthread_mutex_unlock(&e->lock);
+	return stray;
+}
+
+/* Deletes the persistent TAPs (a Firecracker sandbox's) of slots no recovered sandbox uses. A
+ * TAP a VMM still holds, or a non-persistent one, is not deleted (TUNSETIFF fails with EBUSY
+ * on it, or it goes with its descriptors anyway). Returns how many. */
+static unsigned sweep_taps(struct egress *e)
+{
+	DIR *dir = opendir("/sys/class/net");
+	struct dirent *ent;
+	unsigned removed = 0;
+
+	if (dir == NULL)
+		return 0;
+	while ((ent = readdir(dir)) != NULL) {
+		struct ember_error *err = NULL;
+
+		if (!stray_tap(e, ent->d_name))
+			continue;
+		if (tap_delete_by_name(ent->d_name, &err) == 0)
+			removed++;
+		else
+			ember_error_free(&err);
+	}
+	closedir(dir);
+	return removed;
+}
+
 unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep)
 {
 	_cleanup_free_ char *out = NULL;
@@ -1154,9 +1251,10 @@ unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep)
 	size_t i, k;
 
 	snprintf(prefix, sizeof(prefix), "%s%s_", EGRESS_TABLE_PREFIX, e->tag);
+	removed += sweep_taps(e);
 	if (hostcmd_nft("list tables inet", &out, &err) < 0) {
 		ember_error_free(&err);
-		return 0;
+		return removed;
 	}
 	root = json_loads(out, 0, NULL);
 	json_array_foreach(json_object_get(root, "nftables"), i, item) {

@@ -73,6 +73,11 @@ int egress_adopt(struct egress *e, const char *sandbox_id, const char *run_dir,
 /* The TAP's descriptor for the VMM (owned by the link; -1 once handed over and closed, or for
  * an adopted link). */
 int egress_link_tap_fd(const struct egress_link *l);
+/* For a VMM that opens the TAP by name (vmm_driver_tap_by_name(): Firecracker), once its
+ * driver made the TAP persistent and before the VMM opens it: records in network.json that the
+ * TAP is persistent, then closes the daemon's descriptor (a TAP someone holds cannot be opened
+ * by name). From then on egress_detach() deletes the TAP by name. No-op without a descriptor. */
+int egress_link_close_tap(struct egress *e, struct egress_link *l, struct ember_error **err);
 const char *egress_link_tap_name(const struct egress_link *l);
 /* The link's mode (allowlist or open); fixed for its life. */
 enum net_mode egress_link_mode(const struct egress_link *l);
@@ -88,15 +93,16 @@ int egress_update(struct egress *e, struct egress_link *l, const struct net_poli
  * counters read from its table now. NULL when out of memory. */
 json_t *egress_link_json(struct egress *e, struct egress_link *l);
 
-/* Removes everything of the link (table, resolver socket, limits, file, TAP descriptor) and
- * frees it. Safe on NULL. */
+/* Removes everything of the link (table, resolver socket, limits, file, TAP descriptor; a
+ * persistent TAP by name) and frees it. Safe on NULL. */
 void egress_detach(struct egress *e, struct egress_link *l);
 /* For a sandbox left running for a later daemon (--keep-sandboxes): stops serving its DNS and
  * frees the link, but leaves its table and network.json for egress_adopt(). Safe on NULL. */
 void egress_forget(struct egress *e, struct egress_link *l);
 
-/* After recovery: removes nftables tables named after sandboxes not in keep[] (what a killed
- * daemon left). Returns how many. Works without an uplink too (a daemon restarted without the
+/* After recovery: removes nftables tables named after sandboxes not in keep[] and persistent
+ * TAPs (`emb<tag>s<N>`, a Firecracker sandbox's) of slots no adopted link holds: what a killed
+ * daemon left. Returns how many. Works without an uplink too (a daemon restarted without the
  * flags still cleans up). */
 unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep);
 

@@ -14,10 +14,12 @@
 
 #include "util/cleanup.h"
 
+#define TAP_FLAGS (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
+
 int tap_create(char name[IFNAMSIZ], struct ember_error **err)
 {
 	_cleanup_close_ int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	struct ifreq ifr = { .ifr_flags = TAP_FLAGS };
 
 	if (fd < 0)
 		return ember_error_sys(err, "open /dev/net/tun");
@@ -26,6 +28,35 @@ int tap_create(char name[IFNAMSIZ], struct ember_error **err)
 		return ember_error_sys(err, "create TAP `%s`", name);
 	snprintf(name, IFNAMSIZ, "%s", ifr.ifr_name);
 	return steal_fd(&fd);
+}
+
+int tap_set_persist(int fd, bool persist, uid_t owner, struct ember_error **err)
+{
+	if (persist && ioctl(fd, TUNSETOWNER, (unsigned long)owner) < 0)
+		return ember_error_sys(err, "give the TAP to uid %u", (unsigned)owner);
+	if (ioctl(fd, TUNSETPERSIST, (unsigned long)persist) < 0)
+		return ember_error_sys(err, "make the TAP %spersistent", persist ? "" : "non-");
+	return 0;
+}
+
+int tap_delete_by_name(const char *name, struct ember_error **err)
+{
+	_cleanup_close_ int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	struct ifreq ifr = { .ifr_flags = TAP_FLAGS };
+
+	if (fd < 0)
+		return ember_error_sys(err, "open /dev/net/tun");
+	if (strlen(name) >= sizeof(ifr.ifr_name))
+		return ember_error_set(err, EMBER_E_INVALID, 0, "bad interface name `%s`", name);
+	if (!tap_exists(name))
+		return ember_error_set(err, EMBER_E_NOT_FOUND, ENODEV, "no TAP `%s`", name);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0)
+		return ember_error_sys(err, "attach to TAP `%s`", name);
+	/* Gone once this descriptor closes: no one else is attached (TUNSETIFF succeeded). */
+	if (ioctl(fd, TUNSETPERSIST, 0UL) < 0)
+		return ember_error_sys(err, "make TAP `%s` non-persistent", name);
+	return 0;
 }
 
 static void set_sin(struct sockaddr *sa, uint32_t addr)

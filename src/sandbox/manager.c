@@ -981,11 +981,6 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 					       "daemon has no networking");
 		if (egress_check(m->cfg.egress, req->network, err) < 0)
 			return -1;
-		if (strcmp(vmm_driver_name(m->driver), "qemu") != 0)
-			return ember_error_set(err, EMBER_E_INVALID, 0, "field `network.mode`: "
-					       "networked sandboxes need the qemu driver; this daemon "
-					       "runs %s (docs/network.md)",
-					       vmm_driver_name(m->driver));
 		sb->want_network = req->network;
 	}
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
@@ -1055,6 +1050,11 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 	int fd;
 
 	if (vmm_start(m->driver, bcfg, &sb->vm, err) < 0)
+		return -1;
+	/* A VMM that opens its TAP by name (Firecracker) does so in vmm_connect_agent(): the
+	 * daemon's descriptor must be gone by then; the TAP persists until egress_detach(). */
+	if (sb->link != NULL && vmm_driver_tap_by_name(m->driver) &&
+	    egress_link_close_tap(m->cfg.egress, sb->link, err) < 0)
 		return -1;
 	fd = vmm_connect_agent(sb->vm, bcfg->deadline_ms, err);
 	if (fd < 0)
@@ -1136,9 +1136,12 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		sb->link = link;
 		pthread_mutex_unlock(&m->lock);
 		bcfg.tap_fd = egress_link_tap_fd(link);
+		bcfg.tap_name = egress_link_tap_name(link);
 	}
-	/* A pool fill comes with its template already acquired. */
-	if (sb->tpl == NULL && m->templates != NULL)
+	/* A pool fill comes with its template already acquired. A VMM that opens its TAP by name
+	 * would restore a snapshot naming the template's TAP: networked, it always boots cold. */
+	if (sb->tpl == NULL && m->templates != NULL &&
+	    !(shape.nic && vmm_driver_tap_by_name(m->driver)))
 		sb->tpl = template_acquire(m->templates, &shape);
 	if (sb->tpl != NULL) {
 		int ret = boot_clone(m, sb, &bcfg, clone_only, err);

@@ -47,6 +47,8 @@ struct vmm_driver_ops {
 	/* The driver starts its VMMs with jail_spawn() (as vm->uid, in vm->cgroup_fd) when
 	 * drv->jailed; vmm.c decides drv->jailed and owns the uids. */
 	bool jails;
+	/* The VMM opens its TAP by name (vmm.h vmm_driver_tap_by_name()). */
+	bool tap_by_name;
 };
 
 struct vmm_driver {

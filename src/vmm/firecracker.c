@@ -5,7 +5,8 @@
  *
  * A booted VM: vmm_start() only spawns; the configuration (which needs the boot deadline)
  * happens at the start of connect_agent: wait for the API socket, PUT machine-config,
- * boot-source, drives/pack, vsock, entropy, then InstanceStart.
+ * boot-source, drives/pack, vsock, entropy, network-interfaces/eth0 (a networked sandbox: its
+ * persistent TAP by name, see fc_start), then InstanceStart.
  * A clone: vmm_start() spawns, then restore loads the snapshot and resumes (Firecracker refuses
  * a load after any configuration); connect_agent only connects.
  *
@@ -20,6 +21,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +32,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "net/tap.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/jsonutil.h"
@@ -71,6 +74,10 @@
 /* A snapshot's files inside a jail: a template writes them there, a clone reads links. */
 #define FC_JAIL_MEMORY "memory"
 #define FC_JAIL_STATE "state"
+/* The guest's NIC: Firecracker's interface id, and the MAC it starts with (qemu.c's; the agent
+ * sets the sandbox's own from HELLO, docs/guest.md). */
+#define FC_NET_IFACE "eth0"
+#define FC_NET_MAC "02:00:00:00:00:01"
 
 /* drv->priv: the driver's settings. Only this file knows there is a jailer; drv->jailed says
  * whether it is used (decided in fc_init, the uids then come from vmm.c). */
@@ -94,6 +101,7 @@ struct fc_vm {
 	/* Host path a template's snapshot puts guest RAM in (cfg->memory_file; empty: none). */
 	char memory_file[PATH_MAX];
 	char cmdline[1024];
+	char tap[IFNAMSIZ];  /* the host TAP Firecracker opens by name (empty: no NIC) */
 	unsigned vcpus;
 	unsigned memory_mib;
 	bool configured;  /* every PUT and InstanceStart succeeded, or the snapshot loaded */
@@ -330,6 +338,13 @@ static int fc_prepare(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	if (cfg->restore_state != NULL && cfg->memory_file == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
 				       "a Firecracker restore needs the snapshot's memory file");
+	if (cfg->tap_fd > 0) {
+		/* A snapshot names the host TAP it was taken with: no networked clones here. */
+		if (cfg->restore_state != NULL || cfg->tap_name == NULL ||
+		    copy_path(f->tap, sizeof(f->tap), cfg->tap_name, err) < 0)
+			return ember_error_set(err, EMBER_E_INTERNAL, EINVAL, "a Firecracker NIC "
+					       "needs its TAP's name and a cold boot");
+	}
 	if (setup_paths(vm, f, cfg, err) < 0 ||
 	    vmm_kernel_cmdline(vm->drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
 		return -1;
@@ -480,20 +495,13 @@ static int spawn_jailed(struct vmm_instance *vm, char *const argv[], struct embe
 	return ember_error_wrap(err, "start under `%s`", argv[0]);
 }
 
-static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+/* Spawns Firecracker, under the jailer when jailed. */
+static int fc_spawn(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		    struct ember_error **err)
 {
 	const struct fc_driver *fcd = vm->drv->priv;
 	struct fc_argv a = { .count = 0 };
 
-	/* Firecracker opens its TAP by name in its own network namespace (a jailed one sees none
-	 * of the host's); docs/network.md says what is missing. */
-	if (cfg->tap_fd > 0)
-		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "networked sandboxes need the "
-				       "qemu driver (--vmm qemu); the firecracker driver has no "
-				       "network support yet");
-	if (fc_prepare(vm, cfg, err) < 0)
-		return -1;
 	if (vm->drv->jailed) {
 		fc_argv_jailed(&a, vm, fcd, cfg->memory_mib);
 		return spawn_jailed(vm, a.items, err);
@@ -504,6 +512,28 @@ static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 	 * (counted in its uart.error_count metric), so the guest never waits for the daemon. */
 	return vmm_spawn_in(a.items, vm->run_dir, console_vmm_fd(vm->console), &vm->pid,
 			    &vm->pidfd, err);
+}
+
+/* Firecracker opens its TAP by name (TUNSETIFF) when the NIC is configured: that works only
+ * for a persistent TAP nobody is attached to, owned by the uid Firecracker runs as (it has no
+ * CAP_NET_ADMIN jailed). The jailer gives it no network namespace of its own (we never pass
+ * --netns), so it sees the host's TAP. The daemon closes its descriptor before configure()
+ * (vmm.h vmm_driver_tap_by_name()) and deletes the TAP after the VM. */
+static int fc_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		    struct ember_error **err)
+{
+	struct ember_error *undo = NULL;
+
+	if (fc_prepare(vm, cfg, err) < 0)
+		return -1;
+	if (cfg->tap_fd > 0 && tap_set_persist(cfg->tap_fd, true, vm->uid, err) < 0)
+		return ember_error_wrap(err, "TAP `%s` for firecracker", cfg->tap_name);
+	if (fc_spawn(vm, cfg, err) == 0)
+		return 0;
+	/* Not started: the TAP goes with the caller's descriptor again. */
+	if (cfg->tap_fd > 0 && tap_set_persist(cfg->tap_fd, false, 0, &undo) < 0)
+		ember_error_free(&undo);
+	return -1;
 }
 
 /* The socket appears once Firecracker is listening; a process that dies first fails at once. */
@@ -538,6 +568,7 @@ static int configure(struct vmm_instance *vm, struct fc_api *api, int64_t deadli
 		     struct ember_error **err)
 {
 	struct fc_vm *f = vm->priv;
+	bool nic = f->tap[0] != '\0';
 	struct {
 		const char *path;
 		json_t *body;
@@ -552,12 +583,19 @@ static int configure(struct vmm_instance *vm, struct fc_api *api, int64_t deadli
 				      f->vsock_uds) },
 		/* virtio-rng: without it the guest's first python start waits ~1 s for entropy. */
 		{ "/entropy", json_object() },
+		/* Firecracker opens the TAP here, by name (fc_start). */
+		/* (No NIC: a NULL path, skipped.) */
+		{ nic ? "/network-interfaces/" FC_NET_IFACE : NULL,
+		  nic ? json_pack("{s:s,s:s,s:s}", "iface_id", FC_NET_IFACE, "host_dev_name",
+				  f->tap, "guest_mac", FC_NET_MAC) : NULL },
 		{ "/actions", json_pack("{s:s}", "action_type", "InstanceStart") },
 	};
 	size_t i;
 	int ret = 0;
 
 	for (i = 0; i < ARRAY_SIZE(steps); i++) {
+		if (steps[i].path == NULL)
+			continue;
 		if (ret == 0 && steps[i].body == NULL)
 			ret = ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 		if (ret == 0 && fc_api_put(api, steps[i].path, steps[i].body, deadline_ms, err) < 0) {
@@ -946,4 +984,5 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.free_driver = fc_free_driver,
 	.cleanup_stray = fc_cleanup_stray,
 	.own_cgroup = fc_own_cgroup,
+	.tap_by_name = true,
 };

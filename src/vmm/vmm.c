@@ -226,6 +226,11 @@ bool vmm_driver_jailed(const struct vmm_driver *drv)
 	return drv->jailed;
 }
 
+bool vmm_driver_tap_by_name(const struct vmm_driver *drv)
+{
+	return drv->ops->tap_by_name;
+}
+
 const char *vmm_driver_name(const struct vmm_driver *drv)
 {
 	return drv->ops->name;

@@ -77,6 +77,9 @@ struct vmm_boot_config {
 	 * 0 (a zeroed config): no NIC at all. A clone must have one exactly when its template
 	 * had one. */
 	int tap_fd;
+	/* The TAP's name (net/egress.h egress_link_tap_name()), set whenever tap_fd > 0: a driver
+	 * whose VMM opens its TAP by name (vmm_driver_tap_by_name()) tells it this. */
+	const char *tap_name;
 };
 
 struct vmm_driver;
@@ -97,6 +100,14 @@ const char *vmm_driver_binary(const struct vmm_driver *drv);
 /* One line for logs and /healthz: "qemu (tcg: /dev/kvm has no hardware virtualization)". */
 const char *vmm_driver_description(const struct vmm_driver *drv);
 const char *vmm_driver_accel_name(const struct vmm_driver *drv);
+/* Whether the driver's VMM opens its TAP by name (Firecracker) rather than using tap_fd
+ * (QEMU). Such a driver makes the TAP of tap_fd persistent and owned by the VM's uid in
+ * vmm_start(), and the caller must then close its own descriptor to it before
+ * vmm_connect_agent() (which configures and starts the VM): a TAP a descriptor holds cannot be
+ * opened by name. The TAP then outlives the VM: the caller deletes it. A snapshot of such a
+ * VM would name the TAP, so networked VMs of such a driver are never templated. */
+bool vmm_driver_tap_by_name(const struct vmm_driver *drv);
+
 /* Whether each VMM runs jailed (own uid/gid from the range, no capabilities, own namespaces). */
 bool vmm_driver_jailed(const struct vmm_driver *drv);
 /* Whether VMM processes get host-side cgroup limits, and why (for logs and /healthz). */

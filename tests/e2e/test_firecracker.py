@@ -12,6 +12,8 @@ emulates the hybrid vsock (docs/firecracker.md says what this does and does not 
 - FirecrackerSnapshotTest: the API sequences of a template (PATCH /vm, /snapshot/create) and of
   a clone (/snapshot/load, nothing else), clone identity, clock and isolation, and the fake's
   strict snapshot rules exercised directly on a template's files.
+- FirecrackerNetworkInterfaceTest: the fake's strict PUT /network-interfaces/{iface_id} and its
+  open of the TAP by name at that PUT (networked sandboxes themselves: test_network.py).
 - FirecrackerFaultTest: a firecracker that never creates its socket, refuses a PUT, dies
   mid-boot or answers the vsock handshake with garbage: clean, prompt failures, nothing leaked;
   a refused /snapshot/load falls back to a cold boot.
@@ -530,6 +532,64 @@ class FirecrackerSnapshotTest(unittest.TestCase):
             self.assertNotEqual(fc.proc.wait(timeout=60), 0)
         finally:
             fc.stop()
+
+
+class FirecrackerNetworkInterfaceTest(unittest.TestCase):
+    """The fake's PUT /network-interfaces/{iface_id}, driven directly: Firecracker's swagger
+    NetworkInterface, strictly, and the TAP opened by name at the PUT, as Firecracker does
+    (a TAP someone else holds fails the PUT). Uses one persistent TAP of its own."""
+
+    TUNSETIFF, IFF_TAP, IFF_NO_PI = 0x400454CA, 0x0002, 0x1000
+
+    def setUp(self):
+        if os.geteuid() != 0 or not os.access("/dev/net/tun", os.W_OK):
+            self.skipTest("needs root and /dev/net/tun")
+        self.tap = f"embft{os.getpid() % 100000}"
+        subprocess.run(["ip", "tuntap", "add", "dev", self.tap, "mode", "tap"], check=True)
+        self.addCleanup(subprocess.run, ["ip", "link", "del", self.tap], check=False)
+        work = tempfile.mkdtemp(prefix="emfcnic.")
+        self.addCleanup(shutil.rmtree, work, True)
+        self.fc = DirectFake(work, os.path.join(work, "requests.jsonl"))
+        self.addCleanup(self.fc.stop)
+
+    def hold_tap(self):
+        """Attaches to the TAP as a VMM would: the fake's open by name then fails (EBUSY)."""
+        import fcntl
+        import struct
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        fcntl.ioctl(fd, self.TUNSETIFF,
+                    struct.pack("16sH22x", self.tap.encode(), self.IFF_TAP | self.IFF_NO_PI))
+        return fd
+
+    def test_the_body_is_checked_like_firecracker(self):
+        fc, path = self.fc, "/network-interfaces/eth0"
+        good = {"iface_id": "eth0", "host_dev_name": self.tap, "guest_mac": "02:00:00:00:00:01"}
+        self.assertIn("missing field `host_dev_name`", fc.fault("PUT", path, {"iface_id": "eth0"}))
+        self.assertIn("missing field `iface_id`", fc.fault("PUT", path, {"host_dev_name": "x"}))
+        self.assertIn("does not match", fc.fault("PUT", "/network-interfaces/eth1", good))
+        self.assertIn("unknown field `mtu`", fc.fault("PUT", path, {**good, "mtu": 1500}))
+        self.assertIn("invalid type: integer `7`, expected a string",
+                      fc.fault("PUT", path, {**good, "host_dev_name": 7}))
+        self.assertIn("expected a MAC address",
+                      fc.fault("PUT", path, {**good, "guest_mac": "02:00:00:00:00"}))
+        self.assertIn("expected struct RateLimiter",
+                      fc.fault("PUT", path, {**good, "rx_rate_limiter": []}))
+        fd = self.hold_tap()
+        try:
+            message = fc.fault("PUT", path, good)
+        finally:
+            os.close(fd)
+        self.assertIn("Could not create the network device: Open tap device failed", message)
+        self.assertIn(f"Invalid TUN/TAP Backend provided by {self.tap}", message)
+        limiter = {"bandwidth": {"size": 1000000, "refill_time": 100}}
+        self.assertEqual(fc.request("PUT", path, {**good, "rx_rate_limiter": limiter}),
+                         (204, None))
+        # the same iface again replaces it (its TAP is let go first, so the reopen works)
+        self.assertEqual(fc.request("PUT", path, good), (204, None))
+        # another iface may not use the same TAP
+        self.assertIn(f"The host device name {self.tap} is already in use",
+                      fc.fault("PUT", "/network-interfaces/eth1",
+                               {"iface_id": "eth1", "host_dev_name": self.tap}))
 
 
 class FirecrackerFaultTest(unittest.TestCase):

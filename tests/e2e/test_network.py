@@ -18,6 +18,13 @@ timeout (5 s) and the tests assert what got through, never how fast.
 - NetworkModesTest: `open` on a daemon with --network-modes none,allowlist → 400.
 - NoUplinkTest: a networked create on the default daemon (modes: none) → 400 naming
   network.mode; on a daemon with the modes but without --egress-uplink → 400 saying how.
+- FirecrackerNetworkTest (--vmm firecracker, tests/fakes/firecracker, --no-jail) and
+  FirecrackerJailedNetworkTest (under tests/fakes/jailer, the VM's own uid): a cold boot, the
+  TAP persistent and owned by the VMM's uid, PUT /network-interfaces/eth0 naming it before
+  InstanceStart, an allowlisted fetch works and another address is blocked, DELETE (also after
+  SIGKILL of the VMM) leaves no TAP emb<tag>s* and no table; unjailed also: a restarted daemon
+  adopts the persistent TAP and deletes it, and the startup sweep deletes a stray persistent TAP
+  of its subnet only.
 
 Skips (reason printed) only where netlab.skip_reason() says the lab cannot run.
 """
@@ -27,10 +34,12 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -703,3 +712,194 @@ class NoUplinkTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# --- the Firecracker driver (tests/fakes/firecracker: it opens the TAP by name, as Firecracker)
+
+FAKES = os.path.join(harness.REPO, "tests", "fakes")
+FC_ARGS = ("--vmm", "firecracker", "--firecracker-bin", os.path.join(FAKES, "firecracker"))
+IFF_PERSIST = 0x0800  # linux/if_tun.h, in /sys/class/net/<tap>/tun_flags
+
+
+def daemon_taps(subnet):
+    prefix = f"emb{subnet_tag(subnet)}s"
+    return sorted(n for n in os.listdir("/sys/class/net") if n.startswith(prefix))
+
+
+def sysfs(tap, key):
+    with open(f"/sys/class/net/{tap}/{key}") as f:
+        return f.read().strip()
+
+
+class FirecrackerNetworkChecks(NetworkChecks):
+    """Networked sandboxes on --vmm firecracker: the driver makes the sandbox's TAP persistent
+    and owned by the VMM's uid, the daemon lets go of it, and the (fake) Firecracker opens it by
+    name at PUT /network-interfaces/eth0; DELETE deletes it."""
+    jailed = False
+    log = None  # the fake's request log ($FAKE_FC_LOG)
+
+    def fc_requests(self, sb):
+        """(path, body, status) of every API request the fake got for sb."""
+        with open(self.log) as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+        jail_id = sb["id"].replace("_", "-")
+        return [(e["path"], e["body"], e["status"]) for e in entries
+                if "method" in e and (sb["id"] in e["api_sock"] or jail_id in e["api_sock"])]
+
+    def assert_fc_networked(self, sb):
+        """A cold boot (no templates with a NIC here), the TAP persistent and the VMM's."""
+        self.assertEqual(sb["boot_mode"], "cold", sb)
+        self.assertTrue(has_table(sb["id"], self.subnet), nft_tables())
+        tap = tap_name(sb, self.subnet)
+        self.assertEqual(host_addresses().get(sb["network"]["gateway"]), tap)
+        self.assertTrue(int(sysfs(tap, "tun_flags"), 16) & IFF_PERSIST, sysfs(tap, "tun_flags"))
+        with open(f"/proc/{sb['vmm_pid']}/status") as f:
+            uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+        self.assertEqual(uid != 0, self.jailed)
+        self.assertEqual(int(sysfs(tap, "owner")), uid)
+        # the NIC by the TAP's name, after every other device and before InstanceStart
+        reqs = self.fc_requests(sb)
+        self.assertEqual([r[0] for r in reqs[-3:]],
+                         ["/entropy", "/network-interfaces/eth0", "/actions"], reqs)
+        self.assertEqual(reqs[-2][1:], ({"iface_id": "eth0", "host_dev_name": tap,
+                                         "guest_mac": "02:00:00:00:00:01"}, 204))
+        return tap
+
+    def assert_fc_network_gone(self, sb):
+        self.assertFalse(has_table(sb["id"], self.subnet), nft_tables())
+        self.assertNotIn(sb["network"]["gateway"], host_addresses())
+        self.assertEqual(daemon_taps(self.subnet), [])
+
+    def test_allowlist_enforced_and_delete_removes_the_tap(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        self.assert_fc_networked(sb)
+        got = self.probe(sb, "sorted(__import__('os').listdir('/sys/class/net'))")
+        self.assertEqual(got, ["eth0", "lo"])
+        self.assert_reaches(sb, "http://allowed.test/", "allowed")
+        self.assert_blocked(sb, netlab.HOSTS["blocked.test"], 80)
+        self.assert_nxdomain(sb, "blocked.test")
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assert_fc_network_gone(sb)
+
+    def test_killed_vmm_then_delete_removes_the_tap(self):
+        sb = self.create({"mode": "allowlist", "allow": ["allowed.test"]})
+        tap = self.assert_fc_networked(sb)
+        os.kill(sb["vmm_pid"], signal.SIGKILL)
+        wait_for(lambda: self.get(sb)["state"] == "failed", 60, "state failed")
+        self.assertIn(tap, daemon_taps(self.subnet))  # persistent: it outlives the VMM
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assert_fc_network_gone(sb)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class FirecrackerNetworkTest(FirecrackerNetworkChecks):
+    """Unjailed (--no-jail): the fake runs as root."""
+    subnet = "10.221.0.0/16"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="emfcnet.")
+        cls.log = os.path.join(cls.tmp, "requests.jsonl")
+        cls.lab = netlab.Lab().__enter__()
+        try:
+            cls.d = harness.Daemon(*FC_ARGS, "--no-jail", "--max-sandboxes", "4",
+                                   *cls.lab.daemon_args(cls.subnet),
+                                   env={"FAKE_FC_LOG": cls.log})
+        except BaseException:
+            cls.lab.close()
+            shutil.rmtree(cls.tmp, True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            cls.assert_no_global_state(cls.subnet)
+            if daemon_taps(cls.subnet):
+                raise AssertionError(f"TAPs left: {daemon_taps(cls.subnet)}")
+        finally:
+            cls.lab.close()
+            shutil.rmtree(cls.tmp, True)
+
+    def test_a_stray_persistent_tap_is_swept_at_startup(self):
+        """A TAP a killed daemon left (persistent, nobody attached) is deleted by the next
+        daemon on its subnet; another subnet's (another daemon's tag) is left alone."""
+        subnet = "10.222.0.0/16"
+        mine, other = f"emb{subnet_tag(subnet)}s200", f"emb{subnet_tag(self.subnet)}s200"
+        for name in (mine, other):
+            netlab.ip("tuntap", "add", "dev", name, "mode", "tap")
+            self.addCleanup(netlab.ip, "link", "del", name, check=False)
+        d = harness.Daemon(*FC_ARGS, "--no-jail", *self.lab.daemon_args(subnet))
+        try:
+            self.assertNotIn(mine, netlab.links())
+            self.assertIn(other, netlab.links())
+        finally:
+            d.stop()
+        self.assert_no_global_state(subnet)
+
+    def test_a_restarted_daemon_adopts_the_persistent_tap_and_deletes_it(self):
+        """--keep-sandboxes, then a new daemon on the same run directory: network.json says
+        the TAP is persistent, so the startup sweep leaves it (its slot is adopted) and the new
+        daemon's DELETE removes it."""
+        subnet = "10.224.0.0/16"
+        # A lab of its own: a second daemon's replies on the class daemon's uplink would meet
+        # that daemon's forward guard (it forwards from the uplink to its own TAPs only).
+        lab = netlab.Lab().__enter__()
+        self.addCleanup(lab.close)
+        d1 = harness.Daemon(*FC_ARGS, "--no-jail", "--keep-sandboxes", *lab.daemon_args(subnet))
+        d2 = None
+        try:
+            sb = d1.create(language_pack="python",
+                           network={"mode": "allowlist", "allow": ["allowed.test"]})
+            tap = tap_name(sb, subnet)
+            self.assert_reaches(sb, "http://allowed.test/", "allowed", d=d1)
+            self.assertEqual(d1.sigterm(), 0)
+            d2 = harness.Daemon(*FC_ARGS, "--no-jail", *lab.daemon_args(subnet), reuse=d1)
+            self.assertIn(tap, daemon_taps(subnet))  # adopted, not swept
+            self.assert_reaches(sb, "http://allowed.test/", "allowed", d=d2)
+            self.assert_blocked(sb, netlab.HOSTS["blocked.test"], 80, d=d2)
+            self.assertEqual(d2.delete(sb["id"]), 204)
+            self.assertEqual(daemon_taps(subnet), [])
+        finally:
+            NetworkRestartTest.end_daemon(d2 or d1)
+        self.assert_no_global_state(subnet)
+
+
+@unittest.skipIf(SKIP, SKIP)
+class FirecrackerJailedNetworkTest(FirecrackerNetworkChecks):
+    """Under tests/fakes/jailer: the fake runs as the VM's own uid, without CAP_NET_ADMIN, and
+    can open only a persistent TAP that uid owns. The jailer gets no --netns: the TAP is in the
+    host's network namespace."""
+    subnet = "10.223.0.0/16"
+    jailed = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
+        os.chmod(cls.base, 0o755)
+        # written by the fake as the VM's uid
+        cls.log = os.path.join(cls.base, "requests.jsonl")
+        with open(cls.log, "w"):
+            pass
+        os.chmod(cls.log, 0o666)
+        cls.lab = netlab.Lab().__enter__()
+        try:
+            cls.d = harness.Daemon(*FC_ARGS, "--jailer", os.path.join(FAKES, "jailer"),
+                                   "--max-sandboxes", "4", *cls.lab.daemon_args(cls.subnet),
+                                   env={"EMBERD_JAILER_CHROOT_BASE": cls.base,
+                                        "FAKE_FC_LOG": cls.log})
+        except BaseException:
+            cls.lab.close()
+            shutil.rmtree(cls.base, True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            cls.assert_no_global_state(cls.subnet)
+            if daemon_taps(cls.subnet):
+                raise AssertionError(f"TAPs left: {daemon_taps(cls.subnet)}")
+        finally:
+            cls.lab.close()
+            shutil.rmtree(cls.base, True)
