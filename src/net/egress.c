@@ -289,14 +289,16 @@ static int global_make(struct egress *e, struct ember_error **err)
 		e->uplink_forwarding[0] = '\0';
 		return 0;
 	}
-	/* The uplink did not forward before: it still forwards nothing but to the TAPs. */
+	/* The uplink did not forward before: it still forwards nothing but to sandbox TAPs (any
+	 * daemon's: another one sharing this uplink gets its replies too; each TAP's own table
+	 * lets in only its connections). */
 	snprintf(script, sizeof(script),
 		 "table ip %s {\n"
 		 "  chain forward {\n"
 		 "    type filter hook forward priority filter; policy accept;\n"
-		 "    iifname \"%s\" oifname != \"" TAP_PREFIX "%ss*\" drop\n"
+		 "    iifname \"%s\" oifname != \"" TAP_PREFIX "*\" drop\n"
 		 "  }\n"
-		 "}\n", e->global_table, e->uplink, e->tag);
+		 "}\n", e->global_table, e->uplink);
 	if (hostcmd_nft(script, NULL, err) < 0)
 		return -1;
 	return net_sysctl_set("ipv4", e->uplink, "forwarding", "1", err);
