@@ -731,10 +731,11 @@ def sysfs(tap, key):
         return f.read().strip()
 
 
-class FirecrackerNetworkChecks(NetworkChecks):
+class FirecrackerNetworkChecks:
     """Networked sandboxes on --vmm firecracker: the driver makes the sandbox's TAP persistent
     and owned by the VMM's uid, the daemon lets go of it, and the (fake) Firecracker opens it by
-    name at PUT /network-interfaces/eth0; DELETE deletes it."""
+    name at PUT /network-interfaces/eth0; DELETE deletes it. A mixin, not a TestCase: its tests
+    run in the classes below, each with its own daemon."""
     jailed = False
     log = None  # the fake's request log ($FAKE_FC_LOG)
 
@@ -792,7 +793,7 @@ class FirecrackerNetworkChecks(NetworkChecks):
 
 
 @unittest.skipIf(SKIP, SKIP)
-class FirecrackerNetworkTest(FirecrackerNetworkChecks):
+class FirecrackerNetworkTest(FirecrackerNetworkChecks, NetworkChecks):
     """Unjailed (--no-jail): the fake runs as root."""
     subnet = "10.221.0.0/16"
 
@@ -866,7 +867,7 @@ class FirecrackerNetworkTest(FirecrackerNetworkChecks):
 
 
 @unittest.skipIf(SKIP, SKIP)
-class FirecrackerJailedNetworkTest(FirecrackerNetworkChecks):
+class FirecrackerJailedNetworkTest(FirecrackerNetworkChecks, NetworkChecks):
     """Under tests/fakes/jailer: the fake runs as the VM's own uid, without CAP_NET_ADMIN, and
     can open only a persistent TAP that uid owns. The jailer gets no --netns: the TAP is in the
     host's network namespace."""
