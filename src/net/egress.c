@@ -206,24 +206,16 @@ static uint32_t default_gateway(const char *uplink)
 
 /* ---- the daemon-wide setup ----------------------------------------------------------------- */
 
-static int run(struct ember_error **err, const char *a0, const char *a1, const char *a2,
-	       const char *a3, const char *a4, const char *a5, const char *a6, const char *a7,
-	       const char *a8, const char *a9, const char *a10)
-{
-	const char *argv[] = { a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, NULL };
+/* Runs a command given as its words (hostcmd_run() with a NULL-terminated argv). */
+#define RUN(err, ...) hostcmd_run((char *const *)(const char *[]){ __VA_ARGS__, NULL }, err)
 
-	return hostcmd_run((char *const *)argv, err);
-}
-
-static void run_quiet(const char *a0, const char *a1, const char *a2, const char *a3,
-		      const char *a4, const char *a5, const char *a6, const char *a7,
-		      const char *a8, const char *a9)
-{
-	struct ember_error *err = NULL;
-
-	if (run(&err, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, NULL) < 0)
-		ember_error_free(&err);
-}
+/* RUN() for a cleanup step whose failure means there was nothing to remove. */
+#define RUN_QUIET(...)                                                                     \
+	do {                                                                               \
+		struct ember_error *quiet_err = NULL;                                      \
+		if (RUN(&quiet_err, __VA_ARGS__) < 0)                                      \
+			ember_error_free(&quiet_err);                                      \
+	} while (0)
 
 /* Removes our routing rules, table and global nftables table (also an earlier daemon's). */
 static void global_remove(struct egress *e)
@@ -236,14 +228,14 @@ static void global_remove(struct egress *e)
 	snprintf(mark, sizeof(mark), "0x%x", e->table_id);
 	/* A crashed daemon's rules may be there more than once; each del removes one. */
 	for (i = 0; i < 4; i++) {
-		run_quiet("ip", "-4", "rule", "del", "to", e->subnet_text, "lookup", "main", "pref",
+		RUN_QUIET("ip", "-4", "rule", "del", "to", e->subnet_text, "lookup", "main", "pref",
 			  RULE_PREF_MAIN);
-		run_quiet("ip", "-4", "rule", "del", "from", e->subnet_text, "lookup", table, "pref",
+		RUN_QUIET("ip", "-4", "rule", "del", "from", e->subnet_text, "lookup", table, "pref",
 			  RULE_PREF_EGRESS);
-		run_quiet("ip", "-4", "rule", "del", "fwmark", mark, "lookup", table, "pref",
+		RUN_QUIET("ip", "-4", "rule", "del", "fwmark", mark, "lookup", table, "pref",
 			  RULE_PREF_EGRESS);
 	}
-	run_quiet("ip", "-4", "route", "flush", "table", table, NULL, NULL, NULL, NULL);
+	RUN_QUIET("ip", "-4", "route", "flush", "table", table);
 	snprintf(script, sizeof(script), "add table ip %s\ndelete table ip %s\n", e->global_table,
 		 e->global_table);
 	if (hostcmd_nft(script, NULL, &err) < 0)
@@ -258,19 +250,19 @@ static int global_make(struct egress *e, struct ember_error **err)
 	snprintf(mark, sizeof(mark), "0x%x", e->table_id);
 	if (e->gateway != 0) {
 		ip_text(e->gateway, gw);
-		if (run(err, "ip", "-4", "route", "replace", "default", "via", gw, "dev", e->uplink,
+		if (RUN(err, "ip", "-4", "route", "replace", "default", "via", gw, "dev", e->uplink,
 			"table", table) < 0)
 			return -1;
-	} else if (run(err, "ip", "-4", "route", "replace", "default", "dev", e->uplink, "table",
-		       table, NULL, NULL) < 0) {
+	} else if (RUN(err, "ip", "-4", "route", "replace", "default", "dev", e->uplink, "table",
+		       table) < 0) {
 		return -1;
 	}
-	if (run(err, "ip", "-4", "rule", "add", "to", e->subnet_text, "lookup", "main", "pref",
-		RULE_PREF_MAIN, NULL) < 0 ||
-	    run(err, "ip", "-4", "rule", "add", "from", e->subnet_text, "lookup", table, "pref",
-		RULE_PREF_EGRESS, NULL) < 0 ||
-	    run(err, "ip", "-4", "rule", "add", "fwmark", mark, "lookup", table, "pref",
-		RULE_PREF_EGRESS, NULL) < 0)
+	if (RUN(err, "ip", "-4", "rule", "add", "to", e->subnet_text, "lookup", "main", "pref",
+		RULE_PREF_MAIN) < 0 ||
+	    RUN(err, "ip", "-4", "rule", "add", "from", e->subnet_text, "lookup", table, "pref",
+		RULE_PREF_EGRESS) < 0 ||
+	    RUN(err, "ip", "-4", "rule", "add", "fwmark", mark, "lookup", table, "pref",
+		RULE_PREF_EGRESS) < 0)
 		return -1;
 	snprintf(script, sizeof(script),
 		 "table ip %s {\n"
@@ -753,12 +745,8 @@ static int link_host_side(const struct egress *e, const struct egress_link *l,
 	/* The guest's download is shaped here; its upload is policed in its table (`limit`):
 	 * ingress policing needs tc classifiers, which not every kernel has. */
 	snprintf(rate, sizeof(rate), "%umbit", e->rate_mbit);
-	{
-		const char *argv[] = { "tc", "qdisc", "replace", "dev", l->tap, "root", "tbf",
-				       "rate", rate, "burst", "256kb", "latency", "100ms", NULL };
-
-		return hostcmd_run((char *const *)argv, err);
-	}
+	return RUN(err, "tc", "qdisc", "replace", "dev", l->tap, "root", "tbf", "rate", rate,
+		   "burst", "256kb", "latency", "100ms");
 }
 
 /* A persistent TAP outlives the VMM: deleted by name (logged when it cannot be, e.g. a VMM
@@ -823,15 +811,41 @@ static int link_services(struct egress *e, struct egress_link *l, struct ember_e
 
 /* ---- the watch: a sandbox's table is its only filter ------------------------------------------- */
 
-/* Whether the JSON of `list tables inet` names table `name`. */
+/* The host's inet tables: the parsed JSON of `list tables inet` (NULL with err set). */
+static json_t *list_tables(struct ember_error **err)
+{
+	_cleanup_free_ char *out = NULL;
+	json_t *root;
+
+	if (hostcmd_nft("list tables inet", &out, err) < 0)
+		return NULL;
+	root = json_loads(out, 0, NULL);
+	if (root == NULL)
+		ember_error_set(err, EMBER_E_INTERNAL, 0, "nftables listed its tables as bad JSON");
+	return root;
+}
+
+/* The name of the i-th table of a list_tables() answer; NULL past the end or for an entry
+ * that is not a table (the metainfo). */
+static const char *listed_table(json_t *tables, size_t i)
+{
+	json_t *item = json_array_get(json_object_get(tables, "nftables"), i);
+
+	return json_string_value(json_object_get(json_object_get(item, "table"), "name"));
+}
+
+static size_t listed_count(json_t *tables)
+{
+	return json_array_size(json_object_get(tables, "nftables"));
+}
+
+/* Whether a list_tables() answer names table `name`. */
 static bool listed(json_t *tables, const char *name)
 {
-	json_t *item;
 	size_t i;
 
-	json_array_foreach(json_object_get(tables, "nftables"), i, item) {
-		const char *n = json_string_value(json_object_get(json_object_get(item, "table"),
-								  "name"));
+	for (i = 0; i < listed_count(tables); i++) {
+		const char *n = listed_table(tables, i);
 
 		if (n != NULL && strcmp(n, name) == 0)
 			return true;
@@ -870,7 +884,6 @@ static void *watch_main(void *arg)
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
 		int64_t next = time_mono_ms() + EGRESS_WATCH_MS;
-		_cleanup_free_ char *out = NULL;
 		struct ember_error *err = NULL;
 		uint64_t listed_at;
 		json_t *tables;
@@ -883,13 +896,11 @@ static void *watch_main(void *arg)
 			continue;
 		listed_at = e->link_seq;
 		pthread_mutex_unlock(&e->lock);
-		if (hostcmd_nft("list tables inet", &out, &err) < 0) {
+		tables = list_tables(&err);
+		if (tables == NULL) {
 			log_event(LOG_WARN, NULL, "net.watch_failed", -1, "%s", err->message);
 			ember_error_free(&err);
-			pthread_mutex_lock(&e->lock);
-			continue;
 		}
-		tables = json_loads(out, 0, NULL);
 		pthread_mutex_lock(&e->lock);
 		if (tables != NULL)
 			restore_missing(e, tables, listed_at);
@@ -1245,23 +1256,21 @@ static unsigned sweep_taps(struct egress *e)
 
 unsigned egress_sweep(struct egress *e, const char *const *keep, size_t nkeep)
 {
-	_cleanup_free_ char *out = NULL;
 	struct ember_error *err = NULL;
-	json_t *root, *item;
 	unsigned removed = 0;
 	char prefix[32];
+	json_t *root;
 	size_t i, k;
 
 	snprintf(prefix, sizeof(prefix), "%s%s_", EGRESS_TABLE_PREFIX, e->tag);
 	removed += sweep_taps(e);
-	if (hostcmd_nft("list tables inet", &out, &err) < 0) {
+	root = list_tables(&err);
+	if (root == NULL) {
 		ember_error_free(&err);
 		return removed;
 	}
-	root = json_loads(out, 0, NULL);
-	json_array_foreach(json_object_get(root, "nftables"), i, item) {
-		const char *name = json_string_value(json_object_get(json_object_get(item,
-								     "table"), "name"));
+	for (i = 0; i < listed_count(root); i++) {
+		const char *name = listed_table(root, i);
 		const char *id;
 		bool kept = false;
 
