@@ -59,6 +59,18 @@ def require_images():
                            "(or set IMAGES_DIR)")
 
 
+def wait_for(predicate, timeout, what):
+    """Polls predicate until it returns something true (returned) or timeout seconds pass
+    (AssertionError naming what). The one polling loop of the e2e tests."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
 def processes_mentioning(text):
     """PIDs whose command line contains text (used to find leaked VMM processes)."""
     found = []

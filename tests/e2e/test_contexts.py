@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import threading
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -29,14 +28,7 @@ FAKE_FC = os.path.join(harness.REPO, "tests", "fakes", "firecracker")
 NDJSON = "application/x-ndjson"
 
 
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+wait_until = harness.wait_for
 
 
 class ContextsBase(unittest.TestCase):

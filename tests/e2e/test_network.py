@@ -93,14 +93,7 @@ def connect(addr, port):
 ''' % PROBE_TIMEOUT_S
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+wait_for = harness.wait_for
 
 
 def nft_tables():
