@@ -29,6 +29,7 @@ static int exec_request_from_spec(json_t *spec, const struct pack *pack, char **
 
 	*req = (struct channel_exec_request){ .argv = pack->interpreter,
 					      .argc = pack->interpreter_argc, .env = env,
+					      .code_argument = pack->code_argument,
 					      .max_processes = SCRIPT_MAX_PROCESSES };
 	if (!json_is_object(spec) || json_check_keys(spec, keys, EMBER_E_INVALID, err) < 0 ||
 	    json_get_string(spec, "code", true, PROTO_CODE_MAX, &req->code, &req->code_len,
@@ -40,6 +41,10 @@ static int exec_request_from_spec(json_t *spec, const struct pack *pack, char **
 	    json_get_uint(spec, "output_limit", false, 0, PROTO_OUTPUT_LIMIT_MAX, &limit,
 			  EMBER_E_INVALID, err) < 0)
 		return -1;
+	if (pack->code_argument && req->code_len > PROTO_CODE_ARG_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "`code` must be at most %u bytes: "
+				       "pack `%s` passes it as an argument", PROTO_CODE_ARG_MAX,
+				       pack->name);
 	req->has_stdin = stdin_text != NULL;
 	req->stdin_data = (const uint8_t *)stdin_text;
 	req->timeout_ms = (uint32_t)timeout;

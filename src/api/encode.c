@@ -147,8 +147,9 @@ json_t *api_encode_pack(const struct pack *pack)
 
 	for (i = 0; interp != NULL && i < pack->interpreter_argc; i++)
 		json_array_append_new(interp, json_string(pack->interpreter[i]));
-	return json_pack("{s:s, s:s, s:o, s:s, s:{s:i, s:I, s:i, s:i, s:i}}", "name", pack->name,
-			 "description", pack->description, "interpreter", interp, "sha256",
+	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:{s:i, s:I, s:i, s:i, s:i}}", "name",
+			 pack->name, "description", pack->description, "interpreter", interp,
+			 "code", pack->code_argument ? "argument" : "file", "sha256",
 			 pack->sha256, "defaults", "exec_timeout_ms",
 			 (int)pack->defaults.exec_timeout_ms, "output_limit_bytes",
 			 (json_int_t)pack->defaults.output_limit_bytes, "memory_mib",

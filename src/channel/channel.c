@@ -747,6 +747,7 @@ static char *encode_exec(const struct channel_exec_request *req, size_t *len,
 		.cwd = (char *)req->cwd,
 		.context = (char *)req->context,
 		.fresh_interpreter = req->fresh_interpreter,
+		.code_argument = req->code_argument,
 	};
 	_cleanup_free_ char *text = NULL;
 	size_t i;
@@ -921,6 +922,10 @@ int channel_exec(struct channel *ch, const struct channel_exec_request *req,
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,
 				       "the guest agent speaks protocol version %u, without code "
 				       "contexts (rebuild the images)", ch->version);
+	if (req->code_argument && ch->version < 6)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "the guest agent speaks protocol version %u, without code passed "
+				       "as an argument (rebuild the images)", ch->version);
 	if (req->background && (sink == NULL || sink->running == NULL))
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "a background exec needs a sink");
 	text = encode_exec(req, &len, err);

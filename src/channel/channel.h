@@ -63,6 +63,9 @@ struct channel_exec_request {
 	const char *context;      /* run the code in this context (channel_context() opened it);
 				   * the EXIT then carries its outcome (res->exit.context) */
 	bool fresh_interpreter;   /* start the interpreter anew, never through a fork server */
+	/* Protocol version 6 (EMBER_E_CONFLICT on an older guest): */
+	bool code_argument;       /* the guest runs argv + [code] (<= PROTO_CODE_ARG_MAX bytes)
+				   * instead of argv + [code file] */
 };
 
 struct channel_exec_result {

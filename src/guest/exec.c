@@ -654,7 +654,9 @@ static int spawn_program(struct guest_exec *e, const struct guest_exec_config *c
 
 	for (i = 0; i < req->argc; i++)
 		argv[i] = req->argv[i];
-	if (!req->command)
+	if (req->code_argument)
+		argv[i++] = req->code;
+	else if (!req->command)
 		argv[i++] = e->code_path;
 	argv[i] = NULL;
 	if (strrchr(e->dir, '/') != NULL)
@@ -708,7 +710,7 @@ int guest_exec_start(struct guest_loop *loop, const struct guest_exec_config *cf
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	e->background = req->background;
 
-	if (!req->command && write_code(e, cfg, seq, req, err) < 0)
+	if (!req->command && !req->code_argument && write_code(e, cfg, seq, req, err) < 0)
 		goto fail;
 	if (pipe2(out_pipe, O_CLOEXEC) < 0 || pipe2(err_pipe, O_CLOEXEC) < 0) {
 		ember_error_sys(err, "pipe");

@@ -147,7 +147,7 @@ static bool resolve(const char *name, char *out, size_t size)
 
 bool guest_forkserver_eligible(const struct proto_exec *req, char *interp, size_t interp_size)
 {
-	if (req->command || req->fresh_interpreter || req->argc != 1 ||
+	if (req->command || req->fresh_interpreter || req->code_argument || req->argc != 1 ||
 	    !python_name(req->argv[0]) || env_changes_startup(req->env))
 		return false;
 	return resolve(req->argv[0], interp, interp_size);

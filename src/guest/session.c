@@ -516,6 +516,8 @@ static void handle_exec(struct guest_session *s, const struct proto_frame *f)
 		send_error(s, id, "bad_request", "background, command and cwd need version 3");
 	} else if (s->version < 4 && (req.context != NULL || req.fresh_interpreter)) {
 		send_error(s, id, "bad_request", "context and fresh_interpreter need version 4");
+	} else if (s->version < 6 && req.code_argument) {
+		send_error(s, id, "bad_request", "code_argument needs version 6");
 	} else if (find_exec(s, id) != NULL || guest_files_busy(&s->files, id)) {
 		send_error(s, id, "duplicate_id", "request id %u is in use", id);
 	} else if (s->env->running_execs >= GUEST_MAX_EXECS) {

@@ -13,7 +13,7 @@
  * 3: files (FS/FS_REPLY/DATA, CREDIT both ways) and background processes (STARTED/SIGNAL).
  * 4: code contexts (CONTEXT/CONTEXT_REPLY) and exec timing.
  * 5: HELLO `net` (the guest configures its NIC from it). */
-#define PROTO_VERSION 5u
+#define PROTO_VERSION 6u
 #define PROTO_HEADER_SIZE 12u
 /* 1 MiB: large enough for a 256 KiB program escaped into JSON, small enough that each side may
  * hold one whole frame in memory per connection without caring who sent it. */

@@ -368,6 +368,9 @@ char *proto_exec_encode(const struct proto_exec *msg, size_t *len, struct ember_
 		json_object_set_new(obj, "context", json_string(msg->context));
 	if (obj != NULL && msg->fresh_interpreter)
 		json_object_set_new(obj, "fresh_interpreter", json_true());
+	/* Version 6, likewise. */
+	if (obj != NULL && msg->code_argument)
+		json_object_set_new(obj, "code_argument", json_true());
 	return proto_json_dump(obj, len, err);
 }
 
@@ -424,7 +427,8 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 {
 	static const char *const keys[] = { "argv", "env", "code", "timeout_ms", "output_limit",
 					    "max_processes", "stdin_follows", "background", "command",
-					    "cwd", "context", "fresh_interpreter", NULL };
+					    "cwd", "context", "fresh_interpreter", "code_argument",
+					    NULL };
 	json_t *root = NULL;
 	uint64_t timeout, limit, nproc;
 	const char *code, *cwd = NULL, *context = NULL;
@@ -450,8 +454,14 @@ int proto_exec_decode(const uint8_t *buf, size_t len, struct proto_exec *msg,
 	    json_get_string(root, "cwd", false, PROTO_STRING_MAX, &cwd, &cwd_len, KIND, err) < 0 ||
 	    json_get_string(root, "context", false, PROTO_CONTEXT_ID_MAX, &context, &context_len,
 			    KIND, err) < 0 ||
-	    json_get_bool(root, "fresh_interpreter", false, &msg->fresh_interpreter, KIND, err) < 0)
+	    json_get_bool(root, "fresh_interpreter", false, &msg->fresh_interpreter, KIND, err) < 0 ||
+	    json_get_bool(root, "code_argument", false, &msg->code_argument, KIND, err) < 0)
 		goto fail;
+	if (msg->code_argument && (msg->command || context != NULL || code_len > PROTO_CODE_ARG_MAX)) {
+		ember_error_set(err, KIND, 0, "field `code_argument` needs `code` of at most %u bytes, "
+				"without `command` or `context`", PROTO_CODE_ARG_MAX);
+		goto fail;
+	}
 	if (context != NULL && (!proto_context_id_valid(context) || msg->background ||
 				msg->command || stdin_follows)) {
 		ember_error_set(err, KIND, 0, "field `context` must be a context id, without "

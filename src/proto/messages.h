@@ -18,6 +18,8 @@
 #define PROTO_ENV_MAX 64         /* user environment entries */
 #define PROTO_STRING_MAX 4096    /* any one argv/env string */
 #define PROTO_CODE_MAX (256u * 1024u) /* program text per exec */
+/* Program text passed as one argv string (`code_argument`): Linux's MAX_ARG_STRLEN less the NUL. */
+#define PROTO_CODE_ARG_MAX (128u * 1024u - 1u)
 #define PROTO_PS_MAX 1024        /* processes in a PS_REPLY */
 /* Bounds a host may ask of the guest per exec (the daemon applies its own, lower defaults). */
 #define PROTO_TIMEOUT_MS_MAX (24u * 3600u * 1000u)
@@ -80,6 +82,9 @@ struct proto_exec {
 	/* Version 4, optional: */
 	char *context;                       /* run code in this context (ctxmsg.h); NULL: none */
 	bool fresh_interpreter;              /* never through the guest's fork server */
+	/* Version 6, optional: */
+	bool code_argument;                  /* argv + [code] itself, no code file (at most
+					      * PROTO_CODE_ARG_MAX bytes; not with command or context) */
 };
 
 struct proto_exit {

@@ -78,8 +78,8 @@ static int parse_pack(const char *images_dir, json_t *obj, struct pack *p,
 		      struct ember_error **err)
 {
 	static const char *const keys[] = { "name", "image", "sha256", "interpreter",
-					    "description", "defaults", NULL };
-	const char *name, *image, *sha, *desc;
+					    "description", "defaults", "code", NULL };
+	const char *name, *image, *sha, *desc, *code = "file";
 	size_t name_len, sha_len, desc_len, i;
 	json_t *interp;
 
@@ -95,12 +95,17 @@ static int parse_pack(const char *images_dir, json_t *obj, struct pack *p,
 	    json_get_string(obj, "sha256", true, 64, &sha, &sha_len, KIND, err) < 0 ||
 	    json_get_string(obj, "description", true, sizeof(p->description) - 1, &desc, &desc_len,
 			    KIND, err) < 0 ||
+	    json_get_string(obj, "code", false, 16, &code, NULL, KIND, err) < 0 ||
 	    parse_defaults(json_object_get(obj, "defaults"), &p->defaults, err) < 0 ||
 	    resolve_path(images_dir, image, "image", &p->image, err) < 0)
 		return ember_error_wrap(err, "pack `%s`", name);
 	if (sha_len != 64 || strspn(sha, "0123456789abcdef") != 64)
 		return ember_error_set(err, KIND, 0, "pack `%s`: `sha256` must be 64 hex digits",
 				       name);
+	if (strcmp(code, "file") != 0 && strcmp(code, "argument") != 0)
+		return ember_error_set(err, KIND, 0, "pack `%s`: `code` must be \"file\" or "
+				       "\"argument\"", name);
+	p->code_argument = strcmp(code, "argument") == 0;
 	memcpy(p->sha256, sha, 65);
 	memcpy(p->description, desc, desc_len + 1);
 	interp = json_object_get(obj, "interpreter");

@@ -35,6 +35,8 @@ struct pack {
 	char description[256];
 	char *interpreter[PROTO_ARGV_MAX + 1];
 	size_t interpreter_argc;
+	bool code_argument;                 /* "code":"argument": interpreter + [code] itself
+					     * (e.g. ["/bin/sh","-c"]); else + [code file] */
 	struct pack_defaults defaults;
 };
 

@@ -1463,6 +1463,24 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 }
 
 /* The channel request for an exec: the pack's defaults, checked against the daemon's limits. */
+/* The pack's interpreter and how it takes code (catalog.h `code_argument`): a pack that passes
+ * code as one argv string takes at most PROTO_CODE_ARG_MAX bytes of it. */
+static int pack_code_request(const struct pack *pack, const char *code, size_t code_len,
+			     struct channel_exec_request *creq, struct ember_error **err)
+{
+	if (pack->code_argument && code_len > PROTO_CODE_ARG_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `code` must be at most %u bytes in pack `%s` (it passes "
+				       "code to its interpreter as an argument)", PROTO_CODE_ARG_MAX,
+				       pack->name);
+	creq->argv = pack->interpreter;
+	creq->argc = pack->interpreter_argc;
+	creq->code = code;
+	creq->code_len = code_len;
+	creq->code_argument = pack->code_argument;
+	return 0;
+}
+
 static int exec_request(const struct manager *m, const struct sandbox *sb,
 			const struct sandbox_exec_request *req, struct channel_exec_request *creq,
 			struct ember_error **err)
@@ -1484,12 +1502,10 @@ static int exec_request(const struct manager *m, const struct sandbox *sb,
 					       (unsigned long long)m->cfg.max_output_bytes);
 		creq->output_limit = m->cfg.max_output_bytes;
 	}
-	creq->argv = sb->pack->interpreter;
-	creq->argc = sb->pack->interpreter_argc;
+	if (pack_code_request(sb->pack, req->code, req->code_len, creq, err) < 0)
+		return -1;
 	creq->env = req->env;
 	creq->envc = req->envc;
-	creq->code = req->code;
-	creq->code_len = req->code_len;
 	creq->stdin_data = req->stdin_data;
 	creq->stdin_len = req->stdin_len;
 	creq->has_stdin = req->has_stdin;
@@ -1857,9 +1873,9 @@ static int procs_of_locked(struct sandbox *sb, struct procs **out, struct ember_
 }
 
 /* The channel request of a background process: the pack's interpreter and code, or a command. */
-static void process_exec_request(const struct manager *m, const struct sandbox *sb,
-				 const struct sandbox_process_request *req,
-				 struct channel_exec_request *creq)
+static int process_exec_request(const struct manager *m, const struct sandbox *sb,
+				const struct sandbox_process_request *req,
+				struct channel_exec_request *creq, struct ember_error **err)
 {
 	memset(creq, 0, sizeof(*creq));
 	if (req->argc > 0) {
@@ -1867,11 +1883,8 @@ static void process_exec_request(const struct manager *m, const struct sandbox *
 		creq->argc = req->argc;
 		creq->code = "";
 		creq->command = true;
-	} else {
-		creq->argv = sb->pack->interpreter;
-		creq->argc = sb->pack->interpreter_argc;
-		creq->code = req->code;
-		creq->code_len = req->code_len;
+	} else if (pack_code_request(sb->pack, req->code, req->code_len, creq, err) < 0) {
+		return -1;
 	}
 	creq->env = req->env;
 	creq->envc = req->envc;
@@ -1882,6 +1895,7 @@ static void process_exec_request(const struct manager *m, const struct sandbox *
 	creq->output_limit = 0;
 	creq->max_processes = m->cfg.max_processes;
 	creq->background = true;
+	return 0;
 }
 
 int manager_process_start(struct manager *m, const char *id,
@@ -1899,8 +1913,9 @@ int manager_process_start(struct manager *m, const char *id,
 	pthread_mutex_lock(&m->lock);
 	ret = procs_of_locked(sb, &procs, err);
 	pthread_mutex_unlock(&m->lock);
+	if (ret == 0)
+		ret = process_exec_request(m, sb, req, &creq, err);
 	if (ret == 0) {
-		process_exec_request(m, sb, req, &creq);
 		ret = procs_start(procs, sb->ch, &creq, req->tag, info, err);
 	}
 	procs_unref(procs);

@@ -318,6 +318,7 @@ int template_warm_up(struct channel *ch, const struct pack *pack, struct ember_e
 		.argv = pack->interpreter,
 		.argc = pack->interpreter_argc,
 		.code = python ? PYTHON_WARM_UP : "",
+		.code_argument = pack->code_argument,
 		.timeout_ms = 30000,
 		.output_limit = 0,
 		.max_processes = 64,

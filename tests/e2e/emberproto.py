@@ -261,13 +261,15 @@ class Client:
         return f.json()["processes"]
 
     def start_exec(self, code, argv=("/usr/bin/python3",), env=(), timeout_ms=30000,
-                   output_limit=1 << 20, stdin=None, frame_id=None, max_processes=256):
-        """Sends EXEC (and all of stdin, when given); returns the exec id."""
+                   output_limit=1 << 20, stdin=None, frame_id=None, max_processes=256,
+                   **fields):
+        """Sends EXEC (and all of stdin, when given); returns the exec id. fields: further
+        EXEC members as they are (e.g. code_argument=True)."""
         frame_id = self.alloc_id() if frame_id is None else frame_id
         msg = {
             "argv": list(argv), "env": list(env), "code": code, "timeout_ms": timeout_ms,
             "output_limit": output_limit, "max_processes": max_processes,
-            "stdin_follows": stdin is not None,
+            "stdin_follows": stdin is not None, **fields,
         }
         self.send(EXEC, frame_id, json.dumps(msg))
         if stdin is not None:

@@ -122,9 +122,9 @@ class AgentTest(unittest.TestCase):
         self.assertTrue(ready["agent"].startswith("emberd-init "), ready)
         self.assertGreater(ready["uptime_ms"], 0)
 
-    def test_newer_host_version_is_answered_with_version_5(self):
+    def test_newer_host_version_is_answered_with_version_6(self):
         c = self.connect(hello=False)
-        self.assertEqual(c.hello(version=7)["version"], 5)
+        self.assertEqual(c.hello(version=7)["version"], 6)
 
     def test_exec_before_hello_is_not_ready_and_session_continues(self):
         c = self.connect(hello=False)
@@ -570,6 +570,32 @@ class AgentTest(unittest.TestCase):
             c.send(ep.EXEC, frame_id, payload)
             f = c.recv(lambda f: f.id == frame_id)
             self.assertEqual((f.type, f.json()["code"]), (ep.ERROR, "bad_request"), payload)
+        self.assertExit(c.exec("echo ok", argv=SH), 0)
+
+    def test_code_argument_runs_the_code_as_the_last_argv_entry(self):
+        c = self.connect(hello=False)
+        c.hello(version=6)
+        code = 'echo "$0:$#"; printf "%s\\n" "$(ls -A /proc/self/cwd | wc -l)"; exit 3'
+        result = c.exec(code, argv=["/bin/sh", "-c"], code_argument=True)
+        self.assertExit(result, 3)
+        self.assertEqual(result.stdout.decode().splitlines()[0], "/bin/sh:0")
+        # The largest code one argv string takes runs; one byte more is refused before any spawn.
+        limit = 128 * 1024 - 1
+        filler = "#" + "x" * (limit - len("echo big\n") - 1)
+        result = c.exec("echo big\n" + filler, argv=["/bin/sh", "-c"], code_argument=True)
+        self.assertExit(result, 0)
+        self.assertEqual(result.stdout, b"big\n")
+        result = c.exec("echo big\n" + filler + "x", argv=["/bin/sh", "-c"], code_argument=True)
+        self.assertEqual(result.error[0], "bad_request", result)
+        self.assertIn("code_argument", result.error[1])
+        result = c.exec("", argv=["/bin/echo", "a"], code_argument=True, command=True)
+        self.assertEqual(result.error[0], "bad_request", result)
+
+    def test_code_argument_needs_version_6(self):
+        c = self.connect(hello=False)
+        self.assertEqual(c.hello(version=5)["version"], 5)
+        result = c.exec("echo hi", argv=["/bin/sh", "-c"], code_argument=True)
+        self.assertEqual(result.error, ("bad_request", "code_argument needs version 6"))
         self.assertExit(c.exec("echo ok", argv=SH), 0)
 
     def test_random_garbage_never_kills_agent(self):

@@ -110,6 +110,34 @@ static void rejects_relative_interpreter(void **state)
 	assert_int_equal(parse(text, &cat, NULL), -1);
 }
 
+static void parses_how_code_is_passed(void **state)
+{
+	struct catalog cat;
+	struct ember_error *err = NULL;
+	const char *text = MANIFEST("{\"name\":\"sh\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				    "\"interpreter\":[\"/bin/sh\",\"-c\"],\"code\":\"argument\","
+				    "\"description\":\"d\",\"defaults\":" DEFAULTS "},"
+				    "{\"name\":\"py\",\"image\":\"q.sq\",\"sha256\":\"" SHA "\","
+				    "\"interpreter\":[\"/usr/bin/python3\"],\"code\":\"file\","
+				    "\"description\":\"d\",\"defaults\":" DEFAULTS "}");
+	const char *bad = MANIFEST("{\"name\":\"sh\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				   "\"interpreter\":[\"/bin/sh\",\"-c\"],\"code\":\"stdin\","
+				   "\"description\":\"d\",\"defaults\":" DEFAULTS "}");
+
+	(void)state;
+	assert_int_equal(parse(text, &cat, NULL), 0);
+	assert_true(catalog_find(&cat, "sh")->code_argument);
+	assert_false(catalog_find(&cat, "py")->code_argument);
+	catalog_release(&cat);
+	/* absent: a code file, as before the field existed */
+	assert_int_equal(parse(MANIFEST(PACK("python", "packs/python.squashfs")), &cat, NULL), 0);
+	assert_false(cat.packs[0].code_argument);
+	catalog_release(&cat);
+	assert_int_equal(parse(bad, &cat, &err), -1);
+	assert_non_null(strstr(err->message, "`code` must be"));
+	ember_error_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +146,7 @@ int main(void)
 		cmocka_unit_test(rejects_bad_names_duplicates_and_unknown_fields),
 		cmocka_unit_test(rejects_out_of_range_defaults),
 		cmocka_unit_test(rejects_relative_interpreter),
+		cmocka_unit_test(parses_how_code_is_passed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

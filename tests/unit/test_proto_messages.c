@@ -292,6 +292,50 @@ static void exec_roundtrips_and_owns_strings(void **state)
 	proto_exec_release(&out);
 }
 
+static void exec_code_argument_roundtrips_and_is_bounded(void **state)
+{
+	char *argv[] = { "/bin/sh", "-c", NULL };
+	struct proto_exec in = { .argc = 2, .code = "echo hi", .code_len = 7, .timeout_ms = 5,
+				 .max_processes = 1, .code_argument = true };
+	struct proto_exec out;
+	size_t len, big = PROTO_CODE_ARG_MAX + 1;
+	char *text;
+
+	(void)state;
+	in.argv[0] = argv[0];
+	in.argv[1] = argv[1];
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_exec_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_true(out.code_argument);
+	assert_string_equal(out.code, "echo hi");
+	proto_exec_release(&out);
+	free(text);
+	/* absent: false */
+	in.code_argument = false;
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_null(strstr(text, "code_argument"));
+	free(text);
+	/* one byte over the argv string limit */
+	in.code_argument = true;
+	in.code = malloc(big + 1);
+	assert_non_null(in.code);
+	memset(in.code, 'x', big);
+	in.code[big] = '\0';
+	in.code_len = big;
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_int_equal(proto_exec_decode((uint8_t *)text, len, &out, NULL), -1);
+	in.code_len = big - 1;
+	in.code[big - 1] = '\0';
+	free(text);
+	text = proto_exec_encode(&in, &len, NULL);
+	assert_int_equal(proto_exec_decode((uint8_t *)text, len, &out, NULL), 0);
+	proto_exec_release(&out);
+	free(text);
+	free(in.code);
+}
+
 static void exec_rejects_bad_requests(void **state)
 {
 	struct proto_exec e;
@@ -323,6 +367,16 @@ static void exec_rejects_bad_requests(void **state)
 	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
 				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,"
 				"\"stdin_follows\":false}", &e), -1);
+	/* code_argument with a command, with a context, or with code too long for one argv string */
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"\",\"timeout_ms\":1,\"output_limit\":0,\"max_processes\":1,"
+				"\"stdin_follows\":false,\"command\":true,\"code_argument\":true}", &e),
+			 -1);
+	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[\"/bin/sh\"],\"env\":[],"
+				"\"code\":\"1\",\"timeout_ms\":1,\"output_limit\":0,\"max_processes\":1,"
+				"\"stdin_follows\":false,\"context\":\"ctx_0123456789abcdef0123456789abcdef\","
+				"\"code_argument\":true}", &e),
+			 -1);
 	/* argv entry not a string */
 	assert_int_equal(DECODE(proto_exec_decode, "{\"argv\":[1],\"env\":[],\"code\":\"\","
 				"\"timeout_ms\":1,\"output_limit\":0,\"stdin_follows\":false}", &e),
@@ -496,6 +550,7 @@ int main(void)
 		cmocka_unit_test(hello_encode_refuses_a_bad_net),
 		cmocka_unit_test(exec_roundtrips_and_owns_strings),
 		cmocka_unit_test(exec_rejects_bad_requests),
+		cmocka_unit_test(exec_code_argument_roundtrips_and_is_bounded),
 		cmocka_unit_test(exit_and_error_roundtrip),
 		cmocka_unit_test(ps_roundtrips_and_rejects_bad_entries),
 		cmocka_unit_test(background_command_exec_roundtrips),
