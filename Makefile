@@ -4,6 +4,7 @@
 #
 #   make            binaries: bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
 #   make images     guest kernel, initramfs and language packs into $(IMAGES_DIR)
+#   make pack NAME=x  one language pack (rootfs/packs/x/pack.json; docs/packs.md)
 #   make test       everything `.ci/run` runs: deps, build, images, unit, fuzz smoke, e2e
 #   make run        deps, build, images, then the daemon on 127.0.0.1:7777
 #   make fuzz       each fuzz target for FUZZ_SECONDS
@@ -73,7 +74,7 @@ tsan = $(patsubst %.c,build/tsan/%.o,$(1))
 
 BINARIES := bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
 
-.PHONY: all deps images test unit e2e fuzz fuzz-smoke run bench clean asan-bins help lint \
+.PHONY: all deps images pack test unit e2e fuzz fuzz-smoke run bench clean asan-bins help lint \
 	tsan tsan-bins tsan-unit spec-lint
 .DEFAULT_GOAL := all
 
@@ -196,8 +197,14 @@ build/fuzz/fuzz_emberd_config: $(call fuzz,$(EMBERD_LIB_SRC))
 deps:
 	scripts/install-deps.sh
 
-images: bin/emberd-init
+# Every pack of rootfs/packs/ (each smoke-tested in a VM by bin/ember-vm before it is published).
+images: bin/emberd-init bin/ember-vm
 	IMAGES_DIR=$(IMAGES_DIR) rootfs/build.sh
+
+# One pack: make pack NAME=node (the kernel and initramfs are built too if missing or stale).
+pack: bin/emberd-init bin/ember-vm
+	@test -n "$(NAME)" || { echo "usage: make pack NAME=<a directory of rootfs/packs/>" >&2; exit 2; }
+	IMAGES_DIR=$(IMAGES_DIR) PACKS=$(NAME) rootfs/build.sh
 
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done

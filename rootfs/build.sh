@@ -23,7 +23,7 @@ Environment:
                   (default: bin/emberd-init of this checkout)
   DEBIAN_MIRROR   Debian mirror for the packs (default: the `URIs:` of the DEBIAN_SUITE entry in
                   /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian)
-  DEBIAN_SUITE    Debian suite for the packs (default bookworm)
+  DEBIAN_SUITE    Debian suite of every pack (default: each pack's `base`, see docs/packs.md)
   PACKS           space- or comma-separated packs to (re)build (default: every rootfs/packs/*/)
   FORCE=1         rebuild even when the stamps say up to date: everything, or with PACKS set
                   only those packs (kernel and initramfs are then rebuilt only if stale)
@@ -60,7 +60,7 @@ esac
 
 IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
 INIT_BIN=${INIT_BIN:-$REPO_DIR/bin/emberd-init}
-DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
+DEBIAN_SUITE=${DEBIAN_SUITE:-}
 PACKS=${PACKS:-}
 FORCE=${FORCE:-0}
 KERNEL=${KERNEL:-minimal}
@@ -161,7 +161,7 @@ stamp_sha() { # STAMP OUTPUT: the sha256 the stamp recorded for OUTPUT
 detect_mirror() {
 	local f=/etc/apt/sources.list.d/debian.sources uri=
 	if [ -r "$f" ]; then
-		uri=$(awk -v suite="$DEBIAN_SUITE" '
+		uri=$(awk -v suite="${DEBIAN_SUITE:-bookworm}" '
 			function flush() {
 				if (types ~ /(^|[ \t])deb([ \t]|$)/ && (" " suites " ") ~ ("[ \t]" suite "[ \t]") && uris != "") {
 					split(uris, u, /[ \t]+/); print u[1]; found = 1; exit
@@ -176,7 +176,7 @@ detect_mirror() {
 			END { if (!found) flush() }' "$f")
 	fi
 	if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
-		uri=$(awk -v suite="$DEBIAN_SUITE" '$1 == "deb" {
+		uri=$(awk -v suite="${DEBIAN_SUITE:-bookworm}" '$1 == "deb" {
 			i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
 			if ($(i + 1) == suite) { print $i; exit } }' /etc/apt/sources.list)
 	fi
@@ -224,21 +224,16 @@ preflight() {
 # Every rootfs/packs/<name>/ with a pack.json, validated up front so a typo fails in a second, not
 # after the first mmdebstrap.
 discover_packs() {
-	local dir name interp
+	local dir name
 	ALL_PACKS=()
 	declare -gA PACK_INTERP=()
 	for dir in "$ROOTFS_DIR"/packs/*/; do
 		dir=${dir%/}
 		[ -f "$dir/pack.json" ] || continue
 		name=$(basename "$dir")
-		interp=$(python3 "$ROOTFS_DIR/lib/manifest.py" check "$dir") || die "fix $dir/pack.json (see above)"
-		[ -f "$dir/packages" ] || die "$dir/packages is missing (list the Debian packages, one per line; it may hold only comments)"
-		read_packages "$dir/packages" >/dev/null
-		if [ -e "$dir/customize.sh" ] && [ ! -x "$dir/customize.sh" ]; then
-			die "$dir/customize.sh exists but is not executable (chmod +x it)"
-		fi
+		manifest check "$dir" || die "fix $dir/pack.json (see above; the format is in docs/packs.md)"
 		ALL_PACKS+=("$name")
-		PACK_INTERP[$name]=$interp
+		PACK_INTERP[$name]=$(manifest get "$dir" interpreter)
 	done
 	[ ${#ALL_PACKS[@]} -gt 0 ] || die "no packs in $ROOTFS_DIR/packs (each needs a pack.json)"
 
@@ -254,31 +249,7 @@ discover_packs() {
 	fi
 }
 
-# Package names from a pack's `packages` file: one per line, `#` starts a comment.
-read_packages() {
-	local line pkgs=()
-	while IFS= read -r line || [ -n "$line" ]; do
-		line=${line%%#*}
-		line=${line#"${line%%[![:space:]]*}"}
-		line=${line%"${line##*[![:space:]]}"}
-		[ -n "$line" ] || continue
-		[[ $line =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "$1: \`$line\` is not a Debian package name (one per line)"
-		pkgs+=("$line")
-	done <"$1"
-	local IFS=,
-	echo "${pkgs[*]}"
-}
-
-# Unmounts anything left mounted below $1 (an interrupted mmdebstrap), then removes it without
-# ever crossing into another filesystem.
-remove_tree() {
-	local dir=$1 mnt
-	[ -e "$dir" ] || return 0
-	while read -r mnt; do
-		umount -l "$mnt" 2>/dev/null || true
-	done < <(awk -v p="$dir/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
-	rm -rf --one-file-system -- "$dir"
-}
+manifest() { python3 "$ROOTFS_DIR/lib/manifest.py" "$@"; }
 
 # find_temporaries EXPR...: our `*.tmp.*` files (NUL-separated), never looking inside the kernel's
 # trees in cache/ (their file names are the kernel's business; no -delete: it disables -prune).
@@ -572,41 +543,47 @@ build_minimal() {
 
 pack_inputs() {
 	local name=$1 dir=$ROOTFS_DIR/packs/$1
-	echo "recipe=pack-v1"
+	echo "recipe=pack-v2"
 	echo "build.sh=$(sha_of "$ROOTFS_DIR/build.sh")"
 	echo "prepare-root.sh=$(sha_of "$ROOTFS_DIR/common/prepare-root.sh")"
 	echo "finish-root.sh=$(sha_of "$ROOTFS_DIR/common/finish-root.sh")"
-	echo "packages=$(sha_of "$dir/packages")"
-	if [ -e "$dir/customize.sh" ]; then echo "customize.sh=$(sha_of "$dir/customize.sh")"; fi
-	echo "interpreter=${PACK_INTERP[$name]}"
+	manifest get "$dir" image-inputs
 	echo "mirror=$DEBIAN_MIRROR"
-	echo "suite=$DEBIAN_SUITE"
+	echo "suite=$(pack_suite "$name")"
 	echo "source_date_epoch=$SOURCE_DATE_EPOCH"
 	echo "tools=$(dpkg-query -W -f='${Package}=${Version} ' mmdebstrap squashfs-tools 2>/dev/null)"
 }
 
+# The pack's Debian suite: its spec's `base`, unless DEBIAN_SUITE overrides every pack's.
+pack_suite() { if [ -n "$DEBIAN_SUITE" ]; then echo "$DEBIAN_SUITE"; else manifest get "$ROOTFS_DIR/packs/$1" base; fi; }
+
 mmdebstrap_pack() {
-	local name=$1 root=$2 dir=$ROOTFS_DIR/packs/$1 includes pat
-	includes=$(read_packages "$dir/packages")
+	local name=$1 root=$2 dir=$ROOTFS_DIR/packs/$1 includes pat customize
+	includes=$(manifest get "$dir" packages)
+	customize=$(manifest get "$dir" customize)
 	local args=(--mode=root --variant=essential --format=directory --verbose
 		--hook-dir="$MERGED_USR_HOOK"
 		--aptopt='Acquire::Retries "3"' --dpkgopt=force-unsafe-io)
 	for pat in "${DPKG_EXCLUDES[@]}"; do args+=(--dpkgopt="path-exclude=$pat*"); done
 	[ -z "$includes" ] || args+=(--include="$includes")
 	# Hooks get the chroot as $1 with /proc, /sys and /dev/shm mounted. Paths travel in the
-	# environment so no quoting of them ends up in a shell string.
+	# environment so no quoting of them ends up in a shell string. Order: the sandbox user, the
+	# spec's files, then its customize.sh (which may rely on both).
 	# shellcheck disable=SC2016
 	args+=(--customize-hook='"$EMBER_PREPARE_ROOT" "$1"')
 	# shellcheck disable=SC2016
-	if [ -x "$dir/customize.sh" ]; then args+=(--customize-hook='"$EMBER_PACK_CUSTOMIZE" "$1"'); fi
-	EMBER_PREPARE_ROOT=$ROOTFS_DIR/common/prepare-root.sh EMBER_PACK_CUSTOMIZE=$dir/customize.sh \
-		mmdebstrap "${args[@]}" "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
+	args+=(--customize-hook='python3 "$EMBER_MANIFEST" install-files "$EMBER_PACK_DIR" "$1"')
+	# shellcheck disable=SC2016
+	if [ -n "$customize" ]; then args+=(--customize-hook='"$EMBER_PACK_CUSTOMIZE" "$1"'); fi
+	EMBER_PREPARE_ROOT=$ROOTFS_DIR/common/prepare-root.sh EMBER_PACK_CUSTOMIZE=$customize \
+		EMBER_MANIFEST=$ROOTFS_DIR/lib/manifest.py EMBER_PACK_DIR=$dir \
+		mmdebstrap "${args[@]}" "$(pack_suite "$name")" "$root" "$DEBIAN_MIRROR"
 }
 
 finish_pack() {
 	local name=$1 root=$2 interp
 	"$ROOTFS_DIR/common/finish-root.sh" "$root"
-	interp=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[0])' "${PACK_INTERP[$name]}")
+	interp=$(manifest get "$ROOTFS_DIR/packs/$name" interp0)
 	# Resolve inside the root (its symlinks are relative to it), with the root's own shell.
 	# shellcheck disable=SC2016
 	chroot "$root" /bin/sh -c 'test -f "$1" && test -x "$1"' sh "$interp" ||
@@ -614,15 +591,35 @@ finish_pack() {
 	echo "$interp ok, $(du -sh "$root" | cut -f1) unpacked" >"$WORK/step.note"
 }
 
+# Squashes the root into $WORK: nothing under IMAGES_DIR changes until the smoke test passed.
 squash_pack() {
-	local name=$1 root=$2 tmp=$IMAGES_DIR/packs/.$1.squashfs.tmp.$$
+	local root=$2 tmp=$WORK/$1.squashfs
 	# mksquashfs >= 4.5 also reads SOURCE_DATE_EPOCH but refuses it next to explicit times.
 	env -u SOURCE_DATE_EPOCH mksquashfs "$root" "$tmp" -comp zstd -noappend -quiet -no-progress \
 		-mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH"
 	chmod 0644 "$tmp"
 	size_of "$tmp" >"$WORK/step.note"
-	rm -f "$IMAGES_DIR/packs/$name.squashfs.stamp"
-	mv -f "$tmp" "$IMAGES_DIR/packs/$name.squashfs"
+}
+
+# Boots the new image in a real VM (bin/ember-vm, with this run's kernel and initramfs) and runs
+# the spec's smoke test: its stdout must be exactly what the spec expects.
+smoke_pack() {
+	local name=$1 dir=$ROOTFS_DIR/packs/$1 tmp=$WORK/$1.squashfs kdir=kernel bzimage=kernel/vmlinuz
+	local expected
+	if [ "$KERNEL" = minimal ]; then kdir=kernel/minimal bzimage=kernel/minimal/bzImage; fi
+	expected=$(manifest get "$dir" smoke-stdout; echo x) # keep trailing newlines
+	expected=${expected%x}
+	manifest get "$dir" entry "$(sha_of "$tmp")" "packs/$name.squashfs" >"$WORK/$name.entry.json"
+	python3 "$ROOTFS_DIR/lib/smoke.py" --images "$IMAGES_DIR" --bzimage "$bzimage" \
+		--vmlinux "$kdir/vmlinux" --initramfs initramfs.cpio.gz \
+		--entry "$WORK/$name.entry.json" --squashfs "$tmp" \
+		--code "$(manifest get "$dir" smoke-code)" --stdout "$expected"
+	echo "stdout as expected" >"$WORK/step.note"
+}
+
+publish_pack() {
+	rm -f "$IMAGES_DIR/packs/$1.squashfs.stamp"
+	mv -f "$WORK/$1.squashfs" "$IMAGES_DIR/packs/$1.squashfs"
 }
 
 size_of() { du -h --apparent-size "$1" | cut -f1; }
@@ -668,7 +665,7 @@ main() {
 
 	local t_start=$EPOCHREALTIME built=() skipped=() key inputs name
 	discover_packs
-	log "into $IMAGES_DIR (mirror $DEBIAN_MIRROR, suite $DEBIAN_SUITE, packs: ${SELECTED_PACKS[*]})"
+	log "into $IMAGES_DIR (mirror $DEBIAN_MIRROR, packs: ${SELECTED_PACKS[*]})"
 
 	# Kernel (vmlinuz, vmlinux, release) and initramfs. apt-cache only reads local lists: no
 	# network unless one of them must be rebuilt.
@@ -741,14 +738,18 @@ main() {
 		log "$name pack: rebuilding ($reason)"
 		STEP_LOG=$IMAGES_DIR/logs/pack-$name.log
 		: >"$STEP_LOG"
-		run_step "$name pack: mmdebstrap $DEBIAN_SUITE" \
-			"check network access to $DEBIAN_MIRROR (or set DEBIAN_MIRROR) and the names in rootfs/packs/$name/packages; a failing customize.sh shows in the log" \
+		run_step "$name pack: mmdebstrap $(pack_suite "$name")" \
+			"check network access to $DEBIAN_MIRROR (or set DEBIAN_MIRROR) and the \`packages\` and \`files\` of rootfs/packs/$name/pack.json; a failing customize.sh shows in the log" \
 			mmdebstrap_pack "$name" "$root"
 		run_step "$name pack: finish root" \
 			"see rootfs/common/finish-root.sh and the interpreter in rootfs/packs/$name/pack.json" \
 			finish_pack "$name" "$root"
 		run_step "$name pack: mksquashfs zstd" "see the mksquashfs error above (disk full under $IMAGES_DIR?)" \
 			squash_pack "$name" "$root"
+		run_step "$name pack: smoke test in a VM" \
+			"the image was not published; the VM's output is above and in the log (fix the packages or the \`smoke\` of rootfs/packs/$name/pack.json)" \
+			smoke_pack "$name"
+		publish_pack "$name"
 		write_stamp "$stamp" "$key" "$inputs" "$out"
 		remove_tree "$root"
 		built+=("$name")
