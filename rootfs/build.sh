@@ -24,7 +24,9 @@ Environment:
   DEBIAN_MIRROR   Debian mirror for the packs (default: the `URIs:` of the DEBIAN_SUITE entry in
                   /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian)
   DEBIAN_SUITE    Debian suite of every pack (default: each pack's `base`, see docs/packs.md)
-  PACKS           space- or comma-separated packs to (re)build (default: every rootfs/packs/*/)
+  PACKS           space- or comma-separated packs to (re)build (default: every pack of PACKS_DIR)
+  PACKS_DIR       where the pack specs are, one <name>/pack.json each (default rootfs/packs;
+                  docs/packs.md has the format)
   FORCE=1         rebuild even when the stamps say up to date: everything, or with PACKS set
                   only those packs (kernel and initramfs are then rebuilt only if stale)
   KERNEL          which kernel packs.json points at: `minimal` (default: emberd's own kernel,
@@ -62,6 +64,8 @@ IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
 INIT_BIN=${INIT_BIN:-$REPO_DIR/bin/emberd-init}
 DEBIAN_SUITE=${DEBIAN_SUITE:-}
 PACKS=${PACKS:-}
+PACKS_DIR=${PACKS_DIR:-$ROOTFS_DIR/packs}
+export EMBER_PACKS_DIR=$PACKS_DIR # manifest.py write reads the specs from there
 FORCE=${FORCE:-0}
 KERNEL=${KERNEL:-minimal}
 KERNEL_PACKAGE=${KERNEL_PACKAGE:-linux-image-cloud-amd64}
@@ -227,7 +231,7 @@ discover_packs() {
 	local dir name
 	ALL_PACKS=()
 	declare -gA PACK_INTERP=()
-	for dir in "$ROOTFS_DIR"/packs/*/; do
+	for dir in "$PACKS_DIR"/*/; do
 		dir=${dir%/}
 		[ -f "$dir/pack.json" ] || continue
 		name=$(basename "$dir")
@@ -235,7 +239,7 @@ discover_packs() {
 		ALL_PACKS+=("$name")
 		PACK_INTERP[$name]=$(manifest get "$dir" interpreter)
 	done
-	[ ${#ALL_PACKS[@]} -gt 0 ] || die "no packs in $ROOTFS_DIR/packs (each needs a pack.json)"
+	[ ${#ALL_PACKS[@]} -gt 0 ] || die "no packs in $PACKS_DIR (each needs a pack.json)"
 
 	SELECTED_PACKS=()
 	local want
@@ -250,6 +254,17 @@ discover_packs() {
 }
 
 manifest() { python3 "$ROOTFS_DIR/lib/manifest.py" "$@"; }
+
+# Unmounts anything left mounted below $1 (an interrupted mmdebstrap), then removes it without
+# ever crossing into another filesystem.
+remove_tree() {
+	local dir=$1 mnt
+	[ -e "$dir" ] || return 0
+	while read -r mnt; do
+		umount -l "$mnt" 2>/dev/null || true
+	done < <(awk -v p="$dir/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+	rm -rf --one-file-system -- "$dir"
+}
 
 # find_temporaries EXPR...: our `*.tmp.*` files (NUL-separated), never looking inside the kernel's
 # trees in cache/ (their file names are the kernel's business; no -delete: it disables -prune).
@@ -542,7 +557,7 @@ build_minimal() {
 # Packs
 
 pack_inputs() {
-	local name=$1 dir=$ROOTFS_DIR/packs/$1
+	local name=$1 dir=$PACKS_DIR/$1
 	echo "recipe=pack-v2"
 	echo "build.sh=$(sha_of "$ROOTFS_DIR/build.sh")"
 	echo "prepare-root.sh=$(sha_of "$ROOTFS_DIR/common/prepare-root.sh")"
@@ -555,10 +570,10 @@ pack_inputs() {
 }
 
 # The pack's Debian suite: its spec's `base`, unless DEBIAN_SUITE overrides every pack's.
-pack_suite() { if [ -n "$DEBIAN_SUITE" ]; then echo "$DEBIAN_SUITE"; else manifest get "$ROOTFS_DIR/packs/$1" base; fi; }
+pack_suite() { if [ -n "$DEBIAN_SUITE" ]; then echo "$DEBIAN_SUITE"; else manifest get "$PACKS_DIR/$1" base; fi; }
 
 mmdebstrap_pack() {
-	local name=$1 root=$2 dir=$ROOTFS_DIR/packs/$1 includes pat customize
+	local name=$1 root=$2 dir=$PACKS_DIR/$1 includes pat customize
 	includes=$(manifest get "$dir" packages)
 	customize=$(manifest get "$dir" customize)
 	local args=(--mode=root --variant=essential --format=directory --verbose
@@ -583,11 +598,11 @@ mmdebstrap_pack() {
 finish_pack() {
 	local name=$1 root=$2 interp
 	"$ROOTFS_DIR/common/finish-root.sh" "$root"
-	interp=$(manifest get "$ROOTFS_DIR/packs/$name" interp0)
+	interp=$(manifest get "$PACKS_DIR/$name" interp0)
 	# Resolve inside the root (its symlinks are relative to it), with the root's own shell.
 	# shellcheck disable=SC2016
 	chroot "$root" /bin/sh -c 'test -f "$1" && test -x "$1"' sh "$interp" ||
-		{ echo "interpreter $interp (rootfs/packs/$name/pack.json) is not an executable file in the image" >&2; return 1; }
+		{ echo "interpreter $interp ($PACKS_DIR/$name/pack.json) is not an executable file in the image" >&2; return 1; }
 	echo "$interp ok, $(du -sh "$root" | cut -f1) unpacked" >"$WORK/step.note"
 }
 
@@ -604,14 +619,14 @@ squash_pack() {
 # Boots the new image in a real VM (bin/ember-vm, with this run's kernel and initramfs) and runs
 # the spec's smoke test: its stdout must be exactly what the spec expects.
 smoke_pack() {
-	local name=$1 dir=$ROOTFS_DIR/packs/$1 tmp=$WORK/$1.squashfs kdir=kernel bzimage=kernel/vmlinuz
+	local name=$1 dir=$PACKS_DIR/$1 tmp=$WORK/$1.squashfs kdir=kernel bzimage=kernel/vmlinuz
 	local expected
 	if [ "$KERNEL" = minimal ]; then kdir=kernel/minimal bzimage=kernel/minimal/bzImage; fi
 	expected=$(manifest get "$dir" smoke-stdout; echo x) # keep trailing newlines
 	expected=${expected%x}
 	manifest get "$dir" entry "$(sha_of "$tmp")" "packs/$name.squashfs" >"$WORK/$name.entry.json"
 	python3 "$ROOTFS_DIR/lib/smoke.py" --images "$IMAGES_DIR" --bzimage "$bzimage" \
-		--vmlinux "$kdir/vmlinux" --initramfs initramfs.cpio.gz \
+		--vmlinux "$kdir/vmlinux" --initramfs initramfs.cpio.gz --release "$(cat "$IMAGES_DIR/$kdir/release")" \
 		--entry "$WORK/$name.entry.json" --squashfs "$tmp" \
 		--code "$(manifest get "$dir" smoke-code)" --stdout "$expected"
 	echo "stdout as expected" >"$WORK/step.note"
@@ -739,15 +754,15 @@ main() {
 		STEP_LOG=$IMAGES_DIR/logs/pack-$name.log
 		: >"$STEP_LOG"
 		run_step "$name pack: mmdebstrap $(pack_suite "$name")" \
-			"check network access to $DEBIAN_MIRROR (or set DEBIAN_MIRROR) and the \`packages\` and \`files\` of rootfs/packs/$name/pack.json; a failing customize.sh shows in the log" \
+			"check network access to $DEBIAN_MIRROR (or set DEBIAN_MIRROR) and the \`packages\` and \`files\` of $PACKS_DIR/$name/pack.json; a failing customize.sh shows in the log" \
 			mmdebstrap_pack "$name" "$root"
 		run_step "$name pack: finish root" \
-			"see rootfs/common/finish-root.sh and the interpreter in rootfs/packs/$name/pack.json" \
+			"see rootfs/common/finish-root.sh and the interpreter in $PACKS_DIR/$name/pack.json" \
 			finish_pack "$name" "$root"
 		run_step "$name pack: mksquashfs zstd" "see the mksquashfs error above (disk full under $IMAGES_DIR?)" \
 			squash_pack "$name" "$root"
 		run_step "$name pack: smoke test in a VM" \
-			"the image was not published; the VM's output is above and in the log (fix the packages or the \`smoke\` of rootfs/packs/$name/pack.json)" \
+			"the image was not published; the VM's output is above and in the log (fix the packages or the \`smoke\` of $PACKS_DIR/$name/pack.json)" \
 			smoke_pack "$name"
 		publish_pack "$name"
 		write_stamp "$stamp" "$key" "$inputs" "$out"

@@ -368,7 +368,8 @@ def main(argv):
         elif len(argv) == 4 and argv[1] == "install-files":
             cmd_install_files(argv[2], argv[3])
         elif len(argv) >= 6 and argv[1] == "write":
-            packs_root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "packs")
+            packs_root = os.environ.get("EMBER_PACKS_DIR") or os.path.join(
+                os.path.dirname(os.path.abspath(__file__)), "..", "packs")
             cmd_write(argv[2], argv[3:6], argv[6:], os.path.normpath(packs_root))
         else:
             raise PackError("usage: manifest.py check PACK_DIR | get PACK_DIR KEY [ARGS] | "

@@ -22,7 +22,7 @@ NO_IMAGES = (f"no images in IMAGES_DIR={IMAGES_DIR} ({MANIFEST} is missing): "
              "run `make images` (or rootfs/build.sh) first, or point IMAGES_DIR at a built directory")
 
 DEFAULT_KEYS = ["exec_timeout_ms", "output_limit_bytes", "memory_mib", "vcpus", "overlay_mib"]
-PACK_KEYS = ["name", "image", "sha256", "interpreter", "description", "defaults"]
+PACK_KEYS = ["name", "image", "sha256", "interpreter", "code", "description", "defaults"]
 EXPECTED_INTERPRETERS = {"python": ["/usr/bin/python3"], "shell": ["/bin/sh"]}
 # packs.json names one of these two kernels: emberd's minimal one (default) or Debian's stock one.
 KERNELS = {
