@@ -3,13 +3,14 @@
 # (bench/workspace.py: files, streamed exec, background processes), the exec-path benchmark
 # (bench/exec.py: contexts, the fork server, pooled first execs, against bwrap), the network
 # egress benchmark (bench/network.py: creates with and without a network, HTTP and DNS through
-# the host's filter to the test lab; skipped, saying why, where the lab cannot run) and the
+# the host's filter to the test lab; skipped, saying why, where the lab cannot run), the per-pack
+# benchmark (bench/packs.py: image sizes, cold/clone/pooled create, first exec per pack) and the
 # density benchmark (bench/density.py: many sandboxes on one host), against the release build
 # in bin/. Prints their Markdown reports on stdout (progress on stderr) and saves them as
-# bench/results/<YYYY-MM-DD>.md, -workspace.md, -exec.md, -network.md and -density.md.
+# bench/results/<YYYY-MM-DD>.md, -workspace.md, -exec.md, -network.md, -packs.md and -density.md.
 # Arguments (or $BENCH_ARGS) go to bench/fastcreate.py, $WORKSPACE_ARGS to bench/workspace.py,
-# $EXEC_ARGS to bench/exec.py, $NETWORK_ARGS to bench/network.py, $DENSITY_ARGS to
-# bench/density.py.
+# $EXEC_ARGS to bench/exec.py, $NETWORK_ARGS to bench/network.py, $PACKS_ARGS to bench/packs.py,
+# $DENSITY_ARGS to bench/density.py.
 set -eu
 cd "$(dirname "$0")/.."
 IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
@@ -33,5 +34,7 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 "$PYTHON" bench/exec.py --images "$IMAGES_DIR" ${EXEC_ARGS:-}
 # shellcheck disable=SC2086 # NETWORK_ARGS is a list of arguments
 "$PYTHON" bench/network.py --images "$IMAGES_DIR" ${NETWORK_ARGS:-}
+# shellcheck disable=SC2086 # PACKS_ARGS is a list of arguments
+"$PYTHON" bench/packs.py --images "$IMAGES_DIR" ${PACKS_ARGS:-}
 # shellcheck disable=SC2086 # DENSITY_ARGS is a list of arguments
 exec "$PYTHON" bench/density.py --images "$IMAGES_DIR" ${DENSITY_ARGS:-}
