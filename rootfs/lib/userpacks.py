@@ -11,7 +11,9 @@ import json
 import os
 import re
 
-from manifest import DEFAULT_BOUNDS, NAME_RE, PackError, is_int, reject_constant, strict_object
+# `import manifest`, not `from manifest import ...`: manifest.py imports this module too, and a
+# module-level from-import would see it half-initialized when manifest is imported first.
+import manifest
 
 USER_DIR = "user-packs"
 USER_IMAGE_DIR = "packs/user"
@@ -32,17 +34,17 @@ def validate_entry(entry, where):
     """Raises PackError naming `where` and the field unless entry is a well-formed pack entry."""
 
     def bad(field, message):
-        return PackError(f"{where}: field `{field}`: {message}")
+        return manifest.PackError(f"{where}: field `{field}`: {message}")
 
     if not isinstance(entry, dict):
-        raise PackError(f"{where}: must be a JSON object")
+        raise manifest.PackError(f"{where}: must be a JSON object")
     if sorted(entry) != sorted(ENTRY_KEYS):
         extra = sorted(set(entry) - set(ENTRY_KEYS))
         missing = sorted(set(ENTRY_KEYS) - set(entry))
         raise bad(extra[0] if extra else missing[0], "unknown key" if extra else "missing")
     name = entry["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise bad("name", f"must match {NAME_RE.pattern}, got {json.dumps(name)}")
+    if not isinstance(name, str) or not manifest.NAME_RE.match(name):
+        raise bad("name", f"must match {manifest.NAME_RE.pattern}, got {json.dumps(name)}")
     if entry["image"] != image_path(name):
         raise bad("image", f"must be `{image_path(name)}`, got {json.dumps(entry['image'])}")
     if not isinstance(entry["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]):
@@ -59,10 +61,11 @@ def validate_entry(entry, where):
     if not isinstance(desc, str) or not desc.strip() or len(desc) > 200 or "\n" in desc:
         raise bad("description", "must be one non-empty line of at most 200 characters")
     defaults = entry["defaults"]
-    if not isinstance(defaults, dict) or sorted(defaults) != sorted(DEFAULT_BOUNDS):
-        raise bad("defaults", f"must be an object with exactly {', '.join(DEFAULT_BOUNDS)}")
-    for key, (low, high) in DEFAULT_BOUNDS.items():
-        if not is_int(defaults[key]) or not low <= defaults[key] <= high:
+    if not isinstance(defaults, dict) or sorted(defaults) != sorted(manifest.DEFAULT_BOUNDS):
+        raise bad("defaults",
+                  f"must be an object with exactly {', '.join(manifest.DEFAULT_BOUNDS)}")
+    for key, (low, high) in manifest.DEFAULT_BOUNDS.items():
+        if not manifest.is_int(defaults[key]) or not low <= defaults[key] <= high:
             raise bad(f"defaults.{key}", f"must be an integer in {low}..{high}")
 
 
@@ -71,14 +74,14 @@ def load_json(path, limit=ENTRY_MAX_BYTES):
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError as e:
-        raise PackError(f"{path}: cannot read: {e.strerror}") from None
+        raise manifest.PackError(f"{path}: cannot read: {e.strerror}") from None
     if len(data) > limit:
-        raise PackError(f"{path}: larger than {limit} bytes")
+        raise manifest.PackError(f"{path}: larger than {limit} bytes")
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=strict_object,
-                          parse_constant=reject_constant)
-    except (ValueError, PackError) as e:
-        raise PackError(f"{path}: not valid JSON: {e}") from None
+        return json.loads(data.decode("utf-8"), object_pairs_hook=manifest.strict_object,
+                          parse_constant=manifest.reject_constant)
+    except (ValueError, manifest.PackError) as e:
+        raise manifest.PackError(f"{path}: not valid JSON: {e}") from None
 
 
 def user_entries(images_dir):
@@ -97,22 +100,23 @@ def user_entries(images_dir):
         entry = load_json(path)
         validate_entry(entry, path)
         if entry["name"] + ".json" != file_name:
-            raise PackError(f"{path}: field `name`: is `{entry['name']}` but the file is "
-                            f"`{file_name}`")
+            raise manifest.PackError(f"{path}: field `name`: is `{entry['name']}` but the file "
+                                     f"is `{file_name}`")
         if not os.path.isfile(os.path.join(images_dir, entry["image"])):
-            raise PackError(f"{path}: its image {entry['image']} is missing")
+            raise manifest.PackError(f"{path}: its image {entry['image']} is missing")
         entries.append(entry)
     return entries
 
 
-def merged_manifest(manifest, entries):
-    """manifest (a parsed packs.json) with its user packs replaced by entries."""
-    builtin = [p for p in manifest.get("packs", []) if not is_user_image(p.get("image"))]
+def merged_manifest(catalog, entries):
+    """catalog (a parsed packs.json) with its user packs replaced by entries."""
+    builtin = [p for p in catalog.get("packs", []) if not is_user_image(p.get("image"))]
     taken = {p["name"] for p in builtin}
     for entry in entries:
         if entry["name"] in taken:
-            raise PackError(f"user pack `{entry['name']}` has the name of a built-in pack")
-    merged = dict(manifest)
+            raise manifest.PackError(f"user pack `{entry['name']}` has the name of a built-in "
+                                     "pack")
+    merged = dict(catalog)
     merged["packs"] = sorted(builtin + list(entries), key=lambda p: p["name"])
     return merged
 
@@ -144,20 +148,20 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def manifest_text(manifest):
-    return json.dumps(manifest, indent=2) + "\n"
+def manifest_text(catalog):
+    return json.dumps(catalog, indent=2) + "\n"
 
 
 def rewrite_catalog(images_dir, entries=None):
     """Rewrites IMAGES_DIR/packs.json as its built-in packs + entries (default: user_entries).
     Returns True when the file changed."""
     path = os.path.join(images_dir, "packs.json")
-    manifest = load_json(path, limit=1 << 20)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("packs"), list):
-        raise PackError(f"{path}: not a packs.json manifest")
+    catalog = load_json(path, limit=1 << 20)
+    if not isinstance(catalog, dict) or not isinstance(catalog.get("packs"), list):
+        raise manifest.PackError(f"{path}: not a packs.json manifest")
     if entries is None:
         entries = user_entries(images_dir)
-    text = manifest_text(merged_manifest(manifest, entries))
+    text = manifest_text(merged_manifest(catalog, entries))
     with open(path, encoding="utf-8") as f:
         if f.read() == text:
             return False
