@@ -54,14 +54,14 @@ def check_run(argv):
     return proc
 
 
-def make_busybox_layout(layout):
+def make_busybox_layout(layout, applets=("sh", "echo", "cat", "ls", "id")):
     """An OCI layout with one image, tag `latest`: /bin/busybox and applets, Cmd ["sh"]."""
     work = tempfile.mkdtemp(prefix="oci-root.")
     try:
         root = os.path.join(work, "rootfs")
         os.makedirs(os.path.join(root, "bin"))
         shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
-        for applet in ("sh", "echo", "cat", "ls", "id"):
+        for applet in applets:
             os.symlink("busybox", os.path.join(root, "bin", applet))
         check_run(["umoci", "init", "--layout", layout])
         check_run(["umoci", "new", "--image", f"{layout}:latest"])
@@ -239,6 +239,17 @@ class OciImportTest(unittest.TestCase):
         self.assertIn("--replace", proc.stderr)
         self.assertEqual(tree_state(self.images), before)
 
+    def test_image_without_a_shell_imports(self):
+        """No /bin/sh in the image (as in distroless ones): the interpreter is found without
+        running anything from the image."""
+        layout = os.path.join(self.tmp, "no-shell")
+        make_busybox_layout(layout, applets=())
+        self.imported("noshell", "--oci", layout, "--interpreter", "/bin/busybox",
+                      "--interpreter", "sh")
+        self.assertEqual(self.catalog_entry("noshell")["interpreter"], ["/bin/busybox", "sh"])
+        self.assertEqual(self.pack("remove", "noshell").returncode, 0)
+        self.assertIsNone(self.catalog_entry("noshell"))
+
     def test_builtin_name_is_refused(self):
         self.assert_refused("shell", self.layout, says=["built-in pack"])
 
@@ -268,6 +279,10 @@ class OciImportTest(unittest.TestCase):
         with open(path, "wb") as f:
             f.write(data[: len(data) // 2])
         self.assert_refused("broken", layout, says=[last[:19]])
+        # Digests right, but the tar inside is cut in a file's data: our scan must see it.
+        cut = good[:512 + 3000]
+        layout = layout_with_layer(self.layout, os.path.join(self.tmp, "cut-layer"), cut)
+        self.assert_refused("broken", layout, says=["layer 1", "corrupt or truncated archive"])
 
     def test_unsafe_layers_are_refused_naming_layer_and_member(self):
         cases = {
