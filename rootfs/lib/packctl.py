@@ -173,7 +173,8 @@ def open_layer(path):
     if magic[:2] == b"\x1f\x8b":
         return CountingReader(gzip.GzipFile(fileobj=blob, mode="rb")), blob, None
     if magic == b"\x28\xb5\x2f\xfd":
-        proc = subprocess.Popen(["zstd", "-dcq"], stdin=blob, stdout=subprocess.PIPE)
+        proc = subprocess.Popen(["zstd", "-dcq", "--", path], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         return CountingReader(proc.stdout), blob, proc
     return CountingReader(blob), blob, None
 
@@ -263,7 +264,9 @@ def scan_layers(layers, max_bytes, max_members):
             if proc is not None:
                 proc.stdout.close()
                 if proc.wait() != 0 and not sys.exc_info()[0]:
-                    fail(f"{label}: zstd could not decompress it")
+                    fail(f"{label}: corrupt or truncated archive: zstd: "
+                         f"{proc.stderr.read().decode(errors='replace').strip()}")
+                proc.stderr.close()
     return total_bytes, total_members
 
 

@@ -7,6 +7,7 @@ catalog and the packs byte-identical. Needs root, skopeo, umoci, mksquashfs and 
 (busybox-static; scripts/install-deps.sh installs them all).
 Run: cd tests/e2e && IMAGES_DIR=... /usr/bin/python3 -m unittest test_oci_import -v"""
 
+import fcntl
 import gzip
 import hashlib
 import io
@@ -126,6 +127,15 @@ def member(name, kind=tarfile.REGTYPE, linkname=""):
     if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
         info.devmajor, info.devminor = 1, 3
     return info
+
+
+def import_lib(name):
+    """A module of rootfs/lib (packctl, userpacks), for checks that need no VM."""
+    sys.path.insert(0, LIB)
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(LIB)
 
 
 def tree_state(images):
@@ -250,6 +260,26 @@ class OciImportTest(unittest.TestCase):
         self.assertEqual(self.pack("remove", "noshell").returncode, 0)
         self.assertIsNone(self.catalog_entry("noshell"))
 
+    def test_import_waits_for_the_images_lock(self):
+        """rootfs/build.sh holds flock on IMAGES_DIR/.lock while it builds: an import waits."""
+        before = tree_state(self.images)
+        with open(os.path.join(self.images, ".lock"), "w", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            proc = subprocess.Popen([EMBERCTL, "--addr", "127.0.0.1:1", "pack", "import",
+                                     "locked", "--oci", self.layout, "--images", self.images],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                line = proc.stdout.readline()
+                self.assertIn("waiting", line)
+                self.assertIsNone(proc.poll())
+                self.assertEqual(tree_state(self.images), before)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+            out, err = proc.communicate(timeout=IMPORT_TIMEOUT_S)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.assertIsNotNone(self.catalog_entry("locked"))
+        self.assertEqual(self.pack("remove", "locked").returncode, 0)
+
     def test_builtin_name_is_refused(self):
         self.assert_refused("shell", self.layout, says=["built-in pack"])
 
@@ -302,11 +332,7 @@ class OciImportTest(unittest.TestCase):
                 self.assert_refused("bad", layout, says=["layer 1", f"member `{name}`", why])
 
     def test_absolute_symlinks_are_accepted_and_resolved_inside_the_root(self):
-        sys.path.insert(0, LIB)
-        try:
-            import packctl  # pylint: disable=import-outside-toplevel
-        finally:
-            sys.path.remove(LIB)
+        packctl = import_lib("packctl")
         link = member("usr/bin/sh", tarfile.SYMTYPE, "/bin/busybox")
         self.assertIsNone(packctl.check_member(link))
         self.assertIsNone(packctl.check_member(member("a/b/c", tarfile.SYMTYPE, "../x")))
@@ -321,6 +347,26 @@ class OciImportTest(unittest.TestCase):
         # resolved in the root, not on the host, where /etc/passwd exists
         self.assertFalse(packctl.is_executable_in(root, "/bin/host-file"))
 
+    def test_zstd_layers_are_scanned(self):
+        packctl = import_lib("packctl")
+        for label, layer, refusal in (
+                ("fine", tar_of((member("a"), b"x" * 1000)), None),
+                ("device", tar_of((member("d", tarfile.BLKTYPE), b"")), "is a device node"),
+                ("cut", tar_of((member("a"), b"x" * 4000))[:2000], "corrupt or truncated")):
+            with self.subTest(label):
+                blob = subprocess.run(["zstd", "-q", "-c"], input=layer, capture_output=True,
+                                      check=True).stdout
+                digest = hashlib.sha256(blob).hexdigest()
+                path = os.path.join(self.tmp, "zstd-" + digest)
+                with open(path, "wb") as f:
+                    f.write(blob)
+                layers = [({"digest": "sha256:" + digest}, path)]
+                if refusal is None:
+                    self.assertEqual(packctl.scan_layers(layers, 1 << 30, 100), (1000, 1))
+                else:
+                    with self.assertRaisesRegex(Exception, refusal):
+                        packctl.scan_layers(layers, 1 << 30, 100)
+
     def test_failing_smoke_test_publishes_nothing(self):
         proc = self.assert_refused("smokefail", self.layout, "--smoke-code", "echo no",
                                    "--smoke-stdout", "yes\n",
@@ -333,12 +379,8 @@ class OciImportTest(unittest.TestCase):
                             says=["/usr/bin/python3", "not an executable file"])
 
     def test_failed_publish_leaves_catalog_and_packs_byte_identical(self):
-        sys.path.insert(0, LIB)
-        try:
-            import packctl  # pylint: disable=import-outside-toplevel
-            import userpacks  # pylint: disable=import-outside-toplevel
-        finally:
-            sys.path.remove(LIB)
+        packctl = import_lib("packctl")
+        userpacks = import_lib("userpacks")
         images = os.path.join(self.tmp, "publish-images")
         os.makedirs(os.path.join(images, "packs", "user"))
         os.makedirs(os.path.join(images, "user-packs"))
