@@ -329,26 +329,40 @@ def unpack(layout, bundle):
     return root
 
 
+# What prepare-root.sh and finish-root.sh write, append to, chown or look into, parents first.
+# They run on the host with host paths: a symlink among these (`var/cache -> /var/cache`, normal
+# in the guest, where it resolves inside the root) would make them change the host's files.
+GUEST_PIECES_DIRS = ("etc", "home", "usr", "usr/share", "var", "var/cache", "var/log", "var/lib",
+                     "var/lib/apt", "var/lib/dpkg")
+GUEST_PIECES_FILES = ("etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "home/sandbox")
+# Written by finish-root.sh; a symlink there is replaced, not followed.
+GUEST_IDENTITY_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/machine-id")
+
+
+def refuse_host_escapes(root):
+    for rel in GUEST_PIECES_DIRS + GUEST_PIECES_FILES:
+        path = os.path.join(root, rel)
+        if os.path.islink(path):
+            fail(f"the image's /{rel} is a symlink (to `{os.readlink(path)}`); emberd's guest "
+                 "pieces are added with host tools, which would follow it: refused")
+        if rel in GUEST_PIECES_DIRS and os.path.lexists(path) and not os.path.isdir(path):
+            fail(f"the image's /{rel} is not a directory")
+    for rel in GUEST_IDENTITY_FILES:
+        if os.path.islink(os.path.join(root, rel)):
+            os.unlink(os.path.join(root, rel))
+
+
 def add_guest_pieces(root):
     """emberd's guest pieces: the sandbox user (prepare-root.sh), identity files and mount points
     (finish-root.sh). Minimal images (busybox, distroless) may have no /etc/passwd or group."""
+    refuse_host_escapes(root)
     etc = os.path.join(root, "etc")
-    if os.path.islink(etc) or (os.path.exists(etc) and not os.path.isdir(etc)):
-        fail("the image's /etc is not a directory")
     os.makedirs(etc, exist_ok=True)
     for name, line in (("passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("group", "root:x:0:\n")):
         path = os.path.join(etc, name)
-        if os.path.islink(path):
-            fail(f"the image's /etc/{name} is a symlink; refusing to write through it")
         if not os.path.exists(path):
             with open(path, "w", encoding="utf-8") as f:
                 f.write(line)
-    for name in ("hostname", "hosts", "resolv.conf"):
-        if os.path.islink(os.path.join(etc, name)):
-            os.unlink(os.path.join(etc, name))  # finish-root.sh writes them; never through a link
-    home = os.path.join(root, "home")
-    if os.path.islink(home):
-        fail("the image's /home is a symlink; refusing to write through it")
     for script in ("prepare-root.sh", "finish-root.sh"):
         run_tool([os.path.join(ROOTFS_DIR, "common", script), root], script)
 
@@ -518,7 +532,14 @@ def publish(images, entry, candidate):
 # Commands
 
 
+def require_root():
+    if os.geteuid() != 0:
+        fail("must run as root: image files keep their owners and the images directory is "
+             "root's (sudo emberctl pack ...)")
+
+
 def cmd_import(args):
+    require_root()
     images = images_dir_of(args)
     check_name(images, args.name, args.replace)
     if (args.smoke_code is None) != (args.smoke_stdout is None):
@@ -580,6 +601,7 @@ def cmd_list(args):
 
 
 def cmd_remove(args):
+    require_root()
     images = images_dir_of(args)
     if not NAME_RE.match(args.name):
         fail(f"pack name `{args.name}` must match {NAME_RE.pattern}")

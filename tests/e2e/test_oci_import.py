@@ -331,6 +331,20 @@ class OciImportTest(unittest.TestCase):
                                            layer)
                 self.assert_refused("bad", layout, says=["layer 1", f"member `{name}`", why])
 
+    def test_symlink_where_guest_pieces_go_is_refused_and_host_untouched(self):
+        """`var/cache -> /abs` is fine in a guest but finish-root.sh empties var/cache/ on the
+        host: the import refuses it rather than follow it."""
+        canary = os.path.join(self.tmp, "canary")
+        os.makedirs(canary, exist_ok=True)
+        with open(os.path.join(canary, "keep"), "w", encoding="utf-8") as f:
+            f.write("host file\n")
+        var = member("var", tarfile.DIRTYPE)
+        var.mode = 0o755
+        layer = tar_of((var, b""), (member("var/cache", tarfile.SYMTYPE, canary), b""))
+        layout = layout_with_layer(self.layout, os.path.join(self.tmp, "var-cache-link"), layer)
+        self.assert_refused("varlink", layout, says=["/var/cache is a symlink", canary])
+        self.assertTrue(os.path.exists(os.path.join(canary, "keep")))
+
     def test_absolute_symlinks_are_accepted_and_resolved_inside_the_root(self):
         packctl = import_lib("packctl")
         link = member("usr/bin/sh", tarfile.SYMTYPE, "/bin/busybox")
