@@ -176,10 +176,10 @@ class OciImportTest(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def pack(self, *args):
-        proc = run([EMBERCTL, "--addr", "127.0.0.1:1", "pack", *args, "--images", self.images],
+    def pack(self, *args, addr="127.0.0.1:1"):
+        """emberctl pack; addr: where it looks for a daemon to hint at (default: none there)."""
+        return run([EMBERCTL, "--addr", addr, "pack", *args, "--images", self.images],
                    timeout=IMPORT_TIMEOUT_S)
-        return proc
 
     def imported(self, name, *args):
         proc = self.pack("import", name, *args)
@@ -228,6 +228,10 @@ class OciImportTest(unittest.TestCase):
                 self.assertEqual(status, 200, body)
                 self.assertEqual(body["stdout"], "42\n1000\n/home/sandbox\n", body)
                 self.assertEqual(daemon.delete(sb["id"]), 204)
+            # A daemon answers: emberctl says it still serves the catalog it read.
+            proc = self.pack("remove", "bb-docker", addr=daemon.addr)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("still serves the catalog", proc.stderr)
         finally:
             daemon.stop()
 
@@ -236,8 +240,6 @@ class OciImportTest(unittest.TestCase):
         self.imported("bb-layout", "--oci", self.layout, "--replace", "--description", "again")
         self.assertEqual(self.catalog_entry("bb-layout")["description"], "again")
 
-        proc = self.pack("remove", "bb-docker")
-        self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertIsNone(self.catalog_entry("bb-docker"))
         self.assertFalse(os.path.exists(os.path.join(self.images, "packs/user/bb-docker.squashfs")))
         self.assertFalse(os.path.exists(os.path.join(self.images, "user-packs/bb-docker.json")))
@@ -279,6 +281,25 @@ class OciImportTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 0, out + err)
         self.assertIsNotNone(self.catalog_entry("locked"))
         self.assertEqual(self.pack("remove", "locked").returncode, 0)
+
+    def test_smoke_cli_passes_and_fails_with_a_clear_message(self):
+        """rootfs/lib/smoke.py as rootfs/build.sh calls it, on the built-in shell pack."""
+        entry = self.catalog_entry("shell")
+        entry_file = os.path.join(self.tmp, "shell-entry.json")
+        with open(entry_file, "w", encoding="utf-8") as f:
+            json.dump(entry, f)
+        base = [sys.executable, os.path.join(LIB, "smoke.py"), "--images", self.images,
+                "--entry", entry_file, "--squashfs", os.path.join(self.images, entry["image"])]
+        proc = run(base + ["--code", "echo $((6*7))", "--stdout", "42\n"],
+                   timeout=IMPORT_TIMEOUT_S)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("smoke: ok", proc.stdout)
+        proc = run(base + ["--code", "echo 41; echo oops >&2; exit 3", "--stdout", "42\n"],
+                   timeout=IMPORT_TIMEOUT_S)
+        self.assertEqual(proc.returncode, 1)
+        for text in ("smoke test failed", 'expected:  "42\\n"', 'got:       "41\\n"',
+                     "exit code: 3", "oops"):
+            self.assertIn(text, proc.stderr)
 
     def test_builtin_name_is_refused(self):
         self.assert_refused("shell", self.layout, says=["built-in pack"])
