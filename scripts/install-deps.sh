@@ -11,6 +11,7 @@ PACKAGES=(
 	bc bison flex libelf-dev xz-utils perl
 	python3 python3-jsonschema python3-yaml curl bubblewrap ca-certificates
 	nftables libnftables-dev iproute2 python3-pip
+	skopeo umoci busybox-static
 )
 
 missing=()

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "files.h"
+#include "pack.h"
 #include "util/cleanup.h"
 
 static enum opt_result set_body_string(const struct opt_spec *spec, const char *arg, void *ctl,
@@ -236,6 +237,10 @@ static const struct command commands[] = {
 	{ "kill", "ID PID [SIGNAL]", NULL, 0, 0, cmd_kill,
 	  "send SIGNAL (default TERM; a name or a number)" },
 	{ "packs", "", NULL, 0, 0, cmd_packs, "list language packs" },
+	{ "pack", "import|list|remove ...", NULL, 0, 2, cmd_pack,
+	  "add a user pack from an OCI image to the images\n"
+	  "directory, list or remove them (emberctl pack\n"
+	  "--help; docs/packs.md)" },
 	{ "health", "", NULL, 0, 0, cmd_health, "daemon status" },
 	{ "test", "", FLAGS(test_flags), 1, cmd_test,
 	  "create, inspect, exec, delete with assertions" },

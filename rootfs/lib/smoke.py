@@ -104,7 +104,8 @@ def smoke(images_dir, entry_path, squashfs, code, expected, boot=None):
     name = entry["name"]
     got_sha = sha256_of(squashfs)
     if entry.get("sha256") != got_sha:
-        raise SmokeError(f"{entry_path} says sha256 {entry.get('sha256')}, {squashfs} has {got_sha}")
+        raise SmokeError(f"{entry_path} says sha256 {entry.get('sha256')}, "
+                         f"{squashfs} has {got_sha}")
     ember_vm = find_ember_vm()
     staging = tempfile.mkdtemp(prefix="ember-smoke.")
     try:
