@@ -80,7 +80,10 @@ static const struct opt_spec import_flags[] = {
 	  .repeats = true,
 	  .help = "interpreter argv, one word per flag (default:\n"
 		  "the image's Entrypoint+Cmd); the code's file\n"
-		  "is appended" },
+		  "is appended (or the code: --code argument)" },
+	PASS("code", "MODE", "how code reaches the interpreter: `file`\n"
+			     "(default: the path of a file holding it) or\n"
+			     "`argument` (the code itself, for -c/-e argv)"),
 	PASS("description", "TEXT", "one line for GET /packs"),
 	NUMBER("memory-mib", 64, 65536, "guest memory; these five are the pack's\n"
 					   "defaults (unset: the shell pack's)"),

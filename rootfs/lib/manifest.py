@@ -309,7 +309,10 @@ def user_entries(images_dir, builtin_names):
         import userpacks  # pylint: disable=import-outside-toplevel
     except ImportError:
         return []
-    entries = userpacks.user_entries(images_dir)
+    try:
+        entries = userpacks.user_entries(images_dir)
+    except userpacks.manifest.PackError as e:  # that module's copy of this one when run as a script
+        raise PackError(str(e)) from None
     for entry in entries:
         if entry["name"] in builtin_names:
             raise PackError(f"user pack `{entry['name']}` has the name of a built-in pack; "

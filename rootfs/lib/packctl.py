@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 import time
 
-from manifest import DEFAULT_BOUNDS, NAME_RE, PackError, load_pack
+from manifest import CODE_MODES, DEFAULT_BOUNDS, NAME_RE, PackError, load_pack
 import smoke
 import userpacks
 
@@ -441,6 +441,7 @@ def make_entry(args, argv, sha):
         "image": userpacks.image_path(args.name),
         "sha256": sha,
         "interpreter": argv,
+        "code": args.code,
         "description": description[:200],
         "defaults": {key: defaults[key] for key in DEFAULT_BOUNDS},
     }
@@ -638,6 +639,7 @@ def parse_args(argv):
     imp.add_argument("--oci", required=True)
     imp.add_argument("--interpreter", action="append")
     imp.add_argument("--description")
+    imp.add_argument("--code", choices=CODE_MODES, default="file")
     for key in DEFAULT_BOUNDS:
         imp.add_argument("--" + key.replace("_", "-"), dest=key, type=int)
     imp.add_argument("--smoke-code")
@@ -654,8 +656,22 @@ def parse_args(argv):
     return ap.parse_args(argv)
 
 
+def joined_interpreter_words(argv):
+    """`--interpreter -c` as `--interpreter=-c`: argparse would take a word starting with `-`
+    for a flag of its own (emberctl has already checked the flags)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--interpreter" and i + 1 < len(argv):
+            out.append(f"--interpreter={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None):
-    args = parse_args(argv)
+    args = parse_args(joined_interpreter_words(sys.argv[1:] if argv is None else argv))
     run = {"import": cmd_import, "list": cmd_list, "remove": cmd_remove}[args.command]
     try:
         return run(args)

@@ -17,7 +17,7 @@ import manifest
 
 USER_DIR = "user-packs"
 USER_IMAGE_DIR = "packs/user"
-ENTRY_KEYS = ("name", "image", "sha256", "interpreter", "description", "defaults")
+ENTRY_KEYS = ("name", "image", "sha256", "interpreter", "code", "description", "defaults")
 ENTRY_MAX_BYTES = 64 * 1024  # an entry is a few hundred bytes; this only bounds a stray file
 
 
@@ -57,6 +57,9 @@ def validate_entry(entry, where):
             raise bad(f"interpreter[{i}]", "must be a non-empty string without NUL, <= 256 bytes")
     if not argv[0].startswith("/"):
         raise bad("interpreter[0]", f"must be an absolute path, got `{argv[0]}`")
+    if entry["code"] not in manifest.CODE_MODES:
+        raise bad("code", f"must be one of {', '.join(manifest.CODE_MODES)}, got "
+                          f"{json.dumps(entry['code'])}")
     desc = entry["description"]
     if not isinstance(desc, str) or not desc.strip() or len(desc) > 200 or "\n" in desc:
         raise bad("description", "must be one non-empty line of at most 200 characters")

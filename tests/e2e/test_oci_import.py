@@ -205,15 +205,19 @@ class OciImportTest(unittest.TestCase):
         proc = self.imported("bb-layout", "--oci", f"{self.layout}:latest")
         self.assertIn("smoke test in a VM", proc.stdout)
         self.assertIn("WorkingDir", proc.stdout)  # said not to be carried
+        # This one takes its code as `sh -c CODE`: the smoke test and the execs run that way.
         self.imported("bb-docker", "--oci", self.docker_tar, "--description", "busybox (docker)",
-                      "--memory-mib", "96")
+                      "--memory-mib", "96", "--interpreter", "/bin/sh", "--interpreter", "-c",
+                      "--code", "argument")
         entry = self.catalog_entry("bb-layout")
         self.assertEqual(entry["interpreter"], ["/bin/sh"])  # Cmd ["sh"] found on the image PATH
+        self.assertEqual(entry["code"], "file")
         self.assertEqual(entry["image"], "packs/user/bb-layout.squashfs")
         with open(os.path.join(self.images, "user-packs", "bb-layout.json"), encoding="utf-8") as f:
             self.assertEqual(json.load(f), entry)
         docker = self.catalog_entry("bb-docker")
         self.assertEqual(docker["defaults"]["memory_mib"], 96)
+        self.assertEqual((docker["interpreter"], docker["code"]), (["/bin/sh", "-c"], "argument"))
         self.assertEqual(docker["description"], "busybox (docker)")
         self.assertIsNotNone(self.catalog_entry("python"))  # the built-in packs stay
         listed = self.pack("list").stdout
