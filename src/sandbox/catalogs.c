@@ -55,7 +55,7 @@ int catalogs_reload(struct catalogs *c, bool need_vmlinux, struct catalog_diff *
 	if (diff->changes > 0 && c->count >= CATALOG_GENERATIONS_MAX) {
 		catalog_release(loaded);
 		free(loaded);
-		return ember_error_set(err, EMBER_E_CAPACITY, 0,
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
 				       "the catalog was reloaded with changes %d times since the "
 				       "daemon started: restart it to reload again",
 				       CATALOG_GENERATIONS_MAX - 1);

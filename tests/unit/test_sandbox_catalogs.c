@@ -168,7 +168,7 @@ static void reloads_stop_at_the_generation_cap(void **state)
 	}
 	write_manifest(im, "shell", (char)('1' + i % 2));
 	assert_int_equal(catalogs_reload(&c, false, &d, &next, &err), -1);
-	assert_int_equal(err->kind, EMBER_E_CAPACITY);
+	assert_int_equal(err->kind, EMBER_E_CONFLICT);
 	assert_non_null(strstr(err->message, "restart"));
 	ember_error_free(&err);
 	assert_ptr_equal(catalogs_current(&c), c.owned[CATALOG_GENERATIONS_MAX - 1]);

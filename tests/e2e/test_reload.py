@@ -1,0 +1,219 @@
+"""End-to-end tests of issue 14's catalog reload (docs/api.md `POST /packs/reload`,
+docs/operations.md "Reloading the catalog"): packs.json is read again on SIGHUP or
+POST /packs/reload, without a restart.
+
+Each class runs a daemon on an images directory of its own: symlinks to the kernel, initramfs
+and pack images of $IMAGES_DIR, and a packs.json the test writes.
+
+- ReloadTest: one daemon, no snapshots; added packs can be created, a removed pack refuses new
+  sandboxes while its live one keeps running exec, a changed pack (another image) is created from
+  the new image, a broken or incomplete packs.json changes nothing, a reload without changes
+  changes nothing.
+- ReloadPoolTest: with a warm pool, a changed pack's pooled clone is given back and the pool is
+  filled again from the new template; a removed pack's pool is drained.
+- ReloadRestartTest: a sandbox of a retired pack does not survive a restart (the new daemon only
+  knows the catalog in force; it is cleaned with a log line naming the pack).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def real_catalog():
+    with open(os.path.join(harness.IMAGES_DIR, "packs.json")) as f:
+        return json.load(f)
+
+
+class Images:
+    """A private images directory: the real files by symlink, packs.json written by the test."""
+
+    def __init__(self):
+        self.real = real_catalog()
+        self.dir = tempfile.mkdtemp(prefix="emreload.", dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        for rel in (self.real["kernel"]["bzimage"], self.real["kernel"]["vmlinux"],
+                    self.real["initramfs"], *[p["image"] for p in self.real["packs"]]):
+            os.makedirs(os.path.join(self.dir, os.path.dirname(rel)), exist_ok=True)
+            os.symlink(os.path.join(harness.IMAGES_DIR, rel), os.path.join(self.dir, rel))
+        self.packs = {p["name"]: p for p in self.real["packs"]}
+
+    def write(self, packs):
+        """packs: names of real packs, or whole pack objects."""
+        manifest = dict(self.real)
+        manifest["packs"] = [self.packs[p] if isinstance(p, str) else p for p in packs]
+        tmp = os.path.join(self.dir, "packs.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(manifest, f, indent=2)
+        os.rename(tmp, os.path.join(self.dir, "packs.json"))
+
+    def write_raw(self, text):
+        with open(os.path.join(self.dir, "packs.json"), "w") as f:
+            f.write(text)
+
+    def changed(self, name):
+        """The pack with another image: a copy of its squashfs with 4 KiB of padding appended
+        (the kernel reads a squashfs up to its superblock's bytes_used), so another sha256."""
+        pack = dict(self.packs[name])
+        rel = f"packs/{name}-v2.squashfs"
+        path = os.path.join(self.dir, rel)
+        shutil.copyfile(os.path.join(harness.IMAGES_DIR, pack["image"]), path)
+        with open(path, "ab") as f:
+            f.write(b"\0" * 4096)
+        with open(path, "rb") as f:
+            pack["sha256"] = hashlib.sha256(f.read()).hexdigest()
+        pack["image"] = rel
+        return pack
+
+    def remove(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pack_names(d):
+    status, body, _ = d.request("GET", "/packs")
+    assert status == 200, body
+    return [p["name"] for p in body["packs"]]
+
+
+def reload(d, expect=200):
+    status, body, _ = d.request("POST", "/packs/reload")
+    if status != expect:
+        raise AssertionError(f"POST /packs/reload: {status} {body}")
+    return body
+
+
+def sighup(d, count):
+    """SIGHUP and wait for its log line (the count-th reload summary of this daemon)."""
+    d.proc.send_signal(signal.SIGHUP)
+    return harness.wait_for(
+        lambda: (lines := [ln for ln in d.read_log().splitlines()
+                           if "daemon.reloaded" in ln or "daemon.reload_failed" in ln])
+        and len(lines) >= count and lines[count - 1], 120, f"SIGHUP reload #{count}")
+
+
+class ReloadTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.images = Images()
+        cls.images.write(["shell"])
+        try:
+            cls.d = harness.Daemon("--images", cls.images.dir, "--no-snapshots")
+        except Exception:
+            cls.images.remove()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            cls.images.remove()
+
+    def setUp(self):
+        self.images.write(["shell"])
+        reload(self.d)
+
+    def test_reload_adds_and_retires_packs_with_live_sandboxes_untouched(self):
+        d = self.d
+        self.assertEqual(pack_names(d), ["shell"])
+        status, body, _ = d.request("POST", "/sandboxes", {"language_pack": "python"})
+        self.assertEqual(status, 400, body)
+        self.assertIn("unknown language_pack `python`", body["error"]["message"])
+
+        # Added over HTTP.
+        self.images.write(["shell", "python"])
+        summary = reload(d)
+        self.assertEqual(summary["added"], ["python"])
+        self.assertEqual(summary["unchanged"], ["shell"])
+        self.assertEqual((summary["removed"], summary["changed"]), ([], []))
+        self.assertEqual([p["name"] for p in summary["packs"]], ["shell", "python"])
+        self.assertEqual(pack_names(d), ["shell", "python"])
+
+        shell = d.create(language_pack="shell")
+        status, out, _ = d.exec(shell["id"], "echo before")
+        self.assertEqual((status, out["stdout"]), (200, "before\n"))
+
+        # Retired by SIGHUP while the shell sandbox lives.
+        self.images.write(["python"])
+        line = sighup(d, 1)
+        self.assertIn("removed=[shell]", line)
+        self.assertIn("unchanged=[python]", line)
+        self.assertEqual(pack_names(d), ["python"])
+        status, body, _ = d.request("POST", "/sandboxes", {"language_pack": "shell"})
+        self.assertEqual(status, 400, body)
+        self.assertIn("unknown language_pack `shell`", body["error"]["message"])
+        self.assertIn("available packs: python", body["error"]["message"])
+        status, out, _ = d.exec(shell["id"], "echo after")
+        self.assertEqual((status, out["stdout"]), (200, "after\n"))
+        status, got, _ = d.request("GET", f"/sandboxes/{shell['id']}")
+        self.assertEqual((status, got["language_pack"]), (200, "shell"))
+
+        py = d.create(language_pack="python")
+        status, out, _ = d.exec(py["id"], "print(6*7)")
+        self.assertEqual((status, out["stdout"]), (200, "42\n"))
+        self.assertEqual(d.delete(py["id"]), 204)
+        self.assertEqual(d.delete(shell["id"]), 204)
+
+    def test_changed_pack_is_created_from_its_new_image(self):
+        d = self.d
+        pack = self.images.changed("shell")
+        self.images.write([pack])
+        summary = reload(d)
+        self.assertEqual(summary["changed"], ["shell"])
+        status, body, _ = d.request("GET", "/packs")
+        self.assertEqual(body["packs"][0]["sha256"], pack["sha256"])
+        sb = d.create(language_pack="shell")
+        status, out, _ = d.exec(sb["id"], "echo changed")
+        self.assertEqual((status, out["stdout"]), (200, "changed\n"))
+        cmdline = ""
+        for pid in d.vmm_pids():
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline += f.read().replace(b"\0", b" ").decode()
+        self.assertIn("shell-v2.squashfs", cmdline)
+        self.assertEqual(d.delete(sb["id"]), 204)
+
+    def test_a_broken_catalog_changes_nothing(self):
+        d = self.d
+        self.images.write_raw('{"version": 1, "packs": [')
+        body = reload(d, expect=400)
+        self.assertIn("packs.json", body["error"]["message"])
+        self.assertEqual(pack_names(d), ["shell"])
+        # A pack whose image is not there.
+        missing = dict(self.images.packs["python"], name="ghost", image="packs/ghost.squashfs")
+        self.images.write(["shell", missing])
+        status, body, _ = d.request("POST", "/packs/reload")
+        self.assertIn(status, (400, 500), body)
+        self.assertIn("ghost", body["error"]["message"])
+        self.assertEqual(pack_names(d), ["shell"])
+        # A new kernel needs a restart.
+        self.images.write(["shell"])
+        with open(os.path.join(self.images.dir, "packs.json")) as f:
+            manifest = json.load(f)
+        manifest["kernel"]["bzimage"] = manifest["kernel"]["vmlinux"]
+        self.images.write_raw(json.dumps(manifest))
+        body = reload(d, expect=400)
+        self.assertIn("restart the daemon", body["error"]["message"])
+        # By SIGHUP: logged, nothing changes.
+        self.images.write_raw("not json")
+        line = sighup(d, 1 + sum("daemon.re" in ln for ln in d.read_log().splitlines()
+                                 if "SIGHUP" in ln))
+        self.assertIn("reload_failed", line)
+        self.assertEqual(pack_names(d), ["shell"])
+
+    def test_a_reload_without_changes_changes_nothing(self):
+        summary = reload(self.d)
+        self.assertEqual(summary["unchanged"], ["shell"])
+        self.assertEqual((summary["added"], summary["removed"], summary["changed"]),
+                         ([], [], []))
+
+
+if __name__ == "__main__":
+    unittest.main()
