@@ -619,6 +619,17 @@ static struct template *find_locked(struct template_store *st, const char *key)
 	return NULL;
 }
 
+static struct template *find_superseded_locked(struct template_store *st, const char *key)
+{
+	struct template *t;
+
+	for (t = st->list; t != NULL; t = t->next) {
+		if (strcmp(t->key, key) == 0 && t->superseded && !t->discarded)
+			return t;
+	}
+	return NULL;
+}
+
 static unsigned live_count_locked(const struct template_store *st)
 {
 	const struct template *t;
@@ -680,7 +691,19 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 					  old->key);
 			}
 		}
+		/* Inputs changed back (a catalog reload to the previous image) while the template
+		 * of this key is still here: it is in use again. A second entry of one key would
+		 * build into the same directory and VM id as the first. */
+		t = find_superseded_locked(st, key);
+		if (t != NULL) {
+			t->superseded = false;
+			log_event(LOG_INFO, NULL, "template.revived", -1,
+				  "pack=%s key=%.16s: its inputs are in force again",
+				  shape->pack->name, t->key);
+		}
 		collect_locked(st);
+	}
+	if (t == NULL) {
 		if (!make_room_locked(st))
 			return NULL; /* every template is in use: this shape boots cold */
 		t = calloc(1, sizeof(*t));

@@ -22,6 +22,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -213,6 +215,148 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(summary["unchanged"], ["shell"])
         self.assertEqual((summary["added"], summary["removed"], summary["changed"]),
                          ([], [], []))
+
+
+class ReloadPoolTest(unittest.TestCase):
+    """--pool-size 1 with snapshots: the pool follows the catalog in force."""
+
+    def test_pool_follows_changed_and_removed_packs(self):
+        images = Images()
+        images.write(["shell"])
+        d = None
+        try:
+            d = harness.Daemon("--images", images.dir, "--pool-size", "1")
+            d.wait_health(lambda h: h["pool"]["ready_by_pack"] == {"shell": 1}, 600,
+                          "a pooled shell clone")
+
+            pack = images.changed("shell")
+            images.write([pack])
+            self.assertEqual(reload(d)["changed"], ["shell"])
+            # The old clone was given back before the reload answered.
+            self.assertIn("its pack was removed or changed by a catalog reload", d.read_log())
+            d.wait_health(lambda h: h["pool"]["ready_by_pack"] == {"shell": 1}, 600,
+                          "a pooled clone of the changed shell pack")
+            log = d.read_log()
+            self.assertIn("template.superseded", log)
+            self.assertIn("pack=shell", log[log.index("template.superseded"):])
+            sb = d.create(language_pack="shell")
+            status, out, _ = d.exec(sb["id"], "echo pooled")
+            self.assertEqual((status, out["stdout"]), (200, "pooled\n"))
+            self.assertEqual(d.delete(sb["id"]), 204)
+
+            # Retired: its pool is drained, nothing refills it.
+            images.write(["python"])
+            self.assertEqual(reload(d)["removed"], ["shell"])
+            pool = d.request("GET", "/healthz")[1]["pool"]
+            self.assertNotIn("shell", pool["ready_by_pack"])
+            self.assertEqual(pool["ready"], sum(pool["ready_by_pack"].values()))
+        finally:
+            if d is not None:
+                d.stop()
+            images.remove()
+
+
+class ReloadRestartTest(unittest.TestCase):
+    """A sandbox of a pack a reload retired is cleaned by the next daemon, which knows only
+    the catalog in force (docs/operations.md)."""
+
+    def test_a_retired_packs_sandbox_is_cleaned_at_restart(self):
+        images = Images()
+        images.write(["shell", "python"])
+        args = ("--images", images.dir, "--no-snapshots", "--keep-sandboxes")
+        d1 = d2 = None
+        try:
+            d1 = harness.Daemon(*args)
+            gone = d1.create(language_pack="shell")
+            images.write(["python"])
+            self.assertEqual(reload(d1)["removed"], ["shell"])
+            status, out, _ = d1.exec(gone["id"], "echo still")
+            self.assertEqual((status, out["stdout"]), (200, "still\n"))
+            self.assertEqual(d1.sigterm(), 0)
+            d2 = harness.Daemon(*args, reuse=d1)
+            self.assertEqual(d2.request("GET", f"/sandboxes/{gone['id']}")[0], 404)
+            self.assertIn("pack `shell` is no longer installed", d2.read_log())
+        except Exception:
+            if d1 is not None and d2 is None:
+                d1.stop(check=False)
+            raise
+        finally:
+            if d2 is not None:
+                d2.stop()
+            images.remove()
+
+
+class ReloadTsanTest(unittest.TestCase):
+    """The ThreadSanitizer daemon (make tsan-bins) under the fake Firecracker with a warm pool:
+    clients create, exec and delete shell sandboxes while another thread reloads a catalog that
+    alternates between two generations (shell changed, python added and removed) and reads
+    GET /packs and /healthz. Any data race fails the test with TSan's report."""
+    RELOADS = 40  # below the 63 a daemon allows (CATALOG_GENERATIONS_MAX)
+    CLIENTS = 3
+
+    def test_reloads_race_free_with_creates_and_the_pool(self):
+        binary = os.path.join(harness.REPO, "build", "tsan", "bin", "emberd")
+        if not os.path.exists(binary):
+            self.fail(f"{binary} is missing: run `make tsan-bins`")
+        images = Images()
+        changed = images.changed("shell")
+        images.write(["shell", "python"])
+        d = harness.Daemon("--images", images.dir, "--vmm", "firecracker", "--firecracker-bin",
+                           os.path.join(harness.REPO, "tests", "fakes", "firecracker"),
+                           "--pool-size", "1", "--max-sandboxes", "12", binary=binary,
+                           env={"TSAN_OPTIONS": "halt_on_error=0 exitcode=0"})
+        errors, cycles, reloads = [], [], []
+        done = threading.Event()
+
+        def client():
+            while not done.is_set():
+                try:
+                    sb = d.create(language_pack="shell")
+                    status, out, _ = d.exec(sb["id"], "echo ok")
+                    if status != 200:
+                        errors.append(f"exec: {status} {out}")
+                    if d.delete(sb["id"]) != 204:
+                        errors.append("delete failed")
+                    cycles.append(1)
+                except Exception as e:  # noqa: BLE001 (reported below)
+                    errors.append(repr(e))
+
+        def reloader():
+            try:
+                for i in range(self.RELOADS):
+                    images.write([changed] if i % 2 == 0 else ["shell", "python"])
+                    summary = reload(d)
+                    if summary["changed"] != ["shell"]:
+                        errors.append(f"reload {i}: {summary}")
+                    pack_names(d)
+                    d.request("GET", "/healthz")
+                    reloads.append(1)
+                    time.sleep(0.5)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            finally:
+                done.set()
+
+        threads = [threading.Thread(target=client) for _ in range(self.CLIENTS)]
+        threads.append(threading.Thread(target=reloader))
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            log = d.read_log()
+            self.assertEqual([ln for ln in log.splitlines() if "ThreadSanitizer" in ln], [],
+                             log[-12000:])
+            self.assertEqual(errors, [])
+            self.assertEqual(len(reloads), self.RELOADS)
+            self.assertGreater(len(cycles), 0)
+            print(f"\n{type(self).__name__}: {len(reloads)} reloads alongside {len(cycles)} "
+                  "create/exec/delete cycles", file=sys.stderr)
+        finally:
+            done.set()
+            problems = d.stop(check=False)
+            images.remove()
+        self.assertEqual(problems, [])
 
 
 if __name__ == "__main__":
