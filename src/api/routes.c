@@ -195,8 +195,7 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 	if (body != NULL) {
 		pool = json_object_get(body, "pool");
 		by_pack = json_object();
-		for (i = 0; by_pack != NULL && st.pool_catalog != NULL &&
-			    i < st.pool_catalog->count; i++)
+		for (i = 0; by_pack != NULL && i < st.pool_catalog->count; i++)
 			json_object_set_new(by_pack, st.pool_catalog->packs[i].name,
 					    json_integer(st.pool_ready_by_pack[i]));
 		json_object_set_new(pool, "ready_by_pack", by_pack);

@@ -1869,6 +1869,7 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	stats->max_sandboxes_derived = m->max_derived;
 	memory_stats(m, stats);
 	stats->pool_size = m->cfg.pool_size;
+	stats->pool_catalog = manager_catalog(m); /* every pack at 0 without a pool */
 	if (m->pool != NULL) {
 		struct pool_stats ps;
 
