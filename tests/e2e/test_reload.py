@@ -9,8 +9,10 @@ and pack images of $IMAGES_DIR, and a packs.json the test writes.
   sandboxes while its live one keeps running exec, a changed pack (another image) is created from
   the new image, a broken or incomplete packs.json changes nothing, a reload without changes
   changes nothing.
+- ReloadAuthTest: with --auth-token-file a reload needs the token.
 - ReloadPoolTest: with a warm pool, a changed pack's pooled clone is given back and the pool is
   filled again from the new template; a removed pack's pool is drained.
+- ReloadTsanTest: the ThreadSanitizer daemon, reloads alongside creates and the pool.
 - ReloadRestartTest: a sandbox of a retired pack does not survive a restart (the new daemon only
   knows the catalog in force; it is cleaned with a log line naming the pack).
 """
@@ -92,13 +94,16 @@ def reload(d, expect=200):
     return body
 
 
-def sighup(d, count):
-    """SIGHUP and wait for its log line (the count-th reload summary of this daemon)."""
+def sighup(d):
+    """SIGHUP; returns the log line of its outcome (reloaded or reload_failed)."""
+    def outcomes():
+        return [ln for ln in d.read_log().splitlines()
+                if "daemon.reloaded" in ln or "daemon.reload_failed" in ln]
+
+    before = len(outcomes())
     d.proc.send_signal(signal.SIGHUP)
-    return harness.wait_for(
-        lambda: (lines := [ln for ln in d.read_log().splitlines()
-                           if "daemon.reloaded" in ln or "daemon.reload_failed" in ln])
-        and len(lines) >= count and lines[count - 1], 120, f"SIGHUP reload #{count}")
+    return harness.wait_for(lambda: outcomes()[before:] and outcomes()[before], 120,
+                            "the outcome of a SIGHUP")
 
 
 class ReloadTest(unittest.TestCase):
@@ -145,7 +150,7 @@ class ReloadTest(unittest.TestCase):
 
         # Retired by SIGHUP while the shell sandbox lives.
         self.images.write(["python"])
-        line = sighup(d, 1)
+        line = sighup(d)
         self.assertIn("removed=[shell]", line)
         self.assertIn("unchanged=[python]", line)
         self.assertEqual(pack_names(d), ["python"])
@@ -205,8 +210,7 @@ class ReloadTest(unittest.TestCase):
         self.assertIn("restart the daemon", body["error"]["message"])
         # By SIGHUP: logged, nothing changes.
         self.images.write_raw("not json")
-        line = sighup(d, 1 + sum("daemon.re" in ln for ln in d.read_log().splitlines()
-                                 if "SIGHUP" in ln))
+        line = sighup(d)
         self.assertIn("reload_failed", line)
         self.assertEqual(pack_names(d), ["shell"])
 
@@ -215,6 +219,36 @@ class ReloadTest(unittest.TestCase):
         self.assertEqual(summary["unchanged"], ["shell"])
         self.assertEqual((summary["added"], summary["removed"], summary["changed"]),
                          ([], [], []))
+
+
+class ReloadAuthTest(unittest.TestCase):
+    """With --auth-token-file, a reload needs the token like every route."""
+
+    def test_reload_needs_the_token(self):
+        images = Images()
+        images.write(["shell"])
+        token = "reload-token-0123456789abcdef"
+        token_file = os.path.join(images.dir, "token")
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        os.chmod(token_file, 0o600)
+        d = None
+        try:
+            d = harness.Daemon("--images", images.dir, "--no-snapshots", "--auth-token-file",
+                               token_file)
+            images.write(["shell", "python"])
+            status, body, _ = d.request("POST", "/packs/reload")
+            self.assertEqual(status, 401, body)
+            status, body, _ = d.request("GET", "/packs",
+                                        headers={"Authorization": f"Bearer {token}"})
+            self.assertEqual([p["name"] for p in body["packs"]], ["shell"])
+            status, body, _ = d.request("POST", "/packs/reload",
+                                        headers={"Authorization": f"Bearer {token}"})
+            self.assertEqual((status, body["added"]), (200, ["python"]))
+        finally:
+            if d is not None:
+                d.stop()
+            images.remove()
 
 
 class ReloadPoolTest(unittest.TestCase):
