@@ -14,6 +14,7 @@
 #include "api/server.h"
 #include "options.h"
 #include "sandbox/catalog.h"
+#include "sandbox/catalogdiff.h"
 #include "sandbox/manager.h"
 #include "util/fdio.h"
 #include "util/log.h"
@@ -139,8 +140,7 @@ static int start_server(struct daemon *d, struct ember_error **err)
 {
 	const struct api_server_config *api = &d->o.api;
 
-	d->ctx = (struct api_context){ .manager = d->manager, .catalog = &d->cat,
-				       .driver = d->driver, .vmm_selection_reason = d->vmm_reason,
+	d->ctx = (struct api_context){ .manager = d->manager, .driver = d->driver, .vmm_selection_reason = d->vmm_reason,
 				       .started_mono_ms = time_mono_ms() };
 	if (api_server_start(api, &d->ctx, &d->server, err) < 0)
 		return -1;
@@ -167,13 +167,50 @@ static int start_daemon(struct daemon *d, struct ember_error **err)
 	return 0;
 }
 
-/* Serves until SIGTERM or SIGINT (SIGHUP is logged and ignored); returns the signal. */
+/* SIGHUP: packs.json read again, as POST /packs/reload does; the outcome is logged. */
+static void reload_catalog(struct daemon *d)
+{
+	struct catalog_diff diff;
+	struct ember_error *err = NULL;
+	char text[2048];
+	size_t i, used = 0;
+	int c;
+
+	if (manager_reload(d->manager, &diff, &err) < 0) {
+		log_event(LOG_WARN, NULL, "daemon.reload_failed", -1, "SIGHUP: %s; the catalog in "
+			  "force is unchanged", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	text[0] = '\0';
+	for (c = CATALOG_ADDED; c <= CATALOG_UNCHANGED; c++) {
+		const char *sep = "";
+
+		used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s=[", c > 0 ? " " : "",
+					 catalog_change_name((enum catalog_change)c));
+		for (i = 0; i < diff.count && used < sizeof(text); i++) {
+			if ((int)diff.packs[i].change != c)
+				continue;
+			used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", sep,
+						 diff.packs[i].name);
+			sep = ",";
+		}
+		if (used < sizeof(text))
+			used += (size_t)snprintf(text + used, sizeof(text) - used, "]");
+		if (used >= sizeof(text))
+			break;
+	}
+	log_event(LOG_INFO, NULL, "daemon.reloaded", -1, "SIGHUP: catalog %s: %s",
+		  diff.changes > 0 ? "reloaded" : "unchanged", text);
+}
+
+/* Serves until SIGTERM or SIGINT (SIGHUP reloads the catalog); returns the signal. */
 static int serve(struct daemon *d)
 {
 	int sig = 0;
 
 	while (sigwait(&d->signals, &sig) == 0 && sig == SIGHUP)
-		log_event(LOG_INFO, NULL, "daemon.sighup", -1, "ignored (no reloadable config)");
+		reload_catalog(d);
 	return sig;
 }
 

@@ -157,6 +157,27 @@ json_t *api_encode_pack(const struct pack *pack)
 			 "overlay_mib", (int)pack->defaults.overlay_mib);
 }
 
+json_t *api_encode_catalog_diff(const struct catalog_diff *diff)
+{
+	static const enum catalog_change order[] = { CATALOG_ADDED, CATALOG_REMOVED,
+						     CATALOG_CHANGED, CATALOG_UNCHANGED };
+	_cleanup_json_ json_t *obj = json_object();
+	size_t c, i;
+
+	for (c = 0; obj != NULL && c < sizeof(order) / sizeof(order[0]); c++) {
+		json_t *names = json_array();
+
+		for (i = 0; names != NULL && i < diff->count; i++) {
+			if (diff->packs[i].change == order[c])
+				json_array_append_new(names, json_string(diff->packs[i].name));
+		}
+		if (names == NULL || json_object_set_new(obj, catalog_change_name(order[c]),
+							 names) < 0)
+			return NULL;
+	}
+	return steal_pointer(&obj);
+}
+
 json_t *api_encode_background(const struct procs_info *info)
 {
 	_cleanup_json_ json_t *obj = json_pack(

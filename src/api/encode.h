@@ -10,6 +10,7 @@
 
 #include "channel/channel.h"
 #include "sandbox/catalog.h"
+#include "sandbox/catalogdiff.h"
 #include "sandbox/manager.h"
 #include "util/error.h"
 
@@ -23,6 +24,8 @@ json_t *api_encode_exit(const struct proto_exit *exit);
 json_t *api_encode_context(const struct sandbox_context *context);
 json_t *api_encode_error(const char *code, const char *message);
 json_t *api_encode_pack(const struct pack *pack);
+/* {"added":[..],"removed":[..],"changed":[..],"unchanged":[..]}: what a reload did. */
+json_t *api_encode_catalog_diff(const struct catalog_diff *diff);
 /* {"processes": [{pid, ppid, uid, state, comm}, ...]} */
 json_t *api_encode_processes(const struct proto_process *procs, size_t count);
 /* A background process: pid, state, tag, times, stdin_open, byte counts, and once it exited the

@@ -195,8 +195,8 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 	if (body != NULL) {
 		pool = json_object_get(body, "pool");
 		by_pack = json_object();
-		for (i = 0; by_pack != NULL && i < ctx->catalog->count; i++)
-			json_object_set_new(by_pack, ctx->catalog->packs[i].name,
+		for (i = 0; by_pack != NULL && i < st.pool_catalog->count; i++)
+			json_object_set_new(by_pack, st.pool_catalog->packs[i].name,
 					    json_integer(st.pool_ready_by_pack[i]));
 		json_object_set_new(pool, "ready_by_pack", by_pack);
 		json_object_set_new(pool, "size_per_pack", json_integer(st.pool_size));
@@ -204,17 +204,45 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 	respond_json(resp, 200, steal_pointer(&body));
 }
 
-static void handle_packs(struct api_context *ctx, const struct api_request *req,
-			 struct api_response *resp)
+/* The packs of the catalog in force (a generation stays valid after a reload replaced it). */
+static json_t *packs_json(struct api_context *ctx)
 {
+	const struct catalog *catalog = manager_catalog(ctx->manager);
 	json_t *arr = json_array();
 	size_t i;
 
+	for (i = 0; arr != NULL && i < catalog->count; i++)
+		json_array_append_new(arr, api_encode_pack(&catalog->packs[i]));
+	return arr;
+}
+
+static void handle_packs(struct api_context *ctx, const struct api_request *req,
+			 struct api_response *resp)
+{
+	json_t *arr = packs_json(ctx);
+
 	(void)req;
-	for (i = 0; arr != NULL && i < ctx->catalog->count; i++)
-		json_array_append_new(arr, api_encode_pack(&ctx->catalog->packs[i]));
 	/* "o" takes arr, also when json_pack fails. */
 	respond_json(resp, 200, arr != NULL ? json_pack("{s:o}", "packs", arr) : NULL);
+}
+
+/* POST /packs/reload: packs.json read again; what changed, and the packs now in force. */
+static void handle_packs_reload(struct api_context *ctx, const struct api_request *req,
+				struct api_response *resp)
+{
+	struct catalog_diff diff;
+	struct ember_error *err = NULL;
+	json_t *body;
+
+	(void)req;
+	if (manager_reload(ctx->manager, &diff, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	body = api_encode_catalog_diff(&diff);
+	if (body != NULL)
+		json_object_set_new(body, "packs", packs_json(ctx));
+	respond_json(resp, 200, body);
 }
 
 /* The sandbox object: its info, and its network as the manager tells it now (a sandbox gone
@@ -891,6 +919,7 @@ static void handle_network(struct api_context *ctx, const struct api_request *re
 static const struct route routes[] = {
 	{ "GET", "/healthz", handle_healthz },
 	{ "GET", "/packs", handle_packs },
+	{ "POST", "/packs/reload", handle_packs_reload },
 	{ "GET", "/sandboxes", handle_list },
 	{ "POST", "/sandboxes", handle_create },
 	{ "GET", "/sandboxes/{id}", handle_get },

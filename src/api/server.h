@@ -44,8 +44,7 @@ struct api_server_config {
 
 /* What the routes need; borrowed for the server's lifetime. */
 struct api_context {
-	struct manager *manager;
-	const struct catalog *catalog;
+	struct manager *manager;          /* also the catalog in force (manager_catalog) */
 	struct vmm_driver *driver;
 	const char *vmm_selection_reason;
 	int64_t started_mono_ms;

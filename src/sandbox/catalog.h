@@ -1,6 +1,7 @@
 /* catalog.h - the image catalog: kernel, initramfs and language packs described by
- * $IMAGES_DIR/packs.json (written by rootfs/build.sh). Loaded by the daemon at startup and by
- * ember-vm; read by the manager and the template store. The parser is strict and bounded
+ * $IMAGES_DIR/packs.json (written by rootfs/build.sh). Loaded by the daemon at startup (and
+ * again on each reload, sandbox/catalogs.h) and by ember-vm; read by the manager and the
+ * template store. The parser is strict and bounded
  * (fuzzed): a bad manifest stops startup with a message naming the field, it is never
  * half-loaded, and a path in it never points outside the images directory.
  * Ownership: a struct catalog owns its strings and packs (catalog_release frees them); everyone

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sandbox/catalogs.h"
 #include "sandbox/headroom.h"
 #include "sandbox/pool.h"
 #include "sandbox/record.h"
@@ -48,7 +49,10 @@
 struct manager {
 	struct manager_config cfg;
 	char run_dir[PATH_MAX];
-	const struct catalog *catalog;
+	struct catalogs catalogs;         /* the generation in force: manager_catalog() */
+	/* Serialises reloads (taken before lock, never inside it): the catalog swap, the pool's
+	 * switch and the prewarms of one reload happen before the next reload reads anything. */
+	pthread_mutex_t reload_lock;
 	struct vmm_driver *driver;
 	struct template_store *templates; /* NULL: no snapshots (disabled or unsupported) */
 	struct pool *pool;                /* NULL: no warm pool; its state is its own */
@@ -557,7 +561,7 @@ static const struct pack *default_pack(const struct catalog *catalog)
  * the most a sandbox of the default pack's shape can take (logged; 16 when unknown). */
 static void derive_max_sandboxes(struct manager *m)
 {
-	const struct pack *pack = default_pack(m->catalog);
+	const struct pack *pack = default_pack(manager_catalog(m));
 	struct headroom_sample s;
 	uint64_t reserve, cost, fit;
 
@@ -749,7 +753,7 @@ static void open_templates(struct manager *m)
 	if (!m->cfg.snapshots || !vmm_driver_can_snapshot(m->driver))
 		return;
 	snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
-	if (template_store_create(dir, m->catalog, m->driver, m->cfg.boot_timeout_ms, &limits,
+	if (template_store_create(dir, manager_catalog(m), m->driver, m->cfg.boot_timeout_ms, &limits,
 				  &m->templates, &err) < 0) {
 		log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
 			  err->message);
@@ -767,7 +771,7 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	m->cfg = *cfg;
 	snprintf(m->run_dir, sizeof(m->run_dir), "%s", cfg->run_dir);
 	m->cfg.run_dir = m->run_dir;
-	m->catalog = catalog;
+	catalogs_init(&m->catalogs, catalog);
 	m->driver = driver;
 	m->tcg = strcmp(vmm_driver_accel_name(driver), "tcg") == 0;
 	derive_max_sandboxes(m);
@@ -783,9 +787,11 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	if (m->templates != NULL && cfg->pool_size > 0 &&
 	    pool_create(catalog, cfg->pool_size, &manager_pool_ops, m, &m->pool, err) < 0) {
 		template_store_free(m->templates, true);
+		catalogs_release(&m->catalogs);
 		return -1;
 	}
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->reload_lock, NULL);
 	pthread_mutex_init(&m->record_lock, NULL);
 	cond_init_monotonic(&m->cond);
 	if (pthread_create(&m->reaper, NULL, reaper_main, m) != 0) {
@@ -793,32 +799,69 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		template_store_free(m->templates, true);
 		pthread_mutex_destroy(&m->lock);
 		pthread_mutex_destroy(&m->record_lock);
+		pthread_mutex_destroy(&m->reload_lock);
 		pthread_cond_destroy(&m->cond);
+		catalogs_release(&m->catalogs);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
 	}
 	*out = steal_pointer(&m);
 	return 0;
 }
 
+const struct catalog *manager_catalog(struct manager *m)
+{
+	return catalogs_current(&m->catalogs);
+}
+
+/* Builds (or loads) the template of pack's default shape in the background, with --prewarm. */
+static void prewarm_pack(struct manager *m, const struct pack *pack)
+{
+	struct template_shape shape = {
+		.pack = pack,
+		.vcpus = pack->defaults.vcpus,
+		.memory_mib = pack->defaults.memory_mib,
+		.overlay_mib = pack->defaults.overlay_mib,
+	};
+
+	if (m->templates != NULL && m->cfg.prewarm)
+		template_prewarm(m->templates, &shape);
+}
+
 void manager_start_background(struct manager *m)
 {
-	const struct catalog *catalog = m->catalog;
+	const struct catalog *catalog = manager_catalog(m);
 	size_t i;
 
 	if (m->templates == NULL)
 		return;
-	for (i = 0; m->cfg.prewarm && i < catalog->count; i++) {
-		struct template_shape shape = {
-			.pack = &catalog->packs[i],
-			.vcpus = catalog->packs[i].defaults.vcpus,
-			.memory_mib = catalog->packs[i].defaults.memory_mib,
-			.overlay_mib = catalog->packs[i].defaults.overlay_mib,
-		};
-
-		template_prewarm(m->templates, &shape);
-	}
+	for (i = 0; i < catalog->count; i++)
+		prewarm_pack(m, &catalog->packs[i]);
 	if (m->pool != NULL)
 		pool_start(m->pool);
+}
+
+int manager_reload(struct manager *m, struct catalog_diff *diff, struct ember_error **err)
+{
+	const struct catalog *next;
+	size_t i;
+	int ret;
+
+	pthread_mutex_lock(&m->reload_lock);
+	ret = catalogs_reload(&m->catalogs, strcmp(vmm_driver_name(m->driver), "firecracker") == 0,
+			      diff, &next, err);
+	if (ret == 0 && diff->changes > 0) {
+		/* Sandboxes keep the pack of the generation they were made from; only the pool
+		 * and new creates move to the new one. */
+		if (m->pool != NULL)
+			pool_set_catalog(m->pool, next);
+		for (i = 0; i < diff->count; i++) {
+			if (diff->packs[i].change == CATALOG_ADDED ||
+			    diff->packs[i].change == CATALOG_CHANGED)
+				prewarm_pack(m, catalog_find(next, diff->packs[i].name));
+		}
+	}
+	pthread_mutex_unlock(&m->reload_lock);
+	return ret;
 }
 
 static void adopt_recovered(void *ctx, struct sandbox *sb)
@@ -857,7 +900,7 @@ static void sweep_networks(struct manager *m)
 
 void manager_recover(struct manager *m, struct manager_recovery *out)
 {
-	struct recover_env env = { .run_dir = m->run_dir, .catalog = m->catalog,
+	struct recover_env env = { .run_dir = m->run_dir, .catalog = manager_catalog(m),
 				   .driver = m->driver, .egress = m->cfg.egress,
 				   .adopt = adopt_recovered, .ctx = m };
 
@@ -927,7 +970,9 @@ void manager_free(struct manager *m)
 	template_store_free(m->templates, !m->keep_templates);
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->record_lock);
+	pthread_mutex_destroy(&m->reload_lock);
 	pthread_cond_destroy(&m->cond);
+	catalogs_release(&m->catalogs);
 	free(m);
 }
 
@@ -937,12 +982,13 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 			   struct sandbox *sb, struct ember_error **err)
 {
 	const char *name = req->language_pack != NULL ? req->language_pack : "python";
-	const struct pack *pack = catalog_find(m->catalog, name);
+	const struct catalog *catalog = manager_catalog(m);
+	const struct pack *pack = catalog_find(catalog, name);
 
 	if (pack == NULL) {
 		char names[512];
 
-		catalog_names(m->catalog, names, sizeof(names));
+		catalog_names(catalog, names, sizeof(names));
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "unknown language_pack `%.64s`; available packs: %s", name,
 				       names);
@@ -1122,7 +1168,7 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		sb->run_dir[0] = '\0';
 		return ember_error_sys(err, "create sandbox directory");
 	}
-	template_boot_config(&shape, m->catalog, &bcfg, cmdline_extra, sizeof(cmdline_extra));
+	template_boot_config(&shape, manager_catalog(m), &bcfg, cmdline_extra, sizeof(cmdline_extra));
 	bcfg.sandbox_id = sb->id;
 	bcfg.run_dir = sb->run_dir;
 	bcfg.deadline_ms = time_mono_ms() + m->cfg.boot_timeout_ms;
@@ -1799,7 +1845,7 @@ int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 
 static void memory_stats(struct manager *m, struct manager_stats *stats)
 {
-	const struct pack *pack = default_pack(m->catalog);
+	const struct pack *pack = default_pack(manager_catalog(m));
 	struct headroom_sample s;
 	uint64_t reserve;
 
@@ -1839,11 +1885,13 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	stats->max_sandboxes_derived = m->max_derived;
 	memory_stats(m, stats);
 	stats->pool_size = m->cfg.pool_size;
+	stats->pool_catalog = manager_catalog(m); /* every pack at 0 without a pool */
 	if (m->pool != NULL) {
 		struct pool_stats ps;
 
 		pool_stats(m->pool, &ps);
 		stats->pool_ready = ps.ready;
+		stats->pool_catalog = ps.catalog;
 		memcpy(stats->pool_ready_by_pack, ps.ready_by_pack, sizeof(ps.ready_by_pack));
 		stats->pool_handouts_total = ps.handouts_total;
 		stats->pool_refills_deferred_total = ps.refills_deferred_total;

@@ -4,7 +4,9 @@
  * table lock across I/O to a guest or a VMM.
  * Ownership: the manager owns every sandbox (its VM, channel, directory and record), its warm
  * pool and its template store; callers get copies (struct sandbox_info), never pointers into
- * the table. It borrows the catalog and the driver, which outlive it. */
+ * the table. It borrows the startup catalog and the driver, which outlive it, and owns the
+ * generations later reloads load (sandbox/catalogs.h): a sandbox keeps the pack of the generation
+ * it was created in until it is gone, whatever reloads do meanwhile. */
 #ifndef EMBER_SANDBOX_MANAGER_H
 #define EMBER_SANDBOX_MANAGER_H
 
@@ -16,6 +18,7 @@
 #include "channel/channel.h"
 #include "net/egress.h"
 #include "sandbox/catalog.h"
+#include "sandbox/catalogdiff.h"
 #include "sandbox/contexts.h"
 #include "sandbox/labels.h"
 #include "sandbox/procs.h"
@@ -137,7 +140,8 @@ struct manager_stats {
 	uint64_t create_failures_total;
 	uint64_t execs_total;
 	unsigned pool_ready;              /* pooled clones waiting, all packs */
-	unsigned pool_ready_by_pack[CATALOG_PACKS_MAX]; /* in catalog order */
+	const struct catalog *pool_catalog; /* the generation pool_ready_by_pack counts against */
+	unsigned pool_ready_by_pack[CATALOG_PACKS_MAX]; /* in pool_catalog's order */
 	unsigned pool_size;               /* target per pack */
 	uint64_t pool_handouts_total;
 	uint64_t pool_refills_deferred_total; /* refill pauses for create bursts (pool.h) */
@@ -173,6 +177,17 @@ struct manager_recovery {
 	unsigned cleaned;      /* dead or unusable sandbox directories removed */
 	unsigned strays;       /* VMM processes without a usable record, killed */
 };
+
+/* The catalog generation in force (what GET /packs lists and creates choose from). Valid until
+ * manager_free, also after a reload replaced it. */
+const struct catalog *manager_catalog(struct manager *m);
+/* Reads packs.json again (SIGHUP, POST /packs/reload): when it parses, names files that exist
+ * and keeps the kernel and initramfs, it is in force when this returns: new packs can be
+ * created, removed ones cannot (live sandboxes of them keep running), the pool drops clones of
+ * removed and changed packs and fills the new ones, and templates of changed packs are made
+ * again (their key has the image's digest). Otherwise nothing changes and err says why.
+ * Reloads run one at a time; *diff says what this one changed. */
+int manager_reload(struct manager *m, struct catalog_diff *diff, struct ember_error **err);
 
 /* After manager_recover(): starts template prewarming and the warm-pool filler. */
 void manager_start_background(struct manager *m);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sandbox/catalogdiff.h"
 #include "util/log.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
@@ -35,7 +36,7 @@ struct pool_entry {
 };
 
 struct pool {
-	const struct catalog *catalog;
+	const struct catalog *catalog;  /* the generation in force (pool_set_catalog) */
 	unsigned size;
 	const struct pool_ops *ops;
 	void *ctx;
@@ -163,8 +164,15 @@ static enum pool_boot_result fill_one_locked(struct pool *p, const struct pack *
 		free(e);
 		return r;
 	}
+	/* A reload while it booted: kept when the new catalog has the same pack. */
+	e->pack = catalog_find_equal(p->catalog, pack);
+	if (e->pack == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		discard_all(p, e, "its pack was removed or changed by a catalog reload");
+		pthread_mutex_lock(&p->lock);
+		return POOL_BOOTED;
+	}
 	/* Even when stopping: pool_stop() discards what is here once the filler is joined. */
-	e->pack = pack;
 	e->next = p->ready;
 	p->ready = e;
 	p->ready_count++;
@@ -358,6 +366,28 @@ void pool_write_record_later(struct pool *p, struct sandbox *sb)
 	p->ops->write_record(p->ctx, sb);
 }
 
+void pool_set_catalog(struct pool *p, const struct catalog *catalog)
+{
+	struct pool_entry **pp, *e, *gone = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	p->catalog = catalog;
+	for (pp = &p->ready; (e = *pp) != NULL;) {
+		e->pack = catalog_find_equal(catalog, e->pack);
+		if (e->pack != NULL) {
+			pp = &e->next;
+			continue;
+		}
+		*pp = e->next;
+		p->ready_count--;
+		e->next = gone;
+		gone = e;
+	}
+	pthread_cond_broadcast(&p->cond); /* new and changed packs want clones */
+	pthread_mutex_unlock(&p->lock);
+	discard_all(p, gone, "its pack was removed or changed by a catalog reload");
+}
+
 void pool_stop(struct pool *p)
 {
 	struct pool_entry *ready;
@@ -396,6 +426,7 @@ void pool_stats(struct pool *p, struct pool_stats *stats)
 
 	memset(stats, 0, sizeof(*stats));
 	pthread_mutex_lock(&p->lock);
+	stats->catalog = p->catalog;
 	stats->ready = p->ready_count;
 	for (e = p->ready; e != NULL; e = e->next)
 		stats->ready_by_pack[e->pack - p->catalog->packs]++;

@@ -65,6 +65,10 @@ struct sandbox *pool_take(struct pool *p, const struct pack *pack);
 /* Has the filler thread write sb's record off the caller's path, or writes it at once when the
  * pool is stopped. sb must hold a reference that write_record drops. */
 void pool_write_record_later(struct pool *p, struct sandbox *sb);
+/* Makes catalog the generation in force (a reload; the old one stays alive, see manager.h):
+ * pooled clones of packs it has unchanged stay, the others are discarded before it returns, and
+ * the filler fills the new and changed packs. */
+void pool_set_catalog(struct pool *p, const struct catalog *catalog);
 /* Stops the filler (waiting for a fill in progress), writes pending records and discards every
  * pooled clone. The pool stays usable for pool_take (which then finds nothing) and stats. */
 void pool_stop(struct pool *p);
@@ -73,7 +77,8 @@ void pool_free(struct pool *p);
 
 struct pool_stats {
 	unsigned ready;                                  /* clones waiting, all packs */
-	unsigned ready_by_pack[CATALOG_PACKS_MAX];       /* in catalog order */
+	const struct catalog *catalog;                   /* the generation counted against */
+	unsigned ready_by_pack[CATALOG_PACKS_MAX];       /* in that catalog's order */
 	uint64_t handouts_total;
 	uint64_t refills_deferred_total;                 /* refill pauses for create bursts */
 	uint64_t shed_total;                             /* clones given back under memory pressure */

@@ -55,9 +55,10 @@ struct template {
 	struct template *next;
 };
 
-/* What a pack image was when it was last hashed: a changed file is hashed again. */
+/* What a pack image was when it was last hashed: a changed file is hashed again. Keyed by the
+ * image's path, so the packs of every catalog generation (manager.h) share one. */
 struct pack_fingerprint {
-	const struct pack *pack;
+	char image[PATH_MAX];
 	dev_t dev;
 	ino_t ino;
 	off_t size;
@@ -78,7 +79,8 @@ struct template_store {
 	struct template_limits limits;
 	unsigned evicted_total;
 	bool closing;
-	struct pack_fingerprint *packs; /* one per catalog pack */
+	struct pack_fingerprint *packs; /* one per pack image seen, growing with reloads */
+	size_t packs_count;
 };
 
 void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,
@@ -97,11 +99,31 @@ void template_boot_config(const struct template_shape *shape, const struct catal
 /* The pack image's content hash, recomputed when the file changed (a rebuilt image is renamed
  * into place, so it has a new inode). Called with the lock held: hashing a pack takes ~0.1 s
  * and happens once per image change. */
+static struct pack_fingerprint *fingerprint_of(struct template_store *st, const char *image)
+{
+	struct pack_fingerprint *grown;
+	size_t i;
+
+	for (i = 0; i < st->packs_count; i++) {
+		if (strcmp(st->packs[i].image, image) == 0)
+			return &st->packs[i];
+	}
+	grown = realloc(st->packs, (st->packs_count + 1) * sizeof(*st->packs));
+	if (grown == NULL)
+		return NULL;
+	st->packs = grown;
+	memset(&st->packs[st->packs_count], 0, sizeof(*st->packs));
+	snprintf(st->packs[st->packs_count].image, PATH_MAX, "%s", image);
+	return &st->packs[st->packs_count++];
+}
+
 static const char *pack_digest(struct template_store *st, const struct pack *pack)
 {
-	struct pack_fingerprint *fp = &st->packs[pack - st->catalog->packs];
+	struct pack_fingerprint *fp = fingerprint_of(st, pack->image);
 	struct stat sb;
 
+	if (fp == NULL)
+		return pack->sha256;
 	if (stat(pack->image, &sb) < 0)
 		return fp->digest[0] != '\0' ? fp->digest : pack->sha256;
 	if (fp->digest[0] == '\0' || sb.st_dev != fp->dev || sb.st_ino != fp->ino ||
@@ -137,7 +159,9 @@ static void shape_key(struct template_store *st, const struct template_shape *sh
 
 static bool same_shape(const struct template_shape *a, const struct template_shape *b)
 {
-	return a->pack == b->pack && a->vcpus == b->vcpus && a->memory_mib == b->memory_mib &&
+	/* By name: a reloaded catalog's pack of the same name is the same shape, and its template
+	 * supersedes the old one's when its image differs (lookup_locked). */
+	return strcmp(a->pack->name, b->pack->name) == 0 && a->vcpus == b->vcpus && a->memory_mib == b->memory_mib &&
 	       a->overlay_mib == b->overlay_mib && a->nic == b->nic;
 }
 
@@ -272,9 +296,6 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 	if (fingerprint_base(catalog, driver, st->base_digest, err) < 0)
 		return -1;
 	sweep_leftovers(dir, driver);
-	st->packs = calloc(catalog->count, sizeof(*st->packs));
-	if (st->packs == NULL)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	pthread_mutex_init(&st->lock, NULL);
 	cond_init_monotonic(&st->cond);
 	*out = steal_pointer(&st);
@@ -599,6 +620,17 @@ static struct template *find_locked(struct template_store *st, const char *key)
 	return NULL;
 }
 
+static struct template *find_superseded_locked(struct template_store *st, const char *key)
+{
+	struct template *t;
+
+	for (t = st->list; t != NULL; t = t->next) {
+		if (strcmp(t->key, key) == 0 && t->superseded && !t->discarded)
+			return t;
+	}
+	return NULL;
+}
+
 static unsigned live_count_locked(const struct template_store *st)
 {
 	const struct template *t;
@@ -660,7 +692,19 @@ static struct template *lookup_locked(struct template_store *st, const struct te
 					  old->key);
 			}
 		}
+		/* Inputs changed back (a catalog reload to the previous image) while the template
+		 * of this key is still here: it is in use again. A second entry of one key would
+		 * build into the same directory and VM id as the first. */
+		t = find_superseded_locked(st, key);
+		if (t != NULL) {
+			t->superseded = false;
+			log_event(LOG_INFO, NULL, "template.revived", -1,
+				  "pack=%s key=%.16s: its inputs are in force again",
+				  shape->pack->name, t->key);
+		}
 		collect_locked(st);
+	}
+	if (t == NULL) {
 		if (!make_room_locked(st))
 			return NULL; /* every template is in use: this shape boots cold */
 		t = calloc(1, sizeof(*t));

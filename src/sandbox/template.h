@@ -49,7 +49,10 @@ struct template_limits {
 };
 
 /* dir: where template directories live (created; leftovers of unfinished builds removed).
- * Hashes the kernel, initramfs and VMM binary once. boot_timeout_ms bounds a template boot. */
+ * Hashes the kernel, initramfs and VMM binary once. boot_timeout_ms bounds a template boot.
+ * The store borrows catalog for its kernel and initramfs only, which a reload never changes
+ * (catalogdiff.h); shapes name packs of any generation, and a pack is known by its name and
+ * its image's content. */
 int template_store_create(const char *dir, const struct catalog *catalog,
 			  struct vmm_driver *driver, unsigned boot_timeout_ms,
 			  const struct template_limits *limits, struct template_store **out,
