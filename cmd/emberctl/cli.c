@@ -237,6 +237,9 @@ static const struct command commands[] = {
 	{ "kill", "ID PID [SIGNAL]", NULL, 0, 0, cmd_kill,
 	  "send SIGNAL (default TERM; a name or a number)" },
 	{ "packs", "", NULL, 0, 0, cmd_packs, "list language packs" },
+	{ "reload", "", NULL, 0, 0, cmd_reload,
+	  "make the daemon read the pack catalog again\n"
+	  "(POST /packs/reload): added, removed, changed" },
 	{ "pack", "import|list|remove ...", NULL, 0, 2, cmd_pack,
 	  "add a user pack from an OCI image to the images\n"
 	  "directory, list or remove them (emberctl pack\n"

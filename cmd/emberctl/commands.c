@@ -280,6 +280,35 @@ int cmd_packs(struct ctl *c, int argc, char **argv)
 	return print_get(c, "/packs");
 }
 
+/* POST /packs/reload: one line per kind of change, naming the packs (or the JSON with --json). */
+int cmd_reload(struct ctl *c, int argc, char **argv)
+{
+	static const char *const kinds[] = { "added", "removed", "changed", "unchanged" };
+	_cleanup_json_ json_t *reply = NULL;
+	size_t i, j;
+
+	(void)argc;
+	(void)argv;
+	if (ctl_call(c, "POST", "/packs/reload", NULL, 200, &reply) < 0)
+		return 1;
+	if (c->json) {
+		output_json(reply);
+		return 0;
+	}
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		json_t *names = json_object_get(reply, kinds[i]);
+
+		printf("%-10s", kinds[i]);
+		for (j = 0; j < json_array_size(names); j++) {
+			const char *name = json_string_value(json_array_get(names, j));
+
+			printf("%s%s", j == 0 ? "" : ", ", name != NULL ? name : "?");
+		}
+		printf("%s\n", json_array_size(names) == 0 ? "-" : "");
+	}
+	return 0;
+}
+
 int cmd_health(struct ctl *c, int argc, char **argv)
 {
 	(void)argc;

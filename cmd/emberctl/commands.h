@@ -14,6 +14,7 @@ int cmd_rm(struct ctl *c, int argc, char **argv);
 int cmd_timeout(struct ctl *c, int argc, char **argv);
 int cmd_network(struct ctl *c, int argc, char **argv);
 int cmd_packs(struct ctl *c, int argc, char **argv);
+int cmd_reload(struct ctl *c, int argc, char **argv);
 int cmd_health(struct ctl *c, int argc, char **argv);
 /* procs.c: background processes. */
 int cmd_run(struct ctl *c, int argc, char **argv);

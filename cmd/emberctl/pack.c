@@ -211,8 +211,8 @@ static void reload_hint(struct ctl *c)
 	json_decref(reply);
 	if (status == 200)
 		fprintf(stderr, "emberctl: emberd answers on %s and still serves the catalog it "
-			"read; make it reload (SIGHUP or POST /packs/reload where supported) or "
-			"restart it\n", c->addr);
+			"read; make it reload: emberctl reload (POST /packs/reload), or SIGHUP\n",
+			c->addr);
 }
 
 static const struct pack_subcommand *find_subcommand(const char *name)

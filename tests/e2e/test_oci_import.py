@@ -236,6 +236,13 @@ class OciImportTest(unittest.TestCase):
             proc = self.pack("remove", "bb-docker", addr=daemon.addr)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertIn("still serves the catalog", proc.stderr)
+            # emberctl reload: the daemon drops the removed pack, the other stays.
+            proc = run([EMBERCTL, "--addr", daemon.addr, "reload"], timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertIn("removed   bb-docker\n", proc.stdout)
+            status, body, _ = daemon.request("POST", "/sandboxes", {"language_pack": "bb-docker"})
+            self.assertEqual(status, 400, body)
+            self.assertIn("bb-layout", daemon.request("GET", "/packs")[2].decode())
         finally:
             daemon.stop()
 
