@@ -9,8 +9,9 @@ common=$(dirname "$0")/../../common
 
 # python3-scipy Depends on python3-pythran (an extension compiler: g++, libboost-dev,
 # python3-all-dev, BLAS headers), python3-matplotlib on python3-pil.imagetk (Tk and X11), and
-# python3-fonttools on sympy, mpmath and unicode-data (for fontTools.misc.symfont only). None is
-# loaded by numpy, pandas, scipy or matplotlib's Agg backend. They go with --force-depends, so
+# python3-fonttools on sympy, mpmath and unicode-data (for fontTools.misc.symfont only) and on
+# lxml (fontTools.ufoLib; with libxml2 it pulls ICU, 36 MB). None is loaded by numpy, pandas,
+# scipy or matplotlib (PNG, PDF and SVG output included; pandas.read_xml needs parser="etree"). They go with --force-depends, so
 # dpkg's database lists their dependants as broken: the guest never runs apt. The shared-library
 # check below proves nothing left behind needed them.
 drop='.*-dev|gcc(-12)?|g\+\+(-12)?|cpp(-12)?|binutils(-.*)?|libbinutils|libctf0|libctf-nobfd0'
@@ -20,6 +21,7 @@ drop="$drop"'|python3-all.*|python3-pythran|python3-beniget|python3-gast|python3
 drop="$drop"'|python3-tk|python3-pil\.imagetk|tk8\.6.*|blt|libtk8\.6|libtcl8\.6|tcl8\.6'
 drop="$drop"'|libx11-6|libx11-data|libxext6|libxft2|libxrender1|libxss1|libjs-jquery.*'
 drop="$drop"'|javascript-common|python3-sympy|python3-mpmath|unicode-data'
+drop="$drop"'|python3-lxml|libxslt1\.1|libxml2|libicu72'
 # shellcheck disable=SC2016 # dpkg-query fills in ${Package}
 pkgs=$(chroot "$root" dpkg-query -W -f '${Package}\n' | grep -xE "$drop" || true)
 # shellcheck disable=SC2086 # one package name per word
@@ -31,11 +33,9 @@ find "$root/usr/lib/python3/dist-packages" -depth -type d -name tests \
 	\( -path '*/numpy/*' -o -path '*/scipy/*' -o -path '*/pandas/*' -o -path '*/matplotlib/*' \
 	-o -path '*/mpl_toolkits/*' \) -exec rm -rf {} +
 
-# Debian's matplotlib reads /etc/matplotlibrc; its backend line would pick TkAgg.
-cat >"$root/etc/matplotlibrc" <<'RC'
-# emberd python-data pack: no display in a sandbox; PNGs come from Agg.
-backend: Agg
-RC
+# Debian's matplotlib reads /etc/matplotlibrc, whose one active line picks TkAgg (gone above).
+sed -i 's/^backend[[:space:]]*:.*/backend: Agg/' "$root/etc/matplotlibrc"
+grep -qx 'backend: Agg' "$root/etc/matplotlibrc"
 
 "$common/python-bytecode.sh" "$root"
 
