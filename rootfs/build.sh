@@ -560,8 +560,8 @@ pack_inputs() {
 	local name=$1 dir=$PACKS_DIR/$1
 	echo "recipe=pack-v2"
 	echo "build.sh=$(sha_of "$ROOTFS_DIR/build.sh")"
-	echo "prepare-root.sh=$(sha_of "$ROOTFS_DIR/common/prepare-root.sh")"
-	echo "finish-root.sh=$(sha_of "$ROOTFS_DIR/common/finish-root.sh")"
+	local f
+	for f in "$ROOTFS_DIR"/common/*.sh; do echo "$(basename "$f")=$(sha_of "$f")"; done
 	manifest get "$dir" image-inputs
 	echo "mirror=$DEBIAN_MIRROR"
 	echo "suite=$(pack_suite "$name")"

@@ -254,6 +254,58 @@ class ContextsTest(ContextsBase):
         self.assertTrue(res["result"].startswith("<__main__.Quotes object"))
         self.assertFalse(res["context_restarted"])
 
+    def test_open_figures_become_png_results(self):
+        # The python pack has no matplotlib: a stand-in pyplot (what figure_results in
+        # context.py reads of it) shows the figures a run leaves open come back as PNGs, within
+        # the results bounds, and are closed, even when one fails to render.
+        ctx = self.open()
+        self.assertEqual(self.run_in(ctx, "import sys\n'matplotlib' in sys.modules")["result"],
+                         "False")
+        self.run_in(ctx, (
+            "import types\n"
+            "class Fig:\n"
+            "    def __init__(self, data):\n"
+            "        self.data = data\n"
+            "    def savefig(self, buf, format, dpi):\n"
+            "        assert (format, dpi) == ('png', 'figure')\n"
+            "        buf.write(self.data)\n"
+            "class Broken:\n"
+            "    def savefig(self, *args, **kwargs):\n"
+            "        raise RuntimeError('cannot render')\n"
+            "figs = []\n"
+            "helpers = types.ModuleType('matplotlib._pylab_helpers')\n"
+            "helpers.Gcf = types.SimpleNamespace(get_all_fig_managers=lambda: [\n"
+            "    types.SimpleNamespace(canvas=types.SimpleNamespace(figure=f)) for f in figs])\n"
+            "pyplot = types.ModuleType('matplotlib.pyplot')\n"
+            "pyplot.close = figs.remove\n"
+            "mpl = types.ModuleType('matplotlib')\n"
+            "sys.modules.update({'matplotlib': mpl, 'matplotlib._pylab_helpers': helpers,\n"
+            "                    'matplotlib.pyplot': pyplot})"))
+        res = self.run_in(ctx, "figs.extend([Fig(b'one'), Broken(), Fig(b'two')])\nlen(figs)")
+        self.assertEqual(res["result"], "3")
+        self.assertEqual(res["results"], [
+            {"mime": "image/png", "data": base64.b64encode(b"one").decode()},
+            {"mime": "image/png", "data": base64.b64encode(b"two").decode()}])
+        res = self.run_in(ctx, "len(figs)")
+        self.assertEqual((res["result"], res["results"]), ("0", []))
+        # at most RESULTS_MAX results, the value's own first; every figure is closed anyway
+        res = self.run_in(ctx, (
+            "class Chart:\n"
+            "    def _repr_png_(self):\n"
+            "        return b'chart'\n"
+            "figs.extend(Fig(b'%d' % i) for i in range(10))\n"
+            "Chart()"))
+        self.assertEqual([r["data"] for r in res["results"]],
+                         [base64.b64encode(d).decode()
+                          for d in (b"chart", b"0", b"1", b"2", b"3", b"4", b"5", b"6")])
+        self.assertEqual(self.run_in(ctx, "len(figs)")["result"], "0")
+        # figures larger than the results' byte bound are left out, and closed
+        res = self.run_in(ctx, "figs.append(Fig(b'x' * (700 << 10)))\nfigs.append(Fig(b'ok'))")
+        self.assertEqual(res["results"], [{"mime": "image/png",
+                                           "data": base64.b64encode(b"ok").decode()}])
+        self.assertEqual(self.run_in(ctx, "len(figs)")["result"], "0")
+        self.assertFalse(res["context_restarted"])
+
     def test_streamed_exec_in_a_context(self):
         ctx = self.open()
         path = f"/sandboxes/{self.sb['id']}/exec"

@@ -447,7 +447,8 @@ class PackRunsTest(ImagesTestCase):
                 state[full[len(root):]] = (st.st_ino, st.st_mtime_ns, st.st_size)
         return state
 
-    def run_in_image(self, name, argv):
+    def run_in_image(self, name, argv, user=None, home="/root"):
+        """user: "UID:GID" to run as (needs root; chroot --userspec)."""
         image = self.path(self.packs()[name]["image"])
         tmp = tempfile.mkdtemp(prefix=f"emberd-{name}-")
         try:
@@ -459,8 +460,10 @@ class PackRunsTest(ImagesTestCase):
             chroot, unshare = shutil.which("chroot", path=sbin), shutil.which("unshare", path=sbin)
             self.assertTrue(chroot and unshare, "chroot/unshare (coreutils, util-linux) not found")
             prefix = [chroot, root] if os.geteuid() == 0 else [unshare, "-r", chroot, root]
-            out = subprocess.run(prefix + argv, capture_output=True, text=True, timeout=60,
-                                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root"})
+            if user is not None:
+                prefix[1:1] = [f"--userspec={user}"]
+            out = subprocess.run(prefix + argv, capture_output=True, text=True, timeout=300,
+                                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": home})
             after = self.snapshot(root)
             changed = [p for p in after if p not in before or (after[p] != before[p] and
                                                                not os.path.isdir(root + p))]
@@ -476,6 +479,22 @@ class PackRunsTest(ImagesTestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(out.stdout, "[42]\n")
         self.assertEqual(written, [], "python wrote files into the image at run time (stale or missing .pyc?)")
+
+    def test_python_data_plots_without_writing_bytecode_or_a_font_cache(self):
+        if "python-data" not in self.packs():
+            self.skipTest("no python-data pack in IMAGES_DIR")
+        if os.geteuid() != 0:
+            self.skipTest("running as the sandbox user needs root (chroot --userspec)")
+        out, written = self.run_in_image("python-data", [
+            "/usr/bin/python3", "-c",
+            "import io, numpy, pandas, scipy.stats, matplotlib.pyplot as plt; "
+            "plt.plot(numpy.arange(3)); plt.title('fonts'); plt.savefig(io.BytesIO()); "
+            "print(plt.get_backend(), pandas.Series([1, 3]).mean())"],
+            user="1000:1000", home="/home/sandbox")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout, "agg 2.0\n")
+        self.assertEqual(written, [], "python-data wrote files at run time (stale .pyc? font cache "
+                                      "rebuilt?)")
 
     def test_shell_runs_coreutils(self):
         out, _ = self.run_in_image("shell", ["/bin/sh", "-c", "printf 'a\\nb\\n' | wc -l; id -un 1000"])

@@ -40,8 +40,9 @@ def cut(text, limit):
     return data[:limit].decode("utf-8", "ignore") + "\n[... cut]"
 
 
-def rich_results(value):
-    out, total = [], 0
+def rich_results(value, out):
+    """Appends value's _repr_*_ renderings to out, within the bounds out leaves room for."""
+    total = results_size(out)
     for attr, mime, binary in RICH:
         method = getattr(type(value), attr, None)
         if method is None or len(out) >= RESULTS_MAX:
@@ -76,7 +77,40 @@ def rich_results(value):
             continue  # too large to carry: the text/plain result still is
         total += size
         out.append({"mime": mime, "data": text})
-    return out
+
+
+def results_size(results):
+    return sum(len(r["data"].encode("utf-8")) for r in results)
+
+
+def figure_results(out):
+    """Like Jupyter's inline backend: every figure the run left open is appended to out as a PNG
+    (within the bounds) and closed. Only when the user's code imported pyplot: never imports it."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return
+    try:
+        from matplotlib._pylab_helpers import Gcf
+        figures = [manager.canvas.figure for manager in Gcf.get_all_fig_managers()]
+    except Exception:  # a pyplot this does not know: no figures rather than a failed run
+        return
+    total = results_size(out)
+    for figure in figures:
+        try:
+            if len(out) < RESULTS_MAX:
+                buf = io.BytesIO()
+                figure.savefig(buf, format="png", dpi="figure")
+                text = base64.b64encode(buf.getvalue()).decode("ascii")
+                if total + len(text) <= RESULTS_BYTES_MAX:
+                    total += len(text)
+                    out.append({"mime": "image/png", "data": text})
+        except Exception:  # a figure that cannot render is left out, the others still come
+            pass
+        finally:
+            try:
+                pyplot.close(figure)
+            except Exception:
+                pass
 
 
 def compile_cell(source, filename):
@@ -163,7 +197,7 @@ class Context:
                     if value is not None:
                         builtins._ = value
                         outcome["result"] = cut(repr(value), RESULT_MAX)
-                        outcome["results"] = rich_results(value)
+                        rich_results(value, outcome["results"])
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
         except SystemExit as e:
@@ -182,6 +216,10 @@ class Context:
                 sys.stderr.write(outcome["error"]["traceback"])
             except Exception:
                 pass
+        try:
+            figure_results(outcome["results"])
+        except BaseException:  # KeyboardInterrupt is ignored here, but be sure the context lives
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
