@@ -176,6 +176,12 @@ class NodeTest(unittest.TestCase):
         exited = self.run_in(ctx, "process.exit(3)")
         self.assertEqual((exited["exit_code"], exited["error"], exited["context_restarted"]),
                          (3, None, False))
+        # so does process.exitCode, for this run only
+        coded = self.run_in(ctx, "process.exitCode = 5; 'set'")
+        self.assertEqual((coded["exit_code"], coded["result"]), (5, "'set'"))
+        # node's own frames under a cell's stay on the traceback
+        parsed = self.run_in(ctx, "JSON.parse('{')")
+        self.assertIn("at JSON.parse (<anonymous>)", parsed["error"]["traceback"])
         self.assertEqual(self.run_in(ctx, "kept")["result"], "'yes'")
 
     def test_context_timeout_interrupts_the_run_and_keeps_the_state(self):

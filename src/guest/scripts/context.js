@@ -59,14 +59,18 @@ function inspect(value) {
   }
 }
 
-// The stack without this file's frames (and vm's): from the first frame outside a cell on.
+// The stack without this file's frames (and vm's): everything up to the last frame in a cell
+// (frames of node's own code called from a cell stay), or, when no cell is on it (a callback
+// node called), all but ours.
 function userStack(stack) {
   const lines = String(stack).split("\n");
-  const first = lines.findIndex((line) => /^\s+at /.test(line));
-  if (first < 0) return lines.join("\n");
-  let end = first;
-  while (end < lines.length && /^\s+at /.test(lines[end]) && lines[end].includes("<cell-")) end++;
-  return lines.slice(0, end).join("\n");
+  let last = -1;
+  lines.forEach((line, i) => {
+    if (/^\s+at /.test(line) && line.includes("<cell-")) last = i;
+  });
+  if (last >= 0) return lines.slice(0, last + 1).join("\n");
+  return lines.filter((line) => !/^\s+at /.test(line) ||
+                      !(line.includes(__filename) || line.includes("node:vm"))).join("\n");
 }
 
 function describe(exc) {
@@ -150,7 +154,14 @@ class Context {
     try {
       const source = fs.readFileSync(file, "utf8");
       // require() in a cell resolves from the working directory, as the REPL's does.
-      globalThis.require = createRequire(path.join(process.cwd(), "<cell>"));
+      let cwd = "/";
+      try {
+        cwd = process.cwd();
+      } catch {
+        // the code removed its working directory: resolve from /
+      }
+      globalThis.require = createRequire(path.join(cwd, "<cell>"));
+      process.exitCode = undefined;
       const { script, wrapped } = this.compile(source, `<cell-${this.runs}>`);
       let value = script.runInThisContext({ breakOnSigint: true, displayErrors: false });
       if (wrapped) {
@@ -169,6 +180,8 @@ class Context {
         globalThis._ = value;
         outcome.result = cut(inspect(value), RESULT_MAX);
       }
+      // process.exitCode = n is the run's exit code, as it is a plain exec's.
+      if (process.exitCode !== undefined) outcome.exit_code = exitCode(process.exitCode);
     } catch (e) {
       if (e instanceof ExitRequest) {
         outcome.exit_code = e.code;
@@ -179,6 +192,7 @@ class Context {
       }
     } finally {
       this.interrupt = null;
+      process.exitCode = undefined;
     }
     return outcome;
   }
