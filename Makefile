@@ -106,8 +106,8 @@ build/fuzz/%.o: %.c
 	@$(if $(Q),echo "  CLANG   $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 
-# The guest agent carries its Python scripts (.incbin, which -MMD does not see).
-GUEST_SCRIPTS := $(wildcard src/guest/scripts/*.py)
+# The guest agent carries its Python and JavaScript scripts (.incbin, which -MMD does not see).
+GUEST_SCRIPTS := $(wildcard src/guest/scripts/*.py src/guest/scripts/*.js)
 build/rel/src/guest/scripts.o build/asan/src/guest/scripts.o build/tsan/src/guest/scripts.o \
 build/fuzz/src/guest/scripts.o: $(GUEST_SCRIPTS)
 

@@ -55,6 +55,8 @@ static bool test_exec(struct ctl *c, const char *id)
 	const char *code = strcmp(c->pack, "python") == 0
 				   ? "import sys; print(6*7); print('e', file=sys.stderr); "
 				     "sys.exit(3)"
+			   : strcmp(c->pack, "node") == 0
+				   ? "console.log(6*7); console.error('e'); process.exitCode = 3"
 				   : "echo 42; echo e >&2; exit 3";
 	_cleanup_json_ json_t *body = json_pack("{s:s}", "code", code);
 	_cleanup_json_ json_t *reply = NULL;
@@ -98,7 +100,7 @@ int cmd_test(struct ctl *c, int argc, char **argv)
 
 	(void)argv;
 	if (argc != 0)
-		return ctl_fail("%s", "usage: emberctl test [--pack python|shell]");
+		return ctl_fail("%s", "usage: emberctl test [--pack python|node|shell]");
 	pass = test_create(c, id, sizeof(id)) && test_inspect(c, id) && test_exec(c, id) &&
 	       test_delete(c, id);
 	if (id[0] != '\0') {

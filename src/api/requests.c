@@ -414,7 +414,7 @@ int api_parse_context(const char *body, size_t len, struct api_context_body *out
 	int got;
 
 	memset(out, 0, sizeof(*out));
-	out->language = PROTO_LANG_PYTHON;
+	out->language = PROTO_LANG_NONE;
 	if (len == 0)
 		return 0;
 	if (json_parse_object(body, len, &out->root, KIND, err) < 0)
@@ -422,10 +422,10 @@ int api_parse_context(const char *body, size_t len, struct api_context_body *out
 	if (json_check_keys(out->root, keys, KIND, err) < 0 ||
 	    json_get_string(out->root, "language", false, 16, &language, NULL, KIND, err) < 0)
 		goto fail;
-	if (language != NULL && strcmp(language, "shell") == 0) {
-		out->language = PROTO_LANG_SHELL;
-	} else if (language != NULL && strcmp(language, "python") != 0) {
-		ember_error_set(err, KIND, 0, "field `language` must be \"python\" or \"shell\"");
+	if (language != NULL &&
+	    (out->language = proto_context_language_parse(language)) == PROTO_LANG_NONE) {
+		ember_error_set(err, KIND, 0,
+				"field `language` must be \"python\", \"node\" or \"shell\"");
 		goto fail;
 	}
 	got = json_get_string(out->root, "cwd", false, PROTO_STRING_MAX, &out->cwd, NULL, KIND,

@@ -119,11 +119,11 @@ int api_parse_process(const char *body, size_t len, struct api_process_body *out
 void api_process_body_release(struct api_process_body *body);
 #define _cleanup_process_body_ __attribute__((cleanup(api_process_body_release)))
 
-/* POST /sandboxes/{id}/contexts: {"language": "python"|"shell" (default python), "cwd", "env"};
- * an empty body means all defaults. */
+/* POST /sandboxes/{id}/contexts: {"language": "python"|"node"|"shell" (default: the pack's),
+ * "cwd", "env"}; an empty body means all defaults. */
 struct api_context_body {
 	json_t *root;             /* owns cwd */
-	enum proto_context_language language;
+	enum proto_context_language language; /* PROTO_LANG_NONE: not given */
 	const char *cwd;          /* NULL: the home directory */
 	char *env[PROTO_ENV_MAX + 1]; /* malloc'd "NAME=value" */
 	size_t envc;

@@ -302,7 +302,7 @@ static int write_command(struct guest_context *c, const char *text, struct ember
 static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
 {
 	char script[PATH_MAX], name[96];
-	char *argv[PROTO_CONTEXT_ARGV_MAX + 2];
+	char *argv[PROTO_CONTEXT_ARGV_MAX + 3];
 	int cmd[2] = { -1, -1 }, rep[2] = { -1, -1 }, o[2] = { -1, -1 }, e[2] = { -1, -1 };
 	struct guest_user_run run = {
 		.argv = argv,
@@ -317,21 +317,37 @@ static int spawn_interpreter(struct guest_context *c, struct ember_error **err)
 	/* Every run's code goes there: without it no interpreter is worth starting. */
 	if (access(c->cfg->code_root, X_OK) < 0)
 		return ember_error_sys(err, "code directory `%s`", c->cfg->code_root);
-	if (c->spec.language == PROTO_LANG_PYTHON) {
-		snprintf(script, sizeof(script), "%s/context.py", c->cfg->code_root);
-		if (guest_script_install(GUEST_SCRIPT_CONTEXT, script, err) < 0)
+	if (c->spec.language == PROTO_LANG_SHELL) {
+		argv[n++] = (char *)"/bin/sh";
+	} else {
+		bool node = c->spec.language == PROTO_LANG_NODE;
+
+		snprintf(script, sizeof(script), "%s/%s", c->cfg->code_root,
+			 node ? "context.js" : "context.py");
+		if (guest_script_install(node ? GUEST_SCRIPT_CONTEXT_NODE : GUEST_SCRIPT_CONTEXT,
+					 script, err) < 0)
 			return -1;
 		for (i = 0; i < c->spec.argc; i++)
 			argv[n++] = c->spec.argv[i];
+		/* The REPL's top-level-await rewrite is internal/repl/await (context.js). */
+		if (node)
+			argv[n++] = (char *)"--expose-internals";
 		argv[n++] = script;
-	} else {
-		argv[n++] = (char *)"/bin/sh";
 	}
 	argv[n] = NULL;
 	snprintf(name, sizeof(name), "%s-%u", c->spec.id, ++c->generation);
 	if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0 ||
 	    pipe2(e, O_CLOEXEC) < 0) {
 		ember_error_sys(err, "pipe");
+		goto out;
+	}
+	/* node has no dup2: context.js reopens its fds 0 and 3 through /proc/self/fd (its own
+	 * O_CLOEXEC copies, and /dev/null for the code's stdin), an open the kernel checks against
+	 * the pipe's owner. Both pipes are the interpreter's anyway. */
+	if (c->spec.language == PROTO_LANG_NODE && c->cfg->change_ids &&
+	    (fchown(cmd[0], c->cfg->uid, c->cfg->gid) < 0 ||
+	     fchown(rep[0], c->cfg->uid, c->cfg->gid) < 0)) {
+		ember_error_sys(err, "hand the context's pipes to uid %u", (unsigned)c->cfg->uid);
 		goto out;
 	}
 	run.stdin_fd = cmd[0];

@@ -1,6 +1,6 @@
 /* context.h - code contexts (protocol version 4, docs/guest.md "Contexts"): a long-lived
- * interpreter of the sandbox user's (python: scripts/context.py; shell: /bin/sh) whose globals,
- * cwd and environment persist between the execs run in it.
+ * interpreter of the sandbox user's (python: scripts/context.py; node: scripts/context.js; shell:
+ * /bin/sh) whose globals, cwd and environment persist between the execs run in it.
  * Created and owned by session.c (a context dies with its session); an exec in a context
  * (exec.c) borrows its output pipes while it runs; agent.c's reaper reports the interpreter's
  * death. A context whose interpreter dies or is killed starts a new one by itself.

@@ -1,4 +1,4 @@
-/* scripts.c - the embedded Python programs (scripts.h). */
+/* scripts.c - the embedded Python and JavaScript programs (scripts.h). */
 #include "guest/scripts.h"
 
 #include <errno.h>
@@ -17,15 +17,23 @@
 
 EMBED(guest_context_py, "context.py");
 EMBED(guest_forkserver_py, "forkserver.py");
+EMBED(guest_context_js, "context.js");
 
 extern const char guest_context_py[], guest_context_py_end[];
 extern const char guest_forkserver_py[], guest_forkserver_py_end[];
+extern const char guest_context_js[], guest_context_js_end[];
 
 const char *guest_script_text(enum guest_script which, size_t *len)
 {
-	if (which == GUEST_SCRIPT_FORKSERVER) {
+	switch (which) {
+	case GUEST_SCRIPT_FORKSERVER:
 		*len = (size_t)(guest_forkserver_py_end - guest_forkserver_py);
 		return guest_forkserver_py;
+	case GUEST_SCRIPT_CONTEXT_NODE:
+		*len = (size_t)(guest_context_js_end - guest_context_js);
+		return guest_context_js;
+	case GUEST_SCRIPT_CONTEXT:
+		break;
 	}
 	*len = (size_t)(guest_context_py_end - guest_context_py);
 	return guest_context_py;

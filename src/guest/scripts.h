@@ -1,7 +1,8 @@
-/* scripts.h - the Python programs the guest agent carries inside its own binary (the
+/* scripts.h - the Python and JavaScript programs the guest agent carries inside its own binary (the
  * initramfs has no other files of ours, and the packs are read-only images that know nothing of
  * the agent): written out by context.c and forkserver.c when they first need them.
- * The texts are the .py files of src/guest/scripts, assembled in by scripts.c; read-only, NUL-terminated. */
+ * The texts are the .py and .js files of src/guest/scripts, assembled in by scripts.c; read-only,
+ * NUL-terminated. */
 #ifndef EMBER_GUEST_SCRIPTS_H
 #define EMBER_GUEST_SCRIPTS_H
 
@@ -12,6 +13,7 @@
 enum guest_script {
 	GUEST_SCRIPT_CONTEXT,    /* scripts/context.py: a python context's interpreter loop */
 	GUEST_SCRIPT_FORKSERVER, /* scripts/forkserver.py: the warm interpreter of plain execs */
+	GUEST_SCRIPT_CONTEXT_NODE, /* scripts/context.js: a node context's interpreter loop */
 };
 
 /* The script's text and length (without the NUL). */

@@ -14,9 +14,26 @@ static const char *const op_names[] = { [PROTO_CONTEXT_OPEN] = "open",
 					[PROTO_CONTEXT_CLOSE] = "close",
 					[PROTO_CONTEXT_RESTART] = "restart" };
 
+static const char *const language_names[] = { [PROTO_LANG_PYTHON] = "python",
+					      [PROTO_LANG_SHELL] = "shell",
+					      [PROTO_LANG_NODE] = "node" };
+
 const char *proto_context_language_name(enum proto_context_language language)
 {
-	return language == PROTO_LANG_SHELL ? "shell" : "python";
+	if (language < PROTO_LANG_PYTHON || language > PROTO_LANG_NODE)
+		return "python"; /* impossible by construction: every decoder checks */
+	return language_names[language];
+}
+
+enum proto_context_language proto_context_language_parse(const char *name)
+{
+	int i;
+
+	for (i = PROTO_LANG_PYTHON; i <= PROTO_LANG_NODE; i++) {
+		if (strcmp(name, language_names[i]) == 0)
+			return (enum proto_context_language)i;
+	}
+	return PROTO_LANG_NONE;
 }
 
 bool proto_context_id_valid(const char *id)
@@ -81,14 +98,11 @@ static int decode_open(json_t *root, struct proto_context *msg, struct ember_err
 	    json_get_string(root, "cwd", false, PROTO_STRING_MAX, &cwd, &cwd_len, KIND, err) < 0 ||
 	    json_get_uint(root, "max_processes", true, 1, 65536, &nproc, KIND, err) < 0)
 		return -1;
-	if (strcmp(language, "python") == 0)
-		msg->language = PROTO_LANG_PYTHON;
-	else if (strcmp(language, "shell") == 0)
-		msg->language = PROTO_LANG_SHELL;
-	else
-		return ember_error_set(err, KIND, 0, "field `language` must be python or shell");
-	if (msg->language == PROTO_LANG_PYTHON && msg->argc == 0)
-		return ember_error_set(err, KIND, 0, "a python context needs `argv`");
+	msg->language = proto_context_language_parse(language);
+	if (msg->language == PROTO_LANG_NONE)
+		return ember_error_set(err, KIND, 0, "field `language` must be python, node or shell");
+	if (msg->language != PROTO_LANG_SHELL && msg->argc == 0)
+		return ember_error_set(err, KIND, 0, "a %s context needs `argv`", language);
 	if (cwd != NULL && cwd_len == 0)
 		return ember_error_set(err, KIND, 0, "field `cwd` must not be empty");
 	if (cwd != NULL && (msg->cwd = strdup(cwd)) == NULL)

@@ -28,8 +28,10 @@ enum proto_context_op {
 };
 
 enum proto_context_language {
-	PROTO_LANG_PYTHON = 1,
+	PROTO_LANG_NONE = 0, /* not named (an API request's default), never on the wire */
+	PROTO_LANG_PYTHON,
 	PROTO_LANG_SHELL,
+	PROTO_LANG_NODE,
 };
 
 #define PROTO_CONTEXT_ARGV_MAX 16
@@ -40,8 +42,8 @@ struct proto_context {
 	enum proto_context_op op;
 	char id[PROTO_CONTEXT_ID_MAX + 1];
 	enum proto_context_language language;
-	char *argv[PROTO_CONTEXT_ARGV_MAX + 1]; /* python: the interpreter (the guest appends its
-						 * driver); shell: unused (/bin/sh) */
+	char *argv[PROTO_CONTEXT_ARGV_MAX + 1]; /* python, node: the interpreter (the guest
+						 * appends its driver); shell: unused (/bin/sh) */
 	size_t argc;
 	char *env[PROTO_CONTEXT_ENV_MAX + 1];   /* "NAME=value" */
 	size_t envc;
@@ -73,7 +75,10 @@ char *proto_context_encode(const struct proto_context *msg, size_t *len,
 int proto_context_decode(const uint8_t *buf, size_t len, struct proto_context *msg,
 			 struct ember_error **err);
 void proto_context_release(struct proto_context *msg);
+/* "python", "shell", "node". */
 const char *proto_context_language_name(enum proto_context_language language);
+/* The language named name, or PROTO_LANG_NONE for none of them. */
+enum proto_context_language proto_context_language_parse(const char *name);
 
 /* CONTEXT_REPLY: {"pid"}, the interpreter's guest pid (0 after a close). */
 char *proto_context_reply_encode(int32_t pid, size_t *len, struct ember_error **err);

@@ -249,11 +249,18 @@ int catalog_check_files(const struct catalog *cat, int need_vmlinux, struct embe
 	return 0;
 }
 
-bool pack_is_python(const struct pack *pack)
+enum proto_context_language pack_language(const struct pack *pack)
 {
 	const char *slash = strrchr(pack->interpreter[0], '/');
+	const char *base = slash != NULL ? slash + 1 : pack->interpreter[0];
 
-	return strncmp(slash != NULL ? slash + 1 : pack->interpreter[0], "python", 6) == 0;
+	if (strncmp(base, "python", 6) == 0)
+		return PROTO_LANG_PYTHON;
+	if (strcmp(base, "node") == 0 || strncmp(base, "nodejs", 6) == 0)
+		return PROTO_LANG_NODE;
+	if (strcmp(base, "sh") == 0 || strcmp(base, "bash") == 0 || strcmp(base, "dash") == 0)
+		return PROTO_LANG_SHELL;
+	return PROTO_LANG_NONE;
 }
 
 const struct pack *catalog_find(const struct catalog *cat, const char *name)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/ctxmsg.h"
 #include "proto/messages.h"
 #include "util/error.h"
 
@@ -60,8 +61,10 @@ int catalog_load(const char *images_dir, struct catalog *cat, struct ember_error
  * missing and how to build it. need_vmlinux for Firecracker. */
 int catalog_check_files(const struct catalog *cat, int need_vmlinux, struct ember_error **err);
 const struct pack *catalog_find(const struct catalog *cat, const char *name);
-/* Whether the pack's interpreter is a python (its basename starts with "python"). */
-bool pack_is_python(const struct pack *pack);
+/* The language of the pack's interpreter, from its basename: python* is PROTO_LANG_PYTHON,
+ * node and nodejs* PROTO_LANG_NODE, sh, bash and dash PROTO_LANG_SHELL; anything else
+ * PROTO_LANG_NONE (it runs plain execs, and shell contexts through the image's /bin/sh). */
+enum proto_context_language pack_language(const struct pack *pack);
 /* "python, shell" into out. */
 void catalog_names(const struct catalog *cat, char *out, size_t size);
 void catalog_release(struct catalog *cat);

@@ -1629,28 +1629,39 @@ int manager_context_create(struct manager *m, const char *id,
 			   const struct sandbox_context_request *req, struct sandbox_context *out,
 			   struct ember_error **err)
 {
-	struct proto_context msg = { .op = PROTO_CONTEXT_OPEN, .language = req->language };
+	struct proto_context msg = { .op = PROTO_CONTEXT_OPEN };
 	struct sandbox *sb = acquire_ready(m, id, err);
+	enum proto_context_language own;
 	size_t i;
 	int ret;
 
 	if (sb == NULL)
 		return -1;
-	if (req->language == PROTO_LANG_PYTHON && !pack_is_python(sb->pack)) {
-		ember_error_set(err, EMBER_E_INVALID, 0, "pack `%s` has no python: use "
-				"\"language\": \"shell\", or a python sandbox", sb->pack->name);
+	/* An interpreter context runs the pack's own interpreter, so only in a pack of that
+	 * language; a shell context runs the image's /bin/sh, which every pack has. */
+	own = pack_language(sb->pack);
+	msg.language = req->language != PROTO_LANG_NONE ? req->language
+		       : own != PROTO_LANG_NONE ? own : PROTO_LANG_PYTHON;
+	if (msg.language != PROTO_LANG_SHELL && msg.language != own) {
+		bool other = own != PROTO_LANG_NONE && own != PROTO_LANG_SHELL;
+
+		ember_error_set(err, EMBER_E_INVALID, 0, "pack `%s` has no %s: use \"language\": "
+				"%s%s%s\"shell\", or a %s sandbox", sb->pack->name,
+				proto_context_language_name(msg.language), other ? "\"" : "",
+				other ? proto_context_language_name(own) : "", other ? "\" or " : "",
+				proto_context_language_name(msg.language));
 		release_after(m, sb, err, false);
 		return -1;
 	}
 	pthread_mutex_lock(&m->lock);
-	ret = contexts_reserve(&sb->contexts, m->cfg.max_contexts, req->language, out, err);
+	ret = contexts_reserve(&sb->contexts, m->cfg.max_contexts, msg.language, out, err);
 	pthread_mutex_unlock(&m->lock);
 	if (ret < 0) {
 		release_after(m, sb, err, false);
 		return -1;
 	}
 	snprintf(msg.id, sizeof(msg.id), "%s", out->id);
-	if (req->language == PROTO_LANG_PYTHON) {
+	if (msg.language != PROTO_LANG_SHELL) {
 		for (i = 0; i < sb->pack->interpreter_argc && i < PROTO_CONTEXT_ARGV_MAX; i++)
 			msg.argv[i] = sb->pack->interpreter[i];
 		msg.argc = i;

@@ -233,7 +233,7 @@ void manager_stats(struct manager *m, struct manager_stats *stats);
 
 /* Code contexts (contexts.h, docs/api.md "Contexts"), on a ready sandbox like exec. */
 struct sandbox_context_request {
-	enum proto_context_language language;
+	enum proto_context_language language; /* PROTO_LANG_NONE: the pack's (else python) */
 	const char *cwd;                  /* NULL: the guest's home directory */
 	char *const *env;                 /* "NAME=value" */
 	size_t envc;

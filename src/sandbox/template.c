@@ -334,7 +334,7 @@ void template_store_free(struct template_store *st, bool remove_files)
  * memory the clones share instead of reading the pack image again. */
 int template_warm_up(struct channel *ch, const struct pack *pack, struct ember_error **err)
 {
-	bool python = pack_is_python(pack);
+	bool python = pack_language(pack) == PROTO_LANG_PYTHON;
 	struct channel_exec_request req = {
 		.argv = pack->interpreter,
 		.argc = pack->interpreter_argc,

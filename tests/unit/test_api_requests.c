@@ -513,6 +513,38 @@ static void pid_segment_is_a_plain_positive_number(void **state)
 	}
 }
 
+static void context_body_names_a_language_or_leaves_it_to_the_pack(void **state)
+{
+	static const struct {
+		const char *body;
+		enum proto_context_language language;
+	} good[] = {
+		{ "", PROTO_LANG_NONE },
+		{ "{}", PROTO_LANG_NONE },
+		{ "{\"language\":\"python\"}", PROTO_LANG_PYTHON },
+		{ "{\"language\":\"node\"}", PROTO_LANG_NODE },
+		{ "{\"language\":\"shell\",\"cwd\":\"/tmp\"}", PROTO_LANG_SHELL },
+	};
+	static const char *const bad[] = { "{\"language\":\"ruby\"}", "{\"language\":\"Node\"}",
+					   "{\"language\":\"\"}", "{\"language\":1}", NULL };
+	struct api_context_body b;
+	struct ember_error *err = NULL;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(api_parse_context(good[i].body, strlen(good[i].body), &b, NULL), 0);
+		assert_int_equal(b.language, good[i].language);
+		api_context_body_release(&b);
+	}
+	for (i = 0; bad[i] != NULL; i++) {
+		if (api_parse_context(bad[i], strlen(bad[i]), &b, &err) != -1)
+			fail_msg("accepted %s", bad[i]);
+		assert_non_null(strstr(err->message, "language"));
+		ember_error_free(&err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -533,6 +565,7 @@ int main(void)
 		cmocka_unit_test(list_query_refuses_anything_else_naming_it),
 		cmocka_unit_test(list_query_is_bounded),
 		cmocka_unit_test(list_filter_matches_state_and_labels),
+		cmocka_unit_test(context_body_names_a_language_or_leaves_it_to_the_pack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,6 +138,38 @@ static void parses_how_code_is_passed(void **state)
 	ember_error_free(&err);
 }
 
+static void language_comes_from_the_interpreter_basename(void **state)
+{
+	static const struct {
+		const char *interpreter;
+		enum proto_context_language language;
+	} cases[] = {
+		{ "/usr/bin/python3", PROTO_LANG_PYTHON },
+		{ "/usr/bin/python3.11", PROTO_LANG_PYTHON },
+		{ "/usr/bin/node", PROTO_LANG_NODE },
+		{ "/usr/bin/nodejs", PROTO_LANG_NODE },
+		{ "/opt/nodejs18/node", PROTO_LANG_NODE },
+		{ "/bin/sh", PROTO_LANG_SHELL },
+		{ "/bin/bash", PROTO_LANG_SHELL },
+		{ "/bin/dash", PROTO_LANG_SHELL },
+		{ "/usr/bin/ruby", PROTO_LANG_NONE },
+		{ "/usr/bin/nodemon", PROTO_LANG_NONE }, /* not node itself */
+		{ "/usr/bin/shx", PROTO_LANG_NONE },
+		{ "/usr/lib/python3/x/zsh", PROTO_LANG_NONE }, /* only the basename counts */
+	};
+	struct pack pack;
+	size_t i;
+
+	(void)state;
+	memset(&pack, 0, sizeof(pack));
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pack.interpreter[0] = (char *)cases[i].interpreter;
+		if (pack_language(&pack) != cases[i].language)
+			fail_msg("%s: language %d, want %d", cases[i].interpreter,
+				 (int)pack_language(&pack), (int)cases[i].language);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -147,6 +179,7 @@ int main(void)
 		cmocka_unit_test(rejects_out_of_range_defaults),
 		cmocka_unit_test(rejects_relative_interpreter),
 		cmocka_unit_test(parses_how_code_is_passed),
+		cmocka_unit_test(language_comes_from_the_interpreter_basename),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,43 @@ static void open_roundtrips(void **state)
 	free(text);
 }
 
+static void node_open_roundtrips_and_needs_argv(void **state)
+{
+	struct proto_context in = { .op = PROTO_CONTEXT_OPEN, .language = PROTO_LANG_NODE,
+				    .argc = 1, .max_processes = 1 }, out;
+	char argv0[] = "/usr/bin/node";
+	struct proto_context m;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(in.id, "ctx_0a");
+	in.argv[0] = argv0;
+	text = proto_context_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"language\":\"node\""));
+	assert_int_equal(proto_context_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_int_equal(out.language, PROTO_LANG_NODE);
+	assert_string_equal(out.argv[0], "/usr/bin/node");
+	proto_context_release(&out);
+	free(text);
+	assert_int_equal(CTX("{\"op\":\"open\",\"id\":\"ctx_1\",\"language\":\"node\","
+			     "\"argv\":[],\"env\":[],\"max_processes\":1}", &m), -1);
+}
+
+static void language_names_parse_back(void **state)
+{
+	enum proto_context_language l;
+
+	(void)state;
+	for (l = PROTO_LANG_PYTHON; l <= PROTO_LANG_NODE; l++)
+		assert_int_equal(proto_context_language_parse(proto_context_language_name(l)), l);
+	assert_string_equal(proto_context_language_name(PROTO_LANG_NODE), "node");
+	assert_int_equal(proto_context_language_parse("Node"), PROTO_LANG_NONE);
+	assert_int_equal(proto_context_language_parse("nodejs"), PROTO_LANG_NONE);
+	assert_int_equal(proto_context_language_parse(""), PROTO_LANG_NONE);
+}
+
 static void close_and_restart_carry_only_the_id(void **state)
 {
 	struct proto_context m;
@@ -237,6 +274,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(open_roundtrips),
+		cmocka_unit_test(node_open_roundtrips_and_needs_argv),
+		cmocka_unit_test(language_names_parse_back),
 		cmocka_unit_test(close_and_restart_carry_only_the_id),
 		cmocka_unit_test(context_rejects_bad_values),
 		cmocka_unit_test(reply_roundtrips),
