@@ -181,7 +181,9 @@ int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *nam
 	/* Whatever is at name (left over, or planted) is replaced, never written through. */
 	if (unlinkat(root, name, 0) < 0 && errno != ENOENT)
 		return ember_error_sys(err, "remove `%s/%s`", j->root, name);
-	if (linkat(AT_FDCWD, host_path, root, name, 0) < 0) {
+	/* A symlinked image (an images directory of links) is linked as its target: a symlink
+	 * would point outside the jail. */
+	if (linkat(AT_FDCWD, host_path, root, name, AT_SYMLINK_FOLLOW) < 0) {
 		if (errno == EXDEV)
 			return ember_error_set(err, EMBER_E_INTERNAL, EXDEV,
 					       "hard-link `%s` into the jail `%s`: different "

@@ -9,6 +9,7 @@ allow, or a spec-valid request the daemon refuses, fails the test with an Assert
 the route, the status, the body and what broke.
 """
 
+import atexit
 import http.client
 import json
 import os
@@ -28,7 +29,37 @@ except ImportError as e:  # jsonschema/yaml are Debian's, for /usr/bin/python3
                       "both)") from e
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-IMAGES_DIR = os.environ.get("IMAGES_DIR", "/var/lib/emberd/images")
+# The images `make images` built: every pack (tests of the packs themselves use this).
+ALL_IMAGES_DIR = os.environ.get("IMAGES_DIR", "/var/lib/emberd/images")
+# The packs the rest of the suite is written against ("both templates", pools per pack, memory
+# per pack): prewarming and pooling python-data (512 MiB) and node too would cost every such
+# daemon minutes under TCG and make "templates ready >= 2" mean something else.
+CORE_PACKS = ("python", "shell")
+
+
+def core_images_dir(real):
+    """A private images directory (removed at exit) whose packs.json lists only CORE_PACKS, its
+    files symlinks into real; real itself when its catalog has no other pack or is missing."""
+    try:
+        with open(os.path.join(real, "packs.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return real  # require_images() says what is wrong
+    packs = [p for p in manifest.get("packs", []) if p.get("name") in CORE_PACKS]
+    if len(packs) == len(manifest.get("packs", [])):
+        return real
+    tmp = tempfile.mkdtemp(prefix="emberd-core-images.", dir="/tmp")
+    atexit.register(shutil.rmtree, tmp, True)
+    for entry in os.listdir(real):
+        if entry not in ("packs.json", "cache", "logs") and not entry.startswith("."):
+            os.symlink(os.path.join(real, entry), os.path.join(tmp, entry))
+    manifest["packs"] = packs
+    with open(os.path.join(tmp, "packs.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+    return tmp
+
+
+IMAGES_DIR = core_images_dir(ALL_IMAGES_DIR)
 ASAN_BIN = os.path.join(REPO, "build", "asan", "bin")
 BIN = os.path.join(REPO, "bin")
 
@@ -124,8 +155,10 @@ def assert_clones_isolated(test, d, clone):
 class Daemon:
     """emberd on 127.0.0.1:<ephemeral port> with a private run directory."""
 
-    def __init__(self, *extra_args, binary=None, env=None, reuse=None):
-        """reuse: a stopped Daemon whose run directory (and log) this one takes over."""
+    def __init__(self, *extra_args, binary=None, env=None, reuse=None, all_packs=False):
+        """reuse: a stopped Daemon whose run directory (and log) this one takes over.
+        all_packs: serve every pack `make images` built (ALL_IMAGES_DIR), not only
+        CORE_PACKS (a later --images of extra_args wins either way)."""
         require_images()
         self.binary = binary or os.path.join(ASAN_BIN, "emberd")
         if not os.path.exists(self.binary):
@@ -139,7 +172,8 @@ class Daemon:
         # they are off unless a test asks (a later --pool-size wins).
         # --config none: a machine's /etc/emberd/emberd.conf is not the tests' (a later --config
         # of a test's own wins).
-        self.args = [self.binary, "--addr", "127.0.0.1:0", "--images", IMAGES_DIR,
+        self.args = [self.binary, "--addr", "127.0.0.1:0",
+                     "--images", ALL_IMAGES_DIR if all_packs else IMAGES_DIR,
                      "--run-dir", self.run_dir, "--pool-size", "0", "--config", "none",
                      *extra_args]
         self.keep_templates = "--keep-sandboxes" in extra_args

@@ -72,7 +72,7 @@ class DocExamplesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # allowlist enabled without --egress-uplink: docs/api.md shows both refusals ("Network")
-        cls.d = harness.Daemon("--network-modes", "none,allowlist")
+        cls.d = harness.Daemon("--network-modes", "none,allowlist", all_packs=True)
         cls.created = []
         cls.pid = None  # the last background process an example started
         cls.context = None  # the last code context an example created

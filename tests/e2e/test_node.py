@@ -21,7 +21,7 @@ SLOW_MS = 240000  # node's start under TCG on a busy host; what is asserted neve
 class NodeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon()
+        cls.d = harness.Daemon(all_packs=True)
         try:
             cls.sb = cls.d.create(language_pack="node")
         except Exception:

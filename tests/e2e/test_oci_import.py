@@ -163,8 +163,8 @@ class OciImportTest(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="oci-import.", dir="/var/tmp")
         cls.images = os.path.join(cls.tmp, "images")
         # A copy of the real images without the download cache (never the real directory).
-        shutil.copytree(harness.IMAGES_DIR, cls.images, symlinks=True,
-                        ignore=lambda d, names: ["cache", "logs"] if d == harness.IMAGES_DIR
+        shutil.copytree(harness.ALL_IMAGES_DIR, cls.images, symlinks=True,
+                        ignore=lambda d, names: ["cache", "logs"] if d == harness.ALL_IMAGES_DIR
                         else [])
         cls.layout = os.path.join(cls.tmp, "busybox-oci")
         make_busybox_layout(cls.layout)

@@ -3,7 +3,8 @@ catalog and its spec's smoke test gives exactly the spec's stdout in a sandbox; 
 how each pack takes code; a pack whose spec says "code": "argument" gets the code itself as its
 interpreter's last argument (for execs and background processes), bounded to one argv string.
 
-- BuiltinPacksTest: one daemon on IMAGES_DIR; each pack's smoke test (a clone of its template).
+- BuiltinPacksTest: one daemon on every pack of IMAGES_DIR; each pack's smoke test (a clone of
+  its template).
 - ArgumentPackTest: a daemon on a private images directory (symlinks to IMAGES_DIR's kernel,
   initramfs and shell image) whose packs.json adds a pack `shc`: ["/bin/sh", "-c"], "argument".
 """
@@ -36,7 +37,7 @@ def specs():
 class BuiltinPacksTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon()
+        cls.d = harness.Daemon(all_packs=True)
 
     @classmethod
     def tearDownClass(cls):

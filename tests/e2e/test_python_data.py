@@ -26,7 +26,7 @@ SLOW_MS = 300000
 
 def pack_built():
     try:
-        with open(os.path.join(harness.IMAGES_DIR, "packs.json"), encoding="utf-8") as f:
+        with open(os.path.join(harness.ALL_IMAGES_DIR, "packs.json"), encoding="utf-8") as f:
             return any(p["name"] == "python-data" for p in json.load(f)["packs"])
     except (OSError, ValueError, KeyError):
         return False
@@ -46,7 +46,7 @@ def png_size(data):
 class PythonDataTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = harness.Daemon()
+        cls.d = harness.Daemon(all_packs=True)
         try:
             cls.sb = cls.d.create(language_pack="python-data")
         except Exception:
