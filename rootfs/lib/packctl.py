@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import stat
 import subprocess
@@ -407,15 +408,39 @@ def interpreter_from(args, config, root):
         argv[0] = found
     elif not is_executable_in(root, argv[0]):
         fail(f"{source}: {argv[0]} is not an executable file in the image")
-    notes = []
-    if env:
-        notes.append(f"its Env ({len(env)} variables)")
-    if cfg.get("WorkingDir"):
-        notes.append(f"its WorkingDir {cfg['WorkingDir']}")
-    if notes:
-        progress(f"note: the image config sets {' and '.join(notes)}; the catalog has no field "
-                 "for them, so code runs with emberd's environment in the sandbox home")
     return argv, source
+
+
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+ENV_MAX = 32  # the daemon's CATALOG_ENV_MAX
+
+
+def environment_from(config, root):
+    """The image config's Env and WorkingDir as the pack's `env` and `cwd`: every exec starts
+    with them (its own env entries win). An entry that is not NAME=value, or a WorkingDir that is
+    not a directory in the image, is left out with a note."""
+    cfg = config.get("config") or {}
+    env = []
+    for item in cfg.get("Env") or []:
+        if (isinstance(item, str) and ENV_NAME_RE.match(item) and "\0" not in item
+                and len(item.encode()) <= 4096):
+            env.append(item)
+        else:
+            progress(f"note: the image config's Env entry {json.dumps(item)[:80]} is not "
+                     "NAME=value (<= 4096 bytes); left out")
+    if len(env) > ENV_MAX:
+        fail(f"the image config's Env has {len(env)} entries; a pack takes at most {ENV_MAX}")
+    cwd = cfg.get("WorkingDir") or None
+    if cwd is not None:
+        host = inside(root, cwd) if isinstance(cwd, str) and cwd.startswith("/") else None
+        if host is None or not os.path.isdir(host) or ".." in cwd.split("/") or len(cwd) > 255:
+            progress(f"note: the image config's WorkingDir {json.dumps(cwd)[:80]} is not a "
+                     "directory in the image; execs start in the sandbox user's home")
+            cwd = None
+    if env or cwd:
+        progress(f"environment: {len(env)} Env entries, directory {cwd or '(home)'}, from the "
+                 "image config")
+    return env, cwd
 
 
 def default_smoke(argv):
@@ -428,7 +453,7 @@ def default_smoke(argv):
     return None
 
 
-def make_entry(args, argv, sha):
+def make_entry(args, argv, sha, env=(), cwd=None):
     shell = load_pack(os.path.join(ROOTFS_DIR, "packs", "shell"))
     defaults = dict(shell["defaults"])
     for key in DEFAULT_BOUNDS:
@@ -445,6 +470,10 @@ def make_entry(args, argv, sha):
         "description": description[:200],
         "defaults": {key: defaults[key] for key in DEFAULT_BOUNDS},
     }
+    if env:
+        entry["env"] = list(env)
+    if cwd:
+        entry["cwd"] = cwd
     userpacks.validate_entry(entry, "the new pack")
     return entry
 
@@ -565,11 +594,12 @@ def cmd_import(args):
         root = unpack(layout, os.path.join(work, "bundle"))
         argv, source = interpreter_from(args, config, root)
         progress(f"interpreter {json.dumps(argv)} (from {source})")
+        env, cwd = environment_from(config, root)
         add_guest_pieces(root)
         progress("building the squashfs")
         squash(root, candidate)
         sha = smoke.sha256_of(candidate)
-        entry = make_entry(args, argv, sha)
+        entry = make_entry(args, argv, sha, env, cwd)
         if args.smoke_code is not None:
             code, expected = args.smoke_code, args.smoke_stdout
         else:

@@ -18,6 +18,7 @@ import manifest
 USER_DIR = "user-packs"
 USER_IMAGE_DIR = "packs/user"
 ENTRY_KEYS = ("name", "image", "sha256", "interpreter", "code", "description", "defaults")
+OPTIONAL_KEYS = ("env", "cwd")  # the image config's Env and WorkingDir
 ENTRY_MAX_BYTES = 64 * 1024  # an entry is a few hundred bytes; this only bounds a stray file
 
 
@@ -38,8 +39,8 @@ def validate_entry(entry, where):
 
     if not isinstance(entry, dict):
         raise manifest.PackError(f"{where}: must be a JSON object")
-    if sorted(entry) != sorted(ENTRY_KEYS):
-        extra = sorted(set(entry) - set(ENTRY_KEYS))
+    if not set(ENTRY_KEYS) <= set(entry) <= set(ENTRY_KEYS + OPTIONAL_KEYS):
+        extra = sorted(set(entry) - set(ENTRY_KEYS) - set(OPTIONAL_KEYS))
         missing = sorted(set(ENTRY_KEYS) - set(entry))
         raise bad(extra[0] if extra else missing[0], "unknown key" if extra else "missing")
     name = entry["name"]
@@ -57,6 +58,15 @@ def validate_entry(entry, where):
             raise bad(f"interpreter[{i}]", "must be a non-empty string without NUL, <= 256 bytes")
     if not argv[0].startswith("/"):
         raise bad("interpreter[0]", f"must be an absolute path, got `{argv[0]}`")
+    env = entry.get("env", [])
+    if not isinstance(env, list) or len(env) > 32 or not all(
+            isinstance(e, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", e) and "\0" not in e
+            and len(e.encode()) <= 4096 for e in env):
+        raise bad("env", "must be at most 32 NAME=value strings of <= 4096 bytes")
+    cwd = entry.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/") or ".." in cwd.split("/") \
+            or len(cwd) > 255:
+        raise bad("cwd", "must be an absolute path without `..`, <= 255 bytes")
     if entry["code"] not in manifest.CODE_MODES:
         raise bad("code", f"must be one of {', '.join(manifest.CODE_MODES)}, got "
                           f"{json.dumps(entry['code'])}")

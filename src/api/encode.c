@@ -140,6 +140,25 @@ json_t *api_encode_processes(const struct proto_process *procs, size_t count)
 	return arr != NULL ? json_pack("{s:o}", "processes", arr) : NULL;
 }
 
+/* "env" and "cwd" of a pack that has them (an imported image's Env and WorkingDir). */
+static json_t *encode_pack_environment(json_t *obj, const struct pack *pack)
+{
+	json_t *env;
+	size_t i;
+
+	if (obj == NULL || (pack->envc == 0 && pack->cwd == NULL))
+		return obj;
+	env = json_array();
+	for (i = 0; env != NULL && i < pack->envc; i++)
+		json_array_append_new(env, json_string(pack->env[i]));
+	if (env == NULL || json_object_set_new(obj, "env", env) < 0 ||
+	    (pack->cwd != NULL && json_object_set_new(obj, "cwd", json_string(pack->cwd)) < 0)) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
 json_t *api_encode_pack(const struct pack *pack)
 {
 	json_t *interp = json_array();
@@ -147,14 +166,14 @@ json_t *api_encode_pack(const struct pack *pack)
 
 	for (i = 0; interp != NULL && i < pack->interpreter_argc; i++)
 		json_array_append_new(interp, json_string(pack->interpreter[i]));
-	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:{s:i, s:I, s:i, s:i, s:i}}", "name",
+	return encode_pack_environment(json_pack("{s:s, s:s, s:o, s:s, s:s, s:{s:i, s:I, s:i, s:i, s:i}}", "name",
 			 pack->name, "description", pack->description, "interpreter", interp,
 			 "code", pack->code_argument ? "argument" : "file", "sha256",
 			 pack->sha256, "defaults", "exec_timeout_ms",
 			 (int)pack->defaults.exec_timeout_ms, "output_limit_bytes",
 			 (json_int_t)pack->defaults.output_limit_bytes, "memory_mib",
 			 (int)pack->defaults.memory_mib, "vcpus", (int)pack->defaults.vcpus,
-			 "overlay_mib", (int)pack->defaults.overlay_mib);
+			 "overlay_mib", (int)pack->defaults.overlay_mib), pack);
 }
 
 json_t *api_encode_catalog_diff(const struct catalog_diff *diff)

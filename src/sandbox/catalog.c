@@ -74,11 +74,35 @@ static int parse_defaults(json_t *obj, struct pack_defaults *d, struct ember_err
 	return 0;
 }
 
+/* The optional "env" (NAME=value strings, an imported image's Env) and "cwd" (an absolute
+ * directory, its WorkingDir) every exec of the pack starts with. */
+static int parse_environment(json_t *obj, struct pack *p, struct ember_error **err)
+{
+	const char *cwd = NULL;
+	size_t cwd_len = 0;
+
+	if (json_object_get(obj, "env") != NULL &&
+	    proto_json_copy_strings(obj, "env", CATALOG_ENV_MAX, false, true, p->env, &p->envc,
+				    err) < 0)
+		return -1;
+	if (json_get_string(obj, "cwd", false, 255, &cwd, &cwd_len, KIND, err) < 0)
+		return -1;
+	if (cwd == NULL)
+		return 0;
+	if (cwd[0] != '/' || strstr(cwd, "/../") != NULL ||
+	    (cwd_len >= 3 && strcmp(cwd + cwd_len - 3, "/..") == 0))
+		return ember_error_set(err, KIND, 0, "`cwd` must be an absolute path without `..`");
+	p->cwd = strdup(cwd);
+	if (p->cwd == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	return 0;
+}
+
 static int parse_pack(const char *images_dir, json_t *obj, struct pack *p,
 		      struct ember_error **err)
 {
 	static const char *const keys[] = { "name", "image", "sha256", "interpreter",
-					    "description", "defaults", "code", NULL };
+					    "description", "defaults", "code", "env", "cwd", NULL };
 	const char *name, *image, *sha, *desc, *code = "file";
 	size_t name_len, sha_len, desc_len, i;
 	json_t *interp;
@@ -106,6 +130,8 @@ static int parse_pack(const char *images_dir, json_t *obj, struct pack *p,
 		return ember_error_set(err, KIND, 0, "pack `%s`: `code` must be \"file\" or "
 				       "\"argument\"", name);
 	p->code_argument = strcmp(code, "argument") == 0;
+	if (parse_environment(obj, p, err) < 0)
+		return ember_error_wrap(err, "pack `%s`", name);
 	memcpy(p->sha256, sha, 65);
 	memcpy(p->description, desc, desc_len + 1);
 	interp = json_object_get(obj, "interpreter");
@@ -297,6 +323,9 @@ void catalog_release(struct catalog *cat)
 		free(cat->packs[i].image);
 		for (j = 0; j < cat->packs[i].interpreter_argc; j++)
 			free(cat->packs[i].interpreter[j]);
+		for (j = 0; j < cat->packs[i].envc; j++)
+			free(cat->packs[i].env[j]);
+		free(cat->packs[i].cwd);
 	}
 	free(cat->packs);
 	free(cat->images_dir);

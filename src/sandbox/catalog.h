@@ -21,6 +21,7 @@
 #define CATALOG_MANIFEST_MAX (1024 * 1024)
 #define CATALOG_PACKS_MAX 64
 #define CATALOG_NAME_MAX 32
+#define CATALOG_ENV_MAX 32                /* a pack's own environment entries */
 
 struct pack_defaults {
 	uint32_t exec_timeout_ms;
@@ -37,6 +38,11 @@ struct pack {
 	char description[256];
 	char *interpreter[PROTO_ARGV_MAX + 1];
 	size_t interpreter_argc;
+	char *env[CATALOG_ENV_MAX + 1];     /* NAME=value every exec starts with (an imported
+					     * image's Env); the request's env wins on a name */
+	size_t envc;
+	char *cwd;                          /* an exec's directory when it names none (an image's
+					     * WorkingDir); NULL: the sandbox user's home */
 	bool code_argument;                 /* "code":"argument": interpreter + [code] itself
 					     * (e.g. ["/bin/sh","-c"]); else + [code file] */
 	struct pack_defaults defaults;

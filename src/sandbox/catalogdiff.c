@@ -20,6 +20,13 @@ bool catalog_pack_equal(const struct pack *a, const struct pack *b)
 		if (strcmp(a->interpreter[i], b->interpreter[i]) != 0)
 			return false;
 	}
+	if (a->envc != b->envc || (a->cwd == NULL) != (b->cwd == NULL) ||
+	    (a->cwd != NULL && strcmp(a->cwd, b->cwd) != 0))
+		return false;
+	for (i = 0; i < a->envc; i++) {
+		if (strcmp(a->env[i], b->env[i]) != 0)
+			return false;
+	}
 	return true;
 }
 

@@ -1508,28 +1508,61 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* The channel request for an exec: the pack's defaults, checked against the daemon's limits. */
-/* The pack's interpreter and how it takes code (catalog.h `code_argument`): a pack that passes
- * code as one argv string takes at most PROTO_CODE_ARG_MAX bytes of it. */
-static int pack_code_request(const struct pack *pack, const char *code, size_t code_len,
-			     struct channel_exec_request *creq, struct ember_error **err)
+/* The environment a program of the pack starts with: the pack's own entries (an imported image's
+ * Env) first, then the request's, into out (max entries + NULL); the guest keeps the later of two
+ * entries of one name, so the request's win. */
+static int pack_env(const struct pack *pack, char *const *env, size_t envc, size_t max,
+		    char **out, size_t *outc, struct ember_error **err)
 {
-	if (pack->code_argument && code_len > PROTO_CODE_ARG_MAX)
+	size_t i, n = 0;
+
+	if (pack->envc + envc > max)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `env` must have at most %zu entries in pack `%s` (it "
+				       "sets %zu of its own)", max - (pack->envc < max ? pack->envc : max),
+				       pack->name, pack->envc);
+	for (i = 0; i < pack->envc; i++)
+		out[n++] = pack->env[i];
+	for (i = 0; i < envc; i++)
+		out[n++] = env[i];
+	out[n] = NULL;
+	*outc = n;
+	return 0;
+}
+
+/* What the pack puts in a request running its interpreter on code: the interpreter and how it
+ * takes code (catalog.h `code_argument`: then at most PROTO_CODE_ARG_MAX bytes; not for code run
+ * in a context, whose own interpreter reads it), the pack's environment before the request's
+ * (into env_buf, PROTO_ENV_MAX + 1 entries, which must outlive creq), and its directory when the
+ * request names none. */
+static int pack_request(const struct pack *pack, const char *code, size_t code_len,
+			bool in_context, char *const *env, size_t envc, char **env_buf,
+			struct channel_exec_request *creq, struct ember_error **err)
+{
+	bool code_argument = pack->code_argument && !in_context;
+
+	if (code_argument && code_len > PROTO_CODE_ARG_MAX)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "field `code` must be at most %u bytes in pack `%s` (it passes "
 				       "code to its interpreter as an argument)", PROTO_CODE_ARG_MAX,
 				       pack->name);
+	if (pack_env(pack, env, envc, PROTO_ENV_MAX, env_buf, &creq->envc, err) < 0)
+		return -1;
+	creq->env = env_buf;
 	creq->argv = pack->interpreter;
 	creq->argc = pack->interpreter_argc;
 	creq->code = code;
 	creq->code_len = code_len;
-	creq->code_argument = pack->code_argument;
+	creq->code_argument = code_argument;
+	if (creq->cwd == NULL)
+		creq->cwd = pack->cwd;
 	return 0;
 }
 
+/* The channel request for an exec: the pack's defaults, checked against the daemon's limits. */
 static int exec_request(const struct manager *m, const struct sandbox *sb,
-			const struct sandbox_exec_request *req, struct channel_exec_request *creq,
-			struct ember_error **err)
+			const struct sandbox_exec_request *req, char **env_buf,
+			struct channel_exec_request *creq, struct ember_error **err)
 {
 	memset(creq, 0, sizeof(*creq));
 	creq->timeout_ms = req->timeout_ms != 0 ? req->timeout_ms
@@ -1548,10 +1581,9 @@ static int exec_request(const struct manager *m, const struct sandbox *sb,
 					       (unsigned long long)m->cfg.max_output_bytes);
 		creq->output_limit = m->cfg.max_output_bytes;
 	}
-	if (pack_code_request(sb->pack, req->code, req->code_len, creq, err) < 0)
+	if (pack_request(sb->pack, req->code, req->code_len, req->context_id != NULL, req->env,
+			 req->envc, env_buf, creq, err) < 0)
 		return -1;
-	creq->env = req->env;
-	creq->envc = req->envc;
 	creq->stdin_data = req->stdin_data;
 	creq->stdin_len = req->stdin_len;
 	creq->has_stdin = req->has_stdin;
@@ -1579,6 +1611,7 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 		 struct channel_exec_result *res, struct ember_error **err)
 {
 	struct channel_exec_request creq;
+	char *env_buf[PROTO_ENV_MAX + 1];
 	struct sandbox *sb;
 	int64_t t0 = time_mono_ms();
 	int ret;
@@ -1588,7 +1621,7 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 	sb = acquire_ready(m, id, err);
 	if (sb == NULL)
 		return -1;
-	if (exec_request(m, sb, req, &creq, err) < 0) {
+	if (exec_request(m, sb, req, env_buf, &creq, err) < 0) {
 		release_after(m, sb, err, false);
 		return -1;
 	}
@@ -1653,6 +1686,11 @@ int manager_context_create(struct manager *m, const char *id,
 		release_after(m, sb, err, false);
 		return -1;
 	}
+	if (pack_env(sb->pack, req->env, req->envc, PROTO_CONTEXT_ENV_MAX, msg.env, &msg.envc,
+		     err) < 0) {
+		release_after(m, sb, err, false);
+		return -1;
+	}
 	pthread_mutex_lock(&m->lock);
 	ret = contexts_reserve(&sb->contexts, m->cfg.max_contexts, msg.language, out, err);
 	pthread_mutex_unlock(&m->lock);
@@ -1666,10 +1704,7 @@ int manager_context_create(struct manager *m, const char *id,
 			msg.argv[i] = sb->pack->interpreter[i];
 		msg.argc = i;
 	}
-	for (i = 0; i < req->envc && i < PROTO_CONTEXT_ENV_MAX; i++)
-		msg.env[i] = req->env[i];
-	msg.envc = i;
-	msg.cwd = (char *)req->cwd;
+	msg.cwd = (char *)(req->cwd != NULL ? req->cwd : sb->pack->cwd);
 	msg.max_processes = m->cfg.max_processes;
 	ret = channel_context(sb->ch, &msg, time_mono_ms() + CONTEXT_OPEN_MS, NULL, err);
 	pthread_mutex_lock(&m->lock);
@@ -1933,21 +1968,26 @@ static int procs_of_locked(struct sandbox *sb, struct procs **out, struct ember_
 
 /* The channel request of a background process: the pack's interpreter and code, or a command. */
 static int process_exec_request(const struct manager *m, const struct sandbox *sb,
-				const struct sandbox_process_request *req,
+				const struct sandbox_process_request *req, char **env_buf,
 				struct channel_exec_request *creq, struct ember_error **err)
 {
 	memset(creq, 0, sizeof(*creq));
+	creq->cwd = req->cwd;
 	if (req->argc > 0) {
+		/* A command gets the pack's environment and directory too, not its interpreter. */
+		if (pack_env(sb->pack, req->env, req->envc, PROTO_ENV_MAX, env_buf, &creq->envc,
+			     err) < 0)
+			return -1;
+		creq->env = env_buf;
+		creq->cwd = req->cwd != NULL ? req->cwd : sb->pack->cwd;
 		creq->argv = req->argv;
 		creq->argc = req->argc;
 		creq->code = "";
 		creq->command = true;
-	} else if (pack_code_request(sb->pack, req->code, req->code_len, creq, err) < 0) {
+	} else if (pack_request(sb->pack, req->code, req->code_len, false, req->env, req->envc,
+				env_buf, creq, err) < 0) {
 		return -1;
 	}
-	creq->env = req->env;
-	creq->envc = req->envc;
-	creq->cwd = req->cwd;
 	creq->has_stdin = req->has_stdin;
 	/* Sent because the message needs them; the guest ignores both for a background exec. */
 	creq->timeout_ms = sb->pack->defaults.exec_timeout_ms;
@@ -1962,6 +2002,7 @@ int manager_process_start(struct manager *m, const char *id,
 			  struct ember_error **err)
 {
 	struct channel_exec_request creq;
+	char *env_buf[PROTO_ENV_MAX + 1];
 	struct sandbox *sb = acquire_ready(m, id, err);
 	struct procs *procs = NULL;
 	int64_t t0 = time_mono_ms();
@@ -1973,7 +2014,7 @@ int manager_process_start(struct manager *m, const char *id,
 	ret = procs_of_locked(sb, &procs, err);
 	pthread_mutex_unlock(&m->lock);
 	if (ret == 0)
-		ret = process_exec_request(m, sb, req, &creq, err);
+		ret = process_exec_request(m, sb, req, env_buf, &creq, err);
 	if (ret == 0) {
 		ret = procs_start(procs, sb->ch, &creq, req->tag, info, err);
 	}

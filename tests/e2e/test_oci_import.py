@@ -56,11 +56,13 @@ def check_run(argv):
 
 
 def make_busybox_layout(layout, applets=("sh", "echo", "cat", "ls", "id")):
-    """An OCI layout with one image, tag `latest`: /bin/busybox and applets, Cmd ["sh"]."""
+    """An OCI layout with one image, tag `latest`: /bin/busybox and applets, Cmd ["sh"], Env
+    PATH and GREETING, WorkingDir /srv/app."""
     work = tempfile.mkdtemp(prefix="oci-root.")
     try:
         root = os.path.join(work, "rootfs")
         os.makedirs(os.path.join(root, "bin"))
+        os.makedirs(os.path.join(root, "srv", "app"))
         shutil.copy2(BUSYBOX, os.path.join(root, "bin", "busybox"))
         for applet in applets:
             os.symlink("busybox", os.path.join(root, "bin", applet))
@@ -68,7 +70,8 @@ def make_busybox_layout(layout, applets=("sh", "echo", "cat", "ls", "id")):
         check_run(["umoci", "new", "--image", f"{layout}:latest"])
         check_run(["umoci", "insert", "--image", f"{layout}:latest", root, "/"])
         check_run(["umoci", "config", "--image", f"{layout}:latest", "--config.cmd", "sh",
-                   "--config.env", "PATH=/bin", "--config.workingdir", "/"])
+                   "--config.env", "PATH=/bin", "--config.env", "GREETING=from-image",
+                   "--config.workingdir", "/srv/app"])
     finally:
         shutil.rmtree(work)
 
@@ -204,7 +207,7 @@ class OciImportTest(unittest.TestCase):
     def test_imported_packs_run_code_in_sandboxes(self):
         proc = self.imported("bb-layout", "--oci", f"{self.layout}:latest")
         self.assertIn("smoke test in a VM", proc.stdout)
-        self.assertIn("WorkingDir", proc.stdout)  # said not to be carried
+        self.assertIn("2 Env entries, directory /srv/app", proc.stdout)
         # This one takes its code as `sh -c CODE`: the smoke test and the execs run that way.
         self.imported("bb-docker", "--oci", self.docker_tar, "--description", "busybox (docker)",
                       "--memory-mib", "96", "--interpreter", "/bin/sh", "--interpreter", "-c",
@@ -212,6 +215,8 @@ class OciImportTest(unittest.TestCase):
         entry = self.catalog_entry("bb-layout")
         self.assertEqual(entry["interpreter"], ["/bin/sh"])  # Cmd ["sh"] found on the image PATH
         self.assertEqual(entry["code"], "file")
+        self.assertEqual((entry["env"], entry["cwd"]), (["PATH=/bin", "GREETING=from-image"],
+                                                        "/srv/app"))
         self.assertEqual(entry["image"], "packs/user/bb-layout.squashfs")
         with open(os.path.join(self.images, "user-packs", "bb-layout.json"), encoding="utf-8") as f:
             self.assertEqual(json.load(f), entry)
@@ -228,9 +233,27 @@ class OciImportTest(unittest.TestCase):
         try:
             for name in ("bb-layout", "bb-docker"):
                 sb = daemon.create(language_pack=name)
-                status, body, _ = daemon.exec(sb["id"], "echo $((6*7)); id -u; pwd")
+                # The image's Env and WorkingDir; the request's env wins on a name.
+                status, body, _ = daemon.exec(sb["id"], "echo $((6*7)); id -u; pwd; "
+                                              "echo $GREETING $PATH")
                 self.assertEqual(status, 200, body)
-                self.assertEqual(body["stdout"], "42\n1000\n/home/sandbox\n", body)
+                self.assertEqual(body["stdout"], "42\n1000\n/srv/app\nfrom-image /bin\n", body)
+                status, body, _ = daemon.exec(sb["id"], "echo $GREETING", env={"GREETING": "mine"})
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["stdout"], "mine\n", body)
+                # A shell context and a background process start there too.
+                status, ctx, _ = daemon.request("POST", f"/sandboxes/{sb['id']}/contexts",
+                                                {"language": "shell"})
+                self.assertEqual(status, 201, ctx)
+                status, body, _ = daemon.exec(sb["id"], "pwd; echo $GREETING",
+                                              context_id=ctx["id"])
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["stdout"], "/srv/app\nfrom-image\n", body)
+                status, proc, _ = daemon.request("POST", f"/sandboxes/{sb['id']}/processes",
+                                                 {"cmd": ["sh", "-c", "pwd >/tmp/bg"]})
+                self.assertEqual(status, 201, proc)
+                harness.wait_for(lambda: daemon.exec(sb["id"], "cat /tmp/bg")[1]["stdout"]
+                                 == "/srv/app\n", 120, "the process's directory")
                 self.assertEqual(daemon.delete(sb["id"]), 204)
             # A daemon answers: emberctl says it still serves the catalog it read.
             proc = self.pack("remove", "bb-docker", addr=daemon.addr)
@@ -242,7 +265,10 @@ class OciImportTest(unittest.TestCase):
             self.assertIn("removed   bb-docker\n", proc.stdout)
             status, body, _ = daemon.request("POST", "/sandboxes", {"language_pack": "bb-docker"})
             self.assertEqual(status, 400, body)
-            self.assertIn("bb-layout", daemon.request("GET", "/packs")[2].decode())
+            served = {p["name"]: p for p in daemon.request("GET", "/packs")[1]["packs"]}
+            self.assertEqual((served["bb-layout"]["env"], served["bb-layout"]["cwd"]),
+                             (["PATH=/bin", "GREETING=from-image"], "/srv/app"))
+            self.assertNotIn("env", served["python"])
         finally:
             daemon.stop()
 

@@ -138,6 +138,41 @@ static void parses_how_code_is_passed(void **state)
 	ember_error_free(&err);
 }
 
+static void parses_an_imported_packs_environment(void **state)
+{
+	struct catalog cat;
+	struct ember_error *err = NULL;
+	const struct pack *p;
+	const char *text = MANIFEST("{\"name\":\"img\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				    "\"interpreter\":[\"/bin/sh\"],\"env\":[\"PATH=/bin\",\"A=b=c\"],"
+				    "\"cwd\":\"/srv/app\",\"description\":\"d\",\"defaults\":" DEFAULTS "}");
+	const char *bad_env = MANIFEST("{\"name\":\"img\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				       "\"interpreter\":[\"/bin/sh\"],\"env\":[\"NOEQUALS\"],"
+				       "\"description\":\"d\",\"defaults\":" DEFAULTS "}");
+	const char *bad_cwd = MANIFEST("{\"name\":\"img\",\"image\":\"p.sq\",\"sha256\":\"" SHA "\","
+				       "\"interpreter\":[\"/bin/sh\"],\"cwd\":\"/srv/..\","
+				       "\"description\":\"d\",\"defaults\":" DEFAULTS "}");
+
+	(void)state;
+	assert_int_equal(parse(text, &cat, NULL), 0);
+	p = catalog_find(&cat, "img");
+	assert_int_equal(p->envc, 2);
+	assert_string_equal(p->env[1], "A=b=c");
+	assert_null(p->env[2]);
+	assert_string_equal(p->cwd, "/srv/app");
+	catalog_release(&cat);
+	assert_int_equal(parse(MANIFEST(PACK("python", "packs/python.squashfs")), &cat, NULL), 0);
+	assert_int_equal(cat.packs[0].envc, 0);
+	assert_null(cat.packs[0].cwd);
+	catalog_release(&cat);
+	assert_int_equal(parse(bad_env, &cat, &err), -1);
+	assert_non_null(strstr(err->message, "`env`"));
+	ember_error_free(&err);
+	assert_int_equal(parse(bad_cwd, &cat, &err), -1);
+	assert_non_null(strstr(err->message, "`cwd`"));
+	ember_error_free(&err);
+}
+
 static void language_comes_from_the_interpreter_basename(void **state)
 {
 	static const struct {
@@ -180,6 +215,7 @@ int main(void)
 		cmocka_unit_test(rejects_relative_interpreter),
 		cmocka_unit_test(parses_how_code_is_passed),
 		cmocka_unit_test(language_comes_from_the_interpreter_basename),
+		cmocka_unit_test(parses_an_imported_packs_environment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
