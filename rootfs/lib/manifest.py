@@ -94,6 +94,11 @@ def check_interpreter(argv, code, bad):
                           f"last argument), got {json.dumps(code)}")
 
 
+def check_description(desc, bad):
+    if not isinstance(desc, str) or not desc.strip() or len(desc) > 200 or "\n" in desc:
+        raise bad("description", "must be one non-empty line of at most 200 characters")
+
+
 def check_defaults(defaults, bad):
     if not isinstance(defaults, dict):
         raise bad("defaults", "must be an object")
@@ -183,9 +188,7 @@ def load_pack(pack_dir):
         raise bad("name", f"must match {NAME_RE.pattern}, got {json.dumps(name)}")
     if name != dir_name:
         raise bad("name", f"is `{name}` but the directory is `{dir_name}`")
-    desc = pack["description"]
-    if not isinstance(desc, str) or not desc.strip() or len(desc) > 200 or "\n" in desc:
-        raise bad("description", "must be one non-empty line of at most 200 characters")
+    check_description(pack["description"], bad)
     if not isinstance(pack["base"], str) or not SUITE_RE.match(pack["base"]):
         raise bad("base", f"must be a Debian suite name such as \"bookworm\", got "
                           f"{json.dumps(pack['base'])}")

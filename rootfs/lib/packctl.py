@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 import shutil
 import stat
 import subprocess
@@ -28,7 +27,7 @@ import tarfile
 import tempfile
 import time
 
-from manifest import CODE_MODES, DEFAULT_BOUNDS, NAME_RE, PackError, load_pack
+from manifest import CODE_MODES, DEFAULT_BOUNDS, NAME_RE, PackError, load_pack, sha_file
 import smoke
 import userpacks
 
@@ -411,10 +410,6 @@ def interpreter_from(args, config, root):
     return argv, source
 
 
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-ENV_MAX = 32  # the daemon's CATALOG_ENV_MAX
-
-
 def environment_from(config, root):
     """The image config's Env and WorkingDir as the pack's `env` and `cwd`: every exec starts
     with them (its own env entries win). An entry that is not NAME=value, or a WorkingDir that is
@@ -422,14 +417,14 @@ def environment_from(config, root):
     cfg = config.get("config") or {}
     env = []
     for item in cfg.get("Env") or []:
-        if (isinstance(item, str) and ENV_NAME_RE.match(item) and "\0" not in item
-                and len(item.encode()) <= 4096):
+        if userpacks.env_entry_ok(item):
             env.append(item)
         else:
             progress(f"note: the image config's Env entry {json.dumps(item)[:80]} is not "
                      "NAME=value (<= 4096 bytes); left out")
-    if len(env) > ENV_MAX:
-        fail(f"the image config's Env has {len(env)} entries; a pack takes at most {ENV_MAX}")
+    if len(env) > userpacks.ENV_MAX:
+        fail(f"the image config's Env has {len(env)} entries; a pack takes at most "
+             f"{userpacks.ENV_MAX}")
     cwd = cfg.get("WorkingDir") or None
     if cwd is not None:
         host = inside(root, cwd) if isinstance(cwd, str) and cwd.startswith("/") else None
@@ -598,7 +593,7 @@ def cmd_import(args):
         add_guest_pieces(root)
         progress("building the squashfs")
         squash(root, candidate)
-        sha = smoke.sha256_of(candidate)
+        sha = sha_file(candidate)
         entry = make_entry(args, argv, sha, env, cwd)
         if args.smoke_code is not None:
             code, expected = args.smoke_code, args.smoke_stdout

@@ -12,13 +12,14 @@ message with what was expected and what came, the exit code and stderr's tail, a
 ember-vm is $EMBER_VM, else bin/ember-vm of this checkout."""
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+
+import manifest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # A cold boot under TCG takes seconds; a busy 2-core machine makes that tens of seconds.
@@ -28,14 +29,6 @@ STDERR_TAIL = 1500
 
 class SmokeError(Exception):
     pass
-
-
-def sha256_of(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def find_ember_vm():
@@ -102,7 +95,7 @@ def smoke(images_dir, entry_path, squashfs, code, expected, boot=None):
     with open(entry_path, encoding="utf-8") as f:
         entry = json.load(f)
     name = entry["name"]
-    got_sha = sha256_of(squashfs)
+    got_sha = manifest.sha_file(squashfs)
     if entry.get("sha256") != got_sha:
         raise SmokeError(f"{entry_path} says sha256 {entry.get('sha256')}, "
                          f"{squashfs} has {got_sha}")

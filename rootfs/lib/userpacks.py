@@ -19,6 +19,14 @@ USER_DIR = "user-packs"
 USER_IMAGE_DIR = "packs/user"
 ENTRY_KEYS = ("name", "image", "sha256", "interpreter", "code", "description", "defaults")
 OPTIONAL_KEYS = ("env", "cwd")  # the image config's Env and WorkingDir
+ENV_MAX = 32  # the daemon's CATALOG_ENV_MAX
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def env_entry_ok(item):
+    """A NAME=value string the daemon takes into a pack's env."""
+    return (isinstance(item, str) and ENV_NAME_RE.match(item) is not None and "\0" not in item
+            and len(item.encode()) <= 4096)
 ENTRY_MAX_BYTES = 64 * 1024  # an entry is a few hundred bytes; this only bounds a stray file
 
 
@@ -50,36 +58,16 @@ def validate_entry(entry, where):
         raise bad("image", f"must be `{image_path(name)}`, got {json.dumps(entry['image'])}")
     if not isinstance(entry["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]):
         raise bad("sha256", "must be 64 lowercase hex digits")
-    argv = entry["interpreter"]
-    if not isinstance(argv, list) or not 1 <= len(argv) <= 16:
-        raise bad("interpreter", "must be a non-empty array of at most 16 strings")
-    for i, arg in enumerate(argv):
-        if not isinstance(arg, str) or not arg or "\0" in arg or len(arg) > 256:
-            raise bad(f"interpreter[{i}]", "must be a non-empty string without NUL, <= 256 bytes")
-    if not argv[0].startswith("/"):
-        raise bad("interpreter[0]", f"must be an absolute path, got `{argv[0]}`")
+    manifest.check_interpreter(entry["interpreter"], entry["code"], bad)
     env = entry.get("env", [])
-    if not isinstance(env, list) or len(env) > 32 or not all(
-            isinstance(e, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", e) and "\0" not in e
-            and len(e.encode()) <= 4096 for e in env):
-        raise bad("env", "must be at most 32 NAME=value strings of <= 4096 bytes")
+    if not isinstance(env, list) or len(env) > ENV_MAX or not all(map(env_entry_ok, env)):
+        raise bad("env", f"must be at most {ENV_MAX} NAME=value strings of <= 4096 bytes")
     cwd = entry.get("cwd", "/")
     if not isinstance(cwd, str) or not cwd.startswith("/") or ".." in cwd.split("/") \
             or len(cwd) > 255:
         raise bad("cwd", "must be an absolute path without `..`, <= 255 bytes")
-    if entry["code"] not in manifest.CODE_MODES:
-        raise bad("code", f"must be one of {', '.join(manifest.CODE_MODES)}, got "
-                          f"{json.dumps(entry['code'])}")
-    desc = entry["description"]
-    if not isinstance(desc, str) or not desc.strip() or len(desc) > 200 or "\n" in desc:
-        raise bad("description", "must be one non-empty line of at most 200 characters")
-    defaults = entry["defaults"]
-    if not isinstance(defaults, dict) or sorted(defaults) != sorted(manifest.DEFAULT_BOUNDS):
-        raise bad("defaults",
-                  f"must be an object with exactly {', '.join(manifest.DEFAULT_BOUNDS)}")
-    for key, (low, high) in manifest.DEFAULT_BOUNDS.items():
-        if not manifest.is_int(defaults[key]) or not low <= defaults[key] <= high:
-            raise bad(f"defaults.{key}", f"must be an integer in {low}..{high}")
+    manifest.check_description(entry["description"], bad)
+    manifest.check_defaults(entry["defaults"], bad)
 
 
 def load_json(path, limit=ENTRY_MAX_BYTES):
