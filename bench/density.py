@@ -5,11 +5,13 @@
                      [--mixed-s 300] [--idle 50,100] [--no-ksm] [--images DIR] [--no-save]
 
 Phases, each with its own daemon (release bin/emberd, private port and --run-dir under /tmp):
-  burst   --pool-size P --prewarm: once the python pool holds P clones, --burst client
+  burst   --pool-size P --pool-packs python: once the pool holds P clones, --burst client
           processes (each on a warm connection, released by a barrier) create at once while
           refills run: client-side p50/p99 and the daemon's own duration_ms; then, the pool full
           again, --flood clients at once (P from the pool, the rest cloned): p50/p99 and every
-          status but 201 counted (429/503 are documented refusals, anything else an error).
+          status but 201 counted (429/503 are documented refusals, anything else an error);
+          then --burst creates from one process over warm connections (a selector), to
+          separate the daemon's latency from the client processes' wait for a CPU.
   fair    10 python sandboxes: `print(1)` on one of them alone, then while the 9 others run
           busy loops on their vCPU; the ratio loaded/alone against the fair-share expectation
           (this sandbox's share of the host's cores: nproc / 10 of a core each, so alone/share).
@@ -26,8 +28,11 @@ Exit status 0 when every measurement was taken, 1 on any error or leak.
 
 import argparse
 import datetime
+import json
 import multiprocessing
 import os
+import selectors
+import socket
 import shutil
 import signal
 import sys
@@ -63,10 +68,74 @@ def burst_client(port, pipe, barrier):
         try:
             client.call("GET", "/healthz")
             barrier.wait(timeout=120)
-            pipe.send(client.call("POST", "/sandboxes", {"language_pack": PACK}))
+            released = time.monotonic_ns()  # CLOCK_MONOTONIC: comparable across processes
+            status, body, ms = client.call("POST", "/sandboxes", {"language_pack": PACK})
+            pipe.send((status, body, ms, released, client.last_start_ns))
         except Exception as e:  # reported by the parent
-            pipe.send((0, repr(e), 0.0))
+            pipe.send((0, repr(e), 0.0, 0, 0))
     client.close()
+
+
+def read_response(sock_buf):
+    """(status, body) when sock_buf (bytes) holds a whole HTTP/1.1 response with
+    Content-Length (what the daemon sends to a create), else None."""
+    head_end = sock_buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = sock_buf[:head_end].decode("latin-1").split("\r\n")
+    length = 0
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    body = sock_buf[head_end + 4:]
+    if len(body) < length:
+        return None
+    return int(head[0].split()[1]), json.loads(body[:length]) if length else None
+
+
+def one_process_burst(port, n):
+    """n creates from ONE process over n warm connections, sent back to back and read with a
+    selector: each create's send -> whole response, without n client processes competing for
+    the CPU. Returns [(status, body, ms)]."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            buf = b""
+            while read_response(buf) is None:
+                chunk = s.recv(65536)
+                expect(chunk, "the daemon closed a warm-up connection")
+                buf += chunk
+            socks.append(s)
+        body = json.dumps({"language_pack": PACK}).encode()
+        request = (b"POST /sandboxes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                   b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        sel = selectors.DefaultSelector()
+        sent, bufs, results = {}, {}, []
+        for i, s in enumerate(socks):
+            s.setblocking(False)
+            sent[i] = time.monotonic_ns()
+            s.send(request)  # a few hundred bytes: fits the empty socket buffer at once
+            bufs[i] = b""
+            sel.register(s, selectors.EVENT_READ, i)
+        deadline = time.monotonic() + 600
+        while len(results) < n and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                i = key.data
+                chunk = key.fileobj.recv(65536)
+                expect(chunk, "the daemon closed a burst connection")
+                bufs[i] += chunk
+                done = read_response(bufs[i])
+                if done is not None:
+                    results.append((done[0], done[1], (time.monotonic_ns() - sent[i]) / 1e6))
+                    sel.unregister(key.fileobj)
+        expect(len(results) == n, f"{n - len(results)} creates got no answer in 600 s")
+        return results
+    finally:
+        for s in socks:
+            s.close()
 
 
 def mixed_client(port, until, out):
@@ -175,13 +244,14 @@ class Density:
 
     def phase_burst(self):
         a = self.args
-        d = self.daemon("burst", ["--pool-size", str(a.pool), "--prewarm"])
+        d = self.daemon("burst", ["--pool-size", str(a.pool), "--pool-packs", PACK])
         t0 = time.monotonic()
         d.wait_health(lambda h: self.python_pool(h) >= a.pool, "a full pool", 1800)
         self.row("burst", f"pool of {a.pool} filled in", f"{time.monotonic() - t0:.1f} s")
         for n in (a.burst, a.flood):
             d.wait_health(lambda h: self.python_pool(h) >= a.pool, "a full pool", 1800)
-            results, daemon_ms = self.concurrent_creates(d, n)
+            timed, daemon_ms = self.concurrent_creates(d, n)
+            results = [(s, b, ms) for s, b, ms, _, _ in timed]
             ok = [(b, ms) for s, b, ms in results if s == 201]
             by_status = {}
             for s, b, _ in results:
@@ -199,11 +269,37 @@ class Density:
                          f"{p50(pooled):.1f} / {p99(pooled):.1f} ms")
             self.row("burst", f"{n} concurrent, daemon duration_ms p50 / p99 (all 201s)",
                      f"{p50(daemon_ms):.0f} / {p99(daemon_ms):.0f} ms")
+            if n == a.burst:
+                # Where a client's time goes: waiting for a CPU to run on after the barrier
+                # released all n processes at once, then the request itself.
+                first = min(r for _, _, _, r, _ in timed if r)
+                waits = [(start - first) / 1e6 for s, _, _, r, start in timed if s == 201]
+                self.row("burst", f"{n} concurrent: barrier release -> request sent, p50 / p99",
+                         f"{p50(waits):.1f} / {p99(waits):.1f} ms (client processes waiting "
+                         f"for one of {os.cpu_count()} CPUs)")
+                self.row("burst", f"{n} concurrent: request sent -> response, p50 / p99",
+                         f"{p50(ms):.1f} / {p99(ms):.1f} ms")
             self.row("burst", f"{n} concurrent, refusals and errors", str(by_status or "none"))
             bad = {s: c for s, c in by_status.items() if s not in (429, 503)}
             expect(not bad, f"undocumented failures in a burst of {n}: {bad} "
                    f"{[b for s, b, _ in results if s in bad][:2]}")
             self.delete_all(d, [b["id"] for b, _ in ok])
+        # The same burst from one process over warm connections: the daemon's latency as the
+        # wire sees it, without 50 client processes waiting for 2 CPUs.
+        d.wait_health(lambda h: self.python_pool(h) >= a.pool, "a full pool", 1800)
+        mark = d.log_size()
+        results = one_process_burst(d.port, a.burst)
+        daemon_ms = d.create_ms_since(mark)
+        ok = [(b, ms) for s, b, ms in results if s == 201]
+        modes = {}
+        for b, _ in ok:
+            modes[b["boot_mode"]] = modes.get(b["boot_mode"], 0) + 1
+        ms = [m for _, m in ok]
+        self.row("burst", f"{a.burst} concurrent from one process (selector), p50 / p99",
+                 f"{p50(ms):.1f} / {p99(ms):.1f} ms ({modes}; daemon duration_ms "
+                 f"{p50(daemon_ms):.0f} / {p99(daemon_ms):.0f} ms)")
+        expect(len(ok) == a.burst, f"one-process burst: {[s for s, _, _ in results]}")
+        self.delete_all(d, [b["id"] for b, _ in ok])
         self.stop(d)
 
     # ---- fair share ----
@@ -245,7 +341,7 @@ class Density:
     # ---- mixed load ----
     def phase_mixed(self):
         a = self.args
-        d = self.daemon("mixed", ["--pool-size", "10", "--prewarm"])
+        d = self.daemon("mixed", ["--pool-size", "10", "--pool-packs", PACK])
         d.wait_health(lambda h: self.python_pool(h) >= 10, "a full pool", 1800)
         ctx = multiprocessing.get_context("fork")
         q = ctx.Queue()

@@ -87,6 +87,7 @@ class Client:
         self.conn.connect()
         self.last_used = time.monotonic()
         self.reopened = 0
+        self.last_start_ns = 0  # time.monotonic_ns() when the latest call began sending
 
     def fresh(self):
         """Make sure the next request goes out on an open connection (reopening is untimed)."""
@@ -100,6 +101,7 @@ class Client:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
         t0 = time.perf_counter_ns()
+        self.last_start_ns = time.monotonic_ns()
         try:
             self.conn.request(method, path, body=data, headers=headers)
             resp = self.conn.getresponse()

@@ -93,6 +93,7 @@ static int start_driver(struct daemon *d, struct ember_error **err)
 	};
 
 	if (catalog_check_files(&d->cat, strcmp(dcfg.name, "firecracker") == 0, err) < 0 ||
+	    catalog_check_pack_list(&d->cat, o->manager.pool_packs, "--pool-packs", err) < 0 ||
 	    vmm_driver_create(&dcfg, &d->driver, err) < 0)
 		return -1;
 	log_event(LOG_INFO, NULL, "daemon.vmm", -1, "%s; %s", vmm_driver_description(d->driver),

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "sandbox/catalog.h"
 #include "util/cleanup.h"
 #include "util/hostport.h"
 #include "util/opttable.h"
@@ -84,6 +85,17 @@ static bool show_network_modes(const struct opt_spec *spec, const void *o, size_
 		return false;
 	net_modes_format(*OPT_FIELD(o, spec, const unsigned), buf, size);
 	return true;
+}
+
+/* --pool-packs: pack names, comma-separated (checked against the catalog at startup). */
+static enum opt_result set_pool_packs(const struct opt_spec *spec, const char *arg, void *o,
+				      struct ember_error **err)
+{
+	if (pack_list_check(arg, err) < 0) {
+		ember_error_wrap(err, "--%s", spec->name);
+		return OPT_BAD_VALUE;
+	}
+	return opt_set_string(spec, arg, o, err);
 }
 
 /* Shows an enum field through its names (the values its parser takes). */
@@ -246,7 +258,11 @@ static const struct opt_spec option_table[] = {
 	     "twice (a file in --run-dir and a sealed memory copy); beyond,\n"
 	     "the least recently used one no sandbox uses is evicted"),
 	UINT("pool-size", manager.pool_size, 0, 64,
-	     "ready clones kept per pack (default 1; 0 disables)"),
+	     "ready clones kept per pooled pack (default 1; 0 disables)"),
+	FLAG("pool-packs", "LIST", set_pool_packs, opt_show_string, manager.pool_packs,
+	     "the packs the pool keeps clones of (comma-separated;\n"
+	     "default every pack): each pooled pack holds a template\n"
+	     "and pool-size clones in memory"),
 	SWITCH("prewarm", opt_set_true, opt_show_true, manager.prewarm,
 	     "build every pack's template at startup (default:\n"
 	     "on first use, or when the pool needs one)"),

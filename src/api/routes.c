@@ -193,12 +193,21 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 		json_object_set_new(body, "memory", memory_view(&st));
 	}
 	if (body != NULL) {
+		json_t *size_by_pack = json_object();
+
 		pool = json_object_get(body, "pool");
 		by_pack = json_object();
-		for (i = 0; by_pack != NULL && i < st.pool_catalog->count; i++)
-			json_object_set_new(by_pack, st.pool_catalog->packs[i].name,
-					    json_integer(st.pool_ready_by_pack[i]));
+		for (i = 0; by_pack != NULL && size_by_pack != NULL &&
+			    i < st.pool_catalog->count; i++) {
+			const char *name = st.pool_catalog->packs[i].name;
+
+			json_object_set_new(by_pack, name, json_integer(st.pool_ready_by_pack[i]));
+			json_object_set_new(size_by_pack, name,
+					    json_integer(pack_list_has(st.pool_packs, name) ?
+							 st.pool_size : 0));
+		}
 		json_object_set_new(pool, "ready_by_pack", by_pack);
+		json_object_set_new(pool, "size_by_pack", size_by_pack);
 		json_object_set_new(pool, "size_per_pack", json_integer(st.pool_size));
 	}
 	respond_json(resp, 200, steal_pointer(&body));

@@ -49,6 +49,77 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+/* Whether name is an entry of the first n bytes of a comma-separated list. */
+static bool pack_list_has_n(const char *list, size_t n, const char *name)
+{
+	size_t name_len = strlen(name);
+	const char *p = list, *end = list + n;
+
+	while (p < end) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t len = (size_t)((comma != NULL ? comma : end) - p);
+
+		if (len == name_len && memcmp(p, name, len) == 0)
+			return true;
+		p += len + 1;
+	}
+	return false;
+}
+
+int pack_list_check(const char *list, struct ember_error **err)
+{
+	const char *p = list;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		char name[CATALOG_NAME_MAX + 1];
+
+		if (len == 0 || len > CATALOG_NAME_MAX)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "`%.*s` is not a pack name (a comma-separated list "
+					       "of names, none empty or longer than %d)",
+					       (int)(len > 64 ? 64 : len), p, CATALOG_NAME_MAX);
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!valid_name(name))
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "`%s` is not a pack name ([a-z0-9_-])", name);
+		if (p != list && pack_list_has_n(list, (size_t)(p - list - 1), name))
+			return ember_error_set(err, EMBER_E_INVALID, 0, "`%s` is listed twice",
+					       name);
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
+}
+
+int catalog_check_pack_list(const struct catalog *cat, const char *list, const char *what,
+			    struct ember_error **err)
+{
+	const char *p = list;
+	char names[512];
+
+	while (p != NULL) {
+		size_t len = strcspn(p, ",");
+		char name[CATALOG_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%.*s", (int)len, p);
+		if (catalog_find(cat, name) == NULL) {
+			catalog_names(cat, names, sizeof(names));
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "%s names pack `%s`, which the catalog does not "
+					       "have (it has: %s)", what, name, names);
+		}
+		p = p[len] == ',' ? p + len + 1 : NULL;
+	}
+	return 0;
+}
+
+bool pack_list_has(const char *list, const char *name)
+{
+	return list == NULL || pack_list_has_n(list, strlen(list), name);
+}
+
 static int parse_defaults(json_t *obj, struct pack_defaults *d, struct ember_error **err)
 {
 	static const char *const keys[] = { "exec_timeout_ms", "output_limit_bytes", "memory_mib",

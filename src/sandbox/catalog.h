@@ -71,6 +71,15 @@ const struct pack *catalog_find(const struct catalog *cat, const char *name);
  * node and nodejs* PROTO_LANG_NODE, sh, bash and dash PROTO_LANG_SHELL; anything else
  * PROTO_LANG_NONE (it runs plain execs, and shell contexts through the image's /bin/sh). */
 enum proto_context_language pack_language(const struct pack *pack);
+/* A comma-separated list of pack names (--pool-packs): each entry a valid pack name, none twice;
+ * EMBER_E_INVALID naming the entry otherwise. */
+int pack_list_check(const char *list, struct ember_error **err);
+/* Every entry of a checked list names a pack of cat (EMBER_E_INVALID naming the first that does
+ * not, with what the catalog has); a NULL list passes. */
+int catalog_check_pack_list(const struct catalog *cat, const char *list, const char *what,
+			    struct ember_error **err);
+/* Whether name is an entry of list (comma-separated); a NULL list holds every name. */
+bool pack_list_has(const char *list, const char *name);
 /* "python, shell" into out. */
 void catalog_names(const struct catalog *cat, char *out, size_t size);
 void catalog_release(struct catalog *cat);

@@ -785,7 +785,7 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		return ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
 	open_templates(m);
 	if (m->templates != NULL && cfg->pool_size > 0 &&
-	    pool_create(catalog, cfg->pool_size, &manager_pool_ops, m, &m->pool, err) < 0) {
+	    pool_create(catalog, cfg->pool_size, cfg->pool_packs, &manager_pool_ops, m, &m->pool, err) < 0) {
 		template_store_free(m->templates, true);
 		catalogs_release(&m->catalogs);
 		return -1;
@@ -1931,6 +1931,7 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	stats->max_sandboxes_derived = m->max_derived;
 	memory_stats(m, stats);
 	stats->pool_size = m->cfg.pool_size;
+	stats->pool_packs = m->cfg.pool_packs;
 	stats->pool_catalog = manager_catalog(m); /* every pack at 0 without a pool */
 	if (m->pool != NULL) {
 		struct pool_stats ps;

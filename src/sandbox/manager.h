@@ -59,6 +59,8 @@ struct manager_config {
 	unsigned max_overlay_mib;         /* writable layer (guest tmpfs) a create may ask for */
 	bool snapshots;                   /* restore clones from templates when the driver can */
 	unsigned pool_size;               /* ready clones kept per pack (default shape); 0: none */
+	const char *pool_packs;           /* the packs pooled (comma-separated, checked with
+					   * pack_list_check); NULL: every pack */
 	unsigned max_templates;           /* templates at once (LRU eviction); 0: no cap */
 	bool prewarm;                     /* build every pack's template at startup */
 };
@@ -142,7 +144,8 @@ struct manager_stats {
 	unsigned pool_ready;              /* pooled clones waiting, all packs */
 	const struct catalog *pool_catalog; /* the generation pool_ready_by_pack counts against */
 	unsigned pool_ready_by_pack[CATALOG_PACKS_MAX]; /* in pool_catalog's order */
-	unsigned pool_size;               /* target per pack */
+	unsigned pool_size;               /* target per pooled pack */
+	const char *pool_packs;           /* the pooled packs (config's; NULL: every pack) */
 	uint64_t pool_handouts_total;
 	uint64_t pool_refills_deferred_total; /* refill pauses for create bursts (pool.h) */
 	uint64_t pool_shed_total;         /* clones given back under memory pressure */

@@ -38,6 +38,7 @@ struct pool_entry {
 struct pool {
 	const struct catalog *catalog;  /* the generation in force (pool_set_catalog) */
 	unsigned size;
+	const char *packs;              /* the pooled packs (NULL: all), borrowed */
 	const struct pool_ops *ops;
 	void *ctx;
 	pthread_mutex_t lock;
@@ -58,7 +59,8 @@ struct pool {
 	pthread_t thread;
 };
 
-int pool_create(const struct catalog *catalog, unsigned size, const struct pool_ops *ops,
+int pool_create(const struct catalog *catalog, unsigned size, const char *packs,
+		const struct pool_ops *ops,
 		void *ctx, struct pool **out, struct ember_error **err)
 {
 	struct pool *p = calloc(1, sizeof(*p));
@@ -67,6 +69,7 @@ int pool_create(const struct catalog *catalog, unsigned size, const struct pool_
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	p->catalog = catalog;
 	p->size = size;
+	p->packs = packs;
 	p->ops = ops;
 	p->ctx = ctx;
 	pthread_mutex_init(&p->lock, NULL);
@@ -91,8 +94,10 @@ static const struct pack *wanted_locked(const struct pool *p)
 	size_t i;
 
 	for (i = 0; i < p->catalog->count; i++) {
-		if (ready_for(p, &p->catalog->packs[i]) < p->size)
-			return &p->catalog->packs[i];
+		const struct pack *pack = &p->catalog->packs[i];
+
+		if (pack_list_has(p->packs, pack->name) && ready_for(p, pack) < p->size)
+			return pack;
 	}
 	return NULL;
 }

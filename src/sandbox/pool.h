@@ -53,8 +53,11 @@ struct pool_ops {
 	enum pool_memory (*memory)(void *ctx, const struct pack *pack);
 };
 
-/* size: clones kept per pack (>0). The pool borrows catalog and ops (they outlive it). */
-int pool_create(const struct catalog *catalog, unsigned size, const struct pool_ops *ops,
+/* size: clones kept per pooled pack (>0); packs: the pooled packs' names, comma-separated
+ * (catalog.h pack_list_check), NULL for every pack. The pool borrows catalog, packs and ops
+ * (they outlive it). */
+int pool_create(const struct catalog *catalog, unsigned size, const char *packs,
+		const struct pool_ops *ops,
 		void *ctx, struct pool **out, struct ember_error **err);
 /* Starts the filler thread (once; later calls do nothing). */
 void pool_start(struct pool *p);

@@ -134,6 +134,35 @@ class PoolTest(unittest.TestCase):
                 self.d.delete(sb["id"])
 
 
+class PoolPacksTest(unittest.TestCase):
+    """--pool-packs: only the packs listed are kept ready; the others still clone or boot."""
+
+    def test_only_the_listed_packs_are_pooled(self):
+        d = harness.Daemon("--pool-size", "1", "--pool-packs", "shell")
+        try:
+            h = d.wait_health(lambda h: h["pool"]["ready"] >= 1, 300, "the shell pool")
+            self.assertEqual(h["pool"]["size_by_pack"], {"python": 0, "shell": 1})
+            self.assertEqual(h["pool"]["ready_by_pack"], {"python": 0, "shell": 1})
+            shell = d.create(language_pack="shell")
+            python = d.create(language_pack="python")
+            try:
+                self.assertEqual(shell["boot_mode"], "pool")
+                self.assertIn(python["boot_mode"], ("cold", "clone"))
+                status, res, _ = d.exec(python["id"], "print(6*7)")
+                self.assertEqual((status, res["stdout"]), (200, "42\n"), res)
+                # The shell pool refills; python's stays empty whatever time passes.
+                h = d.wait_health(lambda h: h["pool"]["ready_by_pack"]["shell"] >= 1, 300,
+                                  "the shell pool to refill")
+                self.assertEqual(h["pool"]["ready_by_pack"]["python"], 0)
+                self.assertNotIn("pack=python", " ".join(
+                    x for x in d.read_log().splitlines() if "event=pool.filled" in x))
+            finally:
+                for sb in (shell, python):
+                    self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
+
 class PooledApiTest(test_api.ApiTest):
     """The whole HTTP suite again with the warm pool on (most creates come from the pool)."""
     daemon_args = ("--vmm", "qemu", "--pool-size", "2", "--prewarm")

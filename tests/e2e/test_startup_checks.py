@@ -91,6 +91,22 @@ class AddrTest(unittest.TestCase):
         self.assert_refused(proc, "emberctl", "EMBERD_ADDR", "localhost:65536")
 
 
+class PoolPacksTest(unittest.TestCase):
+    def test_pool_packs_must_be_pack_names_of_the_catalog(self):
+        harness.require_images()
+        proc = emberd_refusing(self, "--pool-packs", "python,nosuch")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("--pool-packs names pack `nosuch`, which the catalog does not have "
+                      "(it has: python, shell)", proc.stderr)
+        for value, why in (("python,,shell", "`` is not a pack name"),
+                           ("Python", "`Python` is not a pack name"),
+                           ("shell,shell", "`shell` is listed twice")):
+            proc = emberd_refusing(self, "--pool-packs", value)
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertIn(f"--pool-packs: {why}", proc.stderr)
+            self.assertEqual(harness.sanitizer_problems(proc.stderr), [])
+
+
 class AccelTest(unittest.TestCase):
     def test_accel_kvm_starts_only_where_kvm_is_usable(self):
         # The daemon's own probe decides (src/vmm/accel.c): with auto, /healthz says what it

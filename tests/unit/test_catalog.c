@@ -205,6 +205,34 @@ static void language_comes_from_the_interpreter_basename(void **state)
 	}
 }
 
+static void checks_and_matches_pack_lists(void **state)
+{
+	struct ember_error *err = NULL;
+
+	(void)state;
+	assert_int_equal(pack_list_check("python", NULL), 0);
+	assert_int_equal(pack_list_check("python,shell,python-data", NULL), 0);
+	assert_true(pack_list_has("python,shell,python-data", "shell"));
+	assert_true(pack_list_has("python,shell,python-data", "python-data"));
+	assert_true(pack_list_has("python,shell", "python"));
+	assert_false(pack_list_has("python,shell", "pyth"));
+	assert_false(pack_list_has("python-data", "python"));
+	assert_false(pack_list_has("", "python"));
+	assert_true(pack_list_has(NULL, "anything")); /* no list: every pack */
+	assert_int_equal(pack_list_check("", &err), -1);
+	assert_non_null(strstr(err->message, "is not a pack name"));
+	ember_error_free(&err);
+	assert_int_equal(pack_list_check("python,,shell", NULL), -1);
+	assert_int_equal(pack_list_check("python,", NULL), -1);
+	assert_int_equal(pack_list_check("Python", &err), -1);
+	assert_non_null(strstr(err->message, "`Python` is not a pack name"));
+	ember_error_free(&err);
+	assert_int_equal(pack_list_check("python,shell,python", &err), -1);
+	assert_non_null(strstr(err->message, "`python` is listed twice"));
+	ember_error_free(&err);
+	assert_int_equal(pack_list_check("shell,python,python-data", NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +244,7 @@ int main(void)
 		cmocka_unit_test(parses_how_code_is_passed),
 		cmocka_unit_test(language_comes_from_the_interpreter_basename),
 		cmocka_unit_test(parses_an_imported_packs_environment),
+		cmocka_unit_test(checks_and_matches_pack_lists),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

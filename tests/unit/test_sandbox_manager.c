@@ -933,7 +933,7 @@ static void pool_fills_hands_out_and_refills(void **state)
 	(void)state;
 	pthread_mutex_init(&env.lock, NULL);
 	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
-	assert_int_equal(pool_create(&cat, 2, &fake_pool_ops, &env, &p, NULL), 0);
+	assert_int_equal(pool_create(&cat, 2, NULL, &fake_pool_ops, &env, &p, NULL), 0);
 	assert_null(pool_take(p, &cat.packs[0])); /* not started: empty */
 	pool_start(p);
 	wait_pool_ready(p, 2, 2000);
@@ -958,6 +958,42 @@ static void pool_fills_hands_out_and_refills(void **state)
 	pthread_mutex_destroy(&env.lock);
 }
 
+/* --pool-packs: only the listed packs are kept ready; the others are never booted. */
+static void pool_keeps_only_the_listed_packs(void **state)
+{
+	static const char two[] =
+		"{\"version\":1,\"kernel\":{\"bzimage\":\"k\",\"vmlinux\":\"v\",\"release\":\"r\"},"
+		"\"initramfs\":\"i\",\"packs\":[{\"name\":\"python\",\"image\":\"p.sq\",\"sha256\":\""
+		SHA "\",\"interpreter\":[\"/usr/bin/python3\"],\"description\":\"d\",\"defaults\":"
+		"{\"exec_timeout_ms\":2000,\"output_limit_bytes\":1024,\"memory_mib\":256,\"vcpus\":1,"
+		"\"overlay_mib\":64}},{\"name\":\"shell\",\"image\":\"s.sq\",\"sha256\":\"" SHA
+		"\",\"interpreter\":[\"/bin/sh\"],\"description\":\"d\",\"defaults\":"
+		"{\"exec_timeout_ms\":2000,\"output_limit_bytes\":1024,\"memory_mib\":256,\"vcpus\":1,"
+		"\"overlay_mib\":64}}]}";
+	struct catalog cat;
+	struct fake_pool_env env = { .slot_free = true };
+	struct pool *p;
+	struct pool_stats st;
+
+	(void)state;
+	pthread_mutex_init(&env.lock, NULL);
+	assert_int_equal(catalog_parse("/img", two, strlen(two), &cat, NULL), 0);
+	assert_int_equal(pool_create(&cat, 2, "shell", &fake_pool_ops, &env, &p, NULL), 0);
+	pool_start(p);
+	wait_pool_ready(p, 2, 2000);
+	sleep_ms(50); /* a filler that wanted python too would have booted one by now */
+	pool_stats(p, &st);
+	assert_int_equal(st.ready, 2);
+	assert_int_equal(st.ready_by_pack[0], 0);
+	assert_int_equal(st.ready_by_pack[1], 2);
+	assert_null(pool_take(p, &cat.packs[0]));
+	assert_int_equal(env_read(&env, &env.booted), 2);
+	pool_stop(p);
+	pool_free(p);
+	catalog_release(&cat);
+	pthread_mutex_destroy(&env.lock);
+}
+
 static void pool_replaces_a_clone_that_died(void **state)
 {
 	struct catalog cat;
@@ -968,7 +1004,7 @@ static void pool_replaces_a_clone_that_died(void **state)
 	(void)state;
 	pthread_mutex_init(&env.lock, NULL);
 	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
-	assert_int_equal(pool_create(&cat, 1, &fake_pool_ops, &env, &p, NULL), 0);
+	assert_int_equal(pool_create(&cat, 1, NULL, &fake_pool_ops, &env, &p, NULL), 0);
 	pool_start(p);
 	wait_pool_ready(p, 1, 2000);
 	pthread_mutex_lock(&env.lock);
@@ -995,7 +1031,7 @@ static void pool_waits_for_memory_and_gives_clones_back_under_pressure(void **st
 	(void)state;
 	pthread_mutex_init(&env.lock, NULL);
 	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
-	assert_int_equal(pool_create(&cat, 2, &fake_pool_ops, &env, &p, NULL), 0);
+	assert_int_equal(pool_create(&cat, 2, NULL, &fake_pool_ops, &env, &p, NULL), 0);
 	pool_start(p);
 	sleep_ms(700); /* past a check: no room, no fill */
 	pool_stats(p, &st);
@@ -1029,7 +1065,7 @@ static void pool_fills_as_soon_as_a_boot_slot_frees(void **state)
 	(void)state;
 	pthread_mutex_init(&env.lock, NULL);
 	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &cat, NULL), 0);
-	assert_int_equal(pool_create(&cat, 1, &fake_pool_ops, &env, &p, NULL), 0);
+	assert_int_equal(pool_create(&cat, 1, NULL, &fake_pool_ops, &env, &p, NULL), 0);
 	pool_start(p);
 	sleep_ms(50);
 	pool_stats(p, &st);
@@ -1065,6 +1101,7 @@ int main(void)
 		cmocka_unit_test(list_during_create_and_delete_sees_consistent_state),
 		cmocka_unit_test(shutdown_during_creates_leaves_nothing),
 		cmocka_unit_test(pool_fills_hands_out_and_refills),
+		cmocka_unit_test(pool_keeps_only_the_listed_packs),
 		cmocka_unit_test(pool_replaces_a_clone_that_died),
 		cmocka_unit_test(pool_waits_for_memory_and_gives_clones_back_under_pressure),
 		cmocka_unit_test(pool_fills_as_soon_as_a_boot_slot_frees),
