@@ -94,10 +94,27 @@ def read_response(sock_buf):
     return int(head[0].split()[1]), json.loads(body[:length]) if length else None
 
 
-def one_process_burst(port, n):
+def threads_cpu_ns(pid):
+    """CPU time (ns) the live threads of pid have run (/proc/<pid>/task/*/schedstat):
+    {"requests": the HTTP connection threads', "other": the rest (pool filler, which writes
+    handed-out clones' records, reaper, ...)}."""
+    total = {"requests": 0, "other": 0}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
+                kind = "requests" if f.read().startswith("MHD-conn") else "other"
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                total[kind] += int(f.read().split()[0])
+        except OSError:
+            pass  # the thread ended meanwhile
+    return total
+
+
+def one_process_burst(port, n, daemon_pid):
     """n creates from ONE process over n warm connections, sent back to back and read with a
     selector: each create's send -> whole response, without n client processes competing for
-    the CPU. Returns [(status, body, ms)]."""
+    the CPU. Returns ([(status, body, ms)], the CPU ms the daemon's threads spent meanwhile as
+    threads_cpu_ns() splits it; connection threads live as long as their connection)."""
     socks = []
     try:
         for _ in range(n):
@@ -114,6 +131,7 @@ def one_process_burst(port, n):
                    b"application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
         sel = selectors.DefaultSelector()
         sent, bufs, results = {}, {}, []
+        cpu0 = threads_cpu_ns(daemon_pid)
         for i, s in enumerate(socks):
             s.setblocking(False)
             sent[i] = time.monotonic_ns()
@@ -131,8 +149,10 @@ def one_process_burst(port, n):
                 if done is not None:
                     results.append((done[0], done[1], (time.monotonic_ns() - sent[i]) / 1e6))
                     sel.unregister(key.fileobj)
+        cpu1 = threads_cpu_ns(daemon_pid)
+        cpu_ms = {k: (cpu1[k] - cpu0[k]) / 1e6 for k in cpu0}
         expect(len(results) == n, f"{n - len(results)} creates got no answer in 600 s")
-        return results
+        return results, cpu_ms
     finally:
         for s in socks:
             s.close()
@@ -288,7 +308,7 @@ class Density:
         # wire sees it, without 50 client processes waiting for 2 CPUs.
         d.wait_health(lambda h: self.python_pool(h) >= a.pool, "a full pool", 1800)
         mark = d.log_size()
-        results = one_process_burst(d.port, a.burst)
+        results, cpu_ms = one_process_burst(d.port, a.burst, d.proc.pid)
         daemon_ms = d.create_ms_since(mark)
         ok = [(b, ms) for s, b, ms in results if s == 201]
         modes = {}
@@ -299,6 +319,12 @@ class Density:
                  f"{p50(ms):.1f} / {p99(ms):.1f} ms ({modes}; daemon duration_ms "
                  f"{p50(daemon_ms):.0f} / {p99(daemon_ms):.0f} ms)")
         expect(len(ok) == a.burst, f"one-process burst: {[s for s, _, _ in results]}")
+        # The floor a burst cannot beat: n creates' CPU on this host's cores.
+        total = sum(cpu_ms.values())
+        self.row("burst", f"daemon CPU per pooled create ({a.burst} creates)",
+                 f"{total / a.burst:.2f} ms ({cpu_ms['requests'] / a.burst:.2f} in the request "
+                 f"threads, {cpu_ms['other'] / a.burst:.2f} in the others): {a.burst} at once "
+                 f"need >= {total / os.cpu_count():.1f} ms of {os.cpu_count()} CPUs")
         self.delete_all(d, [b["id"] for b, _ in ok])
         self.stop(d)
 
