@@ -11,6 +11,7 @@
 #include "api/encode.h"
 #include "api/fsrequests.h"
 #include "api/requests.h"
+#include "sandbox/headroom.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
 #include "util/jsonutil.h"
@@ -142,11 +143,15 @@ static json_t *memory_view(const struct manager_stats *st)
 		json_object_set_new(o, "available_mib", json_null());
 		return o;
 	}
-	if (st->sandbox_cost_mib > 0 && st->memory_available_mib > st->memory_reserve_mib)
-		room = (st->memory_available_mib - st->memory_reserve_mib) / st->sandbox_cost_mib;
+	if (st->sandbox_cost_mib > 0)
+		room = headroom_fit(st->memory_available_mib > st->memory_booting_mib
+					    ? st->memory_available_mib - st->memory_booting_mib
+					    : 0,
+				    st->memory_reserve_mib, st->sandbox_cost_mib);
 	json_object_set_new(o, "total_mib", json_integer((json_int_t)st->memory_total_mib));
 	json_object_set_new(o, "available_mib", json_integer((json_int_t)st->memory_available_mib));
 	json_object_set_new(o, "reserve_mib", json_integer((json_int_t)st->memory_reserve_mib));
+	json_object_set_new(o, "booting_mib", json_integer((json_int_t)st->memory_booting_mib));
 	json_object_set_new(o, "sandbox_cost_mib", json_integer((json_int_t)st->sandbox_cost_mib));
 	json_object_set_new(o, "headroom_sandboxes", json_integer((json_int_t)room));
 	return o;

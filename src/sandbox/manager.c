@@ -73,6 +73,9 @@ struct manager {
 	bool max_derived;                 /* cfg.max_sandboxes came from host memory */
 	bool tcg;                         /* VMMs emulate: each carries a translation buffer */
 	uint64_t memory_rejections_total;
+	/* What creates admitted for host memory and still booting may take (memory_admit): their
+	 * VMs are not in MemAvailable yet, so creates that arrive together count each other. */
+	uint64_t memory_booting_mib;
 	uint64_t created_total;
 	uint64_t create_failures_total;
 	uint64_t execs_total;
@@ -524,30 +527,61 @@ static int memory_sample(struct manager *m, struct headroom_sample *s, uint64_t 
 	return 0;
 }
 
-/* Refuses (429, Retry-After) a new VM of memory_mib when the host cannot give it what it may
- * take beyond the reserve. */
-static int memory_admit(struct manager *m, unsigned memory_mib, struct ember_error **err)
+/* MemAvailable less what sandboxes still booting were promised (lock held). */
+static uint64_t available_beyond_booting_locked(const struct manager *m,
+						const struct headroom_sample *s)
 {
-	uint64_t cost = headroom_sandbox_cost_mib(memory_mib, m->tcg), reserve;
-	struct headroom_sample s;
-	bool stopping;
+	return s->available_mib > m->memory_booting_mib ? s->available_mib - m->memory_booting_mib
+							: 0;
+}
 
+/* Refuses (429, Retry-After) a new VM of memory_mib when the host cannot give it what it may
+ * take beyond the reserve and beyond what creates still booting were promised; otherwise
+ * promises it that much until memory_release(*held_mib) (0 when nothing was promised: the
+ * meminfo file is unreadable, or the daemon is stopping). */
+static int memory_admit(struct manager *m, unsigned memory_mib, uint64_t *held_mib,
+			struct ember_error **err)
+{
+	uint64_t cost = headroom_sandbox_cost_mib(memory_mib, m->tcg), reserve, booting;
+	struct headroom_sample s;
+	bool stopping, fits;
+
+	*held_mib = 0;
 	/* A shutdown is a 503 (admit says so), not a memory refusal. */
 	pthread_mutex_lock(&m->lock);
 	stopping = m->shutting_down;
 	pthread_mutex_unlock(&m->lock);
-	if (stopping || memory_sample(m, &s, &reserve) < 0 ||
-	    headroom_fit(s.available_mib, reserve, cost) > 0)
+	if (stopping || memory_sample(m, &s, &reserve) < 0)
 		return 0;
 	pthread_mutex_lock(&m->lock);
-	m->memory_rejections_total++;
+	booting = m->memory_booting_mib;
+	fits = headroom_fit(available_beyond_booting_locked(m, &s), reserve, cost) > 0;
+	if (fits) {
+		m->memory_booting_mib += cost;
+		*held_mib = cost;
+	} else {
+		m->memory_rejections_total++;
+	}
 	pthread_mutex_unlock(&m->lock);
+	if (fits)
+		return 0;
 	ember_error_set(err, EMBER_E_CAPACITY, 0,
-			"the host is low on memory: %llu MiB available, %llu MiB kept in reserve "
-			"(--memory-reserve-mib), and a sandbox of %u MiB may take %llu MiB; retry "
-			"later or delete a sandbox", (unsigned long long)s.available_mib,
+			"the host is low on memory: %llu MiB available (%llu MiB of it promised to "
+			"sandboxes still booting), %llu MiB kept in reserve (--memory-reserve-mib), "
+			"and a sandbox of %u MiB may take %llu MiB; retry later or delete a sandbox",
+			(unsigned long long)s.available_mib, (unsigned long long)booting,
 			(unsigned long long)reserve, memory_mib, (unsigned long long)cost);
 	return ember_error_retry_after(err, MANAGER_MEMORY_RETRY_S);
+}
+
+/* Takes back what memory_admit() promised a create once its VM booted or failed to. */
+static void memory_release(struct manager *m, uint64_t held_mib)
+{
+	if (held_mib == 0)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->memory_booting_mib -= held_mib;
+	pthread_mutex_unlock(&m->lock);
 }
 
 static const struct pack *default_pack(const struct catalog *catalog)
@@ -686,6 +720,9 @@ static enum pool_memory pool_memory(void *ctx, const struct pack *pack)
 		return POOL_MEMORY_ROOM;
 	if (s.available_mib < reserve)
 		return POOL_MEMORY_PRESSURE;
+	pthread_mutex_lock(&m->lock);
+	s.available_mib = available_beyond_booting_locked(m, &s);
+	pthread_mutex_unlock(&m->lock);
 	return headroom_fit(s.available_mib, reserve,
 			    headroom_sandbox_cost_mib(pack->defaults.memory_mib, m->tcg)) > 0
 		       ? POOL_MEMORY_ROOM
@@ -1296,6 +1333,8 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 {
 	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
 	int64_t t0 = time_mono_ms();
+	uint64_t held_mib;
+	int rc;
 
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -1312,10 +1351,16 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	sb->created_mono_ms = t0;
 	sb->last_activity_mono_ms = t0;
 	/* A pooled clone's memory is already taken; a new VM's must still be there. */
-	if (memory_admit(m, sb->memory_mib, err) < 0 || admit(m, sb, err) < 0)
+	if (memory_admit(m, sb->memory_mib, &held_mib, err) < 0)
 		return -1;
+	if (admit(m, sb, err) < 0) {
+		memory_release(m, held_mib);
+		return -1;
+	}
 	/* In the table now: boot_admitted frees it or leaves it there. */
-	return boot_admitted(m, steal_pointer(&sb), t0, info, err);
+	rc = boot_admitted(m, steal_pointer(&sb), t0, info, err);
+	memory_release(m, held_mib);
+	return rc;
 }
 
 /* ---- reads and requests --------------------------------------------------------------------- */
@@ -1926,6 +1971,7 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	stats->create_failures_total = m->create_failures_total;
 	stats->execs_total = m->execs_total;
 	stats->memory_rejections_total = m->memory_rejections_total;
+	stats->memory_booting_mib = m->memory_booting_mib;
 	pthread_mutex_unlock(&m->lock);
 	stats->max_sandboxes = m->cfg.max_sandboxes;
 	stats->max_sandboxes_derived = m->max_derived;

@@ -156,6 +156,8 @@ struct manager_stats {
 	uint64_t memory_total_mib;
 	uint64_t memory_available_mib;
 	uint64_t memory_reserve_mib;
+	uint64_t memory_booting_mib;      /* promised to creates still booting (counted out of
+					   * the available memory when admitting) */
 	uint64_t sandbox_cost_mib;        /* at most, one sandbox of the default pack's shape */
 	uint64_t memory_rejections_total; /* creates refused for host memory */
 	bool snapshots;                   /* templates in use */

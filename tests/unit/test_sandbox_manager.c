@@ -241,7 +241,10 @@ static const char manifest[] =
 	"{\"exec_timeout_ms\":2000,\"output_limit_bytes\":1024,\"memory_mib\":256,\"vcpus\":1,"
 	"\"overlay_mib\":64}}]}";
 
-static struct fixture *make_fixture(unsigned max_sandboxes, unsigned boot_timeout_ms)
+/* meminfo: a host memory file (headroom.h) with a 100 MiB reserve, or NULL: no memory checks
+ * that could refuse (the host's own /proc/meminfo, with the default reserve). */
+static struct fixture *make_fixture_meminfo(unsigned max_sandboxes, unsigned boot_timeout_ms,
+					    const char *meminfo)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
 	struct vmm_driver_config dcfg = { .name = "fake", .accel = VMM_ACCEL_TCG };
@@ -256,10 +259,19 @@ static struct fixture *make_fixture(unsigned max_sandboxes, unsigned boot_timeou
 	strcpy(fx->run_dir, "/tmp/emu.XXXXXX");
 	assert_non_null(mkdtemp(fx->run_dir));
 	mcfg.run_dir = fx->run_dir;
+	if (meminfo != NULL) {
+		mcfg.meminfo_path = meminfo;
+		mcfg.memory_reserve_mib = 100;
+	}
 	assert_int_equal(catalog_parse("/img", manifest, strlen(manifest), &fx->cat, NULL), 0);
 	assert_int_equal(vmm_driver_create_with_ops(&fake_ops, &dcfg, &fx->drv, NULL), 0);
 	assert_int_equal(manager_create(&mcfg, &fx->cat, fx->drv, &fx->m, NULL), 0);
 	return fx;
+}
+
+static struct fixture *make_fixture(unsigned max_sandboxes, unsigned boot_timeout_ms)
+{
+	return make_fixture_meminfo(max_sandboxes, boot_timeout_ms, NULL);
 }
 
 static void free_fixture(struct fixture *fx)
@@ -400,6 +412,75 @@ static void boot_timeout_leaves_nothing(void **state)
 	assert_int_equal(st.total, 0);
 	assert_int_equal(st.create_failures_total, 1);
 	free_fixture(fx); /* asserts the run dir is empty */
+}
+
+struct create_arg {
+	struct fixture *fx;
+	int ret;
+	enum ember_error_kind kind;
+};
+
+static void *create_thread(void *p)
+{
+	struct create_arg *a = p;
+	struct sandbox_create_request req = { 0 };
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+
+	a->ret = manager_create_sandbox(a->fx->m, &req, &info, &err);
+	a->kind = err != NULL ? err->kind : EMBER_E_INTERNAL;
+	ember_error_free(&err);
+	return NULL;
+}
+
+/* Creates that arrive together all read the same MemAvailable: the memory a create still
+ * booting was promised counts as taken, so the second of two that fit only once is refused,
+ * and the promise is given back when the boot ends (here: fails). */
+static void memory_promised_to_a_booting_create_counts(void **state)
+{
+	/* The most a 256 MiB sandbox can take under TCG: 256 + 48 + 128 = 432 MiB; with a 100 MiB
+	 * reserve, 732 MiB available holds one of them and not two. */
+	static const char meminfo_text[] = "MemTotal:  4194304 kB\nMemAvailable: 749568 kB\n";
+	char meminfo[] = "/tmp/emu-meminfo.XXXXXX";
+	int fd = mkstemp(meminfo);
+	struct create_arg first = { 0 };
+	struct sandbox_create_request req = { 0 };
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	struct manager_stats st;
+	pthread_t t;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, meminfo_text, strlen(meminfo_text)),
+			 (ssize_t)strlen(meminfo_text));
+	close(fd);
+	g_answer_hello = false; /* the first boot hangs until its 3 s timeout */
+	first.fx = make_fixture_meminfo(4, 3000, meminfo);
+	assert_int_equal(pthread_create(&t, NULL, create_thread, &first), 0);
+	do {
+		sleep_ms(5);
+		manager_stats(first.fx->m, &st);
+	} while (st.booting == 0);
+	assert_int_equal(st.memory_booting_mib, 432);
+	assert_int_equal(manager_create_sandbox(first.fx->m, &req, &info, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_CAPACITY);
+	assert_non_null(strstr(err->message, "732 MiB available (432 MiB of it promised to "
+					     "sandboxes still booting)"));
+	ember_error_free(&err);
+	pthread_join(t, NULL);
+	assert_int_equal(first.ret, -1);
+	assert_int_equal(first.kind, EMBER_E_GUEST_TIMEOUT);
+	manager_stats(first.fx->m, &st);
+	assert_int_equal(st.memory_booting_mib, 0); /* given back by the failed boot */
+	assert_int_equal(st.memory_rejections_total, 1);
+	g_answer_hello = true;
+	create_one(first.fx, &info); /* room again */
+	manager_stats(first.fx->m, &st);
+	assert_int_equal(st.memory_booting_mib, 0); /* and by the one that booted */
+	assert_int_equal(manager_destroy(first.fx->m, info.id, NULL), 0);
+	free_fixture(first.fx);
+	unlink(meminfo);
 }
 
 static void guest_closing_channel_fails_sandbox(void **state)
@@ -1088,6 +1169,7 @@ int main(void)
 		cmocka_unit_test(create_validates_pack_and_limits),
 		cmocka_unit_test(max_sandboxes_gives_capacity_error),
 		cmocka_unit_test(boot_timeout_leaves_nothing),
+		cmocka_unit_test(memory_promised_to_a_booting_create_counts),
 		cmocka_unit_test(guest_closing_channel_fails_sandbox),
 		cmocka_unit_test(hostile_guest_text_is_escaped_in_logs_and_kept_in_failure),
 		cmocka_unit_test(garbage_from_guest_fails_sandbox),
