@@ -124,6 +124,7 @@ class RetryTest(unittest.TestCase):
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         self.addCleanup(listener.close)
+        self.listener = listener
         seen = []
 
         def run():
@@ -146,10 +147,13 @@ class RetryTest(unittest.TestCase):
         self.assertEqual(seen, [b"GET /sandboxes HTTP/1.1"] * 2)
 
     def test_post_not_retried(self):
-        client, seen = self.serve([None, None])
+        client, seen = self.serve([None])
         with self.assertRaises(emberd.ConnectionFailed):
             Sandbox.create(pack="shell", client=client)
         self.assertEqual(seen, [b"POST /sandboxes HTTP/1.1"])
+        self.listener.settimeout(1)  # nothing came after it
+        with self.assertRaises(socket.timeout):
+            self.listener.accept()
 
 
 class SdkTest(unittest.TestCase):
