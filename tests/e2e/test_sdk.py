@@ -94,6 +94,13 @@ class OfflineTest(unittest.TestCase):
                 self.assertIn("from __future__ import annotations", text, path)
         self.assertTrue(os.path.exists(os.path.join(SDK, "emberd", "py.typed")))
 
+    @unittest.skipUnless(shutil.which("mypy"), "mypy is not installed (Debian package mypy)")
+    def test_types_check_strictly(self):
+        out = subprocess.run(["mypy", "--strict", "--python-version", "3.9",
+                              "--cache-dir", "/dev/null", "emberd"], cwd=SDK,
+                             capture_output=True, text=True, timeout=600)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+
     def test_pip_installs_it_offline(self):
         # a copy: pip builds in the source tree (build/, *.egg-info); the build backend is the
         # setuptools already installed (build isolation would download one)

@@ -43,7 +43,7 @@ class FileReader(io.RawIOBase):
         return len(data)
 
     def readall(self) -> bytes:
-        pieces = []
+        pieces: List[bytes] = []
         while True:
             piece = self.read(PIECE)
             if not piece:
@@ -177,7 +177,7 @@ class Files:
     def read(self, path: str) -> bytes:
         """A whole file's bytes."""
         with self.open_read(path) as f:
-            return f.read()
+            return f.readall()
 
     def read_text(self, path: str, encoding: str = "utf-8") -> str:
         return self.read(path).decode(encoding)
