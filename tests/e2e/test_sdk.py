@@ -264,6 +264,7 @@ class SdkTest(unittest.TestCase):
         entry, = f.list("sdk/notes/hello.txt")
         self.assertEqual((entry.name, entry.type, entry.size, entry.mode),
                          ("hello.txt", "file", 6, "0644"))
+        self.assertIn(("sdk", "dir"), [(e.name, e.type) for e in f.list()])  # /home/sandbox
         f.move("sdk/notes/hello.txt", "sdk/out/hello.txt")
         self.assertEqual((f.exists("sdk/notes/hello.txt"), f.exists("sdk/out/hello.txt")),
                          (False, True))
