@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .client import Client, default_client
@@ -36,6 +37,11 @@ def _exec_body(code: str, stdin: Union[str, bytes, None], timeout: Optional[floa
     if context_id is not None:
         body["context_id"] = context_id
     return body
+
+
+def _segment(text: str) -> str:
+    """An id as one path segment, whatever it holds (the daemon then says 404)."""
+    return urllib.parse.quote(text, safe="")
 
 
 def _label_query(labels: Labels) -> List[Tuple[str, str]]:
@@ -99,7 +105,7 @@ class Sandbox:
     def connect(cls, sandbox_id: str, client: Optional[Client] = None) -> "Sandbox":
         """An existing sandbox (NotFound when there is none)."""
         client = client or default_client()
-        return cls(client.request("GET", f"/sandboxes/{sandbox_id}"), client)
+        return cls(client.request("GET", f"/sandboxes/{_segment(sandbox_id)}"), client)
 
     @classmethod
     def list(cls, labels: Labels = None, state: Optional[str] = None,
@@ -183,7 +189,7 @@ class Sandbox:
 
     def context(self, context_id: str) -> "Context":
         return Context(self, self.client.request(
-            "GET", f"/sandboxes/{self.id}/contexts/{context_id}"))
+            "GET", f"/sandboxes/{self.id}/contexts/{_segment(context_id)}"))
 
 
 class Context:
