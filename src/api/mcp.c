@@ -416,7 +416,7 @@ static void handle_post(struct mcp_server *srv, const struct mcp_http_request *r
 	const char *method;
 	json_t *id, *params;
 
-	msg = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	msg = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (msg == NULL) {
 		respond_rpc_error(resp, 400, NULL, RPC_PARSE_ERROR, "Parse error: not JSON");
 		return;
