@@ -294,5 +294,51 @@ class McpToolsTest(unittest.TestCase):
         self.assertEqual(status, 404)
 
 
+@unittest.skipUnless(os.path.isdir(os.path.join(MCP_DIR, "node_modules")) and shutil.which("node"),
+                     "tools/mcp is not installed (scripts/install-deps.sh runs npm ci there)")
+class McpClientTest(unittest.TestCase):
+    """The official TypeScript SDK's client (tools/mcp/client.mjs) over both transports."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def run_client(self, *args):
+        proc = subprocess.run(["node", os.path.join(MCP_DIR, "client.mjs"), *args],
+                              cwd=MCP_DIR, capture_output=True, text=True, timeout=600)
+        self.assertEqual(proc.returncode, 0, f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.assertEqual(sorted(summary["tools"]), sorted(TOOLS))
+        self.assertEqual(summary["result"], "42")
+        self.assertEqual(summary["read"], "hello from mcp\n")
+        self.assertEqual(summary["server"]["name"], "emberd")
+        return summary, proc.stderr
+
+    def assert_gone(self, sandbox_id):
+        """The session ended, so its sandbox is deleted (at once for DELETE /mcp)."""
+        deadline = time.monotonic() + 60
+        status = 200
+        while status == 200 and time.monotonic() < deadline:
+            status, _, _ = self.d.request("GET", f"/sandboxes/{sandbox_id}")
+            time.sleep(0.2)
+        self.assertEqual(status, 404)
+
+    def test_streamable_http(self):
+        summary, _ = self.run_client("http", f"http://127.0.0.1:{self.d.port}/mcp")
+        self.assertEqual(summary["protocolVersion"], "2025-11-25")
+        self.assertRegex(summary["sessionId"], r"^mcp_[0-9a-f]{32}$")
+        self.assert_gone(summary["sandbox_id"])
+
+    def test_stdio_through_emberctl_mcp(self):
+        emberctl = os.path.join(harness.ASAN_BIN, "emberctl")
+        summary, stderr = self.run_client("stdio", emberctl, "--addr", self.d.addr, "mcp")
+        self.assertNotIn("ERROR: AddressSanitizer", stderr)
+        self.assert_gone(summary["sandbox_id"])
+
+
 if __name__ == "__main__":
     unittest.main()
