@@ -48,6 +48,22 @@ struct mcp_server {
 };
 
 static const char *const versions[] = { MCP_PROTOCOL_LATEST, MCP_PROTOCOL_PREVIOUS };
+/* Every published revision: an MCP-Protocol-Version header naming one of them is taken (the
+ * session keeps the revision it negotiated; clients and the conformance suite send older
+ * ones), anything else is 400 as the transport says. */
+static const char *const known_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26",
+					      "2024-11-05" };
+
+static bool version_known(const char *v)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(known_versions); i++) {
+		if (strcmp(v, known_versions[i]) == 0)
+			return true;
+	}
+	return false;
+}
 
 static bool version_supported(const char *v)
 {
@@ -370,7 +386,7 @@ static void dispatch(struct mcp_server *srv, struct mcp_session *s, const char *
 }
 
 /* The session a request names: 400 without one, 404 for one that is unknown or ended, 400 for
- * an MCP-Protocol-Version that is not the session's. NULL when it answered. */
+ * an MCP-Protocol-Version that names no MCP revision. NULL when it answered. */
 static struct mcp_session *request_session(struct mcp_server *srv,
 					   const struct mcp_http_request *req, json_t *id,
 					   struct api_response *resp)
@@ -390,10 +406,10 @@ static struct mcp_session *request_session(struct mcp_server *srv,
 				  "Session not found (it ended or timed out): initialize again");
 		return NULL;
 	}
-	if (req->protocol_version != NULL && strcmp(req->protocol_version, s->version) != 0) {
+	if (req->protocol_version != NULL && !version_known(req->protocol_version)) {
 		snprintf(msg, sizeof(msg),
-			 "Bad Request: MCP-Protocol-Version `%.32s` is not this session's (%s)",
-			 req->protocol_version, s->version);
+			 "Bad Request: unsupported MCP-Protocol-Version `%.32s` (this session "
+			 "speaks %s)", req->protocol_version, s->version);
 		session_unref(srv, s);
 		respond_rpc_error(resp, 400, id, RPC_BAD_REQUEST, msg);
 		return NULL;

