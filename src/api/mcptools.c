@@ -15,6 +15,7 @@
 #include "util/buf.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
+#include "util/sync.h"
 #include "util/text.h"
 
 #define KIND EMBER_E_INVALID
@@ -45,7 +46,7 @@ void mcp_workspace_init(struct mcp_workspace *ws, const char *session_id)
 {
 	memset(ws, 0, sizeof(*ws));
 	pthread_mutex_init(&ws->lock, NULL);
-	pthread_cond_init(&ws->changed, NULL);
+	cond_init_monotonic(&ws->changed);
 	snprintf(ws->label, sizeof(ws->label), "%s", session_id);
 }
 
