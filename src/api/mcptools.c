@@ -314,6 +314,12 @@ oom:
 	return NULL;
 }
 
+/* A guest's C string (NULL: "") as a JSON string, whatever its bytes. */
+static json_t *guest_text(const char *s)
+{
+	return text_value((const uint8_t *)(s != NULL ? s : ""), s != NULL ? strlen(s) : 0);
+}
+
 static int text_printf(struct tool_call *call, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -364,6 +370,28 @@ static int add_stream(struct tool_call *call, const char *key, const uint8_t *da
 	return 0;
 }
 
+/* A labelled piece of guest text for the model, at most MCP_OUTPUT_MAX bytes of it (the cut
+ * said); the structured output keeps it whole. */
+static int add_text(struct tool_call *call, const char *label, const char *text)
+{
+	size_t len = text != NULL ? strlen(text) : 0;
+	bool cut = len > MCP_OUTPUT_MAX;
+	json_t *v;
+	int ret;
+
+	if (len == 0)
+		return 0;
+	v = text_value((const uint8_t *)text, cut ? MCP_OUTPUT_MAX : len);
+	if (v == NULL)
+		return -1;
+	ret = text_printf(call, "[%s]\n", label) < 0 ||
+	      buf_append(&call->text, json_string_value(v), strlen(json_string_value(v))) < 0 ||
+	      text_printf(call, "\n%s", cut ? "[truncated: the first 65536 bytes are shown]\n" : "")
+		      < 0 ? -1 : 0;
+	json_decref(v);
+	return ret;
+}
+
 /* An exec's outcome: exit status, output, and (in a context) its value and exception. */
 static int add_exec_result(struct tool_call *call, const struct channel_exec_result *res,
 			   struct ember_error **err)
@@ -384,17 +412,22 @@ static int add_exec_result(struct tool_call *call, const struct channel_exec_res
 	if (!o->present)
 		return 0;
 	if (o->has_error)
-		error = json_pack("{s:s, s:s, s:s}", "name", o->error_name ? o->error_name : "",
-				  "value", o->error_value ? o->error_value : "", "traceback",
-				  o->error_traceback ? o->error_traceback : "");
+		error = json_pack("{s:o, s:o, s:o}", "name", guest_text(o->error_name), "value",
+				  guest_text(o->error_value), "traceback",
+				  guest_text(o->error_traceback));
 	if (error == NULL || json_object_set_new(call->out, "error", error) < 0 ||
 	    json_object_set_new(call->out, "result",
-				o->result != NULL ? json_string(o->result) : json_null()) < 0)
+				o->result != NULL ? text_value((const uint8_t *)o->result,
+							       strlen(o->result))
+						  : json_null()) < 0)
 		return ember_error_oom(err);
-	if ((o->result != NULL && text_printf(call, "[result]\n%.400s\n", o->result) < 0) ||
-	    (o->has_error && text_printf(call, "[error]\n%.200s: %.200s\n",
-					 o->error_name ? o->error_name : "",
-					 o->error_value ? o->error_value : "") < 0))
+	if ((o->result != NULL && add_text(call, "result", o->result) < 0) ||
+	    (o->has_error && add_text(call, "error", o->error_traceback != NULL &&
+					  o->error_traceback[0] != '\0' ? o->error_traceback
+									 : o->error_value) < 0))
+		return ember_error_oom(err);
+	if (o->has_error && text_printf(call, "%.200s: %.400s\n", o->error_name ? o->error_name : "",
+					o->error_value ? o->error_value : "") < 0)
 		return ember_error_oom(err);
 	if (e->timed_out && text_printf(call, "[timed out]\n") < 0)
 		return ember_error_oom(err);
@@ -433,10 +466,14 @@ static int tool_run_code(struct tool_call *call, struct ember_error **err)
 		ret = manager_exec(call->m, slot.sandbox_id, &req, &res, err);
 		if (ret == 0 || (*err)->kind != EMBER_E_NOT_FOUND || attempt > 0)
 			break;
+		/* The sandbox, or only its context (deleted through the REST API): either way it
+		 * is replaced, and a sandbox still there is deleted rather than left unowned. */
+		ember_error_free(err);
+		manager_destroy(call->m, slot.sandbox_id, err);
 		ember_error_free(err);
 		disown(call->ws, slot.sandbox_id);
-		if (text_printf(call, "[the session's %s sandbox was gone: a new one was made, "
-				"earlier variables are lost]\n", language) < 0)
+		if (text_printf(call, "[the session's %s sandbox or its interpreter was gone: a new "
+				"one was made, earlier variables are lost]\n", language) < 0)
 			return ember_error_oom(err);
 	}
 	if (ret < 0)

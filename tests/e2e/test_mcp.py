@@ -217,6 +217,32 @@ class McpProtocolTest(unittest.TestCase):
                                    headers={"Origin": "http://evil.example"})
         self.assertEqual(status, 403)
 
+    def test_emberctl_mcp_bridges_stdio(self):
+        lines = [
+            {"jsonrpc": "2.0", "id": 7, "method": "ping"},  # before initialize: 400
+            {"jsonrpc": "2.0", "id": 8, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "stdio", "version": "1"}}},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": "nine", "method": "tools/list"},
+        ]
+        text = "".join(json.dumps(m) + "\n" for m in lines) + "not json\n"
+        proc = subprocess.run([os.path.join(harness.ASAN_BIN, "emberctl"), "--addr",
+                               self.d.addr, "mcp"], input=text, capture_output=True,
+                              text=True, timeout=300)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        out = [json.loads(line) for line in proc.stdout.splitlines()]
+        self.assertEqual(len(out), 4, proc.stdout)  # the notification has no answer
+        self.assertEqual((out[0]["id"], out[0]["error"]["code"]), (7, -32000))
+        self.assertEqual(out[1]["result"]["protocolVersion"], "2025-06-18")
+        self.assertEqual(out[2]["id"], "nine")
+        self.assertEqual({t["name"] for t in out[2]["result"]["tools"]}, TOOLS)
+        self.assertEqual(out[3]["error"]["code"], -32700)
+        self.assertNotIn("ERROR: AddressSanitizer", proc.stderr)
+        # stdin's end ended the session
+        self.assertRegex(self.d.read_log(), r"event=mcp.session_end msg=\"session=mcp_\w+ "
+                                            r"reason=deleted")
+
 
 class McpToolsTest(unittest.TestCase):
     """One session sandbox (python) for every check."""
