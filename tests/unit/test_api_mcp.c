@@ -189,6 +189,33 @@ static void idle_sessions_end(void **state)
 	mcp_server_free(s);
 }
 
+static void sessions_are_bounded_and_refused_once_stopped(void **state)
+{
+	const char *init = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+			   "\"params\":{\"protocolVersion\":\"2025-11-25\"}}";
+	struct mcp_http_request req = { .method = "POST", .body = init, .body_len = strlen(init) };
+	struct mcp_server *s = server_new(0);
+	struct api_response resp;
+	char session[64];
+	int i;
+
+	(void)state;
+	for (i = 0; i < MCP_SESSIONS_MAX; i++)
+		initialize(s, "2025-11-25", session);
+	memset(&resp, 0, sizeof(resp));
+	mcp_handle(s, &req, &resp);
+	assert_int_equal(resp.status, 429);
+	assert_true(resp.retry_after_s > 0);
+	assert_string_equal(resp.mcp_session_id, "");
+	api_response_release(&resp);
+	mcp_server_stop(s);
+	memset(&resp, 0, sizeof(resp));
+	mcp_handle(s, &req, &resp);
+	assert_int_equal(resp.status, 503);
+	api_response_release(&resp);
+	mcp_server_free(s);
+}
+
 static void tools_have_schemas_and_errors_are_results(void **state)
 {
 	json_t *tools = mcp_tools_list(), *tool, *result, *args;
@@ -225,6 +252,7 @@ int main(void)
 		cmocka_unit_test(framing_errors_have_the_standard_codes),
 		cmocka_unit_test(sessions_are_required_known_and_versioned),
 		cmocka_unit_test(idle_sessions_end),
+		cmocka_unit_test(sessions_are_bounded_and_refused_once_stopped),
 		cmocka_unit_test(tools_have_schemas_and_errors_are_results),
 	};
 
