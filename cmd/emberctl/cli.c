@@ -247,6 +247,10 @@ static const struct command commands[] = {
 	{ "health", "", NULL, 0, 0, cmd_health, "daemon status" },
 	{ "test", "", FLAGS(test_flags), 1, cmd_test,
 	  "create, inspect, exec, delete with assertions" },
+	{ "mcp", "", NULL, 0, 0, cmd_mcp,
+	  "serve MCP over stdin/stdout (newline-delimited\n"
+	  "JSON-RPC), bridged to the daemon's /mcp; for\n"
+	  "clients that launch servers (docs/mcp.md)" },
 };
 
 /* Text at column 31; a longer row puts it on the next line. */

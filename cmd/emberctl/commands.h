@@ -22,5 +22,7 @@ int cmd_logs(struct ctl *c, int argc, char **argv);
 int cmd_kill(struct ctl *c, int argc, char **argv);
 /* selftest.c: create -> inspect -> exec -> delete, with an assertion on each answer. */
 int cmd_test(struct ctl *c, int argc, char **argv);
+/* mcp.c: the MCP stdio transport, bridged to POST /mcp. */
+int cmd_mcp(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/mcp.h"
 #include "api/server.h"
 #include "options.h"
 #include "sandbox/catalog.h"
@@ -32,6 +33,7 @@ struct daemon {
 	struct egress *egress;
 	struct manager *manager;
 	struct api_server *server;
+	struct mcp_server *mcp;
 	struct api_context ctx;
 	char vmm_reason[256];
 };
@@ -141,8 +143,10 @@ static int start_server(struct daemon *d, struct ember_error **err)
 {
 	const struct api_server_config *api = &d->o.api;
 
+	if (mcp_server_new(d->manager, d->o.mcp_session_idle_s, &d->mcp, err) < 0)
+		return -1;
 	d->ctx = (struct api_context){ .manager = d->manager, .driver = d->driver, .vmm_selection_reason = d->vmm_reason,
-				       .started_mono_ms = time_mono_ms() };
+				       .started_mono_ms = time_mono_ms(), .mcp = d->mcp };
 	if (api_server_start(api, &d->ctx, &d->server, err) < 0)
 		return -1;
 	log_event(LOG_INFO, NULL, "daemon.listening", -1, "emberd %s on %s (port %u)%s%s; %zu packs "
@@ -220,9 +224,14 @@ static int serve(struct daemon *d)
  * was made. */
 static void stop_daemon(struct daemon *d, bool served)
 {
+	/* MCP sessions' sandboxes are deleted even with --keep-sandboxes: their sessions die
+	 * with this daemon, so nobody could use or end them. */
+	if (d->mcp != NULL)
+		mcp_server_stop(d->mcp);
 	if (served)
 		manager_shutdown(d->manager, d->o.keep_sandboxes);
 	api_server_stop(d->server);
+	mcp_server_free(d->mcp);
 	manager_free(d->manager);
 	egress_free(d->egress);
 	vmm_driver_free(d->driver);

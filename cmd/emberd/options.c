@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/mcp.h"
 #include "config.h"
 #include "sandbox/catalog.h"
 #include "util/cleanup.h"
@@ -252,6 +253,9 @@ static const struct opt_spec option_table[] = {
 	     "this, however slowly it trickles (default 30)"),
 	UINT("max-connections-per-ip", api.max_connections_per_ip, 1, 10000,
 	     "TCP connections one client address may hold (default 64)"),
+	UINT("mcp-session-idle-s", mcp_session_idle_s, 1, 86400,
+	     "an MCP session unused this long ends and its sandboxes\n"
+	     "are deleted (default 1800; docs/mcp.md)"),
 	SECTION("Fast create (docs/snapshots.md):"),
 	UINT("max-templates", manager.max_templates, 1, 1024,
 	     "templates kept at once (default 8): each holds its guest's RAM\n"
@@ -352,6 +356,7 @@ static void set_defaults(struct options *o)
 			     .max_output_bytes = 16u << 20, .max_processes = 256,
 			     .max_contexts = 8, .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1,
 			     .max_templates = 8 },
+		.mcp_session_idle_s = MCP_SESSION_IDLE_S,
 		.images_dir = images != NULL ? images : "/var/lib/emberd/images",
 		.vmm = "auto",
 		.vmm_uid_base = VMM_UID_BASE_DEFAULT,

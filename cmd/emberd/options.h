@@ -33,6 +33,7 @@ struct options {
 	unsigned vmm_uid_base;
 	enum log_level log_level;
 	bool keep_sandboxes;
+	unsigned mcp_session_idle_s;  /* --mcp-session-idle-s (api/mcp.h) */
 	struct egress_config egress;  /* --network-modes, --egress-* */
 	const char *allow_origins[API_ALLOW_ORIGINS_MAX]; /* api.allow_origins points here */
 	const char *config_path;      /* --config; NULL: CONFIG_DEFAULT_PATH when it exists */

@@ -75,6 +75,8 @@ struct api_query {
 	const char *accept;       /* the request's Accept header (NULL: none); not a parameter,
 				   * but the one header a route looks at */
 	bool has_nul;             /* a key or value held a NUL (%00) */
+	const char *mcp_session_id;      /* /mcp's headers: Mcp-Session-Id and */
+	const char *mcp_protocol_version; /* MCP-Protocol-Version (NULL: none) */
 };
 
 /* GET /sandboxes's filter: every label term (AND) and, when has_state, the state. terms[] point

@@ -10,6 +10,7 @@
 
 #include "api/encode.h"
 #include "api/fsrequests.h"
+#include "api/mcp.h"
 #include "api/requests.h"
 #include "sandbox/headroom.h"
 #include "util/cleanup.h"
@@ -930,6 +931,26 @@ static void handle_network(struct api_context *ctx, const struct api_request *re
 	respond_json(resp, 200, sandbox_json(ctx, &info));
 }
 
+/* --- MCP (docs/mcp.md): the transport's own answers, JSON-RPC bodies --- */
+
+static void handle_mcp(struct api_context *ctx, const struct api_request *req,
+		       struct api_response *resp)
+{
+	struct mcp_http_request mreq = {
+		.method = req->method, .session_id = req->query->mcp_session_id,
+		.protocol_version = req->query->mcp_protocol_version, .body = req->body,
+		.body_len = req->body_len,
+	};
+	struct ember_error *err = NULL;
+
+	if (ctx->mcp == NULL) {
+		ember_error_set(&err, EMBER_E_UNAVAILABLE, 0, "the MCP server is not running");
+		respond_err(resp, &err);
+		return;
+	}
+	mcp_handle(ctx->mcp, &mreq, resp);
+}
+
 static const struct route routes[] = {
 	{ "GET", "/healthz", handle_healthz },
 	{ "GET", "/packs", handle_packs },
@@ -959,6 +980,8 @@ static const struct route routes[] = {
 	{ "POST", "/sandboxes/{id}/fs/mkdir", handle_fs_mkdir },
 	{ "POST", "/sandboxes/{id}/fs/move", handle_fs_move },
 	{ "POST", "/sandboxes/{id}/fs/remove", handle_fs_remove },
+	{ "POST", "/mcp", handle_mcp },
+	{ "DELETE", "/mcp", handle_mcp },
 };
 
 static void capture_id(struct path_id *id, const char *segment, size_t len)

@@ -26,6 +26,7 @@ struct api_response {
 	struct api_download *download; /* a file's bytes (GET /files): its size is known */
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 	unsigned retry_after_s;     /* > 0: a Retry-After header (every 429 has one) */
+	char mcp_session_id[48];    /* an Mcp-Session-Id header (POST /mcp initialize), else "" */
 };
 
 /* query: the request's query parameters (NULL: none); only routes that take some look. */

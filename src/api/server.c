@@ -215,6 +215,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 		snprintf(seconds, sizeof(seconds), "%u", r->retry_after_s);
 		MHD_add_response_header(response, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
 	}
+	if (r->mcp_session_id[0] != '\0')
+		MHD_add_response_header(response, "Mcp-Session-Id", r->mcp_session_id);
 	if (close)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, r->status, response);
@@ -396,6 +398,8 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	enum MHD_Result ret;
 
 	query.accept = header(conn, MHD_HTTP_HEADER_ACCEPT);
+	query.mcp_session_id = header(conn, "Mcp-Session-Id");
+	query.mcp_protocol_version = header(conn, "MCP-Protocol-Version");
 	deadline_conn_received(connection_deadline(conn));
 	if (st->answered)
 		return MHD_YES;

@@ -48,9 +48,11 @@ struct api_context {
 	struct vmm_driver *driver;
 	const char *vmm_selection_reason;
 	int64_t started_mono_ms;
+	struct mcp_server *mcp;           /* POST/DELETE /mcp (api/mcp.h) */
 };
 
 struct api_server;
+struct mcp_server;
 
 int api_server_start(const struct api_server_config *cfg, struct api_context *ctx,
 		     struct api_server **out, struct ember_error **err);

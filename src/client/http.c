@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -400,4 +401,93 @@ char *http_client_escape(struct http_client *c, const char *text)
 
 	curl_free(escaped);
 	return copy;
+}
+
+/* --- raw exchanges --- */
+
+struct header_capture {
+	const char *name;
+	char *out;
+	size_t size;
+};
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
+{
+	struct header_capture *h = userdata;
+	size_t n = size * nitems, name_len = strlen(h->name), len;
+	const char *value;
+
+	if (n > name_len && data[name_len] == ':' && strncasecmp(data, h->name, name_len) == 0) {
+		value = data + name_len + 1;
+		len = n - name_len - 1;
+		while (len > 0 && (*value == ' ' || *value == '\t')) {
+			value++;
+			len--;
+		}
+		while (len > 0 && (value[len - 1] == '\r' || value[len - 1] == '\n' ||
+				   value[len - 1] == ' '))
+			len--;
+		if (len < h->size) {
+			memcpy(h->out, value, len);
+			h->out[len] = '\0';
+		}
+	}
+	return n;
+}
+
+int http_client_exchange(struct http_client *c, const char *method, const char *path,
+			 const char *body, size_t body_len, const char *const *header_lines,
+			 const char *capture, char *captured, size_t captured_size, long *status,
+			 char **reply, size_t *reply_len, struct ember_error **err)
+{
+	struct header_capture h = { capture, captured, captured_size };
+	struct sink sink = { 0 };
+	struct curl_slist *headers = NULL;
+	char url[1024], *text = NULL;
+	CURLcode rc;
+	int ret = -1;
+
+	*reply = NULL;
+	*reply_len = 0;
+	if (captured_size > 0)
+		captured[0] = '\0';
+	snprintf(url, sizeof(url), "%s%s", c->base_url, path);
+	if (prepare_request(c, method, url, NULL, 0,
+			    &(struct reply_to){ on_data, &sink,
+						"application/json, text/event-stream" },
+			    &text, &headers, err) < 0)
+		goto out;
+	/* Appended after the list was handed to curl: the head stays, curl reads it at perform. */
+	for (; header_lines != NULL && *header_lines != NULL; header_lines++)
+		headers = curl_slist_append(headers, *header_lines);
+	if (body != NULL) {
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	}
+	if (capture != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, &h);
+	}
+	rc = curl_easy_perform(c->curl);
+	if (rc != CURLE_OK) {
+		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "%s %s: %s%s", method, url,
+				curl_easy_strerror(rc), sink.overflow ? " (reply too large)" : "");
+		goto out;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (sink.body.len > 0) {
+		if (buf_terminate(&sink.body) < 0) {
+			ember_error_oom(err);
+			goto out;
+		}
+		*reply_len = sink.body.len;
+		*reply = (char *)steal_pointer(&sink.body.data);
+	}
+	ret = 0;
+out:
+	curl_slist_free_all(headers);
+	free(text);
+	buf_release(&sink.body);
+	return ret;
 }

@@ -63,6 +63,16 @@ int http_client_download(struct http_client *c, const char *path, int fd,
 			 http_progress_fn progress, void *pctx, long *status, uint64_t *written,
 			 json_t **reply, struct ember_error **err);
 
+/* A request with raw JSON bytes and extra header lines ("Name: value", NULL-terminated; NULL:
+ * none), for a peer that speaks more than our routes (emberctl mcp's bridge to /mcp). The reply
+ * body goes to *reply (malloc'd, NUL-terminated, *reply_len bytes; NULL when empty) whatever
+ * the status; the value of the response header `capture` (case-insensitive), when sent and
+ * shorter than captured_size, to captured ("" otherwise). No timeout. */
+int http_client_exchange(struct http_client *c, const char *method, const char *path,
+			 const char *body, size_t body_len, const char *const *header_lines,
+			 const char *capture, char *captured, size_t captured_size, long *status,
+			 char **reply, size_t *reply_len, struct ember_error **err);
+
 /* The query-string form of text (percent-encoded); malloc'd, NULL when out of memory. */
 char *http_client_escape(struct http_client *c, const char *text);
 
