@@ -144,6 +144,9 @@ class DocExamplesTest(unittest.TestCase):
         if want.events is not None:
             problems += docexamples.match_events(want, payload)
             body = None
+        elif want.lines is not None:
+            problems += docexamples.match_lines(want, payload)
+            body = None
         elif want.raw is not None:
             if payload != want.raw:
                 problems.append(f"the doc shows the bytes {want.raw!r}, the daemon sent "
