@@ -124,36 +124,41 @@ static int write_pool(struct buf *out, const struct manager_stats *st, struct em
 	return write_gauge(out, &target, "pack", names, t, n, err);
 }
 
-/* The memory of every sandbox's VMM process (pooled clones and template builds are not in the
- * table and not counted). */
+/* The memory of every VMM, by owner: sandboxes (past their boot) and pooled clones (template
+ * builds are not counted). */
 static int write_vmm_memory(struct buf *out, struct manager *m, struct ember_error **err)
 {
 	static const struct gauge procs = { "emberd_vmm_processes",
-					    "Sandbox VMM processes whose memory was read." };
+					    "VMM processes whose memory was read, by owner "
+					    "(sandbox, pool)." };
 	static const struct gauge rss = { "emberd_vmm_resident_memory_bytes",
-					  "Resident memory (RSS) of the sandboxes' VMM processes, "
-					  "summed; pages shared with a template count once per "
+					  "Resident memory (RSS) of the VMM processes, summed by "
+					  "owner; pages shared with a template count once per "
 					  "clone." };
 	static const struct gauge pss = { "emberd_vmm_proportional_memory_bytes",
-					  "Proportional set size (PSS) of the sandboxes' VMM "
-					  "processes, summed: shared pages split among sharers." };
-	_cleanup_free_ struct sandbox_info *infos = NULL;
-	struct vmm_memory mem = { 0 };
+					  "Proportional set size (PSS) of the VMM processes, summed "
+					  "by owner: shared pages split among sharers." };
+	static const char *const owners[] = { "sandbox", "pool" };
+	_cleanup_free_ struct manager_vmm *vmms = NULL;
+	struct vmm_memory mem[2] = { { 0 }, { 0 } };
+	double v[2];
 	size_t i, count = 0;
-	double v;
 
-	if (manager_list(m, &infos, &count, err) < 0)
+	if (manager_vmms(m, &vmms, &count, err) < 0)
 		return -1;
 	for (i = 0; i < count; i++)
-		add_vmm_memory(infos[i].vmm_pid, &mem);
-	v = mem.processes;
-	if (write_gauge(out, &procs, NULL, NULL, &v, 1, err) < 0)
+		add_vmm_memory(vmms[i].pid, &mem[vmms[i].pooled ? 1 : 0]);
+	for (i = 0; i < 2; i++)
+		v[i] = mem[i].processes;
+	if (write_gauge(out, &procs, "owner", owners, v, 2, err) < 0)
 		return -1;
-	v = (double)mem.rss_bytes;
-	if (write_gauge(out, &rss, NULL, NULL, &v, 1, err) < 0)
+	for (i = 0; i < 2; i++)
+		v[i] = (double)mem[i].rss_bytes;
+	if (write_gauge(out, &rss, "owner", owners, v, 2, err) < 0)
 		return -1;
-	v = (double)mem.pss_bytes;
-	return write_gauge(out, &pss, NULL, NULL, &v, 1, err);
+	for (i = 0; i < 2; i++)
+		v[i] = (double)mem[i].pss_bytes;
+	return write_gauge(out, &pss, "owner", owners, v, 2, err);
 }
 
 int api_scrape(struct api_context *ctx, struct buf *out, struct ember_error **err)

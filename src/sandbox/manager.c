@@ -670,6 +670,12 @@ static bool pool_usable(void *ctx, struct sandbox *sb)
 	return vmm_alive(sb->vm) && !channel_broken(sb->ch, NULL, 0);
 }
 
+static pid_t pool_vmm_pid(void *ctx, struct sandbox *sb)
+{
+	(void)ctx;
+	return sb->vm != NULL ? vmm_pid(sb->vm) : 0;
+}
+
 static void pool_discard(void *ctx, struct sandbox *sb, const char *why)
 {
 	if (why != NULL)
@@ -705,6 +711,7 @@ static const struct pool_ops manager_pool_ops = {
 	.discard = pool_discard,
 	.write_record = pool_write_record,
 	.memory = pool_memory,
+	.vmm_pid = pool_vmm_pid,
 };
 
 /* ---- creation, background work, shutdown ---------------------------------------------------- */
@@ -1988,6 +1995,42 @@ int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 								: "already being destroyed");
 	destroy_and_free(m, sb);
 	metrics_observe_ms(m->metrics, METRICS_DELETE_SECONDS, NULL, time_mono_ms() - t0);
+	return 0;
+}
+
+int manager_vmms(struct manager *m, struct manager_vmm **out, size_t *count,
+		 struct ember_error **err)
+{
+	_cleanup_free_ pid_t *pooled_pids = NULL;
+	struct pool_stats ps = { 0 };
+	struct manager_vmm *v;
+	struct sandbox *sb;
+	size_t n = 0, i, pooled = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->pool != NULL)
+		pool_stats(m->pool, &ps);
+	v = calloc(m->count + ps.ready + 1, sizeof(*v));
+	pooled_pids = calloc(ps.ready + 1, sizeof(*pooled_pids));
+	if (v == NULL || pooled_pids == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		free(v);
+		return ember_error_oom(err);
+	}
+	/* A booting sandbox's vm belongs to its booting thread (fill_info_locked). */
+	for (sb = m->list; sb != NULL; sb = sb->next) {
+		if (sb->state != SANDBOX_BOOTING && sb->vm != NULL)
+			v[n++].pid = vmm_pid(sb->vm);
+	}
+	if (m->pool != NULL)
+		pooled = pool_vmm_pids(m->pool, pooled_pids, ps.ready);
+	pthread_mutex_unlock(&m->lock);
+	for (i = 0; i < pooled; i++) {
+		v[n].pid = pooled_pids[i];
+		v[n++].pooled = true;
+	}
+	*out = v;
+	*count = n;
 	return 0;
 }
 

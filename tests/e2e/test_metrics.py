@@ -4,7 +4,8 @@ they should across one sandbox's life: a create, an exec that exits 0, one that 
 delete (counters +1, a histogram's _count +1, gauges up and back down). The route sits behind
 the same guard as every other (Host, Origin, bearer token).
 
-One VM boot (snapshots off: no template build in the background).
+MetricsTest boots one VM (snapshots off: no template build in the background); PoolMetricsTest
+fills a pool of one clone per core pack (two template builds, two clones).
 """
 
 import os
@@ -128,9 +129,12 @@ class MetricsTest(unittest.TestCase):
                                pack="python"), 1)
         self.assertEqual(moved(before, created, "emberd_sandboxes_failed_total", **py_cold), 0)
         self.assertEqual(moved(before, created, "emberd_sandboxes", state="ready"), 1)
-        self.assertEqual(moved(before, created, "emberd_vmm_processes"), 1)
-        self.assertGreater(moved(before, created, "emberd_vmm_resident_memory_bytes"), 0)
-        self.assertGreater(moved(before, created, "emberd_vmm_proportional_memory_bytes"), 0)
+        self.assertEqual(moved(before, created, "emberd_vmm_processes", owner="sandbox"), 1)
+        self.assertGreater(moved(before, created, "emberd_vmm_resident_memory_bytes",
+                                 owner="sandbox"), 0)
+        self.assertGreater(moved(before, created, "emberd_vmm_proportional_memory_bytes",
+                                 owner="sandbox"), 0)
+        self.assertEqual(value(created, "emberd_vmm_processes", owner="pool"), 0)
 
         self.assertEqual(moved(created, executed, "emberd_execs_total", outcome="ok"), 1)
         self.assertEqual(moved(created, executed, "emberd_execs_total", outcome="nonzero_exit"),
@@ -140,8 +144,8 @@ class MetricsTest(unittest.TestCase):
 
         self.assertEqual(moved(executed, after, "emberd_sandbox_delete_seconds_count"), 1)
         self.assertEqual(moved(before, after, "emberd_sandboxes", state="ready"), 0)
-        self.assertEqual(value(after, "emberd_vmm_processes"), 0)
-        self.assertEqual(value(after, "emberd_vmm_resident_memory_bytes"), 0)
+        self.assertEqual(value(after, "emberd_vmm_processes", owner="sandbox"), 0)
+        self.assertEqual(value(after, "emberd_vmm_resident_memory_bytes", owner="sandbox"), 0)
         # Nothing of the guest failed on the way.
         for (name, labels), v in after.items():
             if name == "emberd_guest_failures_total":
@@ -156,6 +160,45 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(status, 403, body)
         status, body, _ = self.d.request("POST", "/metrics")
         self.assertEqual(status, 405, body)
+
+
+@unittest.skipUnless(shutil.which("promtool"), "promtool missing: scripts/install-deps.sh")
+class PoolMetricsTest(unittest.TestCase):
+    """With a warm pool: templates, clones and the pool's gauges, and a create from the pool.
+    The pool fills python and shell (a template build and a clone each)."""
+
+    def test_the_pool_templates_and_clones_show_and_a_pooled_create_counts(self):
+        d = harness.Daemon("--pool-size", "1")
+        try:
+            def full(h):
+                return h["pool"]["ready_by_pack"] == {"python": 1, "shell": 1}
+
+            d.wait_health_or_stop(full, 600, "the pool to fill")
+            status, _, payload = d.request("GET", "/metrics")
+            self.assertEqual(status, 200)
+            promtool_check(self, payload)
+            before = parse(payload.decode())
+            for pack in ("python", "shell"):
+                self.assertEqual(value(before, "emberd_pool_ready", pack=pack), 1)
+                self.assertEqual(value(before, "emberd_pool_target", pack=pack), 1)
+                self.assertGreaterEqual(value(before, "emberd_sandbox_clone_seconds_count",
+                                              pack=pack), 1)
+            self.assertGreaterEqual(value(before, "emberd_templates", state="ready"), 2)
+            self.assertEqual(value(before, "emberd_vmm_processes", owner="pool"), 2)
+            self.assertGreater(value(before, "emberd_vmm_proportional_memory_bytes",
+                                     owner="pool"), 0)
+            sb = d.create(language_pack="python")
+            self.assertEqual(sb["boot_mode"], "pool")
+            status, _, payload = d.request("GET", "/metrics")
+            after = parse(payload.decode())
+            pooled = {"pack": "python", "boot_mode": "pool"}
+            for name in ("emberd_sandboxes_created_total", "emberd_sandbox_create_seconds_count"):
+                self.assertEqual(value(after, name, **pooled) - value(before, name, **pooled), 1,
+                                 name)
+            self.assertEqual(value(after, "emberd_vmm_processes", owner="sandbox"), 1)
+            self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
 
 
 @unittest.skipUnless(shutil.which("promtool"), "promtool missing: scripts/install-deps.sh")

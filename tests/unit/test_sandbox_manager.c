@@ -919,12 +919,21 @@ static enum pool_memory fake_memory(void *ctx, const struct pack *pack)
 	return m;
 }
 
+/* A clone's "pid": 4242 (the pool only passes it on). */
+static pid_t fake_vmm_pid(void *ctx, struct sandbox *sb)
+{
+	(void)ctx;
+	(void)sb;
+	return 4242;
+}
+
 static const struct pool_ops fake_pool_ops = {
 	.boot_clone = fake_boot_clone,
 	.usable = fake_usable,
 	.discard = fake_discard,
 	.write_record = fake_write_record,
 	.memory = fake_memory,
+	.vmm_pid = fake_vmm_pid,
 };
 
 static void env_set_memory(struct fake_pool_env *env, enum pool_memory m)
@@ -967,6 +976,7 @@ static void pool_fills_hands_out_and_refills(void **state)
 	struct pool *p;
 	struct sandbox *sb;
 	struct pool_stats st;
+	pid_t pids[3] = { 0 };
 
 	(void)state;
 	pthread_mutex_init(&env.lock, NULL);
@@ -975,6 +985,10 @@ static void pool_fills_hands_out_and_refills(void **state)
 	assert_null(pool_take(p, &cat.packs[0])); /* not started: empty */
 	pool_start(p);
 	wait_pool_ready(p, 2, 2000);
+	/* The waiting clones' VMMs, for the metrics' memory gauges; bounded by max. */
+	assert_int_equal(pool_vmm_pids(p, pids, 3), 2);
+	assert_int_equal(pids[1], 4242);
+	assert_int_equal(pool_vmm_pids(p, pids, 1), 1);
 	sb = pool_take(p, &cat.packs[0]);
 	assert_non_null(sb);
 	pool_write_record_later(p, sb);
