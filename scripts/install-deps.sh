@@ -12,7 +12,7 @@ PACKAGES=(
 	python3 python3-jsonschema python3-yaml curl bubblewrap ca-certificates
 	nftables libnftables-dev iproute2 python3-pip
 	skopeo umoci busybox-static
-	mypy
+	mypy prometheus
 )
 
 missing=()
@@ -40,6 +40,16 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
 	echo "install-deps: installing ${missing[*]}"
 	apt_install "${missing[@]}"
+fi
+
+# prometheus is here for its promtool (tests/e2e/test_metrics.py checks GET /metrics with it);
+# its server must not keep running (a listener on :9090) if the package started it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+	echo "install-deps: stopping and disabling the prometheus service (only promtool is needed)"
+	$SUDO systemctl disable --now prometheus
+elif pgrep -x prometheus >/dev/null 2>&1 && [ -x /etc/init.d/prometheus ]; then
+	echo "install-deps: stopping the prometheus service (only promtool is needed)"
+	$SUDO /etc/init.d/prometheus stop
 fi
 
 # The OpenAPI linter (@redocly/cli, pinned with its hash in tools/openapi/package-lock.json),

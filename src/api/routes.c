@@ -12,6 +12,7 @@
 #include "api/fsrequests.h"
 #include "api/mcp.h"
 #include "api/requests.h"
+#include "api/scrape.h"
 #include "sandbox/headroom.h"
 #include "util/cleanup.h"
 #include "util/fdio.h"
@@ -217,6 +218,27 @@ static void handle_healthz(struct api_context *ctx, const struct api_request *re
 		json_object_set_new(pool, "size_per_pack", json_integer(st.pool_size));
 	}
 	respond_json(resp, 200, steal_pointer(&body));
+}
+
+/* GET /metrics: the Prometheus text exposition (api/scrape.h). */
+static void handle_metrics(struct api_context *ctx, const struct api_request *req,
+			   struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+	struct buf out = { 0 };
+
+	(void)req;
+	if (api_scrape(ctx, &out, &err) < 0 || buf_terminate(&out) < 0) {
+		buf_release(&out);
+		if (err == NULL)
+			ember_error_oom(&err);
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 200;
+	resp->text_len = out.len;
+	resp->text = (char *)steal_pointer(&out.data);
+	resp->content_type = API_SCRAPE_CONTENT_TYPE;
 }
 
 /* The packs of the catalog in force (a generation stays valid after a reload replaced it). */
@@ -953,6 +975,7 @@ static void handle_mcp(struct api_context *ctx, const struct api_request *req,
 
 static const struct route routes[] = {
 	{ "GET", "/healthz", handle_healthz },
+	{ "GET", "/metrics", handle_metrics },
 	{ "GET", "/packs", handle_packs },
 	{ "POST", "/packs/reload", handle_packs_reload },
 	{ "GET", "/sandboxes", handle_list },

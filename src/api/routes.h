@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "api/execstream.h"
 #include "api/files.h"
@@ -27,6 +28,9 @@ struct api_response {
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 	unsigned retry_after_s;     /* > 0: a Retry-After header (every 429 has one) */
 	char mcp_session_id[48];    /* an Mcp-Session-Id header (POST /mcp initialize), else "" */
+	char *text;                 /* a text body (malloc'd, text_len bytes) of content_type */
+	size_t text_len;
+	const char *content_type;   /* static */
 };
 
 /* query: the request's query parameters (NULL: none); only routes that take some look. */
@@ -54,6 +58,8 @@ static inline void api_response_release(struct api_response *resp)
 	resp->events = NULL;
 	api_download_free(resp->download);
 	resp->download = NULL;
+	free(resp->text);
+	resp->text = NULL;
 }
 #define _cleanup_response_ __attribute__((cleanup(api_response_release)))
 

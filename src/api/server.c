@@ -190,6 +190,14 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 		response = download_response(r);
 	} else if (r->stream != NULL) {
 		response = stream_response(r);
+	} else if (r->text != NULL) {
+		response = MHD_create_response_from_buffer(r->text_len, r->text,
+							   MHD_RESPMEM_MUST_FREE);
+		if (response != NULL) {
+			r->text = NULL; /* the library owns it now */
+			MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+						r->content_type);
+		}
 	} else if (r->body != NULL) {
 		text = json_dumps(r->body, JSON_COMPACT);
 		if (text == NULL)

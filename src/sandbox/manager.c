@@ -23,6 +23,7 @@
 
 #include "sandbox/catalogs.h"
 #include "sandbox/headroom.h"
+#include "sandbox/metrics.h"
 #include "sandbox/pool.h"
 #include "sandbox/record.h"
 #include "sandbox/recover.h"
@@ -79,6 +80,7 @@ struct manager {
 	uint64_t created_total;
 	uint64_t create_failures_total;
 	uint64_t execs_total;
+	struct metrics *metrics;          /* its own lock (taken inside lock, never around it) */
 };
 
 const char *sandbox_state_name(enum sandbox_state state)
@@ -206,8 +208,9 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 }
 
 /* Why a VM process that should be running is gone: a guest kernel panic (with `panic=-1
- * reboot=t` the VM resets and the VMM exits) leaves its line on the console; say so. */
-static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
+ * reboot=t` the VM resets and the VMM exits) leaves its line on the console; say so. Returns
+ * whether it was a panic. */
+static bool describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 {
 	static const char marker[] = "Kernel panic - not syncing: ";
 	_cleanup_free_ char *text = NULL;
@@ -216,13 +219,13 @@ static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 
 	snprintf(out, size, "the VM process exited unexpectedly");
 	if (sb->vm == NULL || (text = malloc(CONSOLE_PANIC_SEARCH_BYTES + 1)) == NULL)
-		return;
+		return false;
 	len = vmm_console_tail(sb->vm, text, CONSOLE_PANIC_SEARCH_BYTES, NULL);
 	text[len] = '\0';
 	end = text + len;
 	line = memmem(text, len, marker, sizeof(marker) - 1);
 	if (line == NULL)
-		return;
+		return false;
 	line += sizeof(marker) - 1;
 	for (p = line; p < end && *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
@@ -230,22 +233,26 @@ static void describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 	}
 	*p = '\0';
 	snprintf(out, size, "the VM process exited after a guest kernel panic (%s)", line);
+	return true;
 }
 
 /* The one place a ready sandbox becomes FAILED: its VM died or its channel broke. Lock held. */
-static void mark_failed_if_broken_locked(struct sandbox *sb)
+static void mark_failed_if_broken_locked(struct manager *m, struct sandbox *sb)
 {
+	const char *kind = "channel_broken";
 	char reason[512];
 
 	if (sb->state != SANDBOX_READY)
 		return;
 	if (!vmm_alive(sb->vm))
-		describe_vm_exit(sb, sb->failure, sizeof(sb->failure));
+		kind = describe_vm_exit(sb, sb->failure, sizeof(sb->failure)) ? "kernel_panic"
+									    : "vm_exited";
 	else if (channel_broken(sb->ch, reason, sizeof(reason)))
 		snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
 	else
 		return;
 	sb->state = SANDBOX_FAILED;
+	metrics_count(m->metrics, METRICS_GUEST_FAILURES, &kind, 1);
 	log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
 }
 
@@ -455,7 +462,7 @@ static size_t collect_expired_locked(struct manager *m, struct ending *out, size
 	for (sb = m->list; sb != NULL && n < max; sb = sb->next) {
 		enum end_reason why;
 
-		mark_failed_if_broken_locked(sb);
+		mark_failed_if_broken_locked(m, sb);
 		why = end_due_locked(sb, now);
 		if (why != END_NONE) {
 			sb->state = SANDBOX_DESTROYING;
@@ -697,6 +704,12 @@ static bool pool_usable(void *ctx, struct sandbox *sb)
 	return vmm_alive(sb->vm) && !channel_broken(sb->ch, NULL, 0);
 }
 
+static pid_t pool_vmm_pid(void *ctx, struct sandbox *sb)
+{
+	(void)ctx;
+	return sb->vm != NULL ? vmm_pid(sb->vm) : 0;
+}
+
 static void pool_discard(void *ctx, struct sandbox *sb, const char *why)
 {
 	if (why != NULL)
@@ -735,6 +748,7 @@ static const struct pool_ops manager_pool_ops = {
 	.discard = pool_discard,
 	.write_record = pool_write_record,
 	.memory = pool_memory,
+	.vmm_pid = pool_vmm_pid,
 };
 
 /* ---- creation, background work, shutdown ---------------------------------------------------- */
@@ -798,6 +812,33 @@ static void open_templates(struct manager *m)
 	}
 }
 
+/* Every series a scrape should show from the start at 0 (so rate() sees the first increment):
+ * creates by the startup packs and modes, every exec outcome and guest failure kind. A pack a
+ * reload adds gets its series when first used. */
+static void seed_metrics(struct metrics *metrics, const struct catalog *catalog)
+{
+	static const char *const modes[] = { "cold", "clone", "pool" };
+	static const char *const outcomes[] = { "ok", "nonzero_exit", "signal", "timeout", "oom",
+						"error" };
+	static const char *const kinds[] = { "vm_exited", "kernel_panic", "channel_broken",
+					     "boot_failed", "boot_timeout", "clone_failed" };
+	size_t i, k;
+
+	for (i = 0; i < catalog->count; i++) {
+		for (k = 0; k < ARRAY_SIZE(modes); k++) {
+			const char *labels[] = { catalog->packs[i].name, modes[k] };
+
+			metrics_count(metrics, METRICS_SANDBOXES_CREATED, labels, 0);
+			if (k < 2)
+				metrics_count(metrics, METRICS_SANDBOXES_FAILED, labels, 0);
+		}
+	}
+	for (k = 0; k < ARRAY_SIZE(outcomes); k++)
+		metrics_count(metrics, METRICS_EXECS, &outcomes[k], 0);
+	for (k = 0; k < ARRAY_SIZE(kinds); k++)
+		metrics_count(metrics, METRICS_GUEST_FAILURES, &kinds[k], 0);
+}
+
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
 		   struct vmm_driver *driver, struct manager **out, struct ember_error **err)
 {
@@ -820,10 +861,16 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	/* Absolute, so VMM command lines name it the same way whatever the daemon's cwd was. */
 	if (realpath(cfg->run_dir, m->run_dir) == NULL)
 		return ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
+	if (metrics_create(&m->metrics, err) < 0) {
+		catalogs_release(&m->catalogs);
+		return -1;
+	}
+	seed_metrics(m->metrics, catalog);
 	open_templates(m);
 	if (m->templates != NULL && cfg->pool_size > 0 &&
 	    pool_create(catalog, cfg->pool_size, cfg->pool_packs, &manager_pool_ops, m, &m->pool, err) < 0) {
 		template_store_free(m->templates, true);
+		metrics_free(m->metrics);
 		catalogs_release(&m->catalogs);
 		return -1;
 	}
@@ -838,6 +885,7 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		pthread_mutex_destroy(&m->record_lock);
 		pthread_mutex_destroy(&m->reload_lock);
 		pthread_cond_destroy(&m->cond);
+		metrics_free(m->metrics);
 		catalogs_release(&m->catalogs);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
 	}
@@ -1009,6 +1057,7 @@ void manager_free(struct manager *m)
 	pthread_mutex_destroy(&m->record_lock);
 	pthread_mutex_destroy(&m->reload_lock);
 	pthread_cond_destroy(&m->cond);
+	metrics_free(m->metrics);
 	catalogs_release(&m->catalogs);
 	free(m);
 }
@@ -1159,6 +1208,9 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
 {
 	struct vmm_boot_config clone_cfg = *bcfg;
 	struct ember_error *clone_err = NULL;
+	static const char *const kind = "clone_failed";
+	const char *pack = sb->pack->name;
+	int64_t t0;
 
 	clone_cfg.memory_file = template_memory_path(sb->tpl);
 	clone_cfg.memory_fd = template_memory_fd(sb->tpl);
@@ -1168,8 +1220,12 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
 	if (time_mono_ms() + CLONE_DEADLINE_MS < clone_cfg.deadline_ms)
 		clone_cfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
 	sb->boot_mode = "clone";
-	if (start_and_connect(m, sb, &clone_cfg, &clone_err) == 0)
+	t0 = time_mono_ms();
+	if (start_and_connect(m, sb, &clone_cfg, &clone_err) == 0) {
+		metrics_observe_ms(m->metrics, METRICS_CLONE_SECONDS, &pack, time_mono_ms() - t0);
 		return 0;
+	}
+	metrics_count(m->metrics, METRICS_GUEST_FAILURES, &kind, 1);
 	/* The clone's console says how far its guest got. */
 	wrap_with_console_tail(sb, &clone_err);
 	log_event(LOG_WARN, sb->id, "sandbox.clone_failed", -1, "%s; %s",
@@ -1196,7 +1252,9 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 					.memory_mib = sb->memory_mib,
 					.overlay_mib = sb->overlay_mib, .nic = sandbox_networked(sb) };
 	struct vmm_boot_config bcfg = { 0 };
+	const char *pack = sb->pack->name;
 	char cmdline_extra[128];
+	int64_t t0;
 
 	if (snprintf(sb->run_dir, sizeof(sb->run_dir), "%s/%s", m->run_dir, sb->id) >=
 	    (int)sizeof(sb->run_dir))
@@ -1235,7 +1293,11 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 	if (clone_only)
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");
 	sb->boot_mode = "cold";
-	return start_and_connect(m, sb, &bcfg, err);
+	t0 = time_mono_ms();
+	if (start_and_connect(m, sb, &bcfg, err) < 0)
+		return -1;
+	metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
+	return 0;
 }
 
 /* Hands a pooled clone to a validated request (want) and puts it in the table, filling info
@@ -1277,6 +1339,23 @@ static bool create_from_pool(struct manager *m, const struct sandbox *want,
 	return sb != NULL;
 }
 
+/* A failed create's counters: by pack and the mode tried last, and, when the guest or its VMM
+ * was the cause (not the host: a directory, a TAP), a guest failure of its kind. */
+static void count_boot_failure(struct manager *m, const struct sandbox *sb,
+			       const struct ember_error *err)
+{
+	const char *labels[] = { sb->pack->name, sb->boot_mode != NULL ? sb->boot_mode : "cold" };
+	const char *kind = NULL;
+
+	metrics_count(m->metrics, METRICS_SANDBOXES_FAILED, labels, 1);
+	if (err != NULL && err->kind == EMBER_E_GUEST_TIMEOUT)
+		kind = "boot_timeout";
+	else if (err != NULL && err->kind == EMBER_E_GUEST)
+		kind = "boot_failed";
+	if (kind != NULL)
+		metrics_count(m->metrics, METRICS_GUEST_FAILURES, &kind, 1);
+}
+
 /* After a failed boot: removes everything the sandbox left and its table entry. */
 static int boot_failed(struct manager *m, struct sandbox *sb, int64_t t0,
 		       struct ember_error **err)
@@ -1291,11 +1370,20 @@ static int boot_failed(struct manager *m, struct sandbox *sb, int64_t t0,
 	m->create_failures_total++;
 	table_remove_locked(m, sb);
 	pthread_mutex_unlock(&m->lock);
-	free(sb);
 	/* A guest that never answered is a gateway timeout; the rest is a guest failure. */
 	if (err != NULL && *err != NULL && (*err)->kind == EMBER_E_PROTOCOL)
 		(*err)->kind = EMBER_E_GUEST;
+	count_boot_failure(m, sb, err != NULL ? *err : NULL);
+	free(sb);
 	return -1;
+}
+
+static void count_created(struct manager *m, const struct sandbox_info *info, int64_t ms)
+{
+	const char *labels[] = { info->language_pack, info->boot_mode };
+
+	metrics_count(m->metrics, METRICS_SANDBOXES_CREATED, labels, 1);
+	metrics_observe_ms(m->metrics, METRICS_CREATE_SECONDS, labels, ms);
 }
 
 /* Boots an admitted sandbox (in the table, booting, a boot slot held) and makes it ready. */
@@ -1323,6 +1411,7 @@ static int boot_admitted(struct manager *m, struct sandbox *sb, int64_t t0,
 	fill_info_locked(sb, info);
 	pthread_mutex_unlock(&m->lock);
 	record_and_release(m, sb);
+	count_created(m, info, time_mono_ms() - t0);
 	log_event(LOG_INFO, info->id, "sandbox.ready", info->boot_ms, "vmm_pid=%d",
 		  (int)info->vmm_pid);
 	return 0;
@@ -1342,6 +1431,7 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 	    id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), err) < 0)
 		return -1;
 	if (create_from_pool(m, sb, info)) {
+		count_created(m, info, time_mono_ms() - t0);
 		log_event(LOG_INFO, info->id, "sandbox.ready", time_mono_ms() - t0,
 			  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
 		return 0;
@@ -1524,7 +1614,8 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 
 /* After a failed request (lock held): whether the sandbox itself failed, and what the caller
  * is told (409 when it was destroyed under the request, 502 when its guest broke). */
-static void explain_failure_locked(struct sandbox *sb, struct ember_error **err)
+static void explain_failure_locked(struct manager *m, struct sandbox *sb,
+				   struct ember_error **err)
 {
 	if (err != NULL && *err != NULL && !ember_error_is_static(*err)) {
 		if (sb->state == SANDBOX_DESTROYING) {
@@ -1532,7 +1623,7 @@ static void explain_failure_locked(struct sandbox *sb, struct ember_error **err)
 			snprintf((*err)->message, sizeof((*err)->message),
 				 "sandbox `%s` was destroyed while the request ran", sb->id);
 		}
-		mark_failed_if_broken_locked(sb);
+		mark_failed_if_broken_locked(m, sb);
 		/* Whoever marked it failed (this request or, racing it, the reaper): the guest
 		 * failed, whatever the channel said on the way. */
 		if (sb->state == SANDBOX_FAILED && (*err)->kind == EMBER_E_PROTOCOL)
@@ -1546,7 +1637,7 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 {
 	pthread_mutex_lock(&m->lock);
 	if (failed)
-		explain_failure_locked(sb, err);
+		explain_failure_locked(m, sb, err);
 	sb->refs--;
 	sandbox_touch_locked(sb);
 	pthread_cond_broadcast(&m->cond);
@@ -1638,6 +1729,21 @@ static int exec_request(const struct manager *m, const struct sandbox *sb,
 	return 0;
 }
 
+/* An exec that reached the guest: its outcome (the first that applies, in this order) and its
+ * latency. */
+static void count_exec(struct manager *m, const char *pack, int ret,
+		       const struct channel_exec_result *res, int64_t ms)
+{
+	const char *outcome = ret < 0 ? "error"
+			      : res->exit.oom_killed ? "oom"
+			      : res->exit.timed_out ? "timeout"
+			      : res->exit.signal != 0 ? "signal"
+			      : res->exit.exit_code == 0 ? "ok" : "nonzero_exit";
+
+	metrics_count(m->metrics, METRICS_EXECS, &outcome, 1);
+	metrics_observe_ms(m->metrics, METRICS_EXEC_SECONDS, &pack, ms);
+}
+
 static void log_exec(const char *id, int64_t t0, int ret, const struct channel_exec_result *res,
 		     struct ember_error **err)
 {
@@ -1692,6 +1798,7 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 		contexts_release(&sb->contexts, req->context_id, ret == 0,
 				 ret == 0 && res->exit.context.restarted);
 	pthread_mutex_unlock(&m->lock);
+	count_exec(m, sb->pack->name, ret, res, time_mono_ms() - t0);
 	release_after(m, sb, err, ret < 0);
 	log_exec(id, t0, ret, res, err);
 	return ret;
@@ -1915,6 +2022,7 @@ int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
 
 int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 {
+	int64_t t0 = time_mono_ms();
 	struct sandbox *sb;
 	enum sandbox_state state;
 
@@ -1931,7 +2039,49 @@ int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 				       state == SANDBOX_BOOTING ? "still booting"
 								: "already being destroyed");
 	destroy_and_free(m, sb);
+	metrics_observe_ms(m->metrics, METRICS_DELETE_SECONDS, NULL, time_mono_ms() - t0);
 	return 0;
+}
+
+int manager_vmms(struct manager *m, struct manager_vmm **out, size_t *count,
+		 struct ember_error **err)
+{
+	_cleanup_free_ pid_t *pooled_pids = NULL;
+	struct pool_stats ps = { 0 };
+	struct manager_vmm *v;
+	struct sandbox *sb;
+	size_t n = 0, i, pooled = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->pool != NULL)
+		pool_stats(m->pool, &ps);
+	v = calloc(m->count + ps.ready + 1, sizeof(*v));
+	pooled_pids = calloc(ps.ready + 1, sizeof(*pooled_pids));
+	if (v == NULL || pooled_pids == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		free(v);
+		return ember_error_oom(err);
+	}
+	/* A booting sandbox's vm belongs to its booting thread (fill_info_locked). */
+	for (sb = m->list; sb != NULL; sb = sb->next) {
+		if (sb->state != SANDBOX_BOOTING && sb->vm != NULL)
+			v[n++].pid = vmm_pid(sb->vm);
+	}
+	if (m->pool != NULL)
+		pooled = pool_vmm_pids(m->pool, pooled_pids, ps.ready);
+	pthread_mutex_unlock(&m->lock);
+	for (i = 0; i < pooled; i++) {
+		v[n].pid = pooled_pids[i];
+		v[n++].pooled = true;
+	}
+	*out = v;
+	*count = n;
+	return 0;
+}
+
+struct metrics *manager_metrics(struct manager *m)
+{
+	return m->metrics;
 }
 
 static void memory_stats(struct manager *m, struct manager_stats *stats)
@@ -2225,7 +2375,7 @@ static int transfer_failed(struct manager_transfer *t, struct ember_error **err)
 {
 	pthread_mutex_lock(&t->m->lock);
 	if (t->sb != NULL)
-		explain_failure_locked(t->sb, err);
+		explain_failure_locked(t->m, t->sb, err);
 	else if (err != NULL && *err != NULL && !ember_error_is_static(*err))
 		(*err)->kind = EMBER_E_CONFLICT; /* destroyed under the transfer */
 	pthread_mutex_unlock(&t->m->lock);

@@ -168,6 +168,7 @@ struct manager_stats {
 };
 
 struct manager;
+struct metrics;
 
 /* The manager borrows catalog and driver (they outlive it). Starts the expiry thread. */
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
@@ -235,6 +236,18 @@ int manager_console(struct manager *m, const char *id, void *out, size_t size, s
 int manager_ps(struct manager *m, const char *id, struct proto_process **procs, size_t *count,
 	       struct ember_error **err);
 void manager_stats(struct manager *m, struct manager_stats *stats);
+/* A VMM process the manager runs: a sandbox's, or a pooled clone's. */
+struct manager_vmm {
+	pid_t pid;
+	bool pooled;
+};
+/* Every VMM of a sandbox (past its boot) and of a pooled clone, now (template builds are not
+ * included); *out is malloc'd. */
+int manager_vmms(struct manager *m, struct manager_vmm **out, size_t *count,
+		 struct ember_error **err);
+/* The daemon's counters and latency histograms (metrics.h), recorded by the manager; lives
+ * until manager_free. */
+struct metrics *manager_metrics(struct manager *m);
 
 /* Code contexts (contexts.h, docs/api.md "Contexts"), on a ready sandbox like exec. */
 struct sandbox_context_request {

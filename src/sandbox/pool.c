@@ -425,6 +425,18 @@ void pool_free(struct pool *p)
 	free(p);
 }
 
+size_t pool_vmm_pids(struct pool *p, pid_t *out, size_t max)
+{
+	const struct pool_entry *e;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (e = p->ready; e != NULL && n < max; e = e->next)
+		out[n++] = p->ops->vmm_pid(p->ctx, e->sb);
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 void pool_stats(struct pool *p, struct pool_stats *stats)
 {
 	const struct pool_entry *e;

@@ -12,7 +12,9 @@
 #define EMBER_SANDBOX_POOL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sandbox/catalog.h"
 #include "util/error.h"
@@ -51,6 +53,8 @@ struct pool_ops {
 	 * (no room beyond the reserve: do not refill) or _PRESSURE (below the reserve itself: give
 	 * clones back). Called without the pool's lock; reads one small file. */
 	enum pool_memory (*memory)(void *ctx, const struct pack *pack);
+	/* A pooled clone's VMM process (metrics). Called with the pool's lock held: only looks. */
+	pid_t (*vmm_pid)(void *ctx, struct sandbox *sb);
 };
 
 /* size: clones kept per pooled pack (>0); packs: the pooled packs' names, comma-separated
@@ -88,6 +92,8 @@ struct pool_stats {
 	bool memory_low;                                 /* refills wait for host memory */
 };
 void pool_stats(struct pool *p, struct pool_stats *stats);
+/* The VMM pids of at most max waiting clones into out; returns how many. */
+size_t pool_vmm_pids(struct pool *p, pid_t *out, size_t max);
 
 /* Refills back off while creates arrive: a handout pauses refilling until POOL_BACKOFF_MS after
  * the latest one, so a burst of creates is served before restores compete with it for CPU (on

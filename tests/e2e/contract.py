@@ -353,6 +353,17 @@ class Contract:
         if ctype in EVENT_TYPES and ctype in content:
             self._check_events(ctype, content[ctype]["schema"], payload, problems)
             return
+        if ctype == "text/plain" and ctype in content:
+            # The Prometheus text format: UTF-8 lines (promtool checks the rest in
+            # test_metrics).
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError as e:
+                problems.append(f"text/plain body is not UTF-8: {e}")
+                return
+            if text and not text.endswith("\n"):
+                problems.append("text/plain body does not end with a newline")
+            return
         if ctype == "application/octet-stream" and ctype in content:
             length = headers.get("content-length")
             if length is not None and payload is not None and int(length) != len(payload):

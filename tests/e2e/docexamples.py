@@ -23,6 +23,11 @@ the example's last line ends with the HTTP status in parentheses, e.g. `(201)`.
 A response whose headers show `Content-Type: application/octet-stream` (a file's bytes) must have
 exactly the body shown, byte for byte.
 
+A response whose headers show `Content-Type: text/plain; version=0.0.4; charset=utf-8` (the
+Prometheus metrics) is an excerpt: each non-empty line of its body is the pattern of one line the
+answer must have, in this order, with any other lines between them; `…` there matches any text
+within the line (a count that varies: `emberd_execs_total{outcome="ok"} …`) (match_lines).
+
 A response whose headers show `Content-Type: application/x-ndjson` is a stream of events (a
 streamed exec): each non-empty line of its body is the pattern of one event, in order, and the
 answer must have exactly those events (match_events).
@@ -90,6 +95,7 @@ class Response:
         self.events = None          # ndjson: a pattern per event (then body is None)
         self.raw = None             # application/octet-stream: the exact bytes (then body is
                                     # None)
+        self.lines = None           # text/plain: a pattern per line shown (then body is None)
 
 
 class Example:
@@ -242,6 +248,25 @@ def match(pattern, actual, where="body"):
 
 
 NDJSON = "application/x-ndjson"
+METRICS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def match_lines(response, payload):
+    """Problems with a text answer against a Response whose lines the doc shows: each shown line
+    matches a line of the answer, in order, other lines allowed between them."""
+    try:
+        actual = payload.decode("utf-8").split("\n")
+    except ValueError as e:
+        return [f"the daemon's body is not UTF-8: {e}"]
+    i = 0
+    for want in response.lines:
+        regex = _string_regex(want)
+        while i < len(actual) and not regex.fullmatch(actual[i]):
+            i += 1
+        if i == len(actual):
+            return [f"no line matching {want!r} (after the lines matched before it)"]
+        i += 1
+    return []
 
 
 def match_events(response, payload):
@@ -292,6 +317,10 @@ def parse_http_block(start, lines):
             response = Response(int(m.group(1)), m.group(2), headers, None, start)
             response.events = [parse_pattern(line, where)
                                for line in (body or "").split("\n") if line.strip()]
+            return response
+        if dict(headers).get("Content-Type") == METRICS_TEXT:
+            response = Response(int(m.group(1)), m.group(2), headers, None, start)
+            response.lines = [line for line in (body or "").split("\n") if line.strip()]
             return response
         if dict(headers).get("Content-Type") == "application/octet-stream":
             response = Response(int(m.group(1)), m.group(2), headers, None, start)

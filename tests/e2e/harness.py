@@ -223,7 +223,9 @@ class Daemon:
             payload = resp.read()
             self.check_contract(method, path, data, resp.status, dict(resp.getheaders()),
                                 payload)
-            parsed = json.loads(payload) if payload else None
+            # A text body (GET /metrics) is returned raw only.
+            text = (resp.getheader("Content-Type") or "").startswith("text/plain")
+            parsed = json.loads(payload) if payload and not text else None
             return resp.status, parsed, payload
         finally:
             conn.close()

@@ -108,10 +108,12 @@ class SpecMatchesSourceTest(unittest.TestCase):
                 r = self.contract.deref(r)
                 content = r.get("content", {})
                 # an event stream alone (a process's output) has its events' schema instead,
-                # a file's bytes (GET /files) the octet-stream one
+                # a file's bytes (GET /files) the octet-stream one, the metrics (GET /metrics)
+                # the text/plain one
                 schema = (content.get("application/json") or
                           content.get("application/x-ndjson") or
-                          content.get("application/octet-stream") or {}).get("schema")
+                          content.get("application/octet-stream") or
+                          content.get("text/plain") or {}).get("schema")
                 # 202 is MCP's "taken" for a notification, bodyless as the transport says
                 if status not in ("202", "204") and schema is None:
                     missing.append(f"{method} {path} {status}")

@@ -144,6 +144,9 @@ class DocExamplesTest(unittest.TestCase):
         if want.events is not None:
             problems += docexamples.match_events(want, payload)
             body = None
+        elif want.lines is not None:
+            problems += docexamples.match_lines(want, payload)
+            body = None
         elif want.raw is not None:
             if payload != want.raw:
                 problems.append(f"the doc shows the bytes {want.raw!r}, the daemon sent "
@@ -238,6 +241,18 @@ class MatcherTest(unittest.TestCase):
         self.assertTrue(self.match('[1]', [1, 2]))
         self.assertTrue(self.match('{"a": 1}', {"a": 1.0}))
         self.assertTrue(self.match('{"a": false}', {"a": 0}))
+
+    def test_a_metrics_excerpt_matches_lines_in_order(self):
+        block = ["HTTP/1.1 200 OK", f"Content-Type: {docexamples.METRICS_TEXT}", "",
+                 '# TYPE a counter', 'a{x="1"} …', 'b 0']
+        want = docexamples.parse_http_block(1, block)
+        self.assertEqual(want.lines, ['# TYPE a counter', 'a{x="1"} …', 'b 0'])
+        text = b'# HELP a h\n# TYPE a counter\na{x="1"} 7\nc 1\nb 0\n'
+        self.assertEqual(docexamples.match_lines(want, text), [])
+        # out of order, a value that differs, a line missing
+        self.assertTrue(docexamples.match_lines(want, b'b 0\n# TYPE a counter\na{x="1"} 7\n'))
+        self.assertTrue(docexamples.match_lines(want, b'# TYPE a counter\na{x="1"} 7\nb 1\n'))
+        self.assertTrue(docexamples.match_lines(want, b'# TYPE a counter\nb 0\n'))
 
     def test_an_unpaired_or_foreign_block_is_refused(self):
         with self.assertRaises(docexamples.DocError):

@@ -27,6 +27,7 @@
 #include "proto/io.h"
 #include "proto/messages.h"
 #include "sandbox/manager.h"
+#include "sandbox/metrics.h"
 #include "sandbox/pool.h"
 #include "util/sync.h"
 #include "util/fdio.h"
@@ -308,6 +309,25 @@ static int exec_code(struct fixture *fx, const char *id, const char *code,
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
+/* The value of the metrics' sample `series` (name and labels as written); fails without it. */
+static double metric(struct fixture *fx, const char *series)
+{
+	struct buf out = { 0 };
+	const char *line;
+	double v;
+
+	assert_int_equal(metrics_write(manager_metrics(fx->m), &out, NULL), 0);
+	assert_int_equal(buf_terminate(&out), 0);
+	line = strstr((char *)out.data, series);
+	while (line != NULL && (line[-1] != '\n' || line[strlen(series)] != ' '))
+		line = strstr(line + 1, series);
+	if (line == NULL)
+		fail_msg("no sample %s in:\n%s", series, (char *)out.data);
+	v = strtod(line + strlen(series) + 1, NULL);
+	buf_release(&out);
+	return v;
+}
+
 static void create_exec_delete_cycle(void **state)
 {
 	struct fixture *fx = make_fixture(4, 5000);
@@ -334,8 +354,16 @@ static void create_exec_delete_cycle(void **state)
 	channel_exec_result_release(&res);
 	assert_int_equal(manager_get(fx->m, info.id, &got, NULL), 0);
 	assert_int_equal(got.execs_run, 1);
+	assert_true(metric(fx, "emberd_sandboxes_created_total{pack=\"python\",boot_mode=\"cold\"}")
+		    == 1);
+	assert_true(metric(fx, "emberd_sandbox_create_seconds_count{pack=\"python\","
+			       "boot_mode=\"cold\"}") == 1);
+	assert_true(metric(fx, "emberd_sandbox_boot_seconds_count{pack=\"python\"}") == 1);
+	assert_true(metric(fx, "emberd_execs_total{outcome=\"ok\"}") == 1);
+	assert_true(metric(fx, "emberd_exec_seconds_count{pack=\"python\"}") == 1);
 
 	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
+	assert_true(metric(fx, "emberd_sandbox_delete_seconds_count") == 1);
 	assert_int_not_equal(stat(dir, &st), 0);
 	assert_int_not_equal(kill(info.vmm_pid, 0), 0);
 	assert_int_equal(manager_destroy(fx->m, info.id, &err), -1);
@@ -411,6 +439,11 @@ static void boot_timeout_leaves_nothing(void **state)
 	manager_stats(fx->m, &st);
 	assert_int_equal(st.total, 0);
 	assert_int_equal(st.create_failures_total, 1);
+	assert_true(metric(fx, "emberd_sandboxes_failed_total{pack=\"python\",boot_mode=\"cold\"}")
+		    == 1);
+	assert_true(metric(fx, "emberd_guest_failures_total{kind=\"boot_timeout\"}") == 1);
+	assert_true(metric(fx, "emberd_sandboxes_created_total{pack=\"python\",boot_mode=\"cold\"}")
+		    == 0);
 	free_fixture(fx); /* asserts the run dir is empty */
 }
 
@@ -501,6 +534,10 @@ static void guest_closing_channel_fails_sandbox(void **state)
 	assert_int_equal(exec_code(fx, info.id, "echo:x", &res, &err), -1);
 	assert_int_equal(err->kind, EMBER_E_GUEST);
 	ember_error_free(&err);
+	/* The exec that broke it reached the guest; the next one was refused before. */
+	assert_true(metric(fx, "emberd_execs_total{outcome=\"error\"}") == 1);
+	assert_true(metric(fx, "emberd_guest_failures_total{kind=\"channel_broken\"}") == 1);
+	assert_true(metric(fx, "emberd_guest_failures_total{kind=\"vm_exited\"}") == 0);
 	assert_int_equal(manager_destroy(fx->m, info.id, NULL), 0);
 	free_fixture(fx);
 }
@@ -633,6 +670,7 @@ static void vmm_death_is_noticed(void **state)
 	} while (got.state != SANDBOX_FAILED && time_mono_ms() < deadline);
 	assert_int_equal(got.state, SANDBOX_FAILED);
 	assert_non_null(strstr(got.failure, "exited"));
+	assert_true(metric(fx, "emberd_guest_failures_total{kind=\"vm_exited\"}") == 1);
 	assert_int_equal(exec_code(fx, info.id, "echo:x", &res, &err), -1);
 	assert_int_equal(err->kind, EMBER_E_GUEST);
 	ember_error_free(&err);
@@ -962,12 +1000,21 @@ static enum pool_memory fake_memory(void *ctx, const struct pack *pack)
 	return m;
 }
 
+/* A clone's "pid": 4242 (the pool only passes it on). */
+static pid_t fake_vmm_pid(void *ctx, struct sandbox *sb)
+{
+	(void)ctx;
+	(void)sb;
+	return 4242;
+}
+
 static const struct pool_ops fake_pool_ops = {
 	.boot_clone = fake_boot_clone,
 	.usable = fake_usable,
 	.discard = fake_discard,
 	.write_record = fake_write_record,
 	.memory = fake_memory,
+	.vmm_pid = fake_vmm_pid,
 };
 
 static void env_set_memory(struct fake_pool_env *env, enum pool_memory m)
@@ -1010,6 +1057,7 @@ static void pool_fills_hands_out_and_refills(void **state)
 	struct pool *p;
 	struct sandbox *sb;
 	struct pool_stats st;
+	pid_t pids[3] = { 0 };
 
 	(void)state;
 	pthread_mutex_init(&env.lock, NULL);
@@ -1018,6 +1066,10 @@ static void pool_fills_hands_out_and_refills(void **state)
 	assert_null(pool_take(p, &cat.packs[0])); /* not started: empty */
 	pool_start(p);
 	wait_pool_ready(p, 2, 2000);
+	/* The waiting clones' VMMs, for the metrics' memory gauges; bounded by max. */
+	assert_int_equal(pool_vmm_pids(p, pids, 3), 2);
+	assert_int_equal(pids[1], 4242);
+	assert_int_equal(pool_vmm_pids(p, pids, 1), 1);
 	sb = pool_take(p, &cat.packs[0]);
 	assert_non_null(sb);
 	pool_write_record_later(p, sb);
