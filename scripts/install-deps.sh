@@ -12,6 +12,7 @@ PACKAGES=(
 	python3 python3-jsonschema python3-yaml curl bubblewrap ca-certificates
 	nftables libnftables-dev iproute2 python3-pip
 	skopeo umoci busybox-static
+	help2man debhelper dpkg-dev man-db groff-base systemd
 )
 
 missing=()
