@@ -16,7 +16,7 @@ done
 version=$(dpkg-parsechangelog -l "$REPO_DIR/debian/changelog" -S Version)
 make_version=$(sed -n 's/^VERSION := //p' "$REPO_DIR/Makefile")
 [ "$version" = "$make_version" ] ||
-	{ echo "build-deb: debian/changelog says $version, the Makefile's VERSION $make_version" >&2; exit 1; }
+	{ echo "build-deb: debian/changelog: $version, Makefile VERSION: $make_version" >&2; exit 1; }
 
 mkdir -p "$1"
 out=$(cd "$1" && pwd -P)
@@ -24,9 +24,12 @@ src=$out/emberd-$version
 rm -rf "$src"
 mkdir -p "$src"
 # The files git knows (tracked, and new ones not ignored): no build/, bin/ or node_modules.
-(cd "$REPO_DIR" && git ls-files -z --cached --others --exclude-standard) |
-	(cd "$REPO_DIR" && xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-	(cd "$REPO_DIR" && tar --null -T - -cf -) | tar -xf - -C "$src"
+(
+	cd "$REPO_DIR"
+	git ls-files -z --cached --others --exclude-standard |
+		while IFS= read -r -d '' f; do if [ -e "$f" ]; then printf '%s\0' "$f"; fi; done |
+		tar --null -T - -cf -
+) | tar -xf - -C "$src"
 
 jobs=${DEB_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}
 (cd "$src" && dpkg-buildpackage -us -uc -b -j"$jobs")
