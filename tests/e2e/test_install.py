@@ -162,7 +162,7 @@ class MakeInstall(unittest.TestCase):
                                                  "EMBERD_ADDR", "pack import"])):
             path = self.path(f"{self.prefix}/share/man/{page}")
             env = dict(clean_env(), MANWIDTH="100", MAN_KEEP_FORMATTING="")
-            text = run(["man", "-l", "-Tutf8", path], env=env).stdout
+            text = run(["man", "--nh", "--nj", "-l", "-Tutf8", path], env=env).stdout
             # bold/underline overstrikes and hyphenation aside
             plain = re.sub(r".\x08", "", text).replace("\u2010", "-").replace("\u2212", "-")
             for word in words:
