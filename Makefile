@@ -14,7 +14,7 @@
 #   make bench      benchmarks (not part of make test)
 #   make install    binaries, the image build tree, man pages, docs, the systemd unit and the
 #                   config file under PREFIX (default /usr/local) and DESTDIR (docs/operations.md
-#                   "Installed layout")
+#                   "Install as a service")
 #   make deb        the Debian package (debian/), built from a copy in build/deb
 
 VERSION := 0.1.0
@@ -264,8 +264,8 @@ run:
 bench: all
 	IMAGES_DIR=$(IMAGES_DIR) bench/run.sh
 
-# Installed layout (docs/operations.md "Installed layout"). The daemon's own defaults already
-# are the installed paths (/var/lib/emberd/images, /run/emberd, /etc/emberd/emberd.conf), so
+# Installed layout (docs/operations.md "Install as a service"). The daemon's own defaults
+# already are the installed paths (/var/lib/emberd/images, /run/emberd, /etc/emberd/emberd.conf), so
 # the installed unit starts it without flags. LIBDIR holds the image build tree laid out as in
 # the checkout (bin/ beside rootfs/), because rootfs/build.sh, smoke.py and `emberctl pack` find
 # emberd-init, ember-vm and packctl.py relative to themselves; emberctl is linked into BINDIR

@@ -1,10 +1,11 @@
-"""Install and run as a service (issue 16; docs/operations.md "Installed layout"): `make install`
-with PREFIX and DESTDIR lays out the programs, the image build tree, man pages, docs, the config
-file and the systemd unit; the man pages render; `systemd-analyze verify` passes on the
-installed unit; `scripts/build-deb.sh` (`make deb`: dpkg-buildpackage -us -uc -b on a copy of
-the tree) builds a .deb whose metadata and contents are checked, which unpacks into a scratch
-root with dpkg --root, and whose programs run from there. Last, the daemon runs under the unit's
-own capability bounding set and NoNewPrivileges and still boots a jailed VM (the one VM here).
+"""Install and run as a service (issue 16; docs/operations.md "Install as a service"):
+`make install` with PREFIX and DESTDIR lays out the programs, the image build tree, man pages,
+docs, the config file and the systemd unit; the man pages render; `systemd-analyze verify`
+passes on the installed unit; `scripts/build-deb.sh` (`make deb`: dpkg-buildpackage -us -uc -b
+on a copy of the tree) builds a .deb whose metadata and contents are checked, which unpacks into
+a scratch root with dpkg --root, and whose programs run from there. Last, the daemon runs under
+the unit's own capability bounding set and NoNewPrivileges and still boots a jailed VM (the one
+VM here).
 
 Nothing is installed on this machine itself: every install goes below a temporary directory.
 """
