@@ -318,7 +318,7 @@ install: all man
 	chmod 0755 $(DESTDIR)$(SBINDIR)/emberd-setup-images
 	$(INSTALL_SUBST) packaging/emberd.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/emberd.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/emberd.service
-	install -m 0644 build/man/emberd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 build/man/emberd.8 packaging/emberd-setup-images.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 build/man/emberctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(filter docs/%,$(DOC_FILES)) $(DESTDIR)$(DOCDIR)/docs/

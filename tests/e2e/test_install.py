@@ -69,11 +69,11 @@ def rootfs_files():
 def expected_files(prefix):
     docs = [f for f in os.listdir(os.path.join(REPO, "docs"))
             if f.endswith(".md") or f in ("openapi.yaml", "emberd.conf.example")]
-    lib = f"{prefix}/lib/emberd"
+    lib, man = f"{prefix}/lib/emberd", f"{prefix}/share/man"
     return ({f"{prefix}/sbin/emberd", f"{prefix}/sbin/emberd-setup-images",
              f"{prefix}/bin/emberctl", f"{lib}/bin/emberctl", f"{lib}/bin/ember-vm",
-             f"{lib}/bin/emberd-init", f"{prefix}/share/man/man8/emberd.8",
-             f"{prefix}/share/man/man1/emberctl.1", f"{prefix}/share/doc/emberd/README.md",
+             f"{lib}/bin/emberd-init", f"{man}/man8/emberd.8", f"{man}/man1/emberctl.1",
+             f"{man}/man8/emberd-setup-images.8", f"{prefix}/share/doc/emberd/README.md",
              f"{prefix}/lib/systemd/system/emberd.service", "/etc/emberd/emberd.conf"}
             | {f"{prefix}/share/doc/emberd/docs/{d}" for d in docs}
             | {f"{lib}/{f}" for f in rootfs_files()})
@@ -160,7 +160,9 @@ class MakeInstall(unittest.TestCase):
                                                "FILES", "/etc/emberd/emberd.conf",
                                                "emberd-setup-images"]),
                             ("man1/emberctl.1", ["emberctl - command-line client", "--addr",
-                                                 "EMBERD_ADDR", "pack import"])):
+                                                 "EMBERD_ADDR", "pack import"]),
+                            ("man8/emberd-setup-images.8", ["emberd-setup-images - build the",
+                                                            "KERNEL", "IMAGES_DIR"])):
             path = self.path(f"{self.prefix}/share/man/{page}")
             env = dict(clean_env(), MANWIDTH="100", MAN_KEEP_FORMATTING="")
             text = run(["man", "--nh", "--nj", "-l", "-Tutf8", path], env=env).stdout
