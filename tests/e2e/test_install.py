@@ -126,7 +126,11 @@ class MakeInstall(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="emberd-install.", dir="/tmp")
         cls.root = os.path.join(cls.tmp, "root")
         cls.prefix = "/usr/local"
-        run(["make", "-C", REPO, "install", f"DESTDIR={cls.root}"], timeout=900)
+        try:
+            run(["make", "-C", REPO, "install", f"DESTDIR={cls.root}"], timeout=900)
+        except Exception:
+            shutil.rmtree(cls.tmp, ignore_errors=True)  # tearDownClass will not run
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -213,8 +217,12 @@ class DebianPackage(unittest.TestCase):
                      cwd=REPO).stdout
         cls.outside_build = sorted(line for line in status.splitlines()
                                    if not re.search(r" (build|bin)/", line))
-        run([os.path.join(REPO, "scripts", "build-deb.sh"), os.path.join(cls.tmp, "out")],
-            timeout=1800)
+        try:
+            run([os.path.join(REPO, "scripts", "build-deb.sh"), os.path.join(cls.tmp, "out")],
+                timeout=1800)
+        except Exception:
+            shutil.rmtree(cls.tmp, ignore_errors=True)  # tearDownClass will not run
+            raise
         cls.deb = os.path.join(cls.tmp, "out", f"emberd_{VERSION}_amd64.deb")
         cls.root = os.path.join(cls.tmp, "root")
 
@@ -299,7 +307,11 @@ class UnitCapabilities(unittest.TestCase):
             f.write("#!/bin/sh\nexec setpriv --bounding-set %s --no-new-privs -- %s \"$@\"\n"
                     % (bounding, os.path.join(harness.ASAN_BIN, "emberd")))
         os.chmod(wrapper, 0o755)
-        cls.daemon = harness.Daemon(binary=wrapper)
+        try:
+            cls.daemon = harness.Daemon(binary=wrapper)
+        except Exception:
+            shutil.rmtree(cls.tmp, ignore_errors=True)  # tearDownClass will not run
+            raise
 
     @classmethod
     def tearDownClass(cls):
