@@ -12,6 +12,10 @@
 #   make spec-lint  docs/openapi.yaml through redocly lint (tools/openapi, pinned; npm ci by deps)
 #   make tsan       ThreadSanitizer build of the host programs and unit tests, and the unit run
 #   make bench      benchmarks (not part of make test)
+#   make install    binaries, the image build tree, man pages, docs, the systemd unit and the
+#                   config file under PREFIX (default /usr/local) and DESTDIR (docs/operations.md
+#                   "Install as a service")
+#   make deb        the Debian package (debian/), built from a copy in build/deb
 
 VERSION := 0.1.0
 IMAGES_DIR ?= /var/lib/emberd/images
@@ -75,7 +79,7 @@ tsan = $(patsubst %.c,build/tsan/%.o,$(1))
 BINARIES := bin/emberd bin/emberd-init bin/emberctl bin/ember-vm
 
 .PHONY: all deps images pack test unit e2e fuzz fuzz-smoke run bench clean asan-bins help lint \
-	tsan tsan-bins tsan-unit spec-lint
+	tsan tsan-bins tsan-unit spec-lint man install deb
 .DEFAULT_GOAL := all
 
 all: $(BINARIES)
@@ -114,23 +118,23 @@ build/fuzz/src/guest/scripts.o: $(GUEST_SCRIPTS)
 bin/emberd: $(call rel,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	$(Q)$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 bin/emberctl: $(call rel,$(CTL_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	$(Q)$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 bin/ember-vm: $(call rel,$(VMTOOL_SRC) $(HOST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(REL_CFLAGS) -o $@ $^ $(PKG_LDLIBS)
+	$(Q)$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LDLIBS)
 
 # The guest's PID 1: static, so the initramfs needs nothing but this file and kernel modules.
 bin/emberd-init: $(call rel,$(INIT_SRC) $(GUEST_SRC) $(COMMON_SRC))
 	@mkdir -p bin
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(REL_CFLAGS) -static -o $@ $^ -l:libjansson.a
+	$(Q)$(CC) $(REL_CFLAGS) $(LDFLAGS) -static -o $@ $^ -l:libjansson.a
 
 # Sanitized builds of the same programs, for the tests.
 build/asan/bin/emberd: $(call asan,$(EMBERD_SRC) $(HOST_SRC) $(COMMON_SRC))
@@ -259,6 +263,73 @@ run:
 
 bench: all
 	IMAGES_DIR=$(IMAGES_DIR) bench/run.sh
+
+# Installed layout (docs/operations.md "Install as a service"). The daemon's own defaults
+# already are the installed paths (/var/lib/emberd/images, /run/emberd, /etc/emberd/emberd.conf), so
+# the installed unit starts it without flags. LIBDIR holds the image build tree laid out as in
+# the checkout (bin/ beside rootfs/), because rootfs/build.sh, smoke.py and `emberctl pack` find
+# emberd-init, ember-vm and packctl.py relative to themselves; emberctl is linked into BINDIR
+# from there (it resolves /proc/self/exe, so the link finds the tree).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib/emberd
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/emberd
+# emberd reads /etc/emberd/emberd.conf whatever the PREFIX (cmd/emberd/config.h).
+SYSCONFDIR ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+# What the image build reads at run time: its scripts, the pack specs and their helpers.
+ROOTFS_FILES := $(filter-out %/__pycache__/%,$(shell find rootfs -type f ! -name '*.pyc' | sort))
+DOC_FILES := README.md $(wildcard docs/*.md) docs/openapi.yaml docs/emberd.conf.example
+
+# Man pages from --help (help2man; the programs' --help is the reference docs/operations.md is
+# tested against, so the pages cannot drift from it).
+man: build/man/emberd.8 build/man/emberctl.1
+
+build/man/emberd.8: bin/emberd packaging/emberd.h2m
+	@mkdir -p $(dir $@)
+	help2man --no-info --section=8 --no-discard-stderr --include=packaging/emberd.h2m \
+		--name="runs untrusted code in microVMs behind a local HTTP API" -o $@ bin/emberd
+
+build/man/emberctl.1: bin/emberctl packaging/emberctl.h2m
+	@mkdir -p $(dir $@)
+	help2man --no-info --section=1 --no-discard-stderr --include=packaging/emberctl.h2m \
+		--name="command-line client of emberd" -o $@ bin/emberctl
+
+# The paths the installed files name (unit, helper), filled in at install time.
+INSTALL_SUBST := sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+
+install: all man
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR)/bin \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/docs \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSCONFDIR)/emberd
+	install -m 0755 bin/emberd $(DESTDIR)$(SBINDIR)/emberd
+	install -m 0755 bin/emberctl bin/ember-vm bin/emberd-init $(DESTDIR)$(LIBDIR)/bin/
+	ln -sfn $$(realpath -m --relative-to=$(BINDIR) $(LIBDIR)/bin/emberctl) \
+		$(DESTDIR)$(BINDIR)/emberctl
+	@set -e; for f in $(ROOTFS_FILES); do \
+		if [ -x $$f ]; then mode=0755; else mode=0644; fi; \
+		install -D -m $$mode $$f $(DESTDIR)$(LIBDIR)/$$f; \
+	done
+	$(INSTALL_SUBST) packaging/emberd-setup-images.in >$(DESTDIR)$(SBINDIR)/emberd-setup-images
+	chmod 0755 $(DESTDIR)$(SBINDIR)/emberd-setup-images
+	$(INSTALL_SUBST) packaging/emberd.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/emberd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/emberd.service
+	install -m 0644 build/man/emberd.8 packaging/emberd-setup-images.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 build/man/emberctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(filter docs/%,$(DOC_FILES)) $(DESTDIR)$(DOCDIR)/docs/
+	@# An existing config file is the operator's: never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/emberd/emberd.conf || \
+		install -m 0644 docs/emberd.conf.example $(DESTDIR)$(SYSCONFDIR)/emberd/emberd.conf
+
+# dpkg-buildpackage writes ../*.deb and cleans its tree: it runs on a copy in DEB_DIR.
+DEB_DIR ?= build/deb
+deb:
+	scripts/build-deb.sh $(DEB_DIR)
 
 clean:
 	rm -rf build bin

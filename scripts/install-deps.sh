@@ -13,6 +13,7 @@ PACKAGES=(
 	nftables libnftables-dev iproute2 python3-pip
 	skopeo umoci busybox-static
 	mypy prometheus
+	help2man debhelper dpkg-dev man-db groff-base systemd
 )
 
 missing=()
