@@ -1,7 +1,8 @@
 /* stub_manager.c - the manager functions the MCP tools call, for fuzz_api_mcp: no VMs, no
  * state. Every call fails as for an unknown sandbox (a create: as at capacity), except on
  * STUB_SANDBOX_ID, where exec, files, listing, process start and delete answer with results
- * made from the request's own bytes, so the tools' result encoders see fuzzed text.
+ * made from the request's own bytes, so the tools' result encoders see fuzzed text, and whose
+ * process table is a real, empty one.
  * Linked instead of src/sandbox/manager.c; never boots, waits or keeps anything. */
 #include "stub_manager.h"
 
@@ -83,8 +84,26 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 	return 0;
 }
 
-/* stdout: the code; stderr: the stdin (else bytes that are not UTF-8); with stdin, a context
- * outcome whose result is the code and whose exception is the stdin. */
+/* Past the MCP tools' cut (MCP_OUTPUT_MAX, 64 KiB), so that cut runs. */
+#define STUB_LONG_OUTPUT (70u * 1024u)
+
+/* The code repeated to STUB_LONG_OUTPUT bytes: a cut at 64 KiB may fall inside a character. */
+static uint8_t *repeat_bytes(const char *data, size_t len)
+{
+	uint8_t *p = malloc(STUB_LONG_OUTPUT + 1);
+	size_t i;
+
+	if (p != NULL) {
+		for (i = 0; i < STUB_LONG_OUTPUT; i++)
+			p[i] = (uint8_t)data[i % len];
+		p[STUB_LONG_OUTPUT] = '\0';
+	}
+	return p;
+}
+
+/* stdout: the code (with timeout_s 2: repeated past 64 KiB); stderr: the stdin (else bytes
+ * that are not UTF-8); with stdin, a context outcome whose result is the code and whose
+ * exception is the stdin. */
 int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err)
 {
@@ -95,8 +114,13 @@ int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_re
 	memset(res, 0, sizeof(*res));
 	if (!known(id))
 		return no_sandbox(id, err);
-	res->stdout_data = copy_bytes(req->code, req->code_len);
-	res->stdout_len = req->code_len;
+	if (req->timeout_ms == 2000 && req->code_len > 0) {
+		res->stdout_data = repeat_bytes(req->code, req->code_len);
+		res->stdout_len = STUB_LONG_OUTPUT;
+	} else {
+		res->stdout_data = copy_bytes(req->code, req->code_len);
+		res->stdout_len = req->code_len;
+	}
 	if (req->has_stdin) {
 		res->stderr_data = copy_bytes(req->stdin_data, req->stdin_len);
 		res->stderr_len = req->stdin_len;
@@ -140,7 +164,7 @@ int manager_procs(struct manager *m, const char *id, struct procs **out,
 {
 	(void)m;
 	*out = NULL;
-	return no_sandbox(id, err);
+	return known(id) ? procs_new(out, err) : no_sandbox(id, err);
 }
 
 /* A listing of two entries (and truncated when the path's length is odd). */
