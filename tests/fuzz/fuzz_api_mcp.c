@@ -41,6 +41,11 @@ static bool status_allowed(unsigned status)
 	return false;
 }
 
+static bool is_string(json_t *v, const char *text)
+{
+	return json_is_string(v) && strcmp(json_string_value(v), text) == 0;
+}
+
 static bool valid_id(json_t *id)
 {
 	return json_is_string(id) || json_is_integer(id) || json_is_real(id);
@@ -54,7 +59,7 @@ static void check_call_result(json_t *result)
 
 	check(json_is_array(content) && json_array_size(content) > 0);
 	json_array_foreach(content, i, item) {
-		check(strcmp(json_string_value(json_object_get(item, "type")) ?: "", "text") == 0);
+		check(is_string(json_object_get(item, "type"), "text"));
 		check(json_is_string(json_object_get(item, "text")));
 	}
 	check(json_is_boolean(json_object_get(result, "isError")));
@@ -78,7 +83,7 @@ static void check_response(const struct api_response *resp, json_t *request, boo
 		return;
 	}
 	check(json_is_object(body));
-	check(strcmp(json_string_value(json_object_get(body, "jsonrpc")) ?: "", "2.0") == 0);
+	check(is_string(json_object_get(body, "jsonrpc"), "2.0"));
 	id = json_object_get(body, "id");
 	result = json_object_get(body, "result");
 	error = json_object_get(body, "error");
