@@ -198,6 +198,17 @@ build/asan/tests/test_emberd_config: $(call asan,$(EMBERD_LIB_SRC))
 build/tsan/tests/test_emberd_config: $(call tsan,$(EMBERD_LIB_SRC))
 build/fuzz/fuzz_emberd_config: $(call fuzz,$(EMBERD_LIB_SRC))
 
+# The MCP target runs on a stub manager (tests/fuzz/stub_manager.c: no VMs): the other modules
+# come from an archive without manager.c, so only those the MCP server reaches are linked.
+build/fuzz/libhost_stubbed.a: $(call fuzz,$(filter-out src/sandbox/manager.c,$(HOST_SRC)) \
+		$(GUEST_SRC) $(COMMON_SRC))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+build/fuzz/fuzz_api_mcp: tests/fuzz/fuzz_api_mcp.c build/fuzz/tests/fuzz/stub_manager.o \
+		build/fuzz/libhost_stubbed.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LDLIBS)
+
 deps:
 	scripts/install-deps.sh
 

@@ -16,6 +16,7 @@
 #include "util/jsonutil.h"
 #include "util/log.h"
 #include "util/sync.h"
+#include "util/text.h"
 #include "util/timeutil.h"
 
 /* JSON-RPC 2.0's codes, and the two the MCP SDKs use for transport-level refusals. */
@@ -343,7 +344,7 @@ static void handle_tools_call(struct mcp_server *srv, struct mcp_session *s, jso
 {
 	const char *name = json_string_value(json_object_get(params, "name"));
 	json_t *arguments = json_object_get(params, "arguments");
-	char msg[128];
+	char msg[128], shown[72];
 
 	if (name == NULL) {
 		respond_rpc_error(resp, 200, id, RPC_INVALID_PARAMS,
@@ -351,7 +352,8 @@ static void handle_tools_call(struct mcp_server *srv, struct mcp_session *s, jso
 		return;
 	}
 	if (!mcp_tool_exists(name)) {
-		snprintf(msg, sizeof(msg), "Unknown tool: %.64s", name);
+		text_escape_log(name, shown, sizeof(shown));
+		snprintf(msg, sizeof(msg), "Unknown tool: %s", shown);
 		respond_rpc_error(resp, 200, id, RPC_INVALID_PARAMS, msg);
 		return;
 	}
@@ -369,7 +371,7 @@ static void handle_tools_call(struct mcp_server *srv, struct mcp_session *s, jso
 static void dispatch(struct mcp_server *srv, struct mcp_session *s, const char *method,
 		     json_t *id, json_t *params, struct api_response *resp)
 {
-	char msg[128];
+	char msg[128], shown[72];
 
 	if (strcmp(method, "ping") == 0) {
 		respond_result(resp, id, json_object());
@@ -380,7 +382,8 @@ static void dispatch(struct mcp_server *srv, struct mcp_session *s, const char *
 	} else if (strcmp(method, "tools/call") == 0) {
 		handle_tools_call(srv, s, id, params, resp);
 	} else {
-		snprintf(msg, sizeof(msg), "Method not found: %.64s", method);
+		text_escape_log(method, shown, sizeof(shown));
+		snprintf(msg, sizeof(msg), "Method not found: %s", shown);
 		respond_rpc_error(resp, 200, id, RPC_METHOD_NOT_FOUND, msg);
 	}
 }
@@ -392,7 +395,7 @@ static struct mcp_session *request_session(struct mcp_server *srv,
 					   struct api_response *resp)
 {
 	struct mcp_session *s;
-	char msg[160];
+	char msg[160], shown[40];
 
 	if (req->session_id == NULL || req->session_id[0] == '\0') {
 		respond_rpc_error(resp, 400, id, RPC_BAD_REQUEST,
@@ -407,9 +410,10 @@ static struct mcp_session *request_session(struct mcp_server *srv,
 		return NULL;
 	}
 	if (req->protocol_version != NULL && !version_known(req->protocol_version)) {
+		text_escape_log(req->protocol_version, shown, sizeof(shown));
 		snprintf(msg, sizeof(msg),
-			 "Bad Request: unsupported MCP-Protocol-Version `%.32s` (this session "
-			 "speaks %s)", req->protocol_version, s->version);
+			 "Bad Request: unsupported MCP-Protocol-Version `%s` (this session "
+			 "speaks %s)", shown, s->version);
 		session_unref(srv, s);
 		respond_rpc_error(resp, 400, id, RPC_BAD_REQUEST, msg);
 		return NULL;
