@@ -298,6 +298,23 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 	memset(stats, 0, sizeof(*stats));
 }
 
+int manager_vmms(struct manager *m, struct manager_vmm **out, size_t *count,
+		 struct ember_error **err)
+{
+	(void)m;
+	(void)err;
+	*out = NULL;
+	*count = 0;
+	return 0;
+}
+
+/* GET /metrics is a REST route: the MCP server never scrapes. */
+struct metrics *manager_metrics(struct manager *m)
+{
+	(void)m;
+	return NULL;
+}
+
 int manager_reload(struct manager *m, struct catalog_diff *diff, struct ember_error **err)
 {
 	(void)m;
