@@ -22,7 +22,13 @@ struct bridge {
 	struct ctl *c;
 	char session[64];       /* "" before initialize */
 	char version[32];       /* the negotiated revision, "" before initialize */
+	char *init;             /* the client's initialize message (malloc'd), replayed when the
+				 * daemon ended the session: a stdio client initializes once */
+	size_t init_len;
 };
+
+/* The initialized notification a replayed initialize is followed by, as the client did. */
+static const char INITIALIZED[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
 
 static void log_line(const char *fmt, const char *arg)
 {
@@ -58,10 +64,8 @@ static int relay(struct bridge *b, json_t *id, long status, const char *reply, s
 	char text[600];
 	json_t *error;
 
-	if (status == 404) {
-		/* The session ended (idle timeout, daemon restart): the client initializes again. */
+	if (status == 404) /* the session ended and could not be started again */
 		b->session[0] = '\0';
-	}
 	if (json_is_object(msg) && json_object_get(msg, "jsonrpc") != NULL) {
 		if (json_is_null(json_object_get(msg, "id")) && id != NULL)
 			json_object_set(msg, "id", id);
@@ -110,23 +114,15 @@ static void end_session(struct bridge *b)
 	b->session[0] = '\0';
 }
 
-/* One line from the client. Returns -1 only when stdout is gone. */
-static int forward(struct bridge *b, const char *line, size_t len)
+/* POSTs one message with the session's headers; captures a new session id and, after an
+ * initialize, the revision. *reply is malloc'd (NULL or empty for a 202). */
+static int post(struct bridge *b, const char *line, size_t len, bool initialize, long *status,
+		char **reply, size_t *reply_len, struct ember_error **err)
 {
-	_cleanup_json_ json_t *msg = json_loadb(line, len, JSON_DECODE_ANY, NULL);
-	json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
-	const char *method = json_string_value(json_object_get(msg, "method"));
-	bool initialize = method != NULL && strcmp(method, "initialize") == 0;
 	char session_header[128], version_header[64], captured[64];
 	const char *headers[3] = { NULL, NULL, NULL };
-	struct ember_error *err = NULL;
-	_cleanup_free_ char *reply = NULL;
-	size_t n = 0, reply_len = 0;
-	long status = 0;
-	int ret;
+	size_t n = 0;
 
-	if (initialize)
-		end_session(b); /* a new initialize starts over */
 	if (b->session[0] != '\0') {
 		snprintf(session_header, sizeof(session_header), "Mcp-Session-Id: %s", b->session);
 		headers[n++] = session_header;
@@ -137,17 +133,83 @@ static int forward(struct bridge *b, const char *line, size_t len)
 		headers[n++] = version_header;
 	}
 	if (http_client_exchange(b->c->http, "POST", "/mcp", line, len, headers, "Mcp-Session-Id",
-				 captured, sizeof(captured), &status, &reply, &reply_len,
-				 &err) < 0) {
+				 captured, sizeof(captured), status, reply, reply_len, err) < 0)
+		return -1;
+	if (captured[0] != '\0')
+		snprintf(b->session, sizeof(b->session), "%s", captured);
+	if (initialize && *status == 200)
+		note_version(b, *reply, *reply_len);
+	return 0;
+}
+
+/* The daemon ended the session (idle timeout, restart): a stdio client initializes only once
+ * per process, so its initialize is replayed, with the initialized notification, for a new
+ * session. Its sandboxes and variables are gone; stderr says so. Returns 0 when a new session
+ * is open. */
+static int reinitialize(struct bridge *b)
+{
+	struct ember_error *err = NULL;
+	char *reply = NULL;
+	size_t len = 0;
+	long status = 0;
+	int ret;
+
+	b->session[0] = '\0';
+	if (b->init == NULL)
+		return -1;
+	ret = post(b, b->init, b->init_len, true, &status, &reply, &len, &err);
+	free(reply);
+	reply = NULL;
+	if (ret < 0 || status != 200 || b->session[0] == '\0') {
+		if (err != NULL)
+			log_line("%s", err->message);
+		ember_error_free(&err);
+		return -1;
+	}
+	if (post(b, INITIALIZED, strlen(INITIALIZED), false, &status, &reply, &len, &err) < 0) {
+		log_line("%s", err->message);
+		ember_error_free(&err);
+	}
+	free(reply);
+	log_line("%s", "the daemon had ended the MCP session (idle timeout or restart): a new one "
+		 "was started; the old session's sandboxes and variables are gone");
+	return 0;
+}
+
+/* One line from the client. Returns -1 only when stdout is gone. */
+static int forward(struct bridge *b, const char *line, size_t len)
+{
+	_cleanup_json_ json_t *msg = json_loadb(line, len, JSON_DECODE_ANY, NULL);
+	json_t *id = json_is_object(msg) ? json_object_get(msg, "id") : NULL;
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	bool initialize = method != NULL && strcmp(method, "initialize") == 0;
+	struct ember_error *err = NULL;
+	_cleanup_free_ char *reply = NULL;
+	size_t reply_len = 0;
+	long status = 0;
+	int ret;
+
+	if (initialize) {
+		end_session(b); /* a new initialize starts over */
+		free(b->init);
+		b->init = malloc(len);
+		b->init_len = b->init != NULL ? len : 0;
+		if (b->init != NULL)
+			memcpy(b->init, line, len);
+	}
+	ret = post(b, line, len, initialize, &status, &reply, &reply_len, &err);
+	if (ret == 0 && status == 404 && !initialize && b->session[0] != '\0' &&
+	    reinitialize(b) == 0) {
+		free(reply);
+		reply = NULL;
+		ret = post(b, line, len, false, &status, &reply, &reply_len, &err);
+	}
+	if (ret < 0) {
 		log_line("%s", err->message);
 		ret = id != NULL ? emit_error(id, -32000, err->message) : 0;
 		ember_error_free(&err);
 		return ret;
 	}
-	if (captured[0] != '\0')
-		snprintf(b->session, sizeof(b->session), "%s", captured);
-	if (initialize && status == 200)
-		note_version(b, reply, reply_len);
 	if (reply == NULL || reply_len == 0)
 		return 0; /* 202: a notification or response was taken */
 	return relay(b, id, status, reply, reply_len);
@@ -209,6 +271,7 @@ int cmd_mcp(struct ctl *c, int argc, char **argv)
 		status = 1;
 out:
 	end_session(&b);
+	free(b.init);
 	buf_release(&in);
 	return status;
 }

@@ -135,7 +135,7 @@ static struct mcp_session *session_new(struct mcp_server *srv, const char *versi
 		ember_error_set(err, EMBER_E_CAPACITY, 0,
 				"%u MCP sessions are open already: end one (DELETE /mcp) or wait "
 				"for one to idle out", MCP_SESSIONS_MAX);
-		(*err)->retry_after_s = 60;
+		ember_error_retry_after(err, 60);
 		return NULL;
 	}
 	return s;

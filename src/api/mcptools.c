@@ -76,8 +76,42 @@ void mcp_workspace_destroy(struct mcp_workspace *ws)
 	pthread_cond_destroy(&ws->changed);
 }
 
+static void disown(struct mcp_workspace *ws, const char *id);
+
+/* Whether the manager still has sandbox id (one that timed out or was deleted through the REST
+ * API or another session is gone, and the session must stop counting it). */
+static bool sandbox_exists(struct manager *m, const char *id)
+{
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	bool gone;
+
+	if (manager_get(m, id, &info, &err) == 0)
+		return true;
+	gone = err->kind == EMBER_E_NOT_FOUND;
+	ember_error_free(&err);
+	return !gone;
+}
+
+/* Forgets the session's sandboxes that no longer exist (each looked up outside the lock). */
+static void prune_gone(struct tool_call *call)
+{
+	char owned[MCP_SESSION_SANDBOXES_MAX][SANDBOX_ID_LEN + 1];
+	size_t i, n;
+
+	pthread_mutex_lock(&call->ws->lock);
+	n = call->ws->nowned;
+	memcpy(owned, call->ws->owned, n * sizeof(owned[0]));
+	pthread_mutex_unlock(&call->ws->lock);
+	for (i = 0; i < n; i++) {
+		if (!sandbox_exists(call->m, owned[i]))
+			disown(call->ws, owned[i]);
+	}
+}
+
 /* Takes a new sandbox into the session (it is deleted with it). A session that ended meanwhile,
- * or one at its limit, does not take it: it is deleted now and the call fails. */
+ * or one at its limit even after forgetting sandboxes that are gone, does not take it: it is
+ * deleted now and the call fails. */
 static int adopt(struct tool_call *call, const char *id, struct ember_error **err)
 {
 	struct mcp_workspace *ws = call->ws;
@@ -85,6 +119,11 @@ static int adopt(struct tool_call *call, const char *id, struct ember_error **er
 	bool ok;
 
 	pthread_mutex_lock(&ws->lock);
+	if (!ws->ended && ws->nowned >= MCP_SESSION_SANDBOXES_MAX) {
+		pthread_mutex_unlock(&ws->lock);
+		prune_gone(call);
+		pthread_mutex_lock(&ws->lock);
+	}
 	ok = !ws->ended && ws->nowned < MCP_SESSION_SANDBOXES_MAX;
 	if (ok)
 		snprintf(ws->owned[ws->nowned++], SANDBOX_ID_LEN + 1, "%s", id);
@@ -273,8 +312,10 @@ static int arg_sandbox(struct tool_call *call, char out[SANDBOX_ID_LEN + 1],
 		have = true;
 	}
 	pthread_mutex_unlock(&call->ws->lock);
-	if (have)
+	if (have && sandbox_exists(call->m, out))
 		return 0;
+	if (have) /* it timed out or was deleted elsewhere: a new default is made */
+		disown(call->ws, out);
 	if (code_slot(call, "python", &slot, err) < 0)
 		return -1;
 	snprintf(out, SANDBOX_ID_LEN + 1, "%s", slot.sandbox_id);
@@ -588,8 +629,11 @@ static int tool_sandbox_delete(struct tool_call *call, struct ember_error **err)
 		return -1;
 	if (!api_valid_sandbox_id(id))
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.40s`", id);
-	if (manager_destroy(call->m, id, err) < 0)
+	if (manager_destroy(call->m, id, err) < 0) {
+		if ((*err)->kind == EMBER_E_NOT_FOUND) /* gone already: no longer the session's */
+			disown(call->ws, id);
 		return -1;
+	}
 	disown(call->ws, id);
 	if (json_object_set_new(call->out, "sandbox_id", json_string(id)) < 0 ||
 	    json_object_set_new(call->out, "deleted", json_true()) < 0)
@@ -623,6 +667,8 @@ static int tool_read_file(struct tool_call *call, struct ember_error **err)
 		len += (size_t)n;
 	}
 	truncated = entry.size > len;
+	if (truncated)
+		len = utf8_trim_cut(data, len);
 	if (json_object_set_new(call->out, "sandbox_id", json_string(id)) < 0 ||
 	    json_object_set_new(call->out, "path", json_string(path)) < 0 ||
 	    json_object_set_new(call->out, "size", json_integer((json_int_t)entry.size)) < 0 ||
@@ -715,7 +761,8 @@ static int tool_list_files(struct tool_call *call, struct ember_error **err)
 	for (i = 0; i < reply.count; i++) {
 		const struct proto_fs_entry *e = &reply.entries[i];
 
-		if (json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "name", e->name, "type",
+		if (json_array_append_new(arr, json_pack("{s:o, s:s, s:I}", "name",
+							 guest_text(e->name), "type",
 							 proto_fs_type_name(e->type), "size",
 							 (json_int_t)e->size)) < 0 ||
 		    text_printf(call, "%s%s\t%llu\n", e->name,

@@ -117,6 +117,28 @@ size_t utf8_truncate(char *s, size_t max)
 	return i;
 }
 
+size_t utf8_trim_cut(const uint8_t *s, size_t len)
+{
+	size_t k;
+
+	if (utf8_valid_text(s, len))
+		return len;
+	for (k = 1; k <= 3 && k <= len; k++) {
+		uint8_t lead = s[len - k];
+		size_t need = lead >= 0xc2 && lead <= 0xdf   ? 2
+			      : lead >= 0xe0 && lead <= 0xef ? 3
+			      : lead >= 0xf0 && lead <= 0xf4 ? 4
+							     : 0;
+
+		if (lead >= 0x80 && lead < 0xc0)
+			continue; /* a continuation byte: the lead is further back */
+		if (need > k && utf8_valid_text(s, len - k))
+			return len - k;
+		break;
+	}
+	return len;
+}
+
 char *utf8_lossy(const char *in, size_t len)
 {
 	const uint8_t *s = (const uint8_t *)in;

@@ -21,6 +21,11 @@ size_t text_escape_log(const char *in, char *out, size_t out_size);
  * returns the new length. */
 size_t utf8_truncate(char *s, size_t max);
 
+/* For text cut at len bytes (a file's or a stream's first len): len less the 1-3 bytes of a
+ * UTF-8 sequence the cut split, when what is before them is valid text; else len. So a cut
+ * text stays text. */
+size_t utf8_trim_cut(const uint8_t *s, size_t len);
+
 /* A malloc'd copy of len bytes with every byte that is not part of valid UTF-8 (and every NUL)
  * replaced by U+FFFD: guest text made fit for a JSON string without losing the rest. */
 char *utf8_lossy(const char *in, size_t len);

@@ -326,6 +326,70 @@ class McpToolsTest(unittest.TestCase):
         self.assertEqual(status, 404)
 
 
+    def test_7_a_cut_text_file_stays_text(self):
+        # 90000 bytes of 3-byte characters: the 64 KiB cut falls inside one, which is left out
+        # (not the whole file sent as base64).
+        self.m.ok("write_file", path="work/euros.txt", content="€" * 30000)
+        read = self.m.ok("read_file", path="work/euros.txt")
+        self.assertTrue(read["truncated"])
+        self.assertEqual(read["content_encoding"], "utf-8")
+        self.assertEqual(read["content"], "€" * 21845)
+
+    def test_8_sandboxes_gone_elsewhere_leave_the_session(self):
+        other = Mcp(self.d)
+        try:
+            made = [other.ok("sandbox_create", pack="shell")["sandbox_id"] for _ in range(8)]
+            full = other.tool("sandbox_create", pack="shell")
+            self.assertTrue(full["isError"])
+            self.assertIn("owns 8 sandboxes already", full["content"][0]["text"])
+            for sid in made:  # deleted through the REST API, not the session
+                self.assertEqual(self.d.delete(sid), 204)
+            gone = other.tool("sandbox_delete", sandbox_id=made[0])
+            self.assertTrue(gone["isError"])
+            again = other.ok("sandbox_create", pack="shell")["sandbox_id"]
+            self.assertEqual(other.ok("sandbox_delete", sandbox_id=again)["deleted"], True)
+            # The default sandbox of a tool call without sandbox_id, deleted elsewhere, is
+            # made again instead of failing every call.
+            first = other.ok("exec", code="print(1)")["sandbox_id"]
+            self.assertEqual(self.d.delete(first), 204)
+            listed = other.ok("list_files")
+            self.assertNotEqual(listed["sandbox_id"], first)
+        finally:
+            other.delete()
+
+    def test_9_emberctl_mcp_starts_a_new_session_when_the_daemon_ended_it(self):
+        proc = subprocess.Popen([os.path.join(harness.ASAN_BIN, "emberctl"), "--addr",
+                                 self.d.addr, "mcp"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            idle_before = self.d.read_log().count("reason=idle")
+            proc.stdin.write(json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "stdio", "version": "1"}}}) + "\n")
+            proc.stdin.write('{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+            proc.stdin.flush()
+            self.assertEqual(json.loads(proc.stdout.readline())["id"], 1)
+            # A stdio client initializes once per process; the daemon ends the idle session.
+            harness.wait_for(lambda: (self.m.call("ping") and
+                                      self.d.read_log().count("reason=idle") > idle_before),
+                             IDLE_S + 120, "the bridge's session to idle out")
+            proc.stdin.write('{"jsonrpc":"2.0","id":2,"method":"tools/list"}\n')
+            proc.stdin.flush()
+            answer = json.loads(proc.stdout.readline())
+            self.assertEqual(answer["id"], 2)
+            self.assertEqual({t["name"] for t in answer["result"]["tools"]}, TOOLS)
+            proc.stdin.close()
+            self.assertEqual(proc.wait(120), 0)
+            err = proc.stderr.read()
+            self.assertIn("a new one was started", err)
+            self.assertNotIn("ERROR: AddressSanitizer", err)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 @unittest.skipUnless(os.path.isdir(os.path.join(MCP_DIR, "node_modules")) and shutil.which("node"),
                      "tools/mcp is not installed (scripts/install-deps.sh runs npm ci there)")
 class McpClientTest(unittest.TestCase):

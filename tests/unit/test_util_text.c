@@ -57,6 +57,27 @@ static void utf8_truncate_cuts_at_a_character_boundary(void **state)
 	free(lossy);
 }
 
+static void utf8_trim_cut_drops_a_split_sequence_only(void **state)
+{
+	const uint8_t *euros = (const uint8_t *)"ab\xe2\x82\xac\xe2\x82\xac";
+	const uint8_t *emoji = (const uint8_t *)"a\xf0\x9f\x94\xa5";
+
+	(void)state;
+	assert_int_equal(utf8_trim_cut(euros, 8), 8); /* whole: kept */
+	assert_int_equal(utf8_trim_cut(euros, 7), 5); /* "ab€" + 2 bytes of the next € */
+	assert_int_equal(utf8_trim_cut(euros, 6), 5);
+	assert_int_equal(utf8_trim_cut(euros, 5), 5);
+	assert_int_equal(utf8_trim_cut(euros, 4), 2);
+	assert_int_equal(utf8_trim_cut(emoji, 4), 1);
+	assert_int_equal(utf8_trim_cut(emoji, 2), 1);
+	assert_int_equal(utf8_trim_cut(emoji, 0), 0);
+	/* Not text before the cut, or a byte that starts nothing: left alone (base64 follows). */
+	assert_int_equal(utf8_trim_cut((const uint8_t *)"\xff\xe2\x82", 3), 3);
+	assert_int_equal(utf8_trim_cut((const uint8_t *)"ab\xff", 3), 3);
+	assert_int_equal(utf8_trim_cut((const uint8_t *)"ab\x82", 3), 3);
+	assert_int_equal(utf8_trim_cut((const uint8_t *)"a\x00\xe2", 3), 3);
+}
+
 static void base64_roundtrips_all_lengths(void **state)
 {
 	uint8_t data[64];
@@ -131,6 +152,7 @@ int main(void)
 		cmocka_unit_test(base64_roundtrips_all_lengths),
 		cmocka_unit_test(log_escape_neutralises_controls_and_keeps_text),
 		cmocka_unit_test(utf8_truncate_cuts_at_a_character_boundary),
+		cmocka_unit_test(utf8_trim_cut_drops_a_split_sequence_only),
 		cmocka_unit_test(base64_rejects_malformed),
 		cmocka_unit_test(hex_decode_is_strict),
 		cmocka_unit_test(json_set_bytes_uses_base64_for_binary),
