@@ -477,6 +477,24 @@ static int add_exec_result(struct tool_call *call, const struct channel_exec_res
 
 /* --- tools --- */
 
+/* Waits for, and takes (take) or gives back (!take), the turn of language's run_code in the
+ * session: its one context runs one piece of code at a time. */
+static void run_turn(struct mcp_workspace *ws, enum proto_context_language language, bool take)
+{
+	unsigned bit = 1u << (unsigned)language;
+
+	pthread_mutex_lock(&ws->lock);
+	if (take) {
+		while (ws->running & bit)
+			pthread_cond_wait(&ws->changed, &ws->lock);
+		ws->running |= bit;
+	} else {
+		ws->running &= ~bit;
+		pthread_cond_broadcast(&ws->changed);
+	}
+	pthread_mutex_unlock(&ws->lock);
+}
+
 static int tool_run_code(struct tool_call *call, struct ember_error **err)
 {
 	static const char *const keys[] = { "language", "code", "timeout_s", NULL };
@@ -498,11 +516,15 @@ static int tool_run_code(struct tool_call *call, struct ember_error **err)
 	if (proto_context_language_parse(language) == PROTO_LANG_NONE)
 		return ember_error_set(err, KIND, 0, "`language` must be python, node or shell");
 	req.timeout_ms = timeout_s * 1000u;
+	/* Parallel tool calls of one language take turns: their context runs one at a time. */
+	run_turn(call->ws, proto_context_language_parse(language), true);
 	/* A session sandbox deleted under us (sandbox_delete, its own timeout) is made again,
 	 * once: the variables are lost, which the text says. */
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (code_slot(call, language, &slot, err) < 0)
-			return -1;
+		if (code_slot(call, language, &slot, err) < 0) {
+			ret = -1;
+			break;
+		}
 		req.context_id = slot.context_id;
 		ret = manager_exec(call->m, slot.sandbox_id, &req, &res, err);
 		if (ret == 0 || (*err)->kind != EMBER_E_NOT_FOUND || attempt > 0)
@@ -514,9 +536,12 @@ static int tool_run_code(struct tool_call *call, struct ember_error **err)
 		ember_error_free(err);
 		disown(call->ws, slot.sandbox_id);
 		if (text_printf(call, "[the session's %s sandbox or its interpreter was gone: a new "
-				"one was made, earlier variables are lost]\n", language) < 0)
-			return ember_error_oom(err);
+				"one was made, earlier variables are lost]\n", language) < 0) {
+			ret = ember_error_oom(err);
+			break;
+		}
 	}
+	run_turn(call->ws, proto_context_language_parse(language), false);
 	if (ret < 0)
 		return -1;
 	if (json_object_set_new(call->out, "language", json_string(language)) < 0 ||

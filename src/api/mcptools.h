@@ -31,8 +31,10 @@ struct mcp_code_slot {
 /* One session's tool state, behind its own lock (held only to read or change these fields). */
 struct mcp_workspace {
 	pthread_mutex_t lock;
-	pthread_cond_t changed;        /* a slot's creation finished */
+	pthread_cond_t changed;        /* a slot's creation or a language's run finished */
 	bool creating;                 /* a run_code is making a sandbox: others wait */
+	unsigned running;              /* bit 1 << language: a run_code of it is running (its
+					* context takes one run at a time, so the next waits) */
 	bool ended;                    /* the session is gone: new sandboxes are deleted at once */
 	struct mcp_code_slot slots[4];
 	size_t nslots;

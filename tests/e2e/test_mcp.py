@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -356,6 +357,28 @@ class McpToolsTest(unittest.TestCase):
             self.assertNotEqual(listed["sandbox_id"], first)
         finally:
             other.delete()
+
+    def test_10_parallel_run_code_calls_take_turns(self):
+        # Agents make parallel tool calls; the session's one python context runs them in turn.
+        results = [None, None]
+
+        def run(i, code):  # its own id: Mcp.call's counter is not shared across threads
+            status, body, _ = self.m.post({"jsonrpc": "2.0", "id": f"par{i}",
+                                           "method": "tools/call",
+                                           "params": {"name": "run_code",
+                                                      "arguments": {"code": code}}})
+            if status == 200 and body["id"] == f"par{i}":
+                results[i] = body["result"]
+
+        slow = threading.Thread(target=run, args=(0, "import time; time.sleep(2); y = 1; y"))
+        slow.start()
+        time.sleep(0.5)
+        run(1, "print('second')")
+        slow.join(300)
+        self.assertFalse(results[0]["isError"], results[0])
+        self.assertFalse(results[1]["isError"], results[1])
+        self.assertEqual(results[0]["structuredContent"]["result"], "1")
+        self.assertEqual(results[1]["structuredContent"]["stdout"], "second\n")
 
     def test_9_emberctl_mcp_starts_a_new_session_when_the_daemon_ended_it(self):
         proc = subprocess.Popen([os.path.join(harness.ASAN_BIN, "emberctl"), "--addr",
