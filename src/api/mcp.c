@@ -40,6 +40,7 @@ struct mcp_session {
 struct mcp_server {
 	struct manager *m;
 	int64_t idle_ms;
+	int64_t evict_ms;            /* MCP_EVICT_IDLE_MS, or half the idle timeout when shorter */
 	pthread_mutex_t lock;        /* sessions[], each session's refs/listed/last_used_ms */
 	pthread_cond_t wake;         /* stop */
 	bool stop;
@@ -98,11 +99,40 @@ static void session_unref(struct mcp_server *srv, struct mcp_session *s)
 		session_free(s);
 }
 
-/* A new listed session, with a reference for the caller; NULL (and 429) when the table is full. */
+static bool session_unlist_locked(struct mcp_server *srv, struct mcp_session *s);
+static void session_end(struct mcp_server *srv, struct mcp_session *s, const char *why);
+
+/* With the table full, the least recently used session that owns no sandbox, has no request
+ * in flight and has not been used for evict_ms (lock held): clients that never end
+ * their sessions (many SDKs only close the connection) must not lock everyone out for the
+ * whole idle timeout, and a session that owns sandboxes keeps them until it idles out. */
+static struct mcp_session *evictable_locked(struct mcp_server *srv, int64_t now)
+{
+	struct mcp_session *victim = NULL;
+	size_t i;
+
+	for (i = 0; i < MCP_SESSIONS_MAX; i++) {
+		struct mcp_session *s = srv->sessions[i];
+		bool owns;
+
+		if (s == NULL || s->refs != 1 || now - s->last_used_ms < srv->evict_ms ||
+		    (victim != NULL && s->last_used_ms >= victim->last_used_ms))
+			continue;
+		pthread_mutex_lock(&s->ws.lock);
+		owns = s->ws.nowned > 0;
+		pthread_mutex_unlock(&s->ws.lock);
+		if (!owns)
+			victim = s;
+	}
+	return victim;
+}
+
+/* A new listed session, with a reference for the caller; NULL (and 429) when the table is full
+ * and no session can be evicted. */
 static struct mcp_session *session_new(struct mcp_server *srv, const char *version,
 				       struct ember_error **err)
 {
-	struct mcp_session *s = calloc(1, sizeof(*s));
+	struct mcp_session *s = calloc(1, sizeof(*s)), *evicted = NULL;
 	size_t i;
 
 	if (s == NULL) {
@@ -127,14 +157,22 @@ static struct mcp_session *session_new(struct mcp_server *srv, const char *versi
 		ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the daemon is shutting down");
 		return NULL;
 	}
+	if (i == MCP_SESSIONS_MAX && (evicted = evictable_locked(srv, s->last_used_ms)) != NULL) {
+		session_unlist_locked(srv, evicted);
+		for (i = 0; i < MCP_SESSIONS_MAX && srv->sessions[i] != NULL; i++)
+			;
+	}
 	if (i < MCP_SESSIONS_MAX)
 		srv->sessions[i] = s;
 	pthread_mutex_unlock(&srv->lock);
+	if (evicted != NULL)
+		session_end(srv, evicted, "evicted");
 	if (i == MCP_SESSIONS_MAX) {
 		session_free(s);
 		ember_error_set(err, EMBER_E_CAPACITY, 0,
-				"%u MCP sessions are open already: end one (DELETE /mcp) or wait "
-				"for one to idle out", MCP_SESSIONS_MAX);
+				"%u MCP sessions are open already, none idle for %lld s without "
+				"sandboxes: end one (DELETE /mcp) or wait for one to idle out",
+				MCP_SESSIONS_MAX, (long long)(srv->evict_ms / 1000));
 		ember_error_retry_after(err, 60);
 		return NULL;
 	}
@@ -224,6 +262,7 @@ int mcp_server_new(struct manager *m, unsigned idle_s, struct mcp_server **out,
 		return ember_error_oom(err);
 	srv->m = m;
 	srv->idle_ms = (int64_t)(idle_s != 0 ? idle_s : MCP_SESSION_IDLE_S) * 1000;
+	srv->evict_ms = srv->idle_ms / 2 < MCP_EVICT_IDLE_MS ? srv->idle_ms / 2 : MCP_EVICT_IDLE_MS;
 	pthread_mutex_init(&srv->lock, NULL);
 	cond_init_monotonic(&srv->wake);
 	if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {

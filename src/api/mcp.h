@@ -21,6 +21,10 @@
 /* Sessions at once: each is an agent that may own MCP_SESSION_SANDBOXES_MAX VMs, and a
  * client that never ends its sessions must not grow the table without bound. Beyond: 429. */
 #define MCP_SESSIONS_MAX 64
+/* With MCP_SESSIONS_MAX open, a new initialize evicts the least recently used session that
+ * owns no sandbox and nobody used for this long, or half the idle timeout when that is shorter
+ * (else it gets 429). */
+#define MCP_EVICT_IDLE_MS 60000
 /* A session nobody used for this long ends (and its sandboxes go): long enough for an agent
  * that thinks between calls, short enough that an abandoned one does not hold VMs for hours. */
 #define MCP_SESSION_IDLE_S (30u * 60u)

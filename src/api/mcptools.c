@@ -191,14 +191,17 @@ static int code_slot(struct tool_call *call, const char *language, struct mcp_co
 	int ret;
 
 	pthread_mutex_lock(&ws->lock);
-	while (ws->creating)
-		pthread_cond_wait(&ws->changed, &ws->lock);
-	for (i = 0; i < ws->nslots; i++) {
-		if (strcmp(ws->slots[i].language, language) == 0) {
-			*out = ws->slots[i];
-			pthread_mutex_unlock(&ws->lock);
-			return 0;
+	for (;;) { /* a slot that exists is used at once, even while another one is made */
+		for (i = 0; i < ws->nslots; i++) {
+			if (strcmp(ws->slots[i].language, language) == 0) {
+				*out = ws->slots[i];
+				pthread_mutex_unlock(&ws->lock);
+				return 0;
+			}
 		}
+		if (!ws->creating)
+			break;
+		pthread_cond_wait(&ws->changed, &ws->lock);
 	}
 	ws->creating = true;
 	pthread_mutex_unlock(&ws->lock);

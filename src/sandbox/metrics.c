@@ -63,7 +63,8 @@ static const struct family_def histogram_defs[METRICS_HISTOGRAMS] = {
 				   "Latency of execs that reached the guest, as the daemon saw it.",
 				   { "pack" }, 1 },
 	[METRICS_DELETE_SECONDS] = { "emberd_sandbox_delete_seconds",
-				     "Latency of DELETE /sandboxes/{id} that destroyed a sandbox.",
+				     "Latency of deletes that destroyed a sandbox (DELETE "
+				     "/sandboxes/{id}, MCP tools and sessions ending).",
 				     { NULL }, 0 },
 };
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "api/mcp.h"
+#include "util/sync.h"
 #include "api/mcptools.h"
 
 static struct mcp_server *server_new(unsigned idle_s)
@@ -216,6 +217,34 @@ static void sessions_are_bounded_and_refused_once_stopped(void **state)
 	mcp_server_free(s);
 }
 
+/* A full table evicts the least recently used session nobody used for half the idle timeout
+ * (sessions here own no sandbox): a client that never ends its sessions cannot lock the others
+ * out until they idle out. */
+static void a_full_table_evicts_the_oldest_unused_session(void **state)
+{
+	struct mcp_server *s = server_new(10); /* evicts after 5 s, idles out after 10 s */
+	char oldest[64], session[64];
+	unsigned status;
+	json_t *r;
+	int i;
+
+	(void)state;
+	initialize(s, "2025-11-25", oldest);
+	for (i = 1; i < MCP_SESSIONS_MAX; i++)
+		initialize(s, "2025-11-25", session);
+	sleep_ms(5200);
+	r = post(s, session, NULL, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"ping\"}", &status,
+		 NULL); /* the newest is used again: not the one to go */
+	assert_int_equal(status, 200);
+	json_decref(r);
+	initialize(s, "2025-11-25", session); /* 200: the oldest was evicted */
+	r = post(s, oldest, NULL, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"ping\"}", &status,
+		 NULL);
+	assert_int_equal(status, 404);
+	json_decref(r);
+	mcp_server_free(s);
+}
+
 static void tools_have_schemas_and_errors_are_results(void **state)
 {
 	json_t *tools = mcp_tools_list(), *tool, *result, *args;
@@ -253,6 +282,7 @@ int main(void)
 		cmocka_unit_test(sessions_are_required_known_and_versioned),
 		cmocka_unit_test(idle_sessions_end),
 		cmocka_unit_test(sessions_are_bounded_and_refused_once_stopped),
+		cmocka_unit_test(a_full_table_evicts_the_oldest_unused_session),
 		cmocka_unit_test(tools_have_schemas_and_errors_are_results),
 	};
 
