@@ -83,18 +83,6 @@ struct manager {
 	struct metrics *metrics;          /* its own lock (taken inside lock, never around it) */
 };
 
-const char *sandbox_state_name(enum sandbox_state state)
-{
-	switch (state) {
-	case SANDBOX_BOOTING: return "booting";
-	case SANDBOX_READY: return "ready";
-	case SANDBOX_DESTROYING: return "destroying";
-	case SANDBOX_FAILED: return "failed";
-	case SANDBOX_GONE: return "gone";
-	}
-	return "unknown";
-}
-
 /* ---- the table (lock held) ------------------------------------------------------------------ */
 
 static struct sandbox *table_find_locked(struct manager *m, const char *id)

@@ -274,18 +274,6 @@ void manager_transfer_close(struct manager_transfer *t)
 
 /* --- what only the REST routes call (routes.c comes with api_status_for): never reached --- */
 
-const char *sandbox_state_name(enum sandbox_state state)
-{
-	switch (state) {
-	case SANDBOX_BOOTING: return "booting";
-	case SANDBOX_READY: return "ready";
-	case SANDBOX_DESTROYING: return "destroying";
-	case SANDBOX_FAILED: return "failed";
-	case SANDBOX_GONE: return "gone";
-	}
-	return "unknown";
-}
-
 const struct catalog *manager_catalog(struct manager *m)
 {
 	(void)m;
