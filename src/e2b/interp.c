@@ -1,9 +1,467 @@
-/* interp.c - (stub until written; see e2b.h). */
+/* interp.c - the E2B code interpreter (E2b-Sandbox-Port 49999, docs/e2b.md "Code interpreter"):
+ * POST /execute runs a cell in a native code context and streams it as E2B's NDJSON lines
+ * (execevents.c); /contexts lists, creates, removes and restarts contexts. Errors are plain
+ * text, as E2B's server answers (the SDK shows a 404's body in its NotFoundError).
+ * Keeps no state: a sandbox's default context of a language is its oldest context of that
+ * language (the manager lists them in creation order), made on first use. */
 #include "e2b/e2b.h"
 
-void e2b_interp_route(const struct e2b_context *ctx, const struct e2b_request *req,
-	 struct api_response *resp)
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/encode.h"
+#include "e2b/interpreq.h"
+#include "sandbox/manager.h"
+#include "util/cleanup.h"
+#include "util/jsonutil.h"
+#include "util/sync.h"
+#include "util/text.h"
+#include "util/timeutil.h"
+
+/* E2B's default working directory: our packs' home directory is the sandbox user's
+ * (/home/sandbox), which E2B calls /home/user; paths under it are taken as under the home. */
+#define E2B_HOME "/home/user"
+/* How often a cell waiting for its context (another cell runs in it: E2B queues, the native
+ * context says 409) looks again. The manager offers nothing to wait on. */
+#define INTERP_BUSY_POLL_MS 50
+
+typedef void interp_handler(const struct e2b_context *ctx, const struct e2b_request *req,
+			    const char *context_id, struct api_response *resp);
+
+/* --- answers --- */
+
+static void respond_text(struct api_response *resp, unsigned status, const char *message)
 {
-	(void)ctx, (void)req;
-	e2b_error_rest_msg(resp, 501, "not implemented yet");
+	resp->status = status;
+	resp->text = strdup(message);
+	resp->text_len = resp->text != NULL ? strlen(resp->text) : 0;
+	resp->content_type = "text/plain; charset=utf-8";
+	if (resp->text == NULL)
+		resp->status = 500;
+}
+
+static void respond_err(struct api_response *resp, struct ember_error **err)
+{
+	const struct ember_error *e = *err;
+
+	resp->retry_after_s = e != NULL ? e->retry_after_s : 0;
+	respond_text(resp, api_status_for(e != NULL ? e->kind : EMBER_E_INTERNAL),
+		     e != NULL ? e->message : "out of memory");
+	if (resp->status == 429 && resp->retry_after_s == 0)
+		resp->retry_after_s = 1;
+	ember_error_free(err);
+}
+
+/* Takes body; NULL (out of memory) is a 500. */
+static void respond_json(struct api_response *resp, json_t *body)
+{
+	if (body == NULL) {
+		respond_text(resp, 500, "out of memory");
+		return;
+	}
+	resp->status = 200;
+	resp->body = body;
+}
+
+/* A JSON text that is no object or array (what FastAPI answers for None or a string): the
+ * server's JSON bodies are objects and arrays only. */
+static void respond_json_text(struct api_response *resp, const char *text)
+{
+	respond_text(resp, 200, text);
+	resp->content_type = "application/json";
+}
+
+static void respond_context_not_found(struct api_response *resp, const char *id)
+{
+	char shown[64], msg[128];
+
+	text_escape_log(id, shown, sizeof(shown));
+	snprintf(msg, sizeof(msg), "Context %s not found", shown);
+	respond_text(resp, 404, msg);
+}
+
+/* {id, language, cwd}: the SDK's Context. */
+static json_t *context_json(const struct sandbox_context *c, const char *cwd)
+{
+	return json_pack("{s:s, s:s, s:s}", "id", c->id, "language",
+			 e2b_language_name(c->language), "cwd", cwd != NULL ? cwd : E2B_HOME);
+}
+
+/* E2B's /home/user is our home directory: cwd as the native context takes it (NULL: home;
+ * relative: under it). */
+static const char *native_cwd(const char *cwd)
+{
+	size_t n = strlen(E2B_HOME);
+
+	if (cwd == NULL || strncmp(cwd, E2B_HOME, n) != 0 || (cwd[n] != '\0' && cwd[n] != '/'))
+		return cwd;
+	while (cwd[n] == '/')
+		n++;
+	return cwd[n] == '\0' ? NULL : cwd + n;
+}
+
+/* --- default contexts --- */
+
+/* The oldest context of language in the sandbox: 1 (id copied), 0 none, -1 error. */
+static int oldest_context(struct manager *m, const char *sandbox_id,
+			  enum proto_context_language language, char *id, size_t size,
+			  struct ember_error **err)
+{
+	struct sandbox_context items[SANDBOX_CONTEXTS_MAX];
+	size_t n, i;
+
+	if (manager_context_list(m, sandbox_id, items, &n, err) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (items[i].language == language) {
+			snprintf(id, size, "%s", items[i].id);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The sandbox's default context of language, made when it has none. Two requests that make
+ * one at once both keep the older: the other deletes its own. */
+static int default_context(struct manager *m, const char *sandbox_id,
+			   enum proto_context_language language, char *id, size_t size,
+			   struct ember_error **err)
+{
+	struct sandbox_context_request creq = { .language = language };
+	struct sandbox_context made;
+	struct ember_error *ignored = NULL;
+	int got = oldest_context(m, sandbox_id, language, id, size, err);
+
+	if (got != 0)
+		return got < 0 ? -1 : 0;
+	if (manager_context_create(m, sandbox_id, &creq, &made, err) < 0)
+		return -1;
+	got = oldest_context(m, sandbox_id, language, id, size, err);
+	if (got < 0)
+		return -1;
+	if (got == 0) /* deleted meanwhile: ours is it after all (and is gone too, a 404 later) */
+		snprintf(id, size, "%s", made.id);
+	else if (strcmp(id, made.id) != 0 &&
+		 manager_context_delete(m, sandbox_id, made.id, &ignored) < 0)
+		ember_error_free(&ignored);
+	return 0;
+}
+
+/* --- POST /execute --- */
+
+/* The client closed its end while its cell waited for the context. */
+static bool client_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Whether a 409 from the exec is the context being busy with another cell (worth waiting for)
+ * rather than the sandbox's state (booting, being destroyed). */
+static bool context_busy(struct manager *m, const char *sandbox_id, const char *context_id)
+{
+	struct sandbox_context c;
+	struct ember_error *err = NULL;
+
+	if (manager_context_get(m, sandbox_id, context_id, &c, &err) < 0) {
+		ember_error_free(&err);
+		return false;
+	}
+	return c.busy || c.opening;
+}
+
+/* Starts the cell's stream; a context busy with another cell is waited for (E2B's server
+ * queues cells per context) until the client leaves or the longest exec could have ended. */
+static int start_cell(const struct e2b_context *ctx, const struct e2b_request *req,
+		      const struct e2b_execute_body *parsed, const char *context_id,
+		      struct api_exec_stream **out, struct ember_error **err)
+{
+	struct manager *m = ctx->api->manager;
+	unsigned timeout_ms = manager_max_exec_timeout_ms(m);
+	int64_t deadline = time_mono_ms() + timeout_ms;
+
+	for (;;) {
+		/* The stream's worker outlives this request: the body's root owns what it reads
+		 * (the code in the parsed body, and the context id). */
+		json_t *root = json_pack("{s:O, s:s}", "request", parsed->root, "context_id",
+					 context_id);
+		struct api_exec_body body = {
+			.root = root,
+			.code = parsed->code,
+			.code_len = parsed->code_len,
+			.timeout_ms = timeout_ms,
+			.context_id = json_string_value(json_object_get(root, "context_id")),
+		};
+
+		if (root == NULL)
+			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		if (api_exec_stream_start(m, req->sandbox_id, &body, API_EVENTS_E2B_EXECUTE, out,
+					  err) == 0)
+			return 0;
+		if ((*err)->kind != EMBER_E_CONFLICT || time_mono_ms() >= deadline ||
+		    client_gone(req->client_fd) || !context_busy(m, req->sandbox_id, context_id))
+			return -1;
+		ember_error_free(err);
+		sleep_ms(INTERP_BUSY_POLL_MS);
+	}
+}
+
+/* env_vars for one cell: set in the context before it runs (a cell of their own), as E2B's
+ * server does; python and javascript contexts only. The variables stay set afterwards. */
+static int set_env_vars(struct manager *m, const char *sandbox_id, const char *context_id,
+			enum proto_context_language language, json_t *env_vars,
+			struct ember_error **err)
+{
+	_cleanup_free_ char *vars = json_dumps(env_vars, JSON_COMPACT | JSON_SORT_KEYS);
+	_cleanup_free_ char *code = NULL;
+	struct channel_exec_result res = { 0 };
+	struct sandbox_exec_request exec = { .context_id = context_id };
+	int ret, n;
+
+	if (vars == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	/* A JSON object of strings is a Python dict literal and a JavaScript object literal. */
+	if (language == PROTO_LANG_PYTHON)
+		n = asprintf(&code, "__import__('os').environ.update(%s)", vars);
+	else if (language == PROTO_LANG_NODE)
+		n = asprintf(&code, "void Object.assign(process.env, %s)", vars);
+	else
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "env_vars work in python and javascript contexts only: "
+				       "in bash, export them in the code");
+	if (n < 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	exec.code = code;
+	exec.code_len = (size_t)n;
+	ret = manager_exec(m, sandbox_id, &exec, &res, err);
+	if (ret == 0 && (res.exit.exit_code != 0 || res.exit.context.has_error))
+		ret = ember_error_set(err, EMBER_E_INVALID, 0, "env_vars could not be set");
+	channel_exec_result_release(&res);
+	return ret;
+}
+
+static void handle_execute(const struct e2b_context *ctx, const struct e2b_request *req,
+			   const char *unused, struct api_response *resp)
+{
+	struct manager *m = ctx->api->manager;
+	struct e2b_execute_body parsed;
+	struct sandbox_context c;
+	struct ember_error *err = NULL;
+	char id[PROTO_CONTEXT_ID_MAX + 1];
+	enum proto_context_language language;
+
+	(void)unused;
+	if (e2b_parse_execute(req->body, req->body_len, &parsed, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (parsed.context_id != NULL) {
+		if (!proto_context_id_valid(parsed.context_id)) {
+			respond_context_not_found(resp, parsed.context_id);
+			goto out;
+		}
+		snprintf(id, sizeof(id), "%s", parsed.context_id);
+	} else {
+		language = parsed.language != PROTO_LANG_NONE ? parsed.language : PROTO_LANG_PYTHON;
+		if (default_context(m, req->sandbox_id, language, id, sizeof(id), &err) < 0)
+			goto fail;
+	}
+	if (parsed.env_vars != NULL &&
+	    (manager_context_get(m, req->sandbox_id, id, &c, &err) < 0 ||
+	     set_env_vars(m, req->sandbox_id, id, c.language, parsed.env_vars, &err) < 0))
+		goto fail;
+	if (start_cell(ctx, req, &parsed, id, &resp->events, &err) < 0)
+		goto fail;
+	resp->events_format = API_EVENTS_E2B_EXECUTE;
+	resp->status = 200;
+	goto out;
+fail:
+	if (err != NULL && err->kind == EMBER_E_NOT_FOUND && parsed.context_id != NULL &&
+	    strstr(err->message, "context") != NULL) {
+		ember_error_free(&err);
+		respond_context_not_found(resp, parsed.context_id);
+	} else {
+		respond_err(resp, &err);
+	}
+out:
+	e2b_execute_body_release(&parsed);
+}
+
+/* --- /contexts --- */
+
+static void handle_contexts_list(const struct e2b_context *ctx, const struct e2b_request *req,
+				 const char *unused, struct api_response *resp)
+{
+	struct sandbox_context items[SANDBOX_CONTEXTS_MAX];
+	struct ember_error *err = NULL;
+	json_t *arr;
+	size_t n, i;
+
+	(void)unused;
+	if (manager_context_list(ctx->api->manager, req->sandbox_id, items, &n, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; arr != NULL && i < n; i++) {
+		if (items[i].opening)
+			continue;
+		if (json_array_append_new(arr, context_json(&items[i], NULL)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	respond_json(resp, arr);
+}
+
+/* A new context. When the sandbox has no context of that language yet, its default one is
+ * made first: E2B's default contexts exist from the start, so a context made here is never
+ * the one runCode without a context uses. */
+static void handle_context_create(const struct e2b_context *ctx, const struct e2b_request *req,
+				  const char *unused, struct api_response *resp)
+{
+	struct manager *m = ctx->api->manager;
+	struct e2b_context_body parsed;
+	struct sandbox_context_request creq = { 0 };
+	struct sandbox_context made;
+	struct ember_error *err = NULL;
+	char id[PROTO_CONTEXT_ID_MAX + 1];
+
+	(void)unused;
+	if (e2b_parse_context_create(req->body, req->body_len, &parsed, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	creq.language = parsed.language != PROTO_LANG_NONE ? parsed.language : PROTO_LANG_PYTHON;
+	creq.cwd = native_cwd(parsed.cwd);
+	if (default_context(m, req->sandbox_id, creq.language, id, sizeof(id), &err) < 0 ||
+	    manager_context_create(m, req->sandbox_id, &creq, &made, &err) < 0)
+		respond_err(resp, &err);
+	else
+		respond_json(resp, context_json(&made, parsed.cwd));
+	e2b_context_body_release(&parsed);
+}
+
+static void handle_context_delete(const struct e2b_context *ctx, const struct e2b_request *req,
+				  const char *context_id, struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	if (manager_context_delete(ctx->api->manager, req->sandbox_id, context_id, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json_text(resp, "null");
+}
+
+static void handle_context_restart(const struct e2b_context *ctx, const struct e2b_request *req,
+				   const char *context_id, struct api_response *resp)
+{
+	struct sandbox_context c;
+	struct ember_error *err = NULL;
+
+	if (manager_context_restart(ctx->api->manager, req->sandbox_id, context_id, &c, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json_text(resp, "null");
+}
+
+static void handle_health(const struct e2b_context *ctx, const struct e2b_request *req,
+			  const char *unused, struct api_response *resp)
+{
+	(void)ctx, (void)req, (void)unused;
+	respond_json_text(resp, "\"OK\"");
+}
+
+/* --- dispatch --- */
+
+/* path: prefix, then (with_id) one segment (the context id), then suffix. */
+static const struct interp_route {
+	const char *method;
+	const char *prefix;
+	bool with_id;
+	const char *suffix;
+	interp_handler *handler;
+} interp_routes[] = {
+	{ "POST", "/execute", false, "", handle_execute },
+	{ "GET", "/contexts", false, "", handle_contexts_list },
+	{ "POST", "/contexts", false, "", handle_context_create },
+	{ "DELETE", "/contexts/", true, "", handle_context_delete },
+	{ "POST", "/contexts/", true, "/restart", handle_context_restart },
+	{ "GET", "/health", false, "", handle_health },
+};
+
+/* Whether path matches the row; *id gets the segment (bounded, NUL-terminated). */
+static bool route_match(const struct interp_route *r, const char *path, char *id, size_t size)
+{
+	size_t n = strlen(r->prefix), seg;
+
+	if (strncmp(path, r->prefix, n) != 0)
+		return false;
+	path += n;
+	if (!r->with_id)
+		return strcmp(path, r->suffix) == 0;
+	seg = strcspn(path, "/");
+	if (seg == 0 || strcmp(path + seg, r->suffix) != 0)
+		return false;
+	/* A longer segment is cut: too long for any id of ours, so still no valid one. */
+	snprintf(id, size, "%.*s", (int)(seg < size ? seg : size - 1), path);
+	return true;
+}
+
+/* "sb_" and 32 hex digits: nothing else reaches the manager. */
+static bool sandbox_id_shape_ok(const char *id)
+{
+	size_t i, n = strlen(SANDBOX_ID_PREFIX);
+
+	if (strlen(id) != SANDBOX_ID_LEN || strncmp(id, SANDBOX_ID_PREFIX, n) != 0)
+		return false;
+	for (i = n; i < SANDBOX_ID_LEN; i++) {
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+void e2b_interp_route(const struct e2b_context *ctx, const struct e2b_request *req,
+		      struct api_response *resp)
+{
+	char id[PROTO_CONTEXT_ID_MAX + 2], shown[64], msg[160];
+	bool path_known = false;
+	size_t i;
+
+	if (!sandbox_id_shape_ok(req->sandbox_id)) {
+		text_escape_log(req->sandbox_id, shown, sizeof(shown));
+		snprintf(msg, sizeof(msg), "sandbox %s not found", shown);
+		respond_text(resp, 404, msg);
+		return;
+	}
+	for (i = 0; i < sizeof(interp_routes) / sizeof(interp_routes[0]); i++) {
+		const struct interp_route *r = &interp_routes[i];
+		bool matched = route_match(r, req->path, id, sizeof(id));
+
+		if (!matched)
+			continue;
+		path_known = true;
+		if (strcmp(req->method, r->method) != 0)
+			continue;
+		if (r->with_id && !proto_context_id_valid(id)) {
+			respond_context_not_found(resp, id);
+			return;
+		}
+		r->handler(ctx, req, r->with_id ? id : NULL, resp);
+		return;
+	}
+	if (path_known) {
+		respond_text(resp, 405, "Method Not Allowed");
+		return;
+	}
+	text_escape_log(req->path, shown, sizeof(shown));
+	snprintf(msg, sizeof(msg), "%s is not a code interpreter path (/execute, /contexts)", shown);
+	respond_text(resp, 404, msg);
 }

@@ -1746,6 +1746,11 @@ static void log_exec(const char *id, int64_t t0, int ret, const struct channel_e
 			  err != NULL && *err != NULL ? (*err)->message : "");
 }
 
+unsigned manager_max_exec_timeout_ms(const struct manager *m)
+{
+	return m->cfg.max_exec_timeout_ms;
+}
+
 int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err)
 {

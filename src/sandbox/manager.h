@@ -222,6 +222,9 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 		 struct ember_error **err);
 int manager_exec(struct manager *m, const char *id, const struct sandbox_exec_request *req,
 		 struct channel_exec_result *res, struct ember_error **err);
+/* --max-exec-timeout-ms: the longest timeout_ms an exec may ask for (the E2B interpreter asks
+ * for it: E2B's server puts no limit on a run, its SDK's own timeout ends it). */
+unsigned manager_max_exec_timeout_ms(const struct manager *m);
 /* Sets a ready (or failed) sandbox's remaining lifetime to timeout_s from now (1 to
  * --max-timeout-s), rewrites its record and fills info. 409 while it boots or is destroyed. */
 int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
