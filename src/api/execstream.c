@@ -57,6 +57,7 @@ struct api_exec_stream {
 	struct manager *manager;
 	char id[PROTO_ID_MAX + 1];
 	struct api_exec_body body;
+	struct api_exec_after after;
 	/* a follower's own (api_exec_stream_follow) */
 	struct procs *procs;
 	int32_t pid;
@@ -91,6 +92,8 @@ static void stream_unref(struct api_exec_stream *s)
 	buf_release(&s->final);
 	buf_release(&s->text);
 	api_exec_body_release(&s->body);
+	if (s->after.free_arg != NULL)
+		s->after.free_arg(s->after.arg);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -231,9 +234,15 @@ static void *worker_main(void *arg)
 		.fresh_interpreter = s->body.fresh_interpreter,
 	};
 	struct ember_error *err = NULL;
+	bool started;
 	int ret;
 
 	ret = manager_exec(s->manager, s->id, &exec, &res, &err);
+	pthread_mutex_lock(&s->lock);
+	started = s->started;
+	pthread_mutex_unlock(&s->lock);
+	if (s->after.fn != NULL && started) /* not started: the caller gets the error, and undoes */
+		s->after.fn(s->manager, s->id, s->after.arg);
 	finish(s, ret, &res, ret < 0 ? err : NULL);
 	channel_exec_result_release(&res);
 	stream_unref(s);
@@ -301,12 +310,23 @@ int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_bod
 			  enum api_events_format fmt, struct api_exec_stream **out,
 			  struct ember_error **err)
 {
+	return api_exec_stream_start_after(m, id, body, fmt, NULL, out, err);
+}
+
+int api_exec_stream_start_after(struct manager *m, const char *id, struct api_exec_body *body,
+				enum api_events_format fmt, const struct api_exec_after *after,
+				struct api_exec_stream **out, struct ember_error **err)
+{
 	struct api_exec_stream *s = stream_new(m, id, body, fmt);
 
 	if (s == NULL) {
 		api_exec_body_release(body);
+		if (after != NULL && after->free_arg != NULL)
+			after->free_arg(after->arg);
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	}
+	if (after != NULL)
+		s->after = *after;
 	if (spawn_worker(s, worker_main, err) < 0)
 		return -1;
 	pthread_mutex_lock(&s->lock);

@@ -25,6 +25,21 @@ int api_exec_stream_start(struct manager *m, const char *id, struct api_exec_bod
 			  enum api_events_format fmt, struct api_exec_stream **out,
 			  struct ember_error **err);
 
+/* What a caller must undo in the guest once the exec is over, before the client hears so:
+ * fn(arg) runs on the stream's worker after the exec and before the last event is made (so a
+ * client that waits for the end never sees the exec's effect still in place), then
+ * free_arg(arg). Used by the E2B interpreter to restore a cell's env_vars. */
+struct api_exec_after {
+	void (*fn)(struct manager *m, const char *id, void *arg);
+	void (*free_arg)(void *arg);
+	void *arg;
+};
+
+/* api_exec_stream_start() with after (taken on success and on failure; NULL: none). */
+int api_exec_stream_start_after(struct manager *m, const char *id, struct api_exec_body *body,
+				enum api_events_format fmt, const struct api_exec_after *after,
+				struct api_exec_stream **out, struct ember_error **err);
+
 /* A background process's output as the same events (GET .../processes/{pid}/output): what its
  * rings hold, then (follow) what comes until it ends; the last event is "exit" (or "running"
  * without follow while it runs, or "error"). Takes the procs reference. */

@@ -174,11 +174,152 @@ static bool context_busy(struct manager *m, const char *sandbox_id, const char *
 	return c.busy || c.opening;
 }
 
-/* Starts the cell's stream; a context busy with another cell is waited for (E2B's server
- * queues cells per context) until the client leaves or the longest exec could have ended. */
+/* After a failed attempt: whether to try again (the context is busy with another cell: E2B's
+ * server queues cells per context) until the client leaves or the longest exec could have
+ * ended. Frees err when so. */
+static bool wait_turn(struct manager *m, const struct e2b_request *req, const char *context_id,
+		      int64_t deadline, struct ember_error **err)
+{
+	if ((*err)->kind != EMBER_E_CONFLICT || time_mono_ms() >= deadline ||
+	    client_gone(req->client_fd) || !context_busy(m, req->sandbox_id, context_id))
+		return false;
+	ember_error_free(err);
+	sleep_ms(INTERP_BUSY_POLL_MS);
+	return true;
+}
+
+/* A cell of our own (env_vars) in the context, its output buffered; waits its turn. */
+static int run_quiet(struct manager *m, const struct e2b_request *req, const char *context_id,
+		     const char *code, struct channel_exec_result *res, struct ember_error **err)
+{
+	struct sandbox_exec_request exec = { .code = code, .code_len = strlen(code),
+					     .context_id = context_id };
+	int64_t deadline = time_mono_ms() + manager_max_exec_timeout_ms(m);
+
+	for (;;) {
+		memset(res, 0, sizeof(*res));
+		if (manager_exec(m, req->sandbox_id, &exec, res, err) == 0)
+			break;
+		if (!wait_turn(m, req, context_id, deadline, err))
+			return -1;
+	}
+	if (res->exit.exit_code == 0 && !res->exit.context.has_error)
+		return 0;
+	channel_exec_result_release(res);
+	return ember_error_set(err, EMBER_E_INVALID, 0, "env_vars could not be set in the context");
+}
+
+/* What restores a cell's env_vars: after the cell, before its end_of_execution goes out. */
+struct cell_restore {
+	char context_id[PROTO_CONTEXT_ID_MAX + 1];
+	char *code;
+};
+
+static void restore_free(void *arg)
+{
+	struct cell_restore *r = arg;
+
+	if (r == NULL)
+		return;
+	free(r->code);
+	free(r);
+}
+
+static void restore_run(struct manager *m, const char *sandbox_id, void *arg)
+{
+	struct cell_restore *r = arg;
+	struct sandbox_exec_request exec = { .code = r->code, .code_len = strlen(r->code),
+					     .context_id = r->context_id };
+	struct channel_exec_result res = { 0 };
+	struct ember_error *err = NULL;
+
+	/* Best effort: a context gone or restarted meanwhile has nothing left to restore. */
+	if (manager_exec(m, sandbox_id, &exec, &res, &err) < 0)
+		ember_error_free(&err);
+	channel_exec_result_release(&res);
+}
+
+/* The code that puts back old (a JSON object: name → former value, null when unset). */
+static char *restore_code(enum proto_context_language language, json_t *old)
+{
+	_cleanup_free_ char *text = json_dumps(old, JSON_COMPACT);
+	_cleanup_json_ json_t *literal = text != NULL ? json_string(text) : NULL;
+	_cleanup_free_ char *quoted = literal != NULL ? json_dumps(literal, JSON_ENCODE_ANY) : NULL;
+	char *code = NULL;
+
+	if (quoted == NULL)
+		return NULL;
+	/* A JSON string is a Python string literal; a JSON object a JavaScript literal. The Python
+	 * code binds no global name and its value is None (no result, `_` untouched). */
+	if (language == PROTO_LANG_PYTHON &&
+	    asprintf(&code, "(lambda o, e: [e.pop(k, None) if v is None else e.__setitem__(k, v) "
+			    "for k, v in o.items()])(__import__('json').loads(%s), "
+			    "__import__('os').environ).clear()",
+		     quoted) < 0)
+		code = NULL;
+	if (language == PROTO_LANG_NODE &&
+	    asprintf(&code, "void Object.entries(%s).forEach(([k, v]) => { if (v === null) delete "
+			    "process.env[k]; else process.env[k] = v; })",
+		     text) < 0)
+		code = NULL;
+	return code;
+}
+
+/* env_vars for one cell, as E2B's server does them: set in the context before the cell (a cell
+ * of their own, which also prints what they were), restored after it (*restore). Python and
+ * javascript contexts. */
+static int set_env_vars(struct manager *m, const struct e2b_request *req, const char *context_id,
+			json_t *env_vars, struct cell_restore **restore, struct ember_error **err)
+{
+	_cleanup_free_ char *vars = json_dumps(env_vars, JSON_COMPACT);
+	_cleanup_free_ char *code = NULL;
+	_cleanup_json_ json_t *old = NULL;
+	struct channel_exec_result res = { 0 };
+	struct sandbox_context c;
+	int n = -1;
+
+	if (vars == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (manager_context_get(m, req->sandbox_id, context_id, &c, err) < 0)
+		return -1;
+	/* A JSON object of strings is a Python dict literal and a JavaScript object literal. */
+	if (c.language == PROTO_LANG_PYTHON)
+		n = asprintf(&code, "print(__import__('json').dumps({k: __import__('os').environ"
+				    ".get(k) for k in %s}), end='')\n__import__('os').environ"
+				    ".update(%s)",
+			     vars, vars);
+	else if (c.language == PROTO_LANG_NODE)
+		n = asprintf(&code, "process.stdout.write(JSON.stringify(Object.fromEntries("
+				    "Object.keys(%s).map((k) => [k, process.env[k] ?? null]))));\n"
+				    "void Object.assign(process.env, %s)",
+			     vars, vars);
+	else
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "env_vars work in python and javascript contexts: in bash, "
+				       "export them in the code");
+	if (n < 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (run_quiet(m, req, context_id, code, &res, err) < 0)
+		return -1;
+	old = json_loadb((const char *)res.stdout_data, res.stdout_len, 0, NULL);
+	channel_exec_result_release(&res);
+	*restore = calloc(1, sizeof(**restore));
+	if (*restore == NULL || !json_is_object(old) ||
+	    ((*restore)->code = restore_code(c.language, old)) == NULL) {
+		restore_free(*restore);
+		*restore = NULL;
+		return ember_error_set(err, EMBER_E_INTERNAL, 0,
+				       "the context did not say what env_vars replace");
+	}
+	snprintf((*restore)->context_id, sizeof((*restore)->context_id), "%s", context_id);
+	return 0;
+}
+
+/* Starts the cell's stream, waiting its turn. restore (borrowed) runs after the cell. */
 static int start_cell(const struct e2b_context *ctx, const struct e2b_request *req,
 		      const struct e2b_execute_body *parsed, const char *context_id,
-		      struct api_exec_stream **out, struct ember_error **err)
+		      const struct cell_restore *restore, struct api_exec_stream **out,
+		      struct ember_error **err)
 {
 	struct manager *m = ctx->api->manager;
 	unsigned timeout_ms = manager_max_exec_timeout_ms(m);
@@ -186,7 +327,7 @@ static int start_cell(const struct e2b_context *ctx, const struct e2b_request *r
 
 	for (;;) {
 		/* The stream's worker outlives this request: the body's root owns what it reads
-		 * (the code in the parsed body, and the context id). */
+		 * (the code in the parsed body, and the context id), the hook its own copy. */
 		json_t *root = json_pack("{s:O, s:s}", "request", parsed->root, "context_id",
 					 context_id);
 		struct api_exec_body body = {
@@ -196,52 +337,33 @@ static int start_cell(const struct e2b_context *ctx, const struct e2b_request *r
 			.timeout_ms = timeout_ms,
 			.context_id = json_string_value(json_object_get(root, "context_id")),
 		};
+		struct api_exec_after after = { .fn = restore_run, .free_arg = restore_free };
+		struct cell_restore *copy = NULL;
 
-		if (root == NULL)
+		if (restore != NULL) {
+			copy = malloc(sizeof(*copy));
+			if (copy != NULL) {
+				*copy = *restore;
+				copy->code = strdup(restore->code);
+			}
+			if (copy == NULL || copy->code == NULL) {
+				restore_free(copy);
+				json_decref(root);
+				return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM,
+						       "out of memory");
+			}
+			after.arg = copy;
+		}
+		if (root == NULL) {
+			restore_free(copy);
 			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-		if (api_exec_stream_start(m, req->sandbox_id, &body, API_EVENTS_E2B_EXECUTE, out,
-					  err) == 0)
+		}
+		if (api_exec_stream_start_after(m, req->sandbox_id, &body, API_EVENTS_E2B_EXECUTE,
+						copy != NULL ? &after : NULL, out, err) == 0)
 			return 0;
-		if ((*err)->kind != EMBER_E_CONFLICT || time_mono_ms() >= deadline ||
-		    client_gone(req->client_fd) || !context_busy(m, req->sandbox_id, context_id))
+		if (!wait_turn(m, req, context_id, deadline, err))
 			return -1;
-		ember_error_free(err);
-		sleep_ms(INTERP_BUSY_POLL_MS);
 	}
-}
-
-/* env_vars for one cell: set in the context before it runs (a cell of their own), as E2B's
- * server does; python and javascript contexts only. The variables stay set afterwards. */
-static int set_env_vars(struct manager *m, const char *sandbox_id, const char *context_id,
-			enum proto_context_language language, json_t *env_vars,
-			struct ember_error **err)
-{
-	_cleanup_free_ char *vars = json_dumps(env_vars, JSON_COMPACT | JSON_SORT_KEYS);
-	_cleanup_free_ char *code = NULL;
-	struct channel_exec_result res = { 0 };
-	struct sandbox_exec_request exec = { .context_id = context_id };
-	int ret, n;
-
-	if (vars == NULL)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	/* A JSON object of strings is a Python dict literal and a JavaScript object literal. */
-	if (language == PROTO_LANG_PYTHON)
-		n = asprintf(&code, "__import__('os').environ.update(%s)", vars);
-	else if (language == PROTO_LANG_NODE)
-		n = asprintf(&code, "void Object.assign(process.env, %s)", vars);
-	else
-		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "env_vars work in python and javascript contexts only: "
-				       "in bash, export them in the code");
-	if (n < 0)
-		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	exec.code = code;
-	exec.code_len = (size_t)n;
-	ret = manager_exec(m, sandbox_id, &exec, &res, err);
-	if (ret == 0 && (res.exit.exit_code != 0 || res.exit.context.has_error))
-		ret = ember_error_set(err, EMBER_E_INVALID, 0, "env_vars could not be set");
-	channel_exec_result_release(&res);
-	return ret;
 }
 
 static void handle_execute(const struct e2b_context *ctx, const struct e2b_request *req,
@@ -249,7 +371,7 @@ static void handle_execute(const struct e2b_context *ctx, const struct e2b_reque
 {
 	struct manager *m = ctx->api->manager;
 	struct e2b_execute_body parsed;
-	struct sandbox_context c;
+	struct cell_restore *restore = NULL;
 	struct ember_error *err = NULL;
 	char id[PROTO_CONTEXT_ID_MAX + 1];
 	enum proto_context_language language;
@@ -271,11 +393,13 @@ static void handle_execute(const struct e2b_context *ctx, const struct e2b_reque
 			goto fail;
 	}
 	if (parsed.env_vars != NULL &&
-	    (manager_context_get(m, req->sandbox_id, id, &c, &err) < 0 ||
-	     set_env_vars(m, req->sandbox_id, id, c.language, parsed.env_vars, &err) < 0))
+	    set_env_vars(m, req, id, parsed.env_vars, &restore, &err) < 0)
 		goto fail;
-	if (start_cell(ctx, req, &parsed, id, &resp->events, &err) < 0)
+	if (start_cell(ctx, req, &parsed, id, restore, &resp->events, &err) < 0) {
+		if (restore != NULL) /* the cell never ran: the variables go back now */
+			restore_run(m, req->sandbox_id, restore);
 		goto fail;
+	}
 	resp->events_format = API_EVENTS_E2B_EXECUTE;
 	resp->status = 200;
 	goto out;
@@ -288,6 +412,7 @@ fail:
 		respond_err(resp, &err);
 	}
 out:
+	restore_free(restore);
 	e2b_execute_body_release(&parsed);
 }
 

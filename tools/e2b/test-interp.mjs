@@ -83,10 +83,16 @@ check('rich results: html and json of the final value', async () => {
   assert.deepEqual(ex.results[0].formats(), ['html', 'json'])
 })
 
-check('envs are set for the run', async () => {
+check('envs are set for the run and restored after it', async () => {
   const ex = await sbx.runCode("import os\nos.environ['GREETING']", { envs: { GREETING: 'hi "there"' } })
   assert.equal(ex.error, undefined)
   assert.equal(ex.text, 'hi "there"')
+  // and put back after it, as E2B's server does; variables it did not name stay
+  assert.equal((await sbx.runCode("os.environ.get('GREETING', 'unset')")).text, 'unset')
+  await sbx.runCode("os.environ['KEEP'] = 'old'")
+  const again = await sbx.runCode("os.environ['KEEP'] + os.environ['NEW']", { envs: { KEEP: 'new', NEW: '!' } })
+  assert.equal(again.text, 'new!')
+  assert.equal((await sbx.runCode("os.environ['KEEP'] + os.environ.get('NEW', '-')")).text, 'old-')
 })
 
 check('cells sent at once to one context take turns', async () => {
