@@ -5,7 +5,7 @@
 // (tests/e2e/test_e2b.py does). EMBERD_SANDBOX_ID (optional) uses that sandbox, made through
 // the native API, instead of Sandbox.create(). Prints one line per check; exit 0 on success.
 import assert from 'node:assert/strict'
-import { Sandbox, NotFoundError, SandboxError } from '@e2b/code-interpreter'
+import { Sandbox, NotFoundError, SandboxError, TimeoutError } from '@e2b/code-interpreter'
 
 const checks = []
 function check(name, fn) {
@@ -98,6 +98,14 @@ check('envs are set for the run and restored after it', async () => {
 check('cells sent at once to one context take turns', async () => {
   const runs = await Promise.all([1, 2, 3].map((i) => sbx.runCode(`import time\ntime.sleep(0.3)\n${i} * 10`)))
   assert.deepEqual(runs.map((r) => r.text), ['10', '20', '30'])
+})
+
+check('a cell past the SDK timeoutMs is TimeoutError; its context goes on, afresh', async () => {
+  await assert.rejects(sbx.runCode('import time\ntime.sleep(60)', { timeoutMs: 2000 }), TimeoutError)
+  // the client left: the cell was cancelled (its interpreter killed and replaced, docs/e2b.md)
+  const ex = await sbx.runCode('x', { requestTimeoutMs: 60000 })
+  assert.equal(ex.error?.name, 'NameError')
+  assert.equal((await sbx.runCode('x = 20\nx')).text, '20')
 })
 
 let ctx
