@@ -246,6 +246,7 @@ static void a_pack_list_must_name_packs_of_the_catalog(void **state)
 	assert_int_equal(catalog_check_pack_list(&cat, "python,node", "--pool-packs", &err), -1);
 	assert_non_null(strstr(err->message, "--pool-packs names pack `node`"));
 	ember_error_free(&err);
+	catalog_release(&cat);
 }
 
 int main(void)
