@@ -139,6 +139,8 @@ static int take_boundary(void *ctx, const char *key, size_t key_len, const char 
 	if (param_value(p, b->out, E2B_MULTIPART_BOUNDARY_MAX, "the boundary", err) < 0)
 		return -1;
 	n = strlen(b->out);
+	if (n == 0)
+		return ember_error_set(err, KIND, 0, "multipart: the boundary is empty");
 	for (i = 0; i < n; i++) {
 		if (!is_bchar(b->out[i]))
 			return ember_error_set(err, KIND, 0,

@@ -2,13 +2,14 @@
 // write/read round trips (text, a 5 MiB random binary over multipart and over octet-stream),
 // several files in one write, list (depth 1 and 2), exists, getInfo, makeDir, rename, remove,
 // relative paths under /home/user, a missing file as FileNotFoundError, reads as 'bytes' and
-// 'stream', and watchDir's clear refusal.
+// 'stream', an upload cut off midway leaving nothing, and the clear refusals of gzip uploads
+// and watchDir.
 // Run with E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY set (tests/e2e/test_e2b.py does);
 // prints one line per check, exits 0 when every check passed.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
-import { FileNotFoundError, Sandbox } from 'e2b';
+import { FileNotFoundError, InvalidArgumentError, Sandbox } from 'e2b';
 
 const checks = [];
 function check(name, fn) {
@@ -130,6 +131,38 @@ check('a missing file is FileNotFoundError', async (sbx) => {
   await assert.rejects(sbx.files.list(`${dir}/missing-dir`), FileNotFoundError);
   await assert.rejects(sbx.files.rename(`${dir}/missing.txt`, `${dir}/x.txt`),
     FileNotFoundError);
+});
+
+check('an upload cut off midway leaves no file behind', async (sbx) => {
+  await sbx.files.makeDir(`${dir}/cut`);
+  const ac = new AbortController();
+  let sent = 0;
+  const body = new ReadableStream({
+    pull(controller) {
+      if (sent >= 1024 * 1024) {
+        ac.abort();
+        return new Promise(() => {}); // never more
+      }
+      controller.enqueue(new Uint8Array(64 * 1024).fill(7));
+      sent += 64 * 1024;
+      return undefined;
+    },
+  });
+  await assert.rejects(sbx.files.write(`${dir}/cut/partial.bin`, body, { signal: ac.signal }));
+  // The daemon notices the closed connection and the guest drops its temporary file.
+  const deadline = Date.now() + 60000;
+  let names;
+  do {
+    names = (await sbx.files.list(`${dir}/cut`)).map((e) => e.name);
+    if (names.length === 0) break;
+    await new Promise((r) => setTimeout(r, 200));
+  } while (Date.now() < deadline);
+  assert.deepEqual(names, []);
+});
+
+check('a gzip upload is refused clearly', async (sbx) => {
+  await assert.rejects(sbx.files.write(`${dir}/gz.txt`, 'zipped', { gzip: true }),
+    (err) => err instanceof InvalidArgumentError && /gzip/.test(err.message));
 });
 
 check('watchDir is refused with a clear message', async (sbx) => {
