@@ -1,7 +1,8 @@
 /* filesystem.c - envd's filesystem plane on the E2B listener: the Connect service
- * filesystem.Filesystem (Stat, MakeDir, Move, ListDir, Remove; the watchers answer
- * `unimplemented`), GET /files (a file's bytes, streamed like the native GET
- * /sandboxes/{id}/files) and GET /health, each mapped onto the manager's file operations.
+ * filesystem.Filesystem (Stat, MakeDir, Move, ListDir, Remove, the polling watcher of
+ * watchers.c; WatchDir's stream answers `unimplemented`), GET /files (a file's bytes, streamed
+ * like the native GET /sandboxes/{id}/files) and GET /health, each mapped onto the manager's
+ * file operations.
  * Shapes follow the SDK's embedded filesystem.proto (proto3 JSON: camelCase names, int64 as a
  * string, enums by name, Timestamp as RFC 3339) and envd's answers (see docs/e2b.md "Files").
  * The Connect pieces here are minimal static helpers of this file's own; the process plane's
@@ -21,11 +22,6 @@
 #include "util/timeutil.h"
 
 #define KIND EMBER_E_INVALID
-/* ListDir with depth > 1 lists each subdirectory with one guest round trip: at most this many
- * entries in all (a tree larger than that is refused, not cut, as envd never cuts) and this
- * many directories listed, so one call cannot keep a guest busy for long. */
-#define E2B_LIST_ENTRIES_MAX 10000u
-#define E2B_LIST_DIRS_MAX 1000u
 
 /* --- answers --- */
 
@@ -93,9 +89,7 @@ static const char *file_type_name(enum proto_fs_type type)
 	return "FILE_TYPE_UNSPECIFIED";
 }
 
-/* EntryInfo of an entry at path. owner/group are not known to the host (the guest protocol
- * carries none) and left out, which proto3 JSON reads as "". */
-static json_t *encode_entry(const struct proto_fs_entry *e, const char *path)
+json_t *e2b_fs_encode_entry(const struct proto_fs_entry *e, const char *path)
 {
 	/* Timestamp's JSON covers years 1 to 9999; the guest's mtime is whatever was set. */
 	int64_t mtime_s = e->mtime_s < 0 ? 0 : e->mtime_s > 253402300799 ? 253402300799
@@ -188,7 +182,7 @@ static void fs_stat(struct fs_call *c, json_t *root)
 		connect_fail(c->ctx, c->req, c->resp, &err);
 		return;
 	}
-	reply_json(c->resp, json_pack("{s:o}", "entry", encode_entry(&entry, c->path)));
+	reply_json(c->resp, json_pack("{s:o}", "entry", e2b_fs_encode_entry(&entry, c->path)));
 }
 
 /* envd: an existing directory is already_exists (the SDK's makeDir → false), an existing
@@ -259,7 +253,7 @@ static void fs_move(struct fs_call *c, json_t *root)
 	proto_fs_reply_release(&reply);
 	if (stat_path(c->ctx, c->req, c->fs, c->path2, &entry, &err) < 0)
 		goto fail;
-	reply_json(c->resp, json_pack("{s:o}", "entry", encode_entry(&entry, c->path2)));
+	reply_json(c->resp, json_pack("{s:o}", "entry", e2b_fs_encode_entry(&entry, c->path2)));
 	return;
 fail:
 	connect_fail(c->ctx, c->req, c->resp, &err);
@@ -293,17 +287,20 @@ fail:
 	connect_fail(c->ctx, c->req, c->resp, &err);
 }
 
-/* One directory level of a ListDir walk, appended to entries (pre-order, as envd's
- * filepath.WalkDir: an entry, then what is under it). */
-struct list_walk {
-	struct fs_call *c;
-	json_t *entries;
+/* One directory level of a walk (fsplane.h e2b_fs_walk), pre-order as envd's
+ * filepath.WalkDir: an entry, then what is under it. */
+struct walk {
+	const struct e2b_context *ctx;
+	const char *sandbox_id;
+	struct proto_fs_request fs;  /* scratch */
 	unsigned dirs_listed;
+	unsigned entries;
 	unsigned max_depth;
+	e2b_fs_walk_fn fn;
+	void *fn_ctx;
 };
 
-static int list_level(struct list_walk *w, const char *dir, unsigned depth,
-		      struct ember_error **err)
+static int walk_level(struct walk *w, const char *dir, unsigned depth, struct ember_error **err)
 {
 	struct proto_fs_reply reply;
 	size_t i;
@@ -311,17 +308,18 @@ static int list_level(struct list_walk *w, const char *dir, unsigned depth,
 
 	if (++w->dirs_listed > E2B_LIST_DIRS_MAX)
 		return ember_error_set(err, EMBER_E_CAPACITY, 0,
-				       "ListDir: more than %u directories under the path: list "
-				       "with a smaller depth",
+				       "more than %u directories under the path: use a smaller "
+				       "depth",
 				       E2B_LIST_DIRS_MAX);
-	memset(w->c->fs, 0, sizeof(*w->c->fs));
-	w->c->fs->op = PROTO_FS_LIST;
-	snprintf(w->c->fs->path, sizeof(w->c->fs->path), "%s", dir);
-	if (fs_op(w->c->ctx, w->c->req, w->c->fs, &reply, err) < 0)
+	memset(&w->fs, 0, sizeof(w->fs));
+	w->fs.op = PROTO_FS_LIST;
+	snprintf(w->fs.path, sizeof(w->fs.path), "%s", dir);
+	memset(&reply, 0, sizeof(reply));
+	if (manager_fs(w->ctx->api->manager, w->sandbox_id, &w->fs, &reply, err) < 0)
 		return -1;
 	if (reply.truncated) {
 		ember_error_set(err, EMBER_E_CAPACITY, 0,
-				"ListDir: `%.200s` has more entries than one listing holds (%u)", dir,
+				"`%.200s` has more entries than one listing holds (%u)", dir,
 				PROTO_FS_LIST_MAX);
 		goto out;
 	}
@@ -330,9 +328,9 @@ static int list_level(struct list_walk *w, const char *dir, unsigned depth,
 		size_t n = strlen(dir) + 1 + strlen(e->name) + 1;
 		_cleanup_free_ char *path = malloc(n);
 
-		if (json_array_size(w->entries) >= E2B_LIST_ENTRIES_MAX) {
+		if (++w->entries > E2B_LIST_ENTRIES_MAX) {
 			ember_error_set(err, EMBER_E_CAPACITY, 0,
-					"ListDir: more than %u entries: list with a smaller depth",
+					"more than %u entries under the path: use a smaller depth",
 					E2B_LIST_ENTRIES_MAX);
 			goto out;
 		}
@@ -341,12 +339,10 @@ static int list_level(struct list_walk *w, const char *dir, unsigned depth,
 			goto out;
 		}
 		snprintf(path, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", e->name);
-		if (json_array_append_new(w->entries, encode_entry(e, path)) < 0) {
-			ember_error_oom(err);
+		if (w->fn(w->fn_ctx, path, e, err) < 0)
 			goto out;
-		}
 		if (e->type == PROTO_FS_TYPE_DIR && depth < w->max_depth &&
-		    strlen(path) <= PROTO_PATH_MAX && list_level(w, path, depth + 1, err) < 0)
+		    strlen(path) <= PROTO_PATH_MAX && walk_level(w, path, depth + 1, err) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -355,43 +351,86 @@ out:
 	return ret;
 }
 
+int e2b_fs_walk(const struct e2b_context *ctx, const char *sandbox_id, const char *dir,
+		unsigned max_depth, e2b_fs_walk_fn fn, void *fn_ctx, struct ember_error **err)
+{
+	struct walk *w = calloc(1, sizeof(*w));
+	int ret;
+
+	if (w == NULL)
+		return ember_error_oom(err);
+	*w = (struct walk){ .ctx = ctx, .sandbox_id = sandbox_id, .max_depth = max_depth,
+			    .fn = fn, .fn_ctx = fn_ctx };
+	ret = walk_level(w, dir, 1, err);
+	free(w);
+	return ret;
+}
+
+static int list_append(void *ctx, const char *path, const struct proto_fs_entry *e,
+		       struct ember_error **err)
+{
+	if (json_array_append_new(ctx, e2b_fs_encode_entry(e, path)) < 0)
+		return ember_error_oom(err);
+	return 0;
+}
+
 /* envd: the path (symlinks followed) must be a directory; entries to `depth` levels (0: 1),
  * not following symlinks below it; every entry's path under the path as asked. */
 static void fs_list_dir(struct fs_call *c, json_t *root)
 {
-	struct list_walk w = { .c = c, .entries = json_array() };
+	json_t *entries = json_array();
 	struct ember_error *err = NULL;
 	uint64_t depth = 1;
 	char msg[PROTO_PATH_MAX + 64];
 
-	if (w.entries == NULL) {
+	if (entries == NULL) {
 		ember_error_oom(&err);
 		goto fail;
 	}
 	if (get_path(root, "path", c->path, &err) < 0 ||
 	    json_get_uint(root, "depth", false, 0, UINT32_MAX, &depth, KIND, &err) < 0)
 		goto fail;
-	w.max_depth = depth == 0 ? 1 : (unsigned)depth;
-	if (list_level(&w, c->path, 1, &err) < 0) {
+	if (e2b_fs_walk(c->ctx, c->req->sandbox_id, c->path, depth == 0 ? 1 : (unsigned)depth,
+			list_append, entries, &err) < 0) {
 		if (err->kind == EMBER_E_CONFLICT) { /* not a directory */
 			snprintf(msg, sizeof(msg), "path is not a directory: %s", c->path);
 			e2b_error_connect_msg(c->resp, "invalid_argument", msg);
 			ember_error_free(&err);
-			json_decref(w.entries);
+			json_decref(entries);
 			return;
 		}
 		goto fail;
 	}
-	reply_json(c->resp, json_pack("{s:o}", "entries", w.entries));
+	reply_json(c->resp, json_pack("{s:o}", "entries", entries));
 	return;
 fail:
-	json_decref(w.entries);
+	json_decref(entries);
 	connect_fail(c->ctx, c->req, c->resp, &err);
+}
+
+static void fs_create_watcher(struct fs_call *c, json_t *root)
+{
+	e2b_watcher_create(c->ctx, c->req->sandbox_id, root, c->resp);
+}
+
+static void fs_get_watcher_events(struct fs_call *c, json_t *root)
+{
+	e2b_watcher_events(c->ctx, c->req->sandbox_id, root, c->resp);
+}
+
+static void fs_remove_watcher(struct fs_call *c, json_t *root)
+{
+	e2b_watcher_remove(c->ctx, c->req->sandbox_id, root, c->resp);
 }
 
 static const char *const path_keys[] = { "path", NULL };
 static const char *const move_keys[] = { "source", "destination", NULL };
 static const char *const list_keys[] = { "path", "depth", NULL };
+/* proto3 JSON readers take both the camelCase and the proto field names */
+static const char *const create_watcher_keys[] = { "path", "recursive", "includeEntry",
+						   "include_entry", "allowNetworkMounts",
+						   "allow_network_mounts", NULL };
+static const char *const watcher_keys[] = { "watcherId", "watcher_id", NULL };
 
 static const struct {
 	const char *method;
@@ -403,11 +442,15 @@ static const struct {
 	{ "Move", move_keys, fs_move },
 	{ "ListDir", list_keys, fs_list_dir },
 	{ "Remove", path_keys, fs_remove },
+	{ "CreateWatcher", create_watcher_keys, fs_create_watcher },
+	{ "GetWatcherEvents", watcher_keys, fs_get_watcher_events },
+	{ "RemoveWatcher", watcher_keys, fs_remove_watcher },
 };
 
 #define WATCH_UNSUPPORTED                                                                      \
-	"emberd does not watch directories (the guest agent has no file events): poll with "  \
-	"files.list() instead"
+	"emberd does not stream directory events (the guest agent has no file events): use "  \
+	"the polling watcher (CreateWatcher/GetWatcherEvents, the Python SDK's sync "         \
+	"watch_dir) or poll with files.list()"
 
 /* WatchDir is a server stream: its error is the stream's end frame (flag 0x02), which the
  * Connect client reads with the message (a non-200 status would lose it). */
@@ -448,11 +491,6 @@ static void route_rpc(const struct e2b_context *ctx, const struct e2b_request *r
 
 	if (strcmp(method, "WatchDir") == 0) {
 		watch_dir_unsupported(resp);
-		return;
-	}
-	if (strcmp(method, "CreateWatcher") == 0 || strcmp(method, "GetWatcherEvents") == 0 ||
-	    strcmp(method, "RemoveWatcher") == 0) {
-		e2b_error_connect_msg(resp, "unimplemented", WATCH_UNSUPPORTED);
 		return;
 	}
 	for (i = 0; i < sizeof(unary_methods) / sizeof(unary_methods[0]); i++) {

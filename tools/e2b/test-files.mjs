@@ -2,8 +2,8 @@
 // write/read round trips (text, a 5 MiB random binary over multipart and over octet-stream),
 // several files in one write, list (depth 1 and 2), exists, getInfo, makeDir, rename, remove,
 // relative paths under /home/user, a missing file as FileNotFoundError, reads as 'bytes' and
-// 'stream', an upload cut off midway leaving nothing, and the clear refusals of gzip uploads
-// and watchDir.
+// 'stream', an upload cut off midway leaving nothing, the polling watcher, and the clear
+// refusals of gzip uploads and watchDir.
 // Run with E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY set (tests/e2e/test_e2b.py does);
 // prints one line per check, exits 0 when every check passed.
 import assert from 'node:assert/strict';
@@ -165,8 +165,44 @@ check('a gzip upload is refused clearly', async (sbx) => {
     (err) => err instanceof InvalidArgumentError && /gzip/.test(err.message));
 });
 
+// The Python SDK's sync watch_dir polls CreateWatcher/GetWatcherEvents/RemoveWatcher, which the
+// JS SDK has no call for: spoken here as that SDK speaks it (Connect JSON, the same headers).
+async function rpc(sbx, method, body) {
+  const headers = {
+    'Content-Type': 'application/json',
+    'Connect-Protocol-Version': '1',
+    'E2b-Sandbox-Id': sbx.sandboxId,
+    'E2b-Sandbox-Port': '49983',
+  };
+  if (sbx.envdAccessToken) headers['X-Access-Token'] = sbx.envdAccessToken;
+  const res = await fetch(`${process.env.E2B_SANDBOX_URL}/filesystem.Filesystem/${method}`,
+    { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+check('the polling watcher reports create, write and remove', async (sbx) => {
+  const w = `${dir}/watched`;
+  await sbx.files.write([{ path: `${w}/keep.txt`, data: 'k' }, { path: `${w}/gone.txt`, data: 'g' },
+    { path: `${w}/sub/deep.txt`, data: 'd' }]);
+  const created = await rpc(sbx, 'CreateWatcher', { path: w, recursive: true });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const watcherId = created.body.watcherId;
+  assert.deepEqual((await rpc(sbx, 'GetWatcherEvents', { watcherId })).body, { events: [] });
+  await sbx.files.write(`${w}/sub/new.txt`, 'n');
+  await sbx.files.remove(`${w}/gone.txt`);
+  await sbx.files.write(`${w}/keep.txt`, 'a longer content');
+  const got = await rpc(sbx, 'GetWatcherEvents', { watcherId });
+  assert.equal(got.status, 200, JSON.stringify(got.body));
+  assert.deepEqual(got.body.events.map((e) => `${e.type} ${e.name}`), [
+    'EVENT_TYPE_REMOVE gone.txt', 'EVENT_TYPE_WRITE keep.txt', 'EVENT_TYPE_CREATE sub/new.txt']);
+  assert.equal((await rpc(sbx, 'RemoveWatcher', { watcherId })).status, 200);
+  const after = await rpc(sbx, 'GetWatcherEvents', { watcherId });
+  assert.equal(after.status, 404);
+  assert.equal(after.body.code, 'not_found');
+});
+
 check('watchDir is refused with a clear message', async (sbx) => {
-  await assert.rejects(sbx.files.watchDir(dir, () => {}), /does not watch directories/);
+  await assert.rejects(sbx.files.watchDir(dir, () => {}), /does not stream directory events/);
 });
 
 async function main() {
