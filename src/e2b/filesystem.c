@@ -307,7 +307,7 @@ static int walk_level(struct walk *w, const char *dir, unsigned depth, struct em
 	int ret = -1;
 
 	if (++w->dirs_listed > E2B_LIST_DIRS_MAX)
-		return ember_error_set(err, EMBER_E_CAPACITY, 0,
+		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "more than %u directories under the path: use a smaller "
 				       "depth",
 				       E2B_LIST_DIRS_MAX);
@@ -318,7 +318,7 @@ static int walk_level(struct walk *w, const char *dir, unsigned depth, struct em
 	if (manager_fs(w->ctx->api->manager, w->sandbox_id, &w->fs, &reply, err) < 0)
 		return -1;
 	if (reply.truncated) {
-		ember_error_set(err, EMBER_E_CAPACITY, 0,
+		ember_error_set(err, EMBER_E_INVALID, 0,
 				"`%.200s` has more entries than one listing holds (%u)", dir,
 				PROTO_FS_LIST_MAX);
 		goto out;
@@ -329,7 +329,7 @@ static int walk_level(struct walk *w, const char *dir, unsigned depth, struct em
 		_cleanup_free_ char *path = malloc(n);
 
 		if (++w->entries > E2B_LIST_ENTRIES_MAX) {
-			ember_error_set(err, EMBER_E_CAPACITY, 0,
+			ember_error_set(err, EMBER_E_INVALID, 0,
 					"more than %u entries under the path: use a smaller depth",
 					E2B_LIST_ENTRIES_MAX);
 			goto out;

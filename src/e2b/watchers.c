@@ -69,7 +69,7 @@ static int snapshot_add(void *ctx, const char *path, const struct proto_fs_entry
 	size_t len = strlen(rel);
 
 	if (s->name_bytes + len > E2B_WATCH_NAMES_MAX)
-		return ember_error_set(err, EMBER_E_CAPACITY, 0,
+		return ember_error_set(err, EMBER_E_INVALID, 0,
 				       "the watched tree's names exceed %u bytes: watch a smaller "
 				       "directory",
 				       E2B_WATCH_NAMES_MAX);
