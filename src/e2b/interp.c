@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/encode.h"
+#include "e2b/fspath.h"
 #include "e2b/interpreq.h"
 #include "sandbox/manager.h"
 #include "util/cleanup.h"
@@ -21,9 +22,6 @@
 #include "util/text.h"
 #include "util/timeutil.h"
 
-/* E2B's default working directory: our packs' home directory is the sandbox user's
- * (/home/sandbox), which E2B calls /home/user; paths under it are taken as under the home. */
-#define E2B_HOME "/home/user"
 /* How often a cell waiting for its context (another cell runs in it: E2B queues, the native
  * context says 409) looks again. The manager offers nothing to wait on. */
 #define INTERP_BUSY_POLL_MS 50
@@ -90,8 +88,8 @@ static json_t *context_json(const struct sandbox_context *c, const char *cwd)
 			 e2b_language_name(c->language), "cwd", cwd != NULL ? cwd : E2B_HOME);
 }
 
-/* E2B's /home/user is our home directory: cwd as the native context takes it (NULL: home;
- * relative: under it). */
+/* E2B's default working directory, E2B_HOME, is the sandbox user's home: cwd as the native
+ * context takes it (NULL: the pack's home directory; relative: under it). */
 static const char *native_cwd(const char *cwd)
 {
 	size_t n = strlen(E2B_HOME);
