@@ -158,9 +158,10 @@ static bool client_gone(int fd)
 	return fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-/* Whether a 409 from the exec is the context being busy with another cell (worth waiting for)
- * rather than the sandbox's state (booting, being destroyed). */
-static bool context_busy(struct manager *m, const char *sandbox_id, const char *context_id)
+/* Whether a 409 from the exec can be the context's turn (it was busy with another cell, which
+ * may have ended since: so it is asked whether the context is there, not whether it is busy)
+ * rather than the sandbox's state (being destroyed: the context is not there any more). */
+static bool context_present(struct manager *m, const char *sandbox_id, const char *context_id)
 {
 	struct sandbox_context c;
 	struct ember_error *err = NULL;
@@ -169,7 +170,7 @@ static bool context_busy(struct manager *m, const char *sandbox_id, const char *
 		ember_error_free(&err);
 		return false;
 	}
-	return c.busy || c.opening;
+	return true;
 }
 
 /* After a failed attempt: whether to try again (the context is busy with another cell: E2B's
@@ -179,7 +180,7 @@ static bool wait_turn(struct manager *m, const struct e2b_request *req, const ch
 		      int64_t deadline, struct ember_error **err)
 {
 	if ((*err)->kind != EMBER_E_CONFLICT || time_mono_ms() >= deadline ||
-	    client_gone(req->client_fd) || !context_busy(m, req->sandbox_id, context_id))
+	    client_gone(req->client_fd) || !context_present(m, req->sandbox_id, context_id))
 		return false;
 	ember_error_free(err);
 	sleep_ms(INTERP_BUSY_POLL_MS);
