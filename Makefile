@@ -54,7 +54,7 @@ UTIL_SRC := $(wildcard src/util/*.c)
 PROTO_SRC := $(wildcard src/proto/*.c)
 GUEST_SRC := $(wildcard src/guest/*.c)
 HOST_SRC := $(wildcard src/api/*.c src/sandbox/*.c src/vmm/*.c src/channel/*.c src/client/*.c \
-	src/net/*.c)
+	src/net/*.c src/e2b/*.c)
 COMMON_SRC := $(UTIL_SRC) $(PROTO_SRC)
 
 EMBERD_SRC := $(wildcard cmd/emberd/*.c)

@@ -153,6 +153,10 @@ static int start_server(struct daemon *d, struct ember_error **err)
 		  "from %s", EMBER_VERSION, api->addr, api_server_port(d->server),
 		  api->unix_path != NULL ? " and " : "",
 		  api->unix_path != NULL ? api->unix_path : "", d->cat.count, d->o.images_dir);
+	if (api->e2b_addr != NULL)
+		log_event(LOG_INFO, NULL, "daemon.listening_e2b", -1,
+			  "E2B-compatible API on %s (port %u)", api->e2b_addr,
+			  api_server_e2b_port(d->server));
 	return 0;
 }
 

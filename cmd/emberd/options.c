@@ -41,6 +41,19 @@ static enum opt_result set_addr(const struct opt_spec *spec, const char *arg, vo
 	return opt_set_string(spec, arg, target, err);
 }
 
+/* --e2b-addr: checked like --addr. */
+static enum opt_result set_e2b_addr(const struct opt_spec *spec, const char *arg, void *target,
+				    struct ember_error **err)
+{
+	struct hostport where;
+
+	if (hostport_parse(arg, HOSTPORT_ZERO_PORT, &where, err) < 0) {
+		ember_error_wrap(err, "--%s `%.300s`", spec->name, arg);
+		return OPT_BAD_VALUE;
+	}
+	return opt_set_string(spec, arg, target, err);
+}
+
 static enum opt_result set_kernel_args(const struct opt_spec *spec, const char *arg, void *o,
 				       struct ember_error **err)
 {
@@ -187,6 +200,9 @@ static const struct opt_spec option_table[] = {
 	  .help = "let browser pages from ORIGIN (e.g. http://localhost:3000)\n"
 		  "call the API (default: none; requests with any other\n"
 		  "Origin get 403)" },
+	FLAG("e2b-addr", "HOST:PORT", set_e2b_addr, opt_show_string, api.e2b_addr,
+	     "also serve the E2B-compatible API (unmodified E2B SDKs,\n"
+	     "docs/e2b.md) on this TCP address (default: off)"),
 	SECTION("Images and VMs:"),
 	STRING("images", "DIR", images_dir, "kernel/initramfs/packs (default $IMAGES_DIR or\n"
 	       "/var/lib/emberd/images; build with `make images`)"),

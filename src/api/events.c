@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "e2b/streamfmt.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
 #include "util/text.h"
@@ -51,10 +52,27 @@ static int append_event(struct buf *out, enum api_events_format fmt, const char 
 	return 0;
 }
 
+const char *api_events_content_type(enum api_events_format fmt)
+{
+	switch (fmt) {
+	case API_EVENTS_SSE: return "text/event-stream";
+	case API_EVENTS_CONNECT: return "application/connect+json";
+	case API_EVENTS_NDJSON:
+	case API_EVENTS_E2B_EXECUTE: break;
+	}
+	return "application/x-ndjson";
+}
+
 int api_events_object(struct buf *out, enum api_events_format fmt, const char *type,
 		      json_t *members, struct ember_error **err)
 {
-	_cleanup_json_ json_t *obj = json_pack("{s:s}", "type", type);
+	_cleanup_json_ json_t *obj = NULL;
+
+	if (fmt == API_EVENTS_CONNECT)
+		return e2b_connect_events_object(out, type, members, err);
+	if (fmt == API_EVENTS_E2B_EXECUTE)
+		return e2b_execute_events_object(out, type, members, err);
+	obj = json_pack("{s:s}", "type", type);
 
 	if (obj == NULL || (members != NULL && json_object_update(obj, members) < 0))
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -68,6 +86,10 @@ static int output_event(struct buf *out, enum api_events_format fmt, const char 
 	_cleanup_json_ json_t *obj = NULL;
 	_cleanup_free_ char *b64 = NULL;
 
+	if (fmt == API_EVENTS_CONNECT)
+		return e2b_connect_events_output(out, type, data, len, err);
+	if (fmt == API_EVENTS_E2B_EXECUTE)
+		return e2b_execute_events_output(out, type, data, len, err);
 	if (utf8_valid_text(data, len)) {
 		obj = json_pack("{s:s, s:s%}", "type", type, "data", (const char *)data, len);
 	} else {

@@ -16,7 +16,12 @@
 enum api_events_format {
 	API_EVENTS_NDJSON, /* {json}\n */
 	API_EVENTS_SSE,    /* event: <type>\ndata: {json}\n\n */
+	API_EVENTS_CONNECT,     /* envd process stream: Connect frames (e2b/streamfmt.h) */
+	API_EVENTS_E2B_EXECUTE, /* the E2B code interpreter's NDJSON (e2b/streamfmt.h) */
 };
+
+/* The Content-Type of a stream of that format. */
+const char *api_events_content_type(enum api_events_format fmt);
 
 /* Up to 3 bytes of a UTF-8 sequence that a chunk ended in the middle of. */
 struct api_utf8_carry {

@@ -33,6 +33,7 @@ struct api_guard_request {
 	const char *origin;
 	const char *sec_fetch_site;
 	const char *authorization;
+	bool token_checked_elsewhere; /* the E2B listener: its router checks X-API-KEY */
 };
 
 /* Fills g from --addr (HOST:PORT) and the origins; the token is set by api_guard_load_token. */
@@ -51,5 +52,8 @@ int api_guard_check_config(const struct api_guard *g, struct ember_error **err);
  * request from a browser) or EMBER_E_UNAUTHORIZED (401: no or a wrong bearer token). */
 int api_guard_check(const struct api_guard *g, const struct api_guard_request *req,
 		    struct ember_error **err);
+
+/* Whether got is the token want, compared in time that does not depend on where they differ. */
+bool api_guard_token_matches(const char *want, const char *got);
 
 #endif

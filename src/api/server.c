@@ -18,6 +18,7 @@
 #include "api/encode.h"
 #include "api/guard.h"
 #include "api/routes.h"
+#include "e2b/e2b.h"
 #include "util/buf.h"
 #include "util/hostport.h"
 #include "util/log.h"
@@ -29,14 +30,20 @@ struct api_server;
 struct api_listener {
 	struct api_server *server;
 	bool is_unix;          /* the owner-only Unix socket: no Host/Origin/token checks */
+	bool is_e2b;           /* --e2b-addr: requests go to e2b_route() (e2b/e2b.h) */
+	const struct api_guard *guard; /* TCP: the checks of this listener's address */
 	struct MHD_Daemon *mhd;
 };
 
 struct api_server {
 	struct api_listener tcp;
 	struct api_listener unix_socket;
+	struct api_listener e2b;
 	char unix_path[108];
 	unsigned port;
+	unsigned e2b_port;
+	struct api_guard e2b_guard;
+	struct e2b_context e2b_ctx;
 	size_t max_body;
 	unsigned connection_timeout_s;
 	struct api_guard guard;
@@ -51,6 +58,7 @@ struct request_state {
 	bool answered;           /* a response is queued before the body's end (the guard's, or a
 				  * 413 for a body past API_BODY_DISCARD_MAX): the rest is dropped */
 	struct api_upload *upload; /* a file upload: the body streams to the guest, uncapped */
+	struct e2b_upload *e2b_upload; /* the same on the E2B listener (POST /files) */
 	int64_t started_us;
 };
 
@@ -168,8 +176,7 @@ static struct MHD_Response *events_response(struct MHD_Connection *conn, struct 
 	r->events = NULL; /* the library owns it now */
 	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-				r->events_format == API_EVENTS_SSE ? "text/event-stream"
-								   : "application/x-ndjson");
+				api_events_content_type(r->events_format));
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	return response;
 }
@@ -264,24 +271,29 @@ static const char *header(struct MHD_Connection *conn, const char *name)
 }
 
 /* The TCP listener's checks (guard.h), answered before the body is read. */
-static enum MHD_Result refuse_if_unwelcome(struct api_server *s, struct request_state *st,
+static enum MHD_Result refuse_if_unwelcome(struct api_listener *l, struct request_state *st,
 					   struct MHD_Connection *conn, const char *method,
 					   const char *url)
 {
+	struct api_server *s = l->server;
 	struct api_guard_request req = {
 		.host = header(conn, MHD_HTTP_HEADER_HOST),
 		.origin = header(conn, "Origin"),
 		.sec_fetch_site = header(conn, "Sec-Fetch-Site"),
 		.authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+		.token_checked_elsewhere = l->is_e2b,
 	};
 	_cleanup_response_ struct api_response r = { 0 };
 	struct ember_error *err = NULL;
 	enum MHD_Result ret;
 
-	if (api_guard_check(&s->guard, &req, &err) == 0)
+	if (api_guard_check(l->guard, &req, &err) == 0)
 		return MHD_YES;
 	st->answered = true;
-	api_response_error(&r, err);
+	if (l->is_e2b)
+		e2b_error_rest(&r, err);
+	else
+		api_response_error(&r, err);
 	log_event(LOG_WARN, NULL, "http.refused", -1, "method=%s path=%.200s status=%u: %s",
 		  method, url, r.status, err->message);
 	ember_error_free(&err);
@@ -336,6 +348,46 @@ static bool begin_upload(struct api_server *s, struct request_state *st,
 	return true;
 }
 
+/* An E2B listener's request as e2b_route() takes it (body NULL: not read yet). */
+static void e2b_request_from(struct MHD_Connection *conn, const char *method, const char *url,
+			     const struct api_query *query, struct e2b_request *req)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	*req = (struct e2b_request){
+		.method = method,
+		.path = url,
+		.query = query,
+		.api_key = header(conn, "X-API-KEY"),
+		.access_token = header(conn, "X-Access-Token"),
+		.sandbox_id = header(conn, "E2b-Sandbox-Id"),
+		.sandbox_port = header(conn, "E2b-Sandbox-Port"),
+		.authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+		.content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+		.accept = header(conn, MHD_HTTP_HEADER_ACCEPT),
+		.keepalive_ping = header(conn, "Keepalive-Ping-Interval"),
+		.client_fd = info != NULL ? info->connect_fd : -1,
+	};
+}
+
+/* An E2B upload (e2b.h e2b_route_upload): streamed like a native one (begin_upload). */
+static bool begin_e2b_upload(struct api_server *s, struct request_state *st,
+			     struct MHD_Connection *conn, const char *method, const char *url)
+{
+	struct api_query query = { .count = 0 };
+	struct e2b_request req;
+
+	if (strcmp(method, "POST") != 0)
+		return false;
+	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, add_query_pair, &query);
+	e2b_request_from(conn, method, url, &query, &req);
+	if (!e2b_route_upload(&s->e2b_ctx, &req, &st->e2b_upload))
+		return false;
+	deadline_conn_received(connection_deadline(conn));
+	return true;
+}
+
 /* The first call for a request: its state, the checks of where it came from, and a declared
  * oversize body: read and dropped up to API_BODY_DISCARD_MAX past the cap, refused unread
  * beyond. */
@@ -351,11 +403,13 @@ static enum MHD_Result begin_request(struct api_listener *l, struct MHD_Connecti
 		return MHD_NO;
 	st->started_us = time_mono_us();
 	*con_cls = st;
-	if (!l->is_unix && refuse_if_unwelcome(s, st, conn, method, url) != MHD_YES)
+	if (!l->is_unix && refuse_if_unwelcome(l, st, conn, method, url) != MHD_YES)
 		return MHD_NO;
 	if (st->answered)
 		return MHD_YES;
-	if (begin_upload(s, st, conn, method, url))
+	if (l->is_e2b && begin_e2b_upload(s, st, conn, method, url))
+		return MHD_YES;
+	if (!l->is_e2b && begin_upload(s, st, conn, method, url))
 		return st->upload != NULL ? MHD_YES : MHD_NO;
 	declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
 	if (declared > s->max_body) {
@@ -397,10 +451,12 @@ static enum MHD_Result collect_body(struct api_server *s, struct request_state *
 }
 
 /* The whole body is in: route it, answer and log. */
-static enum MHD_Result finish_request(struct api_server *s, struct request_state *st,
+static enum MHD_Result finish_request(struct api_listener *l, struct request_state *st,
 				      struct MHD_Connection *conn, const char *method,
 				      const char *url)
 {
+	struct api_server *s = l->server;
+	struct e2b_request e2b;
 	_cleanup_response_ struct api_response r = { 0 };
 	struct api_query query = { .count = 0 };
 	enum MHD_Result ret;
@@ -418,9 +474,16 @@ static enum MHD_Result finish_request(struct api_server *s, struct request_state
 	/* The library split the query at `&` and the first `=` and percent-decoded both sides; the
 	 * strings live as long as the request. */
 	MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, add_query_pair, &query);
-	api_route(s->ctx, method, url, &query,
-		  (const char *)(st->body.data != NULL ? st->body.data : (uint8_t *)""),
-		  st->body.len, &r);
+	if (l->is_e2b) {
+		e2b_request_from(conn, method, url, &query, &e2b);
+		e2b.body = (const char *)(st->body.data != NULL ? st->body.data : (uint8_t *)"");
+		e2b.body_len = st->body.len;
+		e2b_route(&s->e2b_ctx, &e2b, &r);
+	} else {
+		api_route(s->ctx, method, url, &query,
+			  (const char *)(st->body.data != NULL ? st->body.data : (uint8_t *)""),
+			  st->body.len, &r);
+	}
 	ret = send_response(conn, &r, false, s->connection_timeout_s);
 	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
 		  (time_mono_us() - st->started_us) / 1000, "method=%s path=%.200s status=%u",
@@ -436,9 +499,13 @@ static enum MHD_Result finish_upload(struct api_server *s, struct request_state 
 	_cleanup_response_ struct api_response r = { 0 };
 	enum MHD_Result ret;
 
-	api_upload_finish(st->upload, &r.status, &r.body);
-	if (r.body == NULL)
-		api_response_error(&r, NULL);
+	if (st->e2b_upload != NULL) {
+		e2b_upload_finish(st->e2b_upload, &r);
+	} else {
+		api_upload_finish(st->upload, &r.status, &r.body);
+		if (r.body == NULL)
+			api_response_error(&r, NULL);
+	}
 	ret = send_response(conn, &r, false, s->connection_timeout_s);
 	log_event(r.status >= 500 ? LOG_WARN : LOG_INFO, NULL, "http.request",
 		  (time_mono_us() - st->started_us) / 1000,
@@ -458,9 +525,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	(void)version;
 	if (st == NULL)
 		return begin_request(l, conn, method, url, con_cls);
-	if (st->upload != NULL && *upload_data_size > 0) {
+	if ((st->upload != NULL || st->e2b_upload != NULL) && *upload_data_size > 0) {
 		/* Blocks while the guest has no room: the client waits (backpressure). */
-		if (!api_upload_data(st->upload, upload_data, *upload_data_size))
+		if (st->e2b_upload != NULL
+			    ? !e2b_upload_data(st->e2b_upload, upload_data, *upload_data_size)
+			    : !api_upload_data(st->upload, upload_data, *upload_data_size))
 			return MHD_NO;
 		st->received += *upload_data_size;
 		*upload_data_size = 0;
@@ -468,9 +537,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	}
 	if (*upload_data_size > 0)
 		return collect_body(s, st, method, url, upload_data, upload_data_size);
-	if (st->upload != NULL)
+	if (st->upload != NULL || st->e2b_upload != NULL)
 		return finish_upload(s, st, conn, method, url);
-	return finish_request(s, st, conn, method, url);
+	return finish_request(l, st, conn, method, url);
 }
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -486,6 +555,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
 		return;
 	buf_release(&st->body);
 	api_upload_free(st->upload); /* one cut short is cancelled: nothing is left behind */
+	e2b_upload_free(st->e2b_upload);
 	free(st);
 	*con_cls = NULL;
 }
@@ -613,26 +683,41 @@ static int set_up_guard(struct api_server *s, const struct api_server_config *cf
 				       &s->deadlines, err);
 }
 
-static int start_tcp(struct api_server *s, const struct api_server_config *cfg,
-		     struct ember_error **err)
+/* A TCP listener l on addr; *port gets the port bound. */
+static int start_tcp(struct api_listener *l, const struct api_server_config *cfg,
+		     const char *addr, unsigned *port, struct ember_error **err)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int fd = listen_tcp(cfg->addr, err);
+	int fd = listen_tcp(addr, err);
 
 	if (fd < 0)
 		return -1;
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		s->port = ntohs(ss.ss_family == AF_INET6
-					? ((struct sockaddr_in6 *)&ss)->sin6_port
-					: ((struct sockaddr_in *)&ss)->sin_port);
-	s->tcp.mhd = start_daemon(&s->tcp, cfg, fd);
-	if (s->tcp.mhd == NULL) {
+		*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	l->mhd = start_daemon(l, cfg, fd);
+	if (l->mhd == NULL) {
 		close(fd);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0,
-				       "cannot start the HTTP server on %s", cfg->addr);
+				       "cannot start the HTTP server on %s", addr);
 	}
 	return 0;
+}
+
+/* The E2B listener (--e2b-addr): the same Host/Origin checks for its own address; the token
+ * is the same, but its router checks it where the SDKs send it (X-API-KEY, X-Access-Token). */
+static int start_e2b(struct api_server *s, const struct api_server_config *cfg,
+		     struct ember_error **err)
+{
+	if (api_guard_init(&s->e2b_guard, cfg->e2b_addr, cfg->allow_origins,
+			   cfg->nallow_origins, err) < 0)
+		return ember_error_wrap(err, "--e2b-addr");
+	memcpy(s->e2b_guard.token, s->guard.token, sizeof(s->guard.token));
+	if (api_guard_check_config(&s->e2b_guard, err) < 0)
+		return ember_error_wrap(err, "--e2b-addr");
+	s->e2b_ctx = (struct e2b_context){ .api = s->ctx, .auth_token = s->e2b_guard.token };
+	return start_tcp(&s->e2b, cfg, cfg->e2b_addr, &s->e2b_port, err);
 }
 
 static int start_unix(struct api_server *s, const struct api_server_config *cfg,
@@ -662,10 +747,13 @@ int api_server_start(const struct api_server_config *cfg, struct api_context *ct
 	s->ctx = ctx;
 	s->max_body = cfg->max_body_bytes;
 	s->connection_timeout_s = cfg->connection_timeout_s;
-	s->tcp = (struct api_listener){ .server = s };
+	s->tcp = (struct api_listener){ .server = s, .guard = &s->guard };
 	s->unix_socket = (struct api_listener){ .server = s, .is_unix = true };
-	if (set_up_guard(s, cfg, err) < 0 || start_tcp(s, cfg, err) < 0 ||
-	    (cfg->unix_path != NULL && start_unix(s, cfg, err) < 0)) {
+	s->e2b = (struct api_listener){ .server = s, .is_e2b = true, .guard = &s->e2b_guard };
+	if (set_up_guard(s, cfg, err) < 0 ||
+	    start_tcp(&s->tcp, cfg, cfg->addr, &s->port, err) < 0 ||
+	    (cfg->unix_path != NULL && start_unix(s, cfg, err) < 0) ||
+	    (cfg->e2b_addr != NULL && start_e2b(s, cfg, err) < 0)) {
 		api_server_stop(s);
 		return -1;
 	}
@@ -678,6 +766,11 @@ unsigned api_server_port(const struct api_server *server)
 	return server->port;
 }
 
+unsigned api_server_e2b_port(const struct api_server *server)
+{
+	return server->e2b_port;
+}
+
 void api_server_stop(struct api_server *s)
 {
 	if (s == NULL)
@@ -687,6 +780,8 @@ void api_server_stop(struct api_server *s)
 		MHD_stop_daemon(s->tcp.mhd);
 	if (s->unix_socket.mhd != NULL)
 		MHD_stop_daemon(s->unix_socket.mhd);
+	if (s->e2b.mhd != NULL)
+		MHD_stop_daemon(s->e2b.mhd);
 	if (s->unix_path[0] != '\0')
 		unlink(s->unix_path);
 	/* Streamed execs whose clients are gone now: their workers cancel and end soon. */

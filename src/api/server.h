@@ -40,6 +40,8 @@ struct api_server_config {
 	const char *const *allow_origins;/* browser origins allowed to call (default none) */
 	size_t nallow_origins;
 	const char *auth_token_file;     /* bearer token for TCP; required unless loopback */
+	const char *e2b_addr;            /* "HOST:PORT" of the E2B-compatible listener (e2b/e2b.h),
+					  * or NULL: none */
 };
 
 /* What the routes need; borrowed for the server's lifetime. */
@@ -58,6 +60,8 @@ int api_server_start(const struct api_server_config *cfg, struct api_context *ct
 		     struct api_server **out, struct ember_error **err);
 /* The TCP port actually bound (useful with port 0). */
 unsigned api_server_port(const struct api_server *server);
+/* The E2B listener's port (0: none). */
+unsigned api_server_e2b_port(const struct api_server *server);
 /* Stops accepting, waits for connection threads, frees. */
 void api_server_stop(struct api_server *server);
 
