@@ -1,0 +1,127 @@
+"""The E2B-compatible listener (issue 17, docs/e2b.md) driven by the unmodified E2B SDKs.
+
+E2bQemuTest and E2bFirecrackerTest each start one daemon (QEMU; the fake Firecracker of
+tests/fakes/firecracker) with `--e2b-addr 127.0.0.1:0` and an auth token, and run every
+tools/e2b/test-*.mjs against it as a test method of its own (generated from a glob, so each
+part's script is picked up), with E2B_API_URL and E2B_SANDBOX_URL naming the E2B listener and
+E2B_API_KEY the token. A script passes when it exits 0; a failure shows its output. After each
+script no sandbox may be left: the scripts kill what they make.
+
+The SDKs are tools/e2b's (pinned in its package-lock.json; scripts/install-deps.sh runs npm ci
+there); without them, or without node, the classes are skipped saying so.
+"""
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+E2B_DIR = os.path.join(harness.REPO, "tools", "e2b")
+SCRIPTS = sorted(glob.glob(os.path.join(E2B_DIR, "test-*.mjs")))
+FAKE_FC = os.path.join(harness.REPO, "tests", "fakes", "firecracker")
+TOKEN = "e2b_0123456789abcdef0123456789abcdef01234567"
+# A script boots a few VMs; under TCG on a shared machine each may take a minute.
+SCRIPT_TIMEOUT_S = 1800
+INSTALLED = os.path.isdir(os.path.join(E2B_DIR, "node_modules", "e2b")) and shutil.which("node")
+
+
+class E2bTestBase(unittest.TestCase):
+    """One daemon with --e2b-addr for the class; test_<script> methods are added below."""
+    daemon_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="eme2b.", dir="/tmp")
+        cls.token_file = os.path.join(cls.tmp, "token")
+        with open(cls.token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(cls.token_file, 0o600)
+        cls.d = harness.Daemon("--e2b-addr", "127.0.0.1:0", "--auth-token-file", cls.token_file,
+                               *cls.daemon_args)
+        try:
+            cls.e2b_port = cls.wait_e2b_port()
+        except Exception:
+            cls.d.stop(check=False)
+            raise
+
+    @classmethod
+    def wait_e2b_port(cls):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            m = re.search(r"E2B-compatible API on \S+ \(port (\d+)\)", cls.d.read_log())
+            if m:
+                return int(m.group(1))
+            time.sleep(0.05)
+        raise AssertionError("the daemon did not log its E2B listener:\n" + cls.d.read_log())
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def native_sandboxes(self):
+        status, body, _ = self.d.request("GET", "/sandboxes",
+                                         headers={"Authorization": "Bearer " + TOKEN})
+        self.assertEqual(status, 200, body)
+        return body["sandboxes"]
+
+    def run_script(self, script):
+        url = f"http://127.0.0.1:{self.e2b_port}"
+        env = dict(os.environ, E2B_API_URL=url, E2B_SANDBOX_URL=url, E2B_API_KEY=TOKEN)
+        for name in ("E2B_DOMAIN", "E2B_DEBUG", "E2B_ACCESS_TOKEN"):
+            env.pop(name, None)
+        try:
+            proc = subprocess.run(["node", script], cwd=E2B_DIR, env=env, capture_output=True,
+                                  text=True, timeout=SCRIPT_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            self.fail(f"{os.path.basename(script)} ran over {SCRIPT_TIMEOUT_S} s:\n"
+                      f"{e.stdout or ''}\n{e.stderr or ''}")
+        sys.stderr.write(proc.stdout)
+        self.assertEqual(proc.returncode, 0,
+                         f"{os.path.basename(script)} failed:\n{proc.stdout}\n{proc.stderr}")
+        left = [s["id"] for s in self.native_sandboxes()]
+        self.assertEqual(left, [], f"{os.path.basename(script)} left sandboxes behind")
+
+
+def add_script_tests(cls):
+    """test_<name> for each tools/e2b/test-<name>.mjs."""
+    for script in SCRIPTS:
+        stem = os.path.basename(script)[len("test-"):-len(".mjs")]
+        name = "test_" + re.sub(r"[^0-9a-zA-Z]", "_", stem)
+
+        def test(self, script=script):
+            self.run_script(script)
+        test.__name__ = name
+        test.__doc__ = f"tools/e2b/{os.path.basename(script)} passes"
+        setattr(cls, name, test)
+    return cls
+
+
+@unittest.skipUnless(INSTALLED, "tools/e2b is not installed (scripts/install-deps.sh runs npm ci "
+                                "there) or node is missing")
+@add_script_tests
+class E2bQemuTest(E2bTestBase):
+    daemon_args = ("--vmm", "qemu")
+
+
+@unittest.skipUnless(INSTALLED, "tools/e2b is not installed (scripts/install-deps.sh runs npm ci "
+                                "there) or node is missing")
+@add_script_tests
+class E2bFirecrackerTest(E2bTestBase):
+    daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail")
+
+
+del E2bTestBase  # only its subclasses run
+
+if __name__ == "__main__":
+    unittest.main()
