@@ -5,13 +5,17 @@ tests/fakes/firecracker) with `--e2b-addr 127.0.0.1:0` and an auth token, and ru
 tools/e2b/test-*.mjs against it as a test method of its own (generated from a glob, so each
 part's script is picked up), with E2B_API_URL and E2B_SANDBOX_URL naming the E2B listener and
 E2B_API_KEY the token. A script passes when it exits 0; a failure shows its output. After each
-script no sandbox may be left: the scripts kill what they make.
+script no sandbox may be left: the scripts kill what they make. One test speaks plain HTTP to
+the listener for what the SDKs never show: the API key and each sandbox's envd access token are
+checked, a token opens only its own sandbox, and unknown calls get E2B's error shape.
 
 The SDKs are tools/e2b's (pinned in its package-lock.json; scripts/install-deps.sh runs npm ci
 there); without them, or without node, the classes are skipped saying so.
 """
 
 import glob
+import http.client
+import json
 import os
 import re
 import shutil
@@ -74,6 +78,53 @@ class E2bTestBase(unittest.TestCase):
                                          headers={"Authorization": "Bearer " + TOKEN})
         self.assertEqual(status, 200, body)
         return body["sandboxes"]
+
+    def e2b(self, method, path, body=None, headers=None):
+        """(status, parsed JSON or None) of one request to the E2B listener."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.e2b_port, timeout=600)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            hdrs.update(headers or {})
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            return resp.status, json.loads(payload) if payload else None
+        finally:
+            conn.close()
+
+    def test_access_tokens_open_only_their_sandbox(self):
+        """The control plane wants the token as X-API-KEY; each sandbox's envd access token (an
+        HMAC of the daemon token and its id) opens its sandbox planes and no other."""
+        key = {"X-API-KEY": TOKEN}
+        status, body = self.e2b("POST", "/v2/sandboxes", {"templateID": "shell"})
+        self.assertEqual((status, body["code"]), (401, 401), body)
+        status, sb = self.e2b("POST", "/v2/sandboxes", {"templateID": "shell"}, key)
+        self.assertEqual(status, 201, sb)
+        try:
+            token = sb["envdAccessToken"]
+            self.assertRegex(token, r"^[0-9a-f]{64}$")
+            self.assertEqual((sb["templateID"], sb["envdVersion"], sb["domain"]),
+                             ("shell", "0.5.7", None))
+            status, detail = self.e2b("GET", f"/sandboxes/{sb['sandboxID']}", headers=key)
+            self.assertEqual((status, detail["envdAccessToken"]), (200, token), detail)
+            plane = {"E2b-Sandbox-Id": sb["sandboxID"], "E2b-Sandbox-Port": "49983"}
+            other = ("0" if token[0] != "0" else "1") + token[1:]
+            for wrong in ({}, {"X-Access-Token": other}, {"X-Access-Token": TOKEN}):
+                status, body = self.e2b("GET", "/health", headers={**plane, **wrong})
+                self.assertEqual(status, 401, (wrong, body))
+            status, body = self.e2b("GET", "/health",
+                                    headers={**plane, "X-Access-Token": token})
+            self.assertNotEqual(status, 401, body)
+        finally:
+            status, _ = self.e2b("DELETE", f"/sandboxes/{sb['sandboxID']}", headers=key)
+            self.assertEqual(status, 204)
+        status, body = self.e2b("GET", f"/sandboxes/{sb['sandboxID']}", headers=key)
+        self.assertEqual((status, body["code"]), (404, 404), body)
+        status, body = self.e2b("GET", "/no/such/call", headers=key)
+        self.assertEqual((status, body["code"]), (404, 404), body)
+        status, body = self.e2b("PATCH", "/sandboxes", headers=key)
+        self.assertEqual(status, 405, body)
 
     def run_script(self, script):
         url = f"http://127.0.0.1:{self.e2b_port}"
