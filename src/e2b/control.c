@@ -250,6 +250,7 @@ static void handle_create(const struct control_request *cr, struct api_response 
 		network.mode = NET_MODE_OPEN;
 	create.timeout_s = body->timeout_s;
 	create.labels = &body->labels;
+	create.env = &body->env;
 	create.network = &network;
 	if (manager_create_sandbox(manager_of(cr), &create, &info, &err) < 0) {
 		respond_err(resp, &err);

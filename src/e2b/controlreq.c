@@ -134,10 +134,7 @@ int e2b_parse_create(const char *body, size_t len, struct e2b_create_body *out,
 				err) < 0 ||
 	    refuse_unless_empty(root, "volumeMounts", "volumes are not supported by emberd",
 				err) < 0 ||
-	    refuse_unless_empty(root, "envVars",
-				"sandbox-wide environment variables are not supported by emberd "
-				"yet: pass envs to each commands.run() or runCode() instead",
-				err) < 0)
+	    sandbox_env_from_json(root, "envVars", &out->env, err) < 0)
 		return -1;
 	return parse_metadata(root, &out->labels, err);
 }

@@ -13,6 +13,7 @@
 #include "api/requests.h"
 #include "sandbox/labels.h"
 #include "sandbox/manager.h"
+#include "sandbox/sandboxenv.h"
 #include "util/error.h"
 
 /* Metadata keys under this prefix are emberd's own labels (the template the SDK asked for),
@@ -30,11 +31,12 @@ struct e2b_create_body {
 	char template_id[E2B_TEMPLATE_MAX + 1];
 	unsigned timeout_s;            /* 0 when absent */
 	struct sandbox_labels labels;  /* the metadata (template label not added yet) */
+	struct sandbox_env env;        /* envVars: every program of the sandbox starts with them */
 	bool allow_internet;           /* allow_internet_access: true */
 };
 
 /* Every field NewSandbox and NewSandboxV2 have is known; those emberd cannot honour (autoPause,
- * autoResume, mcp, network rules, iam, volume mounts, envVars) are refused with EMBER_E_INVALID
+ * autoResume, mcp, network rules, iam, volume mounts) are refused with EMBER_E_INVALID
  * naming the field and what to do instead, when they ask for something (false, null, {} and []
  * are accepted). */
 int e2b_parse_create(const char *body, size_t len, struct e2b_create_body *out,

@@ -95,13 +95,24 @@ class E2bTestBase(unittest.TestCase):
 
     def test_access_tokens_open_only_their_sandbox(self):
         """The control plane wants the token as X-API-KEY; each sandbox's envd access token (an
-        HMAC of the daemon token and its id) opens its sandbox planes and no other."""
+        HMAC of the daemon token and its id) opens its sandbox planes and no other; envVars
+        reach the sandbox's programs."""
         key = {"X-API-KEY": TOKEN}
         status, body = self.e2b("POST", "/v2/sandboxes", {"templateID": "shell"})
         self.assertEqual((status, body["code"]), (401, 401), body)
-        status, sb = self.e2b("POST", "/v2/sandboxes", {"templateID": "shell"}, key)
+        status, sb = self.e2b("POST", "/v2/sandboxes",
+                              {"templateID": "shell", "envVars": {"E2B_VAR": "from create"}},
+                              key)
         self.assertEqual(status, 201, sb)
         try:
+            # envVars are the sandbox's own environment: every program starts with them, and a
+            # request's own env wins (seen here through the native exec)
+            bearer = {"Authorization": "Bearer " + TOKEN}
+            for env, want in (({}, "from create\n"), ({"E2B_VAR": "mine"}, "mine\n")):
+                status, res, _ = self.d.request("POST", f"/sandboxes/{sb['sandboxID']}/exec",
+                                                {"code": 'echo "$E2B_VAR"', "env": env},
+                                                headers=bearer)
+                self.assertEqual((status, res["stdout"]), (200, want), res)
             token = sb["envdAccessToken"]
             self.assertRegex(token, r"^[0-9a-f]{64}$")
             self.assertEqual((sb["templateID"], sb["envdVersion"], sb["domain"]),

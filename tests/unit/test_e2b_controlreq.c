@@ -41,6 +41,12 @@ static void the_sdk_create_body_maps_to_template_timeout_labels(void **state)
 	assert_true(body.allow_internet);
 	assert_int_equal(body.labels.count, 1);
 	assert_string_equal(sandbox_labels_get(&body.labels, "user_id"), "a b");
+	assert_int_equal(body.env.count, 0);
+	assert_int_equal(create("{\"templateID\":\"base\",\"envVars\":{\"A\":\"1\",\"B_2\":\"x=y\"}}",
+				&body, why, sizeof(why)),
+			 0);
+	assert_int_equal(body.env.count, 2);
+	assert_memory_equal(body.env.block, "A=1\0B_2=x=y\0", 14);
 	assert_int_equal(create("{\"templateID\":\"python\"}", &body, why, sizeof(why)), 0);
 	assert_int_equal(body.timeout_s, 0);
 	assert_false(body.allow_internet);
@@ -60,7 +66,8 @@ static void what_emberd_cannot_honour_is_refused_naming_the_field(void **state)
 		{ "{\"templateID\":\"base\",\"iam\":{\"tokens\":{\"a\":{}}}}", "iam" },
 		{ "{\"templateID\":\"base\",\"mcp\":{\"x\":1}}", "mcp" },
 		{ "{\"templateID\":\"base\",\"volumeMounts\":[{\"name\":\"v\"}]}", "volumeMounts" },
-		{ "{\"templateID\":\"base\",\"envVars\":{\"A\":\"1\"}}", "envVars" },
+		{ "{\"templateID\":\"base\",\"envVars\":{\"1A\":\"1\"}}", "envVars" },
+		{ "{\"templateID\":\"base\",\"envVars\":{\"A\":1}}", "envVars" },
 		{ "{\"templateID\":\"base\",\"metadata\":{\"e2b.dev/template\":\"x\"}}", "reserved" },
 		{ "{\"templateID\":\"base\",\"metadata\":{\"k\":1}}", "string" },
 		{ "{\"templateID\":\"base\",\"metadata\":{\"-k\":\"v\"}}", "metadata" },

@@ -54,7 +54,7 @@ async function main() {
   let sbx
 
   await check('Sandbox.create() makes a sandbox of the default template', async () => {
-    sbx = await Sandbox.create({ ...SLOW, metadata, timeoutMs: 240_000 })
+    sbx = await Sandbox.create({ ...SLOW, metadata, timeoutMs: 240_000, envs: { E2B_TEST: run } })
     made.push(sbx)
     assert.match(sbx.sandboxId, /^sb_[0-9a-f]{32}$/)
   })
