@@ -406,7 +406,8 @@ static void list(const struct control_request *cr, bool v2, struct api_response 
 		respond_err(resp, &err);
 		return;
 	}
-	qsort(infos, count, sizeof(*infos), q->ascending ? compare_asc : compare_desc);
+	if (count > 1)
+		qsort(infos, count, sizeof(*infos), q->ascending ? compare_asc : compare_desc);
 	arr = json_array();
 	for (i = 0; arr != NULL && i < count; i++) {
 		if (!list_match(q, &infos[i]))
