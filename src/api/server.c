@@ -367,6 +367,7 @@ static void e2b_request_from(struct MHD_Connection *conn, const char *method, co
 		.sandbox_port = header(conn, "E2b-Sandbox-Port"),
 		.authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
 		.content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+		.content_encoding = header(conn, MHD_HTTP_HEADER_CONTENT_ENCODING),
 		.accept = header(conn, MHD_HTTP_HEADER_ACCEPT),
 		.keepalive_ping = header(conn, "Keepalive-Ping-Interval"),
 		.client_fd = info != NULL ? info->connect_fd : -1,

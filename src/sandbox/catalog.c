@@ -124,7 +124,7 @@ int catalog_check_pack_list(const struct catalog *cat, const char *list, const c
 	size_t len;
 
 	if (list == NULL)
-		return 0; /* every pack (catalog.h) */
+		return 0; /* no list: nothing to check */
 	w = list_walk(list, strlen(list));
 	while (list_next(&w, &entry, &len)) {
 		char name[CATALOG_NAME_MAX + 1];
