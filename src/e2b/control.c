@@ -1,7 +1,7 @@
 /* control.c - the E2B control plane (REST, X-API-KEY): create, get, list, delete, timeout and
  * connect, each mapped onto the manager call the native route makes; the calls emberd cannot
  * serve (pause, fork, snapshots, metrics, logs, templates, volumes) answer 501 saying why. Also
- * derives each sandbox's envd access token. Matching walks one table: O(rows), twenty of them. */
+ * derives each sandbox's envd access token. Matching walks one table: O(rows), two dozen. */
 #include "e2b/e2b.h"
 
 #include <openssl/crypto.h>
@@ -314,8 +314,9 @@ static void handle_timeout(const struct control_request *cr, struct api_response
 }
 
 /* E2B's connect only ever extends the lifetime: to timeout (300 s when v2 names none) from now,
- * when that is later than the sandbox's end. A default the daemon's --max-timeout-s refuses is
- * left alone; one the client named is its error. */
+ * when that is later than the sandbox's end. Extending by the default is best effort (beyond
+ * --max-timeout-s, or while the sandbox boots, it stays as it is); a timeout the client named
+ * that cannot be set is its error. */
 static void handle_connect(const struct control_request *cr, struct api_response *resp)
 {
 	struct sandbox_info info;
@@ -334,7 +335,7 @@ static void handle_connect(const struct control_request *cr, struct api_response
 		timeout_s = 300;
 	if (time_wall_ns() + (int64_t)timeout_s * 1000000000 > info.expires_wall_ns &&
 	    manager_set_timeout(manager_of(cr), cr->id, timeout_s, &info, &err) < 0) {
-		if (named || err->kind != EMBER_E_INVALID) {
+		if (named) {
 			respond_err(resp, &err);
 			return;
 		}
