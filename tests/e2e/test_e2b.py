@@ -7,7 +7,12 @@ part's script is picked up), with E2B_API_URL and E2B_SANDBOX_URL naming the E2B
 E2B_API_KEY the token. A script passes when it exits 0; a failure shows its output. After each
 script no sandbox may be left: the scripts kill what they make. One test speaks plain HTTP to
 the listener for what the SDKs never show: the API key and each sandbox's envd access token are
-checked, a token opens only its own sandbox, and unknown calls get E2B's error shape.
+checked, a token opens only its own sandbox, envVars reach the sandbox's programs, and unknown
+calls get E2B's error shape. E2bRestartTest: template, metadata, envVars and the access token
+survive a restart with --keep-sandboxes.
+
+test-files.mjs needs packs built with the `user` alias (rootfs/common/prepare-root.sh:
+/home/user); older images fail it with permission_denied on /home/user.
 
 The SDKs are tools/e2b's (pinned in its package-lock.json; scripts/install-deps.sh runs npm ci
 there); without them, or without node, the classes are skipped saying so.
@@ -181,6 +186,70 @@ class E2bQemuTest(E2bTestBase):
 @add_script_tests
 class E2bFirecrackerTest(E2bTestBase):
     daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail")
+
+
+def e2b_port_of(d):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.findall(r"E2B-compatible API on \S+ \(port (\d+)\)", d.read_log())
+        if found:
+            return int(found[-1])
+        time.sleep(0.05)
+    raise AssertionError("the daemon did not log its E2B listener:\n" + d.read_log())
+
+
+def e2b_call(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data,
+                     headers={"Content-Type": "application/json", "X-API-KEY": TOKEN,
+                              **(headers or {})})
+        resp = conn.getresponse()
+        payload = resp.read()
+        return resp.status, json.loads(payload) if payload else None
+    finally:
+        conn.close()
+
+
+class E2bRestartTest(unittest.TestCase):
+    """What the E2B API adds to a sandbox survives a daemon restart (--keep-sandboxes): the
+    template asked for and the metadata (labels), envVars (the sandbox's own environment, in its
+    record) and the envd access token (derived, so nothing to keep)."""
+
+    def test_template_metadata_env_and_token_survive_a_restart(self):
+        tmp = tempfile.mkdtemp(prefix="eme2b.", dir="/tmp")
+        token_file = os.path.join(tmp, "token")
+        with open(token_file, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(token_file, 0o600)
+        args = ("--e2b-addr", "127.0.0.1:0", "--auth-token-file", token_file)
+        d1 = harness.Daemon("--keep-sandboxes", *args)
+        d2 = None
+        try:
+            status, sb = e2b_call(e2b_port_of(d1), "POST", "/v2/sandboxes",
+                                  {"templateID": "shell", "metadata": {"keep": "me"},
+                                   "envVars": {"KEPT": "across restarts"}})
+            self.assertEqual(status, 201, sb)
+            self.assertEqual(d1.sigterm(), 0)
+            d2 = harness.Daemon(*args, reuse=d1)
+            port = e2b_port_of(d2)
+            status, info = e2b_call(port, "GET", f"/sandboxes/{sb['sandboxID']}")
+            self.assertEqual(status, 200, info)
+            self.assertEqual((info["templateID"], info["metadata"], info["envdAccessToken"]),
+                             ("shell", {"keep": "me"}, sb["envdAccessToken"]))
+            status, res, _ = d2.request("POST", f"/sandboxes/{sb['sandboxID']}/exec",
+                                        {"code": 'echo "$KEPT"'},
+                                        headers={"Authorization": "Bearer " + TOKEN})
+            self.assertEqual((status, res["stdout"]), (200, "across restarts\n"), res)
+            status, _ = e2b_call(port, "DELETE", f"/sandboxes/{sb['sandboxID']}")
+            self.assertEqual(status, 204)
+        finally:
+            if d2 is not None:
+                d2.stop()
+            else:
+                d1.stop(check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 del E2bTestBase  # only its subclasses run
