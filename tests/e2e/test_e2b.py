@@ -53,12 +53,17 @@ class E2bTestBase(unittest.TestCase):
         with open(cls.token_file, "w") as f:
             f.write(TOKEN + "\n")
         os.chmod(cls.token_file, 0o600)
-        cls.d = harness.Daemon("--e2b-addr", "127.0.0.1:0", "--auth-token-file", cls.token_file,
-                               *cls.daemon_args)
+        try:
+            cls.d = harness.Daemon("--e2b-addr", "127.0.0.1:0", "--auth-token-file",
+                                   cls.token_file, *cls.daemon_args)
+        except Exception:
+            shutil.rmtree(cls.tmp, ignore_errors=True)  # tearDownClass will not run
+            raise
         try:
             cls.e2b_port = cls.wait_e2b_port()
         except Exception:
             cls.d.stop(check=False)
+            shutil.rmtree(cls.tmp, ignore_errors=True)
             raise
 
     @classmethod
