@@ -207,7 +207,7 @@ static int start_cmd(struct fixture *fx, const char *cmd, bool has_stdin, struct
 		.has_stdin = has_stdin, .command = true, .background = true,
 	};
 
-	return procs_start(fx->procs, fx->ch, &req, "t", info, err);
+	return procs_start(fx->procs, fx->ch, &req, "t", 0, info, err);
 }
 
 /* Reads a process's output to its end as a follower from pos[]; returns the final info. */
