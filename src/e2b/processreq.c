@@ -112,13 +112,21 @@ static int parse_argv(json_t *config, struct e2b_start_request *out, struct embe
 		json_t *v = json_array_get(args, i);
 		const char *s = json_string_value(v);
 
-		if (s == NULL || json_string_length(v) == 0 ||
-		    json_string_length(v) > PROTO_STRING_MAX || strlen(s) != json_string_length(v))
+		if (s == NULL || strlen(s) != json_string_length(v))
 			return ember_error_set(err, KIND, 0,
-					       "field `process.args` entry %zu must be a non-empty "
-					       "string without NUL of at most %d bytes (a longer "
-					       "command does not fit emberd's guest protocol)",
-					       i, PROTO_STRING_MAX);
+					       "field `process.args` entry %zu must be a string "
+					       "without NUL", i);
+		if (s[0] == '\0')
+			return ember_error_set(err, KIND, 0,
+					       "field `process.args` entry %zu is empty: emberd's guest "
+					       "protocol carries no empty argument (an empty command "
+					       "has nothing to run)", i);
+		if (json_string_length(v) > PROTO_STRING_MAX)
+			return ember_error_set(err, KIND, 0,
+					       "field `process.args` entry %zu has %zu bytes: emberd "
+					       "runs commands of at most %d bytes (write a longer "
+					       "script to a file and run that)",
+					       i, json_string_length(v), PROTO_STRING_MAX);
 		out->argv[out->argc] = strdup(s);
 		if (out->argv[out->argc] == NULL)
 			return ember_error_oom(err);
