@@ -204,8 +204,8 @@ build/fuzz/libhost_stubbed.a: $(call fuzz,$(filter-out src/sandbox/manager.c,$(H
 		$(GUEST_SRC) $(COMMON_SRC))
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
-build/fuzz/fuzz_api_mcp: tests/fuzz/fuzz_api_mcp.c build/fuzz/tests/fuzz/stub_manager.o \
-		build/fuzz/libhost_stubbed.a
+build/fuzz/fuzz_api_mcp build/fuzz/fuzz_e2b_route: build/fuzz/%: tests/fuzz/%.c \
+		build/fuzz/tests/fuzz/stub_manager.o build/fuzz/libhost_stubbed.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LDLIBS)
 

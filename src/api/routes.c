@@ -139,23 +139,17 @@ static json_t *memory_view(const struct manager_stats *st)
 	json_t *o = json_pack("{s:i, s:s, s:I}", "max_sandboxes", (int)st->max_sandboxes,
 			      "max_sandboxes_from", st->max_sandboxes_derived ? "memory" : "setting",
 			      "rejections_total", (json_int_t)st->memory_rejections_total);
-	uint64_t room = 0;
-
 	if (o == NULL || !st->memory_known) {
 		json_object_set_new(o, "available_mib", json_null());
 		return o;
 	}
-	if (st->sandbox_cost_mib > 0)
-		room = headroom_fit(st->memory_available_mib > st->memory_booting_mib
-					    ? st->memory_available_mib - st->memory_booting_mib
-					    : 0,
-				    st->memory_reserve_mib, st->sandbox_cost_mib);
 	json_object_set_new(o, "total_mib", json_integer((json_int_t)st->memory_total_mib));
 	json_object_set_new(o, "available_mib", json_integer((json_int_t)st->memory_available_mib));
 	json_object_set_new(o, "reserve_mib", json_integer((json_int_t)st->memory_reserve_mib));
 	json_object_set_new(o, "booting_mib", json_integer((json_int_t)st->memory_booting_mib));
 	json_object_set_new(o, "sandbox_cost_mib", json_integer((json_int_t)st->sandbox_cost_mib));
-	json_object_set_new(o, "headroom_sandboxes", json_integer((json_int_t)room));
+	json_object_set_new(o, "headroom_sandboxes",
+			    json_integer((json_int_t)st->headroom_sandboxes));
 	return o;
 }
 

@@ -124,6 +124,18 @@ struct reply_to {
 	const char *accept;
 };
 
+/* Appends one header line to *list; out of memory leaves *list as it was (curl_slist_append
+ * would return NULL and lose it) and fails. */
+static int add_header(struct curl_slist **list, const char *line, struct ember_error **err)
+{
+	struct curl_slist *longer = curl_slist_append(*list, line);
+
+	if (longer == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	*list = longer;
+	return 0;
+}
+
 /* The request's options on the reused handle; *text (the serialised body) and *headers must
  * outlive the transfer and are the caller's to free. */
 static int prepare_request(struct http_client *c, const char *method, const char *url,
@@ -144,16 +156,17 @@ static int prepare_request(struct http_client *c, const char *method, const char
 	if (c->unix_path[0] != '\0')
 		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->unix_path);
 	snprintf(accept, sizeof(accept), "Accept: %s", to->accept);
-	*headers = curl_slist_append(*headers, accept);
-	if (c->authorization[0] != '\0')
-		*headers = curl_slist_append(*headers, c->authorization);
-	/* No "Expect: 100-continue" round trip for larger bodies. */
-	*headers = curl_slist_append(*headers, "Expect:");
+	if (add_header(headers, accept, err) < 0 ||
+	    (c->authorization[0] != '\0' && add_header(headers, c->authorization, err) < 0) ||
+	    /* No "Expect: 100-continue" round trip for larger bodies. */
+	    add_header(headers, "Expect:", err) < 0)
+		return -1;
 	if (body != NULL) {
 		*text = json_dumps(body, JSON_COMPACT);
 		if (*text == NULL)
 			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-		*headers = curl_slist_append(*headers, "Content-Type: application/json");
+		if (add_header(headers, "Content-Type: application/json", err) < 0)
+			return -1;
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, *text);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(*text));
 	} else if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0) {
@@ -308,7 +321,8 @@ int http_client_upload(struct http_client *c, const char *method, const char *pa
 			    &(struct reply_to){ on_data, &sink, "application/json" }, &text, &headers,
 			    err) < 0)
 		goto out;
-	headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+	if (add_header(&headers, "Content-Type: application/octet-stream", err) < 0)
+		goto out;
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
@@ -458,10 +472,13 @@ int http_client_exchange(struct http_client *c, const char *method, const char *
 			    &text, &headers, err) < 0)
 		goto out;
 	/* Appended after the list was handed to curl: the head stays, curl reads it at perform. */
-	for (; header_lines != NULL && *header_lines != NULL; header_lines++)
-		headers = curl_slist_append(headers, *header_lines);
+	for (; header_lines != NULL && *header_lines != NULL; header_lines++) {
+		if (add_header(&headers, *header_lines, err) < 0)
+			goto out;
+	}
 	if (body != NULL) {
-		headers = curl_slist_append(headers, "Content-Type: application/json");
+		if (add_header(&headers, "Content-Type: application/json", err) < 0)
+			goto out;
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)body_len);
 	}

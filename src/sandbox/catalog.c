@@ -49,68 +49,90 @@ static int valid_name(const char *s)
 	return 1;
 }
 
+/* A walk over the entries of a comma-separated list (the first n bytes of it): every list has
+ * at least one entry, maybe empty ("" is one empty entry, "a," ends in one). */
+struct list_walk {
+	const char *next; /* NULL: no entry left */
+	const char *end;
+};
+
+static struct list_walk list_walk(const char *list, size_t n)
+{
+	return (struct list_walk){ .next = list, .end = list + n };
+}
+
+/* The next entry and its length; false at the end. */
+static bool list_next(struct list_walk *w, const char **entry, size_t *len)
+{
+	const char *comma;
+
+	if (w->next == NULL)
+		return false;
+	comma = memchr(w->next, ',', (size_t)(w->end - w->next));
+	*entry = w->next;
+	*len = (size_t)((comma != NULL ? comma : w->end) - w->next);
+	w->next = comma != NULL ? comma + 1 : NULL;
+	return true;
+}
+
 /* Whether name is an entry of the first n bytes of a comma-separated list. */
 static bool pack_list_has_n(const char *list, size_t n, const char *name)
 {
-	size_t name_len = strlen(name);
-	const char *p = list, *end = list + n;
+	struct list_walk w = list_walk(list, n);
+	size_t name_len = strlen(name), len;
+	const char *entry;
 
-	while (p < end) {
-		const char *comma = memchr(p, ',', (size_t)(end - p));
-		size_t len = (size_t)((comma != NULL ? comma : end) - p);
-
-		if (len == name_len && memcmp(p, name, len) == 0)
+	while (list_next(&w, &entry, &len)) {
+		if (len == name_len && memcmp(entry, name, len) == 0)
 			return true;
-		p += len + 1;
 	}
 	return false;
 }
 
 int pack_list_check(const char *list, struct ember_error **err)
 {
-	const char *p = list;
+	struct list_walk w = list_walk(list, strlen(list));
+	const char *entry;
+	size_t len;
 
-	for (;;) {
-		size_t len = strcspn(p, ",");
+	while (list_next(&w, &entry, &len)) {
 		char name[CATALOG_NAME_MAX + 1];
 
 		if (len == 0 || len > CATALOG_NAME_MAX)
 			return ember_error_set(err, EMBER_E_INVALID, 0,
 					       "`%.*s` is not a pack name (a comma-separated list "
 					       "of names, none empty or longer than %d)",
-					       (int)(len > 64 ? 64 : len), p, CATALOG_NAME_MAX);
-		memcpy(name, p, len);
+					       (int)(len > 64 ? 64 : len), entry, CATALOG_NAME_MAX);
+		memcpy(name, entry, len);
 		name[len] = '\0';
 		if (!valid_name(name))
 			return ember_error_set(err, EMBER_E_INVALID, 0,
 					       "`%s` is not a pack name ([a-z0-9_-])", name);
-		if (p != list && pack_list_has_n(list, (size_t)(p - list - 1), name))
+		if (entry != list && pack_list_has_n(list, (size_t)(entry - list - 1), name))
 			return ember_error_set(err, EMBER_E_INVALID, 0, "`%s` is listed twice",
 					       name);
-		if (p[len] == '\0')
-			return 0;
-		p += len + 1;
 	}
+	return 0;
 }
 
 int catalog_check_pack_list(const struct catalog *cat, const char *list, const char *what,
 			    struct ember_error **err)
 {
-	const char *p = list;
+	struct list_walk w = list_walk(list, strlen(list));
+	const char *entry;
 	char names[512];
+	size_t len;
 
-	while (p != NULL) {
-		size_t len = strcspn(p, ",");
+	while (list_next(&w, &entry, &len)) {
 		char name[CATALOG_NAME_MAX + 1];
 
-		snprintf(name, sizeof(name), "%.*s", (int)len, p);
+		snprintf(name, sizeof(name), "%.*s", (int)len, entry);
 		if (catalog_find(cat, name) == NULL) {
 			catalog_names(cat, names, sizeof(names));
 			return ember_error_set(err, EMBER_E_INVALID, 0,
 					       "%s names pack `%s`, which the catalog does not "
 					       "have (it has: %s)", what, name, names);
 		}
-		p = p[len] == ',' ? p + len + 1 : NULL;
 	}
 	return 0;
 }

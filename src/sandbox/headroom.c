@@ -89,6 +89,11 @@ uint64_t headroom_sandbox_cost_mib(unsigned memory_mib, bool tcg)
 	return (uint64_t)memory_mib + HEADROOM_VMM_OVERHEAD_MIB + (tcg ? HEADROOM_TCG_BUFFER_MIB : 0);
 }
 
+uint64_t headroom_unpromised_mib(uint64_t available_mib, uint64_t promised_mib)
+{
+	return available_mib > promised_mib ? available_mib - promised_mib : 0;
+}
+
 uint64_t headroom_fit(uint64_t available_mib, uint64_t reserve_mib, uint64_t cost_mib)
 {
 	if (cost_mib == 0 || available_mib <= reserve_mib)

@@ -41,6 +41,10 @@ uint64_t headroom_reserve_mib(uint64_t total_mib, unsigned configured_mib);
 /* The most one sandbox of memory_mib can take on the host. */
 uint64_t headroom_sandbox_cost_mib(unsigned memory_mib, bool tcg);
 
+/* MemAvailable less what creates still booting were promised (0 when they were promised
+ * more): the memory a new sandbox is admitted against. */
+uint64_t headroom_unpromised_mib(uint64_t available_mib, uint64_t promised_mib);
+
 /* Sandboxes of cost_mib that fit in available_mib beyond reserve_mib (0 when none). */
 uint64_t headroom_fit(uint64_t available_mib, uint64_t reserve_mib, uint64_t cost_mib);
 

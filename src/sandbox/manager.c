@@ -526,8 +526,7 @@ static int memory_sample(struct manager *m, struct headroom_sample *s, uint64_t 
 static uint64_t available_beyond_booting_locked(const struct manager *m,
 						const struct headroom_sample *s)
 {
-	return s->available_mib > m->memory_booting_mib ? s->available_mib - m->memory_booting_mib
-							: 0;
+	return headroom_unpromised_mib(s->available_mib, m->memory_booting_mib);
 }
 
 /* Refuses (429, Retry-After) a new VM of memory_mib when the host cannot give it what it may
@@ -2087,6 +2086,10 @@ static void memory_stats(struct manager *m, struct manager_stats *stats)
 	if (pack != NULL)
 		stats->sandbox_cost_mib = headroom_sandbox_cost_mib(pack->defaults.memory_mib,
 								    m->tcg);
+	/* The same rule admission follows (memory_admit), on this sample. */
+	stats->headroom_sandboxes =
+		headroom_fit(headroom_unpromised_mib(s.available_mib, stats->memory_booting_mib),
+			     reserve, stats->sandbox_cost_mib);
 }
 
 void manager_stats(struct manager *m, struct manager_stats *stats)

@@ -160,6 +160,7 @@ struct manager_stats {
 	uint64_t memory_booting_mib;      /* promised to creates still booting (counted out of
 					   * the available memory when admitting) */
 	uint64_t sandbox_cost_mib;        /* at most, one sandbox of the default pack's shape */
+	uint64_t headroom_sandboxes;      /* such sandboxes that would be admitted now */
 	uint64_t memory_rejections_total; /* creates refused for host memory */
 	bool snapshots;                   /* templates in use */
 	unsigned templates_ready;

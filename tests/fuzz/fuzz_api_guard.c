@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = strlen(p);
 		p += n + 1;
 	}
-	struct api_guard_request req = { parts[0], parts[1], parts[2], parts[3] };
+	struct api_guard_request req = { .host = parts[0], .origin = parts[1],
+					 .sec_fetch_site = parts[2], .authorization = parts[3] };
 	if (api_guard_check(&guard, &req, &err) == 0) {
 		/* Allowed: then the token was right and no browser signal was foreign. */
 		if (req.authorization == NULL || strstr(req.authorization, FUZZ_TOKEN) == NULL)

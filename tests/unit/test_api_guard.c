@@ -30,19 +30,28 @@ static struct api_guard loopback(const char *const *origins, size_t n)
 	return g;
 }
 
-static enum ember_error_kind verdict(const struct api_guard *g, const char *host,
-				     const char *origin, const char *fetch_site,
-				     const char *authorization)
+static enum ember_error_kind verdict_of(const struct api_guard *g,
+					const struct api_guard_request *req)
 {
-	struct api_guard_request req = { host, origin, fetch_site, authorization };
 	struct ember_error *err = NULL;
 	enum ember_error_kind kind;
 
-	if (api_guard_check(g, &req, &err) == 0)
+	if (api_guard_check(g, req, &err) == 0)
 		return (enum ember_error_kind)-1;
 	kind = err->kind;
 	ember_error_free(&err);
 	return kind;
+}
+
+static enum ember_error_kind verdict(const struct api_guard *g, const char *host,
+				     const char *origin, const char *fetch_site,
+				     const char *authorization)
+{
+	struct api_guard_request req = { .host = host, .origin = origin,
+					 .sec_fetch_site = fetch_site,
+					 .authorization = authorization };
+
+	return verdict_of(g, &req);
 }
 
 #define OK ((enum ember_error_kind)-1)
@@ -158,6 +167,22 @@ static void bearer_token_is_required_and_compared_exactly(void **state)
 	/* the browser checks come first: a page cannot probe the token */
 	assert_int_equal(verdict(&g, "evil.example", NULL, NULL, "Bearer " TOKEN),
 			 EMBER_E_MISDIRECTED);
+	/* the E2B listener checks its token itself (X-API-KEY), but Host and Origin here */
+	assert_int_equal(verdict_of(&g, &(struct api_guard_request){
+						.host = "localhost",
+						.token_checked_elsewhere = true }),
+			 OK);
+	assert_int_equal(verdict_of(&g, &(struct api_guard_request){
+						.host = "localhost", .origin = "http://evil.example",
+						.token_checked_elsewhere = true }),
+			 EMBER_E_FORBIDDEN);
+	assert_int_equal(verdict_of(&g, &(struct api_guard_request){
+						.host = "evil.example",
+						.token_checked_elsewhere = true }),
+			 EMBER_E_MISDIRECTED);
+	assert_true(api_guard_token_matches(TOKEN, TOKEN));
+	assert_false(api_guard_token_matches(TOKEN, TOKEN "x"));
+	assert_false(api_guard_token_matches(TOKEN, ""));
 }
 
 static void token_file_rules(void **state)

@@ -101,6 +101,15 @@ static void fit_counts_whole_sandboxes_beyond_the_reserve(void **state)
 	assert_int_equal(headroom_fit(500, 0, 0), 0);
 }
 
+static void promises_to_booting_creates_come_off_the_available_memory(void **state)
+{
+	(void)state;
+	assert_int_equal(headroom_unpromised_mib(10000, 432), 9568);
+	assert_int_equal(headroom_unpromised_mib(432, 432), 0);
+	assert_int_equal(headroom_unpromised_mib(400, 432), 0); /* never wraps */
+	assert_int_equal(headroom_fit(headroom_unpromised_mib(1732, 432), 1000, 300), 1);
+}
+
 static void a_file_is_read_and_a_missing_one_fails(void **state)
 {
 	char path[128];
@@ -130,6 +139,7 @@ int main(void)
 		cmocka_unit_test(the_reserve_is_a_tenth_with_a_floor_unless_configured),
 		cmocka_unit_test(a_sandbox_costs_its_ram_plus_the_vmm_and_under_tcg_its_buffer),
 		cmocka_unit_test(fit_counts_whole_sandboxes_beyond_the_reserve),
+		cmocka_unit_test(promises_to_booting_creates_come_off_the_available_memory),
 		cmocka_unit_test(a_file_is_read_and_a_missing_one_fails),
 	};
 
