@@ -128,7 +128,7 @@ static struct procs *find_running(struct call *c, const struct e2b_process_selec
 	for (i = 0; i < count; i++) {
 		if (infos[i].state != PROCS_RUNNING)
 			continue;
-		if (sel->by_tag ? strcmp(infos[i].tag, sel->tag) == 0
+		if (sel->by_tag ? sel->tag[0] != '\0' && strcmp(infos[i].tag, sel->tag) == 0
 				: infos[i].pid >= 0 && (uint32_t)infos[i].pid == sel->pid) {
 			*pid = infos[i].pid;
 			return procs;
@@ -176,8 +176,8 @@ static void method_start(struct call *c)
 	struct procs *procs;
 	uint32_t timeout_ms;
 
-	if (e2b_parse_start(c->msg, &start, &err) < 0 ||
-	    e2b_connect_timeout(c->req->connect_timeout, &timeout_ms, &err) < 0) {
+	if (e2b_connect_timeout(c->req->connect_timeout, &timeout_ms, &err) < 0 ||
+	    e2b_parse_start(c->msg, &start, &err) < 0) {
 		fail(c, &err);
 		return;
 	}
