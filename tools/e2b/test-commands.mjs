@@ -147,6 +147,55 @@ async function main() {
       !(await sbx.commands.list()).some((p) => p.args?.[2] === 'sleep 600 && echo never'))
   })
 
+  await check('a silent command\'s stream carries keepalives at Keepalive-Ping-Interval',
+    async () => {
+      // The SDK asks for one every 50 s; this raw Start asks for 1 s and reads the frames.
+      const message = Buffer.from(JSON.stringify({
+        process: { cmd: '/bin/bash', args: ['-l', '-c', `${waitFor('/tmp/go-ka')}; echo x`] },
+      }))
+      const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message])
+      envelope.writeUInt32BE(message.length, 1)
+      const res = await fetch(`${process.env.E2B_SANDBOX_URL}/process.Process/Start`, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/connect+json',
+          'Connect-Protocol-Version': '1',
+          'Keepalive-Ping-Interval': '1',
+          'E2b-Sandbox-Id': sbx.sandboxId,
+          'E2b-Sandbox-Port': '49983',
+          ...(sbx.envdAccessToken ? { 'X-Access-Token': sbx.envdAccessToken } : {}),
+        },
+        body: envelope,
+      })
+      assert.equal(res.status, 200)
+      assert.equal(res.headers.get('content-type'), 'application/connect+json')
+      const reader = res.body.getReader()
+      const frames = []
+      let pending = Buffer.alloc(0)
+      let released = false
+      while (!frames.some((f) => f.flags === 2)) {
+        const { done, value } = await reader.read()
+        assert.ok(!done, `the stream ended without its end message: ${JSON.stringify(frames)}`)
+        pending = Buffer.concat([pending, value])
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+          const len = pending.readUInt32BE(1)
+          frames.push({ flags: pending[0], msg: JSON.parse(pending.subarray(5, 5 + len)) })
+          pending = pending.subarray(5 + len)
+        }
+        if (!released && frames.some((f) => f.msg.event?.keepalive)) {
+          released = true // a keepalive came while the command waited: let it finish
+          await sbx.commands.run('touch /tmp/go-ka')
+        }
+      }
+      const kinds = frames.map((f) => (f.flags === 2 ? 'eos' : Object.keys(f.msg.event)[0]))
+      assert.equal(kinds[0], 'start')
+      assert.ok(kinds.indexOf('keepalive') < kinds.indexOf('data'), kinds.join(' '))
+      assert.deepEqual(kinds.slice(-3), ['data', 'end', 'eos'])
+      assert.equal(Buffer.from(frames.at(-3).msg.event.data.stdout, 'base64').toString(), 'x\n')
+      assert.equal(frames.at(-2).msg.event.end.exitCode, 0)
+      assert.deepEqual(frames.at(-1).msg, {})
+    })
+
   await check('a PTY is not supported: SandboxError naming it', async () => {
     await rejects(sbx.pty.create({ cols: 80, rows: 24 }), SandboxError, /unimplemented.*PTY/)
   })
