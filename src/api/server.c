@@ -365,6 +365,7 @@ static void e2b_request_from(struct MHD_Connection *conn, const char *method, co
 		.sandbox_port = header(conn, "E2b-Sandbox-Port"),
 		.authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
 		.content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
+		.content_encoding = header(conn, MHD_HTTP_HEADER_CONTENT_ENCODING),
 		.accept = header(conn, MHD_HTTP_HEADER_ACCEPT),
 		.keepalive_ping = header(conn, "Keepalive-Ping-Interval"),
 		.connect_timeout = header(conn, "Connect-Timeout-Ms"),

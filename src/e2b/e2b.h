@@ -46,6 +46,7 @@ struct e2b_request {
 	const char *sandbox_port;     /* E2b-Sandbox-Port */
 	const char *authorization;    /* Authorization (envd: Basic base64("user:")) */
 	const char *content_type;     /* Content-Type */
+	const char *content_encoding; /* Content-Encoding (an upload's gzip is refused) */
 	const char *accept;           /* Accept */
 	const char *keepalive_ping;   /* Keepalive-Ping-Interval (envd streams), seconds */
 	const char *connect_timeout;  /* Connect-Timeout-Ms (a Connect call's deadline) */

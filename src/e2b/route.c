@@ -82,6 +82,8 @@ void e2b_error_connect_msg(struct api_response *resp, const char *code, const ch
 {
 	resp->status = e2b_connect_status(code);
 	resp->body = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (resp->status == 429 && resp->retry_after_s == 0)
+		resp->retry_after_s = 1; /* as e2b_error_rest_msg: every 429 says when */
 	if (resp->body == NULL)
 		resp->status = 500;
 }

@@ -118,11 +118,14 @@ int pack_list_check(const char *list, struct ember_error **err)
 int catalog_check_pack_list(const struct catalog *cat, const char *list, const char *what,
 			    struct ember_error **err)
 {
-	struct list_walk w = list_walk(list, strlen(list));
+	struct list_walk w;
 	const char *entry;
 	char names[512];
 	size_t len;
 
+	if (list == NULL)
+		return 0; /* no list: nothing to check */
+	w = list_walk(list, strlen(list));
 	while (list_next(&w, &entry, &len)) {
 		char name[CATALOG_NAME_MAX + 1];
 

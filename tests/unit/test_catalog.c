@@ -233,6 +233,22 @@ static void checks_and_matches_pack_lists(void **state)
 	assert_int_equal(pack_list_check("shell,python,python-data", NULL), 0);
 }
 
+static void a_pack_list_must_name_packs_of_the_catalog(void **state)
+{
+	struct ember_error *err = NULL;
+	struct catalog cat;
+
+	(void)state;
+	assert_int_equal(parse(MANIFEST(PACK("python", "packs/python.squashfs") ","
+					 PACK("shell", "packs/shell.squashfs")), &cat, NULL), 0);
+	assert_int_equal(catalog_check_pack_list(&cat, NULL, "--pool-packs", NULL), 0);
+	assert_int_equal(catalog_check_pack_list(&cat, "shell,python", "--pool-packs", NULL), 0);
+	assert_int_equal(catalog_check_pack_list(&cat, "python,node", "--pool-packs", &err), -1);
+	assert_non_null(strstr(err->message, "--pool-packs names pack `node`"));
+	ember_error_free(&err);
+	catalog_release(&cat);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +261,7 @@ int main(void)
 		cmocka_unit_test(language_comes_from_the_interpreter_basename),
 		cmocka_unit_test(parses_an_imported_packs_environment),
 		cmocka_unit_test(checks_and_matches_pack_lists),
+		cmocka_unit_test(a_pack_list_must_name_packs_of_the_catalog),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
