@@ -370,6 +370,7 @@ static void e2b_request_from(struct MHD_Connection *conn, const char *method, co
 		.content_encoding = header(conn, MHD_HTTP_HEADER_CONTENT_ENCODING),
 		.accept = header(conn, MHD_HTTP_HEADER_ACCEPT),
 		.keepalive_ping = header(conn, "Keepalive-Ping-Interval"),
+		.connect_timeout = header(conn, "Connect-Timeout-Ms"),
 		.client_fd = info != NULL ? info->connect_fd : -1,
 	};
 }

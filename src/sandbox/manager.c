@@ -2213,7 +2213,7 @@ int manager_process_start(struct manager *m, const char *id,
 	if (ret == 0)
 		ret = process_exec_request(m, sb, req, env_buf, &creq, err);
 	if (ret == 0) {
-		ret = procs_start(procs, sb->ch, &creq, req->tag, info, err);
+		ret = procs_start(procs, sb->ch, &creq, req->tag, req->timeout_ms, info, err);
 	}
 	procs_unref(procs);
 	release_after(m, sb, err, ret < 0);

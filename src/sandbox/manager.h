@@ -133,6 +133,7 @@ struct sandbox_process_request {
 	const char *cwd;                  /* NULL: the guest's home directory */
 	bool has_stdin;                   /* stdin stays open for manager_process_stdin() */
 	const char *tag;                  /* NULL: none */
+	uint32_t timeout_ms;              /* > 0: killed that long after its start (procs.h) */
 };
 
 struct manager_stats {
