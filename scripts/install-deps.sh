@@ -92,3 +92,16 @@ if ! cmp -s "$mcp_tools/package-lock.json" "$mcp_stamp" 2>/dev/null; then
 fi
 echo "install-deps: tools/mcp ready (@modelcontextprotocol/sdk $(cd "$mcp_tools" && node -p \
 	'require("./node_modules/@modelcontextprotocol/sdk/package.json").version'))"
+
+# The unmodified E2B SDKs (e2b, @e2b/code-interpreter) that tests/e2e/test_e2b.py runs
+# tools/e2b/test-*.mjs with against --e2b-addr, and bench/e2b.py's SDK round trip, pinned with
+# their hashes in tools/e2b/package-lock.json, the same way.
+e2b_tools="$(cd "$(dirname "$0")/.." && pwd)/tools/e2b"
+e2b_stamp="$e2b_tools/node_modules/.installed-from-lock.json"
+if ! cmp -s "$e2b_tools/package-lock.json" "$e2b_stamp" 2>/dev/null; then
+	echo "install-deps: npm ci in tools/e2b"
+	(cd "$e2b_tools" && npm ci --no-audit --no-fund --loglevel=error)
+	cp "$e2b_tools/package-lock.json" "$e2b_stamp"
+fi
+echo "install-deps: tools/e2b ready (e2b $(cd "$e2b_tools" && node -p \
+	'require("./node_modules/e2b/package.json").version'))"

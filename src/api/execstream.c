@@ -53,6 +53,8 @@ struct api_exec_stream {
 	struct api_utf8_carry carry[2];
 	bool eof;
 	int client_fd;
+	unsigned keepalive_ms;  /* > 0: a "keepalive" event after that long without text */
+	int64_t last_text_ms;   /* when the consumer last got an event */
 	/* the worker's own */
 	struct manager *manager;
 	char id[PROTO_ID_MAX + 1];
@@ -62,6 +64,7 @@ struct api_exec_stream {
 	struct procs *procs;
 	int32_t pid;
 	bool follow;
+	uint64_t pos[2];        /* where the follower reads on (procs_read) */
 };
 
 static pthread_mutex_t workers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -388,7 +391,7 @@ static void *follow_main(void *arg)
 	uint8_t buf[EXECSTREAM_EVENT_BYTES];
 	struct procs_info info = { 0 };
 	struct ember_error *err = NULL;
-	uint64_t pos[2] = { 0, 0 };
+	uint64_t *pos = s->pos;
 
 	while (follow_room(s)) {
 		int64_t deadline = s->follow ? time_mono_ms() + EXECSTREAM_HANGUP_CHECK_MS : 0;
@@ -422,8 +425,32 @@ int api_exec_stream_follow(struct procs *procs, int32_t pid, bool follow,
 			   enum api_events_format fmt, struct api_exec_stream **out,
 			   struct ember_error **err)
 {
+	struct api_follow_options opts = { .follow = follow };
+
+	return api_exec_stream_follow_with(procs, pid, &opts, fmt, out, err);
+}
+
+/* Where a follower from now starts: what each ring holds so far is behind it. */
+static void follow_from_now(struct api_exec_stream *s)
+{
+	struct ember_error *err = NULL;
+	struct procs_info info;
+
+	if (procs_get(s->procs, s->pid, &info, NULL, NULL, &err) < 0) {
+		ember_error_free(&err); /* gone meanwhile: the worker's first read says so */
+		return;
+	}
+	s->pos[0] = info.total[0];
+	s->pos[1] = info.total[1];
+}
+
+int api_exec_stream_follow_with(struct procs *procs, int32_t pid,
+				const struct api_follow_options *opts, enum api_events_format fmt,
+				struct api_exec_stream **out, struct ember_error **err)
+{
 	struct api_exec_body none = { 0 };
 	struct api_exec_stream *s = stream_new(NULL, "", &none, fmt);
+	json_t *start;
 
 	if (s == NULL) {
 		procs_unref(procs);
@@ -431,8 +458,22 @@ int api_exec_stream_follow(struct procs *procs, int32_t pid, bool follow,
 	}
 	s->procs = procs;
 	s->pid = pid;
-	s->follow = follow;
+	s->follow = opts->follow;
+	s->keepalive_ms = opts->keepalive_ms;
+	s->last_text_ms = time_mono_ms();
 	s->started = true;
+	if (opts->from_now)
+		follow_from_now(s);
+	if (opts->start_event) { /* the consumer's text, before any worker runs */
+		start = json_pack("{s:i}", "pid", (int)pid);
+		if (start == NULL || api_events_object(&s->text, fmt, "start", start, err) < 0) {
+			json_decref(start);
+			s->refs = 1;
+			stream_unref(s);
+			return start == NULL ? ember_error_oom(err) : -1;
+		}
+		json_decref(start);
+	}
 	if (spawn_worker(s, follow_main, err) < 0)
 		return -1;
 	*out = s;
@@ -508,7 +549,13 @@ static int refill(struct api_exec_stream *s)
 			ret = -1;
 			goto out;
 		}
+		if (s->keepalive_ms > 0 && time_mono_ms() - s->last_text_ms >= s->keepalive_ms) {
+			ret = api_events_object(&s->text, s->fmt, "keepalive", NULL, &err);
+			s->last_text_ms = time_mono_ms();
+			goto out;
+		}
 	}
+	s->last_text_ms = time_mono_ms();
 	if (s->head != NULL)
 		ret = take_chunk_locked(s, &err);
 	else

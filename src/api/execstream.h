@@ -47,6 +47,17 @@ int api_exec_stream_follow(struct procs *procs, int32_t pid, bool follow,
 			   enum api_events_format fmt, struct api_exec_stream **out,
 			   struct ember_error **err);
 
+/* A follow with more choices (the E2B face's process streams use them). */
+struct api_follow_options {
+	bool follow;
+	bool from_now;             /* skip what the rings hold now: only later output */
+	bool start_event;          /* a first "start" event {"pid": pid} */
+	unsigned keepalive_ms;     /* > 0: a "keepalive" event after that long without one */
+};
+int api_exec_stream_follow_with(struct procs *procs, int32_t pid,
+				const struct api_follow_options *opts, enum api_events_format fmt,
+				struct api_exec_stream **out, struct ember_error **err);
+
 /* The client connection's socket, polled for a hang-up while no output comes. */
 void api_exec_stream_set_client_fd(struct api_exec_stream *s, int fd);
 

@@ -28,6 +28,7 @@ struct api_response {
 	char allow[API_ALLOW_MAX];  /* Allow header for 405, else "" */
 	unsigned retry_after_s;     /* > 0: a Retry-After header (every 429 has one) */
 	char mcp_session_id[48];    /* an Mcp-Session-Id header (POST /mcp initialize), else "" */
+	char e2b_next_token[64];    /* an X-Next-Token header (E2B list pages), else "" */
 	char *text;                 /* a text body (malloc'd, text_len bytes) of content_type */
 	size_t text_len;
 	const char *content_type;   /* static */

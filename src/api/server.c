@@ -232,6 +232,8 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, struct api_res
 	}
 	if (r->mcp_session_id[0] != '\0')
 		MHD_add_response_header(response, "Mcp-Session-Id", r->mcp_session_id);
+	if (r->e2b_next_token[0] != '\0')
+		MHD_add_response_header(response, "X-Next-Token", r->e2b_next_token);
 	if (close)
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(conn, r->status, response);
@@ -368,6 +370,7 @@ static void e2b_request_from(struct MHD_Connection *conn, const char *method, co
 		.content_encoding = header(conn, MHD_HTTP_HEADER_CONTENT_ENCODING),
 		.accept = header(conn, MHD_HTTP_HEADER_ACCEPT),
 		.keepalive_ping = header(conn, "Keepalive-Ping-Interval"),
+		.connect_timeout = header(conn, "Connect-Timeout-Ms"),
 		.client_fd = info != NULL ? info->connect_fd : -1,
 	};
 }

@@ -49,6 +49,7 @@ struct e2b_request {
 	const char *content_encoding; /* Content-Encoding (an upload's gzip is refused) */
 	const char *accept;           /* Accept */
 	const char *keepalive_ping;   /* Keepalive-Ping-Interval (envd streams), seconds */
+	const char *connect_timeout;  /* Connect-Timeout-Ms (a Connect call's deadline) */
 	int client_fd;                /* the connection's socket (a stream polls it), or -1 */
 };
 

@@ -379,6 +379,7 @@ static void record_fill_locked(const struct sandbox *sb, struct sandbox_record *
 	rec->pid = vmm_pid(sb->vm);
 	rec->pid_start_ticks = vmm_start_ticks(sb->vm);
 	rec->labels = sb->labels;
+	rec->env = sb->env;
 }
 
 /* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works
@@ -1094,6 +1095,8 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 				       VMM_CPU_WEIGHT_MAX);
 	if (req->labels != NULL)
 		sb->labels = *req->labels;
+	if (req->env != NULL)
+		sb->env = *req->env;
 	if (req->network != NULL && req->network->mode != NET_MODE_NONE) {
 		if (m->cfg.egress == NULL)
 			return ember_error_set(err, EMBER_E_INVALID, 0, "field `network.mode`: this "
@@ -1305,6 +1308,7 @@ static bool create_from_pool(struct manager *m, const struct sandbox *want,
 		sb->idle_timeout_s = want->idle_timeout_s;
 		sb->cpu_weight = want->cpu_weight;
 		sb->labels = want->labels;
+		sb->env = want->env;
 		sb->created_wall_ns = time_wall_ns();
 		sb->created_mono_ms = time_mono_ms();
 		sb->expires_mono_ms = sb->created_mono_ms + (int64_t)sb->timeout_s * 1000;
@@ -1631,21 +1635,25 @@ static void release_after(struct manager *m, struct sandbox *sb, struct ember_er
 	pthread_mutex_unlock(&m->lock);
 }
 
-/* The environment a program of the pack starts with: the pack's own entries (an imported image's
- * Env) first, then the request's, into out (max entries + NULL); the guest keeps the later of two
- * entries of one name, so the request's win. */
-static int pack_env(const struct pack *pack, char *const *env, size_t envc, size_t max,
+/* The environment a program of the sandbox starts with: its pack's own entries (an imported
+ * image's Env) first, then the sandbox's (sandboxenv.h), then the request's, into out (max
+ * entries + NULL); the guest keeps the later of two entries of one name, so the request's win.
+ * The sandbox's entries point into sb, which the caller's reference keeps. */
+static int pack_env(const struct sandbox *sb, char *const *env, size_t envc, size_t max,
 		    char **out, size_t *outc, struct ember_error **err)
 {
-	size_t i, n = 0;
+	const struct pack *pack = sb->pack;
+	size_t i, n = 0, own = pack->envc + sb->env.count;
 
-	if (pack->envc + envc > max)
+	if (own + envc > max)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "field `env` must have at most %zu entries in pack `%s` (it "
-				       "sets %zu of its own)", max - (pack->envc < max ? pack->envc : max),
-				       pack->name, pack->envc);
+				       "field `env` must have at most %zu entries in this sandbox "
+				       "(pack `%s` sets %zu, the sandbox %zu)",
+				       max - (own < max ? own : max), pack->name, pack->envc,
+				       sb->env.count);
 	for (i = 0; i < pack->envc; i++)
 		out[n++] = pack->env[i];
+	n += sandbox_env_entries(&sb->env, out + n, sb->env.count);
 	for (i = 0; i < envc; i++)
 		out[n++] = env[i];
 	out[n] = NULL;
@@ -1658,10 +1666,11 @@ static int pack_env(const struct pack *pack, char *const *env, size_t envc, size
  * in a context, whose own interpreter reads it), the pack's environment before the request's
  * (into env_buf, PROTO_ENV_MAX + 1 entries, which must outlive creq), and its directory when the
  * request names none. */
-static int pack_request(const struct pack *pack, const char *code, size_t code_len,
+static int pack_request(const struct sandbox *sb, const char *code, size_t code_len,
 			bool in_context, char *const *env, size_t envc, char **env_buf,
 			struct channel_exec_request *creq, struct ember_error **err)
 {
+	const struct pack *pack = sb->pack;
 	bool code_argument = pack->code_argument && !in_context;
 
 	if (code_argument && code_len > PROTO_CODE_ARG_MAX)
@@ -1669,7 +1678,7 @@ static int pack_request(const struct pack *pack, const char *code, size_t code_l
 				       "field `code` must be at most %u bytes in pack `%s` (it passes "
 				       "code to its interpreter as an argument)", PROTO_CODE_ARG_MAX,
 				       pack->name);
-	if (pack_env(pack, env, envc, PROTO_ENV_MAX, env_buf, &creq->envc, err) < 0)
+	if (pack_env(sb, env, envc, PROTO_ENV_MAX, env_buf, &creq->envc, err) < 0)
 		return -1;
 	creq->env = env_buf;
 	creq->argv = pack->interpreter;
@@ -1704,7 +1713,7 @@ static int exec_request(const struct manager *m, const struct sandbox *sb,
 					       (unsigned long long)m->cfg.max_output_bytes);
 		creq->output_limit = m->cfg.max_output_bytes;
 	}
-	if (pack_request(sb->pack, req->code, req->code_len, req->context_id != NULL, req->env,
+	if (pack_request(sb, req->code, req->code_len, req->context_id != NULL, req->env,
 			 req->envc, env_buf, creq, err) < 0)
 		return -1;
 	creq->stdin_data = req->stdin_data;
@@ -1830,7 +1839,7 @@ int manager_context_create(struct manager *m, const char *id,
 		release_after(m, sb, err, false);
 		return -1;
 	}
-	if (pack_env(sb->pack, req->env, req->envc, PROTO_CONTEXT_ENV_MAX, msg.env, &msg.envc,
+	if (pack_env(sb, req->env, req->envc, PROTO_CONTEXT_ENV_MAX, msg.env, &msg.envc,
 		     err) < 0) {
 		release_after(m, sb, err, false);
 		return -1;
@@ -2168,7 +2177,7 @@ static int process_exec_request(const struct manager *m, const struct sandbox *s
 	creq->cwd = req->cwd;
 	if (req->argc > 0) {
 		/* A command gets the pack's environment and directory too, not its interpreter. */
-		if (pack_env(sb->pack, req->env, req->envc, PROTO_ENV_MAX, env_buf, &creq->envc,
+		if (pack_env(sb, req->env, req->envc, PROTO_ENV_MAX, env_buf, &creq->envc,
 			     err) < 0)
 			return -1;
 		creq->env = env_buf;
@@ -2177,7 +2186,7 @@ static int process_exec_request(const struct manager *m, const struct sandbox *s
 		creq->argc = req->argc;
 		creq->code = "";
 		creq->command = true;
-	} else if (pack_request(sb->pack, req->code, req->code_len, false, req->env, req->envc,
+	} else if (pack_request(sb, req->code, req->code_len, false, req->env, req->envc,
 				env_buf, creq, err) < 0) {
 		return -1;
 	}
@@ -2209,7 +2218,7 @@ int manager_process_start(struct manager *m, const char *id,
 	if (ret == 0)
 		ret = process_exec_request(m, sb, req, env_buf, &creq, err);
 	if (ret == 0) {
-		ret = procs_start(procs, sb->ch, &creq, req->tag, info, err);
+		ret = procs_start(procs, sb->ch, &creq, req->tag, req->timeout_ms, info, err);
 	}
 	procs_unref(procs);
 	release_after(m, sb, err, ret < 0);

@@ -22,6 +22,7 @@
 #include "sandbox/contexts.h"
 #include "sandbox/labels.h"
 #include "sandbox/procs.h"
+#include "sandbox/sandboxenv.h"
 #include "util/error.h"
 #include "vmm/vmm.h"
 
@@ -74,6 +75,8 @@ struct sandbox_create_request {
 	unsigned idle_timeout_s;          /* 0: none */
 	unsigned cpu_weight;              /* 0: VMM_CPU_WEIGHT_DEFAULT (1-10000) */
 	const struct sandbox_labels *labels; /* NULL: none; checked (labels.h) */
+	const struct sandbox_env *env;    /* NULL: none; checked (sandboxenv.h); every program
+					   * starts with it after the pack's, before its own */
 	const struct net_policy *network; /* NULL or mode none: no NIC (net/policy.h) */
 };
 
@@ -130,6 +133,7 @@ struct sandbox_process_request {
 	const char *cwd;                  /* NULL: the guest's home directory */
 	bool has_stdin;                   /* stdin stays open for manager_process_stdin() */
 	const char *tag;                  /* NULL: none */
+	uint32_t timeout_ms;              /* > 0: killed that long after its start (procs.h) */
 };
 
 struct manager_stats {

@@ -55,6 +55,8 @@ struct process {
 	bool channel_done;
 	bool abandoned;                  /* its start timed out: CANCEL it, report 504 */
 	bool awaited;                    /* its starter is still in await_started: keep it */
+	int64_t kill_at_ms;              /* its timeout's end (monotonic), -1: none */
+	bool expired;                    /* past kill_at_ms: CANCEL it (the guest kills it) */
 	uint32_t exec_id;
 	struct proto_credit_window credit;
 	struct ring ring[2];
@@ -320,18 +322,26 @@ static void sink_wait(void *ctx, int64_t deadline_ms, uint32_t *grant, bool *can
 {
 	struct process *p = ctx;
 	struct procs *t = p->table;
+	int64_t until = deadline_ms;
 
 	pthread_mutex_lock(&t->lock);
+	/* Until its timeout (once: then the CANCEL is out and only the exit is awaited). */
+	if (!p->expired && p->kill_at_ms >= 0 && (until < 0 || p->kill_at_ms < until))
+		until = p->kill_at_ms;
 	for (;;) {
 		*grant = proto_credit_window_grant(&p->credit);
 		if (*grant > 0 || p->channel_done || p->abandoned)
 			break;
-		if (!cond_wait_until(&t->cond, &t->lock, deadline_ms))
+		if (!p->expired && p->kill_at_ms >= 0 && time_mono_ms() >= p->kill_at_ms) {
+			p->expired = true;
+			break;
+		}
+		if (!cond_wait_until(&t->cond, &t->lock, until) && until == deadline_ms)
 			break;
 	}
 	/* A process ends by itself, a signal or the sandbox's end; only a start that timed out
-	 * cancels it. */
-	*cancel = p->abandoned;
+	 * or a timeout of its own cancels it. */
+	*cancel = p->abandoned || p->expired;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -344,6 +354,7 @@ static void record_end_locked(struct process *p, int ret, const struct channel_e
 	p->info.stdin_open = false;
 	if (ret == 0) {
 		p->info.exit = res->exit;
+		p->info.exit.timed_out = p->info.exit.timed_out || p->expired;
 	} else if (!p->running) {
 		p->start_error = *err;
 		*err = NULL;
@@ -524,7 +535,8 @@ static int await_started(struct procs *t, struct process *p, struct procs_info *
 }
 
 int procs_start(struct procs *t, struct channel *ch, const struct channel_exec_request *req,
-		const char *tag, struct procs_info *info, struct ember_error **err)
+		const char *tag, uint32_t timeout_ms, struct procs_info *info,
+		struct ember_error **err)
 {
 	struct process *p;
 	int ret = 0;
@@ -540,6 +552,7 @@ int procs_start(struct procs *t, struct channel *ch, const struct channel_exec_r
 	p->info.state = PROCS_RUNNING;
 	p->info.started_wall_ns = time_wall_ns();
 	p->info.stdin_open = req->has_stdin;
+	p->kill_at_ms = timeout_ms > 0 ? time_mono_ms() + (int64_t)timeout_ms : -1;
 	snprintf(p->info.tag, sizeof(p->info.tag), "%s", tag != NULL ? tag : "");
 	/* The guest may send the initial window before the first CREDIT (protocol.md). */
 	proto_credit_window_init(&p->credit, PROTO_CREDIT_WINDOW);
@@ -617,6 +630,40 @@ int procs_get(struct procs *t, int32_t pid, struct procs_info *info, uint8_t *ou
 out:
 	pthread_mutex_unlock(&t->lock);
 	return ret;
+}
+
+int procs_command(struct procs *t, int32_t pid, struct procs_command *out,
+		  struct ember_error **err)
+{
+	struct process *p;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&t->lock);
+	p = find_locked(t, pid);
+	if (p == NULL) {
+		ret = not_found(pid, err);
+	} else {
+		out->argv = strv_copy(p->argv, p->req.argc);
+		out->argc = p->req.argc;
+		out->env = strv_copy(p->env, p->req.envc);
+		out->envc = p->req.envc;
+		out->cwd = p->cwd != NULL ? strdup(p->cwd) : NULL;
+		if (out->argv == NULL || out->env == NULL || (p->cwd != NULL && out->cwd == NULL))
+			ret = ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (ret < 0)
+		procs_command_release(out);
+	return ret;
+}
+
+void procs_command_release(struct procs_command *c)
+{
+	strv_free(c->argv);
+	strv_free(c->env);
+	free(c->cwd);
+	memset(c, 0, sizeof(*c));
 }
 
 /* One stream's next bytes for a follower at pos[] (lock held); 0 when it has none. */

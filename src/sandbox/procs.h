@@ -54,9 +54,12 @@ void procs_unref(struct procs *t);
 
 /* Starts req (background is forced on) on its own thread and returns once the guest reported
  * the pid (STARTED) or the exec failed. ch must stay open until procs_close(). tag may be NULL.
- * EMBER_E_CAPACITY beyond PROCS_MAX_RUNNING; otherwise what channel_exec() failed with. */
+ * timeout_ms > 0: the process is cancelled (the guest kills its process group) that long after
+ * the start, and its exit says timed_out; 0: it runs until it ends. EMBER_E_CAPACITY beyond
+ * PROCS_MAX_RUNNING; otherwise what channel_exec() failed with. */
 int procs_start(struct procs *t, struct channel *ch, const struct channel_exec_request *req,
-		const char *tag, struct procs_info *info, struct ember_error **err);
+		const char *tag, uint32_t timeout_ms, struct procs_info *info,
+		struct ember_error **err);
 
 /* Every process, oldest first; *infos is malloc'd. */
 int procs_list(struct procs *t, struct procs_info **infos, size_t *count,
@@ -66,6 +69,21 @@ int procs_list(struct procs *t, struct procs_info **infos, size_t *count,
  * out[1] stderr, lengths in len[]). EMBER_E_NOT_FOUND for an unknown pid. */
 int procs_get(struct procs *t, int32_t pid, struct procs_info *info, uint8_t *out[2],
 	      size_t len[2], struct ember_error **err);
+
+/* What a process was started with, as copies (for listings): the argv the guest ran (a
+ * command's own, or the interpreter's for code), its environment ("NAME=value", the pack's
+ * included) and its working directory (NULL: the pack's default). EMBER_E_NOT_FOUND for an
+ * unknown pid. */
+struct procs_command {
+	char **argv;
+	size_t argc;
+	char **env;
+	size_t envc;
+	char *cwd;
+};
+int procs_command(struct procs *t, int32_t pid, struct procs_command *out,
+		  struct ember_error **err);
+void procs_command_release(struct procs_command *c);
 
 /* A follower's read: from pos[] (bytes of each stream ever written; positions the ring dropped
  * are skipped) up to max bytes of one stream into buf (*stream 0 or 1, *n bytes, pos advanced),

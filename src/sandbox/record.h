@@ -13,10 +13,12 @@
 
 #include "sandbox/catalog.h"
 #include "sandbox/labels.h"
+#include "sandbox/sandboxenv.h"
 #include "util/error.h"
 
 #define SANDBOX_RECORD_FILE "sandbox.json"
-/* 32 labels of 63 + 256 bytes fit even when every value byte is an escaped quote (2 bytes). */
+/* 32 labels of 63 + 256 bytes fit even when every value byte is an escaped quote (2 bytes), and
+ * so does the environment (sandboxenv.h). */
 #define SANDBOX_RECORD_MAX (64 * 1024)
 #define SANDBOX_RECORD_VERSION 1
 
@@ -36,6 +38,7 @@ struct sandbox_record {
 	pid_t pid;
 	uint64_t pid_start_ticks;     /* /proc/<pid>/stat starttime: guards against PID reuse */
 	struct sandbox_labels labels; /* none in records of earlier daemons */
+	struct sandbox_env env;       /* none in records of earlier daemons */
 };
 
 /* JSON text of rec (malloc'd). */

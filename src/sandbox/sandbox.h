@@ -18,6 +18,7 @@
 #include "net/egress.h"
 #include "sandbox/catalog.h"
 #include "sandbox/labels.h"
+#include "sandbox/sandboxenv.h"
 #include "sandbox/manager.h"
 #include "sandbox/procs.h"
 #include "sandbox/template.h"
@@ -38,6 +39,7 @@ struct sandbox {
 	int64_t expires_mono_ms;      /* [lock] */
 	int64_t last_activity_mono_ms; /* [lock] see sandbox_touch_locked() in manager.c */
 	struct sandbox_labels labels; /* set before the sandbox is in the table, then constant */
+	struct sandbox_env env;       /* its own environment (sandboxenv.h); set like labels */
 	int64_t boot_ms;
 	uint64_t execs_run;           /* [lock] */
 	unsigned execs_running;       /* [lock] */

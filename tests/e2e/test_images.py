@@ -364,8 +364,20 @@ class PackImageTest(ImagesTestCase):
             passwd = self.cat(name, "/etc/passwd").splitlines()
             self.assertIn("sandbox:x:1000:1000:emberd sandbox:/home/sandbox:/bin/sh", passwd)
             self.assertIn("sandbox:x:1000:", self.cat(name, "/etc/group").splitlines())
-            others = [l for l in passwd if l.split(":")[2] == "1000" and not l.startswith("sandbox:")]
-            self.assertEqual(others, [], f"{name}: uid 1000 used twice")
+            # The E2B alias (docs/e2b.md "Users"): the same uid under the name the E2B SDKs use,
+            # listed after `sandbox`, with bash and /home/user -> sandbox.
+            user = "user:x:1000:1000:emberd sandbox (E2B name):/home/user:/bin/bash"
+            self.assertIn(user, passwd, f"{name}: no E2B `user` alias")
+            self.assertLess(passwd.index("sandbox:x:1000:1000:emberd sandbox:/home/sandbox:/bin/sh"),
+                            passwd.index(user), f"{name}: `user` listed before `sandbox`")
+            link = entries.get("/home/user")
+            self.assertIsNotNone(link, f"{name}: no /home/user")
+            self.assertEqual((link[0][0], link[3]), ("l", "sandbox"),
+                             f"{name}: /home/user is not a symlink to sandbox")
+            self.assertEqual(self.resolve(entries, "/bin/bash"), "/usr/bin/bash")
+            others = [l for l in passwd if l.split(":")[2] == "1000"
+                      and not l.startswith(("sandbox:", "user:"))]
+            self.assertEqual(others, [], f"{name}: uid 1000 used by another account")
 
     def test_mount_points_are_empty_and_tmp_is_sticky(self):
         for name in self.packs():

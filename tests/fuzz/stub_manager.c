@@ -272,13 +272,17 @@ void manager_transfer_close(struct manager_transfer *t)
 	free(t);
 }
 
-/* --- what only the REST routes call (routes.c comes with api_status_for): never reached --- */
+/* The E2B control plane maps templates to packs (src/e2b/control.c): two, by name only. */
+static struct pack stub_packs[] = { { .name = "python" }, { .name = "shell" } };
+static const struct catalog stub_catalog = { .packs = stub_packs, .count = 2 };
 
 const struct catalog *manager_catalog(struct manager *m)
 {
 	(void)m;
-	return NULL;
+	return &stub_catalog;
 }
+
+/* --- what only the REST routes call (routes.c comes with api_status_for): never reached --- */
 
 void manager_stats(struct manager *m, struct manager_stats *stats)
 {

@@ -2,7 +2,8 @@
  * (src/channel/channel.c): the guest is a thread speaking protocol version 3 on a socketpair.
  * A background exec's argv[0] tells it what to do: "flood" (STARTED, then 3 MiB of stdout paced
  * by the host's CREDIT, "e" on stderr, exit 0), "cat" (echo STDIN as STDOUT, exit 0 at FIN),
- * "sleep" (wait for a SIGNAL and exit by it), "fail" (ERROR spawn_failed, no STARTED). */
+ * "sleep" (wait for a SIGNAL or a CANCEL and exit by it, a CANCEL as SIGKILL), "fail" (ERROR
+ * spawn_failed, no STARTED). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -145,6 +146,9 @@ static int guest_frame(struct fake_guest *g)
 		g->signalled[id] = f.payload[3];
 		send_exit(g, id, -1, f.payload[3]);
 		break;
+	case PROTO_CANCEL: /* the guest kills the process group */
+		send_exit(g, id, -1, 9);
+		break;
 	default:
 		fail_msg("unexpected frame type %u", f.header.type);
 	}
@@ -207,7 +211,7 @@ static int start_cmd(struct fixture *fx, const char *cmd, bool has_stdin, struct
 		.has_stdin = has_stdin, .command = true, .background = true,
 	};
 
-	return procs_start(fx->procs, fx->ch, &req, "t", info, err);
+	return procs_start(fx->procs, fx->ch, &req, "t", 0, info, err);
 }
 
 /* Reads a process's output to its end as a follower from pos[]; returns the final info. */
@@ -336,6 +340,41 @@ static void signal_ends_it_and_unknown_or_ended_pids_are_refused(void **state)
 	stop(fx);
 }
 
+static void a_timeout_cancels_it_as_timed_out_and_its_command_stays_readable(void **state)
+{
+	struct fixture *fx = start();
+	char *argv[] = { "sleep", "--for", "ever", NULL };
+	char *env[] = { "A=1", NULL };
+	struct channel_exec_request req = {
+		.argv = argv, .argc = 3, .env = env, .envc = 1, .code = "", .timeout_ms = 1,
+		.max_processes = 8, .command = true, .background = true, .cwd = "/tmp",
+	};
+	uint64_t pos[2] = { 0, 0 }, got[2] = { 0, 0 };
+	struct procs_command command;
+	struct ember_error *err = NULL;
+	struct procs_info info;
+	int64_t t0 = time_mono_ms();
+
+	(void)state;
+	assert_int_equal(procs_start(fx->procs, fx->ch, &req, NULL, 200, &info, NULL), 0);
+	assert_int_equal(procs_command(fx->procs, info.pid, &command, NULL), 0);
+	assert_int_equal(command.argc, 3);
+	assert_string_equal(command.argv[2], "ever");
+	assert_null(command.argv[3]);
+	assert_int_equal(command.envc, 1);
+	assert_string_equal(command.env[0], "A=1");
+	assert_string_equal(command.cwd, "/tmp");
+	procs_command_release(&command);
+	info = follow_to_end(fx, info.pid, pos, got);
+	assert_true(time_mono_ms() - t0 >= 200);
+	assert_true(info.exit.timed_out);
+	assert_int_equal(info.exit.signal, 9);
+	assert_int_equal(procs_command(fx->procs, 4242, &command, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_NOT_FOUND);
+	ember_error_free(&err);
+	stop(fx);
+}
+
 static void a_failed_start_is_the_guest_error_and_leaves_nothing(void **state)
 {
 	struct fixture *fx = start();
@@ -388,6 +427,7 @@ int main(void)
 		cmocka_unit_test(ring_keeps_the_newest_mib_and_counts_what_it_dropped),
 		cmocka_unit_test(stdin_goes_through_and_close_ends_it),
 		cmocka_unit_test(signal_ends_it_and_unknown_or_ended_pids_are_refused),
+		cmocka_unit_test(a_timeout_cancels_it_as_timed_out_and_its_command_stays_readable),
 		cmocka_unit_test(a_failed_start_is_the_guest_error_and_leaves_nothing),
 		cmocka_unit_test(more_than_32_is_capacity_and_all_end_with_the_channel),
 	};

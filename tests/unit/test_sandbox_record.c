@@ -1,4 +1,5 @@
-/* Unit tests for the re-attach record (src/sandbox/record.c): labels and the idle timeout. */
+/* Unit tests for the re-attach record (src/sandbox/record.c): labels, the sandbox's own
+ * environment and the idle timeout. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,6 +56,15 @@ static void labels_and_idle_timeout_round_trip_at_their_bounds(void **state)
 		assert_int_equal(sandbox_labels_add(&rec[0].labels, key, value,
 						    SANDBOX_LABEL_VALUE_MAX, NULL), 0);
 	}
+	/* and the largest environment, every value byte escaped as \u0001 */
+	for (i = 0; i < SANDBOX_ENV_MAX; i++) {
+		char name[8], big[SANDBOX_ENV_BYTES / SANDBOX_ENV_MAX];
+
+		snprintf(name, sizeof(name), "V%02d", i);
+		memset(big, 1, sizeof(big));
+		assert_int_equal(sandbox_env_add(&rec[0].env, name, big, sizeof(big) - 5, NULL), 0);
+	}
+	assert_int_equal(rec[0].env.used, SANDBOX_ENV_BYTES);
 	text = sandbox_record_encode(&rec[0], &len, NULL);
 	assert_non_null(text);
 	assert_true(len <= SANDBOX_RECORD_MAX);

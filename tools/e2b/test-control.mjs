@@ -1,0 +1,157 @@
+// test-control.mjs - the E2B control plane (docs/e2b.md "Control plane") through the unmodified
+// `e2b` and `@e2b/code-interpreter` SDKs: create (both SDKs' default templates), getInfo,
+// setTimeout, list by metadata, connect, kill, and the errors users get for an unknown template,
+// a wrong API key and the calls emberd does not serve.
+//
+// Run by tests/e2e/test_e2b.py with E2B_API_URL, E2B_SANDBOX_URL (both the daemon's --e2b-addr)
+// and E2B_API_KEY (its --auth-token-file token) set; prints one line per check, exits 0 when
+// every check passed. Every sandbox it makes is killed before it exits, whatever happened.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+
+import { Sandbox as InterpreterSandbox } from '@e2b/code-interpreter'
+import { AuthenticationError, Sandbox, SandboxError, SandboxNotFoundError } from 'e2b'
+
+// A create boots a VM: seconds under KVM, much longer under TCG on a busy machine.
+const SLOW = { requestTimeoutMs: 600_000 }
+const made = []
+const run = randomBytes(6).toString('hex')
+
+async function check(name, fn) {
+  try {
+    await fn()
+  } catch (err) {
+    console.log(`not ok - ${name}: ${err?.stack ?? err}`)
+    throw err
+  }
+  console.log(`ok - ${name}`)
+}
+
+async function rejects(promise, klass, status, pattern) {
+  let err = null
+  try {
+    await promise
+  } catch (e) {
+    err = e
+  }
+  assert.ok(err, `expected ${klass.name}, but the call succeeded`)
+  assert.ok(err instanceof klass, `expected ${klass.name}, got ${err?.name}: ${err?.message}`)
+  if (status !== undefined) assert.equal(err.statusCode, status, err.message)
+  if (pattern !== undefined) assert.match(err.message, pattern)
+  return err
+}
+
+async function listIds(query) {
+  const paginator = Sandbox.list({ query })
+  const ids = []
+  while (paginator.hasNext) ids.push(...(await paginator.nextItems()).map((s) => s.sandboxId))
+  return ids
+}
+
+async function main() {
+  // An awkward value: the SDK encodes each key and value, then the whole query parameter.
+  const metadata = { suite: 'control', run, note: 'a b&c=d/%41+é' }
+  let sbx
+
+  await check('Sandbox.create() makes a sandbox of the default template', async () => {
+    sbx = await Sandbox.create({ ...SLOW, metadata, timeoutMs: 240_000, envs: { E2B_TEST: run } })
+    made.push(sbx)
+    assert.match(sbx.sandboxId, /^sb_[0-9a-f]{32}$/)
+  })
+
+  let info
+  await check('getInfo returns the template, metadata, state and lifetime', async () => {
+    info = await sbx.getInfo()
+    assert.equal(info.sandboxId, sbx.sandboxId)
+    assert.equal(info.templateId, 'base')
+    assert.deepEqual(info.metadata, metadata)
+    assert.equal(info.state, 'running')
+    assert.ok(info.cpuCount >= 1 && info.memoryMB >= 64, JSON.stringify(info))
+    // the lifetime counts from when the guest was ready, startedAt from the request
+    const lifetime = info.endAt - info.startedAt
+    assert.ok(lifetime >= 239_000 && lifetime <= 900_000, `lifetime ${lifetime} ms`)
+    assert.ok(info.envdVersion >= '0.5.7', info.envdVersion)
+  })
+
+  await check('setTimeout moves the end of the sandbox', async () => {
+    await sbx.setTimeout(600_000)
+    const later = await Sandbox.getInfo(sbx.sandboxId)
+    const left = later.endAt - Date.now()
+    assert.ok(left > 500_000 && left <= 601_000, `${left} ms left`)
+    assert.ok(later.endAt > info.endAt)
+  })
+
+  await check('Sandbox.list filters by metadata and state', async () => {
+    assert.deepEqual(await listIds({ metadata: { run } }), [sbx.sandboxId])
+    assert.deepEqual(await listIds({ metadata: { run, note: metadata.note } }), [sbx.sandboxId])
+    assert.deepEqual(await listIds({ metadata: { run, note: 'other' } }), [])
+    assert.deepEqual(await listIds({ metadata: { run }, state: ['paused'] }), [])
+    assert.deepEqual(await listIds({ metadata: { run }, state: ['running', 'paused'] }),
+      [sbx.sandboxId])
+    const page = await Sandbox.list({ query: { metadata: { run } } }).nextItems()
+    assert.equal(page[0].templateId, 'base')
+    assert.deepEqual(page[0].metadata, metadata)
+  })
+
+  await check('Sandbox.connect(id) returns the running sandbox', async () => {
+    const again = await Sandbox.connect(sbx.sandboxId)
+    assert.equal(again.sandboxId, sbx.sandboxId)
+    assert.equal((await again.getInfo()).templateId, 'base')
+  })
+
+  await check('the code interpreter SDK creates its default template', async () => {
+    const ci = await InterpreterSandbox.create({ ...SLOW, metadata: { run, sdk: 'ci' } })
+    made.push(ci)
+    const ciInfo = await ci.getInfo()
+    assert.equal(ciInfo.templateId, 'code-interpreter-v1')
+    assert.deepEqual(await listIds({ metadata: { run, sdk: 'ci' } }), [ci.sandboxId])
+    // pages of one, newest first, through X-Next-Token
+    const paginator = Sandbox.list({ query: { metadata: { run } }, limit: 1 })
+    const pages = []
+    while (paginator.hasNext) pages.push((await paginator.nextItems()).map((s) => s.sandboxId))
+    assert.deepEqual(pages, [[ci.sandboxId], [sbx.sandboxId]])
+    assert.equal(await ci.kill(), true)
+  })
+
+  await check('pause is refused, naming what is missing', async () => {
+    await rejects(sbx.pause(), SandboxError, 501, /not supported/)
+    assert.equal((await sbx.getInfo()).state, 'running')
+  })
+
+  await check('kill ends the sandbox; it is then not found', async () => {
+    assert.equal(await sbx.kill(), true)
+    assert.equal(await Sandbox.kill(sbx.sandboxId), false)
+    await rejects(Sandbox.getInfo(sbx.sandboxId), SandboxNotFoundError)
+    await rejects(Sandbox.connect(sbx.sandboxId), SandboxNotFoundError)
+    await rejects(Sandbox.setTimeout(sbx.sandboxId, 60_000), SandboxNotFoundError)
+    assert.deepEqual(await listIds({ metadata: { run } }), [])
+  })
+
+  await check('an unknown template is a 404 naming it, and makes nothing', async () => {
+    await rejects(Sandbox.create('no-such-template', SLOW), SandboxError, 404,
+      /no-such-template/)
+    assert.deepEqual(await listIds({ metadata: { run } }), [])
+  })
+
+  await check('options emberd cannot honour are refused at create', async () => {
+    await rejects(Sandbox.create({ ...SLOW, lifecycle: { onTimeout: 'pause' } }),
+      SandboxError, 400, /autoPause/)
+    await rejects(Sandbox.create({ ...SLOW, metadata: { 'e2b.dev/template': 'x' } }),
+      SandboxError, 400, /reserved/)
+  })
+
+  await check('a wrong API key is an AuthenticationError', async () => {
+    await rejects(Sandbox.list({ apiKey: 'e2b_wrong_key_0000000000' }).nextItems(),
+      AuthenticationError)
+    await rejects(Sandbox.create({ ...SLOW, apiKey: 'e2b_wrong_key_0000000000' }),
+      AuthenticationError)
+  })
+}
+
+try {
+  await main()
+} catch {
+  process.exitCode = 1
+} finally {
+  for (const s of made) await s.kill().catch(() => {})
+}
