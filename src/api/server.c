@@ -363,6 +363,7 @@ static void e2b_request_from(struct MHD_Connection *conn, const char *method, co
 		.query = query,
 		.api_key = header(conn, "X-API-KEY"),
 		.access_token = header(conn, "X-Access-Token"),
+		.traffic_token = header(conn, "E2B-Traffic-Access-Token"),
 		.sandbox_id = header(conn, "E2b-Sandbox-Id"),
 		.sandbox_port = header(conn, "E2b-Sandbox-Port"),
 		.authorization = header(conn, MHD_HTTP_HEADER_AUTHORIZATION),

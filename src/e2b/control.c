@@ -122,7 +122,9 @@ static json_t *metadata_json(const struct sandbox_info *info)
 	return obj;
 }
 
-/* Adds envdAccessToken when the daemon has a token. */
+/* Adds envdAccessToken when the daemon has a token, and the same as trafficAccessToken: the
+ * code interpreter SDK sends that one (E2B-Traffic-Access-Token) with its context calls, which
+ * carry no X-Access-Token (route.c). */
 static int add_token(const struct control_request *cr, json_t *obj, const char *id)
 {
 	char token[E2B_TOKEN_HEX + 1];
@@ -130,6 +132,8 @@ static int add_token(const struct control_request *cr, json_t *obj, const char *
 	if (!has_token(cr->ctx))
 		return 0;
 	if (access_token(cr->ctx, id, token) < 0)
+		return -1;
+	if (json_object_set_new(obj, "trafficAccessToken", json_string(token)) < 0)
 		return -1;
 	return json_object_set_new(obj, "envdAccessToken", json_string(token));
 }

@@ -42,6 +42,8 @@ struct e2b_request {
 	size_t body_len;
 	const char *api_key;          /* X-API-KEY */
 	const char *access_token;     /* X-Access-Token */
+	const char *traffic_token;    /* E2B-Traffic-Access-Token: what @e2b/code-interpreter's
+				       * context calls carry instead (they send no X-Access-Token) */
 	const char *sandbox_id;       /* E2b-Sandbox-Id: set → a sandbox plane */
 	const char *sandbox_port;     /* E2b-Sandbox-Port */
 	const char *authorization;    /* Authorization (envd: Basic base64("user:")) */

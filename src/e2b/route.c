@@ -150,9 +150,13 @@ static void route_sandbox_plane(const struct e2b_context *ctx, const struct e2b_
 		    strcmp(req->sandbox_port, "49983") == 0;
 	bool interp = req->sandbox_port != NULL && strcmp(req->sandbox_port, "49999") == 0;
 	char msg[200], shown[40];
+	/* @e2b/code-interpreter sends X-Access-Token with runCode only; its context calls carry
+	 * the create's trafficAccessToken (control.c hands out the same token as both). */
+	const char *token = req->access_token != NULL || !interp ? req->access_token
+							       : req->traffic_token;
 
-	if (has_token(ctx) && (req->access_token == NULL ||
-			       !e2b_access_token_ok(ctx, req->sandbox_id, req->access_token))) {
+	if (has_token(ctx) &&
+	    (token == NULL || !e2b_access_token_ok(ctx, req->sandbox_id, token))) {
 		e2b_error_rest_msg(resp, 401, "missing or wrong X-Access-Token for this sandbox");
 		return;
 	}

@@ -137,6 +137,19 @@ class E2bTestBase(unittest.TestCase):
             status, body = self.e2b("GET", "/health",
                                     headers={**plane, "X-Access-Token": token})
             self.assertNotEqual(status, 401, body)
+            # The code interpreter's context calls carry the create's trafficAccessToken (the
+            # same token) as E2B-Traffic-Access-Token, not X-Access-Token; only on its port.
+            self.assertEqual(sb["trafficAccessToken"], token)
+            interp = {**plane, "E2b-Sandbox-Port": "49999"}
+            for wrong in ({}, {"E2B-Traffic-Access-Token": other}):
+                status, body = self.e2b("GET", "/contexts", headers={**interp, **wrong})
+                self.assertEqual(status, 401, (wrong, body))
+            status, body = self.e2b("GET", "/contexts",
+                                    headers={**interp, "E2B-Traffic-Access-Token": token})
+            self.assertEqual((status, body), (200, []))
+            status, body = self.e2b("GET", "/health",
+                                    headers={**plane, "E2B-Traffic-Access-Token": token})
+            self.assertEqual(status, 401, body)
         finally:
             status, _ = self.e2b("DELETE", f"/sandboxes/{sb['sandboxID']}", headers=key)
             self.assertEqual(status, 204)
