@@ -19,6 +19,7 @@
 #include "api/execstream.h"
 #include "e2b/connect.h"
 #include "e2b/e2b.h"
+#include "e2b/fspath.h"
 #include "e2b/processreq.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
@@ -167,6 +168,39 @@ static void follow(struct call *c, struct procs *procs, int32_t pid, bool from_n
 
 /* --- the methods --- */
 
+/* NAME=value in req's environment unless the request set NAME (or there is no room left). */
+static int default_env(struct e2b_start_request *req, const char *name, const char *value,
+		       struct ember_error **err)
+{
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < req->envc; i++) {
+		if (strncmp(req->env[i], name, n) == 0 && req->env[i][n] == '=')
+			return 0;
+	}
+	if (req->envc >= PROTO_ENV_MAX)
+		return 0;
+	if (asprintf(&req->env[req->envc], "%s=%s", name, value) < 0) {
+		req->env[req->envc] = NULL;
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	}
+	req->envc++;
+	return 0;
+}
+
+/* What envd gives a command of the user `user`: it starts in the home directory, /home/user
+ * (in our packs a link to the sandbox user's home), with HOME, USER and PWD naming them as
+ * there, so `pwd`, `echo $HOME` and `~` read as under E2B. */
+static int as_e2b_user(struct e2b_start_request *req, struct ember_error **err)
+{
+	if (req->cwd == NULL && (req->cwd = strdup(E2B_HOME)) == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (default_env(req, "HOME", E2B_HOME, err) < 0 || default_env(req, "USER", "user", err) < 0 ||
+	    default_env(req, "PWD", req->cwd, err) < 0)
+		return -1;
+	return 0;
+}
+
 static void method_start(struct call *c)
 {
 	struct e2b_start_request start = { .argc = 0 };
@@ -178,6 +212,11 @@ static void method_start(struct call *c)
 
 	if (e2b_connect_timeout(c->req->connect_timeout, &timeout_ms, &err) < 0 ||
 	    e2b_parse_start(c->msg, &start, &err) < 0) {
+		fail(c, &err);
+		return;
+	}
+	if (as_e2b_user(&start, &err) < 0) {
+		e2b_start_request_release(&start);
 		fail(c, &err);
 		return;
 	}

@@ -81,6 +81,11 @@ async function main() {
     assert.equal(res.stdout, 'bar baz\n/tmp\n1000\n')
   })
 
+  await check('a command starts in /home/user with HOME, USER and PWD as under envd', async () => {
+    const res = await sbx.commands.run('pwd; echo "$HOME $USER $PWD"; cd ~ && pwd -P')
+    assert.equal(res.stdout, '/home/user\n/home/user user /home/user\n/home/sandbox\n')
+  })
+
   await check('onStdout receives the first line while the command still runs', async () => {
     const seen = []
     let ended = false
