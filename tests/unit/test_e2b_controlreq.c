@@ -46,7 +46,8 @@ static void the_sdk_create_body_maps_to_template_timeout_labels(void **state)
 				&body, why, sizeof(why)),
 			 0);
 	assert_int_equal(body.env.count, 2);
-	assert_memory_equal(body.env.block, "A=1\0B_2=x=y\0", 14);
+	assert_int_equal(body.env.used, 12);
+	assert_memory_equal(body.env.block, "A=1\0B_2=x=y\0", 12);
 	assert_int_equal(create("{\"templateID\":\"python\"}", &body, why, sizeof(why)), 0);
 	assert_int_equal(body.timeout_s, 0);
 	assert_false(body.allow_internet);
