@@ -110,6 +110,11 @@ int e2b_connect_events_object(struct buf *out, const char *type, json_t *members
 		return event_frame(out, "keepalive", json_object(), err);
 	if (strcmp(type, "exit") == 0 && json_is_string(error)) /* lost, not ended */
 		return e2b_connect_end(out, "unavailable", json_string_value(error), err);
+	if (strcmp(type, "exit") == 0 && json_is_true(json_object_get(members, "timed_out")))
+		/* killed at its Connect-Timeout-Ms: envd ends the call so, and the SDK raises
+		 * TimeoutError (not CommandExitError for "signal: killed") */
+		return e2b_connect_end(out, "deadline_exceeded",
+				       "the command ran past its timeoutMs and was killed", err);
 	if (strcmp(type, "exit") == 0) {
 		if (event_frame(out, "end", end_event(members), err) < 0)
 			return -1;

@@ -12,6 +12,7 @@
  * running processes exist for the E2B calls: an ended one is not_found, as envd forgets it.
  * The pid the SDK sees is the guest pid the native API uses. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,13 @@ static void method_start(struct call *c)
 	procs = sandbox_procs(c);
 	if (procs != NULL)
 		follow(c, procs, info.pid, false); /* all of it: the stream started with it */
+	if (c->resp->events == NULL) {
+		/* No stream, so the client never learns the pid: the process must not run on
+		 * unreachable (until its timeout, or forever without one). Best effort. */
+		if (manager_process_signal(c->ctx->api->manager, c->req->sandbox_id, info.pid,
+					   SIGKILL, &err) < 0)
+			ember_error_free(&err);
+	}
 }
 
 static void method_connect(struct call *c)

@@ -12,10 +12,15 @@
 #include "util/cleanup.h"
 #include "util/text.h"
 
+/* Messages quote client and guest bytes (cut at a byte count, maybe not UTF-8 at all), which
+ * jansson refuses: every message goes out as valid UTF-8, invalid bytes as U+FFFD. */
 void e2b_error_rest_msg(struct api_response *resp, unsigned status, const char *message)
 {
+	_cleanup_free_ char *text = utf8_lossy(message, strlen(message));
+
 	resp->status = status;
-	resp->body = json_pack("{s:i, s:s}", "code", (int)status, "message", message);
+	resp->body = text == NULL ? NULL
+				  : json_pack("{s:i, s:s}", "code", (int)status, "message", text);
 	if (status == 429 && resp->retry_after_s == 0)
 		resp->retry_after_s = 1;
 	if (resp->body == NULL)
@@ -80,8 +85,10 @@ const char *e2b_connect_code(enum ember_error_kind kind)
 
 void e2b_error_connect_msg(struct api_response *resp, const char *code, const char *message)
 {
+	_cleanup_free_ char *text = utf8_lossy(message, strlen(message));
+
 	resp->status = e2b_connect_status(code);
-	resp->body = json_pack("{s:s, s:s}", "code", code, "message", message);
+	resp->body = text == NULL ? NULL : json_pack("{s:s, s:s}", "code", code, "message", text);
 	if (resp->status == 429 && resp->retry_after_s == 0)
 		resp->retry_after_s = 1; /* as e2b_error_rest_msg: every 429 says when */
 	if (resp->body == NULL)

@@ -11,6 +11,8 @@
  *   the Authorization value (when chosen), each ended by a NUL;
  *   the body (the rest); a POST the router calls an upload gets it through the upload calls
  *   in pieces of at most 7 bytes.
+ * A `?` in the path starts its query: `&`-separated key=value pairs (bytes as they are, as
+ * the HTTP library hands them over decoded).
  * Every answer must have an HTTP status, 429 must say when to retry, a JSON body must be an
  * object or an array, and an error's body must carry its message. */
 #include <stdint.h>
@@ -50,6 +52,9 @@ static void check_response(const struct api_response *resp)
 	json_t *message;
 
 	check(resp->status >= 100 && resp->status <= 599);
+	/* an error always says what went wrong (a body-less 500 is what a message jansson
+	 * refused used to become) */
+	check(resp->status < 400 || resp->body != NULL || resp->text != NULL);
 	check((resp->status == 429) == (resp->retry_after_s > 0));
 	if (resp->body != NULL)
 		check(json_is_object(resp->body) || json_is_array(resp->body));
@@ -81,6 +86,28 @@ static void upload(const struct e2b_request *req, const uint8_t *body, size_t le
 		check_response(&resp);
 	}
 	e2b_upload_free(u);
+}
+
+/* Splits full at its `?` into query's pairs (pointing into full). */
+static void split_query(char *full, struct api_query *query)
+{
+	char *q = strchr(full, '?'), *pair, *save = NULL, *eq;
+
+	if (q == NULL)
+		return;
+	*q++ = '\0';
+	for (pair = strtok_r(q, "&", &save); pair != NULL; pair = strtok_r(NULL, "&", &save)) {
+		if (query->count >= API_QUERY_PAIRS_MAX) {
+			query->too_many = true;
+			return;
+		}
+		eq = strchr(pair, '=');
+		if (eq != NULL)
+			*eq++ = '\0';
+		query->pairs[query->count].key = pair;
+		query->pairs[query->count].value = eq;
+		query->count++;
+	}
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -119,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: snprintf(full, sizeof(full), "/process.Process/%s", path); break;
 	default: snprintf(full, sizeof(full), "%s", path); break;
 	}
+	split_query(full, &query);
 	req.method = methods[(sel >> 2) & 3];
 	req.path = full;
 	req.sandbox_id = (sel & 3) == 0 ? NULL : id;

@@ -201,6 +201,40 @@ async function main() {
       assert.deepEqual(frames.at(-1).msg, {})
     })
 
+  await check('the server ends a command at Connect-Timeout-Ms with deadline_exceeded', async () => {
+    // The SDK's own abort usually fires first; here no client timer runs, so the end of the
+    // stream is the server's: envd's deadline_exceeded, which the SDK raises as TimeoutError.
+    const message = Buffer.from(JSON.stringify({
+      process: { cmd: '/bin/bash', args: ['-l', '-c', 'sleep 600'] },
+    }))
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message])
+    envelope.writeUInt32BE(message.length, 1)
+    const res = await fetch(`${process.env.E2B_SANDBOX_URL}/process.Process/Start`, {
+      method: 'POST',
+      headers: {
+        'Content-Type': 'application/connect+json',
+        'Connect-Protocol-Version': '1',
+        'Connect-Timeout-Ms': '2000',
+        'E2b-Sandbox-Id': sbx.sandboxId,
+        'E2b-Sandbox-Port': '49983',
+        ...(sbx.envdAccessToken ? { 'X-Access-Token': sbx.envdAccessToken } : {}),
+      },
+      body: envelope,
+    })
+    assert.equal(res.status, 200)
+    const body = Buffer.from(await res.arrayBuffer())
+    const frames = []
+    for (let off = 0; off + 5 <= body.length;) {
+      const len = body.readUInt32BE(off + 1)
+      frames.push({ flags: body[off], msg: JSON.parse(body.subarray(off + 5, off + 5 + len)) })
+      off += 5 + len
+    }
+    const last = frames.at(-1)
+    assert.equal(last.flags, 2, JSON.stringify(frames))
+    assert.equal(last.msg.error?.code, 'deadline_exceeded', JSON.stringify(last.msg))
+    assert.ok(!frames.some((f) => f.msg.event?.end), 'no normal end for a timed-out command')
+  })
+
   await check('a PTY is not supported: SandboxError naming it', async () => {
     await rejects(sbx.pty.create({ cols: 80, rows: 24 }), SandboxError, /unimplemented.*PTY/)
   })
