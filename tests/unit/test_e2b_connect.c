@@ -346,7 +346,8 @@ static void process_events_are_envds_frames(void **state)
 {
 	json_t *start = parse("{\"pid\":36}");
 	json_t *exit3 = parse("{\"pid\":36,\"state\":\"exited\",\"exit_code\":3,\"signal\":0}");
-	json_t *killed = parse("{\"exit_code\":-1,\"signal\":9,\"timed_out\":true}");
+	json_t *killed = parse("{\"exit_code\":-1,\"signal\":9,\"timed_out\":false}");
+	json_t *timed_out = parse("{\"exit_code\":-1,\"signal\":9,\"timed_out\":true}");
 	json_t *exit0 = parse("{\"exit_code\":0,\"signal\":0}");
 	json_t *lost = parse("{\"pid\":36,\"state\":\"exited\",\"error\":\"the sandbox went\"}");
 	json_t *error = parse("{\"error\":{\"code\":\"not_found\",\"message\":\"gone\"}}");
@@ -377,24 +378,30 @@ static void process_events_are_envds_frames(void **state)
 	free_texts(texts, n);
 	out.len = 0;
 	assert_int_equal(e2b_connect_events_object(&out, "exit", killed, NULL), 0);
+	assert_int_equal(e2b_connect_events_object(&out, "exit", timed_out, NULL), 0);
 	assert_int_equal(e2b_connect_events_object(&out, "exit", exit0, NULL), 0);
 	assert_int_equal(e2b_connect_events_object(&out, "exit", lost, NULL), 0);
 	assert_int_equal(e2b_connect_events_object(&out, "error", error, NULL), 0);
 	n = envelopes(&out, flags, texts, 16);
-	assert_int_equal(n, 6);
+	assert_int_equal(n, 7);
 	assert_string_equal(texts[0], "{\"event\":{\"end\":{\"exitCode\":-1,\"exited\":false,"
 				      "\"status\":\"signal: killed\",\"error\":\"signal: killed\"}}}");
-	assert_string_equal(texts[2], "{\"event\":{\"end\":{\"exitCode\":0,\"exited\":true,"
+	/* killed at its Connect-Timeout-Ms: no end event, envd's deadline_exceeded */
+	assert_string_equal(texts[2], "{\"error\":{\"code\":\"deadline_exceeded\",\"message\":"
+				      "\"the command ran past its timeoutMs and was killed\"}}");
+	assert_int_equal(flags[2], E2B_CONNECT_FLAG_END);
+	assert_string_equal(texts[3], "{\"event\":{\"end\":{\"exitCode\":0,\"exited\":true,"
 				      "\"status\":\"exit status 0\"}}}");
-	assert_string_equal(texts[4], "{\"error\":{\"code\":\"unavailable\",\"message\":"
+	assert_string_equal(texts[5], "{\"error\":{\"code\":\"unavailable\",\"message\":"
 				      "\"the sandbox went\"}}");
-	assert_int_equal(flags[4], E2B_CONNECT_FLAG_END);
-	assert_string_equal(texts[5], "{\"error\":{\"code\":\"not_found\",\"message\":\"gone\"}}");
+	assert_int_equal(flags[5], E2B_CONNECT_FLAG_END);
+	assert_string_equal(texts[6], "{\"error\":{\"code\":\"not_found\",\"message\":\"gone\"}}");
 	free_texts(texts, n);
 	buf_release(&out);
 	json_decref(start);
 	json_decref(exit3);
 	json_decref(killed);
+	json_decref(timed_out);
 	json_decref(exit0);
 	json_decref(lost);
 	json_decref(error);
