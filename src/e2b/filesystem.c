@@ -287,22 +287,25 @@ fail:
 	connect_fail(c->ctx, c->req, c->resp, &err);
 }
 
-/* One directory level of a walk (fsplane.h e2b_fs_walk), pre-order as envd's
+/* One directory level of a walk (fsplane.h e2b_fs_walk_with), pre-order as envd's
  * filepath.WalkDir: an entry, then what is under it. */
 struct walk {
-	const struct e2b_context *ctx;
-	const char *sandbox_id;
-	struct proto_fs_request fs;  /* scratch */
+	e2b_fs_list_fn list;
+	void *list_ctx;
 	unsigned dirs_listed;
-	unsigned entries;
+	unsigned entries;            /* charged per listing as it arrives */
 	unsigned max_depth;
 	e2b_fs_walk_fn fn;
 	void *fn_ctx;
 };
 
+/* Each level's listing is on the heap (a struct proto_fs_reply is about 4.5 KB, mostly its
+ * path), so a 1000-level walk keeps only small frames on the connection thread's stack. A
+ * listing is charged to the entry bound when it arrives, before anything under it is listed:
+ * the listings held at once along the recursion never exceed E2B_LIST_ENTRIES_MAX entries. */
 static int walk_level(struct walk *w, const char *dir, unsigned depth, struct ember_error **err)
 {
-	struct proto_fs_reply reply;
+	struct proto_fs_reply *reply;
 	size_t i;
 	int ret = -1;
 
@@ -311,29 +314,29 @@ static int walk_level(struct walk *w, const char *dir, unsigned depth, struct em
 				       "more than %u directories under the path: use a smaller "
 				       "depth",
 				       E2B_LIST_DIRS_MAX);
-	memset(&w->fs, 0, sizeof(w->fs));
-	w->fs.op = PROTO_FS_LIST;
-	snprintf(w->fs.path, sizeof(w->fs.path), "%s", dir);
-	memset(&reply, 0, sizeof(reply));
-	if (manager_fs(w->ctx->api->manager, w->sandbox_id, &w->fs, &reply, err) < 0)
-		return -1;
-	if (reply.truncated) {
+	reply = calloc(1, sizeof(*reply));
+	if (reply == NULL)
+		return ember_error_oom(err);
+	if (w->list(w->list_ctx, dir, reply, err) < 0)
+		goto out;
+	if (reply->truncated) {
 		ember_error_set(err, EMBER_E_INVALID, 0,
 				"`%.200s` has more entries than one listing holds (%u)", dir,
 				PROTO_FS_LIST_MAX);
 		goto out;
 	}
-	for (i = 0; i < reply.count; i++) {
-		const struct proto_fs_entry *e = &reply.entries[i];
+	if (reply->count > E2B_LIST_ENTRIES_MAX - w->entries) {
+		ember_error_set(err, EMBER_E_INVALID, 0,
+				"more than %u entries under the path: use a smaller depth",
+				E2B_LIST_ENTRIES_MAX);
+		goto out;
+	}
+	w->entries += (unsigned)reply->count;
+	for (i = 0; i < reply->count; i++) {
+		const struct proto_fs_entry *e = &reply->entries[i];
 		size_t n = strlen(dir) + 1 + strlen(e->name) + 1;
 		_cleanup_free_ char *path = malloc(n);
 
-		if (++w->entries > E2B_LIST_ENTRIES_MAX) {
-			ember_error_set(err, EMBER_E_INVALID, 0,
-					"more than %u entries under the path: use a smaller depth",
-					E2B_LIST_ENTRIES_MAX);
-			goto out;
-		}
 		if (path == NULL) {
 			ember_error_oom(err);
 			goto out;
@@ -347,22 +350,50 @@ static int walk_level(struct walk *w, const char *dir, unsigned depth, struct em
 	}
 	ret = 0;
 out:
-	proto_fs_reply_release(&reply);
+	proto_fs_reply_release(reply);
+	free(reply);
 	return ret;
+}
+
+int e2b_fs_walk_with(e2b_fs_list_fn list, void *list_ctx, const char *dir, unsigned max_depth,
+		     e2b_fs_walk_fn fn, void *fn_ctx, struct ember_error **err)
+{
+	struct walk w = { .list = list, .list_ctx = list_ctx, .max_depth = max_depth, .fn = fn,
+			  .fn_ctx = fn_ctx };
+
+	return walk_level(&w, dir, 1, err);
+}
+
+struct guest_lister {
+	const struct e2b_context *ctx;
+	const char *sandbox_id;
+	struct proto_fs_request fs; /* scratch */
+};
+
+/* e2b_fs_list_fn over the manager: one guest LIST. */
+static int guest_list(void *ctx, const char *dir, struct proto_fs_reply *reply,
+		      struct ember_error **err)
+{
+	struct guest_lister *l = ctx;
+
+	memset(&l->fs, 0, sizeof(l->fs));
+	l->fs.op = PROTO_FS_LIST;
+	snprintf(l->fs.path, sizeof(l->fs.path), "%s", dir);
+	return manager_fs(l->ctx->api->manager, l->sandbox_id, &l->fs, reply, err);
 }
 
 int e2b_fs_walk(const struct e2b_context *ctx, const char *sandbox_id, const char *dir,
 		unsigned max_depth, e2b_fs_walk_fn fn, void *fn_ctx, struct ember_error **err)
 {
-	struct walk *w = calloc(1, sizeof(*w));
+	struct guest_lister *l = calloc(1, sizeof(*l));
 	int ret;
 
-	if (w == NULL)
+	if (l == NULL)
 		return ember_error_oom(err);
-	*w = (struct walk){ .ctx = ctx, .sandbox_id = sandbox_id, .max_depth = max_depth,
-			    .fn = fn, .fn_ctx = fn_ctx };
-	ret = walk_level(w, dir, 1, err);
-	free(w);
+	l->ctx = ctx;
+	l->sandbox_id = sandbox_id;
+	ret = e2b_fs_walk_with(guest_list, l, dir, max_depth, fn, fn_ctx, err);
+	free(l);
 	return ret;
 }
 

@@ -20,17 +20,28 @@
 #include "util/jsonutil.h"
 #include "util/timeutil.h"
 
-/* Watchers across every sandbox: a full table drops the one polled least recently (clients
- * of a sandbox that is gone never remove theirs). With the snapshot bound below, all of them
- * hold at most 32 × (1 MiB of names + 10000 entries) ≈ 48 MiB. */
+/* Watchers across every sandbox, at most E2B_WATCHERS_PER_SANDBOX (fsplane.h) of one
+ * sandbox; a new one takes a free slot, else drops its own sandbox's least recently polled
+ * one (see e2b_watch_pick), never another sandbox's unless that sandbox is gone (clients of a
+ * sandbox that is gone never remove theirs).
+ * Memory: a snapshot is at most 10000 compact entries (the array grows to 16384 × 32 B =
+ * 512 KiB) plus 1 MiB of relative names (one malloc each: about 16 B of overhead, 160 KB),
+ * about 1.7 MiB; a poll holds its watcher's old and new snapshot. So at most 32 × 2 × 1.7 ≈
+ * 110 MiB when every watcher watches a full-sized tree and all are polled at once (one
+ * sandbox: 8 × 2 × 1.7 ≈ 27 MiB). */
 #define E2B_WATCHERS_MAX 32u
 /* Bytes of relative path names one snapshot keeps. */
 #define E2B_WATCH_NAMES_MAX (1u << 20)
 
+/* What a poll compares; the proto_fs_entry is rebuilt only for an includeEntry event. */
 struct snap_entry {
-	char *rel;                   /* the path relative to the watched directory */
-	struct proto_fs_entry entry; /* name is the last component */
+	char *rel;       /* the path relative to the watched directory */
+	uint64_t size;
+	int64_t mtime_s;
+	uint32_t mode;
+	uint8_t type;    /* enum proto_fs_type */
 };
+_Static_assert(sizeof(struct snap_entry) <= 32, "a snapshot entry stays compact");
 
 struct snapshot {
 	struct snap_entry *v;
@@ -85,7 +96,10 @@ static int snapshot_add(void *ctx, const char *path, const struct proto_fs_entry
 	s->v[s->n].rel = strdup(rel);
 	if (s->v[s->n].rel == NULL)
 		return ember_error_oom(err);
-	s->v[s->n].entry = *e;
+	s->v[s->n].size = e->size;
+	s->v[s->n].mtime_s = e->mtime_s;
+	s->v[s->n].mode = e->mode;
+	s->v[s->n].type = (uint8_t)e->type;
 	s->n++;
 	s->name_bytes += len;
 	return 0;
@@ -122,8 +136,14 @@ static int add_event(json_t *events, const char *type, const struct snap_entry *
 	if (ev == NULL)
 		return -1;
 	if (path != NULL) {
+		const char *slash = strrchr(e->rel, '/');
+		struct proto_fs_entry entry = { .type = (enum proto_fs_type)e->type,
+						.size = e->size, .mode = e->mode,
+						.mtime_s = e->mtime_s };
+
+		snprintf(entry.name, sizeof(entry.name), "%s", slash != NULL ? slash + 1 : e->rel);
 		snprintf(path, n, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", e->rel);
-		json_object_set_new(ev, "entry", e2b_fs_encode_entry(&e->entry, path));
+		json_object_set_new(ev, "entry", e2b_fs_encode_entry(&entry, path));
 	}
 	return json_array_append_new(events, ev);
 }
@@ -138,8 +158,8 @@ static json_t *diff(const struct snapshot *old, const struct snapshot *new, cons
 
 	while (events != NULL && ret == 0 && (i < old->n || j < new->n)) {
 		int cmp = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->v[i].rel, new->v[j].rel);
-		const struct proto_fs_entry *a = cmp == 0 ? &old->v[i].entry : NULL;
-		const struct proto_fs_entry *b = cmp == 0 ? &new->v[j].entry : NULL;
+		const struct snap_entry *a = cmp == 0 ? &old->v[i] : NULL;
+		const struct snap_entry *b = cmp == 0 ? &new->v[j] : NULL;
 
 		if (cmp < 0) {
 			ret = add_event(events, "EVENT_TYPE_REMOVE", &old->v[i++], dir, false);
@@ -177,24 +197,86 @@ static json_t *diff(const struct snapshot *old, const struct snapshot *new, cons
 
 /* --- the registry --- */
 
-/* A free slot, or the one polled least recently (its snapshot handed back to free). Locked. */
-static struct watcher *slot_take(struct snapshot *evicted, char **evicted_path)
+int e2b_watch_pick(const struct e2b_watch_slot *slots, size_t n, const char *sandbox,
+		   bool swept)
 {
-	struct watcher *oldest = NULL;
-	size_t i;
+	size_t i, own = 0;
+	int free_slot = -1, lru = -1;
 
+	for (i = 0; i < n; i++) {
+		if (!slots[i].used) {
+			if (free_slot < 0)
+				free_slot = (int)i;
+			continue;
+		}
+		if (strcmp(slots[i].sandbox, sandbox) != 0)
+			continue;
+		own++;
+		if (!slots[i].busy && (lru < 0 || slots[i].polled_ms < slots[lru].polled_ms))
+			lru = (int)i;
+	}
+	if (own < E2B_WATCHERS_PER_SANDBOX && free_slot >= 0)
+		return free_slot;
+	if (own < E2B_WATCHERS_PER_SANDBOX && !swept)
+		return E2B_WATCH_SWEEP;
+	return lru >= 0 ? lru : E2B_WATCH_EXHAUSTED;
+}
+
+/* The slot a new watcher of sandbox_id takes (e2b_watch_pick), emptied (a dropped watcher's
+ * snapshot and path handed back to free), or a negative E2B_WATCH_*. Locked. */
+static int slot_take(const char *sandbox_id, bool swept, struct snapshot *evicted,
+		     char **evicted_path)
+{
+	struct e2b_watch_slot view[E2B_WATCHERS_MAX];
+	size_t i;
+	int pick;
+
+	for (i = 0; i < E2B_WATCHERS_MAX; i++)
+		view[i] = (struct e2b_watch_slot){ .used = table[i].used, .busy = table[i].busy,
+						   .sandbox = table[i].sandbox,
+						   .polled_ms = table[i].polled_ms };
+	pick = e2b_watch_pick(view, E2B_WATCHERS_MAX, sandbox_id, swept);
+	if (pick >= 0 && table[pick].used) {
+		*evicted = table[pick].snap;
+		*evicted_path = table[pick].path;
+		memset(&table[pick], 0, sizeof(table[pick]));
+	}
+	return pick;
+}
+
+/* Drops every idle watcher whose sandbox no longer exists. Takes the lock itself, never
+ * across the manager's lookups. */
+static void sweep_gone(const struct e2b_context *ctx)
+{
+	char ids[E2B_WATCHERS_MAX][SANDBOX_ID_LEN + 1];
+	bool gone[E2B_WATCHERS_MAX] = { false };
+	struct snapshot snaps[E2B_WATCHERS_MAX];
+	char *paths[E2B_WATCHERS_MAX];
+	size_t i, j, n = 0, dropped = 0;
+
+	pthread_mutex_lock(&lock);
 	for (i = 0; i < E2B_WATCHERS_MAX; i++) {
-		if (!table[i].used)
-			return &table[i];
-		if (!table[i].busy && (oldest == NULL || table[i].polled_ms < oldest->polled_ms))
-			oldest = &table[i];
+		if (table[i].used)
+			snprintf(ids[n++], sizeof(ids[0]), "%s", table[i].sandbox);
 	}
-	if (oldest != NULL) {
-		*evicted = oldest->snap;
-		*evicted_path = oldest->path;
-		memset(oldest, 0, sizeof(*oldest));
+	pthread_mutex_unlock(&lock);
+	for (j = 0; j < n; j++)
+		gone[j] = !e2b_fs_sandbox_exists(ctx, ids[j]);
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < E2B_WATCHERS_MAX; i++) {
+		for (j = 0; table[i].used && !table[i].busy && j < n; j++) {
+			if (gone[j] && strcmp(table[i].sandbox, ids[j]) == 0) {
+				snaps[dropped] = table[i].snap;
+				paths[dropped++] = table[i].path;
+				memset(&table[i], 0, sizeof(table[i]));
+			}
+		}
 	}
-	return oldest;
+	pthread_mutex_unlock(&lock);
+	for (i = 0; i < dropped; i++) {
+		snapshot_release(&snaps[i]);
+		free(paths[i]);
+	}
 }
 
 /* The watcher of this sandbox with that id. Locked. */
@@ -231,9 +313,11 @@ void e2b_watcher_create(const struct e2b_context *ctx, const char *sandbox_id, j
 {
 	_cleanup_free_ char *path = malloc(PROTO_PATH_MAX + 1);
 	struct snapshot snap, evicted = { 0 };
-	char *evicted_path = NULL, id[20];
+	char *evicted_path = NULL, id[20], msg[128];
 	struct ember_error *err = NULL;
 	bool recursive = false, include_entry = false, include_entry2 = false, net = false;
+	bool swept;
+	int pick;
 	const char *raw = "";
 	struct watcher *w;
 	uint8_t rnd[8];
@@ -262,8 +346,17 @@ void e2b_watcher_create(const struct e2b_context *ctx, const char *sandbox_id, j
 	id[0] = 'w';
 	for (i = 0; i < sizeof(rnd); i++)
 		snprintf(id + 1 + 2 * i, 3, "%02x", rnd[i]);
-	pthread_mutex_lock(&lock);
-	w = slot_take(&evicted, &evicted_path);
+	for (swept = false;; swept = true) {
+		pthread_mutex_lock(&lock);
+		pick = slot_take(sandbox_id, swept, &evicted, &evicted_path);
+		if (pick >= 0)
+			break; /* locked */
+		pthread_mutex_unlock(&lock);
+		if (pick == E2B_WATCH_EXHAUSTED)
+			break;
+		sweep_gone(ctx);
+	}
+	w = pick >= 0 ? &table[pick] : NULL;
 	if (w != NULL) {
 		*w = (struct watcher){ .used = true, .recursive = recursive,
 				       .include_entry = include_entry || include_entry2,
@@ -271,14 +364,17 @@ void e2b_watcher_create(const struct e2b_context *ctx, const char *sandbox_id, j
 		path = NULL; /* the watcher's now */
 		snprintf(w->id, sizeof(w->id), "%s", id);
 		snprintf(w->sandbox, sizeof(w->sandbox), "%s", sandbox_id);
+		pthread_mutex_unlock(&lock);
 	}
-	pthread_mutex_unlock(&lock);
 	snapshot_release(&evicted);
 	free(evicted_path);
 	if (w == NULL) {
 		snapshot_release(&snap);
-		e2b_error_connect_msg(resp, "resource_exhausted",
-				      "every watcher is being polled right now");
+		snprintf(msg, sizeof(msg),
+			 "no watcher slot free (at most %u per sandbox, %u in all, none of them "
+			 "idle)",
+			 E2B_WATCHERS_PER_SANDBOX, E2B_WATCHERS_MAX);
+		e2b_error_connect_msg(resp, "resource_exhausted", msg);
 		return;
 	}
 	resp->status = 200;

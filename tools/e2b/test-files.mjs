@@ -2,8 +2,8 @@
 // write/read round trips (text, a 5 MiB random binary over multipart and over octet-stream),
 // several files in one write, list (depth 1 and 2), exists, getInfo, makeDir, rename, remove,
 // relative paths under /home/user, a missing file as FileNotFoundError, reads as 'bytes' and
-// 'stream', an upload cut off midway leaving nothing, the polling watcher, and the clear
-// refusals of gzip uploads and watchDir.
+// 'stream', an upload cut off midway leaving nothing, the polling watcher (its entries, its
+// per-sandbox cap), and the clear refusals of gzip uploads and watchDir.
 // Run with E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY set (tests/e2e/test_e2b.py does);
 // prints one line per check, exits 0 when every check passed.
 import assert from 'node:assert/strict';
@@ -199,6 +199,38 @@ check('the polling watcher reports create, write and remove', async (sbx) => {
   const after = await rpc(sbx, 'GetWatcherEvents', { watcherId });
   assert.equal(after.status, 404);
   assert.equal(after.body.code, 'not_found');
+});
+
+check('includeEntry events carry the entry; a sandbox keeps at most 8 watchers', async (sbx) => {
+  const w = `${dir}/watched2`;
+  await sbx.files.makeDir(w);
+  const first = await rpc(sbx, 'CreateWatcher', { path: w, includeEntry: true });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  await sbx.files.write(`${w}/e.txt`, 'five!');
+  const got = await rpc(sbx, 'GetWatcherEvents', { watcherId: first.body.watcherId });
+  assert.equal(got.status, 200, JSON.stringify(got.body));
+  assert.equal(got.body.events.length, 1, JSON.stringify(got.body));
+  const ev = got.body.events[0];
+  assert.equal(ev.type, 'EVENT_TYPE_CREATE');
+  assert.equal(ev.name, 'e.txt');
+  assert.equal(ev.entry.name, 'e.txt');
+  assert.equal(ev.entry.path, `${w}/e.txt`);
+  assert.equal(ev.entry.type, 'FILE_TYPE_FILE');
+  assert.equal(ev.entry.size, '5');
+  // 8 more: the 9th replaces this sandbox's watcher polled least recently (the first one)
+  const ids = [];
+  for (let i = 0; i < 8; i++) {
+    const c = await rpc(sbx, 'CreateWatcher', { path: w });
+    assert.equal(c.status, 200, JSON.stringify(c.body));
+    ids.push(c.body.watcherId);
+  }
+  const gone = await rpc(sbx, 'GetWatcherEvents', { watcherId: first.body.watcherId });
+  assert.equal(gone.body.code, 'not_found', JSON.stringify(gone.body));
+  for (const watcherId of ids) {
+    const r = await rpc(sbx, 'GetWatcherEvents', { watcherId });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await rpc(sbx, 'RemoveWatcher', { watcherId })).status, 200);
+  }
 });
 
 check('watchDir is refused with a clear message', async (sbx) => {
