@@ -2,8 +2,10 @@
  * POST /execute runs a cell in a native code context and streams it as E2B's NDJSON lines
  * (execevents.c); /contexts lists, creates, removes and restarts contexts. Errors are plain
  * text, as E2B's server answers (the SDK shows a 404's body in its NotFoundError).
- * Keeps no state: a sandbox's default context of a language is its oldest context of that
- * language (the manager lists them in creation order), made on first use. */
+ * Keeps no state but the turns (interpturn.c): a sandbox's default context of a language is its
+ * oldest context of that language (the manager lists them in creation order), made on first
+ * use. A cell holds its context's turn from before its env_vars are set until they are back, so
+ * no other cell of ours sees them or runs between the set, the cell and the restore. */
 #include "e2b/e2b.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include "api/encode.h"
 #include "e2b/fspath.h"
 #include "e2b/interpreq.h"
+#include "e2b/interpturn.h"
 #include "sandbox/manager.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
@@ -22,9 +25,11 @@
 #include "util/text.h"
 #include "util/timeutil.h"
 
-/* How often a cell waiting for its context (another cell runs in it: E2B queues, the native
- * context says 409) looks again. The manager offers nothing to wait on. */
-#define INTERP_BUSY_POLL_MS 50
+/* Cells of ours wait for each other on their turn (interpturn.h). A context busy with an exec
+ * from elsewhere (the native API: it says 409) is asked again after a delay that doubles from
+ * the first to the most; the manager offers nothing to wait on. */
+#define INTERP_BUSY_FIRST_MS 50
+#define INTERP_BUSY_MAX_MS 500
 
 typedef void interp_handler(const struct e2b_context *ctx, const struct e2b_request *req,
 			    const char *context_id, struct api_response *resp);
@@ -173,17 +178,31 @@ static bool context_present(struct manager *m, const char *sandbox_id, const cha
 	return true;
 }
 
-/* After a failed attempt: whether to try again (the context is busy with another cell: E2B's
- * server queues cells per context) until the client leaves or the longest exec could have
- * ended. Frees err when so. */
-static bool wait_turn(struct manager *m, const struct e2b_request *req, const char *context_id,
-		      int64_t deadline, struct ember_error **err)
+static bool client_gone_arg(void *arg)
 {
-	if ((*err)->kind != EMBER_E_CONFLICT || time_mono_ms() >= deadline ||
-	    client_gone(req->client_fd) || !context_present(m, req->sandbox_id, context_id))
+	return client_gone(*(const int *)arg);
+}
+
+/* The next delay of a backoff (*delay_ms 0: the first). */
+static unsigned backoff_ms(unsigned *delay_ms)
+{
+	*delay_ms = *delay_ms == 0 ? INTERP_BUSY_FIRST_MS : *delay_ms * 2;
+	if (*delay_ms > INTERP_BUSY_MAX_MS)
+		*delay_ms = INTERP_BUSY_MAX_MS;
+	return *delay_ms;
+}
+
+/* After a failed attempt: whether to try again (the context is busy with an exec that is not
+ * one of our cells: ours wait for the turn) until the client (fd; -1: none) leaves or the
+ * longest exec could have ended, after a backoff (*delay_ms). Frees err when so. */
+static bool wait_busy(struct manager *m, const char *sandbox_id, int fd, const char *context_id,
+		      int64_t deadline, unsigned *delay_ms, struct ember_error **err)
+{
+	if ((*err)->kind != EMBER_E_CONFLICT || time_mono_ms() >= deadline || client_gone(fd) ||
+	    !context_present(m, sandbox_id, context_id))
 		return false;
 	ember_error_free(err);
-	sleep_ms(INTERP_BUSY_POLL_MS);
+	sleep_ms(backoff_ms(delay_ms));
 	return true;
 }
 
@@ -194,12 +213,14 @@ static int run_quiet(struct manager *m, const struct e2b_request *req, const cha
 	struct sandbox_exec_request exec = { .code = code, .code_len = strlen(code),
 					     .context_id = context_id };
 	int64_t deadline = time_mono_ms() + manager_max_exec_timeout_ms(m);
+	unsigned delay_ms = 0;
 
 	for (;;) {
 		memset(res, 0, sizeof(*res));
 		if (manager_exec(m, req->sandbox_id, &exec, res, err) == 0)
 			break;
-		if (!wait_turn(m, req, context_id, deadline, err))
+		if (!wait_busy(m, req->sandbox_id, req->client_fd, context_id, deadline, &delay_ms,
+			       err))
 			return -1;
 	}
 	if (res->exit.exit_code == 0 && !res->exit.context.has_error)
@@ -208,10 +229,13 @@ static int run_quiet(struct manager *m, const struct e2b_request *req, const cha
 	return ember_error_set(err, EMBER_E_INVALID, 0, "env_vars could not be set in the context");
 }
 
-/* What restores a cell's env_vars: after the cell, before its end_of_execution goes out. */
+/* What ends a cell, on the stream's worker before its end_of_execution goes out: the restore of
+ * its env_vars (code; NULL: none), then the context's turn goes back. The turn is borrowed:
+ * handle_execute gives it back itself when the cell never started (cell_after_run never runs). */
 struct cell_restore {
 	char context_id[PROTO_CONTEXT_ID_MAX + 1];
 	char *code;
+	struct e2b_turn *turn;
 };
 
 static void restore_free(void *arg)
@@ -224,18 +248,37 @@ static void restore_free(void *arg)
 	free(r);
 }
 
-static void restore_run(struct manager *m, const char *sandbox_id, void *arg)
+/* Puts the variables back (the turn held): again while an exec from elsewhere holds the context,
+ * until it is gone (a context gone or restarted has nothing left to restore). */
+static void restore_run(struct manager *m, const char *sandbox_id, const struct cell_restore *r)
 {
-	struct cell_restore *r = arg;
 	struct sandbox_exec_request exec = { .code = r->code, .code_len = strlen(r->code),
 					     .context_id = r->context_id };
-	struct channel_exec_result res = { 0 };
-	struct ember_error *err = NULL;
+	int64_t deadline = time_mono_ms() + manager_max_exec_timeout_ms(m);
+	unsigned delay_ms = 0;
 
-	/* Best effort: a context gone or restarted meanwhile has nothing left to restore. */
-	if (manager_exec(m, sandbox_id, &exec, &res, &err) < 0)
-		ember_error_free(&err);
-	channel_exec_result_release(&res);
+	for (;;) {
+		struct channel_exec_result res = { 0 };
+		struct ember_error *err = NULL;
+		int ret = manager_exec(m, sandbox_id, &exec, &res, &err);
+
+		channel_exec_result_release(&res);
+		if (ret == 0 || !wait_busy(m, sandbox_id, -1, r->context_id, deadline, &delay_ms,
+					   &err)) {
+			ember_error_free(&err);
+			return;
+		}
+	}
+}
+
+static void cell_after_run(struct manager *m, const char *sandbox_id, void *arg)
+{
+	struct cell_restore *r = arg;
+
+	if (r->code != NULL)
+		restore_run(m, sandbox_id, r);
+	e2b_turn_release(r->turn);
+	r->turn = NULL;
 }
 
 /* The code that puts back old (a JSON object: name → former value, null when unset). */
@@ -265,10 +308,10 @@ static char *restore_code(enum proto_context_language language, json_t *old)
 }
 
 /* env_vars for one cell, as E2B's server does them: set in the context before the cell (a cell
- * of their own, which also prints what they were), restored after it (*restore). Python and
- * javascript contexts. */
+ * of their own, which also prints what they were), restored after it (cell->code, the code that
+ * does so; the turn held from the set to the restore). Python and javascript contexts. */
 static int set_env_vars(struct manager *m, const struct e2b_request *req, const char *context_id,
-			json_t *env_vars, struct cell_restore **restore, struct ember_error **err)
+			json_t *env_vars, struct cell_restore *cell, struct ember_error **err)
 {
 	_cleanup_free_ char *vars = json_dumps(env_vars, JSON_COMPACT);
 	_cleanup_free_ char *code = NULL;
@@ -302,19 +345,15 @@ static int set_env_vars(struct manager *m, const struct e2b_request *req, const 
 		return -1;
 	old = json_loadb((const char *)res.stdout_data, res.stdout_len, 0, NULL);
 	channel_exec_result_release(&res);
-	*restore = calloc(1, sizeof(**restore));
-	if (*restore == NULL || !json_is_object(old) ||
-	    ((*restore)->code = restore_code(c.language, old)) == NULL) {
-		restore_free(*restore);
-		*restore = NULL;
+	if (!json_is_object(old) || (cell->code = restore_code(c.language, old)) == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, 0,
 				       "the context did not say what env_vars replace");
-	}
-	snprintf((*restore)->context_id, sizeof((*restore)->context_id), "%s", context_id);
 	return 0;
 }
 
-/* Starts the cell's stream, waiting its turn. restore (borrowed) runs after the cell. */
+/* Starts the cell's stream (its turn held), again while an exec from elsewhere holds the
+ * context. restore (borrowed; its code may be NULL) runs after the cell and gives the turn
+ * back: on success the stream owns that, on failure the caller. */
 static int start_cell(const struct e2b_context *ctx, const struct e2b_request *req,
 		      const struct e2b_execute_body *parsed, const char *context_id,
 		      const struct cell_restore *restore, struct api_exec_stream **out,
@@ -323,6 +362,7 @@ static int start_cell(const struct e2b_context *ctx, const struct e2b_request *r
 	struct manager *m = ctx->api->manager;
 	unsigned timeout_ms = manager_max_exec_timeout_ms(m);
 	int64_t deadline = time_mono_ms() + timeout_ms;
+	unsigned delay_ms = 0;
 
 	for (;;) {
 		/* The stream's worker outlives this request: the body's root owns what it reads
@@ -336,31 +376,24 @@ static int start_cell(const struct e2b_context *ctx, const struct e2b_request *r
 			.timeout_ms = timeout_ms,
 			.context_id = json_string_value(json_object_get(root, "context_id")),
 		};
-		struct api_exec_after after = { .fn = restore_run, .free_arg = restore_free };
-		struct cell_restore *copy = NULL;
+		struct api_exec_after after = { .fn = cell_after_run, .free_arg = restore_free };
+		struct cell_restore *copy = malloc(sizeof(*copy));
 
-		if (restore != NULL) {
-			copy = malloc(sizeof(*copy));
-			if (copy != NULL) {
-				*copy = *restore;
-				copy->code = strdup(restore->code);
-			}
-			if (copy == NULL || copy->code == NULL) {
-				restore_free(copy);
-				json_decref(root);
-				return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM,
-						       "out of memory");
-			}
-			after.arg = copy;
+		if (copy != NULL) {
+			*copy = *restore;
+			copy->code = restore->code != NULL ? strdup(restore->code) : NULL;
 		}
-		if (root == NULL) {
+		if (root == NULL || copy == NULL || (restore->code != NULL && copy->code == NULL)) {
 			restore_free(copy);
+			json_decref(root);
 			return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 		}
+		after.arg = copy;
 		if (api_exec_stream_start_after(m, req->sandbox_id, &body, API_EVENTS_E2B_EXECUTE,
-						copy != NULL ? &after : NULL, out, err) == 0)
+						&after, out, err) == 0)
 			return 0;
-		if (!wait_turn(m, req, context_id, deadline, err))
+		if (!wait_busy(m, req->sandbox_id, req->client_fd, context_id, deadline, &delay_ms,
+			       err))
 			return -1;
 	}
 }
@@ -370,9 +403,11 @@ static void handle_execute(const struct e2b_context *ctx, const struct e2b_reque
 {
 	struct manager *m = ctx->api->manager;
 	struct e2b_execute_body parsed;
-	struct cell_restore *restore = NULL;
+	struct cell_restore cell = { .code = NULL, .turn = NULL };
 	struct ember_error *err = NULL;
-	char id[PROTO_CONTEXT_ID_MAX + 1];
+	char *id = cell.context_id;
+	const size_t id_size = sizeof(cell.context_id);
+	int fd = req->client_fd;
 	enum proto_context_language language;
 
 	(void)unused;
@@ -385,20 +420,25 @@ static void handle_execute(const struct e2b_context *ctx, const struct e2b_reque
 			respond_context_not_found(resp, parsed.context_id);
 			goto out;
 		}
-		snprintf(id, sizeof(id), "%s", parsed.context_id);
+		snprintf(id, id_size, "%s", parsed.context_id);
 	} else {
 		language = parsed.language != PROTO_LANG_NONE ? parsed.language : PROTO_LANG_PYTHON;
-		if (default_context(m, req->sandbox_id, language, id, sizeof(id), &err) < 0)
+		if (default_context(m, req->sandbox_id, language, id, id_size, &err) < 0)
 			goto fail;
 	}
-	if (parsed.env_vars != NULL &&
-	    set_env_vars(m, req, id, parsed.env_vars, &restore, &err) < 0)
+	/* E2B's server queues a context's cells: ours wait for the turn, held until the cell's
+	 * env_vars are back (the stream's worker gives it back once the cell started). */
+	if (e2b_turn_take(req->sandbox_id, id, time_mono_ms() + manager_max_exec_timeout_ms(m),
+			  client_gone_arg, &fd, &cell.turn, &err) < 0)
 		goto fail;
-	if (start_cell(ctx, req, &parsed, id, restore, &resp->events, &err) < 0) {
-		if (restore != NULL) /* the cell never ran: the variables go back now */
-			restore_run(m, req->sandbox_id, restore);
+	if (parsed.env_vars != NULL && set_env_vars(m, req, id, parsed.env_vars, &cell, &err) < 0)
+		goto fail;
+	if (start_cell(ctx, req, &parsed, id, &cell, &resp->events, &err) < 0) {
+		if (cell.code != NULL) /* the cell never ran: the variables go back now */
+			restore_run(m, req->sandbox_id, &cell);
 		goto fail;
 	}
+	cell.turn = NULL; /* the stream's now */
 	resp->events_format = API_EVENTS_E2B_EXECUTE;
 	resp->status = 200;
 	goto out;
@@ -411,7 +451,8 @@ fail:
 		respond_err(resp, &err);
 	}
 out:
-	restore_free(restore);
+	e2b_turn_release(cell.turn);
+	free(cell.code);
 	e2b_execute_body_release(&parsed);
 }
 

@@ -1,6 +1,6 @@
 // test-interp.mjs - the E2B code interpreter (port 49999) against emberd, through the unmodified
 // @e2b/code-interpreter SDK: runCode with state, results, logs, errors, streaming callbacks,
-// env vars, contexts (create, list, isolation, restart, remove) and the errors users get.
+// env vars (kept to their cell, also among concurrent cells), contexts (create, list, isolation, restart, remove) and the errors users get.
 // Run with E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY pointing at emberd's --e2b-addr
 // (tests/e2e/test_e2b.py does). EMBERD_SANDBOX_ID (optional) uses that sandbox, made through
 // the native API, instead of Sandbox.create(). Prints one line per check; exit 0 on success.
@@ -106,6 +106,27 @@ check('a cell past the SDK timeoutMs is TimeoutError; its context goes on, afres
   const ex = await sbx.runCode('x', { requestTimeoutMs: 60000 })
   assert.equal(ex.error?.name, 'NameError')
   assert.equal((await sbx.runCode('x = 20\nx')).text, '20')
+})
+
+check("a cell's envs reach no other cell, even sent at once, and nothing stays after", async () => {
+  const peek = "import os\nos.environ.get('SECRET', 'unset') + '/' + os.environ.get('OTHER', 'unset')"
+  for (let round = 0; round < 3; round++) {
+    // cells queued behind and around two env cells: none may run between a set and its restore
+    const withEnvs = sbx.runCode("import os, time\ntime.sleep(0.5)\nos.environ['SECRET']", { envs: { SECRET: 'a' } })
+    const peeks = Array.from({ length: 12 }, () => sbx.runCode(peek))
+    const other = sbx.runCode("import os\nos.environ['SECRET'] + os.environ['OTHER']", {
+      envs: { SECRET: 'b', OTHER: 'c' },
+    })
+    const [a, b, ...seen] = await Promise.all([withEnvs, other, ...peeks])
+    assert.equal(a.error, undefined)
+    assert.equal(a.text, 'a')
+    assert.equal(b.text, 'bc')
+    assert.deepEqual(
+      seen.map((r) => r.text),
+      seen.map(() => 'unset/unset')
+    )
+    assert.equal((await sbx.runCode(peek)).text, 'unset/unset')
+  }
 })
 
 let ctx
