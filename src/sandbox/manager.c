@@ -224,21 +224,40 @@ static bool describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 	return true;
 }
 
+/* A failed sandbox whose channel broke while its VMM still ran, once the VMM is gone: a panic
+ * on the console is the reason (the channel only broke because of it). Lock held. */
+static void refine_failure_locked(struct sandbox *sb)
+{
+	char reason[sizeof(sb->failure)];
+
+	if (sb->vm != NULL && vmm_alive(sb->vm))
+		return;
+	sb->failure_refinable = false;
+	if (describe_vm_exit(sb, reason, sizeof(reason))) {
+		snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
+		log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
+	}
+}
+
 /* The one place a ready sandbox becomes FAILED: its VM died or its channel broke. Lock held. */
 static void mark_failed_if_broken_locked(struct manager *m, struct sandbox *sb)
 {
 	const char *kind = "channel_broken";
 	char reason[512];
 
+	if (sb->state == SANDBOX_FAILED && sb->failure_refinable)
+		refine_failure_locked(sb);
 	if (sb->state != SANDBOX_READY)
 		return;
 	if (!vmm_alive(sb->vm))
 		kind = describe_vm_exit(sb, sb->failure, sizeof(sb->failure)) ? "kernel_panic"
 									    : "vm_exited";
-	else if (channel_broken(sb->ch, reason, sizeof(reason)))
+	else if (channel_broken(sb->ch, reason, sizeof(reason))) {
 		snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
-	else
+		sb->failure_refinable = true;
+	} else {
 		return;
+	}
 	sb->state = SANDBOX_FAILED;
 	metrics_count(m->metrics, METRICS_GUEST_FAILURES, &kind, 1);
 	log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
@@ -1530,8 +1549,11 @@ int manager_get(struct manager *m, const char *id, struct sandbox_info *info,
 
 	pthread_mutex_lock(&m->lock);
 	sb = table_find_locked(m, id);
-	if (sb != NULL)
+	if (sb != NULL) {
+		/* what is true now, not at the reaper's last round */
+		mark_failed_if_broken_locked(m, sb);
 		fill_info_locked(sb, info);
+	}
 	pthread_mutex_unlock(&m->lock);
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);

@@ -59,6 +59,10 @@ struct sandbox {
 	struct egress_link *link;
 	const struct net_policy *want_network; /* during a create: the request's policy */
 	char failure[512];            /* [lock] */
+	/* [lock] failure says the channel broke while the VMM still ran: the VMM may have been
+	 * on its way out (a guest kernel panic closes the channel before the process is gone),
+	 * so its exit, once seen, may give the real reason (mark_failed_if_broken_locked). */
+	bool failure_refinable;
 	struct sandbox *next;         /* [lock] the table's link */
 };
 
