@@ -553,13 +553,12 @@ static void route_rpc(const struct e2b_context *ctx, const struct e2b_request *r
 
 /* --- GET /files --- */
 
-/* The query of GET /files: path (required) and username; a signed URL's parameters are
- * refused (the sandbox planes take X-Access-Token). */
-static int parse_files_query(const struct e2b_request *req, char *path, struct ember_error **err)
+int e2b_files_query(const struct e2b_request *req, const char **path, struct ember_error **err)
 {
 	const char *raw = NULL, *username = NULL;
 	size_t i;
 
+	*path = NULL;
 	if (req->query->too_many || req->query->has_nul)
 		return ember_error_set(err, KIND, 0, "malformed query");
 	for (i = 0; i < req->query->count; i++) {
@@ -579,10 +578,21 @@ static int parse_files_query(const struct e2b_request *req, char *path, struct e
 					       key);
 		*slot = value != NULL ? value : "";
 	}
-	if (raw == NULL || raw[0] == '\0')
-		return ember_error_set(err, KIND, 0, "query parameter `path` is required");
 	if (e2b_username(req->authorization, username, err) < 0)
 		return -1;
+	*path = raw != NULL && raw[0] != '\0' ? raw : NULL;
+	return 0;
+}
+
+/* The query of GET /files: path (required) resolved into path. */
+static int parse_files_query(const struct e2b_request *req, char *path, struct ember_error **err)
+{
+	const char *raw;
+
+	if (e2b_files_query(req, &raw, err) < 0)
+		return -1;
+	if (raw == NULL)
+		return ember_error_set(err, KIND, 0, "query parameter `path` is required");
 	return e2b_path_resolve(raw, path, err);
 }
 

@@ -21,6 +21,11 @@
 void e2b_fs_rest_error(const struct e2b_context *ctx, const char *sandbox_id,
 		       struct api_response *resp, struct ember_error **err);
 
+/* The query of GET and POST /files: `path` (*path: NULL when absent or empty; not yet
+ * resolved) and `username` (checked, e2b_username); a signed URL's parameters, unknown and
+ * repeated ones are refused (EMBER_E_INVALID). */
+int e2b_files_query(const struct e2b_request *req, const char **path, struct ember_error **err);
+
 /* Whether the sandbox still exists (a NOT_FOUND is then about a path, not the sandbox). */
 bool e2b_fs_sandbox_exists(const struct e2b_context *ctx, const char *sandbox_id);
 

@@ -154,36 +154,15 @@ static const struct e2b_multipart_ops multipart_ops = {
 
 /* --- the request --- */
 
-/* ?path= and ?username= (as GET /files). */
+/* ?path= (optional: each part's filename names its file otherwise) and ?username=. */
 static int parse_query(struct e2b_upload *u, const struct e2b_request *req,
 		       struct ember_error **err)
 {
-	const char *raw = NULL, *username = NULL;
-	size_t i;
+	const char *raw;
 
-	if (req->query->too_many || req->query->has_nul)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "malformed query");
-	for (i = 0; i < req->query->count; i++) {
-		const char *key = req->query->pairs[i].key, *value = req->query->pairs[i].value;
-		const char **slot = strcmp(key, "path") == 0 ? &raw
-				    : strcmp(key, "username") == 0 ? &username
-								   : NULL;
-
-		if (strcmp(key, "signature") == 0 || strcmp(key, "signature_expiration") == 0)
-			return ember_error_set(err, EMBER_E_INVALID, 0,
-					       "signed file URLs are not supported by emberd: send "
-					       "the X-Access-Token header");
-		if (slot == NULL)
-			return ember_error_set(err, EMBER_E_INVALID, 0,
-					       "unknown query parameter `%.64s`", key);
-		if (*slot != NULL)
-			return ember_error_set(err, EMBER_E_INVALID, 0,
-					       "query parameter `%s` is given twice", key);
-		*slot = value != NULL ? value : "";
-	}
-	if (e2b_username(req->authorization, username, err) < 0)
+	if (e2b_files_query(req, &raw, err) < 0)
 		return -1;
-	if (raw == NULL || raw[0] == '\0')
+	if (raw == NULL)
 		return 0;
 	u->has_query_path = true;
 	return e2b_path_resolve(raw, u->query_path, err);
