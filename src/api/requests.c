@@ -8,6 +8,7 @@
 
 #include "sandbox/catalog.h"
 #include "sandbox/manager.h"
+#include "sandbox/sandboxenv.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
 
@@ -196,21 +197,6 @@ bool api_list_filter_match(const struct api_list_filter *filter, const struct sa
 	return sandbox_labels_match(&info->labels, filter->terms, filter->nterms);
 }
 
-static bool valid_env_name(const char *name)
-{
-	const char *p;
-
-	if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9') ||
-	    strlen(name) > API_ENV_NAME_MAX)
-		return false;
-	for (p = name; *p != '\0'; p++) {
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_'))
-			return false;
-	}
-	return true;
-}
-
 static int parse_env_into(json_t *root, char **out_env, size_t *out_envc,
 			  struct ember_error **err);
 
@@ -237,7 +223,7 @@ static int parse_env_into(json_t *root, char **out_env, size_t *out_envc,
 		const char *s = json_string_value(value);
 		size_t n = json_string_length(value);
 
-		if (!valid_env_name(name))
+		if (!sandbox_env_name_valid(name, strlen(name)))
 			return ember_error_set(err, KIND, 0,
 					       "field `env`: `%.64s` is not a valid variable name "
 					       "([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)", name,

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sandbox/sandboxenv.h"
 #include "util/jsonutil.h"
 
 #define KIND EMBER_E_INVALID
-#define ENV_NAME_MAX 128
 
 static const struct {
 	const char *name;
@@ -82,19 +82,6 @@ static int language_member(json_t *root, enum proto_context_language *language,
 	return 0;
 }
 
-static bool valid_env_name(const char *name)
-{
-	size_t i, n = strlen(name);
-
-	if (n == 0 || n > ENV_NAME_MAX || (name[0] >= '0' && name[0] <= '9'))
-		return false;
-	for (i = 0; i < n; i++) {
-		if (!isalnum((unsigned char)name[i]) && name[i] != '_')
-			return false;
-	}
-	return true;
-}
-
 static int env_vars_member(json_t *root, json_t **out, struct ember_error **err)
 {
 	json_t *env = json_object_get(root, "env_vars"), *value;
@@ -112,11 +99,11 @@ static int env_vars_member(json_t *root, json_t **out, struct ember_error **err)
 		const char *s = json_string_value(value);
 		size_t n = json_string_length(value);
 
-		if (!valid_env_name(name))
+		if (!sandbox_env_name_valid(name, strlen(name)))
 			return ember_error_set(err, KIND, 0,
 					       "field `env_vars`: `%.64s` is not a valid variable "
 					       "name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)",
-					       name, ENV_NAME_MAX);
+					       name, SANDBOX_ENV_NAME_MAX);
 		if (s == NULL || strlen(s) != n || strlen(name) + 1 + n > PROTO_STRING_MAX)
 			return ember_error_set(err, KIND, 0,
 					       "field `env_vars.%s` must be a string without NUL, at "

@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sandbox/sandboxenv.h"
 #include "util/cleanup.h"
 #include "util/text.h"
 
 #define KIND EMBER_E_INVALID
 /* Environment variable names, as the native API takes them (api/requests.c). */
-#define E2B_ENV_NAME_MAX 128
 
 /* The member key of obj, NULL when absent or null (proto3 JSON: null is the default). Both
  * the JSON name and the proto field name are accepted, as protobuf's JSON parsers do; every
@@ -68,21 +68,6 @@ static int get_uint(json_t *v, const char *what, uint64_t max, uint64_t *out,
 	}
 	return ember_error_set(err, KIND, 0, "field `%s` must be an integer from 0 to %llu", what,
 			       (unsigned long long)max);
-}
-
-static bool valid_env_name(const char *name)
-{
-	const char *p;
-
-	if (name[0] == '\0' || (name[0] >= '0' && name[0] <= '9') ||
-	    strlen(name) > E2B_ENV_NAME_MAX)
-		return false;
-	for (p = name; *p != '\0'; p++) {
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_'))
-			return false;
-	}
-	return true;
 }
 
 /* cmd and args into argv: the guest protocol carries up to PROTO_ARGV_MAX non-empty strings of
@@ -153,11 +138,11 @@ static int parse_envs(json_t *config, struct e2b_start_request *out, struct embe
 		const char *s = json_string_value(value);
 		size_t n = json_string_length(value);
 
-		if (!valid_env_name(name))
+		if (!sandbox_env_name_valid(name, strlen(name)))
 			return ember_error_set(err, KIND, 0,
 					       "field `process.envs`: `%.64s` is not a valid variable "
 					       "name ([A-Za-z_][A-Za-z0-9_]*, at most %d bytes)", name,
-					       E2B_ENV_NAME_MAX);
+					       SANDBOX_ENV_NAME_MAX);
 		if (s == NULL || strlen(s) != n || strlen(name) + 1 + n > PROTO_STRING_MAX)
 			return ember_error_set(err, KIND, 0,
 					       "field `process.envs.%s` must be a string without NUL, "

@@ -7,7 +7,7 @@
 
 #define KIND EMBER_E_INVALID
 
-static bool valid_name(const char *name, size_t len)
+bool sandbox_env_name_valid(const char *name, size_t len)
 {
 	size_t i;
 
@@ -43,7 +43,7 @@ int sandbox_env_add(struct sandbox_env *env, const char *name, const char *value
 {
 	size_t name_len = strlen(name), need = name_len + 1 + value_len + 1;
 
-	if (!valid_name(name, name_len))
+	if (!sandbox_env_name_valid(name, name_len))
 		return ember_error_set(err, KIND, 0,
 				       "`%.64s` is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*, "
 				       "at most %d bytes)", name, SANDBOX_ENV_NAME_MAX);

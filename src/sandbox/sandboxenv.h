@@ -24,6 +24,11 @@ struct sandbox_env {
 	char block[SANDBOX_ENV_BYTES]; /* count "NAME=value\0" entries */
 };
 
+/* Whether name (len bytes) is an environment variable name every exec path takes:
+ * [A-Za-z_][A-Za-z0-9_]*, 1-SANDBOX_ENV_NAME_MAX bytes. The one check of it (the native exec
+ * and process bodies, E2B's envs and env_vars, and sandbox_env_add use it). */
+bool sandbox_env_name_valid(const char *name, size_t len);
+
 /* Checks and appends name=value: a name of [A-Za-z_][A-Za-z0-9_]* (1-128 bytes), given once; a
  * value of UTF-8 without NUL; at most SANDBOX_ENV_MAX entries in SANDBOX_ENV_BYTES. */
 int sandbox_env_add(struct sandbox_env *env, const char *name, const char *value,
