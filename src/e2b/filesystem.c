@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "api/files.h"
+#include "e2b/connect.h"
 #include "e2b/fsplane.h"
 #include "e2b/fspath.h"
 #include "util/cleanup.h"
@@ -487,27 +488,18 @@ static const struct {
  * Connect client reads with the message (a non-200 status would lose it). */
 static void watch_dir_unsupported(struct api_response *resp)
 {
-	_cleanup_json_ json_t *end = json_pack("{s:{s:s, s:s}}", "error", "code", "unimplemented",
-					       "message", WATCH_UNSUPPORTED);
-	size_t len = 0;
-	char *text = end != NULL ? json_dump_compact(end, &len, NULL) : NULL;
-	uint8_t *frame = text != NULL ? malloc(5 + len) : NULL;
+	struct buf frame = { 0 };
+	struct ember_error *err = NULL;
 
-	if (frame == NULL) {
-		free(text);
-		e2b_error_connect(resp, NULL);
+	if (e2b_connect_end(&frame, "unimplemented", WATCH_UNSUPPORTED, &err) < 0) {
+		buf_release(&frame);
+		e2b_error_connect(resp, err);
+		ember_error_free(&err);
 		return;
 	}
-	frame[0] = 0x02;
-	frame[1] = (uint8_t)(len >> 24);
-	frame[2] = (uint8_t)(len >> 16);
-	frame[3] = (uint8_t)(len >> 8);
-	frame[4] = (uint8_t)len;
-	memcpy(frame + 5, text, len);
-	free(text);
 	resp->status = 200;
-	resp->text = (char *)frame;
-	resp->text_len = 5 + len;
+	resp->text = (char *)frame.data; /* the response owns it now */
+	resp->text_len = frame.len;
 	resp->content_type = "application/connect+json";
 }
 
