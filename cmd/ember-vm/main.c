@@ -133,7 +133,7 @@ static int boot_vm(struct vmm_driver *drv, struct vmm_boot_config *bcfg, const c
 	if (vmm_start(drv, bcfg, vm, err) < 0)
 		return -1;
 	fd = vmm_connect_agent(*vm, deadline, err);
-	if (fd < 0 || channel_open(fd, id, NULL, vmm_exit_fd(*vm), deadline, ch, ready, err) < 0)
+	if (fd < 0 || channel_open(fd, id, NULL, NULL, vmm_exit_fd(*vm), deadline, ch, ready, err) < 0)
 		return ember_error_wrap(err, "boot");
 	return 0;
 }

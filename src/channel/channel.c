@@ -551,7 +551,8 @@ static struct channel *channel_alloc(int fd, struct ember_error **err)
 /* HELLO: who the guest is, the host's clock, and fresh entropy (a clone must not replay the
  * template's RNG state). */
 static int send_hello(struct channel *ch, const char *sandbox_id,
-		      const struct proto_hello_net *net, int64_t deadline_ms, struct ember_error **err)
+		      const struct proto_hello_net *net, const struct proto_hello_mounts *mounts,
+		      int64_t deadline_ms, struct ember_error **err)
 {
 	struct proto_hello hello = { .version = PROTO_VERSION };
 	_cleanup_free_ char *text = NULL;
@@ -564,6 +565,8 @@ static int send_hello(struct channel *ch, const char *sandbox_id,
 		return ember_error_sys(err, "getrandom");
 	if (net != NULL)
 		hello.net = *net;
+	if (mounts != NULL)
+		hello.mounts = *mounts;
 	text = proto_hello_encode(&hello, &len, err);
 	if (text == NULL)
 		return -1;
@@ -626,15 +629,15 @@ static int await_ready(struct channel *ch, const char *sandbox_id, int abort_fd,
 	}
 }
 
-int channel_open(int fd, const char *sandbox_id, const struct proto_hello_net *net, int abort_fd,
-		 int64_t deadline_ms, struct channel **out, struct proto_ready *ready,
-		 struct ember_error **err)
+int channel_open(int fd, const char *sandbox_id, const struct proto_hello_net *net,
+		 const struct proto_hello_mounts *mounts, int abort_fd, int64_t deadline_ms,
+		 struct channel **out, struct proto_ready *ready, struct ember_error **err)
 {
 	struct channel *ch = channel_alloc(fd, err);
 
 	if (ch == NULL)
 		return -1;
-	if (send_hello(ch, sandbox_id, net, deadline_ms, err) < 0 ||
+	if (send_hello(ch, sandbox_id, net, mounts, deadline_ms, err) < 0 ||
 	    await_ready(ch, sandbox_id, abort_fd, deadline_ms, ready, err) < 0)
 		goto fail;
 	ch->version = ready->version; /* before the reader starts: it reads it */

@@ -30,12 +30,13 @@
 struct channel;
 
 /* Takes ownership of fd (a connected, non-blocking stream). Sends HELLO (sandbox id, the host
- * clock, fresh entropy, and net: the NIC's configuration, or NULL for none) and waits for READY
+ * clock, fresh entropy, net: the NIC's configuration, or NULL for none, and mounts: the host
+ * directories to mount, only in a boot's first HELLO, or NULL for none) and waits for READY
  * until deadline_ms. abort_fd (or -1) is polled too: a readable abort_fd (the VMM's pidfd)
  * fails the wait at once with EMBER_E_GUEST. */
-int channel_open(int fd, const char *sandbox_id, const struct proto_hello_net *net, int abort_fd,
-		 int64_t deadline_ms, struct channel **out, struct proto_ready *ready,
-		 struct ember_error **err);
+int channel_open(int fd, const char *sandbox_id, const struct proto_hello_net *net,
+		 const struct proto_hello_mounts *mounts, int abort_fd, int64_t deadline_ms,
+		 struct channel **out, struct proto_ready *ready, struct ember_error **err);
 
 struct channel_exec_request {
 	char *const *argv;        /* interpreter argv (the guest appends the code file) */

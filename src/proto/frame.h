@@ -12,8 +12,10 @@
 /* 2: per-id data credit (CREDIT frames, proto/credit.h); a version-1 peer has none.
  * 3: files (FS/FS_REPLY/DATA, CREDIT both ways) and background processes (STARTED/SIGNAL).
  * 4: code contexts (CONTEXT/CONTEXT_REPLY) and exec timing.
- * 5: HELLO `net` (the guest configures its NIC from it). */
-#define PROTO_VERSION 6u
+ * 5: HELLO `net` (the guest configures its NIC from it).
+ * 6: EXEC `code_argument`.
+ * 7: HELLO `mounts` (host directories the guest mounts before READY). */
+#define PROTO_VERSION 7u
 #define PROTO_HEADER_SIZE 12u
 /* 1 MiB: large enough for a 256 KiB program escaped into JSON, small enough that each side may
  * hold one whole frame in memory per connection without caring who sent it. */

@@ -41,6 +41,30 @@ struct proto_hello_net {
 #define PROTO_NET_PREFIX_MIN 8
 #define PROTO_NET_PREFIX_MAX 30
 
+/* HELLO's `mounts` (version 7): host directories the guest mounts before READY, once per boot
+ * (a later session's HELLO never carries them: the guest keeps what it mounted). Strict:
+ * proto_hello_decode accepts only what proto_hello_mounts_check does (docs/protocol.md
+ * "Mounts"). */
+#define PROTO_MOUNTS_MAX 8
+#define PROTO_MOUNT_PATH_MAX 255
+enum proto_mount_fs {
+	PROTO_MOUNT_9P = 1,     /* "9p": virtio-9p, source is the mount tag "emberd0".."emberd7" */
+	PROTO_MOUNT_SQUASHFS,   /* "squashfs": a read-only disk, source "vdb".."vdi" */
+};
+struct proto_hello_mount {
+	enum proto_mount_fs fs;
+	char source[16];
+	/* Absolute, normalized (no "//", "." or ".." component, no trailing "/"), not "/", only
+	 * [A-Za-z0-9._@+=,-] in components, and not under a system directory (/proc, /sys,
+	 * /dev, /etc, /usr, /bin, /sbin, /lib*, /run, /tmp is allowed). */
+	char path[PROTO_MOUNT_PATH_MAX + 1];
+	bool readonly;                  /* squashfs: always */
+};
+struct proto_hello_mounts {
+	struct proto_hello_mount m[PROTO_MOUNTS_MAX];
+	size_t n;
+};
+
 /* HELLO: the host opens every session with this. Time and entropy let a restored clone make
  * itself unique and correct before it reports ready (see docs/protocol.md). */
 struct proto_hello {
@@ -51,6 +75,8 @@ struct proto_hello {
 	size_t entropy_len;                  /* 0 = none */
 	/* Version 5, optional (encoded only when net.present): */
 	struct proto_hello_net net;
+	/* Version 7, optional (encoded only when mounts.n > 0): */
+	struct proto_hello_mounts mounts;
 };
 
 /* READY: the guest's answer once it applied the HELLO. */
@@ -139,6 +165,15 @@ int proto_json_copy_strings(json_t *root, const char *key, size_t max_count, boo
  * network nor its broadcast address); dns neither 0.0.0.0 nor 255.255.255.255. The error
  * (EMBER_E_PROTOCOL) names the field ("net.gateway"). */
 int proto_hello_net_check(const struct proto_hello_net *net, struct ember_error **err);
+
+/* Whether mounts are ones the guest may apply: n <= PROTO_MOUNTS_MAX; each fs known, source
+ * of its form, path as described at struct proto_hello_mount; no two the same path or source,
+ * and no path under another's. The error (EMBER_E_PROTOCOL) names the field ("mounts[1].path"). */
+int proto_hello_mounts_check(const struct proto_hello_mounts *mounts, struct ember_error **err);
+
+/* Whether path is a guest mount path as struct proto_hello_mount describes (shared by the host's
+ * request validation and the guest). On false, *why (static) says what is wrong. */
+bool proto_mount_path_valid(const char *path, const char **why);
 
 /* Each encoder returns a malloc'd JSON text (no NUL counted in *len) or NULL with an error. */
 char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err);

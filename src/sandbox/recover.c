@@ -109,7 +109,7 @@ static int recover_one(const struct recover_env *env, const char *id, const char
 		egress_link_hello(sb->link, &net);
 	/* A fresh HELLO starts a new session: the guest ends whatever the old one left running. */
 	fd = vmm_connect_agent(sb->vm, time_mono_ms() + 10000, err);
-	if (fd < 0 || channel_open(fd, id, sb->link != NULL ? &net : NULL, vmm_exit_fd(sb->vm),
+	if (fd < 0 || channel_open(fd, id, sb->link != NULL ? &net : NULL, NULL, vmm_exit_fd(sb->vm),
 				   time_mono_ms() + 10000, &sb->ch, &ready, err) < 0) {
 		sandbox_release_vm(sb->vm, sb->ch);
 		egress_detach(env->egress, sb->link);

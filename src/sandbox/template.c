@@ -373,7 +373,7 @@ int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config
 	if (vmm_start(driver, &bcfg, &vm, err) < 0)
 		goto out;
 	fd = vmm_connect_agent(vm, deadline_ms, err);
-	if (fd < 0 || channel_open(fd, id, NULL, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0 ||
+	if (fd < 0 || channel_open(fd, id, NULL, NULL, vmm_exit_fd(vm), deadline_ms, &ch, &ready, err) < 0 ||
 	    (pack != NULL && template_warm_up(ch, pack, err) < 0))
 		goto out;
 	/* Nothing is in flight (the warm-up's EXIT came back), so the session holds nothing a clone

@@ -49,6 +49,8 @@ struct vmm_driver_ops {
 	bool jails;
 	/* The VMM opens its TAP by name (vmm.h vmm_driver_tap_by_name()). */
 	bool tap_by_name;
+	/* How its VMMs show host directories (vmm.h vmm_driver_mount_kind()). */
+	enum vmm_mount_kind mount_kind;
 };
 
 struct vmm_driver {

@@ -985,4 +985,5 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.cleanup_stray = fc_cleanup_stray,
 	.own_cgroup = fc_own_cgroup,
 	.tap_by_name = true,
+	.mount_kind = VMM_MOUNT_BLOCK,
 };

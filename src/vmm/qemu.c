@@ -694,6 +694,7 @@ static void qemu_release(struct vmm_instance *vm)
 const struct vmm_driver_ops vmm_qemu_ops = {
 	.name = "qemu",
 	.jails = true,
+	.mount_kind = VMM_MOUNT_SHARE,
 	.init = qemu_init,
 	.start = qemu_start,
 	.connect_agent = qemu_connect_agent,

@@ -231,6 +231,11 @@ bool vmm_driver_tap_by_name(const struct vmm_driver *drv)
 	return drv->ops->tap_by_name;
 }
 
+enum vmm_mount_kind vmm_driver_mount_kind(const struct vmm_driver *drv)
+{
+	return drv->ops->mount_kind;
+}
+
 const char *vmm_driver_name(const struct vmm_driver *drv)
 {
 	return drv->ops->name;

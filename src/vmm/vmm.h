@@ -80,7 +80,43 @@ struct vmm_boot_config {
 	/* The TAP's name (net/egress.h egress_link_tap_name()), set whenever tap_fd > 0: a driver
 	 * whose VMM opens its TAP by name (vmm_driver_tap_by_name()) tells it this. */
 	const char *tap_name;
+	/* Host directories the guest sees (docs/api.md "Mounts"), at most VMM_MOUNTS_MAX, in the
+	 * order the guest is told about them: share i is 9p mount tag "emberd<i>" (QEMU), block
+	 * i the (i+2)-th disk, /dev/vd<'b'+i> (Firecracker). A clone never has any. */
+	const struct vmm_mount *mounts;
+	size_t nmounts;
 };
+
+#define VMM_MOUNTS_MAX 8
+
+/* How a driver shows a host directory to its guest. */
+enum vmm_mount_kind {
+	VMM_MOUNT_SHARE = 1, /* virtio-9p of the directory itself (QEMU): ro or rw */
+	VMM_MOUNT_BLOCK,     /* a read-only disk of `image`, a squashfs the caller made of the
+			      * directory (Firecracker has no shared file system device) */
+};
+
+/* One host directory of a VM (vmm_boot_config.mounts). The caller owns everything here and
+ * keeps it until vmm_start() returned. */
+struct vmm_mount {
+	/* VMM_MOUNT_SHARE: an O_PATH descriptor of the directory, opened with no symlink on the
+	 * way (the caller's last check of the path: the driver shares what this names, never
+	 * looks the path up again), and its path (logs, and the VMM's command line inside its
+	 * jail, where the directory appears at the same path). */
+	int dir_fd;
+	const char *host;
+	bool rw;
+	/* The host uid/gid the VMM's own ids stand for inside this tree: files they own are the
+	 * VMM's to read (and, rw, write), files the guest creates are theirs on the host. Never
+	 * 0 for an rw mount (the caller refuses it). */
+	uid_t uid;
+	gid_t gid;
+	/* VMM_MOUNT_BLOCK: the squashfs image (read-only; rw is then false). */
+	const char *image;
+};
+
+/* The one way this driver's VMMs show host directories to their guests. */
+enum vmm_mount_kind vmm_driver_mount_kind(const struct vmm_driver *drv);
 
 struct vmm_driver;
 struct vmm_instance;

@@ -253,7 +253,7 @@ static struct channel *open_fake(struct fake *fk, uint32_t version)
 	fd_set_nonblock(sv[1], 1);
 	fk->fd = sv[1];
 	assert_int_equal(pthread_create(&fk->thread, NULL, fake_main, fk), 0);
-	if (channel_open(sv[0], SID, NULL, -1, time_mono_ms() + 5000, &ch, &ready, &err) < 0)
+	if (channel_open(sv[0], SID, NULL, NULL, -1, time_mono_ms() + 5000, &ch, &ready, &err) < 0)
 		fail_msg("channel_open: %s", err->message);
 	return ch;
 }

@@ -182,7 +182,7 @@ static struct fixture *start(void)
 	fx->guest.fd = sv[1];
 	proto_decoder_init(&fx->guest.dec);
 	assert_int_equal(pthread_create(&fx->guest.thread, NULL, guest_main, &fx->guest), 0);
-	assert_int_equal(channel_open(sv[0], "sb_procs", NULL, -1, time_mono_ms() + 5000, &fx->ch,
+	assert_int_equal(channel_open(sv[0], "sb_procs", NULL, NULL, -1, time_mono_ms() + 5000, &fx->ch,
 				      &ready, NULL), 0);
 	assert_int_equal(ready.version, 3);
 	assert_int_equal(procs_new(&fx->procs, NULL), 0);
