@@ -115,8 +115,6 @@ struct vmm_mount {
 	const char *image;
 };
 
-/* The one way this driver's VMMs show host directories to their guests. */
-enum vmm_mount_kind vmm_driver_mount_kind(const struct vmm_driver *drv);
 
 struct vmm_driver;
 struct vmm_instance;
@@ -143,6 +141,9 @@ const char *vmm_driver_accel_name(const struct vmm_driver *drv);
  * opened by name. The TAP then outlives the VM: the caller deletes it. A snapshot of such a
  * VM would name the TAP, so networked VMs of such a driver are never templated. */
 bool vmm_driver_tap_by_name(const struct vmm_driver *drv);
+
+/* The one way this driver's VMMs show host directories to their guests. */
+enum vmm_mount_kind vmm_driver_mount_kind(const struct vmm_driver *drv);
 
 /* Whether each VMM runs jailed (own uid/gid from the range, no capabilities, own namespaces). */
 bool vmm_driver_jailed(const struct vmm_driver *drv);
