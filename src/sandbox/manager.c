@@ -1205,7 +1205,7 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 	/* For a clone this HELLO is where it stops being the template: its own id, the host's
 	 * clock and fresh entropy, and its own network, applied before READY
 	 * (docs/snapshots.md). */
-	return channel_open(fd, sb->id, sb->link != NULL ? &net : NULL, vmm_exit_fd(sb->vm),
+	return channel_open(fd, sb->id, sb->link != NULL ? &net : NULL, NULL, vmm_exit_fd(sb->vm),
 			    bcfg->deadline_ms, &sb->ch, &ready, err);
 }
 
