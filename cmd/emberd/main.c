@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,9 @@ struct daemon {
 	struct mcp_server *mcp;
 	struct api_context ctx;
 	char vmm_reason[256];
+	/* The mount policy's resolved paths (o.mount_policy points at them), malloc'd. */
+	char *mount_paths[MOUNT_ALLOW_MAX + 8];
+	size_t nmount_paths;
 };
 
 /* auto: firecracker only where it can really run (binary present and hardware KVM). */
@@ -117,6 +121,65 @@ static int start_driver(struct daemon *d, struct ember_error **err)
 	return 0;
 }
 
+/* realpath(path) kept in d (NULL when path is NULL or does not exist, if optional). */
+static const char *keep_resolved(struct daemon *d, const char *path, const char *what,
+				 bool optional, struct ember_error **err)
+{
+	char *resolved;
+
+	if (path == NULL)
+		return NULL;
+	resolved = realpath(path, NULL);
+	if (resolved == NULL) {
+		if (optional && errno == ENOENT)
+			return NULL;
+		ember_error_set(err, EMBER_E_INVALID, errno, "%s `%s`: %s", what, path,
+				strerror(errno));
+		return NULL;
+	}
+	d->mount_paths[d->nmount_paths++] = resolved;
+	return resolved;
+}
+
+/* --allow-mount's directories resolved (each must exist and be a directory), and what is never
+ * mountable under them: the run dir, the images, the config and token files, the Unix socket. */
+static int resolve_mount_policy(struct daemon *d, struct ember_error **err)
+{
+	struct mount_policy *p = &d->o.mount_policy;
+	const char *deny[] = { d->o.manager.run_dir, d->o.images_dir, d->o.config.path,
+			       d->o.api.auth_token_file, d->o.api.unix_path };
+	struct stat st;
+	size_t i;
+
+	d->o.manager.mounts = p;
+	for (i = 0; i < d->o.nallow_mounts; i++) {
+		const char *dir = keep_resolved(d, d->o.allow_mounts[i], "--allow-mount", false,
+						err);
+
+		if (dir == NULL)
+			return -1;
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+			return ember_error_set(err, EMBER_E_INVALID, 0, "--allow-mount `%s` is not a "
+					       "directory", d->o.allow_mounts[i]);
+		p->allow[p->nallow++] = dir;
+	}
+	for (i = 0; i < sizeof(deny) / sizeof(deny[0]); i++) {
+		struct ember_error *ignored = NULL;
+		const char *path = keep_resolved(d, deny[i], "path", true, &ignored);
+
+		ember_error_free(&ignored);
+		/* Not there yet (the run dir before its first start): its name as given. */
+		if (path == NULL && deny[i] != NULL)
+			path = deny[i];
+		if (path != NULL)
+			p->deny[p->ndeny++] = path;
+	}
+	if (p->nallow > 0)
+		log_event(LOG_INFO, NULL, "daemon.mounts", -1, "%zu --allow-mount directories; "
+			  "sandboxes may mount what lies under them", p->nallow);
+	return 0;
+}
+
 /* The manager, after re-attaching what a previous daemon left running. */
 static int start_manager(struct daemon *d, struct ember_error **err)
 {
@@ -127,6 +190,8 @@ static int start_manager(struct daemon *d, struct ember_error **err)
 		return ember_error_wrap(err, "network");
 	log_event(LOG_INFO, NULL, "daemon.network", -1, "%s", egress_description(d->egress));
 	d->o.manager.egress = d->egress;
+	if (resolve_mount_policy(d, err) < 0)
+		return -1;
 	if (manager_create(&d->o.manager, &d->cat, d->driver, &d->manager, err) < 0)
 		return -1;
 	t0 = time_mono_ms();
@@ -240,6 +305,8 @@ static void stop_daemon(struct daemon *d, bool served)
 	egress_free(d->egress);
 	vmm_driver_free(d->driver);
 	catalog_release(&d->cat);
+	while (d->nmount_paths > 0)
+		free(d->mount_paths[--d->nmount_paths]);
 }
 
 int main(int argc, char **argv)

@@ -169,6 +169,39 @@ static bool show_origin(const struct opt_spec *spec, const void *target, size_t 
 	return true;
 }
 
+/* --allow-mount, repeated: a directory host mounts may come from (resolved at start). */
+static enum opt_result add_allow_mount(const struct opt_spec *spec, const char *arg, void *target,
+				       struct ember_error **err)
+{
+	struct options *o = target;
+
+	(void)spec;
+	if (arg[0] != '/') {
+		ember_error_set(err, EMBER_E_INVALID, 0, "--allow-mount `%s` must be an absolute "
+				"path", arg);
+		return OPT_BAD_VALUE;
+	}
+	if (o->nallow_mounts == MOUNT_ALLOW_MAX) {
+		ember_error_set(err, EMBER_E_INVALID, 0, "at most %d --allow-mount values",
+				MOUNT_ALLOW_MAX);
+		return OPT_BAD_VALUE;
+	}
+	o->allow_mounts[o->nallow_mounts++] = arg;
+	return OPT_OK;
+}
+
+static bool show_allow_mount(const struct opt_spec *spec, const void *target, size_t index,
+			     char *buf, size_t size)
+{
+	const struct options *o = target;
+
+	(void)spec;
+	if (index >= o->nallow_mounts)
+		return false;
+	snprintf(buf, size, "%s", o->allow_mounts[index]);
+	return true;
+}
+
 static opt_parser show_help;
 
 #define AT(member) offsetof(struct options, member)
@@ -309,6 +342,16 @@ static const struct opt_spec option_table[] = {
 	     "Mbit/s (default 100, 0 = none)"),
 	UINT("egress-max-connections", egress.max_connections, 1, 65536,
 	     "concurrent connections per networked sandbox\n(default 256)"),
+	SECTION("Host directories in sandboxes (docs/api.md \"Mounts\"):"),
+	{ .name = "allow-mount", .arg = "DIR", .parse = add_allow_mount, .show = show_allow_mount,
+	  .repeats = true,
+	  .help = "a create's `mounts` may name DIR or what lies under it\n"
+		  "(default: none, every mount is refused; at most 16);\n"
+		  "the run dir, the images and the daemon's own files never" },
+	UINT("max-mount-image-mib", manager.max_mount_image_mib, 1, 65536,
+	     "a read-only mount under Firecracker is a squashfs image\n"
+	     "of the directory made at create: its files may hold at\n"
+	     "most this (default 1024)"),
 	SECTION("Restarts:"),
 	SWITCH("keep-sandboxes", opt_set_true, opt_show_true, keep_sandboxes,
 	     "on SIGTERM/SIGINT leave VMs running for the next\n"
@@ -371,7 +414,7 @@ static void set_defaults(struct options *o)
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,
 			     .max_output_bytes = 16u << 20, .max_processes = 256,
 			     .max_contexts = 8, .max_overlay_mib = 2048, .snapshots = true, .pool_size = 1,
-			     .max_templates = 8 },
+			     .max_templates = 8, .max_mount_image_mib = MOUNT_IMAGE_MIB_DEFAULT },
 		.mcp_session_idle_s = MCP_SESSION_IDLE_S,
 		.images_dir = images != NULL ? images : "/var/lib/emberd/images",
 		.vmm = "auto",

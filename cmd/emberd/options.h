@@ -13,6 +13,7 @@
 #include "config.h"
 #include "net/egress.h"
 #include "sandbox/manager.h"
+#include "sandbox/mounts.h"
 #include "util/log.h"
 #include "vmm/vmm.h"
 
@@ -36,6 +37,11 @@ struct options {
 	unsigned mcp_session_idle_s;  /* --mcp-session-idle-s (api/mcp.h) */
 	struct egress_config egress;  /* --network-modes, --egress-* */
 	const char *allow_origins[API_ALLOW_ORIGINS_MAX]; /* api.allow_origins points here */
+	/* --allow-mount as given (absolute); the daemon resolves them into mount_policy at start,
+	 * and manager.mounts points there. */
+	const char *allow_mounts[MOUNT_ALLOW_MAX];
+	size_t nallow_mounts;
+	struct mount_policy mount_policy;
 	const char *config_path;      /* --config; NULL: CONFIG_DEFAULT_PATH when it exists */
 	bool print_config;
 	struct config_file config;    /* the file read; string settings may point into it */

@@ -49,6 +49,7 @@ json_t *api_encode_sandbox(const struct sandbox_info *info)
 							   : json_null());
 	json_object_set_new(obj, "last_activity_at", timestamp(info->last_activity_wall_ns));
 	json_object_set_new(obj, "labels", sandbox_labels_to_json(&info->labels));
+	json_object_set_new(obj, "mounts", sandbox_mounts_json(&info->mounts));
 	json_object_set_new(obj, "boot_mode", json_string(info->boot_mode));
 	if (info->vmm_pid > 0)
 		json_object_set_new(obj, "vmm_pid", json_integer(info->vmm_pid));

@@ -43,7 +43,7 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
 					    "overlay_mib", "idle_timeout_s", "labels", "cpu_weight",
-					    "network", NULL };
+					    "network", "mounts", NULL };
 	json_t *network;
 	_cleanup_json_ json_t *root = NULL;
 	const char *pack;
@@ -69,7 +69,8 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 	    get_optional_uint(root, "idle_timeout_s", 1, 30u * 24 * 3600, &out->idle_timeout_s,
 			      err) < 0 ||
 	    get_optional_uint(root, "cpu_weight", 1, 10000, &out->cpu_weight, err) < 0 ||
-	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0)
+	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0 ||
+	    sandbox_mounts_parse(json_object_get(root, "mounts"), &out->mounts, err) < 0)
 		return -1;
 	network = json_object_get(root, "network");
 	if (network == NULL)

@@ -14,6 +14,7 @@
 #include "proto/messages.h"
 #include "sandbox/labels.h"
 #include "sandbox/manager.h"
+#include "sandbox/mounts.h"
 #include "util/error.h"
 
 #define API_STDIN_MAX (1024u * 1024u)
@@ -29,6 +30,8 @@ struct api_create_body {
 	unsigned cpu_weight;      /* 0 when absent */
 	struct sandbox_labels labels;
 	struct net_policy network;  /* mode none when absent; api_create_body_release() frees it */
+	struct sandbox_mounts mounts; /* n == 0 when absent (syntax checked; policy is the
+				       * manager's) */
 };
 
 struct api_exec_body {

@@ -350,6 +350,7 @@ static void handle_create(struct api_context *ctx, const struct api_request *req
 	create.cpu_weight = parsed->cpu_weight;
 	create.labels = &parsed->labels;
 	create.network = &parsed->network;
+	create.mounts = &parsed->mounts;
 	ret = manager_create_sandbox(ctx->manager, &create, &info, &err);
 	api_create_body_release(parsed);
 	if (ret < 0) {

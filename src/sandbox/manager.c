@@ -24,6 +24,7 @@
 #include "sandbox/catalogs.h"
 #include "sandbox/headroom.h"
 #include "sandbox/metrics.h"
+#include "sandbox/mountimage.h"
 #include "sandbox/pool.h"
 #include "sandbox/record.h"
 #include "sandbox/recover.h"
@@ -157,6 +158,7 @@ static void fill_info_locked(const struct sandbox *sb, struct sandbox_info *info
 	info->idle_timeout_s = sb->idle_timeout_s;
 	info->cpu_weight = sb->cpu_weight;
 	info->labels = sb->labels;
+	info->mounts = sb->mounts;
 	info->age_ms = now - sb->created_mono_ms;
 	info->execs_run = sb->execs_run;
 	info->execs_running = sb->execs_running;
@@ -640,7 +642,7 @@ static bool sandbox_networked(const struct sandbox *sb)
 
 static bool is_default_shape(const struct sandbox *sb)
 {
-	return !sandbox_networked(sb) && sb->vcpus == sb->pack->defaults.vcpus &&
+	return !sandbox_networked(sb) && sb->mounts.n == 0 && sb->vcpus == sb->pack->defaults.vcpus &&
 	       sb->memory_mib == sb->pack->defaults.memory_mib &&
 	       sb->overlay_mib == sb->pack->defaults.overlay_mib;
 }
@@ -1071,6 +1073,29 @@ void manager_free(struct manager *m)
 
 /* ---- create ------------------------------------------------------------------------------- */
 
+/* The request's mounts against what this daemon and its driver can do, resolved into sb. */
+static int validate_mounts(struct manager *m, const struct sandbox_mounts *want,
+			   struct sandbox *sb, struct ember_error **err)
+{
+	size_t i;
+
+	if (want == NULL || want->n == 0)
+		return 0;
+	sb->mounts = *want;
+	if (vmm_driver_mount_kind(m->driver) == VMM_MOUNT_SHARE && !vmm_driver_jailed(m->driver))
+		return ember_error_set(err, EMBER_E_INVALID, 0, "field `mounts`: the VMMs of this "
+				       "daemon are not jailed (--no-jail), and only a jailed VMM may "
+				       "see host directories");
+	for (i = 0; i < sb->mounts.n; i++)
+		if (sb->mounts.m[i].rw && vmm_driver_mount_kind(m->driver) == VMM_MOUNT_BLOCK)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "field `mounts[%zu].mode`: "
+					       "the %s driver has no shared file system device, so a "
+					       "mount can only be \"ro\" (a read-only image of the "
+					       "directory made at create); use --vmm qemu for \"rw\"",
+					       i, vmm_driver_name(m->driver));
+	return mount_policy_apply(m->cfg.mounts, &sb->mounts, err);
+}
+
 static int validate_create(struct manager *m, const struct sandbox_create_request *req,
 			   struct sandbox *sb, struct ember_error **err)
 {
@@ -1124,6 +1149,8 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 			return -1;
 		sb->want_network = req->network;
 	}
+	if (validate_mounts(m, req->mounts, sb, err) < 0)
+		return -1;
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
 	if (sb->overlay_mib < 8 || sb->overlay_mib > m->cfg.max_overlay_mib ||
 	    sb->overlay_mib > sb->memory_mib)
@@ -1184,7 +1211,7 @@ static int admit(struct manager *m, struct sandbox *sb, struct ember_error **err
 }
 
 static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
-			     struct ember_error **err)
+			     const struct proto_hello_mounts *mounts, struct ember_error **err)
 {
 	struct proto_hello_net net;
 	struct proto_ready ready;
@@ -1205,7 +1232,7 @@ static int start_and_connect(struct manager *m, struct sandbox *sb, struct vmm_b
 	/* For a clone this HELLO is where it stops being the template: its own id, the host's
 	 * clock and fresh entropy, and its own network, applied before READY
 	 * (docs/snapshots.md). */
-	return channel_open(fd, sb->id, sb->link != NULL ? &net : NULL, NULL, vmm_exit_fd(sb->vm),
+	return channel_open(fd, sb->id, sb->link != NULL ? &net : NULL, mounts, vmm_exit_fd(sb->vm),
 			    bcfg->deadline_ms, &sb->ch, &ready, err);
 }
 
@@ -1230,7 +1257,7 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
 		clone_cfg.deadline_ms = time_mono_ms() + CLONE_DEADLINE_MS;
 	sb->boot_mode = "clone";
 	t0 = time_mono_ms();
-	if (start_and_connect(m, sb, &clone_cfg, &clone_err) == 0) {
+	if (start_and_connect(m, sb, &clone_cfg, NULL, &clone_err) == 0) {
 		metrics_observe_ms(m->metrics, METRICS_CLONE_SECONDS, &pack, time_mono_ms() - t0);
 		return 0;
 	}
@@ -1249,6 +1276,97 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
 		return ember_error_propagate(err, clone_err);
 	ember_error_free(&clone_err);
 	return 1;
+}
+
+/* What a cold boot with host directories hands its driver and its guest; the descriptors are
+ * open while the VMM starts (-1 otherwise). */
+struct boot_mounts {
+	struct vmm_mount vmm[SANDBOX_MOUNTS_MAX];
+	char images[SANDBOX_MOUNTS_MAX][PATH_MAX];
+	struct proto_hello_mounts hello;
+};
+
+static void boot_mounts_close(struct boot_mounts *bm, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (bm->vmm[i].dir_fd >= 0) {
+			close(bm->vmm[i].dir_fd);
+			bm->vmm[i].dir_fd = -1;
+		}
+}
+
+/* Checks each of sb's directories a last time (sandbox_mount_open) and, for a driver that
+ * shows them as disks, makes their read-only images in the run dir (removed with it). Fills
+ * bcfg's mounts and the HELLO's. On failure every descriptor is closed. */
+static int prepare_mounts(struct manager *m, struct sandbox *sb, struct boot_mounts *bm,
+			  struct vmm_boot_config *bcfg, struct ember_error **err)
+{
+	bool block = vmm_driver_mount_kind(m->driver) == VMM_MOUNT_BLOCK;
+	size_t i;
+
+	for (i = 0; i < sb->mounts.n; i++)
+		bm->vmm[i].dir_fd = -1;
+	for (i = 0; i < sb->mounts.n; i++) {
+		const struct sandbox_mount *sm = &sb->mounts.m[i];
+		struct vmm_mount *vm = &bm->vmm[i];
+		struct proto_hello_mount *hm = &bm->hello.m[i];
+
+		vm->dir_fd = sandbox_mount_open(sm, i, err);
+		if (vm->dir_fd < 0)
+			goto fail;
+		vm->host = sm->host;
+		vm->rw = sm->rw;
+		vm->uid = sm->uid;
+		vm->gid = sm->gid;
+		hm->readonly = !sm->rw;
+		snprintf(hm->path, sizeof(hm->path), "%s", sm->guest);
+		if (!block) {
+			hm->fs = PROTO_MOUNT_9P;
+			snprintf(hm->source, sizeof(hm->source), "emberd%zu", i);
+			continue;
+		}
+		hm->fs = PROTO_MOUNT_SQUASHFS;
+		snprintf(hm->source, sizeof(hm->source), "vd%c", (char)('b' + i));
+		snprintf(bm->images[i], sizeof(bm->images[i]), "%s/mount%zu.squashfs", sb->run_dir, i);
+		if (mount_image_build(vm->dir_fd, bm->images[i],
+				      (uint64_t)m->cfg.max_mount_image_mib << 20, bcfg->deadline_ms,
+				      err) < 0) {
+			ember_error_wrap(err, "field `mounts[%zu].host`", i);
+			goto fail;
+		}
+		vm->image = bm->images[i];
+	}
+	bm->hello.n = sb->mounts.n;
+	bcfg->mounts = bm->vmm;
+	bcfg->nmounts = sb->mounts.n;
+	return 0;
+fail:
+	boot_mounts_close(bm, i + 1);
+	return -1;
+}
+
+/* A cold boot of a sandbox with host directories (never a clone, never pooled). */
+static int boot_cold_with_mounts(struct manager *m, struct sandbox *sb,
+				 struct vmm_boot_config *bcfg, struct ember_error **err)
+{
+	_cleanup_free_ struct boot_mounts *bm = calloc(1, sizeof(*bm));
+	const char *pack = sb->pack->name;
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	if (bm == NULL)
+		return ember_error_oom(err);
+	if (prepare_mounts(m, sb, bm, bcfg, err) < 0)
+		return -1;
+	sb->boot_mode = "cold";
+	ret = start_and_connect(m, sb, bcfg, &bm->hello, err);
+	boot_mounts_close(bm, sb->mounts.n);
+	if (ret < 0)
+		return -1;
+	metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
+	return 0;
 }
 
 /* Starts the VM: restored from its shape's template when there is one (a clone), else booted
@@ -1288,6 +1406,9 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		bcfg.tap_fd = egress_link_tap_fd(link);
 		bcfg.tap_name = egress_link_tap_name(link);
 	}
+	/* With host directories it boots cold: a snapshot has no device for them. */
+	if (sb->mounts.n > 0)
+		return boot_cold_with_mounts(m, sb, &bcfg, err);
 	/* A pool fill comes with its template already acquired. A VMM that opens its TAP by name
 	 * would restore a snapshot naming the template's TAP: networked, it always boots cold. */
 	if (sb->tpl == NULL && m->templates != NULL &&
@@ -1303,7 +1424,7 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");
 	sb->boot_mode = "cold";
 	t0 = time_mono_ms();
-	if (start_and_connect(m, sb, &bcfg, err) < 0)
+	if (start_and_connect(m, sb, &bcfg, NULL, err) < 0)
 		return -1;
 	metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
 	return 0;

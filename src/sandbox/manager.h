@@ -21,6 +21,7 @@
 #include "sandbox/catalogdiff.h"
 #include "sandbox/contexts.h"
 #include "sandbox/labels.h"
+#include "sandbox/mounts.h"
 #include "sandbox/procs.h"
 #include "sandbox/sandboxenv.h"
 #include "util/error.h"
@@ -44,6 +45,9 @@ struct manager_config {
 	const char *run_dir;              /* per-sandbox directories are made below it */
 	struct egress *egress;            /* networked sandboxes (net/egress.h), the daemon's;
 					   * NULL: every create is mode none */
+	const struct mount_policy *mounts; /* --allow-mount and the daemon's own paths; NULL or
+					   * no allowed directory: a create with mounts is a 400 */
+	unsigned max_mount_image_mib;     /* a read-only mount's squashfs image (block drivers) */
 	unsigned max_sandboxes;           /* beyond: 429; 0: derived from host memory */
 	const char *meminfo_path;         /* host memory (headroom.h); NULL: /proc/meminfo */
 	unsigned memory_reserve_mib;      /* kept free for the host; 0: a tenth, >= 256 MiB */
@@ -78,6 +82,8 @@ struct sandbox_create_request {
 	const struct sandbox_env *env;    /* NULL: none; checked (sandboxenv.h); every program
 					   * starts with it after the pack's, before its own */
 	const struct net_policy *network; /* NULL or mode none: no NIC (net/policy.h) */
+	const struct sandbox_mounts *mounts; /* NULL or n == 0: none; syntax checked
+					      * (sandbox_mounts_parse), the policy is the manager's */
 };
 
 /* A consistent copy of one sandbox's public state (no pointers into the table). */
@@ -102,6 +108,7 @@ struct sandbox_info {
 	const char *boot_mode;            /* "cold", "clone" or "pool" */
 	char failure[512];
 	struct sandbox_labels labels;
+	struct sandbox_mounts mounts;     /* resolved host paths and owners */
 };
 
 struct sandbox_exec_request {

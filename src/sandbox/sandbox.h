@@ -40,6 +40,7 @@ struct sandbox {
 	int64_t last_activity_mono_ms; /* [lock] see sandbox_touch_locked() in manager.c */
 	struct sandbox_labels labels; /* set before the sandbox is in the table, then constant */
 	struct sandbox_env env;       /* its own environment (sandboxenv.h); set like labels */
+	struct sandbox_mounts mounts; /* host directories (mounts.h), resolved; set like labels */
 	int64_t boot_ms;
 	uint64_t execs_run;           /* [lock] */
 	unsigned execs_running;       /* [lock] */
