@@ -46,24 +46,27 @@ static int get_path(json_t *obj, const char *key, size_t index, size_t max, char
 	return 0;
 }
 
-static int get_id(json_t *obj, const char *key, size_t index, bool *has, unsigned *out,
-		  struct ember_error **err)
+/* A request's uid/gid: optional, 1..MOUNT_ID_MAX; a record's (resolved): required, 0 too. */
+static int get_id(json_t *obj, const char *key, size_t index, bool resolved, bool *has,
+		  unsigned *out, struct ember_error **err)
 {
 	json_t *v = json_object_get(obj, key);
+	json_int_t min = resolved ? 0 : 1;
 
 	*has = false;
-	if (v == NULL)
+	if (v == NULL && !resolved)
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < min ||
 	    json_integer_value(v) > (json_int_t)MOUNT_ID_MAX)
 		return ember_error_set(err, KIND, 0, "field `mounts[%zu].%s` must be an integer "
-				       "between 1 and %u", index, key, MOUNT_ID_MAX);
+				       "between %d and %u", index, key, (int)min, MOUNT_ID_MAX);
 	*has = true;
 	*out = (unsigned)json_integer_value(v);
 	return 0;
 }
 
-static int parse_one(json_t *obj, size_t index, struct sandbox_mount *m, struct ember_error **err)
+static int parse_one(json_t *obj, size_t index, bool resolved, struct sandbox_mount *m,
+		     struct ember_error **err)
 {
 	static const char *const keys[] = { "host", "guest", "mode", "uid", "gid", NULL };
 	const char *key, *why;
@@ -92,10 +95,10 @@ static int parse_one(json_t *obj, size_t index, struct sandbox_mount *m, struct 
 		return ember_error_set(err, KIND, 0, "field `mounts[%zu].mode` must be \"ro\" or "
 				       "\"rw\"", index);
 	m->rw = mode != NULL && strcmp(json_string_value(mode), "rw") == 0;
-	if (get_id(obj, "uid", index, &m->has_uid, &id, err) < 0)
+	if (get_id(obj, "uid", index, resolved, &m->has_uid, &id, err) < 0)
 		return -1;
 	m->uid = (uid_t)id;
-	if (get_id(obj, "gid", index, &m->has_gid, &id, err) < 0)
+	if (get_id(obj, "gid", index, resolved, &m->has_gid, &id, err) < 0)
 		return -1;
 	m->gid = (gid_t)id;
 	return 0;
@@ -111,7 +114,8 @@ static bool path_within(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
 
-int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember_error **err)
+static int parse_array(json_t *array, bool resolved, struct sandbox_mounts *out,
+		       struct ember_error **err)
 {
 	size_t i, j;
 
@@ -124,7 +128,7 @@ int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember
 		return ember_error_set(err, KIND, 0, "field `mounts` may hold at most %d mounts",
 				       SANDBOX_MOUNTS_MAX);
 	for (i = 0; i < json_array_size(array); i++) {
-		if (parse_one(json_array_get(array, i), i, &out->m[i], err) < 0) {
+		if (parse_one(json_array_get(array, i), i, resolved, &out->m[i], err) < 0) {
 			memset(out, 0, sizeof(*out));
 			return -1;
 		}
@@ -142,6 +146,16 @@ int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember
 				return ret;
 			}
 	return 0;
+}
+
+int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember_error **err)
+{
+	return parse_array(array, false, out, err);
+}
+
+int sandbox_mounts_from_json(json_t *array, struct sandbox_mounts *out, struct ember_error **err)
+{
+	return parse_array(array, true, out, err);
 }
 
 /* ---- the operator's policy ---- */
