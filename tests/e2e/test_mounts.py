@@ -9,8 +9,9 @@ and under the fake Firecracker (read-only squashfs images), and --allow-mount's 
   (to a directory holding a marker) is resolved in the guest, never on the host; the path rules
   (outside the allowed directory, through a symlink out of it, missing, a file, too many, guest
   path clash or system path, rw of a root-owned directory, the daemon's own run dir) are 400s
-  naming the field, with nothing created; the sandbox object lists the resolved mounts; after
-  delete nothing is left mounted or running.
+  naming the field, with nothing created; the sandbox object lists the resolved mounts;
+  `emberctl create --mount HOST:GUEST:rw` sends one; after delete nothing is left mounted or
+  running.
 - MountsRefusedTest: a daemon without --allow-mount, and one with --no-jail, refuse every mount.
 - MountsFirecrackerTest (fake Firecracker): a ro mount is a squashfs disk the guest reads; rw is
   refused with a 400 that says why; a directory over --max-mount-image-mib is refused.
@@ -206,6 +207,23 @@ class MountsTest(unittest.TestCase):
                 self.assertIn("never mountable", body["error"]["message"])
         finally:
             d.stop()
+
+    def test_emberctl_create_mount(self):
+        data = self.tree("ctl")
+        ctl = os.path.join(harness.ASAN_BIN, "emberctl")
+        out = subprocess.run([ctl, "--addr", self.d.addr, "create", "--pack", "shell",
+                              "--mount", f"{data}:/mnt/ctl:rw"],
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        sandbox_id = out.stdout.strip()
+        self.addCleanup(self.d.delete, sandbox_id)
+        status, sb, raw = self.d.request("GET", f"/sandboxes/{sandbox_id}")
+        self.assertEqual(sb["mounts"], [{"host": data, "guest": "/mnt/ctl", "mode": "rw",
+                                         "uid": OWNER, "gid": OWNER}])
+        out = subprocess.run([ctl, "--addr", self.d.addr, "create", "--mount", "/no-guest"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertIn("HOST:GUEST", out.stderr)
 
     def test_mounts_leave_nothing_behind(self):
         data = self.tree("leak-check")
