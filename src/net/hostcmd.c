@@ -61,9 +61,15 @@ static void first_line(char *text)
 
 int hostcmd_run(char *const argv[], struct ember_error **err)
 {
+	return hostcmd_run_in(argv, -1, time_mono_ms() + HOSTCMD_TIMEOUT_MS, err);
+}
+
+int hostcmd_run_in(char *const argv[], int cwd_fd, int64_t deadline_ms, struct ember_error **err)
+{
 	posix_spawn_file_actions_t fa;
 	int pipefd[2], status = 0;
 	char errtext[STDERR_KEEP + 1] = "";
+	int64_t started_ms = time_mono_ms();
 	bool finished;
 	pid_t pid;
 	int ret;
@@ -74,6 +80,8 @@ int hostcmd_run(char *const argv[], struct ember_error **err)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+	if (cwd_fd >= 0)
+		posix_spawn_file_actions_addfchdir_np(&fa, cwd_fd);
 	ret = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
@@ -82,8 +90,7 @@ int hostcmd_run(char *const argv[], struct ember_error **err)
 		return ember_error_set(err, EMBER_E_INTERNAL, ret, "run `%s`: %s", argv[0],
 				       strerror(ret));
 	}
-	finished = read_stderr(pipefd[0], errtext, sizeof(errtext),
-			       time_mono_ms() + HOSTCMD_TIMEOUT_MS);
+	finished = read_stderr(pipefd[0], errtext, sizeof(errtext), deadline_ms);
 	close(pipefd[0]);
 	if (!finished)
 		kill(pid, SIGKILL);
@@ -91,8 +98,8 @@ int hostcmd_run(char *const argv[], struct ember_error **err)
 		;
 	if (!finished)
 		return ember_error_set(err, EMBER_E_INTERNAL, ETIMEDOUT, "`%s %s` did not finish "
-				       "in %d ms", argv[0], argv[1] != NULL ? argv[1] : "",
-				       HOSTCMD_TIMEOUT_MS);
+				       "in %lld ms", argv[0], argv[1] != NULL ? argv[1] : "",
+				       (long long)(time_mono_ms() - started_ms));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	first_line(errtext);

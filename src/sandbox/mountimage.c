@@ -1,0 +1,154 @@
+/* mountimage.c - the squashfs image of a read-only mount for the Firecracker driver
+ * (interface: mountimage.h; the cost in docs/firecracker.md "Mounts"). */
+#include "sandbox/mountimage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/hostcmd.h"
+#include "util/cleanup.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+struct walk {
+	uint64_t bytes;       /* regular files' sizes so far */
+	uint64_t max_bytes;
+	unsigned entries;
+};
+
+static inline void cleanup_closedirp(DIR **dir)
+{
+	if (*dir != NULL)
+		closedir(*dir);
+}
+#define _cleanup_closedir_ __attribute__((cleanup(cleanup_closedirp)))
+
+static int too_large(const struct walk *w, struct ember_error **err)
+{
+	if (w->max_bytes % MIB == 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "the directory holds more than "
+				       "%" PRIu64 " MiB of files (--max-mount-image-mib)",
+				       w->max_bytes / MIB);
+	return ember_error_set(err, EMBER_E_INVALID, 0, "the directory holds more than %" PRIu64
+			       " bytes of files (--max-mount-image-mib)", w->max_bytes);
+}
+
+/* Sums the regular files under dir_fd (which it takes over), depth levels below the mount.
+ * Only lstat-like looks (AT_SYMLINK_NOFOLLOW) and O_NOFOLLOW opens: a symlink is an entry,
+ * never a way elsewhere, and a directory swapped for one meanwhile fails the open. O(entries)
+ * fstatat calls, with at most MOUNT_IMAGE_DEPTH_MAX directories open at once. */
+static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
+		    struct ember_error **err)
+{
+	_cleanup_closedir_ DIR *dir = fdopendir(dir_fd);
+	struct dirent *entry;
+
+	if (dir == NULL) {
+		close(dir_fd);
+		return ember_error_sys(err, "read the directory `%s`", rel);
+	}
+	for (;;) {
+		char child[PATH_MAX];
+		struct stat st;
+		int fd;
+
+		errno = 0;
+		entry = readdir(dir);
+		if (entry == NULL) {
+			if (errno != 0)
+				return ember_error_sys(err, "read the directory `%s`", rel);
+			return 0;
+		}
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+			continue;
+		if (++w->entries > MOUNT_IMAGE_ENTRIES_MAX)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "the directory holds more "
+					       "than %u entries", MOUNT_IMAGE_ENTRIES_MAX);
+		if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return ember_error_sys(err, "stat `%s/%s`", rel, entry->d_name);
+		if (S_ISREG(st.st_mode)) {
+			w->bytes += (uint64_t)st.st_size;
+			if (w->bytes > w->max_bytes)
+				return too_large(w, err);
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		if (depth + 1 > MOUNT_IMAGE_DEPTH_MAX)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "the directory is more than "
+					       "%d levels deep", MOUNT_IMAGE_DEPTH_MAX);
+		snprintf(child, sizeof(child), "%s/%s", rel, entry->d_name);
+		fd = openat(dirfd(dir), entry->d_name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return ember_error_sys(err, "open the directory `%s`", child);
+		if (walk_dir(fd, child, depth + 1, w, err) < 0)
+			return -1;
+	}
+}
+
+/* The whole tree, within the bounds; the byte count goes to *bytes. */
+static int measure_tree(int dir_fd, uint64_t max_bytes, uint64_t *bytes, struct ember_error **err)
+{
+	struct walk w = { .max_bytes = max_bytes };
+	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ember_error_sys(err, "open the directory");
+	if (walk_dir(fd, ".", 0, &w, err) < 0)
+		return -1;
+	*bytes = w.bytes;
+	return 0;
+}
+
+/* mksquashfs with the image's size capped (RLIMIT_FSIZE through util-linux's prlimit, set
+ * before mksquashfs runs: a prlimit(2) after the spawn would race its first writes). zstd is
+ * what the guest kernels decompress (rootfs/kernel/minimal.config, the pack images); level 3
+ * instead of mksquashfs's 15 makes the build several times faster for an image that lives
+ * only as long as its sandbox. -exit-on-error: a file that cannot be read fails the build
+ * rather than becoming an empty file in the guest. */
+static int run_mksquashfs(int dir_fd, const char *image_path, uint64_t cap, int64_t deadline_ms,
+			  struct ember_error **err)
+{
+	char fsize[48];
+	char *argv[] = { "prlimit", fsize, "--", "mksquashfs", ".", (char *)image_path,
+			 "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-exit-on-error",
+			 "-comp", "zstd", "-Xcompression-level", "3", NULL };
+
+	snprintf(fsize, sizeof(fsize), "--fsize=%" PRIu64, cap);
+	if (hostcmd_run_in(argv, dir_fd, deadline_ms, err) < 0)
+		return ember_error_wrap(err, "mksquashfs");
+	return 0;
+}
+
+/* A failed build's end: nothing stays at image_path. Returns -1. */
+static int remove_image(const char *image_path)
+{
+	int saved = errno;
+
+	unlink(image_path);
+	errno = saved;
+	return -1;
+}
+
+int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, int64_t deadline_ms,
+		      struct ember_error **err)
+{
+	uint64_t bytes = 0;
+
+	if (measure_tree(dir_fd, max_bytes, &bytes, err) < 0 ||
+	    run_mksquashfs(dir_fd, image_path, max_bytes + max_bytes / 16 + MOUNT_IMAGE_SLACK_BYTES,
+			   deadline_ms, err) < 0)
+		return remove_image(image_path);
+	if (chmod(image_path, 0444) < 0) {
+		ember_error_sys(err, "chmod `%s`", image_path);
+		return remove_image(image_path);
+	}
+	return 0;
+}
