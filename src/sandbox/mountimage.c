@@ -117,7 +117,7 @@ static int run_mksquashfs(int dir_fd, const char *image_path, uint64_t cap, int6
 			  struct ember_error **err)
 {
 	char fsize[48];
-	char *argv[] = { "prlimit", fsize, "--", "mksquashfs", ".", (char *)image_path,
+	char *argv[] = { "prlimit", fsize, "mksquashfs", ".", (char *)image_path,
 			 "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-exit-on-error",
 			 "-comp", "zstd", "-Xcompression-level", "3", NULL };
 
@@ -142,6 +142,10 @@ int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, in
 {
 	uint64_t bytes = 0;
 
+	/* mksquashfs runs in the mounted directory: a relative path would land inside it. */
+	if (image_path[0] != '/')
+		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL, "mount image path `%s` is "
+				       "not absolute", image_path);
 	if (measure_tree(dir_fd, max_bytes, &bytes, err) < 0 ||
 	    run_mksquashfs(dir_fd, image_path, max_bytes + max_bytes / 16 + MOUNT_IMAGE_SLACK_BYTES,
 			   deadline_ms, err) < 0)
