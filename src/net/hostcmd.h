@@ -19,10 +19,19 @@
  * line of its stderr. */
 int hostcmd_run(char *const argv[], struct ember_error **err);
 
-/* hostcmd_run() in the working directory cwd_fd (any directory fd, O_PATH too; -1: the
- * daemon's) and killed at deadline_ms (time_mono_ms() clock) instead of after
- * HOSTCMD_TIMEOUT_MS; the timeout is then EMBER_E_INTERNAL with errno ETIMEDOUT. */
-int hostcmd_run_in(char *const argv[], int cwd_fd, int64_t deadline_ms, struct ember_error **err);
+/* How hostcmd_run_in() runs its child, beyond hostcmd_run(). */
+struct hostcmd_options {
+	int cwd_fd;           /* its working directory (any directory fd, O_PATH too); -1: ours */
+	int fd3;              /* its descriptor 3 (/proc/self/fd/3 for a tool that only takes a
+			       * path); -1: none */
+	int64_t deadline_ms;  /* killed then (time_mono_ms() clock) */
+	const char *name;     /* what messages call it (NULL: its first words), for a tool run
+			       * through wrappers such as prlimit */
+};
+
+/* hostcmd_run() as opts say; the timeout is EMBER_E_INTERNAL with errno ETIMEDOUT. */
+int hostcmd_run_in(char *const argv[], const struct hostcmd_options *opts,
+		   struct ember_error **err);
 
 /* Runs an nft script (nft's own syntax, one transaction). With out != NULL the output is JSON
  * and *out gets it (malloc'd, NUL-terminated). Errors carry nft's message. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -93,38 +94,62 @@ static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
 	}
 }
 
-/* The whole tree, within the bounds; the byte count goes to *bytes. */
-static int measure_tree(int dir_fd, uint64_t max_bytes, uint64_t *bytes, struct ember_error **err)
+/* The whole tree, within the bounds. */
+static int measure_tree(int dir_fd, uint64_t max_bytes, struct ember_error **err)
 {
 	struct walk w = { .max_bytes = max_bytes };
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
 		return ember_error_sys(err, "open the directory");
-	if (walk_dir(fd, ".", 0, &w, err) < 0)
-		return -1;
-	*bytes = w.bytes;
-	return 0;
+	return walk_dir(fd, ".", 0, &w, err);
 }
 
-/* mksquashfs with the image's size capped (RLIMIT_FSIZE through util-linux's prlimit, set
- * before mksquashfs runs: a prlimit(2) after the spawn would race its first writes). zstd is
- * what the guest kernels decompress (rootfs/kernel/minimal.config, the pack images); level 3
- * instead of mksquashfs's 15 makes the build several times faster for an image that lives
+/* Who mksquashfs runs as: the directory's owner (when the daemon is root and the owner is
+ * not). mksquashfs looks each path up again while it reads, so as root a directory swapped
+ * for a symlink mid-build (by whoever may write in the tree) would let it read any host file
+ * into the image; as the owner it reads only what the owner could anyway. A root-owned
+ * directory is read as root: its writers are trusted with root's files. */
+struct builder {
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+};
+
+/* mksquashfs writes the image through descriptor 3 (/proc/self/fd/3: a path it can open as
+ * the owner, whatever the run directory's permissions), capped by RLIMIT_FSIZE through
+ * util-linux's prlimit, set before mksquashfs runs (a prlimit(2) after the spawn would race
+ * its first writes), as the builder (setpriv, no new privileges). zstd is what the guest
+ * kernels decompress (rootfs/kernel/minimal.config, the packs); level 3 instead of
+ * mksquashfs's 15 builds 15-25 times faster for ~15 % more bytes, for an image that lives
  * only as long as its sandbox. -exit-on-error: a file that cannot be read fails the build
  * rather than becoming an empty file in the guest. */
-static int run_mksquashfs(int dir_fd, const char *image_path, uint64_t cap, int64_t deadline_ms,
-			  struct ember_error **err)
+static int run_mksquashfs(int dir_fd, int image_fd, const struct builder *b, uint64_t cap,
+			  int64_t deadline_ms, struct ember_error **err)
 {
-	char fsize[48];
-	char *argv[] = { "prlimit", fsize, "mksquashfs", ".", (char *)image_path,
-			 "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-exit-on-error",
-			 "-comp", "zstd", "-Xcompression-level", "3", NULL };
+	char fsize[48], reuid[32], regid[32];
+	char *argv[32];
+	size_t n = 0;
 
 	snprintf(fsize, sizeof(fsize), "--fsize=%" PRIu64, cap);
-	if (hostcmd_run_in(argv, dir_fd, deadline_ms, err) < 0)
-		return ember_error_wrap(err, "mksquashfs");
-	return 0;
+	snprintf(reuid, sizeof(reuid), "--reuid=%u", (unsigned)b->uid);
+	snprintf(regid, sizeof(regid), "--regid=%u", (unsigned)b->gid);
+	argv[n++] = "prlimit";
+	argv[n++] = fsize;
+	if (b->drop) {
+		argv[n++] = "setpriv";
+		argv[n++] = reuid;
+		argv[n++] = regid;
+		argv[n++] = "--clear-groups";
+		argv[n++] = "--no-new-privs";
+	}
+	for (const char *const *a = (const char *const[]){ "mksquashfs", ".", "/proc/self/fd/3",
+		     "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-exit-on-error", "-comp",
+		     "zstd", "-Xcompression-level", "3", NULL }; *a != NULL; a++)
+		argv[n++] = (char *)*a;
+	argv[n] = NULL;
+	return hostcmd_run_in(argv, &(struct hostcmd_options){ .cwd_fd = dir_fd, .fd3 = image_fd,
+		.deadline_ms = deadline_ms, .name = "mksquashfs" }, err);
 }
 
 /* A failed build's end: nothing stays at image_path. Returns -1. */
@@ -137,21 +162,50 @@ static int remove_image(const char *image_path)
 	return -1;
 }
 
+/* The image file, empty, the builder's to write (0600) until the build is done. */
+static int create_image(const char *image_path, const struct builder *b, struct ember_error **err)
+{
+	int fd;
+
+	if (unlink(image_path) < 0 && errno != ENOENT)
+		return ember_error_sys(err, "remove `%s`", image_path);
+	fd = open(image_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ember_error_sys(err, "create `%s`", image_path);
+	if (b->drop && fchown(fd, b->uid, b->gid) < 0) {
+		ember_error_sys(err, "chown `%s`", image_path);
+		close(fd);
+		return remove_image(image_path);
+	}
+	return fd;
+}
+
 int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, int64_t deadline_ms,
 		      struct ember_error **err)
 {
-	uint64_t bytes = 0;
+	_cleanup_close_ int image_fd = -1;
+	struct builder b = { .drop = false };
+	struct stat st;
 
-	/* mksquashfs runs in the mounted directory: a relative path would land inside it. */
+	/* Other names of this path would resolve against the mounted directory. */
 	if (image_path[0] != '/')
 		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL, "mount image path `%s` is "
 				       "not absolute", image_path);
-	if (measure_tree(dir_fd, max_bytes, &bytes, err) < 0 ||
-	    run_mksquashfs(dir_fd, image_path, max_bytes + max_bytes / 16 + MOUNT_IMAGE_SLACK_BYTES,
-			   deadline_ms, err) < 0)
+	if (fstat(dir_fd, &st) < 0)
+		return ember_error_sys(err, "stat the directory");
+	if (geteuid() == 0 && st.st_uid != 0)
+		b = (struct builder){ .drop = true, .uid = st.st_uid, .gid = st.st_gid };
+	if (measure_tree(dir_fd, max_bytes, err) < 0)
 		return remove_image(image_path);
-	if (chmod(image_path, 0444) < 0) {
-		ember_error_sys(err, "chmod `%s`", image_path);
+	image_fd = create_image(image_path, &b, err);
+	if (image_fd < 0)
+		return -1;
+	if (run_mksquashfs(dir_fd, image_fd, &b, max_bytes + max_bytes / 16 +
+			   MOUNT_IMAGE_SLACK_BYTES, deadline_ms, err) < 0)
+		return remove_image(image_path);
+	/* The daemon's again and read-only: a jailed VMM reads it, nobody changes it. */
+	if (fchown(image_fd, geteuid(), getegid()) < 0 || fchmod(image_fd, 0444) < 0) {
+		ember_error_sys(err, "take ownership of `%s`", image_path);
 		return remove_image(image_path);
 	}
 	return 0;

@@ -20,19 +20,22 @@
 /* What the image may hold beyond the counted file bytes (squashfs inodes, directories and
  * tables, and the zstd frames of incompressible data): the image file is capped at
  * max_bytes + this + 1/16 of max_bytes, so a tree that grows between the walk and the build
- * cannot fill the host's disk (mksquashfs then fails with "File size limit exceeded"). */
+ * cannot fill the host's disk (SIGXFSZ then kills mksquashfs: "`mksquashfs` failed: killed by
+ * signal 25"). */
 #define MOUNT_IMAGE_SLACK_BYTES (64u << 20)
 
-/* Builds image_path (absolute, must not exist or is replaced; root's and 0444 after a success:
- * a jailed VMM reads it, the directory holding it keeps others out) as a squashfs (zstd, no
- * xattrs, owners and modes as on the host, symlinks as symlinks) of the tree dir_fd names (a
- * directory fd, O_PATH too). First a bounded walk sums the regular files' sizes: over
- * max_bytes is EMBER_E_INVALID "... holds more than N MiB (--max-mount-image-mib)" (the caller
- * prefixes the field), as are a tree deeper than MOUNT_IMAGE_DEPTH_MAX or with more than
- * MOUNT_IMAGE_ENTRIES_MAX entries. Then `mksquashfs` runs in the directory, killed at
- * deadline_ms (time_mono_ms() clock): EMBER_E_INTERNAL with errno ETIMEDOUT. On any failure no
- * file is left at image_path. Blocks the calling thread for the build (docs/firecracker.md
- * "Mounts": ~1 s per 100 MiB on this class of host). */
+/* Builds image_path (absolute; whatever is there is replaced) as a squashfs (zstd, no xattrs,
+ * owners and modes as on the host, symlinks as symlinks) of the tree dir_fd names (a directory
+ * fd, O_PATH too). First a bounded walk sums the regular files' sizes: over max_bytes is
+ * EMBER_E_INVALID "... holds more than N MiB (--max-mount-image-mib)" (the caller prefixes the
+ * field), as are a tree deeper than MOUNT_IMAGE_DEPTH_MAX or with more than
+ * MOUNT_IMAGE_ENTRIES_MAX entries. Then `mksquashfs` runs in the directory, as the directory's
+ * owner when the daemon is root and the owner is not (it reads what the owner may read, and a
+ * file the owner cannot read fails the build), killed at deadline_ms (time_mono_ms() clock):
+ * EMBER_E_INTERNAL with errno ETIMEDOUT. A built image is the daemon's and 0444 (a jailed VMM
+ * reads it; the directory holding it keeps others out). On any failure no file is left at
+ * image_path. Blocks the calling thread for the build (docs/firecracker.md "Mounts": 0.1-1 s
+ * per 100 MB on this class of host). */
 int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, int64_t deadline_ms,
 		      struct ember_error **err);
 

@@ -152,12 +152,52 @@ static void passed_deadline_kills_mksquashfs_and_leaves_nothing(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+/* A root daemon builds a user's directory as that user: a file only root may read fails the
+ * build (nothing left), instead of reaching the image; the image ends up the daemon's. */
+static void owners_tree_is_read_as_its_owner(void **state)
+{
+	char dir[256], image[300], path[300];
+	_cleanup_close_ int fd = -1;
+	struct ember_error *err = NULL;
+	struct stat st;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	make_dir("owned", dir, sizeof(dir));
+	write_file(dir, "mine", "user data\n", 10);
+	write_file(dir, "roots", "root only\n", 10);
+	snprintf(path, sizeof(path), "%s/mine", dir);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	assert_int_equal(chown(dir, 65534, 65534), 0);
+	snprintf(path, sizeof(path), "%s/roots", dir);
+	assert_int_equal(chmod(path, 0600), 0);
+	snprintf(image, sizeof(image), "%s/owned.squashfs", tmpdir_path);
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+
+	assert_int_equal(mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err), -1);
+	assert_non_null(err);
+	assert_non_null(strstr(err->message, "roots"));
+	ember_error_free(&err);
+	assert_int_equal(access(image, F_OK), -1);
+
+	assert_int_equal(chmod(path, 0644), 0);
+	if (mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err) < 0)
+		fail_msg("%s", err->message);
+	assert_int_equal(stat(image, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_int_equal(unlink(image), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(image_keeps_files_directories_and_symlinks_as_links),
 		cmocka_unit_test(tree_over_max_bytes_is_refused_without_an_image),
 		cmocka_unit_test(passed_deadline_kills_mksquashfs_and_leaves_nothing),
+		cmocka_unit_test(owners_tree_is_read_as_its_owner),
 	};
 
 	return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
