@@ -14,6 +14,7 @@
 
 #include "net/hostcmd.h"
 #include "util/cleanup.h"
+#include "util/timeutil.h"
 
 #define MIB (UINT64_C(1) << 20)
 
@@ -21,6 +22,7 @@ struct walk {
 	uint64_t bytes;       /* regular files' sizes so far */
 	uint64_t max_bytes;
 	unsigned entries;
+	int64_t deadline_ms;  /* looked at every 1024 entries: a cold disk makes fstatat slow */
 };
 
 static inline void cleanup_closedirp(DIR **dir)
@@ -71,6 +73,10 @@ static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
 		if (++w->entries > MOUNT_IMAGE_ENTRIES_MAX)
 			return ember_error_set(err, EMBER_E_INVALID, 0, "the directory holds more "
 					       "than %u entries", MOUNT_IMAGE_ENTRIES_MAX);
+		if (w->entries % 1024 == 0 && w->deadline_ms >= 0 && time_mono_ms() > w->deadline_ms)
+			return ember_error_set(err, EMBER_E_INTERNAL, ETIMEDOUT, "sizing the "
+					       "directory did not finish in time (%u entries)",
+					       w->entries);
 		if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			return ember_error_sys(err, "stat `%s/%s`", rel, entry->d_name);
 		if (S_ISREG(st.st_mode)) {
@@ -95,9 +101,10 @@ static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
 }
 
 /* The whole tree, within the bounds. */
-static int measure_tree(int dir_fd, uint64_t max_bytes, struct ember_error **err)
+static int measure_tree(int dir_fd, uint64_t max_bytes, int64_t deadline_ms,
+			struct ember_error **err)
 {
-	struct walk w = { .max_bytes = max_bytes };
+	struct walk w = { .max_bytes = max_bytes, .deadline_ms = deadline_ms };
 	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
@@ -195,7 +202,7 @@ int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, in
 		return ember_error_sys(err, "stat the directory");
 	if (geteuid() == 0 && st.st_uid != 0)
 		b = (struct builder){ .drop = true, .uid = st.st_uid, .gid = st.st_gid };
-	if (measure_tree(dir_fd, max_bytes, err) < 0)
+	if (measure_tree(dir_fd, max_bytes, deadline_ms, err) < 0)
 		return remove_image(image_path);
 	image_fd = create_image(image_path, &b, err);
 	if (image_fd < 0)
