@@ -6,8 +6,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +25,9 @@ struct walk {
 	uint64_t max_bytes;
 	unsigned entries;
 	int64_t deadline_ms;  /* looked at every 1024 entries: a cold disk makes fstatat slow */
+	char path[PATH_MAX];  /* of the directory being read, relative ("./a/b"), for messages;
+			       * one buffer for every level, not PATH_MAX of stack per level */
+	size_t len;
 };
 
 static inline void cleanup_closedirp(DIR **dir)
@@ -42,14 +47,14 @@ static int too_large(const struct walk *w, struct ember_error **err)
 			       " bytes of files (--max-mount-image-mib)", w->max_bytes);
 }
 
-/* Sums the regular files under dir_fd (which it takes over), depth levels below the mount.
- * Only lstat-like looks (AT_SYMLINK_NOFOLLOW) and O_NOFOLLOW opens: a symlink is an entry,
- * never a way elsewhere, and a directory swapped for one meanwhile fails the open. O(entries)
- * fstatat calls, with at most MOUNT_IMAGE_DEPTH_MAX directories open at once. */
-static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
-		    struct ember_error **err)
+/* Sums the regular files under dir_fd (which it takes over; w->path names it), depth levels
+ * below the mount. Only lstat-like looks (AT_SYMLINK_NOFOLLOW) and O_NOFOLLOW opens: a symlink
+ * is an entry, never a way elsewhere, and a directory swapped for one meanwhile fails the open.
+ * O(entries) fstatat calls, with at most MOUNT_IMAGE_DEPTH_MAX directories open at once. */
+static int walk_dir(int dir_fd, unsigned depth, struct walk *w, struct ember_error **err)
 {
 	_cleanup_closedir_ DIR *dir = fdopendir(dir_fd);
+	const char *rel = w->path;
 	struct dirent *entry;
 
 	if (dir == NULL) {
@@ -57,9 +62,9 @@ static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
 		return ember_error_sys(err, "read the directory `%s`", rel);
 	}
 	for (;;) {
-		char child[PATH_MAX];
+		size_t len = w->len;
 		struct stat st;
-		int fd;
+		int fd, n;
 
 		errno = 0;
 		entry = readdir(dir);
@@ -90,13 +95,19 @@ static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
 		if (depth + 1 > MOUNT_IMAGE_DEPTH_MAX)
 			return ember_error_set(err, EMBER_E_INVALID, 0, "the directory is more than "
 					       "%d levels deep", MOUNT_IMAGE_DEPTH_MAX);
-		snprintf(child, sizeof(child), "%s/%s", rel, entry->d_name);
+		n = snprintf(w->path + len, sizeof(w->path) - len, "/%s", entry->d_name);
+		if (n < 0 || (size_t)n >= sizeof(w->path) - len)
+			return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "a path in the "
+					       "directory is longer than %d bytes", PATH_MAX - 1);
 		fd = openat(dirfd(dir), entry->d_name,
 			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
-			return ember_error_sys(err, "open the directory `%s`", child);
-		if (walk_dir(fd, child, depth + 1, w, err) < 0)
+			return ember_error_sys(err, "open the directory `%s`", w->path);
+		w->len = len + (size_t)n;
+		if (walk_dir(fd, depth + 1, w, err) < 0)
 			return -1;
+		w->len = len;
+		w->path[len] = '\0';
 	}
 }
 
@@ -104,12 +115,17 @@ static int walk_dir(int dir_fd, const char *rel, unsigned depth, struct walk *w,
 static int measure_tree(int dir_fd, uint64_t max_bytes, int64_t deadline_ms,
 			struct ember_error **err)
 {
-	struct walk w = { .max_bytes = max_bytes, .deadline_ms = deadline_ms };
-	int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ struct walk *w = calloc(1, sizeof(*w));
+	int fd;
 
+	if (w == NULL)
+		return ember_error_oom(err);
+	*w = (struct walk){ .max_bytes = max_bytes, .deadline_ms = deadline_ms, .path = ".",
+			    .len = 1 };
+	fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return ember_error_sys(err, "open the directory");
-	return walk_dir(fd, ".", 0, &w, err);
+	return walk_dir(fd, 0, w, err);
 }
 
 /* Who mksquashfs runs as: the directory's owner (when the daemon is root and the owner is

@@ -152,6 +152,32 @@ static void passed_deadline_kills_mksquashfs_and_leaves_nothing(void **state)
 	assert_int_equal(errno, ENOENT);
 }
 
+static void tree_deeper_than_the_bound_is_refused(void **state)
+{
+	char dir[256], image[300], path[1024];
+	_cleanup_close_ int fd = -1;
+	struct ember_error *err = NULL;
+	size_t len;
+
+	(void)state;
+	make_dir("deep", dir, sizeof(dir));
+	len = (size_t)snprintf(path, sizeof(path), "%s", dir);
+	for (int i = 0; i < MOUNT_IMAGE_DEPTH_MAX + 1; i++) {
+		len += (size_t)snprintf(path + len, sizeof(path) - len, "/d");
+		assert_int_equal(mkdir(path, 0755), 0);
+	}
+	snprintf(image, sizeof(image), "%s/deep.squashfs", tmpdir_path);
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+
+	assert_int_equal(mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err), -1);
+	assert_non_null(err);
+	assert_int_equal(err->kind, EMBER_E_INVALID);
+	assert_non_null(strstr(err->message, "levels deep"));
+	ember_error_free(&err);
+	assert_int_equal(access(image, F_OK), -1);
+}
+
 /* A root daemon builds a user's directory as that user: a file only root may read fails the
  * build (nothing left), instead of reaching the image; the image ends up the daemon's. */
 static void owners_tree_is_read_as_its_owner(void **state)
@@ -197,6 +223,7 @@ int main(void)
 		cmocka_unit_test(image_keeps_files_directories_and_symlinks_as_links),
 		cmocka_unit_test(tree_over_max_bytes_is_refused_without_an_image),
 		cmocka_unit_test(passed_deadline_kills_mksquashfs_and_leaves_nothing),
+		cmocka_unit_test(tree_deeper_than_the_bound_is_refused),
 		cmocka_unit_test(owners_tree_is_read_as_its_owner),
 	};
 
