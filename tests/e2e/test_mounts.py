@@ -174,6 +174,7 @@ class MountsTest(unittest.TestCase):
         ok = self.tree("rules")
         self.refused([{"host": self.outside, "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": "/proc", "guest": "/mnt/x"}], "mounts[0].host")
+        self.refused([{"host": "/usr/share", "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": os.path.join(self.allowed, "missing"), "guest": "/mnt/x"}],
                      "mounts[0].host")
         afile = os.path.join(self.allowed, "a-file")
@@ -182,7 +183,13 @@ class MountsTest(unittest.TestCase):
         self.refused([{"host": "relative/path", "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": ok, "guest": "/mnt/%d" % i} for i in range(9)], "mounts")
         self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": ok, "guest": "/mnt/a/b"}],
-                     "mounts[0].guest")
+                     "mounts[1].guest")
+        sub = os.path.join(ok, "sub")
+        os.mkdir(sub)
+        self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": sub, "guest": "/mnt/b"}],
+                     "mounts[1].host")
+        self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": ok, "guest": "/mnt/b"}],
+                     "mounts[1].host")
         for guest in ("/", "/etc/x", "/proc", "/usr/lib/x", "/mnt/../etc", "mnt",
                       "/mnt/a b", "/lib64"):
             self.refused([{"host": ok, "guest": guest}], "mounts[0].guest")
