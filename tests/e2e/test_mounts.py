@@ -136,14 +136,20 @@ class MountsTest(unittest.TestCase):
         self.assertEqual(out["stdout"], "written later\n", out)
 
     def test_rw_owner_given_in_the_request(self):
-        shared = self.tree("rw-shared", mode=0o777)
+        # A root-owned directory needs uid and gid; the sandbox then acts as them there: it
+        # writes where they may (their subdirectory), and what it writes is theirs.
+        shared = self.tree("rw-shared", uid=0, gid=0)
+        theirs = make_tree(shared, "theirs", OTHER, OTHER)
         sb = self.create([{"host": shared, "guest": "/mnt/out", "mode": "rw", "uid": OTHER,
                            "gid": OTHER}])
-        self.assertEqual(sb["mounts"][0]["uid"], OTHER)
-        out = self.sh(sb["id"], "echo result > /mnt/out/r.txt")
+        self.assertEqual((sb["mounts"][0]["uid"], sb["mounts"][0]["gid"]), (OTHER, OTHER))
+        out = self.sh(sb["id"], "echo result > /mnt/out/theirs/r.txt")
         self.assertEqual(out["exit_code"], 0, out)
-        st = os.stat(os.path.join(shared, "r.txt"))
+        st = os.stat(os.path.join(theirs, "r.txt"))
         self.assertEqual((st.st_uid, st.st_gid), (OTHER, OTHER))
+        out = self.sh(sb["id"], "echo x > /mnt/out/top.txt")
+        self.assertNotEqual(out["exit_code"], 0, out)
+        self.assertEqual(os.listdir(shared), ["theirs"])
 
     def test_symlink_out_of_the_tree_is_not_followed_on_the_host(self):
         data = self.tree("links")
