@@ -1,8 +1,8 @@
 /* idmap.h - one-id user namespaces and the idmapped trees made with them: how a jailed VMM (its
  * own uid J) reads and writes a host directory as the directory's owner U without being U.
  * Used by the QEMU driver (a tree per mount, handed to jail_spawn) and by jail.c (the map of
- * a jailed VMM's own user namespace). Never maps more than one id each way, never maps 0 on
- * either side of a tree, and never leaves a process behind: the helper child is reaped. */
+ * a jailed VMM's own user namespace). Never maps more than one id each way, and never leaves
+ * a process behind: the helper child is reaped. */
 #ifndef EMBER_VMM_IDMAP_H
 #define EMBER_VMM_IDMAP_H
 
