@@ -237,6 +237,25 @@ static bool paths_overlap(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (la == lb || (la < lb ? b[n] : a[n]) == '/');
 }
 
+/* Absolute, not "/", and every component a name: no "", "." or ".." (the overlap checks
+ * compare strings). */
+static bool path_is_plain(const char *path)
+{
+	const char *c = path;
+
+	if (path[0] != '/' || path[1] == '\0')
+		return false;
+	while (*c == '/') {
+		size_t len = strcspn(c + 1, "/");
+
+		if (len == 0 || (len == 1 && c[1] == '.') ||
+		    (len == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+		c += 1 + len;
+	}
+	return true;
+}
+
 /* A tree goes where nothing else of the jail is, above or below: its parents are then the
  * jail's own tmpfs directories, never a bind's (or a symlink's) on the host, and no step ever
  * creates anything inside a tree. */
@@ -251,8 +270,7 @@ static int plan_trees(struct plan *p, const struct jail_config *jail, struct emb
 		const char *path = jail->trees[i].path;
 		struct step *s;
 
-		if (path[0] != '/' || path[1] == '\0' || strstr(path, "/..") != NULL ||
-		    strstr(path, "//") != NULL || path[strlen(path) - 1] == '/')
+		if (!path_is_plain(path))
 			return ember_error_set(err, EMBER_E_INVALID, EINVAL,
 					       "jail mount `%s` is not a plain absolute path", path);
 		for (j = 0; j < p->n; j++) {

@@ -353,7 +353,7 @@ static void jail_refuses_a_tree_over_or_under_what_it_holds(void **state)
 	struct jail_config jail = { .binds = &bind, .nbinds = 1, .trees = &tree, .ntrees = 1 };
 	char *const argv[] = { "/bin/true", NULL };
 	const char *bad[] = { parent, sub, "/usr/share", "/bin", "/dev/shm", "/proc", "/",
-			      "/a/../b" };
+			      "/a/../b", "/./usr/x", "/srv/", "//srv", "srv" };
 	struct ember_error *err = NULL;
 	char root[256];
 	int pidfd;
