@@ -30,20 +30,16 @@ static bool same_mounts(const struct proto_hello_mounts *a, const struct proto_h
 	return true;
 }
 
-/* Opens the directory path (valid per proto_mount_path_valid), creating what is missing (root,
- * 0755 under PID 1's umask 022) one component at a time from "/". O_NOFOLLOW at each step: a
- * symlink in the pack (or planted by a program of a template's earlier life) cannot redirect
- * the mount elsewhere. Returns the fd. */
-static int open_mount_point(const char *path, struct ember_error **err)
+int guest_mounts_open_point(int root_fd, const char *path, struct ember_error **err)
 {
-	_cleanup_close_ int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dir = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	char name[PROTO_MOUNT_PATH_MAX + 1];
 	const char *p = path, *end;
 	struct stat st;
 	int next;
 
 	if (dir < 0)
-		return ember_error_sys(err, "open /");
+		return ember_error_sys(err, "open the root directory");
 	while (*p == '/') {
 		p++;
 		for (end = p; *end != '\0' && *end != '/'; end++)
@@ -76,7 +72,7 @@ static const char *mount_hint(enum proto_mount_fs fs, int e)
 	if (fs == PROTO_MOUNT_9P && e == ENOENT)
 		return " (the VM has no 9p share with this tag)";
 	if (fs == PROTO_MOUNT_SQUASHFS && e == EINVAL)
-		return " (the disk holds no squashfs image)";
+		return " (the disk holds no squashfs image, or one not compressed with zstd)";
 	return "";
 }
 
@@ -84,6 +80,7 @@ static int mount_one(const struct proto_hello_mount *m, struct ember_error **err
 {
 	unsigned long flags = MS_NOSUID | MS_NODEV | (m->readonly ? MS_RDONLY : 0);
 	char device[32], target[32];
+	_cleanup_close_ int root = -1;
 	_cleanup_close_ int fd = -1;
 	const char *source = m->source, *type = "9p", *data = GUEST_MOUNT_9P_OPTIONS;
 	int e;
@@ -96,7 +93,10 @@ static int mount_one(const struct proto_hello_mount *m, struct ember_error **err
 		type = "squashfs";
 		data = NULL;
 	}
-	fd = open_mount_point(m->path, err);
+	root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return ember_error_sys(err, "open /");
+	fd = guest_mounts_open_point(root, m->path, err);
 	if (fd < 0)
 		return ember_error_wrap(err, "mount %s on %s", m->source, m->path);
 	/* Through the fd: the directory just checked, whatever its path names by now. */

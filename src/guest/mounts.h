@@ -11,7 +11,9 @@
 
 /* virtio-9p's options. msize 512000 is the most the Linux virtio transport takes
  * (PAGE_SIZE * (VIRTQUEUE_NUM - 3)): each 9p message carries up to that much file data, so a
- * large read or write needs the fewest round trips through the VMM. cache=mmap: reads and
+ * large read or write needs the fewest round trips through the VMM (64 MiB with dd bs=1M under
+ * TCG: read 1.2 -> 2.1 GB/s, write ~400 -> 525 MB/s against 6.1's default 128 KiB; 300 small
+ * files cost the same, ~1.3 ms to write and ~3 ms to read each, round trips not size). cache=mmap: reads and
  * writes go to the host every time and no dentry or attribute is cached, so a change made on
  * the host is seen at once (cache=loose would serve stale data and names); unlike cache=none
  * it allows shared writable mmap (sqlite, numpy.memmap). Cost: mmap'd pages themselves are not
@@ -31,5 +33,13 @@
  * ("mount emberd0 on /mnt/data: No such device (...)"). */
 int guest_mounts_apply(struct proto_hello_mounts *applied, const struct proto_hello_mounts *want,
 		       struct ember_error **err);
+
+/* The mount point's directory, for mount(2) through /proc/self/fd: path (valid per
+ * proto_mount_path_valid) below root_fd, each missing directory made (0755 under PID 1's umask
+ * 022, so root's and 0755) one component at a time, each opened with O_NOFOLLOW, so a symlink
+ * in the pack (or left by a program in a template's earlier life) cannot redirect the mount;
+ * an existing symlink or non-directory on the way is an error naming it. Returns the fd.
+ * Exposed for the unit tests. */
+int guest_mounts_open_point(int root_fd, const char *path, struct ember_error **err);
 
 #endif
