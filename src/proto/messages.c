@@ -227,9 +227,9 @@ static const char *const reserved_dirs[] = {
 	"/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
 	"/libx32", "/boot", "/run", "/var/run",
 };
+#define RESERVED_PREFIX "/emberd" /* any top-level name starting so: kept for emberd itself */
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
-#define RESERVED_PREFIX "/emberd" /* any top-level name starting so: kept for emberd itself */
 
 /* Whether path is dir or under it. */
 static bool path_within(const char *path, const char *dir)
