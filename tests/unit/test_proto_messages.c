@@ -372,7 +372,7 @@ static void hello_with_the_most_mounts_fits_its_frame(void **state)
 	in.mounts.n = PROTO_MOUNTS_MAX;
 	text = proto_hello_encode(&in, &len, NULL);
 	assert_non_null(text);
-	assert_true(len <= 4096); /* proto_type_max_payload(PROTO_HELLO) */
+	assert_true(len <= 4096); /* HELLO's bound (frame.c type_max_payload) */
 	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
 	assert_int_equal(out.mounts.n, PROTO_MOUNTS_MAX);
 	free(text);
