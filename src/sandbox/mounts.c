@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "vmm/vmm.h"
 
 #define KIND EMBER_E_INVALID
 /* uid/gid a request may name: 0 (root) never for what the guest writes; (uid_t)-1 is "none"
@@ -160,8 +161,12 @@ int sandbox_mounts_from_json(json_t *array, struct sandbox_mounts *out, struct e
 
 /* ---- the operator's policy ---- */
 
-/* The host directories no mount may be or lie under, whatever --allow-mount says. */
-static const char *const never_mountable[] = { "/proc", "/sys", "/dev" };
+/* The host paths no mount may be, lie under or hold, whatever --allow-mount says: the kernel's
+ * and the ones every jailed VMM sees already (vmm/jail.c binds them read-only, and a tree the
+ * jail attaches may neither hold nor lie under them). */
+static const char *const never_mountable[] = { "/proc", "/sys", "/dev", "/usr", "/bin",
+					       "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+					       "/etc/ld.so.cache", VMM_JAIL_ROOT };
 
 static int refuse_host(size_t index, const char *resolved, const char *why,
 		       struct ember_error **err)
@@ -189,8 +194,9 @@ static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m,
 	if (strlen(resolved) > SANDBOX_MOUNT_HOST_MAX)
 		return refuse_host(index, m->host, "resolves to a path too long", err);
 	for (i = 0; i < sizeof(never_mountable) / sizeof(never_mountable[0]); i++)
-		if (path_within(never_mountable[i], resolved) || strcmp(resolved, "/") == 0)
-			return refuse_host(index, resolved, "is never mountable", err);
+		if (overlaps(never_mountable[i], resolved))
+			return refuse_host(index, resolved, "is never mountable (a system directory, "
+					   "or holds one)", err);
 	for (i = 0; i < policy->ndeny; i++)
 		if (overlaps(policy->deny[i], resolved))
 			return refuse_host(index, resolved, "is never mountable (the daemon's own "
@@ -222,7 +228,7 @@ static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m,
 int mount_policy_apply(const struct mount_policy *policy, struct sandbox_mounts *mounts,
 		       struct ember_error **err)
 {
-	size_t i;
+	size_t i, j;
 
 	if (mounts->n == 0)
 		return 0;
@@ -232,6 +238,14 @@ int mount_policy_apply(const struct mount_policy *policy, struct sandbox_mounts 
 	for (i = 0; i < mounts->n; i++)
 		if (apply_one(policy, &mounts->m[i], i, err) < 0)
 			return -1;
+	/* Each is its own tree in the VMM's jail: one may not hold another. */
+	for (i = 0; i < mounts->n; i++)
+		for (j = 0; j < i; j++)
+			if (overlaps(mounts->m[j].host, mounts->m[i].host))
+				return ember_error_set(err, KIND, 0, "field `mounts[%zu].host`: `%s` "
+						       "is, holds or lies under mounts[%zu]'s `%s`",
+						       i, mounts->m[i].host, j,
+						       mounts->m[j].host);
 	return 0;
 }
 

@@ -136,14 +136,20 @@ class MountsTest(unittest.TestCase):
         self.assertEqual(out["stdout"], "written later\n", out)
 
     def test_rw_owner_given_in_the_request(self):
-        shared = self.tree("rw-shared", mode=0o777)
+        # A root-owned directory needs uid and gid; the sandbox then acts as them there: it
+        # writes where they may (their subdirectory), and what it writes is theirs.
+        shared = self.tree("rw-shared", uid=0, gid=0)
+        theirs = make_tree(shared, "theirs", OTHER, OTHER)
         sb = self.create([{"host": shared, "guest": "/mnt/out", "mode": "rw", "uid": OTHER,
                            "gid": OTHER}])
-        self.assertEqual(sb["mounts"][0]["uid"], OTHER)
-        out = self.sh(sb["id"], "echo result > /mnt/out/r.txt")
+        self.assertEqual((sb["mounts"][0]["uid"], sb["mounts"][0]["gid"]), (OTHER, OTHER))
+        out = self.sh(sb["id"], "echo result > /mnt/out/theirs/r.txt")
         self.assertEqual(out["exit_code"], 0, out)
-        st = os.stat(os.path.join(shared, "r.txt"))
+        st = os.stat(os.path.join(theirs, "r.txt"))
         self.assertEqual((st.st_uid, st.st_gid), (OTHER, OTHER))
+        out = self.sh(sb["id"], "echo x > /mnt/out/top.txt")
+        self.assertNotEqual(out["exit_code"], 0, out)
+        self.assertEqual(os.listdir(shared), ["theirs"])
 
     def test_symlink_out_of_the_tree_is_not_followed_on_the_host(self):
         data = self.tree("links")
@@ -174,6 +180,7 @@ class MountsTest(unittest.TestCase):
         ok = self.tree("rules")
         self.refused([{"host": self.outside, "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": "/proc", "guest": "/mnt/x"}], "mounts[0].host")
+        self.refused([{"host": "/usr/share", "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": os.path.join(self.allowed, "missing"), "guest": "/mnt/x"}],
                      "mounts[0].host")
         afile = os.path.join(self.allowed, "a-file")
@@ -182,7 +189,13 @@ class MountsTest(unittest.TestCase):
         self.refused([{"host": "relative/path", "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": ok, "guest": "/mnt/%d" % i} for i in range(9)], "mounts")
         self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": ok, "guest": "/mnt/a/b"}],
-                     "mounts[0].guest")
+                     "mounts[1].guest")
+        sub = os.path.join(ok, "sub")
+        os.mkdir(sub)
+        self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": sub, "guest": "/mnt/b"}],
+                     "mounts[1].host")
+        self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": ok, "guest": "/mnt/b"}],
+                     "mounts[1].host")
         for guest in ("/", "/etc/x", "/proc", "/usr/lib/x", "/mnt/../etc", "mnt",
                       "/mnt/a b", "/lib64"):
             self.refused([{"host": ok, "guest": guest}], "mounts[0].guest")
