@@ -145,8 +145,10 @@ struct builder {
  * its first writes), as the builder (setpriv, no new privileges). zstd is what the guest
  * kernels decompress (rootfs/kernel/minimal.config, the packs); level 3 instead of
  * mksquashfs's 15 builds 15-25 times faster for ~15 % more bytes, for an image that lives
- * only as long as its sandbox. -exit-on-error: a file that cannot be read fails the build
- * rather than becoming an empty file in the guest. */
+ * only as long as its sandbox. Every file is the guest's sandbox user's (-force-uid/gid): the
+ * image holds only what the owner could read, which is what the sandbox may see as the
+ * owner (docs/api.md "Mounts"); a file the owner cannot read is stored empty (mksquashfs
+ * warns and goes on), as over 9p it could not be read either. */
 static int run_mksquashfs(int dir_fd, int image_fd, const struct builder *b, uint64_t cap,
 			  int64_t deadline_ms, struct ember_error **err)
 {
@@ -167,8 +169,9 @@ static int run_mksquashfs(int dir_fd, int image_fd, const struct builder *b, uin
 		argv[n++] = "--no-new-privs";
 	}
 	for (const char *const *a = (const char *const[]){ "mksquashfs", ".", "/proc/self/fd/3",
-		     "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-exit-on-error", "-comp",
-		     "zstd", "-Xcompression-level", "3", NULL }; *a != NULL; a++)
+		     "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-force-uid",
+		     MOUNT_IMAGE_GUEST_ID, "-force-gid", MOUNT_IMAGE_GUEST_ID, "-comp", "zstd",
+		     "-Xcompression-level", "3", NULL }; *a != NULL; a++)
 		argv[n++] = (char *)*a;
 	argv[n] = NULL;
 	return hostcmd_run_in(argv, &(struct hostcmd_options){ .cwd_fd = dir_fd, .fd3 = image_fd,

@@ -24,14 +24,18 @@
  * signal 25"). */
 #define MOUNT_IMAGE_SLACK_BYTES (64u << 20)
 
+/* The uid and gid every file of an image has: the guest's sandbox user, who runs the execs
+ * (docs/guest.md), as the files of a mount's owner appear over 9p (docs/api.md "Mounts"). */
+#define MOUNT_IMAGE_GUEST_ID "1000"
+
 /* Builds image_path (absolute; whatever is there is replaced) as a squashfs (zstd, no xattrs,
- * owners and modes as on the host, symlinks as symlinks) of the tree dir_fd names (a directory
+ * modes as on the host, every file the guest user's, symlinks as symlinks) of the tree dir_fd names (a directory
  * fd, O_PATH too). First a bounded walk sums the regular files' sizes: over max_bytes is
  * EMBER_E_INVALID "... holds more than N MiB (--max-mount-image-mib)" (the caller prefixes the
  * field), as are a tree deeper than MOUNT_IMAGE_DEPTH_MAX or with more than
  * MOUNT_IMAGE_ENTRIES_MAX entries. Then `mksquashfs` runs in the directory, as the directory's
- * owner when the daemon is root and the owner is not (it reads what the owner may read, and a
- * file the owner cannot read fails the build), killed at deadline_ms (time_mono_ms() clock):
+ * owner when the daemon is root and the owner is not (it reads what the owner may read; a file
+ * the owner cannot read is stored empty), killed at deadline_ms (time_mono_ms() clock):
  * EMBER_E_INTERNAL with errno ETIMEDOUT. A built image is the daemon's and 0444 (a jailed VMM
  * reads it; the directory holding it keeps others out). On any failure no file is left at
  * image_path. Blocks the calling thread for the build (docs/firecracker.md "Mounts": 0.1-1 s
