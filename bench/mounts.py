@@ -4,7 +4,7 @@ mount (virtio-9p from the jailed QEMU, docs/api.md "Mounts") against the files A
 (PUT/GET /sandboxes/{id}/files), both measured in the same run against the same sandbox, so the
 figures are ratios on a shared, noisy machine.
 
-    bench/mounts.py [--runs 3] [--files 1000] [--file-kib 4] [--mib 100] [--images DIR] [--no-save]
+    bench/mounts.py [--runs 5] [--files 1000] [--file-kib 4] [--mib 100] [--images DIR] [--no-save]
 
 One daemon (release bin/emberd, private port and --run-dir under /tmp, jailed VMMs since the
 benchmark runs as root, --no-snapshots --pool-size 0, --allow-mount on a private directory under
@@ -392,6 +392,16 @@ class MountsBench:
                        f"{percentile(host, 0.5):.1f} |")
         out.append(f"| an exec that does nothing (`pass`), p50 of {len(self.empty)} | "
                    f"{percentile(self.empty, 0.5):.0f} | | | |")
+        per = []
+        for what, m, f, _ in self.rows:
+            m50, f50 = percentile(m, 0.5), percentile(f, 0.5)
+            if "MiB file" in what:
+                per.append(f"{what}: mount {a.mib / m50 * 1000:.0f} MiB/s, files API "
+                           f"{a.mib / f50 * 1000:.0f} MiB/s")
+            else:
+                per.append(f"{what}: mount {m50 / a.files:.2f} ms a file, files API "
+                           f"{f50 / a.files:.2f} ms a file")
+        out += ["", "End to end (medians): " + "; ".join(per) + "."]
         w_share, r_share = self.dd[GUEST_SHARE]
         w_home, r_home = self.dd[GUEST_HOME]
         mib = a.mib
@@ -484,7 +494,7 @@ class MountsBench:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3, help="runs per row (median)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per row (median)")
     ap.add_argument("--files", type=int, default=1000, help="small files per run")
     ap.add_argument("--file-kib", type=int, default=4, help="size of a small file")
     ap.add_argument("--mib", type=int, default=100, help="size of the big file")
