@@ -80,6 +80,40 @@ static enum opt_result add_label(const struct opt_spec *spec, const char *arg, v
 	return OPT_OK;
 }
 
+/* create --mount HOST:GUEST[:ro|rw]: one entry of the body's mounts, like `docker run -v`. A
+ * guest path never holds `:` (docs/api.md "Mounts"), so the last `:` before an optional mode
+ * ends the host path, which may hold some. The daemon checks both paths. */
+static enum opt_result add_mount(const struct opt_spec *spec, const char *arg, void *ctl,
+				 struct ember_error **err)
+{
+	struct ctl *c = ctl;
+	json_t *mounts = json_object_get(c->body, "mounts");
+	char *text = (char *)arg; /* argv's own storage */
+	const char *mode = "ro";
+	size_t len = strlen(text);
+	char *colon;
+
+	(void)spec;
+	if (len > 3 && (strcmp(text + len - 3, ":ro") == 0 || strcmp(text + len - 3, ":rw") == 0)) {
+		mode = text + len - 2;
+		text[len - 3] = '\0';
+	}
+	colon = strrchr(text, ':');
+	if (colon == NULL || colon == text || colon[1] == '\0') {
+		ember_error_set(err, EMBER_E_INVALID, 0, "--mount needs HOST:GUEST[:ro|rw], got `%s`",
+				arg);
+		return OPT_BAD_VALUE;
+	}
+	*colon = '\0';
+	if (mounts == NULL) {
+		mounts = json_array();
+		json_object_set_new(c->body, "mounts", mounts);
+	}
+	json_array_append_new(mounts, json_pack("{s:s, s:s, s:s}", "host", text, "guest", colon + 1,
+						"mode", mode));
+	return OPT_OK;
+}
+
 /* One entry of obj's list key (created on first use). */
 static void append_to_list(json_t *obj, const char *key, const char *arg)
 {
@@ -169,6 +203,7 @@ static const struct opt_spec create_flags[] = {
 	{ .name = "allow", .arg = "X", .parse = set_create_network, .key = "allow",
 	  .repeats = true },
 	{ .name = "deny", .arg = "X", .parse = set_create_network, .key = "deny", .repeats = true },
+	{ .name = "mount", .arg = "HOST:GUEST[:ro|rw]", .parse = add_mount, .repeats = true },
 };
 
 static const struct opt_spec network_flags[] = {
@@ -207,7 +242,10 @@ static const struct command commands[] = {
 	  "(1-10000, default 100); --label: attach a label\n"
 	  "(repeatable); --network-mode none|allowlist|open\n"
 	  "with --allow/--deny entries (repeatable):\n"
-	  "its network policy (docs/network.md)" },
+	  "its network policy (docs/network.md); --mount\n"
+	  "HOST:GUEST[:ro|rw]: a host directory the daemon's\n"
+	  "--allow-mount allows, at GUEST (repeatable;\n"
+	  "default ro; docs/api.md \"Mounts\")" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output as it comes, exits with its\n"

@@ -103,16 +103,16 @@ static void load_modules(void)
 	guest_log("loaded %u kernel module(s) from %s", loaded, dir);
 }
 
-static int wait_for_disk(struct ember_error **err)
+int guest_wait_for_disk(const char *path, struct ember_error **err)
 {
 	int64_t deadline = time_mono_ms() + GUEST_DISK_WAIT_MS;
 	struct stat st;
 
-	while (stat(PACK_DEVICE, &st) < 0 || !S_ISBLK(st.st_mode)) {
+	while (stat(path, &st) < 0 || !S_ISBLK(st.st_mode)) {
 		if (time_mono_ms() > deadline)
 			return ember_error_set(err, EMBER_E_INTERNAL, ENODEV,
-					       "the pack disk %s did not appear within %d ms",
-					       PACK_DEVICE, GUEST_DISK_WAIT_MS);
+					       "the disk %s did not appear within %d ms", path,
+					       GUEST_DISK_WAIT_MS);
 		sleep_ms(GUEST_DISK_POLL_MS); /* no udev: nothing to wait on but the node */
 	}
 	return 0;
@@ -288,8 +288,8 @@ int guest_boot(struct ember_error **err)
 	guest_log("emberd-init %s: /dev /proc /sys mounted", EMBER_VERSION);
 	read_cmdline(&opts);
 	load_modules();
-	if (wait_for_disk(err) < 0)
-		return -1;
+	if (guest_wait_for_disk(PACK_DEVICE, err) < 0)
+		return ember_error_wrap(err, "the pack");
 	if (mount_overlay(opts.overlay_mib, err) < 0)
 		return ember_error_wrap(err, "mount the root overlay");
 	if (move_into("/dev", NEW_ROOT "/dev", err) < 0 ||

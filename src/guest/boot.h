@@ -15,6 +15,10 @@
 
 int guest_boot(struct ember_error **err);
 
+/* Waits (polling, there is no udev) until path is a block device node, at most
+ * GUEST_DISK_WAIT_MS: the pack disk at boot, a squashfs mount's disk at HELLO (mounts.h). */
+int guest_wait_for_disk(const char *path, struct ember_error **err);
+
 /* Ends the VM. Uses reboot(RB_AUTOBOOT): with the `reboot=t panic=-1` command line the kernel
  * triple-faults, which makes QEMU exit (it runs with -no-reboot) and Firecracker exit (it
  * treats a guest reset as the end of the VM; it has no ACPI power-off). RB_POWER_OFF would

@@ -14,6 +14,7 @@
 #include "guest/identity.h"
 #include "guest/limits.h"
 #include "guest/log.h"
+#include "guest/mounts.h"
 #include "guest/net.h"
 #include "guest/outq.h"
 #include "guest/ps.h"
@@ -366,8 +367,9 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 		ember_error_free(&err);
 		return;
 	}
-	if (s->env->apply_identity && (guest_identity_apply(&hello, &err) < 0 ||
-					guest_net_apply(&hello.net, &err) < 0)) {
+	if (s->env->apply_identity &&
+	    (guest_identity_apply(&hello, &err) < 0 || guest_net_apply(&hello.net, &err) < 0 ||
+	     (hello.mounts.n > 0 && guest_mounts_apply(&s->env->mounts, &hello.mounts, &err) < 0))) {
 		session_fail(s, "internal", err->message);
 		ember_error_free(&err);
 		return;

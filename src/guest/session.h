@@ -11,17 +11,20 @@
 
 #include "guest/exec.h"
 #include "guest/loop.h"
+#include "proto/messages.h"
 #include "util/error.h"
 
 /* State shared by every session of the agent (owned by agent.c). */
 struct guest_session_env {
 	struct guest_loop *loop;
 	struct guest_exec_config exec;
-	bool apply_identity;      /* PID 1: HELLO sets the clock, reseeds the RNG and
-				   * configures the NIC (net.h) */
+	bool apply_identity;      /* PID 1: HELLO sets the clock, reseeds the RNG,
+				   * configures the NIC (net.h) and mounts (mounts.h) */
 	unsigned running_execs;   /* across sessions: the limit is per guest */
 	unsigned running_transfers; /* file reads and writes, likewise per guest */
 	uint64_t next_exec_seq;   /* names code directories uniquely */
+	/* What HELLO mounted this boot (mounts.h): a later HELLO may repeat it or carry none. */
+	struct proto_hello_mounts mounts;
 };
 
 enum guest_session_kind {

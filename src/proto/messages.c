@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proto/frame.h"
+#include "util/cleanup.h"
 #include "util/hex.h"
 #include "util/jsonutil.h"
 #include "util/text.h"
@@ -212,6 +213,220 @@ static int decode_net(json_t *root, struct proto_hello_net *net, struct ember_er
 	return proto_hello_net_check(net, err);
 }
 
+/* --- HELLO's mounts (version 7) --- */
+
+static const char *const mount_fs_names[] = {
+	[PROTO_MOUNT_9P] = "9p",
+	[PROTO_MOUNT_SQUASHFS] = "squashfs",
+};
+
+/* Directories a mount may be neither on nor under: the system's own (a host tree there would
+ * replace the guest's programs, libraries or configuration, or the kernel's pseudo file
+ * systems), /run (the agent keeps code files in /run/emberd) and /var/run (its usual alias). */
+static const char *const reserved_dirs[] = {
+	"/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+	"/libx32", "/boot", "/run", "/var/run",
+};
+#define RESERVED_PREFIX "/emberd" /* any top-level name starting so: kept for emberd itself */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+/* Whether path is dir or under it. */
+static bool path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static bool mount_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
+	       c == '_' || c == '@' || c == '+' || c == '=' || c == ',' || c == '-';
+}
+
+/* Records why a path is refused; returns false. */
+static bool refuse_path(const char **why, const char *text)
+{
+	if (why != NULL)
+		*why = text;
+	return false;
+}
+
+bool proto_mount_path_valid(const char *path, const char **why)
+{
+	const char *p, *start;
+	size_t i, len = strnlen(path, PROTO_MOUNT_PATH_MAX + 1);
+
+	if (path[0] != '/')
+		return refuse_path(why, "must be an absolute path");
+	if (len > PROTO_MOUNT_PATH_MAX)
+		return refuse_path(why, "is longer than " STRINGIFY(PROTO_MOUNT_PATH_MAX) " bytes");
+	if (len == 1)
+		return refuse_path(why, "must not be `/`");
+	if (path[len - 1] == '/')
+		return refuse_path(why, "must not end with `/`");
+	for (p = path; *p != '\0';) {
+		start = ++p; /* past the '/' */
+		while (*p != '\0' && *p != '/') {
+			if (!mount_name_char(*p))
+				return refuse_path(why, "may only have the characters A-Z a-z 0-9 "
+						    ". _ @ + = , - between its slashes");
+			p++;
+		}
+		if (p == start || (p - start == 1 && start[0] == '.') ||
+		    (p - start == 2 && start[0] == '.' && start[1] == '.'))
+			return refuse_path(why, "must not have an empty, `.` or `..` component");
+		if (start[0] == '-')
+			return refuse_path(why, "must not have a component starting with `-`");
+	}
+	for (i = 0; i < ARRAY_SIZE(reserved_dirs); i++)
+		if (path_within(path, reserved_dirs[i]))
+			return refuse_path(why, "must not be a system directory or under one (/proc, "
+					    "/sys, /dev, /etc, /usr, /bin, /sbin, /lib*, /boot, "
+					    "/run, /var/run)");
+	if (strncmp(path, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
+		return refuse_path(why, "must not start with `/emberd` (kept for emberd itself)");
+	return true;
+}
+
+/* Whether source is prefix followed by one character of first..last. */
+static bool source_is(const char *source, const char *prefix, char first, char last)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(source, prefix, n) == 0 && source[n] >= first && source[n] <= last &&
+	       source[n + 1] == '\0';
+}
+
+static int check_mount(const struct proto_hello_mount *m, size_t i, struct ember_error **err)
+{
+	const char *why;
+
+	switch (m->fs) {
+	case PROTO_MOUNT_9P:
+		if (!source_is(m->source, "emberd", '0', '7'))
+			return ember_error_set(err, KIND, 0, "field `mounts[%zu].source` must be a 9p "
+					       "tag emberd0..emberd7", i);
+		break;
+	case PROTO_MOUNT_SQUASHFS:
+		if (!source_is(m->source, "vd", 'b', 'i'))
+			return ember_error_set(err, KIND, 0, "field `mounts[%zu].source` must be a "
+					       "disk vdb..vdi", i);
+		if (!m->readonly)
+			return ember_error_set(err, KIND, 0, "field `mounts[%zu].readonly` must be "
+					       "true for squashfs", i);
+		break;
+	default:
+		return ember_error_set(err, KIND, 0, "field `mounts[%zu].fs` must be \"9p\" or "
+				       "\"squashfs\"", i);
+	}
+	if (!proto_mount_path_valid(m->path, &why))
+		return ember_error_set(err, KIND, 0, "field `mounts[%zu].path` %s", i, why);
+	return 0;
+}
+
+int proto_hello_mounts_check(const struct proto_hello_mounts *mounts, struct ember_error **err)
+{
+	const struct proto_hello_mount *a, *b;
+	size_t i, j;
+
+	if (mounts->n > PROTO_MOUNTS_MAX)
+		return ember_error_set(err, KIND, 0, "field `mounts` has more than %d entries",
+				       PROTO_MOUNTS_MAX);
+	for (i = 0; i < mounts->n; i++) {
+		a = &mounts->m[i];
+		/* Fixed-size fields of a caller's struct: a missing NUL is a bug, not input. */
+		if (strnlen(a->source, sizeof(a->source)) == sizeof(a->source) ||
+		    strnlen(a->path, sizeof(a->path)) == sizeof(a->path))
+			return ember_error_set(err, KIND, 0, "field `mounts[%zu]` is not terminated",
+					       i);
+		if (check_mount(a, i, err) < 0)
+			return -1;
+		for (j = 0; j < i; j++) {
+			b = &mounts->m[j];
+			if (a->fs == b->fs && strcmp(a->source, b->source) == 0)
+				return ember_error_set(err, KIND, 0, "field `mounts[%zu].source` is "
+						       "the same as mounts[%zu]'s", i, j);
+			if (path_within(a->path, b->path) || path_within(b->path, a->path))
+				return ember_error_set(err, KIND, 0, "field `mounts[%zu].path` is the "
+						       "same as, under or above mounts[%zu].path",
+						       i, j);
+		}
+	}
+	return 0;
+}
+
+static json_t *encode_mounts(const struct proto_hello_mounts *mounts)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (arr == NULL)
+		return NULL;
+	for (i = 0; i < mounts->n; i++) {
+		const struct proto_hello_mount *m = &mounts->m[i];
+
+		if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:b}", "fs",
+							 mount_fs_names[m->fs], "source",
+							 m->source, "path", m->path, "readonly",
+							 m->readonly)) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+static int decode_mount(json_t *obj, struct proto_hello_mount *m, struct ember_error **err)
+{
+	static const char *const keys[] = { "fs", "source", "path", "readonly", NULL };
+	const char *fs, *source, *path;
+	size_t fs_len, source_len, path_len;
+
+	if (!json_is_object(obj))
+		return ember_error_set(err, KIND, 0, "must be an object");
+	if (json_check_keys(obj, keys, KIND, err) < 0 ||
+	    json_get_string(obj, "fs", true, 16, &fs, &fs_len, KIND, err) < 0 ||
+	    json_get_string(obj, "source", true, sizeof(m->source) - 1, &source, &source_len, KIND,
+			    err) < 0 ||
+	    json_get_string(obj, "path", true, PROTO_MOUNT_PATH_MAX, &path, &path_len, KIND,
+			    err) < 0 ||
+	    json_get_bool(obj, "readonly", true, &m->readonly, KIND, err) < 0)
+		return -1;
+	if (strcmp(fs, mount_fs_names[PROTO_MOUNT_9P]) == 0)
+		m->fs = PROTO_MOUNT_9P;
+	else if (strcmp(fs, mount_fs_names[PROTO_MOUNT_SQUASHFS]) == 0)
+		m->fs = PROTO_MOUNT_SQUASHFS;
+	else
+		return ember_error_set(err, KIND, 0, "field `fs` must be \"9p\" or \"squashfs\"");
+	memcpy(m->source, source, source_len + 1);
+	memcpy(m->path, path, path_len + 1);
+	return 0;
+}
+
+/* The optional `mounts` array: absent is none; present, it has 1..PROTO_MOUNTS_MAX entries
+ * (the encoder leaves an empty one out) that pass proto_hello_mounts_check. */
+static int decode_mounts(json_t *root, struct proto_hello_mounts *mounts, struct ember_error **err)
+{
+	json_t *arr = json_object_get(root, "mounts"), *item;
+	size_t i;
+
+	if (arr == NULL)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return ember_error_set(err, KIND, 0, "field `mounts` must be a non-empty array");
+	if (json_array_size(arr) > PROTO_MOUNTS_MAX)
+		return ember_error_set(err, KIND, 0, "field `mounts` has more than %d entries",
+				       PROTO_MOUNTS_MAX);
+	json_array_foreach(arr, i, item) {
+		if (decode_mount(item, &mounts->m[i], err) < 0)
+			return ember_error_wrap(err, "mounts[%zu]", i);
+	}
+	mounts->n = json_array_size(arr);
+	return proto_hello_mounts_check(mounts, err);
+}
+
 /* --- HELLO --- */
 
 char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err)
@@ -219,7 +434,8 @@ char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct embe
 	char entropy[2 * PROTO_ENTROPY_MAX + 1];
 	json_t *obj;
 
-	if (proto_hello_net_check(&msg->net, err) < 0)
+	if (proto_hello_net_check(&msg->net, err) < 0 ||
+	    proto_hello_mounts_check(&msg->mounts, err) < 0)
 		return NULL;
 	hex_encode(msg->entropy, msg->entropy_len, entropy);
 	obj = json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t)msg->version, "sandbox_id",
@@ -231,6 +447,12 @@ char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct embe
 		json_decref(obj);
 		obj = NULL;
 	}
+	/* Version 7's mounts likewise only when there are some. */
+	if (obj != NULL && msg->mounts.n > 0 &&
+	    json_object_set_new(obj, "mounts", encode_mounts(&msg->mounts)) < 0) {
+		json_decref(obj);
+		obj = NULL;
+	}
 	return proto_json_dump(obj, len, err);
 }
 
@@ -238,7 +460,7 @@ int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
 		       struct ember_error **err)
 {
 	static const char *const keys[] = { "version", "sandbox_id", "time_unix_ns", "entropy",
-					    "net", NULL };
+					    "net", "mounts", NULL };
 	json_t *root = NULL;
 	uint64_t version;
 	int64_t time_ns = 0;
@@ -257,7 +479,7 @@ int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,
 	    json_get_int(root, "time_unix_ns", true, 0, INT64_MAX, &time_ns, KIND, err) < 0 ||
 	    json_get_string(root, "entropy", true, 2 * PROTO_ENTROPY_MAX, &entropy, &entropy_len,
 			    KIND, err) < 0 ||
-	    decode_net(root, &msg->net, err) < 0)
+	    decode_net(root, &msg->net, err) < 0 || decode_mounts(root, &msg->mounts, err) < 0)
 		goto out;
 	n = hex_decode(entropy, entropy_len, msg->entropy, sizeof(msg->entropy));
 	if (n < 0) {

@@ -55,8 +55,9 @@ struct proto_hello_mount {
 	enum proto_mount_fs fs;
 	char source[16];
 	/* Absolute, normalized (no "//", "." or ".." component, no trailing "/"), not "/", only
-	 * [A-Za-z0-9._@+=,-] in components, and not under a system directory (/proc, /sys,
-	 * /dev, /etc, /usr, /bin, /sbin, /lib*, /run, /tmp is allowed). */
+	 * [A-Za-z0-9._@+=,-] in components (none starting with "-"), not equal to or under a
+	 * system directory (/proc, /sys, /dev, /etc, /usr, /bin, /sbin, /lib, /lib32, /lib64,
+	 * /libx32, /boot, /run, /var/run), not starting with "/emberd"; /tmp is allowed. */
 	char path[PROTO_MOUNT_PATH_MAX + 1];
 	bool readonly;                  /* squashfs: always */
 };

@@ -401,6 +401,7 @@ static void record_fill_locked(const struct sandbox *sb, struct sandbox_record *
 	rec->pid_start_ticks = vmm_start_ticks(sb->vm);
 	rec->labels = sb->labels;
 	rec->env = sb->env;
+	rec->mounts = sb->mounts;
 }
 
 /* The record lets a restarted daemon take this sandbox over. Without it the sandbox still works

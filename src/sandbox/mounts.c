@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "vmm/vmm.h"
 
 #define KIND EMBER_E_INVALID
 /* uid/gid a request may name: 0 (root) never for what the guest writes; (uid_t)-1 is "none"
@@ -46,24 +47,27 @@ static int get_path(json_t *obj, const char *key, size_t index, size_t max, char
 	return 0;
 }
 
-static int get_id(json_t *obj, const char *key, size_t index, bool *has, unsigned *out,
-		  struct ember_error **err)
+/* A request's uid/gid: optional, 1..MOUNT_ID_MAX; a record's (resolved): required, 0 too. */
+static int get_id(json_t *obj, const char *key, size_t index, bool resolved, bool *has,
+		  unsigned *out, struct ember_error **err)
 {
 	json_t *v = json_object_get(obj, key);
+	json_int_t min = resolved ? 0 : 1;
 
 	*has = false;
-	if (v == NULL)
+	if (v == NULL && !resolved)
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < min ||
 	    json_integer_value(v) > (json_int_t)MOUNT_ID_MAX)
 		return ember_error_set(err, KIND, 0, "field `mounts[%zu].%s` must be an integer "
-				       "between 1 and %u", index, key, MOUNT_ID_MAX);
+				       "between %d and %u", index, key, (int)min, MOUNT_ID_MAX);
 	*has = true;
 	*out = (unsigned)json_integer_value(v);
 	return 0;
 }
 
-static int parse_one(json_t *obj, size_t index, struct sandbox_mount *m, struct ember_error **err)
+static int parse_one(json_t *obj, size_t index, bool resolved, struct sandbox_mount *m,
+		     struct ember_error **err)
 {
 	static const char *const keys[] = { "host", "guest", "mode", "uid", "gid", NULL };
 	const char *key, *why;
@@ -92,10 +96,10 @@ static int parse_one(json_t *obj, size_t index, struct sandbox_mount *m, struct 
 		return ember_error_set(err, KIND, 0, "field `mounts[%zu].mode` must be \"ro\" or "
 				       "\"rw\"", index);
 	m->rw = mode != NULL && strcmp(json_string_value(mode), "rw") == 0;
-	if (get_id(obj, "uid", index, &m->has_uid, &id, err) < 0)
+	if (get_id(obj, "uid", index, resolved, &m->has_uid, &id, err) < 0)
 		return -1;
 	m->uid = (uid_t)id;
-	if (get_id(obj, "gid", index, &m->has_gid, &id, err) < 0)
+	if (get_id(obj, "gid", index, resolved, &m->has_gid, &id, err) < 0)
 		return -1;
 	m->gid = (gid_t)id;
 	return 0;
@@ -111,7 +115,8 @@ static bool path_within(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
 
-int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember_error **err)
+static int parse_array(json_t *array, bool resolved, struct sandbox_mounts *out,
+		       struct ember_error **err)
 {
 	size_t i, j;
 
@@ -124,7 +129,7 @@ int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember
 		return ember_error_set(err, KIND, 0, "field `mounts` may hold at most %d mounts",
 				       SANDBOX_MOUNTS_MAX);
 	for (i = 0; i < json_array_size(array); i++) {
-		if (parse_one(json_array_get(array, i), i, &out->m[i], err) < 0) {
+		if (parse_one(json_array_get(array, i), i, resolved, &out->m[i], err) < 0) {
 			memset(out, 0, sizeof(*out));
 			return -1;
 		}
@@ -144,10 +149,24 @@ int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember
 	return 0;
 }
 
+int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember_error **err)
+{
+	return parse_array(array, false, out, err);
+}
+
+int sandbox_mounts_from_json(json_t *array, struct sandbox_mounts *out, struct ember_error **err)
+{
+	return parse_array(array, true, out, err);
+}
+
 /* ---- the operator's policy ---- */
 
-/* The host directories no mount may be or lie under, whatever --allow-mount says. */
-static const char *const never_mountable[] = { "/proc", "/sys", "/dev" };
+/* The host paths no mount may be, lie under or hold, whatever --allow-mount says: the kernel's
+ * and the ones every jailed VMM sees already (vmm/jail.c binds them read-only, and a tree the
+ * jail attaches may neither hold nor lie under them). */
+static const char *const never_mountable[] = { "/proc", "/sys", "/dev", "/usr", "/bin",
+					       "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+					       "/etc/ld.so.cache", VMM_JAIL_ROOT };
 
 static int refuse_host(size_t index, const char *resolved, const char *why,
 		       struct ember_error **err)
@@ -175,8 +194,9 @@ static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m,
 	if (strlen(resolved) > SANDBOX_MOUNT_HOST_MAX)
 		return refuse_host(index, m->host, "resolves to a path too long", err);
 	for (i = 0; i < sizeof(never_mountable) / sizeof(never_mountable[0]); i++)
-		if (path_within(never_mountable[i], resolved) || strcmp(resolved, "/") == 0)
-			return refuse_host(index, resolved, "is never mountable", err);
+		if (overlaps(never_mountable[i], resolved))
+			return refuse_host(index, resolved, "is never mountable (a system directory, "
+					   "or holds one)", err);
 	for (i = 0; i < policy->ndeny; i++)
 		if (overlaps(policy->deny[i], resolved))
 			return refuse_host(index, resolved, "is never mountable (the daemon's own "
@@ -208,7 +228,7 @@ static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m,
 int mount_policy_apply(const struct mount_policy *policy, struct sandbox_mounts *mounts,
 		       struct ember_error **err)
 {
-	size_t i;
+	size_t i, j;
 
 	if (mounts->n == 0)
 		return 0;
@@ -218,6 +238,14 @@ int mount_policy_apply(const struct mount_policy *policy, struct sandbox_mounts 
 	for (i = 0; i < mounts->n; i++)
 		if (apply_one(policy, &mounts->m[i], i, err) < 0)
 			return -1;
+	/* Each is its own tree in the VMM's jail: one may not hold another. */
+	for (i = 0; i < mounts->n; i++)
+		for (j = 0; j < i; j++)
+			if (overlaps(mounts->m[j].host, mounts->m[i].host))
+				return ember_error_set(err, KIND, 0, "field `mounts[%zu].host`: `%s` "
+						       "is, holds or lies under mounts[%zu]'s `%s`",
+						       i, mounts->m[i].host, j,
+						       mounts->m[j].host);
 	return 0;
 }
 

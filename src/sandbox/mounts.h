@@ -44,6 +44,10 @@ struct sandbox_mounts {
  * ("field `mounts[1].guest` ..."). */
 int sandbox_mounts_parse(json_t *array, struct sandbox_mounts *out, struct ember_error **err);
 
+/* What sandbox_mounts_json() wrote (a sandbox's record): the same, with uid and gid required
+ * and 0 allowed (a read-only mount of a root-owned directory). */
+int sandbox_mounts_from_json(json_t *array, struct sandbox_mounts *out, struct ember_error **err);
+
 /* The operator's rules: the directories mounts may come from (--allow-mount, resolved at
  * startup) and the ones never mountable whatever they are under (the run dir, the images dir,
  * the daemon's config and token files). Strings are borrowed for the daemon's lifetime. */

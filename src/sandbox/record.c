@@ -34,7 +34,9 @@ char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 	     json_object_set_new(obj, "cpu_weight", json_integer(rec->cpu_weight)) < 0) ||
 	    json_object_set_new(obj, "labels", sandbox_labels_to_json(&rec->labels)) < 0 ||
 	    (rec->env.count > 0 &&
-	     json_object_set_new(obj, "env", sandbox_env_to_json(&rec->env)) < 0)) {
+	     json_object_set_new(obj, "env", sandbox_env_to_json(&rec->env)) < 0) ||
+	    (rec->mounts.n > 0 &&
+	     json_object_set_new(obj, "mounts", sandbox_mounts_json(&rec->mounts)) < 0)) {
 		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 		return NULL;
 	}
@@ -59,7 +61,8 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	static const char *const keys[] = { "version", "id", "language_pack", "vmm", "vcpus",
 					    "memory_mib", "timeout_s", "overlay_mib", "created_wall_ns",
 					    "expires_wall_ns", "boot_ms", "pid", "pid_start_ticks",
-					    "idle_timeout_s", "labels", "cpu_weight", "env", NULL };
+					    "idle_timeout_s", "labels", "cpu_weight", "env", "mounts",
+					    NULL };
 	_cleanup_json_ json_t *root = NULL;
 	uint64_t version, vcpus, memory, timeout, overlay, pid, ticks, idle = 0, weight = 0;
 	int64_t created, expires, boot_ms;
@@ -87,7 +90,8 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	    json_get_uint(root, "idle_timeout_s", false, 0, 30u * 86400, &idle, KIND, err) < 0 ||
 	    json_get_uint(root, "cpu_weight", false, 1, 10000, &weight, KIND, err) < 0 ||
 	    sandbox_labels_from_json(root, "labels", &rec->labels, err) < 0 ||
-	    sandbox_env_from_json(root, "env", &rec->env, err) < 0)
+	    sandbox_env_from_json(root, "env", &rec->env, err) < 0 ||
+	    sandbox_mounts_from_json(json_object_get(root, "mounts"), &rec->mounts, err) < 0)
 		return -1;
 	rec->idle_timeout_s = (unsigned)idle;
 	rec->cpu_weight = (unsigned)weight;

@@ -13,13 +13,14 @@
 
 #include "sandbox/catalog.h"
 #include "sandbox/labels.h"
+#include "sandbox/mounts.h"
 #include "sandbox/sandboxenv.h"
 #include "util/error.h"
 
 #define SANDBOX_RECORD_FILE "sandbox.json"
 /* 32 labels of 63 + 256 bytes fit even when every value byte is an escaped quote (2 bytes), and
- * so does the environment (sandboxenv.h). */
-#define SANDBOX_RECORD_MAX (64 * 1024)
+ * so do the environment (sandboxenv.h) and 8 mounts of 1023 + 255 bytes. */
+#define SANDBOX_RECORD_MAX (128 * 1024)
 #define SANDBOX_RECORD_VERSION 1
 
 struct sandbox_record {
@@ -39,6 +40,7 @@ struct sandbox_record {
 	uint64_t pid_start_ticks;     /* /proc/<pid>/stat starttime: guards against PID reuse */
 	struct sandbox_labels labels; /* none in records of earlier daemons */
 	struct sandbox_env env;       /* none in records of earlier daemons */
+	struct sandbox_mounts mounts; /* none in records of earlier daemons */
 };
 
 /* JSON text of rec (malloc'd). */

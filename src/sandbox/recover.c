@@ -52,6 +52,7 @@ static void sandbox_from_record(const struct recover_env *env, const struct sand
 	sb->cpu_weight = rec->cpu_weight != 0 ? rec->cpu_weight : VMM_CPU_WEIGHT_DEFAULT;
 	sb->labels = rec->labels;
 	sb->env = rec->env;
+	sb->mounts = rec->mounts;
 	sb->boot_ms = rec->boot_ms;
 	sb->created_wall_ns = rec->created_wall_ns;
 	sb->created_mono_ms = now_mono - (now_wall - rec->created_wall_ns) / 1000000;

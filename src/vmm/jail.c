@@ -5,7 +5,11 @@
  * time: no malloc, no stdio, and no libc wrapper a sanitizer intercepts. Everything it needs
  * (every path with the jail root prefixed, every flag) is in the plan, laid out by the parent;
  * the child walks it with syscall(2) and execs. A failed step writes one line to the log and
- * exits 125. */
+ * exits 125.
+ *
+ * A jail with a user namespace of its own (userns_id) needs the parent once more: the child
+ * makes the namespace last and cannot map another id than its own in it, so it tells the
+ * parent over a socket pair, the parent writes the maps, and answers. */
 #include "vmm/jail.h"
 
 #include <errno.h>
@@ -14,6 +18,7 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -29,6 +35,9 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/fdio.h"
+#include "util/timeutil.h"
+#include "vmm/idmap.h"
 #include "vmm/priority.h"
 
 /* The system directories the VMM binary and its libraries live in: bound read-only when they
@@ -55,6 +64,7 @@ enum step_op {
 	STEP_SYMLINK,   /* path -> source */
 	STEP_MOUNT,     /* mount(source, path, fstype, flags, data) */
 	STEP_MKNOD,     /* path, mode, dev; owned by the jail's uid when chown */
+	STEP_MOVE_MOUNT, /* the detached tree fd onto path */
 };
 
 /* Paths in a plan: the jail root (short, under the run dir) plus a host path. */
@@ -70,10 +80,12 @@ struct step {
 	mode_t mode;
 	dev_t dev;
 	bool chown;
+	int fd;
 };
 
-/* ~3 per system path, a bind's parents (a dozen at most in practice) and 3 more per bind, 11
- * for /dev, /proc and /tmp. A plan is ~2 KiB a step, allocated for the spawn only. */
+/* ~3 per system path, a bind's or a tree's parents (a dozen at most in practice) and 3 more
+ * per bind (2 per tree), 11 for /dev, /proc and /tmp. A plan is ~2 KiB a step, allocated for
+ * the spawn only. */
 #define JAIL_MAX_STEPS 256
 
 struct plan {
@@ -82,6 +94,9 @@ struct plan {
 	char root[JAIL_PATH_MAX];
 	uid_t uid;
 	gid_t gid;
+	uid_t userns_id;      /* 0: none */
+	int sync_fd;          /* with userns_id: the child's end of the socket pair */
+	int parent_sync_fd;   /* the parent's end, which the child closes */
 	int log_fd;
 	const int *keep_fds;
 	size_t nkeep_fds;
@@ -214,6 +229,70 @@ static int plan_binds(struct plan *p, const struct jail_config *jail, struct emb
 	return 0;
 }
 
+/* Whether one of two absolute paths is the other or lies under it. */
+static bool paths_overlap(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la < lb ? la : lb;
+
+	return strncmp(a, b, n) == 0 && (la == lb || (la < lb ? b[n] : a[n]) == '/');
+}
+
+/* Absolute, not "/", and every component a name: no "", "." or ".." (the overlap checks
+ * compare strings). */
+static bool path_is_plain(const char *path)
+{
+	const char *c = path;
+
+	if (path[0] != '/' || path[1] == '\0')
+		return false;
+	while (*c == '/') {
+		size_t len = strcspn(c + 1, "/");
+
+		if (len == 0 || (len == 1 && c[1] == '.') ||
+		    (len == 2 && c[1] == '.' && c[2] == '.'))
+			return false;
+		c += 1 + len;
+	}
+	return true;
+}
+
+/* A tree goes where nothing else of the jail is, above or below: its parents are then the
+ * jail's own tmpfs directories, never a bind's (or a symlink's) on the host, and no step ever
+ * creates anything inside a tree. */
+static int plan_trees(struct plan *p, const struct jail_config *jail, struct ember_error **err)
+{
+	size_t root_len = strlen(p->root), i, j;
+
+	if (jail->ntrees > JAIL_MAX_TREES)
+		return ember_error_set(err, EMBER_E_INTERNAL, E2BIG, "%zu jail trees, at most %d",
+				       jail->ntrees, JAIL_MAX_TREES);
+	for (i = 0; i < jail->ntrees; i++) {
+		const char *path = jail->trees[i].path;
+		struct step *s;
+
+		if (!path_is_plain(path))
+			return ember_error_set(err, EMBER_E_INVALID, EINVAL,
+					       "jail mount `%s` is not a plain absolute path", path);
+		for (j = 0; j < p->n; j++) {
+			const char *inside = p->steps[j].path + root_len;
+
+			if (p->steps[j].op == STEP_MKDIR || inside[0] == '\0' ||
+			    !paths_overlap(path, inside))
+				continue;
+			return ember_error_set(err, EMBER_E_INVALID, EINVAL,
+					       "host directory `%s` overlaps `%s`, which the VMM's "
+					       "jail holds already", path, inside);
+		}
+		if (plan_parents(p, path, err) < 0 || plan_add(p, STEP_MKDIR, path, err) == NULL)
+			return -1;
+		s = plan_add(p, STEP_MOVE_MOUNT, path, err);
+		if (s == NULL)
+			return -1;
+		s->fd = jail->trees[i].fd;
+	}
+	return 0;
+}
+
 static int plan_mount(struct plan *p, const char *inside, const char *fstype, unsigned long flags,
 		      const char *data, struct ember_error **err)
 {
@@ -268,6 +347,7 @@ static int plan_build(struct plan *p, const struct jail_config *jail, struct emb
 		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "jail root too long");
 	p->uid = jail->uid;
 	p->gid = jail->gid;
+	p->userns_id = jail->userns_id;
 	s = plan_add(p, STEP_MOUNT, "", err);
 	if (s == NULL)
 		return -1;
@@ -275,9 +355,10 @@ static int plan_build(struct plan *p, const struct jail_config *jail, struct emb
 	s->fstype = "tmpfs";
 	s->flags = MS_NOSUID | MS_NODEV;
 	s->data = "mode=0755,size=1m";
-	/* /dev before the binds: a bind under /dev/shm goes onto the jail's own /dev. */
+	/* /dev before the binds: a bind under /dev/shm goes onto the jail's own /dev. Trees
+	 * last: they are checked against everything else. */
 	if (plan_system(p, err) < 0 || plan_pseudo(p, jail->kvm, err) < 0 ||
-	    plan_binds(p, jail, err) < 0)
+	    plan_binds(p, jail, err) < 0 || plan_trees(p, jail, err) < 0)
 		return -1;
 	return 0;
 }
@@ -346,9 +427,14 @@ static void child_step(const struct plan *p, const struct step *s)
 		ret = syscall(SYS_mount, s->source[0] != '\0' ? s->source : NULL, s->path,
 			      s->fstype, s->flags, s->data);
 		break;
+	case STEP_MOVE_MOUNT:
+		ret = syscall(SYS_move_mount, s->fd, "", AT_FDCWD, s->path,
+			      MOVE_MOUNT_F_EMPTY_PATH);
+		break;
 	}
 	/* A directory a system bind already brought in (a bind under /usr) is fine. */
-	if (ret < 0 && !(errno == EEXIST && s->op != STEP_MOUNT && s->op != STEP_MKNOD))
+	if (ret < 0 && !(errno == EEXIST && (s->op == STEP_MKDIR || s->op == STEP_MKFILE ||
+					     s->op == STEP_SYMLINK)))
 		child_fail(p, "set up", s->path);
 }
 
@@ -368,9 +454,32 @@ static void child_enter_root(const struct plan *p)
 		child_fail(p, "remount read-only", "/");
 }
 
-/* Every capability gone from every set, then the unprivileged ids, then no way back up. */
+/* The user namespace, made by the child (the last thing it does as root), mapped by the
+ * parent: the child says it is in, the parent answers once the maps are written (or closes
+ * its end: then the child gives up). Supplementary groups go first: in the namespace they
+ * would be unmapped ids the process keeps. */
+static void child_enter_userns(const struct plan *p)
+{
+	char c = 0;
+
+	if (syscall(SYS_setgroups, 0, NULL) < 0)
+		child_fail(p, "set ids", "supplementary groups");
+	if (syscall(SYS_unshare, CLONE_NEWUSER) < 0)
+		child_fail(p, "unshare", "user namespace");
+	if (syscall(SYS_write, p->sync_fd, &c, 1) != 1 || syscall(SYS_read, p->sync_fd, &c, 1) != 1)
+		child_fail(p, "wait for the parent to map", "user namespace");
+	syscall(SYS_close, p->sync_fd);
+}
+
+/* Every capability gone from every set, then the unprivileged ids, then no way back up. In a
+ * user namespace (whose uid 0 is unmapped) setresuid() clears no capability by itself, and
+ * the namespace gave the process a full bounding set: all of them are dropped here. */
 static void child_drop_privileges(const struct plan *p)
 {
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = { { 0 } };
+	uid_t uid = p->userns_id != 0 ? p->userns_id : p->uid;
+	gid_t gid = p->userns_id != 0 ? (gid_t)p->userns_id : p->gid;
 	unsigned long cap;
 
 	for (cap = 0; cap <= 63; cap++) {
@@ -381,9 +490,11 @@ static void child_drop_privileges(const struct plan *p)
 	    errno != EINVAL)
 		child_fail(p, "clear", "ambient capabilities");
 	if (syscall(SYS_setgroups, 0, NULL) < 0 ||
-	    syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0 ||
-	    syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
+	    syscall(SYS_setresgid, gid, gid, gid) < 0 ||
+	    syscall(SYS_setresuid, uid, uid, uid) < 0)
 		child_fail(p, "set ids", "uid/gid");
+	if (syscall(SYS_capset, &hdr, none) < 0)
+		child_fail(p, "clear", "capabilities");
 	if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(p, "set", "no_new_privs");
 }
@@ -415,6 +526,8 @@ __attribute__((noreturn)) static void child_main(const struct plan *p)
 
 	sigemptyset(&none);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
+	if (p->parent_sync_fd >= 0)
+		syscall(SYS_close, p->parent_sync_fd);
 	if (syscall(SYS_mount, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(p, "make private", "/");
 	for (i = 0; i < p->n; i++)
@@ -424,6 +537,8 @@ __attribute__((noreturn)) static void child_main(const struct plan *p)
 	child_fds(p);
 	/* Before the ids change: the priority is the spawning thread's (priority.h). */
 	prio_enter_child();
+	if (p->userns_id != 0)
+		child_enter_userns(p);
 	child_drop_privileges(p);
 	syscall(SYS_setsid);
 	syscall(SYS_execve, p->argv[0], p->argv, envp);
@@ -440,12 +555,46 @@ static long clone3_raw(struct clone_args *args)
 	return syscall(SYS_clone3, args, sizeof(*args));
 }
 
+/* How long the parent waits for the child to reach its user namespace: the child has a few
+ * hundred system calls to make before, which take milliseconds even on a loaded host. */
+#define JAIL_USERNS_WAIT_MS 10000
+
+/* The parent's side of child_enter_userns(). child_sync_fd is the child's end, closed here so
+ * that a child that dies first shows as end of file. */
+static int map_child_userns(const struct plan *p, pid_t pid, int sync_fd, int *child_sync_fd,
+			    struct ember_error **err)
+{
+	struct idmap map = { .uid_inside = p->userns_id, .uid_outside = p->uid,
+			     .gid_inside = (gid_t)p->userns_id, .gid_outside = p->gid };
+	char c = 0;
+	int ready;
+
+	close(steal_fd(child_sync_fd));
+	ready = fd_wait(sync_fd, POLLIN, time_mono_ms() + JAIL_USERNS_WAIT_MS, err);
+	if (ready < 0)
+		return -1;
+	if (ready == 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, ETIMEDOUT,
+				       "the jailed process did not reach its user namespace in "
+				       "%d ms", JAIL_USERNS_WAIT_MS);
+	if (read(sync_fd, &c, 1) != 1)
+		return ember_error_set(err, EMBER_E_INTERNAL, ECHILD,
+				       "the jailed process failed before its user namespace (its "
+				       "log says why)");
+	if (idmap_write(pid, &map, err) < 0)
+		return ember_error_wrap(err, "map the jailed process's user namespace");
+	if (write(sync_fd, &c, 1) != 1)
+		return ember_error_sys(err, "resume the jailed process");
+	return 0;
+}
+
 int jail_spawn(const struct jail_config *jail, char *const argv[], int log_fd, pid_t *pid_out,
 	       int *pidfd_out, struct ember_error **err)
 {
 	_cleanup_free_ struct plan *p = calloc(1, sizeof(*p));
+	_cleanup_close_ int sync_fd = -1, child_sync_fd = -1;
 	struct clone_args args = { .exit_signal = SIGCHLD };
-	int pidfd = -1;
+	int pidfd = -1, status;
 	long pid;
 
 	if (p == NULL)
@@ -458,6 +607,16 @@ int jail_spawn(const struct jail_config *jail, char *const argv[], int log_fd, p
 	p->keep_fds = jail->keep_fds;
 	p->nkeep_fds = jail->nkeep_fds;
 	p->argv = argv;
+	p->sync_fd = -1;
+	p->parent_sync_fd = -1;
+	if (jail->userns_id != 0) {
+		int pair[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+			return ember_error_sys(err, "socketpair");
+		sync_fd = p->parent_sync_fd = pair[0];
+		child_sync_fd = p->sync_fd = pair[1];
+	}
 	args.flags = CLONE_PIDFD | JAIL_NAMESPACES;
 	args.pidfd = (uint64_t)(uintptr_t)&pidfd;
 	if (jail->cgroup_fd >= 0) {
@@ -469,6 +628,15 @@ int jail_spawn(const struct jail_config *jail, char *const argv[], int log_fd, p
 		return ember_error_sys(err, "clone3 a jailed `%s`", argv[0]);
 	if (pid == 0)
 		child_main(p);
+	if (jail->userns_id != 0 && map_child_userns(p, (pid_t)pid, sync_fd, &child_sync_fd,
+						     err) < 0) {
+		/* Not reaped yet: the pid is still this child's. */
+		kill((pid_t)pid, SIGKILL);
+		while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
+			;
+		close(pidfd);
+		return ember_error_wrap(err, "jail for `%s`", argv[0]);
+	}
 	*pid_out = (pid_t)pid;
 	*pidfd_out = pidfd;
 	return 0;

@@ -23,6 +23,16 @@ struct jail_bind {
 	bool writable;
 };
 
+/* A detached mount (idmap.h idmap_tree()) the jailed process sees at path, its host path: the
+ * child attaches it there with move_mount(), so it keeps its idmapping and flags. path is
+ * absolute and resolved; it may not be, contain or lie under a system path, /dev, /proc, a
+ * bind or another tree (EMBER_E_INVALID): nothing is ever created inside a tree. The caller
+ * keeps fd open until jail_spawn() returned, then closes it. */
+struct jail_tree {
+	int fd;
+	const char *path;
+};
+
 struct jail_config {
 	uid_t uid;                       /* not 0 */
 	gid_t gid;                       /* not 0 */
@@ -31,18 +41,29 @@ struct jail_config {
 					  * own mount namespace) */
 	const struct jail_bind *binds;
 	size_t nbinds;
+	const struct jail_tree *trees;
+	size_t ntrees;
+	/* 0: none. Else the process ends up in a user namespace of its own (made last, after
+	 * every mount and device) as this uid and gid, which stand for uid and gid outside it
+	 * (the maps' only ids, written by the caller's process): what the process reports as the
+	 * owner of files uid owns. The namespace gives it nothing: the mount namespace stays the
+	 * daemon's user namespace's, and no capability survives. */
+	uid_t userns_id;
 	bool kvm;                        /* expose /dev/kvm */
 	int cgroup_fd;                   /* a cgroup v2 directory to start in, or -1 */
 	const int *keep_fds;             /* fds the child keeps at the same numbers (>= 3) */
 	size_t nkeep_fds;
 };
 
-/* Most binds a jail takes (system directories not counted). */
+/* Most binds a jail takes (system directories not counted), and most trees (VMM_MOUNTS_MAX). */
 #define JAIL_MAX_BINDS 16
+#define JAIL_MAX_TREES 8
 
 /* Starts argv[0] (an absolute path under /usr) in the jail with stdin /dev/null and stdout and
  * stderr on log_fd; *pid is its pid in the daemon's namespace, *pidfd a pidfd on it. The
- * child's set-up failures make it exit with status 125 after writing one line to log_fd. */
+ * child's set-up failures make it exit with status 125 after writing one line to log_fd. With
+ * userns_id, returns once the child runs in its namespace (its maps written), or fails with
+ * the child killed and reaped. */
 int jail_spawn(const struct jail_config *jail, char *const argv[], int log_fd, pid_t *pid,
 	       int *pidfd, struct ember_error **err);
 

@@ -3,7 +3,8 @@
  * daemon's ring (console.h), QMP for shutdown. Each QEMU runs jailed (jail.h) when the driver
  * is: it sees its run directory (its own uid's, 0700), the kernel and initramfs it boots, its
  * pack image and its RAM (a template's file, or a clone's sealed memfd), all at their host
- * paths. */
+ * paths, and the host directories its sandbox mounts (virtio-9p), as idmapped trees (idmap.h)
+ * at their host paths too. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,11 +25,18 @@
 #include "util/sync.h"
 #include "util/timeutil.h"
 #include "vmm/driver.h"
+#include "vmm/idmap.h"
 #include "vmm/jail.h"
 #include "vmm/qmp.h"
 #include "vmm/spawn.h"
 
-#define QEMU_ARGV_MAX 64
+/* About 45 arguments for the machine, boot and devices, 4 more per mount (VMM_MOUNTS_MAX). */
+#define QEMU_ARGV_MAX 96
+/* The guest's sandbox user (src/guest/boot.c gives it /home/sandbox; guest/spawn.c runs
+ * execs as it). A QEMU with mounts runs as this id in a user namespace of its own that maps it
+ * to its jail uid: virtio-9p reports the owner QEMU sees, so the guest finds the files of a
+ * mount's owner (idmapped to the jail uid) owned by its sandbox user. */
+#define QEMU_GUEST_SANDBOX_ID 1000u
 /* Largest device state a restore reads (a microvm's is well under 1 MiB; RAM is not in it). */
 #define QEMU_STATE_MAX (64u << 20)
 /* Pause between QMP queries while a migration or a load is in progress (see wait_migration). */
@@ -229,6 +237,84 @@ static void add_device_args(struct argv_list *a, const struct qemu_vm *q,
 	}
 }
 
+/* Writes s into out as one QEMU option value: its commas doubled (QEMU's only escape). */
+static int qemu_opt_value(const char *s, char *out, size_t size, struct ember_error **err)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (n + 3 > size)
+			return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+					       "QEMU option value too long");
+		if (*s == ',')
+			out[n++] = ',';
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* Share i: 9p mount tag "emberd<i>" (vmm.h). security_model=none: QEMU acts as itself (the
+ * jail's ids, which the idmapped tree writes as the mount's owner) and stores no metadata of
+ * the guest's; a chown the guest asks for that QEMU cannot do is dropped, never done as
+ * root. Read-only mounts are refused by QEMU and by the tree both. */
+static int add_mount_args(struct argv_list *a, const struct vmm_boot_config *cfg,
+			  struct ember_error **err)
+{
+	char path[2 * PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < cfg->nmounts; i++) {
+		const struct vmm_mount *m = &cfg->mounts[i];
+
+		if (qemu_opt_value(m->host, path, sizeof(path), err) < 0)
+			return ember_error_wrap(err, "mount `%s`", m->host);
+		argv_add(a, "-fsdev");
+		argv_add(a, "local,id=fs%zu,path=%s,security_model=none%s", i, path,
+			 m->rw ? "" : ",readonly=on");
+		argv_add(a, "-device");
+		argv_add(a, "virtio-9p-device,fsdev=fs%zu,mount_tag=emberd%zu", i, i);
+	}
+	return 0;
+}
+
+/* Host directories reach a QEMU only as idmapped trees in its jail, made from the directory
+ * the manager opened (never by looking its path up again): an unjailed QEMU takes none. A
+ * clone resumes its template's exact devices and a template's would be every clone's, so
+ * neither ever has mounts: the manager boots a sandbox with mounts cold. */
+static int check_mounts(const struct vmm_driver *drv, const struct vmm_boot_config *cfg,
+			struct ember_error **err)
+{
+	size_t i;
+
+	if (cfg->nmounts == 0)
+		return 0;
+	if (!drv->jailed)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "host directories (`mounts`) need jailed VMMs, and this "
+				       "daemon runs QEMU unjailed (--no-jail)");
+	if (cfg->nmounts > VMM_MOUNTS_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "%zu mounts, at most %d",
+				       cfg->nmounts, VMM_MOUNTS_MAX);
+	if (cfg->restore_state != NULL || cfg->memory_file != NULL || cfg->memory_fd > 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "a template or a clone never has mounts (its devices are "
+				       "a snapshot's)");
+	for (i = 0; i < cfg->nmounts; i++) {
+		const struct vmm_mount *m = &cfg->mounts[i];
+
+		if (m->image != NULL || m->dir_fd < 0 || m->host == NULL)
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "mount %zu is not an open directory: the QEMU driver "
+					       "shares directories (virtio-9p), never block images",
+					       i);
+		if (m->rw && (m->uid == 0 || m->gid == 0))
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "mount `%s` would write as root", m->host);
+	}
+	return 0;
+}
+
 static int listen_unix_socket(const char *path, uid_t owner, struct ember_error **err);
 
 /* Listens on the console socket and queues the daemon's connection on it (read from now on);
@@ -316,16 +402,60 @@ static int jail_binds(const struct vmm_instance *vm, const struct vmm_boot_confi
 	return 0;
 }
 
+/* The mounts' trees, open only while the jail is made. */
+struct qemu_trees {
+	struct jail_tree tree[VMM_MOUNTS_MAX];
+	size_t n;
+};
+
+static void trees_close(struct qemu_trees *trees)
+{
+	size_t i;
+
+	for (i = 0; i < trees->n; i++)
+		close(trees->tree[i].fd);
+}
+#define _cleanup_trees_ __attribute__((cleanup(trees_close)))
+
+/* Each mount as a tree idmapped from its owner (the mount's uid/gid) to the VMM's uid and
+ * gid: a user namespace per mount, gone once its tree holds it. */
+static int make_trees(const struct vmm_instance *vm, const struct vmm_boot_config *cfg,
+		      struct qemu_trees *trees, struct ember_error **err)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nmounts; i++) {
+		const struct vmm_mount *m = &cfg->mounts[i];
+		struct idmap map = { .uid_inside = m->uid, .uid_outside = vm->uid,
+				     .gid_inside = m->gid, .gid_outside = (gid_t)vm->uid };
+		_cleanup_close_ int userns = idmap_userns_fd(&map, err);
+		int tree;
+
+		if (userns < 0)
+			return ember_error_wrap(err, "mount `%s`", m->host);
+		tree = idmap_tree(m->dir_fd, userns, m->rw, err);
+		if (tree < 0)
+			return ember_error_wrap(err, "mount `%s`", m->host);
+		trees->tree[trees->n++] = (struct jail_tree){ .fd = tree, .path = m->host };
+	}
+	return 0;
+}
+
 static int spawn_jailed(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 			char *const argv[], int log_fd, const int *keep, size_t nkeep,
 			struct ember_error **err)
 {
+	_cleanup_trees_ struct qemu_trees trees = { .n = 0 };
 	struct jail_bind binds[8];
 	struct jail_config jail = {
 		.uid = vm->uid,
 		.gid = (gid_t)vm->uid,
 		.root = VMM_JAIL_ROOT,
 		.binds = binds,
+		.trees = trees.tree,
+		/* Only with mounts: the guest then sees their owners' files as its sandbox
+		 * user's. Without, the namespace would change nothing the guest sees. */
+		.userns_id = cfg->nmounts > 0 ? QEMU_GUEST_SANDBOX_ID : 0,
 		.kvm = vm->drv->accel == VMM_ACCEL_KVM,
 		.cgroup_fd = vm->cgroup_fd,
 		.keep_fds = keep,
@@ -334,7 +464,10 @@ static int spawn_jailed(struct vmm_instance *vm, const struct vmm_boot_config *c
 
 	if (give_run_dir(cfg->run_dir, vm->uid, err) < 0 ||
 	    jail_binds(vm, cfg, binds, &jail.nbinds, err) < 0 ||
-	    jail_spawn(&jail, argv, log_fd, &vm->pid, &vm->pidfd, err) < 0)
+	    make_trees(vm, cfg, &trees, err) < 0)
+		return ember_error_wrap(err, "jailed QEMU");
+	jail.ntrees = trees.n;
+	if (jail_spawn(&jail, argv, log_fd, &vm->pid, &vm->pidfd, err) < 0)
 		return ember_error_wrap(err, "jailed QEMU");
 	vm->cgroup_joined = vm->cgroup_fd >= 0;
 	return 0;
@@ -370,7 +503,8 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	size_t nkeep = 1;
 	const struct qemu_vm *q;
 
-	if (vm->drv->jailed && resolve_paths(&resolved, kernel, initramfs, pack, err) < 0)
+	if (check_mounts(vm->drv, cfg, err) < 0 ||
+	    (vm->drv->jailed && resolve_paths(&resolved, kernel, initramfs, pack, err) < 0))
 		return -1;
 	cfg = &resolved;
 	if (qemu_prepare(vm, cfg, err) < 0 ||
@@ -384,6 +518,8 @@ static int qemu_start(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 	add_machine_args(&a, vm->drv, cfg);
 	add_boot_args(&a, console_fd, cfg, cmdline);
 	add_device_args(&a, q, cfg);
+	if (add_mount_args(&a, cfg, err) < 0)
+		return -1;
 	if (a.overflow)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "QEMU command line too long");
 	/* QEMU keeps its console's listening socket, a clone's memfd and the TAP; its own

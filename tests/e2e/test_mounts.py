@@ -9,8 +9,9 @@ and under the fake Firecracker (read-only squashfs images), and --allow-mount's 
   (to a directory holding a marker) is resolved in the guest, never on the host; the path rules
   (outside the allowed directory, through a symlink out of it, missing, a file, too many, guest
   path clash or system path, rw of a root-owned directory, the daemon's own run dir) are 400s
-  naming the field, with nothing created; the sandbox object lists the resolved mounts; after
-  delete nothing is left mounted or running.
+  naming the field, with nothing created; the sandbox object lists the resolved mounts;
+  `emberctl create --mount HOST:GUEST:rw` sends one; after delete nothing is left mounted or
+  running.
 - MountsRefusedTest: a daemon without --allow-mount, and one with --no-jail, refuse every mount.
 - MountsFirecrackerTest (fake Firecracker): a ro mount is a squashfs disk the guest reads; rw is
   refused with a 400 that says why; a directory over --max-mount-image-mib is refused.
@@ -135,14 +136,20 @@ class MountsTest(unittest.TestCase):
         self.assertEqual(out["stdout"], "written later\n", out)
 
     def test_rw_owner_given_in_the_request(self):
-        shared = self.tree("rw-shared", mode=0o777)
+        # A root-owned directory needs uid and gid; the sandbox then acts as them there: it
+        # writes where they may (their subdirectory), and what it writes is theirs.
+        shared = self.tree("rw-shared", uid=0, gid=0)
+        theirs = make_tree(shared, "theirs", OTHER, OTHER)
         sb = self.create([{"host": shared, "guest": "/mnt/out", "mode": "rw", "uid": OTHER,
                            "gid": OTHER}])
-        self.assertEqual(sb["mounts"][0]["uid"], OTHER)
-        out = self.sh(sb["id"], "echo result > /mnt/out/r.txt")
+        self.assertEqual((sb["mounts"][0]["uid"], sb["mounts"][0]["gid"]), (OTHER, OTHER))
+        out = self.sh(sb["id"], "echo result > /mnt/out/theirs/r.txt")
         self.assertEqual(out["exit_code"], 0, out)
-        st = os.stat(os.path.join(shared, "r.txt"))
+        st = os.stat(os.path.join(theirs, "r.txt"))
         self.assertEqual((st.st_uid, st.st_gid), (OTHER, OTHER))
+        out = self.sh(sb["id"], "echo x > /mnt/out/top.txt")
+        self.assertNotEqual(out["exit_code"], 0, out)
+        self.assertEqual(os.listdir(shared), ["theirs"])
 
     def test_symlink_out_of_the_tree_is_not_followed_on_the_host(self):
         data = self.tree("links")
@@ -173,6 +180,7 @@ class MountsTest(unittest.TestCase):
         ok = self.tree("rules")
         self.refused([{"host": self.outside, "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": "/proc", "guest": "/mnt/x"}], "mounts[0].host")
+        self.refused([{"host": "/usr/share", "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": os.path.join(self.allowed, "missing"), "guest": "/mnt/x"}],
                      "mounts[0].host")
         afile = os.path.join(self.allowed, "a-file")
@@ -181,7 +189,13 @@ class MountsTest(unittest.TestCase):
         self.refused([{"host": "relative/path", "guest": "/mnt/x"}], "mounts[0].host")
         self.refused([{"host": ok, "guest": "/mnt/%d" % i} for i in range(9)], "mounts")
         self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": ok, "guest": "/mnt/a/b"}],
-                     "mounts[0].guest")
+                     "mounts[1].guest")
+        sub = os.path.join(ok, "sub")
+        os.mkdir(sub)
+        self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": sub, "guest": "/mnt/b"}],
+                     "mounts[1].host")
+        self.refused([{"host": ok, "guest": "/mnt/a"}, {"host": ok, "guest": "/mnt/b"}],
+                     "mounts[1].host")
         for guest in ("/", "/etc/x", "/proc", "/usr/lib/x", "/mnt/../etc", "mnt",
                       "/mnt/a b", "/lib64"):
             self.refused([{"host": ok, "guest": guest}], "mounts[0].guest")
@@ -206,6 +220,23 @@ class MountsTest(unittest.TestCase):
                 self.assertIn("never mountable", body["error"]["message"])
         finally:
             d.stop()
+
+    def test_emberctl_create_mount(self):
+        data = self.tree("ctl")
+        ctl = os.path.join(harness.ASAN_BIN, "emberctl")
+        out = subprocess.run([ctl, "--addr", self.d.addr, "create", "--pack", "shell",
+                              "--mount", f"{data}:/mnt/ctl:rw"],
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        sandbox_id = out.stdout.strip()
+        self.addCleanup(self.d.delete, sandbox_id)
+        status, sb, raw = self.d.request("GET", f"/sandboxes/{sandbox_id}")
+        self.assertEqual(sb["mounts"], [{"host": data, "guest": "/mnt/ctl", "mode": "rw",
+                                         "uid": OWNER, "gid": OWNER}])
+        out = subprocess.run([ctl, "--addr", self.d.addr, "create", "--mount", "/no-guest"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 2, out)
+        self.assertIn("HOST:GUEST", out.stderr)
 
     def test_mounts_leave_nothing_behind(self):
         data = self.tree("leak-check")

@@ -1,10 +1,25 @@
 /* libFuzzer target: the first byte picks a message decoder, the rest is its JSON payload. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/messages.h"
+
+static bool same_mounts(const struct proto_hello_mounts *a, const struct proto_hello_mounts *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (a->m[i].fs != b->m[i].fs || a->m[i].readonly != b->m[i].readonly ||
+		    strcmp(a->m[i].source, b->m[i].source) != 0 ||
+		    strcmp(a->m[i].path, b->m[i].path) != 0)
+			return false;
+	return true;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -15,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct proto_hello m;
 
 		if (proto_hello_decode(data + 1, size - 1, &m, NULL) == 0) {
-			/* What was accepted (a `net` too) must encode and decode to the same. */
+			/* What was accepted (`net` and `mounts` too) must encode and decode to the same. */
 			size_t len;
 			char *text = proto_hello_encode(&m, &len, NULL);
 			struct proto_hello again;
@@ -26,7 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       again.net.prefix != m.net.prefix ||
 					       again.net.gateway != m.net.gateway ||
 					       again.net.dns != m.net.dns ||
-					       memcmp(again.net.mac, m.net.mac, 6) != 0)))
+					       memcmp(again.net.mac, m.net.mac, 6) != 0)) ||
+			    !same_mounts(&again.mounts, &m.mounts))
 				abort();
 			free(text);
 		}

@@ -261,6 +261,267 @@ static void hello_encode_refuses_a_bad_net(void **state)
 	ember_error_free(&err);
 }
 
+/* --- HELLO mounts (version 7) --- */
+
+static void set_mount(struct proto_hello_mount *m, enum proto_mount_fs fs, const char *source,
+		      const char *path, bool readonly)
+{
+	memset(m, 0, sizeof(*m));
+	m->fs = fs;
+	snprintf(m->source, sizeof(m->source), "%s", source);
+	snprintf(m->path, sizeof(m->path), "%s", path);
+	m->readonly = readonly;
+}
+
+/* A HELLO whose mounts value is `mounts`; the error, if any, is left in *err. */
+static int decode_hello_mounts(const char *mounts, struct proto_hello *h, struct ember_error **err)
+{
+	char text[4096];
+
+	snprintf(text, sizeof(text), HELLO_HEAD ",\"mounts\":%s}", mounts);
+	return proto_hello_decode((const uint8_t *)text, strlen(text), h, err);
+}
+
+/* Whether decoding the mounts value fails with an error that contains want. */
+static bool mounts_refused(const char *mounts, const char *want)
+{
+	struct ember_error *err = NULL;
+	struct proto_hello h;
+	bool ok;
+
+	if (decode_hello_mounts(mounts, &h, &err) == 0)
+		return false;
+	ok = strstr(err->message, want) != NULL;
+	if (!ok)
+		fprintf(stderr, "mounts %s: error `%s` lacks `%s`\n", mounts, err->message, want);
+	ember_error_free(&err);
+	return ok;
+}
+
+static void hello_mounts_roundtrip(void **state)
+{
+	struct proto_hello in = { .version = 7 };
+	struct proto_hello out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_1");
+	set_mount(&in.mounts.m[0], PROTO_MOUNT_9P, "emberd0", "/mnt/data", false);
+	set_mount(&in.mounts.m[1], PROTO_MOUNT_SQUASHFS, "vdb", "/home/sandbox/ds", true);
+	in.mounts.n = 2;
+	text = proto_hello_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"mounts\":[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":"
+				     "\"/mnt/data\",\"readonly\":false},{\"fs\":\"squashfs\","
+				     "\"source\":\"vdb\",\"path\":\"/home/sandbox/ds\","
+				     "\"readonly\":true}]"));
+	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_int_equal(out.mounts.n, 2);
+	assert_int_equal(out.mounts.m[0].fs, PROTO_MOUNT_9P);
+	assert_string_equal(out.mounts.m[0].source, "emberd0");
+	assert_string_equal(out.mounts.m[0].path, "/mnt/data");
+	assert_false(out.mounts.m[0].readonly);
+	assert_int_equal(out.mounts.m[1].fs, PROTO_MOUNT_SQUASHFS);
+	assert_string_equal(out.mounts.m[1].source, "vdb");
+	assert_string_equal(out.mounts.m[1].path, "/home/sandbox/ds");
+	assert_true(out.mounts.m[1].readonly);
+	free(text);
+}
+
+static void hello_without_mounts_encodes_no_mounts(void **state)
+{
+	struct proto_hello in = { .version = 7 };
+	struct proto_hello out;
+	size_t len;
+	char *text;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_1");
+	text = proto_hello_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_null(strstr(text, "mounts"));
+	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_int_equal(out.mounts.n, 0);
+	free(text);
+}
+
+/* Eight mounts with the longest paths, a net and the longest id still fit HELLO's frame. */
+static void hello_with_the_most_mounts_fits_its_frame(void **state)
+{
+	struct proto_hello in = { .version = 7, .time_unix_ns = INT64_MAX,
+				  .entropy_len = PROTO_ENTROPY_MAX };
+	char path[PROTO_MOUNT_PATH_MAX + 1], source[16];
+	struct proto_hello out;
+	size_t len, i;
+	char *text;
+
+	(void)state;
+	memset(in.sandbox_id, 'a', PROTO_ID_MAX);
+	in.net = (struct proto_hello_net){ .present = true, .mac = { 2, 0, 0xa, 0xe7, 0, 2 },
+					   .address = 0xc0a80a0au, .prefix = 24,
+					   .gateway = 0xc0a80a01u, .dns = 0xc0a80a01u };
+	for (i = 0; i < PROTO_MOUNTS_MAX; i++) {
+		memset(path, 'x', sizeof(path) - 1);
+		path[0] = '/';
+		path[1] = (char)('a' + i); /* distinct, none under another */
+		path[sizeof(path) - 1] = '\0';
+		snprintf(source, sizeof(source), "emberd%zu", i);
+		set_mount(&in.mounts.m[i], PROTO_MOUNT_9P, source, path, false);
+	}
+	in.mounts.n = PROTO_MOUNTS_MAX;
+	text = proto_hello_encode(&in, &len, NULL);
+	assert_non_null(text);
+	assert_true(len <= 4096); /* HELLO's bound (frame.c type_max_payload) */
+	assert_int_equal(proto_hello_decode((uint8_t *)text, len, &out, NULL), 0);
+	assert_int_equal(out.mounts.n, PROTO_MOUNTS_MAX);
+	free(text);
+}
+
+static void mount_path_rules(void **state)
+{
+	static const char *const good[] = {
+		"/tmp", "/mnt", "/mnt/data", "/home", "/home/sandbox/work", "/srv", "/data",
+		"/workspace", "/var/lib/x", "/opt/a.b_c@d+e=f,g-h", "/x/.hidden", "/x/...",
+		"/runner", "/devices", "/library", "/var/running", "/ember",
+	};
+	static const char *const bad[] = {
+		"", "mnt", "/", "/mnt/", "//mnt", "/mnt//x", "/mnt/./x", "/mnt/..", "/./mnt", "/..",
+		"/mnt/a b", "/mnt/a\\b", "/mnt/ä", "/mnt/-x", "/mnt/$x", "/mnt/x:y", "/proc",
+		"/proc/x", "/sys", "/dev", "/dev/shm", "/etc", "/etc/x", "/usr", "/usr/local",
+		"/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/boot", "/run",
+		"/run/emberd/exec", "/var/run", "/var/run/x", "/emberd", "/emberd-data",
+	};
+	char longest[PROTO_MOUNT_PATH_MAX + 2];
+	const char *why;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		why = NULL;
+		if (!proto_mount_path_valid(good[i], &why))
+			fail_msg("`%s` refused: %s", good[i], why);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		if (proto_mount_path_valid(bad[i], &why))
+			fail_msg("`%s` accepted", bad[i]);
+		assert_non_null(why);
+	}
+	assert_true(proto_mount_path_valid("/mnt", NULL)); /* why may be NULL */
+	assert_false(proto_mount_path_valid("/proc", NULL));
+	memset(longest, 'x', sizeof(longest));
+	longest[0] = '/';
+	longest[PROTO_MOUNT_PATH_MAX] = '\0';
+	assert_true(proto_mount_path_valid(longest, &why));
+	longest[PROTO_MOUNT_PATH_MAX] = 'x';
+	longest[PROTO_MOUNT_PATH_MAX + 1] = '\0';
+	assert_false(proto_mount_path_valid(longest, &why));
+	assert_non_null(strstr(why, "longer"));
+}
+
+static void hello_mounts_rejects_bad_fields(void **state)
+{
+	struct proto_hello h;
+
+	(void)state;
+	assert_int_equal(decode_hello_mounts("[{\"fs\":\"9p\",\"source\":\"emberd7\",\"path\":"
+					     "\"/mnt/a\",\"readonly\":true},{\"fs\":\"squashfs\","
+					     "\"source\":\"vdi\",\"path\":\"/mnt/b\",\"readonly\":"
+					     "true}]", &h, NULL), 0);
+	assert_int_equal(h.mounts.n, 2);
+	/* shape: not an array, empty, too many, not objects, missing and unknown keys, types */
+	assert_true(mounts_refused("{}", "field `mounts`"));
+	assert_true(mounts_refused("null", "field `mounts`"));
+	assert_true(mounts_refused("[]", "field `mounts`"));
+	assert_true(mounts_refused("[1,2,3,4,5,6,7,8,9]", "more than 8"));
+	assert_true(mounts_refused("[\"/mnt\"]", "mounts[0]"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt\"}]",
+				   "`readonly` is required"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt\","
+				   "\"readonly\":true,\"uid\":0}]", "unknown field `uid`"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt\","
+				   "\"readonly\":1}]", "mounts[0]: field `readonly`"));
+	assert_true(mounts_refused("[{\"fs\":9,\"source\":\"emberd0\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "field `fs`"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt\","
+				   "\"readonly\":true},{\"fs\":\"9p\",\"source\":\"emberd1\","
+				   "\"path\":\"/srv\",\"readonly\":null}]",
+				   "mounts[1]: field `readonly`"));
+	/* fs and source */
+	assert_true(mounts_refused("[{\"fs\":\"virtiofs\",\"source\":\"emberd0\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "field `fs` must be"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd8\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "mounts[0].source"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd00\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "mounts[0].source"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"vdb\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "mounts[0].source"));
+	assert_true(mounts_refused("[{\"fs\":\"squashfs\",\"source\":\"vda\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "mounts[0].source"));
+	assert_true(mounts_refused("[{\"fs\":\"squashfs\",\"source\":\"vdj\",\"path\":\"/mnt\","
+				   "\"readonly\":true}]", "mounts[0].source"));
+	assert_true(mounts_refused("[{\"fs\":\"squashfs\",\"source\":\"emberd0\",\"path\":"
+				   "\"/mnt\",\"readonly\":true}]", "mounts[0].source"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0123456789a\",\"path\":"
+				   "\"/mnt\",\"readonly\":true}]", "field `source` is longer"));
+	assert_true(mounts_refused("[{\"fs\":\"squashfs\",\"source\":\"vdb\",\"path\":\"/mnt\","
+				   "\"readonly\":false}]", "mounts[0].readonly"));
+	/* paths */
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt\","
+				   "\"readonly\":true},{\"fs\":\"9p\",\"source\":\"emberd1\","
+				   "\"path\":\"/etc/x\",\"readonly\":true}]",
+				   "field `mounts[1].path` must not be a system directory"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"mnt\","
+				   "\"readonly\":true}]", "mounts[0].path"));
+	/* duplicates and nesting */
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt/a\","
+				   "\"readonly\":true},{\"fs\":\"9p\",\"source\":\"emberd0\","
+				   "\"path\":\"/mnt/b\",\"readonly\":true}]", "mounts[1].source"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt/a\","
+				   "\"readonly\":true},{\"fs\":\"9p\",\"source\":\"emberd1\","
+				   "\"path\":\"/mnt/a\",\"readonly\":true}]", "mounts[1].path"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt/a\","
+				   "\"readonly\":true},{\"fs\":\"9p\",\"source\":\"emberd1\","
+				   "\"path\":\"/mnt/a/b\",\"readonly\":true}]", "mounts[1].path"));
+	assert_true(mounts_refused("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":\"/mnt/a/b\","
+				   "\"readonly\":true},{\"fs\":\"squashfs\",\"source\":\"vdb\","
+				   "\"path\":\"/mnt/a\",\"readonly\":true}]", "mounts[1].path"));
+	/* a sibling with a common prefix is not nested */
+	assert_int_equal(decode_hello_mounts("[{\"fs\":\"9p\",\"source\":\"emberd0\",\"path\":"
+					     "\"/mnt/a\",\"readonly\":true},{\"fs\":\"9p\","
+					     "\"source\":\"emberd1\",\"path\":\"/mnt/ab\","
+					     "\"readonly\":true}]", &h, NULL), 0);
+}
+
+static void hello_encode_refuses_bad_mounts(void **state)
+{
+	struct proto_hello in = { .version = 7 };
+	struct ember_error *err = NULL;
+	size_t len;
+
+	(void)state;
+	strcpy(in.sandbox_id, "sb_1");
+	set_mount(&in.mounts.m[0], PROTO_MOUNT_9P, "emberd0", "/mnt/a", true);
+	set_mount(&in.mounts.m[1], PROTO_MOUNT_9P, "emberd1", "/proc", true);
+	in.mounts.n = 2;
+	assert_null(proto_hello_encode(&in, &len, &err));
+	assert_non_null(strstr(err->message, "mounts[1].path"));
+	ember_error_free(&err);
+	set_mount(&in.mounts.m[1], PROTO_MOUNT_SQUASHFS, "vdb", "/srv", false);
+	assert_null(proto_hello_encode(&in, &len, &err));
+	assert_non_null(strstr(err->message, "mounts[1].readonly"));
+	ember_error_free(&err);
+	in.mounts.m[1].fs = (enum proto_mount_fs)7;
+	assert_null(proto_hello_encode(&in, &len, &err));
+	assert_non_null(strstr(err->message, "mounts[1].fs"));
+	ember_error_free(&err);
+	in.mounts.n = PROTO_MOUNTS_MAX + 1;
+	assert_null(proto_hello_encode(&in, &len, &err));
+	assert_non_null(strstr(err->message, "more than"));
+	ember_error_free(&err);
+}
+
 static void exec_roundtrips_and_owns_strings(void **state)
 {
 	char *argv0 = "/usr/bin/python3";
@@ -548,6 +809,12 @@ int main(void)
 		cmocka_unit_test(hello_net_accepts_other_subnets),
 		cmocka_unit_test(hello_net_rejects_bad_fields),
 		cmocka_unit_test(hello_encode_refuses_a_bad_net),
+		cmocka_unit_test(hello_mounts_roundtrip),
+		cmocka_unit_test(hello_without_mounts_encodes_no_mounts),
+		cmocka_unit_test(hello_with_the_most_mounts_fits_its_frame),
+		cmocka_unit_test(mount_path_rules),
+		cmocka_unit_test(hello_mounts_rejects_bad_fields),
+		cmocka_unit_test(hello_encode_refuses_bad_mounts),
 		cmocka_unit_test(exec_roundtrips_and_owns_strings),
 		cmocka_unit_test(exec_rejects_bad_requests),
 		cmocka_unit_test(exec_code_argument_roundtrips_and_is_bounded),

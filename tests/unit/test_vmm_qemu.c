@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -299,6 +300,55 @@ static void stray_sweep_kills_vmms_by_identity_not_by_command_line(void **state)
 	vmm_driver_free(drv);
 }
 
+/* What vmm_start() says to a mount the QEMU driver cannot serve; nothing is spawned. */
+static void start_refusal(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
+			  const char *why)
+{
+	struct vmm_instance *vm = NULL;
+	struct ember_error *err = NULL;
+
+	assert_int_equal(vmm_start(drv, cfg, &vm, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_INVALID);
+	assert_mentions(err, why);
+	ember_error_free(&err);
+}
+
+static void mounts_are_refused_unjailed_as_block_images_and_for_clones(void **state)
+{
+	struct vmm_driver_config unjailed_cfg = {
+		.name = "qemu", .qemu_bin = "/bin/true", .accel = VMM_ACCEL_TCG,
+		.cgroup_root = "none", .no_jail = true,
+	};
+	struct vmm_driver *unjailed = NULL, *jailed = jailed_driver();
+	char run_dir[256];
+	struct vmm_mount mount = { .dir_fd = -1, .host = "/srv/data", .uid = 1234, .gid = 1234 };
+	struct vmm_boot_config cfg = {
+		.sandbox_id = "sb_mounts", .run_dir = run_dir, .kernel_bzimage = "/nonexistent/k",
+		.initramfs = "/nonexistent/i", .pack_image = "/nonexistent/p", .vcpus = 1,
+		.memory_mib = 128, .deadline_ms = -1, .mounts = &mount, .nmounts = 1,
+	};
+
+	(void)state;
+	snprintf(run_dir, sizeof(run_dir), "%s/mounts", tmpdir_path);
+	assert_int_equal(mkdir(run_dir, 0700), 0);
+	assert_int_equal(vmm_driver_create(&unjailed_cfg, &unjailed, NULL), 0);
+	mount.dir_fd = open(tmpdir_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(mount.dir_fd >= 0);
+	start_refusal(unjailed, &cfg, "--no-jail");
+	cfg.restore_state = "/nonexistent/state";
+	start_refusal(jailed, &cfg, "a template or a clone never has mounts");
+	cfg.restore_state = NULL;
+	mount.image = "/nonexistent/data.squashfs";
+	start_refusal(jailed, &cfg, "never block images");
+	mount.image = NULL;
+	mount.rw = true;
+	mount.uid = 0;
+	start_refusal(jailed, &cfg, "would write as root");
+	close(mount.dir_fd);
+	vmm_driver_free(unjailed);
+	vmm_driver_free(jailed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +360,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test(jailed_driver_reattaches_only_a_vmm_of_its_uid_range),
 		cmocka_unit_test(stray_sweep_kills_vmms_by_identity_not_by_command_line),
+		cmocka_unit_test(mounts_are_refused_unjailed_as_block_images_and_for_clones),
 	};
 
 	return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
