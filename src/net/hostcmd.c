@@ -61,19 +61,42 @@ static void first_line(char *text)
 
 int hostcmd_run(char *const argv[], struct ember_error **err)
 {
+	struct hostcmd_options opts = { .cwd_fd = -1, .fd3 = -1,
+					.deadline_ms = time_mono_ms() + HOSTCMD_TIMEOUT_MS };
+
+	return hostcmd_run_in(argv, &opts, err);
+}
+
+int hostcmd_run_in(char *const argv[], const struct hostcmd_options *opts,
+		   struct ember_error **err)
+{
 	posix_spawn_file_actions_t fa;
 	int pipefd[2], status = 0;
-	char errtext[STDERR_KEEP + 1] = "";
+	char errtext[STDERR_KEEP + 1] = "", name[128];
+	int64_t started_ms = time_mono_ms();
 	bool finished;
 	pid_t pid;
 	int ret;
 
+	if (opts->name != NULL)
+		snprintf(name, sizeof(name), "%s", opts->name);
+	else
+		snprintf(name, sizeof(name), "%s%s%s%s%s", argv[0], argv[1] != NULL ? " " : "",
+			 argv[1] != NULL ? argv[1] : "",
+			 argv[1] != NULL && argv[2] != NULL ? " " : "",
+			 argv[1] != NULL && argv[2] != NULL ? argv[2] : "");
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return ember_error_sys(err, "pipe");
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+	/* The working directory first: cwd_fd may be the number fd3 is about to take. dup2
+	 * clears close-on-exec on the copy (and glibc's spawn does it when fd3 already is 3). */
+	if (opts->cwd_fd >= 0)
+		posix_spawn_file_actions_addfchdir_np(&fa, opts->cwd_fd);
+	if (opts->fd3 >= 0)
+		posix_spawn_file_actions_adddup2(&fa, opts->fd3, 3);
 	ret = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
@@ -82,23 +105,21 @@ int hostcmd_run(char *const argv[], struct ember_error **err)
 		return ember_error_set(err, EMBER_E_INTERNAL, ret, "run `%s`: %s", argv[0],
 				       strerror(ret));
 	}
-	finished = read_stderr(pipefd[0], errtext, sizeof(errtext),
-			       time_mono_ms() + HOSTCMD_TIMEOUT_MS);
+	finished = read_stderr(pipefd[0], errtext, sizeof(errtext), opts->deadline_ms);
 	close(pipefd[0]);
 	if (!finished)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!finished)
-		return ember_error_set(err, EMBER_E_INTERNAL, ETIMEDOUT, "`%s %s` did not finish "
-				       "in %d ms", argv[0], argv[1] != NULL ? argv[1] : "",
-				       HOSTCMD_TIMEOUT_MS);
+		return ember_error_set(err, EMBER_E_INTERNAL, ETIMEDOUT, "`%s` did not finish in "
+				       "%lld ms", name, (long long)(time_mono_ms() - started_ms));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	first_line(errtext);
-	return ember_error_set(err, EMBER_E_INTERNAL, 0, "`%s %s %s` failed: %s", argv[0],
-			       argv[1] != NULL ? argv[1] : "",
-			       argv[1] != NULL && argv[2] != NULL ? argv[2] : "",
+	if (errtext[0] == '\0' && WIFSIGNALED(status))
+		snprintf(errtext, sizeof(errtext), "killed by signal %d", WTERMSIG(status));
+	return ember_error_set(err, EMBER_E_INTERNAL, 0, "`%s` failed: %s", name,
 			       errtext[0] != '\0' ? errtext : "no message");
 }
 

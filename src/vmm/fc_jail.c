@@ -219,6 +219,24 @@ int fc_jail_copy_in(const struct fc_jail *j, int src_fd, uint64_t size, const ch
 	return 0;
 }
 
+int fc_jail_place(const struct fc_jail *j, const char *host_path, const char *name,
+		  char *jail_path, size_t size, struct ember_error **err)
+{
+	_cleanup_close_ int fd = -1;
+	struct stat file, jail;
+
+	if (stat(j->root, &jail) < 0)
+		return ember_error_sys(err, "stat the jail `%s`", j->root);
+	fd = open(host_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ember_error_sys(err, "open `%s`", host_path);
+	if (fstat(fd, &file) < 0)
+		return ember_error_sys(err, "stat `%s`", host_path);
+	if (file.st_dev == jail.st_dev)
+		return fc_jail_link(j, host_path, name, jail_path, size, err);
+	return fc_jail_copy_in(j, fd, (uint64_t)file.st_size, name, jail_path, size, err);
+}
+
 /* host_path, just moved out of a jail into a directory only root writes: made the daemon's
  * and read-only through an fd on what is really there, if it is what the VM should have
  * written. A symlink fails O_NOFOLLOW, a FIFO does not block (O_NONBLOCK), a hard link to a

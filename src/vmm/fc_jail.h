@@ -55,6 +55,12 @@ int fc_jail_prepare(struct fc_jail *j, const struct fc_jail_settings *s, const c
 int fc_jail_link(const struct fc_jail *j, const char *host_path, const char *name,
 		 char *jail_path, size_t size, struct ember_error **err);
 
+/* Puts host_path in the jail as "/<name>" for reading: fc_jail_link() when it lies on the
+ * jail's filesystem, else fc_jail_copy_in() of it (a mount's image, which the manager builds in
+ * the run directory, often a tmpfs: the copy then costs the image's size in time and disk). */
+int fc_jail_place(const struct fc_jail *j, const char *host_path, const char *name,
+		  char *jail_path, size_t size, struct ember_error **err);
+
 /* Writes a new "/<name>" in the jail holding the data of src_fd (size bytes; holes stay holes),
  * root's and 0444: a file the jailed uid may read and not change, for what it could not read
  * through a hard link (a template's memory, which the template store keeps root's and 0400). */

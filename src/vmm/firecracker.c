@@ -5,8 +5,9 @@
  *
  * A booted VM: vmm_start() only spawns; the configuration (which needs the boot deadline)
  * happens at the start of connect_agent: wait for the API socket, PUT machine-config,
- * boot-source, drives/pack, vsock, entropy, network-interfaces/eth0 (a networked sandbox: its
- * persistent TAP by name, see fc_start), then InstanceStart.
+ * boot-source, drives/pack, drives/mount<i> (a sandbox's read-only mounts as disks of their
+ * squashfs images, docs/firecracker.md "Mounts"), vsock, entropy, network-interfaces/eth0 (a
+ * networked sandbox: its persistent TAP by name, see fc_start), then InstanceStart.
  * A clone: vmm_start() spawns, then restore loads the snapshot and resumes (Firecracker refuses
  * a load after any configuration); connect_agent only connects.
  *
@@ -95,6 +96,9 @@ struct fc_vm {
 	char kernel[PATH_MAX];
 	char initramfs[PATH_MAX];
 	char pack[PATH_MAX];
+	/* The mounts' images, drives "mount<i>" after the pack (vmm.h struct vmm_mount). */
+	char mounts[VMM_MOUNTS_MAX][PATH_MAX];
+	size_t nmounts;
 	char vsock_uds[PATH_MAX];
 	char restore_state[PATH_MAX];   /* a clone's snapshot files */
 	char restore_memory[PATH_MAX];
@@ -298,6 +302,17 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 	snprintf(f->vsock_uds, sizeof(f->vsock_uds), "%s%s", f->jailed ? "/" : "", FC_VSOCK_NAME);
 	if (vm_path(f, cfg->pack_image, "pack", f->pack, sizeof(f->pack), err) < 0)
 		return -1;
+	for (size_t i = 0; i < cfg->nmounts; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "mount%zu", i);
+		if ((f->jailed ? fc_jail_place(&f->jail, cfg->mounts[i].image, name, f->mounts[i],
+					       sizeof(f->mounts[i]), err)
+			       : copy_path(f->mounts[i], sizeof(f->mounts[i]), cfg->mounts[i].image,
+					   err)) < 0)
+			return ember_error_wrap(err, "mounts[%zu]", i);
+	}
+	f->nmounts = cfg->nmounts;
 	if (cfg->restore_state != NULL) {
 		/* A clone reopens what the snapshot names (the pack, at the template's path) and
 		 * reads the snapshot's two files; the kernel was the template's business. */
@@ -324,6 +339,38 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 	return 0;
 }
 
+/* Firecracker has no shared file system device: a mount is a read-only disk of the squashfs
+ * image the manager built of the directory (vmm.h VMM_MOUNT_BLOCK), and a clone has none (its
+ * template's snapshot fixes the device set). */
+static int check_mounts(const struct vmm_boot_config *cfg, struct ember_error **err)
+{
+	struct stat st;
+
+	if (cfg->nmounts > VMM_MOUNTS_MAX)
+		return ember_error_set(err, EMBER_E_INVALID, 0, "field `mounts` may hold at most %d "
+				       "mounts", VMM_MOUNTS_MAX);
+	if (cfg->nmounts > 0 && cfg->restore_state != NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL, "a Firecracker clone cannot "
+				       "have mounts: they need a cold boot");
+	for (size_t i = 0; i < cfg->nmounts; i++) {
+		const struct vmm_mount *m = &cfg->mounts[i];
+
+		if (m->rw)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "field `mounts[%zu].mode`: "
+					       "\"rw\" is not possible under the Firecracker driver, "
+					       "which has no shared file system device (an \"ro\" "
+					       "mount is served as a read-only disk image of the "
+					       "directory)", i);
+		if (m->image == NULL || stat(m->image, &st) < 0 || !S_ISREG(st.st_mode))
+			return ember_error_set(err, EMBER_E_INVALID, 0,
+					       "field `mounts[%zu]`: no disk image of `%s` to "
+					       "attach%s%s", i, m->host != NULL ? m->host : "?",
+					       m->image != NULL ? " at " : "",
+					       m->image != NULL ? m->image : "");
+	}
+	return 0;
+}
+
 /* The VM's state: its size, paths and command line; stale sockets removed. Nothing runs yet. */
 static int fc_prepare(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 		      struct ember_error **err)
@@ -345,7 +392,7 @@ static int fc_prepare(struct vmm_instance *vm, const struct vmm_boot_config *cfg
 			return ember_error_set(err, EMBER_E_INTERNAL, EINVAL, "a Firecracker NIC "
 					       "needs its TAP's name and a cold boot");
 	}
-	if (setup_paths(vm, f, cfg, err) < 0 ||
+	if (check_mounts(cfg, err) < 0 || setup_paths(vm, f, cfg, err) < 0 ||
 	    vmm_kernel_cmdline(vm->drv, cfg, f->cmdline, sizeof(f->cmdline), err) < 0)
 		return -1;
 	/* Firecracker refuses to bind over an existing path. */
@@ -563,6 +610,16 @@ static int wait_api_socket(struct vmm_instance *vm, int64_t deadline_ms, struct 
 	return ember_error_wrap(err, "firecracker API socket");
 }
 
+/* A mount's drive, after the pack's: Firecracker attaches the drives (none of them a root
+ * device) in the order they were first PUT, so mount i is the guest's /dev/vd<'b'+i>. */
+#define FC_MOUNT_DRIVE(i)                                                                    \
+	{ (i) < f->nmounts ? "/drives/mount" #i : NULL,                                      \
+	  (i) < f->nmounts ? json_pack("{s:s,s:s,s:b,s:b}", "drive_id", "mount" #i,          \
+				       "path_on_host", f->mounts[i], "is_root_device", 0,    \
+				       "is_read_only", 1)                                    \
+			   : NULL }
+_Static_assert(VMM_MOUNTS_MAX == 8, "configure() has one FC_MOUNT_DRIVE per possible mount");
+
 /* Each PUT, in the order Firecracker's own guides use; bodies carry only what we decide. */
 static int configure(struct vmm_instance *vm, struct fc_api *api, int64_t deadline_ms,
 		     struct ember_error **err)
@@ -579,6 +636,9 @@ static int configure(struct vmm_instance *vm, struct fc_api *api, int64_t deadli
 					    "initrd_path", f->initramfs, "boot_args", f->cmdline) },
 		{ "/drives/pack", json_pack("{s:s,s:s,s:b,s:b}", "drive_id", "pack", "path_on_host",
 					    f->pack, "is_root_device", 0, "is_read_only", 1) },
+		/* (No such mount: a NULL path, skipped.) */
+		FC_MOUNT_DRIVE(0), FC_MOUNT_DRIVE(1), FC_MOUNT_DRIVE(2), FC_MOUNT_DRIVE(3),
+		FC_MOUNT_DRIVE(4), FC_MOUNT_DRIVE(5), FC_MOUNT_DRIVE(6), FC_MOUNT_DRIVE(7),
 		{ "/vsock", json_pack("{s:i,s:s}", "guest_cid", FC_GUEST_CID, "uds_path",
 				      f->vsock_uds) },
 		/* virtio-rng: without it the guest's first python start waits ~1 s for entropy. */

@@ -162,6 +162,56 @@ static void link_replaces_a_planted_symlink_instead_of_writing_through_it(void *
 	assert_host_file_untouched(fx);
 }
 
+/* A mount's image: hard-linked when it lies on the jail's filesystem, else copied (the daemon's,
+ * 0444, the same bytes) from another one (/dev/shm stands for a tmpfs run directory). */
+static void place_links_on_the_jails_filesystem_and_copies_from_another(void **state)
+{
+	struct fixture *fx = *state;
+	char image[PATH_MAX], jail_path[PATH_MAX], placed[PATH_MAX], text[8] = "";
+	struct stat st, src;
+	int fd;
+
+	snprintf(image, sizeof(image), "%s/image.squashfs", tmpdir_path);
+	fd = open(image, O_WRONLY | O_CREAT | O_TRUNC, 0444);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "sqsh", 4), 4);
+	close(fd);
+	assert_int_equal(fc_jail_place(&fx->jail, image, "mount0", jail_path, sizeof(jail_path),
+				       NULL), 0);
+	assert_string_equal(jail_path, "/mount0");
+	in_jail(fx, "mount0", placed, sizeof(placed));
+	assert_int_equal(stat(placed, &st), 0);
+	assert_int_equal(stat(image, &src), 0);
+	assert_int_equal(st.st_ino, src.st_ino);
+	assert_int_equal(unlink(image), 0);
+
+	snprintf(image, sizeof(image), "/dev/shm/emberd-unit-image.%d", (int)getpid());
+	fd = open(image, O_WRONLY | O_CREAT | O_TRUNC, 0400);
+	if (fd < 0)
+		skip();
+	assert_int_equal(write(fd, "sqsh", 4), 4);
+	close(fd);
+	assert_int_equal(stat(image, &src), 0);
+	assert_int_equal(stat(fx->jail.root, &st), 0);
+	if (src.st_dev == st.st_dev) {
+		unlink(image);
+		skip();
+	}
+	assert_int_equal(fc_jail_place(&fx->jail, image, "mount1", jail_path, sizeof(jail_path),
+				       NULL), 0);
+	assert_int_equal(unlink(image), 0);
+	in_jail(fx, "mount1", placed, sizeof(placed));
+	assert_int_equal(stat(placed, &st), 0);
+	assert_int_not_equal(st.st_ino, src.st_ino);
+	assert_int_equal(st.st_mode & 07777, 0444);
+	assert_int_equal(st.st_uid, geteuid());
+	fd = open(placed, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, text, sizeof(text)), 4);
+	close(fd);
+	assert_string_equal(text, "sqsh");
+}
+
 static void write_pid_file(const struct fixture *fx, const char *text)
 {
 	char path[PATH_MAX];
@@ -248,6 +298,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			link_replaces_a_planted_symlink_instead_of_writing_through_it, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			place_links_on_the_jails_filesystem_and_copies_from_another, setup, teardown),
 		cmocka_unit_test_setup_teardown(pid_file_is_read_strictly, setup, teardown),
 		cmocka_unit_test_setup_teardown(pid_file_that_is_a_symlink_or_not_roots_is_refused,
 						setup, teardown),
