@@ -380,7 +380,8 @@ class MountsBench:
                f"{self.load0:.2f} at start, {os.getloadavg()[0]:.2f} at end; VMs not this run's: "
                f"{self.foreign0} at start, {Bench.foreign_vmms([self.tmp])} at end. One `{PACK}` "
                f"sandbox (cold boot, 1 GiB, 512 MiB overlay) with an `rw` mount of a directory on "
-               f"{self.share_fs}; {a.runs} runs per row, median ms (min-max).", "",
+               f"{self.share_fs} (guest: `9p {self.mount_options}`); {a.runs} runs per row, "
+               "median ms (min-max).", "",
                "| operation | mount ms | files API ms | files API / mount | host only ms |",
                "|---|---:|---:|---:|---:|"]
 
@@ -456,7 +457,14 @@ class MountsBench:
         expect(sb.get("mounts") == [{"host": self.share, "guest": GUEST_SHARE, "mode": "rw",
                                      "uid": OWNER, "gid": OWNER}],
                f"the sandbox's mounts: {sb.get('mounts')}")
-        self.exec("pass")   # warm-up: the guest's first python3
+        # Also the guest's first python3 (a warm-up): the share must be the 9p mount measured.
+        out, _ = self.exec("for line in open('/proc/mounts'):\n"
+                           f"    if line.split()[1] == {GUEST_SHARE!r}: print(line, end='')")
+        fields = out.split()
+        expect(len(fields) >= 4 and fields[2] == "9p",
+               f"{GUEST_SHARE} in the guest is not a 9p mount ({out.strip() or 'not mounted'}): "
+               f"is the initramfs in --images older than the mount support? (make images)")
+        self.mount_options = fields[3]
         self.empty = [self.exec("pass")[1] for _ in range(10)]
         kib, n = a.file_kib, a.files
         self.rows = [(f"{n} files of {kib} KiB into the guest", [], [], []),
