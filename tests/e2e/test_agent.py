@@ -122,9 +122,9 @@ class AgentTest(unittest.TestCase):
         self.assertTrue(ready["agent"].startswith("emberd-init "), ready)
         self.assertGreater(ready["uptime_ms"], 0)
 
-    def test_newer_host_version_is_answered_with_version_6(self):
+    def test_newer_host_version_is_answered_with_version_7(self):
         c = self.connect(hello=False)
-        self.assertEqual(c.hello(version=7)["version"], 6)
+        self.assertEqual(c.hello(version=8)["version"], 7)
 
     def test_exec_before_hello_is_not_ready_and_session_continues(self):
         c = self.connect(hello=False)

@@ -260,7 +260,7 @@ class CheckerRefusesTest(unittest.TestCase):
             "boot_ms": 0, "boot_mode": "pool", "execs_run": 0, "execs_running": 0,
             "vmm_pid": None, "idle_timeout_s": None,
             "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {},
-            "network": {"mode": "none"}}).encode()
+            "network": {"mode": "none"}, "mounts": []}).encode()
         self.c.check("POST", "/sandboxes", b"", 201, J, sandbox)
         many = json.dumps({"network": {"mode": "open", "deny": ["a.example"] * 257}}).encode()
         for body in (b'{"vcpus": 5}', b'{"vcpus": 1.0}', b'{"vcpus": 1, "vcpus": 2}',
@@ -284,7 +284,7 @@ class CheckerRefusesTest(unittest.TestCase):
                 "memory_mib": 256, "timeout_s": 600, "overlay_mib": 128, "cpu_weight": 100,
                 "age_ms": 1, "boot_ms": 0, "boot_mode": "clone", "execs_run": 0,
                 "execs_running": 0, "vmm_pid": None, "idle_timeout_s": None,
-                "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {}}
+                "last_activity_at": "2026-11-24T03:16:27.283Z", "labels": {}, "mounts": []}
         networked = {"mode": "allowlist", "allow": ["pypi.org"], "deny": [],
                      "address": "10.231.0.2", "gateway": "10.231.0.1", "rx_bytes": 0,
                      "tx_bytes": 0, "dropped": 0}
