@@ -38,7 +38,7 @@ struct daemon {
 	struct api_context ctx;
 	char vmm_reason[256];
 	/* The mount policy's resolved paths (o.mount_policy points at them), malloc'd. */
-	char *mount_paths[MOUNT_ALLOW_MAX + 8];
+	char *mount_paths[MOUNT_ALLOW_MAX + 12];
 	size_t nmount_paths;
 };
 
@@ -142,16 +142,19 @@ static const char *keep_resolved(struct daemon *d, const char *path, const char 
 }
 
 /* --allow-mount's directories resolved (each must exist and be a directory), and what is never
- * mountable under them: the run dir, the images, the config and token files, the Unix socket. */
+ * mountable under them: the run dir (made by then), the images, the config and token files,
+ * the Unix socket, the VMM's and jailer's binaries and the jailer's chroot base. */
 static int resolve_mount_policy(struct daemon *d, struct ember_error **err)
 {
 	struct mount_policy *p = &d->o.mount_policy;
+	const char *jail_base = getenv("EMBERD_JAILER_CHROOT_BASE");
 	const char *deny[] = { d->o.manager.run_dir, d->o.images_dir, d->o.config.path,
-			       d->o.api.auth_token_file, d->o.api.unix_path };
+			       d->o.api.auth_token_file, d->o.api.unix_path,
+			       vmm_driver_binary(d->driver), d->o.jailer_bin,
+			       jail_base != NULL ? jail_base : "/srv/jailer" };
 	struct stat st;
 	size_t i;
 
-	d->o.manager.mounts = p;
 	for (i = 0; i < d->o.nallow_mounts; i++) {
 		const char *dir = keep_resolved(d, d->o.allow_mounts[i], "--allow-mount", false,
 						err);
@@ -190,9 +193,9 @@ static int start_manager(struct daemon *d, struct ember_error **err)
 		return ember_error_wrap(err, "network");
 	log_event(LOG_INFO, NULL, "daemon.network", -1, "%s", egress_description(d->egress));
 	d->o.manager.egress = d->egress;
-	if (resolve_mount_policy(d, err) < 0)
-		return -1;
-	if (manager_create(&d->o.manager, &d->cat, d->driver, &d->manager, err) < 0)
+	d->o.manager.mounts = &d->o.mount_policy; /* filled once the run dir exists */
+	if (manager_create(&d->o.manager, &d->cat, d->driver, &d->manager, err) < 0 ||
+	    resolve_mount_policy(d, err) < 0)
 		return -1;
 	t0 = time_mono_ms();
 	manager_recover(d->manager, &rec);

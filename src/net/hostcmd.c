@@ -97,6 +97,9 @@ int hostcmd_run_in(char *const argv[], const struct hostcmd_options *opts,
 		posix_spawn_file_actions_addfchdir_np(&fa, opts->cwd_fd);
 	if (opts->fd3 >= 0)
 		posix_spawn_file_actions_adddup2(&fa, opts->fd3, 3);
+	/* Nothing else of the daemon's: a command may run as another user, who could reach what
+	 * it holds through /proc/<pid>/fd. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, opts->fd3 >= 0 ? 4 : 3);
 	ret = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);

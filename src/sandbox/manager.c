@@ -1094,7 +1094,17 @@ static int validate_mounts(struct manager *m, const struct sandbox_mounts *want,
 					       "mount can only be \"ro\" (a read-only image of the "
 					       "directory made at create); use --vmm qemu for \"rw\"",
 					       i, vmm_driver_name(m->driver));
-	return mount_policy_apply(m->cfg.mounts, &sb->mounts, err);
+	if (mount_policy_apply(m->cfg.mounts, &sb->mounts, err) < 0)
+		return -1;
+	for (i = 0; i < sb->mounts.n; i++)
+		if (vmm_driver_mount_kind(m->driver) == VMM_MOUNT_BLOCK &&
+		    (sb->mounts.m[i].uid == 0 || sb->mounts.m[i].gid == 0))
+			return ember_error_set(err, EMBER_E_INVALID, 0, "field `mounts[%zu]`: under "
+					       "%s a mount is an image of the directory built as its "
+					       "uid and gid, never as root, and `%s` belongs to root: "
+					       "give `uid` and `gid`", i, vmm_driver_name(m->driver),
+					       sb->mounts.m[i].host);
+	return 0;
 }
 
 static int validate_create(struct manager *m, const struct sandbox_create_request *req,
@@ -1331,7 +1341,7 @@ static int prepare_mounts(struct manager *m, struct sandbox *sb, struct boot_mou
 		hm->fs = PROTO_MOUNT_SQUASHFS;
 		snprintf(hm->source, sizeof(hm->source), "vd%c", (char)('b' + i));
 		snprintf(bm->images[i], sizeof(bm->images[i]), "%s/mount%zu.squashfs", sb->run_dir, i);
-		if (mount_image_build(vm->dir_fd, bm->images[i],
+		if (mount_image_build(vm->dir_fd, bm->images[i], sm->uid, sm->gid,
 				      (uint64_t)m->cfg.max_mount_image_mib << 20, bcfg->deadline_ms,
 				      err) < 0) {
 			ember_error_wrap(err, "field `mounts[%zu].host`", i);

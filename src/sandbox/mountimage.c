@@ -21,6 +21,7 @@
 #define MIB (UINT64_C(1) << 20)
 
 struct walk {
+	dev_t dev;            /* the directory's file system: nothing mounted below is walked */
 	uint64_t bytes;       /* regular files' sizes so far */
 	uint64_t max_bytes;
 	unsigned entries;
@@ -90,7 +91,7 @@ static int walk_dir(int dir_fd, unsigned depth, struct walk *w, struct ember_err
 				return too_large(w, err);
 			continue;
 		}
-		if (!S_ISDIR(st.st_mode))
+		if (!S_ISDIR(st.st_mode) || st.st_dev != w->dev)
 			continue;
 		if (depth + 1 > MOUNT_IMAGE_DEPTH_MAX)
 			return ember_error_set(err, EMBER_E_INVALID, 0, "the directory is more than "
@@ -116,6 +117,7 @@ static int measure_tree(int dir_fd, uint64_t max_bytes, int64_t deadline_ms,
 			struct ember_error **err)
 {
 	_cleanup_free_ struct walk *w = calloc(1, sizeof(*w));
+	struct stat st;
 	int fd;
 
 	if (w == NULL)
@@ -125,6 +127,11 @@ static int measure_tree(int dir_fd, uint64_t max_bytes, int64_t deadline_ms,
 	fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return ember_error_sys(err, "open the directory");
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return ember_error_sys(err, "stat the directory");
+	}
+	w->dev = st.st_dev;
 	return walk_dir(fd, 0, w, err);
 }
 
@@ -169,7 +176,8 @@ static int run_mksquashfs(int dir_fd, int image_fd, const struct builder *b, uin
 		argv[n++] = "--no-new-privs";
 	}
 	for (const char *const *a = (const char *const[]){ "mksquashfs", ".", "/proc/self/fd/3",
-		     "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-force-uid",
+		     "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-one-file-system",
+		     "-force-uid",
 		     MOUNT_IMAGE_GUEST_ID, "-force-gid", MOUNT_IMAGE_GUEST_ID, "-comp", "zstd",
 		     "-Xcompression-level", "3", NULL }; *a != NULL; a++)
 		argv[n++] = (char *)*a;
@@ -206,33 +214,64 @@ static int create_image(const char *image_path, const struct builder *b, struct 
 	return fd;
 }
 
-int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, int64_t deadline_ms,
-		      struct ember_error **err)
+/* Copies the builder's scratch image into image_path, a new file the daemon owns (0444): the
+ * image a VMM gets is never an inode the builder had open (its user could keep a descriptor
+ * to it through /proc/<pid>/fd and write on). */
+static int take_image(int scratch_fd, const char *image_path, struct ember_error **err)
 {
-	_cleanup_close_ int image_fd = -1;
-	struct builder b = { .drop = false };
+	_cleanup_close_ int fd = -1;
 	struct stat st;
+	off_t in = 0;
+
+	if (fstat(scratch_fd, &st) < 0)
+		return ember_error_sys(err, "stat the built image");
+	fd = open(image_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0)
+		return ember_error_sys(err, "create `%s`", image_path);
+	while (in < st.st_size) {
+		ssize_t n = copy_file_range(scratch_fd, &in, fd, NULL, (size_t)(st.st_size - in), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ember_error_sys(err, "copy the built image to `%s`", image_path);
+	}
+	return 0;
+}
+
+int mount_image_build(int dir_fd, const char *image_path, uid_t uid, gid_t gid,
+		      uint64_t max_bytes, int64_t deadline_ms, struct ember_error **err)
+{
+	_cleanup_close_ int scratch_fd = -1;
+	struct builder b = { .drop = false };
+	char scratch[PATH_MAX];
+	int ret;
 
 	/* Other names of this path would resolve against the mounted directory. */
 	if (image_path[0] != '/')
 		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL, "mount image path `%s` is "
 				       "not absolute", image_path);
-	if (fstat(dir_fd, &st) < 0)
-		return ember_error_sys(err, "stat the directory");
-	if (geteuid() == 0 && st.st_uid != 0)
-		b = (struct builder){ .drop = true, .uid = st.st_uid, .gid = st.st_gid };
+	if (snprintf(scratch, sizeof(scratch), "%s.build", image_path) >= (int)sizeof(scratch))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "image path too long");
+	if (geteuid() == 0) {
+		if (uid == 0 || gid == 0)
+			return ember_error_set(err, EMBER_E_INVALID, 0, "an image is never built as "
+					       "root: give a uid and gid other than 0");
+		b = (struct builder){ .drop = true, .uid = uid, .gid = gid };
+	}
 	if (measure_tree(dir_fd, max_bytes, deadline_ms, err) < 0)
 		return remove_image(image_path);
-	image_fd = create_image(image_path, &b, err);
-	if (image_fd < 0)
-		return -1;
-	if (run_mksquashfs(dir_fd, image_fd, &b, max_bytes + max_bytes / 16 +
-			   MOUNT_IMAGE_SLACK_BYTES, deadline_ms, err) < 0)
+	scratch_fd = create_image(scratch, &b, err);
+	if (scratch_fd < 0)
 		return remove_image(image_path);
-	/* The daemon's again and read-only: a jailed VMM reads it, nobody changes it. */
-	if (fchown(image_fd, geteuid(), getegid()) < 0 || fchmod(image_fd, 0444) < 0) {
-		ember_error_sys(err, "take ownership of `%s`", image_path);
+	ret = run_mksquashfs(dir_fd, scratch_fd, &b, max_bytes + max_bytes / 16 +
+			     MOUNT_IMAGE_SLACK_BYTES, deadline_ms, err);
+	unlink(scratch);
+	if (ret < 0)
 		return remove_image(image_path);
-	}
+	if (unlink(image_path) < 0 && errno != ENOENT)
+		return ember_error_sys(err, "remove `%s`", image_path);
+	if (take_image(scratch_fd, image_path, err) < 0)
+		return remove_image(image_path);
 	return 0;
 }

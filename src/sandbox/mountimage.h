@@ -7,6 +7,7 @@
 #define EMBER_SANDBOX_MOUNTIMAGE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "util/error.h"
 
@@ -29,18 +30,19 @@
 #define MOUNT_IMAGE_GUEST_ID "1000"
 
 /* Builds image_path (absolute; whatever is there is replaced) as a squashfs (zstd, no xattrs,
- * modes as on the host, every file the guest user's, symlinks as symlinks) of the tree dir_fd names (a directory
- * fd, O_PATH too). First a bounded walk sums the regular files' sizes: over max_bytes is
- * EMBER_E_INVALID "... holds more than N MiB (--max-mount-image-mib)" (the caller prefixes the
- * field), as are a tree deeper than MOUNT_IMAGE_DEPTH_MAX or with more than
- * MOUNT_IMAGE_ENTRIES_MAX entries. Then `mksquashfs` runs in the directory, as the directory's
- * owner when the daemon is root and the owner is not (it reads what the owner may read; a file
- * the owner cannot read is stored empty), killed at deadline_ms (time_mono_ms() clock):
- * EMBER_E_INTERNAL with errno ETIMEDOUT. A built image is the daemon's and 0444 (a jailed VMM
- * reads it; the directory holding it keeps others out). On any failure no file is left at
- * image_path. Blocks the calling thread for the build (docs/firecracker.md "Mounts": 0.1-1 s
- * per 100 MB on this class of host). */
-int mount_image_build(int dir_fd, const char *image_path, uint64_t max_bytes, int64_t deadline_ms,
-		      struct ember_error **err);
+ * modes as on the host, every file the guest user's, symlinks as symlinks, nothing mounted
+ * below the directory) of the tree dir_fd names (a directory fd, O_PATH too). First a bounded
+ * walk sums the regular files' sizes: over max_bytes is EMBER_E_INVALID "... holds more than
+ * N MiB (--max-mount-image-mib)" (the caller prefixes the field), as are a tree deeper than
+ * MOUNT_IMAGE_DEPTH_MAX or with more than MOUNT_IMAGE_ENTRIES_MAX entries. Then `mksquashfs`
+ * runs in the directory as uid/gid (the mount's: a root daemon never builds as root, and uid
+ * or gid 0 is EMBER_E_INVALID), so the image holds what they may read (a file they cannot
+ * read is stored empty), writing a scratch file beside image_path; killed at deadline_ms
+ * (time_mono_ms() clock): EMBER_E_INTERNAL with errno ETIMEDOUT. The image is then copied
+ * into a new file the daemon owns (0444), which the builder never had open. On any failure
+ * no file is left at image_path. Blocks the calling thread for the build
+ * (docs/firecracker.md "Mounts": 0.1-1 s per 100 MB on this class of host). */
+int mount_image_build(int dir_fd, const char *image_path, uid_t uid, gid_t gid,
+		      uint64_t max_bytes, int64_t deadline_ms, struct ember_error **err);
 
 #endif

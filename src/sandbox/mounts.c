@@ -216,11 +216,17 @@ static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m,
 		m->uid = st.st_uid;
 	if (!m->has_gid)
 		m->gid = st.st_gid;
+	if (m->uid > MOUNT_ID_MAX || m->gid > MOUNT_ID_MAX)
+		return ember_error_set(err, KIND, 0, "field `mounts[%zu]`: `%s` belongs to uid %u "
+				       "gid %u, beyond %u: give `uid` and `gid`", index, resolved,
+				       (unsigned)m->uid, (unsigned)m->gid, MOUNT_ID_MAX);
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
 	if (m->rw && (m->uid == 0 || m->gid == 0))
 		return ember_error_set(err, KIND, 0, "field `mounts[%zu]`: an rw mount never writes "
-				       "as root, and `%s` is owned by root: give `uid` and `gid` (the "
-				       "owner of the files the sandbox writes there)", index,
-				       resolved);
+				       "as root, and `%s` belongs to root (its uid or gid is 0): give "
+				       "`uid` and `gid` (the owner of the files the sandbox writes "
+				       "there)", index, resolved);
 	snprintf(m->host, sizeof(m->host), "%s", resolved);
 	return 0;
 }
@@ -254,12 +260,19 @@ int sandbox_mount_open(const struct sandbox_mount *mount, size_t index, struct e
 	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
 	long fd = syscall(SYS_openat2, AT_FDCWD, mount->host, &how, sizeof(how));
+	struct stat st;
 
 	if (fd < 0)
 		return ember_error_set(err, KIND, errno, "field `mounts[%zu].host`: `%s` changed "
 				       "since it was checked (%s)", index, mount->host,
 				       errno == ELOOP ? "a component is a symlink now"
 						      : strerror(errno));
+	if (fstat((int)fd, &st) < 0 || st.st_dev != mount->dev || st.st_ino != mount->ino) {
+		close((int)fd);
+		return ember_error_set(err, KIND, 0, "field `mounts[%zu].host`: `%s` changed since "
+				       "it was checked (another directory is in its place)", index,
+				       mount->host);
+	}
 	return (int)fd;
 }
 

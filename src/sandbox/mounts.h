@@ -30,6 +30,8 @@ struct sandbox_mount {
 	bool has_uid, has_gid;                  /* given in the request */
 	uid_t uid;                              /* resolved: the host owner of what the guest */
 	gid_t gid;                              /* writes (default: the directory's owner) */
+	dev_t dev;                              /* the directory mount_policy_apply checked */
+	ino_t ino;                              /* (not in records: 0 after a restart) */
 };
 
 struct sandbox_mounts {
@@ -54,7 +56,7 @@ int sandbox_mounts_from_json(json_t *array, struct sandbox_mounts *out, struct e
 struct mount_policy {
 	const char *allow[MOUNT_ALLOW_MAX];
 	size_t nallow;
-	const char *deny[8];
+	const char *deny[12];
 	size_t ndeny;
 };
 
@@ -68,8 +70,8 @@ int mount_policy_apply(const struct mount_policy *policy, struct sandbox_mounts 
 
 /* The last check, right before the VMM gets the directory: opens the resolved host path as an
  * O_PATH directory with no symlink and no ".." on the way (openat2 RESOLVE_NO_SYMLINKS), so
- * a component swapped for a link since mount_policy_apply fails here (EMBER_E_INVALID naming
- * the field). Returns the fd (the caller closes it). */
+ * a component swapped for a link since mount_policy_apply fails here, as does another
+ * directory put in its place (device and inode differ) (EMBER_E_INVALID naming the field). Returns the fd (the caller closes it). */
 int sandbox_mount_open(const struct sandbox_mount *mount, size_t index, struct ember_error **err);
 
 /* The sandbox object's `mounts` member: [{"host", "guest", "mode", "uid", "gid"}]. */

@@ -14,7 +14,8 @@ and under the fake Firecracker (read-only squashfs images), and --allow-mount's 
   running.
 - MountsRefusedTest: a daemon without --allow-mount, and one with --no-jail, refuse every mount.
 - MountsFirecrackerTest (fake Firecracker): a ro mount is a squashfs disk the guest reads; rw is
-  refused with a 400 that says why; a directory over --max-mount-image-mib is refused.
+  refused with a 400 that says why; a root-owned directory without uid/gid (its image would be
+  built as root) and a directory over --max-mount-image-mib are refused.
 - MountsConfigTest: allow-mount in a config file works, repeats, shows in --print-config, and a
   command-line --allow-mount replaces the file's list.
 """
@@ -314,6 +315,14 @@ class MountsFirecrackerTest(unittest.TestCase):
         self.assertEqual(status, 400, raw)
         self.assertIn("field `mounts[0].mode`", body["error"]["message"])
         self.assertIn("firecracker", body["error"]["message"])
+
+    def test_root_owned_directory_needs_ids(self):
+        rootdir = make_tree(self.base, "root-owned", 0, 0)
+        status, body, raw = self.d.request("POST", "/sandboxes", {
+            "language_pack": "shell", "mounts": [{"host": rootdir, "guest": "/mnt/r"}]})
+        self.assertEqual(status, 400, raw)
+        self.assertIn("field `mounts[0]`", body["error"]["message"])
+        self.assertIn("never as root", body["error"]["message"])
 
     def test_image_over_the_limit_refused(self):
         before = len(self.d.request("GET", "/sandboxes")[1]["sandboxes"])

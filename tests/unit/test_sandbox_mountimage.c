@@ -74,7 +74,7 @@ static void image_keeps_files_directories_and_symlinks_as_links(void **state)
 	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
 
-	if (mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err) < 0)
+	if (mount_image_build(fd, image, 65534, 65534, 1 << 20, time_mono_ms() + 30000, &err) < 0)
 		fail_msg("%s", err->message);
 	assert_int_equal(stat(image, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0444);
@@ -113,7 +113,7 @@ static void tree_over_max_bytes_is_refused_without_an_image(void **state)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
 
-	assert_int_equal(mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err), -1);
+	assert_int_equal(mount_image_build(fd, image, 65534, 65534, 1 << 20, time_mono_ms() + 30000, &err), -1);
 	assert_non_null(err);
 	assert_int_equal(err->kind, EMBER_E_INVALID);
 	assert_non_null(strstr(err->message, "more than 1 MiB"));
@@ -140,7 +140,7 @@ static void passed_deadline_kills_mksquashfs_and_leaves_nothing(void **state)
 	assert_true(fd >= 0);
 
 	started = time_mono_ms();
-	assert_int_equal(mount_image_build(fd, image, 128 << 20, started + 50, &err), -1);
+	assert_int_equal(mount_image_build(fd, image, 65534, 65534, 128 << 20, started + 50, &err), -1);
 	assert_non_null(err);
 	assert_int_equal(err->kind, EMBER_E_INTERNAL);
 	assert_int_equal(err->errno_value, ETIMEDOUT);
@@ -170,7 +170,7 @@ static void tree_deeper_than_the_bound_is_refused(void **state)
 	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
 
-	assert_int_equal(mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err), -1);
+	assert_int_equal(mount_image_build(fd, image, 65534, 65534, 1 << 20, time_mono_ms() + 30000, &err), -1);
 	assert_non_null(err);
 	assert_int_equal(err->kind, EMBER_E_INVALID);
 	assert_non_null(strstr(err->message, "levels deep"));
@@ -204,7 +204,7 @@ static void owners_tree_is_read_as_its_owner(void **state)
 	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	assert_true(fd >= 0);
 
-	if (mount_image_build(fd, image, 1 << 20, time_mono_ms() + 30000, &err) < 0)
+	if (mount_image_build(fd, image, 65534, 65534, 1 << 20, time_mono_ms() + 30000, &err) < 0)
 		fail_msg("%s", err->message);
 	assert_int_equal(stat(image, &st), 0);
 	assert_int_equal(st.st_uid, 0);
