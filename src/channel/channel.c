@@ -582,8 +582,12 @@ static int check_handshake_frame(const struct proto_frame *f, const char *sandbo
 	if (f->header.type == PROTO_ERROR) {
 		if (proto_error_decode(f->payload, f->header.length, &msg, err) < 0)
 			return -1;
-		return ember_error_set(err, EMBER_E_GUEST, 0, "guest refused the handshake: %s: %s",
-				       msg.code, msg.message);
+		/* invalid_argument: what the handshake asked for cannot be (a mount point the
+		 * guest's tree refuses), the client's to change. */
+		return ember_error_set(err, strcmp(msg.code, "invalid_argument") == 0
+					    ? EMBER_E_INVALID : EMBER_E_GUEST, 0,
+				       "guest refused the handshake: %s: %s", msg.code,
+				       msg.message);
 	}
 	if (f->header.type != PROTO_READY)
 		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "expected READY, got %s",

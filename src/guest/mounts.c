@@ -51,7 +51,7 @@ int guest_mounts_open_point(int root_fd, const char *path, struct ember_error **
 		next = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (next < 0) {
 			if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
-				return ember_error_set(err, EMBER_E_INTERNAL, ENOTDIR, "`%.*s` is %s",
+				return ember_error_set(err, EMBER_E_INVALID, ENOTDIR, "`%.*s` is %s",
 						       (int)(end - path), path,
 						       S_ISLNK(st.st_mode) ? "a symbolic link"
 									   : "not a directory");

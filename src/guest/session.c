@@ -370,7 +370,10 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 	if (s->env->apply_identity &&
 	    (guest_identity_apply(&hello, &err) < 0 || guest_net_apply(&hello.net, &err) < 0 ||
 	     (hello.mounts.n > 0 && guest_mounts_apply(&s->env->mounts, &hello.mounts, &err) < 0))) {
-		session_fail(s, "internal", err->message);
+		/* A mount point the pack's tree cannot have (a file or a link there) is the
+		 * request's fault: the host answers its client 400. */
+		session_fail(s, err->kind == EMBER_E_INVALID ? "invalid_argument" : "internal",
+			     err->message);
 		ember_error_free(&err);
 		return;
 	}

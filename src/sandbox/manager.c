@@ -1374,8 +1374,12 @@ static int boot_cold_with_mounts(struct manager *m, struct sandbox *sb,
 	sb->boot_mode = "cold";
 	ret = start_and_connect(m, sb, bcfg, &bm->hello, err);
 	boot_mounts_close(bm, sb->mounts.n);
-	if (ret < 0)
+	if (ret < 0) {
+		/* The guest refused a mount point its tree cannot have: the request's. */
+		if (err != NULL && *err != NULL && (*err)->kind == EMBER_E_INVALID)
+			ember_error_wrap(err, "field `mounts`");
 		return -1;
+	}
 	metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
 	return 0;
 }

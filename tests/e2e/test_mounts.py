@@ -201,6 +201,12 @@ class MountsTest(unittest.TestCase):
                       "/mnt/a b", "/lib64"):
             self.refused([{"host": ok, "guest": guest}], "mounts[0].guest")
         self.refused([{"host": ok, "guest": "/mnt/x", "mode": "wr"}], "mounts[0].mode")
+        # A guest path the pack's tree has as a symlink or a file: the guest refuses it.
+        for guest in ("/var/lock", "/var/lock/x"):
+            status, body, raw = self.d.request("POST", "/sandboxes", {
+                "language_pack": "shell", "mounts": [{"host": ok, "guest": guest}]})
+            self.assertEqual(status, 400, raw)
+            self.assertIn("guest refused", body["error"]["message"])
         self.refused([{"host": ok, "guest": "/mnt/x", "uid": 0}], "mounts[0].uid")
         self.refused([{"host": ok, "guest": "/mnt/x", "owner": 1}], "mounts[0]")
         rootdir = self.tree("root-owned", uid=0, gid=0)
