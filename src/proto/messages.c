@@ -231,11 +231,12 @@ static const char *const reserved_dirs[] = {
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
-/* Whether path is dir or under it. */
-static bool path_within(const char *path, const char *dir)
+bool proto_path_within(const char *path, const char *dir)
 {
 	size_t n = strlen(dir);
 
+	if (strcmp(dir, "/") == 0)
+		return path[0] == '/';
 	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
@@ -281,7 +282,7 @@ bool proto_mount_path_valid(const char *path, const char **why)
 			return refuse_path(why, "must not have a component starting with `-`");
 	}
 	for (i = 0; i < ARRAY_SIZE(reserved_dirs); i++)
-		if (path_within(path, reserved_dirs[i]))
+		if (proto_path_within(path, reserved_dirs[i]))
 			return refuse_path(why, "must not be a system directory or under one (/proc, "
 					    "/sys, /dev, /etc, /usr, /bin, /sbin, /lib*, /boot, "
 					    "/run, /var/run)");
@@ -348,7 +349,7 @@ int proto_hello_mounts_check(const struct proto_hello_mounts *mounts, struct emb
 			if (a->fs == b->fs && strcmp(a->source, b->source) == 0)
 				return ember_error_set(err, KIND, 0, "field `mounts[%zu].source` is "
 						       "the same as mounts[%zu]'s", i, j);
-			if (path_within(a->path, b->path) || path_within(b->path, a->path))
+			if (proto_path_within(a->path, b->path) || proto_path_within(b->path, a->path))
 				return ember_error_set(err, KIND, 0, "field `mounts[%zu].path` is the "
 						       "same as, under or above mounts[%zu].path",
 						       i, j);

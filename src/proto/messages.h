@@ -176,6 +176,10 @@ int proto_hello_mounts_check(const struct proto_hello_mounts *mounts, struct emb
  * request validation and the guest). On false, *why (static) says what is wrong. */
 bool proto_mount_path_valid(const char *path, const char **why);
 
+/* Whether the absolute path is dir or lies under it ("/a/b" is under "/a", "/ab" is not;
+ * everything is under "/"). Compares text only: both must be normalized. */
+bool proto_path_within(const char *path, const char *dir);
+
 /* Each encoder returns a malloc'd JSON text (no NUL counted in *len) or NULL with an error. */
 char *proto_hello_encode(const struct proto_hello *msg, size_t *len, struct ember_error **err);
 int proto_hello_decode(const uint8_t *buf, size_t len, struct proto_hello *msg,

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "util/cleanup.h"
+#include "util/jsonutil.h"
 #include "vmm/vmm.h"
 
 #define KIND EMBER_E_INVALID
@@ -70,21 +71,14 @@ static int parse_one(json_t *obj, size_t index, bool resolved, struct sandbox_mo
 		     struct ember_error **err)
 {
 	static const char *const keys[] = { "host", "guest", "mode", "uid", "gid", NULL };
-	const char *key, *why;
-	json_t *v, *mode;
+	const char *why;
+	json_t *mode;
 	unsigned id = 0;
 
 	if (!json_is_object(obj))
 		return ember_error_set(err, KIND, 0, "field `mounts[%zu]` must be an object", index);
-	json_object_foreach(obj, key, v) {
-		size_t k;
-
-		for (k = 0; keys[k] != NULL && strcmp(keys[k], key) != 0; k++)
-			;
-		if (keys[k] == NULL)
-			return ember_error_set(err, KIND, 0, "field `mounts[%zu]` has an unknown key; "
-					       "allowed: host, guest, mode, uid, gid", index);
-	}
+	if (json_check_keys(obj, keys, KIND, err) < 0)
+		return ember_error_wrap(err, "field `mounts[%zu]`", index);
 	if (get_path(obj, "host", index, SANDBOX_MOUNT_HOST_MAX, m->host, err) < 0 ||
 	    get_path(obj, "guest", index, PROTO_MOUNT_PATH_MAX, m->guest, err) < 0)
 		return -1;
@@ -103,16 +97,6 @@ static int parse_one(json_t *obj, size_t index, bool resolved, struct sandbox_mo
 		return -1;
 	m->gid = (gid_t)id;
 	return 0;
-}
-
-/* Whether b is a or below it ("/a" and "/a/b", not "/ab"). */
-static bool path_within(const char *a, const char *b)
-{
-	size_t n = strlen(a);
-
-	if (strcmp(a, "/") == 0)
-		return true;
-	return strncmp(a, b, n) == 0 && (b[n] == '\0' || b[n] == '/');
 }
 
 static int parse_array(json_t *array, bool resolved, struct sandbox_mounts *out,
@@ -137,7 +121,7 @@ static int parse_array(json_t *array, bool resolved, struct sandbox_mounts *out,
 	}
 	for (i = 0; i < out->n; i++)
 		for (j = 0; j < out->n; j++)
-			if (i != j && path_within(out->m[j].guest, out->m[i].guest)) {
+			if (i != j && proto_path_within(out->m[i].guest, out->m[j].guest)) {
 				int ret = ember_error_set(err, KIND, 0, "field `mounts[%zu].guest` "
 							  "`%s` clashes with mounts[%zu]'s `%s`",
 							  i, out->m[i].guest, j,
@@ -178,7 +162,7 @@ static int refuse_host(size_t index, const char *resolved, const char *why,
 /* Whether a denied path and the mount overlap: the mount is it, under it, or holds it. */
 static bool overlaps(const char *denied, const char *path)
 {
-	return path_within(denied, path) || path_within(path, denied);
+	return proto_path_within(path, denied) || proto_path_within(denied, path);
 }
 
 static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m, size_t index,
@@ -202,7 +186,7 @@ static int apply_one(const struct mount_policy *policy, struct sandbox_mount *m,
 			return refuse_host(index, resolved, "is never mountable (the daemon's own "
 					   "files)", err);
 	for (i = 0; i < policy->nallow; i++)
-		if (path_within(policy->allow[i], resolved))
+		if (proto_path_within(resolved, policy->allow[i]))
 			break;
 	if (i == policy->nallow)
 		return refuse_host(index, resolved, "is not inside a directory --allow-mount allows",
