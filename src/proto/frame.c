@@ -37,7 +37,8 @@ const char *proto_type_name(uint8_t type)
 		[PROTO_PONG] = "PONG", [PROTO_CREDIT] = "CREDIT", [PROTO_FS] = "FS",
 		[PROTO_FS_REPLY] = "FS_REPLY", [PROTO_DATA] = "DATA", [PROTO_STARTED] = "STARTED",
 		[PROTO_SIGNAL] = "SIGNAL", [PROTO_CONTEXT] = "CONTEXT",
-		[PROTO_CONTEXT_REPLY] = "CONTEXT_REPLY",
+		[PROTO_CONTEXT_REPLY] = "CONTEXT_REPLY", [PROTO_SUSPEND] = "SUSPEND",
+		[PROTO_SUSPENDED] = "SUSPENDED", [PROTO_RESUME] = "RESUME",
 	};
 
 	if (type == 0 || type > PROTO_TYPE_MAX)
@@ -56,6 +57,8 @@ static uint32_t type_max_payload(uint8_t type)
 		return PROTO_MAX_DATA_CHUNK;
 	case PROTO_CANCEL:
 	case PROTO_PS:
+	case PROTO_SUSPEND:
+	case PROTO_SUSPENDED:
 		return 0;
 	case PROTO_PING:
 	case PROTO_PONG:
@@ -67,6 +70,7 @@ static uint32_t type_max_payload(uint8_t type)
 	case PROTO_CONTEXT_REPLY:
 		return 64;
 	case PROTO_HELLO:
+	case PROTO_RESUME:
 	case PROTO_READY:
 	case PROTO_ERROR:
 		return 4096;
@@ -98,7 +102,8 @@ int proto_header_decode(const uint8_t *in, struct proto_header *header, struct e
 		return ember_error_set(err, EMBER_E_PROTOCOL, 0,
 				       "%s frame of %u bytes exceeds its limit of %u",
 				       proto_type_name(h.type), h.length, type_max_payload(h.type));
-	if ((h.type == PROTO_HELLO || h.type == PROTO_READY) && h.id != 0)
+	if ((h.type == PROTO_HELLO || h.type == PROTO_READY || h.type == PROTO_SUSPEND ||
+	     h.type == PROTO_SUSPENDED || h.type == PROTO_RESUME) && h.id != 0)
 		return ember_error_set(err, EMBER_E_PROTOCOL, 0, "%s frame must have id 0",
 				       proto_type_name(h.type));
 	*header = h;

@@ -14,8 +14,9 @@
  * 4: code contexts (CONTEXT/CONTEXT_REPLY) and exec timing.
  * 5: HELLO `net` (the guest configures its NIC from it).
  * 6: EXEC `code_argument`.
- * 7: HELLO `mounts` (host directories the guest mounts before READY). */
-#define PROTO_VERSION 7u
+ * 7: HELLO `mounts` (host directories the guest mounts before READY).
+ * 8: SUSPEND/SUSPENDED/RESUME (a session kept across a pause of the VM, docs/protocol.md). */
+#define PROTO_VERSION 8u
 #define PROTO_HEADER_SIZE 12u
 /* 1 MiB: large enough for a 256 KiB program escaped into JSON, small enough that each side may
  * hold one whole frame in memory per connection without caring who sent it. */
@@ -46,7 +47,11 @@ enum proto_type {
 	PROTO_SIGNAL = 19,   /* host -> guest (version 3): uint32 signal for the exec's group */
 	PROTO_CONTEXT = 20,  /* host -> guest (version 4), JSON: open, close or restart a context */
 	PROTO_CONTEXT_REPLY = 21, /* guest -> host (version 4), JSON {"pid"}: it is running */
-	PROTO_TYPE_MAX = 21,
+	PROTO_SUSPEND = 22,  /* host -> guest (version 8), id 0, empty: quiesce for a pause */
+	PROTO_SUSPENDED = 23, /* guest -> host (version 8), id 0, empty: its last frame until RESUME */
+	PROTO_RESUME = 24,   /* host -> guest (version 8), id 0, HELLO's JSON (identity, clock,
+			      * entropy): the VM was restored; answered with READY */
+	PROTO_TYPE_MAX = 24,
 };
 
 #define PROTO_FLAG_FIN 0x01u /* only on PROTO_STDIN and PROTO_DATA: nothing more after it */
