@@ -148,7 +148,8 @@ static int resolve_mount_policy(struct daemon *d, struct ember_error **err)
 {
 	struct mount_policy *p = &d->o.mount_policy;
 	const char *jail_base = getenv("EMBERD_JAILER_CHROOT_BASE");
-	const char *deny[] = { d->o.manager.run_dir, d->o.images_dir, d->o.config.path,
+	const char *deny[] = { d->o.manager.run_dir, d->o.manager.state_dir, d->o.images_dir,
+			       d->o.config.path,
 			       d->o.api.auth_token_file, d->o.api.unix_path,
 			       vmm_driver_binary(d->driver), d->o.jailer_bin,
 			       jail_base != NULL ? jail_base : "/srv/jailer" };

@@ -241,6 +241,9 @@ static const struct opt_spec option_table[] = {
 	       "/var/lib/emberd/images; build with `make images`)"),
 	STRING("run-dir", "DIR", manager.run_dir,
 	       "per-sandbox runtime files (default /run/emberd)"),
+	STRING("state-dir", "DIR", manager.state_dir,
+	       "paused sandboxes' saved VMs, on disk (default\n"
+	       "/var/lib/emberd/state)"),
 	FLAG("vmm", "auto|qemu|firecracker", set_vmm, opt_show_string, vmm,
 	     "VMM driver (default auto: firecracker when installed\n"
 	     "and KVM has hardware virtualization, else qemu)"),
@@ -280,6 +283,8 @@ static const struct opt_spec option_table[] = {
 	UINT("default-timeout-s", manager.default_timeout_s, 1, 30u * 86400,
 	     "sandbox lifetime when not requested (default 600)"),
 	UINT("max-timeout-s", manager.max_timeout_s, 1, 30u * 86400, "(default 86400)"),
+	UINT("max-paused-s", manager.max_paused_s, 1, 30u * 86400,
+	     "a paused sandbox is deleted after this (default 604800)"),
 	UINT("boot-timeout-ms", manager.boot_timeout_ms, 100, 3600000,
 	     "create fails after this (default 60000)"),
 	UINT("max-exec-timeout-ms", manager.max_exec_timeout_ms, 1, 86400000, "(default 600000)"),
@@ -408,7 +413,8 @@ static void set_defaults(struct options *o)
 			 .max_body_bytes = 4u << 20, .max_connections = 256,
 			 .connection_timeout_s = 30, .request_timeout_s = API_REQUEST_TIMEOUT_S,
 			 .max_connections_per_ip = 64 },
-		.manager = { .run_dir = "/run/emberd", .max_sandboxes = 0,
+		.manager = { .run_dir = "/run/emberd", .state_dir = "/var/lib/emberd/state",
+			     .max_paused_s = 7u * 86400, .max_sandboxes = 0,
 			     .max_concurrent_boots = 4, .max_vcpus = 4, .max_memory_mib = 2048,
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,

@@ -388,6 +388,35 @@ static void handle_timeout(struct api_context *ctx, const struct api_request *re
 	respond_json(resp, 200, sandbox_json(ctx, &info));
 }
 
+/* POST .../pause and .../resume: the sandbox as it is afterwards (docs/api.md "Pause and
+ * resume"); a body, if any, is not read. */
+static void handle_pause_or_resume(struct api_context *ctx, const struct api_request *req,
+				   struct api_response *resp, bool pause)
+{
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	int ret = pause ? manager_pause(ctx->manager, req->id, &info, &err)
+			: manager_resume(ctx->manager, req->id, &info, &err);
+
+	if (ret < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, sandbox_json(ctx, &info));
+}
+
+static void handle_pause(struct api_context *ctx, const struct api_request *req,
+			 struct api_response *resp)
+{
+	handle_pause_or_resume(ctx, req, resp, true);
+}
+
+static void handle_resume(struct api_context *ctx, const struct api_request *req,
+			  struct api_response *resp)
+{
+	handle_pause_or_resume(ctx, req, resp, false);
+}
+
 static void handle_delete(struct api_context *ctx, const struct api_request *req,
 			  struct api_response *resp)
 {
@@ -979,6 +1008,8 @@ static const struct route routes[] = {
 	{ "DELETE", "/sandboxes/{id}", handle_delete },
 	{ "POST", "/sandboxes/{id}/exec", handle_exec },
 	{ "POST", "/sandboxes/{id}/timeout", handle_timeout },
+	{ "POST", "/sandboxes/{id}/pause", handle_pause },
+	{ "POST", "/sandboxes/{id}/resume", handle_resume },
 	{ "PATCH", "/sandboxes/{id}/network", handle_network },
 	{ "GET", "/sandboxes/{id}/console", handle_console },
 	{ "GET", "/sandboxes/{id}/processes", handle_processes },

@@ -84,8 +84,8 @@ static int write_sandboxes(struct buf *out, const struct manager_stats *st,
 			   struct ember_error **err)
 {
 	static const struct gauge g = { "emberd_sandboxes", "Sandboxes in the table, by state." };
-	static const char *const states[] = { "booting", "ready", "failed", "destroying" };
-	double v[] = { st->booting, st->ready, st->failed, st->destroying };
+	static const char *const states[] = { "booting", "ready", "failed", "destroying", "paused" };
+	double v[] = { st->booting, st->ready, st->failed, st->destroying, st->paused };
 
 	return write_gauge(out, &g, "state", states, v, ARRAY_SIZE(v), err);
 }

@@ -84,6 +84,11 @@ struct channel {
 	enum ember_error_kind broken_kind;
 	char broken_reason[512];
 	struct proto_decoder dec;
+	char sandbox_id[PROTO_ID_MAX + 1];
+	/* A pause (channel_suspend): from SUSPEND on no frame goes out and no request starts
+	 * until channel_resume(); acked once the guest's SUSPENDED came (the reader then stops). */
+	bool suspended;
+	bool suspend_acked;
 };
 
 static void fail_all_locked(struct channel *ch)
@@ -449,6 +454,20 @@ static int dispatch(struct channel *ch, const struct proto_frame *f, struct embe
 	return ret;
 }
 
+/* The guest's SUSPENDED: expected only after our SUSPEND. */
+static int ack_suspend(struct channel *ch, struct ember_error **err)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	if (!ch->suspended || ch->version < 8)
+		ret = ember_error_set(err, EMBER_E_PROTOCOL, 0, "SUSPENDED without a SUSPEND");
+	ch->suspend_acked = ret == 0;
+	pthread_cond_broadcast(&ch->cond);
+	pthread_mutex_unlock(&ch->lock);
+	return ret;
+}
+
 static void *reader_main(void *arg)
 {
 	struct channel *ch = arg;
@@ -464,6 +483,11 @@ static void *reader_main(void *arg)
 		int timeout = -1, ret;
 
 		while ((ret = proto_decoder_next(&ch->dec, &frame, &err)) == 1) {
+			if (frame.header.type == PROTO_SUSPENDED) {
+				if (ack_suspend(ch, &err) < 0)
+					goto broken;
+				return NULL; /* the guest sends nothing more until RESUME */
+			}
 			if (dispatch(ch, &frame, &err) < 0)
 				goto broken;
 		}
@@ -501,6 +525,30 @@ broken:
 	return NULL;
 }
 
+/* Takes the write lock once the channel is not suspended: a frame written during a pause
+ * would reach a stopped VM and be lost with its VMM. Waits (without the write lock, which
+ * channel_suspend() needs) as long as the pause lasts; fails once the channel broke. */
+static int lock_writer(struct channel *ch, struct ember_error **err)
+{
+	for (;;) {
+		pthread_mutex_lock(&ch->write_lock);
+		pthread_mutex_lock(&ch->lock);
+		if (ch->broken) {
+			ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
+			pthread_mutex_unlock(&ch->lock);
+			pthread_mutex_unlock(&ch->write_lock);
+			return -1;
+		}
+		if (!ch->suspended) {
+			pthread_mutex_unlock(&ch->lock);
+			return 0;
+		}
+		pthread_mutex_unlock(&ch->write_lock);
+		cond_wait_until(&ch->cond, &ch->lock, -1);
+		pthread_mutex_unlock(&ch->lock);
+	}
+}
+
 static int send_frame(struct channel *ch, uint8_t type, uint8_t flags, uint32_t id,
 		      const void *payload, size_t len, struct ember_error **err)
 {
@@ -508,9 +556,8 @@ static int send_frame(struct channel *ch, uint8_t type, uint8_t flags, uint32_t 
 	int ret;
 
 	/* No write to a stream that is known dead (it would wait out its deadline for nothing). */
-	if (fail_if_broken(ch, err) < 0)
+	if (fail_if_broken(ch, err) < 0 || lock_writer(ch, err) < 0)
 		return -1;
-	pthread_mutex_lock(&ch->write_lock);
 	ret = proto_send(ch->fd, type, flags, id, payload, len,
 			 time_mono_ms() + CHANNEL_WRITE_TIMEOUT_MS, &werr);
 	pthread_mutex_unlock(&ch->write_lock);
@@ -550,7 +597,7 @@ static struct channel *channel_alloc(int fd, struct ember_error **err)
 
 /* HELLO: who the guest is, the host's clock, and fresh entropy (a clone must not replay the
  * template's RNG state). */
-static int send_hello(struct channel *ch, const char *sandbox_id,
+static int send_hello(struct channel *ch, uint8_t type, const char *sandbox_id,
 		      const struct proto_hello_net *net, const struct proto_hello_mounts *mounts,
 		      int64_t deadline_ms, struct ember_error **err)
 {
@@ -570,7 +617,7 @@ static int send_hello(struct channel *ch, const char *sandbox_id,
 	text = proto_hello_encode(&hello, &len, err);
 	if (text == NULL)
 		return -1;
-	return proto_send(ch->fd, PROTO_HELLO, 0, 0, text, len, deadline_ms, err);
+	return proto_send(ch->fd, type, 0, 0, text, len, deadline_ms, err);
 }
 
 /* The one frame the handshake accepts: READY for this sandbox in a version we speak. */
@@ -641,7 +688,8 @@ int channel_open(int fd, const char *sandbox_id, const struct proto_hello_net *n
 
 	if (ch == NULL)
 		return -1;
-	if (send_hello(ch, sandbox_id, net, mounts, deadline_ms, err) < 0 ||
+	snprintf(ch->sandbox_id, sizeof(ch->sandbox_id), "%s", sandbox_id);
+	if (send_hello(ch, PROTO_HELLO, sandbox_id, net, mounts, deadline_ms, err) < 0 ||
 	    await_ready(ch, sandbox_id, abort_fd, deadline_ms, ready, err) < 0)
 		goto fail;
 	ch->version = ready->version; /* before the reader starts: it reads it */
@@ -657,6 +705,127 @@ fail:
 	return -1;
 }
 
+/* Requests that keep a pause from starting: all but background execs that run. */
+static size_t busy_locked(struct channel *ch)
+{
+	struct request *r;
+	size_t n = 0;
+
+	for (r = ch->requests; r != NULL; r = r->next)
+		n += !r->done && !(r->kind == REQ_EXEC && r->background && r->running);
+	return n;
+}
+
+/* Marks the channel suspended if it can be: a version-8 guest, nothing but background execs
+ * in flight. */
+static int begin_suspend(struct channel *ch, struct ember_error **err)
+{
+	size_t busy;
+	int ret = 0;
+
+	pthread_mutex_lock(&ch->lock);
+	busy = busy_locked(ch);
+	if (ch->broken)
+		ret = ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
+	else if (ch->version < 8)
+		ret = ember_error_set(err, EMBER_E_CONFLICT, 0,
+				      "the guest agent speaks protocol version %u; a pause needs 8 "
+				      "(rebuild the images)", ch->version);
+	else if (ch->suspended)
+		ret = ember_error_set(err, EMBER_E_CONFLICT, 0, "already paused");
+	else if (busy > 0)
+		ret = ember_error_set(err, EMBER_E_CONFLICT, 0,
+				      "%zu request%s in flight (an exec, a file transfer or a "
+				      "context call): pause once %s ended", busy,
+				      busy == 1 ? " is" : "s are", busy == 1 ? "it" : "they");
+	else
+		ch->suspended = true;
+	pthread_mutex_unlock(&ch->lock);
+	return ret;
+}
+
+int channel_suspend(struct channel *ch, int64_t deadline_ms, struct ember_error **err)
+{
+	struct ember_error *why = NULL;
+	bool acked;
+
+	if (begin_suspend(ch, err) < 0)
+		return -1;
+	/* Whoever holds the write lock now finishes its frame before ours; every later writer
+	 * waits for the resume (lock_writer). */
+	pthread_mutex_lock(&ch->write_lock);
+	if (proto_send(ch->fd, PROTO_SUSPEND, 0, 0, NULL, 0, deadline_ms, &why) < 0) {
+		pthread_mutex_unlock(&ch->write_lock);
+		mark_broken(ch, why);
+		return ember_error_propagate(err, why);
+	}
+	pthread_mutex_unlock(&ch->write_lock);
+	pthread_mutex_lock(&ch->lock);
+	while (!ch->suspend_acked && !ch->broken &&
+	       cond_wait_until(&ch->cond, &ch->lock, deadline_ms))
+		;
+	acked = ch->suspend_acked;
+	pthread_mutex_unlock(&ch->lock);
+	if (!acked) {
+		ember_error_set(&why, EMBER_E_GUEST_TIMEOUT, ETIMEDOUT,
+				"the guest did not confirm the pause (SUSPENDED) in time");
+		mark_broken(ch, why);
+		ember_error_free(&why);
+		return fail_if_broken(ch, err);
+	}
+	pthread_join(ch->reader, NULL); /* it returned after SUSPENDED */
+	ch->reader_started = false;
+	return 0;
+}
+
+static int resume_handshake(struct channel *ch, int abort_fd, int64_t deadline_ms,
+			    struct ember_error **err)
+{
+	struct proto_ready ready;
+
+	if (proto_decoder_pending(&ch->dec) > 0)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0,
+				       "the guest sent bytes after SUSPENDED");
+	if (send_hello(ch, PROTO_RESUME, ch->sandbox_id, NULL, NULL, deadline_ms, err) < 0 ||
+	    await_ready(ch, ch->sandbox_id, abort_fd, deadline_ms, &ready, err) < 0)
+		return -1;
+	if (ready.version != ch->version)
+		return ember_error_set(err, EMBER_E_PROTOCOL, 0,
+				       "the guest resumed with protocol version %u, not %u",
+				       ready.version, ch->version);
+	if (pthread_create(&ch->reader, NULL, reader_main, ch) != 0)
+		return ember_error_set(err, EMBER_E_INTERNAL, 0,
+				       "cannot start the channel reader thread");
+	ch->reader_started = true;
+	return 0;
+}
+
+int channel_resume(struct channel *ch, int fd, int abort_fd, int64_t deadline_ms,
+		   struct ember_error **err)
+{
+	struct ember_error *why = NULL;
+
+	pthread_mutex_lock(&ch->lock);
+	if (!ch->suspended || ch->reader_started || ch->broken) {
+		pthread_mutex_unlock(&ch->lock);
+		close(fd);
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "the channel is not paused");
+	}
+	close(ch->fd);
+	ch->fd = fd;
+	pthread_mutex_unlock(&ch->lock);
+	if (resume_handshake(ch, abort_fd, deadline_ms, &why) < 0) {
+		mark_broken(ch, why);
+		return ember_error_propagate(err, why);
+	}
+	pthread_mutex_lock(&ch->lock);
+	ch->suspended = false;
+	ch->suspend_acked = false;
+	pthread_cond_broadcast(&ch->cond); /* writers waiting in lock_writer() */
+	pthread_mutex_unlock(&ch->lock);
+	return 0;
+}
+
 static struct request *request_new(struct channel *ch, enum request_kind kind,
 				   struct ember_error **err)
 {
@@ -670,6 +839,12 @@ static struct request *request_new(struct channel *ch, enum request_kind kind,
 	pthread_mutex_lock(&ch->lock);
 	if (ch->broken) { /* checked under the same lock as the insert: no request after a break */
 		ember_error_set(err, ch->broken_kind, 0, "%s", ch->broken_reason);
+		pthread_mutex_unlock(&ch->lock);
+		free(r);
+		return NULL;
+	}
+	if (ch->suspended) {
+		ember_error_set(err, EMBER_E_CONFLICT, 0, "the sandbox is paused");
 		pthread_mutex_unlock(&ch->lock);
 		free(r);
 		return NULL;

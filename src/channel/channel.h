@@ -165,6 +165,20 @@ int channel_upload_finish(struct channel_transfer *t, struct proto_fs_reply *rep
  * NULL is fine. */
 void channel_transfer_close(struct channel_transfer *t);
 
+/* --- Pause (protocol version 8, docs/protocol.md "Suspend and resume") ---
+ * channel_suspend() quiesces the channel before its VM is saved: EMBER_E_CONFLICT (nothing
+ * changed) on an older guest or while anything but running background execs is in flight;
+ * otherwise it sends SUSPEND, waits until deadline_ms for the guest's SUSPENDED (its last
+ * frame) and stops the reader. From then on new requests fail with EMBER_E_CONFLICT and every
+ * frame a thread wants to send (a background exec's CREDIT, a CANCEL) waits, unsent, for the
+ * resume; background execs stay in flight. A guest that does not confirm in time breaks the
+ * channel. channel_resume() takes the stream of the restored VM (fd, owned from here on, also
+ * on failure), sends RESUME (fresh clock and entropy), waits for READY (abort_fd as in
+ * channel_open) and lets everything go on; a failure breaks the channel. channel_close() works
+ * in every state. */
+int channel_suspend(struct channel *ch, int64_t deadline_ms, struct ember_error **err);
+int channel_resume(struct channel *ch, int fd, int abort_fd, int64_t deadline_ms,
+		   struct ember_error **err);
 /* true once the guest closed the stream or broke the protocol; reason (optional) gets why. */
 bool channel_broken(struct channel *ch, char *reason, size_t reason_size);
 

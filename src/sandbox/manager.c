@@ -31,6 +31,7 @@
 #include "sandbox/sandbox.h"
 #include "sandbox/template.h"
 #include "util/cleanup.h"
+#include "util/sha256.h"
 #include "util/fdio.h"
 #include "util/ids.h"
 #include "util/log.h"
@@ -51,6 +52,10 @@
 struct manager {
 	struct manager_config cfg;
 	char run_dir[PATH_MAX];
+	/* Paused sandboxes' saved VMs: <state dir>/paused-<hash of run_dir>, this daemon's alone
+	 * (two daemons need two run dirs), emptied at startup: a paused sandbox does not outlive
+	 * its daemon yet. Empty: no state dir. */
+	char paused_dir[PATH_MAX];
 	struct catalogs catalogs;         /* the generation in force: manager_catalog() */
 	/* Serialises reloads (taken before lock, never inside it): the catalog swap, the pool's
 	 * switch and the prewarms of one reload happen before the next reload reads anything. */
@@ -343,6 +348,9 @@ static void teardown(struct manager *m, struct sandbox *sb)
 	release_network(m, sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
+	if (sb->paused_state[0] != '\0' && unlink(sb->paused_state) < 0 && errno != ENOENT)
+		log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "remove `%s`: %s",
+			  sb->paused_state, strerror(errno));
 	if (sb->run_dir[0] != '\0' && dir_remove_tree(sb->run_dir, &err) < 0) {
 		log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "%s", err->message);
 		ember_error_free(&err);
@@ -416,6 +424,11 @@ static void save_record(struct manager *m, struct sandbox *sb)
 		return;
 	pthread_mutex_lock(&m->record_lock);
 	pthread_mutex_lock(&m->lock);
+	if (sb->vm == NULL) { /* paused, or failed to resume: nothing to re-attach to */
+		pthread_mutex_unlock(&m->lock);
+		pthread_mutex_unlock(&m->record_lock);
+		return;
+	}
 	record_fill_locked(sb, rec);
 	pthread_mutex_unlock(&m->lock);
 	if (rec->pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, rec, &err) < 0) {
@@ -440,13 +453,15 @@ static void record_and_release(struct manager *m, struct sandbox *sb)
 
 /* ---- the reaper ----------------------------------------------------------------------------- */
 
-enum end_reason { END_NONE, END_EXPIRED, END_IDLE };
+enum end_reason { END_NONE, END_EXPIRED, END_IDLE, END_PAUSED_TOO_LONG };
 
 /* The one clock that ends sandboxes: their lifetime, or their idle timeout once nothing used them
  * for that long. A request in progress (a running exec) holds a reference, so it keeps its
  * sandbox alive however long it runs. Lock held. */
 static enum end_reason end_due_locked(const struct sandbox *sb, int64_t now)
 {
+	if (sb->state == SANDBOX_PAUSED)
+		return now >= sb->expires_mono_ms ? END_PAUSED_TOO_LONG : END_NONE;
 	if (sb->state != SANDBOX_READY && sb->state != SANDBOX_FAILED)
 		return END_NONE;
 	if (sb->expires_mono_ms > 0 && now >= sb->expires_mono_ms)
@@ -507,6 +522,9 @@ static void *reaper_main(void *arg)
 			if (expired[i].why == END_IDLE)
 				log_event(LOG_INFO, sb->id, "sandbox.idle", -1,
 					  "no activity for %u s (idle_timeout_s)", sb->idle_timeout_s);
+			else if (expired[i].why == END_PAUSED_TOO_LONG)
+				log_event(LOG_INFO, sb->id, "sandbox.expired", -1,
+					  "paused for %u s (--max-paused-s)", m->cfg.max_paused_s);
 			else
 				log_event(LOG_INFO, sb->id, "sandbox.expired", -1,
 					  "lifetime of %u s reached", sb->timeout_s);
@@ -849,6 +867,32 @@ static void seed_metrics(struct metrics *metrics, const struct catalog *catalog)
 		metrics_count(metrics, METRICS_GUEST_FAILURES, &kinds[k], 0);
 }
 
+/* Makes m->paused_dir (see struct manager) empty. */
+static int prepare_paused_dir(struct manager *m, struct ember_error **err)
+{
+	struct sha256_ctx hash;
+	char hex[2 * SHA256_DIGEST_SIZE + 1];
+
+	if (m->cfg.state_dir == NULL)
+		return 0;
+	if (mkdir(m->cfg.state_dir, 0700) < 0 && errno != EEXIST)
+		return ember_error_sys(err, "create state directory `%s`", m->cfg.state_dir);
+	if (dir_check_trusted(m->cfg.state_dir, "--state-dir", err) < 0)
+		return -1;
+	sha256_init(&hash);
+	sha256_update(&hash, m->run_dir, strlen(m->run_dir));
+	sha256_final_hex(&hash, hex);
+	if (snprintf(m->paused_dir, sizeof(m->paused_dir), "%s/paused-%.16s", m->cfg.state_dir,
+		     hex) >= (int)sizeof(m->paused_dir) - SANDBOX_ID_LEN - 16)
+		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG,
+				       "--state-dir `%s` is too long", m->cfg.state_dir);
+	if (dir_remove_tree(m->paused_dir, err) < 0)
+		return ember_error_wrap(err, "empty `%s`", m->paused_dir);
+	if (mkdir(m->paused_dir, 0700) < 0)
+		return ember_error_sys(err, "create `%s`", m->paused_dir);
+	return 0;
+}
+
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
 		   struct vmm_driver *driver, struct manager **out, struct ember_error **err)
 {
@@ -871,6 +915,8 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	/* Absolute, so VMM command lines name it the same way whatever the daemon's cwd was. */
 	if (realpath(cfg->run_dir, m->run_dir) == NULL)
 		return ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
+	if (prepare_paused_dir(m, err) < 0)
+		return -1;
 	if (metrics_create(&m->metrics, err) < 0) {
 		catalogs_release(&m->catalogs);
 		return -1;
@@ -1750,8 +1796,9 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 				sb->failure);
 		sb = NULL;
 	} else if (sb->state != SANDBOX_READY) {
-		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", sb->id,
-				sandbox_state_name(sb->state));
+		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s%s", sb->id,
+				sandbox_state_name(sb->state),
+				sb->state == SANDBOX_PAUSED ? ": POST /sandboxes/{id}/resume first" : "");
 		sb = NULL;
 	} else {
 		sb->refs++;
@@ -2179,6 +2226,206 @@ int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
 	return 0;
 }
 
+/* ---- pause and resume ---------------------------------------------------------------------- */
+
+/* How long the guest gets to confirm a pause (it only has to queue one frame). */
+#define PAUSE_QUIESCE_MS 10000
+
+/* Takes sb from `from` to `to` for a pause or resume (a reference held until
+ * pause_or_resume_end), or says why it cannot. Lock held. */
+static int pause_or_resume_begin_locked(struct manager *m, struct sandbox *sb, const char *id,
+					enum sandbox_state from, enum sandbox_state to,
+					struct ember_error **err)
+{
+	if (sb == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
+	mark_failed_if_broken_locked(m, sb);
+	if (sb->state != from)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s, not %s", sb->id,
+				       sandbox_state_name(sb->state), sandbox_state_name(from));
+	if (to == SANDBOX_PAUSING) {
+		if (m->paused_dir[0] == '\0' || !vmm_driver_can_save(m->driver))
+			return ember_error_set(err, EMBER_E_CONFLICT, 0,
+					       "this daemon cannot pause sandboxes (the %s driver "
+					       "cannot save a VM yet)", vmm_driver_name(m->driver));
+		if (sb->mounts.n > 0)
+			return ember_error_set(err, EMBER_E_CONFLICT, 0,
+					       "sandbox `%s` has host directories (mounts): a "
+					       "paused VM cannot keep them", sb->id);
+		if (sb->link != NULL)
+			return ember_error_set(err, EMBER_E_CONFLICT, 0,
+					       "sandbox `%s` has a network: pausing networked "
+					       "sandboxes is not supported yet", sb->id);
+	}
+	sb->state = to;
+	sb->refs++;
+	return 0;
+}
+
+/* Saves sb's VM (the channel quiesced) into its state file and stops the VMM. On failure
+ * *quiesced tells whether the guest was already asked to stop talking (then the sandbox
+ * cannot go on). */
+static int pause_vm(struct manager *m, struct sandbox *sb, bool *quiesced,
+		    struct ember_error **err)
+{
+	int64_t deadline = time_mono_ms() + m->cfg.boot_timeout_ms;
+	struct vmm_instance *vm;
+
+	*quiesced = false;
+	if (snprintf(sb->paused_state, sizeof(sb->paused_state), "%s/%s.vmstate",
+		     m->paused_dir, sb->id) >= (int)sizeof(sb->paused_state))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "state dir too long");
+	if (channel_suspend(sb->ch, time_mono_ms() + PAUSE_QUIESCE_MS, err) < 0) {
+		*quiesced = (*err)->kind != EMBER_E_CONFLICT;
+		return -1;
+	}
+	*quiesced = true;
+	if (vmm_save(sb->vm, sb->paused_state, deadline, err) < 0)
+		return -1;
+	pthread_mutex_lock(&m->lock);
+	vm = steal_pointer(&sb->vm);
+	pthread_mutex_unlock(&m->lock);
+	vmm_stop(vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+	vmm_instance_free(vm);
+	/* A clone's RAM is in the state file now: its template is free to go. */
+	template_release(sb->tpl);
+	sb->tpl = NULL;
+	return 0;
+}
+
+/* Ends a pause or resume begun by pause_or_resume_begin_locked: `to` on success, else back
+ * to `back` when nothing changed (quiesced false) or FAILED. A DELETE racing it wins. */
+static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sandbox_state during,
+				int ret, enum sandbox_state to, enum sandbox_state back,
+				bool changed, struct sandbox_info *info, struct ember_error **err)
+{
+	int64_t now = time_mono_ms();
+
+	pthread_mutex_lock(&m->lock);
+	if (sb->state == during && ret == 0) {
+		sb->state = to;
+		if (to == SANDBOX_PAUSED) {
+			sb->paused_mono_ms = now;
+			sb->lifetime_left_ms = sb->expires_mono_ms - now;
+			if (sb->lifetime_left_ms < 1000)
+				sb->lifetime_left_ms = 1000;
+			sb->expires_mono_ms = now + (int64_t)m->cfg.max_paused_s * 1000;
+		} else {
+			sb->expires_mono_ms = now + sb->lifetime_left_ms;
+			sb->paused_mono_ms = 0;
+		}
+	} else if (sb->state == during && !changed) {
+		sb->state = back;
+	} else if (sb->state == during) {
+		sb->state = SANDBOX_FAILED;
+		snprintf(sb->failure, sizeof(sb->failure), "%s %s: %s",
+			 during == SANDBOX_PAUSING ? "pause" : "resume", "failed",
+			 err != NULL && *err != NULL ? (*err)->message : "unknown reason");
+		log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
+	} else if (ret == 0) {
+		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` was destroyed meanwhile",
+				sb->id);
+		ret = -1;
+	}
+	sandbox_touch_locked(sb);
+	if (ret == 0)
+		fill_info_locked(sb, info);
+	sb->refs--;
+	pthread_cond_broadcast(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
+		  struct ember_error **err)
+{
+	int64_t t0 = time_mono_ms();
+	struct sandbox *sb;
+	bool quiesced = false;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	ret = pause_or_resume_begin_locked(m, sb, id, SANDBOX_READY, SANDBOX_PAUSING, err);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0)
+		return -1;
+	ret = pause_vm(m, sb, &quiesced, err);
+	if (ret < 0 && !quiesced)
+		sb->paused_state[0] = '\0';
+	pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_PAUSED, SANDBOX_READY, quiesced,
+			    info, err);
+	if (ret < 0)
+		return ember_error_wrap(err, "pause `%s`", id);
+	log_event(LOG_INFO, id, "sandbox.paused", time_mono_ms() - t0, "VM saved, VMM stopped");
+	return 0;
+}
+
+/* Starts a VMM from sb's saved state and hands the restored guest to its channel. */
+static int resume_vm(struct manager *m, struct sandbox *sb, struct ember_error **err)
+{
+	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
+					.memory_mib = sb->memory_mib,
+					.overlay_mib = sb->overlay_mib, .nic = false };
+	struct vmm_boot_config bcfg = { 0 };
+	struct vmm_instance *vm = NULL;
+	char cmdline_extra[128];
+	int fd;
+
+	template_boot_config(&shape, manager_catalog(m), &bcfg, cmdline_extra,
+			     sizeof(cmdline_extra));
+	bcfg.sandbox_id = sb->id;
+	bcfg.run_dir = sb->run_dir;
+	bcfg.resume_state = sb->paused_state;
+	bcfg.deadline_ms = time_mono_ms() + m->cfg.boot_timeout_ms;
+	if (vmm_start(m->driver, &bcfg, &vm, err) < 0)
+		goto fail;
+	fd = vmm_connect_agent(vm, bcfg.deadline_ms, err);
+	if (fd < 0 || channel_resume(sb->ch, fd, vmm_exit_fd(vm), bcfg.deadline_ms, err) < 0)
+		goto fail;
+	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT) {
+		vmm_set_cpu_weight(vm, sb->cpu_weight);
+		vmm_set_priority(vm, VMM_PRIO_SERVING);
+	}
+	pthread_mutex_lock(&m->lock);
+	sb->vm = vm;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+fail:
+	if (vm != NULL) {
+		vmm_stop(vm, time_mono_ms() + STOP_GRACE_MS, NULL);
+		vmm_instance_free(vm);
+	}
+	return -1;
+}
+
+int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
+		   struct ember_error **err)
+{
+	int64_t t0 = time_mono_ms();
+	struct sandbox *sb;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	ret = pause_or_resume_begin_locked(m, sb, id, SANDBOX_PAUSED, SANDBOX_RESUMING, err);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0)
+		return -1;
+	ret = resume_vm(m, sb, err);
+	if (ret == 0) {
+		/* The saved state is spent: the guest runs on from it. */
+		unlink(sb->paused_state);
+		save_record(m, sb);
+	}
+	pause_or_resume_end(m, sb, SANDBOX_RESUMING, ret, SANDBOX_READY, SANDBOX_PAUSED, true,
+			    info, err);
+	if (ret < 0)
+		return ember_error_wrap(err, "resume `%s`", id);
+	log_event(LOG_INFO, id, "sandbox.resumed", time_mono_ms() - t0, "vmm_pid=%d",
+		  (int)info->vmm_pid);
+	return 0;
+}
+
 int manager_destroy(struct manager *m, const char *id, struct ember_error **err)
 {
 	int64_t t0 = time_mono_ms();
@@ -2278,6 +2525,9 @@ void manager_stats(struct manager *m, struct manager_stats *stats)
 		case SANDBOX_FAILED: stats->failed++; break;
 		case SANDBOX_DESTROYING: stats->destroying++; break;
 		case SANDBOX_GONE: break;
+		case SANDBOX_PAUSING:
+		case SANDBOX_PAUSED:
+		case SANDBOX_RESUMING: stats->paused++; break;
 		}
 	}
 	stats->created_total = m->created_total;

@@ -36,6 +36,9 @@ enum sandbox_state {
 	SANDBOX_DESTROYING,
 	SANDBOX_FAILED,   /* the guest or VMM died or broke the protocol; only DELETE helps */
 	SANDBOX_GONE,     /* only seen in snapshots taken while a sandbox is being removed */
+	SANDBOX_PAUSING,  /* POST .../pause in progress */
+	SANDBOX_PAUSED,   /* no VMM: its whole state is a file in the state dir */
+	SANDBOX_RESUMING, /* POST .../resume in progress */
 };
 
 const char *sandbox_state_name(enum sandbox_state state);
@@ -43,6 +46,9 @@ const char *sandbox_state_name(enum sandbox_state state);
 /* Daemon limits (see docs/operations.md for defaults and why). */
 struct manager_config {
 	const char *run_dir;              /* per-sandbox directories are made below it */
+	const char *state_dir;            /* paused sandboxes' saved VMs (on disk); NULL: none
+					   * (a pause is a 409) */
+	unsigned max_paused_s;            /* a paused sandbox is deleted after this */
 	struct egress *egress;            /* networked sandboxes (net/egress.h), the daemon's;
 					   * NULL: every create is mode none */
 	const struct mount_policy *mounts; /* --allow-mount and the daemon's own paths; NULL or
@@ -149,6 +155,7 @@ struct manager_stats {
 	unsigned ready;
 	unsigned failed;
 	unsigned destroying;
+	unsigned paused;                  /* pausing, paused and resuming */
 	uint64_t created_total;
 	uint64_t create_failures_total;
 	uint64_t execs_total;
@@ -185,6 +192,17 @@ struct metrics;
 /* The manager borrows catalog and driver (they outlive it). Starts the expiry thread. */
 int manager_create(const struct manager_config *cfg, const struct catalog *catalog,
 		   struct vmm_driver *driver, struct manager **out, struct ember_error **err);
+/* Pause to disk and resume (docs/api.md "Pause and resume"). pause: a ready sandbox (no
+ * mounts, no network, a driver that can save, nothing but background processes in flight,
+ * else 409) is quiesced, its VM's whole state written to the state dir and its VMM stopped;
+ * its lifetime clock stops and --max-paused-s runs instead. resume: a paused one gets a new
+ * VMM from that state; processes, contexts, files and output rings are as they were, clock
+ * and entropy fresh. A failure after the guest was quiesced fails the sandbox (502/504). */
+int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
+		  struct ember_error **err);
+int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
+		   struct ember_error **err);
+
 /* Refuses new creates (503), waits for boots in progress, then destroys every sandbox (in-flight
  * requests on them fail with 409) or, with keep_vms, lets go of them and leaves their VMs and
  * records for a later daemon to re-attach. The manager stays usable for reads. */

@@ -60,6 +60,11 @@ struct sandbox {
 	struct egress_link *link;
 	const struct net_policy *want_network; /* during a create: the request's policy */
 	char failure[512];            /* [lock] */
+	/* Pause (manager_pause): the saved VM (set while PAUSING..RESUMING, the file exists while
+	 * PAUSED) and the lifetime left when it paused. */
+	char paused_state[PATH_MAX];
+	int64_t paused_mono_ms;       /* [lock] */
+	int64_t lifetime_left_ms;     /* [lock] */
 	/* [lock] failure says the channel broke while the VMM still ran: the VMM may have been
 	 * on its way out (a guest kernel panic closes the channel before the process is gone),
 	 * so its exit, once seen, may give the real reason (mark_failed_if_broken_locked). */

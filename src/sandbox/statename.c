@@ -10,6 +10,9 @@ const char *sandbox_state_name(enum sandbox_state state)
 	case SANDBOX_DESTROYING: return "destroying";
 	case SANDBOX_FAILED: return "failed";
 	case SANDBOX_GONE: return "gone";
+	case SANDBOX_PAUSING: return "pausing";
+	case SANDBOX_PAUSED: return "paused";
+	case SANDBOX_RESUMING: return "resuming";
 	}
 	return "unknown";
 }

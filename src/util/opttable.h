@@ -26,7 +26,7 @@ enum opt_result {
 
 /* Rows a table may have (emberd's, the largest, has 53 with its headings): the getopt_long
  * tables live on the stack. A bigger table is a bug the program hits on its first run. */
-#define OPT_TABLE_MAX 64
+#define OPT_TABLE_MAX 96
 
 struct opt_spec;
 

@@ -36,6 +36,13 @@ struct vmm_driver_ops {
 			struct ember_error **err);
 	int (*restore)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		       struct ember_error **err);
+	/* Pause to disk (NULL: unsupported). save stops the VM and writes its whole state, RAM
+	 * included; load loads such a state into a VM started with cfg->resume_state and
+	 * resumes it. */
+	int (*save)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		    struct ember_error **err);
+	int (*load)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		    struct ember_error **err);
 	void (*free_driver)(struct vmm_driver *drv);
 	/* After a restart, for a VM of an earlier daemon that is not re-attached: kills what the
 	 * run-directory sweep cannot find and removes what the driver keeps elsewhere (a jail).

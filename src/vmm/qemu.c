@@ -41,6 +41,8 @@
 #define QEMU_STATE_MAX (64u << 20)
 /* Pause between QMP queries while a migration or a load is in progress (see wait_migration). */
 #define QEMU_QMP_POLL_MS 1
+/* A pause's migration bandwidth (bytes/s): no cap in practice (see set_unlimited_bandwidth). */
+#define QEMU_SAVE_BANDWIDTH (1ull << 40)
 
 struct qemu_vm {
 	char agent_sock[108];
@@ -150,10 +152,15 @@ static void add_machine_args(struct argv_list *a, const struct vmm_driver *drv,
 		argv_add(a, "-object");
 		argv_add(a, "memory-backend-file,id=ram0,mem-path=%s,size=%uM,share=%s",
 			 cfg->memory_file, cfg->memory_mib, cfg->memory_shared ? "on" : "off");
+	} else {
+		/* Plain RAM under the same name as the others': a paused sandbox's state names its
+		 * RAM block, and resumes into this backend whether it was cold, a clone or a
+		 * resume before. */
+		argv_add(a, "-object");
+		argv_add(a, "memory-backend-ram,id=ram0,size=%uM", cfg->memory_mib);
 	}
 	argv_add(a, "-M");
-	argv_add(a, "microvm,x-option-roms=off%s",
-		 cfg->memory_file != NULL ? ",memory-backend=ram0" : "");
+	argv_add(a, "microvm,x-option-roms=off,memory-backend=ram0");
 	argv_add(a, "-accel");
 	if (drv->accel == VMM_ACCEL_KVM) {
 		argv_add(a, "kvm");
@@ -193,7 +200,7 @@ static void add_boot_args(struct argv_list *a, int console_listen_fd,
 	argv_add(a, "chardev:console");
 	/* A clone resumes a running kernel: loading (and keeping in QEMU's memory) the kernel and
 	 * initramfs again would only cost startup time and memory. */
-	if (cfg->restore_state != NULL)
+	if (cfg->restore_state != NULL || cfg->resume_state != NULL)
 		return;
 	argv_add(a, "-kernel");
 	argv_add(a, "%s", cfg->kernel_bzimage);
@@ -230,7 +237,7 @@ static void add_device_args(struct argv_list *a, const struct qemu_vm *q,
 	}
 	argv_add(a, "-qmp");
 	argv_add(a, "unix:%s,server=on,wait=off", q->qmp_sock);
-	if (cfg->restore_state != NULL) {
+	if (cfg->restore_state != NULL || cfg->resume_state != NULL) {
 		argv_add(a, "-S");
 		argv_add(a, "-incoming");
 		argv_add(a, "defer");
@@ -296,10 +303,11 @@ static int check_mounts(const struct vmm_driver *drv, const struct vmm_boot_conf
 	if (cfg->nmounts > VMM_MOUNTS_MAX)
 		return ember_error_set(err, EMBER_E_INVALID, 0, "%zu mounts, at most %d",
 				       cfg->nmounts, VMM_MOUNTS_MAX);
-	if (cfg->restore_state != NULL || cfg->memory_file != NULL || cfg->memory_fd > 0)
+	if (cfg->restore_state != NULL || cfg->memory_file != NULL || cfg->memory_fd > 0 ||
+	    cfg->resume_state != NULL)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
-				       "a template or a clone never has mounts (its devices are "
-				       "a snapshot's)");
+				       "a template, a clone or a resumed VM never has mounts (its "
+				       "devices are a snapshot's)");
 	for (i = 0; i < cfg->nmounts; i++) {
 		const struct vmm_mount *m = &cfg->mounts[i];
 
@@ -481,7 +489,7 @@ static int resolve_paths(struct vmm_boot_config *cfg, char kernel[PATH_MAX],
 	if (realpath(cfg->pack_image, pack) == NULL)
 		return ember_error_sys(err, "pack image `%s`", cfg->pack_image);
 	cfg->pack_image = pack;
-	if (cfg->restore_state != NULL)
+	if (cfg->restore_state != NULL || cfg->resume_state != NULL)
 		return 0;
 	if (realpath(cfg->kernel_bzimage, kernel) == NULL)
 		return ember_error_sys(err, "kernel `%s`", cfg->kernel_bzimage);
@@ -558,11 +566,13 @@ static int qemu_connect_agent(struct vmm_instance *vm, int64_t deadline_ms,
 				vmm_alive(vm) ? "" : " (QEMU exited)");
 }
 
-/* Device state only: with x-ignore-shared, RAM in a shared file is not part of the stream. */
-static int set_ignore_shared(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
+/* on: device state only (with x-ignore-shared, RAM in a shared file is not part of the
+ * stream); off: RAM too. A clone's QEMU had it on for its restore: a pause sets it off. */
+static int set_ignore_shared(struct qmp *qmp, bool on, int64_t deadline_ms,
+			     struct ember_error **err)
 {
 	_cleanup_json_ json_t *args = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability",
-						"x-ignore-shared", "state", 1);
+						"x-ignore-shared", "state", on ? 1 : 0);
 
 	if (args == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
@@ -676,8 +686,22 @@ static int accept_state(int listen_fd, const char *state_path, int64_t deadline_
 	return stream_to_file(conn, state_path, deadline_ms, err);
 }
 
-static int snapshot_to(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
-		       struct ember_error **err)
+/* A whole state moves as fast as QEMU and the disk can: QEMU 7.2 caps a migration at
+ * 32 MiB/s unless told otherwise (a 256 MiB guest would take 8 s to pause). */
+static int set_unlimited_bandwidth(struct qmp *qmp, int64_t deadline_ms, struct ember_error **err)
+{
+	_cleanup_json_ json_t *args = json_pack("{s:I}", "max-bandwidth",
+						(json_int_t)QEMU_SAVE_BANDWIDTH);
+
+	if (args == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	return qmp_execute(qmp, "migrate-set-parameters", args, NULL, deadline_ms, err);
+}
+
+/* whole: every RAM page goes into the stream too (a pause); else only the device state, the
+ * RAM staying in the template's shared file. */
+static int snapshot_to(struct vmm_instance *vm, const char *state_path, bool whole,
+		       int64_t deadline_ms, struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
 	_cleanup_qmp_ struct qmp *qmp = NULL;
@@ -688,7 +712,8 @@ static int snapshot_to(struct vmm_instance *vm, const char *state_path, int64_t 
 		return -1;
 	listen_fd = listen_unix_socket(q->mig_sock, vm->uid, err);
 	if (listen_fd < 0 || qmp_execute(qmp, "stop", NULL, NULL, deadline_ms, err) < 0 ||
-	    set_ignore_shared(qmp, deadline_ms, err) < 0)
+	    set_ignore_shared(qmp, !whole, deadline_ms, err) < 0 ||
+	    (whole && set_unlimited_bandwidth(qmp, deadline_ms, err) < 0))
 		return -1;
 	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
 	if (args == NULL)
@@ -703,10 +728,20 @@ static int qemu_snapshot(struct vmm_instance *vm, const char *state_path, int64_
 			 struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
-	int ret = snapshot_to(vm, state_path, deadline_ms, err);
+	int ret = snapshot_to(vm, state_path, false, deadline_ms, err);
 
 	unlink(q->mig_sock);
 	return ret < 0 ? ember_error_wrap(err, "snapshot") : 0;
+}
+
+static int qemu_save(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		     struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	int ret = snapshot_to(vm, state_path, true, deadline_ms, err);
+
+	unlink(q->mig_sock);
+	return ret < 0 ? ember_error_wrap(err, "save the paused VM") : 0;
 }
 
 /* Streams a saved device state into QEMU, which listens once `migrate-incoming` ran. */
@@ -756,7 +791,7 @@ static int restore_from(struct vmm_instance *vm, const char *state_path, int64_t
 
 	if (file_read_all(state_path, QEMU_STATE_MAX, &state, &state_len, err) < 0 ||
 	    qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0 ||
-	    set_ignore_shared(qmp, deadline_ms, err) < 0)
+	    set_ignore_shared(qmp, true, deadline_ms, err) < 0)
 		return -1;
 	args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
 	if (args == NULL)
@@ -773,6 +808,63 @@ static int qemu_restore(struct vmm_instance *vm, const char *state_path, int64_t
 {
 	struct qemu_vm *q = vm->priv;
 	int ret = restore_from(vm, state_path, deadline_ms, err);
+
+	unlink(q->mig_sock);
+	return ret;
+}
+
+/* Streams a whole saved state (a paused VM's, up to its RAM size) from the file into QEMU. */
+static int send_state_file(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+			   struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	_cleanup_close_ int in = open(state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	_cleanup_close_ int conn = -1;
+	char buf[1 << 16];
+
+	if (in < 0)
+		return ember_error_sys(err, "open `%s`", state_path);
+	conn = unix_connect_until(q->mig_sock, deadline_ms, vmm_alive_ctx, vm, err);
+	if (conn < 0)
+		return ember_error_wrap(err, "send the saved state");
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof(buf));
+
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return ember_error_sys(err, "read `%s`", state_path);
+		}
+		if (fd_write_all(conn, buf, (size_t)n, deadline_ms, err) < 0)
+			return ember_error_wrap(err, "send the saved state");
+	}
+}
+
+static int load_from(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		     struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	_cleanup_qmp_ struct qmp *qmp = NULL;
+	_cleanup_json_ json_t *args = json_pack("{s:s+}", "uri", "unix:", q->mig_sock);
+
+	if (args == NULL)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0 ||
+	    set_ignore_shared(qmp, false, deadline_ms, err) < 0 ||
+	    qmp_execute(qmp, "migrate-incoming", args, NULL, deadline_ms, err) < 0 ||
+	    send_state_file(vm, state_path, deadline_ms, err) < 0 ||
+	    wait_loaded(qmp, deadline_ms, err) < 0)
+		return -1;
+	return qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err);
+}
+
+static int qemu_load(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+		     struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	int ret = load_from(vm, state_path, deadline_ms, err);
 
 	unlink(q->mig_sock);
 	return ret;
@@ -839,4 +931,6 @@ const struct vmm_driver_ops vmm_qemu_ops = {
 	.attach = qemu_attach,
 	.snapshot = qemu_snapshot,
 	.restore = qemu_restore,
+	.save = qemu_save,
+	.load = qemu_load,
 };

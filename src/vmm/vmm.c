@@ -357,6 +357,15 @@ static int start_vm(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 	 * spawns no children of its own (QEMU runs with -sandbox spawn=deny). */
 	if (cgroup_dir >= 0 && !vm->cgroup_joined && cgroup_join(cgroup_dir, vm->pid, err) < 0)
 		return -1;
+	if (cfg->resume_state != NULL) {
+		if (ops->load == NULL)
+			ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot resume",
+					ops->name);
+		if (ops->load == NULL ||
+		    ops->load(vm, cfg->resume_state, cfg->deadline_ms, err) < 0)
+			return ember_error_wrap(err, "resume from `%s`", cfg->resume_state);
+		return 0;
+	}
 	if (cfg->restore_state == NULL)
 		return 0;
 	if (ops->restore == NULL)
@@ -595,6 +604,20 @@ int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadli
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot snapshot",
 				       vm->drv->ops->name);
 	return vm->drv->ops->snapshot(vm, state_path, deadline_ms, err);
+}
+
+int vmm_save(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+	     struct ember_error **err)
+{
+	if (vm->drv->ops->save == NULL)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "the %s driver cannot pause sandboxes yet", vm->drv->ops->name);
+	return vm->drv->ops->save(vm, state_path, deadline_ms, err);
+}
+
+bool vmm_driver_can_save(const struct vmm_driver *drv)
+{
+	return drv->ops->save != NULL && drv->ops->load != NULL;
 }
 
 bool vmm_driver_can_snapshot(const struct vmm_driver *drv)

@@ -72,7 +72,11 @@ struct vmm_boot_config {
 	 * zeroed config) means none: stdin is never guest memory. */
 	int memory_fd;
 	const char *restore_state;
-	int64_t deadline_ms;          /* bounds a restore; <0: none */
+	/* A paused sandbox's whole state (vmm_save(): devices and every RAM page): vmm_start()
+	 * loads it and resumes the VM. The rest of the config must be the saved VM's (its pack,
+	 * shape and NIC), without memory_file, memory_fd, restore_state or mounts. */
+	const char *resume_state;
+	int64_t deadline_ms;          /* bounds a restore or resume; <0: none */
 	/* > 0: a virtio-net NIC backed by this TAP descriptor (net/tap.h), which the VMM keeps.
 	 * 0 (a zeroed config): no NIC at all. A clone must have one exactly when its template
 	 * had one. */
@@ -166,6 +170,13 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
  * EMBER_E_UNAVAILABLE when the driver has no snapshots. */
 int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		 struct ember_error **err);
+/* Pause to disk: stops the VM and writes its whole state (devices and guest RAM, however it
+ * was backed) to state_path atomically (mode 0600, owned by the daemon). The VMM stays, its
+ * VM stopped: vmm_stop() it next. A later vmm_start() with resume_state continues it.
+ * EMBER_E_CONFLICT when the driver cannot. */
+int vmm_save(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
+	     struct ember_error **err);
+bool vmm_driver_can_save(const struct vmm_driver *drv);
 /* Whether the driver can snapshot and restore. */
 bool vmm_driver_can_snapshot(const struct vmm_driver *drv);
 

@@ -336,8 +336,11 @@ static void mounts_are_refused_unjailed_as_block_images_and_for_clones(void **st
 	assert_true(mount.dir_fd >= 0);
 	start_refusal(unjailed, &cfg, "--no-jail");
 	cfg.restore_state = "/nonexistent/state";
-	start_refusal(jailed, &cfg, "a template or a clone never has mounts");
+	start_refusal(jailed, &cfg, "a template, a clone or a resumed VM never has mounts");
 	cfg.restore_state = NULL;
+	cfg.resume_state = "/nonexistent/state";
+	start_refusal(jailed, &cfg, "a template, a clone or a resumed VM never has mounts");
+	cfg.resume_state = NULL;
 	mount.image = "/nonexistent/data.squashfs";
 	start_refusal(jailed, &cfg, "never block images");
 	mount.image = NULL;
