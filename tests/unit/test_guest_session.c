@@ -10,6 +10,7 @@
 #include "tmpdir.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -640,6 +641,41 @@ static void suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready(vo
 	stop(fx);
 }
 
+/* Held frames are bounded by the queue's cap; what execs would write is bounded by not reading
+ * it: a program writing more than a pipe holds blocks until RESUME. */
+static void execs_leave_their_output_in_the_pipes_while_suspended(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+	char marker[PATH_MAX];
+	struct proto_frame f;
+	size_t got = 0;
+
+	(void)state;
+	snprintf(marker, sizeof(marker), "%s/after_the_output", tmpdir_path);
+	send_hello(fx, "sb_pipe");
+	expect_ready(fx, "sb_pipe");
+	/* 150000 bytes: more than a pipe (64 KiB), less than the credit window (256 KiB) */
+	send_exec(fx, 3, "echo one\nsleep 0.3\nhead -c 150000 /dev/zero\ntouch after_the_output");
+	expect_stdout(fx, 3, "one\n");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	expect_silence(fx, 1200);
+	assert_int_equal(access(marker, F_OK), -1); /* still blocked writing */
+	send_resume(fx, "sb_pipe");
+	expect_ready(fx, "sb_pipe");
+	for (;;) {
+		next_frame_reaping(fx, &f);
+		if (f.header.type != PROTO_STDOUT)
+			break;
+		got += f.header.length;
+	}
+	assert_int_equal(f.header.type, PROTO_EXIT);
+	assert_int_equal(got, 150000);
+	assert_int_equal(access(marker, F_OK), 0);
+	unlink(marker);
+	stop(fx);
+}
+
 static void a_hangup_while_suspended_parks_and_the_next_host_resumes(void **state)
 {
 	struct fixture *fx = start(GUEST_SESSION_PORT);
@@ -787,6 +823,7 @@ int main(void)
 		cmocka_unit_test(shell_context_keeps_state_and_survives_a_lying_run),
 		cmocka_unit_test(python_context_result_error_and_interrupt),
 		cmocka_unit_test(suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready),
+		cmocka_unit_test(execs_leave_their_output_in_the_pipes_while_suspended),
 		cmocka_unit_test(a_hangup_while_suspended_parks_and_the_next_host_resumes),
 		cmocka_unit_test(resume_for_another_sandbox_fails),
 		cmocka_unit_test(resume_without_suspend_fails),
