@@ -12,6 +12,7 @@
  * stops and frees them, so a reader of the table never sees a freed VM. */
 #include "sandbox/manager.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -53,11 +54,14 @@
 struct manager {
 	struct manager_config cfg;
 	char run_dir[PATH_MAX];
-	/* Paused sandboxes' saved VMs: <state dir>/paused-<hash of run_dir>, this daemon's alone
-	 * (two daemons need two run dirs), emptied at startup: a paused sandbox does not outlive
-	 * its daemon yet. Empty: no state dir. */
+	/* Paused sandboxes' saved VMs and forks' passing ones: <state dir>/paused-<hash of
+	 * run_dir>, this daemon's alone (two daemons need two run dirs); at startup, what no
+	 * recovered paused sandbox names is removed. Empty: no state dir. */
 	char paused_dir[PATH_MAX];
 	struct snapshot_store *snapshots; /* NULL: no state dir */
+	/* What saved VMs of this daemon depend on besides their pack (base_fingerprint()); ""
+	 * without a state dir. */
+	char base_digest[DIGEST_HEX_LEN + 1];
 	struct catalogs catalogs;         /* the generation in force: manager_catalog() */
 	/* Serialises reloads (taken before lock, never inside it): the catalog swap, the pool's
 	 * switch and the prewarms of one reload happen before the next reload reads anything. */
@@ -397,13 +401,29 @@ static void detach_and_free(struct manager *m, struct sandbox *sb)
 	free(sb);
 }
 
+/* Whether sb has no VMM because its VM is saved (pausing once saved, paused, resuming before
+ * its new VMM is in place). Lock held. */
+static bool vm_saved_locked(const struct sandbox *sb)
+{
+	return sb->vm == NULL && sb->paused_state[0] != '\0' &&
+	       (sb->state == SANDBOX_PAUSING || sb->state == SANDBOX_PAUSED ||
+		sb->state == SANDBOX_RESUMING);
+}
+
 /* What the record says about sb. Lock held (timeout_s and expires_mono_ms change under it). */
-static void record_fill_locked(const struct sandbox *sb, struct sandbox_record *rec)
+static void record_fill_locked(const struct manager *m, const struct sandbox *sb,
+			       struct sandbox_record *rec)
 {
 	memset(rec, 0, sizeof(*rec));
 	snprintf(rec->id, sizeof(rec->id), "%s", sb->id);
 	snprintf(rec->language_pack, sizeof(rec->language_pack), "%s", sb->pack->name);
-	snprintf(rec->vmm, sizeof(rec->vmm), "%s", vmm_driver_name(vmm_instance_driver(sb->vm)));
+	snprintf(rec->vmm, sizeof(rec->vmm), "%s", vmm_driver_name(m->driver));
+	if (vm_saved_locked(sb)) {
+		rec->paused = true;
+		rec->lifetime_left_ms = sb->lifetime_left_ms;
+		snprintf(rec->pack_digest, sizeof(rec->pack_digest), "%s", sb->pack->sha256);
+		snprintf(rec->base_digest, sizeof(rec->base_digest), "%s", m->base_digest);
+	}
 	rec->vcpus = sb->vcpus;
 	rec->memory_mib = sb->memory_mib;
 	rec->timeout_s = sb->timeout_s;
@@ -413,8 +433,8 @@ static void record_fill_locked(const struct sandbox *sb, struct sandbox_record *
 	rec->created_wall_ns = sb->created_wall_ns;
 	rec->expires_wall_ns = wall_ns_of(sb, sb->expires_mono_ms);
 	rec->boot_ms = sb->boot_ms;
-	rec->pid = vmm_pid(sb->vm);
-	rec->pid_start_ticks = vmm_start_ticks(sb->vm);
+	rec->pid = sb->vm != NULL ? vmm_pid(sb->vm) : 0;
+	rec->pid_start_ticks = sb->vm != NULL ? vmm_start_ticks(sb->vm) : 0;
 	rec->labels = sb->labels;
 	rec->env = sb->env;
 	rec->mounts = sb->mounts;
@@ -432,14 +452,15 @@ static void save_record(struct manager *m, struct sandbox *sb)
 		return;
 	pthread_mutex_lock(&m->record_lock);
 	pthread_mutex_lock(&m->lock);
-	if (sb->vm == NULL) { /* paused, or failed to resume: nothing to re-attach to */
+	if (sb->vm == NULL && !vm_saved_locked(sb)) { /* failed: nothing to take over */
 		pthread_mutex_unlock(&m->lock);
 		pthread_mutex_unlock(&m->record_lock);
 		return;
 	}
-	record_fill_locked(sb, rec);
+	record_fill_locked(m, sb, rec);
 	pthread_mutex_unlock(&m->lock);
-	if (rec->pid_start_ticks == 0 || sandbox_record_save(sb->run_dir, rec, &err) < 0) {
+	if ((!rec->paused && rec->pid_start_ticks == 0) ||
+	    sandbox_record_save(sb->run_dir, rec, &err) < 0) {
 		log_event(LOG_WARN, sb->id, "sandbox.record_failed", -1,
 			  "cannot write the re-attach record: %s",
 			  err != NULL ? err->message : "VMM start time unknown");
@@ -875,7 +896,8 @@ static void seed_metrics(struct metrics *metrics, const struct catalog *catalog)
 		metrics_count(metrics, METRICS_GUEST_FAILURES, &kinds[k], 0);
 }
 
-/* Makes m->paused_dir (see struct manager) empty. */
+/* Makes m->paused_dir (see struct manager); what no recovered sandbox needs in it is removed
+ * once the recovery ran (sweep_paused). */
 static int prepare_paused_dir(struct manager *m, struct ember_error **err)
 {
 	struct sha256_ctx hash;
@@ -894,9 +916,7 @@ static int prepare_paused_dir(struct manager *m, struct ember_error **err)
 		     hex) >= (int)sizeof(m->paused_dir) - SANDBOX_ID_LEN - 16)
 		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG,
 				       "--state-dir `%s` is too long", m->cfg.state_dir);
-	if (dir_remove_tree(m->paused_dir, err) < 0)
-		return ember_error_wrap(err, "empty `%s`", m->paused_dir);
-	if (mkdir(m->paused_dir, 0700) < 0)
+	if (mkdir(m->paused_dir, 0700) < 0 && errno != EEXIST)
 		return ember_error_sys(err, "create `%s`", m->paused_dir);
 	return 0;
 }
@@ -1025,6 +1045,33 @@ static void adopt_recovered(void *ctx, struct sandbox *sb)
 	pthread_mutex_unlock(&m->lock);
 }
 
+/* Removes from the paused dir what no paused sandbox of the table names (an earlier daemon's
+ * forks in passing, sandboxes its recovery could not take). */
+static void sweep_paused(struct manager *m)
+{
+	DIR *d;
+	struct dirent *de;
+
+	if (m->paused_dir[0] == '\0' || (d = opendir(m->paused_dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct sandbox *sb;
+		bool kept = false;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", m->paused_dir, de->d_name);
+		pthread_mutex_lock(&m->lock);
+		for (sb = m->list; sb != NULL && !kept; sb = sb->next)
+			kept = sb->state == SANDBOX_PAUSED && strcmp(sb->paused_state, path) == 0;
+		pthread_mutex_unlock(&m->lock);
+		if (!kept && unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_event(LOG_INFO, NULL, "recover.cleaned", -1, "removed `%s`", path);
+	}
+	closedir(d);
+}
+
 /* Removes the nftables tables of sandboxes an earlier daemon left and nobody re-attached. */
 static void sweep_networks(struct manager *m)
 {
@@ -1054,10 +1101,13 @@ void manager_recover(struct manager *m, struct manager_recovery *out)
 {
 	struct recover_env env = { .run_dir = m->run_dir, .catalog = manager_catalog(m),
 				   .driver = m->driver, .egress = m->cfg.egress,
+				   .paused_dir = m->paused_dir[0] != '\0' ? m->paused_dir : NULL,
+				   .base_digest = m->base_digest,
 				   .adopt = adopt_recovered, .ctx = m };
 
 	recover_run_dir(&env, out);
 	sweep_networks(m);
+	sweep_paused(m);
 }
 
 /* Destroys (or with keep_vms lets go of) every sandbox no other thread is destroying, then waits
@@ -1074,8 +1124,9 @@ static void empty_table_locked(struct manager *m, bool keep_vms)
 		}
 		if (sb == NULL)
 			break;
-		/* Failed sandboxes are not worth keeping: nothing could re-attach to them. */
-		keep = keep_vms && sb->state == SANDBOX_READY;
+		/* Failed sandboxes are not worth keeping: nothing could re-attach to them. A paused
+		 * one is its record and saved VM: both stay. */
+		keep = keep_vms && (sb->state == SANDBOX_READY || sb->state == SANDBOX_PAUSED);
 		m->keep_templates = m->keep_templates || keep_vms;
 		sb->state = SANDBOX_DESTROYING;
 		pthread_mutex_unlock(&m->lock);
@@ -2340,21 +2391,9 @@ static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sand
 				int ret, enum sandbox_state to, enum sandbox_state back,
 				bool changed, struct sandbox_info *info, struct ember_error **err)
 {
-	int64_t now = time_mono_ms();
-
 	pthread_mutex_lock(&m->lock);
 	if (sb->state == during && ret == 0) {
 		sb->state = to;
-		if (to == SANDBOX_PAUSED) {
-			sb->paused_mono_ms = now;
-			sb->lifetime_left_ms = sb->expires_mono_ms - now;
-			if (sb->lifetime_left_ms < 1000)
-				sb->lifetime_left_ms = 1000;
-			sb->expires_mono_ms = now + (int64_t)m->cfg.max_paused_s * 1000;
-		} else if (during == SANDBOX_RESUMING) {
-			sb->expires_mono_ms = now + sb->lifetime_left_ms;
-			sb->paused_mono_ms = 0;
-		} /* else a capture: the sandbox ran on, its clock too */
 	} else if (sb->state == during && !changed) {
 		sb->state = back;
 	} else if (sb->state == during) {
@@ -2394,6 +2433,19 @@ int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
 	ret = pause_vm(m, sb, &quiesced, err);
 	if (ret < 0 && !quiesced)
 		sb->paused_state[0] = '\0';
+	if (ret == 0) {
+		/* Its lifetime clock stops; --max-paused-s runs instead. */
+		int64_t now = time_mono_ms();
+
+		pthread_mutex_lock(&m->lock);
+		sb->paused_mono_ms = now;
+		sb->lifetime_left_ms = sb->expires_mono_ms - now;
+		if (sb->lifetime_left_ms < 1000)
+			sb->lifetime_left_ms = 1000;
+		sb->expires_mono_ms = now + (int64_t)m->cfg.max_paused_s * 1000;
+		pthread_mutex_unlock(&m->lock);
+		save_record(m, sb); /* a later daemon takes it over paused */
+	}
 	pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_PAUSED, SANDBOX_READY, quiesced,
 			    info, err);
 	if (ret < 0)
@@ -2422,8 +2474,23 @@ static int resume_vm(struct manager *m, struct sandbox *sb, struct ember_error *
 	if (vmm_start(m->driver, &bcfg, &vm, err) < 0)
 		goto fail;
 	fd = vmm_connect_agent(vm, bcfg.deadline_ms, err);
-	if (fd < 0 || channel_resume(sb->ch, fd, vmm_exit_fd(vm), bcfg.deadline_ms, err) < 0)
+	if (fd < 0)
 		goto fail;
+	if (sb->ch == NULL) {
+		/* Paused under an earlier daemon: this one never knew its processes and contexts.
+		 * A HELLO makes the guest start over (it ends them); memory and files stay. */
+		struct proto_ready ready;
+		struct channel *ch;
+
+		if (channel_open(fd, sb->id, NULL, NULL, vmm_exit_fd(vm), bcfg.deadline_ms, &ch,
+				 &ready, err) < 0)
+			goto fail;
+		pthread_mutex_lock(&m->lock);
+		sb->ch = ch;
+		pthread_mutex_unlock(&m->lock);
+	} else if (channel_resume(sb->ch, fd, vmm_exit_fd(vm), bcfg.deadline_ms, err) < 0) {
+		goto fail;
+	}
 	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT) {
 		vmm_set_cpu_weight(vm, sb->cpu_weight);
 		vmm_set_priority(vm, VMM_PRIO_SERVING);
@@ -2455,8 +2522,13 @@ int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
 		return -1;
 	ret = resume_vm(m, sb, err);
 	if (ret == 0) {
+		pthread_mutex_lock(&m->lock);
+		sb->expires_mono_ms = time_mono_ms() + sb->lifetime_left_ms;
+		sb->paused_mono_ms = 0;
+		pthread_mutex_unlock(&m->lock);
 		/* The saved state is spent: the guest runs on from it. */
 		unlink(sb->paused_state);
+		sb->paused_state[0] = '\0';
 		save_record(m, sb);
 	}
 	pause_or_resume_end(m, sb, SANDBOX_RESUMING, ret, SANDBOX_READY, SANDBOX_PAUSED, true,
@@ -2564,6 +2636,7 @@ static int open_snapshots(struct manager *m, struct ember_error **err)
 		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "--state-dir too long");
 	if (base_fingerprint(m, base, err) < 0)
 		return -1;
+	snprintf(m->base_digest, sizeof(m->base_digest), "%s", base);
 	return snapshot_store_open(dir, m->cfg.max_snapshots > 0 ? m->cfg.max_snapshots
 								  : SNAPSHOTS_MAX_DEFAULT,
 				   base, &m->snapshots, err);

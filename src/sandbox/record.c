@@ -13,11 +13,25 @@
 
 #define KIND EMBER_E_INVALID
 
+/* A live sandbox's VMM (pid, pid_start_ticks), or a paused one's saved VM ("paused"). */
+static int encode_vmm(json_t *obj, const struct sandbox_record *rec)
+{
+	if (rec->paused)
+		return json_object_set_new(obj, "paused",
+					   json_pack("{s:I, s:s, s:s}", "lifetime_left_ms",
+						     (json_int_t)rec->lifetime_left_ms,
+						     "pack_digest", rec->pack_digest,
+						     "base_digest", rec->base_digest));
+	if (json_object_set_new(obj, "pid", json_integer(rec->pid)) < 0)
+		return -1;
+	return json_object_set_new(obj, "pid_start_ticks", json_integer((json_int_t)
+									 rec->pid_start_ticks));
+}
+
 char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 			    struct ember_error **err)
 {
-	_cleanup_json_ json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:i, "
-				"s:I}",
+	_cleanup_json_ json_t *obj = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I}",
 				"version", SANDBOX_RECORD_VERSION, "id", rec->id, "language_pack",
 				rec->language_pack, "vmm", rec->vmm, "vcpus", (int)rec->vcpus,
 				"memory_mib", (int)rec->memory_mib, "timeout_s",
@@ -25,9 +39,12 @@ char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 				"created_wall_ns",
 				(json_int_t)rec->created_wall_ns, "expires_wall_ns",
 				(json_int_t)rec->expires_wall_ns, "boot_ms",
-				(json_int_t)rec->boot_ms, "pid", (int)rec->pid, "pid_start_ticks",
-				(json_int_t)rec->pid_start_ticks);
+				(json_int_t)rec->boot_ms);
 
+	if (obj != NULL && encode_vmm(obj, rec) < 0) {
+		ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+		return NULL;
+	}
 	if (obj == NULL || json_object_set_new(obj, "idle_timeout_s",
 					       json_integer(rec->idle_timeout_s)) < 0 ||
 	    (rec->cpu_weight != 0 &&
@@ -55,6 +72,35 @@ static int copy_string(json_t *root, const char *key, char *out, size_t size,
 	return 0;
 }
 
+/* "paused" {lifetime_left_ms, pack_digest, base_digest} instead of pid and pid_start_ticks,
+ * or those two. */
+static int parse_vmm(json_t *root, struct sandbox_record *rec, uint64_t *pid, uint64_t *ticks,
+		     struct ember_error **err)
+{
+	static const char *const keys[] = { "lifetime_left_ms", "pack_digest", "base_digest",
+					    NULL };
+	json_t *paused = json_object_get(root, "paused");
+
+	if (paused == NULL)
+		return json_get_uint(root, "pid", true, 2, 0x3fffffff, pid, KIND, err) < 0 ||
+		       json_get_uint(root, "pid_start_ticks", true, 1, UINT64_MAX >> 1, ticks,
+				     KIND, err) < 0 ? -1 : 0;
+	if (!json_is_object(paused))
+		return ember_error_set(err, KIND, 0, "`paused` must be an object");
+	if (json_object_get(root, "pid") != NULL || json_object_get(root, "pid_start_ticks") != NULL)
+		return ember_error_set(err, KIND, 0, "a paused sandbox has no pid");
+	if (json_check_keys(paused, keys, KIND, err) < 0 ||
+	    json_get_int(paused, "lifetime_left_ms", true, 1, 30ll * 86400 * 1000,
+			 &rec->lifetime_left_ms, KIND, err) < 0 ||
+	    copy_string(paused, "pack_digest", rec->pack_digest, sizeof(rec->pack_digest),
+			err) < 0 ||
+	    copy_string(paused, "base_digest", rec->base_digest, sizeof(rec->base_digest),
+			err) < 0)
+		return -1;
+	rec->paused = true;
+	return 0;
+}
+
 int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *rec,
 			 struct ember_error **err)
 {
@@ -62,9 +108,9 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 					    "memory_mib", "timeout_s", "overlay_mib", "created_wall_ns",
 					    "expires_wall_ns", "boot_ms", "pid", "pid_start_ticks",
 					    "idle_timeout_s", "labels", "cpu_weight", "env", "mounts",
-					    NULL };
+					    "paused", NULL };
 	_cleanup_json_ json_t *root = NULL;
-	uint64_t version, vcpus, memory, timeout, overlay, pid, ticks, idle = 0, weight = 0;
+	uint64_t version, vcpus, memory, timeout, overlay, pid = 0, ticks = 0, idle = 0, weight = 0;
 	int64_t created, expires, boot_ms;
 
 	memset(rec, 0, sizeof(*rec));
@@ -84,9 +130,7 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	    json_get_int(root, "created_wall_ns", true, 0, INT64_MAX, &created, KIND, err) < 0 ||
 	    json_get_int(root, "expires_wall_ns", true, 0, INT64_MAX, &expires, KIND, err) < 0 ||
 	    json_get_int(root, "boot_ms", true, 0, INT64_MAX, &boot_ms, KIND, err) < 0 ||
-	    json_get_uint(root, "pid", true, 2, 0x3fffffff, &pid, KIND, err) < 0 ||
-	    json_get_uint(root, "pid_start_ticks", true, 1, UINT64_MAX >> 1, &ticks, KIND,
-			  err) < 0 ||
+	    parse_vmm(root, rec, &pid, &ticks, err) < 0 ||
 	    json_get_uint(root, "idle_timeout_s", false, 0, 30u * 86400, &idle, KIND, err) < 0 ||
 	    json_get_uint(root, "cpu_weight", false, 1, 10000, &weight, KIND, err) < 0 ||
 	    sandbox_labels_from_json(root, "labels", &rec->labels, err) < 0 ||

@@ -7,6 +7,7 @@
 #ifndef EMBER_SANDBOX_RECORD_H
 #define EMBER_SANDBOX_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -36,8 +37,16 @@ struct sandbox_record {
 	int64_t created_wall_ns;
 	int64_t expires_wall_ns;
 	int64_t boot_ms;
-	pid_t pid;
+	pid_t pid;                    /* 0 when paused */
 	uint64_t pid_start_ticks;     /* /proc/<pid>/stat starttime: guards against PID reuse */
+	/* A paused sandbox (no VMM; its saved VM is a file in the daemon's paused dir): the
+	 * lifetime it has left once resumed (expires_wall_ns is then when it is deleted), and what
+	 * its saved VM needs to be restored: its pack's digest and the daemon's base fingerprint
+	 * (kernel, initramfs, VMM). */
+	bool paused;
+	int64_t lifetime_left_ms;
+	char pack_digest[65];
+	char base_digest[65];
 	struct sandbox_labels labels; /* none in records of earlier daemons */
 	struct sandbox_env env;       /* none in records of earlier daemons */
 	struct sandbox_mounts mounts; /* none in records of earlier daemons */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sandbox/record.h"
 #include "sandbox/sandbox.h"
@@ -79,6 +80,37 @@ static int adopt_network(const struct recover_env *env, struct sandbox *sb,
 	return ember_error_propagate(err, adopt_err);
 }
 
+/* A paused sandbox: its saved VM must be there and restorable by this daemon (its pack and
+ * base unchanged); it stays paused, without VMM or channel, until a resume. */
+static int recover_paused(const struct recover_env *env, const struct sandbox_record *rec,
+			  struct sandbox *sb, struct ember_error **err)
+{
+	const struct pack *pack = catalog_find(env->catalog, rec->language_pack);
+	struct stat st;
+
+	if (env->paused_dir == NULL)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "paused, and this daemon has no --state-dir");
+	if (pack == NULL || strcmp(pack->sha256, rec->pack_digest) != 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "paused with pack `%s` %.12s, which is no longer installed",
+				       rec->language_pack, rec->pack_digest);
+	if (env->base_digest == NULL || strcmp(env->base_digest, rec->base_digest) != 0)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "paused under another kernel, initramfs or VMM");
+	if (snprintf(sb->paused_state, sizeof(sb->paused_state), "%s/%s.vmstate",
+		     env->paused_dir, rec->id) >= (int)sizeof(sb->paused_state))
+		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "paused dir too long");
+	if (lstat(sb->paused_state, &st) < 0 || !S_ISREG(st.st_mode)) {
+		sb->paused_state[0] = '\0';
+		return ember_error_set(err, EMBER_E_INVALID, 0, "paused, but its saved VM is gone");
+	}
+	sb->lifetime_left_ms = rec->lifetime_left_ms;
+	sb->paused_mono_ms = time_mono_ms();
+	sb->state = SANDBOX_PAUSED;
+	return 0;
+}
+
 /* Takes over one sandbox directory left by an earlier daemon, or explains why not. */
 static int recover_one(const struct recover_env *env, const char *id, const char *dir,
 		       struct sandbox **out, struct ember_error **err)
@@ -97,6 +129,12 @@ static int recover_one(const struct recover_env *env, const char *id, const char
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	sandbox_from_record(env, &rec, dir, sb);
+	if (rec.paused) {
+		if (recover_paused(env, &rec, sb, err) < 0)
+			return -1;
+		*out = steal_pointer(&sb);
+		return 0;
+	}
 	if (vmm_attach(env->driver, id, dir, rec.pid, rec.pid_start_ticks, &sb->vm, err) < 0)
 		return -1;
 	/* Its threads kept their nice; the instance must know it for its stop. */
@@ -150,6 +188,13 @@ static void recover_entry(const struct recover_env *env, const char *name,
 		dir_remove_tree(path, NULL);
 		out->strays += vmm_driver_cleanup_stray(env->driver, name);
 		out->cleaned++;
+		return;
+	}
+	if (sb->state == SANDBOX_PAUSED) {
+		log_event(LOG_INFO, sb->id, "recover.reattached", -1, "paused, pack=%s",
+			  sb->pack->name);
+		env->adopt(env->ctx, sb);
+		out->reattached++;
 		return;
 	}
 	pid = vmm_pid(sb->vm);

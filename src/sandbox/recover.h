@@ -17,7 +17,12 @@ struct recover_env {
 	const struct catalog *catalog;
 	struct vmm_driver *driver;
 	struct egress *egress;        /* re-adopts a sandbox's network; NULL: none */
-	void (*adopt)(void *ctx, struct sandbox *sb);  /* a live, READY sandbox */
+	/* Paused sandboxes: where their saved VMs are (NULL: none are taken over) and what they
+	 * must have been saved with besides their pack (the manager's base fingerprint). */
+	const char *paused_dir;
+	const char *base_digest;
+	void (*adopt)(void *ctx, struct sandbox *sb);  /* a live, READY one, or a PAUSED one
+							 * (no VMM, no channel) */
 	void *ctx;
 };
 
