@@ -99,6 +99,23 @@ static void fuzz_signal_and_pid(const uint8_t *data, size_t size)
 		abort();
 }
 
+/* POST .../fork and .../snapshots bodies: whatever parses is within bounds. */
+static void fuzz_fork_and_snapshot(const uint8_t *data, size_t size)
+{
+	struct api_fork_body *fork = malloc(sizeof(*fork));
+	struct sandbox_labels *labels = malloc(sizeof(*labels));
+
+	if (fork != NULL && api_parse_fork((const char *)data, size, fork, NULL) == 0 &&
+	    (fork->count < 1 || fork->count > 64 || fork->labels.count > SANDBOX_LABELS_MAX ||
+	     fork->timeout_s > 30u * 24 * 3600))
+		abort();
+	if (labels != NULL && api_parse_snapshot((const char *)data, size, labels, NULL) == 0 &&
+	    labels->count > SANDBOX_LABELS_MAX)
+		abort();
+	free(fork);
+	free(labels);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct api_create_body *create;
@@ -108,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 7) {
+	switch (data[0] % 9) {
 	case 0:
 		create = malloc(sizeof(*create));
 		if (create != NULL &&
@@ -139,6 +156,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 6:
 		fuzz_signal_and_pid(data + 1, size - 1);
+		break;
+	case 7:
+		fuzz_fork_and_snapshot(data + 1, size - 1);
 		break;
 	default:
 		fuzz_query(data + 1, size - 1);

@@ -87,6 +87,45 @@ static void a_record_without_labels_still_parses(void **state)
 	free(rec);
 }
 
+static void a_paused_record_round_trips_without_a_pid(void **state)
+{
+	struct sandbox_record *rec = calloc(2, sizeof(*rec));
+	static const char *const bad[] = {
+		/* a pid with paused, paused without its fields, a foreign key */
+		OLD_RECORD ",\"paused\":{\"lifetime_left_ms\":5,\"pack_digest\":\"a\","
+			   "\"base_digest\":\"b\"}}",
+		"{\"version\":1,\"id\":\"sb_x\",\"language_pack\":\"shell\",\"vmm\":\"qemu\","
+		"\"vcpus\":1,\"memory_mib\":256,\"timeout_s\":600,\"overlay_mib\":64,"
+		"\"created_wall_ns\":1,\"expires_wall_ns\":2,\"boot_ms\":3,"
+		"\"paused\":{\"lifetime_left_ms\":5}}",
+		"{\"version\":1,\"id\":\"sb_x\",\"language_pack\":\"shell\",\"vmm\":\"qemu\","
+		"\"vcpus\":1,\"memory_mib\":256,\"timeout_s\":600,\"overlay_mib\":64,"
+		"\"created_wall_ns\":1,\"expires_wall_ns\":2,\"boot_ms\":3,"
+		"\"paused\":{\"lifetime_left_ms\":5,\"pack_digest\":\"a\",\"base_digest\":\"b\","
+		"\"pid\":3}}",
+	};
+	size_t len, i;
+	char *text;
+
+	(void)state;
+	fill(&rec[0]);
+	rec[0].pid = 0;
+	rec[0].pid_start_ticks = 0;
+	rec[0].paused = true;
+	rec[0].lifetime_left_ms = 594784;
+	snprintf(rec[0].pack_digest, sizeof(rec[0].pack_digest), "%064d", 7);
+	snprintf(rec[0].base_digest, sizeof(rec[0].base_digest), "%064d", 9);
+	text = sandbox_record_encode(&rec[0], &len, NULL);
+	assert_non_null(text);
+	assert_null(strstr(text, "\"pid\""));
+	assert_int_equal(sandbox_record_parse(text, len, &rec[1], NULL), 0);
+	assert_memory_equal(&rec[0], &rec[1], sizeof(rec[0]));
+	free(text);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(sandbox_record_parse(bad[i], strlen(bad[i]), &rec[1], NULL), -1);
+	free(rec);
+}
+
 static void a_record_with_a_bad_label_is_refused(void **state)
 {
 	static const char *const bad[] = {
@@ -114,6 +153,7 @@ int main(void)
 		cmocka_unit_test(labels_and_idle_timeout_round_trip_at_their_bounds),
 		cmocka_unit_test(a_record_without_labels_still_parses),
 		cmocka_unit_test(a_record_with_a_bad_label_is_refused),
+		cmocka_unit_test(a_paused_record_round_trips_without_a_pid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
