@@ -11,6 +11,7 @@
 #include "api/mcp.h"
 #include "config.h"
 #include "sandbox/catalog.h"
+#include "sandbox/snapshots.h"
 #include "util/cleanup.h"
 #include "util/hostport.h"
 #include "util/opttable.h"
@@ -285,6 +286,9 @@ static const struct opt_spec option_table[] = {
 	UINT("max-timeout-s", manager.max_timeout_s, 1, 30u * 86400, "(default 86400)"),
 	UINT("max-paused-s", manager.max_paused_s, 1, 30u * 86400,
 	     "a paused sandbox is deleted after this (default 604800)"),
+	UINT("max-fork", manager.max_fork, 1, 64, "sandboxes one fork may make (default 16)"),
+	UINT("max-snapshots", manager.max_snapshots, 1, SNAPSHOTS_MAX,
+	     "snapshots kept in --state-dir (default 16; beyond: 429)"),
 	UINT("boot-timeout-ms", manager.boot_timeout_ms, 100, 3600000,
 	     "create fails after this (default 60000)"),
 	UINT("max-exec-timeout-ms", manager.max_exec_timeout_ms, 1, 86400000, "(default 600000)"),
@@ -414,7 +418,8 @@ static void set_defaults(struct options *o)
 			 .connection_timeout_s = 30, .request_timeout_s = API_REQUEST_TIMEOUT_S,
 			 .max_connections_per_ip = 64 },
 		.manager = { .run_dir = "/run/emberd", .state_dir = "/var/lib/emberd/state",
-			     .max_paused_s = 7u * 86400, .max_sandboxes = 0,
+			     .max_paused_s = 7u * 86400, .max_fork = 16,
+			     .max_snapshots = SNAPSHOTS_MAX_DEFAULT, .max_sandboxes = 0,
 			     .max_concurrent_boots = 4, .max_vcpus = 4, .max_memory_mib = 2048,
 			     .default_timeout_s = 600, .max_timeout_s = 86400,
 			     .boot_timeout_ms = 60000, .max_exec_timeout_ms = 600000,

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "sandbox/snapshots.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
 #include "util/text.h"
@@ -26,6 +27,17 @@ static json_t *lossy_string(const char *text)
 	_cleanup_free_ char *clean = utf8_lossy(text, strlen(text));
 
 	return clean != NULL ? json_string(clean) : NULL;
+}
+
+json_t *api_encode_snapshot(const struct snapshot_info *info)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:o, s:I, s:o}", "id", info->id,
+			 "sandbox_id", info->sandbox_id, "language_pack", info->language_pack,
+			 "vcpus", (int)info->vcpus, "memory_mib", (int)info->memory_mib,
+			 "overlay_mib", (int)info->overlay_mib, "created_at",
+			 timestamp(info->created_wall_ns), "size_bytes",
+			 (json_int_t)info->size_bytes, "labels",
+			 sandbox_labels_to_json(&info->labels));
 }
 
 json_t *api_encode_sandbox(const struct sandbox_info *info)

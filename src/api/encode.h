@@ -23,6 +23,10 @@ json_t *api_encode_exit(const struct proto_exit *exit);
 /* A code context: {"id", "language", "created_at", "execs", "restarts", "busy"}. */
 json_t *api_encode_context(const struct sandbox_context *context);
 json_t *api_encode_error(const char *code, const char *message);
+/* A snapshot: {"id", "sandbox_id", "language_pack", "vcpus", "memory_mib", "overlay_mib",
+ * "created_at", "size_bytes", "labels"}. */
+struct snapshot_info;
+json_t *api_encode_snapshot(const struct snapshot_info *info);
 json_t *api_encode_pack(const struct pack *pack);
 /* {"added":[..],"removed":[..],"changed":[..],"unchanged":[..]}: what a reload did. */
 json_t *api_encode_catalog_diff(const struct catalog_diff *diff);

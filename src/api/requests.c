@@ -43,8 +43,10 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 {
 	static const char *const keys[] = { "language_pack", "vcpus", "memory_mib", "timeout_s",
 					    "overlay_mib", "idle_timeout_s", "labels", "cpu_weight",
-					    "network", "mounts", NULL };
+					    "network", "mounts", "from_snapshot", NULL };
 	json_t *network;
+	const char *snap;
+	size_t snap_len;
 	_cleanup_json_ json_t *root = NULL;
 	const char *pack;
 	size_t pack_len;
@@ -72,6 +74,12 @@ int api_parse_create(const char *body, size_t len, struct api_create_body *out,
 	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0 ||
 	    sandbox_mounts_parse(json_object_get(root, "mounts"), &out->mounts, err) < 0)
 		return -1;
+	got = json_get_string(root, "from_snapshot", false, sizeof(out->from_snapshot) - 1, &snap,
+			      &snap_len, KIND, err);
+	if (got < 0)
+		return -1;
+	if (got == 1)
+		memcpy(out->from_snapshot, snap, snap_len + 1);
 	network = json_object_get(root, "network");
 	if (network == NULL)
 		return 0;
@@ -99,6 +107,43 @@ int api_parse_network_patch(const char *body, size_t len, struct net_policy *out
 	return net_policy_parse_patch(root, out, has_deny, err);
 }
 
+int api_parse_fork(const char *body, size_t len, struct api_fork_body *out,
+		   struct ember_error **err)
+{
+	static const char *const keys[] = { "count", "labels", "timeout_s", NULL };
+	_cleanup_json_ json_t *root = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->count = 1;
+	if (only_whitespace(body, len))
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    get_optional_uint(root, "count", 1, 64, &out->count, err) < 0 ||
+	    get_optional_uint(root, "timeout_s", 1, 30u * 24 * 3600, &out->timeout_s, err) < 0 ||
+	    sandbox_labels_from_json(root, "labels", &out->labels, err) < 0)
+		return -1;
+	if (out->count == 0)
+		out->count = 1;
+	out->has_labels = json_object_get(root, "labels") != NULL;
+	return 0;
+}
+
+int api_parse_snapshot(const char *body, size_t len, struct sandbox_labels *labels,
+		       struct ember_error **err)
+{
+	static const char *const keys[] = { "labels", NULL };
+	_cleanup_json_ json_t *root = NULL;
+
+	memset(labels, 0, sizeof(*labels));
+	if (only_whitespace(body, len))
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0)
+		return -1;
+	return sandbox_labels_from_json(root, "labels", labels, err);
+}
+
 int api_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 		      struct ember_error **err)
 {
@@ -117,7 +162,9 @@ int api_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 static int parse_state(const char *text, enum sandbox_state *out, struct ember_error **err)
 {
 	static const enum sandbox_state states[] = { SANDBOX_BOOTING, SANDBOX_READY,
-						     SANDBOX_DESTROYING, SANDBOX_FAILED };
+						     SANDBOX_DESTROYING, SANDBOX_FAILED,
+						     SANDBOX_PAUSING, SANDBOX_PAUSED,
+						     SANDBOX_RESUMING };
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(states); i++) {
@@ -128,7 +175,7 @@ static int parse_state(const char *text, enum sandbox_state *out, struct ember_e
 	}
 	return ember_error_set(err, KIND, 0,
 			       "query parameter `state` must be one of booting, ready, destroying, "
-			       "failed (got `%.64s`)", text);
+			       "failed, pausing, paused, resuming (got `%.64s`)", text);
 }
 
 /* One `label` term: KEY or KEY=VALUE, each checked like a create's labels. */

@@ -32,7 +32,22 @@ struct api_create_body {
 	struct net_policy network;  /* mode none when absent; api_create_body_release() frees it */
 	struct sandbox_mounts mounts; /* n == 0 when absent (syntax checked; policy is the
 				       * manager's) */
+	char from_snapshot[64];   /* "" when absent; a snapshot id's shape is the manager's */
 };
+
+/* POST /sandboxes/{id}/fork: {"count"?: 1..64, "labels"?, "timeout_s"?} (an empty body: one
+ * fork with the source's labels and lifetime). --max-fork is the manager's to check. */
+struct api_fork_body {
+	unsigned count;           /* 1 when absent */
+	bool has_labels;
+	struct sandbox_labels labels;
+	unsigned timeout_s;       /* 0 when absent */
+};
+int api_parse_fork(const char *body, size_t len, struct api_fork_body *out,
+		   struct ember_error **err);
+/* POST /sandboxes/{id}/snapshots: {"labels"?} (or an empty body). */
+int api_parse_snapshot(const char *body, size_t len, struct sandbox_labels *labels,
+		       struct ember_error **err);
 
 struct api_exec_body {
 	json_t *root;             /* owns the strings below */

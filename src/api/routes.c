@@ -1,6 +1,7 @@
 /* routes.c - API v1: the route table and one small handler per row. See docs/api.md for the
  * contract. Matching walks the table once per request: O(rows), fifteen of them. */
 #include "api/routes.h"
+#include "sandbox/snapshots.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -351,6 +352,7 @@ static void handle_create(struct api_context *ctx, const struct api_request *req
 	create.labels = &parsed->labels;
 	create.network = &parsed->network;
 	create.mounts = &parsed->mounts;
+	create.from_snapshot = parsed->from_snapshot[0] != '\0' ? parsed->from_snapshot : NULL;
 	ret = manager_create_sandbox(ctx->manager, &create, &info, &err);
 	api_create_body_release(parsed);
 	if (ret < 0) {
@@ -415,6 +417,101 @@ static void handle_resume(struct api_context *ctx, const struct api_request *req
 			  struct api_response *resp)
 {
 	handle_pause_or_resume(ctx, req, resp, false);
+}
+
+/* POST /sandboxes/{id}/fork -> 201 {"sandboxes": [...]}. */
+static void handle_fork(struct api_context *ctx, const struct api_request *req,
+			struct api_response *resp)
+{
+	_cleanup_free_ struct api_fork_body *body = calloc(1, sizeof(*body));
+	_cleanup_free_ struct sandbox_info *infos = NULL;
+	struct ember_error *err = NULL;
+	json_t *list;
+	unsigned i;
+
+	if (body == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (api_parse_fork(req->body, req->body_len, body, &err) < 0 ||
+	    manager_fork(ctx->manager, req->id, body->count,
+			 body->has_labels ? &body->labels : NULL, body->timeout_s, &infos,
+			 &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	list = json_array();
+	for (i = 0; list != NULL && i < body->count; i++)
+		json_array_append_new(list, sandbox_json(ctx, &infos[i]));
+	respond_json(resp, 201, json_pack("{s:o*}", "sandboxes", list));
+}
+
+/* POST /sandboxes/{id}/snapshots -> 201 the snapshot. */
+static void handle_snapshot_create(struct api_context *ctx, const struct api_request *req,
+				   struct api_response *resp)
+{
+	_cleanup_free_ struct sandbox_labels *labels = calloc(1, sizeof(*labels));
+	_cleanup_free_ struct snapshot_info *info = calloc(1, sizeof(*info));
+	struct ember_error *err = NULL;
+
+	if (labels == NULL || info == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (api_parse_snapshot(req->body, req->body_len, labels, &err) < 0 ||
+	    manager_snapshot_create(ctx->manager, req->id, labels, info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, api_encode_snapshot(info));
+}
+
+static void handle_snapshots(struct api_context *ctx, const struct api_request *req,
+			     struct api_response *resp)
+{
+	_cleanup_free_ struct snapshot_info *infos = NULL;
+	struct ember_error *err = NULL;
+	size_t count, i;
+	json_t *list;
+
+	(void)req;
+	if (manager_snapshot_list(ctx->manager, &infos, &count, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	list = json_array();
+	for (i = 0; list != NULL && i < count; i++)
+		json_array_append_new(list, api_encode_snapshot(&infos[i]));
+	respond_json(resp, 200, json_pack("{s:o*}", "snapshots", list));
+}
+
+static void handle_snapshot_get(struct api_context *ctx, const struct api_request *req,
+				struct api_response *resp)
+{
+	_cleanup_free_ struct snapshot_info *info = calloc(1, sizeof(*info));
+	struct ember_error *err = NULL;
+
+	if (info == NULL) {
+		api_response_error(resp, NULL);
+		return;
+	}
+	if (manager_snapshot_get(ctx->manager, req->pid, info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 200, api_encode_snapshot(info));
+}
+
+static void handle_snapshot_delete(struct api_context *ctx, const struct api_request *req,
+				   struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	if (manager_snapshot_delete(ctx->manager, req->pid, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 204;
 }
 
 static void handle_delete(struct api_context *ctx, const struct api_request *req,
@@ -1010,6 +1107,11 @@ static const struct route routes[] = {
 	{ "POST", "/sandboxes/{id}/timeout", handle_timeout },
 	{ "POST", "/sandboxes/{id}/pause", handle_pause },
 	{ "POST", "/sandboxes/{id}/resume", handle_resume },
+	{ "POST", "/sandboxes/{id}/fork", handle_fork },
+	{ "POST", "/sandboxes/{id}/snapshots", handle_snapshot_create },
+	{ "GET", "/snapshots", handle_snapshots },
+	{ "GET", "/snapshots/{snapshot_id}", handle_snapshot_get },
+	{ "DELETE", "/snapshots/{snapshot_id}", handle_snapshot_delete },
 	{ "PATCH", "/sandboxes/{id}/network", handle_network },
 	{ "GET", "/sandboxes/{id}/console", handle_console },
 	{ "GET", "/sandboxes/{id}/processes", handle_processes },
@@ -1057,7 +1159,8 @@ static enum match match_pattern(const char *pattern, const char *path, struct pa
 			capture_id(id, path, slen);
 			under_id = true;
 		} else if ((plen == 5 && strncmp(pattern, "{pid}", 5) == 0) ||
-			   (plen == 12 && strncmp(pattern, "{context_id}", 12) == 0)) {
+			   (plen == 12 && strncmp(pattern, "{context_id}", 12) == 0) ||
+			   (plen == 13 && strncmp(pattern, "{snapshot_id}", 13) == 0)) {
 			id->has_pid = true;
 			if (slen < sizeof(id->pid)) {
 				memcpy(id->pid, path, slen);

@@ -808,11 +808,14 @@ int channel_resume(struct channel *ch, int fd, int abort_fd, int64_t deadline_ms
 	pthread_mutex_lock(&ch->lock);
 	if (!ch->suspended || ch->reader_started || ch->broken) {
 		pthread_mutex_unlock(&ch->lock);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "the channel is not paused");
 	}
-	close(ch->fd);
-	ch->fd = fd;
+	if (fd >= 0) {
+		close(ch->fd);
+		ch->fd = fd;
+	}
 	pthread_mutex_unlock(&ch->lock);
 	if (resume_handshake(ch, abort_fd, deadline_ms, &why) < 0) {
 		mark_broken(ch, why);

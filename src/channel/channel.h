@@ -174,8 +174,9 @@ void channel_transfer_close(struct channel_transfer *t);
  * resume; background execs stay in flight. A guest that does not confirm in time breaks the
  * channel. channel_resume() takes the stream of the restored VM (fd, owned from here on, also
  * on failure), sends RESUME (fresh clock and entropy), waits for READY (abort_fd as in
- * channel_open) and lets everything go on; a failure breaks the channel. channel_close() works
- * in every state. */
+ * channel_open) and lets everything go on; a failure breaks the channel. fd -1: the same VM
+ * runs on (it was saved, not stopped) and the stream stays. channel_close() works in every
+ * state. */
 int channel_suspend(struct channel *ch, int64_t deadline_ms, struct ember_error **err);
 int channel_resume(struct channel *ch, int fd, int abort_fd, int64_t deadline_ms,
 		   struct ember_error **err);

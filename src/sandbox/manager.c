@@ -26,6 +26,7 @@
 #include "sandbox/metrics.h"
 #include "sandbox/mountimage.h"
 #include "sandbox/pool.h"
+#include "sandbox/snapshots.h"
 #include "sandbox/record.h"
 #include "sandbox/recover.h"
 #include "sandbox/sandbox.h"
@@ -56,6 +57,7 @@ struct manager {
 	 * (two daemons need two run dirs), emptied at startup: a paused sandbox does not outlive
 	 * its daemon yet. Empty: no state dir. */
 	char paused_dir[PATH_MAX];
+	struct snapshot_store *snapshots; /* NULL: no state dir */
 	struct catalogs catalogs;         /* the generation in force: manager_catalog() */
 	/* Serialises reloads (taken before lock, never inside it): the catalog swap, the pool's
 	 * switch and the prewarms of one reload happen before the next reload reads anything. */
@@ -88,6 +90,12 @@ struct manager {
 	uint64_t execs_total;
 	struct metrics *metrics;          /* its own lock (taken inside lock, never around it) */
 };
+
+/* Forks and snapshots (defined with them, below). */
+static int open_snapshots(struct manager *m, struct ember_error **err);
+static int resolve_snapshot(struct manager *m, const struct sandbox_create_request *req,
+			    struct sandbox_create_request *resolved, struct snapshot_info *info,
+			    char state[PATH_MAX], struct ember_error **err);
 
 /* ---- the table (lock held) ------------------------------------------------------------------ */
 
@@ -915,10 +923,11 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 	/* Absolute, so VMM command lines name it the same way whatever the daemon's cwd was. */
 	if (realpath(cfg->run_dir, m->run_dir) == NULL)
 		return ember_error_sys(err, "resolve run directory `%s`", cfg->run_dir);
-	if (prepare_paused_dir(m, err) < 0)
+	if (prepare_paused_dir(m, err) < 0 || open_snapshots(m, err) < 0)
 		return -1;
 	if (metrics_create(&m->metrics, err) < 0) {
 		catalogs_release(&m->catalogs);
+		snapshot_store_free(m->snapshots);
 		return -1;
 	}
 	seed_metrics(m->metrics, catalog);
@@ -928,6 +937,7 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		template_store_free(m->templates, true);
 		metrics_free(m->metrics);
 		catalogs_release(&m->catalogs);
+		snapshot_store_free(m->snapshots);
 		return -1;
 	}
 	pthread_mutex_init(&m->lock, NULL);
@@ -943,6 +953,7 @@ int manager_create(const struct manager_config *cfg, const struct catalog *catal
 		pthread_cond_destroy(&m->cond);
 		metrics_free(m->metrics);
 		catalogs_release(&m->catalogs);
+		snapshot_store_free(m->snapshots);
 		return ember_error_set(err, EMBER_E_INTERNAL, 0, "cannot start the expiry thread");
 	}
 	*out = steal_pointer(&m);
@@ -1109,6 +1120,7 @@ void manager_free(struct manager *m)
 	/* Templates are a cache of this daemon's; a daemon leaving VMs for re-attach
 	 * (keep_templates) also leaves the templates, which the next one reuses. */
 	template_store_free(m->templates, !m->keep_templates);
+	snapshot_store_free(m->snapshots);
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->record_lock);
 	pthread_mutex_destroy(&m->reload_lock);
@@ -1208,6 +1220,18 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 	}
 	if (validate_mounts(m, req->mounts, sb, err) < 0)
 		return -1;
+	if (req->from_state != NULL && req->from_pack_digest != NULL &&
+	    strcmp(req->from_pack_digest, pack->sha256) != 0)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "pack `%s` changed (a reload) since its state was saved",
+				       pack->name);
+	if (req->from_state != NULL && (sb->want_network != NULL || sb->mounts.n > 0))
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "a sandbox made from a snapshot or a fork has no network "
+				       "and no mounts");
+	sb->birth_state = req->from_state;
+	if (req->from_state != NULL)
+		sb->boot_mode = req->from_boot_mode;
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
 	if (sb->overlay_mib < 8 || sb->overlay_mib > m->cfg.max_overlay_mib ||
 	    sb->overlay_mib > sb->memory_mib)
@@ -1467,6 +1491,15 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		bcfg.tap_fd = egress_link_tap_fd(link);
 		bcfg.tap_name = egress_link_tap_name(link);
 	}
+	/* A fork's or a snapshot's: the saved VM goes on as this sandbox. */
+	if (sb->birth_state != NULL) {
+		bcfg.resume_state = sb->birth_state;
+		t0 = time_mono_ms();
+		if (start_and_connect(m, sb, &bcfg, NULL, err) < 0)
+			return -1;
+		metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
+		return 0;
+	}
 	/* With host directories it boots cold: a snapshot has no device for them. */
 	if (sb->mounts.n > 0)
 		return boot_cold_with_mounts(m, sb, &bcfg, err);
@@ -1613,16 +1646,24 @@ int manager_create_sandbox(struct manager *m, const struct sandbox_create_reques
 			   struct sandbox_info *info, struct ember_error **err)
 {
 	_cleanup_free_ struct sandbox *sb = calloc(1, sizeof(*sb));
+	_cleanup_free_ struct snapshot_info *snap = calloc(1, sizeof(*snap));
+	struct sandbox_create_request resolved;
+	char snap_state[PATH_MAX];
 	int64_t t0 = time_mono_ms();
 	uint64_t held_mib;
 	int rc;
 
-	if (sb == NULL)
+	if (sb == NULL || snap == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
+	if (req->from_snapshot != NULL) {
+		if (resolve_snapshot(m, req, &resolved, snap, snap_state, err) < 0)
+			return -1;
+		req = &resolved;
+	}
 	if (validate_create(m, req, sb, err) < 0 ||
 	    id_generate(SANDBOX_ID_PREFIX, sb->id, sizeof(sb->id), err) < 0)
 		return -1;
-	if (create_from_pool(m, sb, info)) {
+	if (sb->birth_state == NULL && create_from_pool(m, sb, info)) {
 		count_created(m, info, time_mono_ms() - t0);
 		log_event(LOG_INFO, info->id, "sandbox.ready", time_mono_ms() - t0,
 			  "from the warm pool, vmm_pid=%d", (int)info->vmm_pid);
@@ -2280,7 +2321,7 @@ static int pause_vm(struct manager *m, struct sandbox *sb, bool *quiesced,
 		return -1;
 	}
 	*quiesced = true;
-	if (vmm_save(sb->vm, sb->paused_state, deadline, err) < 0)
+	if (vmm_save(sb->vm, sb->paused_state, false, deadline, err) < 0)
 		return -1;
 	pthread_mutex_lock(&m->lock);
 	vm = steal_pointer(&sb->vm);
@@ -2310,16 +2351,17 @@ static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sand
 			if (sb->lifetime_left_ms < 1000)
 				sb->lifetime_left_ms = 1000;
 			sb->expires_mono_ms = now + (int64_t)m->cfg.max_paused_s * 1000;
-		} else {
+		} else if (during == SANDBOX_RESUMING) {
 			sb->expires_mono_ms = now + sb->lifetime_left_ms;
 			sb->paused_mono_ms = 0;
-		}
+		} /* else a capture: the sandbox ran on, its clock too */
 	} else if (sb->state == during && !changed) {
 		sb->state = back;
 	} else if (sb->state == during) {
 		sb->state = SANDBOX_FAILED;
 		snprintf(sb->failure, sizeof(sb->failure), "%s %s: %s",
-			 during == SANDBOX_PAUSING ? "pause" : "resume", "failed",
+			 to == SANDBOX_READY && during == SANDBOX_PAUSING ? "saving its state"
+			 : during == SANDBOX_PAUSING ? "pause" : "resume", "failed",
 			 err != NULL && *err != NULL ? (*err)->message : "unknown reason");
 		log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
 	} else if (ret == 0) {
@@ -2328,7 +2370,7 @@ static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sand
 		ret = -1;
 	}
 	sandbox_touch_locked(sb);
-	if (ret == 0)
+	if (ret == 0 && info != NULL)
 		fill_info_locked(sb, info);
 	sb->refs--;
 	pthread_cond_broadcast(&m->cond);
@@ -2423,6 +2465,301 @@ int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
 		return ember_error_wrap(err, "resume `%s`", id);
 	log_event(LOG_INFO, id, "sandbox.resumed", time_mono_ms() - t0, "vmm_pid=%d",
 		  (int)info->vmm_pid);
+	return 0;
+}
+
+/* ---- forks and snapshots -------------------------------------------------------------------- */
+
+/* Saves a ready sandbox's VM to path while it runs on (stopped meanwhile): a fork's or a
+ * snapshot's source. copy gets its pack and shape, labels and environment (the pack outlives
+ * the call: a sandbox's catalog generation stays while any sandbox of it does, and forks
+ * made from it are such sandboxes). */
+static int capture(struct manager *m, const char *id, const char *path,
+		   struct sandbox *copy, struct ember_error **err)
+{
+	struct sandbox *sb;
+	bool quiesced = false;
+	int64_t deadline;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	ret = pause_or_resume_begin_locked(m, sb, id, SANDBOX_READY, SANDBOX_PAUSING, err);
+	if (ret == 0) {
+		/* What forks and snapshots take of it (constant while it lives). */
+		copy->pack = sb->pack;
+		copy->vcpus = sb->vcpus;
+		copy->memory_mib = sb->memory_mib;
+		copy->overlay_mib = sb->overlay_mib;
+		copy->timeout_s = sb->timeout_s;
+		copy->labels = sb->labels;
+		copy->env = sb->env;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0)
+		return -1;
+	deadline = time_mono_ms() + m->cfg.boot_timeout_ms;
+	ret = channel_suspend(sb->ch, time_mono_ms() + PAUSE_QUIESCE_MS, err);
+	quiesced = ret == 0 || (*err)->kind != EMBER_E_CONFLICT;
+	if (ret == 0) {
+		struct ember_error *save_err = NULL;
+
+		ret = vmm_save(sb->vm, path, true, deadline, &save_err);
+		/* Saved or not, the VM is to run on (a failed save leaves it stopped: then the
+		 * guest does not answer and the channel breaks). */
+		if (channel_resume(sb->ch, -1, vmm_exit_fd(sb->vm), deadline, err) < 0) {
+			ember_error_free(&save_err);
+			ret = -1;
+		} else if (ret < 0) {
+			ember_error_propagate(err, steal_pointer(&save_err));
+		}
+		if (ret < 0)
+			unlink(path);
+		/* The sandbox runs on after a failed save whose resume worked. */
+		quiesced = ret < 0 && channel_broken(sb->ch, NULL, 0);
+	}
+	pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_READY, SANDBOX_READY, quiesced,
+			    NULL, err);
+	return ret;
+}
+
+/* The stat of what every saved VM of this daemon depends on besides its pack: the kernel, the
+ * initramfs and the VMM binary (a rebuilt one has another size, mtime or inode). */
+static int base_fingerprint(struct manager *m, char out[DIGEST_HEX_LEN + 1],
+			    struct ember_error **err)
+{
+	const struct catalog *catalog = manager_catalog(m);
+	const char *files[] = { catalog->bzimage, catalog->initramfs,
+				vmm_driver_binary(m->driver) };
+	char text[1024];
+	size_t n = 0, i;
+
+	for (i = 0; i < ARRAY_SIZE(files); i++) {
+		struct stat st;
+
+		if (files[i] == NULL || stat(files[i], &st) < 0)
+			return ember_error_sys(err, "stat `%s`", files[i] != NULL ? files[i] : "?");
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%llu:%llu:%lld.%09ld:%lld|",
+				      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+				      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+				      (long long)st.st_size);
+		if (n >= sizeof(text))
+			return ember_error_set(err, EMBER_E_INTERNAL, 0, "fingerprint too long");
+	}
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "%s|%s", vmm_driver_name(m->driver),
+			      vmm_driver_accel_name(m->driver));
+	if (n >= sizeof(text))
+		return ember_error_set(err, EMBER_E_INTERNAL, 0, "fingerprint too long");
+	digest_buffer(text, n, out);
+	return 0;
+}
+
+static int open_snapshots(struct manager *m, struct ember_error **err)
+{
+	char dir[PATH_MAX], base[DIGEST_HEX_LEN + 1];
+
+	if (m->cfg.state_dir == NULL)
+		return 0;
+	if (snprintf(dir, sizeof(dir), "%s/snapshots", m->cfg.state_dir) >= (int)sizeof(dir))
+		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "--state-dir too long");
+	if (base_fingerprint(m, base, err) < 0)
+		return -1;
+	return snapshot_store_open(dir, m->cfg.max_snapshots > 0 ? m->cfg.max_snapshots
+								  : SNAPSHOTS_MAX_DEFAULT,
+				   base, &m->snapshots, err);
+}
+
+static int require_snapshots(struct manager *m, struct ember_error **err)
+{
+	if (m->snapshots == NULL)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "this daemon keeps no snapshots (no --state-dir)");
+	return 0;
+}
+
+int manager_snapshot_create(struct manager *m, const char *id,
+			    const struct sandbox_labels *labels, struct snapshot_info *info,
+			    struct ember_error **err)
+{
+	_cleanup_free_ struct sandbox *copy = calloc(1, sizeof(*copy));
+	char path[PATH_MAX];
+
+	if (copy == NULL)
+		return ember_error_oom(err);
+	if (require_snapshots(m, err) < 0)
+		return -1;
+	memset(info, 0, sizeof(*info));
+	snprintf(info->sandbox_id, sizeof(info->sandbox_id), "%s", id);
+	if (labels != NULL)
+		info->labels = *labels;
+	if (snapshot_store_reserve(m->snapshots, info, path, err) < 0)
+		return -1;
+	if (capture(m, id, path, copy, err) < 0) {
+		snapshot_store_abort(m->snapshots, info->id);
+		return ember_error_wrap(err, "snapshot of `%s`", id);
+	}
+	snprintf(info->language_pack, sizeof(info->language_pack), "%s", copy->pack->name);
+	snprintf(info->pack_digest, sizeof(info->pack_digest), "%s", copy->pack->sha256);
+	info->vcpus = copy->vcpus;
+	info->memory_mib = copy->memory_mib;
+	info->overlay_mib = copy->overlay_mib;
+	if (snapshot_store_commit(m->snapshots, info, err) < 0) {
+		snapshot_store_abort(m->snapshots, info->id);
+		return -1;
+	}
+	log_event(LOG_INFO, id, "snapshot.created", -1, "%s, %llu bytes", info->id,
+		  (unsigned long long)info->size_bytes);
+	return 0;
+}
+
+int manager_snapshot_list(struct manager *m, struct snapshot_info **infos, size_t *count,
+			  struct ember_error **err)
+{
+	if (m->snapshots == NULL) {
+		*infos = calloc(1, sizeof(**infos));
+		*count = 0;
+		return *infos != NULL ? 0 : ember_error_oom(err);
+	}
+	return snapshot_store_list(m->snapshots, infos, count, err);
+}
+
+int manager_snapshot_get(struct manager *m, const char *snap_id, struct snapshot_info *info,
+			 struct ember_error **err)
+{
+	if (m->snapshots == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no snapshot `%.64s`", snap_id);
+	return snapshot_store_get(m->snapshots, snap_id, info, NULL, err);
+}
+
+int manager_snapshot_delete(struct manager *m, const char *snap_id, struct ember_error **err)
+{
+	if (m->snapshots == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no snapshot `%.64s`", snap_id);
+	return snapshot_store_delete(m->snapshots, snap_id, err);
+}
+
+/* A create from a snapshot: its pins must hold and the request may only repeat its shape;
+ * resolved is req with the snapshot's pack and shape and its saved state (in state). */
+static int resolve_snapshot(struct manager *m, const struct sandbox_create_request *req,
+			    struct sandbox_create_request *resolved, struct snapshot_info *info,
+			    char state[PATH_MAX], struct ember_error **err)
+{
+	const struct pack *pack;
+
+	if (m->snapshots == NULL)
+		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no snapshot `%.64s`",
+				       req->from_snapshot);
+	if (snapshot_store_get(m->snapshots, req->from_snapshot, info, state, err) < 0)
+		return -1;
+	if ((req->language_pack != NULL && strcmp(req->language_pack, info->language_pack) != 0) ||
+	    (req->vcpus != 0 && req->vcpus != info->vcpus) ||
+	    (req->memory_mib != 0 && req->memory_mib != info->memory_mib) ||
+	    (req->overlay_mib != 0 && req->overlay_mib != info->overlay_mib))
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `from_snapshot`: snapshot `%s` is a %s sandbox with "
+				       "%u vcpus, %u MiB and a %u MiB overlay; leave language_pack, "
+				       "vcpus, memory_mib and overlay_mib out or give those",
+				       info->id, info->language_pack, info->vcpus, info->memory_mib,
+				       info->overlay_mib);
+	pack = catalog_find(manager_catalog(m), info->language_pack);
+	if (pack == NULL || strcmp(pack->sha256, info->pack_digest) != 0)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "snapshot `%s` was made with pack `%s` %.12s, and the "
+				       "daemon's is %s%.12s now: it cannot be restored", info->id,
+				       info->language_pack, info->pack_digest,
+				       pack == NULL ? "gone" : "", pack == NULL ? "" : pack->sha256);
+	if (strcmp(info->base_digest, snapshot_store_base_digest(m->snapshots)) != 0)
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "snapshot `%s` was made with another kernel, initramfs or "
+				       "VMM than this daemon runs: it cannot be restored", info->id);
+	*resolved = *req;
+	resolved->language_pack = info->language_pack;
+	resolved->vcpus = info->vcpus;
+	resolved->memory_mib = info->memory_mib;
+	resolved->overlay_mib = info->overlay_mib;
+	resolved->from_snapshot = NULL;
+	resolved->from_state = state;
+	resolved->from_boot_mode = "snapshot";
+	resolved->from_pack_digest = info->pack_digest;
+	return 0;
+}
+
+/* Room for count more sandboxes now (a fork is refused before it stops its source). */
+static int fork_room(struct manager *m, unsigned count, struct ember_error **err)
+{
+	unsigned have;
+
+	if (count < 1 || count > m->cfg.max_fork)
+		return ember_error_set(err, EMBER_E_INVALID, 0,
+				       "field `count` must be between 1 and %u (--max-fork)",
+				       m->cfg.max_fork);
+	pthread_mutex_lock(&m->lock);
+	have = m->count;
+	pthread_mutex_unlock(&m->lock);
+	if (have + count > m->cfg.max_sandboxes)
+		return ember_error_set(err, EMBER_E_CAPACITY, 0,
+				       "%u sandboxes run and the daemon takes at most %u: no room "
+				       "for %u more", have, m->cfg.max_sandboxes, count);
+	return 0;
+}
+
+static int fork_children(struct manager *m, const struct sandbox *src, const char *digest,
+			 const char *state, unsigned count, const struct sandbox_labels *labels,
+			 unsigned timeout_s, struct sandbox_info *infos, struct ember_error **err)
+{
+	struct sandbox_create_request req = {
+		.language_pack = src->pack->name, .vcpus = src->vcpus, .memory_mib = src->memory_mib,
+		.overlay_mib = src->overlay_mib,
+		.timeout_s = timeout_s != 0 ? timeout_s : src->timeout_s,
+		.labels = labels != NULL ? labels : &src->labels, .env = &src->env,
+		.from_state = state, .from_boot_mode = "fork", .from_pack_digest = digest,
+	};
+	unsigned i;
+
+	for (i = 0; i < count; i++) {
+		if (manager_create_sandbox(m, &req, &infos[i], err) < 0) {
+			while (i-- > 0)
+				manager_destroy(m, infos[i].id, NULL);
+			return ember_error_wrap(err, "fork %u of %u", i + 1, count);
+		}
+	}
+	return 0;
+}
+
+int manager_fork(struct manager *m, const char *id, unsigned count,
+		 const struct sandbox_labels *labels, unsigned timeout_s,
+		 struct sandbox_info **infos, struct ember_error **err)
+{
+	_cleanup_free_ struct sandbox *src = calloc(1, sizeof(*src));
+	char path[PATH_MAX], name[SANDBOX_ID_LEN + 8], digest[sizeof(src->pack->sha256)];
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	*infos = NULL;
+	if (src == NULL)
+		return ember_error_oom(err);
+	if (fork_room(m, count, err) < 0)
+		return -1;
+	if (m->paused_dir[0] == '\0')
+		return ember_error_set(err, EMBER_E_CONFLICT, 0,
+				       "this daemon cannot fork sandboxes (no --state-dir)");
+	if (id_generate("fork_", name, sizeof(name), err) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s.vmstate", m->paused_dir, name);
+	*infos = calloc(count, sizeof(**infos));
+	if (*infos == NULL)
+		return ember_error_oom(err);
+	ret = capture(m, id, path, src, err);
+	if (ret == 0) {
+		snprintf(digest, sizeof(digest), "%s", src->pack->sha256);
+		ret = fork_children(m, src, digest, path, count, labels, timeout_s, *infos, err);
+	}
+	unlink(path);
+	if (ret < 0) {
+		free(steal_pointer(infos));
+		return ember_error_wrap(err, "fork `%s`", id);
+	}
+	log_event(LOG_INFO, id, "sandbox.forked", time_mono_ms() - t0, "%u new", count);
 	return 0;
 }
 

@@ -49,6 +49,8 @@ struct manager_config {
 	const char *state_dir;            /* paused sandboxes' saved VMs (on disk); NULL: none
 					   * (a pause is a 409) */
 	unsigned max_paused_s;            /* a paused sandbox is deleted after this */
+	unsigned max_fork;                /* sandboxes one fork may make */
+	unsigned max_snapshots;           /* snapshots kept at once */
 	struct egress *egress;            /* networked sandboxes (net/egress.h), the daemon's;
 					   * NULL: every create is mode none */
 	const struct mount_policy *mounts; /* --allow-mount and the daemon's own paths; NULL or
@@ -90,6 +92,14 @@ struct sandbox_create_request {
 	const struct net_policy *network; /* NULL or mode none: no NIC (net/policy.h) */
 	const struct sandbox_mounts *mounts; /* NULL or n == 0: none; syntax checked
 					      * (sandbox_mounts_parse), the policy is the manager's */
+	const char *from_snapshot;        /* NULL, or start from this snapshot (snapshots.h):
+					   * pack and shape are the snapshot's (any given must
+					   * match), no network, no mounts */
+	/* Internal, never from a client: start from this saved VM (vmm_save) instead of booting,
+	 * the shape above being the saved VM's; boot_mode says how ("fork", "snapshot"). */
+	const char *from_state;
+	const char *from_boot_mode;
+	const char *from_pack_digest;     /* the saved VM's pack: the pack found must be it (409) */
 };
 
 /* A consistent copy of one sandbox's public state (no pointers into the table). */
@@ -111,7 +121,7 @@ struct sandbox_info {
 	unsigned execs_running;
 	pid_t vmm_pid;
 	int64_t boot_ms;
-	const char *boot_mode;            /* "cold", "clone" or "pool" */
+	const char *boot_mode;            /* "cold", "clone", "pool", "fork" or "snapshot" */
 	char failure[512];
 	struct sandbox_labels labels;
 	struct sandbox_mounts mounts;     /* resolved host paths and owners */
@@ -202,6 +212,26 @@ int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
 		  struct ember_error **err);
 int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
 		   struct ember_error **err);
+
+/* Forks (docs/api.md "Snapshots and forks"): count new sandboxes (1..max_fork), each starting
+ * from the source's memory and files as they are now (its processes and contexts are not
+ * carried over), with its own id, entropy and clock; the source is stopped while its state is
+ * saved, then runs on. labels/timeout_s: NULL/0 for the source's. All or nothing. *infos is
+ * malloc'd (count entries). The source must be one a pause takes (409 otherwise). */
+int manager_fork(struct manager *m, const char *id, unsigned count,
+		 const struct sandbox_labels *labels, unsigned timeout_s,
+		 struct sandbox_info **infos, struct ember_error **err);
+/* Named snapshots: made of a ready sandbox (which runs on), listed, looked up, deleted.
+ * EMBER_E_CONFLICT without a state dir. */
+struct snapshot_info;
+int manager_snapshot_create(struct manager *m, const char *id,
+			    const struct sandbox_labels *labels, struct snapshot_info *info,
+			    struct ember_error **err);
+int manager_snapshot_list(struct manager *m, struct snapshot_info **infos, size_t *count,
+			  struct ember_error **err);
+int manager_snapshot_get(struct manager *m, const char *snap_id, struct snapshot_info *info,
+			 struct ember_error **err);
+int manager_snapshot_delete(struct manager *m, const char *snap_id, struct ember_error **err);
 
 /* Refuses new creates (503), waits for boots in progress, then destroys every sandbox (in-flight
  * requests on them fail with 409) or, with keep_vms, lets go of them and leaves their VMs and

@@ -39,8 +39,8 @@ struct vmm_driver_ops {
 	/* Pause to disk (NULL: unsupported). save stops the VM and writes its whole state, RAM
 	 * included; load loads such a state into a VM started with cfg->resume_state and
 	 * resumes it. */
-	int (*save)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
-		    struct ember_error **err);
+	int (*save)(struct vmm_instance *vm, const char *state_path, bool keep_running,
+		    int64_t deadline_ms, struct ember_error **err);
 	int (*load)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		    struct ember_error **err);
 	void (*free_driver)(struct vmm_driver *drv);

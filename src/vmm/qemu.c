@@ -701,7 +701,7 @@ static int set_unlimited_bandwidth(struct qmp *qmp, int64_t deadline_ms, struct 
 /* whole: every RAM page goes into the stream too (a pause); else only the device state, the
  * RAM staying in the template's shared file. */
 static int snapshot_to(struct vmm_instance *vm, const char *state_path, bool whole,
-		       int64_t deadline_ms, struct ember_error **err)
+		       bool keep_running, int64_t deadline_ms, struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
 	_cleanup_qmp_ struct qmp *qmp = NULL;
@@ -719,26 +719,28 @@ static int snapshot_to(struct vmm_instance *vm, const char *state_path, bool who
 	if (args == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	if (qmp_execute(qmp, "migrate", args, NULL, deadline_ms, err) < 0 ||
-	    accept_state(listen_fd, state_path, deadline_ms, err) < 0)
+	    accept_state(listen_fd, state_path, deadline_ms, err) < 0 ||
+	    wait_migration(qmp, deadline_ms, err) < 0)
 		return -1;
-	return wait_migration(qmp, deadline_ms, err);
+	/* After a completed migration QEMU 7.2 is `postmigrate`: `cont` runs the source on. */
+	return keep_running ? qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err) : 0;
 }
 
 static int qemu_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 			 struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
-	int ret = snapshot_to(vm, state_path, false, deadline_ms, err);
+	int ret = snapshot_to(vm, state_path, false, false, deadline_ms, err);
 
 	unlink(q->mig_sock);
 	return ret < 0 ? ember_error_wrap(err, "snapshot") : 0;
 }
 
-static int qemu_save(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
-		     struct ember_error **err)
+static int qemu_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
+		     int64_t deadline_ms, struct ember_error **err)
 {
 	struct qemu_vm *q = vm->priv;
-	int ret = snapshot_to(vm, state_path, true, deadline_ms, err);
+	int ret = snapshot_to(vm, state_path, true, keep_running, deadline_ms, err);
 
 	unlink(q->mig_sock);
 	return ret < 0 ? ember_error_wrap(err, "save the paused VM") : 0;

@@ -606,13 +606,13 @@ int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadli
 	return vm->drv->ops->snapshot(vm, state_path, deadline_ms, err);
 }
 
-int vmm_save(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
-	     struct ember_error **err)
+int vmm_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
+	     int64_t deadline_ms, struct ember_error **err)
 {
 	if (vm->drv->ops->save == NULL)
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,
 				       "the %s driver cannot pause sandboxes yet", vm->drv->ops->name);
-	return vm->drv->ops->save(vm, state_path, deadline_ms, err);
+	return vm->drv->ops->save(vm, state_path, keep_running, deadline_ms, err);
 }
 
 bool vmm_driver_can_save(const struct vmm_driver *drv)

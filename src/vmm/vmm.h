@@ -171,11 +171,12 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		 struct ember_error **err);
 /* Pause to disk: stops the VM and writes its whole state (devices and guest RAM, however it
- * was backed) to state_path atomically (mode 0600, owned by the daemon). The VMM stays, its
- * VM stopped: vmm_stop() it next. A later vmm_start() with resume_state continues it.
- * EMBER_E_CONFLICT when the driver cannot. */
-int vmm_save(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
-	     struct ember_error **err);
+ * was backed) to state_path atomically (mode 0600, owned by the daemon). keep_running: the VM
+ * runs on afterwards (a fork or a snapshot); otherwise the VMM stays with its VM stopped:
+ * vmm_stop() it next. A later vmm_start() with resume_state continues from the state (more
+ * than once: every fork of one state). EMBER_E_CONFLICT when the driver cannot. */
+int vmm_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
+	     int64_t deadline_ms, struct ember_error **err);
 bool vmm_driver_can_save(const struct vmm_driver *drv);
 /* Whether the driver can snapshot and restore. */
 bool vmm_driver_can_snapshot(const struct vmm_driver *drv);

@@ -41,6 +41,10 @@ struct fake {
 	uint64_t uploaded;
 	bool cancelled;
 	bool over_credit;
+	/* suspend/resume (version 8): what the fake does with a SUSPEND */
+	bool ignore_suspend;      /* never answers it */
+	bool junk_after_suspend;  /* answers, then sends a frame more (a broken guest) */
+	bool suspended;           /* it answered (its thread then ends: the VM stopped) */
 };
 
 static uint8_t pattern(uint64_t off)
@@ -213,7 +217,29 @@ static void *fake_main(void *arg)
 
 	proto_decoder_init(&dec);
 	while (proto_recv(fk->fd, &dec, &f, -1, NULL) == 1) {
-		if (f.header.type == PROTO_HELLO) {
+		if (f.header.type == PROTO_SUSPEND) {
+			if (fk->ignore_suspend)
+				continue;
+			if (fk->junk_after_suspend) {
+				/* both in one write: the host reads them together */
+				uint8_t two[2 * PROTO_HEADER_SIZE + 1] = { 0 };
+				struct proto_header h1 = { .type = PROTO_SUSPENDED };
+				struct proto_header h2 = { .type = PROTO_PONG, .id = 7,
+							   .length = 1 };
+
+				proto_header_encode(two, &h1);
+				proto_header_encode(two + PROTO_HEADER_SIZE, &h2);
+				two[2 * PROTO_HEADER_SIZE] = 'x';
+				assert_int_equal(fd_write_all(fk->fd, two, sizeof(two),
+							      time_mono_ms() + 5000, NULL), 0);
+			} else {
+				proto_send(fk->fd, PROTO_SUSPENDED, 0, 0, NULL, 0,
+					   time_mono_ms() + 5000, NULL);
+			}
+			fk->suspended = true;
+			break;
+		}
+		if (f.header.type == PROTO_HELLO || f.header.type == PROTO_RESUME) {
 			struct proto_hello hello;
 			struct proto_ready ready = { .version = fk->version, .uptime_ms = 1 };
 			size_t len;
@@ -263,6 +289,110 @@ static void close_fake(struct fake *fk, struct channel *ch)
 	channel_close(ch);
 	pthread_join(fk->thread, NULL);
 	close(fk->fd);
+}
+
+/* A second fake on a fresh socketpair, as a restored VM's agent: returns the host's end. */
+static int start_fake(struct fake *fk, uint32_t version)
+{
+	int sv[2];
+
+	memset(fk, 0, sizeof(*fk));
+	fk->version = version;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	fd_set_nonblock(sv[0], 1);
+	fd_set_nonblock(sv[1], 1);
+	fk->fd = sv[1];
+	assert_int_equal(pthread_create(&fk->thread, NULL, fake_main, fk), 0);
+	return sv[0];
+}
+
+static void stat_dir(struct channel *ch, struct ember_error **err, int expect)
+{
+	struct proto_fs_request req = { .op = PROTO_FS_STAT };
+	struct proto_fs_reply reply = { 0 };
+
+	strcpy(req.path, "dir");
+	assert_int_equal(channel_fs(ch, &req, time_mono_ms() + 5000, &reply, err), expect);
+	if (expect == 0)
+		proto_fs_reply_release(&reply);
+}
+
+static void suspend_and_resume_on_a_new_stream(void **state)
+{
+	struct ember_error *err = NULL;
+	struct fake fk, fk2;
+	struct channel *ch = open_fake(&fk, 8);
+	int fd;
+
+	(void)state;
+	assert_int_equal(channel_suspend(ch, time_mono_ms() + 5000, NULL), 0);
+	pthread_join(fk.thread, NULL); /* the "VM" stopped */
+	assert_true(fk.suspended);
+	/* Paused: nothing new starts, the channel is not broken. */
+	stat_dir(ch, &err, -1);
+	assert_int_equal(err->kind, EMBER_E_CONFLICT);
+	ember_error_free(&err);
+	assert_int_equal(channel_suspend(ch, time_mono_ms() + 5000, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_CONFLICT);
+	ember_error_free(&err);
+	assert_false(channel_broken(ch, NULL, 0));
+	close(fk.fd);
+	fd = start_fake(&fk2, 8);
+	assert_int_equal(channel_resume(ch, fd, -1, time_mono_ms() + 5000, NULL), 0);
+	stat_dir(ch, NULL, 0);
+	/* and again, the same stream kept (a fork's source runs on) */
+	fk2.suspended = false;
+	assert_int_equal(channel_suspend(ch, time_mono_ms() + 5000, NULL), 0);
+	pthread_join(fk2.thread, NULL);
+	fk2.suspended = false;
+	assert_int_equal(pthread_create(&fk2.thread, NULL, fake_main, &fk2), 0);
+	assert_int_equal(channel_resume(ch, -1, -1, time_mono_ms() + 5000, NULL), 0);
+	stat_dir(ch, NULL, 0);
+	close_fake(&fk2, ch);
+}
+
+static void suspend_needs_version_8_and_an_answer(void **state)
+{
+	struct ember_error *err = NULL;
+	struct fake fk;
+	struct channel *ch = open_fake(&fk, 7);
+
+	(void)state;
+	assert_int_equal(channel_suspend(ch, time_mono_ms() + 5000, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_CONFLICT);
+	assert_non_null(strstr(err->message, "version 7"));
+	ember_error_free(&err);
+	stat_dir(ch, NULL, 0); /* nothing changed */
+	close_fake(&fk, ch);
+
+	ch = open_fake(&fk, 8);
+	fk.ignore_suspend = true;
+	assert_int_equal(channel_suspend(ch, time_mono_ms() + 300, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_GUEST_TIMEOUT);
+	ember_error_free(&err);
+	assert_true(channel_broken(ch, NULL, 0));
+	close_fake(&fk, ch);
+}
+
+static void bytes_after_suspended_fail_the_resume(void **state)
+{
+	struct ember_error *err = NULL;
+	struct fake fk, fk2;
+	struct channel *ch = open_fake(&fk, 8);
+	int fd;
+
+	(void)state;
+	fk.junk_after_suspend = true;
+	assert_int_equal(channel_suspend(ch, time_mono_ms() + 5000, NULL), 0);
+	pthread_join(fk.thread, NULL);
+	close(fk.fd);
+	fd = start_fake(&fk2, 8);
+	assert_int_equal(channel_resume(ch, fd, -1, time_mono_ms() + 5000, &err), -1);
+	assert_int_equal(err->kind, EMBER_E_PROTOCOL);
+	assert_non_null(strstr(err->message, "after SUSPENDED"));
+	ember_error_free(&err);
+	assert_true(channel_broken(ch, NULL, 0));
+	close_fake(&fk2, ch);
 }
 
 static void stat_and_errors_map_to_kinds(void **state)
@@ -439,6 +569,9 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN); /* a write to a closed channel is an error, as in emberd */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(stat_and_errors_map_to_kinds),
+		cmocka_unit_test(suspend_and_resume_on_a_new_stream),
+		cmocka_unit_test(suspend_needs_version_8_and_an_answer),
+		cmocka_unit_test(bytes_after_suspended_fail_the_resume),
 		cmocka_unit_test(old_guest_gets_conflict),
 		cmocka_unit_test(download_streams_within_credit),
 		cmocka_unit_test(download_closed_early_cancels),
