@@ -1,4 +1,4 @@
-"""Fork and snapshots (issue 15, docs/api.md "Forks and snapshots", docs/snapshots.md "Pause,
+"""Fork and snapshots (issue 15, docs/api.md "Snapshots and forks", docs/snapshots.md "Pause,
 fork and snapshots"): POST /sandboxes/{id}/fork copies a running sandbox into N new ones;
 POST /sandboxes/{id}/snapshots keeps a copy that outlives it and starts sandboxes
 (POST /sandboxes with from_snapshot).
