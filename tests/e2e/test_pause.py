@@ -158,10 +158,13 @@ class PauseTest(PauseBase):
                 ("POST", "/processes", {"cmd": ["true"]}),
                 ("GET", "/files?path=/tmp/kept", None),
                 ("GET", "/contexts", None)]:
-            status, reply, raw = self.d.request(method, f"/sandboxes/{sb['id']}{path}", body)
-            self.assertEqual(status, 409, f"{method} {path}: {raw}")
-            self.assertEqual(reply["error"]["code"], "conflict")
-            self.assertRegex(reply["error"]["message"], PAUSED_MESSAGE)
+            # subTest: one that answers otherwise is reported, the rest of the test still runs
+            with self.subTest(request=f"{method} {path}"):
+                status, reply, raw = self.d.request(method, f"/sandboxes/{sb['id']}{path}",
+                                                    body)
+                self.assertEqual(status, 409, raw)
+                self.assertEqual(reply["error"]["code"], "conflict")
+                self.assertRegex(reply["error"]["message"], PAUSED_MESSAGE)
         status, _, metrics = self.d.request("GET", "/metrics")
         self.assertIn('emberd_sandboxes{state="paused"} 1\n', metrics.decode())
 
