@@ -14,10 +14,13 @@ POST /sandboxes/{id}/snapshots keeps a copy that outlives it and starts sandboxe
 - SnapshotRestartTest: snapshots survive a daemon restart and still start sandboxes.
 - SnapshotPinTest: after a reload changed the pack's image, a create from a snapshot of the old
   one is 409 naming what changed.
+- EmberctlTest: emberctl pause, resume, fork --count, snapshot, snapshots, create
+  --from-snapshot and rm-snapshot drive the same routes.
 """
 
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -27,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import test_reload  # noqa: E402  (a module import: discovery must not collect its tests twice)
 
+CTL = os.path.join(harness.ASAN_BIN, "emberctl")
 IDENTITY = "import os, time; print(os.urandom(16).hex(), time.time())"
 SNAP_ID = re.compile(r"^snap_[0-9a-f]{32}$")
 
@@ -279,6 +283,52 @@ class SnapshotTest(Base):
         self.assertNotIn(snap["id"], [s["id"] for s in listing["snapshots"]])
         # a sandbox started from it runs on
         self.assertEqual(self.run_code(sb["id"], "echo alive"), "alive\n")
+
+
+class EmberctlTest(Base):
+    def ctl(self, *args, expect=0):
+        proc = subprocess.run([CTL, "--addr", self.d.addr, *args], capture_output=True,
+                              text=True, timeout=300)
+        self.assertEqual(proc.returncode, expect, proc.stdout + proc.stderr)
+        self.assertEqual(harness.sanitizer_problems(proc.stderr), [])
+        return proc
+
+    def test_the_commands(self):
+        src = self.create(language_pack="shell")
+        sid = src["id"]
+        self.assertRegex(self.ctl("pause", sid).stdout,
+                         rf"^{sid} paused expires_at \d{{4}}-\d\d-\d\dT[\d:.]+Z\n$")
+        self.assertEqual(self.d.request("GET", f"/sandboxes/{sid}")[1]["state"], "paused")
+        err = self.ctl("pause", sid, expect=1).stderr
+        self.assertIn("HTTP 409 conflict", err)
+        self.assertRegex(self.ctl("resume", sid).stdout, rf"^{sid} ready expires_at \S+Z\n$")
+
+        forks = self.ctl("fork", sid, "--count", "2", "--label", "via=ctl").stdout.split()
+        self.assertEqual(len(forks), 2, forks)
+        for fork_id in forks:
+            self.addCleanup(self.d.request, "DELETE", f"/sandboxes/{fork_id}")
+            sb = self.d.request("GET", f"/sandboxes/{fork_id}")[1]
+            self.assertEqual((sb["boot_mode"], sb["labels"]), ("fork", {"via": "ctl"}))
+        self.assertIn("--count must be a whole number",
+                      self.ctl("fork", sid, "--count", "x", expect=2).stderr)
+
+        snap_id = self.ctl("snapshot", sid, "--label", "k=v").stdout.strip()
+        self.assertRegex(snap_id, SNAP_ID)
+        self.addCleanup(self.d.request, "DELETE", f"/snapshots/{snap_id}")
+        listing = self.ctl("snapshots").stdout.splitlines()
+        self.assertEqual(listing[0].split(), ["ID", "PACK", "BYTES", "CREATED", "SANDBOX"])
+        row = [line.split() for line in listing[1:] if line.startswith(snap_id)]
+        self.assertEqual(len(row), 1, listing)
+        self.assertEqual((row[0][1], row[0][4]), ("shell", sid))
+        self.assertGreater(int(row[0][2]), 0)
+
+        new_id = self.ctl("create", "--from-snapshot", snap_id).stdout.strip()
+        self.addCleanup(self.d.request, "DELETE", f"/sandboxes/{new_id}")
+        self.assertEqual(self.d.request("GET", f"/sandboxes/{new_id}")[1]["boot_mode"],
+                         "snapshot")
+        self.assertEqual(self.ctl("rm-snapshot", snap_id).stdout, f"{snap_id}\n")
+        self.assertEqual(self.d.request("GET", f"/snapshots/{snap_id}")[0], 404)
+        self.assertIn("HTTP 404 not_found", self.ctl("rm-snapshot", snap_id, expect=1).stderr)
 
 
 class SnapshotLimitTest(Base):
