@@ -204,6 +204,17 @@ static const struct opt_spec create_flags[] = {
 	  .repeats = true },
 	{ .name = "deny", .arg = "X", .parse = set_create_network, .key = "deny", .repeats = true },
 	{ .name = "mount", .arg = "HOST:GUEST[:ro|rw]", .parse = add_mount, .repeats = true },
+	BODY("from-snapshot", "SNAP", set_body_string, "from_snapshot"),
+};
+
+static const struct opt_spec fork_flags[] = {
+	BODY("count", "N", set_body_integer, "count"),
+	BODY("timeout-s", "N", set_body_integer, "timeout_s"),
+	{ .name = "label", .arg = "K=V", .parse = add_label, .repeats = true },
+};
+
+static const struct opt_spec snapshot_flags[] = {
+	{ .name = "label", .arg = "K=V", .parse = add_label, .repeats = true },
 };
 
 static const struct opt_spec network_flags[] = {
@@ -245,7 +256,8 @@ static const struct command commands[] = {
 	  "its network policy (docs/network.md); --mount\n"
 	  "HOST:GUEST[:ro|rw]: a host directory the daemon's\n"
 	  "--allow-mount allows, at GUEST (repeatable;\n"
-	  "default ro; docs/api.md \"Mounts\")" },
+	  "default ro; docs/api.md \"Mounts\"); --from-snapshot\n"
+	  "SNAP: start from snapshot SNAP (emberctl snapshot)" },
 	{ "exec", "ID [CODE]", FLAGS(exec_flags), 1, cmd_exec,
 	  "run CODE (or stdin when CODE is absent or -);\n"
 	  "prints its output as it comes, exits with its\n"
@@ -267,6 +279,21 @@ static const struct command commands[] = {
 	  "with --deny, its deny list; prints its network" },
 	{ "timeout", "ID SECONDS", NULL, 0, 0, cmd_timeout,
 	  "set the sandbox's remaining lifetime to SECONDS" },
+	{ "pause", "ID", NULL, 0, 0, cmd_pause,
+	  "save the sandbox's whole VM to disk and stop it\n"
+	  "(no CPU, no RAM); prints when it will be deleted" },
+	{ "resume", "ID", NULL, 0, 0, cmd_resume,
+	  "run a paused sandbox on where it stopped" },
+	{ "fork", "ID", FLAGS(fork_flags), 2, cmd_fork,
+	  "copy a running sandbox (memory and files, no\n"
+	  "processes or contexts) --count times (default 1);\n"
+	  "prints the new ids, one a line" },
+	{ "snapshot", "ID", FLAGS(snapshot_flags), 2, cmd_snapshot,
+	  "save the sandbox as a snapshot that outlives it;\n"
+	  "prints its id (create --from-snapshot starts one)" },
+	{ "snapshots", "", NULL, 0, 0, cmd_snapshots,
+	  "list snapshots: id, pack, size, source sandbox" },
+	{ "rm-snapshot", "SNAP...", NULL, 0, 0, cmd_rm_snapshot, "delete snapshots" },
 	{ "run", "ID CMD [ARG]...", NULL, 0, 0, cmd_run,
 	  "start CMD in the background; prints its pid" },
 	{ "logs", "ID PID", FLAGS(logs_flags), 1, cmd_logs,

@@ -12,6 +12,14 @@ int cmd_ls(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_rm(struct ctl *c, int argc, char **argv);
 int cmd_timeout(struct ctl *c, int argc, char **argv);
+/* snapshots.c: pause, resume, fork and snapshots (docs/snapshots.md "Pause, fork and
+ * snapshots"). */
+int cmd_pause(struct ctl *c, int argc, char **argv);
+int cmd_resume(struct ctl *c, int argc, char **argv);
+int cmd_fork(struct ctl *c, int argc, char **argv);
+int cmd_snapshot(struct ctl *c, int argc, char **argv);
+int cmd_snapshots(struct ctl *c, int argc, char **argv);
+int cmd_rm_snapshot(struct ctl *c, int argc, char **argv);
 int cmd_network(struct ctl *c, int argc, char **argv);
 int cmd_packs(struct ctl *c, int argc, char **argv);
 int cmd_reload(struct ctl *c, int argc, char **argv);

@@ -381,7 +381,8 @@ def heading_of(method, pattern):
 def path_matches(pattern, path):
     """Whether a request path (with its `sb_…` placeholder) is an instance of a route pattern."""
     path = path.split("?", 1)[0]
-    regex = "".join("/[^/]+" if seg in ("{id}", "{pid}", "{context_id}") else "/" + re.escape(seg)
+    regex = "".join("/[^/]+" if seg in ("{id}", "{pid}", "{context_id}",
+                                                 "{snapshot_id}") else "/" + re.escape(seg)
                     for seg in pattern.strip("/").split("/"))
     return re.fullmatch(regex, path) is not None
 

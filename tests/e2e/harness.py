@@ -166,6 +166,9 @@ class Daemon:
         # Short path: QEMU's Unix sockets live below it and sun_path holds 107 bytes.
         self.tmp = reuse.tmp if reuse else tempfile.mkdtemp(prefix="emt.", dir="/tmp")
         self.run_dir = os.path.join(self.tmp, "run")
+        # Paused sandboxes and snapshots (docs/snapshots.md) go to a private state directory,
+        # never the machine's /var/lib/emberd/state (a later --state-dir of a test's own wins).
+        self.state_dir = os.path.join(self.tmp, "state")
         self.log_path = os.path.join(self.tmp, "emberd.log")
         self.log_offset = os.path.getsize(self.log_path) if reuse else 0
         # Warm pools fill in the background and compete for the CPU with the test itself, so
@@ -174,8 +177,8 @@ class Daemon:
         # of a test's own wins).
         self.args = [self.binary, "--addr", "127.0.0.1:0",
                      "--images", ALL_IMAGES_DIR if all_packs else IMAGES_DIR,
-                     "--run-dir", self.run_dir, "--pool-size", "0", "--config", "none",
-                     *extra_args]
+                     "--run-dir", self.run_dir, "--state-dir", self.state_dir,
+                     "--pool-size", "0", "--config", "none", *extra_args]
         self.keep_templates = "--keep-sandboxes" in extra_args
         self.env = dict(os.environ)
         self.env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -304,6 +307,17 @@ class Daemon:
             return []
         return [e for e in os.listdir(self.run_dir) if e != "templates"]
 
+    def paused_files(self):
+        """Saved VMs of paused sandboxes (<state-dir>/paused-<hash>/*): none once nothing is
+        paused."""
+        found = []
+        if os.path.isdir(self.state_dir):
+            for entry in os.listdir(self.state_dir):
+                if entry.startswith("paused-"):
+                    d = os.path.join(self.state_dir, entry)
+                    found += [os.path.join(d, f) for f in os.listdir(d)]
+        return found
+
     def kill9(self):
         """SIGKILL, as a crash would; VMs keep running for the next daemon."""
         self.proc.kill()
@@ -345,6 +359,8 @@ class Daemon:
             problems.append(f"runtime files left behind: {left}")
         elif self.runtime_entries():
             problems.append(f"runtime files left behind: {self.runtime_entries()}")
+        if self.paused_files():
+            problems.append(f"paused sandboxes' files left behind: {self.paused_files()}")
         log = self.read_log()
         problems += sanitizer_problems(log)
         if check and problems:

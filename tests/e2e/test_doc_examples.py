@@ -76,6 +76,8 @@ class DocExamplesTest(unittest.TestCase):
         cls.created = []
         cls.pid = None  # the last background process an example started
         cls.context = None  # the last code context an example created
+        cls.fork = None  # the first sandbox the last fork made
+        cls.snapshot = None  # the last snapshot an example took
 
     @classmethod
     def tearDownClass(cls):
@@ -87,6 +89,11 @@ class DocExamplesTest(unittest.TestCase):
 
     def send(self, request, sandbox_id, pid=None):
         path = request.path
+        fork = "sb_fork" + docexamples.ELLIPSIS
+        if fork in path:
+            # `sb_fork…`: the first sandbox of the last successful fork (docs/api.md)
+            self.assertIsNotNone(self.fork, f"{request.where()}: `sb_fork…` before any fork")
+            path = path.replace(fork, self.fork)
         if "sb_" + docexamples.ELLIPSIS in path:
             self.assertIsNotNone(sandbox_id, f"{request.where()}: `sb_…` before any create")
             path = path.replace("sb_" + docexamples.ELLIPSIS, sandbox_id)
@@ -101,6 +108,14 @@ class DocExamplesTest(unittest.TestCase):
             path = path.replace(ctx, self.context)
             if body is not None:
                 body = body.replace(ctx, self.context)
+        snap = "snap_" + docexamples.ELLIPSIS
+        if snap in path or (body is not None and snap in body):
+            # `snap_…` in a request's path or body: the snapshot the last example took
+            self.assertIsNotNone(self.snapshot, f"{request.where()}: `snap_…` before any "
+                                                "snapshot")
+            path = path.replace(snap, self.snapshot)
+            if body is not None:
+                body = body.replace(snap, self.snapshot)
         body = body.encode() if body is not None else None
         conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=300)
         try:
@@ -172,6 +187,11 @@ class DocExamplesTest(unittest.TestCase):
             type(self).pid = body["pid"]
         if req.method == "POST" and req.path.endswith("/contexts") and status == 201:
             type(self).context = body["id"]
+        if req.method == "POST" and req.path.endswith("/fork") and status == 201:
+            self.created.extend(sb["id"] for sb in body["sandboxes"])
+            type(self).fork = body["sandboxes"][0]["id"]
+        if req.method == "POST" and req.path.endswith("/snapshots") and status == 201:
+            type(self).snapshot = body["id"]
         if req.method == "POST" and req.path == "/sandboxes" and status == 201:
             self.created.append(body["id"])
             return body["id"]

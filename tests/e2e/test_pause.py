@@ -1,0 +1,301 @@
+"""Pause and resume (issue 15, docs/api.md "Pause and resume"): POST /sandboxes/{id}/pause writes
+the whole VM to the state directory and stops its VMM; POST .../resume runs it on from there.
+
+- PauseTest (QEMU): a context variable, a file in /tmp and a running background counter (its
+  earlier output still in its ring, counting on from where it was) survive one pause and five
+  in a row; while paused there is no VMM, every request to the guest is 409, the lifetime
+  clock stops and the saved file exists; the resume removes it; the guest's clock is the
+  host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
+  unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
+- PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
+- FirecrackerPauseTest: the Firecracker driver (the fake) cannot pause: 409 saying why.
+"""
+
+import datetime
+import http.client
+import os
+import re
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import contract  # noqa: E402
+import harness  # noqa: E402
+
+FAKE_FC = os.path.join(harness.REPO, "tests", "fakes", "firecracker")
+NDJSON = "application/x-ndjson"
+# A background process that prints 1, 2, 3, ... every 0.2 s.
+COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.2; done"]
+PAUSED_MESSAGE = re.compile(r"^sandbox `sb_[0-9a-f]{32}` is paused: "
+                            r"POST /sandboxes/\{id\}/resume first$")
+
+
+def wall(timestamp):
+    """Seconds since the epoch of a timestamp as the daemon writes them."""
+    return datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class PauseBase(unittest.TestCase):
+    daemon_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = harness.Daemon(*cls.daemon_args)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def create(self, **fields):
+        sb = self.d.create(**fields)
+        self.addCleanup(self.d.request, "DELETE", f"/sandboxes/{sb['id']}")
+        return sb
+
+    def get(self, sandbox_id):
+        status, sb, raw = self.d.request("GET", f"/sandboxes/{sandbox_id}")
+        self.assertEqual(status, 200, raw)
+        return sb
+
+    def pause(self, sandbox_id, expect=200):
+        status, body, raw = self.d.request("POST", f"/sandboxes/{sandbox_id}/pause")
+        self.assertEqual(status, expect, raw)
+        return body
+
+    def resume(self, sandbox_id, expect=200):
+        status, body, raw = self.d.request("POST", f"/sandboxes/{sandbox_id}/resume")
+        self.assertEqual(status, expect, raw)
+        return body
+
+
+class PauseTest(PauseBase):
+    def run_py(self, sandbox_id, code, **fields):
+        status, res, raw = self.d.exec(sandbox_id, code, **fields)
+        self.assertEqual(status, 200, raw)
+        self.assertEqual(res["exit_code"], 0, res)
+        return res["stdout"]
+
+    def output(self, sandbox_id, pid):
+        """What background process pid's stdout ring holds (GET .../output, not followed)."""
+        path = f"/sandboxes/{sandbox_id}/processes/{pid}/output"
+        conn = http.client.HTTPConnection("127.0.0.1", self.d.port, timeout=120)
+        try:
+            conn.request("GET", path, headers={"Accept": NDJSON})
+            resp = conn.getresponse()
+            payload = resp.read()
+            self.d.check_contract("GET", path, None, resp.status, dict(resp.getheaders()),
+                                  payload)
+        finally:
+            conn.close()
+        self.assertEqual(resp.status, 200, payload)
+        return "".join(ev["data"] for ev in contract.parse_events(NDJSON, payload)
+                       if ev["type"] == "stdout")
+
+    def counted(self, sandbox_id, pid):
+        """The counter's numbers so far, checked to be 1, 2, 3, ... without a gap or restart."""
+        text = self.output(sandbox_id, pid)
+        numbers = [int(n) for n in text.split("\n")[:-1]]  # the last line may be partial
+        self.assertEqual(numbers, list(range(1, len(numbers) + 1)), text[-300:])
+        return len(numbers)
+
+    def prepare(self):
+        """A python sandbox with a context holding x = 41, /tmp/kept and a running counter
+        that has counted to 3 at least; returns (sandbox, context id, counter pid)."""
+        sb = self.create(language_pack="python")
+        status, ctx, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/contexts", {})
+        self.assertEqual(status, 201, raw)
+        self.run_py(sb["id"], "x = 41", context_id=ctx["id"])
+        self.run_py(sb["id"], "open('/tmp/kept', 'w').write('kept across pauses')")
+        status, proc, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/processes",
+                                           {"cmd": COUNTER})
+        self.assertEqual(status, 201, raw)
+        harness.wait_for(lambda: self.counted(sb["id"], proc["pid"]) >= 3, 120,
+                         "the counter to count to 3")
+        return sb, ctx["id"], proc["pid"]
+
+    def assert_all_kept(self, sb, ctx, pid, counted_before):
+        """After a resume: x, /tmp/kept and the counter, which counts on from where it was."""
+        self.assertEqual(self.run_py(sb["id"], "x += 1; print(x)", context_id=ctx), "42\n")
+        self.run_py(sb["id"], "x -= 1", context_id=ctx)
+        self.assertEqual(self.run_py(sb["id"], "print(open('/tmp/kept').read())"),
+                         "kept across pauses\n")
+        status, proc, raw = self.d.request("GET", f"/sandboxes/{sb['id']}/processes/{pid}")
+        self.assertEqual((status, proc["state"]), (200, "running"), raw)
+        # counted() holds that the ring still starts at 1 and never restarted; more numbers
+        # than before the pause means it counts on
+        harness.wait_for(lambda: self.counted(sb["id"], pid) > counted_before + 2, 120,
+                         "the counter to count on after the resume")
+
+    def saved_file(self, sandbox_id):
+        return [f for f in self.d.paused_files() if os.path.basename(f).startswith(sandbox_id)]
+
+    def test_pause_and_resume_keep_context_files_and_a_running_process(self):
+        sb, ctx, pid = self.prepare()
+        before = self.get(sb["id"])
+        old_vmm = before["vmm_pid"]
+        counted = self.counted(sb["id"], pid)
+        t_pause = time.time()
+        paused = self.pause(sb["id"])
+        self.assertEqual(paused["state"], "paused", paused)
+        self.assertIsNone(paused["vmm_pid"], paused)
+        # the lifetime stops; what runs instead is --max-paused-s (default 7 days)
+        self.assertAlmostEqual(wall(paused["expires_at"]), t_pause + 604800, delta=30)
+        left = wall(before["expires_at"]) - t_pause
+
+        # while paused: no VMM, the state is a file, the guest is not reachable
+        self.assertEqual(self.get(sb["id"])["state"], "paused")
+        harness.wait_for(lambda: not harness.pid_alive(old_vmm), 30, "the old VMM to exit")
+        self.assertEqual([p for p in harness.processes_mentioning(
+            os.path.join(self.d.run_dir, sb["id"])) if harness.pid_alive(p)], [])
+        self.assertEqual(len(self.saved_file(sb["id"])), 1, self.d.paused_files())
+        self.assertGreater(os.path.getsize(self.saved_file(sb["id"])[0]), 1 << 20)
+        for method, path, body in [
+                ("POST", "/exec", {"code": "print(1)"}),
+                ("POST", "/exec", {"code": "print(x)", "context_id": ctx}),
+                ("GET", "/processes", None),
+                ("POST", "/processes", {"cmd": ["true"]}),
+                ("GET", "/files?path=/tmp/kept", None),
+                ("GET", "/contexts", None)]:
+            # subTest: one that answers otherwise is reported, the rest of the test still runs
+            with self.subTest(request=f"{method} {path}"):
+                status, reply, raw = self.d.request(method, f"/sandboxes/{sb['id']}{path}",
+                                                    body)
+                self.assertEqual(status, 409, raw)
+                self.assertEqual(reply["error"]["code"], "conflict")
+                self.assertRegex(reply["error"]["message"], PAUSED_MESSAGE)
+        status, _, metrics = self.d.request("GET", "/metrics")
+        self.assertIn('emberd_sandboxes{state="paused"} 1\n', metrics.decode())
+
+        time.sleep(2)
+        t_resume = time.time()
+        resumed = self.resume(sb["id"])
+        self.assertEqual(resumed["state"], "ready", resumed)
+        self.assertTrue(harness.pid_alive(resumed["vmm_pid"]), resumed)
+        self.assertNotEqual(resumed["vmm_pid"], old_vmm)
+        # the lifetime it had left, from the resume on (not shortened by the pause)
+        self.assertAlmostEqual(wall(resumed["expires_at"]) - t_resume, left, delta=5)
+        self.assertEqual(self.saved_file(sb["id"]), [])
+        status, _, metrics = self.d.request("GET", "/metrics")
+        self.assertIn('emberd_sandboxes{state="paused"} 0\n', metrics.decode())
+        self.assert_all_kept(sb, ctx, pid, counted)
+
+    def test_five_pauses_in_a_row_keep_everything(self):
+        sb, ctx, pid = self.prepare()
+        for cycle in range(5):
+            with self.subTest(cycle=cycle):
+                counted = self.counted(sb["id"], pid)
+                self.assertEqual(self.pause(sb["id"])["state"], "paused")
+                self.assertEqual(self.resume(sb["id"])["state"], "ready")
+                self.assert_all_kept(sb, ctx, pid, counted)
+        self.assertEqual(self.d.paused_files(), [])
+
+    def test_the_guest_clock_is_the_hosts_after_a_pause(self):
+        sb = self.create(language_pack="python")
+        self.pause(sb["id"])
+        time.sleep(5)  # a guest clock that stopped with the VM would now be 5 s behind
+        self.resume(sb["id"])
+        t0 = time.time()
+        guest = float(self.run_py(sb["id"], "import time; print(time.time())"))
+        t1 = time.time()
+        self.assertGreater(guest, t0 - 2, "the guest's clock is behind the host's")
+        self.assertLess(guest, t1 + 2, "the guest's clock is ahead of the host's")
+        # and so does `date +%s`
+        t0 = time.time()
+        guest = int(self.run_py(sb["id"], "import subprocess; "
+                                          "print(subprocess.check_output(['date', '+%s'])"
+                                          ".decode().strip())"))
+        t1 = time.time()
+        self.assertGreaterEqual(guest, int(t0) - 2)
+        self.assertLessEqual(guest, int(t1) + 2)
+
+    def test_a_busy_sandbox_is_not_paused(self):
+        sb = self.create(language_pack="python")
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(
+            r=self.d.exec(sb["id"], "import time; time.sleep(6); print('done')")))
+        worker.start()
+        try:
+            harness.wait_for(lambda: self.get(sb["id"])["execs_running"] == 1, 60,
+                             "the exec to run")
+            status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/pause")
+            self.assertEqual(status, 409, raw)
+            self.assertEqual(reply["error"]["code"], "conflict")
+            self.assertIn("in flight", reply["error"]["message"])
+            self.assertIn("pause once it ended", reply["error"]["message"])
+            self.assertEqual(self.get(sb["id"])["state"], "ready")
+        finally:
+            worker.join(120)
+        status, res, _ = result["r"]
+        self.assertEqual((status, res["stdout"]), (200, "done\n"))
+        self.assertEqual(self.d.paused_files(), [])
+        # nothing changed: it pauses once idle
+        self.assertEqual(self.pause(sb["id"])["state"], "paused")
+        self.assertEqual(self.resume(sb["id"])["state"], "ready")
+        self.assertEqual(self.run_py(sb["id"], "print(6*7)"), "42\n")
+
+    def test_wrong_states_are_409_and_unknown_ids_404(self):
+        sb = self.create(language_pack="shell")
+        status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/resume")
+        self.assertEqual(status, 409, raw)
+        self.assertIn("is ready, not paused", reply["error"]["message"])
+        self.pause(sb["id"])
+        status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/pause")
+        self.assertEqual(status, 409, raw)
+        self.assertIn("is paused, not ready", reply["error"]["message"])
+        self.assertEqual(self.get(sb["id"])["state"], "paused")
+        self.resume(sb["id"])
+        status, res, _ = self.d.exec(sb["id"], "echo hi")
+        self.assertEqual((status, res["stdout"]), (200, "hi\n"))
+        unknown = "sb_" + "0" * 32
+        for action in ("pause", "resume"):
+            status, reply, raw = self.d.request("POST", f"/sandboxes/{unknown}/{action}")
+            self.assertEqual(status, 404, raw)
+            self.assertEqual(reply["error"]["code"], "not_found")
+
+    def test_delete_of_a_paused_sandbox_leaves_nothing(self):
+        sb = self.d.create(language_pack="shell")
+        self.pause(sb["id"])
+        self.assertEqual(len(self.saved_file(sb["id"])), 1, self.d.paused_files())
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assertEqual(self.d.request("GET", f"/sandboxes/{sb['id']}")[0], 404)
+        self.assertEqual(self.saved_file(sb["id"]), [])
+        self.assertFalse(os.path.exists(os.path.join(self.d.run_dir, sb["id"])))
+
+
+class PausedExpiryTest(PauseBase):
+    daemon_args = ("--max-paused-s", "5")
+
+    def test_a_paused_sandbox_is_deleted_after_max_paused_s(self):
+        sb = self.d.create(language_pack="shell", timeout_s=3600)
+        t_pause = time.time()
+        paused = self.pause(sb["id"])
+        self.assertAlmostEqual(wall(paused["expires_at"]), t_pause + 5, delta=3)
+        harness.wait_for(lambda: self.d.request("GET", f"/sandboxes/{sb['id']}")[0] == 404,
+                         90, "the paused sandbox to be deleted")
+        self.assertGreater(time.time() - t_pause, 4, "deleted before --max-paused-s")
+        self.assertEqual(self.d.paused_files(), [])
+        self.assertFalse(os.path.exists(os.path.join(self.d.run_dir, sb["id"])))
+
+
+class FirecrackerPauseTest(PauseBase):
+    """The fake Firecracker (tests/fakes/firecracker) stands in for the real one."""
+    daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
+                   "--no-snapshots")
+
+    def test_the_firecracker_driver_cannot_pause(self):
+        sb = self.create(language_pack="shell")
+        status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/pause")
+        self.assertEqual(status, 409, raw)
+        self.assertEqual(reply["error"]["code"], "conflict")
+        self.assertRegex(reply["error"]["message"], r"the firecracker driver cannot (pause|save)")
+        after = self.get(sb["id"])
+        self.assertEqual((after["state"], after["vmm_pid"]), ("ready", sb["vmm_pid"]))
+        status, res, _ = self.d.exec(sb["id"], "echo still here")
+        self.assertEqual((status, res["stdout"]), (200, "still here\n"))
+        self.assertEqual(self.d.paused_files(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
