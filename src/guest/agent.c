@@ -130,6 +130,22 @@ static void arm_port_timer(struct agent *a, int ms)
 		guest_log("arm the port timer: %s", strerror(errno));
 }
 
+/* A virtio-serial port reports POLLHUP while no host is attached to it; a new host clears it. */
+static bool port_hung_up(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) >= 0 && (pfd.revents & POLLHUP) != 0;
+}
+
+static bool port_timer_armed(struct agent *a)
+{
+	struct itimerspec its;
+
+	return timerfd_gettime(a->port_timer.fd, &its) == 0 &&
+	       (its.it_value.tv_sec != 0 || its.it_value.tv_nsec != 0);
+}
+
 static void start_session(struct agent *a, enum slot slot, int fd, enum guest_session_kind kind)
 {
 	struct ember_error *err = NULL;
@@ -213,13 +229,20 @@ static void port_timer_ready(struct guest_watch *w, uint32_t events)
 	int fd;
 
 	(void)events;
-	if (read(w->fd, &expirations, sizeof(expirations)) < 0 || a->sessions[SLOT_PORT] != NULL)
+	if (read(w->fd, &expirations, sizeof(expirations)) < 0)
 		return;
-	if (a->port_fd >= 0) {
-		struct pollfd pfd = { .fd = a->port_fd, .events = POLLIN };
+	if (a->sessions[SLOT_PORT] != NULL) {
+		struct guest_session *s = a->sessions[SLOT_PORT];
 
-		/* POLLHUP while no host is attached to the port; the next one clears it. */
-		if (poll(&pfd, 1, 0) >= 0 && (pfd.revents & POLLHUP) != 0) {
+		/* A suspended session whose host went: it reads again once a host is back. */
+		if (guest_session_parked(s) && port_hung_up(guest_session_fd(s)))
+			arm_port_timer(a, GUEST_PORT_REOPEN_MS);
+		else if (guest_session_parked(s))
+			guest_session_unpark(s);
+		return;
+	}
+	if (a->port_fd >= 0) {
+		if (port_hung_up(a->port_fd)) {
 			arm_port_timer(a, GUEST_PORT_REOPEN_MS);
 			return;
 		}
@@ -275,6 +298,11 @@ static void agent_after_batch(struct agent *a)
 		if (i == SLOT_FD)
 			a->stop = true; /* an inherited channel cannot come back */
 	}
+	/* Parked in this batch: poll the port for the host's return. Only when the timer is idle,
+	 * since re-arming it after every batch would postpone it for as long as execs are busy. */
+	if (a->sessions[SLOT_PORT] != NULL && guest_session_parked(a->sessions[SLOT_PORT]) &&
+	    !port_timer_armed(a))
+		arm_port_timer(a, GUEST_PORT_REOPEN_MS);
 	guest_loop_collect(&a->loop);
 }
 

@@ -68,6 +68,21 @@ int guest_outq_push(struct guest_outq *q, uint8_t type, uint8_t flags, uint32_t 
 	return 0;
 }
 
+void guest_outq_append(struct guest_outq *dst, struct guest_outq *src)
+{
+	if (src->head == NULL)
+		return;
+	if (dst->tail != NULL)
+		dst->tail->next = src->head;
+	else
+		dst->head = src->head;
+	dst->tail = src->tail;
+	dst->bytes += src->bytes;
+	src->head = NULL;
+	src->tail = NULL;
+	src->bytes = 0;
+}
+
 int guest_outq_flush(struct guest_outq *q, int fd, struct ember_error **err)
 {
 	while (q->head != NULL) {

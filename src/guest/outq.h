@@ -25,6 +25,11 @@ void guest_outq_release(struct guest_outq *q);
 int guest_outq_push(struct guest_outq *q, uint8_t type, uint8_t flags, uint32_t id,
 		    const void *payload, size_t len, struct ember_error **err);
 
+/* Moves every frame of src behind dst's, in order, and leaves src empty. dst's cap is not
+ * checked: the frames were bounded by src's cap when they were queued, so dst may hold up to
+ * both caps until it drains (then its own pushes fail until it is back under its cap). */
+void guest_outq_append(struct guest_outq *dst, struct guest_outq *src);
+
 /* Writes as much as fd takes now (EAGAIN is not an error). -1 when the peer is gone or the
  * write fails otherwise. */
 int guest_outq_flush(struct guest_outq *q, int fd, struct ember_error **err);

@@ -48,6 +48,13 @@ struct guest_session {
 	uint32_t version;  /* agreed in READY */
 	struct proto_decoder dec;
 	struct guest_outq out;
+	/* Version 8, virtio-serial only: after SUSPENDED the session writes nothing until it has
+	 * answered a RESUME, since the VM's RAM (and any half-sent frame) is saved right after.
+	 * What it produces meanwhile waits in held, sent behind RESUME's READY. */
+	bool suspended;
+	bool parked;       /* suspended and the host gone: fd out of the loop until agent.c sees one */
+	struct guest_outq held;
+	char sandbox_id[PROTO_ID_MAX + 1]; /* HELLO's: a RESUME must name the same sandbox */
 	struct guest_exec *execs;
 	struct guest_context *contexts; /* version 4; they die with the session */
 	unsigned ncontexts;
@@ -169,10 +176,21 @@ bool guest_session_owns_unreaped_cgroup(struct guest_session *s, const char *pat
 	return false;
 }
 
+/* Execs and file reads paused by backpressure or a suspension read and send again. */
+static void resume_producers(struct guest_session *s)
+{
+	struct guest_exec *e;
+
+	if (s->suspended)
+		return;
+	for (e = s->execs; e != NULL; e = e->next)
+		guest_exec_resume(e);
+	guest_files_resume(&s->files);
+}
+
 static void session_flush(struct guest_session *s)
 {
 	struct ember_error *err = NULL;
-	struct guest_exec *e;
 
 	if (s->watch.fd < 0)
 		return;
@@ -183,52 +201,36 @@ static void session_flush(struct guest_session *s)
 	}
 	if (s->congested && guest_outq_bytes(&s->out) < GUEST_OUTQ_LOW_WATER) {
 		s->congested = false;
-		for (e = s->execs; e != NULL; e = e->next)
-			guest_exec_resume(e);
-		guest_files_resume(&s->files);
+		resume_producers(s);
 		session_process_frames(s); /* frames held back while congested */
 	}
 }
 
-static int session_emit(struct guest_session *s, uint8_t type, uint32_t id, const void *payload,
-			size_t len)
+/* Queues a frame (flags: FIN on a file's last DATA); while suspended it waits in held. */
+static int session_emit_flags(struct guest_session *s, uint8_t type, uint8_t flags, uint32_t id,
+			      const void *payload, size_t len)
 {
+	struct guest_outq *q = s->suspended ? &s->held : &s->out;
 	struct ember_error *err = NULL;
-	bool was_empty = guest_outq_bytes(&s->out) == 0;
+	bool was_empty = guest_outq_bytes(q) == 0;
 
 	if (s->ended)
 		return -1;
-	if (guest_outq_push(&s->out, type, 0, id, payload, len, &err) < 0) {
+	if (guest_outq_push(q, type, flags, id, payload, len, &err) < 0) {
 		session_end(s, err->message);
 		ember_error_free(&err);
 		return -1;
 	}
-	if (was_empty)
+	if (was_empty && q == &s->out)
 		session_flush(s); /* the common case: the frame leaves at once */
 	session_update_interest(s);
 	return 0;
 }
 
-/* session_emit for frames with flags (FIN on a file's last DATA). */
-static int session_emit_flags(struct guest_session *s, uint8_t type, uint8_t flags, uint32_t id,
-			      const void *payload, size_t len)
+static int session_emit(struct guest_session *s, uint8_t type, uint32_t id, const void *payload,
+			size_t len)
 {
-	struct ember_error *err = NULL;
-	bool was_empty = guest_outq_bytes(&s->out) == 0;
-
-	if (flags == 0)
-		return session_emit(s, type, id, payload, len);
-	if (s->ended)
-		return -1;
-	if (guest_outq_push(&s->out, type, flags, id, payload, len, &err) < 0) {
-		session_end(s, err->message);
-		ember_error_free(&err);
-		return -1;
-	}
-	if (was_empty)
-		session_flush(s);
-	session_update_interest(s);
-	return 0;
+	return session_emit_flags(s, type, 0, id, payload, len);
 }
 
 static bool session_congested(struct guest_session *s)
@@ -245,9 +247,11 @@ static void session_update_interest(struct guest_session *s)
 
 	if (s->ended || s->watch.fd < 0)
 		return;
-	if (s->state == SESSION_DRAINING || !session_congested(s))
+	/* Parked: out of the epoll set, where a port without a host would report EPOLLHUP on
+	 * every wait. agent.c polls it instead. */
+	if (!s->parked && (s->state == SESSION_DRAINING || !session_congested(s)))
 		want |= EPOLLIN;
-	if (guest_outq_bytes(&s->out) > 0)
+	if (!s->parked && guest_outq_bytes(&s->out) > 0)
 		want |= EPOLLOUT;
 	if (guest_loop_set(s->env->loop, &s->watch, want, &err) < 0) {
 		session_end(s, err->message);
@@ -277,10 +281,21 @@ static void send_error(struct guest_session *s, uint32_t id, const char *code, c
 	free(json);
 }
 
-/* A session-level failure (ERROR with id 0): the guest then ends the session. */
+/* Forgets a suspension and what it held: the host that suspended is not coming back for it. */
+static void drop_suspension(struct guest_session *s)
+{
+	s->suspended = false;
+	s->parked = false;
+	guest_outq_release(&s->held);
+}
+
+/* A session-level failure (ERROR with id 0): the guest then ends the session. A suspended
+ * session fails only on a frame from its host, which then gets the ERROR, not the held frames
+ * of execs that die here anyway. */
 static void session_fail(struct guest_session *s, const char *code, const char *message)
 {
 	guest_log("session on %s: %s: %s", s->label, code, message);
+	drop_suspension(s);
 	send_error(s, 0, code, "%s", message);
 	discard_execs(s);
 	if (s->kind == GUEST_SESSION_PORT) {
@@ -304,7 +319,9 @@ static bool exec_congested(void *ctx)
 {
 	struct guest_session *s = ctx;
 
-	return s->ended || session_congested(s);
+	/* Suspended: nothing may reach the wire, so output stays in the pipes (the programs block
+	 * on them) instead of piling up in the held queue. */
+	return s->ended || s->suspended || session_congested(s);
 }
 
 static void exec_finished(void *ctx, struct guest_exec *e)
@@ -339,20 +356,57 @@ static const struct guest_files_ops files_ops = {
 
 /* --- frame handlers --- */
 
+/* What HELLO and RESUME share: apply the host's identity (PID 1 only) and encode the READY
+ * that answers it at version. A RESUME sets the clock and reseeds the RNG (a restored VM's clock
+ * stood still while it was saved, and every restore of one file starts from the same RNG
+ * state) but leaves the NIC and mounts alone: they were saved and restored with the rest of
+ * RAM. NULL after session_fail. */
+static char *accept_hello(struct guest_session *s, const struct proto_hello *hello, bool resume,
+			  uint32_t version, size_t *len)
+{
+	struct proto_ready ready = { .version = version };
+	struct ember_error *err = NULL;
+	char *json;
+
+	if (s->env->apply_identity &&
+	    (guest_identity_apply(hello, &err) < 0 ||
+	     (!resume && guest_net_apply(&hello->net, &err) < 0) ||
+	     (!resume && hello->mounts.n > 0 &&
+	      guest_mounts_apply(&s->env->mounts, &hello->mounts, &err) < 0))) {
+		/* A mount point the pack's tree cannot have (a file or a link there) is the
+		 * request's fault: the host answers its client 400. */
+		session_fail(s, err->kind == EMBER_E_INVALID ? "invalid_argument" : "internal",
+			     err->message);
+		ember_error_free(&err);
+		return NULL;
+	}
+	snprintf(ready.agent, sizeof(ready.agent), "emberd-init %s", EMBER_VERSION);
+	memcpy(ready.sandbox_id, hello->sandbox_id, sizeof(ready.sandbox_id));
+	ready.uptime_ms = guest_uptime_ms();
+	json = proto_ready_encode(&ready, len, &err);
+	if (json == NULL) {
+		session_fail(s, "internal", err->message);
+		ember_error_free(&err);
+	}
+	return json;
+}
+
 static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 {
 	struct ember_error *err = NULL;
 	struct proto_hello hello;
-	struct proto_ready ready = { 0 };
+	uint32_t version;
 	size_t len;
 	char *json;
 
 	if (s->state == SESSION_READY && s->kind == GUEST_SESSION_PORT) {
 		/* A virtio-serial port outlives its hosts, and a HELLO in a ready session comes from
 		 * a new one whose predecessor left unnoticed: a clone restored from a snapshot taken
-		 * before the agent saw the template's host go. Start over for the new host. */
+		 * before the agent saw the template's host go, or a daemon that lost the state of
+		 * a suspended session. Start over for the new host. */
 		guest_log("session on %s: a new host said HELLO; starting over", s->label);
 		discard_execs(s);
+		drop_suspension(s);
 		guest_outq_release(&s->out);
 		guest_outq_init(&s->out, GUEST_OUTQ_MAX);
 		s->congested = false;
@@ -367,32 +421,79 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 		ember_error_free(&err);
 		return;
 	}
-	if (s->env->apply_identity &&
-	    (guest_identity_apply(&hello, &err) < 0 || guest_net_apply(&hello.net, &err) < 0 ||
-	     (hello.mounts.n > 0 && guest_mounts_apply(&s->env->mounts, &hello.mounts, &err) < 0))) {
-		/* A mount point the pack's tree cannot have (a file or a link there) is the
-		 * request's fault: the host answers its client 400. */
-		session_fail(s, err->kind == EMBER_E_INVALID ? "invalid_argument" : "internal",
-			     err->message);
-		ember_error_free(&err);
+	version = hello.version < PROTO_VERSION ? hello.version : PROTO_VERSION;
+	json = accept_hello(s, &hello, false, version, &len);
+	if (json == NULL)
 		return;
-	}
-	ready.version = hello.version < PROTO_VERSION ? hello.version : PROTO_VERSION;
-	snprintf(ready.agent, sizeof(ready.agent), "emberd-init %s", EMBER_VERSION);
-	memcpy(ready.sandbox_id, hello.sandbox_id, sizeof(ready.sandbox_id));
-	ready.uptime_ms = guest_uptime_ms();
-	json = proto_ready_encode(&ready, &len, &err);
-	if (json == NULL) {
-		session_fail(s, "internal", err->message);
-		ember_error_free(&err);
-		return;
-	}
 	s->state = SESSION_READY;
-	s->version = ready.version;
+	s->version = version;
+	memcpy(s->sandbox_id, hello.sandbox_id, sizeof(s->sandbox_id));
 	session_emit(s, PROTO_READY, 0, json, len);
 	free(json);
 	guest_log("session on %s: ready for sandbox %s (version %u)", s->label, hello.sandbox_id,
-		  ready.version);
+		  version);
+}
+
+/* SUSPEND (version 8): SUSPENDED is the last frame on the wire until RESUME is answered; the
+ * host then saves the VM. Only a virtio-serial port survives that: a vsock or Unix connection
+ * does not (Firecracker and ember-vm have no such pause). */
+static void handle_suspend(struct guest_session *s)
+{
+	if (s->version < 8) {
+		session_fail(s, "protocol", "SUSPEND in a session below version 8");
+		return;
+	}
+	if (s->kind != GUEST_SESSION_PORT) {
+		session_fail(s, "unsupported", "SUSPEND needs a virtio-serial session");
+		return;
+	}
+	if (session_emit(s, PROTO_SUSPENDED, 0, NULL, 0) < 0)
+		return;
+	s->suspended = true;
+	guest_log("session on %s: suspended", s->label);
+}
+
+/* RESUME (version 8): the VM was restored and a host is attached again. READY, then what was
+ * held, in the order it was produced; then execs read their pipes again. */
+static void handle_resume(struct guest_session *s, const struct proto_frame *f)
+{
+	struct ember_error *err = NULL;
+	struct proto_hello hello;
+	size_t len;
+	char *json;
+
+	if (!s->suspended) {
+		session_fail(s, "protocol", "RESUME without a suspended session");
+		return;
+	}
+	if (proto_hello_decode(f->payload, f->header.length, &hello, &err) < 0) {
+		session_fail(s, "protocol", err->message);
+		ember_error_free(&err);
+		return;
+	}
+	if (strcmp(hello.sandbox_id, s->sandbox_id) != 0) {
+		session_fail(s, "protocol", "RESUME for another sandbox");
+		return;
+	}
+	json = accept_hello(s, &hello, true, s->version, &len);
+	if (json == NULL)
+		return;
+	s->suspended = false;
+	/* Not session_emit: READY must not leave (and nothing may answer a later frame) before
+	 * the held frames are queued behind it. */
+	if (guest_outq_push(&s->out, PROTO_READY, 0, 0, json, len, &err) < 0) {
+		session_end(s, err->message);
+		ember_error_free(&err);
+		free(json);
+		return;
+	}
+	free(json);
+	guest_outq_append(&s->out, &s->held);
+	guest_log("session on %s: resumed for sandbox %s", s->label, s->sandbox_id);
+	session_flush(s);
+	if (!s->ended && !session_congested(s))
+		resume_producers(s);
+	session_update_interest(s);
 }
 
 /* STARTED for a background exec, before any of its output (that is read by the loop later). */
@@ -682,9 +783,20 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 {
 	uint8_t type = f->header.type;
 
+	if (s->suspended && type != PROTO_HELLO && type != PROTO_RESUME) {
+		char message[96];
+
+		/* The host sends nothing between SUSPEND and RESUME. */
+		snprintf(message, sizeof(message), "%s while suspended", proto_type_name(type));
+		session_fail(s, "protocol", message);
+		return;
+	}
 	switch (type) {
 	case PROTO_HELLO:
 		handle_hello(s, f);
+		return;
+	case PROTO_RESUME:
+		handle_resume(s, f);
 		return;
 	case PROTO_ERROR:
 		/* The host failed something; id 0 means it is ending the session. */
@@ -702,6 +814,7 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 	case PROTO_DATA:
 	case PROTO_SIGNAL:
 	case PROTO_CONTEXT:
+	case PROTO_SUSPEND:
 		break;
 	default:
 		session_fail(s, "protocol", "the host sent a guest-to-host frame type");
@@ -714,7 +827,7 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 			send_error(s, f->header.id, "not_ready", "HELLO must come first");
 		return;
 	}
-	if (f->header.id == 0 && type != PROTO_PING && type != PROTO_PS) {
+	if (f->header.id == 0 && type != PROTO_PING && type != PROTO_PS && type != PROTO_SUSPEND) {
 		session_fail(s, "protocol", "request id 0 is reserved for the session");
 		return;
 	}
@@ -749,6 +862,9 @@ static void handle_frame(struct guest_session *s, const struct proto_frame *f)
 	case PROTO_CONTEXT:
 		handle_context(s, f);
 		break;
+	case PROTO_SUSPEND:
+		handle_suspend(s);
+		break;
 	default:
 		break;
 	}
@@ -770,6 +886,39 @@ static void session_process_frames(struct guest_session *s)
 		}
 		handle_frame(s, &frame);
 	}
+}
+
+/* The host went away (read() == 0, or a hangup): the end of the session, unless it is
+ * suspended, when the host is expected to come back with RESUME on the same port. */
+static void session_host_gone(struct guest_session *s, const char *why)
+{
+	if (!s->suspended) {
+		session_end(s, why);
+		return;
+	}
+	if (!s->parked)
+		guest_log("session on %s: host gone while suspended; waiting for it", s->label);
+	s->parked = true;
+	session_update_interest(s);
+}
+
+bool guest_session_parked(const struct guest_session *s)
+{
+	return s->parked;
+}
+
+int guest_session_fd(const struct guest_session *s)
+{
+	return s->watch.fd;
+}
+
+void guest_session_unpark(struct guest_session *s)
+{
+	if (!s->parked)
+		return;
+	guest_log("session on %s: a host is attached again", s->label);
+	s->parked = false;
+	session_update_interest(s);
 }
 
 static void session_discard_input(struct guest_session *s)
@@ -816,7 +965,7 @@ static void session_read(struct guest_session *s)
 		n = read(s->watch.fd, space, avail);
 	} while (n < 0 && errno == EINTR);
 	if (n == 0) {
-		session_end(s, "host disconnected");
+		session_host_gone(s, "host disconnected");
 		return;
 	}
 	if (n < 0) {
@@ -840,7 +989,7 @@ static void session_ready(struct guest_watch *w, uint32_t events)
 	/* Hangup with nothing left to read: the host is gone (a closed virtio-serial port reports
 	 * this at once, and without the check a congested session would spin on it). */
 	if (!s->ended && (events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN))
-		session_end(s, "host disconnected");
+		session_host_gone(s, "host disconnected");
 	session_update_interest(s);
 }
 
@@ -859,6 +1008,7 @@ int guest_session_new(struct guest_session_env *env, int fd, enum guest_session_
 	snprintf(s->label, sizeof(s->label), "%s", label);
 	proto_decoder_init(&s->dec);
 	guest_outq_init(&s->out, GUEST_OUTQ_MAX);
+	guest_outq_init(&s->held, GUEST_OUTQ_MAX);
 	guest_files_init(&s->files, &env->exec, &env->running_transfers, &files_ops, s);
 	guest_watch_init(&s->watch, fd, session_ready);
 	if (guest_loop_set(env->loop, &s->watch, EPOLLIN, err) < 0) {
@@ -905,6 +1055,7 @@ void guest_session_free(struct guest_session *s)
 	guest_loop_close(s->env->loop, &s->watch);
 	proto_decoder_release(&s->dec);
 	guest_outq_release(&s->out);
+	guest_outq_release(&s->held); /* never sent: SUSPENDED stays the last frame */
 	/* A session may be replaced from another watch's handler while an event for its own fd is
 	 * still in the current batch: the memory stays until the batch is over. */
 	guest_loop_defer_free(s->env->loop, &s->deferred, session_free_deferred);

@@ -1,7 +1,8 @@
 /* session.h - the protocol state machine of one host connection (docs/protocol.md).
  * Created by agent.c for each transport connection; owns that connection's execs.
  * Never blocks and never trusts the host: bad frames end the session, never the agent, and a
- * session's memory is bounded by one decoder frame plus its outgoing queue cap. */
+ * session's memory is bounded by one decoder frame plus its outgoing queue cap (twice that once
+ * suspended: what it produces then is held apart, under the same cap). */
 #ifndef EMBER_GUEST_SESSION_H
 #define EMBER_GUEST_SESSION_H
 
@@ -53,6 +54,14 @@ void guest_session_free(struct guest_session *session);
  * virtio-serial port open between hosts, since closing it drops whatever the guest kernel has
  * already received for it, which may be the next host's HELLO. */
 int guest_session_take_fd(struct guest_session *session);
+
+/* Suspended (protocol version 8) and its host gone (read() == 0 or a hangup on the port): the
+ * session keeps its execs but no longer watches its fd, which reports a hangup until a host is
+ * attached again. agent.c polls guest_session_fd() meanwhile and calls guest_session_unpark()
+ * once the hangup cleared; the session then reads (the host's RESUME) again. */
+bool guest_session_parked(const struct guest_session *session);
+int guest_session_fd(const struct guest_session *session);
+void guest_session_unpark(struct guest_session *session);
 
 /* The reaper's lookup: the exec whose main process is pid, or NULL. */
 struct guest_exec *guest_session_exec_by_pid(struct guest_session *session, pid_t pid);

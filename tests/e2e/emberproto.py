@@ -42,6 +42,11 @@ TYPE_NAMES.update({CREDIT: "CREDIT", FS: "FS", FS_REPLY: "FS_REPLY", DATA: "DATA
 TYPE_MAX.update({CREDIT: 4, FS: MAX_PAYLOAD, FS_REPLY: MAX_PAYLOAD, DATA: MAX_DATA_CHUNK})
 CREDIT_WINDOW = 256 * 1024
 
+# Version 8: suspend and resume (docs/protocol.md "Suspend and resume"); all three with id 0.
+SUSPEND, SUSPENDED, RESUME = 22, 23, 24
+TYPE_NAMES.update({SUSPEND: "SUSPEND", SUSPENDED: "SUSPENDED", RESUME: "RESUME"})
+TYPE_MAX.update({SUSPEND: 0, SUSPENDED: 0, RESUME: 4096})
+
 
 class ProtocolError(Exception):
     """The peer broke the wire protocol."""

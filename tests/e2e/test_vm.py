@@ -158,7 +158,7 @@ class PythonVmTest(unittest.TestCase):
         self.assertEqual(self.r[12]["stdout"], "1000 1000\n")
 
     def test_handshake_and_teardown(self):
-        self.assertEqual(self.out["ready"]["version"], 7)
+        self.assertEqual(self.out["ready"]["version"], 8)
         self.assertEqual(self.out["ready"]["sandbox_id"], self.out["sandbox_id"])
         self.assertIn("round_trip_us", self.r[13])
         # ember-vm returned: the VM process is gone and its directory removed

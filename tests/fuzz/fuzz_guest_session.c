@@ -1,7 +1,8 @@
 /* libFuzzer target: arbitrary bytes from a "host" through a guest session (src/guest/session.c)
  * on a socketpair, driven by the real loop. Execs are configured to fail before spawning (their
  * code directory does not exist), so the fuzzer exercises the state machine, ERROR paths and
- * session end without starting processes. Identity (clock/RNG) is off, as in agent-only mode. */
+ * session end without starting processes. Identity (clock/RNG) is off, as in agent-only mode.
+ * Every input drives a socket session and a virtio-serial port session. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +21,9 @@ static void drain(int fd)
 		;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One session of kind over the input. At its end the "host" stops writing (EOF): a suspended
+ * virtio-serial session then parks instead of ending, and is unparked once (it parks again). */
+static void run(enum guest_session_kind kind, const uint8_t *data, size_t size)
 {
 	struct guest_loop loop;
 	struct guest_session_env env = { 0 };
@@ -29,20 +32,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-		return 0;
+		return;
 	if (guest_loop_init(&loop, NULL) < 0) {
 		close(sv[0]);
 		close(sv[1]);
-		return 0;
+		return;
 	}
 	env.loop = &loop;
 	env.exec.code_root = "/nonexistent/emberd-fuzz";
 	env.exec.cwd = "/";
 	env.exec.home = "/";
-	if (guest_session_new(&env, sv[0], GUEST_SESSION_SOCKET, "fuzz", &s, NULL) < 0) {
+	if (guest_session_new(&env, sv[0], kind, "fuzz", &s, NULL) < 0) {
 		guest_loop_release(&loop);
 		close(sv[1]);
-		return 0;
+		return;
 	}
 	/* Feed in slices so frames straddle reads; stop when the session ends. */
 	for (rounds = 0; rounds < 256 && !guest_session_ended(s); rounds++) {
@@ -59,8 +62,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		guest_loop_collect(&loop);
 		drain(sv[1]);
 	}
+	shutdown(sv[1], SHUT_WR);
+	for (rounds = 0; rounds < 3 && !guest_session_ended(s); rounds++) {
+		if (rounds == 1 && guest_session_parked(s))
+			guest_session_unpark(s);
+		guest_loop_run_once(&loop, 0, NULL);
+		guest_loop_collect(&loop);
+		drain(sv[1]);
+	}
 	guest_session_free(s);
 	guest_loop_release(&loop);
 	close(sv[1]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* The kinds differ after errors (a port drains, a socket closes) and in SUSPEND, which
+	 * only a port accepts. */
+	run(GUEST_SESSION_SOCKET, data, size);
+	run(GUEST_SESSION_PORT, data, size);
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include "tmpdir.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -516,6 +517,300 @@ static void python_context_result_error_and_interrupt(void **state)
 	stop(fx); /* the session's end kills the interpreter */
 }
 
+/* --- suspend and resume (version 8) --- */
+
+static void send_empty(struct fixture *fx, uint8_t type, uint32_t id)
+{
+	assert_int_equal(proto_send(fx->host_fd, type, 0, id, NULL, 0, time_mono_ms() + 2000, NULL),
+			 0);
+}
+
+static void send_resume(struct fixture *fx, const char *sandbox_id)
+{
+	struct proto_hello hello = { .version = PROTO_VERSION };
+	size_t len;
+	char *json;
+
+	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "%s", sandbox_id);
+	json = proto_hello_encode(&hello, &len, NULL);
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_RESUME, 0, 0, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+}
+
+/* The next frame of any kind, with the loop and the reaper run. */
+static void next_frame_reaping(struct fixture *fx, struct proto_frame *f)
+{
+	int64_t deadline = time_mono_ms() + 20000;
+
+	for (;;) {
+		int ret = proto_decoder_next(&fx->dec, f, NULL);
+
+		assert_true(ret >= 0);
+		if (ret == 1)
+			return;
+		assert_true(time_mono_ms() < deadline);
+		assert_int_equal(guest_loop_run_once(&fx->loop, 10, NULL), 0);
+		reap(fx);
+		proto_fill(fx->host_fd, &fx->dec, NULL);
+	}
+}
+
+/* Runs the loop and the reaper for ms: not a byte may reach the host meanwhile. */
+static void expect_silence(struct fixture *fx, int ms)
+{
+	int64_t until = time_mono_ms() + ms;
+	uint8_t byte;
+
+	while (time_mono_ms() < until) {
+		assert_int_equal(guest_loop_run_once(&fx->loop, 10, NULL), 0);
+		reap(fx);
+	}
+	assert_int_equal(proto_decoder_pending(&fx->dec), 0);
+	assert_int_equal(recv(fx->host_fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK), -1);
+}
+
+static void expect_suspended(struct fixture *fx)
+{
+	struct proto_frame f;
+
+	next_frame_reaping(fx, &f);
+	assert_int_equal(f.header.type, PROTO_SUSPENDED);
+	assert_int_equal(f.header.id, 0);
+	assert_int_equal(f.header.length, 0);
+}
+
+static void expect_exit(struct fixture *fx, uint32_t id, int exit_code)
+{
+	struct proto_exit x;
+	struct proto_frame f;
+
+	next_frame_reaping(fx, &f);
+	assert_int_equal(f.header.type, PROTO_EXIT);
+	assert_int_equal(f.header.id, id);
+	assert_int_equal(proto_exit_decode(f.payload, f.header.length, &x, NULL), 0);
+	assert_int_equal(x.exit_code, exit_code);
+	proto_exit_release(&x);
+}
+
+static void expect_stdout(struct fixture *fx, uint32_t id, const char *text)
+{
+	struct proto_frame f;
+
+	next_frame_reaping(fx, &f);
+	assert_int_equal(f.header.type, PROTO_STDOUT);
+	assert_int_equal(f.header.id, id);
+	assert_int_equal(f.header.length, strlen(text));
+	assert_memory_equal(f.payload, text, strlen(text));
+}
+
+static void expect_session_error(struct fixture *fx, const char *code)
+{
+	struct proto_error_msg msg;
+	struct proto_frame f;
+
+	next_frame_reaping(fx, &f);
+	assert_int_equal(f.header.type, PROTO_ERROR);
+	assert_int_equal(f.header.id, 0);
+	assert_int_equal(proto_error_decode(f.payload, f.header.length, &msg, NULL), 0);
+	assert_string_equal(msg.code, code);
+}
+
+static void suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+
+	(void)state;
+	send_hello(fx, "sb_susp");
+	expect_ready(fx, "sb_susp");
+	/* 4 closes its output at once: its EXIT is produced while suspended. 3 writes while
+	 * suspended: that stays in its pipe until RESUME. */
+	send_exec(fx, 4, "exec >/dev/null 2>&1\nsleep 0.5");
+	send_exec(fx, 3, "sleep 0.2\necho one\nsleep 0.5\necho two");
+	expect_stdout(fx, 3, "one\n");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	expect_silence(fx, 1500); /* both programs end meanwhile */
+	assert_false(guest_session_ended(fx->session));
+	send_resume(fx, "sb_susp");
+	expect_ready(fx, "sb_susp");
+	expect_exit(fx, 4, 0); /* held while suspended, right behind READY */
+	expect_stdout(fx, 3, "two\n");
+	expect_exit(fx, 3, 0);
+	stop(fx);
+}
+
+/* Held frames are bounded by the queue's cap; what execs would write is bounded by not reading
+ * it: a program writing more than a pipe holds blocks until RESUME. */
+static void execs_leave_their_output_in_the_pipes_while_suspended(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+	char marker[PATH_MAX];
+	struct proto_frame f;
+	size_t got = 0;
+
+	(void)state;
+	snprintf(marker, sizeof(marker), "%s/after_the_output", tmpdir_path);
+	send_hello(fx, "sb_pipe");
+	expect_ready(fx, "sb_pipe");
+	/* 150000 bytes: more than a pipe (64 KiB), less than the credit window (256 KiB) */
+	send_exec(fx, 3, "echo one\nsleep 0.3\nhead -c 150000 /dev/zero\ntouch after_the_output");
+	expect_stdout(fx, 3, "one\n");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	expect_silence(fx, 1200);
+	assert_int_equal(access(marker, F_OK), -1); /* still blocked writing */
+	send_resume(fx, "sb_pipe");
+	expect_ready(fx, "sb_pipe");
+	for (;;) {
+		next_frame_reaping(fx, &f);
+		if (f.header.type != PROTO_STDOUT)
+			break;
+		got += f.header.length;
+	}
+	assert_int_equal(f.header.type, PROTO_EXIT);
+	assert_int_equal(got, 150000);
+	assert_int_equal(access(marker, F_OK), 0);
+	unlink(marker);
+	stop(fx);
+}
+
+static void a_hangup_while_suspended_parks_and_the_next_host_resumes(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+	int64_t began;
+	int sv[2], i;
+
+	(void)state;
+	send_hello(fx, "sb_park");
+	expect_ready(fx, "sb_park");
+	send_exec(fx, 3, "sleep 1\necho late");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	/* The host goes (QEMU exited after saving the VM): read() == 0 and a hangup. */
+	close(fx->host_fd);
+	assert_int_equal(guest_loop_run_once(&fx->loop, 100, NULL), 0);
+	assert_true(guest_session_parked(fx->session));
+	assert_false(guest_session_ended(fx->session));
+	/* Parked means out of the loop: a hung-up fd in it would wake every wait at once. */
+	began = time_mono_ms();
+	for (i = 0; i < 3; i++)
+		assert_int_equal(guest_loop_run_once(&fx->loop, 100, NULL), 0);
+	assert_true(time_mono_ms() - began >= 250);
+	/* A new host on the same fd (QEMU restored the VM; its port keeps its fd). */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(dup2(sv[1], guest_session_fd(fx->session)), guest_session_fd(fx->session));
+	close(sv[1]);
+	fx->host_fd = sv[0];
+	proto_decoder_release(&fx->dec);
+	proto_decoder_init(&fx->dec);
+	guest_session_unpark(fx->session);
+	assert_false(guest_session_parked(fx->session));
+	send_resume(fx, "sb_park");
+	expect_ready(fx, "sb_park");
+	/* The exec lived through it. */
+	expect_stdout(fx, 3, "late\n");
+	expect_exit(fx, 3, 0);
+	stop(fx);
+}
+
+static void resume_for_another_sandbox_fails(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+
+	(void)state;
+	send_hello(fx, "sb_mine");
+	expect_ready(fx, "sb_mine");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	send_resume(fx, "sb_other");
+	expect_session_error(fx, "protocol");
+	stop(fx);
+}
+
+static void resume_without_suspend_fails(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+
+	(void)state;
+	send_hello(fx, "sb_rs");
+	expect_ready(fx, "sb_rs");
+	send_resume(fx, "sb_rs");
+	expect_session_error(fx, "protocol");
+	stop(fx);
+}
+
+static void any_other_frame_while_suspended_fails(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+
+	(void)state;
+	send_hello(fx, "sb_ping");
+	expect_ready(fx, "sb_ping");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_PING, 0, 0, "x", 1, time_mono_ms() + 2000,
+				    NULL), 0);
+	expect_session_error(fx, "protocol"); /* and no PONG before it */
+	stop(fx);
+}
+
+static void hello_while_suspended_starts_over_without_the_held_frames(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+	struct proto_frame f;
+
+	(void)state;
+	send_hello(fx, "sb_old");
+	expect_ready(fx, "sb_old");
+	send_exec(fx, 4, "exec >/dev/null 2>&1\nsleep 0.2");
+	expect_silence(fx, 150); /* its pipes' EOF is seen before the suspension */
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	expect_silence(fx, 500); /* its EXIT is held */
+	send_hello(fx, "sb_new");
+	expect_ready(fx, "sb_new");
+	/* not suspended any more, and the old session's EXIT is gone: PONG comes next */
+	assert_int_equal(proto_send(fx->host_fd, PROTO_PING, 0, 0, "x", 1, time_mono_ms() + 2000,
+				    NULL), 0);
+	next_frame_reaping(fx, &f);
+	assert_int_equal(f.header.type, PROTO_PONG);
+	stop(fx);
+}
+
+static void suspend_on_a_socket_session_is_unsupported(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+
+	(void)state;
+	send_hello(fx, "sb_sock");
+	expect_ready(fx, "sb_sock");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_session_error(fx, "unsupported");
+	stop(fx);
+}
+
+static void suspend_below_version_8_is_a_protocol_error(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_PORT);
+	struct proto_hello hello = { .version = 7 };
+	size_t len;
+	char *json;
+
+	(void)state;
+	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "sb_v7");
+	json = proto_hello_encode(&hello, &len, NULL);
+	assert_non_null(json);
+	assert_int_equal(proto_send(fx->host_fd, PROTO_HELLO, 0, 0, json, len,
+				    time_mono_ms() + 2000, NULL), 0);
+	free(json);
+	expect_ready(fx, "sb_v7");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_session_error(fx, "protocol");
+	stop(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +822,15 @@ int main(void)
 		cmocka_unit_test(a_taken_fd_outlives_its_session_with_its_unread_input),
 		cmocka_unit_test(shell_context_keeps_state_and_survives_a_lying_run),
 		cmocka_unit_test(python_context_result_error_and_interrupt),
+		cmocka_unit_test(suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready),
+		cmocka_unit_test(execs_leave_their_output_in_the_pipes_while_suspended),
+		cmocka_unit_test(a_hangup_while_suspended_parks_and_the_next_host_resumes),
+		cmocka_unit_test(resume_for_another_sandbox_fails),
+		cmocka_unit_test(resume_without_suspend_fails),
+		cmocka_unit_test(any_other_frame_while_suspended_fails),
+		cmocka_unit_test(hello_while_suspended_starts_over_without_the_held_frames),
+		cmocka_unit_test(suspend_on_a_socket_session_is_unsupported),
+		cmocka_unit_test(suspend_below_version_8_is_a_protocol_error),
 	};
 
 	return cmocka_run_group_tests_name("guest_session", tests, tmpdir_group_setup,
