@@ -2370,7 +2370,7 @@ static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sand
 		ret = -1;
 	}
 	sandbox_touch_locked(sb);
-	if (ret == 0)
+	if (ret == 0 && info != NULL)
 		fill_info_locked(sb, info);
 	sb->refs--;
 	pthread_cond_broadcast(&m->cond);
