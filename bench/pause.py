@@ -153,6 +153,7 @@ class PauseBench:
         self.add("vmstate_alloc", alloc)
         res, ms = self.resume(d, sid)
         self.add("resume", ms)
+        self.memory("resumed", res["vmm_pid"])
         self.add("exec_after_resume", self.exec(d, sid))
         self.memory("after_resume", res["vmm_pid"])
 
@@ -348,6 +349,7 @@ class PauseBench:
                 f"{p('snapshot_size', 0.5) / 2**20 / mib:.2f} |",
 ]
         for when, what in (("before", "before pause (a pooled clone, after two execs)"),
+                           ("resumed", "right after resume, before any exec"),
                            ("after_resume", "after resume + one exec"),
                            ("forked", "of fork(1)'s child after one exec"),
                            ("from_snapshot", "of a sandbox from a snapshot after one exec")):
@@ -372,6 +374,12 @@ class PauseBench:
                 f"{self.mem_files:.0f} MiB allocated. Resuming the 4 (and one exec each) then "
                 f"moved MemAvailable by {self.mem_resumed_mib:+.0f} MiB "
                 f"({self.mem_resumed_mib / MEM_SANDBOXES:+.0f} MiB per sandbox).",
+                "",
+                f"A VMM started from a saved VM (resume, fork, snapshot) has the guest's RAM "
+                f"resident from the load on: {p('private_resumed', 0.5):.0f} MiB private right "
+                f"after a resume, against {p('private_before', 0.5):.0f} MiB for the pooled "
+                f"clone it was (whose untouched RAM is the template's shared memory) and a "
+                f"{size / 2**20:.0f} MiB saved state.",
                 "",
                 "Each operation's ratio is its p50 over the baseline's p50 of the same run. "
                 "Pause and resume include saving or loading the whole VM (QEMU migration to a "
