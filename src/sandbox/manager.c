@@ -1874,6 +1874,14 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 	return 0;
 }
 
+/* 409: a request the sandbox's state does not take (a paused one says how to go on). */
+static int state_conflict(struct ember_error **err, const char *id, enum sandbox_state state)
+{
+	return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s%s", id,
+			       sandbox_state_name(state),
+			       state == SANDBOX_PAUSED ? ": POST /sandboxes/{id}/resume first" : "");
+}
+
 /* Takes a reference on a ready sandbox for a channel request, or says why it cannot. */
 static struct sandbox *acquire_ready(struct manager *m, const char *id, struct ember_error **err)
 {
@@ -1888,9 +1896,7 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 				sb->failure);
 		sb = NULL;
 	} else if (sb->state != SANDBOX_READY) {
-		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s%s", sb->id,
-				sandbox_state_name(sb->state),
-				sb->state == SANDBOX_PAUSED ? ": POST /sandboxes/{id}/resume first" : "");
+		state_conflict(err, sb->id, sb->state);
 		sb = NULL;
 	} else {
 		sb->refs++;
@@ -2311,8 +2317,7 @@ int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
 	if (state != SANDBOX_READY && state != SANDBOX_FAILED)
-		return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", id,
-				       sandbox_state_name(state));
+		return state_conflict(err, id, state);
 	log_event(LOG_INFO, id, "sandbox.timeout_set", -1, "expires in %u s", timeout_s);
 	record_and_release(m, sb);
 	return 0;
@@ -3064,8 +3069,7 @@ int manager_procs(struct manager *m, const char *id, struct procs **out,
 	if (sb == NULL)
 		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
 	else if (sb->state != SANDBOX_READY && sb->state != SANDBOX_FAILED)
-		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", sb->id,
-				sandbox_state_name(sb->state));
+		state_conflict(err, sb->id, sb->state);
 	else
 		ret = procs_of_locked(sb, out, err);
 	pthread_mutex_unlock(&m->lock);
