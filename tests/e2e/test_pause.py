@@ -8,6 +8,9 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
+- PausedRestartTest: a paused sandbox outlives a daemon restart with --keep-sandboxes and
+  resumes with its files and the lifetime it had left; without --keep-sandboxes a stop
+  deletes it and its saved VM.
 - FirecrackerPauseTest: the Firecracker driver (the fake) cannot pause: 409 saying why.
 """
 
@@ -277,6 +280,47 @@ class PausedExpiryTest(PauseBase):
         self.assertGreater(time.time() - t_pause, 4, "deleted before --max-paused-s")
         self.assertEqual(self.d.paused_files(), [])
         self.assertFalse(os.path.exists(os.path.join(self.d.run_dir, sb["id"])))
+
+
+class PausedRestartTest(unittest.TestCase):
+    def test_a_paused_sandbox_outlives_a_restart_with_keep_sandboxes(self):
+        d = harness.Daemon("--keep-sandboxes")
+        try:
+            sb = d.create(language_pack="shell", timeout_s=3600)
+            status, res, _ = d.exec(sb["id"], "echo kept > /tmp/note; echo ok")
+            self.assertEqual((status, res["stdout"]), (200, "ok\n"))
+            before = d.request("GET", f"/sandboxes/{sb['id']}")[1]
+            t_pause = time.time()
+            status, _, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
+            self.assertEqual(status, 200, raw)
+            left = wall(before["expires_at"]) - t_pause
+            self.assertEqual(d.sigterm(), 0)
+            self.assertEqual(len(d.paused_files()), 1, d.paused_files())
+            time.sleep(3)  # a lifetime that ran on while paused would be shorter now
+            d = harness.Daemon("--keep-sandboxes", reuse=d)
+            status, again, _ = d.request("GET", f"/sandboxes/{sb['id']}")
+            self.assertEqual((status, again["state"], again["vmm_pid"]), (200, "paused", None))
+            t_resume = time.time()
+            status, resumed, raw = d.request("POST", f"/sandboxes/{sb['id']}/resume")
+            self.assertEqual((status, resumed["state"]), (200, "ready"), raw)
+            # the lifetime it had left at the pause, from the resume on
+            self.assertAlmostEqual(wall(resumed["expires_at"]) - t_resume, left, delta=2.5)
+            status, res, _ = d.exec(sb["id"], "cat /tmp/note")
+            self.assertEqual((status, res["stdout"]), (200, "kept\n"))
+            self.assertEqual(d.paused_files(), [])
+            self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
+    def test_a_stop_without_keep_sandboxes_deletes_paused_sandboxes(self):
+        d = harness.Daemon()
+        try:
+            sb = d.create(language_pack="shell")
+            status, _, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(len(d.paused_files()), 1)
+        finally:
+            d.stop()  # fails on paused files or sandbox directories left behind
 
 
 class FirecrackerPauseTest(PauseBase):
