@@ -2354,6 +2354,21 @@ static int pause_or_resume_begin_locked(struct manager *m, struct sandbox *sb, c
 	return 0;
 }
 
+/* Looks id up and begins its transition (pause_or_resume_begin_locked); NULL with err. */
+static struct sandbox *begin_transition(struct manager *m, const char *id,
+					enum sandbox_state from, enum sandbox_state to,
+					struct ember_error **err)
+{
+	struct sandbox *sb;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	sb = table_find_locked(m, id);
+	ret = pause_or_resume_begin_locked(m, sb, id, from, to, err);
+	pthread_mutex_unlock(&m->lock);
+	return ret < 0 ? NULL : sb;
+}
+
 /* Saves sb's VM (the channel quiesced) into its state file and stops the VMM. On failure
  * *quiesced tells whether the guest was already asked to stop talking (then the sandbox
  * cannot go on). */
@@ -2420,15 +2435,11 @@ int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
 		  struct ember_error **err)
 {
 	int64_t t0 = time_mono_ms();
-	struct sandbox *sb;
+	struct sandbox *sb = begin_transition(m, id, SANDBOX_READY, SANDBOX_PAUSING, err);
 	bool quiesced = false;
 	int ret;
 
-	pthread_mutex_lock(&m->lock);
-	sb = table_find_locked(m, id);
-	ret = pause_or_resume_begin_locked(m, sb, id, SANDBOX_READY, SANDBOX_PAUSING, err);
-	pthread_mutex_unlock(&m->lock);
-	if (ret < 0)
+	if (sb == NULL)
 		return -1;
 	ret = pause_vm(m, sb, &quiesced, err);
 	if (ret < 0 && !quiesced)
@@ -2511,14 +2522,10 @@ int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
 		   struct ember_error **err)
 {
 	int64_t t0 = time_mono_ms();
-	struct sandbox *sb;
+	struct sandbox *sb = begin_transition(m, id, SANDBOX_PAUSED, SANDBOX_RESUMING, err);
 	int ret;
 
-	pthread_mutex_lock(&m->lock);
-	sb = table_find_locked(m, id);
-	ret = pause_or_resume_begin_locked(m, sb, id, SANDBOX_PAUSED, SANDBOX_RESUMING, err);
-	pthread_mutex_unlock(&m->lock);
-	if (ret < 0)
+	if (sb == NULL)
 		return -1;
 	ret = resume_vm(m, sb, err);
 	if (ret == 0) {
