@@ -8,9 +8,10 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
-- PausedRestartTest: a paused sandbox outlives a daemon restart with --keep-sandboxes and
-  resumes with its files and the lifetime it had left; without --keep-sandboxes a stop
-  deletes it and its saved VM.
+- PausedRestartTest: a paused sandbox survives a daemon SIGKILL and resumes with its memory
+  and files; a saved VM no record names is removed at startup; with --keep-sandboxes it
+  outlives a clean restart too, with the lifetime it had left; without, a stop deletes it and
+  its saved VM.
 - FirecrackerPauseTest: the Firecracker driver (the fake) cannot pause: 409 saying why.
 """
 
@@ -283,6 +284,54 @@ class PausedExpiryTest(PauseBase):
 
 
 class PausedRestartTest(unittest.TestCase):
+    """A paused sandbox survives a daemon SIGKILL: the next daemon lists it paused; resumed,
+    it has its memory and files (its processes and contexts ended with the daemon that knew
+    them); DELETE then leaves nothing."""
+
+    def test_a_paused_sandbox_survives_sigkill_and_resumes(self):
+        d = harness.Daemon()
+        try:
+            sb = d.create(language_pack="python")
+            status, res, raw = d.exec(sb["id"], "open('/tmp/note', 'w').write('before the crash')\n"
+                                      "import builtins; builtins.kept = 7")
+            self.assertEqual((status, res["exit_code"]), (200, 0), raw)
+            status, paused, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(len(d.paused_files()), 1)
+            d.kill9()
+            d = harness.Daemon(reuse=d)
+            status, again, raw = d.request("GET", f"/sandboxes/{sb['id']}")
+            self.assertEqual(status, 200, raw)
+            self.assertEqual((again["state"], again["vmm_pid"]), ("paused", None))
+            # the same moment, through a wall-clock round trip (a millisecond either way)
+            self.assertAlmostEqual(wall(again["expires_at"]), wall(paused["expires_at"]),
+                                   delta=0.01)
+            status, res, raw = d.exec(sb["id"], "print(1)")
+            self.assertEqual(status, 409, raw)
+            status, resumed, raw = d.request("POST", f"/sandboxes/{sb['id']}/resume")
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(resumed["state"], "ready")
+            self.assertEqual(d.paused_files(), [])
+            status, res, raw = d.exec(sb["id"], "print(open('/tmp/note').read())")
+            self.assertEqual((status, res["stdout"]), (200, "before the crash\n"), raw)
+            self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
+    def test_a_stray_saved_file_is_removed_at_startup(self):
+        d = harness.Daemon()
+        try:
+            sb = d.create(language_pack="shell")
+            self.assertEqual(d.request("POST", f"/sandboxes/{sb['id']}/pause")[0], 200)
+            d.kill9()
+            # its record is gone: nothing names the saved VM any more
+            os.unlink(os.path.join(d.run_dir, sb["id"], "sandbox.json"))
+            d = harness.Daemon(reuse=d)
+            self.assertEqual(d.request("GET", f"/sandboxes/{sb['id']}")[0], 404)
+            self.assertEqual(d.paused_files(), [])
+        finally:
+            d.stop()
+
     def test_a_paused_sandbox_outlives_a_restart_with_keep_sandboxes(self):
         d = harness.Daemon("--keep-sandboxes")
         try:
