@@ -9,7 +9,10 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
 - PausedRestartTest: a paused sandbox survives a daemon SIGKILL and resumes with its memory
-  and files; a saved VM no record names is removed at startup.
+  and files; a saved VM no record names is removed at startup; with --keep-sandboxes it
+  outlives a clean restart too, with the lifetime it had left; without, a stop deletes it and
+  its saved VM.
+- FullStateDirTest: a save on a full state dir fails and leaves the sandbox running.
 - FirecrackerPauseTest: the Firecracker driver (the fake) cannot pause: 409 saying why.
 """
 
@@ -377,6 +380,45 @@ class PausedRestartTest(unittest.TestCase):
             self.assertEqual(d.paused_files(), [])
         finally:
             d.stop()
+
+    def test_a_paused_sandbox_outlives_a_restart_with_keep_sandboxes(self):
+        d = harness.Daemon("--keep-sandboxes")
+        try:
+            sb = d.create(language_pack="shell", timeout_s=3600)
+            status, res, _ = d.exec(sb["id"], "echo kept > /tmp/note; echo ok")
+            self.assertEqual((status, res["stdout"]), (200, "ok\n"))
+            before = d.request("GET", f"/sandboxes/{sb['id']}")[1]
+            t_pause = time.time()
+            status, _, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
+            self.assertEqual(status, 200, raw)
+            left = wall(before["expires_at"]) - t_pause
+            self.assertEqual(d.sigterm(), 0)
+            self.assertEqual(len(d.paused_files()), 1, d.paused_files())
+            time.sleep(3)  # a lifetime that ran on while paused would be shorter now
+            d = harness.Daemon("--keep-sandboxes", reuse=d)
+            status, again, _ = d.request("GET", f"/sandboxes/{sb['id']}")
+            self.assertEqual((status, again["state"], again["vmm_pid"]), (200, "paused", None))
+            t_resume = time.time()
+            status, resumed, raw = d.request("POST", f"/sandboxes/{sb['id']}/resume")
+            self.assertEqual((status, resumed["state"]), (200, "ready"), raw)
+            # the lifetime it had left at the pause, from the resume on
+            self.assertAlmostEqual(wall(resumed["expires_at"]) - t_resume, left, delta=2.5)
+            status, res, _ = d.exec(sb["id"], "cat /tmp/note")
+            self.assertEqual((status, res["stdout"]), (200, "kept\n"))
+            self.assertEqual(d.paused_files(), [])
+            self.assertEqual(d.delete(sb["id"]), 204)
+        finally:
+            d.stop()
+
+    def test_a_stop_without_keep_sandboxes_deletes_paused_sandboxes(self):
+        d = harness.Daemon()
+        try:
+            sb = d.create(language_pack="shell")
+            status, _, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
+            self.assertEqual(status, 200, raw)
+            self.assertEqual(len(d.paused_files()), 1)
+        finally:
+            d.stop()  # fails on paused files or sandbox directories left behind
 
 
 class FirecrackerPauseTest(PauseBase):
