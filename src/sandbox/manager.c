@@ -288,8 +288,14 @@ static void detach_transfers_locked(struct manager *m, struct sandbox *sb);
 
 static void wait_unused(struct manager *m, struct sandbox *sb, const char *why)
 {
-	if (sb->ch != NULL)
-		channel_abort(sb->ch, why);
+	struct channel *ch;
+
+	/* A resume of a sandbox paused under an earlier daemon sets ch (under the lock). */
+	pthread_mutex_lock(&m->lock);
+	ch = sb->ch;
+	pthread_mutex_unlock(&m->lock);
+	if (ch != NULL)
+		channel_abort(ch, why);
 	pthread_mutex_lock(&m->lock);
 	detach_transfers_locked(m, sb);
 	while (sb->refs > 0)
