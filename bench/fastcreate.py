@@ -306,8 +306,9 @@ def pss_kib(pid):
 
 def pss_breakdown_kib(pid, guest_mib):
     """Pss (KiB) of /proc/<pid>/smaps split three ways: guest RAM (the template's memory file, or
-    a big anonymous mapping), the TCG translation buffer (anonymous and executable: there is no
-    such thing under KVM) and everything else QEMU has (heap, libraries, device state)."""
+    a clone's sealed memfd, a big anonymous mapping: any mapping of at least half the guest's
+    size), the TCG translation buffer (anonymous and executable: there is no such thing under
+    KVM) and everything else QEMU has (heap, libraries, device state)."""
     parts = {"guest": 0, "tcg": 0, "other": 0}
     kind = "other"
     with open(f"/proc/{pid}/smaps") as f:
@@ -319,7 +320,7 @@ def pss_breakdown_kib(pid, guest_mib):
                 size_mib = (hi - lo) / 2**20
                 if path == "" and "x" in head[1]:
                     kind = "tcg"
-                elif path.endswith("/memory") or (path == "" and size_mib >= guest_mib / 2):
+                elif path.endswith("/memory") or size_mib >= guest_mib / 2:
                     kind = "guest"
                 else:
                     kind = "other"

@@ -7,14 +7,15 @@
 # benchmark (bench/packs.py: image sizes, cold/clone/pooled create, first exec per pack), the
 # E2B benchmark (bench/e2b.py: the E2B SDK's create + commands.run + kill next to the native
 # create + exec + delete; needs tools/e2b, scripts/install-deps.sh), the mount benchmark
-# (bench/mounts.py: files through an rw mount against the files API) and the density benchmark
-# (bench/density.py: many sandboxes on one host), against the release build in bin/. Prints
-# their Markdown reports on stdout (progress on stderr) and saves them as
+# (bench/mounts.py: files through an rw mount against the files API), the pause benchmark
+# (bench/pause.py: pause, resume, fork and snapshots against cold and pooled creates) and the
+# density benchmark (bench/density.py: many sandboxes on one host), against the release build
+# in bin/. Prints their Markdown reports on stdout (progress on stderr) and saves them as
 # bench/results/<YYYY-MM-DD>.md, -workspace.md, -exec.md, -network.md, -packs.md, -e2b.md,
-# -mounts.md and -density.md. Arguments (or $BENCH_ARGS) go to bench/fastcreate.py,
+# -mounts.md, -pause.md and -density.md. Arguments (or $BENCH_ARGS) go to bench/fastcreate.py,
 # $WORKSPACE_ARGS to bench/workspace.py, $EXEC_ARGS to bench/exec.py, $NETWORK_ARGS to
 # bench/network.py, $PACKS_ARGS to bench/packs.py, $E2B_ARGS to bench/e2b.py, $MOUNTS_ARGS to
-# bench/mounts.py, $DENSITY_ARGS to bench/density.py.
+# bench/mounts.py, $PAUSE_ARGS to bench/pause.py, $DENSITY_ARGS to bench/density.py.
 set -eu
 cd "$(dirname "$0")/.."
 IMAGES_DIR=${IMAGES_DIR:-/var/lib/emberd/images}
@@ -44,5 +45,7 @@ PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 "$PYTHON" bench/e2b.py --images "$IMAGES_DIR" ${E2B_ARGS:-}
 # shellcheck disable=SC2086 # MOUNTS_ARGS is a list of arguments
 "$PYTHON" bench/mounts.py --images "$IMAGES_DIR" ${MOUNTS_ARGS:-}
+# shellcheck disable=SC2086 # PAUSE_ARGS is a list of arguments
+"$PYTHON" bench/pause.py --images "$IMAGES_DIR" ${PAUSE_ARGS:-}
 # shellcheck disable=SC2086 # DENSITY_ARGS is a list of arguments
 exec "$PYTHON" bench/density.py --images "$IMAGES_DIR" ${DENSITY_ARGS:-}

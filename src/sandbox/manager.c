@@ -401,11 +401,11 @@ static void detach_and_free(struct manager *m, struct sandbox *sb)
 	free(sb);
 }
 
-/* Whether sb has no VMM because its VM is saved (pausing once saved, paused, resuming before
- * its new VMM is in place). Lock held. */
+/* Whether sb's VM is saved (pausing once saved: the record is written before its VMM stops;
+ * paused; resuming until the new VMM runs). Lock held. */
 static bool vm_saved_locked(const struct sandbox *sb)
 {
-	return sb->vm == NULL && sb->paused_state[0] != '\0' &&
+	return sb->paused_state[0] != '\0' &&
 	       (sb->state == SANDBOX_PAUSING || sb->state == SANDBOX_PAUSED ||
 		sb->state == SANDBOX_RESUMING);
 }
@@ -1874,6 +1874,14 @@ int manager_list(struct manager *m, struct sandbox_info **infos, size_t *count,
 	return 0;
 }
 
+/* 409: a request the sandbox's state does not take (a paused one says how to go on). */
+static int state_conflict(struct ember_error **err, const char *id, enum sandbox_state state)
+{
+	return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s%s", id,
+			       sandbox_state_name(state),
+			       state == SANDBOX_PAUSED ? ": POST /sandboxes/{id}/resume first" : "");
+}
+
 /* Takes a reference on a ready sandbox for a channel request, or says why it cannot. */
 static struct sandbox *acquire_ready(struct manager *m, const char *id, struct ember_error **err)
 {
@@ -1888,9 +1896,7 @@ static struct sandbox *acquire_ready(struct manager *m, const char *id, struct e
 				sb->failure);
 		sb = NULL;
 	} else if (sb->state != SANDBOX_READY) {
-		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s%s", sb->id,
-				sandbox_state_name(sb->state),
-				sb->state == SANDBOX_PAUSED ? ": POST /sandboxes/{id}/resume first" : "");
+		state_conflict(err, sb->id, sb->state);
 		sb = NULL;
 	} else {
 		sb->refs++;
@@ -2311,8 +2317,7 @@ int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
 	if (sb == NULL)
 		return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
 	if (state != SANDBOX_READY && state != SANDBOX_FAILED)
-		return ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", id,
-				       sandbox_state_name(state));
+		return state_conflict(err, id, state);
 	log_event(LOG_INFO, id, "sandbox.timeout_set", -1, "expires in %u s", timeout_s);
 	record_and_release(m, sb);
 	return 0;
@@ -2369,6 +2374,20 @@ static struct sandbox *begin_transition(struct manager *m, const char *id,
 	return ret < 0 ? NULL : sb;
 }
 
+/* A paused sandbox's lifetime clock stops; --max-paused-s runs instead. */
+static void stop_lifetime(struct manager *m, struct sandbox *sb)
+{
+	int64_t now = time_mono_ms();
+
+	pthread_mutex_lock(&m->lock);
+	sb->paused_mono_ms = now;
+	sb->lifetime_left_ms = sb->expires_mono_ms - now;
+	if (sb->lifetime_left_ms < 1000)
+		sb->lifetime_left_ms = 1000;
+	sb->expires_mono_ms = now + (int64_t)m->cfg.max_paused_s * 1000;
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* Saves sb's VM (the channel quiesced) into its state file and stops the VMM. On failure
  * *quiesced tells whether the guest was already asked to stop talking (then the sandbox
  * cannot go on). */
@@ -2387,8 +2406,15 @@ static int pause_vm(struct manager *m, struct sandbox *sb, bool *quiesced,
 		return -1;
 	}
 	*quiesced = true;
-	if (vmm_save(sb->vm, sb->paused_state, false, deadline, err) < 0)
+	if (vmm_save(sb->vm, sb->paused_state, false, deadline, err) < 0) {
+		/* The driver ran the VM on: the sandbox goes on as it was, if its guest does. */
+		unlink(sb->paused_state);
+		*quiesced = channel_resume(sb->ch, -1, vmm_exit_fd(sb->vm),
+					   time_mono_ms() + PAUSE_QUIESCE_MS, NULL) < 0;
 		return -1;
+	}
+	stop_lifetime(m, sb);
+	save_record(m, sb); /* paused, before the VMM goes: a crash now loses nothing */
 	pthread_mutex_lock(&m->lock);
 	vm = steal_pointer(&sb->vm);
 	pthread_mutex_unlock(&m->lock);
@@ -2401,10 +2427,11 @@ static int pause_vm(struct manager *m, struct sandbox *sb, bool *quiesced,
 }
 
 /* Ends a pause or resume begun by pause_or_resume_begin_locked: `to` on success, else back
- * to `back` when nothing changed (quiesced false) or FAILED. A DELETE racing it wins. */
-static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sandbox_state during,
-				int ret, enum sandbox_state to, enum sandbox_state back,
-				bool changed, struct sandbox_info *info, struct ember_error **err)
+ * to `back` when nothing changed (quiesced false) or FAILED. A DELETE racing it wins: then
+ * -1 (409) even for a ret of 0. Returns what the caller returns. */
+static int pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sandbox_state during,
+			       int ret, enum sandbox_state to, enum sandbox_state back,
+			       bool changed, struct sandbox_info *info, struct ember_error **err)
 {
 	pthread_mutex_lock(&m->lock);
 	if (sb->state == during && ret == 0) {
@@ -2413,6 +2440,9 @@ static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sand
 		sb->state = back;
 	} else if (sb->state == during) {
 		sb->state = SANDBOX_FAILED;
+		/* Writers waiting for the resume (channel.h) learn now that none comes. */
+		if (sb->ch != NULL)
+			channel_abort(sb->ch, "the sandbox failed while paused");
 		snprintf(sb->failure, sizeof(sb->failure), "%s %s: %s",
 			 to == SANDBOX_READY && during == SANDBOX_PAUSING ? "saving its state"
 			 : during == SANDBOX_PAUSING ? "pause" : "resume", "failed",
@@ -2429,6 +2459,7 @@ static void pause_or_resume_end(struct manager *m, struct sandbox *sb, enum sand
 	sb->refs--;
 	pthread_cond_broadcast(&m->cond);
 	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
@@ -2444,21 +2475,8 @@ int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
 	ret = pause_vm(m, sb, &quiesced, err);
 	if (ret < 0 && !quiesced)
 		sb->paused_state[0] = '\0';
-	if (ret == 0) {
-		/* Its lifetime clock stops; --max-paused-s runs instead. */
-		int64_t now = time_mono_ms();
-
-		pthread_mutex_lock(&m->lock);
-		sb->paused_mono_ms = now;
-		sb->lifetime_left_ms = sb->expires_mono_ms - now;
-		if (sb->lifetime_left_ms < 1000)
-			sb->lifetime_left_ms = 1000;
-		sb->expires_mono_ms = now + (int64_t)m->cfg.max_paused_s * 1000;
-		pthread_mutex_unlock(&m->lock);
-		save_record(m, sb); /* a later daemon takes it over paused */
-	}
-	pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_PAUSED, SANDBOX_READY, quiesced,
-			    info, err);
+	ret = pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_PAUSED, SANDBOX_READY,
+				  quiesced, info, err);
 	if (ret < 0)
 		return ember_error_wrap(err, "pause `%s`", id);
 	log_event(LOG_INFO, id, "sandbox.paused", time_mono_ms() - t0, "VM saved, VMM stopped");
@@ -2466,7 +2484,8 @@ int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
 }
 
 /* Starts a VMM from sb's saved state and hands the restored guest to its channel. */
-static int resume_vm(struct manager *m, struct sandbox *sb, struct ember_error **err)
+static int resume_vm(struct manager *m, struct sandbox *sb, bool *touched,
+		     struct ember_error **err)
 {
 	struct template_shape shape = { .pack = sb->pack, .vcpus = sb->vcpus,
 					.memory_mib = sb->memory_mib,
@@ -2499,8 +2518,10 @@ static int resume_vm(struct manager *m, struct sandbox *sb, struct ember_error *
 		pthread_mutex_lock(&m->lock);
 		sb->ch = ch;
 		pthread_mutex_unlock(&m->lock);
-	} else if (channel_resume(sb->ch, fd, vmm_exit_fd(vm), bcfg.deadline_ms, err) < 0) {
-		goto fail;
+	} else {
+		*touched = true; /* from here a failure leaves the guest's session in doubt */
+		if (channel_resume(sb->ch, fd, vmm_exit_fd(vm), bcfg.deadline_ms, err) < 0)
+			goto fail;
 	}
 	if (sb->cpu_weight != VMM_CPU_WEIGHT_DEFAULT) {
 		vmm_set_cpu_weight(vm, sb->cpu_weight);
@@ -2523,23 +2544,27 @@ int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
 {
 	int64_t t0 = time_mono_ms();
 	struct sandbox *sb = begin_transition(m, id, SANDBOX_PAUSED, SANDBOX_RESUMING, err);
+	char spent[PATH_MAX];
+	bool touched = false;
 	int ret;
 
 	if (sb == NULL)
 		return -1;
-	ret = resume_vm(m, sb, err);
+	/* A failure before the guest was reached leaves it paused, its saved VM intact. */
+	ret = resume_vm(m, sb, &touched, err);
 	if (ret == 0) {
 		pthread_mutex_lock(&m->lock);
 		sb->expires_mono_ms = time_mono_ms() + sb->lifetime_left_ms;
 		sb->paused_mono_ms = 0;
-		pthread_mutex_unlock(&m->lock);
-		/* The saved state is spent: the guest runs on from it. */
-		unlink(sb->paused_state);
+		memcpy(spent, sb->paused_state, sizeof(spent));
 		sb->paused_state[0] = '\0';
+		pthread_mutex_unlock(&m->lock);
+		/* The record says it runs before its saved state (spent now) goes. */
 		save_record(m, sb);
+		unlink(spent);
 	}
-	pause_or_resume_end(m, sb, SANDBOX_RESUMING, ret, SANDBOX_READY, SANDBOX_PAUSED, true,
-			    info, err);
+	ret = pause_or_resume_end(m, sb, SANDBOX_RESUMING, ret, SANDBOX_READY, SANDBOX_PAUSED,
+				  touched, info, err);
 	if (ret < 0)
 		return ember_error_wrap(err, "resume `%s`", id);
 	log_event(LOG_INFO, id, "sandbox.resumed", time_mono_ms() - t0, "vmm_pid=%d",
@@ -2586,7 +2611,8 @@ static int capture(struct manager *m, const char *id, const char *path,
 		ret = vmm_save(sb->vm, path, true, deadline, &save_err);
 		/* Saved or not, the VM is to run on (a failed save leaves it stopped: then the
 		 * guest does not answer and the channel breaks). */
-		if (channel_resume(sb->ch, -1, vmm_exit_fd(sb->vm), deadline, err) < 0) {
+		if (channel_resume(sb->ch, -1, vmm_exit_fd(sb->vm),
+				   time_mono_ms() + PAUSE_QUIESCE_MS, err) < 0) {
 			ember_error_free(&save_err);
 			ret = -1;
 		} else if (ret < 0) {
@@ -2597,9 +2623,8 @@ static int capture(struct manager *m, const char *id, const char *path,
 		/* The sandbox runs on after a failed save whose resume worked. */
 		quiesced = ret < 0 && channel_broken(sb->ch, NULL, 0);
 	}
-	pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_READY, SANDBOX_READY, quiesced,
-			    NULL, err);
-	return ret;
+	return pause_or_resume_end(m, sb, SANDBOX_PAUSING, ret, SANDBOX_READY, SANDBOX_READY,
+				   quiesced, NULL, err);
 }
 
 /* The stat of what every saved VM of this daemon depends on besides its pack: the kernel, the
@@ -2798,9 +2823,11 @@ static int fork_children(struct manager *m, const struct sandbox *src, const cha
 
 	for (i = 0; i < count; i++) {
 		if (manager_create_sandbox(m, &req, &infos[i], err) < 0) {
+			unsigned failed = i + 1;
+
 			while (i-- > 0)
 				manager_destroy(m, infos[i].id, NULL);
-			return ember_error_wrap(err, "fork %u of %u", i + 1, count);
+			return ember_error_wrap(err, "fork %u of %u", failed, count);
 		}
 	}
 	return 0;
@@ -3064,8 +3091,7 @@ int manager_procs(struct manager *m, const char *id, struct procs **out,
 	if (sb == NULL)
 		ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no sandbox `%.64s`", id);
 	else if (sb->state != SANDBOX_READY && sb->state != SANDBOX_FAILED)
-		ember_error_set(err, EMBER_E_CONFLICT, 0, "sandbox `%s` is %s", sb->id,
-				sandbox_state_name(sb->state));
+		state_conflict(err, sb->id, sb->state);
 	else
 		ret = procs_of_locked(sb, out, err);
 	pthread_mutex_unlock(&m->lock);

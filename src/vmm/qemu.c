@@ -698,6 +698,15 @@ static int set_unlimited_bandwidth(struct qmp *qmp, int64_t deadline_ms, struct 
 	return qmp_execute(qmp, "migrate-set-parameters", args, NULL, deadline_ms, err);
 }
 
+/* Best effort, bounded: cancels a migration in progress and resumes the stopped VM. */
+static void run_on_after_failed_save(struct qmp *qmp)
+{
+	int64_t deadline = time_mono_ms() + 5000;
+
+	qmp_execute(qmp, "migrate_cancel", NULL, NULL, deadline, NULL);
+	qmp_execute(qmp, "cont", NULL, NULL, deadline, NULL);
+}
+
 /* whole: every RAM page goes into the stream too (a pause); else only the device state, the
  * RAM staying in the template's shared file. */
 static int snapshot_to(struct vmm_instance *vm, const char *state_path, bool whole,
@@ -720,8 +729,13 @@ static int snapshot_to(struct vmm_instance *vm, const char *state_path, bool who
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
 	if (qmp_execute(qmp, "migrate", args, NULL, deadline_ms, err) < 0 ||
 	    accept_state(listen_fd, state_path, deadline_ms, err) < 0 ||
-	    wait_migration(qmp, deadline_ms, err) < 0)
+	    wait_migration(qmp, deadline_ms, err) < 0) {
+		/* A whole save that failed (a full disk, a timeout) leaves the VM as it was:
+		 * running again, for its sandbox to go on. */
+		if (whole)
+			run_on_after_failed_save(qmp);
 		return -1;
+	}
 	/* After a completed migration QEMU 7.2 is `postmigrate`: `cont` runs the source on. */
 	return keep_running ? qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err) : 0;
 }
@@ -824,6 +838,8 @@ static int send_state_file(struct vmm_instance *vm, const char *state_path, int6
 	_cleanup_close_ int conn = -1;
 	char buf[1 << 16];
 
+	if (in < 0 && errno == ENOENT) /* a snapshot deleted meanwhile */
+		return ember_error_set(err, EMBER_E_NOT_FOUND, ENOENT, "the saved state is gone");
 	if (in < 0)
 		return ember_error_sys(err, "open `%s`", state_path);
 	conn = unix_connect_until(q->mig_sock, deadline_ms, vmm_alive_ctx, vm, err);

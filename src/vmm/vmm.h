@@ -174,7 +174,8 @@ int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadli
  * was backed) to state_path atomically (mode 0600, owned by the daemon). keep_running: the VM
  * runs on afterwards (a fork or a snapshot); otherwise the VMM stays with its VM stopped:
  * vmm_stop() it next. A later vmm_start() with resume_state continues from the state (more
- * than once: every fork of one state). EMBER_E_CONFLICT when the driver cannot. */
+ * than once: every fork of one state). A save that fails leaves the VM running as before (as
+ * far as the VMM still answers). EMBER_E_CONFLICT when the driver cannot. */
 int vmm_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
 	     int64_t deadline_ms, struct ember_error **err);
 bool vmm_driver_can_save(const struct vmm_driver *drv);

@@ -8,6 +8,7 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
+- FullStateDirTest: a save that fails (a full --state-dir) leaves the sandbox running as it was.
 - PausedRestartTest: a paused sandbox survives a daemon SIGKILL and resumes with its memory
   and files; a saved VM no record names is removed at startup; with --keep-sandboxes it
   outlives a clean restart too, with the lifetime it had left; without, a stop deletes it and
@@ -19,7 +20,9 @@ import datetime
 import http.client
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -281,6 +284,52 @@ class PausedExpiryTest(PauseBase):
         self.assertGreater(time.time() - t_pause, 4, "deleted before --max-paused-s")
         self.assertEqual(self.d.paused_files(), [])
         self.assertFalse(os.path.exists(os.path.join(self.d.run_dir, sb["id"])))
+
+
+class FullStateDirTest(unittest.TestCase):
+    """A save that fails (--state-dir on a full file system) leaves the sandbox running as it
+    was: a pause, a snapshot and a fork each fail, and the source still answers with its
+    files; nothing is left in the state dir."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.small = tempfile.mkdtemp(prefix="emt-full.", dir="/var/tmp")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", cls.small],
+                       check=True)
+        try:
+            cls.d = harness.Daemon("--state-dir", cls.small)
+        except Exception:
+            subprocess.run(["umount", cls.small], check=False)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+        finally:
+            subprocess.run(["umount", cls.small], check=True)
+            os.rmdir(cls.small)
+
+    def test_a_failed_save_leaves_the_sandbox_running(self):
+        sb = self.d.create(language_pack="shell")
+        self.addCleanup(self.d.request, "DELETE", f"/sandboxes/{sb['id']}")
+        status, res, raw = self.d.exec(sb["id"], "echo kept > /tmp/kept")
+        self.assertEqual(status, 200, raw)
+        for path, body in ((f"/sandboxes/{sb['id']}/pause", None),
+                           (f"/sandboxes/{sb['id']}/snapshots", {}),
+                           (f"/sandboxes/{sb['id']}/fork", {"count": 1})):
+            with self.subTest(request=path):
+                status, reply, raw = self.d.request("POST", path, body)
+                self.assertGreaterEqual(status, 500, raw)
+                self.assertIn("error", reply)
+                after = self.d.request("GET", f"/sandboxes/{sb['id']}")[1]
+                self.assertEqual((after["state"], after["vmm_pid"]), ("ready", sb["vmm_pid"]))
+                status, res, raw = self.d.exec(sb["id"], "cat /tmp/kept")
+                self.assertEqual((status, res["stdout"]), (200, "kept\n"), raw)
+        self.assertEqual(self.d.request("GET", "/snapshots")[1]["snapshots"], [])
+        left = [os.path.join(dp, f) for dp, _, fs in os.walk(self.small) for f in fs]
+        self.assertEqual(left, [])
+        self.assertEqual(len(self.d.request("GET", "/sandboxes")[1]["sandboxes"]), 1)
 
 
 class PausedRestartTest(unittest.TestCase):
