@@ -8,11 +8,11 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
+- FullStateDirTest: a save that fails (a full --state-dir) leaves the sandbox running as it was.
 - PausedRestartTest: a paused sandbox survives a daemon SIGKILL and resumes with its memory
   and files; a saved VM no record names is removed at startup; with --keep-sandboxes it
   outlives a clean restart too, with the lifetime it had left; without, a stop deletes it and
   its saved VM.
-- FullStateDirTest: a save on a full state dir fails and leaves the sandbox running.
 - FirecrackerPauseTest: the Firecracker driver (the fake) cannot pause: 409 saying why.
 """
 
