@@ -294,12 +294,17 @@ class FullStateDirTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.small = tempfile.mkdtemp(prefix="emt-full.", dir="/var/tmp")
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", cls.small],
-                       check=True)
+        try:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
+                            cls.small], check=True)
+        except Exception:
+            os.rmdir(cls.small)
+            raise
         try:
             cls.d = harness.Daemon("--state-dir", cls.small)
         except Exception:
             subprocess.run(["umount", cls.small], check=False)
+            os.rmdir(cls.small)
             raise
 
     @classmethod
