@@ -347,6 +347,73 @@ int manager_set_timeout(struct manager *m, const char *id, unsigned timeout_s,
 	return no_sandbox(id, err);
 }
 
+int manager_pause(struct manager *m, const char *id, struct sandbox_info *info,
+		  struct ember_error **err)
+{
+	(void)m;
+	(void)info;
+	return no_sandbox(id, err);
+}
+
+int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
+		   struct ember_error **err)
+{
+	(void)m;
+	(void)info;
+	return no_sandbox(id, err);
+}
+
+int manager_fork(struct manager *m, const char *id, unsigned count,
+		 const struct sandbox_labels *labels, unsigned timeout_s,
+		 struct sandbox_info **infos, struct ember_error **err)
+{
+	(void)m;
+	(void)count;
+	(void)labels;
+	(void)timeout_s;
+	*infos = NULL;
+	return no_sandbox(id, err);
+}
+
+int manager_snapshot_create(struct manager *m, const char *id,
+			    const struct sandbox_labels *labels, struct snapshot_info *info,
+			    struct ember_error **err)
+{
+	(void)m;
+	(void)labels;
+	(void)info;
+	return no_sandbox(id, err);
+}
+
+int manager_snapshot_list(struct manager *m, struct snapshot_info **infos, size_t *count,
+			  struct ember_error **err)
+{
+	(void)m;
+	(void)err;
+	*infos = NULL;
+	*count = 0;
+	return 0;
+}
+
+static int no_snapshot(const char *id, struct ember_error **err)
+{
+	return ember_error_set(err, EMBER_E_NOT_FOUND, 0, "no snapshot `%.40s`", id);
+}
+
+int manager_snapshot_get(struct manager *m, const char *snap_id, struct snapshot_info *info,
+			 struct ember_error **err)
+{
+	(void)m;
+	(void)info;
+	return no_snapshot(snap_id, err);
+}
+
+int manager_snapshot_delete(struct manager *m, const char *snap_id, struct ember_error **err)
+{
+	(void)m;
+	return no_snapshot(snap_id, err);
+}
+
 int manager_console(struct manager *m, const char *id, void *out, size_t size, size_t *len,
 		    uint64_t *total, struct ember_error **err)
 {
