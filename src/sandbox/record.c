@@ -60,18 +60,6 @@ char *sandbox_record_encode(const struct sandbox_record *rec, size_t *len,
 	return json_dump_compact(obj, len, err);
 }
 
-static int copy_string(json_t *root, const char *key, char *out, size_t size,
-		       struct ember_error **err)
-{
-	const char *s;
-	size_t n;
-
-	if (json_get_string(root, key, true, size - 1, &s, &n, KIND, err) < 0)
-		return -1;
-	memcpy(out, s, n + 1);
-	return 0;
-}
-
 /* "paused" {lifetime_left_ms, pack_digest, base_digest} instead of pid and pid_start_ticks,
  * or those two. */
 static int parse_vmm(json_t *root, struct sandbox_record *rec, uint64_t *pid, uint64_t *ticks,
@@ -92,10 +80,10 @@ static int parse_vmm(json_t *root, struct sandbox_record *rec, uint64_t *pid, ui
 	if (json_check_keys(paused, keys, KIND, err) < 0 ||
 	    json_get_int(paused, "lifetime_left_ms", true, 1, 30ll * 86400 * 1000,
 			 &rec->lifetime_left_ms, KIND, err) < 0 ||
-	    copy_string(paused, "pack_digest", rec->pack_digest, sizeof(rec->pack_digest),
-			err) < 0 ||
-	    copy_string(paused, "base_digest", rec->base_digest, sizeof(rec->base_digest),
-			err) < 0)
+	    json_copy_string(paused, "pack_digest", rec->pack_digest, sizeof(rec->pack_digest),
+			     KIND, err) < 0 ||
+	    json_copy_string(paused, "base_digest", rec->base_digest, sizeof(rec->base_digest),
+			     KIND, err) < 0)
 		return -1;
 	rec->paused = true;
 	return 0;
@@ -119,10 +107,10 @@ int sandbox_record_parse(const char *text, size_t len, struct sandbox_record *re
 	if (json_check_keys(root, keys, KIND, err) < 0 ||
 	    json_get_uint(root, "version", true, SANDBOX_RECORD_VERSION, SANDBOX_RECORD_VERSION,
 			  &version, KIND, err) < 0 ||
-	    copy_string(root, "id", rec->id, sizeof(rec->id), err) < 0 ||
-	    copy_string(root, "language_pack", rec->language_pack, sizeof(rec->language_pack),
-			err) < 0 ||
-	    copy_string(root, "vmm", rec->vmm, sizeof(rec->vmm), err) < 0 ||
+	    json_copy_string(root, "id", rec->id, sizeof(rec->id), KIND, err) < 0 ||
+	    json_copy_string(root, "language_pack", rec->language_pack,
+			     sizeof(rec->language_pack), KIND, err) < 0 ||
+	    json_copy_string(root, "vmm", rec->vmm, sizeof(rec->vmm), KIND, err) < 0 ||
 	    json_get_uint(root, "vcpus", true, 1, 64, &vcpus, KIND, err) < 0 ||
 	    json_get_uint(root, "memory_mib", true, 64, 65536, &memory, KIND, err) < 0 ||
 	    json_get_uint(root, "timeout_s", true, 1, 30u * 86400, &timeout, KIND, err) < 0 ||

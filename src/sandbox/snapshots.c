@@ -20,6 +20,8 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 
+#define KIND EMBER_E_INVALID /* a damaged snapshot file */
+
 /* A snapshot's JSON is small: labels are the bulk (32 x (63 + 256) bytes escaped). */
 #define SNAPSHOT_JSON_MAX (64u << 10)
 
@@ -90,25 +92,12 @@ char *snapshot_info_encode(const struct snapshot_info *info, size_t *len,
 	return json_dump_compact(obj, len, err);
 }
 
-static int copy_string(json_t *obj, const char *key, char *out, size_t size,
-		       struct ember_error **err)
-{
-	const char *s;
-	size_t n;
-
-	if (json_get_string(obj, key, true, size - 1, &s, &n, EMBER_E_INVALID, err) < 0)
-		return -1;
-	memcpy(out, s, n);
-	out[n] = '\0';
-	return 0;
-}
-
 static int copy_uint(json_t *obj, const char *key, uint64_t max, unsigned *out,
 		     struct ember_error **err)
 {
 	uint64_t v;
 
-	if (json_get_uint(obj, key, true, 1, max, &v, EMBER_E_INVALID, err) < 0)
+	if (json_get_uint(obj, key, true, 1, max, &v, KIND, err) < 0)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
@@ -126,28 +115,29 @@ int snapshot_info_decode(const char *text, size_t len, struct snapshot_info *inf
 
 	memset(info, 0, sizeof(*info));
 	if (len > SNAPSHOT_JSON_MAX)
-		return ember_error_set(err, EMBER_E_INVALID, 0, "snapshot file too large");
-	if (json_parse_object(text, len, &obj, EMBER_E_INVALID, err) < 0 ||
-	    json_check_keys(obj, keys, EMBER_E_INVALID, err) < 0 ||
-	    copy_string(obj, "id", info->id, sizeof(info->id), err) < 0 ||
-	    copy_string(obj, "sandbox_id", info->sandbox_id, sizeof(info->sandbox_id), err) < 0 ||
-	    copy_string(obj, "language_pack", info->language_pack, sizeof(info->language_pack),
-			err) < 0 ||
-	    copy_string(obj, "pack_digest", info->pack_digest, sizeof(info->pack_digest),
-			err) < 0 ||
-	    copy_string(obj, "base_digest", info->base_digest, sizeof(info->base_digest),
-			err) < 0 ||
+		return ember_error_set(err, KIND, 0, "snapshot file too large");
+	if (json_parse_object(text, len, &obj, KIND, err) < 0 ||
+	    json_check_keys(obj, keys, KIND, err) < 0 ||
+	    json_copy_string(obj, "id", info->id, sizeof(info->id), KIND, err) < 0 ||
+	    json_copy_string(obj, "sandbox_id", info->sandbox_id, sizeof(info->sandbox_id), KIND,
+			     err) < 0 ||
+	    json_copy_string(obj, "language_pack", info->language_pack,
+			     sizeof(info->language_pack), KIND, err) < 0 ||
+	    json_copy_string(obj, "pack_digest", info->pack_digest, sizeof(info->pack_digest),
+			     KIND, err) < 0 ||
+	    json_copy_string(obj, "base_digest", info->base_digest, sizeof(info->base_digest),
+			     KIND, err) < 0 ||
 	    copy_uint(obj, "vcpus", 1024, &info->vcpus, err) < 0 ||
 	    copy_uint(obj, "memory_mib", 1u << 20, &info->memory_mib, err) < 0 ||
 	    copy_uint(obj, "overlay_mib", 1u << 20, &info->overlay_mib, err) < 0 ||
-	    json_get_int(obj, "created_wall_ns", true, 0, INT64_MAX, &created, EMBER_E_INVALID,
+	    json_get_int(obj, "created_wall_ns", true, 0, INT64_MAX, &created, KIND,
 			 err) < 0 ||
-	    json_get_uint(obj, "size_bytes", true, 0, UINT64_MAX / 2, &size, EMBER_E_INVALID,
+	    json_get_uint(obj, "size_bytes", true, 0, UINT64_MAX / 2, &size, KIND,
 			  err) < 0 ||
 	    sandbox_labels_from_json(obj, "labels", &info->labels, err) < 0)
 		return -1;
 	if (!id_valid(info->id))
-		return ember_error_set(err, EMBER_E_INVALID, 0, "`id` is not a snapshot id");
+		return ember_error_set(err, KIND, 0, "`id` is not a snapshot id");
 	info->created_wall_ns = created;
 	info->size_bytes = size;
 	return 0;

@@ -146,6 +146,18 @@ int json_get_string(json_t *obj, const char *key, bool required, size_t max_len,
 	return 1;
 }
 
+int json_copy_string(json_t *obj, const char *key, char *out, size_t size,
+		     enum ember_error_kind kind, struct ember_error **err)
+{
+	const char *s;
+	size_t n;
+
+	if (json_get_string(obj, key, true, size - 1, &s, &n, kind, err) < 0)
+		return -1;
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
 char *json_dump_compact(json_t *value, size_t *len, struct ember_error **err)
 {
 	char *text = json_dumps(value, JSON_COMPACT);

@@ -39,6 +39,11 @@ int json_get_string(json_t *obj, const char *key, bool required, size_t max_len,
 		    const char **out, size_t *out_len, enum ember_error_kind kind,
 		    struct ember_error **err);
 
+/* A required string of at most size - 1 bytes (json_get_string's checks) copied into out,
+ * NUL-terminated. */
+int json_copy_string(json_t *obj, const char *key, char *out, size_t size,
+		     enum ember_error_kind kind, struct ember_error **err);
+
 /* Serialises compactly; returns a malloc'd text (NUL-terminated) and its length. */
 char *json_dump_compact(json_t *value, size_t *len, struct ember_error **err);
 
