@@ -298,27 +298,12 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 #define COPY_CHUNK (1 << 20)
 
-int file_link_or_copy(const char *src, const char *dst, struct ember_error **err)
+int fd_copy(int in, int out, int64_t deadline_ms, struct ember_error **err)
 {
-	_cleanup_close_ int in = -1;
-	_cleanup_close_ int out = -1;
-	_cleanup_free_ char *buf = NULL;
+	_cleanup_free_ char *buf = malloc(COPY_CHUNK);
 
-	if (link(src, dst) == 0)
-		return 0;
-	if (errno != EXDEV && errno != EPERM)
-		return ember_error_sys(err, "link `%s` to `%s`", dst, src);
-	/* A plain copy: copy_file_range refuses some cross-filesystem pairs (EXDEV) depending on
-	 * the kernel, and this runs once per template. */
-	buf = malloc(COPY_CHUNK);
 	if (buf == NULL)
 		return ember_error_set(err, EMBER_E_INTERNAL, ENOMEM, "out of memory");
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return ember_error_sys(err, "open `%s`", src);
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (out < 0)
-		return ember_error_sys(err, "create `%s`", dst);
 	for (;;) {
 		ssize_t n = read(in, buf, COPY_CHUNK);
 
@@ -327,12 +312,34 @@ int file_link_or_copy(const char *src, const char *dst, struct ember_error **err
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			ember_error_sys(err, "read `%s`", src);
-		if (n < 0 || fd_write_all(out, buf, (size_t)n, -1, err) < 0) {
-			unlink(dst);
-			return ember_error_wrap(err, "copy `%s` to `%s`", src, dst);
-		}
+			return ember_error_sys(err, "read");
+		if (fd_write_all(out, buf, (size_t)n, deadline_ms, err) < 0)
+			return -1;
 	}
+}
+
+int file_link_or_copy(const char *src, const char *dst, struct ember_error **err)
+{
+	_cleanup_close_ int in = -1;
+	_cleanup_close_ int out = -1;
+
+	if (link(src, dst) == 0)
+		return 0;
+	if (errno != EXDEV && errno != EPERM)
+		return ember_error_sys(err, "link `%s` to `%s`", dst, src);
+	/* A plain copy: copy_file_range refuses some cross-filesystem pairs (EXDEV) depending on
+	 * the kernel, and this runs once per template. */
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return ember_error_sys(err, "open `%s`", src);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (out < 0)
+		return ember_error_sys(err, "create `%s`", dst);
+	if (fd_copy(in, out, -1, err) < 0) {
+		unlink(dst);
+		return ember_error_wrap(err, "copy `%s` to `%s`", src, dst);
+	}
+	return 0;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)

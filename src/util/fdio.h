@@ -44,6 +44,10 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len, struct 
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode, bool durable,
 		      struct ember_error **err);
 
+/* Reads in (a blocking descriptor, a file) to its end and writes it all to out, each write by
+ * deadline_ms (<0: none). A failed read or write says which (err), nothing more. */
+int fd_copy(int in, int out, int64_t deadline_ms, struct ember_error **err);
+
 /* Makes dst a hard link to src, or (across filesystems) a copy of it; dst must not exist. */
 int file_link_or_copy(const char *src, const char *dst, struct ember_error **err);
 

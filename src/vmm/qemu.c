@@ -836,28 +836,15 @@ static int send_state_file(struct vmm_instance *vm, const char *state_path, int6
 	struct qemu_vm *q = vm->priv;
 	_cleanup_close_ int in = open(state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_close_ int conn = -1;
-	char buf[1 << 16];
 
 	if (in < 0 && errno == ENOENT) /* a snapshot deleted meanwhile */
 		return ember_error_set(err, EMBER_E_NOT_FOUND, ENOENT, "the saved state is gone");
 	if (in < 0)
 		return ember_error_sys(err, "open `%s`", state_path);
 	conn = unix_connect_until(q->mig_sock, deadline_ms, vmm_alive_ctx, vm, err);
-	if (conn < 0)
-		return ember_error_wrap(err, "send the saved state");
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-
-		if (n == 0)
-			return 0;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return ember_error_sys(err, "read `%s`", state_path);
-		}
-		if (fd_write_all(conn, buf, (size_t)n, deadline_ms, err) < 0)
-			return ember_error_wrap(err, "send the saved state");
-	}
+	if (conn < 0 || fd_copy(in, conn, deadline_ms, err) < 0)
+		return ember_error_wrap(err, "send the saved state `%s`", state_path);
+	return 0;
 }
 
 static int load_from(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
