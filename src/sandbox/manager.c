@@ -39,6 +39,7 @@
 #include "util/log.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
+#include "vmm/guestmem.h"
 
 #define REAPER_INTERVAL_MS 500
 #define CONSOLE_TAIL_IN_ERRORS 600
@@ -1287,6 +1288,7 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 				       "a sandbox made from a snapshot or a fork has no network "
 				       "and no mounts");
 	sb->birth_state = req->from_state;
+	sb->birth_memory_fd = req->from_memory_fd;
 	if (req->from_state != NULL)
 		sb->boot_mode = req->from_boot_mode;
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
@@ -1548,9 +1550,15 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		bcfg.tap_fd = egress_link_tap_fd(link);
 		bcfg.tap_name = egress_link_tap_name(link);
 	}
-	/* A fork's or a snapshot's: the saved VM goes on as this sandbox. */
+	/* A fork's or a snapshot's: the saved VM goes on as this sandbox (a fork base's as a clone
+	 * of it: its RAM shared copy-on-write with the other forks). */
 	if (sb->birth_state != NULL) {
-		bcfg.resume_state = sb->birth_state;
+		if (sb->birth_memory_fd > 0) {
+			bcfg.memory_fd = sb->birth_memory_fd;
+			bcfg.restore_state = sb->birth_state;
+		} else {
+			bcfg.resume_state = sb->birth_state;
+		}
 		t0 = time_mono_ms();
 		if (start_and_connect(m, sb, &bcfg, NULL, err) < 0)
 			return -1;
@@ -2814,16 +2822,63 @@ static int fork_room(struct manager *m, unsigned count, struct ember_error **err
 	return 0;
 }
 
+/* What forks start from: the source's saved VM, or (a driver whose loads copy RAM) a base made
+ * of it that they restore as clones, sharing its RAM copy-on-write. */
+struct fork_base {
+	char state[PATH_MAX];
+	int memory_fd;          /* sealed guest RAM, or -1: state is the whole saved VM */
+};
+
+/* Loads the source's saved VM (whole) once into a stopped VM whose RAM is a new memfd, keeps its
+ * device state and seals the memfd: base then is a template of the source (template.h). */
+static int make_fork_base(struct manager *m, const char *id, const struct sandbox *src,
+			  const char *name, const char *whole, struct fork_base *base,
+			  struct ember_error **err)
+{
+	struct template_shape shape = { .pack = src->pack, .vcpus = src->vcpus,
+					.memory_mib = src->memory_mib,
+					.overlay_mib = src->overlay_mib };
+	struct vmm_boot_config bcfg = { 0 };
+	char run_dir[PATH_MAX], cmdline_extra[128];
+	uint64_t kept = 0;
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	snprintf(base->state, sizeof(base->state), "%s/%s.base", m->paused_dir, name);
+	if (snprintf(run_dir, sizeof(run_dir), "%s/%s", m->run_dir, name) >= (int)sizeof(run_dir))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
+	if (mkdir(run_dir, 0700) < 0)
+		return ember_error_sys(err, "create `%s`", run_dir);
+	template_boot_config(&shape, manager_catalog(m), &bcfg, cmdline_extra,
+			     sizeof(cmdline_extra));
+	ret = guestmem_create((uint64_t)src->memory_mib << 20, name, &base->memory_fd, err);
+	if (ret == 0)
+		ret = template_rebase_vm(m->driver, &bcfg, run_dir, name, whole, base->memory_fd,
+					 base->state, time_mono_ms() + m->cfg.boot_timeout_ms, err);
+	dir_remove_tree(run_dir, NULL);
+	if (ret == 0)
+		ret = guestmem_seal(base->memory_fd, &kept, err);
+	if (ret < 0) {
+		unlink(base->state);
+		return ember_error_wrap(err, "make the forks' base");
+	}
+	log_event(LOG_INFO, id, "fork.base", time_mono_ms() - t0, "%s: %llu MiB of RAM kept",
+		  name, (unsigned long long)(kept >> 20));
+	return 0;
+}
+
 static int fork_children(struct manager *m, const struct sandbox *src, const char *digest,
-			 const char *state, unsigned count, const struct sandbox_labels *labels,
-			 unsigned timeout_s, struct sandbox_info *infos, struct ember_error **err)
+			 const struct fork_base *base, unsigned count,
+			 const struct sandbox_labels *labels, unsigned timeout_s,
+			 struct sandbox_info *infos, struct ember_error **err)
 {
 	struct sandbox_create_request req = {
 		.language_pack = src->pack->name, .vcpus = src->vcpus, .memory_mib = src->memory_mib,
 		.overlay_mib = src->overlay_mib,
 		.timeout_s = timeout_s != 0 ? timeout_s : src->timeout_s,
 		.labels = labels != NULL ? labels : &src->labels, .env = &src->env,
-		.from_state = state, .from_boot_mode = "fork", .from_pack_digest = digest,
+		.from_state = base->state, .from_memory_fd = base->memory_fd > 0 ? base->memory_fd : 0,
+		.from_boot_mode = "fork", .from_pack_digest = digest,
 	};
 	unsigned i;
 
@@ -2845,6 +2900,7 @@ int manager_fork(struct manager *m, const char *id, unsigned count,
 {
 	_cleanup_free_ struct sandbox *src = calloc(1, sizeof(*src));
 	char path[PATH_MAX], name[SANDBOX_ID_LEN + 8], digest[sizeof(src->pack->sha256)];
+	struct fork_base base = { .memory_fd = -1 };
 	int64_t t0 = time_mono_ms();
 	int ret;
 
@@ -2856,18 +2912,26 @@ int manager_fork(struct manager *m, const char *id, unsigned count,
 	if (m->paused_dir[0] == '\0')
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,
 				       "this daemon cannot fork sandboxes (no --state-dir)");
-	if (id_generate("fork_", name, sizeof(name), err) < 0)
+	if (id_generate(FORK_BASE_PREFIX, name, sizeof(name), err) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s.vmstate", m->paused_dir, name);
 	*infos = calloc(count, sizeof(**infos));
 	if (*infos == NULL)
 		return ember_error_oom(err);
 	ret = capture(m, id, path, src, err);
+	if (ret == 0 && vmm_driver_loads_ram_copy_on_write(m->driver))
+		snprintf(base.state, sizeof(base.state), "%s", path);
+	else if (ret == 0 && make_fork_base(m, id, src, name, path, &base, err) < 0)
+		ret = -1;
 	if (ret == 0) {
 		snprintf(digest, sizeof(digest), "%s", src->pack->sha256);
-		ret = fork_children(m, src, digest, path, count, labels, timeout_s, *infos, err);
+		ret = fork_children(m, src, digest, &base, count, labels, timeout_s, *infos, err);
 	}
 	unlink(path);
+	if (base.memory_fd >= 0) {
+		close(base.memory_fd);
+		unlink(base.state);
+	}
 	if (ret < 0) {
 		free(steal_pointer(infos));
 		return ember_error_wrap(err, "fork `%s`", id);

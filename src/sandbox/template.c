@@ -395,6 +395,33 @@ out:
 	return ret;
 }
 
+int template_rebase_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
+		       const char *run_dir, const char *id, const char *whole_state, int memory_fd,
+		       const char *state_path, int64_t deadline_ms, struct ember_error **err)
+{
+	struct vmm_boot_config bcfg = *base;
+	struct vmm_instance *vm = NULL;
+	int ret;
+
+	bcfg.sandbox_id = id;
+	bcfg.run_dir = run_dir;
+	bcfg.memory_fd = memory_fd;
+	bcfg.memory_shared = true;
+	bcfg.restore_state = NULL;
+	bcfg.resume_state = whole_state;
+	bcfg.resume_stopped = true;
+	bcfg.deadline_ms = deadline_ms;
+	ret = vmm_start(driver, &bcfg, &vm, err);
+	if (ret == 0)
+		ret = vmm_snapshot(vm, state_path, deadline_ms, err);
+	if (vm != NULL) {
+		vmm_stop(vm, time_mono_ms() + 3000, NULL);
+
+		vmm_instance_free(vm);
+	}
+	return ret;
+}
+
 static void close_memory(struct template *t)
 {
 	if (t->memory_fd >= 0)

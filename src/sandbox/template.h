@@ -96,6 +96,16 @@ int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config
 			 const char *memory_path, const char *state_path, int64_t deadline_ms,
 			 struct ember_error **err);
 
+/* The snapshot step for a VM saved whole (vmm_save(): a fork's source): loads whole_state into
+ * a VM that stays stopped, its RAM a shared mapping of memory_fd (guestmem_create(): filled by
+ * the load), writes its device state to state_path and stops it. memory_fd and state_path are
+ * then a template of that VM: clones restore from them sharing the RAM copy-on-write, once
+ * the caller sealed the memfd (guestmem_seal()). base: the saved VM's pack and shape
+ * (template_boot_config). */
+int template_rebase_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
+		       const char *run_dir, const char *id, const char *whole_state, int memory_fd,
+		       const char *state_path, int64_t deadline_ms, struct ember_error **err);
+
 /* Fills the boot configuration fields shared by a template and its clones. */
 void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,
 			  struct vmm_boot_config *cfg, char *cmdline_extra, size_t size);
