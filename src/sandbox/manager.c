@@ -2867,6 +2867,78 @@ static int make_fork_base(struct manager *m, const char *id, const struct sandbo
 	return 0;
 }
 
+/* The forks of one request, started by up to FORK_THREADS_MAX threads at once (each create
+ * still waits for a boot slot). */
+#define FORK_THREADS_MAX 8
+
+struct fork_job {
+	struct manager *m;
+	const struct sandbox_create_request *req;
+	struct sandbox_info *infos;
+	bool *made;                  /* [lock] infos[i] is a sandbox to keep or undo */
+	unsigned count;
+	pthread_mutex_t lock;
+	unsigned next;               /* [lock] the next fork to make */
+	struct ember_error *err;     /* [lock] the first failure: the others stop taking work */
+	unsigned failed;             /* [lock] its 1-based index */
+};
+
+static void *fork_worker(void *arg)
+{
+	struct fork_job *job = arg;
+
+	for (;;) {
+		struct ember_error *err = NULL;
+		unsigned i;
+		bool stop;
+		int ret;
+
+		pthread_mutex_lock(&job->lock);
+		i = job->next;
+		stop = job->err != NULL || i >= job->count;
+		if (!stop)
+			job->next++;
+		pthread_mutex_unlock(&job->lock);
+		if (stop)
+			return NULL;
+		ret = manager_create_sandbox(job->m, job->req, &job->infos[i], &err);
+		pthread_mutex_lock(&job->lock);
+		if (ret == 0) {
+			job->made[i] = true;
+		} else if (job->err == NULL) {
+			job->err = steal_pointer(&err);
+			job->failed = i + 1;
+		}
+		pthread_mutex_unlock(&job->lock);
+		ember_error_free(&err);
+	}
+}
+
+/* Runs the job on threads (or on this one when none can be made); 0 when every fork was made,
+ * else -1 with each one made deleted. */
+static int run_fork_job(struct fork_job *job, struct ember_error **err)
+{
+	pthread_t threads[FORK_THREADS_MAX];
+	unsigned n = job->count < FORK_THREADS_MAX ? job->count : FORK_THREADS_MAX, started, i;
+
+	for (started = 0; started < n; started++) {
+		if (pthread_create(&threads[started], NULL, fork_worker, job) != 0)
+			break;
+	}
+	if (started == 0)
+		fork_worker(job);
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (job->err == NULL)
+		return 0;
+	for (i = 0; i < job->count; i++) {
+		if (job->made[i])
+			manager_destroy(job->m, job->infos[i].id, NULL);
+	}
+	ember_error_propagate(err, steal_pointer(&job->err));
+	return ember_error_wrap(err, "fork %u of %u", job->failed, job->count);
+}
+
 static int fork_children(struct manager *m, const struct sandbox *src, const char *digest,
 			 const struct fork_base *base, unsigned count,
 			 const struct sandbox_labels *labels, unsigned timeout_s,
@@ -2880,18 +2952,17 @@ static int fork_children(struct manager *m, const struct sandbox *src, const cha
 		.from_state = base->state, .from_memory_fd = base->memory_fd > 0 ? base->memory_fd : 0,
 		.from_boot_mode = "fork", .from_pack_digest = digest,
 	};
-	unsigned i;
+	_cleanup_free_ bool *made = calloc(count, sizeof(*made));
+	struct fork_job job = { .m = m, .req = &req, .infos = infos, .made = made,
+				.count = count };
+	int ret;
 
-	for (i = 0; i < count; i++) {
-		if (manager_create_sandbox(m, &req, &infos[i], err) < 0) {
-			unsigned failed = i + 1;
-
-			while (i-- > 0)
-				manager_destroy(m, infos[i].id, NULL);
-			return ember_error_wrap(err, "fork %u of %u", failed, count);
-		}
-	}
-	return 0;
+	if (made == NULL)
+		return ember_error_oom(err);
+	pthread_mutex_init(&job.lock, NULL);
+	ret = run_fork_job(&job, err);
+	pthread_mutex_destroy(&job.lock);
+	return ret;
 }
 
 int manager_fork(struct manager *m, const char *id, unsigned count,
