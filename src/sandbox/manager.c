@@ -60,8 +60,8 @@ struct manager {
 	 * recovered paused sandbox names is removed. Empty: no state dir. */
 	char paused_dir[PATH_MAX];
 	struct snapshot_store *snapshots; /* NULL: no state dir */
-	/* What saved VMs of this daemon depend on besides their pack (base_fingerprint()); ""
-	 * without a state dir. */
+	/* What saved VMs and templates of this daemon depend on besides their pack
+	 * (template_fingerprint_base()); "" with neither a state dir nor templates. */
 	char base_digest[DIGEST_HEX_LEN + 1];
 	struct catalogs catalogs;         /* the generation in force: manager_catalog() */
 	/* Serialises reloads (taken before lock, never inside it): the catalog swap, the pool's
@@ -868,8 +868,11 @@ static void open_templates(struct manager *m)
 	if (!m->cfg.snapshots || !vmm_driver_can_snapshot(m->driver))
 		return;
 	snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
-	if (template_store_create(dir, manager_catalog(m), m->driver, m->cfg.boot_timeout_ms, &limits,
-				  &m->templates, &err) < 0) {
+	/* Already made when there is a state dir (open_snapshots). */
+	if ((m->base_digest[0] == '\0' &&
+	     template_fingerprint_base(manager_catalog(m), m->driver, m->base_digest, &err) < 0) ||
+	    template_store_create(dir, manager_catalog(m), m->driver, m->base_digest,
+				  m->cfg.boot_timeout_ms, &limits, &m->templates, &err) < 0) {
 		log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
 			  err->message);
 		ember_error_free(&err);
@@ -2641,51 +2644,19 @@ static int capture(struct manager *m, const char *id, const char *path,
 				   quiesced, NULL, err);
 }
 
-/* The stat of what every saved VM of this daemon depends on besides its pack: the kernel, the
- * initramfs and the VMM binary (a rebuilt one has another size, mtime or inode). */
-static int base_fingerprint(struct manager *m, char out[DIGEST_HEX_LEN + 1],
-			    struct ember_error **err)
-{
-	const struct catalog *catalog = manager_catalog(m);
-	const char *files[] = { catalog->bzimage, catalog->initramfs,
-				vmm_driver_binary(m->driver) };
-	char text[1024];
-	size_t n = 0, i;
-
-	for (i = 0; i < ARRAY_SIZE(files); i++) {
-		struct stat st;
-
-		if (files[i] == NULL || stat(files[i], &st) < 0)
-			return ember_error_sys(err, "stat `%s`", files[i] != NULL ? files[i] : "?");
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "%llu:%llu:%lld.%09ld:%lld|",
-				      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-				      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-				      (long long)st.st_size);
-		if (n >= sizeof(text))
-			return ember_error_set(err, EMBER_E_INTERNAL, 0, "fingerprint too long");
-	}
-	n += (size_t)snprintf(text + n, sizeof(text) - n, "%s|%s", vmm_driver_name(m->driver),
-			      vmm_driver_accel_name(m->driver));
-	if (n >= sizeof(text))
-		return ember_error_set(err, EMBER_E_INTERNAL, 0, "fingerprint too long");
-	digest_buffer(text, n, out);
-	return 0;
-}
-
 static int open_snapshots(struct manager *m, struct ember_error **err)
 {
-	char dir[PATH_MAX], base[DIGEST_HEX_LEN + 1];
+	char dir[PATH_MAX];
 
 	if (m->cfg.state_dir == NULL)
 		return 0;
 	if (snprintf(dir, sizeof(dir), "%s/snapshots", m->cfg.state_dir) >= (int)sizeof(dir))
 		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "--state-dir too long");
-	if (base_fingerprint(m, base, err) < 0)
+	if (template_fingerprint_base(manager_catalog(m), m->driver, m->base_digest, err) < 0)
 		return -1;
-	snprintf(m->base_digest, sizeof(m->base_digest), "%s", base);
 	return snapshot_store_open(dir, m->cfg.max_snapshots > 0 ? m->cfg.max_snapshots
 								  : SNAPSHOTS_MAX_DEFAULT,
-				   base, &m->snapshots, err);
+				   m->base_digest, &m->snapshots, err);
 }
 
 static int require_snapshots(struct manager *m, struct ember_error **err)
