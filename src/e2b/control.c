@@ -152,6 +152,13 @@ static json_t *sandbox_json(const struct control_request *cr, const struct sandb
 	return obj;
 }
 
+/* E2B's two states: a sandbox being paused still runs (a fork's or a snapshot's brief pause is
+ * one too); one being resumed does not yet. */
+static bool shown_paused(const struct sandbox_info *info)
+{
+	return info->state == SANDBOX_PAUSED || info->state == SANDBOX_RESUMING;
+}
+
 /* ListedSandbox (list), and with detail SandboxDetail (get). */
 static json_t *listed_json(const struct control_request *cr, const struct sandbox_info *info,
 			   bool detail)
@@ -162,7 +169,8 @@ static json_t *listed_json(const struct control_request *cr, const struct sandbo
 				"memoryMB", (int)info->memory_mib, "diskSizeMB",
 				(int)info->overlay_mib, "startedAt", time_json(info->created_wall_ns),
 				"endAt", time_json(info->expires_wall_ns), "envdVersion",
-				E2B_ENVD_VERSION, "metadata", metadata_json(info), "state", "running",
+				E2B_ENVD_VERSION, "metadata", metadata_json(info), "state",
+				shown_paused(info) ? "paused" : "running",
 				"volumeMounts");
 	struct ember_error *err = NULL;
 	json_t *network;
@@ -317,26 +325,106 @@ static void handle_timeout(const struct control_request *cr, struct api_response
 	resp->body = NULL;
 }
 
-/* E2B's connect only ever extends the lifetime: to timeout (300 s when v2 names none) from now,
- * when that is later than the sandbox's end. Extending by the default is best effort (beyond
- * --max-timeout-s, or while the sandbox boots, it stays as it is); a timeout the client named
- * that cannot be set is its error. */
-static void handle_connect(const struct control_request *cr, struct api_response *resp)
+/* The SDK reads every 409 of a pause as "already paused" (pause() answers false): one that
+ * cannot be paused now (booting, an exec in flight, a network, mounts, a driver that cannot
+ * save) is a 400 saying why, unless it got paused meanwhile. */
+static void respond_pause_refused(const struct control_request *cr, struct ember_error **err,
+				  struct api_response *resp)
+{
+	struct sandbox_info now;
+
+	if ((*err)->kind != EMBER_E_CONFLICT) {
+		respond_err(resp, err);
+		return;
+	}
+	if (get_live(cr, &now, resp) == 0)
+		e2b_error_rest_msg(resp,
+				   shown_paused(&now) || now.state == SANDBOX_PAUSING ? 409 : 400,
+				   (*err)->message);
+	ember_error_free(err);
+}
+
+/* E2B: 204, 409 when already paused. */
+static void handle_pause(const struct control_request *cr, struct api_response *resp)
 {
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
-	unsigned timeout_s;
-	bool named;
 
-	if (e2b_parse_connect(cr->req->body, cr->req->body_len, &timeout_s, &err) < 0) {
+	if (e2b_parse_pause(cr->req->body, cr->req->body_len, &err) < 0) {
 		respond_err(resp, &err);
 		return;
 	}
 	if (get_live(cr, &info, resp) < 0)
 		return;
-	named = timeout_s != 0;
-	if (!named)
-		timeout_s = 300;
+	if (shown_paused(&info) || info.state == SANDBOX_PAUSING) {
+		e2b_error_rest_msg(resp, 409, "sandbox is already paused");
+		return;
+	}
+	if (manager_pause(manager_of(cr), cr->id, &info, &err) < 0) {
+		respond_pause_refused(cr, &err, resp);
+		return;
+	}
+	resp->status = 204;
+	resp->body = NULL;
+}
+
+/* Resumes the paused sandbox info names and refills info. A concurrent connect that resumed it
+ * first is no error: it runs, as the caller wants. */
+static int resume_paused(const struct control_request *cr, const struct e2b_resume_body *body,
+			 struct sandbox_info *info, struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	if (body->reboot) {
+		e2b_error_rest_msg(resp, 400,
+				   "field `memory`: emberd resumes a paused sandbox with its memory "
+				   "only (onResume `reboot` is not supported)");
+		return -1;
+	}
+	if (manager_resume(manager_of(cr), cr->id, info, &err) == 0)
+		return 0;
+	if (err->kind != EMBER_E_CONFLICT) {
+		respond_err(resp, &err);
+		return -1;
+	}
+	if (get_live(cr, info, resp) < 0) {
+		ember_error_free(&err);
+		return -1;
+	}
+	if (info->state == SANDBOX_READY) {
+		ember_error_free(&err);
+		return 0;
+	}
+	respond_err(resp, &err);
+	return -1;
+}
+
+/* E2B's connect resumes a paused sandbox (201; 200 for a running one) and only ever extends the
+ * lifetime: to timeout (300 s when v2 names none) from now, when that is later than the
+ * sandbox's end (a resumed one's is the resume plus the lifetime it had left). Extending by the
+ * default is best effort (beyond --max-timeout-s, or while the sandbox boots, it stays as it
+ * is); a timeout the client named that cannot be set is its error. */
+static void handle_connect(const struct control_request *cr, struct api_response *resp)
+{
+	struct e2b_resume_body body;
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	unsigned timeout_s, status = 200;
+	bool named;
+
+	if (e2b_parse_connect(cr->req->body, cr->req->body_len, &body, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (get_live(cr, &info, resp) < 0)
+		return;
+	if (info.state == SANDBOX_PAUSED) {
+		if (resume_paused(cr, &body, &info, resp) < 0)
+			return;
+		status = 201;
+	}
+	named = body.timeout_s != 0;
+	timeout_s = named ? body.timeout_s : 300;
 	if (time_wall_ns() + (int64_t)timeout_s * 1000000000 > info.expires_wall_ns &&
 	    manager_set_timeout(manager_of(cr), cr->id, timeout_s, &info, &err) < 0) {
 		if (named) {
@@ -345,7 +433,35 @@ static void handle_connect(const struct control_request *cr, struct api_response
 		}
 		ember_error_free(&err);
 	}
-	respond_json(resp, 200, sandbox_json(cr, &info));
+	respond_json(resp, status, sandbox_json(cr, &info));
+}
+
+/* The deprecated resume: 201, 409 for a sandbox that is not paused; its lifetime is then set to
+ * timeout, E2B's default 15 s when the body names none. */
+static void handle_resume(const struct control_request *cr, struct api_response *resp)
+{
+	struct e2b_resume_body body;
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+
+	if (e2b_parse_resume(cr->req->body, cr->req->body_len, &body, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (get_live(cr, &info, resp) < 0)
+		return;
+	if (info.state != SANDBOX_PAUSED) {
+		e2b_error_rest_msg(resp, 409, "sandbox is not paused");
+		return;
+	}
+	if (resume_paused(cr, &body, &info, resp) < 0)
+		return;
+	if (manager_set_timeout(manager_of(cr), cr->id, body.timeout_s != 0 ? body.timeout_s : 15,
+				&info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, sandbox_json(cr, &info));
 }
 
 /* ---- list ---- */
@@ -373,7 +489,8 @@ static int compare_desc(const void *a, const void *b)
 
 static bool list_match(const struct e2b_list_query *q, const struct sandbox_info *info)
 {
-	if (!q->running || info->state == SANDBOX_DESTROYING || info->state == SANDBOX_GONE)
+	if (info->state == SANDBOX_DESTROYING || info->state == SANDBOX_GONE ||
+	    !(shown_paused(info) ? q->paused : q->running))
 		return false;
 	if (q->has_started_after && info->created_wall_ns < q->started_after_ns)
 		return false;
@@ -441,7 +558,6 @@ static void handle_list_v2(const struct control_request *cr, struct api_response
 
 /* ---- the table ---- */
 
-#define NO_PAUSE "pausing and resuming sandboxes is not supported by emberd yet (issue 15)"
 #define NO_SNAPSHOT "snapshots and forks are not supported by emberd yet (issue 15)"
 
 static const struct control_route routes[] = {
@@ -454,8 +570,8 @@ static const struct control_route routes[] = {
 	{ "POST", "/sandboxes/{id}/timeout", handle_timeout, NULL },
 	{ "POST", "/sandboxes/{id}/connect", handle_connect, NULL },
 	{ "POST", "/v2/sandboxes/{id}/connect", handle_connect, NULL },
-	{ "POST", "/sandboxes/{id}/pause", NULL, NO_PAUSE },
-	{ "POST", "/sandboxes/{id}/resume", NULL, NO_PAUSE },
+	{ "POST", "/sandboxes/{id}/pause", handle_pause, NULL },
+	{ "POST", "/sandboxes/{id}/resume", handle_resume, NULL },
 	{ "POST", "/sandboxes/{id}/fork", NULL, NO_SNAPSHOT },
 	{ "POST", "/sandboxes/{id}/snapshots", NULL, NO_SNAPSHOT },
 	{ "GET", "/snapshots", NULL, NO_SNAPSHOT },

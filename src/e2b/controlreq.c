@@ -13,6 +13,11 @@
 
 #define KIND EMBER_E_INVALID
 
+/* autoPause: true, at create or resume. */
+#define E2B_NO_AUTO_PAUSE                                                                     \
+	"pausing when the timeout ends is not supported by emberd (the sandbox is killed "     \
+	"then); pause it yourself with Sandbox.pause() (POST /sandboxes/{id}/pause)"
+
 /* 30 days: the longest lifetime any request may name (the manager holds --max-timeout-s). */
 #define E2B_TIMEOUT_MAX (30u * 24 * 3600)
 
@@ -53,7 +58,9 @@ static int check_auto_resume(json_t *root, struct ember_error **err)
 	    json_is_false(json_object_get(ar, "enabled")))
 		return 0;
 	return refuse_unless_empty(root, "autoResume",
-				   "emberd cannot pause sandboxes, so none resumes (issue 15)", err);
+				   "emberd has no auto-pause, so nothing auto-resumes: resume a "
+				   "paused sandbox with Sandbox.connect() (POST "
+				   "/v2/sandboxes/{id}/connect)", err);
 }
 
 static int parse_metadata(json_t *root, struct sandbox_labels *labels, struct ember_error **err)
@@ -122,9 +129,7 @@ int e2b_parse_create(const char *body, size_t len, struct e2b_create_body *out,
 	if (json_get_bool(root, "autoPause", false, &flag, KIND, err) < 0)
 		return -1;
 	if (flag)
-		return ember_error_set(err, KIND, 0,
-				       "field `autoPause`: emberd cannot pause sandboxes yet (issue "
-				       "15); a sandbox is killed when its timeout ends");
+		return ember_error_set(err, KIND, 0, "field `autoPause`: %s", E2B_NO_AUTO_PAUSE);
 	if (check_auto_resume(root, err) < 0 || check_iam(root, err) < 0 ||
 	    refuse_unless_empty(root, "mcp", "the MCP gateway is not part of emberd's templates; "
 					     "emberd serves MCP itself (docs/mcp.md)", err) < 0 ||
@@ -154,24 +159,64 @@ int e2b_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 	return 0;
 }
 
-int e2b_parse_connect(const char *body, size_t len, unsigned *timeout_s,
-		      struct ember_error **err)
+int e2b_parse_pause(const char *body, size_t len, struct ember_error **err)
 {
-	static const char *const keys[] = { "timeout", "memory", NULL };
+	static const char *const keys[] = { "memory", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	bool memory = true;
+
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_bool(root, "memory", false, &memory, KIND, err) < 0)
+		return -1;
+	if (!memory)
+		return ember_error_set(err, KIND, 0,
+				       "field `memory`: emberd pauses with the memory only (a "
+				       "filesystem-only pause is not supported); leave keepMemory "
+				       "out or true");
+	return 0;
+}
+
+/* The body of a connect or resume; keys lists what this one takes. */
+static int parse_resume_body(const char *body, size_t len, const char *const *keys,
+			     struct e2b_resume_body *out, struct ember_error **err)
+{
 	_cleanup_json_ json_t *root = NULL;
 	uint64_t v = 0;
-	bool memory;
+	bool memory = true, auto_pause = false;
 
-	*timeout_s = 0;
+	memset(out, 0, sizeof(*out));
 	if (len == 0)
 		return 0;
 	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
 	    json_check_keys(root, keys, KIND, err) < 0 ||
 	    json_get_uint(root, "timeout", false, 1, E2B_TIMEOUT_MAX, &v, KIND, err) < 0 ||
-	    json_get_bool(root, "memory", false, &memory, KIND, err) < 0)
+	    json_get_bool(root, "memory", false, &memory, KIND, err) < 0 ||
+	    json_get_bool(root, "autoPause", false, &auto_pause, KIND, err) < 0)
 		return -1;
-	*timeout_s = (unsigned)v;
+	if (auto_pause)
+		return ember_error_set(err, KIND, 0, "field `autoPause`: %s", E2B_NO_AUTO_PAUSE);
+	out->timeout_s = (unsigned)v;
+	out->reboot = !memory;
 	return 0;
+}
+
+int e2b_parse_connect(const char *body, size_t len, struct e2b_resume_body *out,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "timeout", "memory", NULL };
+
+	return parse_resume_body(body, len, keys, out, err);
+}
+
+int e2b_parse_resume(const char *body, size_t len, struct e2b_resume_body *out,
+		     struct ember_error **err)
+{
+	static const char *const keys[] = { "timeout", "autoPause", "memory", NULL };
+
+	return parse_resume_body(body, len, keys, out, err);
 }
 
 static int hex_value(char c)
@@ -278,7 +323,7 @@ static int parse_metadata_query(const char *text, struct e2b_list_query *out,
 }
 
 /* state=running,paused (the SDK's form style without explode) or repeated. */
-static int parse_state(const char *text, bool *running, struct ember_error **err)
+static int parse_state(const char *text, struct e2b_list_query *out, struct ember_error **err)
 {
 	const char *p = text;
 
@@ -286,8 +331,10 @@ static int parse_state(const char *text, bool *running, struct ember_error **err
 		size_t n = strcspn(p, ",");
 
 		if (n == 7 && strncmp(p, "running", 7) == 0)
-			*running = true;
-		else if (!(n == 6 && strncmp(p, "paused", 6) == 0))
+			out->running = true;
+		else if (n == 6 && strncmp(p, "paused", 6) == 0)
+			out->paused = true;
+		else
 			return ember_error_set(err, KIND, 0,
 					       "query `state`: each state must be running or paused");
 		if (p[n] == '\0')
@@ -362,7 +409,7 @@ static int parse_list_pair(const char *key, const char *value, bool v2,
 				       "unknown query parameter `%.40s` (GET /sandboxes takes "
 				       "metadata; GET /v2/sandboxes more)", key);
 	if (strcmp(key, "state") == 0)
-		return parse_state(value, &out->running, err);
+		return parse_state(value, out, err);
 	if (strcmp(key, "limit") == 0) {
 		errno = 0;
 		n = strtoul(value, &end, 10);
@@ -410,8 +457,11 @@ int e2b_parse_list_query(const struct api_query *query, bool v2, struct e2b_list
 		if (parse_list_pair(query->pairs[i].key, query->pairs[i].value, v2, out, err) < 0)
 			return -1;
 	}
-	if (!state_given)
+	/* E2B's v1 list is of running sandboxes; v2's of both unless state says */
+	if (!state_given) {
 		out->running = true;
+		out->paused = v2;
+	}
 	return 0;
 }
 

@@ -47,10 +47,27 @@ int e2b_parse_create(const char *body, size_t len, struct e2b_create_body *out,
 int e2b_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 		      struct ember_error **err);
 
+/* POST /sandboxes/{id}/pause: {"memory"?: bool}; an empty body is fine. `memory: false` (a
+ * filesystem-only pause, rebooted on resume) is refused: emberd's pause always keeps the memory,
+ * and E2B never downgrades what was asked for silently. */
+int e2b_parse_pause(const char *body, size_t len, struct ember_error **err);
+
+/* What a connect or resume asks of a (paused) sandbox. */
+struct e2b_resume_body {
+	unsigned timeout_s;            /* 0 when absent */
+	bool reboot;                   /* memory: false, a resume from disk only (emberd resumes
+					* with the memory: refused for a paused sandbox) */
+};
+
 /* POST /v2/sandboxes/{id}/connect (and v1's): {"timeout"?: seconds, "memory"?: bool}; an empty
- * body is fine. *timeout_s is 0 when absent. */
-int e2b_parse_connect(const char *body, size_t len, unsigned *timeout_s,
+ * body is fine. */
+int e2b_parse_connect(const char *body, size_t len, struct e2b_resume_body *out,
 		      struct ember_error **err);
+
+/* POST /sandboxes/{id}/resume (deprecated): {"timeout"?, "autoPause"?, "memory"?}; an empty body
+ * is fine; autoPause: true is refused (emberd has no auto-pause). */
+int e2b_parse_resume(const char *body, size_t len, struct e2b_resume_body *out,
+		     struct ember_error **err);
 
 struct e2b_list_query {
 	/* metadata terms (all must match); terms[] point into keys[] and values[] */
@@ -58,7 +75,8 @@ struct e2b_list_query {
 	char keys[SANDBOX_LABELS_MAX][SANDBOX_LABEL_KEY_MAX + 1];
 	char values[SANDBOX_LABELS_MAX][SANDBOX_LABEL_VALUE_MAX + 1];
 	size_t nterms;
-	bool running;                  /* state absent or naming "running" (emberd has no pause) */
+	bool running;                  /* state names running (v2: or is absent; v1: always) */
+	bool paused;                   /* state names paused (v2: or is absent) */
 	unsigned limit;                /* 0: no page limit (v1) */
 	bool ascending;                /* order=asc (default: newest first) */
 	bool has_started_after;
@@ -69,7 +87,8 @@ struct e2b_list_query {
 	char next_id[SANDBOX_ID_LEN + 1];
 };
 
-/* v1 takes only metadata; v2 also state, limit (1-100, default 100), order, startedAfter
+/* v1 takes only metadata and lists running sandboxes; v2 also state (absent: running and
+ * paused), limit (1-100, default 100), order, startedAfter
  * (RFC 3339), template and nextToken. metadata is `k=v&k2=v2` whose keys and values the SDK
  * URL-encoded (the JS SDK twice: encodeURIComponent, then URLSearchParams). */
 int e2b_parse_list_query(const struct api_query *query, bool v2, struct e2b_list_query *out,

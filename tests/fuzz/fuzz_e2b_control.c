@@ -1,6 +1,7 @@
 /* libFuzzer target: the E2B control plane's decoders (src/e2b/controlreq.c): the create,
- * timeout and connect bodies and the v1/v2 list queries. The first byte, '0' to '4' (the seeds
- * are text), picks create, timeout, connect, the v1 list or the v2 list. For a query, the rest
+ * timeout, connect, pause and resume bodies and the v1/v2 list queries. The first byte, '0' to
+ * '6' (the seeds are text), picks create, timeout, connect, the v1 list, the v2 list, pause or
+ * resume. For a query, the rest
  * is split like the HTTP layer splits one (at `&`, then at the first `=`). */
 #include <stddef.h>
 #include <stdint.h>
@@ -75,13 +76,24 @@ out:
 	free(out);
 }
 
+/* A connect or resume body that is accepted names a timeout in range, or none. */
+static void fuzz_resume(const uint8_t *data, size_t size, bool resume)
+{
+	struct e2b_resume_body body;
+	int ret = resume ? e2b_parse_resume((const char *)data, size, &body, NULL)
+			 : e2b_parse_connect((const char *)data, size, &body, NULL);
+
+	if (ret == 0 && body.timeout_s > 30u * 24 * 3600)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned timeout_s;
 
 	if (size == 0)
 		return 0;
-	switch ((uint8_t)(data[0] - (uint8_t)'0') % 5) {
+	switch ((uint8_t)(data[0] - (uint8_t)'0') % 7) {
 	case 0:
 		fuzz_create(data + 1, size - 1);
 		break;
@@ -91,13 +103,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	case 2:
-		(void)e2b_parse_connect((const char *)data + 1, size - 1, &timeout_s, NULL);
+		fuzz_resume(data + 1, size - 1, false);
 		break;
 	case 3:
 		fuzz_query(data + 1, size - 1, false);
 		break;
-	default:
+	case 4:
 		fuzz_query(data + 1, size - 1, true);
+		break;
+	case 5:
+		(void)e2b_parse_pause((const char *)data + 1, size - 1, NULL);
+		break;
+	default:
+		fuzz_resume(data + 1, size - 1, true);
 		break;
 	}
 	return 0;
