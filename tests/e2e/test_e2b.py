@@ -45,6 +45,7 @@ INSTALLED = os.path.isdir(os.path.join(E2B_DIR, "node_modules", "e2b")) and shut
 class E2bTestBase(unittest.TestCase):
     """One daemon with --e2b-addr for the class; test_<script> methods are added below."""
     daemon_args = ()
+    vmm = "qemu"  # the scripts get it as EMBERD_VMM
 
     @classmethod
     def setUpClass(cls):
@@ -162,7 +163,8 @@ class E2bTestBase(unittest.TestCase):
 
     def run_script(self, script):
         url = f"http://127.0.0.1:{self.e2b_port}"
-        env = dict(os.environ, E2B_API_URL=url, E2B_SANDBOX_URL=url, E2B_API_KEY=TOKEN)
+        env = dict(os.environ, E2B_API_URL=url, E2B_SANDBOX_URL=url, E2B_API_KEY=TOKEN,
+                   EMBERD_VMM=self.vmm)
         for name in ("E2B_DOMAIN", "E2B_DEBUG", "E2B_ACCESS_TOKEN"):
             env.pop(name, None)
         try:
@@ -204,6 +206,7 @@ class E2bQemuTest(E2bTestBase):
 @add_script_tests
 class E2bFirecrackerTest(E2bTestBase):
     daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail")
+    vmm = "firecracker"
 
 
 def e2b_port_of(d):
