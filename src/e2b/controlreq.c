@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sandbox/snapshots.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
 #include "util/text.h"
@@ -376,30 +377,49 @@ bad:
 			       "(2025-01-31T12:00:00.000Z)");
 }
 
-static int parse_next_token(const char *text, struct e2b_list_query *out,
-			    struct ember_error **err)
+/* "<created>_<id>" into *created and id (room for E2B_NEXT_TOKEN_ID_MAX bytes); the id is
+ * only ever compared, valid(id) says whether it can be one. */
+static int parse_next_token(const char *text, bool (*valid)(const char *id), int64_t *created,
+			    char id[E2B_NEXT_TOKEN_ID_MAX + 1], struct ember_error **err)
 {
 	char *end;
-	long long created;
+	long long n;
 
 	errno = 0;
-	created = strtoll(text, &end, 10);
-	if (errno != 0 || end == text || created < 0 || *end != '_' ||
-	    !api_valid_sandbox_id(end + 1))
+	n = strtoll(text, &end, 10);
+	if (errno != 0 || end == text || n < 0 || *end != '_' ||
+	    strlen(end + 1) > E2B_NEXT_TOKEN_ID_MAX || !valid(end + 1))
 		return ember_error_set(err, KIND, 0,
 				       "query `nextToken` is not one this daemon handed out");
-	out->has_next = true;
-	out->next_created_ns = created;
-	memcpy(out->next_id, end + 1, SANDBOX_ID_LEN + 1);
+	*created = n;
+	memcpy(id, end + 1, strlen(end + 1) + 1);
+	return 0;
+}
+
+static bool snapshot_id_shaped(const char *id)
+{
+	return strlen(id) == SNAPSHOT_ID_LEN &&
+	       strncmp(id, SNAPSHOT_ID_PREFIX, strlen(SNAPSHOT_ID_PREFIX)) == 0;
+}
+
+static int parse_limit(const char *value, unsigned *limit, struct ember_error **err)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || n < 1 ||
+	    n > E2B_LIST_LIMIT_MAX)
+		return ember_error_set(err, KIND, 0, "query `limit` must be 1 to %d",
+				       E2B_LIST_LIMIT_MAX);
+	*limit = (unsigned)n;
 	return 0;
 }
 
 static int parse_list_pair(const char *key, const char *value, bool v2,
 			   struct e2b_list_query *out, struct ember_error **err)
 {
-	char *end;
-	unsigned long n;
-
 	if (value == NULL)
 		return ember_error_set(err, KIND, 0, "query `%.40s` needs a value", key);
 	if (strcmp(key, "metadata") == 0)
@@ -410,16 +430,8 @@ static int parse_list_pair(const char *key, const char *value, bool v2,
 				       "metadata; GET /v2/sandboxes more)", key);
 	if (strcmp(key, "state") == 0)
 		return parse_state(value, out, err);
-	if (strcmp(key, "limit") == 0) {
-		errno = 0;
-		n = strtoul(value, &end, 10);
-		if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || n < 1 ||
-		    n > E2B_LIST_LIMIT_MAX)
-			return ember_error_set(err, KIND, 0, "query `limit` must be 1 to %d",
-					       E2B_LIST_LIMIT_MAX);
-		out->limit = (unsigned)n;
-		return 0;
-	}
+	if (strcmp(key, "limit") == 0)
+		return parse_limit(value, &out->limit, err);
 	if (strcmp(key, "order") == 0) {
 		if (strcmp(value, "asc") != 0 && strcmp(value, "desc") != 0)
 			return ember_error_set(err, KIND, 0, "query `order` must be asc or desc");
@@ -436,8 +448,11 @@ static int parse_list_pair(const char *key, const char *value, bool v2,
 		memcpy(out->template_id, value, strlen(value) + 1);
 		return 0;
 	}
-	if (strcmp(key, "nextToken") == 0)
-		return parse_next_token(value, out, err);
+	if (strcmp(key, "nextToken") == 0) {
+		out->has_next = true;
+		return parse_next_token(value, api_valid_sandbox_id, &out->next_created_ns,
+					out->next_id, err);
+	}
 	return ember_error_set(err, KIND, 0, "unknown query parameter `%.40s`", key);
 }
 
@@ -462,6 +477,91 @@ int e2b_parse_list_query(const struct api_query *query, bool v2, struct e2b_list
 		out->running = true;
 		out->paused = v2;
 	}
+	return 0;
+}
+
+int e2b_parse_snapshot_query(const struct api_query *query, struct e2b_snapshot_query *out,
+			     struct ember_error **err)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (query->too_many || query->has_nul)
+		return ember_error_set(err, KIND, 0, "too many or malformed query parameters");
+	for (i = 0; i < query->count; i++) {
+		const char *key = query->pairs[i].key, *value = query->pairs[i].value;
+		int ret;
+
+		if (value == NULL)
+			return ember_error_set(err, KIND, 0, "query `%.40s` needs a value", key);
+		if (strcmp(key, "sandboxID") == 0) {
+			if (!api_valid_sandbox_id(value))
+				return ember_error_set(err, KIND, 0,
+						       "query `sandboxID` is not a sandbox id");
+			memcpy(out->sandbox_id, value, strlen(value) + 1);
+			ret = 0;
+		} else if (strcmp(key, "name") == 0) {
+			if (strlen(value) > SANDBOX_LABEL_VALUE_MAX)
+				return ember_error_set(err, KIND, 0, "query `name` is too long");
+			memcpy(out->name, value, strlen(value) + 1);
+			ret = 0;
+		} else if (strcmp(key, "limit") == 0) {
+			ret = parse_limit(value, &out->limit, err);
+		} else if (strcmp(key, "nextToken") == 0) {
+			out->has_next = true;
+			ret = parse_next_token(value, snapshot_id_shaped, &out->next_created_ns,
+					       out->next_id, err);
+		} else {
+			ret = ember_error_set(err, KIND, 0, "unknown query parameter `%.40s`", key);
+		}
+		if (ret < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int e2b_parse_fork(const char *body, size_t len, unsigned *count, unsigned *timeout_s,
+		   struct ember_error **err)
+{
+	static const char *const keys[] = { "count", "timeout", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	uint64_t n = 1, t = E2B_FORK_TIMEOUT_DEFAULT;
+
+	*count = (unsigned)n;
+	*timeout_s = (unsigned)t;
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "count", false, 1, E2B_FORK_MAX, &n, KIND, err) < 0 ||
+	    json_get_uint(root, "timeout", false, 1, E2B_TIMEOUT_MAX, &t, KIND, err) < 0)
+		return -1;
+	*count = (unsigned)n;
+	*timeout_s = (unsigned)t;
+	return 0;
+}
+
+int e2b_parse_snapshot(const char *body, size_t len, char name[SANDBOX_LABEL_VALUE_MAX + 1],
+		       struct ember_error **err)
+{
+	static const char *const keys[] = { "name", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	const char *text = NULL;
+	size_t n = 0;
+
+	name[0] = '\0';
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_string(root, "name", false, SANDBOX_LABEL_VALUE_MAX, &text, &n, KIND, err) < 0)
+		return -1;
+	if (text == NULL)
+		return 0;
+	if (n == 0)
+		return ember_error_set(err, KIND, 0, "field `name` is empty");
+	memcpy(name, text, n);
+	name[n] = '\0';
 	return 0;
 }
 

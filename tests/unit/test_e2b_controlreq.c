@@ -144,6 +144,71 @@ static void pause_and_resume_bodies_refuse_what_emberd_cannot_do(void **state)
 	assert_int_equal(resume_body("{\"timeout\":0}", &r, NULL), -1);
 }
 
+static void fork_and_snapshot_bodies(void **state)
+{
+	char name[SANDBOX_LABEL_VALUE_MAX + 1];
+	unsigned count = 0, timeout_s = 0;
+	const char *json;
+
+	(void)state;
+	assert_int_equal(e2b_parse_fork("", 0, &count, &timeout_s, NULL), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(timeout_s, E2B_FORK_TIMEOUT_DEFAULT);
+	json = "{\"count\":3,\"timeout\":240}";
+	assert_int_equal(e2b_parse_fork(json, strlen(json), &count, &timeout_s, NULL), 0);
+	assert_int_equal(count, 3);
+	assert_int_equal(timeout_s, 240);
+	json = "{\"count\":0}";
+	assert_int_equal(e2b_parse_fork(json, strlen(json), &count, &timeout_s, NULL), -1);
+	json = "{\"labels\":{}}";
+	assert_int_equal(e2b_parse_fork(json, strlen(json), &count, &timeout_s, NULL), -1);
+	assert_int_equal(e2b_parse_snapshot("{}", 2, name, NULL), 0);
+	assert_string_equal(name, "");
+	json = "{\"name\":\"team/my-snap:v1\"}";
+	assert_int_equal(e2b_parse_snapshot(json, strlen(json), name, NULL), 0);
+	assert_string_equal(name, "team/my-snap:v1");
+	json = "{\"name\":\"\"}";
+	assert_int_equal(e2b_parse_snapshot(json, strlen(json), name, NULL), -1);
+	json = "{\"name\":1}";
+	assert_int_equal(e2b_parse_snapshot(json, strlen(json), name, NULL), -1);
+}
+
+static int snapshot_query(struct e2b_snapshot_query *q, const char *key, const char *value)
+{
+	struct api_query query = { .count = 1 };
+
+	query.pairs[0].key = key;
+	query.pairs[0].value = value;
+	return e2b_parse_snapshot_query(&query, q, NULL);
+}
+
+static void snapshot_list_query(void **state)
+{
+	static struct e2b_snapshot_query q;
+	const char *snap = "snap_0123456789abcdef0123456789abcdef";
+	char token[E2B_NEXT_TOKEN_MAX + 1];
+
+	(void)state;
+	assert_int_equal(snapshot_query(&q, "sandboxID", "sb_0123456789abcdef0123456789abcdef"),
+			 0);
+	assert_string_equal(q.sandbox_id, "sb_0123456789abcdef0123456789abcdef");
+	assert_int_equal(snapshot_query(&q, "sandboxID", "nope"), -1);
+	assert_int_equal(snapshot_query(&q, "name", "team/snap:v1"), 0);
+	assert_string_equal(q.name, "team/snap:v1");
+	assert_int_equal(snapshot_query(&q, "limit", "2"), 0);
+	assert_int_equal(q.limit, 2);
+	assert_int_equal(snapshot_query(&q, "limit", "0"), -1);
+	/* a token handed out (it is longer than a sandbox's) reads back */
+	e2b_next_token(1796295600250000000LL, snap, token);
+	assert_int_equal(snapshot_query(&q, "nextToken", token), 0);
+	assert_true(q.has_next);
+	assert_string_equal(q.next_id, snap);
+	assert_int_equal(q.next_created_ns, 1796295600250000000LL);
+	assert_int_equal(snapshot_query(&q, "nextToken", "1_sb_0123456789abcdef0123456789abcdef"),
+			 -1);
+	assert_int_equal(snapshot_query(&q, "surprise", "1"), -1);
+}
+
 static int list(bool v2, struct e2b_list_query *q, const char *key, const char *value)
 {
 	struct api_query query = { .count = 1 };
@@ -220,6 +285,8 @@ int main(void)
 		cmocka_unit_test(what_emberd_cannot_honour_is_refused_naming_the_field),
 		cmocka_unit_test(timeout_and_connect_bodies),
 		cmocka_unit_test(pause_and_resume_bodies_refuse_what_emberd_cannot_do),
+		cmocka_unit_test(fork_and_snapshot_bodies),
+		cmocka_unit_test(snapshot_list_query),
 		cmocka_unit_test(metadata_is_decoded_as_the_js_sdk_encodes_it),
 		cmocka_unit_test(v2_paging_state_and_filters),
 	};

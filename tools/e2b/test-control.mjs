@@ -1,11 +1,13 @@
 // test-control.mjs - the E2B control plane (docs/e2b.md "Control plane") through the unmodified
 // `e2b` and `@e2b/code-interpreter` SDKs: create (both SDKs' default templates), getInfo,
-// setTimeout, list by metadata and state, connect, pause and connect resuming, kill, and the
-// errors users get for an unknown template, a wrong API key and the calls emberd does not serve.
+// setTimeout, list by metadata and state, connect, pause and connect resuming, fork, snapshots
+// (and sandboxes made of them), kill, and the errors users get for an unknown template, a wrong
+// API key and the calls emberd does not serve.
 //
-// Run by tests/e2e/test_e2b.py with E2B_API_URL, E2B_SANDBOX_URL (both the daemon's --e2b-addr)
-// and E2B_API_KEY (its --auth-token-file token) set, and EMBERD_VMM (qemu or firecracker);
-// prints one line per check, exits 0 when every check passed. Every sandbox it makes is killed before it exits, whatever happened.
+// Run by tests/e2e/test_e2b.py with E2B_API_URL, E2B_SANDBOX_URL (both the daemon's --e2b-addr),
+// E2B_API_KEY (its --auth-token-file token) and EMBERD_VMM (qemu or firecracker) set; prints
+// one line per check, exits 0 when every check passed. Every sandbox and snapshot it makes is
+// deleted before it exits, whatever happened.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 
@@ -15,6 +17,7 @@ import { AuthenticationError, Sandbox, SandboxError, SandboxNotFoundError } from
 // A create boots a VM: seconds under KVM, much longer under TCG on a busy machine.
 const SLOW = { requestTimeoutMs: 600_000 }
 const made = []
+const snapshots = []
 const run = randomBytes(6).toString('hex')
 // tests/e2e/test_e2b.py says which VMM the daemon runs: the Firecracker driver cannot save a VM
 const CAN_PAUSE = process.env.EMBERD_VMM !== 'firecracker'
@@ -153,9 +156,44 @@ async function main() {
       await rejects(sbx.pause({ keepMemory: false }), SandboxError, 400, /memory/)
       assert.equal((await sbx.getInfo()).state, 'running')
     })
+
+    await check('fork and snapshots copy the sandbox with its files and metadata', async () => {
+      const note = `written by ${run}`
+      const forks = await sbx.fork({ ...SLOW, count: 1, timeoutMs: 240_000 })
+      assert.equal(forks.length, 1)
+      assert.ok(forks[0] instanceof Sandbox, String(forks[0]))
+      const fork = forks[0]
+      made.push(fork)
+      assert.notEqual(fork.sandboxId, sbx.sandboxId)
+      assert.equal(await fork.files.read('/home/user/before-pause.txt'), note)
+      const forkInfo = await fork.getInfo()
+      assert.deepEqual([forkInfo.templateId, forkInfo.metadata], ['base', metadata])
+      assert.equal(await fork.kill(), true)
+
+      const name = `snap-${run}`
+      const snap = await sbx.createSnapshot({ ...SLOW, name })
+      snapshots.push(snap.snapshotId)
+      assert.match(snap.snapshotId, /^snap_[0-9a-f]{32}$/)
+      assert.deepEqual(snap.names, [name])
+      assert.deepEqual((await sbx.listSnapshots().nextItems()).map((x) => x.snapshotId),
+        [snap.snapshotId])
+      assert.deepEqual((await Sandbox.listSnapshots({ name }).nextItems()), [snap])
+      // createSnapshot's id, or its name, is a template
+      for (const template of [snap.snapshotId, name]) {
+        const copy = await Sandbox.create(template, { ...SLOW, metadata: { run, copy: '1' } })
+        made.push(copy)
+        assert.equal(await copy.files.read('/home/user/before-pause.txt'), note)
+        assert.equal((await copy.getInfo()).templateId, template)
+        assert.equal(await copy.kill(), true)
+      }
+      assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), true)
+      assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), false)
+      assert.deepEqual(await Sandbox.listSnapshots({ name }).nextItems(), [])
+    })
   } else {
-    await check('pause says why this daemon cannot pause', async () => {
+    await check('pause and fork say why this daemon cannot pause', async () => {
       await rejects(sbx.pause(), SandboxError, 400, /cannot (save|pause)/)
+      await rejects(sbx.fork(), SandboxError, 409, /cannot (save|pause)/)
       assert.equal((await sbx.getInfo()).state, 'running')
     })
   }
@@ -196,4 +234,5 @@ try {
   process.exitCode = 1
 } finally {
   for (const s of made) await s.kill().catch(() => {})
+  for (const id of snapshots) await Sandbox.deleteSnapshot(id).catch(() => {})
 }
