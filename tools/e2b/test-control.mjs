@@ -20,6 +20,7 @@ const made = []
 const snapshots = []
 const run = randomBytes(6).toString('hex')
 // tests/e2e/test_e2b.py says which VMM the daemon runs: the Firecracker driver cannot save a VM
+// (when it learns to, this is where the script learns it too)
 const CAN_PAUSE = process.env.EMBERD_VMM !== 'firecracker'
 
 async function check(name, fn) {
@@ -191,6 +192,7 @@ async function main() {
       assert.deepEqual(await Sandbox.listSnapshots({ name }).nextItems(), [])
     })
   } else {
+    // A driver that cannot save a VM: pause and fork say so, and the sandbox runs on.
     await check('pause and fork say why this daemon cannot pause', async () => {
       await rejects(sbx.pause(), SandboxError, 400, /cannot (save|pause)/)
       await rejects(sbx.fork(), SandboxError, 409, /cannot (save|pause)/)
