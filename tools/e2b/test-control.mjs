@@ -122,6 +122,7 @@ async function main() {
   if (CAN_PAUSE) {
     await check('pause, list as paused, connect resumes with files and processes', async () => {
       await sbx.files.write('/home/user/before-pause.txt', `written by ${run}`)
+      await sbx.files.write('/tmp/before-pause.txt', `in /tmp by ${run}`)
       const ticker = await sbx.commands.run(
         'i=0; while true; do i=$((i+1)); echo $i > /home/user/ticks; sleep 0.2; done',
         { background: true })
@@ -142,6 +143,7 @@ async function main() {
       const left = info.endAt - Date.now()
       assert.ok(left > 200_000 && left <= 601_000, `${left} ms left`)
       assert.equal(await back.files.read('/home/user/before-pause.txt'), `written by ${run}`)
+      assert.equal(await back.files.read('/tmp/before-pause.txt'), `in /tmp by ${run}`)
       // the background loop runs on where it stopped
       const first = await ticks()
       await new Promise((resolve) => setTimeout(resolve, 1500))
