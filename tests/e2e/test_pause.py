@@ -45,24 +45,6 @@ def wall(timestamp):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def resumed_ram(pid, mib):
-    """A resumed VMM's guest RAM: its shared mapping of a memfd (`/memfd:emberd-ram`) of the
-    guest's size, with the KiB of it resident."""
-    found = cur = None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            head = line.split()
-            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", head[0]):
-                lo, hi = (int(x, 16) for x in head[0].split("-"))
-                path = " ".join(head[5:])
-                cur = None
-                if path.startswith("/memfd:emberd-ram") and hi - lo == mib << 20:
-                    cur = found = {"perms": head[1], "rss_kib": 0}
-            elif cur is not None and head[0] == "Rss:":
-                cur["rss_kib"] += int(head[1])
-    return found
-
-
 class PauseBase(unittest.TestCase):
     daemon_args = ()
 
@@ -206,7 +188,7 @@ class PauseTest(PauseBase):
         self.assertIn('emberd_sandboxes{state="paused"} 0\n', metrics.decode())
         # the resumed VMM holds about what the guest had touched, not its whole RAM: its
         # RAM is a memfd of its own whose zero pages were freed before it ran
-        ram = resumed_ram(resumed["vmm_pid"], sb["memory_mib"])
+        ram = harness.memfd_mapping(resumed["vmm_pid"], "emberd-ram", sb["memory_mib"])
         self.assertIsNotNone(ram, f"no {sb['memory_mib']} MiB memfd mapping")
         self.assertLess(ram["rss_kib"], sb["memory_mib"] * 1024 // 2, ram)
         self.assert_all_kept(sb, ctx, pid, counted)
