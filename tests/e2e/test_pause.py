@@ -25,6 +25,7 @@ import datetime
 import http.client
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -440,6 +441,7 @@ class FirecrackerPauseTest(PauseChecks):
     a virtio-serial port, so the guest's port session is what suspends (docs/firecracker.md)."""
     daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
                    "--no-snapshots")
+    saved_mode = 0o600  # a saved VM holds the guest's every secret: the daemon's alone
 
     def saved_names(self, sandbox_id):
         return sorted(os.path.basename(f) for f in self.saved_file(sandbox_id))
@@ -459,7 +461,7 @@ class FirecrackerPauseTest(PauseChecks):
                 self.assertEqual(self.saved_names(sb["id"]),
                                  [f"{sb['id']}.vmstate", f"{sb['id']}.vmstate.mem"])
                 for f in self.saved_file(sb["id"]):
-                    self.assertEqual(os.stat(f).st_mode & 0o777, 0o600, f)
+                    self.assertEqual(os.stat(f).st_mode & 0o777, self.saved_mode, f)
                 mem = [f for f in self.saved_file(sb["id"]) if f.endswith(".mem")][0]
                 self.assertEqual(os.path.getsize(mem), sb["memory_mib"] << 20)
                 status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/exec",
@@ -522,6 +524,38 @@ class FirecrackerPauseTest(PauseChecks):
         self.assertEqual(status, 204, raw)
         for root, _, files in os.walk(self.d.state_dir):
             self.assertEqual([f for f in files if snap["id"] in f], [], root)
+
+
+class JailedFirecrackerPauseTest(FirecrackerPauseTest):
+    """The same under the fake jailer: the save is written in the jail and moved out, a resume
+    reads hard links of it in a new jail."""
+    saved_mode = 0o644  # a jailed resume's own uid reads it through a link; the dir is 0700
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("the jailer needs a root daemon")
+        cls.base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
+        os.chmod(cls.base, 0o755)  # the fake reaches its jail through the base's path
+        try:
+            cls.d = harness.Daemon("--vmm", "firecracker", "--firecracker-bin", FAKE_FC,
+                                   "--jailer", os.path.join(os.path.dirname(FAKE_FC), "jailer"),
+                                   "--no-snapshots",
+                                   env={"EMBERD_JAILER_CHROOT_BASE": cls.base})
+        except Exception:
+            shutil.rmtree(cls.base, True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            jails = os.path.join(cls.base, "firecracker")
+            leftover = os.listdir(jails) if os.path.isdir(jails) else []
+        finally:
+            shutil.rmtree(cls.base, True)
+        if leftover:
+            raise AssertionError(f"jails left behind: {leftover}")
 
 
 if __name__ == "__main__":
