@@ -276,6 +276,41 @@ static int vm_path(struct fc_vm *f, const char *host_path, const char *jail_name
 	return copy_path(out, size, host_path, err);
 }
 
+/* A load's two files (a clone's template snapshot, or a resumed VM's saved state), as
+ * Firecracker is told them: linked (or copied) into the jail, or named as they are. */
+static int setup_load_paths(struct fc_vm *f, const struct vmm_boot_config *cfg,
+			    struct ember_error **err)
+{
+	if (cfg->resume_state != NULL) {
+		/* A paused sandbox's two files, linked like a clone's (the daemon's, 0644 when a
+		 * jailed save moved them out: fc_jail_take): the saved VM reopens its pack at the
+		 * path the save recorded, as a clone does. */
+		char memory[PATH_MAX];
+
+		if (vmm_saved_state_path_mem(cfg->resume_state, memory, sizeof(memory), err) < 0 ||
+		    vm_path(f, cfg->resume_state, FC_JAIL_STATE, f->restore_state,
+			    sizeof(f->restore_state), err) < 0)
+			return -1;
+		return vm_path(f, memory, FC_JAIL_MEMORY, f->restore_memory,
+			       sizeof(f->restore_memory), err);
+	}
+	/* A clone reopens what the snapshot names (the pack, at the template's path) and
+	 * reads the snapshot's two files; the kernel was the template's business. */
+	if (vm_path(f, cfg->restore_state, FC_JAIL_STATE, f->restore_state,
+		    sizeof(f->restore_state), err) < 0)
+		return -1;
+	/* The template's memory file is root's and 0400 once sealed (a jailed uid cannot
+	 * read it through a link): a jailed clone gets a copy of the sealed memfd, readable
+	 * and not writable by its uid. It costs the touched RAM once per clone on disk and
+	 * in the page cache (no sharing between jailed clones); Firecracker takes no fd. */
+	if (f->jailed && cfg->memory_fd > 0)
+		return fc_jail_copy_in(&f->jail, cfg->memory_fd,
+				       (uint64_t)cfg->memory_mib << 20, FC_JAIL_MEMORY,
+				       f->restore_memory, sizeof(f->restore_memory), err);
+	return vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
+		       sizeof(f->restore_memory), err);
+}
+
 /* The sockets' host paths; with cfg (a new VM, not a re-attach) also the
  * paths Firecracker is told and, when jailed, the jail with the files linked into it. */
 static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vmm_boot_config *cfg,
@@ -326,36 +361,8 @@ static int setup_paths(struct vmm_instance *vm, struct fc_vm *f, const struct vm
 			return ember_error_wrap(err, "mounts[%zu]", i);
 	}
 	f->nmounts = cfg->nmounts;
-	if (cfg->resume_state != NULL) {
-		/* A paused sandbox's two files, linked like a clone's (the daemon's, 0644 when a
-		 * jailed save moved them out: fc_jail_take): the saved VM reopens its pack at the
-		 * path the save recorded, as a clone does. */
-		char memory[PATH_MAX];
-
-		if (vmm_saved_state_path_mem(cfg->resume_state, memory, sizeof(memory), err) < 0 ||
-		    vm_path(f, cfg->resume_state, FC_JAIL_STATE, f->restore_state,
-			    sizeof(f->restore_state), err) < 0)
-			return -1;
-		return vm_path(f, memory, FC_JAIL_MEMORY, f->restore_memory,
-			       sizeof(f->restore_memory), err);
-	}
-	if (cfg->restore_state != NULL) {
-		/* A clone reopens what the snapshot names (the pack, at the template's path) and
-		 * reads the snapshot's two files; the kernel was the template's business. */
-		if (vm_path(f, cfg->restore_state, FC_JAIL_STATE, f->restore_state,
-			    sizeof(f->restore_state), err) < 0)
-			return -1;
-		/* The template's memory file is root's and 0400 once sealed (a jailed uid cannot
-		 * read it through a link): a jailed clone gets a copy of the sealed memfd, readable
-		 * and not writable by its uid. It costs the touched RAM once per clone on disk and
-		 * in the page cache (no sharing between jailed clones); Firecracker takes no fd. */
-		if (f->jailed && cfg->memory_fd > 0)
-			return fc_jail_copy_in(&f->jail, cfg->memory_fd,
-					       (uint64_t)cfg->memory_mib << 20, FC_JAIL_MEMORY,
-					       f->restore_memory, sizeof(f->restore_memory), err);
-		return vm_path(f, cfg->memory_file, FC_JAIL_MEMORY, f->restore_memory,
-			       sizeof(f->restore_memory), err);
-	}
+	if (cfg->resume_state != NULL || cfg->restore_state != NULL)
+		return setup_load_paths(f, cfg, err);
 	if (cfg->memory_file != NULL &&
 	    copy_path(f->memory_file, sizeof(f->memory_file), cfg->memory_file, err) < 0)
 		return -1;
