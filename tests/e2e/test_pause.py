@@ -18,7 +18,8 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   saved VM is two files (<id>.vmstate and its RAM in <id>.vmstate.mem), none after the resume
   nor after a DELETE of a paused sandbox; a fork of 2 gives distinct copies; a snapshot
   outlives its source and starts a sandbox. JailedFirecrackerPauseTest: the same pause and
-  resume under the fake jailer (root only).
+  resume under the fake jailer (root only). FirecrackerPausedRestartTest: PausedRestartTest's
+  restarts under the fake, the saved VM's two files kept and removed together.
 """
 
 import datetime
@@ -351,9 +352,11 @@ class PausedRestartTest(unittest.TestCase):
     """A paused sandbox survives a daemon SIGKILL: the next daemon lists it paused; resumed,
     it has its memory and files (its processes and contexts ended with the daemon that knew
     them); DELETE then leaves nothing."""
+    daemon_args = ()
+    saved_count = 1  # files of one saved VM
 
     def test_a_paused_sandbox_survives_sigkill_and_resumes(self):
-        d = harness.Daemon()
+        d = harness.Daemon(*self.daemon_args)
         try:
             sb = d.create(language_pack="python")
             status, res, raw = d.exec(sb["id"], "open('/tmp/note', 'w').write('before the crash')\n"
@@ -361,12 +364,20 @@ class PausedRestartTest(unittest.TestCase):
             self.assertEqual((status, res["exit_code"]), (200, 0), raw)
             status, paused, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
             self.assertEqual(status, 200, raw)
-            self.assertEqual(len(d.paused_files()), 1)
+            self.assertEqual(len(d.paused_files()), self.saved_count)
             d.kill9()
-            d = harness.Daemon(reuse=d)
+            # a RAM file whose saved VM is gone (a crash between Firecracker's two files)
+            paused_dir = os.path.dirname(d.paused_files()[0])
+            with open(os.path.join(paused_dir, "sb_" + "0" * 32 + ".vmstate.mem"), "w"):
+                pass
+            d = harness.Daemon(*self.daemon_args, reuse=d)
             status, again, raw = d.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual(status, 200, raw)
             self.assertEqual((again["state"], again["vmm_pid"]), ("paused", None))
+            # the stray is gone, the kept VM's files stay
+            self.assertEqual(sorted(os.path.basename(f) for f in d.paused_files()),
+                             [f"{sb['id']}.vmstate", f"{sb['id']}.vmstate.mem"][
+                                 :self.saved_count])
             # the same moment, through a wall-clock round trip (a millisecond either way)
             self.assertAlmostEqual(wall(again["expires_at"]), wall(paused["expires_at"]),
                                    delta=0.01)
@@ -383,21 +394,21 @@ class PausedRestartTest(unittest.TestCase):
             d.stop()
 
     def test_a_stray_saved_file_is_removed_at_startup(self):
-        d = harness.Daemon()
+        d = harness.Daemon(*self.daemon_args)
         try:
             sb = d.create(language_pack="shell")
             self.assertEqual(d.request("POST", f"/sandboxes/{sb['id']}/pause")[0], 200)
             d.kill9()
             # its record is gone: nothing names the saved VM any more
             os.unlink(os.path.join(d.run_dir, sb["id"], "sandbox.json"))
-            d = harness.Daemon(reuse=d)
+            d = harness.Daemon(*self.daemon_args, reuse=d)
             self.assertEqual(d.request("GET", f"/sandboxes/{sb['id']}")[0], 404)
             self.assertEqual(d.paused_files(), [])
         finally:
             d.stop()
 
     def test_a_paused_sandbox_outlives_a_restart_with_keep_sandboxes(self):
-        d = harness.Daemon("--keep-sandboxes")
+        d = harness.Daemon(*self.daemon_args, "--keep-sandboxes")
         try:
             sb = d.create(language_pack="shell", timeout_s=3600)
             status, res, _ = d.exec(sb["id"], "echo kept > /tmp/note; echo ok")
@@ -408,9 +419,9 @@ class PausedRestartTest(unittest.TestCase):
             self.assertEqual(status, 200, raw)
             left = wall(before["expires_at"]) - t_pause
             self.assertEqual(d.sigterm(), 0)
-            self.assertEqual(len(d.paused_files()), 1, d.paused_files())
+            self.assertEqual(len(d.paused_files()), self.saved_count, d.paused_files())
             time.sleep(3)  # a lifetime that ran on while paused would be shorter now
-            d = harness.Daemon("--keep-sandboxes", reuse=d)
+            d = harness.Daemon(*self.daemon_args, "--keep-sandboxes", reuse=d)
             status, again, _ = d.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual((status, again["state"], again["vmm_pid"]), (200, "paused", None))
             t_resume = time.time()
@@ -426,14 +437,22 @@ class PausedRestartTest(unittest.TestCase):
             d.stop()
 
     def test_a_stop_without_keep_sandboxes_deletes_paused_sandboxes(self):
-        d = harness.Daemon()
+        d = harness.Daemon(*self.daemon_args)
         try:
             sb = d.create(language_pack="shell")
             status, _, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
             self.assertEqual(status, 200, raw)
-            self.assertEqual(len(d.paused_files()), 1)
+            self.assertEqual(len(d.paused_files()), self.saved_count)
         finally:
             d.stop()  # fails on paused files or sandbox directories left behind
+
+
+class FirecrackerPausedRestartTest(PausedRestartTest):
+    """The same under the fake Firecracker: a saved VM is two files, both kept and removed
+    together."""
+    daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
+                   "--no-snapshots")
+    saved_count = 2
 
 
 class FirecrackerPauseTest(PauseChecks):
