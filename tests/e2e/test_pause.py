@@ -8,7 +8,8 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
-- FullStateDirTest: a save that fails (a full --state-dir) leaves the sandbox running as it was.
+- FullStateDirTest: a save that fails (a full --state-dir) leaves the sandbox running as it was;
+  FirecrackerFullStateDirTest: the same under the fake Firecracker.
 - PausedRestartTest: a paused sandbox survives a daemon SIGKILL and resumes with its memory
   and files; a saved VM no record names is removed at startup; with --keep-sandboxes it
   outlives a clean restart too, with the lifetime it had left; without, a stop deletes it and
@@ -301,6 +302,7 @@ class FullStateDirTest(unittest.TestCase):
     """A save that fails (--state-dir on a full file system) leaves the sandbox running as it
     was: a pause, a snapshot and a fork each fail, and the source still answers with its
     files; nothing is left in the state dir."""
+    daemon_args = ()
 
     @classmethod
     def setUpClass(cls):
@@ -312,7 +314,7 @@ class FullStateDirTest(unittest.TestCase):
             os.rmdir(cls.small)
             raise
         try:
-            cls.d = harness.Daemon("--state-dir", cls.small)
+            cls.d = harness.Daemon(*cls.daemon_args, "--state-dir", cls.small)
         except Exception:
             subprocess.run(["umount", cls.small], check=False)
             os.rmdir(cls.small)
@@ -346,6 +348,14 @@ class FullStateDirTest(unittest.TestCase):
         left = [os.path.join(dp, f) for dp, _, fs in os.walk(self.small) for f in fs]
         self.assertEqual(left, [])
         self.assertEqual(len(self.d.request("GET", "/sandboxes")[1]["sandboxes"]), 1)
+
+
+class FirecrackerFullStateDirTest(FullStateDirTest):
+    """The same under the fake Firecracker: its /snapshot/create fails on the full disk, the
+    driver resumes the VM and the daemon reaches the agent on a new vsock connection (the old
+    one was reset at the snapshot)."""
+    daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
+                   "--no-snapshots")
 
 
 class PausedRestartTest(unittest.TestCase):
