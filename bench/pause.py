@@ -21,7 +21,8 @@ Phases, each with its own daemon (release bin/emberd, private port, private --ru
             from snap   POST /sandboxes {"from_snapshot": id}, its first exec; deleted, and
                         DELETE /snapshots/{id}
             fork(1)     POST /sandboxes/{id}/fork {"count": 1}: 201 with 1 ready sandbox
-            fork(8)     the same with count 8; every child's first exec, then every child
+            fork(8)     the same with count 8; every child's first exec, the 8 VMMs' PSS in
+                        all and Private each (copy-on-write clones of one fork base), then every child
                         deleted
           and the sandbox deleted. Then MemAvailable (/proc/meminfo) across pausing 4 pooled
           sandboxes at once (each warmed with an exec, 3 s settle before each reading): noisy on
@@ -182,6 +183,12 @@ class PauseBench:
                 self.add("exec_forked", self.exec(d, k["id"]))
             if n == 1:
                 self.memory("forked", kids[0]["vmm_pid"])
+            else:
+                mems = [pss_kib(k["vmm_pid"]) for k in kids]
+                self.add("fork_big_pss_sum", sum(m["Pss"] for m in mems) / 1024)
+                self.add("fork_big_private_mean", sum(
+                    m.get("Private_Clean", 0) + m.get("Private_Dirty", 0) for m in mems)
+                    / 1024 / n)
             for k in kids:
                 self.delete(d, k["id"])
         self.exec(d, sid)   # the source runs on after its forks and snapshot
@@ -363,7 +370,15 @@ class PauseBench:
             v = p(f"thp_{when}", 0.5)
             out.append(f"| … of which in transparent huge pages (`AnonHugePages`) | {v:.0f} | "
                        f"{v / mib:.2f} |")
-        out += ["| VMM memory while paused (no VMM: no process mentions the sandbox's id) | 0 "
+        big_sum, big_priv = p("fork_big_pss_sum", 0.5), p("fork_big_private_mean", 0.5)
+        out += [f"| fork({FORK_BIG}): its {FORK_BIG} VMMs' PSS in all, after one exec each | "
+                f"{big_sum:.0f} | {big_sum / mib:.2f} |",
+                f"| fork({FORK_BIG}): Private per child VMM (mean; its own pages, the rest is "
+                f"the fork base's shared RAM) | {big_priv:.0f} | {big_priv / mib:.2f} |",
+                f"| fork({FORK_BIG}) if each child loaded the state whole ({FORK_BIG} x the PSS "
+                f"of a sandbox from a snapshot) | {FORK_BIG * p('pss_from_snapshot', 0.5):.0f} | "
+                f"{FORK_BIG * p('pss_from_snapshot', 0.5) / mib:.2f} |",
+                "| VMM memory while paused (no VMM: no process mentions the sandbox's id) | 0 "
                 "| 0 |",
                 "",
                 f"MemAvailable across pausing {MEM_SANDBOXES} sandboxes at once (noisy: the "
@@ -383,8 +398,11 @@ class PauseBench:
                 "",
                 "Each operation's ratio is its p50 over the baseline's p50 of the same run. "
                 "Pause and resume include saving or loading the whole VM (QEMU migration to a "
-                "file, RAM included) and the channel's SUSPEND/RESUME; a fork or snapshot "
-                "saves the running VM the same way, then starts the new VMMs from that file."]
+                "file, RAM included) and the channel's SUSPEND/RESUME; a snapshot saves the "
+                "running VM the same way, and a sandbox from it loads that file whole. A fork "
+                "saves the running VM the same way, loads it once into a stopped VM whose RAM "
+                "is a memfd (the fork base), and starts its children as copy-on-write clones "
+                "of that base (docs/snapshots.md)."]
         return "\n".join(out) + "\n"
 
     def run(self):

@@ -39,6 +39,7 @@
 #include "util/log.h"
 #include "util/sync.h"
 #include "util/timeutil.h"
+#include "vmm/guestmem.h"
 
 #define REAPER_INTERVAL_MS 500
 #define CONSOLE_TAIL_IN_ERRORS 600
@@ -59,8 +60,8 @@ struct manager {
 	 * recovered paused sandbox names is removed. Empty: no state dir. */
 	char paused_dir[PATH_MAX];
 	struct snapshot_store *snapshots; /* NULL: no state dir */
-	/* What saved VMs of this daemon depend on besides their pack (base_fingerprint()); ""
-	 * without a state dir. */
+	/* What saved VMs and templates of this daemon depend on besides their pack
+	 * (template_fingerprint_base()); "" with neither a state dir nor templates. */
 	char base_digest[DIGEST_HEX_LEN + 1];
 	struct catalogs catalogs;         /* the generation in force: manager_catalog() */
 	/* Serialises reloads (taken before lock, never inside it): the catalog swap, the pool's
@@ -866,8 +867,11 @@ static void open_templates(struct manager *m)
 	if (!m->cfg.snapshots || !vmm_driver_can_snapshot(m->driver))
 		return;
 	snprintf(dir, sizeof(dir), "%s/templates", m->run_dir);
-	if (template_store_create(dir, manager_catalog(m), m->driver, m->cfg.boot_timeout_ms, &limits,
-				  &m->templates, &err) < 0) {
+	/* Already made when there is a state dir (open_snapshots). */
+	if ((m->base_digest[0] == '\0' &&
+	     template_fingerprint_base(manager_catalog(m), m->driver, m->base_digest, &err) < 0) ||
+	    template_store_create(dir, manager_catalog(m), m->driver, m->base_digest,
+				  m->cfg.boot_timeout_ms, &limits, &m->templates, &err) < 0) {
 		log_event(LOG_WARN, NULL, "template.unavailable", -1, "%s; cold boots only",
 			  err->message);
 		ember_error_free(&err);
@@ -1292,6 +1296,7 @@ static int validate_create(struct manager *m, const struct sandbox_create_reques
 				       "a sandbox made from a snapshot or a fork has no network "
 				       "and no mounts");
 	sb->birth_state = req->from_state;
+	sb->birth_memory_fd = req->from_memory_fd;
 	if (req->from_state != NULL)
 		sb->boot_mode = req->from_boot_mode;
 	/* The writable layer is a tmpfs in guest RAM: it may not exceed the sandbox's memory. */
@@ -1553,9 +1558,15 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 		bcfg.tap_fd = egress_link_tap_fd(link);
 		bcfg.tap_name = egress_link_tap_name(link);
 	}
-	/* A fork's or a snapshot's: the saved VM goes on as this sandbox. */
+	/* A fork's or a snapshot's: the saved VM goes on as this sandbox (a fork base's as a clone
+	 * of it: its RAM shared copy-on-write with the other forks). */
 	if (sb->birth_state != NULL) {
-		bcfg.resume_state = sb->birth_state;
+		if (sb->birth_memory_fd > 0) {
+			bcfg.memory_fd = sb->birth_memory_fd;
+			bcfg.restore_state = sb->birth_state;
+		} else {
+			bcfg.resume_state = sb->birth_state;
+		}
 		t0 = time_mono_ms();
 		if (start_and_connect(m, sb, &bcfg, NULL, err) < 0)
 			return -1;
@@ -2647,51 +2658,19 @@ static int capture(struct manager *m, const char *id, const char *path,
 				   quiesced, NULL, err);
 }
 
-/* The stat of what every saved VM of this daemon depends on besides its pack: the kernel, the
- * initramfs and the VMM binary (a rebuilt one has another size, mtime or inode). */
-static int base_fingerprint(struct manager *m, char out[DIGEST_HEX_LEN + 1],
-			    struct ember_error **err)
-{
-	const struct catalog *catalog = manager_catalog(m);
-	const char *files[] = { catalog->bzimage, catalog->initramfs,
-				vmm_driver_binary(m->driver) };
-	char text[1024];
-	size_t n = 0, i;
-
-	for (i = 0; i < ARRAY_SIZE(files); i++) {
-		struct stat st;
-
-		if (files[i] == NULL || stat(files[i], &st) < 0)
-			return ember_error_sys(err, "stat `%s`", files[i] != NULL ? files[i] : "?");
-		n += (size_t)snprintf(text + n, sizeof(text) - n, "%llu:%llu:%lld.%09ld:%lld|",
-				      (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-				      (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-				      (long long)st.st_size);
-		if (n >= sizeof(text))
-			return ember_error_set(err, EMBER_E_INTERNAL, 0, "fingerprint too long");
-	}
-	n += (size_t)snprintf(text + n, sizeof(text) - n, "%s|%s", vmm_driver_name(m->driver),
-			      vmm_driver_accel_name(m->driver));
-	if (n >= sizeof(text))
-		return ember_error_set(err, EMBER_E_INTERNAL, 0, "fingerprint too long");
-	digest_buffer(text, n, out);
-	return 0;
-}
-
 static int open_snapshots(struct manager *m, struct ember_error **err)
 {
-	char dir[PATH_MAX], base[DIGEST_HEX_LEN + 1];
+	char dir[PATH_MAX];
 
 	if (m->cfg.state_dir == NULL)
 		return 0;
 	if (snprintf(dir, sizeof(dir), "%s/snapshots", m->cfg.state_dir) >= (int)sizeof(dir))
 		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "--state-dir too long");
-	if (base_fingerprint(m, base, err) < 0)
+	if (template_fingerprint_base(manager_catalog(m), m->driver, m->base_digest, err) < 0)
 		return -1;
-	snprintf(m->base_digest, sizeof(m->base_digest), "%s", base);
 	return snapshot_store_open(dir, m->cfg.max_snapshots > 0 ? m->cfg.max_snapshots
 								  : SNAPSHOTS_MAX_DEFAULT,
-				   base, &m->snapshots, err);
+				   m->base_digest, &m->snapshots, err);
 }
 
 static int require_snapshots(struct manager *m, struct ember_error **err)
@@ -2828,29 +2807,147 @@ static int fork_room(struct manager *m, unsigned count, struct ember_error **err
 	return 0;
 }
 
+/* What forks start from: the source's saved VM, or (a driver whose loads copy RAM) a base made
+ * of it that they restore as clones, sharing its RAM copy-on-write. */
+struct fork_base {
+	char state[PATH_MAX];
+	int memory_fd;          /* sealed guest RAM, or -1: state is the whole saved VM */
+};
+
+/* Loads the source's saved VM (whole) once into a stopped VM whose RAM is a new memfd, keeps its
+ * device state and seals the memfd: base then is a template of the source (template.h). */
+static int make_fork_base(struct manager *m, const char *id, const struct sandbox *src,
+			  const char *name, const char *whole, struct fork_base *base,
+			  struct ember_error **err)
+{
+	struct template_shape shape = { .pack = src->pack, .vcpus = src->vcpus,
+					.memory_mib = src->memory_mib,
+					.overlay_mib = src->overlay_mib };
+	struct vmm_boot_config bcfg = { 0 };
+	char run_dir[PATH_MAX], cmdline_extra[128];
+	uint64_t kept = 0;
+	int64_t t0 = time_mono_ms();
+	int ret;
+
+	snprintf(base->state, sizeof(base->state), "%s/%s.base", m->paused_dir, name);
+	if (snprintf(run_dir, sizeof(run_dir), "%s/%s", m->run_dir, name) >= (int)sizeof(run_dir))
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG, "run dir too long");
+	if (mkdir(run_dir, 0700) < 0)
+		return ember_error_sys(err, "create `%s`", run_dir);
+	template_boot_config(&shape, manager_catalog(m), &bcfg, cmdline_extra,
+			     sizeof(cmdline_extra));
+	ret = guestmem_create((uint64_t)src->memory_mib << 20, name, &base->memory_fd, err);
+	if (ret == 0)
+		ret = template_rebase_vm(m->driver, &bcfg, run_dir, name, whole, base->memory_fd,
+					 base->state, time_mono_ms() + m->cfg.boot_timeout_ms, err);
+	dir_remove_tree(run_dir, NULL);
+	if (ret == 0)
+		ret = guestmem_seal(base->memory_fd, &kept, err);
+	if (ret < 0) {
+		unlink(base->state);
+		return ember_error_wrap(err, "make the forks' base");
+	}
+	log_event(LOG_INFO, id, "fork.base", time_mono_ms() - t0, "%s: %llu MiB of RAM kept",
+		  name, (unsigned long long)(kept >> 20));
+	return 0;
+}
+
+/* The forks of one request, started by up to FORK_THREADS_MAX threads at once (each create
+ * still waits for a boot slot). */
+#define FORK_THREADS_MAX 8
+
+struct fork_job {
+	struct manager *m;
+	const struct sandbox_create_request *req;
+	struct sandbox_info *infos;
+	bool *made;                  /* [lock] infos[i] is a sandbox to keep or undo */
+	unsigned count;
+	pthread_mutex_t lock;
+	unsigned next;               /* [lock] the next fork to make */
+	struct ember_error *err;     /* [lock] the first failure: the others stop taking work */
+	unsigned failed;             /* [lock] its 1-based index */
+};
+
+static void *fork_worker(void *arg)
+{
+	struct fork_job *job = arg;
+
+	for (;;) {
+		struct ember_error *err = NULL;
+		unsigned i;
+		bool stop;
+		int ret;
+
+		pthread_mutex_lock(&job->lock);
+		i = job->next;
+		stop = job->err != NULL || i >= job->count;
+		if (!stop)
+			job->next++;
+		pthread_mutex_unlock(&job->lock);
+		if (stop)
+			return NULL;
+		ret = manager_create_sandbox(job->m, job->req, &job->infos[i], &err);
+		pthread_mutex_lock(&job->lock);
+		if (ret == 0) {
+			job->made[i] = true;
+		} else if (job->err == NULL) {
+			job->err = steal_pointer(&err);
+			job->failed = i + 1;
+		}
+		pthread_mutex_unlock(&job->lock);
+		ember_error_free(&err);
+	}
+}
+
+/* Runs the job on threads (or on this one when none can be made); 0 when every fork was made,
+ * else -1 with each one made deleted. */
+static int run_fork_job(struct fork_job *job, struct ember_error **err)
+{
+	pthread_t threads[FORK_THREADS_MAX];
+	unsigned n = job->count < FORK_THREADS_MAX ? job->count : FORK_THREADS_MAX, started, i;
+
+	for (started = 0; started < n; started++) {
+		if (pthread_create(&threads[started], NULL, fork_worker, job) != 0)
+			break;
+	}
+	if (started == 0)
+		fork_worker(job);
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (job->err == NULL)
+		return 0;
+	for (i = 0; i < job->count; i++) {
+		if (job->made[i])
+			manager_destroy(job->m, job->infos[i].id, NULL);
+	}
+	ember_error_propagate(err, steal_pointer(&job->err));
+	return ember_error_wrap(err, "fork %u of %u", job->failed, job->count);
+}
+
 static int fork_children(struct manager *m, const struct sandbox *src, const char *digest,
-			 const char *state, unsigned count, const struct sandbox_labels *labels,
-			 unsigned timeout_s, struct sandbox_info *infos, struct ember_error **err)
+			 const struct fork_base *base, unsigned count,
+			 const struct sandbox_labels *labels, unsigned timeout_s,
+			 struct sandbox_info *infos, struct ember_error **err)
 {
 	struct sandbox_create_request req = {
 		.language_pack = src->pack->name, .vcpus = src->vcpus, .memory_mib = src->memory_mib,
 		.overlay_mib = src->overlay_mib,
 		.timeout_s = timeout_s != 0 ? timeout_s : src->timeout_s,
 		.labels = labels != NULL ? labels : &src->labels, .env = &src->env,
-		.from_state = state, .from_boot_mode = "fork", .from_pack_digest = digest,
+		.from_state = base->state, .from_memory_fd = base->memory_fd > 0 ? base->memory_fd : 0,
+		.from_boot_mode = "fork", .from_pack_digest = digest,
 	};
-	unsigned i;
+	_cleanup_free_ bool *made = calloc(count, sizeof(*made));
+	struct fork_job job = { .m = m, .req = &req, .infos = infos, .made = made,
+				.count = count };
+	int ret;
 
-	for (i = 0; i < count; i++) {
-		if (manager_create_sandbox(m, &req, &infos[i], err) < 0) {
-			unsigned failed = i + 1;
-
-			while (i-- > 0)
-				manager_destroy(m, infos[i].id, NULL);
-			return ember_error_wrap(err, "fork %u of %u", failed, count);
-		}
-	}
-	return 0;
+	if (made == NULL)
+		return ember_error_oom(err);
+	pthread_mutex_init(&job.lock, NULL);
+	ret = run_fork_job(&job, err);
+	pthread_mutex_destroy(&job.lock);
+	return ret;
 }
 
 int manager_fork(struct manager *m, const char *id, unsigned count,
@@ -2859,6 +2956,7 @@ int manager_fork(struct manager *m, const char *id, unsigned count,
 {
 	_cleanup_free_ struct sandbox *src = calloc(1, sizeof(*src));
 	char path[PATH_MAX], name[SANDBOX_ID_LEN + 8], digest[sizeof(src->pack->sha256)];
+	struct fork_base base = { .memory_fd = -1 };
 	int64_t t0 = time_mono_ms();
 	int ret;
 
@@ -2870,18 +2968,26 @@ int manager_fork(struct manager *m, const char *id, unsigned count,
 	if (m->paused_dir[0] == '\0')
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,
 				       "this daemon cannot fork sandboxes (no --state-dir)");
-	if (id_generate("fork_", name, sizeof(name), err) < 0)
+	if (id_generate(FORK_BASE_PREFIX, name, sizeof(name), err) < 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s.vmstate", m->paused_dir, name);
 	*infos = calloc(count, sizeof(**infos));
 	if (*infos == NULL)
 		return ember_error_oom(err);
 	ret = capture(m, id, path, src, err);
+	if (ret == 0 && vmm_driver_loads_ram_copy_on_write(m->driver))
+		snprintf(base.state, sizeof(base.state), "%s", path);
+	else if (ret == 0 && make_fork_base(m, id, src, name, path, &base, err) < 0)
+		ret = -1;
 	if (ret == 0) {
 		snprintf(digest, sizeof(digest), "%s", src->pack->sha256);
-		ret = fork_children(m, src, digest, path, count, labels, timeout_s, *infos, err);
+		ret = fork_children(m, src, digest, &base, count, labels, timeout_s, *infos, err);
 	}
 	vmm_saved_state_remove(path);
+	if (base.memory_fd >= 0) {
+		close(base.memory_fd);
+		unlink(base.state);
+	}
 	if (ret < 0) {
 		free(steal_pointer(infos));
 		return ember_error_wrap(err, "fork `%s`", id);

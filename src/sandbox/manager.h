@@ -29,6 +29,8 @@
 
 #define SANDBOX_ID_PREFIX "sb_"
 #define SANDBOX_ID_LEN (3 + 32)
+/* A fork's passing files and the run directory of its base VM (never a sandbox's). */
+#define FORK_BASE_PREFIX "fork_"
 
 enum sandbox_state {
 	SANDBOX_BOOTING,
@@ -98,6 +100,8 @@ struct sandbox_create_request {
 	/* Internal, never from a client: start from this saved VM (vmm_save) instead of booting,
 	 * the shape above being the saved VM's; boot_mode says how ("fork", "snapshot"). */
 	const char *from_state;
+	int from_memory_fd;               /* > 0: from_state is a fork base's device state and
+					   * this its sealed RAM (restored copy-on-write) */
 	const char *from_boot_mode;
 	const char *from_pack_digest;     /* the saved VM's pack: the pack found must be it (409) */
 };

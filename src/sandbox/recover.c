@@ -174,6 +174,13 @@ static void recover_entry(const struct recover_env *env, const char *name,
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/%s", env->run_dir, name);
+	/* A fork's base VM in passing (the earlier daemon died while it made one). */
+	if (strncmp(name, FORK_BASE_PREFIX, strlen(FORK_BASE_PREFIX)) == 0) {
+		log_event(LOG_INFO, NULL, "recover.cleaned", -1, "removed the fork base `%s`", path);
+		dir_remove_tree(path, NULL);
+		out->strays += vmm_driver_cleanup_stray(env->driver, name);
+		return;
+	}
 	if (strncmp(name, SANDBOX_ID_PREFIX, strlen(SANDBOX_ID_PREFIX)) != 0 ||
 	    strlen(name) != SANDBOX_ID_LEN) {
 		log_event(LOG_WARN, NULL, "recover.unknown_entry", -1,

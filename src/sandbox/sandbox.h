@@ -66,6 +66,8 @@ struct sandbox {
 	int64_t paused_mono_ms;       /* [lock] */
 	int64_t lifetime_left_ms;     /* [lock] */
 	const char *birth_state;      /* a fork or a snapshot's saved VM, during its create */
+	int birth_memory_fd;          /* > 0: birth_state is device state only, restored over
+				       * this sealed RAM (a fork base's; the caller's) */
 	/* [lock] failure says the channel broke while the VMM still ran: the VMM may have been
 	 * on its way out (a guest kernel panic closes the channel before the process is gone),
 	 * so its exit, once seen, may give the real reason (mark_failed_if_broken_locked). */

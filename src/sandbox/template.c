@@ -211,11 +211,8 @@ static bool is_key_with_suffix(const char *name, const char *suffix)
 	       strcmp(name + TEMPLATE_KEY_LEN, suffix) == 0;
 }
 
-/* The digest of everything every template shares: kernel, initramfs and VMM binary (by
- * content, not names or times: a rebuilt kernel or a QEMU upgrade is a new template), driver,
- * accelerator and the operator's kernel arguments. */
-static int fingerprint_base(const struct catalog *catalog, struct vmm_driver *driver,
-			    char out[DIGEST_HEX_LEN + 1], struct ember_error **err)
+int template_fingerprint_base(const struct catalog *catalog, struct vmm_driver *driver,
+			      char out[DIGEST_HEX_LEN + 1], struct ember_error **err)
 {
 	char kernel[DIGEST_HEX_LEN + 1], initramfs[DIGEST_HEX_LEN + 1], vmm[DIGEST_HEX_LEN + 1];
 	char text[1024];
@@ -277,9 +274,9 @@ static void sweep_leftovers(const char *dir, struct vmm_driver *driver)
 }
 
 int template_store_create(const char *dir, const struct catalog *catalog,
-			  struct vmm_driver *driver, unsigned boot_timeout_ms,
-			  const struct template_limits *limits, struct template_store **out,
-			  struct ember_error **err)
+			  struct vmm_driver *driver, const char *base_digest,
+			  unsigned boot_timeout_ms, const struct template_limits *limits,
+			  struct template_store **out, struct ember_error **err)
 {
 	_cleanup_free_ struct template_store *st = calloc(1, sizeof(*st));
 
@@ -293,8 +290,7 @@ int template_store_create(const char *dir, const struct catalog *catalog,
 	st->boot_timeout_ms = boot_timeout_ms;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return ember_error_sys(err, "create template directory `%s`", dir);
-	if (fingerprint_base(catalog, driver, st->base_digest, err) < 0)
-		return -1;
+	snprintf(st->base_digest, sizeof(st->base_digest), "%s", base_digest);
 	sweep_leftovers(dir, driver);
 	pthread_mutex_init(&st->lock, NULL);
 	cond_init_monotonic(&st->cond);
@@ -390,6 +386,33 @@ out:
 	channel_close(ch);
 	if (vm != NULL) {
 		vmm_stop(vm, time_mono_ms() + 3000, NULL);
+		vmm_instance_free(vm);
+	}
+	return ret;
+}
+
+int template_rebase_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
+		       const char *run_dir, const char *id, const char *whole_state, int memory_fd,
+		       const char *state_path, int64_t deadline_ms, struct ember_error **err)
+{
+	struct vmm_boot_config bcfg = *base;
+	struct vmm_instance *vm = NULL;
+	int ret;
+
+	bcfg.sandbox_id = id;
+	bcfg.run_dir = run_dir;
+	bcfg.memory_fd = memory_fd;
+	bcfg.memory_shared = true;
+	bcfg.restore_state = NULL;
+	bcfg.resume_state = whole_state;
+	bcfg.resume_stopped = true;
+	bcfg.deadline_ms = deadline_ms;
+	ret = vmm_start(driver, &bcfg, &vm, err);
+	if (ret == 0)
+		ret = vmm_snapshot(vm, state_path, deadline_ms, err);
+	if (vm != NULL) {
+		vmm_stop(vm, time_mono_ms() + 3000, NULL);
+
 		vmm_instance_free(vm);
 	}
 	return ret;

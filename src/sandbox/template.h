@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "sandbox/catalog.h"
+#include "sandbox/digest.h"
 #include "util/error.h"
 #include "vmm/vmm.h"
 
@@ -48,15 +49,23 @@ struct template_limits {
 	void *ctx;
 };
 
+/* The digest of everything every saved VM of a daemon shares besides its pack: kernel,
+ * initramfs and VMM binary (by content, not names or times: a rebuilt kernel or a QEMU upgrade
+ * is a new template, and a snapshot or paused sandbox of the old ones is refused), driver,
+ * accelerator and the operator's kernel arguments. Reads those files whole (~0.1 s). */
+int template_fingerprint_base(const struct catalog *catalog, struct vmm_driver *driver,
+			      char out[DIGEST_HEX_LEN + 1], struct ember_error **err);
+
 /* dir: where template directories live (created; leftovers of unfinished builds removed).
- * Hashes the kernel, initramfs and VMM binary once. boot_timeout_ms bounds a template boot.
+ * base_digest: template_fingerprint_base()'s, part of every key. boot_timeout_ms bounds a
+ * template boot.
  * The store borrows catalog for its kernel and initramfs only, which a reload never changes
  * (catalogdiff.h); shapes name packs of any generation, and a pack is known by its name and
  * its image's content. */
 int template_store_create(const char *dir, const struct catalog *catalog,
-			  struct vmm_driver *driver, unsigned boot_timeout_ms,
-			  const struct template_limits *limits, struct template_store **out,
-			  struct ember_error **err);
+			  struct vmm_driver *driver, const char *base_digest,
+			  unsigned boot_timeout_ms, const struct template_limits *limits,
+			  struct template_store **out, struct ember_error **err);
 /* Waits for builds in progress; with remove_files, deletes every template directory (clones
  * still running keep their mappings: an unlinked file lives on while mapped). */
 void template_store_free(struct template_store *store, bool remove_files);
@@ -95,6 +104,16 @@ int template_snapshot_vm(struct vmm_driver *driver, const struct vmm_boot_config
 			 const struct pack *pack, const char *run_dir, const char *id,
 			 const char *memory_path, const char *state_path, int64_t deadline_ms,
 			 struct ember_error **err);
+
+/* The snapshot step for a VM saved whole (vmm_save(): a fork's source): loads whole_state into
+ * a VM that stays stopped, its RAM a shared mapping of memory_fd (guestmem_create(): filled by
+ * the load), writes its device state to state_path and stops it. memory_fd and state_path are
+ * then a template of that VM: clones restore from them sharing the RAM copy-on-write, once
+ * the caller sealed the memfd (guestmem_seal()). base: the saved VM's pack and shape
+ * (template_boot_config). */
+int template_rebase_vm(struct vmm_driver *driver, const struct vmm_boot_config *base,
+		       const char *run_dir, const char *id, const char *whole_state, int memory_fd,
+		       const char *state_path, int64_t deadline_ms, struct ember_error **err);
 
 /* Fills the boot configuration fields shared by a template and its clones. */
 void template_boot_config(const struct template_shape *shape, const struct catalog *catalog,

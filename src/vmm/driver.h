@@ -43,6 +43,9 @@ struct vmm_driver_ops {
 		    int64_t deadline_ms, struct ember_error **err);
 	int (*load)(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,
 		    struct ember_error **err);
+	/* load maps the saved RAM file privately (copy-on-write: Firecracker's File backend)
+	 * instead of copying it into the VM (QEMU's migration stream). */
+	bool load_maps_ram;
 	void (*free_driver)(struct vmm_driver *drv);
 	/* After a restart, for a VM of an earlier daemon that is not re-attached: kills what the
 	 * run-directory sweep cannot find and removes what the driver keeps elsewhere (a jail).
@@ -91,6 +94,7 @@ struct vmm_instance {
 	bool in_cgroup;                /* a host cgroup was made for this VM: remove it at stop */
 	int serving_nice;              /* the nice of VMM_PRIO_SERVING (its cpu_weight's) */
 	bool attached;                 /* started by an earlier daemon */
+	bool load_stopped;             /* ops->load leaves the VM stopped (cfg->resume_stopped) */
 	uid_t uid;                     /* jailed: its own uid (= gid), from drv->uids; else 0 */
 	int cgroup_fd;                 /* during ops->start: a cgroup v2 directory to spawn the
 					* VMM into (CLONE_INTO_CGROUP), or -1 */

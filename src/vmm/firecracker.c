@@ -1155,6 +1155,7 @@ const struct vmm_driver_ops vmm_firecracker_ops = {
 	.load = fc_restore,
 	.save_resets_agent = true,
 	.saves_memory_apart = true,
+	.load_maps_ram = true,
 	.free_driver = fc_free_driver,
 	.cleanup_stray = fc_cleanup_stray,
 	.own_cgroup = fc_own_cgroup,

@@ -176,6 +176,90 @@ int guestmem_copy(int src_fd, int dst_fd, uint64_t size, struct ember_error **er
 	return copy_digested(src_fd, dst_fd, size, NULL, &stats, err);
 }
 
+static int create_memfd(uint64_t size, const char *name, int *memfd, struct ember_error **err)
+{
+	_cleanup_close_ int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	if (fd < 0)
+		return ember_error_sys(err, "memfd_create `%s`", name);
+	if (ftruncate(fd, (off_t)size) < 0)
+		return ember_error_sys(err, "size the memfd `%s`", name);
+	*memfd = steal_fd(&fd);
+	return 0;
+}
+
+static int add_seals(int memfd, struct ember_error **err)
+{
+	if (fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		return ember_error_sys(err, "seal guest memory");
+	return 0;
+}
+
+int guestmem_create(uint64_t size, const char *name, int *memfd, struct ember_error **err)
+{
+	_cleanup_close_ int fd = -1;
+
+	if (create_memfd(size, name, &fd, err) < 0)
+		return -1;
+	/* Allocated up front: a VMM filling it then only maps pages (QEMU reads every page it
+	 * is sent as zero: each read of a hole would allocate one, 4 KiB at a time). */
+	if (fallocate(fd, 0, 0, (off_t)size) < 0)
+		return ember_error_sys(err, "allocate the memfd `%s`", name);
+	*memfd = steal_fd(&fd);
+	return 0;
+}
+
+/* Punches out every page of the memfd that holds only zeros, runs of them at once. */
+static int punch_zero_pages(int fd, uint64_t size, uint64_t *kept, struct ember_error **err)
+{
+	_cleanup_free_ uint8_t *buf = malloc(CHUNK);
+	uint64_t pos = 0, run = 0, run_start = 0;
+
+	if (buf == NULL)
+		return ember_error_oom(err);
+	*kept = 0;
+	while (pos < size) {
+		size_t want = size - pos < CHUNK ? (size_t)(size - pos) : CHUNK, i;
+		ssize_t n = pread(fd, buf, want, (off_t)pos);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ember_error_sys(err, "read guest memory");
+		for (i = 0; i < (size_t)n; i += PAGE) {
+			size_t page = (size_t)n - i < PAGE ? (size_t)n - i : PAGE;
+
+			if (page_is_zero(buf + i, page)) {
+				if (run == 0)
+					run_start = pos + i;
+				run += page;
+				continue;
+			}
+			*kept += page;
+			if (run > 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+						 (off_t)run_start, (off_t)run) < 0)
+				return ember_error_sys(err, "free zero pages of guest memory");
+			run = 0;
+		}
+		pos += (uint64_t)n;
+	}
+	if (run > 0 && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)run_start,
+				 (off_t)run) < 0)
+		return ember_error_sys(err, "free zero pages of guest memory");
+	return 0;
+}
+
+int guestmem_seal(int memfd, uint64_t *kept_bytes, struct ember_error **err)
+{
+	struct stat st;
+
+	if (fstat(memfd, &st) < 0)
+		return ember_error_sys(err, "stat guest memory");
+	if (punch_zero_pages(memfd, (uint64_t)st.st_size, kept_bytes, err) < 0)
+		return -1;
+	return add_seals(memfd, err);
+}
+
 int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
 		       char digest[GUESTMEM_DIGEST_HEX_LEN + 1], struct guestmem_copy_stats *stats,
 		       struct ember_error **err)
@@ -190,15 +274,12 @@ int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
 		return ember_error_set(err, EMBER_E_INTERNAL, EINVAL,
 				       "guest memory file is %lld bytes, not %llu",
 				       (long long)st.st_size, (unsigned long long)size);
-	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0)
-		return ember_error_sys(err, "memfd_create `%s`", name);
-	if (ftruncate(fd, (off_t)size) < 0)
-		return ember_error_sys(err, "size the memfd `%s`", name);
+	if (create_memfd(size, name, &fd, err) < 0)
+		return -1;
 	if (copy_digested(src_fd, fd, size, digest, stats, err) < 0)
 		return ember_error_wrap(err, "copy guest memory into `%s`", name);
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-		return ember_error_sys(err, "seal the memfd `%s`", name);
+	if (add_seals(fd, err) < 0)
+		return ember_error_wrap(err, "`%s`", name);
 	stats->elapsed_ms = time_mono_ms() - t0;
 	*memfd = steal_fd(&fd);
 	return 0;

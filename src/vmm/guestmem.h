@@ -1,6 +1,7 @@
 /* guestmem.h - sealed in-memory copies of a template's guest RAM file: what a clone's VMM maps
  * privately (copy-on-write) instead of the file, so that no VMM can write the template.
- * Used by the template store after a build and when it finds a template on disk at startup.
+ * Used by the template store after a build and when it finds a template on disk at startup, and
+ * by forks (a fork base's RAM: a memfd a stopped VM filled, then sealed).
  * Never hands out a copy that can still be written: write(), ftruncate(), fallocate() and shared
  * writable mappings of it fail with EPERM (memfd seals), for root too. */
 #ifndef EMBER_VMM_GUESTMEM_H
@@ -27,6 +28,16 @@ struct guestmem_copy_stats {
 int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
 		       char digest[GUESTMEM_DIGEST_HEX_LEN + 1], struct guestmem_copy_stats *stats,
 		       struct ember_error **err);
+
+/* A new memfd of size zero bytes, allocated, that can be sealed later, for a VMM to fill
+ * through a shared mapping (a fork base: vmm_boot_config.memory_fd with memory_shared);
+ * *memfd is O_CLOEXEC. */
+int guestmem_create(uint64_t size, const char *name, int *memfd, struct ember_error **err);
+/* Frees every page of a guestmem_create() memfd that holds only zeros (a private mapping reads
+ * them as zeros still), then seals it as guestmem_seal_copy() seals its copies; *kept_bytes
+ * gets what stays allocated. Fails (EBUSY) while a writable shared mapping of it exists: only
+ * once the VMM that filled it is gone. */
+int guestmem_seal(int memfd, uint64_t *kept_bytes, struct ember_error **err);
 
 /* The same sparse copy of size bytes of src_fd into dst_fd (already that size, holes where src
  * is zero), without the memfd or the seals: for a file a jailed VMM must read as its own. */

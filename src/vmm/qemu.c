@@ -144,10 +144,12 @@ static void add_machine_args(struct argv_list *a, const struct vmm_driver *drv,
 	 * the template's exact device configuration (docs/snapshots.md). */
 	if (cfg->memory_fd > 0) {
 		/* The fd is kept open at this number in QEMU, which reopens it read-write (QEMU 7.2
-		 * has no rom=off) and maps it privately; its seals refuse every write to it. */
+		 * has no rom=off) and maps it privately; its seals refuse every write to it. A fork
+		 * base's loader maps its memfd shared, unsealed: the load fills it. */
 		argv_add(a, "-object");
 		argv_add(a, "memory-backend-file,id=ram0,mem-path=/proc/self/fd/%d,size=%uM,"
-			 "share=off", cfg->memory_fd, cfg->memory_mib);
+			 "share=%s", cfg->memory_fd, cfg->memory_mib,
+			 cfg->memory_shared ? "on" : "off");
 	} else if (cfg->memory_file != NULL) {
 		argv_add(a, "-object");
 		argv_add(a, "memory-backend-file,id=ram0,mem-path=%s,size=%uM,share=%s",
@@ -862,7 +864,7 @@ static int load_from(struct vmm_instance *vm, const char *state_path, int64_t de
 	    send_state_file(vm, state_path, deadline_ms, err) < 0 ||
 	    wait_loaded(qmp, deadline_ms, err) < 0)
 		return -1;
-	return qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err);
+	return vm->load_stopped ? 0 : qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err);
 }
 
 static int qemu_load(struct vmm_instance *vm, const char *state_path, int64_t deadline_ms,

@@ -358,6 +358,7 @@ static int start_vm(struct vmm_instance *vm, const struct vmm_boot_config *cfg,
 	if (cgroup_dir >= 0 && !vm->cgroup_joined && cgroup_join(cgroup_dir, vm->pid, err) < 0)
 		return -1;
 	if (cfg->resume_state != NULL) {
+		vm->load_stopped = cfg->resume_stopped;
 		if (ops->load == NULL)
 			ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "the %s driver cannot resume",
 					ops->name);
@@ -685,6 +686,11 @@ int vmm_saved_state_size(const struct vmm_driver *drv, const char *state_path, u
 bool vmm_driver_saves_memory_apart(const struct vmm_driver *drv)
 {
 	return drv->ops->saves_memory_apart;
+}
+
+bool vmm_driver_loads_ram_copy_on_write(const struct vmm_driver *drv)
+{
+	return drv->ops->load_maps_ram;
 }
 
 bool vmm_driver_can_snapshot(const struct vmm_driver *drv)

@@ -68,14 +68,18 @@ struct vmm_boot_config {
 	const char *memory_file;
 	bool memory_shared;
 	/* > 0: a clone's RAM is a private mapping of this fd (a sealed memfd the template store
-	 * owns, guestmem.h) instead of memory_file, which then only names it in logs. 0 (a
-	 * zeroed config) means none: stdin is never guest memory. */
+	 * or a fork owns, guestmem.h) instead of memory_file, which then only names it in logs.
+	 * With memory_shared, a shared mapping of an unsealed one (a fork base's loader fills
+	 * it). 0 (a zeroed config) means none: stdin is never guest memory. */
 	int memory_fd;
 	const char *restore_state;
 	/* A paused sandbox's whole state (vmm_save(): devices and every RAM page): vmm_start()
 	 * loads it and resumes the VM. The rest of the config must be the saved VM's (its pack,
 	 * shape and NIC), without memory_file, memory_fd, restore_state or mounts. */
 	const char *resume_state;
+	/* With resume_state: leave the loaded VM stopped, for vmm_snapshot() and vmm_stop() only
+	 * (a fork base: its RAM a shared memory_fd, its device state what forks restore). */
+	bool resume_stopped;
 	int64_t deadline_ms;          /* bounds a restore or resume; <0: none */
 	/* > 0: a virtio-net NIC backed by this TAP descriptor (net/tap.h), which the VMM keeps.
 	 * 0 (a zeroed config): no NIC at all. A clone must have one exactly when its template
@@ -204,6 +208,11 @@ void vmm_saved_state_remove(const char *state_path);
 int vmm_saved_state_size(const struct vmm_driver *drv, const char *state_path, uint64_t *bytes);
 /* Whether the driver's saved VMs have the companion file. */
 bool vmm_driver_saves_memory_apart(const struct vmm_driver *drv);
+
+/* Whether a VM started from a saved state maps its RAM from the saved file copy-on-write (its
+ * loads share memory, as clones do): otherwise each load copies the RAM into the new VM, and
+ * forks go through a base (template_rebase_vm) to share it. */
+bool vmm_driver_loads_ram_copy_on_write(const struct vmm_driver *drv);
 /* Whether the driver can snapshot and restore. */
 bool vmm_driver_can_snapshot(const struct vmm_driver *drv);
 

@@ -6,6 +6,8 @@ POST /sandboxes/{id}/snapshots keeps a copy that outlives it and starts sandboxe
 - ForkTest: a fork of 4 gives 4 distinct sandboxes with their own entropy and the host's clock,
   the source's files (copy-on-write: a write in one is seen by no other) and neither its
   processes nor its contexts; the source runs on; labels and timeout_s; bad counts; busy 409.
+  Forks map one sealed memfd of the source's RAM privately (shared pages, few private ones)
+  and leave no passing file behind.
 - ForkCapacityTest: a count beyond the room under --max-sandboxes is 429 and makes nothing.
 - SnapshotTest: a snapshot outlives its source and starts 3 sandboxes that see its files, each
   with its own entropy; shape mismatches are 400, unknown ids 404; DELETE removes its files;
@@ -33,6 +35,27 @@ import test_reload  # noqa: E402  (a module import: discovery must not collect i
 CTL = os.path.join(harness.ASAN_BIN, "emberctl")
 IDENTITY = "import os, time; print(os.urandom(16).hex(), time.time())"
 SNAP_ID = re.compile(r"^snap_[0-9a-f]{32}$")
+
+
+def guest_ram_mapping(pid, mib):
+    """The VMM's mapping of a fork base's memfd (`/memfd:fork_...`) of the guest's size: its
+    permissions, inode and the KiB of it private to this process and shared with others."""
+    found, cur = None, None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", head[0]):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                path = " ".join(head[5:])
+                cur = None
+                if path.startswith("/memfd:fork_") and hi - lo == mib << 20:
+                    cur = found = {"perms": head[1], "inode": head[4], "private_kib": 0,
+                                   "shared_kib": 0}
+            elif cur is not None and head[0] in ("Private_Clean:", "Private_Dirty:"):
+                cur["private_kib"] += int(head[1])
+            elif cur is not None and head[0] in ("Shared_Clean:", "Shared_Dirty:"):
+                cur["shared_kib"] += int(head[1])
+    return found
 
 
 class Base(unittest.TestCase):
@@ -156,6 +179,30 @@ class ForkTest(Base):
         self.assertEqual(self.d.delete(ids[0]), 204)
         self.assertEqual(self.run_code(ids[1], "print(6*7)"), "42\n")
         self.assertEqual(self.run_code(src["id"], "print(6*7)"), "42\n")
+
+    def test_forks_share_the_source_memory_copy_on_write(self):
+        src = self.create(language_pack="python")
+        self.run_code(src["id"], "open('/tmp/before', 'w').write('x' * 4096)")
+        forks = self.fork(src["id"], count=2)["sandboxes"]
+        mib = src["memory_mib"]
+        rams = []
+        for f in forks:
+            self.assertEqual(self.run_code(f["id"], "print(len(open('/tmp/before').read()))"),
+                             "4096\n")
+            ram = guest_ram_mapping(f["vmm_pid"], mib)
+            self.assertIsNotNone(ram, f"{f['id']}: no {mib} MiB mapping of a fork's memfd")
+            rams.append(ram)
+        # one memfd (the fork base's RAM, sealed), mapped privately by both children: each
+        # holds only the pages it wrote, the rest is shared
+        self.assertEqual(rams[0]["inode"], rams[1]["inode"], rams)
+        for ram in rams:
+            self.assertIn("p", ram["perms"], ram)
+            self.assertLess(ram["private_kib"], mib * 1024 // 2, ram)
+            self.assertGreater(ram["shared_kib"], 0, ram)
+        # the fork's passing files are gone: its saved state, the base's device state and
+        # the base VM's run directory
+        self.assertEqual(self.d.paused_files(), [])
+        self.assertEqual([e for e in self.d.runtime_entries() if e.startswith("fork_")], [])
 
     def test_count_defaults_to_one_and_bad_counts_are_400(self):
         src = self.create(language_pack="shell")

@@ -2,7 +2,8 @@
 (create, exec, GET, DELETE in a loop) while another client lists every sandbox: any data race the
 run reaches fails the test with TSan's report. The daemon is build/tsan/bin/emberd (make
 tsan-bins). A race that was here: GET /sandboxes read a DESTROYING sandbox's VM handle while the
-DELETE freed it.
+DELETE freed it. TsanForkTest: a fork (its children started on threads) beside a pause/resume
+loop and a lister, with the QEMU driver.
 """
 
 import os
@@ -97,6 +98,60 @@ class TsanConcurrencyTest(unittest.TestCase):
         self.assertGreater(len(lists), 0)
         print(f"\n{type(self).__name__}: {len(counts)} create/exec/get/delete cycles from {CLIENTS} clients and "
               f"{len(lists)} listings in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+class TsanForkTest(unittest.TestCase):
+    """Pause, resume, fork and snapshots under ThreadSanitizer (QEMU driver): a fork starts its
+    children on threads of its own while another client pauses and resumes a second sandbox
+    and a third lists; no race report, every call answered as it should."""
+
+    def setUp(self):
+        if not os.path.exists(TSAN_EMBERD):
+            self.fail(f"{TSAN_EMBERD} is missing: run `make tsan-bins asan-bins`")
+        self.d = harness.Daemon("--max-sandboxes", "12", binary=TSAN_EMBERD,
+                                env=TsanConcurrencyTest.env)
+
+    def tearDown(self):
+        problems = self.d.stop(check=False)
+        log = self.d.read_log() if os.path.exists(self.d.log_path) else ""
+        self.assertEqual(problems, [], log[-6000:])
+
+    def pauser(self, sandbox_id, errors):
+        for _ in range(2):
+            for what in ("pause", "resume"):
+                status, _, raw = self.d.request("POST", f"/sandboxes/{sandbox_id}/{what}")
+                if status != 200:
+                    errors.append(f"{what}: {status} {raw}")
+
+    def test_fork_beside_pause_and_resume_race_free(self):
+        src = self.d.create(language_pack="shell")
+        other = self.d.create(language_pack="shell")
+        errors, lists = [], []
+        stop = threading.Event()
+        pausing = threading.Thread(target=self.pauser, args=(other["id"], errors))
+        listing = threading.Thread(target=TsanConcurrencyTest.lister,
+                                   args=(self, stop, lists, errors))
+        listing.start()
+        pausing.start()
+        status, reply, raw = self.d.request("POST", f"/sandboxes/{src['id']}/fork",
+                                            {"count": 3})
+        pausing.join()
+        snap_status, snap, snap_raw = self.d.request("POST", f"/sandboxes/{src['id']}/snapshots")
+        stop.set()
+        listing.join()
+        self.assertEqual(status, 201, raw)
+        self.assertEqual(snap_status, 201, snap_raw)
+        kids = [k["id"] for k in reply["sandboxes"]]
+        self.assertEqual(len(set(kids)), 3, reply)
+        for sandbox_id in kids + [src["id"], other["id"]]:
+            status, res, _ = self.d.exec(sandbox_id, "echo ok")
+            self.assertEqual((status, res.get("stdout")), (200, "ok\n"), sandbox_id)
+            self.assertEqual(self.d.delete(sandbox_id), 204)
+        self.assertEqual(self.d.request("DELETE", f"/snapshots/{snap['id']}")[0], 204)
+        log = self.d.read_log()
+        self.assertEqual(tsan_reports(log), [], log[-12000:])
+        self.assertEqual(errors, [])
+        self.assertGreater(len(lists), 0)
 
 
 class AsanConcurrencyTest(TsanConcurrencyTest):

@@ -152,6 +152,48 @@ static void a_file_of_another_size_is_refused(void **state)
 	close(fd);
 }
 
+/* A fork base: a memfd a VMM fills through a shared mapping, then sealed with its zero pages
+ * freed; while the filler's shared writable mapping exists it cannot be sealed. */
+static void a_filled_memfd_seals_keeping_only_nonzero_pages(void **state)
+{
+	struct ember_error *err = NULL;
+	uint64_t kept = 1;
+	uint8_t *map, page[4096];
+	struct stat st;
+	int memfd;
+
+	(void)state;
+	if (guestmem_create(SIZE, "emberd-test-base", &memfd, &err) < 0)
+		fail_msg("guestmem_create: %s", err->message);
+	assert_true(fcntl(memfd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(fstat(memfd, &st), 0);
+	assert_int_equal((uint64_t)st.st_blocks * 512, SIZE); /* allocated up front */
+	map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	assert_true(map != MAP_FAILED);
+	map[0] = 'A';
+	map[(3u << 20) + 4095] = 'B';
+	map[SIZE - 1] = 'C';
+	assert_int_equal(guestmem_seal(memfd, &kept, &err), -1); /* still mapped shared */
+	ember_error_free(&err);
+	assert_int_equal(munmap(map, SIZE), 0);
+	if (guestmem_seal(memfd, &kept, &err) < 0)
+		fail_msg("guestmem_seal: %s", err->message);
+	assert_int_equal(kept, 3 * 4096);
+	assert_int_equal(fstat(memfd, &st), 0);
+	assert_int_equal(st.st_size, SIZE);
+	assert_int_equal((uint64_t)st.st_blocks * 512, 3 * 4096);
+	assert_int_equal(fcntl(memfd, F_GET_SEALS),
+			 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	assert_int_equal(pread(memfd, page, sizeof(page), 3u << 20), (ssize_t)sizeof(page));
+	assert_int_equal(page[4095], 'B');
+	assert_int_equal(page[0], 0);
+	assert_int_equal(pread(memfd, page, sizeof(page), 0), (ssize_t)sizeof(page));
+	assert_int_equal(page[0], 'A');
+	assert_int_equal(pwrite(memfd, "x", 1, 0), -1);
+	assert_int_equal(errno, EPERM);
+	close(memfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +201,7 @@ int main(void)
 		cmocka_unit_test(copy_refuses_writes_even_reopened_but_maps_privately),
 		cmocka_unit_test(digest_follows_the_content_not_the_holes),
 		cmocka_unit_test(a_file_of_another_size_is_refused),
+		cmocka_unit_test(a_filled_memfd_seals_keeping_only_nonzero_pages),
 	};
 
 	return cmocka_run_group_tests(tests, tmpdir_group_setup, tmpdir_group_teardown);
