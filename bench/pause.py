@@ -390,11 +390,12 @@ class PauseBench:
                 f"moved MemAvailable by {self.mem_resumed_mib:+.0f} MiB "
                 f"({self.mem_resumed_mib / MEM_SANDBOXES:+.0f} MiB per sandbox).",
                 "",
-                f"A VMM started from a saved VM (resume, fork, snapshot) has the guest's RAM "
-                f"resident from the load on: {p('private_resumed', 0.5):.0f} MiB private right "
-                f"after a resume, against {p('private_before', 0.5):.0f} MiB for the pooled "
-                f"clone it was (whose untouched RAM is the template's shared memory) and a "
-                f"{size / 2**20:.0f} MiB saved state.",
+                f"A VMM started from a saved VM (resume, snapshot) holds about what its guest "
+                f"had touched (its RAM a memfd of its own, zero pages freed before it runs): "
+                f"RSS {p('rss_resumed', 0.5):.0f} MiB right after a resume, against "
+                f"{p('rss_before', 0.5):.0f} MiB for the pooled clone it was (whose untouched "
+                f"RAM is the template's shared memory) and a {size / 2**20:.0f} MiB saved "
+                f"state; a fork's child maps its fork base's RAM copy-on-write.",
                 "",
                 "Each operation's ratio is its p50 over the baseline's p50 of the same run. "
                 "Pause and resume include saving or loading the whole VM (QEMU migration to a "

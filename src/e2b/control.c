@@ -1,7 +1,8 @@
-/* control.c - the E2B control plane (REST, X-API-KEY): create, get, list, delete, timeout and
- * connect, each mapped onto the manager call the native route makes; the calls emberd cannot
- * serve (pause, fork, snapshots, metrics, logs, templates, volumes) answer 501 saying why. Also
- * derives each sandbox's envd access token. Matching walks one table: O(rows), two dozen. */
+/* control.c - the E2B control plane (REST, X-API-KEY): create, get, list, delete, timeout,
+ * connect, pause and resume, fork and snapshots, each mapped onto the manager call the native
+ * route makes; the calls emberd cannot serve (metrics, logs, templates, volumes) answer 501
+ * saying why. Also derives each sandbox's envd access token. Matching walks one table: O(rows),
+ * two dozen. */
 #include "e2b/e2b.h"
 
 #include <openssl/crypto.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "e2b/controlreq.h"
+#include "sandbox/snapshots.h"
 #include "util/cleanup.h"
 #include "util/hex.h"
 #include "util/jsonutil.h"
@@ -152,6 +154,13 @@ static json_t *sandbox_json(const struct control_request *cr, const struct sandb
 	return obj;
 }
 
+/* E2B's two states: a sandbox being paused still runs (a fork's or a snapshot's brief pause is
+ * one too); one being resumed does not yet. */
+static bool shown_paused(const struct sandbox_info *info)
+{
+	return info->state == SANDBOX_PAUSED || info->state == SANDBOX_RESUMING;
+}
+
 /* ListedSandbox (list), and with detail SandboxDetail (get). */
 static json_t *listed_json(const struct control_request *cr, const struct sandbox_info *info,
 			   bool detail)
@@ -162,7 +171,8 @@ static json_t *listed_json(const struct control_request *cr, const struct sandbo
 				"memoryMB", (int)info->memory_mib, "diskSizeMB",
 				(int)info->overlay_mib, "startedAt", time_json(info->created_wall_ns),
 				"endAt", time_json(info->expires_wall_ns), "envdVersion",
-				E2B_ENVD_VERSION, "metadata", metadata_json(info), "state", "running",
+				E2B_ENVD_VERSION, "metadata", metadata_json(info), "state",
+				shown_paused(info) ? "paused" : "running",
 				"volumeMounts");
 	struct ember_error *err = NULL;
 	json_t *network;
@@ -222,10 +232,40 @@ static const char *pack_for_template(struct manager *m, const char *template_id,
 	catalog_names(cat, names, sizeof(names));
 	text_escape_log(template_id, shown, sizeof(shown));
 	ember_error_set(err, EMBER_E_NOT_FOUND, 0,
-			"template `%s` not found: emberd's templates are its packs (%s), and base "
-			"and code-interpreter-v1 name python",
+			"template `%s` not found: emberd's templates are its packs (%s; base and "
+			"code-interpreter-v1 name python) and its snapshots (their ids and names)",
 			shown, names);
 	return NULL;
+}
+
+/* The snapshot a template names: its id, or the newest with that name. O(snapshots), at most
+ * --max-snapshots, on a create that names no pack only. */
+static int snapshot_for_template(struct manager *m, const char *template_id,
+				 char out[SNAPSHOT_ID_LEN + 1])
+{
+	_cleanup_free_ struct snapshot_info *infos = NULL;
+	struct ember_error *err = NULL;
+	size_t count = 0, i, found = SIZE_MAX;
+
+	if (manager_snapshot_list(m, &infos, &count, &err) < 0) {
+		ember_error_free(&err);
+		return -1;
+	}
+	for (i = 0; i < count; i++) {
+		const char *name = sandbox_labels_get(&infos[i].labels, E2B_SNAPSHOT_NAME_LABEL);
+
+		if (strcmp(infos[i].id, template_id) == 0) {
+			found = i;
+			break;
+		}
+		if (name != NULL && strcmp(name, template_id) == 0 &&
+		    (found == SIZE_MAX || infos[i].created_wall_ns >= infos[found].created_wall_ns))
+			found = i;
+	}
+	if (found == SIZE_MAX)
+		return -1;
+	memcpy(out, infos[found].id, SNAPSHOT_ID_LEN + 1);
+	return 0;
 }
 
 static void handle_create(const struct control_request *cr, struct api_response *resp)
@@ -235,14 +275,25 @@ static void handle_create(const struct control_request *cr, struct api_response 
 	struct net_policy network = { .mode = NET_MODE_NONE };
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
+	char snapshot[SNAPSHOT_ID_LEN + 1];
 
 	if (body == NULL) {
 		e2b_error_rest(resp, NULL);
 		return;
 	}
-	if (e2b_parse_create(cr->req->body, cr->req->body_len, body, &err) < 0 ||
-	    (create.language_pack = pack_for_template(manager_of(cr), body->template_id, &err)) ==
-		    NULL ||
+	if (e2b_parse_create(cr->req->body, cr->req->body_len, body, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	/* A template is a pack or else a snapshot (createSnapshot's id or name): then the pack
+	 * and shape are the snapshot's. */
+	create.language_pack = pack_for_template(manager_of(cr), body->template_id, &err);
+	if (create.language_pack == NULL && err->kind == EMBER_E_NOT_FOUND &&
+	    snapshot_for_template(manager_of(cr), body->template_id, snapshot) == 0) {
+		ember_error_free(&err);
+		create.from_snapshot = snapshot;
+	}
+	if ((create.language_pack == NULL && create.from_snapshot == NULL) ||
 	    sandbox_labels_add(&body->labels, E2B_TEMPLATE_LABEL, body->template_id,
 			       strlen(body->template_id), &err) < 0) {
 		respond_err(resp, &err);
@@ -317,26 +368,106 @@ static void handle_timeout(const struct control_request *cr, struct api_response
 	resp->body = NULL;
 }
 
-/* E2B's connect only ever extends the lifetime: to timeout (300 s when v2 names none) from now,
- * when that is later than the sandbox's end. Extending by the default is best effort (beyond
- * --max-timeout-s, or while the sandbox boots, it stays as it is); a timeout the client named
- * that cannot be set is its error. */
-static void handle_connect(const struct control_request *cr, struct api_response *resp)
+/* The SDK reads every 409 of a pause as "already paused" (pause() answers false): one that
+ * cannot be paused now (booting, an exec in flight, a network, mounts, a driver that cannot
+ * save) is a 400 saying why, unless it got paused meanwhile. */
+static void respond_pause_refused(const struct control_request *cr, struct ember_error **err,
+				  struct api_response *resp)
+{
+	struct sandbox_info now;
+
+	if ((*err)->kind != EMBER_E_CONFLICT) {
+		respond_err(resp, err);
+		return;
+	}
+	if (get_live(cr, &now, resp) == 0)
+		e2b_error_rest_msg(resp,
+				   shown_paused(&now) || now.state == SANDBOX_PAUSING ? 409 : 400,
+				   (*err)->message);
+	ember_error_free(err);
+}
+
+/* E2B: 204, 409 when already paused. */
+static void handle_pause(const struct control_request *cr, struct api_response *resp)
 {
 	struct sandbox_info info;
 	struct ember_error *err = NULL;
-	unsigned timeout_s;
-	bool named;
 
-	if (e2b_parse_connect(cr->req->body, cr->req->body_len, &timeout_s, &err) < 0) {
+	if (e2b_parse_pause(cr->req->body, cr->req->body_len, &err) < 0) {
 		respond_err(resp, &err);
 		return;
 	}
 	if (get_live(cr, &info, resp) < 0)
 		return;
-	named = timeout_s != 0;
-	if (!named)
-		timeout_s = 300;
+	if (shown_paused(&info) || info.state == SANDBOX_PAUSING) {
+		e2b_error_rest_msg(resp, 409, "sandbox is already paused");
+		return;
+	}
+	if (manager_pause(manager_of(cr), cr->id, &info, &err) < 0) {
+		respond_pause_refused(cr, &err, resp);
+		return;
+	}
+	resp->status = 204;
+	resp->body = NULL;
+}
+
+/* Resumes the paused sandbox info names and refills info. A concurrent connect that resumed it
+ * first is no error: it runs, as the caller wants. */
+static int resume_paused(const struct control_request *cr, const struct e2b_resume_body *body,
+			 struct sandbox_info *info, struct api_response *resp)
+{
+	struct ember_error *err = NULL;
+
+	if (body->reboot) {
+		e2b_error_rest_msg(resp, 400,
+				   "field `memory`: emberd resumes a paused sandbox with its memory "
+				   "only (onResume `reboot` is not supported)");
+		return -1;
+	}
+	if (manager_resume(manager_of(cr), cr->id, info, &err) == 0)
+		return 0;
+	if (err->kind != EMBER_E_CONFLICT) {
+		respond_err(resp, &err);
+		return -1;
+	}
+	if (get_live(cr, info, resp) < 0) {
+		ember_error_free(&err);
+		return -1;
+	}
+	if (info->state == SANDBOX_READY) {
+		ember_error_free(&err);
+		return 0;
+	}
+	respond_err(resp, &err);
+	return -1;
+}
+
+/* E2B's connect resumes a paused sandbox (201; 200 for a running one) and only ever extends the
+ * lifetime: to timeout (300 s when v2 names none) from now, when that is later than the
+ * sandbox's end (a resumed one's is the resume plus the lifetime it had left). Extending by the
+ * default is best effort (beyond --max-timeout-s, or while the sandbox boots, it stays as it
+ * is); a timeout the client named that cannot be set is its error. */
+static void handle_connect(const struct control_request *cr, struct api_response *resp)
+{
+	struct e2b_resume_body body;
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+	unsigned timeout_s, status = 200;
+	bool named;
+
+	if (e2b_parse_connect(cr->req->body, cr->req->body_len, &body, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (get_live(cr, &info, resp) < 0)
+		return;
+	if (info.state == SANDBOX_PAUSED) {
+		if (resume_paused(cr, &body, &info, resp) < 0)
+			return;
+		status = 201;
+	}
+	named = body.timeout_s != 0;
+	timeout_s = named ? body.timeout_s : 300;
 	if (time_wall_ns() + (int64_t)timeout_s * 1000000000 > info.expires_wall_ns &&
 	    manager_set_timeout(manager_of(cr), cr->id, timeout_s, &info, &err) < 0) {
 		if (named) {
@@ -345,7 +476,35 @@ static void handle_connect(const struct control_request *cr, struct api_response
 		}
 		ember_error_free(&err);
 	}
-	respond_json(resp, 200, sandbox_json(cr, &info));
+	respond_json(resp, status, sandbox_json(cr, &info));
+}
+
+/* The deprecated resume: 201, 409 for a sandbox that is not paused; its lifetime is then set to
+ * timeout, E2B's default 15 s when the body names none. */
+static void handle_resume(const struct control_request *cr, struct api_response *resp)
+{
+	struct e2b_resume_body body;
+	struct sandbox_info info;
+	struct ember_error *err = NULL;
+
+	if (e2b_parse_resume(cr->req->body, cr->req->body_len, &body, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (get_live(cr, &info, resp) < 0)
+		return;
+	if (info.state != SANDBOX_PAUSED) {
+		e2b_error_rest_msg(resp, 409, "sandbox is not paused");
+		return;
+	}
+	if (resume_paused(cr, &body, &info, resp) < 0)
+		return;
+	if (manager_set_timeout(manager_of(cr), cr->id, body.timeout_s != 0 ? body.timeout_s : 15,
+				&info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, sandbox_json(cr, &info));
 }
 
 /* ---- list ---- */
@@ -373,7 +532,8 @@ static int compare_desc(const void *a, const void *b)
 
 static bool list_match(const struct e2b_list_query *q, const struct sandbox_info *info)
 {
-	if (!q->running || info->state == SANDBOX_DESTROYING || info->state == SANDBOX_GONE)
+	if (info->state == SANDBOX_DESTROYING || info->state == SANDBOX_GONE ||
+	    !(shown_paused(info) ? q->paused : q->running))
 		return false;
 	if (q->has_started_after && info->created_wall_ns < q->started_after_ns)
 		return false;
@@ -439,10 +599,154 @@ static void handle_list_v2(const struct control_request *cr, struct api_response
 	list(cr, true, resp);
 }
 
+/* ---- forks and snapshots ---- */
+
+/* E2B's fork answers 201 with one {sandbox} or {error} per fork. emberd's forks are all or
+ * nothing, so a failure is the answer's status (E2B's "failed before any fork was attempted"),
+ * never an entry's error. Labels (the metadata and template) are the source's. */
+static void handle_fork(const struct control_request *cr, struct api_response *resp)
+{
+	_cleanup_free_ struct sandbox_info *infos = NULL;
+	struct ember_error *err = NULL;
+	unsigned count, timeout_s, i;
+	json_t *arr;
+
+	if (e2b_parse_fork(cr->req->body, cr->req->body_len, &count, &timeout_s, &err) < 0 ||
+	    manager_fork(manager_of(cr), cr->id, count, NULL, timeout_s, &infos, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	arr = json_array();
+	for (i = 0; arr != NULL && i < count; i++) {
+		json_t *sb = sandbox_json(cr, &infos[i]);
+
+		if (sb == NULL || json_array_append_new(arr, json_pack("{s:o}", "sandbox", sb)) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	respond_json(resp, 201, arr);
+}
+
+/* SnapshotInfo: emberd's id (what a create takes as templateID) and the name, if any. */
+static json_t *snapshot_json(const struct snapshot_info *info)
+{
+	const char *name = sandbox_labels_get(&info->labels, E2B_SNAPSHOT_NAME_LABEL);
+	json_t *names = json_array();
+
+	if (names != NULL && name != NULL && json_array_append_new(names, json_string(name)) < 0) {
+		json_decref(names);
+		return NULL;
+	}
+	return names == NULL ? NULL : json_pack("{s:s, s:o}", "snapshotID", info->id, "names", names);
+}
+
+static void handle_snapshot_create(const struct control_request *cr, struct api_response *resp)
+{
+	_cleanup_free_ struct snapshot_info *info = calloc(1, sizeof(*info));
+	_cleanup_free_ struct sandbox_labels *labels = calloc(1, sizeof(*labels));
+	struct ember_error *err = NULL;
+	char name[SANDBOX_LABEL_VALUE_MAX + 1];
+
+	if (info == NULL || labels == NULL) {
+		e2b_error_rest(resp, NULL);
+		return;
+	}
+	if (e2b_parse_snapshot(cr->req->body, cr->req->body_len, name, &err) < 0 ||
+	    (name[0] != '\0' && sandbox_labels_add(labels, E2B_SNAPSHOT_NAME_LABEL, name,
+						   strlen(name), &err) < 0) ||
+	    manager_snapshot_create(manager_of(cr), cr->id, labels, info, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	respond_json(resp, 201, snapshot_json(info));
+}
+
+static int compare_snapshots(const void *a, const void *b)
+{
+	const struct snapshot_info *x = a, *y = b;
+
+	if (x->created_wall_ns != y->created_wall_ns)
+		return x->created_wall_ns < y->created_wall_ns ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static bool snapshot_match(const struct e2b_snapshot_query *q, const struct snapshot_info *info)
+{
+	const char *name = sandbox_labels_get(&info->labels, E2B_SNAPSHOT_NAME_LABEL);
+
+	if (q->sandbox_id[0] != '\0' && strcmp(q->sandbox_id, info->sandbox_id) != 0)
+		return false;
+	if (q->name[0] != '\0' && strcmp(q->name, info->id) != 0 &&
+	    (name == NULL || strcmp(q->name, name) != 0))
+		return false;
+	if (q->has_next) {
+		struct snapshot_info cursor = { .created_wall_ns = q->next_created_ns };
+
+		snprintf(cursor.id, sizeof(cursor.id), "%s", q->next_id);
+		return compare_snapshots(info, &cursor) > 0;
+	}
+	return true;
+}
+
+/* Oldest first, pages through X-Next-Token like the sandbox list. */
+static void handle_snapshots(const struct control_request *cr, struct api_response *resp)
+{
+	_cleanup_free_ struct snapshot_info *infos = NULL;
+	_cleanup_free_ struct e2b_snapshot_query *q = malloc(sizeof(*q));
+	struct ember_error *err = NULL;
+	size_t count = 0, i, shown = 0;
+	json_t *arr;
+
+	if (q == NULL) {
+		e2b_error_rest(resp, NULL);
+		return;
+	}
+	if (e2b_parse_snapshot_query(cr->req->query, q, &err) < 0 ||
+	    manager_snapshot_list(manager_of(cr), &infos, &count, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	if (count > 1)
+		qsort(infos, count, sizeof(*infos), compare_snapshots);
+	arr = json_array();
+	for (i = 0; arr != NULL && i < count; i++) {
+		if (!snapshot_match(q, &infos[i]))
+			continue;
+		if (q->limit != 0 && shown == q->limit) {
+			e2b_next_token(infos[i - 1].created_wall_ns, infos[i - 1].id,
+				       resp->e2b_next_token);
+			break;
+		}
+		json_array_append_new(arr, snapshot_json(&infos[i]));
+		shown++;
+	}
+	respond_json(resp, 200, arr);
+}
+
+#define NO_TEMPLATES                                                                          \
+	"building templates is not supported: emberd's templates are its packs (docs/images.md)"
+
+/* The SDK's deleteSnapshot is DELETE /templates/{snapshot id}: 204, 404 (false) for none. */
+static void handle_template_delete(const struct control_request *cr, struct api_response *resp)
+{
+	const char *id = cr->req->path + strlen("/templates/");
+	struct ember_error *err = NULL;
+
+	if (strncmp(id, SNAPSHOT_ID_PREFIX, strlen(SNAPSHOT_ID_PREFIX)) != 0) {
+		e2b_error_rest_msg(resp, 501, NO_TEMPLATES);
+		return;
+	}
+	if (manager_snapshot_delete(manager_of(cr), id, &err) < 0) {
+		respond_err(resp, &err);
+		return;
+	}
+	resp->status = 204;
+	resp->body = NULL;
+}
+
 /* ---- the table ---- */
 
-#define NO_PAUSE "pausing and resuming sandboxes is not supported by emberd yet (issue 15)"
-#define NO_SNAPSHOT "snapshots and forks are not supported by emberd yet (issue 15)"
 
 static const struct control_route routes[] = {
 	{ "POST", "/sandboxes", handle_create, NULL },
@@ -454,11 +758,12 @@ static const struct control_route routes[] = {
 	{ "POST", "/sandboxes/{id}/timeout", handle_timeout, NULL },
 	{ "POST", "/sandboxes/{id}/connect", handle_connect, NULL },
 	{ "POST", "/v2/sandboxes/{id}/connect", handle_connect, NULL },
-	{ "POST", "/sandboxes/{id}/pause", NULL, NO_PAUSE },
-	{ "POST", "/sandboxes/{id}/resume", NULL, NO_PAUSE },
-	{ "POST", "/sandboxes/{id}/fork", NULL, NO_SNAPSHOT },
-	{ "POST", "/sandboxes/{id}/snapshots", NULL, NO_SNAPSHOT },
-	{ "GET", "/snapshots", NULL, NO_SNAPSHOT },
+	{ "POST", "/sandboxes/{id}/pause", handle_pause, NULL },
+	{ "POST", "/sandboxes/{id}/resume", handle_resume, NULL },
+	{ "POST", "/sandboxes/{id}/fork", handle_fork, NULL },
+	{ "POST", "/sandboxes/{id}/snapshots", handle_snapshot_create, NULL },
+	{ "GET", "/snapshots", handle_snapshots, NULL },
+	{ "DELETE", "/templates/*", handle_template_delete, NULL },
 	{ "PUT", "/sandboxes/{id}/network", NULL,
 	  "network updates are not mapped to E2B's API: use emberd's PATCH "
 	  "/sandboxes/{id}/network (docs/api.md)" },
@@ -474,12 +779,9 @@ static const struct control_route routes[] = {
 	{ "GET", "/v2/sandboxes/{id}/logs", NULL,
 	  "sandbox logs are not supported by emberd's E2B API (emberd's GET "
 	  "/sandboxes/{id}/console has the guest console)" },
-	{ "*", "/templates/*", NULL,
-	  "building templates is not supported: emberd's templates are its packs (docs/images.md)" },
-	{ "*", "/v2/templates/*", NULL,
-	  "building templates is not supported: emberd's templates are its packs (docs/images.md)" },
-	{ "*", "/v3/templates/*", NULL,
-	  "building templates is not supported: emberd's templates are its packs (docs/images.md)" },
+	{ "*", "/templates/*", NULL, NO_TEMPLATES },
+	{ "*", "/v2/templates/*", NULL, NO_TEMPLATES },
+	{ "*", "/v3/templates/*", NULL, NO_TEMPLATES },
 	{ "*", "/volumes/*", NULL, "volumes are not supported by emberd" },
 	{ "*", "/secrets/*", NULL, "secrets are not supported by emberd" },
 };

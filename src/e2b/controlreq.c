@@ -7,11 +7,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "sandbox/snapshots.h"
 #include "util/cleanup.h"
 #include "util/jsonutil.h"
 #include "util/text.h"
 
 #define KIND EMBER_E_INVALID
+
+/* autoPause: true, at create or resume. */
+#define E2B_NO_AUTO_PAUSE                                                                     \
+	"pausing when the timeout ends is not supported by emberd (the sandbox is killed "     \
+	"then); pause it yourself with Sandbox.pause() (POST /sandboxes/{id}/pause)"
 
 /* 30 days: the longest lifetime any request may name (the manager holds --max-timeout-s). */
 #define E2B_TIMEOUT_MAX (30u * 24 * 3600)
@@ -53,7 +59,9 @@ static int check_auto_resume(json_t *root, struct ember_error **err)
 	    json_is_false(json_object_get(ar, "enabled")))
 		return 0;
 	return refuse_unless_empty(root, "autoResume",
-				   "emberd cannot pause sandboxes, so none resumes (issue 15)", err);
+				   "emberd has no auto-pause, so nothing auto-resumes: resume a "
+				   "paused sandbox with Sandbox.connect() (POST "
+				   "/v2/sandboxes/{id}/connect)", err);
 }
 
 static int parse_metadata(json_t *root, struct sandbox_labels *labels, struct ember_error **err)
@@ -122,9 +130,7 @@ int e2b_parse_create(const char *body, size_t len, struct e2b_create_body *out,
 	if (json_get_bool(root, "autoPause", false, &flag, KIND, err) < 0)
 		return -1;
 	if (flag)
-		return ember_error_set(err, KIND, 0,
-				       "field `autoPause`: emberd cannot pause sandboxes yet (issue "
-				       "15); a sandbox is killed when its timeout ends");
+		return ember_error_set(err, KIND, 0, "field `autoPause`: %s", E2B_NO_AUTO_PAUSE);
 	if (check_auto_resume(root, err) < 0 || check_iam(root, err) < 0 ||
 	    refuse_unless_empty(root, "mcp", "the MCP gateway is not part of emberd's templates; "
 					     "emberd serves MCP itself (docs/mcp.md)", err) < 0 ||
@@ -154,24 +160,64 @@ int e2b_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 	return 0;
 }
 
-int e2b_parse_connect(const char *body, size_t len, unsigned *timeout_s,
-		      struct ember_error **err)
+int e2b_parse_pause(const char *body, size_t len, struct ember_error **err)
 {
-	static const char *const keys[] = { "timeout", "memory", NULL };
+	static const char *const keys[] = { "memory", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	bool memory = true;
+
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_bool(root, "memory", false, &memory, KIND, err) < 0)
+		return -1;
+	if (!memory)
+		return ember_error_set(err, KIND, 0,
+				       "field `memory`: emberd pauses with the memory only (a "
+				       "filesystem-only pause is not supported); leave keepMemory "
+				       "out or true");
+	return 0;
+}
+
+/* The body of a connect or resume; keys lists what this one takes. */
+static int parse_resume_body(const char *body, size_t len, const char *const *keys,
+			     struct e2b_resume_body *out, struct ember_error **err)
+{
 	_cleanup_json_ json_t *root = NULL;
 	uint64_t v = 0;
-	bool memory;
+	bool memory = true, auto_pause = false;
 
-	*timeout_s = 0;
+	memset(out, 0, sizeof(*out));
 	if (len == 0)
 		return 0;
 	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
 	    json_check_keys(root, keys, KIND, err) < 0 ||
 	    json_get_uint(root, "timeout", false, 1, E2B_TIMEOUT_MAX, &v, KIND, err) < 0 ||
-	    json_get_bool(root, "memory", false, &memory, KIND, err) < 0)
+	    json_get_bool(root, "memory", false, &memory, KIND, err) < 0 ||
+	    json_get_bool(root, "autoPause", false, &auto_pause, KIND, err) < 0)
 		return -1;
-	*timeout_s = (unsigned)v;
+	if (auto_pause)
+		return ember_error_set(err, KIND, 0, "field `autoPause`: %s", E2B_NO_AUTO_PAUSE);
+	out->timeout_s = (unsigned)v;
+	out->reboot = !memory;
 	return 0;
+}
+
+int e2b_parse_connect(const char *body, size_t len, struct e2b_resume_body *out,
+		      struct ember_error **err)
+{
+	static const char *const keys[] = { "timeout", "memory", NULL };
+
+	return parse_resume_body(body, len, keys, out, err);
+}
+
+int e2b_parse_resume(const char *body, size_t len, struct e2b_resume_body *out,
+		     struct ember_error **err)
+{
+	static const char *const keys[] = { "timeout", "autoPause", "memory", NULL };
+
+	return parse_resume_body(body, len, keys, out, err);
 }
 
 static int hex_value(char c)
@@ -278,7 +324,7 @@ static int parse_metadata_query(const char *text, struct e2b_list_query *out,
 }
 
 /* state=running,paused (the SDK's form style without explode) or repeated. */
-static int parse_state(const char *text, bool *running, struct ember_error **err)
+static int parse_state(const char *text, struct e2b_list_query *out, struct ember_error **err)
 {
 	const char *p = text;
 
@@ -286,8 +332,10 @@ static int parse_state(const char *text, bool *running, struct ember_error **err
 		size_t n = strcspn(p, ",");
 
 		if (n == 7 && strncmp(p, "running", 7) == 0)
-			*running = true;
-		else if (!(n == 6 && strncmp(p, "paused", 6) == 0))
+			out->running = true;
+		else if (n == 6 && strncmp(p, "paused", 6) == 0)
+			out->paused = true;
+		else
 			return ember_error_set(err, KIND, 0,
 					       "query `state`: each state must be running or paused");
 		if (p[n] == '\0')
@@ -329,30 +377,49 @@ bad:
 			       "(2025-01-31T12:00:00.000Z)");
 }
 
-static int parse_next_token(const char *text, struct e2b_list_query *out,
-			    struct ember_error **err)
+/* "<created>_<id>" into *created and id (room for E2B_NEXT_TOKEN_ID_MAX bytes); the id is
+ * only ever compared, valid(id) says whether it can be one. */
+static int parse_next_token(const char *text, bool (*valid)(const char *id), int64_t *created,
+			    char id[E2B_NEXT_TOKEN_ID_MAX + 1], struct ember_error **err)
 {
 	char *end;
-	long long created;
+	long long n;
 
 	errno = 0;
-	created = strtoll(text, &end, 10);
-	if (errno != 0 || end == text || created < 0 || *end != '_' ||
-	    !api_valid_sandbox_id(end + 1))
+	n = strtoll(text, &end, 10);
+	if (errno != 0 || end == text || n < 0 || *end != '_' ||
+	    strlen(end + 1) > E2B_NEXT_TOKEN_ID_MAX || !valid(end + 1))
 		return ember_error_set(err, KIND, 0,
 				       "query `nextToken` is not one this daemon handed out");
-	out->has_next = true;
-	out->next_created_ns = created;
-	memcpy(out->next_id, end + 1, SANDBOX_ID_LEN + 1);
+	*created = n;
+	memcpy(id, end + 1, strlen(end + 1) + 1);
+	return 0;
+}
+
+static bool snapshot_id_shaped(const char *id)
+{
+	return strlen(id) == SNAPSHOT_ID_LEN &&
+	       strncmp(id, SNAPSHOT_ID_PREFIX, strlen(SNAPSHOT_ID_PREFIX)) == 0;
+}
+
+static int parse_limit(const char *value, unsigned *limit, struct ember_error **err)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || n < 1 ||
+	    n > E2B_LIST_LIMIT_MAX)
+		return ember_error_set(err, KIND, 0, "query `limit` must be 1 to %d",
+				       E2B_LIST_LIMIT_MAX);
+	*limit = (unsigned)n;
 	return 0;
 }
 
 static int parse_list_pair(const char *key, const char *value, bool v2,
 			   struct e2b_list_query *out, struct ember_error **err)
 {
-	char *end;
-	unsigned long n;
-
 	if (value == NULL)
 		return ember_error_set(err, KIND, 0, "query `%.40s` needs a value", key);
 	if (strcmp(key, "metadata") == 0)
@@ -362,17 +429,9 @@ static int parse_list_pair(const char *key, const char *value, bool v2,
 				       "unknown query parameter `%.40s` (GET /sandboxes takes "
 				       "metadata; GET /v2/sandboxes more)", key);
 	if (strcmp(key, "state") == 0)
-		return parse_state(value, &out->running, err);
-	if (strcmp(key, "limit") == 0) {
-		errno = 0;
-		n = strtoul(value, &end, 10);
-		if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || n < 1 ||
-		    n > E2B_LIST_LIMIT_MAX)
-			return ember_error_set(err, KIND, 0, "query `limit` must be 1 to %d",
-					       E2B_LIST_LIMIT_MAX);
-		out->limit = (unsigned)n;
-		return 0;
-	}
+		return parse_state(value, out, err);
+	if (strcmp(key, "limit") == 0)
+		return parse_limit(value, &out->limit, err);
 	if (strcmp(key, "order") == 0) {
 		if (strcmp(value, "asc") != 0 && strcmp(value, "desc") != 0)
 			return ember_error_set(err, KIND, 0, "query `order` must be asc or desc");
@@ -389,8 +448,11 @@ static int parse_list_pair(const char *key, const char *value, bool v2,
 		memcpy(out->template_id, value, strlen(value) + 1);
 		return 0;
 	}
-	if (strcmp(key, "nextToken") == 0)
-		return parse_next_token(value, out, err);
+	if (strcmp(key, "nextToken") == 0) {
+		out->has_next = true;
+		return parse_next_token(value, api_valid_sandbox_id, &out->next_created_ns,
+					out->next_id, err);
+	}
 	return ember_error_set(err, KIND, 0, "unknown query parameter `%.40s`", key);
 }
 
@@ -410,8 +472,96 @@ int e2b_parse_list_query(const struct api_query *query, bool v2, struct e2b_list
 		if (parse_list_pair(query->pairs[i].key, query->pairs[i].value, v2, out, err) < 0)
 			return -1;
 	}
-	if (!state_given)
+	/* E2B's v1 list is of running sandboxes; v2's of both unless state says */
+	if (!state_given) {
 		out->running = true;
+		out->paused = v2;
+	}
+	return 0;
+}
+
+int e2b_parse_snapshot_query(const struct api_query *query, struct e2b_snapshot_query *out,
+			     struct ember_error **err)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (query->too_many || query->has_nul)
+		return ember_error_set(err, KIND, 0, "too many or malformed query parameters");
+	for (i = 0; i < query->count; i++) {
+		const char *key = query->pairs[i].key, *value = query->pairs[i].value;
+		int ret;
+
+		if (value == NULL)
+			return ember_error_set(err, KIND, 0, "query `%.40s` needs a value", key);
+		if (strcmp(key, "sandboxID") == 0) {
+			if (!api_valid_sandbox_id(value))
+				return ember_error_set(err, KIND, 0,
+						       "query `sandboxID` is not a sandbox id");
+			memcpy(out->sandbox_id, value, strlen(value) + 1);
+			ret = 0;
+		} else if (strcmp(key, "name") == 0) {
+			if (strlen(value) > SANDBOX_LABEL_VALUE_MAX)
+				return ember_error_set(err, KIND, 0, "query `name` is too long");
+			memcpy(out->name, value, strlen(value) + 1);
+			ret = 0;
+		} else if (strcmp(key, "limit") == 0) {
+			ret = parse_limit(value, &out->limit, err);
+		} else if (strcmp(key, "nextToken") == 0) {
+			out->has_next = true;
+			ret = parse_next_token(value, snapshot_id_shaped, &out->next_created_ns,
+					       out->next_id, err);
+		} else {
+			ret = ember_error_set(err, KIND, 0, "unknown query parameter `%.40s`", key);
+		}
+		if (ret < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int e2b_parse_fork(const char *body, size_t len, unsigned *count, unsigned *timeout_s,
+		   struct ember_error **err)
+{
+	static const char *const keys[] = { "count", "timeout", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	uint64_t n = 1, t = E2B_FORK_TIMEOUT_DEFAULT;
+
+	*count = (unsigned)n;
+	*timeout_s = (unsigned)t;
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_uint(root, "count", false, 1, E2B_FORK_MAX, &n, KIND, err) < 0 ||
+	    json_get_uint(root, "timeout", false, 1, E2B_TIMEOUT_MAX, &t, KIND, err) < 0)
+		return -1;
+	*count = (unsigned)n;
+	*timeout_s = (unsigned)t;
+	return 0;
+}
+
+int e2b_parse_snapshot(const char *body, size_t len, char name[SANDBOX_LABEL_VALUE_MAX + 1],
+		       struct ember_error **err)
+{
+	static const char *const keys[] = { "name", NULL };
+	_cleanup_json_ json_t *root = NULL;
+	const char *text = NULL;
+	size_t n = 0;
+
+	name[0] = '\0';
+	if (len == 0)
+		return 0;
+	if (json_parse_object(body, len, &root, KIND, err) < 0 ||
+	    json_check_keys(root, keys, KIND, err) < 0 ||
+	    json_get_string(root, "name", false, SANDBOX_LABEL_VALUE_MAX, &text, &n, KIND, err) < 0)
+		return -1;
+	if (text == NULL)
+		return 0;
+	if (n == 0)
+		return ember_error_set(err, KIND, 0, "field `name` is empty");
+	memcpy(name, text, n);
+	name[n] = '\0';
 	return 0;
 }
 

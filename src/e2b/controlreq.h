@@ -24,8 +24,10 @@
 #define E2B_TEMPLATE_MAX 128
 /* E2B's page size bounds for GET /v2/sandboxes (its default is the maximum). */
 #define E2B_LIST_LIMIT_MAX 100
-/* "<created_wall_ns>_<sandbox id>": where the next page starts. */
-#define E2B_NEXT_TOKEN_MAX (20 + 1 + SANDBOX_ID_LEN)
+/* "<created_wall_ns>_<id>": where the next page starts; the id a sandbox's (35 bytes) or a
+ * snapshot's (37). */
+#define E2B_NEXT_TOKEN_ID_MAX 40
+#define E2B_NEXT_TOKEN_MAX (20 + 1 + E2B_NEXT_TOKEN_ID_MAX)
 
 struct e2b_create_body {
 	char template_id[E2B_TEMPLATE_MAX + 1];
@@ -47,10 +49,54 @@ int e2b_parse_create(const char *body, size_t len, struct e2b_create_body *out,
 int e2b_parse_timeout(const char *body, size_t len, unsigned *timeout_s,
 		      struct ember_error **err);
 
+/* POST /sandboxes/{id}/pause: {"memory"?: bool}; an empty body is fine. `memory: false` (a
+ * filesystem-only pause, rebooted on resume) is refused: emberd's pause always keeps the memory,
+ * and E2B never downgrades what was asked for silently. */
+int e2b_parse_pause(const char *body, size_t len, struct ember_error **err);
+
+/* What a connect or resume asks of a (paused) sandbox. */
+struct e2b_resume_body {
+	unsigned timeout_s;            /* 0 when absent */
+	bool reboot;                   /* memory: false, a resume from disk only (emberd resumes
+					* with the memory: refused for a paused sandbox) */
+};
+
 /* POST /v2/sandboxes/{id}/connect (and v1's): {"timeout"?: seconds, "memory"?: bool}; an empty
- * body is fine. *timeout_s is 0 when absent. */
-int e2b_parse_connect(const char *body, size_t len, unsigned *timeout_s,
+ * body is fine. */
+int e2b_parse_connect(const char *body, size_t len, struct e2b_resume_body *out,
 		      struct ember_error **err);
+
+/* POST /sandboxes/{id}/resume (deprecated): {"timeout"?, "autoPause"?, "memory"?}; an empty body
+ * is fine; autoPause: true is refused (emberd has no auto-pause). */
+int e2b_parse_resume(const char *body, size_t len, struct e2b_resume_body *out,
+		     struct ember_error **err);
+
+/* POST /sandboxes/{id}/fork: {"count"?: 1..E2B_FORK_MAX (default 1; the manager holds
+ * --max-fork), "timeout"?: seconds (E2B's default: 15)}; an empty body is fine. */
+#define E2B_FORK_MAX 1024
+#define E2B_FORK_TIMEOUT_DEFAULT 15
+int e2b_parse_fork(const char *body, size_t len, unsigned *count, unsigned *timeout_s,
+		   struct ember_error **err);
+
+/* A snapshot's name (createSnapshot's `name`) is kept as this label of the snapshot. */
+#define E2B_SNAPSHOT_NAME_LABEL "e2b.dev/snapshot-name"
+
+/* POST /sandboxes/{id}/snapshots: {"name"?: 1..SANDBOX_LABEL_VALUE_MAX bytes}; *name is "" when
+ * absent. */
+int e2b_parse_snapshot(const char *body, size_t len, char name[SANDBOX_LABEL_VALUE_MAX + 1],
+		       struct ember_error **err);
+
+/* GET /snapshots: sandboxID, name, limit (1-100, none by default), nextToken. */
+struct e2b_snapshot_query {
+	char sandbox_id[SANDBOX_ID_LEN + 1];   /* "": any */
+	char name[SANDBOX_LABEL_VALUE_MAX + 1]; /* "": any; else the name or the id */
+	unsigned limit;                        /* 0: no page limit */
+	bool has_next;                         /* nextToken: start after this snapshot */
+	int64_t next_created_ns;
+	char next_id[E2B_NEXT_TOKEN_ID_MAX + 1];
+};
+int e2b_parse_snapshot_query(const struct api_query *query, struct e2b_snapshot_query *out,
+			     struct ember_error **err);
 
 struct e2b_list_query {
 	/* metadata terms (all must match); terms[] point into keys[] and values[] */
@@ -58,7 +104,8 @@ struct e2b_list_query {
 	char keys[SANDBOX_LABELS_MAX][SANDBOX_LABEL_KEY_MAX + 1];
 	char values[SANDBOX_LABELS_MAX][SANDBOX_LABEL_VALUE_MAX + 1];
 	size_t nterms;
-	bool running;                  /* state absent or naming "running" (emberd has no pause) */
+	bool running;                  /* state names running (v2: or is absent; v1: always) */
+	bool paused;                   /* state names paused (v2: or is absent) */
 	unsigned limit;                /* 0: no page limit (v1) */
 	bool ascending;                /* order=asc (default: newest first) */
 	bool has_started_after;
@@ -66,16 +113,17 @@ struct e2b_list_query {
 	char template_id[E2B_TEMPLATE_MAX + 1]; /* "" : any */
 	bool has_next;                 /* nextToken: start after this sandbox */
 	int64_t next_created_ns;
-	char next_id[SANDBOX_ID_LEN + 1];
+	char next_id[E2B_NEXT_TOKEN_ID_MAX + 1]; /* a sandbox id */
 };
 
-/* v1 takes only metadata; v2 also state, limit (1-100, default 100), order, startedAfter
+/* v1 takes only metadata and lists running sandboxes; v2 also state (absent: running and
+ * paused), limit (1-100, default 100), order, startedAfter
  * (RFC 3339), template and nextToken. metadata is `k=v&k2=v2` whose keys and values the SDK
  * URL-encoded (the JS SDK twice: encodeURIComponent, then URLSearchParams). */
 int e2b_parse_list_query(const struct api_query *query, bool v2, struct e2b_list_query *out,
 			 struct ember_error **err);
 
-/* The nextToken after a page ending with this sandbox. */
+/* The nextToken after a page ending with this sandbox (or snapshot). */
 void e2b_next_token(int64_t created_ns, const char *id, char out[E2B_NEXT_TOKEN_MAX + 1]);
 
 #endif

@@ -46,6 +46,8 @@ struct vmm_driver_ops {
 	/* load maps the saved RAM file privately (copy-on-write: Firecracker's File backend)
 	 * instead of copying it into the VM (QEMU's migration stream). */
 	bool load_maps_ram;
+	/* Runs a VM that load left stopped (vm->load_stopped). NULL: none can be. */
+	int (*run)(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err);
 	void (*free_driver)(struct vmm_driver *drv);
 	/* After a restart, for a VM of an earlier daemon that is not re-attached: kills what the
 	 * run-directory sweep cannot find and removes what the driver keeps elsewhere (a jail).

@@ -249,13 +249,18 @@ static int punch_zero_pages(int fd, uint64_t size, uint64_t *kept, struct ember_
 	return 0;
 }
 
-int guestmem_seal(int memfd, uint64_t *kept_bytes, struct ember_error **err)
+int guestmem_drop_zero_pages(int memfd, uint64_t *kept_bytes, struct ember_error **err)
 {
 	struct stat st;
 
 	if (fstat(memfd, &st) < 0)
 		return ember_error_sys(err, "stat guest memory");
-	if (punch_zero_pages(memfd, (uint64_t)st.st_size, kept_bytes, err) < 0)
+	return punch_zero_pages(memfd, (uint64_t)st.st_size, kept_bytes, err);
+}
+
+int guestmem_seal(int memfd, uint64_t *kept_bytes, struct ember_error **err)
+{
+	if (guestmem_drop_zero_pages(memfd, kept_bytes, err) < 0)
 		return -1;
 	return add_seals(memfd, err);
 }

@@ -1,7 +1,8 @@
 /* guestmem.h - sealed in-memory copies of a template's guest RAM file: what a clone's VMM maps
  * privately (copy-on-write) instead of the file, so that no VMM can write the template.
  * Used by the template store after a build and when it finds a template on disk at startup, and
- * by forks (a fork base's RAM: a memfd a stopped VM filled, then sealed).
+ * by forks (a fork base's RAM: a memfd a stopped VM filled, then sealed), and by vmm.c for a
+ * VM loaded from a saved state (its own memfd, zero pages freed before it runs).
  * Never hands out a copy that can still be written: write(), ftruncate(), fallocate() and shared
  * writable mappings of it fail with EPERM (memfd seals), for root too. */
 #ifndef EMBER_VMM_GUESTMEM_H
@@ -33,10 +34,13 @@ int guestmem_seal_copy(int src_fd, uint64_t size, const char *name, int *memfd,
  * through a shared mapping (a fork base: vmm_boot_config.memory_fd with memory_shared);
  * *memfd is O_CLOEXEC. */
 int guestmem_create(uint64_t size, const char *name, int *memfd, struct ember_error **err);
-/* Frees every page of a guestmem_create() memfd that holds only zeros (a private mapping reads
- * them as zeros still), then seals it as guestmem_seal_copy() seals its copies; *kept_bytes
- * gets what stays allocated. Fails (EBUSY) while a writable shared mapping of it exists: only
- * once the VMM that filled it is gone. */
+/* Frees every page of a guestmem_create() memfd that holds only zeros (every mapping reads
+ * them as zeros still; a write allocates a page again); *kept_bytes gets what stays allocated.
+ * Only while nothing writes it (its VM stopped). */
+int guestmem_drop_zero_pages(int memfd, uint64_t *kept_bytes, struct ember_error **err);
+/* guestmem_drop_zero_pages(), then seals the memfd as guestmem_seal_copy() seals its copies.
+ * Fails (EBUSY) while a writable shared mapping of it exists: only once the VMM that filled it
+ * is gone. */
 int guestmem_seal(int memfd, uint64_t *kept_bytes, struct ember_error **err);
 
 /* The same sparse copy of size bytes of src_fd into dst_fd (already that size, holes where src

@@ -877,6 +877,17 @@ static int qemu_load(struct vmm_instance *vm, const char *state_path, int64_t de
 	return ret;
 }
 
+static int qemu_run(struct vmm_instance *vm, int64_t deadline_ms, struct ember_error **err)
+{
+	struct qemu_vm *q = vm->priv;
+	_cleanup_qmp_ struct qmp *qmp = NULL;
+
+	if (qmp_connect(q->qmp_sock, deadline_ms, vmm_alive_ctx, vm, &qmp, err) < 0 ||
+	    qmp_execute(qmp, "cont", NULL, NULL, deadline_ms, err) < 0)
+		return ember_error_wrap(err, "run the loaded VM");
+	return 0;
+}
+
 static void qemu_request_stop(struct vmm_instance *vm, int64_t deadline_ms)
 {
 	struct qemu_vm *q = vm->priv;
@@ -940,4 +951,5 @@ const struct vmm_driver_ops vmm_qemu_ops = {
 	.restore = qemu_restore,
 	.save = qemu_save,
 	.load = qemu_load,
+	.run = qemu_run,
 };

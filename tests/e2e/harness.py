@@ -367,3 +367,27 @@ class Daemon:
             raise AssertionError("; ".join(problems) + "\n--- emberd log ---\n" + log[-6000:])
         shutil.rmtree(self.tmp, ignore_errors=True)
         return problems
+
+
+def memfd_mapping(pid, prefix, mib):
+    """A VMM's mapping of a memfd named prefix... (/proc/<pid>/smaps: `/memfd:<prefix>...`) of
+    the guest's size: its permissions, inode and KiB resident, private to the process and
+    shared with others; None when there is none."""
+    found = cur = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", head[0]):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                path = " ".join(head[5:])
+                cur = None
+                if path.startswith("/memfd:" + prefix) and hi - lo == mib << 20:
+                    cur = found = {"perms": head[1], "inode": head[4], "rss_kib": 0,
+                                   "private_kib": 0, "shared_kib": 0}
+            elif cur is not None and head[0] == "Rss:":
+                cur["rss_kib"] += int(head[1])
+            elif cur is not None and head[0] in ("Private_Clean:", "Private_Dirty:"):
+                cur["private_kib"] += int(head[1])
+            elif cur is not None and head[0] in ("Shared_Clean:", "Shared_Dirty:"):
+                cur["shared_kib"] += int(head[1])
+    return found

@@ -8,7 +8,9 @@ E2B_API_KEY the token. A script passes when it exits 0; a failure shows its outp
 script no sandbox may be left: the scripts kill what they make. One test speaks plain HTTP to
 the listener for what the SDKs never show: the API key and each sandbox's envd access token are
 checked, a token opens only its own sandbox, envVars reach the sandbox's programs, and unknown
-calls get E2B's error shape. E2bRestartTest: template, metadata, envVars and the access token
+calls get E2B's error shape; another (QEMU only: Firecracker cannot save a VM) checks the
+statuses of pause and the deprecated resume that the SDK hides. The scripts get EMBERD_VMM
+(qemu, firecracker). E2bRestartTest: template, metadata, envVars and the access token
 survive a restart with --keep-sandboxes.
 
 test-files.mjs needs packs built with the `user` alias (rootfs/common/prepare-root.sh:
@@ -45,6 +47,7 @@ INSTALLED = os.path.isdir(os.path.join(E2B_DIR, "node_modules", "e2b")) and shut
 class E2bTestBase(unittest.TestCase):
     """One daemon with --e2b-addr for the class; test_<script> methods are added below."""
     daemon_args = ()
+    vmm = "qemu"  # the scripts get it as EMBERD_VMM
 
     @classmethod
     def setUpClass(cls):
@@ -162,7 +165,8 @@ class E2bTestBase(unittest.TestCase):
 
     def run_script(self, script):
         url = f"http://127.0.0.1:{self.e2b_port}"
-        env = dict(os.environ, E2B_API_URL=url, E2B_SANDBOX_URL=url, E2B_API_KEY=TOKEN)
+        env = dict(os.environ, E2B_API_URL=url, E2B_SANDBOX_URL=url, E2B_API_KEY=TOKEN,
+                   EMBERD_VMM=self.vmm)
         for name in ("E2B_DOMAIN", "E2B_DEBUG", "E2B_ACCESS_TOKEN"):
             env.pop(name, None)
         try:
@@ -198,12 +202,48 @@ def add_script_tests(cls):
 class E2bQemuTest(E2bTestBase):
     daemon_args = ("--vmm", "qemu")
 
+    def test_pause_and_the_deprecated_resume_speak_e2bs_statuses(self):
+        """What no SDK call shows: pause is 204 then 409, the deprecated resume 201 then 409 and
+        sets the lifetime it names, and a reboot (`memory: false`) of a paused sandbox is 400."""
+        key = {"X-API-KEY": TOKEN}
+        status, sb = self.e2b("POST", "/v2/sandboxes", {"templateID": "shell", "timeout": 600},
+                              key)
+        self.assertEqual(status, 201, sb)
+        path = f"/sandboxes/{sb['sandboxID']}"
+        try:
+            self.assertEqual(self.e2b("POST", path + "/resume", {}, key)[0], 409)
+            self.assertEqual(self.e2b("POST", path + "/pause", {"memory": False}, key)[0], 400)
+            self.assertEqual(self.e2b("POST", path + "/pause", None, key), (204, None))
+            status, body = self.e2b("POST", path + "/pause", None, key)
+            self.assertEqual((status, body["code"]), (409, 409), body)
+            status, body = self.e2b("GET", path, headers=key)
+            self.assertEqual((status, body["state"]), (200, "paused"), body)
+            status, body = self.e2b("POST", "/v2" + path + "/connect", {"memory": False}, key)
+            self.assertEqual(status, 400, body)
+            self.assertIn("memory", body["message"])
+            status, body = self.e2b("POST", path + "/resume", {"autoPause": True}, key)
+            self.assertEqual(status, 400, body)
+            status, body = self.e2b("POST", path + "/resume", {"timeout": 120}, key)
+            self.assertEqual((status, body["sandboxID"]), (201, sb["sandboxID"]), body)
+            status, body = self.e2b("GET", path, headers=key)
+            self.assertEqual((status, body["state"]), (200, "running"), body)
+            status, _ = self.e2b("POST", path + "/resume", {}, key)
+            self.assertEqual(status, 409)
+            # the lifetime is the resume's 120 s, not what was left of the 600 s
+            status, native, _ = self.d.request("GET", path,
+                                               headers={"Authorization": "Bearer " + TOKEN})
+            self.assertEqual((status, native["timeout_s"]), (200, 120), native)
+        finally:
+            status, _ = self.e2b("DELETE", path, headers=key)
+            self.assertEqual(status, 204)
+
 
 @unittest.skipUnless(INSTALLED, "tools/e2b is not installed (scripts/install-deps.sh runs npm ci "
                                 "there) or node is missing")
 @add_script_tests
 class E2bFirecrackerTest(E2bTestBase):
     daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail")
+    vmm = "firecracker"
 
 
 def e2b_port_of(d):

@@ -37,27 +37,6 @@ IDENTITY = "import os, time; print(os.urandom(16).hex(), time.time())"
 SNAP_ID = re.compile(r"^snap_[0-9a-f]{32}$")
 
 
-def guest_ram_mapping(pid, mib):
-    """The VMM's mapping of a fork base's memfd (`/memfd:fork_...`) of the guest's size: its
-    permissions, inode and the KiB of it private to this process and shared with others."""
-    found, cur = None, None
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            head = line.split()
-            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", head[0]):
-                lo, hi = (int(x, 16) for x in head[0].split("-"))
-                path = " ".join(head[5:])
-                cur = None
-                if path.startswith("/memfd:fork_") and hi - lo == mib << 20:
-                    cur = found = {"perms": head[1], "inode": head[4], "private_kib": 0,
-                                   "shared_kib": 0}
-            elif cur is not None and head[0] in ("Private_Clean:", "Private_Dirty:"):
-                cur["private_kib"] += int(head[1])
-            elif cur is not None and head[0] in ("Shared_Clean:", "Shared_Dirty:"):
-                cur["shared_kib"] += int(head[1])
-    return found
-
-
 class Base(unittest.TestCase):
     daemon_args = ()
 
@@ -189,7 +168,7 @@ class ForkTest(Base):
         for f in forks:
             self.assertEqual(self.run_code(f["id"], "print(len(open('/tmp/before').read()))"),
                              "4096\n")
-            ram = guest_ram_mapping(f["vmm_pid"], mib)
+            ram = harness.memfd_mapping(f["vmm_pid"], "fork_", mib)
             self.assertIsNotNone(ram, f"{f['id']}: no {mib} MiB mapping of a fork's memfd")
             rams.append(ram)
         # one memfd (the fork base's RAM, sealed), mapped privately by both children: each

@@ -198,6 +198,11 @@ class PauseTest(PauseChecks):
         self.assertEqual(self.saved_file(sb["id"]), [])
         status, _, metrics = self.d.request("GET", "/metrics")
         self.assertIn('emberd_sandboxes{state="paused"} 0\n', metrics.decode())
+        # the resumed VMM holds about what the guest had touched, not its whole RAM: its
+        # RAM is a memfd of its own whose zero pages were freed before it ran
+        ram = harness.memfd_mapping(resumed["vmm_pid"], "emberd-ram", sb["memory_mib"])
+        self.assertIsNotNone(ram, f"no {sb['memory_mib']} MiB memfd mapping")
+        self.assertLess(ram["rss_kib"], sb["memory_mib"] * 1024 // 2, ram)
         self.assert_all_kept(sb, ctx, pid, counted)
 
     def test_five_pauses_in_a_row_keep_everything(self):
