@@ -97,6 +97,8 @@ struct vmm_instance {
 	int serving_nice;              /* the nice of VMM_PRIO_SERVING (its cpu_weight's) */
 	bool attached;                 /* started by an earlier daemon */
 	bool load_stopped;             /* ops->load leaves the VM stopped (cfg->resume_stopped) */
+	int ram_fd;                    /* the VM's own memfd RAM (loaded from a saved state:
+					* vmm.c loads_into_own_memory), or -1 */
 	uid_t uid;                     /* jailed: its own uid (= gid), from drv->uids; else 0 */
 	int cgroup_fd;                 /* during ops->start: a cgroup v2 directory to spawn the
 					* VMM into (CLONE_INTO_CGROUP), or -1 */

@@ -416,6 +416,7 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 	vm->pid = -1;
 	vm->pidfd = -1;
 	vm->cgroup_fd = -1;
+	vm->ram_fd = -1;
 	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", cfg->sandbox_id);
 	if (snprintf(vm->run_dir, sizeof(vm->run_dir), "%s", cfg->run_dir) >=
 	    (int)sizeof(vm->run_dir)) {
@@ -442,6 +443,7 @@ int vmm_start(struct vmm_driver *drv, const struct vmm_boot_config *cfg,
 		vmm_instance_free(vm);
 		return -1;
 	}
+	vm->ram_fd = steal_fd(&memfd);
 	*out = vm;
 	return 0;
 }
@@ -504,6 +506,7 @@ int vmm_attach(struct vmm_driver *drv, const char *sandbox_id, const char *run_d
 	vm->pid = pid;
 	vm->start_ticks = start_ticks;
 	vm->attached = true;
+	vm->ram_fd = -1;
 	/* Not our child: the pidfd is how we learn it exited; waitpid() will say ECHILD. */
 	vm->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	snprintf(vm->sandbox_id, sizeof(vm->sandbox_id), "%s", sandbox_id);
@@ -646,10 +649,24 @@ int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadli
 int vmm_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
 	     int64_t deadline_ms, struct ember_error **err)
 {
-	if (vm->drv->ops->save == NULL)
+	const struct vmm_driver_ops *ops = vm->drv->ops;
+	uint64_t kept;
+
+	if (ops->save == NULL)
 		return ember_error_set(err, EMBER_E_CONFLICT, 0,
-				       "the %s driver cannot pause sandboxes yet", vm->drv->ops->name);
-	return vm->drv->ops->save(vm, state_path, keep_running, deadline_ms, err);
+				       "the %s driver cannot pause sandboxes yet", ops->name);
+	if (!keep_running || vm->ram_fd < 0)
+		return ops->save(vm, state_path, keep_running, deadline_ms, err);
+	/* Reading the whole RAM for the save gave every hole of the VM's own memfd a page: free
+	 * the zero ones again while it is still stopped, then run it on. */
+	if (ops->save(vm, state_path, false, deadline_ms, err) < 0)
+		return -1;
+	if (guestmem_drop_zero_pages(vm->ram_fd, &kept, err) < 0 ||
+	    ops->run(vm, deadline_ms, err) < 0) {
+		unlink(state_path);
+		return ember_error_wrap(err, "run on after the save");
+	}
+	return 0;
 }
 
 bool vmm_driver_can_save(const struct vmm_driver *drv)
@@ -807,6 +824,8 @@ void vmm_instance_free(struct vmm_instance *vm)
 		return;
 	if (vm->pidfd >= 0)
 		close(vm->pidfd);
+	if (vm->ram_fd >= 0)
+		close(vm->ram_fd);
 	console_free(vm->console);
 	free(vm);
 }
