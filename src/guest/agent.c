@@ -265,8 +265,12 @@ static void listener_ready(struct agent *a, struct guest_watch *w, enum slot slo
 
 	if (fd == -1)
 		guest_log_error(&err, "accept a host connection");
-	if (fd >= 0)
+	if (fd >= 0 && a->sessions[slot] != NULL && guest_session_awaits_resume(a->sessions[slot])) {
+		if (guest_session_adopt(a->sessions[slot], fd, &err) < 0)
+			guest_log_error(&err, "hand a new connection to the suspended session");
+	} else if (fd >= 0) {
 		start_session(a, slot, fd, GUEST_SESSION_SOCKET);
+	}
 }
 
 static void vsock_ready(struct guest_watch *w, uint32_t events)

@@ -48,11 +48,13 @@ struct guest_session {
 	uint32_t version;  /* agreed in READY */
 	struct proto_decoder dec;
 	struct guest_outq out;
-	/* Version 8, virtio-serial only: after SUSPENDED the session writes nothing until it has
-	 * answered a RESUME, since the VM's RAM (and any half-sent frame) is saved right after.
-	 * What it produces meanwhile waits in held, sent behind RESUME's READY. */
+	/* Version 8: after SUSPENDED the session writes nothing until it has answered a RESUME,
+	 * since the VM's RAM (and any half-sent frame) is saved right after. What it produces
+	 * meanwhile waits in held, sent behind RESUME's READY. */
 	bool suspended;
-	bool parked;       /* suspended and the host gone: fd out of the loop until agent.c sees one */
+	/* Suspended and the host gone: a port's fd out of the loop until agent.c sees a host
+	 * again; a socket's closed until agent.c hands over a new connection (adopt). */
+	bool parked;
 	struct guest_outq held;
 	char sandbox_id[PROTO_ID_MAX + 1]; /* HELLO's: a RESUME must name the same sandbox */
 	struct guest_exec *execs;
@@ -399,11 +401,12 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 	size_t len;
 	char *json;
 
-	if (s->state == SESSION_READY && s->kind == GUEST_SESSION_PORT) {
+	if (s->state == SESSION_READY && (s->kind == GUEST_SESSION_PORT || s->suspended)) {
 		/* A virtio-serial port outlives its hosts, and a HELLO in a ready session comes from
 		 * a new one whose predecessor left unnoticed: a clone restored from a snapshot taken
 		 * before the agent saw the template's host go, or a daemon that lost the state of
-		 * a suspended session. Start over for the new host. */
+		 * a suspended session. A suspended socket session gets it on the connection it
+		 * adopted: a fork or a sandbox from a snapshot. Start over for the new host. */
 		guest_log("session on %s: a new host said HELLO; starting over", s->label);
 		discard_execs(s);
 		drop_suspension(s);
@@ -435,16 +438,13 @@ static void handle_hello(struct guest_session *s, const struct proto_frame *f)
 }
 
 /* SUSPEND (version 8): SUSPENDED is the last frame on the wire until RESUME is answered; the
- * host then saves the VM. Only a virtio-serial port survives that: a vsock or Unix connection
- * does not (Firecracker and ember-vm have no such pause). */
+ * host then saves the VM. A virtio-serial port survives that and sees its host come back; a
+ * vsock connection does not (Firecracker resets them all at every snapshot): the session then
+ * waits, parked, for the next connection to adopt (guest_session_adopt). */
 static void handle_suspend(struct guest_session *s)
 {
 	if (s->version < 8) {
 		session_fail(s, "protocol", "SUSPEND in a session below version 8");
-		return;
-	}
-	if (s->kind != GUEST_SESSION_PORT) {
-		session_fail(s, "unsupported", "SUSPEND needs a virtio-serial session");
 		return;
 	}
 	if (session_emit(s, PROTO_SUSPENDED, 0, NULL, 0) < 0)
@@ -888,8 +888,11 @@ static void session_process_frames(struct guest_session *s)
 	}
 }
 
-/* The host went away (read() == 0, or a hangup): the end of the session, unless it is
- * suspended, when the host is expected to come back with RESUME on the same port. */
+static void session_ready(struct guest_watch *w, uint32_t events);
+
+/* The host went away (read() == 0, a reset or a hangup): the end of the session, unless it is
+ * suspended, when the host is expected to come back with RESUME on the same port or on a new
+ * connection (a socket's dead one is closed here). */
 static void session_host_gone(struct guest_session *s, const char *why)
 {
 	if (!s->suspended) {
@@ -899,7 +902,34 @@ static void session_host_gone(struct guest_session *s, const char *why)
 	if (!s->parked)
 		guest_log("session on %s: host gone while suspended; waiting for it", s->label);
 	s->parked = true;
+	if (s->kind == GUEST_SESSION_SOCKET)
+		guest_loop_close(s->env->loop, &s->watch);
 	session_update_interest(s);
+}
+
+bool guest_session_awaits_resume(const struct guest_session *s)
+{
+	return s->suspended && s->kind == GUEST_SESSION_SOCKET;
+}
+
+int guest_session_adopt(struct guest_session *s, int fd, struct ember_error **err)
+{
+	/* What the old connection still held, either way, went with it: the host saved the VM
+	 * only after SUSPENDED arrived, and it sends nothing before RESUME. */
+	guest_loop_close(s->env->loop, &s->watch);
+	proto_decoder_release(&s->dec);
+	proto_decoder_init(&s->dec);
+	guest_outq_release(&s->out);
+	guest_outq_init(&s->out, GUEST_OUTQ_MAX);
+	s->congested = false;
+	s->parked = false;
+	guest_watch_init(&s->watch, fd, session_ready);
+	if (guest_loop_set(s->env->loop, &s->watch, EPOLLIN, err) < 0) {
+		session_end(s, "cannot watch the new connection");
+		return -1;
+	}
+	guest_log("session on %s: a new connection takes the suspended session", s->label);
+	return 0;
 }
 
 bool guest_session_parked(const struct guest_session *s)
@@ -964,7 +994,7 @@ static void session_read(struct guest_session *s)
 	do {
 		n = read(s->watch.fd, space, avail);
 	} while (n < 0 && errno == EINTR);
-	if (n == 0) {
+	if (n == 0 || (n < 0 && errno == ECONNRESET)) { /* a vsock transport reset: the latter */
 		session_host_gone(s, "host disconnected");
 		return;
 	}

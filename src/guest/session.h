@@ -63,6 +63,14 @@ bool guest_session_parked(const struct guest_session *session);
 int guest_session_fd(const struct guest_session *session);
 void guest_session_unpark(struct guest_session *session);
 
+/* A suspended socket session (vsock, Unix): its host comes back on a NEW connection, since
+ * Firecracker resets every vsock connection at a snapshot. agent.c hands the next connection
+ * its listener accepts to guest_session_adopt() (fd: ownership moves in), which drops the old
+ * one, parked or not; the session then reads there: RESUME resumes it (READY, then the held
+ * frames), HELLO starts over (a fork, a sandbox from a snapshot). A failure ends the session. */
+bool guest_session_awaits_resume(const struct guest_session *session);
+int guest_session_adopt(struct guest_session *session, int fd, struct ember_error **err);
+
 /* The reaper's lookup: the exec whose main process is pid, or NULL. */
 struct guest_exec *guest_session_exec_by_pid(struct guest_session *session, pid_t pid);
 

@@ -367,9 +367,8 @@ static void teardown(struct manager *m, struct sandbox *sb)
 	release_network(m, sb);
 	template_release(sb->tpl);
 	sb->tpl = NULL;
-	if (sb->paused_state[0] != '\0' && unlink(sb->paused_state) < 0 && errno != ENOENT)
-		log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "remove `%s`: %s",
-			  sb->paused_state, strerror(errno));
+	if (sb->paused_state[0] != '\0')
+		vmm_saved_state_remove(sb->paused_state);
 	if (sb->run_dir[0] != '\0' && dir_remove_tree(sb->run_dir, &err) < 0) {
 		log_event(LOG_WARN, sb->id, "sandbox.cleanup_failed", -1, "%s", err->message);
 		ember_error_free(&err);
@@ -1056,7 +1055,8 @@ static void adopt_recovered(void *ctx, struct sandbox *sb)
 }
 
 /* Removes from the paused dir what no paused sandbox of the table names (an earlier daemon's
- * forks in passing, sandboxes its recovery could not take). */
+ * forks in passing, sandboxes its recovery could not take); a kept saved VM keeps its memory
+ * companion (vmm.h VMM_SAVED_MEM_SUFFIX). */
 static void sweep_paused(struct manager *m)
 {
 	DIR *d;
@@ -1073,8 +1073,13 @@ static void sweep_paused(struct manager *m)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", m->paused_dir, de->d_name);
 		pthread_mutex_lock(&m->lock);
-		for (sb = m->list; sb != NULL && !kept; sb = sb->next)
-			kept = sb->state == SANDBOX_PAUSED && strcmp(sb->paused_state, path) == 0;
+		for (sb = m->list; sb != NULL && !kept; sb = sb->next) {
+			const char *name = strrchr(sb->paused_state, '/');
+
+			kept = sb->state == SANDBOX_PAUSED && name != NULL &&
+			       (strcmp(sb->paused_state, path) == 0 ||
+				vmm_saved_state_is_mem(de->d_name, name + 1));
+		}
 		pthread_mutex_unlock(&m->lock);
 		if (!kept && unlinkat(dirfd(d), de->d_name, 0) == 0)
 			log_event(LOG_INFO, NULL, "recover.cleaned", -1, "removed `%s`", path);
@@ -2360,8 +2365,9 @@ static int pause_or_resume_begin_locked(struct manager *m, struct sandbox *sb, c
 	if (to == SANDBOX_PAUSING) {
 		if (m->paused_dir[0] == '\0' || !vmm_driver_can_save(m->driver))
 			return ember_error_set(err, EMBER_E_CONFLICT, 0,
-					       "this daemon cannot pause sandboxes (the %s driver "
-					       "cannot save a VM yet)", vmm_driver_name(m->driver));
+					       "this daemon cannot pause sandboxes (%s)",
+					       m->paused_dir[0] == '\0' ? "no --state-dir"
+					       : "its VMM driver cannot save a VM");
 		if (sb->mounts.n > 0)
 			return ember_error_set(err, EMBER_E_CONFLICT, 0,
 					       "sandbox `%s` has host directories (mounts): a "
@@ -2425,8 +2431,12 @@ static int pause_vm(struct manager *m, struct sandbox *sb, bool *quiesced,
 	*quiesced = true;
 	if (vmm_save(sb->vm, sb->paused_state, false, deadline, err) < 0) {
 		/* The driver ran the VM on: the sandbox goes on as it was, if its guest does. */
-		unlink(sb->paused_state);
-		*quiesced = channel_resume(sb->ch, -1, vmm_exit_fd(sb->vm),
+		int fd = -1;
+
+		vmm_saved_state_remove(sb->paused_state);
+		/* Without a new stream the old one is tried, and breaks the channel if it is gone. */
+		vmm_agent_after_save(sb->vm, time_mono_ms() + PAUSE_QUIESCE_MS, &fd, NULL);
+		*quiesced = channel_resume(sb->ch, fd, vmm_exit_fd(sb->vm),
 					   time_mono_ms() + PAUSE_QUIESCE_MS, NULL) < 0;
 		return -1;
 	}
@@ -2578,7 +2588,7 @@ int manager_resume(struct manager *m, const char *id, struct sandbox_info *info,
 		pthread_mutex_unlock(&m->lock);
 		/* The record says it runs before its saved state (spent now) goes. */
 		save_record(m, sb);
-		unlink(spent);
+		vmm_saved_state_remove(spent);
 	}
 	ret = pause_or_resume_end(m, sb, SANDBOX_RESUMING, ret, SANDBOX_READY, SANDBOX_PAUSED,
 				  touched, info, err);
@@ -2624,11 +2634,15 @@ static int capture(struct manager *m, const char *id, const char *path,
 	quiesced = ret == 0 || (*err)->kind != EMBER_E_CONFLICT;
 	if (ret == 0) {
 		struct ember_error *save_err = NULL;
+		int fd = -1;
 
 		ret = vmm_save(sb->vm, path, true, deadline, &save_err);
 		/* Saved or not, the VM is to run on (a failed save leaves it stopped: then the
 		 * guest does not answer and the channel breaks). */
-		if (channel_resume(sb->ch, -1, vmm_exit_fd(sb->vm),
+		/* Without a new stream the old one is tried, and breaks the channel if it is
+		 * gone (Firecracker's is, after every save). */
+		vmm_agent_after_save(sb->vm, time_mono_ms() + PAUSE_QUIESCE_MS, &fd, NULL);
+		if (channel_resume(sb->ch, fd, vmm_exit_fd(sb->vm),
 				   time_mono_ms() + PAUSE_QUIESCE_MS, err) < 0) {
 			ember_error_free(&save_err);
 			ret = -1;
@@ -2636,7 +2650,7 @@ static int capture(struct manager *m, const char *id, const char *path,
 			ember_error_propagate(err, steal_pointer(&save_err));
 		}
 		if (ret < 0)
-			unlink(path);
+			vmm_saved_state_remove(path);
 		/* The sandbox runs on after a failed save whose resume worked. */
 		quiesced = ret < 0 && channel_broken(sb->ch, NULL, 0);
 	}
@@ -2969,7 +2983,7 @@ int manager_fork(struct manager *m, const char *id, unsigned count,
 		snprintf(digest, sizeof(digest), "%s", src->pack->sha256);
 		ret = fork_children(m, src, digest, &base, count, labels, timeout_s, *infos, err);
 	}
-	unlink(path);
+	vmm_saved_state_remove(path);
 	if (base.memory_fd >= 0) {
 		close(base.memory_fd);
 		unlink(base.state);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "sandbox/record.h"
 #include "sandbox/sandbox.h"
@@ -80,13 +79,14 @@ static int adopt_network(const struct recover_env *env, struct sandbox *sb,
 	return ember_error_propagate(err, adopt_err);
 }
 
-/* A paused sandbox: its saved VM must be there and restorable by this daemon (its pack and
+/* A paused sandbox: its saved VM (both files of a driver that keeps RAM apart) must be there
+ * and restorable by this daemon (its pack and
  * base unchanged); it stays paused, without VMM or channel, until a resume. */
 static int recover_paused(const struct recover_env *env, const struct sandbox_record *rec,
 			  struct sandbox *sb, struct ember_error **err)
 {
 	const struct pack *pack = catalog_find(env->catalog, rec->language_pack);
-	struct stat st;
+	uint64_t bytes;
 
 	if (env->paused_dir == NULL)
 		return ember_error_set(err, EMBER_E_INVALID, 0,
@@ -101,7 +101,7 @@ static int recover_paused(const struct recover_env *env, const struct sandbox_re
 	if (snprintf(sb->paused_state, sizeof(sb->paused_state), "%s/%s.vmstate",
 		     env->paused_dir, rec->id) >= (int)sizeof(sb->paused_state))
 		return ember_error_set(err, EMBER_E_INVALID, ENAMETOOLONG, "paused dir too long");
-	if (lstat(sb->paused_state, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (vmm_saved_state_size(env->driver, sb->paused_state, &bytes) < 0) {
 		sb->paused_state[0] = '\0';
 		return ember_error_set(err, EMBER_E_INVALID, 0, "paused, but its saved VM is gone");
 	}

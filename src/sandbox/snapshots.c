@@ -19,6 +19,7 @@
 #include "util/jsonutil.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "vmm/vmm.h"
 
 #define KIND EMBER_E_INVALID /* a damaged snapshot file */
 
@@ -67,7 +68,7 @@ static void remove_files(const struct snapshot_store *st, const char *id)
 	file_path(st, id, ".json", path);
 	unlink(path);
 	file_path(st, id, ".vmstate", path);
-	unlink(path);
+	vmm_saved_state_remove(path);
 	file_path(st, id, ".vmstate.part", path);
 	unlink(path);
 }
@@ -149,7 +150,6 @@ static int load_one(struct snapshot_store *st, const char *id, struct snapshot_i
 {
 	_cleanup_free_ char *text = NULL;
 	char path[PATH_MAX], state[PATH_MAX];
-	struct stat sb;
 	size_t len;
 
 	file_path(st, id, ".json", path);
@@ -159,9 +159,8 @@ static int load_one(struct snapshot_store *st, const char *id, struct snapshot_i
 		return -1;
 	if (strcmp(info->id, id) != 0)
 		return ember_error_set(err, EMBER_E_INVALID, 0, "it names `%s`", info->id);
-	if (lstat(state, &sb) < 0 || !S_ISREG(sb.st_mode))
+	if (vmm_saved_state_size(NULL, state, &info->size_bytes) < 0)
 		return ember_error_set(err, EMBER_E_INVALID, 0, "its saved state is missing");
-	info->size_bytes = (uint64_t)sb.st_size;
 	return 0;
 }
 
@@ -334,13 +333,11 @@ int snapshot_store_commit(struct snapshot_store *st, struct snapshot_info *info,
 	_cleanup_free_ char *text = NULL;
 	char path[PATH_MAX];
 	struct entry *e;
-	struct stat sb;
 	size_t len;
 
 	file_path(st, info->id, ".vmstate", path);
-	if (stat(path, &sb) < 0)
+	if (vmm_saved_state_size(NULL, path, &info->size_bytes) < 0)
 		return ember_error_sys(err, "snapshot `%s`", path);
-	info->size_bytes = (uint64_t)sb.st_size;
 	info->created_wall_ns = time_wall_ns();
 	text = snapshot_info_encode(info, &len, err);
 	file_path(st, info->id, ".json", path);

@@ -36,7 +36,7 @@ struct snapshot_info {
 	unsigned memory_mib;
 	unsigned overlay_mib;
 	int64_t created_wall_ns;
-	uint64_t size_bytes;                  /* of the saved state */
+	uint64_t size_bytes;                  /* of the saved state (both files) */
 	struct sandbox_labels labels;
 };
 

@@ -59,6 +59,10 @@ struct vmm_driver_ops {
 	/* The driver starts its VMMs with jail_spawn() (as vm->uid, in vm->cgroup_fd) when
 	 * drv->jailed; vmm.c decides drv->jailed and owns the uids. */
 	bool jails;
+	/* A save ends every connection to the agent (vmm.h vmm_agent_after_save()) and writes
+	 * guest RAM to the companion file (vmm.h VMM_SAVED_MEM_SUFFIX). */
+	bool save_resets_agent;
+	bool saves_memory_apart;
 	/* The VMM opens its TAP by name (vmm.h vmm_driver_tap_by_name()). */
 	bool tap_by_name;
 	/* How its VMMs show host directories (vmm.h vmm_driver_mount_kind()). */

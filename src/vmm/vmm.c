@@ -674,6 +674,73 @@ bool vmm_driver_can_save(const struct vmm_driver *drv)
 	return drv->ops->save != NULL && drv->ops->load != NULL;
 }
 
+int vmm_agent_after_save(struct vmm_instance *vm, int64_t deadline_ms, int *fd,
+			 struct ember_error **err)
+{
+	*fd = -1;
+	if (!vm->drv->ops->save_resets_agent)
+		return 0;
+	*fd = vmm_connect_agent(vm, deadline_ms, err);
+	return *fd < 0 ? ember_error_wrap(err, "reconnect to the agent after the save") : 0;
+}
+
+int vmm_saved_state_path_mem(const char *state_path, char *out, size_t size,
+			     struct ember_error **err)
+{
+	if (snprintf(out, size, "%s" VMM_SAVED_MEM_SUFFIX, state_path) >= (int)size)
+		return ember_error_set(err, EMBER_E_INTERNAL, ENAMETOOLONG,
+				       "path `%s" VMM_SAVED_MEM_SUFFIX "` too long", state_path);
+	return 0;
+}
+
+bool vmm_saved_state_is_mem(const char *name, const char *state_name)
+{
+	size_t n = strlen(state_name);
+
+	return strncmp(name, state_name, n) == 0 && strcmp(name + n, VMM_SAVED_MEM_SUFFIX) == 0;
+}
+
+void vmm_saved_state_remove(const char *state_path)
+{
+	char mem[PATH_MAX];
+
+	unlink(state_path);
+	if (vmm_saved_state_path_mem(state_path, mem, sizeof(mem), NULL) == 0)
+		unlink(mem);
+}
+
+int vmm_saved_state_size(const struct vmm_driver *drv, const char *state_path, uint64_t *bytes)
+{
+	char mem[PATH_MAX];
+	struct stat st;
+
+	if (lstat(state_path, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		return -1;
+	}
+	*bytes = (uint64_t)st.st_size;
+	if (vmm_saved_state_path_mem(state_path, mem, sizeof(mem), NULL) < 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (lstat(mem, &st) == 0 && S_ISREG(st.st_mode)) {
+		*bytes += (uint64_t)st.st_size;
+		return 0;
+	}
+	if (drv != NULL && vmm_driver_saves_memory_apart(drv)) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+bool vmm_driver_saves_memory_apart(const struct vmm_driver *drv)
+{
+	return drv->ops->saves_memory_apart;
+}
+
 bool vmm_driver_loads_ram_copy_on_write(const struct vmm_driver *drv)
 {
 	return drv->ops->load_maps_ram;

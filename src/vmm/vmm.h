@@ -183,6 +183,32 @@ int vmm_snapshot(struct vmm_instance *vm, const char *state_path, int64_t deadli
 int vmm_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
 	     int64_t deadline_ms, struct ember_error **err);
 bool vmm_driver_can_save(const struct vmm_driver *drv);
+/* After a vmm_save() that ran the VM on (keep_running, or a save that failed): the stream to
+ * resume the agent's channel with (channel.h channel_resume()). *fd = -1 when the old one
+ * survives the save (QEMU); else a new connection (Firecracker resets its vsock device at
+ * /snapshot/create: every connection ends, the guest's agent keeps listening). */
+int vmm_agent_after_save(struct vmm_instance *vm, int64_t deadline_ms, int *fd,
+			 struct ember_error **err);
+
+/* A saved VM (vmm_save()) on disk is the file state_path and, for a driver that writes guest
+ * RAM apart (Firecracker), its companion "<state_path>" VMM_SAVED_MEM_SUFFIX; QEMU's never
+ * exists. Whoever copies, counts, lists or removes saved VMs goes through these, so that the
+ * suffix lives here alone. */
+#define VMM_SAVED_MEM_SUFFIX ".mem"
+/* The companion's path; -1 (ENAMETOOLONG) when it does not fit out. */
+int vmm_saved_state_path_mem(const char *state_path, char *out, size_t size,
+			     struct ember_error **err);
+/* Whether a directory entry named name is the companion of a saved VM named state_name. */
+bool vmm_saved_state_is_mem(const char *name, const char *state_name);
+/* Unlinks both files (a missing one is no error). */
+void vmm_saved_state_remove(const char *state_path);
+/* The size of both files (the companion counts when it exists); -1 with errno when
+ * state_path is no regular file, or when drv needs a companion (vmm_driver_saves_memory_apart)
+ * and it is none. drv NULL: the companion is optional. */
+int vmm_saved_state_size(const struct vmm_driver *drv, const char *state_path, uint64_t *bytes);
+/* Whether the driver's saved VMs have the companion file. */
+bool vmm_driver_saves_memory_apart(const struct vmm_driver *drv);
+
 /* Whether a VM started from a saved state maps its RAM from the saved file copy-on-write (its
  * loads share memory, as clones do): otherwise each load copies the RAM into the new VM, and
  * forks go through a base (template_rebase_vm) to share it. */

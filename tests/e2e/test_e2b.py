@@ -8,7 +8,7 @@ E2B_API_KEY the token. A script passes when it exits 0; a failure shows its outp
 script no sandbox may be left: the scripts kill what they make. One test speaks plain HTTP to
 the listener for what the SDKs never show: the API key and each sandbox's envd access token are
 checked, a token opens only its own sandbox, envVars reach the sandbox's programs, and unknown
-calls get E2B's error shape; another (QEMU only: Firecracker cannot save a VM) checks the
+calls get E2B's error shape; another (under QEMU: the statuses are the API layer's) checks the
 statuses of pause and the deprecated resume that the SDK hides. The scripts get EMBERD_VMM
 (qemu, firecracker). E2bRestartTest: template, metadata, envVars and the access token
 survive a restart with --keep-sandboxes.

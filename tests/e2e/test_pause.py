@@ -8,18 +8,26 @@ the whole VM to the state directory and stops its VMM; POST .../resume runs it o
   host's after a pause; a busy sandbox, a second pause, a resume of a ready one are 409, an
   unknown id 404; DELETE of a paused sandbox leaves nothing behind; the paused gauge.
 - PausedExpiryTest: with --max-paused-s 5 a paused sandbox is deleted after ~5 s.
-- FullStateDirTest: a save that fails (a full --state-dir) leaves the sandbox running as it was.
+- FullStateDirTest: a save that fails (a full --state-dir) leaves the sandbox running as it was;
+  FirecrackerFullStateDirTest: the same under the fake Firecracker.
 - PausedRestartTest: a paused sandbox survives a daemon SIGKILL and resumes with its memory
   and files; a saved VM no record names is removed at startup; with --keep-sandboxes it
   outlives a clean restart too, with the lifetime it had left; without, a stop deletes it and
   its saved VM.
-- FirecrackerPauseTest: the Firecracker driver (the fake) cannot pause: 409 saying why.
+- FirecrackerPauseTest: the Firecracker driver (the fake, unjailed): two pause/resume cycles
+  keep a context variable, a file in /tmp and a running counter; no VMM while paused, the
+  saved VM is two files (<id>.vmstate and its RAM in <id>.vmstate.mem), none after the resume
+  nor after a DELETE of a paused sandbox; a fork of 2 gives distinct copies; a snapshot
+  outlives its source and starts a sandbox. JailedFirecrackerPauseTest: the same pause and
+  resume under the fake jailer (root only). FirecrackerPausedRestartTest: PausedRestartTest's
+  restarts under the fake, the saved VM's two files kept and removed together.
 """
 
 import datetime
 import http.client
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -77,7 +85,9 @@ class PauseBase(unittest.TestCase):
         return body
 
 
-class PauseTest(PauseBase):
+class PauseChecks(PauseBase):
+    """What the pause tests of every driver check with."""
+
     def run_py(self, sandbox_id, code, **fields):
         status, res, raw = self.d.exec(sandbox_id, code, **fields)
         self.assertEqual(status, 200, raw)
@@ -138,6 +148,8 @@ class PauseTest(PauseBase):
     def saved_file(self, sandbox_id):
         return [f for f in self.d.paused_files() if os.path.basename(f).startswith(sandbox_id)]
 
+
+class PauseTest(PauseChecks):
     def test_pause_and_resume_keep_context_files_and_a_running_process(self):
         sb, ctx, pid = self.prepare()
         before = self.get(sb["id"])
@@ -303,6 +315,7 @@ class FullStateDirTest(unittest.TestCase):
     """A save that fails (--state-dir on a full file system) leaves the sandbox running as it
     was: a pause, a snapshot and a fork each fail, and the source still answers with its
     files; nothing is left in the state dir."""
+    daemon_args = ()
 
     @classmethod
     def setUpClass(cls):
@@ -314,7 +327,7 @@ class FullStateDirTest(unittest.TestCase):
             os.rmdir(cls.small)
             raise
         try:
-            cls.d = harness.Daemon("--state-dir", cls.small)
+            cls.d = harness.Daemon(*cls.daemon_args, "--state-dir", cls.small)
         except Exception:
             subprocess.run(["umount", cls.small], check=False)
             os.rmdir(cls.small)
@@ -350,13 +363,23 @@ class FullStateDirTest(unittest.TestCase):
         self.assertEqual(len(self.d.request("GET", "/sandboxes")[1]["sandboxes"]), 1)
 
 
+class FirecrackerFullStateDirTest(FullStateDirTest):
+    """The same under the fake Firecracker: its /snapshot/create fails on the full disk, the
+    driver resumes the VM and the daemon reaches the agent on a new vsock connection (the old
+    one was reset at the snapshot)."""
+    daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
+                   "--no-snapshots")
+
+
 class PausedRestartTest(unittest.TestCase):
     """A paused sandbox survives a daemon SIGKILL: the next daemon lists it paused; resumed,
     it has its memory and files (its processes and contexts ended with the daemon that knew
     them); DELETE then leaves nothing."""
+    daemon_args = ()
+    saved_count = 1  # files of one saved VM
 
     def test_a_paused_sandbox_survives_sigkill_and_resumes(self):
-        d = harness.Daemon()
+        d = harness.Daemon(*self.daemon_args)
         try:
             sb = d.create(language_pack="python")
             status, res, raw = d.exec(sb["id"], "open('/tmp/note', 'w').write('before the crash')\n"
@@ -364,12 +387,20 @@ class PausedRestartTest(unittest.TestCase):
             self.assertEqual((status, res["exit_code"]), (200, 0), raw)
             status, paused, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
             self.assertEqual(status, 200, raw)
-            self.assertEqual(len(d.paused_files()), 1)
+            self.assertEqual(len(d.paused_files()), self.saved_count)
             d.kill9()
-            d = harness.Daemon(reuse=d)
+            # a RAM file whose saved VM is gone (a crash between Firecracker's two files)
+            paused_dir = os.path.dirname(d.paused_files()[0])
+            with open(os.path.join(paused_dir, "sb_" + "0" * 32 + ".vmstate.mem"), "w"):
+                pass
+            d = harness.Daemon(*self.daemon_args, reuse=d)
             status, again, raw = d.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual(status, 200, raw)
             self.assertEqual((again["state"], again["vmm_pid"]), ("paused", None))
+            # the stray is gone, the kept VM's files stay
+            self.assertEqual(sorted(os.path.basename(f) for f in d.paused_files()),
+                             [f"{sb['id']}.vmstate", f"{sb['id']}.vmstate.mem"][
+                                 :self.saved_count])
             # the same moment, through a wall-clock round trip (a millisecond either way)
             self.assertAlmostEqual(wall(again["expires_at"]), wall(paused["expires_at"]),
                                    delta=0.01)
@@ -386,21 +417,21 @@ class PausedRestartTest(unittest.TestCase):
             d.stop()
 
     def test_a_stray_saved_file_is_removed_at_startup(self):
-        d = harness.Daemon()
+        d = harness.Daemon(*self.daemon_args)
         try:
             sb = d.create(language_pack="shell")
             self.assertEqual(d.request("POST", f"/sandboxes/{sb['id']}/pause")[0], 200)
             d.kill9()
             # its record is gone: nothing names the saved VM any more
             os.unlink(os.path.join(d.run_dir, sb["id"], "sandbox.json"))
-            d = harness.Daemon(reuse=d)
+            d = harness.Daemon(*self.daemon_args, reuse=d)
             self.assertEqual(d.request("GET", f"/sandboxes/{sb['id']}")[0], 404)
             self.assertEqual(d.paused_files(), [])
         finally:
             d.stop()
 
     def test_a_paused_sandbox_outlives_a_restart_with_keep_sandboxes(self):
-        d = harness.Daemon("--keep-sandboxes")
+        d = harness.Daemon(*self.daemon_args, "--keep-sandboxes")
         try:
             sb = d.create(language_pack="shell", timeout_s=3600)
             status, res, _ = d.exec(sb["id"], "echo kept > /tmp/note; echo ok")
@@ -411,9 +442,9 @@ class PausedRestartTest(unittest.TestCase):
             self.assertEqual(status, 200, raw)
             left = wall(before["expires_at"]) - t_pause
             self.assertEqual(d.sigterm(), 0)
-            self.assertEqual(len(d.paused_files()), 1, d.paused_files())
+            self.assertEqual(len(d.paused_files()), self.saved_count, d.paused_files())
             time.sleep(3)  # a lifetime that ran on while paused would be shorter now
-            d = harness.Daemon("--keep-sandboxes", reuse=d)
+            d = harness.Daemon(*self.daemon_args, "--keep-sandboxes", reuse=d)
             status, again, _ = d.request("GET", f"/sandboxes/{sb['id']}")
             self.assertEqual((status, again["state"], again["vmm_pid"]), (200, "paused", None))
             t_resume = time.time()
@@ -429,32 +460,144 @@ class PausedRestartTest(unittest.TestCase):
             d.stop()
 
     def test_a_stop_without_keep_sandboxes_deletes_paused_sandboxes(self):
-        d = harness.Daemon()
+        d = harness.Daemon(*self.daemon_args)
         try:
             sb = d.create(language_pack="shell")
             status, _, raw = d.request("POST", f"/sandboxes/{sb['id']}/pause")
             self.assertEqual(status, 200, raw)
-            self.assertEqual(len(d.paused_files()), 1)
+            self.assertEqual(len(d.paused_files()), self.saved_count)
         finally:
             d.stop()  # fails on paused files or sandbox directories left behind
 
 
-class FirecrackerPauseTest(PauseBase):
-    """The fake Firecracker (tests/fakes/firecracker) stands in for the real one."""
+class FirecrackerPausedRestartTest(PausedRestartTest):
+    """The same under the fake Firecracker: a saved VM is two files, both kept and removed
+    together."""
     daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
                    "--no-snapshots")
+    saved_count = 2
 
-    def test_the_firecracker_driver_cannot_pause(self):
-        sb = self.create(language_pack="shell")
-        status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/pause")
-        self.assertEqual(status, 409, raw)
-        self.assertEqual(reply["error"]["code"], "conflict")
-        self.assertRegex(reply["error"]["message"], r"the firecracker driver cannot (pause|save)")
-        after = self.get(sb["id"])
-        self.assertEqual((after["state"], after["vmm_pid"]), ("ready", sb["vmm_pid"]))
-        status, res, _ = self.d.exec(sb["id"], "echo still here")
-        self.assertEqual((status, res["stdout"]), (200, "still here\n"))
+
+class FirecrackerPauseTest(PauseChecks):
+    """The fake Firecracker (tests/fakes/firecracker) stands in for the real one; its vsock is
+    a virtio-serial port, so the guest's port session is what suspends (docs/firecracker.md)."""
+    daemon_args = ("--vmm", "firecracker", "--firecracker-bin", FAKE_FC, "--no-jail",
+                   "--no-snapshots")
+    saved_mode = 0o600  # a saved VM holds the guest's every secret: the daemon's alone
+
+    def saved_names(self, sandbox_id):
+        return sorted(os.path.basename(f) for f in self.saved_file(sandbox_id))
+
+    def test_pause_and_resume_keep_context_files_and_a_running_process(self):
+        sb, ctx, pid = self.prepare()
+        for cycle in range(2):  # the second saves a VM that was loaded from a saved one
+            with self.subTest(cycle=cycle):
+                old_vmm = self.get(sb["id"])["vmm_pid"]
+                counted = self.counted(sb["id"], pid)
+                paused = self.pause(sb["id"])
+                self.assertEqual((paused["state"], paused["vmm_pid"]), ("paused", None))
+                harness.wait_for(lambda: not harness.pid_alive(old_vmm), 30,
+                                 "the old VMM to exit")
+                self.assertEqual([p for p in harness.processes_mentioning(
+                    os.path.join(self.d.run_dir, sb["id"])) if harness.pid_alive(p)], [])
+                self.assertEqual(self.saved_names(sb["id"]),
+                                 [f"{sb['id']}.vmstate", f"{sb['id']}.vmstate.mem"])
+                for f in self.saved_file(sb["id"]):
+                    self.assertEqual(os.stat(f).st_mode & 0o777, self.saved_mode, f)
+                mem = [f for f in self.saved_file(sb["id"]) if f.endswith(".mem")][0]
+                self.assertEqual(os.path.getsize(mem), sb["memory_mib"] << 20)
+                status, reply, raw = self.d.request("POST", f"/sandboxes/{sb['id']}/exec",
+                                                    {"code": "print(1)"})
+                self.assertEqual(status, 409, raw)
+                self.assertRegex(reply["error"]["message"], PAUSED_MESSAGE)
+
+                resumed = self.resume(sb["id"])
+                self.assertEqual(resumed["state"], "ready", resumed)
+                self.assertNotEqual(resumed["vmm_pid"], old_vmm)
+                self.assertEqual(self.saved_file(sb["id"]), [])
+                self.assert_all_kept(sb, ctx, pid, counted)
+
+    def test_delete_of_a_paused_sandbox_leaves_nothing(self):
+        sb = self.d.create(language_pack="shell")
+        self.pause(sb["id"])
+        self.assertEqual(len(self.saved_file(sb["id"])), 2, self.d.paused_files())
+        self.assertEqual(self.d.delete(sb["id"]), 204)
+        self.assertEqual(self.d.request("GET", f"/sandboxes/{sb['id']}")[0], 404)
         self.assertEqual(self.d.paused_files(), [])
+        self.assertFalse(os.path.exists(os.path.join(self.d.run_dir, sb["id"])))
+
+    def test_a_fork_of_two_gives_distinct_copies_and_the_source_runs_on(self):
+        src = self.create(language_pack="python")
+        self.run_py(src["id"], "open('/tmp/from_source', 'w').write('source data')")
+        status, reply, raw = self.d.request("POST", f"/sandboxes/{src['id']}/fork",
+                                            {"count": 2})
+        self.assertEqual(status, 201, raw)
+        ids = [f["id"] for f in reply["sandboxes"]]
+        for sandbox_id in ids:
+            self.addCleanup(self.d.request, "DELETE", f"/sandboxes/{sandbox_id}")
+        self.assertEqual(len(set(ids + [src["id"]])), 3, ids)
+        after = self.get(src["id"])
+        self.assertEqual((after["state"], after["vmm_pid"]), ("ready", src["vmm_pid"]))
+        self.assertEqual(self.d.paused_files(), [])
+        randoms = {self.run_py(i, "import os; print(os.urandom(16).hex())")
+                   for i in ids + [src["id"]]}
+        self.assertEqual(len(randoms), 3, randoms)
+        check = "import os; print(open('/tmp/from_source').read(), os.path.exists('/tmp/mine'))"
+        self.run_py(ids[0], "open('/tmp/mine', 'w').write('fork 0')")
+        self.assertEqual(self.run_py(ids[0], check), "source data True\n")
+        for sandbox_id in ids[1:] + [src["id"]]:
+            self.assertEqual(self.run_py(sandbox_id, check), "source data False\n")
+
+    def test_a_snapshot_outlives_its_source_and_starts_a_sandbox(self):
+        src = self.d.create(language_pack="python")
+        self.run_py(src["id"], "open('/home/sandbox/data.txt', 'w').write('in a snapshot')")
+        status, snap, raw = self.d.request("POST", f"/sandboxes/{src['id']}/snapshots")
+        self.assertEqual(status, 201, raw)
+        self.addCleanup(self.d.request, "DELETE", f"/snapshots/{snap['id']}")
+        # both files count: the device state and every RAM page
+        self.assertGreaterEqual(snap["size_bytes"], src["memory_mib"] << 20, snap)
+        self.assertEqual(self.run_py(src["id"], "print(6*7)"), "42\n")
+        self.assertEqual(self.d.delete(src["id"]), 204)
+        sb = self.create(from_snapshot=snap["id"])
+        self.assertEqual(sb["boot_mode"], "snapshot", sb)
+        self.assertEqual(self.run_py(sb["id"], "print(open('data.txt').read())"),
+                         "in a snapshot\n")
+        status, _, raw = self.d.request("DELETE", f"/snapshots/{snap['id']}")
+        self.assertEqual(status, 204, raw)
+        for root, _, files in os.walk(self.d.state_dir):
+            self.assertEqual([f for f in files if snap["id"] in f], [], root)
+
+
+class JailedFirecrackerPauseTest(FirecrackerPauseTest):
+    """The same under the fake jailer: the save is written in the jail and moved out, a resume
+    reads hard links of it in a new jail."""
+    saved_mode = 0o644  # a jailed resume's own uid reads it through a link; the dir is 0700
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("the jailer needs a root daemon")
+        cls.base = tempfile.mkdtemp(prefix="emj.", dir="/tmp")
+        os.chmod(cls.base, 0o755)  # the fake reaches its jail through the base's path
+        try:
+            cls.d = harness.Daemon("--vmm", "firecracker", "--firecracker-bin", FAKE_FC,
+                                   "--jailer", os.path.join(os.path.dirname(FAKE_FC), "jailer"),
+                                   "--no-snapshots",
+                                   env={"EMBERD_JAILER_CHROOT_BASE": cls.base})
+        except Exception:
+            shutil.rmtree(cls.base, True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.d.stop()
+            jails = os.path.join(cls.base, "firecracker")
+            leftover = os.listdir(jails) if os.path.isdir(jails) else []
+        finally:
+            shutil.rmtree(cls.base, True)
+        if leftover:
+            raise AssertionError(f"jails left behind: {leftover}")
 
 
 if __name__ == "__main__":

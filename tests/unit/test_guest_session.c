@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 #include "proto/frame.h"
 #include "proto/io.h"
 #include "proto/messages.h"
+#include "util/fdio.h"
 #include "util/timeutil.h"
 
 struct fixture {
@@ -617,11 +619,10 @@ static void expect_session_error(struct fixture *fx, const char *code)
 	assert_string_equal(msg.code, code);
 }
 
-static void suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready(void **state)
+static void check_suspended_is_the_last_frame(enum guest_session_kind kind)
 {
-	struct fixture *fx = start(GUEST_SESSION_PORT);
+	struct fixture *fx = start(kind);
 
-	(void)state;
 	send_hello(fx, "sb_susp");
 	expect_ready(fx, "sb_susp");
 	/* 4 closes its output at once: its EXIT is produced while suspended. 3 writes while
@@ -639,6 +640,19 @@ static void suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready(vo
 	expect_stdout(fx, 3, "two\n");
 	expect_exit(fx, 3, 0);
 	stop(fx);
+}
+
+static void suspended_is_the_last_frame_and_what_came_meanwhile_follows_ready(void **state)
+{
+	(void)state;
+	check_suspended_is_the_last_frame(GUEST_SESSION_PORT);
+}
+
+/* A socket the host did not drop (QEMU's ember-vm, a save that ran the VM on). */
+static void a_socket_session_suspends_and_resumes_on_its_connection(void **state)
+{
+	(void)state;
+	check_suspended_is_the_last_frame(GUEST_SESSION_SOCKET);
 }
 
 /* Held frames are bounded by the queue's cap; what execs would write is bounded by not reading
@@ -715,6 +729,125 @@ static void a_hangup_while_suspended_parks_and_the_next_host_resumes(void **stat
 	stop(fx);
 }
 
+/* A new connection for a suspended socket session (Firecracker reset the old one at the
+ * snapshot); the session then reads from it. */
+static void adopt_new_connection(struct fixture *fx)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+	assert_true(guest_session_awaits_resume(fx->session));
+	assert_int_equal(guest_session_adopt(fx->session, sv[1], NULL), 0);
+	close(fx->host_fd);
+	fx->host_fd = sv[0];
+	proto_decoder_release(&fx->dec);
+	proto_decoder_init(&fx->dec);
+	assert_false(guest_session_parked(fx->session));
+}
+
+static void a_socket_hangup_while_suspended_parks_and_a_new_connection_resumes(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	int64_t began;
+	int i;
+
+	(void)state;
+	send_hello(fx, "sb_vsock");
+	expect_ready(fx, "sb_vsock");
+	send_exec(fx, 4, "exec >/dev/null 2>&1\nsleep 0.3");
+	send_exec(fx, 3, "sleep 1\necho late");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	/* Firecracker reset the connection at the snapshot: the session parks, its fd closed. */
+	close(fx->host_fd);
+	fx->host_fd = -1;
+	assert_int_equal(guest_loop_run_once(&fx->loop, 100, NULL), 0);
+	assert_true(guest_session_parked(fx->session));
+	assert_false(guest_session_ended(fx->session));
+	assert_int_equal(guest_session_fd(fx->session), -1);
+	began = time_mono_ms();
+	for (i = 0; i < 6; i++) {
+		assert_int_equal(guest_loop_run_once(&fx->loop, 100, NULL), 0);
+		reap(fx);
+	}
+	assert_true(time_mono_ms() - began >= 500); /* nothing in the loop wakes it */
+	adopt_new_connection(fx);
+	send_resume(fx, "sb_vsock");
+	expect_ready(fx, "sb_vsock");
+	expect_exit(fx, 4, 0); /* held while parked, right behind READY */
+	expect_stdout(fx, 3, "late\n"); /* the exec lived through it */
+	expect_exit(fx, 3, 0);
+	stop(fx);
+}
+
+/* The host may connect again before the guest saw the old connection go. */
+static void a_new_connection_takes_a_suspended_socket_session_before_its_hangup(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	int old_host;
+
+	(void)state;
+	send_hello(fx, "sb_early");
+	expect_ready(fx, "sb_early");
+	send_exec(fx, 3, "sleep 0.5\necho kept");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	old_host = dup(fx->host_fd);
+	adopt_new_connection(fx);
+	send_resume(fx, "sb_early");
+	expect_ready(fx, "sb_early");
+	expect_stdout(fx, 3, "kept\n");
+	expect_exit(fx, 3, 0);
+	/* the old connection was closed by the guest: EOF there */
+	assert_true(fd_wait(old_host, POLLIN, time_mono_ms() + 2000, NULL) > 0);
+	assert_int_equal(read(old_host, &(char){ 0 }, 1), 0);
+	close(old_host);
+	stop(fx);
+}
+
+static void hello_on_a_new_connection_starts_a_suspended_socket_session_over(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+	struct proto_frame f;
+
+	(void)state;
+	send_hello(fx, "sb_src");
+	expect_ready(fx, "sb_src");
+	send_exec(fx, 4, "exec >/dev/null 2>&1\nsleep 0.2");
+	expect_silence(fx, 150);
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	expect_silence(fx, 500); /* its EXIT is held */
+	close(fx->host_fd);
+	fx->host_fd = -1;
+	assert_int_equal(guest_loop_run_once(&fx->loop, 100, NULL), 0);
+	assert_true(guest_session_parked(fx->session));
+	adopt_new_connection(fx); /* a fork: its own host, its own sandbox */
+	send_hello(fx, "sb_fork");
+	expect_ready(fx, "sb_fork");
+	assert_false(guest_session_awaits_resume(fx->session));
+	assert_int_equal(proto_send(fx->host_fd, PROTO_PING, 0, 0, "x", 1, time_mono_ms() + 2000,
+				    NULL), 0);
+	next_frame_reaping(fx, &f);
+	assert_int_equal(f.header.type, PROTO_PONG); /* the old EXIT is gone */
+	stop(fx);
+}
+
+static void resume_on_a_new_connection_for_another_sandbox_fails(void **state)
+{
+	struct fixture *fx = start(GUEST_SESSION_SOCKET);
+
+	(void)state;
+	send_hello(fx, "sb_mine");
+	expect_ready(fx, "sb_mine");
+	send_empty(fx, PROTO_SUSPEND, 0);
+	expect_suspended(fx);
+	adopt_new_connection(fx);
+	send_resume(fx, "sb_other");
+	expect_session_error(fx, "protocol");
+	stop(fx);
+}
+
 static void resume_for_another_sandbox_fails(void **state)
 {
 	struct fixture *fx = start(GUEST_SESSION_PORT);
@@ -741,11 +874,10 @@ static void resume_without_suspend_fails(void **state)
 	stop(fx);
 }
 
-static void any_other_frame_while_suspended_fails(void **state)
+static void check_any_other_frame_while_suspended_fails(enum guest_session_kind kind)
 {
-	struct fixture *fx = start(GUEST_SESSION_PORT);
+	struct fixture *fx = start(kind);
 
-	(void)state;
 	send_hello(fx, "sb_ping");
 	expect_ready(fx, "sb_ping");
 	send_empty(fx, PROTO_SUSPEND, 0);
@@ -754,6 +886,18 @@ static void any_other_frame_while_suspended_fails(void **state)
 				    NULL), 0);
 	expect_session_error(fx, "protocol"); /* and no PONG before it */
 	stop(fx);
+}
+
+static void any_other_frame_while_suspended_fails(void **state)
+{
+	(void)state;
+	check_any_other_frame_while_suspended_fails(GUEST_SESSION_PORT);
+}
+
+static void any_other_frame_while_a_socket_session_is_suspended_fails(void **state)
+{
+	(void)state;
+	check_any_other_frame_while_suspended_fails(GUEST_SESSION_SOCKET);
 }
 
 static void hello_while_suspended_starts_over_without_the_held_frames(void **state)
@@ -779,26 +923,13 @@ static void hello_while_suspended_starts_over_without_the_held_frames(void **sta
 	stop(fx);
 }
 
-static void suspend_on_a_socket_session_is_unsupported(void **state)
+static void check_suspend_below_version_8(enum guest_session_kind kind)
 {
-	struct fixture *fx = start(GUEST_SESSION_SOCKET);
-
-	(void)state;
-	send_hello(fx, "sb_sock");
-	expect_ready(fx, "sb_sock");
-	send_empty(fx, PROTO_SUSPEND, 0);
-	expect_session_error(fx, "unsupported");
-	stop(fx);
-}
-
-static void suspend_below_version_8_is_a_protocol_error(void **state)
-{
-	struct fixture *fx = start(GUEST_SESSION_PORT);
+	struct fixture *fx = start(kind);
 	struct proto_hello hello = { .version = 7 };
 	size_t len;
 	char *json;
 
-	(void)state;
 	snprintf(hello.sandbox_id, sizeof(hello.sandbox_id), "sb_v7");
 	json = proto_hello_encode(&hello, &len, NULL);
 	assert_non_null(json);
@@ -809,6 +940,18 @@ static void suspend_below_version_8_is_a_protocol_error(void **state)
 	send_empty(fx, PROTO_SUSPEND, 0);
 	expect_session_error(fx, "protocol");
 	stop(fx);
+}
+
+static void suspend_below_version_8_is_a_protocol_error(void **state)
+{
+	(void)state;
+	check_suspend_below_version_8(GUEST_SESSION_PORT);
+}
+
+static void suspend_below_version_8_on_a_socket_is_a_protocol_error(void **state)
+{
+	(void)state;
+	check_suspend_below_version_8(GUEST_SESSION_SOCKET);
 }
 
 int main(void)
@@ -829,8 +972,14 @@ int main(void)
 		cmocka_unit_test(resume_without_suspend_fails),
 		cmocka_unit_test(any_other_frame_while_suspended_fails),
 		cmocka_unit_test(hello_while_suspended_starts_over_without_the_held_frames),
-		cmocka_unit_test(suspend_on_a_socket_session_is_unsupported),
 		cmocka_unit_test(suspend_below_version_8_is_a_protocol_error),
+		cmocka_unit_test(a_socket_session_suspends_and_resumes_on_its_connection),
+		cmocka_unit_test(a_socket_hangup_while_suspended_parks_and_a_new_connection_resumes),
+		cmocka_unit_test(a_new_connection_takes_a_suspended_socket_session_before_its_hangup),
+		cmocka_unit_test(hello_on_a_new_connection_starts_a_suspended_socket_session_over),
+		cmocka_unit_test(resume_on_a_new_connection_for_another_sandbox_fails),
+		cmocka_unit_test(any_other_frame_while_a_socket_session_is_suspended_fails),
+		cmocka_unit_test(suspend_below_version_8_on_a_socket_is_a_protocol_error),
 	};
 
 	return cmocka_run_group_tests_name("guest_session", tests, tmpdir_group_setup,

@@ -19,9 +19,6 @@ const SLOW = { requestTimeoutMs: 600_000 }
 const made = []
 const snapshots = []
 const run = randomBytes(6).toString('hex')
-// tests/e2e/test_e2b.py says which VMM the daemon runs: the Firecracker driver cannot save a VM
-// (when it learns to, this is where the script learns it too)
-const CAN_PAUSE = process.env.EMBERD_VMM !== 'firecracker'
 
 async function check(name, fn) {
   try {
@@ -119,88 +116,79 @@ async function main() {
     assert.equal(await ci.kill(), true)
   })
 
-  if (CAN_PAUSE) {
-    await check('pause, list as paused, connect resumes with files and processes', async () => {
-      await sbx.files.write('/home/user/before-pause.txt', `written by ${run}`)
-      await sbx.files.write('/tmp/before-pause.txt', `in /tmp by ${run}`)
-      const ticker = await sbx.commands.run(
-        'i=0; while true; do i=$((i+1)); echo $i > /home/user/ticks; sleep 0.2; done',
-        { background: true })
-      const ticks = async () => Number((await sbx.files.read('/home/user/ticks')).trim())
-      for (let i = 0; i < 100 && !(await sbx.files.exists('/home/user/ticks')); i++)
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      assert.ok(await ticks() > 0)
-      assert.equal(await sbx.pause(), true)
-      assert.equal(await Sandbox.pause(sbx.sandboxId), false) // already paused: 409
-      assert.equal((await sbx.getInfo()).state, 'paused')
-      assert.deepEqual(await listIds({ metadata: { run }, state: ['paused'] }), [sbx.sandboxId])
-      assert.deepEqual(await listIds({ metadata: { run }, state: ['running'] }), [])
-      assert.deepEqual(await listIds({ metadata: { run } }), [sbx.sandboxId])
-      const back = await Sandbox.connect(sbx.sandboxId, { ...SLOW, timeoutMs: 300_000 })
-      assert.equal(back.sandboxId, sbx.sandboxId)
-      const info = await back.getInfo()
-      assert.equal(info.state, 'running')
-      const left = info.endAt - Date.now()
-      assert.ok(left > 200_000 && left <= 601_000, `${left} ms left`)
-      assert.equal(await back.files.read('/home/user/before-pause.txt'), `written by ${run}`)
-      assert.equal(await back.files.read('/tmp/before-pause.txt'), `in /tmp by ${run}`)
-      // the background loop runs on where it stopped
-      const first = await ticks()
-      await new Promise((resolve) => setTimeout(resolve, 1500))
-      const later = await ticks()
-      assert.ok(first > 0 && later > first, `ticks ${first} then ${later}`)
-      assert.equal(await ticker.kill(), true)
-      assert.equal((await back.commands.run('echo resumed')).stdout, 'resumed\n')
-      // connecting to a running sandbox resumes nothing
-      assert.equal((await Sandbox.connect(sbx.sandboxId)).sandboxId, sbx.sandboxId)
-    })
+  await check('pause, list as paused, connect resumes with files and processes', async () => {
+    await sbx.files.write('/home/user/before-pause.txt', `written by ${run}`)
+    await sbx.files.write('/tmp/before-pause.txt', `in /tmp by ${run}`)
+    const ticker = await sbx.commands.run(
+      'i=0; while true; do i=$((i+1)); echo $i > /home/user/ticks; sleep 0.2; done',
+      { background: true })
+    const ticks = async () => Number((await sbx.files.read('/home/user/ticks')).trim())
+    for (let i = 0; i < 100 && !(await sbx.files.exists('/home/user/ticks')); i++)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.ok(await ticks() > 0)
+    assert.equal(await sbx.pause(), true)
+    assert.equal(await Sandbox.pause(sbx.sandboxId), false) // already paused: 409
+    assert.equal((await sbx.getInfo()).state, 'paused')
+    assert.deepEqual(await listIds({ metadata: { run }, state: ['paused'] }), [sbx.sandboxId])
+    assert.deepEqual(await listIds({ metadata: { run }, state: ['running'] }), [])
+    assert.deepEqual(await listIds({ metadata: { run } }), [sbx.sandboxId])
+    const back = await Sandbox.connect(sbx.sandboxId, { ...SLOW, timeoutMs: 300_000 })
+    assert.equal(back.sandboxId, sbx.sandboxId)
+    const info = await back.getInfo()
+    assert.equal(info.state, 'running')
+    const left = info.endAt - Date.now()
+    assert.ok(left > 200_000 && left <= 601_000, `${left} ms left`)
+    assert.equal(await back.files.read('/home/user/before-pause.txt'), `written by ${run}`)
+    assert.equal(await back.files.read('/tmp/before-pause.txt'), `in /tmp by ${run}`)
+    // the background loop runs on where it stopped
+    const first = await ticks()
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const later = await ticks()
+    assert.ok(first > 0 && later > first, `ticks ${first} then ${later}`)
+    assert.equal(await ticker.kill(), true)
+    assert.equal((await back.commands.run('echo resumed')).stdout, 'resumed\n')
+    // connecting to a running sandbox resumes nothing
+    assert.equal((await Sandbox.connect(sbx.sandboxId)).sandboxId, sbx.sandboxId)
+  })
 
-    await check('options a pause or resume cannot honour are refused', async () => {
-      await rejects(sbx.pause({ keepMemory: false }), SandboxError, 400, /memory/)
-      assert.equal((await sbx.getInfo()).state, 'running')
-    })
+  await check('options a pause or resume cannot honour are refused', async () => {
+    await rejects(sbx.pause({ keepMemory: false }), SandboxError, 400, /memory/)
+    assert.equal((await sbx.getInfo()).state, 'running')
+  })
 
-    await check('fork and snapshots copy the sandbox with its files and metadata', async () => {
-      const note = `written by ${run}`
-      const forks = await sbx.fork({ ...SLOW, count: 1, timeoutMs: 240_000 })
-      assert.equal(forks.length, 1)
-      assert.ok(forks[0] instanceof Sandbox, String(forks[0]))
-      const fork = forks[0]
-      made.push(fork)
-      assert.notEqual(fork.sandboxId, sbx.sandboxId)
-      assert.equal(await fork.files.read('/home/user/before-pause.txt'), note)
-      const forkInfo = await fork.getInfo()
-      assert.deepEqual([forkInfo.templateId, forkInfo.metadata], ['base', metadata])
-      assert.equal(await fork.kill(), true)
+  await check('fork and snapshots copy the sandbox with its files and metadata', async () => {
+    const note = `written by ${run}`
+    const forks = await sbx.fork({ ...SLOW, count: 1, timeoutMs: 240_000 })
+    assert.equal(forks.length, 1)
+    assert.ok(forks[0] instanceof Sandbox, String(forks[0]))
+    const fork = forks[0]
+    made.push(fork)
+    assert.notEqual(fork.sandboxId, sbx.sandboxId)
+    assert.equal(await fork.files.read('/home/user/before-pause.txt'), note)
+    const forkInfo = await fork.getInfo()
+    assert.deepEqual([forkInfo.templateId, forkInfo.metadata], ['base', metadata])
+    assert.equal(await fork.kill(), true)
 
-      const name = `snap-${run}`
-      const snap = await sbx.createSnapshot({ ...SLOW, name })
-      snapshots.push(snap.snapshotId)
-      assert.match(snap.snapshotId, /^snap_[0-9a-f]{32}$/)
-      assert.deepEqual(snap.names, [name])
-      assert.deepEqual((await sbx.listSnapshots().nextItems()).map((x) => x.snapshotId),
-        [snap.snapshotId])
-      assert.deepEqual((await Sandbox.listSnapshots({ name }).nextItems()), [snap])
-      // createSnapshot's id, or its name, is a template
-      for (const template of [snap.snapshotId, name]) {
-        const copy = await Sandbox.create(template, { ...SLOW, metadata: { run, copy: '1' } })
-        made.push(copy)
-        assert.equal(await copy.files.read('/home/user/before-pause.txt'), note)
-        assert.equal((await copy.getInfo()).templateId, template)
-        assert.equal(await copy.kill(), true)
-      }
-      assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), true)
-      assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), false)
-      assert.deepEqual(await Sandbox.listSnapshots({ name }).nextItems(), [])
-    })
-  } else {
-    // A driver that cannot save a VM: pause and fork say so, and the sandbox runs on.
-    await check('pause and fork say why this daemon cannot pause', async () => {
-      await rejects(sbx.pause(), SandboxError, 400, /cannot (save|pause)/)
-      await rejects(sbx.fork(), SandboxError, 409, /cannot (save|pause)/)
-      assert.equal((await sbx.getInfo()).state, 'running')
-    })
-  }
+    const name = `snap-${run}`
+    const snap = await sbx.createSnapshot({ ...SLOW, name })
+    snapshots.push(snap.snapshotId)
+    assert.match(snap.snapshotId, /^snap_[0-9a-f]{32}$/)
+    assert.deepEqual(snap.names, [name])
+    assert.deepEqual((await sbx.listSnapshots().nextItems()).map((x) => x.snapshotId),
+      [snap.snapshotId])
+    assert.deepEqual((await Sandbox.listSnapshots({ name }).nextItems()), [snap])
+    // createSnapshot's id, or its name, is a template
+    for (const template of [snap.snapshotId, name]) {
+      const copy = await Sandbox.create(template, { ...SLOW, metadata: { run, copy: '1' } })
+      made.push(copy)
+      assert.equal(await copy.files.read('/home/user/before-pause.txt'), note)
+      assert.equal((await copy.getInfo()).templateId, template)
+      assert.equal(await copy.kill(), true)
+    }
+    assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), true)
+    assert.equal(await Sandbox.deleteSnapshot(snap.snapshotId), false)
+    assert.deepEqual(await Sandbox.listSnapshots({ name }).nextItems(), [])
+  })
 
   await check('kill ends the sandbox; it is then not found', async () => {
     assert.equal(await sbx.kill(), true)
