@@ -663,7 +663,7 @@ int vmm_save(struct vmm_instance *vm, const char *state_path, bool keep_running,
 		return -1;
 	if (guestmem_drop_zero_pages(vm->ram_fd, &kept, err) < 0 ||
 	    ops->run(vm, deadline_ms, err) < 0) {
-		unlink(state_path);
+		vmm_saved_state_remove(state_path);
 		return ember_error_wrap(err, "run on after the save");
 	}
 	return 0;
