@@ -244,19 +244,25 @@ static bool describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 	return true;
 }
 
-/* A failed sandbox whose channel broke while its VMM still ran, once the VMM is gone: a panic
- * on the console is the reason (the channel only broke because of it). Lock held. */
+/* A failed sandbox whose channel broke while its VMM still ran, once the VMM is gone: the VMM's
+ * end is the reason (a killed VMM or a guest kernel panic closes the channel a moment before
+ * the process is seen gone; on a loaded machine that moment stretches). A panic replaces the
+ * channel's reason; any other exit keeps it after the exit. Lock held. */
 static void refine_failure_locked(struct sandbox *sb)
 {
 	char reason[sizeof(sb->failure)];
+	char before[sizeof(sb->failure)];
 
 	if (sb->vm != NULL && vmm_alive(sb->vm))
 		return;
 	sb->failure_refinable = false;
-	if (describe_vm_exit(sb, reason, sizeof(reason))) {
-		snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
-		log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
+	if (!describe_vm_exit(sb, reason, sizeof(reason))) {
+		snprintf(before, sizeof(before), "%s", sb->failure);
+		snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason), " (first seen as: %s)",
+			 before);
 	}
+	snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
+	log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
 }
 
 /* The one place a ready sandbox becomes FAILED: its VM died or its channel broke. Lock held. */

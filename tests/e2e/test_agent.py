@@ -126,15 +126,50 @@ class AgentTest(unittest.TestCase):
         c = self.connect(hello=False)
         self.assertEqual(c.hello(version=9)["version"], 8)
 
-    def test_suspend_on_a_unix_socket_session_is_unsupported(self):
-        # Only a virtio-serial port survives a pause of the VM (docs/protocol.md).
+    # A Firecracker snapshot resets every vsock connection, so a suspended socket session
+    # outlives its connection: the next connection on the listener gets it, and its first frame
+    # decides (docs/protocol.md "Suspend and resume", point 3).
+
+    def suspend_with_exec_in_flight(self, sandbox_id):
+        """A version-8 session with an exec that finishes while suspended; returns its id after
+        SUSPENDED arrived and the connection is closed (the session is parked)."""
         c = self.connect(hello=False)
-        self.assertEqual(c.hello(version=8)["version"], 8)
+        self.assertEqual(c.hello(sandbox_id=sandbox_id, version=8)["version"], 8)
+        frame_id = c.start_exec("sleep 0.5; echo held; exit 3", argv=SH)
         c.send(ep.SUSPEND, 0)
-        frames = c.wait_closed()
-        self.assertEqual([(f.type, f.id, f.json()["code"]) for f in frames],
-                         [(ep.ERROR, 0, "unsupported")])
-        self.assertEqual(self.connect().ping(b"after"), b"after")
+        f = c.recv(lambda f: f.id == 0)
+        self.assertEqual((f.type, f.payload), (ep.SUSPENDED, b""))
+        c.close()
+        return frame_id
+
+    def test_a_suspended_socket_session_resumes_on_the_next_connection(self):
+        frame_id = self.suspend_with_exec_in_flight("sb_parked")
+        time.sleep(1)  # the exec ends while parked: its output and EXIT are held
+        c = self.connect(hello=False)
+        c.next_id = frame_id + 1
+        c.send(ep.RESUME, 0, json.dumps({"version": 8, "sandbox_id": "sb_parked",
+                                         "time_unix_ns": time.time_ns(),
+                                         "entropy": os.urandom(32).hex()}))
+        ready = c.recv(lambda f: f.id == 0)
+        self.assertEqual(ready.type, ep.READY, ready)
+        self.assertEqual((ready.json()["version"], ready.json()["sandbox_id"]), (8, "sb_parked"))
+        result = c.wait_exec(frame_id)
+        self.assertExit(result, 3)
+        self.assertEqual(result.stdout, b"held\n")
+        self.assertEqual(c.ping(b"resumed"), b"resumed")
+        self.assertEqual(self.connect().ping(b"another"), b"another")  # nothing parked now
+
+    def test_a_hello_on_the_next_connection_starts_a_parked_session_over(self):
+        frame_id = self.suspend_with_exec_in_flight("sb_parked")
+        c = self.connect(hello=False)
+        c.next_id = frame_id + 1
+        self.assertEqual(c.hello(sandbox_id="sb_fork", version=8)["sandbox_id"], "sb_fork")
+        # the old session's exec was killed with it: nothing of it arrives here
+        self.assertEqual(c.ping(b"fresh"), b"fresh")
+        time.sleep(1)
+        self.assertEqual(c.ping(b"still"), b"still")
+        self.assertEqual([f for f in c.pending if f.id == frame_id], [])
+        self.assertEqual(self.connect().ping(b"another"), b"another")
 
     def test_exec_before_hello_is_not_ready_and_session_continues(self):
         c = self.connect(hello=False)
