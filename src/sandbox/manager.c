@@ -251,15 +251,14 @@ static bool describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 static void refine_failure_locked(struct sandbox *sb)
 {
 	char reason[sizeof(sb->failure)];
-	char before[sizeof(sb->failure)];
+	size_t used;
 
 	if (sb->vm != NULL && vmm_alive(sb->vm))
 		return;
 	sb->failure_refinable = false;
 	if (!describe_vm_exit(sb, reason, sizeof(reason))) {
-		snprintf(before, sizeof(before), "%s", sb->failure);
-		snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason), " (first seen as: %s)",
-			 before);
+		used = strlen(reason);
+		snprintf(reason + used, sizeof(reason) - used, " (first seen as: %s)", sb->failure);
 	}
 	snprintf(sb->failure, sizeof(sb->failure), "%s", reason);
 	log_event(LOG_WARN, sb->id, "sandbox.failed", -1, "%s", sb->failure);
