@@ -22,12 +22,15 @@ emulates the hybrid vsock (docs/firecracker.md says what this does and does not 
 - FirecrackerJailerTest: --jailer with tests/fakes/jailer (chroot layout, hard links, cleanup),
   for a cold boot and for a template with its clones; after a crash, a jailed VMM without a
   record is killed and its jail removed.
+- WedgedFakeGuestTest: the harness's retry of the fake's known TCG wedge recognises the 504 of a
+  cold boot and of a clone in the daemon's own words, and nothing else.
 """
 
 import filecmp
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -1151,3 +1154,42 @@ class FirecrackerJailerTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class WedgedFakeGuestTest(unittest.TestCase):
+    """harness.wedged_fake_guest, which lets create() retry the fake's known TCG fault, matches
+    what the daemon says today: a cold boot's deadline (firecracker.c) and a clone's
+    (fc_vsock.c). When a wording changes this fails, instead of the retry quietly stopping (a
+    CI run once failed on a wedged cold boot whose newer wording the check did not know)."""
+
+    CONSOLE = ("(guest console ends: ...emberd-init: 2409 ms: agent serving (execs as uid 1000) "
+               "fake-firecracker: agent port still closed 10 s after start; RIP=ffffffff8101cf0e "
+               "RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1 CR0=80050033)")
+
+    def daemon_wording(self, source, prefix):
+        with open(os.path.join(harness.REPO, "src", "vmm", source)) as f:
+            # adjacent C string literals joined, as the compiler does
+            text = re.sub(r'"\s*\n\s*"', "", f.read())
+        start = text.index(prefix)
+        return text[start:text.index('"', start)].replace("%u", "52")
+
+    def body(self, message):
+        return {"error": {"code": "guest_timeout", "message": message}}
+
+    def test_both_deadline_wordings_are_recognised(self):
+        cold = self.daemon_wording("firecracker.c", "the guest agent did not listen")
+        clone = self.daemon_wording("fc_vsock.c", "no answer to `CONNECT")
+        for wording in (cold, clone):
+            with self.subTest(wording=wording):
+                self.assertTrue(harness.wedged_fake_guest(
+                    self.body(f"boot sandbox: {wording} {self.CONSOLE}")))
+
+    def test_other_failures_are_not_retried(self):
+        cold = self.daemon_wording("firecracker.c", "the guest agent did not listen")
+        for message in (f"boot sandbox: {cold} (guest console ends: ...agent serving)",
+                        f"boot sandbox: {cold} " + self.CONSOLE.replace("HLT=1", "HLT=0"),
+                        "firecracker exited before the guest agent listened on vsock port 52 "
+                        + self.CONSOLE):
+            with self.subTest(message=message):
+                self.assertFalse(harness.wedged_fake_guest(self.body(message)))
+        self.assertFalse(harness.wedged_fake_guest("not a dict"))
