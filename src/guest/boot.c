@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guest/clock.h"
 #include "guest/cmdline.h"
 #include "guest/limits.h"
 #include "guest/log.h"
@@ -286,6 +287,8 @@ int guest_boot(struct ember_error **err)
 	if (early_mounts(err) < 0)
 		return ember_error_wrap(err, "early mounts");
 	guest_log("emberd-init %s: /dev /proc /sys mounted", EMBER_VERSION);
+	if (guest_check_timer(GUEST_CLOCKEVENTS_DIR, GUEST_INTERRUPTS_PATH, err) < 0)
+		return -1;
 	read_cmdline(&opts);
 	load_modules();
 	if (guest_wait_for_disk(PACK_DEVICE, err) < 0)

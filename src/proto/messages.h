@@ -41,6 +41,10 @@ struct proto_hello_net {
 #define PROTO_NET_PREFIX_MIN 8
 #define PROTO_NET_PREFIX_MAX 30
 
+/* Not a frame: the words emberd-init's console line starts with when its kernel has no timer
+ * (src/guest/clock.h). The daemon boots such a guest once more (docs/images.md). */
+#define PROTO_CONSOLE_NO_TIMER "the guest kernel has no timer"
+
 /* HELLO's `mounts` (version 7): host directories the guest mounts before READY, once per boot
  * (a later session's HELLO never carries them: the guest keeps what it mounted). Strict:
  * proto_hello_decode accepts only what proto_hello_mounts_check does (docs/protocol.md

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto/messages.h"
 #include "sandbox/catalogs.h"
 #include "sandbox/headroom.h"
 #include "sandbox/metrics.h"
@@ -47,6 +48,11 @@
  * panic, then a backtrace and CPU state of a few KiB; a guest that wrote much after it is not
  * describing its own death any more. */
 #define CONSOLE_PANIC_SEARCH_BYTES (64u << 10)
+/* How far back from the console's end a failed cold boot's guest is looked for saying its
+ * kernel has no timer: that line and "powering off" are the last the guest writes. */
+#define CONSOLE_NO_TIMER_SEARCH_BYTES 2048
+/* Cold boots of one create beyond the first, when the guest found no timer (docs/images.md). */
+#define NO_TIMER_BOOT_RETRIES 2
 /* A clone is ready in ~0.3 s under TCG (docs/snapshots.md "Boot times") and a few seconds
  * under heavy load. One that is not ready in this long is abandoned, and the create boots cold
  * in what is left of its boot deadline instead of finding none left. */
@@ -1431,6 +1437,58 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
 	return 1;
 }
 
+/* Whether the guest of sb's failed boot said its kernel has no timer (src/guest/clock.h): its
+ * own words at the end of its console. A guest can only ask for its own boot again this way,
+ * at most NO_TIMER_BOOT_RETRIES times and within the create's deadline. */
+static bool guest_had_no_timer(struct sandbox *sb)
+{
+	char tail[CONSOLE_NO_TIMER_SEARCH_BYTES];
+	size_t len;
+
+	if (sb->vm == NULL)
+		return false;
+	len = vmm_console_tail(sb->vm, tail, sizeof(tail), NULL);
+	return memmem(tail, len, PROTO_CONSOLE_NO_TIMER, strlen(PROTO_CONSOLE_NO_TIMER)) != NULL;
+}
+
+/* A cold boot without host directories. A guest whose kernel came up without a timer (a TCG
+ * fault a host stall causes at random: docs/images.md) powers itself off at once; it is booted
+ * again while the deadline allows, instead of the create failing. A networked sandbox is not:
+ * a VMM that opens its TAP by name has had the daemon's descriptor closed by then. */
+static int boot_cold(struct manager *m, struct sandbox *sb, struct vmm_boot_config *bcfg,
+		     struct ember_error **err)
+{
+	static const char *const kind = "boot_failed";
+	const char *pack = sb->pack->name;
+	struct ember_error *boot_err = NULL;
+	int64_t t0 = time_mono_ms();
+	unsigned retries = 0;
+
+	sb->boot_mode = "cold";
+	while (start_and_connect(m, sb, bcfg, NULL, &boot_err) < 0) {
+		if (!guest_had_no_timer(sb))
+			return ember_error_propagate(err, boot_err);
+		if (retries == NO_TIMER_BOOT_RETRIES || sb->link != NULL ||
+		    time_ms_until(bcfg->deadline_ms) == 0) {
+			ember_error_free(&boot_err);
+			return ember_error_set(err, EMBER_E_GUEST, 0,
+					       "%s in %u boot(s) in a row (under software emulation "
+					       "a host stall can disable the guest's timer: see "
+					       "docs/images.md)", PROTO_CONSOLE_NO_TIMER, retries + 1);
+		}
+		retries++;
+		metrics_count(m->metrics, METRICS_GUEST_FAILURES, &kind, 1);
+		wrap_with_console_tail(sb, &boot_err);
+		log_event(LOG_WARN, sb->id, "sandbox.boot_retry", time_mono_ms() - t0,
+			  "%s; booting again (%u of %u)", boot_err->message, retries,
+			  NO_TIMER_BOOT_RETRIES);
+		ember_error_free(&boot_err);
+		stop_vm(m, sb);
+	}
+	metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
+	return 0;
+}
+
 /* What a cold boot with host directories hands its driver and its guest; the descriptors are
  * open while the VMM starts (-1 otherwise). */
 struct boot_mounts {
@@ -1594,12 +1652,7 @@ static int boot_vm(struct manager *m, struct sandbox *sb, bool clone_only,
 	}
 	if (clone_only)
 		return ember_error_set(err, EMBER_E_UNAVAILABLE, 0, "no template ready yet");
-	sb->boot_mode = "cold";
-	t0 = time_mono_ms();
-	if (start_and_connect(m, sb, &bcfg, NULL, err) < 0)
-		return -1;
-	metrics_observe_ms(m->metrics, METRICS_BOOT_SECONDS, &pack, time_mono_ms() - t0);
-	return 0;
+	return boot_cold(m, sb, &bcfg, err);
 }
 
 /* Hands a pooled clone to a validated request (want) and puts it in the table, filling info

@@ -76,7 +76,9 @@ def wedged_fake_guest(body):
     halted with interrupts on and never woke (the fake's console line says HLT=1), so no
     CONNECT was answered. Its kernel had disabled the LAPIC timer after a calibration skewed by
     host load ("APIC frequency too slow"), leaving it no clock event that reaches the CPU on a
-    microvm. Not the daemon's doing; real Firecracker runs on KVM only."""
+    microvm. Not the daemon's doing; real Firecracker runs on KVM only. emberd-init now finds
+    such a kernel at once and the daemon boots it again (test_faults.NoTimerBootTest); this
+    stays for a guest the check lets through."""
     message = body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
     # A clone's connect (fc_vsock.c) and a cold boot's (firecracker.c) word the deadline apart.
     deadline = ("no answer to `CONNECT 52` before the deadline" in message

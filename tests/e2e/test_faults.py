@@ -6,10 +6,12 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -18,6 +20,7 @@ import harness  # noqa: E402
 
 
 wait_for = harness.wait_for
+FAKE_FC = os.path.join(harness.REPO, "tests", "fakes", "firecracker")
 
 
 def qmp(path, *commands):
@@ -155,6 +158,91 @@ class BootDeadlineTest(unittest.TestCase):
             status, health, _ = d.request("GET", "/healthz")
             self.assertEqual(health["sandboxes"]["create_failures_total"], 1)
             self.assertEqual(health["sandboxes"]["total"], 0)
+        finally:
+            d.stop()
+
+
+NO_TIMER = "the guest kernel has no timer"  # PROTO_CONSOLE_NO_TIMER (src/proto/messages.h)
+
+
+def no_timer_qemu(directory, boots):
+    """A QEMU wrapper for FAKE_FC_QEMU: its first `boots` cold boots get `noapictimer` on their
+    kernel command line, the state a host stall leaves under TCG (docs/images.md) made on
+    purpose; every later one runs as it is. Returns the wrapper's path."""
+    counter = os.path.join(directory, "no-timer-boots")
+    with open(counter, "w") as f:
+        f.write(str(boots))
+    # The fake (and so its QEMU) runs as the jailed VMM's uid.
+    os.chmod(directory, 0o755)
+    os.chmod(counter, 0o666)
+    wrapper = os.path.join(directory, "qemu-no-timer")
+    with open(wrapper, "w") as f:
+        f.write(f"""#!/usr/bin/python3
+import fcntl, os, shutil, sys
+argv = sys.argv[1:]
+with open({counter!r}, "r+") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    left = int(f.read() or 0)
+    if left > 0 and "-append" in argv:
+        argv[argv.index("-append") + 1] += " noapictimer"
+        f.seek(0)
+        f.truncate()
+        f.write(str(left - 1))
+qemu = shutil.which("qemu-system-x86_64")
+os.execv(qemu, [qemu, *argv])
+""")
+    os.chmod(wrapper, 0o755)
+    return wrapper, counter
+
+
+class NoTimerBootTest(unittest.TestCase):
+    """A guest whose kernel came up without a timer (under TCG a host stall during the LAPIC
+    timer's calibration makes the kernel disable it; nothing then wakes a sleeping guest) says
+    so on its console and powers off at once; the daemon boots it again, at most twice, instead
+    of waiting out the boot deadline. Made on purpose with `noapictimer`."""
+
+    def retries(self, d):
+        return [line for line in d.read_log().splitlines() if "event=sandbox.boot_retry" in line]
+
+    def test_a_guest_without_a_timer_is_booted_again(self):
+        tmp = tempfile.mkdtemp(prefix="emt.")
+        wrapper, counter = no_timer_qemu(tmp, 1)
+        d = harness.Daemon("--vmm", "firecracker", "--firecracker-bin", FAKE_FC,
+                           "--no-snapshots", env={"FAKE_FC_QEMU": wrapper})
+        try:
+            status, body, _ = d.request("POST", "/sandboxes", {"language_pack": "shell"})
+            self.assertEqual(status, 201, body)
+            with open(counter) as f:
+                self.assertEqual(f.read(), "0")  # the first boot was the one without a timer
+            retries = self.retries(d)
+            self.assertEqual(len(retries), 1, d.read_log()[-4000:])
+            self.assertIn(NO_TIMER, retries[0])
+            self.assertIn("(1 of 2)", retries[0])
+            status, res, _ = d.exec(body["id"], "sleep 0.2; echo woke")
+            self.assertEqual((status, res.get("stdout")), (200, "woke\n"), res)
+            self.assertEqual(d.delete(body["id"]), 204)
+        finally:
+            d.stop()
+            shutil.rmtree(tmp)
+
+    def test_a_kernel_never_with_a_timer_fails_the_create_fast(self):
+        """One vCPU (no tick device at all) and two (a LAPIC stand-in that never fires)."""
+        d = harness.Daemon("--no-snapshots", "--kernel-args", "noapictimer")
+        try:
+            for n, vcpus in enumerate((1, 2), start=1):
+                status, body, _ = d.request("POST", "/sandboxes",
+                                            {"language_pack": "shell", "vcpus": vcpus})
+                # The guest's own reason after three boots, not a 504 at the boot deadline.
+                self.assertEqual(status, 502, body)
+                self.assertEqual(body["error"]["code"], "guest_failed")
+                self.assertIn(NO_TIMER + " in 3 boot(s) in a row", body["error"]["message"])
+                self.assertEqual(len(self.retries(d)), 2 * n)
+                self.assertEqual(d.runtime_entries(), [])
+                self.assertEqual([p for p in d.vmm_pids() if harness.pid_alive(p)], [])
+                _, _, metrics = d.request("GET", "/metrics")
+                # Two retried boots and the failed create, per create.
+                self.assertIn(f'emberd_guest_failures_total{{kind="boot_failed"}} {3 * n}\n'
+                              .encode(), metrics)
         finally:
             d.stop()
 
