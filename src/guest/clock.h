@@ -3,7 +3,7 @@
  *
  * Why: under TCG a host stall during the kernel's LAPIC timer calibration skews it ("APIC
  * frequency too slow, disabling apic timer"), and on a microvm nothing else delivers timer
- * interrupts (QEMU wires the PIT to an IO-APIC pin its MADT does not name). Such a guest runs
+ * interrupts (measured: no PIT clock event, no IRQ 0 row in /proc/interrupts). Such a guest runs
  * until its first sleep, then halts for good: a create would wait out its whole boot deadline.
  * Found here it ends the boot at once with PROTO_CONSOLE_NO_TIMER on the console, which the
  * daemon reads as "boot again" (docs/images.md). */

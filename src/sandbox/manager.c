@@ -221,6 +221,20 @@ static void wrap_with_console_tail(struct sandbox *sb, struct ember_error **err)
 		 " (guest console ends: ...%s)", tail);
 }
 
+/* Reads the last size - 1 bytes of sb's console into buf, NUL-terminated, and returns where
+ * marker first appears in them (NULL: nowhere, or no VM). */
+static char *console_tail_find(struct sandbox *sb, char *buf, size_t size, const char *marker)
+{
+	size_t len;
+
+	buf[0] = '\0';
+	if (sb->vm == NULL)
+		return NULL;
+	len = vmm_console_tail(sb->vm, buf, size - 1, NULL);
+	buf[len] = '\0';
+	return memmem(buf, len, marker, strlen(marker));
+}
+
 /* Why a VM process that should be running is gone: a guest kernel panic (with `panic=-1
  * reboot=t` the VM resets and the VMM exits) leaves its line on the console; say so. Returns
  * whether it was a panic. */
@@ -228,20 +242,17 @@ static bool describe_vm_exit(struct sandbox *sb, char *out, size_t size)
 {
 	static const char marker[] = "Kernel panic - not syncing: ";
 	_cleanup_free_ char *text = NULL;
-	char *line, *p, *end;
-	size_t len;
+	char *line, *p;
 
 	snprintf(out, size, "the VM process exited unexpectedly");
-	if (sb->vm == NULL || (text = malloc(CONSOLE_PANIC_SEARCH_BYTES + 1)) == NULL)
+	if ((text = malloc(CONSOLE_PANIC_SEARCH_BYTES + 1)) == NULL)
 		return false;
-	len = vmm_console_tail(sb->vm, text, CONSOLE_PANIC_SEARCH_BYTES, NULL);
-	text[len] = '\0';
-	end = text + len;
-	line = memmem(text, len, marker, sizeof(marker) - 1);
+	line = console_tail_find(sb, text, CONSOLE_PANIC_SEARCH_BYTES + 1, marker);
 	if (line == NULL)
 		return false;
 	line += sizeof(marker) - 1;
-	for (p = line; p < end && *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
+	/* The tail is NUL-terminated: the line ends there at the latest. */
+	for (p = line; *p != '\0' && *p != '\n' && *p != '\r' && p - line < 160; p++) {
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 			*p = '?';
 	}
@@ -1442,13 +1453,9 @@ static int boot_clone(struct manager *m, struct sandbox *sb, struct vmm_boot_con
  * at most NO_TIMER_BOOT_RETRIES times and within the create's deadline. */
 static bool guest_had_no_timer(struct sandbox *sb)
 {
-	char tail[CONSOLE_NO_TIMER_SEARCH_BYTES];
-	size_t len;
+	char tail[CONSOLE_NO_TIMER_SEARCH_BYTES + 1];
 
-	if (sb->vm == NULL)
-		return false;
-	len = vmm_console_tail(sb->vm, tail, sizeof(tail), NULL);
-	return memmem(tail, len, PROTO_CONSOLE_NO_TIMER, strlen(PROTO_CONSOLE_NO_TIMER)) != NULL;
+	return console_tail_find(sb, tail, sizeof(tail), PROTO_CONSOLE_NO_TIMER) != NULL;
 }
 
 /* A cold boot without host directories. A guest whose kernel came up without a timer (a TCG
